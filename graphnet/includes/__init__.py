@@ -1,0 +1,1 @@
+"""C declarations shared by the Cython modules (see linux.pxd, platform.pxd)."""

@@ -1,0 +1,1 @@
+"""Built-in nodes, one module per node family; each ends with ``NODES``."""

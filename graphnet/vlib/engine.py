@@ -1,0 +1,343 @@
+"""The Engine: builds a graph from node registrations and runs its loop.
+
+    from graphnet import Engine
+    eng = Engine([my_nodes...])       # error-drop and null are always there
+    eng.run_until_idle()               # or eng.run(seconds) / eng.start() ... eng.stop()
+    print(eng.show("runtime"))
+
+Building resolves next nodes by name: an unknown next name, a duplicate node
+name, a bad type or state or severity is a GraphError naming the node.
+
+Threading: the loop runs in the thread that calls run()/run_until_idle(), or
+in the engine's own thread after start(). Other threads change things only
+through ``call(fn, *args)``, which runs fn between two iterations and
+returns its result (or raises its exception) to the caller.
+"""
+from __future__ import annotations
+
+import collections
+import difflib
+import logging
+import threading
+import time
+from typing import Any, Iterable, Optional
+
+from graphnet.vlib.buffer import BufferPool
+from graphnet.vlib.main import Main, NODE_INPUT, NODE_INTERNAL, NODE_PROCESS, STATE_POLLING, STATE_INTERRUPT, STATE_DISABLED
+from graphnet.vlib.node import Node, GraphError, PythonNode, NODE_TYPES, NODE_STATES
+from graphnet.vlib.process import ProcessState
+from graphnet.vlib.pynode import PythonNodeRuntime
+
+log = logging.getLogger("graphnet.engine")
+
+_TYPE_CODES = {"input": NODE_INPUT, "internal": NODE_INTERNAL, "process": NODE_PROCESS}
+_STATE_CODES = {"polling": STATE_POLLING, "interrupt": STATE_INTERRUPT, "disabled": STATE_DISABLED}
+STATE_NAMES = {v: k for k, v in _STATE_CODES.items()}
+
+
+def _builtin_nodes():
+    from graphnet.nodes import drop
+    return drop.NODES
+
+
+class Engine:
+    """A graph of nodes and the loop that runs it (see module docstring)."""
+
+    def __init__(self, nodes: Iterable = (), *, buffers: int = 16384, tick: float = 0.001,
+                 timer_slots: int = 4096, trace_bytes: int = 4 << 20, name: str = "main"):
+        self.name = name
+        self.registrations: dict[str, Node] = {}
+        self._buffers = buffers
+        self._tick_ns = max(1, int(tick * 1e9))
+        self._timer_slots = timer_slots
+        self._trace_bytes = trace_bytes
+        self.main: Optional[Main] = None
+        self.pool: Optional[BufferPool] = None
+        self.nodes: list[Node] = []
+        self.index: dict[str, int] = {}
+        self.errors: list[tuple] = []          # (node name, symbol, severity, description)
+        self.error_base: dict[str, int] = {}
+        self.processes: dict[int, ProcessState] = {}
+        self._calls: collections.deque = collections.deque()
+        self._loop_thread: Optional[int] = None
+        self._thread: Optional[threading.Thread] = None
+        self._started_processes = False
+        self.start_time = time.monotonic()
+        self.start_time_ns = time.monotonic_ns()
+        self.on_close: list = []
+        self.add(_builtin_nodes())
+        self.add(nodes)
+
+    # --- building ----------------------------------------------------------------
+
+    def add(self, nodes) -> "Engine":
+        """Add a Node, a PythonNode, or an iterable of them (a module's NODES)."""
+        if self.main is not None:
+            raise GraphError("the graph is already built; add nodes before running")
+        if isinstance(nodes, (Node, PythonNode)):
+            nodes = [nodes]
+        for node in nodes:
+            if isinstance(node, PythonNode):
+                node = node.registration()
+            if not isinstance(node, Node):
+                raise GraphError(f"not a node registration: {node!r}")
+            if node.name in self.registrations:
+                raise GraphError(f"duplicate node name {node.name!r}")
+            self.registrations[node.name] = node
+        return self
+
+    def build(self) -> "Engine":
+        """Resolve the graph and create the loop (idempotent)."""
+        if self.main is not None:
+            return self
+        regs = list(self.registrations.values())
+        self.index = {n.name: i for i, n in enumerate(regs)}
+        attach_calls = []
+        nexts_by_node = {n.name: list(n.next_nodes) for n in regs}
+        for n in regs:
+            for parent, key in n.attach_to:
+                if parent not in self.index:
+                    raise GraphError(f"node {n.name!r} attaches to {parent!r}, which is not in the graph")
+                if n.name not in nexts_by_node[parent]:
+                    nexts_by_node[parent].append(n.name)
+                attach_calls.append((parent, key, nexts_by_node[parent].index(n.name)))
+        specs = []
+        for n in regs:
+            if n.type not in NODE_TYPES:
+                raise GraphError(f"node {n.name!r}: type {n.type!r} is not one of {', '.join(NODE_TYPES)}")
+            state = n.state or ("polling" if n.type == "input" else "polling")
+            if state not in NODE_STATES:
+                raise GraphError(f"node {n.name!r}: state {state!r} is not one of {', '.join(NODE_STATES)}")
+            next_indices = []
+            for nx in nexts_by_node[n.name]:
+                if nx not in self.index:
+                    hint = difflib.get_close_matches(nx, list(self.index), n=1)
+                    raise GraphError(f"node {n.name!r}: next node {nx!r} is not in the graph"
+                                     + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+                next_indices.append(self.index[nx])
+            next_indices.append(self.index["error-drop"])        # implicit last arc
+            table = n.error_table()
+            self.error_base[n.name] = len(self.errors)
+            self.errors.extend((n.name,) + tuple(row) for row in table)
+            specs.append({"name": n.name, "type": _TYPE_CODES[n.type], "state": _STATE_CODES[state],
+                          "fn": n.fn, "next_nodes": next_indices, "error_base": self.error_base[n.name],
+                          "n_errors": len(table), "trace_fn": n.trace_fn, "trace_size": n.trace_size,
+                          "adaptive": n.adaptive, "python": None})
+            if n.type != "process" and n.fn is None and n.python is None:
+                raise GraphError(f"node {n.name!r} has neither a Cython fn nor a Python implementation")
+        if len(self.errors) > 0xffff:
+            raise GraphError("more than 65535 error rows in the graph")
+        self.pool = BufferPool(self._buffers)
+        for spec, n in zip(specs, regs):
+            if n.python is not None:
+                codes = {row[0]: i for i, row in enumerate(n.error_table())}
+                spec["python"] = PythonNodeRuntime(n.python, self.pool.arena, codes)
+        self.nodes = regs
+        self.next_names = nexts_by_node
+        self.main = Main(self.pool, specs, len(self.errors), self.index["error-drop"],
+                         self.error_base["error-drop"] + 1, self._hook, self._tick_ns,
+                         self._timer_slots, self._trace_bytes)
+        for i, n in enumerate(regs):
+            if n.type == "process":
+                self.processes[i] = ProcessState(n.name, i)
+        for n in regs:
+            if n.setup is not None:
+                n.setup(self, self.index[n.name])
+        for parent, key, next_index in attach_calls:
+            on_attach = self.registrations[parent].on_attach
+            if on_attach is not None:
+                on_attach(self, key, next_index)
+        return self
+
+    def node_index(self, name: str) -> int:
+        self.build()
+        try:
+            return self.index[name]
+        except KeyError:
+            hint = difflib.get_close_matches(name, list(self.index), n=1)
+            raise KeyError(f"no node named {name!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")) from None
+
+    def next_index(self, node: str, next_node: str) -> int:
+        """The arc index from node to next_node."""
+        self.build()
+        names = self.next_names[node]
+        if next_node == "error-drop" and next_node not in names:
+            return len(names)
+        return names.index(next_node)
+
+    # --- running -----------------------------------------------------------------
+
+    def run(self, seconds: float = -1.0) -> int:
+        """Run the loop in this thread for `seconds` (or until stop())."""
+        return self._run(seconds, False)
+
+    def run_until_idle(self, timeout: float = 10.0) -> int:
+        """Run until an iteration finds nothing to do (or timeout passes)."""
+        return self._run(timeout, True)
+
+    def _run(self, seconds: float, until_idle: bool) -> int:
+        self.build()
+        if self._loop_thread is not None and self._loop_thread != threading.get_ident():
+            raise RuntimeError("the engine is already running in another thread")
+        self._loop_thread = threading.get_ident()
+        try:
+            if not self._started_processes or self._calls:
+                self.main.wake_python()
+            return self.main.run(seconds, until_idle)
+        finally:
+            self._loop_thread = None
+
+    def start(self) -> None:
+        """Run the loop in a background thread until stop()."""
+        self.build()
+        if self._thread is not None:
+            raise RuntimeError("already started")
+        ready = threading.Event()
+
+        def body():
+            self._loop_thread = threading.get_ident()
+            ready.set()
+            try:
+                self.main.wake_python()
+                self.main.run(-1.0, False)
+            except Exception:
+                log.exception("the main loop failed")
+            finally:
+                self._loop_thread = None
+
+        self._thread = threading.Thread(target=body, name=f"graphnet-{self.name}", daemon=True)
+        self._thread.start()
+        ready.wait()
+
+    def stop(self) -> None:
+        """Stop a loop started with start() (or a run() in another thread)."""
+        if self.main is None:
+            return
+        self.main.stop()
+        if self._thread is not None:
+            self._thread.join(10)
+            self._thread = None
+
+    def close(self) -> None:
+        """Stop, run node teardowns and close hooks (interfaces, sockets)."""
+        self.stop()
+        for fn in reversed(self.on_close):
+            try:
+                fn()
+            except Exception:
+                log.exception("close hook failed")
+        self.on_close.clear()
+        for n in self.nodes:
+            if n.teardown is not None:
+                try:
+                    n.teardown(self, self.index[n.name])
+                except Exception:
+                    log.exception("teardown of %s failed", n.name)
+
+    @property
+    def running(self) -> bool:
+        return self._loop_thread is not None
+
+    def call(self, fn, *args, timeout: float = 10.0) -> Any:
+        """Run fn(*args) between two loop iterations and return its result.
+
+        From the loop's own thread, or when the loop is not running, fn runs
+        at once."""
+        self.build()
+        if self._loop_thread is None or self._loop_thread == threading.get_ident():
+            return fn(*args)
+        done = threading.Event()
+        box: dict = {}
+        self._calls.append((fn, args, done, box))
+        self.main.wake_python()
+        if not done.wait(timeout):
+            raise TimeoutError(f"the main loop did not run {getattr(fn, '__name__', fn)!r} within {timeout}s")
+        if "error" in box:
+            raise box["error"]
+        return box.get("result")
+
+    def _hook(self) -> None:
+        """Runs in the loop thread, with the GIL, between iterations."""
+        while self._calls:
+            fn, args, done, box = self._calls.popleft()
+            try:
+                box["result"] = fn(*args)
+            except BaseException as e:  # handed to the caller
+                box["error"] = e
+            done.set()
+        if not self._started_processes:
+            self._started_processes = True
+            for ps in self.processes.values():
+                ps.gen = self.nodes[ps.node_index].process(self)
+                ps.resume(self.main, None)
+        for ps in self.processes.values():
+            if self.main.take_interrupt(ps.node_index):
+                ps.on_interrupt(self.main)
+
+    # --- control ------------------------------------------------------------------
+
+    def set_node_state(self, name: str, state: str, adaptive: Optional[bool] = None) -> None:
+        """polling | interrupt | disabled | adaptive (adaptive starts in interrupt)."""
+        i = self.node_index(name)
+        if self.nodes[i].type != "input":
+            raise ValueError(f"node {name!r} is not an input node; only input nodes have a state")
+        if state == "adaptive":
+            state, adaptive = "interrupt", True
+        elif adaptive is None:
+            adaptive = False
+        if state not in _STATE_CODES:
+            raise ValueError(f"state {state!r}: use polling, interrupt, adaptive or disabled")
+        self.call(self.main.set_state, i, _STATE_CODES[state], adaptive)
+
+    def set_interrupt_pending(self, name: str) -> None:
+        """Raise a node's interrupt (any thread)."""
+        self.main.set_interrupt_pending(self.node_index(name))
+
+    def signal_process(self, name: str, event: Any = None) -> None:
+        """Queue an event for a process node and wake it (any thread)."""
+        i = self.node_index(name)
+        if i not in self.processes:
+            raise ValueError(f"node {name!r} is not a process")
+
+        def deliver():
+            self.processes[i].events.append(event)
+            self.main.set_interrupt_pending(i)
+        self.call(deliver)
+
+    def trace_add(self, name: str, n: int) -> None:
+        i = self.node_index(name)
+        if self.nodes[i].type != "input":
+            raise ValueError(f"trace add takes an input node; {name!r} is {self.nodes[i].type}")
+        self.call(self.main.trace_add, i, n)
+
+    def clear_trace(self) -> None:
+        self.call(self.main.clear_trace)
+
+    def clear_runtime(self) -> None:
+        self.call(self.main.clear_runtime)
+
+    def clear_errors(self) -> None:
+        self.call(self.main.clear_errors)
+
+    def error_count(self, node: str, symbol: str) -> int:
+        """The counter of one error row, by node and symbol."""
+        base = self.error_base[node]
+        for i, row in enumerate(self.nodes[self.index[node]].error_table()):
+            if row[0] == symbol:
+                return self.call(self.main.error_counters)[base + i]
+        raise KeyError(f"node {node!r} has no error {symbol!r}")
+
+    def buffer_stats(self) -> dict:
+        self.build()
+        return self.pool.stats()
+
+    def show(self, what: str, *args) -> str:
+        """Text of a show command: runtime, errors, trace, buffers, graph, node NAME."""
+        from graphnet.vlib import show
+        return self.call(show.SHOW[what], self, *args)
+
+    def __enter__(self):
+        return self.build()
+
+    def __exit__(self, *exc):
+        self.close()

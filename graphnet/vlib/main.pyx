@@ -1,0 +1,768 @@
+"""The main loop: frames, dispatch, interrupts, adaptive mode, timers, trace.
+
+One ``Main`` is one loop (one thread). Everything a loop mutates per packet
+or per frame (node runtimes, open next frames, the pending queue, the frame
+free list, timers, counters, the trace arena, its buffer cache) lives in its
+``gn_main_t``, so several loops can run side by side over one BufferPool.
+
+An iteration: (1) every input node in POLLING state is called; (2) when fds
+are registered and something polls, epoll is checked without blocking; (3)
+every input node whose interrupt is pending and whose state is INTERRUPT is
+called; pending process nodes are marked ready for Python; (4) pending frames
+are dispatched, FIFO, until none is left (frames enqueued meanwhile are
+appended and run in the same iteration); (5) expired timers raise their
+nodes' interrupts. Between iterations the Python hook runs control-plane
+calls and ready processes. When nothing polls and nothing is pending, the
+loop sleeps in epoll until an fd, the wake eventfd or the next timer.
+
+Invariants:
+  - every frame in ``pending`` is referenced by exactly one pending entry; an
+    arc slot points to a frame only while that frame is pending and not full;
+  - after an iteration ``n_pending == 0`` and no arc slot is set;
+  - one cycle-counter read per dispatch (the end of one is the start of the
+    next);
+  - interrupt flags may be set from any thread (atomics + the eventfd); all
+    other state is touched only by the loop's thread.
+"""
+import logging
+import os
+
+from cpython.pycapsule cimport PyCapsule_GetPointer
+from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdlib cimport malloc, calloc, realloc, free
+from libc.string cimport memcpy, memset
+from graphnet.includes.linux cimport (epoll_create1, epoll_ctl, epoll_wait, epoll_event, eventfd, read, write, close,
+                                      EPOLLIN, EPOLLERR, EPOLLHUP, EPOLL_CTL_ADD, EPOLL_CTL_MOD, EPOLL_CTL_DEL,
+                                      EPOLL_CLOEXEC, EFD_NONBLOCK, EFD_CLOEXEC, errno)
+from graphnet.includes.platform cimport (gn_clock_cycles, gn_time_ns, gn_thread_cpu_ns, gn_atomic_load_u32,
+                                         gn_atomic_store_u32, gn_atomic_exchange_u32, gn_atomic_fetch_add_u32)
+from graphnet.vlib.buffer cimport (BufferPool, BufferCache, gn_buffer_t, gn_frame_t, GN_FRAME_SIZE,
+                                   GN_BUFFER_F_TRACED, GN_FRAME_F_TRACE, GN_RX, GN_TX, GN_BUFFER_F_NEXT_PRESENT,
+                                   gn_buffer_current, gn_buffer_flush_cache)
+from graphnet.vlib.timer cimport (gn_timer_sync, gn_timer_wheel_init, gn_timer_wheel_free, gn_timer_start, gn_timer_stop,
+                                  gn_timer_expire, gn_timer_ns_until_next)
+
+log = logging.getLogger("graphnet.main")
+
+NODE_INPUT, NODE_INTERNAL, NODE_PROCESS = GN_NODE_INPUT, GN_NODE_INTERNAL, GN_NODE_PROCESS
+STATE_POLLING, STATE_INTERRUPT, STATE_DISABLED = GN_NODE_POLLING, GN_NODE_INTERRUPT, GN_NODE_DISABLED
+
+cdef enum:
+    EVENT_FD_TAG = 0xffffffff
+    MAX_EPOLL_EVENTS = 64
+    MAX_TIMERS_PER_ITERATION = 1024
+    TRACE_ALIGN = 8
+
+
+# --- frames --------------------------------------------------------------------
+
+cdef inline gn_frame_t* _frame_alloc(gn_main_t* vm) noexcept nogil:
+    cdef gn_frame_t* f
+    if vm.n_free_frames:
+        vm.n_free_frames -= 1
+        f = vm.free_frames[vm.n_free_frames]
+    else:
+        f = <gn_frame_t*>malloc(sizeof(gn_frame_t))
+        if f == NULL:
+            return NULL
+        vm.n_frames_alloc += 1
+    f.n_vectors = 0
+    f.flags = vm.current_frame_flags & GN_FRAME_F_TRACE
+    return f
+
+
+cdef inline void _frame_free(gn_main_t* vm, gn_frame_t* f) noexcept nogil:
+    cdef gn_frame_t** grown
+    if vm.n_free_frames == vm.free_frames_cap:
+        grown = <gn_frame_t**>realloc(vm.free_frames, (vm.free_frames_cap * 2 + 64) * sizeof(gn_frame_t*))
+        if grown == NULL:
+            free(f)
+            vm.n_frames_alloc -= 1
+            return
+        vm.free_frames = grown
+        vm.free_frames_cap = vm.free_frames_cap * 2 + 64
+    vm.free_frames[vm.n_free_frames] = f
+    vm.n_free_frames += 1
+
+
+cdef inline int _pending_push(gn_main_t* vm, gn_frame_t* f, gn_frame_t** slot, uint32_t node_index) noexcept nogil:
+    cdef gn_pending_t* grown
+    if vm.n_pending == vm.pending_cap:
+        grown = <gn_pending_t*>realloc(vm.pending, (vm.pending_cap * 2 + 64) * sizeof(gn_pending_t))
+        if grown == NULL:
+            return -1
+        vm.pending = grown
+        vm.pending_cap = vm.pending_cap * 2 + 64
+    vm.pending[vm.n_pending].frame = f
+    vm.pending[vm.n_pending].slot = slot
+    vm.pending[vm.n_pending].node_index = node_index
+    vm.n_pending += 1
+    return 0
+
+
+# --- tracing -------------------------------------------------------------------
+
+cdef uint8_t* gn_trace_add(gn_main_t* vm, gn_node_runtime_t* node, uint32_t handle, uint32_t size) noexcept nogil:
+    """Append a record for packet `handle` at `node`; returns where the node
+    writes its `size` bytes, or NULL when the trace arena is full."""
+    cdef size_t need = sizeof(gn_trace_record_t) + ((size + TRACE_ALIGN - 1) & ~(TRACE_ALIGN - 1))
+    cdef gn_trace_record_t* r
+    if vm.trace.used + need > vm.trace.cap:
+        vm.trace.n_lost_records += 1
+        return NULL
+    r = <gn_trace_record_t*>(vm.trace.data + vm.trace.used)
+    r.handle = handle
+    r.node_index = node.node_index
+    r.time_ns = gn_time_ns()
+    r.size = size
+    vm.trace.used += need
+    return <uint8_t*>(r + 1)
+
+
+cdef void _trace_buffer(gn_main_t* vm, gn_node_runtime_t* node, uint32_t bi) noexcept nogil:
+    cdef gn_buffer_t* b = gn_main_buffer(vm, bi)
+    cdef uint8_t* rec
+    cdef gn_trace_default_t* d
+    cdef uint16_t written
+    if node.trace_fn != NULL:
+        rec = gn_trace_add(vm, node, b.trace_handle, node.trace_size)
+        if rec != NULL:
+            written = node.trace_fn(vm, node, b, rec)
+            (<gn_trace_record_t*>rec - 1).size = written if written < node.trace_size else node.trace_size
+        return
+    d = <gn_trace_default_t*>gn_trace_add(vm, node, b.trace_handle, sizeof(gn_trace_default_t))
+    if d == NULL:
+        return
+    d.current_data = b.current_data
+    d.current_length = b.current_length
+    d.flags = b.flags
+    d.sw_if_index_rx = b.sw_if_index[GN_RX]
+    d.sw_if_index_tx = b.sw_if_index[GN_TX]
+    d.buffer_index = bi
+    d.error = b.error
+    d.n_bytes = b.current_length if b.current_length < GN_TRACE_DEFAULT_BYTES else GN_TRACE_DEFAULT_BYTES
+    memcpy(d.bytes, gn_buffer_current(b), d.n_bytes)
+
+
+cdef void _trace_frame(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* f) noexcept nogil:
+    cdef uint32_t i
+    for i in range(f.n_vectors):
+        if gn_main_buffer(vm, f.buffers[i]).flags & GN_BUFFER_F_TRACED:
+            _trace_buffer(vm, node, f.buffers[i])
+
+
+cdef void _trace_mark_input(gn_main_t* vm, gn_node_runtime_t* node, const uint32_t* bis, uint32_t n) noexcept nogil:
+    """Mark the first packets an input node enqueues for `trace add`."""
+    cdef uint32_t i, k = n if n < node.trace_remaining else node.trace_remaining
+    cdef gn_buffer_t* b
+    for i in range(k):
+        b = gn_main_buffer(vm, bis[i])
+        b.flags = b.flags | GN_BUFFER_F_TRACED
+        b.trace_handle = vm.trace.next_handle
+        vm.trace.next_handle += 1
+        _trace_buffer(vm, node, bis[i])
+    node.trace_remaining -= k
+    vm.current_frame_flags = vm.current_frame_flags | GN_FRAME_F_TRACE
+
+
+# --- enqueue -------------------------------------------------------------------
+
+cdef void _drop_bad_next(gn_main_t* vm, gn_node_runtime_t* node, const uint32_t* bis, uint32_t n) noexcept nogil:
+    cdef uint32_t i
+    for i in range(n):
+        gn_main_buffer(vm, bis[i]).error = <uint16_t>vm.bad_next_error
+    _copy_to_arc(vm, node, node.drop_next, bis, n)
+
+
+cdef void _copy_to_arc(gn_main_t* vm, gn_node_runtime_t* node, uint16_t arc, const uint32_t* bis, uint32_t n) noexcept nogil:
+    cdef gn_frame_t** slot = &node.next_frame[arc]
+    cdef gn_frame_t* f = slot[0]
+    cdef uint32_t room, k
+    while n:
+        if f == NULL:
+            f = _frame_alloc(vm)
+            if f == NULL or _pending_push(vm, f, slot, node.next_node[arc]) != 0:
+                # Out of memory: nothing can carry these buffers; free them.
+                if f != NULL:
+                    _frame_free(vm, f)
+                vm.error_counters[vm.bad_next_error] += n
+                gn_main_free(vm, bis, n)
+                return
+            slot[0] = f
+        f.flags = f.flags | (vm.current_frame_flags & GN_FRAME_F_TRACE)
+        room = GN_FRAME_SIZE - f.n_vectors
+        k = n if n < room else room
+        memcpy(&f.buffers[f.n_vectors], bis, k * sizeof(uint32_t))
+        f.n_vectors += k
+        bis += k
+        n -= k
+        if f.n_vectors == GN_FRAME_SIZE:
+            slot[0] = NULL           # full: stays pending, the next one is new
+            f = NULL
+
+
+cdef void gn_enqueue_to_next(gn_main_t* vm, gn_node_runtime_t* node, const uint32_t* bis,
+                             const uint16_t* nexts, uint32_t n) noexcept nogil:
+    """Hand n buffers on, buffer i to arc nexts[i]; runs of equal next
+    indices are copied in one piece."""
+    cdef uint32_t i = 0, j
+    cdef uint16_t nx
+    if node.trace_remaining and node.type == GN_NODE_INPUT:
+        _trace_mark_input(vm, node, bis, n)
+    while i < n:
+        nx = nexts[i]
+        j = i + 1
+        while j < n and nexts[j] == nx:
+            j += 1
+        if nx < node.n_next:
+            _copy_to_arc(vm, node, nx, bis + i, j - i)
+        else:
+            _drop_bad_next(vm, node, bis + i, j - i)
+        i = j
+
+
+cdef void gn_enqueue_to_single_next(gn_main_t* vm, gn_node_runtime_t* node, const uint32_t* bis,
+                                    uint16_t next_index, uint32_t n) noexcept nogil:
+    """Hand n buffers on, all to one arc."""
+    if node.trace_remaining and node.type == GN_NODE_INPUT:
+        _trace_mark_input(vm, node, bis, n)
+    if next_index < node.n_next:
+        _copy_to_arc(vm, node, next_index, bis, n)
+    else:
+        _drop_bad_next(vm, node, bis, n)
+
+
+# --- interrupts and timers -----------------------------------------------------
+
+cdef void gn_node_set_interrupt_pending(gn_main_t* vm, uint32_t node_index) noexcept nogil:
+    """Raise a node's interrupt from the loop's own thread."""
+    gn_atomic_store_u32(&vm.nodes[node_index].interrupt_pending, 1)
+    gn_atomic_store_u32(&vm.n_interrupts_pending, 1)
+
+
+cdef void gn_node_set_interrupt_pending_threadsafe(gn_main_t* vm, uint32_t node_index) noexcept nogil:
+    """Raise a node's interrupt from any thread and wake the loop."""
+    cdef uint64_t one = 1
+    gn_node_set_interrupt_pending(vm, node_index)
+    write(vm.event_fd, &one, 8)
+
+
+cdef uint32_t gn_node_schedule_interrupt(gn_main_t* vm, uint32_t node_index, uint64_t delay_ticks) noexcept nogil:
+    """Raise a node's interrupt after delay_ticks ticks; returns the timer
+    handle (for gn_timer_stop on vm.timers)."""
+    gn_timer_sync(&vm.timers, gn_time_ns())
+    return gn_timer_start(&vm.timers, (GN_TIMER_KIND_INTERRUPT << GN_TIMER_KIND_SHIFT) | node_index, delay_ticks)
+
+
+cdef void _fd_set_mode(gn_main_t* vm, gn_node_runtime_t* rt, uint8_t old_state) noexcept nogil:
+    """Keep epoll interest and counters in step with a node's new state."""
+    cdef epoll_event ev
+    if old_state == GN_NODE_POLLING:
+        vm.n_polling -= 1
+    if rt.state == GN_NODE_POLLING:
+        vm.n_polling += 1
+    if rt.fd < 0 or rt.fd_error:
+        return
+    if old_state == GN_NODE_INTERRUPT:
+        vm.n_fd_interrupt -= 1
+    if rt.state == GN_NODE_INTERRUPT:
+        vm.n_fd_interrupt += 1
+    ev.events = EPOLLIN if rt.state == GN_NODE_INTERRUPT else 0
+    ev.data.u32 = rt.node_index
+    epoll_ctl(vm.epoll_fd, EPOLL_CTL_MOD, rt.fd, &ev)
+
+
+cdef void _set_state(gn_main_t* vm, gn_node_runtime_t* rt, uint8_t state) noexcept nogil:
+    cdef uint8_t old = rt.state
+    if old == state:
+        return
+    rt.state = state
+    if rt.type == GN_NODE_INPUT:
+        _fd_set_mode(vm, rt, old)
+        if state == GN_NODE_INTERRUPT:
+            # Give it one call in the new mode: it may have work and no fd.
+            gn_node_set_interrupt_pending(vm, rt.node_index)
+
+
+cdef inline void _adaptive_update(gn_main_t* vm, gn_node_runtime_t* rt, uint32_t n) noexcept nogil:
+    if rt.state == GN_NODE_INTERRUPT:
+        if n >= vm.adaptive_up_vectors:
+            _set_state(vm, rt, GN_NODE_POLLING)
+            rt.mode_switches += 1
+            rt.window_calls = 0
+            rt.window_vectors = 0
+    elif rt.state == GN_NODE_POLLING:
+        rt.window_calls += 1
+        rt.window_vectors += n
+        if rt.window_calls >= vm.adaptive_window:
+            if rt.window_vectors < <uint64_t>vm.adaptive_down_vectors * rt.window_calls:
+                _set_state(vm, rt, GN_NODE_INTERRUPT)
+                rt.mode_switches += 1
+            rt.window_calls = 0
+            rt.window_vectors = 0
+
+
+cdef uint32_t _epoll_poll(gn_main_t* vm, int timeout_ms) noexcept nogil:
+    """Wait for fds; raise the interrupts of ready nodes. Returns events."""
+    cdef epoll_event evs[MAX_EPOLL_EVENTS]
+    cdef epoll_event dummy
+    cdef int n, i
+    cdef uint32_t tag
+    cdef uint64_t value
+    cdef gn_node_runtime_t* rt
+    n = epoll_wait(vm.epoll_fd, evs, MAX_EPOLL_EVENTS, timeout_ms)
+    for i in range(n if n > 0 else 0):
+        tag = evs[i].data.u32
+        if tag == EVENT_FD_TAG:
+            read(vm.event_fd, &value, 8)
+            continue
+        rt = &vm.nodes[tag]
+        if evs[i].events & (EPOLLERR | EPOLLHUP):
+            # A dead fd (e.g. its namespace was deleted) would report forever:
+            # drop it from epoll and let the node see the error on its call.
+            epoll_ctl(vm.epoll_fd, EPOLL_CTL_DEL, rt.fd, &dummy)
+            if rt.state == GN_NODE_INTERRUPT:
+                vm.n_fd_interrupt -= 1
+            rt.fd_error = 1
+        gn_node_set_interrupt_pending(vm, tag)
+    return n if n > 0 else 0
+
+
+# --- dispatch ------------------------------------------------------------------
+
+cdef inline uint32_t _dispatch_input(gn_main_t* vm, gn_node_runtime_t* rt, uint64_t* t) noexcept nogil:
+    cdef uint32_t n
+    cdef uint64_t t1
+    vm.current_frame_flags = 0
+    n = rt.fn(vm, rt, NULL)
+    t1 = gn_clock_cycles()
+    rt.clocks += t1 - t[0]
+    t[0] = t1
+    rt.calls += 1
+    rt.vectors += n
+    if rt.adaptive:
+        _adaptive_update(vm, rt, n)
+    return n
+
+
+cdef uint64_t _drain_pending(gn_main_t* vm, uint64_t* t) noexcept nogil:
+    cdef uint32_t i = 0
+    cdef uint32_t n
+    cdef uint64_t t1, vectors = 0
+    cdef gn_pending_t p
+    cdef gn_node_runtime_t* rt
+    while i < vm.n_pending:
+        p = vm.pending[i]            # by value: dispatch may grow the queue
+        i += 1
+        if p.slot[0] == p.frame:
+            p.slot[0] = NULL
+        rt = &vm.nodes[p.node_index]
+        vm.current_frame_flags = p.frame.flags
+        if p.frame.flags & GN_FRAME_F_TRACE:
+            _trace_frame(vm, rt, p.frame)
+        n = rt.fn(vm, rt, p.frame)
+        t1 = gn_clock_cycles()
+        rt.clocks += t1 - t[0]
+        t[0] = t1
+        rt.calls += 1
+        rt.vectors += n
+        vectors += n
+        _frame_free(vm, p.frame)
+    vm.n_pending = 0
+    return vectors
+
+
+cdef uint64_t _iteration(gn_main_t* vm) noexcept nogil:
+    """One turn of the loop; returns the vectors processed."""
+    cdef uint64_t t = gn_clock_cycles()
+    cdef uint64_t vectors = 0
+    cdef uint32_t k, n
+    cdef uint32_t users[MAX_TIMERS_PER_ITERATION]
+    cdef gn_node_runtime_t* rt
+    for k in range(vm.n_input_nodes):
+        rt = &vm.nodes[vm.input_nodes[k]]
+        if rt.state == GN_NODE_POLLING:
+            vectors += _dispatch_input(vm, rt, &t)
+    if vm.n_fd_interrupt and vm.n_polling:
+        _epoll_poll(vm, 0)
+    if gn_atomic_load_u32(&vm.n_interrupts_pending):
+        gn_atomic_store_u32(&vm.n_interrupts_pending, 0)
+        for k in range(vm.n_input_nodes):
+            rt = &vm.nodes[vm.input_nodes[k]]
+            if gn_atomic_load_u32(&rt.interrupt_pending) and gn_atomic_exchange_u32(&rt.interrupt_pending, 0):
+                rt.interrupts += 1
+                if rt.state == GN_NODE_INTERRUPT:
+                    vectors += _dispatch_input(vm, rt, &t)
+        for k in range(vm.n_process_nodes):
+            rt = &vm.nodes[vm.process_nodes[k]]
+            if gn_atomic_load_u32(&rt.interrupt_pending):
+                gn_atomic_store_u32(&vm.python_work, 1)
+    vectors += _drain_pending(vm, &t)
+    if vm.timers.n_active:
+        n = gn_timer_expire(&vm.timers, gn_time_ns(), users, MAX_TIMERS_PER_ITERATION)
+        for k in range(n):
+            if (users[k] >> GN_TIMER_KIND_SHIFT) == GN_TIMER_KIND_INTERRUPT:
+                gn_node_set_interrupt_pending(vm, users[k] & ((1u << GN_TIMER_KIND_SHIFT) - 1))
+    vm.loop_count += 1
+    return vectors
+
+
+cdef bint _input_has_more_work(gn_main_t* vm) noexcept nogil:
+    cdef uint32_t k
+    for k in range(vm.n_input_nodes):
+        if vm.nodes[vm.input_nodes[k]].has_more_work and vm.nodes[vm.input_nodes[k]].state != GN_NODE_DISABLED:
+            return True
+    return False
+
+
+cdef uint32_t _python_node_fn(gn_main_t* vm, gn_node_runtime_t* rt, gn_frame_t* frame) noexcept nogil:
+    """Trampoline for nodes written in Python: one GIL round trip per frame."""
+    with gil:
+        return (<object>rt.runtime_data)._dispatch_frame(<size_t>vm, <size_t>rt, <size_t>frame)
+
+
+cdef class Main:
+    """One loop over a graph of node runtimes (see module docstring).
+
+    Built by ``graphnet.vlib.graph``; not meant to be made by hand. ``nodes``
+    is a list of dicts with keys: name, type, state, fn (PyCapsule of a
+    gn_node_fn_t or None for Python/process nodes), python (object with
+    ``_dispatch_frame`` for Python nodes), next_nodes (indices), n_errors,
+    trace_fn (capsule or None), trace_size, runtime_data (capsule or None)."""
+
+    def __cinit__(self, BufferPool pool, list nodes, uint32_t n_error_counters, uint32_t drop_node_index,
+                  uint32_t bad_next_error, object hook=None, uint64_t tick_ns=1000000,
+                  uint32_t timer_slots=4096, size_t trace_bytes=4 << 20):
+        cdef gn_main_t* vm
+        cdef gn_node_runtime_t* rt
+        cdef epoll_event ev
+        cdef uint32_t i, j, n_in = 0, n_proc = 0
+        self.pool = pool
+        self.cache = pool.new_cache()
+        self.hook = hook
+        self.keep_alive = []
+        self.tick_ns = tick_ns
+        vm = self.vm = <gn_main_t*>calloc(1, sizeof(gn_main_t))
+        if vm == NULL:
+            raise MemoryError()
+        vm.epoll_fd = -1
+        vm.event_fd = -1
+        vm.pool = pool.pool
+        vm.cache = (<BufferCache>self.cache).cache
+        vm.buffer_base = pool.pool.base
+        vm.n_nodes = len(nodes)
+        vm.nodes = <gn_node_runtime_t*>calloc(max(1, vm.n_nodes), sizeof(gn_node_runtime_t))
+        vm.input_nodes = <uint32_t*>calloc(max(1, vm.n_nodes), sizeof(uint32_t))
+        vm.process_nodes = <uint32_t*>calloc(max(1, vm.n_nodes), sizeof(uint32_t))
+        vm.n_error_counters = n_error_counters
+        vm.error_counters = <uint64_t*>calloc(max(1, n_error_counters), sizeof(uint64_t))
+        vm.trace.cap = trace_bytes
+        vm.trace.data = <uint8_t*>malloc(trace_bytes)
+        if (vm.nodes == NULL or vm.input_nodes == NULL or vm.process_nodes == NULL or vm.error_counters == NULL
+                or vm.trace.data == NULL):
+            raise MemoryError()
+        vm.drop_node_index = drop_node_index
+        vm.bad_next_error = bad_next_error
+        vm.adaptive_up_vectors = 32
+        vm.adaptive_down_vectors = 4
+        vm.adaptive_window = 64
+        if gn_timer_wheel_init(&vm.timers, tick_ns, timer_slots, gn_time_ns()) != 0:
+            raise ValueError("timer_slots must be a power of two and tick_ns > 0")
+        vm.epoll_fd = epoll_create1(EPOLL_CLOEXEC)
+        vm.event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)
+        if vm.epoll_fd < 0 or vm.event_fd < 0:
+            raise OSError(errno, os.strerror(errno))
+        ev.events = EPOLLIN
+        ev.data.u32 = EVENT_FD_TAG
+        epoll_ctl(vm.epoll_fd, EPOLL_CTL_ADD, vm.event_fd, &ev)
+        for i, spec in enumerate(nodes):
+            rt = &vm.nodes[i]
+            rt.node_index = i
+            rt.fd = -1
+            rt.type = spec["type"]
+            rt.state = spec["state"]
+            nexts = spec["next_nodes"]
+            rt.n_next = len(nexts)
+            rt.drop_next = rt.n_next - 1
+            rt.next_node = <uint32_t*>calloc(max(1, rt.n_next), sizeof(uint32_t))
+            rt.next_frame = <gn_frame_t**>calloc(max(1, rt.n_next), sizeof(gn_frame_t*))
+            if rt.next_node == NULL or rt.next_frame == NULL:
+                raise MemoryError()
+            for j in range(rt.n_next):
+                rt.next_node[j] = nexts[j]
+            rt.error_base = spec["error_base"]
+            rt.n_errors = spec["n_errors"]
+            if spec.get("python") is not None:
+                self.keep_alive.append(spec["python"])
+                rt.fn = _python_node_fn
+                rt.runtime_data = <void*>spec["python"]
+            elif spec.get("fn") is not None:
+                rt.fn = <gn_node_fn_t>_capsule_pointer(spec["fn"], b"gn_node_fn")
+            if spec.get("trace_fn") is not None:
+                rt.trace_fn = <gn_trace_fn_t>_capsule_pointer(spec["trace_fn"], b"gn_trace_fn")
+                rt.trace_size = spec["trace_size"]
+            if rt.type == GN_NODE_INPUT:
+                vm.input_nodes[n_in] = i
+                n_in += 1
+                if rt.state == GN_NODE_POLLING:
+                    vm.n_polling += 1
+                rt.adaptive = 1 if spec.get("adaptive") else 0
+            elif rt.type == GN_NODE_PROCESS:
+                vm.process_nodes[n_proc] = i
+                n_proc += 1
+            if rt.type != GN_NODE_PROCESS and rt.fn == NULL:
+                raise ValueError(f"node {spec['name']!r} has no dispatch function")
+        vm.n_input_nodes = n_in
+        vm.n_process_nodes = n_proc
+
+    def __dealloc__(self):
+        cdef uint32_t i
+        cdef gn_main_t* vm = self.vm
+        if vm == NULL:
+            return
+        for i in range(vm.n_pending):
+            free(vm.pending[i].frame)
+        for i in range(vm.n_free_frames):
+            free(vm.free_frames[i])
+        for i in range(vm.n_nodes):
+            free(vm.nodes[i].next_node)
+            free(vm.nodes[i].next_frame)
+        free(vm.nodes)
+        free(vm.input_nodes)
+        free(vm.process_nodes)
+        free(vm.pending)
+        free(vm.free_frames)
+        free(vm.error_counters)
+        free(vm.trace.data)
+        gn_timer_wheel_free(&vm.timers)
+        if vm.epoll_fd >= 0:
+            close(vm.epoll_fd)
+        if vm.event_fd >= 0:
+            close(vm.event_fd)
+        free(vm)
+        self.vm = NULL
+
+    # --- the loop --------------------------------------------------------------
+
+    def run(self, double seconds=-1.0, bint until_idle=False, double max_sleep=1.0):
+        """Run iterations until stop(), until `seconds` pass (< 0: no limit),
+        or (until_idle) until an iteration finds no work at all.
+
+        Returns the number of iterations run."""
+        cdef gn_main_t* vm = self.vm
+        cdef uint64_t start = gn_time_ns(), now, deadline, vectors, wait_ns, loops0 = vm.loop_count
+        cdef uint64_t max_sleep_ns = <uint64_t>(max_sleep * 1e9)
+        cdef bint idle
+        cdef int timeout_ms
+        deadline = start + <uint64_t>(seconds * 1e9) if seconds >= 0 else <uint64_t>-1
+        gn_atomic_store_u32(&vm.stop_requested, 0)
+        with nogil:
+            while not gn_atomic_load_u32(&vm.stop_requested):
+                vectors = _iteration(vm)
+                if gn_atomic_load_u32(&vm.python_work):
+                    gn_atomic_store_u32(&vm.python_work, 0)
+                    with gil:
+                        self._run_hook()
+                    vectors += 1      # the hook may have queued work
+                now = gn_time_ns()
+                if now >= deadline:
+                    break
+                idle = (vectors == 0 and vm.n_pending == 0
+                        and not gn_atomic_load_u32(&vm.n_interrupts_pending)
+                        and not gn_atomic_load_u32(&vm.python_work)
+                        and not _input_has_more_work(vm))
+                if until_idle and idle:
+                    break
+                if idle and vm.n_polling == 0:
+                    wait_ns = gn_timer_ns_until_next(&vm.timers, now, max_sleep_ns)
+                    if deadline - now < wait_ns:
+                        wait_ns = deadline - now
+                    if wait_ns > 0:
+                        timeout_ms = <int>((wait_ns + 999999) // 1000000)
+                        vm.sleeps += 1
+                        _epoll_poll(vm, timeout_ms)
+                    else:
+                        _epoll_poll(vm, 0)
+        return vm.loop_count - loops0
+
+    cdef void _run_hook(self):
+        if self.hook is not None:
+            try:
+                self.hook()
+            except Exception:
+                log.exception("control-plane hook failed")
+
+    def stop(self):
+        """Ask the loop to return after the current iteration (any thread)."""
+        cdef uint64_t one = 1
+        gn_atomic_store_u32(&self.vm.stop_requested, 1)
+        write(self.vm.event_fd, &one, 8)
+
+    def wake_python(self):
+        """Ask the loop to run the Python hook soon (any thread)."""
+        cdef uint64_t one = 1
+        gn_atomic_store_u32(&self.vm.python_work, 1)
+        write(self.vm.event_fd, &one, 8)
+
+    # --- control plane (call between iterations, from the loop's thread) -------
+
+    def set_state(self, uint32_t node_index, uint32_t state, adaptive=None):
+        cdef gn_node_runtime_t* rt = self._rt(node_index)
+        if state > GN_NODE_DISABLED:
+            raise ValueError(state)
+        if adaptive is not None:
+            rt.adaptive = 1 if adaptive else 0
+            rt.window_calls = 0
+            rt.window_vectors = 0
+        _set_state(self.vm, rt, state)
+
+    def set_adaptive_thresholds(self, uint32_t up_vectors, uint32_t down_vectors, uint32_t window):
+        if window == 0 or down_vectors > up_vectors:
+            raise ValueError("need window > 0 and down_vectors <= up_vectors (hysteresis)")
+        self.vm.adaptive_up_vectors = up_vectors
+        self.vm.adaptive_down_vectors = down_vectors
+        self.vm.adaptive_window = window
+
+    def register_fd(self, uint32_t node_index, int fd):
+        """The node's interrupt is raised when fd becomes readable."""
+        cdef gn_node_runtime_t* rt = self._rt(node_index)
+        cdef epoll_event ev
+        if rt.fd >= 0:
+            raise ValueError("node already has an fd")
+        ev.events = EPOLLIN if rt.state == GN_NODE_INTERRUPT else 0
+        ev.data.u32 = node_index
+        if epoll_ctl(self.vm.epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0:
+            raise OSError(errno, os.strerror(errno))
+        rt.fd = fd
+        rt.fd_error = 0
+        if rt.state == GN_NODE_INTERRUPT:
+            self.vm.n_fd_interrupt += 1
+
+    def unregister_fd(self, uint32_t node_index):
+        cdef gn_node_runtime_t* rt = self._rt(node_index)
+        cdef epoll_event ev
+        if rt.fd < 0:
+            return
+        if not rt.fd_error:
+            epoll_ctl(self.vm.epoll_fd, EPOLL_CTL_DEL, rt.fd, &ev)
+            if rt.state == GN_NODE_INTERRUPT:
+                self.vm.n_fd_interrupt -= 1
+        rt.fd = -1
+        rt.fd_error = 0
+
+    def set_interrupt_pending(self, uint32_t node_index):
+        """Raise a node's interrupt (any thread)."""
+        self._rt(node_index)
+        gn_node_set_interrupt_pending_threadsafe(self.vm, node_index)
+
+    def take_interrupt(self, uint32_t node_index):
+        """Consume a process node's pending interrupt; True if it was set."""
+        return bool(gn_atomic_exchange_u32(&self._rt(node_index).interrupt_pending, 0))
+
+    def schedule_interrupt(self, uint32_t node_index, double delay_seconds):
+        """Raise a node's interrupt after a delay; returns the timer handle."""
+        cdef uint64_t ticks = <uint64_t>(delay_seconds * 1e9 / self.tick_ns + 0.999999)
+        self._rt(node_index)
+        return gn_node_schedule_interrupt(self.vm, node_index, ticks)
+
+    def cancel_timer(self, uint32_t handle):
+        gn_timer_stop(&self.vm.timers, handle)
+
+    def count_suspend(self, uint32_t node_index, uint64_t calls=1, uint64_t suspends=1, uint64_t clocks=0):
+        """Process nodes run in Python; the engine books their counters here."""
+        cdef gn_node_runtime_t* rt = self._rt(node_index)
+        rt.calls += calls
+        rt.suspends += suspends
+        rt.clocks += clocks
+
+    def trace_add(self, uint32_t node_index, uint32_t n):
+        cdef gn_node_runtime_t* rt = self._rt(node_index)
+        if rt.type != GN_NODE_INPUT:
+            raise ValueError("trace add takes an input node")
+        rt.trace_remaining += n
+
+    def clear_trace(self):
+        cdef uint32_t i
+        self.vm.trace.used = 0
+        self.vm.trace.n_lost_records = 0
+        for i in range(self.vm.n_nodes):
+            self.vm.nodes[i].trace_remaining = 0
+
+    def trace_records(self):
+        """[(handle, node_index, time_ns, bytes)] in the order recorded."""
+        cdef size_t off = 0
+        cdef gn_trace_record_t* r
+        out = []
+        while off < self.vm.trace.used:
+            r = <gn_trace_record_t*>(self.vm.trace.data + off)
+            out.append((r.handle, r.node_index, r.time_ns, (<uint8_t*>(r + 1))[:r.size]))
+            off += sizeof(gn_trace_record_t) + ((r.size + TRACE_ALIGN - 1) & ~(TRACE_ALIGN - 1))
+        return out
+
+    def node_counters(self):
+        """[{calls, vectors, suspends, clocks, interrupts, state, adaptive,
+        mode_switches, fd, fd_error, trace_remaining}] by node index."""
+        cdef uint32_t i
+        cdef gn_node_runtime_t* rt
+        out = []
+        for i in range(self.vm.n_nodes):
+            rt = &self.vm.nodes[i]
+            out.append({"calls": rt.calls, "vectors": rt.vectors, "suspends": rt.suspends, "clocks": rt.clocks,
+                        "interrupts": rt.interrupts, "state": rt.state, "adaptive": bool(rt.adaptive),
+                        "mode_switches": rt.mode_switches, "fd": rt.fd, "fd_error": bool(rt.fd_error),
+                        "trace_remaining": rt.trace_remaining, "has_more_work": bool(rt.has_more_work)})
+        return out
+
+    def clear_runtime(self):
+        cdef uint32_t i
+        for i in range(self.vm.n_nodes):
+            rt = &self.vm.nodes[i]
+            rt.calls = rt.vectors = rt.suspends = rt.clocks = rt.interrupts = rt.mode_switches = 0
+
+    def error_counters(self):
+        return [self.vm.error_counters[i] for i in range(self.vm.n_error_counters)]
+
+    def clear_errors(self):
+        memset(self.vm.error_counters, 0, self.vm.n_error_counters * sizeof(uint64_t))
+
+    def add_error(self, uint32_t error_index, uint64_t n=1):
+        """Count n events against a global error row (Python nodes)."""
+        if error_index >= self.vm.n_error_counters:
+            raise IndexError(error_index)
+        self.vm.error_counters[error_index] += n
+
+    def loop_stats(self):
+        return {"loops": self.vm.loop_count, "sleeps": self.vm.sleeps, "pending_frames": self.vm.n_pending,
+                "frames_allocated": self.vm.n_frames_alloc, "frames_free": self.vm.n_free_frames,
+                "timers_active": self.vm.timers.n_active, "trace_bytes": self.vm.trace.used,
+                "trace_lost_records": self.vm.trace.n_lost_records,
+                "polling_inputs": self.vm.n_polling}
+
+    def set_runtime_data(self, uint32_t node_index, capsule):
+        """Point a Cython node's runtime_data at its instance state (a
+        PyCapsule named 'gn_runtime_data'); the capsule is kept alive."""
+        self._rt(node_index).runtime_data = _capsule_pointer(capsule, b"gn_runtime_data")
+        self.keep_alive.append(capsule)
+
+    @property
+    def address(self):
+        """The gn_main_t* as an integer (for Cython modules' factories)."""
+        return <size_t>self.vm
+
+    def runtime_address(self, uint32_t node_index):
+        return <size_t>self._rt(node_index)
+
+    def flush_buffer_cache(self):
+        gn_buffer_flush_cache(self.vm.cache)
+
+    def thread_cpu_ns(self):
+        return gn_thread_cpu_ns()
+
+    cdef gn_node_runtime_t* _rt(self, uint32_t node_index) except NULL:
+        if node_index >= self.vm.n_nodes:
+            raise IndexError(f"no node with index {node_index}")
+        return &self.vm.nodes[node_index]
+
+
+cdef void* _capsule_pointer(object capsule, const char* name) except NULL:
+    return PyCapsule_GetPointer(capsule, name)

@@ -1,0 +1,192 @@
+"""Text for the show commands, formatted as vppctl does.
+
+Each function takes the engine (and arguments) and runs in the loop's
+thread (Engine.show goes through Engine.call), so counters are consistent.
+"""
+from __future__ import annotations
+
+import struct
+import time
+
+from graphnet.vlib.main import STATE_POLLING, STATE_INTERRUPT, STATE_DISABLED
+
+_DEFAULT_TRACE = struct.Struct("<hHIIIIHH64s")
+_STATE_TEXT = {STATE_POLLING: "polling", STATE_INTERRUPT: "interrupt wait", STATE_DISABLED: "disabled"}
+
+
+def _tsc_hz() -> float:
+    """Cycle-counter ticks per second, measured once against the clock."""
+    global _TSC_HZ
+    try:
+        return _TSC_HZ
+    except NameError:
+        pass
+    from graphnet.vlib.clock import cycles
+    t0, c0 = time.perf_counter(), cycles()
+    time.sleep(0.02)
+    _TSC_HZ = (cycles() - c0) / (time.perf_counter() - t0)
+    return _TSC_HZ
+
+
+def node_state_text(engine, i: int, c: dict) -> str:
+    n = engine.nodes[i]
+    if n.type == "input":
+        s = _STATE_TEXT[c["state"]]
+        return s + (" (adaptive)" if c["adaptive"] else "")
+    if n.type == "process":
+        ps = engine.processes[i]
+        if ps.done:
+            return "done"
+        return "time wait" if type(ps.waiting).__name__ == "Sleep" else "event wait"
+    return "active"
+
+
+def runtime(engine, *args) -> str:
+    """``show runtime [all]``: per node calls, vectors, suspends, clocks."""
+    show_all = "all" in args or "verbose" in args
+    counters = engine.main.node_counters()
+    loop = engine.main.loop_stats()
+    elapsed = time.monotonic() - engine.start_time
+    total_v = sum(c["vectors"] for c, n in zip(counters, engine.nodes) if n.type == "internal")
+    total_c = sum(c["calls"] for c, n in zip(counters, engine.nodes) if n.type == "internal")
+    lines = [f"Thread 0 {engine.name}: time {elapsed:.1f}s, {loop['loops']} main loops, "
+             f"{loop['sleeps']} sleeps, average vectors/node {total_v / total_c if total_c else 0:.2f}",
+             f"{'Name':<32}{'State':<26}{'Calls':>14}{'Vectors':>14}{'Suspends':>11}{'Clocks':>12}{'Vectors/Call':>14}"]
+    for i, c in enumerate(counters):
+        if not show_all and c["calls"] == 0 and c["vectors"] == 0:
+            continue
+        per = c["clocks"] / c["vectors"] if c["vectors"] else (c["clocks"] / c["calls"] if c["calls"] else 0)
+        vpc = c["vectors"] / c["calls"] if c["calls"] else 0
+        lines.append(f"{engine.nodes[i].name:<32}{node_state_text(engine, i, c):<26}{c['calls']:>14}"
+                     f"{c['vectors']:>14}{c['suspends']:>11}{per:>12.2e}{vpc:>14.2f}")
+    return "\n".join(lines)
+
+
+def errors(engine, *args) -> str:
+    """``show errors [all]``: counters of error rows that are not zero."""
+    show_all = "all" in args or "verbose" in args
+    counts = engine.main.error_counters()
+    lines = [f"{'Count':>12}  {'Node':<30}{'Reason':<48}{'Severity':<8}"]
+    for (node, sym, sev, desc), n in zip(engine.errors, counts):
+        if n or (show_all and sym != "none"):
+            lines.append(f"{n:>12}  {node:<30}{desc:<48}{sev:<8}")
+    return "\n".join(lines)
+
+
+def buffers(engine, *args) -> str:
+    """``show buffers``: total, free (shared + cached), in use."""
+    s = engine.pool.stats()
+    loop = engine.main.loop_stats()
+    return (f"{'Pool':<10}{'Size':>8}{'Total':>10}{'Free':>10}{'Cached':>10}{'In use':>10}{'Dbl free':>10}{'Waiters':>9}\n"
+            f"{'default':<10}{2048:>8}{s['total']:>10}{s['free']:>10}{s['cached']:>10}{s['in_use']:>10}"
+            f"{s['double_frees']:>10}{s['waiters']:>9}\n"
+            f"frames: {loop['frames_allocated']} allocated, {loop['frames_free']} free, {loop['pending_frames']} pending")
+
+
+def format_default_record(record: bytes, engine=None) -> str:
+    """The record the engine writes when a node has no trace function."""
+    if len(record) < _DEFAULT_TRACE.size:
+        return "  (short record) " + record.hex()
+    cd, ln, flags, rx, tx, bi, err, nb, data = _DEFAULT_TRACE.unpack(record[:_DEFAULT_TRACE.size])
+    def ifname(x):
+        return "-" if x == 0xffffffff else str(x)
+    out = [f"  buffer 0x{bi:x}: current data {cd}, length {ln}, rx {ifname(rx)}, tx {ifname(tx)}, flags 0x{flags:x}"]
+    if err and engine is not None and err < len(engine.errors):
+        out.append(f"  error {engine.errors[err][0]}: {engine.errors[err][2]}")
+    data = data[:nb]
+    for off in range(0, len(data), 16):
+        chunk = data[off:off + 16]
+        out.append(f"  {off:04x}: " + " ".join(f"{b:02x}" for b in chunk))
+    return "\n".join(out)
+
+
+def _stamp(engine, t_ns: int) -> str:
+    us = max(0, (t_ns - engine.start_time_ns) // 1000)
+    s, us = divmod(us, 1_000_000)
+    m, s = divmod(s, 60)
+    h, m = divmod(m, 60)
+    return f"{h:02d}:{m:02d}:{s:02d}:{us:06d}"
+
+
+def trace_packets(engine) -> list[list[tuple]]:
+    """Records grouped per traced packet: [[(time_ns, node name, text)...]...]."""
+    packets: dict[int, list] = {}
+    for handle, ni, t_ns, rec in engine.main.trace_records():
+        node = engine.nodes[ni]
+        fmt = node.format_trace
+        try:
+            text = fmt(rec, engine) if fmt is not None else format_default_record(rec, engine)
+        except Exception as e:  # a formatter bug must not hide the trace
+            text = f"  (trace formatter failed: {e}) {rec.hex()}"
+        packets.setdefault(handle, []).append((t_ns, node.name, text))
+    return [packets[h] for h in sorted(packets)]
+
+
+def trace(engine, *args) -> str:
+    """``show trace [max N]``: per packet, a timestamped entry per node."""
+    limit = None
+    if len(args) >= 2 and args[0] == "max":
+        limit = int(args[1])
+    pkts = trace_packets(engine)
+    if not pkts:
+        return "No packets in trace buffer"
+    out = [f"------------------- Start of thread 0 {engine.name} -------------------"]
+    for k, recs in enumerate(pkts[:limit] if limit else pkts, 1):
+        out.append(f"Packet {k}\n")
+        for t_ns, name, text in recs:
+            out.append(f"{_stamp(engine, t_ns)}: {name}")
+            out.append(text)
+        out.append("")
+    lost = engine.main.loop_stats()["trace_lost_records"]
+    if lost:
+        out.append(f"({lost} trace records lost: trace buffer full)")
+    return "\n".join(out)
+
+
+def graph(engine, *args) -> str:
+    """``show graph``: every node with its type and next nodes."""
+    lines = [f"{'Name':<32}{'Type':<10}{'Next nodes'}"]
+    for n in engine.nodes:
+        nexts = ", ".join(f"[{i}] {x}" for i, x in enumerate(engine.next_names[n.name]))
+        lines.append(f"{n.name:<32}{n.type:<10}{nexts or '-'}")
+    return "\n".join(lines)
+
+
+def node(engine, *args) -> str:
+    """``show node NAME``: type, state, next nodes, error table, counters, doc."""
+    if not args:
+        raise ValueError("show node needs a node name")
+    i = engine.node_index(args[0])
+    n = engine.nodes[i]
+    c = engine.main.node_counters()[i]
+    counts = engine.main.error_counters()
+    base = engine.error_base[n.name]
+    lines = [f"node {n.name}, type {n.type}, index {i}, state {node_state_text(engine, i, c)}",
+             f"  calls {c['calls']}, vectors {c['vectors']}, suspends {c['suspends']}, clocks {c['clocks']}, "
+             f"interrupts {c['interrupts']}, mode switches {c['mode_switches']}",
+             "  next nodes:"]
+    for k, x in enumerate(engine.next_names[n.name] + ["error-drop"]):
+        lines.append(f"    [{k}] {x}")
+    lines.append("  errors:")
+    for k, (sym, sev, desc) in enumerate(n.error_table()):
+        lines.append(f"    {sym:<28}{sev:<7}{counts[base + k]:>12}  {desc}")
+    if n.doc:
+        lines.append("  " + n.doc.replace("\n", "\n  "))
+    return "\n".join(lines)
+
+
+def dot(engine, *args) -> str:
+    """The graph in Graphviz DOT."""
+    shapes = {"input": "box", "internal": "ellipse", "process": "diamond"}
+    lines = ["digraph graphnet {", "  rankdir=LR;"]
+    for n in engine.nodes:
+        lines.append(f'  "{n.name}" [shape={shapes[n.type]}];')
+    for n in engine.nodes:
+        for k, x in enumerate(engine.next_names[n.name]):
+            lines.append(f'  "{n.name}" -> "{x}" [label="{k}"];')
+    lines.append("}")
+    return "\n".join(lines)
+
+
+SHOW = {"runtime": runtime, "errors": errors, "buffers": buffers, "trace": trace,
+        "graph": graph, "node": node, "dot": dot}
