@@ -71,14 +71,21 @@ class Engine:
     # --- building ----------------------------------------------------------------
 
     def add(self, nodes) -> "Engine":
-        """Add a Node, a PythonNode, or an iterable of them (a module's NODES)."""
+        """Add a Node, a PythonNode, an object with a ``nodes()`` method (a
+        device, the packet generator), or an iterable of any of these."""
         if self.main is not None:
             raise GraphError("the graph is already built; add nodes before running")
-        if isinstance(nodes, (Node, PythonNode)):
+        if isinstance(nodes, (Node, PythonNode)) or hasattr(nodes, "nodes"):
             nodes = [nodes]
         for node in nodes:
             if isinstance(node, PythonNode):
                 node = node.registration()
+            elif not isinstance(node, Node) and hasattr(node, "nodes"):
+                self.add(node.nodes())
+                continue
+            elif isinstance(node, (list, tuple)):
+                self.add(node)
+                continue
             if not isinstance(node, Node):
                 raise GraphError(f"not a node registration: {node!r}")
             if node.name in self.registrations:

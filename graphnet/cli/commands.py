@@ -1,0 +1,154 @@
+"""The built-in VPP-style commands: show / clear / trace / set node / help.
+
+Importing this module registers them in graphnet.cli.registry.REGISTRY and
+has no other effect. Each command is ``f(engine, args) -> str``, runs in the
+loop thread (the dispatcher goes through ``engine.call``) and checks its
+arguments before it changes anything: a UsageError leaves the engine as it
+was.
+"""
+from __future__ import annotations
+
+import platform
+import time
+
+from graphnet.cli.registry import REGISTRY, UsageError, command
+
+NODE_STATE_WORDS = ("polling", "interrupt", "adaptive", "disabled")
+
+
+def _no_args(args: list) -> None:
+    if args:
+        raise UsageError(f"unexpected argument {args[0]!r}")
+
+
+def _flags(args: list, allowed: tuple) -> list:
+    for a in args:
+        if a not in allowed:
+            raise UsageError(f"unexpected argument {a!r}")
+    return args
+
+
+def _count(word: str, what: str) -> int:
+    try:
+        n = int(word, 0)
+    except ValueError:
+        raise UsageError(f"{what} must be a number, not {word!r}") from None
+    if n <= 0:
+        raise UsageError(f"{what} must be positive, not {n}")
+    return n
+
+
+@command("show runtime", help="per node calls, vectors, suspends and clocks per vector",
+         usage="show runtime [all]")
+def show_runtime(engine, args):
+    return engine.show("runtime", *_flags(args, ("all", "verbose")))
+
+
+@command("clear runtime", help="zero the per node runtime counters", usage="clear runtime")
+def clear_runtime(engine, args):
+    _no_args(args)
+    engine.clear_runtime()
+    return ""
+
+
+@command("show errors", help="error counters that are not zero (all: every row)",
+         usage="show errors [all]")
+def show_errors(engine, args):
+    return engine.show("errors", *_flags(args, ("all", "verbose")))
+
+
+@command("clear errors", help="zero the error counters", usage="clear errors")
+def clear_errors(engine, args):
+    _no_args(args)
+    engine.clear_errors()
+    return ""
+
+
+@command("show buffers", help="buffer pool: total, free, cached, in use; frames",
+         usage="show buffers")
+def show_buffers(engine, args):
+    _no_args(args)
+    return engine.show("buffers")
+
+
+@command("trace add", help="trace the next <n> packets from an input node",
+         usage="trace add <input-node> <n>")
+def trace_add(engine, args):
+    if len(args) != 2:
+        raise UsageError("trace add takes an input node and a packet count")
+    n = _count(args[1], "the packet count")
+    engine.trace_add(args[0], n)
+    return ""
+
+
+@command("show trace", help="the traced packets, node by node", usage="show trace [max <n>]")
+def show_trace(engine, args):
+    if not args:
+        return engine.show("trace")
+    if len(args) == 2 and args[0] == "max":
+        return engine.show("trace", "max", str(_count(args[1], "max")))
+    raise UsageError(f"unexpected argument {args[0]!r}")
+
+
+@command("clear trace", help="forget the trace records and stop tracing", usage="clear trace")
+def clear_trace(engine, args):
+    _no_args(args)
+    engine.clear_trace()
+    return ""
+
+
+@command("show graph", help="every node with its type and next nodes", usage="show graph")
+def show_graph(engine, args):
+    _no_args(args)
+    return engine.show("graph")
+
+
+@command("show graph dot", help="the graph in Graphviz DOT (pipe into `dot -Tsvg`)",
+         usage="show graph dot")
+def show_graph_dot(engine, args):
+    _no_args(args)
+    return engine.show("dot")
+
+
+@command("show node", help="one node: state, counters, next nodes, errors",
+         usage="show node <name>")
+def show_node(engine, args):
+    if len(args) != 1:
+        raise UsageError("show node takes one node name (see 'show graph')")
+    return engine.show("node", args[0])
+
+
+@command("set node state", help="set an input node's state",
+         usage="set node state <name> polling|interrupt|adaptive|disabled")
+def set_node_state(engine, args):
+    if len(args) != 2:
+        raise UsageError("set node state takes a node name and a state")
+    name, state = args
+    if state not in NODE_STATE_WORDS:
+        raise UsageError(f"unknown state {state!r}")
+    engine.set_node_state(name, state)
+    return ""
+
+
+@command("show version", help="graphnet, Python and engine versions", usage="show version")
+def show_version(engine, args):
+    _no_args(args)
+    import graphnet
+    try:
+        import Cython
+        cy = f", Cython {Cython.__version__}"
+    except ImportError:
+        cy = ""
+    up = time.monotonic() - engine.start_time
+    return (f"graphnet {graphnet.__version__}, Python {platform.python_version()}{cy}, "
+            f"{platform.system()} {platform.machine()}\n"
+            f"engine {engine.name!r}: {len(engine.nodes)} nodes, up {up:.1f} s")
+
+
+def _help(engine, args):
+    return REGISTRY.help_text(REGISTRY._expand(args) if args else ())
+
+
+command("help", help="list the commands (help <words>: those starting with them)",
+        usage="help [<words>]", needs_engine=False)(_help)
+command("?", help="same as help", usage="? [<words>]", needs_engine=False, hidden=True)(_help)

@@ -1,0 +1,424 @@
+"""``pg-input``: the packet generator, an input node that emits streams.
+
+A stream is a list of template packets (bytes or Scapy packets, or a pcap
+file) sent round-robin, with an optional packet count limit, an optional
+rate in packets per second, and edits applied per packet in C: a 1, 2 or 4
+byte big-endian field at an offset, incremented over [min, max] or drawn at
+random from it. With ``fix_checksums`` the IPv4 header checksum and the
+UDP/TCP checksum are recomputed after edits.
+
+Node: input, polling by default; in interrupt mode it re-raises its own
+interrupt (or arms a timer at the next packet time for a rated stream) while
+it has packets to send. Metadata set: current_data 0, current_length,
+sw_if_index[RX] (the stream's), l2_hdr_offset 0. Next nodes: the one given.
+Errors: ``no-buffers`` (a packet could not be allocated: counted, retried
+on the next call). Trace record: stream index, packet length, first bytes
+(decoded with Scapy by the formatter).
+
+Invariants: at most 256 packets per stream per call; a stream never sends
+more than ``count``; a rated stream never runs ahead of ``rate`` x elapsed.
+"""
+import struct
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+from cpython.pycapsule cimport PyCapsule_New
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdlib cimport malloc, calloc, realloc, free
+from libc.string cimport memcpy, memset
+from graphnet.includes.platform cimport gn_time_ns
+from graphnet.vlib.buffer cimport gn_buffer_t, gn_frame_t, GN_RX, GN_BUFFER_DATA_SIZE, GN_FRAME_SIZE, gn_buffer_current
+from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_main_alloc, gn_enqueue_to_single_next,
+                                 gn_node_increment_error, gn_node_set_interrupt_pending, gn_node_schedule_interrupt,
+                                 GN_NODE_INTERRUPT)
+from graphnet.wire.checksum cimport gn_ip4_fix_checksums
+from graphnet.vlib.node import Node
+
+cdef enum:
+    MAX_EDITS = 8
+    EDIT_INC = 0
+    EDIT_RANDOM = 1
+    TRACE_BYTES = 96
+    ERROR_NO_BUFFERS = 1
+
+ctypedef struct pg_edit_t:
+    uint16_t offset
+    uint8_t size
+    uint8_t mode
+    uint32_t min
+    uint32_t max
+    uint32_t next_value
+
+ctypedef struct pg_stream_t:
+    uint8_t* data               # templates, back to back
+    uint32_t* offsets
+    uint16_t* lengths
+    uint32_t n_packets
+    uint32_t next_packet
+    uint64_t limit              # 0: no limit
+    uint64_t sent
+    double rate                 # packets/s; 0: as fast as possible
+    uint64_t start_ns
+    pg_edit_t edits[8]
+    uint32_t n_edits
+    uint8_t fix_checksums
+    uint8_t enabled
+    uint16_t l3_offset
+    uint32_t sw_if_index
+    uint64_t rng
+
+ctypedef struct pg_t:
+    pg_stream_t* streams
+    uint32_t n_streams
+    uint16_t next_index
+
+ctypedef struct pg_trace_t:
+    uint32_t stream
+    uint32_t length
+    uint32_t sw_if_index
+    uint32_t n_bytes
+    uint8_t bytes[96]
+
+
+cdef inline uint64_t _xorshift(uint64_t* s) noexcept nogil:
+    cdef uint64_t x = s[0]
+    x ^= x << 13
+    x ^= x >> 7
+    x ^= x << 17
+    s[0] = x
+    return x
+
+
+cdef inline void _store(uint8_t* p, uint8_t size, uint32_t v) noexcept nogil:
+    if size == 1:
+        p[0] = <uint8_t>v
+    elif size == 2:
+        p[0] = <uint8_t>(v >> 8)
+        p[1] = <uint8_t>v
+    else:
+        p[0] = <uint8_t>(v >> 24)
+        p[1] = <uint8_t>(v >> 16)
+        p[2] = <uint8_t>(v >> 8)
+        p[3] = <uint8_t>v
+
+
+cdef inline void _apply_edits(pg_stream_t* s, uint8_t* pkt, uint16_t length) noexcept nogil:
+    cdef uint32_t k, v
+    cdef uint64_t span
+    cdef pg_edit_t* e
+    for k in range(s.n_edits):
+        e = &s.edits[k]
+        if <uint32_t>e.offset + e.size > length:
+            continue
+        if e.mode == EDIT_RANDOM:
+            span = <uint64_t>e.max - e.min + 1
+            v = <uint32_t>(e.min + _xorshift(&s.rng) % span)
+        else:
+            v = e.next_value
+            e.next_value = e.min if v >= e.max else v + 1
+        _store(pkt + e.offset, e.size, v)
+    if s.fix_checksums and s.n_edits and length > s.l3_offset:
+        gn_ip4_fix_checksums(pkt + s.l3_offset, length - s.l3_offset)
+
+
+cdef uint32_t pg_input_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame) noexcept nogil:
+    cdef pg_t* pg = <pg_t*>node.runtime_data
+    cdef pg_stream_t* s
+    cdef uint32_t k, i, n, got, total = 0
+    cdef uint32_t bis[256]
+    cdef uint64_t now = 0, allowed, wait_ns, min_wait = <uint64_t>-1
+    cdef gn_buffer_t* b
+    cdef uint16_t length
+    cdef bint more = False
+    if pg == NULL:
+        return 0
+    for k in range(pg.n_streams):
+        s = &pg.streams[k]
+        if not s.enabled or s.n_packets == 0 or (s.limit and s.sent >= s.limit):
+            continue
+        n = GN_FRAME_SIZE
+        if s.limit and s.limit - s.sent < n:
+            n = <uint32_t>(s.limit - s.sent)
+        if s.rate > 0:
+            if now == 0:
+                now = gn_time_ns()
+            if s.start_ns == 0:
+                s.start_ns = now
+            allowed = <uint64_t>((now - s.start_ns) * 1e-9 * s.rate) + 1
+            allowed = allowed - s.sent if allowed > s.sent else 0
+            if allowed < n:
+                n = <uint32_t>allowed
+        if n:
+            got = gn_main_alloc(vm, bis, n)
+            if got < n:
+                gn_node_increment_error(vm, node, ERROR_NO_BUFFERS, n - got)
+            for i in range(got):
+                b = gn_main_buffer(vm, bis[i])
+                length = s.lengths[s.next_packet]
+                memcpy(b.data, s.data + s.offsets[s.next_packet], length)
+                b.current_length = length
+                b.sw_if_index[GN_RX] = s.sw_if_index
+                _apply_edits(s, b.data, length)
+                s.next_packet += 1
+                if s.next_packet == s.n_packets:
+                    s.next_packet = 0
+            s.sent += got
+            total += got
+            if got:
+                gn_enqueue_to_single_next(vm, node, bis, pg.next_index, got)
+        if s.limit and s.sent >= s.limit:
+            continue
+        more = True
+        if s.rate > 0:
+            wait_ns = <uint64_t>((s.sent) * 1e9 / s.rate)         # when packet sent+1 is due
+            wait_ns = wait_ns + s.start_ns - now if wait_ns + s.start_ns > now else 0
+            if wait_ns < min_wait:
+                min_wait = wait_ns
+        else:
+            min_wait = 0
+    node.has_more_work = more
+    if more and node.state == GN_NODE_INTERRUPT:
+        if min_wait < vm.timers.tick_ns:
+            gn_node_set_interrupt_pending(vm, node.node_index)
+        else:
+            gn_node_schedule_interrupt(vm, node.node_index, min_wait // vm.timers.tick_ns)
+    return total
+
+
+cdef uint16_t pg_trace_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_buffer_t* b, uint8_t* record) noexcept nogil:
+    cdef pg_trace_t* t = <pg_trace_t*>record
+    t.stream = 0
+    t.length = b.current_length
+    t.sw_if_index = b.sw_if_index[GN_RX]
+    t.n_bytes = b.current_length if b.current_length < TRACE_BYTES else TRACE_BYTES
+    memcpy(t.bytes, gn_buffer_current(b), t.n_bytes)
+    return sizeof(pg_trace_t)
+
+
+def format_pg_trace(bytes record, engine=None):
+    """Trace text: length, interface, and the bytes decoded by Scapy."""
+    stream, length, sw_if, n = struct.unpack_from("<IIII", record)
+    data = record[16:16 + n]
+    try:
+        from scapy.layers.l2 import Ether
+        summary = Ether(data).summary()
+    except Exception:
+        summary = data.hex()
+    more = "" if n >= length else f" (first {n} bytes)"
+    return f"  {length} bytes on sw_if_index {sw_if}{more}: {summary}"
+
+
+ETHERNET_IP4_FIELDS = {
+    # name: (offset, size) in an Ethernet + IPv4 (IHL 5) + UDP/TCP packet
+    "ip4.tos": (15, 1), "ip4.id": (18, 2), "ip4.ttl": (22, 1), "ip4.proto": (23, 1),
+    "ip4.src": (26, 4), "ip4.dst": (30, 4),
+    "udp.sport": (34, 2), "udp.dport": (36, 2), "tcp.sport": (34, 2), "tcp.dport": (36, 2),
+    "eth.type": (12, 2),
+}
+
+
+def _int_value(v):
+    if isinstance(v, str) and "." in v:
+        import ipaddress
+        return int(ipaddress.IPv4Address(v))
+    return int(v)
+
+
+@dataclass
+class Edit:
+    """Rewrite `size` bytes at `offset` per packet: mode ``inc`` counts from
+    min to max and wraps; ``random`` draws uniformly from [min, max].
+    ``Edit.field("ip4.src", "10.0.0.1", "10.0.0.99")`` names a field of an
+    Ethernet + IPv4 + UDP/TCP packet instead of an offset."""
+    offset: int
+    size: int
+    min: int = 0
+    max: int = 0xffffffff
+    mode: str = "inc"
+
+    def __post_init__(self):
+        self.min, self.max = _int_value(self.min), _int_value(self.max)
+        if self.size not in (1, 2, 4):
+            raise ValueError(f"edit size must be 1, 2 or 4 bytes, not {self.size}")
+        if self.mode not in ("inc", "random"):
+            raise ValueError(f"edit mode must be 'inc' or 'random', not {self.mode!r}")
+        if not 0 <= self.min <= self.max < (1 << (8 * self.size)):
+            raise ValueError(f"edit range [{self.min}, {self.max}] does not fit {self.size} bytes")
+        if not 0 <= self.offset <= GN_BUFFER_DATA_SIZE - self.size:
+            raise ValueError(f"edit offset {self.offset} is outside a buffer")
+
+    @classmethod
+    def field(cls, name, min, max, mode="inc"):
+        try:
+            offset, size = ETHERNET_IP4_FIELDS[name]
+        except KeyError:
+            raise ValueError(f"unknown field {name!r}; known: {', '.join(sorted(ETHERNET_IP4_FIELDS))}") from None
+        return cls(offset, size, min, max, mode)
+
+
+@dataclass
+class Stream:
+    """A pg stream (see module docstring). packets: bytes or Scapy packets."""
+    name: str
+    packets: Sequence = ()
+    count: Optional[int] = None
+    rate: Optional[float] = None
+    edits: Sequence[Edit] = ()
+    fix_checksums: bool = True
+    sw_if_index: int = 0
+    l3_offset: int = 14
+    seed: int = 0x9e3779b97f4a7c15
+
+    def __post_init__(self):
+        self.packets = [bytes(p) for p in self.packets]
+        if not self.packets:
+            raise ValueError(f"stream {self.name!r} has no packets")
+        for p in self.packets:
+            if not 1 <= len(p) <= GN_BUFFER_DATA_SIZE:
+                raise ValueError(f"stream {self.name!r}: a packet of {len(p)} bytes does not fit one "
+                                 f"{GN_BUFFER_DATA_SIZE}-byte buffer")
+        if self.count is not None and self.count < 0:
+            raise ValueError("count must be >= 0")
+        if self.rate is not None and self.rate <= 0:
+            raise ValueError("rate must be > 0 packets/s")
+        if len(self.edits) > MAX_EDITS:
+            raise ValueError(f"at most {MAX_EDITS} edits per stream")
+
+    @classmethod
+    def from_pcap(cls, name, path, **kw):
+        """A stream replaying the packets of a pcap file."""
+        from scapy.utils import rdpcap
+        return cls(name, [bytes(p) for p in rdpcap(str(path))], **kw)
+
+
+cdef void _free_stream(pg_stream_t* s) noexcept nogil:
+    free(s.data)
+    free(s.offsets)
+    free(s.lengths)
+
+
+cdef class PacketGenerator:
+    """Owns the C state of one pg input node; ``nodes()`` registers it.
+
+    ``PacketGenerator(name="pg-input", next_node="null", state="polling")``;
+    ``add_stream(Stream(...))`` before or after the engine is built."""
+    cdef pg_t* pg
+    cdef readonly str name
+    cdef readonly str next_node
+    cdef readonly str state
+    cdef readonly list stream_names
+    cdef object engine
+    cdef int node_index
+
+    def __cinit__(self, str name="pg-input", str next_node="null", str state="polling", adaptive=False):
+        self.pg = <pg_t*>calloc(1, sizeof(pg_t))
+        if self.pg == NULL:
+            raise MemoryError()
+        self.name = name
+        self.next_node = next_node
+        self.state = state
+        self.stream_names = []
+        self.node_index = -1
+
+    def __dealloc__(self):
+        cdef uint32_t k
+        if self.pg != NULL:
+            for k in range(self.pg.n_streams):
+                _free_stream(&self.pg.streams[k])
+            free(self.pg.streams)
+            free(self.pg)
+
+    def nodes(self):
+        return (Node(self.name, type="input", state=self.state,
+                     fn=PyCapsule_New(<void*>pg_input_fn, "gn_node_fn", NULL),
+                     next_nodes=(self.next_node,),
+                     errors=(("none", "info", "no error"),
+                             ("no-buffers", "warn", "packet generator could not allocate buffers")),
+                     trace_fn=PyCapsule_New(<void*>pg_trace_fn, "gn_trace_fn", NULL), trace_size=sizeof(pg_trace_t),
+                     format_trace=format_pg_trace, setup=self._setup, instance=self,
+                     doc=__doc__.split("\n\n")[0]),)
+
+    def _setup(self, engine, node_index):
+        self.engine = engine
+        self.node_index = node_index
+        self.pg.next_index = 0
+        engine.main.set_runtime_data(node_index, PyCapsule_New(<void*>self.pg, "gn_runtime_data", NULL))
+        engine.main.set_interrupt_pending(node_index)
+
+    def add_stream(self, stream: Stream):
+        """Add (and enable) a stream; thread-safe once the engine runs."""
+        if stream.name in self.stream_names:
+            raise ValueError(f"stream {stream.name!r} exists")
+        if self.engine is not None:
+            return self.engine.call(self._add_stream, stream)
+        return self._add_stream(stream)
+
+    def _add_stream(self, stream):
+        cdef pg_stream_t* grown = <pg_stream_t*>realloc(self.pg.streams, (self.pg.n_streams + 1) * sizeof(pg_stream_t))
+        cdef pg_stream_t* s
+        cdef uint32_t i, off = 0
+        cdef bytes blob = b"".join(stream.packets)
+        if grown == NULL:
+            raise MemoryError()
+        self.pg.streams = grown
+        s = &grown[self.pg.n_streams]
+        memset(s, 0, sizeof(pg_stream_t))
+        s.n_packets = len(stream.packets)
+        s.data = <uint8_t*>malloc(max(1, len(blob)))
+        s.offsets = <uint32_t*>malloc(s.n_packets * sizeof(uint32_t))
+        s.lengths = <uint16_t*>malloc(s.n_packets * sizeof(uint16_t))
+        if s.data == NULL or s.offsets == NULL or s.lengths == NULL:
+            _free_stream(s)
+            raise MemoryError()
+        memcpy(s.data, <const uint8_t*>blob, len(blob))
+        for i, p in enumerate(stream.packets):
+            s.offsets[i] = off
+            s.lengths[i] = len(p)
+            off += len(p)
+        s.limit = stream.count if stream.count is not None else 0
+        if stream.count == 0:
+            s.enabled = 0
+        else:
+            s.enabled = 1
+        s.rate = stream.rate or 0.0
+        s.fix_checksums = bool(stream.fix_checksums)
+        s.l3_offset = stream.l3_offset
+        s.sw_if_index = stream.sw_if_index
+        s.rng = stream.seed or 1
+        s.n_edits = len(stream.edits)
+        for i, e in enumerate(stream.edits):
+            s.edits[i].offset = e.offset
+            s.edits[i].size = e.size
+            s.edits[i].mode = EDIT_RANDOM if e.mode == "random" else EDIT_INC
+            s.edits[i].min = e.min
+            s.edits[i].max = e.max
+            s.edits[i].next_value = e.min
+        self.pg.n_streams += 1
+        self.stream_names.append(stream.name)
+        if self.engine is not None:
+            self.engine.main.set_interrupt_pending(self.node_index)
+
+    cdef pg_stream_t* _stream(self, str name) except NULL:
+        try:
+            return &self.pg.streams[self.stream_names.index(name)]
+        except ValueError:
+            raise KeyError(f"no stream named {name!r}") from None
+
+    def enable(self, str name, bint on=True):
+        """Enable (from a count of zero sent) or disable a stream."""
+        if self.engine is not None:
+            return self.engine.call(self._enable, name, on)
+        return self._enable(name, on)
+
+    def _enable(self, str name, bint on):
+        cdef pg_stream_t* s = self._stream(name)
+        s.enabled = on
+        if on:
+            s.start_ns = 0
+            s.sent = 0
+            if self.engine is not None:
+                self.engine.main.set_interrupt_pending(self.node_index)
+
+    def stats(self):
+        """{stream name: packets sent}."""
+        return {n: self.pg.streams[i].sent for i, n in enumerate(self.stream_names)}
