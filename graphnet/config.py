@@ -114,34 +114,45 @@ class Config:
 
 
 DEFAULT_TOML = """\
-# graphnet's built-in startup config: a UDP stream at 1000 packets/s
-# through two pass-through nodes into null, and the control socket.
+# graphnet startup config (the built-in one: `graphnet config --default`).
+# A UDP stream at 1000 packets/s through two pass-through nodes into null,
+# and the control socket: `graphnet run`, then `graphnet ctl show runtime`.
+# Schema: `python -m pydoc graphnet.config`.
+
 [engine]
 name = "main"
-buffers = 16384
+buffers = 16384          # buffers in the pool
+tick = 0.001             # timer tick, seconds
+
+[cli]
+enabled = true
+# socket = "/tmp/graphnet.sock"   # default: /run/graphnet/cli.sock as root,
+                                  # else $XDG_RUNTIME_DIR/graphnet/cli.sock
 
 [graph]
-chain = 2
+chain = 2                # pass-through nodes demo-0, demo-1 after the pg
+# modules = ["my.nodes"] # modules whose NODES are added to the graph
 
 [pg]
-next = "null"
-mode = "interrupt"
+next = "null"            # where the last demo node (or the pg) sends packets
+mode = "interrupt"       # polling | interrupt | adaptive | disabled
 
 [[pg.stream]]
 name = "udp-demo"
-template = "udp"
+template = "udp"         # udp | tcp | icmp; or packet_hex = "..." or pcap = "file"
 src = "10.0.0.1"
 dst = "10.0.0.2"
 sport = 1024
 dport = 9
-size = 64
-rate = 1000.0
+size = 64                # frame bytes without FCS
+rate = 1000.0            # packets/s; leave out to send flat out
+# count = 10000          # leave out for no limit
 
 [[pg.stream.edit]]
-field = "udp.sport"
+field = "udp.sport"      # or offset = 34 and size = 2
 min = 1024
 max = 2047
-mode = "inc"
+mode = "inc"             # inc | random
 """
 
 

@@ -1,0 +1,326 @@
+"""The ``graphnet`` program.
+
+    graphnet run   [-c startup.toml] [--seconds N] [--socket PATH] [--no-cli]
+    graphnet ctl   [--socket PATH] [--timeout S] [command words ...]
+    graphnet graph [-c startup.toml] [--dot]
+    graphnet config [-c startup.toml] [--default]
+    graphnet bench ...                 (handed to graphnet.bench.main)
+    graphnet [--log-level LEVEL] [--version] ...
+
+Invariants: ``main`` returns an exit status and never lets a traceback reach
+the user for a user error (bad config, unknown command, no engine listening,
+missing privileges): those print one message to stderr and return 1 (2 for
+bad program arguments, from argparse; 130 after Ctrl-C). An unexpected
+exception prints one line too; ``--log-level debug`` adds its traceback.
+``run`` always closes the engine and removes its socket on the way out,
+whether it ends by --seconds, Ctrl-C or SIGTERM.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import shlex
+import signal
+import sys
+import threading
+import time
+from typing import Optional
+
+log = logging.getLogger("graphnet.main")
+
+HISTORY_FILE = "~/.graphnet_history"
+PROMPT = "graphnet# "
+
+
+class UserError(Exception):
+    """A message for the user, printed without a traceback."""
+
+
+# --- graphnet run ----------------------------------------------------------------------
+
+def _load_config(path: Optional[str]):
+    from graphnet.config import default_config, load
+    return load(path) if path else default_config()
+
+
+def cmd_run(args) -> int:
+    import graphnet
+    from graphnet.cli.control import ControlServer, default_socket_path
+    from graphnet.config import build_engine, socket_path
+
+    if args.seconds is not None and args.seconds < 0:
+        raise UserError("--seconds must be >= 0")
+    cfg = _load_config(args.config)
+    engine = build_engine(cfg)
+    server = None
+    stop = threading.Event()
+    caught: list = []
+
+    def on_signal(signum, frame):
+        caught.append(signum)
+        stop.set()
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        if (cfg.cli_enabled or args.socket) and not args.no_cli:
+            server = ControlServer(engine, socket_path(cfg, args.socket)).start()
+        engine.start()
+        print(f"graphnet {graphnet.__version__}: engine {engine.name!r} running "
+              f"{len(engine.nodes)} nodes from {cfg.source}", flush=True)
+        if server is not None:
+            hint = "" if server.path == default_socket_path() else f" --socket {shlex.quote(server.path)}"
+            print(f"control socket {server.path}; try:\n  graphnet ctl{hint} show runtime", flush=True)
+        print("stop with Ctrl-C" + (f" (or wait {args.seconds:g} s)" if args.seconds is not None else ""),
+              flush=True)
+        deadline = None if args.seconds is None else time.monotonic() + args.seconds
+        while not stop.is_set():
+            left = 0.5 if deadline is None else min(0.5, deadline - time.monotonic())
+            if left <= 0:
+                break
+            stop.wait(left)
+            if not engine.running:
+                raise UserError("the main loop stopped unexpectedly (see the log above)")
+    finally:
+        if server is not None:
+            server.close()
+        engine.close()
+        for s, h in old.items():
+            signal.signal(s, h)
+    if caught:
+        print(f"graphnet: stopped by {signal.Signals(caught[0]).name}", file=sys.stderr)
+    return 0
+
+
+# --- graphnet ctl ----------------------------------------------------------------------
+
+def cmd_ctl(args) -> int:
+    from graphnet.cli.control import send_command
+    words = list(args.words)
+    if words and words[0] == "--":
+        words = words[1:]
+    if not words:
+        return interactive(args.socket, args.timeout)
+    ok, text = send_command(args.socket, shlex.join(words), timeout=args.timeout)
+    if not ok:
+        print(text, file=sys.stderr)
+        return 1
+    if text:
+        print(text)
+    return 0
+
+
+def _completer(registry):
+    import readline
+
+    def complete(text, state):
+        line = readline.get_line_buffer()[:readline.get_begidx()]
+        try:
+            words = shlex.split(line)
+        except ValueError:
+            return None
+        cands = registry.complete(words, text)
+        if not words:
+            cands += [w for w in ("quit", "exit") if w.startswith(text)]
+        return cands[state] + " " if state < len(cands) else None
+    return complete
+
+
+def interactive(socket: Optional[str], timeout: float) -> int:
+    """A prompt that sends each line to the engine; quit, exit or EOF ends it."""
+    from graphnet.cli.control import ControlError, NoEngineError, default_socket_path, send_command
+    from graphnet.cli.registry import default_registry
+    path = socket or default_socket_path()
+    send_command(path, "", timeout=timeout)      # fail now, not at the first command
+    hist = os.path.expanduser(HISTORY_FILE)
+    try:
+        import readline
+        readline.set_completer(_completer(default_registry()))
+        readline.set_completer_delims(" \t")
+        readline.parse_and_bind("tab: complete")
+        try:
+            readline.read_history_file(hist)
+        except (FileNotFoundError, OSError):
+            pass
+        readline.set_history_length(1000)
+    except ImportError:
+        readline = None
+    print(f"connected to {path}; 'help' lists commands, 'quit' leaves", flush=True)
+    status = 0
+    try:
+        while True:
+            try:
+                line = input(PROMPT).strip()
+            except EOFError:
+                print()
+                break
+            except KeyboardInterrupt:
+                print()
+                continue
+            if not line:
+                continue
+            if line in ("quit", "exit", "q"):
+                break
+            try:
+                ok, text = send_command(path, line, timeout=timeout)
+            except NoEngineError:
+                print(f"graphnet: the engine on {path} has gone away", file=sys.stderr)
+                status = 1
+                break
+            except ControlError as e:
+                print(f"graphnet: {e}", file=sys.stderr)
+                continue
+            if text:
+                print(text, file=sys.stdout if ok else sys.stderr, flush=True)
+    finally:
+        if readline is not None:
+            try:
+                readline.write_history_file(hist)
+            except OSError:
+                pass
+    return status
+
+
+# --- graphnet graph, bench -----------------------------------------------------------------
+
+def cmd_graph(args) -> int:
+    from graphnet.config import build_engine
+    engine = build_engine(_load_config(args.config))
+    try:
+        print(engine.show("dot" if args.dot else "graph"))
+    finally:
+        engine.close()
+    return 0
+
+
+def cmd_config(args) -> int:
+    from graphnet.config import DEFAULT_TOML, build_engine
+    if args.default:
+        print(DEFAULT_TOML, end="")
+        return 0
+    cfg = _load_config(args.config)
+    engine = build_engine(cfg)
+    engine.close()
+    print(f"{cfg.source}: ok: {len(engine.nodes)} nodes, {len(cfg.streams)} pg streams")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    try:
+        mod = importlib.import_module("graphnet.bench")
+    except ModuleNotFoundError as e:
+        if e.name and ("graphnet.bench".startswith(e.name)):
+            raise UserError("graphnet bench is not available: the graphnet.bench module is missing") from None
+        raise
+    fn = getattr(mod, "main", None)
+    if fn is None:
+        raise UserError("graphnet bench is not available: graphnet.bench has no main()")
+    rc = fn(list(args.args))
+    return rc if isinstance(rc, int) else 0
+
+
+# --- the parser and main ----------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    import graphnet
+    p = argparse.ArgumentParser(
+        prog="graphnet",
+        description="graphnet: a userspace packet-processing engine in the style of VPP's vlib.",
+        epilog="Start an engine with `graphnet run`, then talk to it with `graphnet ctl show runtime`.")
+    p.add_argument("--version", action="version", version=f"graphnet {graphnet.__version__}")
+    p.add_argument("--log-level", default="warning", type=str.lower,
+                   choices=("debug", "info", "warning", "error", "critical"),
+                   help="logging level on stderr (default: warning)")
+    sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
+    sub.required = True
+
+    r = sub.add_parser("run", help="run an engine with a control socket",
+                       description="Build an engine from a startup file (or the built-in demo config: a UDP "
+                                   "stream at 1000 packets/s through two nodes into null) and run it until "
+                                   "Ctrl-C or SIGTERM, serving commands on a control socket.")
+    r.add_argument("-c", "--config", metavar="FILE", help="startup file (TOML); see graphnet.config")
+    r.add_argument("--seconds", type=float, metavar="N", help="stop after N seconds")
+    r.add_argument("--socket", metavar="PATH", help="control socket path (overrides [cli] socket)")
+    r.add_argument("--no-cli", action="store_true", help="do not serve a control socket")
+    r.set_defaults(fn=cmd_run)
+
+    c = sub.add_parser("ctl", help="send a command to a running engine",
+                       description="Send one command (e.g. `graphnet ctl show runtime`) to the engine "
+                                   "listening on the control socket and print its answer; with no command, "
+                                   "open an interactive prompt (tab completion, history in "
+                                   f"{HISTORY_FILE}). `graphnet ctl help` lists the commands.")
+    c.add_argument("--socket", metavar="PATH", help="control socket path (default: $GRAPHNET_SOCKET, "
+                                                    "/run/graphnet/cli.sock for root, else a per-user path)")
+    c.add_argument("--timeout", type=float, default=10.0, metavar="S",
+                   help="seconds to wait for an answer (default 10)")
+    c.add_argument("words", nargs=argparse.REMAINDER, metavar="command", help="command words")
+    c.set_defaults(fn=cmd_ctl)
+
+    g = sub.add_parser("graph", help="print the configured graph without running it",
+                       description="Build the graph of a startup file (or the default config) and print "
+                                   "its nodes and arcs, or Graphviz DOT with --dot.")
+    g.add_argument("-c", "--config", metavar="FILE", help="startup file (TOML)")
+    g.add_argument("--dot", action="store_true", help="print Graphviz DOT (pipe into `dot -Tsvg`)")
+    g.set_defaults(fn=cmd_graph)
+
+    k = sub.add_parser("config", help="check a startup file, or print the default one",
+                       description="Check a startup file (parse, validate and build its graph without "
+                                   "running it), or print the built-in config with --default: a "
+                                   "commented starting point for your own.")
+    k.add_argument("-c", "--config", metavar="FILE", help="startup file (TOML) to check")
+    k.add_argument("--default", action="store_true", help="print the built-in config")
+    k.set_defaults(fn=cmd_config)
+
+    b = sub.add_parser("bench", help="run benchmarks (graphnet bench --help)", add_help=False,
+                       description="Benchmarks; arguments go to graphnet.bench.")
+    b.add_argument("args", nargs=argparse.REMAINDER)
+    b.set_defaults(fn=cmd_bench)
+    return p
+
+
+def _user_errors() -> tuple:
+    from graphnet.cli.control import ControlError
+    from graphnet.cli.registry import CommandError
+    from graphnet.config import ConfigError
+    from graphnet.vlib.node import GraphError
+    return (UserError, ConfigError, ControlError, CommandError, GraphError)
+
+
+def main(argv: Optional[list] = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="graphnet: %(levelname)s %(name)s: %(message)s")
+    try:
+        user_errors = _user_errors()
+    except ImportError as e:
+        print(f"graphnet: cannot load graphnet ({e}); are its Cython extensions built? "
+              f"(python setup.py build_ext --inplace, or pip install .)", file=sys.stderr)
+        return 1
+    try:
+        return args.fn(args)
+    except KeyboardInterrupt:
+        print("graphnet: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # the reader of our output went away (e.g. `| head`): not an error of ours
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except PermissionError as e:
+        where = f" on {e.filename}" if e.filename else ""
+        print(f"graphnet: permission denied{where}: missing privileges (run as root, "
+              f"or choose paths you own)", file=sys.stderr)
+        return 1
+    except Exception as e:
+        if isinstance(e, user_errors):
+            print(f"graphnet: {e}", file=sys.stderr)
+            return 1
+        log.debug("unexpected error", exc_info=True)
+        print(f"graphnet: internal error: {type(e).__name__}: {e} "
+              f"(--log-level debug shows the traceback)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
