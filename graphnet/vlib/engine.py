@@ -35,9 +35,9 @@ _STATE_CODES = {"polling": STATE_POLLING, "interrupt": STATE_INTERRUPT, "disable
 STATE_NAMES = {v: k for k, v in _STATE_CODES.items()}
 
 
-def _builtin_nodes():
+def _builtin_nodes(interfaces):
     from graphnet.nodes import drop
-    return drop.NODES
+    return drop.NODES + interfaces.nodes()
 
 
 class Engine:
@@ -65,7 +65,9 @@ class Engine:
         self.start_time = time.monotonic()
         self.start_time_ns = time.monotonic_ns()
         self.on_close: list = []
-        self.add(_builtin_nodes())
+        from graphnet.io.interface import InterfaceTable
+        self.interfaces = InterfaceTable()
+        self.add(_builtin_nodes(self.interfaces))
         self.add(nodes)
 
     # --- building ----------------------------------------------------------------
@@ -312,10 +314,19 @@ class Engine:
         self.call(deliver)
 
     def trace_add(self, name: str, n: int) -> None:
-        i = self.node_index(name)
-        if self.nodes[i].type != "input":
-            raise ValueError(f"trace add takes an input node; {name!r} is {self.nodes[i].type}")
-        self.call(self.main.trace_add, i, n)
+        """Trace the next n packets from an input node. A device kind's
+        prefix (``tap-input``) names all its nodes (``tap-input-*``)."""
+        self.build()
+        if name in self.index:
+            targets = [self.index[name]]
+        else:
+            targets = [i for i, nd in enumerate(self.nodes) if nd.type == "input" and nd.name.startswith(name + "-")]
+            if not targets:
+                self.node_index(name)          # raises with a suggestion
+        for i in targets:
+            if self.nodes[i].type != "input":
+                raise ValueError(f"trace add takes an input node; {name!r} is {self.nodes[i].type}")
+            self.call(self.main.trace_add, i, n)
 
     def clear_trace(self) -> None:
         self.call(self.main.clear_trace)

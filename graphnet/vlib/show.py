@@ -188,5 +188,40 @@ def dot(engine, *args) -> str:
     return "\n".join(lines)
 
 
-SHOW = {"runtime": runtime, "errors": errors, "buffers": buffers, "trace": trace,
+def interfaces(engine, *args) -> str:
+    """``show interface [NAME]``: state and counters of each interface."""
+    table = engine.interfaces
+    names = [args[0]] if args else list(table)
+    lines = [f"{'Name':<20}{'Idx':>4}  {'State':<6}{'MTU':>6}  {'Counter':<12}{'Count':>14}"]
+    for name in names:
+        info = table.info(name)
+        state = "up" if info["admin_up"] and info["link_up"] else "down"
+        first = True
+        for key in ("rx_packets", "rx_bytes", "tx_packets", "tx_bytes", "rx_drops", "tx_drops",
+                    "rx_errors", "tx_errors", "tx_retries"):
+            if info[key] or key in ("rx_packets", "tx_packets"):
+                head = f"{name:<20}{info['sw_if_index']:>4}  {state:<6}{info['mtu']:>6}  " if first else " " * 38
+                lines.append(f"{head}{key.replace('_', ' '):<12}{info[key]:>14}")
+                first = False
+    return "\n".join(lines)
+
+
+def hardware(engine, *args) -> str:
+    """``show hardware [NAME]``: kind, MAC, rx mode and device details."""
+    table = engine.interfaces
+    names = [args[0]] if args else list(table)
+    lines = []
+    for name in names:
+        info = table.info(name)
+        dev = table.devices[info["sw_if_index"]]
+        lines.append(f"{name} ({info['sw_if_index']}): {info['kind']}, {'up' if info['admin_up'] else 'down'}"
+                     f"{'' if info['link_up'] else ' (link lost)'}")
+        lines.append(f"  Ethernet address {info['mac']}, MTU {info['mtu']}, rx-mode {getattr(dev, 'rx_mode', '-')}"
+                     f"{', promiscuous' if info['promiscuous'] else ''}")
+        for k, v in (dev.hardware_info() if hasattr(dev, "hardware_info") else {}).items():
+            lines.append(f"  {k}: {v}")
+    return "\n".join(lines) if lines else "no interfaces"
+
+
+SHOW = {"interface": interfaces, "hardware": hardware, "runtime": runtime, "errors": errors, "buffers": buffers, "trace": trace,
         "graph": graph, "node": node, "dot": dot}

@@ -1,0 +1,70 @@
+"""The base of every device (TAP, AF_PACKET, pcap): an interface in the
+engine's table plus an input node and a tx node.
+
+Node names are ``<kind>-input-<ifname>`` and ``<kind>-output-<ifname>``, so
+one interface's rx mode is its input node's state; ``trace add tap-input N``
+reaches every ``tap-input-*`` node. The tx node attaches itself to
+``interface-output`` under its sw_if_index.
+
+Subclasses implement ``nodes()`` (returning both registrations) and
+``close()``; ``open`` work (creating fds) happens in ``__init__`` so that
+errors (no privilege, an interface that does not exist) surface where the
+device is declared, with a clear message.
+"""
+from __future__ import annotations
+
+import logging
+
+log = logging.getLogger("graphnet.device")
+
+RX_MODES = ("polling", "interrupt", "adaptive")
+
+
+class DeviceError(RuntimeError):
+    """A device cannot be created or used; the message says why."""
+
+
+class Device:
+    kind = "device"
+
+    def __init__(self, engine, name: str, *, mac=None, mtu: int = 1500, rx_mode: str = "interrupt"):
+        if rx_mode not in RX_MODES:
+            raise DeviceError(f"rx-mode {rx_mode!r}: use one of {', '.join(RX_MODES)}")
+        self.engine = engine
+        self.name = name
+        self.rx_mode = rx_mode
+        self.mtu = mtu
+        self.sw_if_index = engine.interfaces.add(name, self.kind, self, mac or self.default_mac(), mtu)
+        self.input_node = f"{self.kind}-input-{name}"
+        self.output_node = f"{self.kind}-output-{name}"
+        engine.on_close.append(self.close)
+
+    def default_mac(self) -> bytes:
+        """A locally administered MAC derived from the interface index."""
+        n = len(self.engine.interfaces)
+        return bytes([0x02, 0x67, 0x6e, 0x00, (n >> 8) & 0xff, n & 0xff])
+
+    def node_state(self):
+        """(state, adaptive) for the input node registration."""
+        if self.rx_mode == "adaptive":
+            return "interrupt", True
+        return self.rx_mode, False
+
+    def set_rx_mode(self, mode: str) -> None:
+        if mode not in RX_MODES:
+            raise DeviceError(f"rx-mode {mode!r}: use one of {', '.join(RX_MODES)}")
+        self.engine.set_node_state(self.input_node, mode)
+        self.rx_mode = mode
+
+    def set_admin_up(self, up: bool) -> None:
+        self.engine.call(self.engine.interfaces.set_admin_up, self.sw_if_index, up)
+
+    def nodes(self):  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def close(self) -> None:  # pragma: no cover - interface
+        pass
+
+    def hardware_info(self) -> dict:
+        """Device details for ``show hardware`` (fd, offloads, queues...)."""
+        return {}

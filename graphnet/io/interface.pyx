@@ -1,0 +1,171 @@
+"""The interface table and ``interface-output``.
+
+Every interface (TAP, AF_PACKET "host", pcap, ...) has a ``sw_if_index``,
+a name, a kind, a MAC, an MTU, an admin state, an rx mode and C counters
+that its device nodes update per frame. Indices are dense from 0 and never
+reused while the engine lives; the table has a fixed capacity
+(GN_MAX_INTERFACES) so device nodes can keep pointers to their records.
+
+A device is an object with ``kind``, ``name``, ``nodes()`` (its input and
+tx node registrations; the tx node names ``attach_to=(("interface-output",
+sw_if_index),)``), ``input_node`` (name), ``open(engine)`` / ``close()``;
+it calls ``table.add(...)`` to get its sw_if_index before the graph is
+built.
+
+interface-output: sends each buffer to the tx node of interface
+``sw_if_index[TX]``. Metadata used: sw_if_index[TX]. Next nodes: one per
+interface's tx node (attached by the devices). Errors: ``invalid-interface``,
+``interface-down`` (both drops).
+"""
+from cpython.pycapsule cimport PyCapsule_New
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdlib cimport calloc, free
+from libc.string cimport memcpy, memset
+from graphnet.vlib.buffer cimport gn_buffer_t, gn_frame_t, GN_TX
+from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_enqueue_to_next, gn_buffer_set_error
+from graphnet.vlib.node import Node
+
+cdef enum:
+    ERROR_INVALID_INTERFACE = 1
+    ERROR_INTERFACE_DOWN = 2
+
+RX_MODES = ("polling", "interrupt", "adaptive")
+
+
+cdef uint32_t interface_output_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame) noexcept nogil:
+    cdef gn_interface_main_t* im = <gn_interface_main_t*>node.runtime_data
+    cdef uint16_t nexts[256]
+    cdef uint32_t i
+    cdef gn_buffer_t* b
+    cdef gn_interface_t* hw
+    for i in range(frame.n_vectors):
+        b = gn_main_buffer(vm, frame.buffers[i])
+        hw = gn_interface(im, b.sw_if_index[GN_TX])
+        if hw == NULL:
+            gn_buffer_set_error(node, b, ERROR_INVALID_INTERFACE)
+            nexts[i] = node.drop_next
+        elif not hw.admin_up or not hw.link_up:
+            gn_buffer_set_error(node, b, ERROR_INTERFACE_DOWN)
+            hw.counters.tx_drops += 1
+            nexts[i] = node.drop_next
+        else:
+            nexts[i] = hw.tx_next
+    gn_enqueue_to_next(vm, node, frame.buffers, nexts, frame.n_vectors)
+    return frame.n_vectors
+
+
+def _parse_mac(mac):
+    if isinstance(mac, (bytes, bytearray)) and len(mac) == 6:
+        return bytes(mac)
+    parts = str(mac).split(":")
+    if len(parts) != 6:
+        raise ValueError(f"bad MAC address {mac!r}")
+    return bytes(int(p, 16) for p in parts)
+
+
+def format_mac(mac: bytes) -> str:
+    return ":".join(f"{b:02x}" for b in mac)
+
+
+cdef class InterfaceTable:
+    """The engine's interfaces (see module docstring)."""
+
+    def __cinit__(self):
+        self.im = <gn_interface_main_t*>calloc(1, sizeof(gn_interface_main_t))
+        if self.im == NULL:
+            raise MemoryError()
+        self.names = []
+        self.kinds = []
+        self.devices = []
+
+    def __dealloc__(self):
+        free(self.im)
+
+    def nodes(self):
+        return (Node("interface-output", fn=PyCapsule_New(<void*>interface_output_fn, "gn_node_fn", NULL),
+                     errors=(("none", "info", "no error"),
+                             ("invalid-interface", "error", "no interface with this tx sw_if_index"),
+                             ("interface-down", "warn", "tx interface is down")),
+                     setup=self._setup, on_attach=self._on_attach, instance=self,
+                     doc=__doc__.split("\n\n")[2]),)
+
+    def _setup(self, engine, node_index):
+        self.engine = engine
+        engine.main.set_runtime_data(node_index, PyCapsule_New(<void*>self.im, "gn_runtime_data", NULL))
+
+    def _on_attach(self, engine, key, next_index):
+        self.im.ifs[key].tx_next = next_index
+
+    def add(self, str name, str kind, device, mac=b"\x02\x00\x00\x00\x00\x00", int mtu=1500):
+        """Register an interface; returns its sw_if_index."""
+        cdef uint32_t i = self.im.n_ifs
+        if name in self.names:
+            raise ValueError(f"an interface named {name!r} exists")
+        if i >= GN_MAX_INTERFACES:
+            raise ValueError(f"at most {GN_MAX_INTERFACES} interfaces")
+        if not 68 <= mtu <= 65535:
+            raise ValueError(f"MTU {mtu} is outside 68..65535")
+        m = _parse_mac(mac)
+        self.im.ifs[i].sw_if_index = i
+        self.im.ifs[i].in_use = 1
+        self.im.ifs[i].admin_up = 0
+        self.im.ifs[i].link_up = 1
+        self.im.ifs[i].mtu = mtu
+        memcpy(self.im.ifs[i].mac, <const uint8_t*>m, 6)
+        self.im.n_ifs += 1
+        self.names.append(name)
+        self.kinds.append(kind)
+        self.devices.append(device)
+        return i
+
+    def address(self, uint32_t sw_if_index):
+        """Address of the gn_interface_t (for device modules' C state)."""
+        self._check(sw_if_index)
+        return <size_t>&self.im.ifs[sw_if_index]
+
+    cdef int _check(self, uint32_t sw_if_index) except -1:
+        if sw_if_index >= self.im.n_ifs:
+            raise KeyError(f"no interface with sw_if_index {sw_if_index}")
+        return 0
+
+    def index(self, name):
+        """sw_if_index of an interface by name (or an int passed through)."""
+        if isinstance(name, int):
+            self._check(name)
+            return name
+        try:
+            return self.names.index(name)
+        except ValueError:
+            raise KeyError(f"no interface named {name!r}; interfaces: {', '.join(self.names) or 'none'}") from None
+
+    def set_admin_up(self, name, bint up):
+        self.im.ifs[self.index(name)].admin_up = up
+
+    def set_link_up(self, name, bint up):
+        self.im.ifs[self.index(name)].link_up = up
+
+    def set_promiscuous(self, name, bint on):
+        self.im.ifs[self.index(name)].promiscuous = on
+
+    def info(self, name):
+        """A dict of one interface's state and counters."""
+        cdef gn_interface_t* hw = &self.im.ifs[self.index(name)]
+        i = hw.sw_if_index
+        c = hw.counters
+        return {"name": self.names[i], "sw_if_index": i, "kind": self.kinds[i], "mac": format_mac(hw.mac[:6]),
+                "mtu": hw.mtu, "admin_up": bool(hw.admin_up), "link_up": bool(hw.link_up),
+                "promiscuous": bool(hw.promiscuous),
+                "rx_packets": c.rx_packets, "rx_bytes": c.rx_bytes, "tx_packets": c.tx_packets,
+                "tx_bytes": c.tx_bytes, "rx_drops": c.rx_drops, "tx_drops": c.tx_drops,
+                "rx_errors": c.rx_errors, "tx_errors": c.tx_errors, "tx_retries": c.tx_retries}
+
+    def clear_counters(self):
+        cdef uint32_t i
+        for i in range(self.im.n_ifs):
+            memset(&self.im.ifs[i].counters, 0, sizeof(gn_if_counters_t))
+
+    def __len__(self):
+        return self.im.n_ifs
+
+    def __iter__(self):
+        return iter(list(self.names))
