@@ -118,6 +118,21 @@ def show_node(engine, args):
     return engine.show("node", args[0])
 
 
+@command("show interface", help="interfaces: state and counters", usage="show interface [<name>]")
+def show_interface(engine, args):
+    if len(args) > 1:
+        raise UsageError("show interface takes at most one interface name")
+    return engine.show("interface", *args)
+
+
+@command("show hardware", help="interfaces: kind, MAC, MTU, rx mode, device details",
+         usage="show hardware [<name>]")
+def show_hardware(engine, args):
+    if len(args) > 1:
+        raise UsageError("show hardware takes at most one interface name")
+    return engine.show("hardware", *args)
+
+
 @command("set node state", help="set an input node's state",
          usage="set node state <name> polling|interrupt|adaptive|disabled")
 def set_node_state(engine, args):

@@ -287,8 +287,21 @@ def _user_errors() -> tuple:
     return (UserError, ConfigError, ControlError, CommandError, GraphError)
 
 
+def _parse(argv: list) -> argparse.Namespace:
+    """Parse argv; everything after ``bench`` goes to graphnet.bench untouched
+    (argparse's REMAINDER would reject a leading option such as --quick)."""
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):
+        i += 2 if argv[i] == "--log-level" else 1
+    if i < len(argv) and argv[i] == "bench":
+        args = build_parser().parse_args(argv[:i + 1])
+        args.args = argv[i + 1:]
+        return args
+    return build_parser().parse_args(argv)
+
+
 def main(argv: Optional[list] = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = _parse(list(sys.argv[1:] if argv is None else argv))
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="graphnet: %(levelname)s %(name)s: %(message)s")
     try:

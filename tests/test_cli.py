@@ -1,0 +1,535 @@
+"""The command registry, the VPP-style commands, the control socket and the
+``graphnet`` program (run / ctl / graph / config / bench).
+
+Every test that runs an engine drains it and checks that no buffer leaked.
+Subprocess tests use their own socket path, are bounded in time, and only
+ever kill the processes they started.
+"""
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from graphnet import Engine
+from graphnet.cli import control
+from graphnet.cli.control import ControlError, ControlServer, NoEngineError, send_command
+from graphnet.cli.main import main
+from graphnet.cli.registry import CommandError, Registry, UsageError, execute
+from graphnet.io.pg import PacketGenerator, Stream
+from graphnet.cli import templates
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def make_engine(count=20, rate=None, state="polling"):
+    """pg-input -> null with one UDP stream of `count` packets."""
+    pg = PacketGenerator(name="pg-input", next_node="null", state=state)
+    pg.add_stream(Stream("s0", [templates.build("udp")], count=count, rate=rate))
+    return Engine([pg.nodes()], buffers=2048)
+
+
+def drained(engine):
+    """Stop, switch off every pg stream, run to idle, and report the buffers
+    still in use."""
+    engine.stop()
+    for n in engine.nodes:
+        if isinstance(n.instance, PacketGenerator):
+            for name in n.instance.stats():
+                n.instance.enable(name, False)
+    engine.run_until_idle(5)
+    in_use = engine.buffer_stats()["in_use"]
+    engine.close()
+    return in_use
+
+
+@pytest.fixture
+def sockdir():
+    d = tempfile.mkdtemp(prefix="gncli-")          # short: AF_UNIX paths are <= 107 bytes
+    yield Path(d)
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def runtime_row(text, node):
+    """(calls, vectors) of a node in show runtime text."""
+    for line in text.splitlines():
+        if line.startswith(node + " "):
+            nums = re.findall(r"\d+(?:\.\d+)?(?:e[+-]\d+)?", line[32:])
+            return int(nums[0]), int(nums[1])
+    return None
+
+
+# --- registry and commands --------------------------------------------------------------
+
+def test_show_runtime_counts_packets_and_abbreviations_match():
+    e = make_engine(count=20)
+    e.run_until_idle()
+    full = execute(e, "show runtime")
+    assert runtime_row(full, "null")[1] == 20
+    assert runtime_row(full, "pg-input")[1] == 20
+    assert runtime_row(execute(e, "sh run"), "null")[1] == 20      # vppctl-style prefixes
+    execute(e, "clear runtime")
+    assert runtime_row(execute(e, "show runtime"), "null") is None   # zero rows are hidden
+    assert runtime_row(execute(e, "show runtime all"), "null") == (0, 0)
+    assert drained(e) == 0
+
+
+def test_unknown_command_names_it_and_suggests():
+    e = make_engine()
+    with pytest.raises(CommandError) as ei:
+        execute(e, "show runtim3")
+    assert "'show runtim3'" in str(ei.value) and "show runtime" in str(ei.value)
+    with pytest.raises(CommandError) as ei:
+        execute(e, "shwo errors")
+    assert "show errors" in str(ei.value)
+    with pytest.raises(CommandError, match="ambiguous"):
+        execute(e, "s runtime")
+    assert drained(e) == 0
+
+
+def test_bad_arguments_give_usage_and_change_nothing():
+    e = make_engine()
+    for line, usage in [("show runtime bogus", "usage: show runtime [all]"),
+                        ("trace add pg-input many", "usage: trace add <input-node> <n>"),
+                        ("trace add pg-input", "usage: trace add <input-node> <n>"),
+                        ("show trace max -1", "usage: show trace [max <n>]"),
+                        ("set node state pg-input fast", "usage: set node state"),
+                        ("show node", "usage: show node <name>"),
+                        ("clear errors now", "usage: clear errors")]:
+        with pytest.raises(UsageError) as ei:
+            execute(e, line)
+        assert usage in str(ei.value), line
+    assert "polling" in execute(e, "show node pg-input").splitlines()[0]
+    assert drained(e) == 0
+
+
+def test_engine_errors_become_command_errors():
+    e = make_engine()
+    with pytest.raises(CommandError, match="no node named 'nul' .*did you mean 'null'"):
+        execute(e, "show node nul")
+    with pytest.raises(CommandError, match="not an input node"):
+        execute(e, "set node state null polling")
+    with pytest.raises(CommandError, match="input node"):
+        execute(e, "trace add null 3")
+    assert drained(e) == 0
+
+
+def test_trace_add_show_and_clear():
+    e = make_engine(count=5)
+    execute(e, "trace add pg-input 3")
+    e.run_until_idle()
+    out = execute(e, "show trace")
+    assert out.count("Packet ") == 3
+    assert "pg-input" in out and "null" in out
+    assert execute(e, "show trace max 1").count("Packet ") == 1
+    execute(e, "clear trace")
+    assert execute(e, "show trace") == "No packets in trace buffer"
+    assert drained(e) == 0
+
+
+def test_set_node_state_and_graph_commands():
+    e = make_engine()
+    execute(e, "set node state pg-input interrupt")
+    assert "interrupt" in execute(e, "show node pg-input").splitlines()[0]
+    execute(e, "set node state pg-input adaptive")
+    assert "adaptive" in execute(e, "show node pg-input").splitlines()[0]
+    execute(e, "set node state pg-input disabled")
+    assert "disabled" in execute(e, "show node pg-input").splitlines()[0]
+    assert re.search(r"pg-input\s+input\s+\[0\] null", execute(e, "show graph"))
+    dot = execute(e, "show graph dot")
+    assert dot.startswith("digraph") and '"pg-input" -> "null"' in dot
+    assert "graphnet " in execute(e, "show version")
+    assert "Total" in execute(e, "show buffers")
+    assert "Name" in execute(e, "show interface")
+    with pytest.raises(UsageError, match="usage: show hardware"):
+        execute(e, "show hardware a b")
+    assert drained(e) == 0
+
+
+def test_errors_commands():
+    e = make_engine()
+    e.run_until_idle()
+    assert "no-buffers" not in execute(e, "show errors")
+    assert "packet generator could not allocate" in execute(e, "show errors all")
+    assert execute(e, "clear errors") == ""
+    assert drained(e) == 0
+
+
+def test_packet_generator_commands():
+    e = make_engine(count=10)
+    e.run_until_idle()
+    assert re.search(r"s0\s+pg-input\s+10", execute(e, "show packet-generator"))
+    execute(e, "packet-generator enable-stream s0")         # starts its count again
+    e.run_until_idle()
+    assert runtime_row(execute(e, "show runtime"), "null")[1] == 20
+    with pytest.raises(UsageError, match="no stream named 'nope'"):
+        execute(e, "packet-generator disable-stream nope")
+    assert drained(e) == 0
+
+
+def test_help_lists_commands():
+    out = execute(None, "help")
+    for path in ("show runtime", "clear runtime", "show errors", "clear errors", "show buffers",
+                 "trace add", "show trace", "clear trace", "show graph", "show graph dot",
+                 "show node", "set node state", "show version"):
+        assert re.search(rf"^{re.escape(path)}\b", out, re.M), path
+    shows = execute(None, "show ?")
+    assert "show runtime" in shows and "clear runtime" not in shows
+    assert execute(None, "? clear") == execute(None, "help clear")
+    with pytest.raises(CommandError, match="needs a running engine"):
+        execute(None, "show runtime")
+
+
+def test_custom_registry_and_failing_command():
+    reg = Registry()
+
+    @reg.command("hello", usage="hello <name>")
+    def hello(engine, args):
+        if len(args) != 1:
+            raise UsageError()
+        return f"hello {args[0]}"
+
+    @reg.command("boom")
+    def boom(engine, args):
+        raise RuntimeError("kaput")
+
+    e = make_engine()
+    assert reg.execute(e, "hello world") == "hello world"
+    assert reg.execute(e, "hello 'two words'") == "hello two words"
+    with pytest.raises(UsageError, match="usage: hello <name>"):
+        reg.execute(e, "hello")
+    with pytest.raises(CommandError, match="internal error: RuntimeError: kaput"):
+        reg.execute(e, "boom")
+    assert reg.execute(e, "hello again") == "hello again"
+    with pytest.raises(CommandError, match="cannot parse"):
+        reg.execute(e, "hello 'unclosed")
+    assert reg.complete([], "he") == ["hello"]
+    assert drained(e) == 0
+
+
+def test_commands_run_in_the_loop_thread():
+    reg = Registry()
+    seen = []
+
+    @reg.command("where")
+    def where(engine, args):
+        seen.append(threading.get_ident())
+        return ""
+
+    e = make_engine(count=None, rate=100.0, state="interrupt")
+    e.start()
+    try:
+        reg.execute(e, "where")
+        assert seen == [e._thread.ident]
+    finally:
+        assert drained(e) == 0
+
+
+# --- the control socket -----------------------------------------------------------------
+
+@pytest.fixture
+def running(sockdir):
+    """An engine running in its thread, with a control server on a temp path."""
+    e = make_engine(count=None, rate=200.0, state="interrupt")
+    e.start()
+    srv = ControlServer(e, str(sockdir / "cli.sock")).start()
+    yield e, srv
+    srv.close()
+    assert drained(e) == 0
+
+
+def test_round_trip_against_running_engine(running):
+    e, srv = running
+    time.sleep(0.1)
+    ok, text = send_command(srv.path, "show runtime")
+    assert ok and "pg-input" in text
+    calls, vectors = runtime_row(text, "null")
+    assert vectors > 0
+    ok, text = send_command(srv.path, "show version")
+    assert ok and text.startswith("graphnet ")
+
+
+def test_error_answers_do_not_stop_the_server(running):
+    e, srv = running
+    ok, text = send_command(srv.path, "show bogus")
+    assert not ok and "unknown command 'show bogus'" in text
+    ok, text = send_command(srv.path, "trace add pg-input x")
+    assert not ok and "usage: trace add <input-node> <n>" in text
+    ok, text = send_command(srv.path, "show node nosuch")
+    assert not ok and "no node named 'nosuch'" in text
+    ok, text = send_command(srv.path, "")
+    assert ok and text == ""
+    assert send_command(srv.path, "show buffers")[0]
+
+
+def test_protocol_is_json_lines_and_survives_garbage(running):
+    e, srv = running
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(5)
+        s.connect(srv.path)
+        s.sendall(b"show version\n\xff\xfe\nshow nothing\n")
+        f = s.makefile("rb")
+        answers = [json.loads(f.readline()) for _ in range(3)]
+    assert answers[0]["ok"] is True and answers[0]["output"].startswith("graphnet")
+    assert answers[1] == {"ok": False, "error": "the command line is not valid UTF-8"}
+    assert answers[2]["ok"] is False and "unknown command" in answers[2]["error"]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:   # a client that hangs up early
+        s.connect(srv.path)
+        s.sendall(b"show run")
+    assert send_command(srv.path, "show version")[0]
+
+
+def test_concurrent_clients(running):
+    e, srv = running
+    results = []
+
+    def client():
+        for _ in range(5):
+            results.append(send_command(srv.path, "show runtime")[0])
+
+    threads = [threading.Thread(target=client) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert results == [True] * 20
+
+
+def test_socket_mode_is_0600_and_removed_on_close(sockdir):
+    e = make_engine()
+    path = sockdir / "sub" / "cli.sock"
+    srv = ControlServer(e, str(path)).start()
+    st = os.stat(path)
+    assert stat.S_ISSOCK(st.st_mode)
+    assert stat.S_IMODE(st.st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700
+    srv.close()
+    assert not path.exists()
+    srv.close()                                       # idempotent
+    assert drained(e) == 0
+
+
+def test_stale_socket_is_replaced(sockdir):
+    path = str(sockdir / "cli.sock")
+    dead = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    dead.bind(path)                                   # a socket file nobody listens on
+    dead.close()
+    assert stat.S_ISSOCK(os.lstat(path).st_mode)
+    e = make_engine()
+    srv = ControlServer(e, path).start()
+    try:
+        assert send_command(path, "show version")[0]
+    finally:
+        srv.close()
+    assert drained(e) == 0
+
+
+def test_second_server_on_live_socket_is_refused(running):
+    e, srv = running
+    other = make_engine()
+    with pytest.raises(ControlError, match=f"an engine is already running on {re.escape(srv.path)}"):
+        ControlServer(other, srv.path).start()
+    assert send_command(srv.path, "show version")[0]  # the first one is untouched
+    assert drained(other) == 0
+
+
+def test_path_that_is_not_a_socket_is_left_alone(sockdir):
+    path = sockdir / "cli.sock"
+    path.write_text("precious")
+    e = make_engine()
+    with pytest.raises(ControlError, match="not a socket"):
+        ControlServer(e, str(path)).start()
+    assert path.read_text() == "precious"
+    assert drained(e) == 0
+
+
+def test_close_keeps_a_newer_engines_socket(sockdir):
+    path = str(sockdir / "cli.sock")
+    e = make_engine()
+    srv = ControlServer(e, path).start()
+    os.unlink(path)                                   # someone else took the path over
+    newer = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    newer.bind(path)
+    srv.close()
+    assert os.path.exists(path)
+    newer.close()
+    assert drained(e) == 0
+
+
+def test_no_engine_listening(sockdir):
+    path = str(sockdir / "cli.sock")
+    with pytest.raises(NoEngineError) as ei:
+        send_command(path, "show runtime")
+    assert str(ei.value) == (f"no graphnet engine is listening on {path}; "
+                             f"start one with `graphnet run`")
+
+
+def test_default_socket_path(monkeypatch):
+    monkeypatch.setenv("GRAPHNET_SOCKET", "/tmp/x/y.sock")
+    assert control.default_socket_path() == "/tmp/x/y.sock"
+    monkeypatch.delenv("GRAPHNET_SOCKET")
+    if os.geteuid() == 0:
+        assert control.default_socket_path() == "/run/graphnet/cli.sock"
+    else:
+        monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+        assert control.default_socket_path() == f"/tmp/graphnet-{os.getuid()}/cli.sock"
+
+
+# --- the graphnet program, in process --------------------------------------------------------
+
+def test_ctl_prints_answers_and_errors(running, capsys):
+    e, srv = running
+    assert main(["ctl", "--socket", srv.path, "show", "version"]) == 0
+    assert capsys.readouterr().out.startswith("graphnet ")
+    assert main(["ctl", "--socket", srv.path, "show", "nonsense"]) == 1
+    cap = capsys.readouterr()
+    assert cap.out == "" and "unknown command 'show nonsense'" in cap.err
+
+
+def test_ctl_without_engine_is_one_line_error(sockdir, capsys):
+    path = str(sockdir / "none.sock")
+    assert main(["ctl", "--socket", path, "show", "runtime"]) == 1
+    err = capsys.readouterr().err
+    assert err == f"graphnet: no graphnet engine is listening on {path}; start one with `graphnet run`\n"
+
+
+def test_graph_dot_and_bad_config(tmp_path, capsys):
+    assert main(["graph", "--dot"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("digraph") and '"pg-input" -> "demo-0"' in out and '"demo-1" -> "null"' in out
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[engine]\nbufers = 10\n")
+    assert main(["graph", "-c", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{bad}:2: engine.bufers: unknown key" in err
+    assert main(["run", "-c", str(tmp_path / "missing.toml"), "--seconds", "0"]) == 1
+    assert "no such config file" in capsys.readouterr().err
+
+
+def test_config_subcommand(capsys, tmp_path):
+    assert main(["config", "--default"]) == 0
+    text = capsys.readouterr().out
+    f = tmp_path / "startup.toml"
+    f.write_text(text)
+    assert main(["config", "-c", str(f)]) == 0
+    assert re.search(r"startup.toml: ok: \d+ nodes, 1 pg streams", capsys.readouterr().out)
+
+
+def test_bench_dispatch(monkeypatch, capsys):
+    import types
+    got = []
+    fake = types.ModuleType("graphnet.bench")
+    fake.main = lambda args: got.append(args) or 3
+    monkeypatch.setitem(sys.modules, "graphnet.bench", fake)
+    assert main(["bench", "--quick", "x"]) == 3
+    assert got == [["--quick", "x"]]
+    monkeypatch.setitem(sys.modules, "graphnet.bench", types.ModuleType("graphnet.bench"))
+    assert main(["bench"]) == 1
+    assert "graphnet bench is not available" in capsys.readouterr().err
+
+
+def test_run_in_process_for_a_moment(sockdir, capsys):
+    path = str(sockdir / "cli.sock")
+    assert main(["run", "--seconds", "0.3", "--socket", path]) == 0
+    out = capsys.readouterr().out
+    assert f"control socket {path}" in out and f"graphnet ctl --socket {path} show runtime" in out
+    assert not os.path.exists(path)
+
+
+# --- graphnet run and graphnet ctl as separate processes ----------------------------------------
+
+def _env():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env.pop("GRAPHNET_SOCKET", None)
+    return env
+
+
+def _gn(*args, timeout=30):
+    return subprocess.run([sys.executable, "-m", "graphnet", *args], env=_env(), cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _wait_for_socket(proc, path, timeout=30.0):
+    t_end = time.monotonic() + timeout
+    while time.monotonic() < t_end:
+        if os.path.exists(path):
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"graphnet run exited early: {proc.communicate()}")
+        time.sleep(0.05)
+    raise AssertionError("graphnet run did not create its socket")
+
+
+@pytest.fixture
+def run_proc(sockdir):
+    path = str(sockdir / "cli.sock")
+    procs = []
+
+    def start(*extra, seconds="60"):
+        p = subprocess.Popen([sys.executable, "-m", "graphnet", "run", "--socket", path,
+                              "--seconds", seconds, *extra],
+                             env=_env(), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        procs.append(p)
+        _wait_for_socket(p, path)
+        return p, path
+    yield start
+    for p in procs:                     # only the processes this test started
+        if p.poll() is None:
+            p.kill()
+            p.wait(10)
+
+
+def test_ctl_subprocess_against_run_subprocess(run_proc):
+    proc, path = run_proc()
+    time.sleep(0.3)
+    r = _gn("ctl", "--socket", path, "show", "runtime")
+    assert r.returncode == 0, r.stderr
+    assert runtime_row(r.stdout, "null")[1] > 0 and "demo-0" in r.stdout
+    r = _gn("ctl", "--socket", path, "trace", "add", "pg-input", "2")
+    assert r.returncode == 0 and r.stdout == ""
+    time.sleep(0.2)
+    r = _gn("ctl", "--socket", path, "show", "trace")
+    assert r.returncode == 0 and r.stdout.count("Packet ") == 2
+    r = _gn("ctl", "--socket", path, "show", "nothing")
+    assert r.returncode == 1 and r.stdout == ""
+    assert "unknown command 'show nothing'" in r.stderr and "Traceback" not in r.stderr
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "graphnet ctl --socket" in out and "stopped by SIGTERM" in err
+    assert not os.path.exists(path)
+    r = _gn("ctl", "--socket", path, "show", "runtime")
+    assert r.returncode == 1 and "no graphnet engine is listening" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_run_seconds_ends_by_itself_and_refuses_a_second_engine(run_proc):
+    proc, path = run_proc(seconds="3")
+    r = _gn("run", "--socket", path, "--seconds", "1")
+    assert r.returncode == 1
+    assert r.stderr.strip() == f"graphnet: an engine is already running on {path}"
+    assert proc.wait(20) == 0
+    assert not os.path.exists(path)
+
+
+def test_ctl_interactive_session(run_proc):
+    proc, path = run_proc()
+    r = subprocess.run([sys.executable, "-m", "graphnet", "ctl", "--socket", path],
+                       input="show version\nshow bogus\nhelp\nquit\nshow runtime\n",
+                       env=dict(_env(), HOME=str(Path(path).parent)), cwd=REPO,
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert "graphnet " in r.stdout and "set node state" in r.stdout
+    assert "unknown command 'show bogus'" in r.stderr
+    assert "Thread 0" not in r.stdout                # nothing after quit ran
