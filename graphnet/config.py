@@ -262,7 +262,7 @@ class _Checker:
         if not ok:
             raise self.error(path, key, f"expected {_TYPE_NAMES[kind]}, got {_type_name(v)} ({v!r})")
         if choices is not None and v not in choices:
-            raise self.error(path, key, f"{v!r} is not one of {', '.join(choices)}")
+            raise self.error(path, key, f"{v!r} is not one of {', '.join(map(str, choices))}")
         if minimum is not None and (v <= minimum if exclusive else v < minimum):
             raise self.error(path, key, f"must be {'>' if exclusive else '>='} {minimum}, not {v}")
         return v

@@ -1,0 +1,256 @@
+"""The startup file: schema checks with key and line in every error, the
+built-in packet templates (golden bytes from Scapy), and engines built from
+configs that run and return every buffer."""
+import re
+import sys
+import types
+
+import pytest
+from scapy.layers.inet import ICMP, IP, TCP, UDP
+from scapy.layers.l2 import Ether
+from scapy.packet import Raw
+from scapy.utils import wrpcap
+
+from graphnet.cli import templates
+from graphnet.config import (DEFAULT_TOML, ConfigError, build_engine, default_config, load, loads,
+                             socket_path)
+from graphnet.io.capture import Capture
+
+
+def stream(extra="", edits=""):
+    return f'[pg]\nnext = "null"\n\n[[pg.stream]]\nname = "s"\ntemplate = "udp"\n{extra}\n{edits}'
+
+
+def error_of(text, **kw):
+    with pytest.raises(ConfigError) as ei:
+        build_engine(loads(text, "t.toml", **kw)).close()
+    return str(ei.value)
+
+
+def finish(engine):
+    """Stop every stream, drain, and return the buffers still in use."""
+    engine.stop()
+    for n in engine.nodes:
+        if n.instance is not None and hasattr(n.instance, "stats"):
+            for s in n.instance.stats():
+                n.instance.enable(s, False)
+    engine.run_until_idle(5)
+    in_use = engine.buffer_stats()["in_use"]
+    engine.close()
+    return in_use
+
+
+@pytest.fixture
+def capture_module(monkeypatch):
+    """A module `gn_test_capture` whose NODES is a capture sink named capture."""
+    cap = Capture("capture")
+    mod = types.ModuleType("gn_test_capture")
+    mod.NODES = cap.nodes()
+    monkeypatch.setitem(sys.modules, "gn_test_capture", mod)
+    return cap
+
+
+# --- the default config ---------------------------------------------------------------
+
+def test_default_config_builds_and_runs():
+    cfg = default_config()
+    assert cfg.pg_mode == "interrupt" and cfg.chain == 2 and cfg.cli_enabled
+    assert cfg.streams[0].rate == 1000.0 and cfg.streams[0].count is None
+    e = build_engine(cfg)
+    assert e.next_names["pg-input"] == ["demo-0"] and e.next_names["demo-1"] == ["null"]
+    e.run(0.3)
+    vectors = {n.name: c["vectors"] for n, c in zip(e.nodes, e.main.node_counters())}
+    assert 50 < vectors["null"] <= 0.3 * 1000 + 2          # rated, never ahead of 1000 pps
+    assert vectors["demo-0"] == vectors["demo-1"] == vectors["null"]
+    assert finish(e) == 0
+
+
+def test_default_toml_is_the_default_config():
+    assert loads(DEFAULT_TOML, "x").streams[0].packets == default_config().streams[0].packets
+
+
+def test_empty_file_is_a_valid_config(tmp_path):
+    f = tmp_path / "empty.toml"
+    f.write_text("")
+    cfg = load(f)
+    assert cfg.streams == [] and cfg.source == str(f)
+    e = build_engine(cfg)
+    e.run_until_idle()
+    assert finish(e) == 0
+
+
+def test_socket_path_precedence(tmp_path):
+    cfg = loads('[cli]\nsocket = "/tmp/a.sock"\n')
+    assert socket_path(cfg) == "/tmp/a.sock"
+    assert socket_path(cfg, "/tmp/b.sock") == "/tmp/b.sock"
+    assert socket_path(loads(""), None).endswith("cli.sock")
+
+
+# --- streams and edits reach the packets ---------------------------------------------------
+
+def test_stream_count_edits_and_checksums(capture_module):
+    text = """
+[engine]
+buffers = 1024
+[graph]
+modules = ["gn_test_capture"]
+[pg]
+next = "capture"
+mode = "polling"
+[[pg.stream]]
+name = "five"
+template = "udp"
+src = "192.0.2.1"
+dst = "198.51.100.7"
+sport = 5000
+dport = 53
+size = 100
+count = 5
+[[pg.stream.edit]]
+field = "ip4.src"
+min = "10.0.0.1"
+max = "10.0.0.3"
+[[pg.stream.edit]]
+offset = 36
+size = 2
+min = 7000
+max = 7000
+"""
+    e = build_engine(loads(text, "t.toml"))
+    e.run_until_idle()
+    pkts = [Ether(p) for p in capture_module.packets()]
+    assert [p[IP].src for p in pkts] == ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.1", "10.0.0.2"]
+    for p in pkts:
+        assert len(p) == 100 and p[IP].dst == "198.51.100.7"
+        assert p[UDP].sport == 5000 and p[UDP].dport == 7000
+        ip_sum, udp_sum = p[IP].chksum, p[UDP].chksum
+        del p[IP].chksum, p[UDP].chksum
+        again = Ether(bytes(p))
+        assert (again[IP].chksum, again[UDP].chksum) == (ip_sum, udp_sum)
+    assert finish(e) == 0
+
+
+def test_packet_hex_and_pcap_sources(tmp_path, capture_module):
+    frames = [Ether() / IP(src="1.1.1.1", dst="2.2.2.2") / UDP() / Raw(b"x" * 10),
+              Ether() / IP(src="3.3.3.3", dst="4.4.4.4") / ICMP()]
+    wrpcap(str(tmp_path / "two.pcap"), frames)
+    (tmp_path / "c.toml").write_text(f"""
+[graph]
+modules = ["gn_test_capture"]
+[pg]
+next = "capture"
+mode = "polling"
+[[pg.stream]]
+name = "hex"
+packet_hex = ["{bytes(frames[0]).hex()}"]
+count = 1
+fix_checksums = false
+[[pg.stream]]
+name = "file"
+pcap = "two.pcap"
+count = 2
+""")
+    e = build_engine(load(tmp_path / "c.toml"))             # pcap path relative to the file
+    e.run_until_idle()
+    got = sorted(capture_module.packets())
+    assert got == sorted([bytes(frames[0]), bytes(frames[0]), bytes(frames[1])])
+    assert finish(e) == 0
+
+
+def test_adaptive_mode_and_node_states():
+    e = build_engine(loads(stream("count = 0") + '\n[[node]]\nname = "pg-input"\nstate = "disabled"\n'))
+    assert "disabled" in e.show("node", "pg-input").splitlines()[0]
+    assert finish(e) == 0
+    e = build_engine(loads('[pg]\nmode = "adaptive"\n' + stream("count = 0").split("\n", 2)[2]))
+    assert "(adaptive)" in e.show("node", "pg-input").splitlines()[0]
+    assert finish(e) == 0
+
+
+@pytest.mark.parametrize("name,sc", [
+    ("udp", lambda: IP(src="10.0.0.1", dst="10.0.0.2", ttl=64, id=0) / UDP(sport=1024, dport=9)),
+    ("tcp", lambda: IP(src="10.0.0.1", dst="10.0.0.2", ttl=64, id=0)
+     / TCP(sport=1024, dport=9, seq=1, ack=0, flags="S", window=65535)),
+    ("icmp", lambda: IP(src="10.0.0.1", dst="10.0.0.2", ttl=64, id=0) / ICMP(type=8, id=1024, seq=9)),
+])
+def test_templates_match_scapy(name, sc):
+    ref = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / sc()
+    ref = ref / Raw(bytes(80 - len(ref)))
+    assert templates.build(name, size=80) == bytes(ref)
+
+
+# --- errors name the key and the line -------------------------------------------------------
+
+@pytest.mark.parametrize("text,expected", [
+    ('[engine]\nbuffers = 16\nbufers = 16\n', r"^t\.toml:3: engine\.bufers: unknown key 'bufers' \(did you mean 'buffers'\?\)$"),
+    ('[engine]\n\nbuffers = "many"\n', r"^t\.toml:3: engine\.buffers: expected an integer, got a string \('many'\)$"),
+    ('[engine]\nbuffers = true\n', r"^t\.toml:2: engine\.buffers: expected an integer, got true or false"),
+    ('[engine]\ntick = 0\n', r"^t\.toml:2: engine\.tick: must be > 0"),
+    ('[cli]\nsocket = 5\n', r"^t\.toml:2: cli\.socket: expected a string"),
+    ('[graph]\nmodules = "x"\n', r"^t\.toml:2: graph\.modules: expected a list"),
+    ('[engin]\n', r"^t\.toml: engin: unknown key 'engin' \(did you mean 'engine'\?\)$"),
+    ('[pg]\nmode = "fast"\n', r"^t\.toml:2: pg\.mode: 'fast' is not one of polling, interrupt, adaptive, disabled$"),
+    (stream('rate = -5'), r"^t\.toml:7: pg\.stream\[1\]\.rate: must be > 0, not -5\.0$"),
+    (stream('count = 1.5'), r"^t\.toml:7: pg\.stream\[1\]\.count: expected an integer, got a number"),
+    (stream('sport = 70000'), r"^t\.toml:7: pg\.stream\[1\]\.sport: sport must be 0\.\.65535, not 70000$"),
+    (stream('src = "10.0.0.300"'), r"^t\.toml:7: pg\.stream\[1\]\.src: '10\.0\.0\.300' is not an IPv4 address$"),
+    (stream('size = 20'), r"^t\.toml:7: pg\.stream\[1\]\.size: size must be 42\.\.2048"),
+    (stream('packet_hex = "00"'), r"^t\.toml:7: pg\.stream\[1\]\.packet_hex: give exactly one of template"),
+    (stream('colour = "red"'), r"^t\.toml:7: pg\.stream\[1\]\.colour: unknown key"),
+    (stream('', '[[pg.stream.edit]]\nfield = "ip4.sorce"\n'),
+     r"^t\.toml:9: pg\.stream\[1\]\.edit\[1\]\.field: unknown field 'ip4\.sorce' \(did you mean 'ip4\.src'\?\)$"),
+    (stream('', '[[pg.stream.edit]]\nfield = "ip4.ttl"\nmin = 5\nmax = 300\n'),
+     r"^t\.toml:11: pg\.stream\[1\]\.edit\[1\]\.max: 300 does not fit 1 byte \(0\.\.255\)$"),
+    (stream('', '[[pg.stream.edit]]\nfield = "udp.sport"\nmin = 9\nmax = 2\n'),
+     r"^t\.toml:11: pg\.stream\[1\]\.edit\[1\]\.max: max \(2\) is below min \(9\)$"),
+    (stream('', '[[pg.stream.edit]]\noffset = 30\nsize = 3\n'),
+     r"^t\.toml:10: pg\.stream\[1\]\.edit\[1\]\.size: 3 is not one of 1, 2, 4$"),
+    (stream('', '[[pg.stream.edit]]\nfield = "ip4.src"\nmode = "up"\n'),
+     r"^t\.toml:10: pg\.stream\[1\]\.edit\[1\]\.mode: 'up' is not one of inc, random$"),
+    (stream('', '[[pg.stream.edit]]\nmin = 1\n'),
+     r"^t\.toml:8: pg\.stream\[1\]\.edit\[1\]: an edit needs field, or offset and size$"),
+    (stream() + '[[pg.stream]]\nname = "s"\ntemplate = "tcp"\n',
+     r"^t\.toml:9: pg\.stream\[2\]\.name: a stream named 's' already exists$"),
+    ('[[pg.stream]]\nname = "t"\n', r"^t\.toml:1: pg\.stream\[1\]: give exactly one of template, packet_hex or pcap$"),
+    ('[[pg.stream]]\nname = "t"\npacket_hex = "0800zz"\n', r"^t\.toml:3: pg\.stream\[1\]\.packet_hex: not hex"),
+    ('[[pg.stream]]\nname = "t"\npacket_hex = "ffff"\n[[pg.stream.edit]]\nfield = "ip4.src"\n',
+     r"^t\.toml:5: pg\.stream\[1\]\.edit\[1\]\.field: ip4\.src needs Ethernet \+ IPv4 packets"),
+    ('[[pg.stream]]\nname = "t"\npcap = "/nonexistent/x.pcap"\n',
+     r"^t\.toml:3: pg\.stream\[1\]\.pcap: no such file: /nonexistent/x\.pcap$"),
+    ('[[node]]\nname = "x"\n', r"^t\.toml:1: node\[1\]: needs both name and state$"),
+])
+def test_schema_errors(text, expected):
+    msg = error_of(text)
+    assert re.search(expected, msg), msg
+
+
+def test_second_array_element_is_located():
+    text = stream() + '\n[[pg.stream]]\nname = "u"\ntemplate = "udp"\n\n[[pg.stream.edit]]\nfield = "udp.dport"\nmax = 99999\n'
+    msg = error_of(text)
+    assert msg.startswith("t.toml:15: pg.stream[2].edit[1].max: 99999 does not fit 2 bytes"), msg
+
+
+def test_toml_syntax_error_has_line_and_column():
+    msg = error_of('[engine]\nbuffers = 16\nname = "unterminated\n')
+    assert msg.startswith("t.toml: TOML syntax error: ") and "line 3, column" in msg, msg
+
+
+def test_build_errors_are_config_errors():
+    assert re.search(r"^t\.toml:2: pg\.next: no node named 'nul' in the graph \(did you mean 'null'\?\)$",
+                     error_of('[pg]\nnext = "nul"\n' + stream().split("\n", 2)[2]))
+    msg = error_of('[[node]]\nname = "nul"\nstate = "polling"\n')
+    assert re.search(r"^t\.toml:2: node\[1\]\.name: no node named 'nul'", msg), msg
+    msg = error_of('[[node]]\nname = "null"\nstate = "polling"\n')
+    assert "not an input node" in msg
+    msg = error_of('[graph]\nmodules = ["no_such_module_gn"]\n')
+    assert re.search(r"^t\.toml:2: graph\.modules: cannot import 'no_such_module_gn'", msg), msg
+    msg = error_of('[graph]\nmodules = ["json"]\n')
+    assert "module 'json' has no NODES" in msg
+
+
+def test_missing_and_unreadable_files(tmp_path):
+    with pytest.raises(ConfigError, match="no such config file"):
+        load(tmp_path / "nope.toml")
+    bad = tmp_path / "bin.toml"
+    bad.write_bytes(b"\xff\xfe[engine]")
+    with pytest.raises(ConfigError, match="cannot read"):
+        load(bad)
