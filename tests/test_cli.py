@@ -190,6 +190,16 @@ def test_help_lists_commands():
         execute(None, "show runtime")
 
 
+def test_completion_words():
+    from graphnet.cli.registry import default_registry
+    reg = default_registry()
+    assert {"show", "set", "trace", "clear", "help", "packet-generator"} <= set(reg.complete([], ""))
+    assert reg.complete(["show"], "ru") == ["runtime"]
+    assert reg.complete(["sh"], "g") == ["graph"]              # after an abbreviation
+    assert reg.complete(["show", "graph"], "") == ["dot"]
+    assert reg.complete(["bogus"], "") == []
+
+
 def test_custom_registry_and_failing_command():
     reg = Registry()
 
@@ -390,6 +400,8 @@ def test_default_socket_path(monkeypatch):
 def test_ctl_prints_answers_and_errors(running, capsys):
     e, srv = running
     assert main(["ctl", "--socket", srv.path, "show", "version"]) == 0
+    assert capsys.readouterr().out.startswith("graphnet ")
+    assert main(["ctl", "--socket", srv.path, "show version"]) == 0     # one quoted line
     assert capsys.readouterr().out.startswith("graphnet ")
     assert main(["ctl", "--socket", srv.path, "show", "nonsense"]) == 1
     cap = capsys.readouterr()

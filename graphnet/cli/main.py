@@ -102,7 +102,9 @@ def cmd_ctl(args) -> int:
         words = words[1:]
     if not words:
         return interactive(args.socket, args.timeout)
-    ok, text = send_command(args.socket, shlex.join(words), timeout=args.timeout)
+    # one argument is a whole line (graphnet ctl "show runtime"); several are words
+    line = words[0] if len(words) == 1 else shlex.join(words)
+    ok, text = send_command(args.socket, line, timeout=args.timeout)
     if not ok:
         print(text, file=sys.stderr)
         return 1
