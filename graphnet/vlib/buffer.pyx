@@ -111,6 +111,10 @@ cdef uint32_t gn_buffer_alloc(gn_buffer_cache_t* c, uint32_t* out, uint32_t n) n
     got = n if n <= c.n else c.n
     c.n -= got
     memcpy(out, c.buffers + c.n, got * sizeof(uint32_t))
+    if got < n:
+        # More than a cache holds: the rest comes straight from the shared
+        # list, so only a short pool makes the answer short.
+        got += _pool_take(p, out + got, n - got)
     for i in range(got):
         _init_meta(gn_buffer_at(p.base, out[i]))
     return got
@@ -326,6 +330,20 @@ cdef class BufferCache:
         b.current_length = len(src)
         if len(src):
             memcpy(gn_buffer_current(b), &src[0], len(src))
+
+    def link(self, uint32_t a, uint32_t b):
+        """Chain buffer b after buffer a: set a's next-present flag and
+        next_buffer (control plane, tests). Both must be allocated."""
+        cdef gn_buffer_t* ba
+        if a >= self.pool.pool.n_buffers or b >= self.pool.pool.n_buffers:
+            raise IndexError(b if a < self.pool.pool.n_buffers else a)
+        if a == b:
+            raise ValueError("a buffer cannot follow itself")
+        ba = gn_buffer_at(self.pool.pool.base, a)
+        if (ba.flags | gn_buffer_at(self.pool.pool.base, b).flags) & GN_BUFFER_F_IS_FREE:
+            raise ValueError("cannot link a free buffer")
+        ba.next_buffer = b
+        ba.flags = ba.flags | GN_BUFFER_F_NEXT_PRESENT
 
     def read(self, uint32_t bi):
         """The bytes of a buffer chain from current_data (control plane)."""

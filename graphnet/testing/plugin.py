@@ -1,0 +1,134 @@
+"""pytest plugin: engine fixtures with leak checks, pg -> nodes -> capture.
+
+Register it in a conftest.py: ``pytest_plugins = ["graphnet.testing.plugin"]``.
+
+Every engine made by ``engine_factory`` (and so by ``pg_capture``) is
+stopped and closed when the test ends, then checked: all buffers back in
+the pool (``buffer_stats()["in_use"] == 0``) and no frame left pending
+(``main.loop_stats()["pending_frames"] == 0``). A leak fails the test at
+teardown with the engine's ``show buffers`` text.
+"""
+from __future__ import annotations
+
+import itertools
+from typing import Iterable, Optional
+
+import pytest
+
+import graphnet
+from graphnet.testing.packets import udp_packet as _udp_packet
+
+
+class LeakError(AssertionError):
+    """An engine ended a test with buffers in use or frames pending."""
+
+
+def check_engine_clean(engine) -> None:
+    """Raise LeakError unless every buffer is free and no frame is pending.
+
+    Call it on a stopped engine (the counts are exact only between runs)."""
+    if engine.main is None:          # never built (e.g. a graph error test)
+        return
+    stats = engine.buffer_stats()
+    loop = engine.main.loop_stats()
+    problems = []
+    if stats["in_use"] != 0:
+        problems.append(f"{stats['in_use']} buffers leaked")
+    if loop["pending_frames"] != 0:
+        problems.append(f"{loop['pending_frames']} frames left pending")
+    if problems:
+        from graphnet.vlib import show
+        raise LeakError(f"engine {engine.name!r}: " + ", ".join(problems) + "\n" + show.buffers(engine))
+
+
+@pytest.fixture
+def engine_factory():
+    """``make(nodes=(), **engine_kwargs) -> Engine``; every engine made is
+    closed and leak-checked at teardown."""
+    engines = []
+
+    def make(nodes: Iterable = (), **kw) -> graphnet.Engine:
+        kw.setdefault("buffers", 4096)
+        e = graphnet.Engine(nodes, **kw)
+        engines.append(e)
+        return e
+
+    yield make
+    errors = []
+    for e in engines:
+        e.close()
+        if e.running:
+            errors.append(f"engine {e.name!r} is still running after close()")
+            continue
+        try:
+            check_engine_clean(e)
+        except LeakError as exc:
+            errors.append(str(exc))
+    if errors:
+        raise LeakError("\n".join(errors))
+
+
+@pytest.fixture
+def udp_packet():
+    """The ``graphnet.testing.packets.udp_packet`` builder."""
+    return _udp_packet
+
+
+class PgCapture:
+    """``pg-input -> nodes... -> capture``, ready to run.
+
+    ``send(packets, **stream_kw)`` adds a stream, runs until idle and
+    returns the packets captured since the last send (Scapy Ether)."""
+
+    def __init__(self, engine, pg, capture):
+        self.engine = engine
+        self.pg = pg
+        self.capture = capture
+        self._names = itertools.count()
+        self._seen = 0
+
+    def add_stream(self, packets, name: Optional[str] = None, **kw):
+        from graphnet.io.pg import Stream
+        s = Stream(name or f"stream-{next(self._names)}", list(packets), **kw)
+        self.pg.add_stream(s)
+        return s
+
+    def new_records(self) -> list:
+        """Capture records (bytes, rx, tx) since the last call."""
+        recs = self.capture.records()
+        new = recs[self._seen:]
+        self._seen = len(recs)
+        return new
+
+    def send(self, packets, *, timeout: float = 10.0, layer=None, **kw) -> list:
+        self.add_stream(packets, **kw)
+        self.engine.run_until_idle(timeout)
+        if layer is None:
+            from scapy.layers.l2 import Ether as layer
+        return [layer(r[0]) for r in self.new_records()]
+
+    def send_bytes(self, packets, *, timeout: float = 10.0, **kw) -> list:
+        self.add_stream(packets, **kw)
+        self.engine.run_until_idle(timeout)
+        return [r[0] for r in self.new_records()]
+
+
+@pytest.fixture
+def pg_capture(engine_factory):
+    """``make(*nodes, first="capture", pg_state="polling", capture_limit=100000,
+    **engine_kwargs) -> PgCapture``.
+
+    ``first`` is the node pg-input feeds; the test's own nodes should end at
+    the node named ``capture``."""
+
+    def make(*nodes, first: str = "capture", pg_state: str = "polling", pg_adaptive: bool = False,
+             capture_limit: int = 100000, **kw) -> PgCapture:
+        from graphnet.io.capture import Capture
+        from graphnet.io.pg import PacketGenerator
+        pg = PacketGenerator(next_node=first, state=pg_state, adaptive=pg_adaptive)
+        cap = Capture(limit=capture_limit)
+        engine = engine_factory([pg, *nodes, cap], **kw)
+        engine.build()
+        return PgCapture(engine, pg, cap)
+
+    return make
