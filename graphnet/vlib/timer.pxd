@@ -8,6 +8,7 @@ ctypedef struct gn_timer_t:
     uint32_t next            # slot list links (indices into timers)
     uint32_t prev
     uint32_t slot            # GN_TIMER_FREE when not armed
+    uint32_t handle          # generation << GN_TIMER_INDEX_BITS | index, of the last arming
 
 ctypedef struct gn_timer_wheel_t:
     gn_timer_t* timers
@@ -23,6 +24,13 @@ ctypedef struct gn_timer_wheel_t:
 cdef enum:
     GN_TIMER_FREE = 0xffffffff
     GN_TIMER_NONE = 0xffffffff
+    # A handle is generation << 24 | index: a stale handle (its timer fired
+    # or was stopped, and the slot was reused) no longer matches and is
+    # ignored by gn_timer_stop. At most 2**24 - 1 timers, so no handle is
+    # GN_TIMER_NONE.
+    GN_TIMER_INDEX_BITS = 24
+    GN_TIMER_INDEX_MASK = 0xffffff
+    GN_TIMER_MAX = 0xffffff
 
 cdef int gn_timer_wheel_init(gn_timer_wheel_t* w, uint64_t tick_ns, uint32_t n_slots, uint64_t now_ns) noexcept nogil
 cdef void gn_timer_wheel_free(gn_timer_wheel_t* w) noexcept nogil

@@ -6,7 +6,9 @@ Invariants:
     one revolution away share slots and are skipped until their tick comes;
   - ``gn_timer_expire(now)`` fires, in tick order, every timer whose
     expiry tick is <= the current tick, frees it and hands back its ``user``
-    value; a handle is invalid after its timer fired or was stopped;
+    value; a handle is invalid after its timer fired or was stopped, and
+    stopping an invalid (stale) handle is ignored even after its timer slot
+    was reused: handles carry an 8-bit generation (``GN_TIMER_INDEX_BITS``);
   - a timer never fires early; it fires at most one tick late plus however
     late ``expire`` is called.
 """
@@ -45,12 +47,18 @@ cdef void gn_timer_wheel_free(gn_timer_wheel_t* w) noexcept nogil:
 cdef int _grow(gn_timer_wheel_t* w) noexcept nogil:
     cdef uint32_t n = w.n_timers_alloc * 2 if w.n_timers_alloc else 1024
     cdef uint32_t i
-    cdef gn_timer_t* t = <gn_timer_t*>realloc(w.timers, n * sizeof(gn_timer_t))
+    cdef gn_timer_t* t
+    if n > GN_TIMER_MAX:
+        n = GN_TIMER_MAX
+    if n <= w.n_timers_alloc:
+        return -1
+    t = <gn_timer_t*>realloc(w.timers, n * sizeof(gn_timer_t))
     if t == NULL:
         return -1
     w.timers = t
     for i in range(w.n_timers_alloc, n):
         t[i].slot = GN_TIMER_FREE
+        t[i].handle = i
         t[i].next = i + 1 if i + 1 < n else w.free_head
     w.free_head = w.n_timers_alloc
     w.n_timers_alloc = n
@@ -87,7 +95,9 @@ cdef uint32_t gn_timer_start(gn_timer_wheel_t* w, uint32_t user, uint64_t delay_
         w.timers[t.next].prev = h
     w.slot_head[slot] = h
     w.n_active += 1
-    return h
+    # a new generation, so handles of earlier armings of this timer go stale
+    t.handle = ((((t.handle >> GN_TIMER_INDEX_BITS) + 1) & 0xff) << GN_TIMER_INDEX_BITS) | h
+    return t.handle
 
 
 cdef inline void _unlink(gn_timer_wheel_t* w, uint32_t h) noexcept nogil:
@@ -106,8 +116,9 @@ cdef inline void _unlink(gn_timer_wheel_t* w, uint32_t h) noexcept nogil:
 
 cdef void gn_timer_stop(gn_timer_wheel_t* w, uint32_t handle) noexcept nogil:
     """Disarm a timer; a stale or invalid handle is ignored."""
-    if handle < w.n_timers_alloc and w.timers[handle].slot != GN_TIMER_FREE:
-        _unlink(w, handle)
+    cdef uint32_t i = handle & GN_TIMER_INDEX_MASK
+    if i < w.n_timers_alloc and w.timers[i].slot != GN_TIMER_FREE and w.timers[i].handle == handle:
+        _unlink(w, i)
 
 
 cdef uint32_t gn_timer_expire(gn_timer_wheel_t* w, uint64_t now_ns, uint32_t* users, uint32_t max_users) noexcept nogil:
@@ -151,7 +162,8 @@ cdef uint64_t gn_timer_ns_until_next(gn_timer_wheel_t* w, uint64_t now_ns, uint6
         h = w.slot_head[tick & w.slot_mask]
         while h != GN_TIMER_NONE:
             if w.timers[h].expiry_tick == tick:
-                due_ns = w.start_ns + (tick + 1) * w.tick_ns
+                # expire() fires it once tick ticks have fully elapsed
+                due_ns = w.start_ns + tick * w.tick_ns
                 return due_ns - now_ns if due_ns > now_ns else 0
             h = w.timers[h].next
         tick += 1
