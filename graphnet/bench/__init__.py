@@ -1,0 +1,116 @@
+"""Command-line benchmarks: ``graphnet bench <name>|list|all [options]``.
+
+Each bench (see ``graphnet.bench.core``) measures a graphnet case and, in
+the same run, a reference doing the same job (plain Python, heapq, ...),
+and reports the ratio. Output is a table, or with ``--json`` one JSON object
+per line and per measured case::
+
+    {"bench": "dispatch", "case": "cython-8", "pps": ..., "ns_per_packet": ...,
+     "ns_per_node": ..., "ratio": 104.2, "against": "plain-python-8",
+     "machine": {"cpu": ..., "cpus": 2, "python": "3.11.7"}, ...}
+
+Every line has ``bench``, ``case``, ``pps``, ``ns_per_packet`` and
+``machine``; ``ns_per_node`` where a per-node cost applies; a case compared
+with a reference has ``ratio`` (times faster) and ``against`` (the
+reference's case name). To add a bench, write a module with a
+``@register("name")`` generator and list it in ``MODULES``.
+
+``perf/`` runs the same code under pytest-benchmark; ``perf/RESULTS.md``
+records figures.
+"""
+from __future__ import annotations
+
+import argparse
+import difflib
+import importlib
+import json
+import sys
+from typing import Iterable
+
+from graphnet.bench.core import BENCHES, machine, register
+
+__all__ = ["main", "run", "register", "BENCHES", "MODULES"]
+
+MODULES = ("graphnet.bench.dispatch", "graphnet.bench.timers")
+
+
+def _load() -> dict:
+    for m in MODULES:
+        importlib.import_module(m)
+    return BENCHES
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="graphnet bench", description="Run benchmarks against in-run references.")
+    p.add_argument("name", help="a bench name, 'list' or 'all'")
+    p.add_argument("--json", action="store_true", help="one JSON object per line per measured case")
+    p.add_argument("--packets", type=int, metavar="N", help="packets per measured run (default: per bench)")
+    p.add_argument("--seconds", type=float, default=2.0, metavar="S",
+                   help="time budget per case: no new round of runs after S seconds (default 2)")
+    p.add_argument("--repeat", type=int, default=7, metavar="R",
+                   help="at most R runs per case, the fastest is reported (default 7)")
+    p.add_argument("--nodes", type=int, metavar="K", help="dispatch: chain length (default 8)")
+    p.add_argument("--ref-packets", type=int, metavar="N",
+                   help="dispatch: packets per plain-Python run (default min(packets, 100000))")
+    p.add_argument("--timers", type=int, metavar="N", help="timers: timers per run (default 100000)")
+    return p
+
+
+def run(names: Iterable[str], opts) -> Iterable[dict]:
+    """Yield the result lines of the named benches, with bench and machine."""
+    for name in names:
+        for line in BENCHES[name].fn(opts):
+            line = {k: round(v, 3) if isinstance(v, float) else v for k, v in line.items()}
+            yield {"bench": name, **line, "machine": machine()}
+
+
+def main(argv: list[str]) -> int:
+    opts = build_parser().parse_args(argv)
+    benches = _load()
+    if opts.name == "list":
+        for b in benches.values():
+            print(f"{b.name:<12}{b.summary}")
+        return 0
+    names = list(benches) if opts.name == "all" else [opts.name]
+    if names[0] not in benches:
+        hint = difflib.get_close_matches(names[0], list(benches), n=1)
+        print(f"graphnet bench: no bench named {names[0]!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+              + f"; known: {', '.join(benches)}", file=sys.stderr)
+        return 2
+    counts = (opts.packets, opts.nodes, opts.ref_packets, opts.timers)
+    if any(v is not None and v <= 0 for v in counts) or opts.repeat <= 0 or opts.seconds <= 0:
+        print("graphnet bench: counts, --repeat and --seconds must be positive", file=sys.stderr)
+        return 2
+    if opts.json:
+        for line in run(names, opts):
+            print(json.dumps(line), flush=True)
+        return 0
+    m = machine()
+    print(f"# {m['cpu']}, {m['cpus']} CPUs, Python {m['python']}", flush=True)
+    print(_ROW.format("bench", "case", "Mpps", "ns/pkt", "ns/node", "ratio", "details"), flush=True)
+    for line in run(names, opts):
+        print(format_line(line), flush=True)
+    return 0
+
+
+_ROW = "{:<10}{:<16}{:>9}{:>10}{:>9}{:>8}  {}"
+_MAIN_KEYS = {"bench", "case", "pps", "ns_per_packet", "ns_per_node", "ratio", "against", "machine"}
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.3g}" if abs(v) < 100 else f"{v:.0f}"
+    if isinstance(v, dict):
+        return ",".join(f"{k}:{'yes' if x is True else 'NO' if x is False else x}" for k, x in v.items())
+    return str(v)
+
+
+def format_line(line: dict) -> str:
+    """One table row: the common columns, then the other fields as k=v."""
+    ratio = f"{line['ratio']:.1f}x" if "ratio" in line else ""
+    details = " ".join(f"{k}={_fmt(v)}" for k, v in line.items() if k not in _MAIN_KEYS)
+    if "against" in line:
+        details = f"vs {line['against']}  " + details
+    node = f"{line['ns_per_node']:.2f}" if line.get("ns_per_node") is not None else ""
+    return _ROW.format(line["bench"], line["case"], f"{line['pps'] / 1e6:.3f}", f"{line['ns_per_packet']:.2f}",
+                       node, ratio, details)
