@@ -306,6 +306,7 @@ cdef class PacketGenerator:
     cdef readonly str name
     cdef readonly str next_node
     cdef readonly str state
+    cdef readonly bint adaptive
     cdef readonly list stream_names
     cdef object engine
     cdef int node_index
@@ -317,6 +318,7 @@ cdef class PacketGenerator:
         self.name = name
         self.next_node = next_node
         self.state = state
+        self.adaptive = bool(adaptive)
         self.stream_names = []
         self.node_index = -1
 
@@ -329,7 +331,7 @@ cdef class PacketGenerator:
             free(self.pg)
 
     def nodes(self):
-        return (Node(self.name, type="input", state=self.state,
+        return (Node(self.name, type="input", state=self.state, adaptive=self.adaptive,
                      fn=PyCapsule_New(<void*>pg_input_fn, "gn_node_fn", NULL),
                      next_nodes=(self.next_node,),
                      errors=(("none", "info", "no error"),
