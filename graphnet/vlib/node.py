@@ -82,8 +82,8 @@ class GraphError(ValueError):
 class PythonNode:
     """Base class for nodes written in plain Python.
 
-    Subclasses set ``name``, ``next_nodes`` and optionally ``errors`` and
-    ``type`` (``internal`` by default), and implement ``process(frame)``,
+    Subclasses set ``name``, ``next_nodes`` and optionally ``errors`` (the
+    ``type`` is always ``internal``), and implement ``process(frame)``,
     which returns one of:
 
       - an int: every packet goes to that next index;
@@ -104,6 +104,11 @@ class PythonNode:
     def registration(self) -> Node:
         if not self.name:
             raise GraphError(f"{type(self).__name__} has no name")
+        if self.type != "internal":
+            # The trampoline needs a frame: an input node would be called
+            # with none (and has no way to allocate buffers from Python).
+            raise GraphError(f"Python node {self.name!r}: type {self.type!r} is not supported; Python nodes "
+                             f"are internal (use process_node for a background task)")
         errors = list(Node(self.name, errors=self.errors).error_table())
         if "python-exception" not in [e[0] for e in errors]:
             errors.append(("python-exception", "error", "Python node raised an exception"))
