@@ -227,19 +227,22 @@ def _int_value(v):
 @dataclass
 class Edit:
     """Rewrite `size` bytes at `offset` per packet: mode ``inc`` counts from
-    min to max and wraps; ``random`` draws uniformly from [min, max].
+    min to max and wraps; ``random`` draws uniformly from [min, max] (max
+    defaults to the largest value `size` bytes hold).
     ``Edit.field("ip4.src", "10.0.0.1", "10.0.0.99")`` names a field of an
     Ethernet + IPv4 + UDP/TCP packet instead of an offset."""
     offset: int
     size: int
     min: int = 0
-    max: int = 0xffffffff
+    max: Optional[int] = None
     mode: str = "inc"
 
     def __post_init__(self):
-        self.min, self.max = _int_value(self.min), _int_value(self.max)
         if self.size not in (1, 2, 4):
             raise ValueError(f"edit size must be 1, 2 or 4 bytes, not {self.size}")
+        if self.max is None:
+            self.max = (1 << (8 * self.size)) - 1
+        self.min, self.max = _int_value(self.min), _int_value(self.max)
         if self.mode not in ("inc", "random"):
             raise ValueError(f"edit mode must be 'inc' or 'random', not {self.mode!r}")
         if not 0 <= self.min <= self.max < (1 << (8 * self.size)):

@@ -552,7 +552,7 @@ cdef class Main:
         cdef gn_main_t* vm = self.vm
         cdef uint64_t start = gn_time_ns(), now, deadline, vectors, wait_ns, loops0 = vm.loop_count
         cdef uint64_t max_sleep_ns = <uint64_t>(max_sleep * 1e9)
-        cdef bint idle
+        cdef bint idle, quiet
         cdef int timeout_ms
         deadline = start + <uint64_t>(seconds * 1e9) if seconds >= 0 else <uint64_t>-1
         gn_atomic_store_u32(&vm.stop_requested, 0)
@@ -567,13 +567,17 @@ cdef class Main:
                 now = gn_time_ns()
                 if now >= deadline:
                     break
-                idle = (vectors == 0 and vm.n_pending == 0
-                        and not gn_atomic_load_u32(&vm.n_interrupts_pending)
-                        and not gn_atomic_load_u32(&vm.python_work)
-                        and not _input_has_more_work(vm))
+                # quiet: nothing to run right now. An input in interrupt
+                # mode with more work (has_more_work) has raised its own
+                # interrupt or armed a timer for when its work is due, so
+                # the loop may sleep; it is idle only when no input has more.
+                quiet = (vectors == 0 and vm.n_pending == 0
+                         and not gn_atomic_load_u32(&vm.n_interrupts_pending)
+                         and not gn_atomic_load_u32(&vm.python_work))
+                idle = quiet and not _input_has_more_work(vm)
                 if until_idle and idle:
                     break
-                if idle and vm.n_polling == 0:
+                if quiet and vm.n_polling == 0:
                     wait_ns = gn_timer_ns_until_next(&vm.timers, now, max_sleep_ns)
                     if deadline - now < wait_ns:
                         wait_ns = deadline - now
