@@ -92,7 +92,8 @@ def format_default_record(record: bytes, engine=None) -> str:
         return "-" if x == 0xffffffff else str(x)
     out = [f"  buffer 0x{bi:x}: current data {cd}, length {ln}, rx {ifname(rx)}, tx {ifname(tx)}, flags 0x{flags:x}"]
     if err and engine is not None and err < len(engine.errors):
-        out.append(f"  error {engine.errors[err][0]}: {engine.errors[err][2]}")
+        node, sym, _sev, desc = engine.errors[err]
+        out.append(f"  error {sym} ({node}): {desc}")
     data = data[:nb]
     for off in range(0, len(data), 16):
         chunk = data[off:off + 16]
