@@ -295,3 +295,11 @@ def test_edit_max_defaults_to_the_field_width():
     assert Edit(0, 2).max == 0xffff
     assert Edit(0, 4).max == 0xffffffff
     assert Edit(0, 2, 7).min == 7
+
+
+def test_udp_packets_helper_matches_scapy():
+    pkts = udp_packets(300, dport=99, payload=b"+tail")
+    for i in (0, 1, 255, 299):
+        assert pkts[i] == bytes(udp_packet(dport=99, payload=b"pkt-%06d+tail" % i, ip_id=i))
+        ref = recomputed(pkts[i])
+        assert Ether(pkts[i])[IP].chksum == ref[IP].chksum and Ether(pkts[i])[UDP].chksum == ref[UDP].chksum

@@ -16,8 +16,35 @@ def udp_packet(src: str = "10.0.0.1", dst: str = "10.0.0.2", sport: int = 1234, 
             / UDP(sport=sport, dport=dport) / Raw(payload))
 
 
+def inet_checksum(data: bytes, initial: int = 0) -> int:
+    """RFC 1071 ones-complement checksum of data (plus a partial sum)."""
+    if len(data) % 2:
+        data += b"\0"
+    total = initial + sum(int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2))
+    while total >> 16:
+        total = (total & 0xffff) + (total >> 16)
+    return ~total & 0xffff
+
+
 def udp_packets(n: int, **kw) -> list:
-    """n distinct UDP packets (payload and IP id carry the packet number),
-    e.g. to check that packets arrive unchanged and in order."""
+    """n distinct Ethernet / IPv4 / UDP packets as bytes: packet i has the
+    payload ``b"pkt-%06d" % i`` (+ ``payload``) and IP id ``i``, with
+    correct checksums; e.g. to check that packets arrive unchanged and in
+    order. Scapy builds one template; the copies are patched in Python
+    (Scapy takes milliseconds per packet)."""
     extra = kw.pop("payload", b"")
-    return [udp_packet(payload=b"pkt-%06d" % i + extra, ip_id=i & 0xffff, **kw) for i in range(n)]
+    kw.pop("ip_id", None)
+    base = bytes(udp_packet(payload=b"pkt-000000" + extra, ip_id=0, **kw))
+    out = []
+    for i in range(n):
+        b = bytearray(base)
+        b[42:52] = b"pkt-%06d" % i
+        b[18:20] = (i & 0xffff).to_bytes(2, "big")
+        b[24:26] = b"\0\0"
+        b[24:26] = inet_checksum(bytes(b[14:34])).to_bytes(2, "big")
+        b[40:42] = b"\0\0"
+        udp = bytes(b[34:])
+        pseudo = inet_checksum(bytes(b[26:34]) + bytes([0, 17]) + len(udp).to_bytes(2, "big") + udp)
+        b[40:42] = (pseudo or 0xffff).to_bytes(2, "big")
+        out.append(bytes(b))
+    return out
