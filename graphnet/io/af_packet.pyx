@@ -1,0 +1,1035 @@
+"""AF_PACKET ("host") interfaces: attach to an existing kernel interface
+(a veth end, a real NIC) by name.
+
+    dev = AfPacketDevice(engine, "veth0", netns="blue", next_node="ethernet-input")
+    engine.add(dev)
+
+Socket: ``AF_PACKET/SOCK_RAW`` bound to the interface, opened inside
+``netns`` when given (setns in the calling thread around socket creation,
+restored afterwards; the socket then lives in that namespace for good).
+
+Rx: a TPACKET_V3 mmap ring (``ring_frames`` x 2 KiB in blocks of
+``block_size`` bytes; a block is handed to userspace when full or after
+``retire_ms`` ms). ``af-packet-input-<name>`` walks the user-owned blocks,
+copies each frame into a buffer (a chain when it does not fit one; a VLAN
+tag the kernel took off is put back, so frames arrive byte-exact) and
+hands every block back to the kernel as soon as its last frame is copied.
+At most 256 frames per call; ``has_more_work`` while user blocks remain.
+The socket ignores outgoing frames (PACKET_IGNORE_OUTGOING), so graphnet
+never receives what it sends. Promiscuous mode: PACKET_ADD_MEMBERSHIP
+PACKET_MR_PROMISC (the kernel drops it when the socket closes).
+
+Tx: ``af-packet-output-<name>`` sends each frame with one ``send()`` (a
+chain with ``sendmsg()``), MSG_DONTWAIT, with PACKET_QDISC_BYPASS (the
+fastest way on veth, see MACHINE-NOTES). A full kernel queue (EAGAIN,
+ENOBUFS) never blocks the loop: the unsent frames wait in a backlog that
+is retried on later iterations (the input node is woken for it) and, after
+``tx_retry_limit`` attempts without progress, dropped with
+``tx-queue-full``.
+
+Rx modes: polling, interrupt (the socket fd in the loop's epoll: readable
+when a block is retired) and adaptive; switchable at run time.
+
+Link loss: when the kernel interface goes down or is deleted (or its
+namespace goes away) the socket reports an error; the loop drops the fd
+from epoll and raises the input node, which marks the interface link-down
+(interface-output then drops its traffic), logs it, and from then on
+checks the kernel interface once per second on a timer: no spinning, no
+CPU when idle. When it is up again (re-created under the same name: the
+socket is re-bound) the fd is registered again and the link marked up.
+In polling mode an idle socket is checked for errors every 64k empty polls.
+
+Nodes
+  af-packet-input-<name>: input. Metadata set: current_data 0,
+    current_length, chains, sw_if_index[RX]. Next: next_node. Drops:
+    short-frame, too-big (over MTU + 18), truncated, no-buffers (chain
+    tail), interface-down (admin down: frames consumed and counted).
+  af-packet-output-<name>: internal, attached to interface-output.
+    Metadata used: current_data, current_length, chains. Next: none
+    (frees what was sent). Drops: short-frame, too-big, tx-queue-full,
+    send-error, link-down, interface-down. Info: tx-deferred.
+Both call the pcap capture hook (rx / tx).
+"""
+import logging
+import os
+
+from cpython.pycapsule cimport PyCapsule_New
+from cpython.ref cimport PyObject
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdlib cimport malloc, calloc, free
+from libc.string cimport memcpy, memset, strncpy
+from graphnet.includes.af_packet cimport *
+from graphnet.includes.linux cimport mmap, munmap, PROT_READ, PROT_WRITE, MAP_SHARED, MAP_LOCKED, MAP_POPULATE, MAP_FAILED
+from graphnet.includes.platform cimport gn_time_ns, gn_thread_cpu_ns, gn_atomic_load_u32, gn_atomic_store_u32, gn_unlikely
+from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_RX, GN_TX, GN_BUFFER_DATA_SIZE, GN_FRAME_SIZE,
+                                   GN_BUFFER_F_NEXT_PRESENT, gn_buffer_current)
+from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_main_alloc, gn_main_free,
+                                 gn_enqueue_to_next, gn_enqueue_to_single_next, gn_buffer_set_error,
+                                 gn_node_increment_error, gn_node_set_interrupt_pending, gn_node_schedule_interrupt,
+                                 GN_NODE_INTERRUPT, GN_NODE_POLLING)
+from graphnet.io.interface cimport gn_interface_t
+from graphnet.io.pcap cimport gn_pcap_main_t, gn_pcap_capture, GN_PCAP_RX, GN_PCAP_TX
+from graphnet.io.bufcopy cimport gn_copy_to_chain, gn_chain_length
+from graphnet.vlib.node import Node
+from graphnet.io.device import Device, DeviceError
+
+log = logging.getLogger("graphnet.af_packet")
+
+cdef enum:
+    FRAME_SIZE = 2048             # nominal ring frame (V3 packs frames; it only sizes the ring)
+    TPACKET3_HDR_ALIGNED = 48     # TPACKET_ALIGN(sizeof(struct tpacket3_hdr))
+    MAX_IOV = 64
+    EMPTY_POLLS_CHECK = 65536
+    LINK_UP = 0
+    LINK_DOWN = 1
+    LINK_GONE = 2
+    ETH_VLAN_FRAME_EXTRA = 18     # Ethernet header + one VLAN tag
+
+    RX_ERROR_SHORT = 1
+    RX_ERROR_TOO_BIG = 2
+    RX_ERROR_TRUNCATED = 3
+    RX_ERROR_NO_BUFFERS = 4
+    RX_ERROR_DOWN = 5
+
+    TX_ERROR_SHORT = 1
+    TX_ERROR_TOO_BIG = 2
+    TX_ERROR_QUEUE_FULL = 3
+    TX_ERROR_SEND = 4
+    TX_ERROR_LINK_DOWN = 5
+    TX_ERROR_DOWN = 6
+    TX_DEFERRED = 7
+
+INPUT_ERRORS = (
+    ("none", "info", "no error"),
+    ("short-frame", "error", "frame shorter than an Ethernet header"),
+    ("too-big", "error", "frame longer than the interface MTU"),
+    ("truncated", "error", "frame cut by the rx ring (larger than a ring block)"),
+    ("no-buffers", "warn", "no buffers (frames left in the ring, or a chain tail dropped)"),
+    ("interface-down", "warn", "frame received while the interface is admin down"),
+)
+OUTPUT_ERRORS = (
+    ("none", "info", "no error"),
+    ("short-frame", "error", "frame shorter than an Ethernet header"),
+    ("too-big", "error", "frame longer than the interface MTU"),
+    ("tx-queue-full", "error", "kernel tx queue full past the retry limit"),
+    ("send-error", "error", "send() failed"),
+    ("link-down", "error", "kernel interface down or deleted"),
+    ("interface-down", "warn", "interface admin down"),
+    ("tx-deferred", "info", "kernel queue full; frame kept for a later retry"),
+)
+LINK_STATES = {LINK_UP: "up", LINK_DOWN: "down", LINK_GONE: "deleted"}
+
+
+ctypedef struct afp_t:
+    int fd
+    int ifindex
+    char ifname[16]
+    uint8_t kernel_mac[6]
+    uint32_t kernel_mtu
+    uint8_t* ring
+    size_t ring_size
+    uint32_t block_size
+    uint32_t n_blocks
+    uint32_t cur_block
+    uint32_t cur_pkt              # frames of cur_block already consumed
+    uint32_t cur_off              # offset of the next frame in cur_block
+    uint8_t check_outgoing        # PACKET_IGNORE_OUTGOING was refused: filter by pkttype
+    uint8_t promisc
+    uint8_t qdisc_bypass
+    uint8_t no_rx                 # bound with protocol 0: a send-only socket
+    # bound to an engine
+    gn_interface_t* hw
+    gn_pcap_main_t* trace
+    uint32_t sw_if_index
+    uint32_t max_frame
+    uint32_t input_node_index
+    uint32_t tx_error_base        # global error row 0 of the tx node's table
+    # tx backlog (kernel queue full)
+    uint32_t* backlog
+    uint32_t n_backlog
+    uint32_t backlog_cap
+    uint32_t backlog_tries
+    uint32_t tx_retry_limit
+    # link state
+    uint8_t link_down
+    uint8_t link_state
+    uint8_t check_link
+    uint64_t next_check_ns
+    uint64_t check_interval_ns
+    uint32_t empty_polls
+    PyObject* device              # borrowed: the AfPacketDevice (kept alive by the engine)
+    uint8_t* scratch              # a VLAN-tagged frame over one buffer is assembled here
+    uint64_t link_events
+
+
+# --- socket setup ---------------------------------------------------------------
+
+cdef int _setopt_int(int fd, int level, int name, int value) noexcept nogil:
+    return setsockopt(fd, level, name, &value, sizeof(int))
+
+
+def _netns_path(netns):
+    if netns is None:
+        return None
+    netns = os.fspath(netns)
+    return netns if os.sep in netns else os.path.join("/run/netns", netns)
+
+
+cdef int _open(afp_t* st, str host_if, object netns, uint32_t ring_frames, uint32_t block_size, uint32_t retire_ms,
+               bint promisc, bint qdisc_bypass, bint rx_ring) except -1:
+    """Open and configure the socket (and the rx ring) inside netns.
+    Raises DeviceError with what went wrong."""
+    cdef int own = -1, target = -1, fd = -1, err
+    cdef bytes name = host_if.encode()
+    cdef bytes nspath
+    where = f" in network namespace {netns!r}" if netns else ""
+    if not 0 < len(name) < 16:
+        raise DeviceError(f"af-packet: bad interface name {host_if!r}")
+    st.fd = -1
+    if netns is not None:
+        nspath = _netns_path(netns).encode()
+        target = open(nspath, O_RDONLY | O_CLOEXEC)
+        if target < 0:
+            err = errno
+            raise DeviceError(f"af-packet: no network namespace {netns!r} ({nspath.decode()}: {os.strerror(err)})")
+        own = open(b"/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)
+        if own < 0 or setns(target, CLONE_NEWNET) != 0:
+            err = errno
+            close(target)
+            if own >= 0:
+                close(own)
+            raise DeviceError(f"af-packet: cannot enter network namespace {netns!r}: {os.strerror(err)}"
+                              + (" (needs root / CAP_SYS_ADMIN)" if err in (EPERM, EACCES) else ""))
+        close(target)
+    try:
+        # Protocol 0 until bound: no frames from other interfaces in the ring.
+        fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)
+        if fd < 0:
+            err = errno
+            raise DeviceError(f"af-packet: cannot open an AF_PACKET socket: {os.strerror(err)}"
+                              + (" (needs root / CAP_NET_RAW)" if err in (EPERM, EACCES) else ""))
+        st.fd = fd
+        strncpy(st.ifname, name, 15)
+        st.ifindex = if_nametoindex(st.ifname)
+        if st.ifindex == 0:
+            raise DeviceError(f"af-packet: no interface named {host_if!r}{where}")
+        _read_link_info(st)
+        if rx_ring:
+            _setup_ring(st, ring_frames, block_size, retire_ms)
+        if qdisc_bypass and _setopt_int(fd, SOL_PACKET, PACKET_QDISC_BYPASS, 1) == 0:
+            st.qdisc_bypass = 1
+        if _setopt_int(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1) != 0:
+            st.check_outgoing = 1
+        if _bind(st) != 0:
+            err = errno
+            raise DeviceError(f"af-packet: cannot bind to {host_if!r}{where}: {os.strerror(err)}")
+        if promisc:
+            if _add_promisc(st) != 0:
+                err = errno
+                raise DeviceError(f"af-packet: cannot set {host_if!r} promiscuous: {os.strerror(err)}")
+            st.promisc = 1
+    except BaseException:
+        _close(st)
+        raise
+    finally:
+        if own >= 0:
+            if setns(own, CLONE_NEWNET) != 0:
+                log.critical("af-packet: could not return this thread to its network namespace")
+            close(own)
+    return 0
+
+
+cdef int _read_link_info(afp_t* st) except -1:
+    cdef ifreq ifr
+    memset(&ifr, 0, sizeof(ifr))
+    strncpy(ifr.ifr_name, st.ifname, 15)
+    if ioctl(st.fd, SIOCGIFHWADDR, &ifr) == 0:
+        memcpy(st.kernel_mac, ifr.ifr_hwaddr.sa_data, 6)
+    memset(&ifr, 0, sizeof(ifr))
+    strncpy(ifr.ifr_name, st.ifname, 15)
+    if ioctl(st.fd, SIOCGIFMTU, &ifr) == 0:
+        st.kernel_mtu = ifr.ifr_mtu
+    return 0
+
+
+cdef int _setup_ring(afp_t* st, uint32_t ring_frames, uint32_t block_size, uint32_t retire_ms) except -1:
+    cdef tpacket_req3 req
+    cdef void* p
+    cdef int err
+    if block_size < 4096 or block_size & (block_size - 1):
+        raise DeviceError("af-packet: block_size must be a power of two >= 4096")
+    if _setopt_int(st.fd, SOL_PACKET, PACKET_VERSION, TPACKET_V3) != 0:
+        err = errno
+        raise DeviceError(f"af-packet: TPACKET_V3 not available: {os.strerror(err)}")
+    memset(&req, 0, sizeof(req))
+    req.tp_block_size = block_size
+    req.tp_block_nr = max(2, (<uint64_t>ring_frames * FRAME_SIZE + block_size - 1) // block_size)
+    req.tp_frame_size = FRAME_SIZE
+    req.tp_frame_nr = req.tp_block_nr * (block_size // FRAME_SIZE)
+    req.tp_retire_blk_tov = retire_ms
+    if setsockopt(st.fd, SOL_PACKET, PACKET_RX_RING, &req, sizeof(req)) != 0:
+        err = errno
+        raise DeviceError(f"af-packet: cannot create the rx ring ({req.tp_block_nr} x {block_size} bytes): "
+                          f"{os.strerror(err)}")
+    st.block_size = block_size
+    st.n_blocks = req.tp_block_nr
+    st.ring_size = <size_t>block_size * req.tp_block_nr
+    p = mmap(NULL, st.ring_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_LOCKED | MAP_POPULATE, st.fd, 0)
+    if p == MAP_FAILED:
+        p = mmap(NULL, st.ring_size, PROT_READ | PROT_WRITE, MAP_SHARED, st.fd, 0)
+    if p == MAP_FAILED:
+        err = errno
+        st.ring_size = 0
+        raise DeviceError(f"af-packet: cannot map the rx ring: {os.strerror(err)}")
+    st.ring = <uint8_t*>p
+    return 0
+
+
+cdef int _bind(afp_t* st) noexcept nogil:
+    cdef sockaddr_ll sll
+    memset(&sll, 0, sizeof(sll))
+    sll.sll_family = AF_PACKET
+    sll.sll_protocol = 0 if st.no_rx else htons(ETH_P_ALL)
+    sll.sll_ifindex = st.ifindex
+    return bind(st.fd, <sockaddr*>&sll, sizeof(sll))
+
+
+cdef int _add_promisc(afp_t* st) noexcept nogil:
+    cdef packet_mreq mr
+    memset(&mr, 0, sizeof(mr))
+    mr.mr_ifindex = st.ifindex
+    mr.mr_type = PACKET_MR_PROMISC
+    return setsockopt(st.fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof(mr))
+
+
+cdef void _close(afp_t* st) noexcept nogil:
+    if st.ring != NULL:
+        munmap(st.ring, st.ring_size)
+        st.ring = NULL
+    if st.fd >= 0:
+        close(st.fd)
+        st.fd = -1
+
+
+# --- link state -------------------------------------------------------------------
+
+cdef int _probe_link(afp_t* st) noexcept nogil:
+    """LINK_UP / LINK_DOWN / LINK_GONE of the kernel interface (in the
+    socket's namespace); re-binds the socket when the interface was
+    re-created with a new ifindex."""
+    cdef ifreq ifr
+    memset(&ifr, 0, sizeof(ifr))
+    strncpy(ifr.ifr_name, st.ifname, 15)
+    if ioctl(st.fd, SIOCGIFINDEX, &ifr) != 0:
+        return LINK_GONE
+    if ifr.ifr_ifindex != st.ifindex:
+        st.ifindex = ifr.ifr_ifindex
+        if _bind(st) != 0:
+            return LINK_GONE
+        if st.promisc:
+            _add_promisc(st)
+    if ioctl(st.fd, SIOCGIFFLAGS, &ifr) != 0:
+        return LINK_GONE
+    if (ifr.ifr_flags & IFF_UP) and (ifr.ifr_flags & IFF_RUNNING):
+        return LINK_UP
+    return LINK_DOWN
+
+
+cdef void _clear_sock_error(int fd) noexcept nogil:
+    cdef int err = 0
+    cdef socklen_t n = sizeof(int)
+    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &n)
+
+
+cdef bint _fd_has_error(int fd) noexcept nogil:
+    cdef pollfd p
+    p.fd = fd
+    p.events = 0
+    p.revents = 0
+    return poll(&p, 1, 0) > 0 and (p.revents & (POLLERR | POLLHUP | POLLNVAL)) != 0
+
+
+cdef void _set_link(gn_main_t* vm, gn_node_runtime_t* node, afp_t* st, int state) noexcept nogil:
+    cdef bint was_down = st.link_down
+    cdef uint64_t ticks
+    st.link_state = state
+    st.link_down = state != LINK_UP
+    st.hw.link_up = 0 if st.link_down else 1
+    if st.link_down:
+        st.next_check_ns = gn_time_ns() + st.check_interval_ns
+        ticks = st.check_interval_ns // vm.timers.tick_ns
+        gn_node_schedule_interrupt(vm, node.node_index, ticks if ticks else 1)
+    if was_down != st.link_down or node.fd_error:
+        st.link_events += 1
+        with gil:
+            try:
+                (<object>st.device)._link_event(state)
+            except BaseException:
+                log.exception("af-packet: link event handler failed")
+
+
+cdef bint _link_slow_path(gn_main_t* vm, gn_node_runtime_t* node, afp_t* st) noexcept nogil:
+    """Runs when the fd reported an error, a tx saw the link vanish, or the
+    link is down. Returns True while the link is down."""
+    cdef int state
+    if node.fd_error or st.check_link:
+        st.check_link = 0
+        _clear_sock_error(st.fd)
+        state = _probe_link(st)
+        if state != LINK_UP or st.link_down or node.fd_error:
+            _set_link(vm, node, st, state)
+        return st.link_down
+    if gn_time_ns() < st.next_check_ns:
+        return True
+    _clear_sock_error(st.fd)
+    _set_link(vm, node, st, _probe_link(st))
+    return st.link_down
+
+
+# --- rx -------------------------------------------------------------------------
+
+cdef inline tpacket_block_desc* _block(afp_t* st, uint32_t i) noexcept nogil:
+    return <tpacket_block_desc*>(st.ring + <size_t>i * st.block_size)
+
+
+cdef inline bint _user_owned(tpacket_block_desc* bd) noexcept nogil:
+    return (gn_atomic_load_u32(&bd.hdr.bh1.block_status) & TP_STATUS_USER) != 0
+
+
+cdef inline void _release_block(afp_t* st) noexcept nogil:
+    """Hand cur_block back to the kernel and move to the next one."""
+    gn_atomic_store_u32(&_block(st, st.cur_block).hdr.bh1.block_status, TP_STATUS_KERNEL)
+    st.cur_block += 1
+    if st.cur_block == st.n_blocks:
+        st.cur_block = 0
+    st.cur_pkt = 0
+
+
+cdef uint32_t _ring_available(afp_t* st, uint32_t limit) noexcept nogil:
+    """Frames ready in user-owned blocks from the current position (at most
+    limit). Releases an exhausted (or empty) current block first."""
+    cdef uint32_t k, i, cnt = 0, pkt = st.cur_pkt
+    cdef tpacket_block_desc* bd
+    for k in range(st.n_blocks):
+        bd = _block(st, st.cur_block)
+        if not _user_owned(bd) or bd.hdr.bh1.num_pkts > st.cur_pkt:
+            break
+        _release_block(st)
+    pkt = st.cur_pkt
+    i = st.cur_block
+    for k in range(st.n_blocks):
+        bd = _block(st, i)
+        if not _user_owned(bd):
+            break
+        cnt += bd.hdr.bh1.num_pkts - pkt
+        if cnt >= limit:
+            return limit
+        pkt = 0
+        i += 1
+        if i == st.n_blocks:
+            i = 0
+    return cnt
+
+
+cdef inline int _copy_frame(gn_main_t* vm, afp_t* st, uint32_t bi, tpacket3_hdr* h, uint32_t length,
+                            bint vlan) noexcept nogil:
+    """Copy the frame of h into bi (a chain if needed), re-inserting the
+    VLAN tag the kernel stripped. Returns 0 or -1 (no buffers)."""
+    cdef const uint8_t* src = (<uint8_t*>h) + h.tp_mac
+    cdef gn_buffer_t* b
+    cdef uint8_t* dst
+    cdef uint16_t tpid, tci
+    if not vlan:
+        return gn_copy_to_chain(vm, bi, src, length)
+    tpid = <uint16_t>h.hv1.tp_vlan_tpid if h.tp_status & TP_STATUS_VLAN_TPID_VALID else 0x8100
+    tci = <uint16_t>h.hv1.tp_vlan_tci
+    b = gn_main_buffer(vm, bi)
+    if length + 4 <= GN_BUFFER_DATA_SIZE:
+        dst = &b.data[0]
+    else:
+        dst = st.scratch
+    memcpy(dst, src, 12)
+    dst[12] = tpid >> 8
+    dst[13] = tpid & 0xff
+    dst[14] = tci >> 8
+    dst[15] = tci & 0xff
+    memcpy(dst + 16, src + 12, length - 12)
+    if dst != st.scratch:
+        b.current_data = 0
+        b.current_length = length + 4
+        return 0
+    return gn_copy_to_chain(vm, bi, dst, length + 4)
+
+
+cdef uint32_t _rx(gn_main_t* vm, gn_node_runtime_t* node, afp_t* st) noexcept nogil:
+    cdef uint32_t bis[256]
+    cdef uint32_t ok[256]
+    cdef uint16_t nexts[256]
+    cdef uint32_t avail, got, n = 0, n_ok = 0, num, length, total, code
+    cdef uint64_t rx_bytes = 0, n_down = 0
+    cdef tpacket_block_desc* bd
+    cdef tpacket3_hdr* h
+    cdef gn_buffer_t* b
+    cdef bint vlan, admin_up = st.hw.admin_up
+    avail = _ring_available(st, GN_FRAME_SIZE)
+    if avail == 0:
+        node.has_more_work = 0
+        return 0
+    if admin_up:
+        got = gn_main_alloc(vm, bis, avail)
+        if got < avail:
+            gn_node_increment_error(vm, node, RX_ERROR_NO_BUFFERS, avail - got)
+    else:
+        got = avail
+    while n < got:
+        bd = _block(st, st.cur_block)
+        if not _user_owned(bd):
+            break
+        num = bd.hdr.bh1.num_pkts
+        if st.cur_pkt == 0:
+            st.cur_off = bd.hdr.bh1.offset_to_first_pkt
+        while st.cur_pkt < num and n < got:
+            h = <tpacket3_hdr*>((<uint8_t*>bd) + st.cur_off)
+            st.cur_off += h.tp_next_offset
+            st.cur_pkt += 1
+            if gn_unlikely(st.check_outgoing) and \
+                    (<sockaddr_ll*>((<uint8_t*>h) + TPACKET3_HDR_ALIGNED)).sll_pkttype == PACKET_OUTGOING:
+                continue
+            if not admin_up:
+                n_down += 1
+                n += 1
+                continue
+            length = h.tp_snaplen
+            vlan = (h.tp_status & TP_STATUS_VLAN_VALID) != 0
+            total = length + (4 if vlan else 0)
+            b = gn_main_buffer(vm, bis[n])
+            b.sw_if_index[GN_RX] = st.sw_if_index
+            code = 0
+            if gn_unlikely(h.tp_snaplen < h.tp_len):
+                code = RX_ERROR_TRUNCATED
+            elif gn_unlikely(total < 14 or length < 12):
+                code = RX_ERROR_SHORT
+            elif gn_unlikely(total > st.max_frame):
+                code = RX_ERROR_TOO_BIG
+            elif gn_unlikely(_copy_frame(vm, st, bis[n], h, length, vlan) != 0):
+                code = RX_ERROR_NO_BUFFERS
+            if code:
+                gn_buffer_set_error(node, b, code)
+                nexts[n] = node.drop_next
+            else:
+                nexts[n] = 0
+                ok[n_ok] = bis[n]
+                n_ok += 1
+                rx_bytes += total
+            n += 1
+        if st.cur_pkt >= num:
+            _release_block(st)
+    if admin_up:
+        if n < got:                           # frames skipped (outgoing): buffers left over
+            gn_main_free(vm, bis + n, got - n)
+        if n:
+            gn_pcap_capture(st.trace, vm, ok, n_ok, GN_PCAP_RX, st.sw_if_index)
+            gn_enqueue_to_next(vm, node, bis, nexts, n)
+        st.hw.counters.rx_drops += n - n_ok
+    else:
+        if n_down:
+            gn_node_increment_error(vm, node, RX_ERROR_DOWN, n_down)
+            st.hw.counters.rx_drops += n_down
+        n = 0
+    st.hw.counters.rx_packets += n_ok
+    st.hw.counters.rx_bytes += rx_bytes
+    node.has_more_work = _user_owned(_block(st, st.cur_block))
+    if node.has_more_work and node.state == GN_NODE_INTERRUPT:
+        gn_node_set_interrupt_pending(vm, node.node_index)
+    return n
+
+
+# --- tx -------------------------------------------------------------------------
+
+cdef int _send_one(afp_t* st, gn_main_t* vm, uint32_t bi) noexcept nogil:
+    """Send one frame; 0 or an errno."""
+    cdef gn_buffer_t* b = gn_main_buffer(vm, bi)
+    cdef iovec iov[64]
+    cdef msghdr mh
+    cdef int k = 0, tries
+    cdef ssize_t r
+    for tries in range(2):
+        if not (b.flags & GN_BUFFER_F_NEXT_PRESENT):
+            r = send(st.fd, gn_buffer_current(b), b.current_length, MSG_DONTWAIT)
+        else:
+            k = 0
+            while True:
+                if k == MAX_IOV:
+                    return EMSGSIZE
+                iov[k].iov_base = gn_buffer_current(b)
+                iov[k].iov_len = b.current_length
+                k += 1
+                if not (b.flags & GN_BUFFER_F_NEXT_PRESENT):
+                    break
+                b = gn_main_buffer(vm, b.next_buffer)
+            b = gn_main_buffer(vm, bi)
+            memset(&mh, 0, sizeof(mh))
+            mh.msg_iov = iov
+            mh.msg_iovlen = k
+            r = sendmsg(st.fd, &mh, MSG_DONTWAIT)
+        if r >= 0:
+            return 0
+        if errno != EINTR:
+            return errno
+    return EINTR
+
+
+cdef inline void _tx_drop(afp_t* st, gn_main_t* vm, uint32_t bi, uint32_t code, uint32_t* drops, uint32_t* nd) noexcept nogil:
+    gn_main_buffer(vm, bi).error = <uint16_t>(st.tx_error_base + code)
+    drops[nd[0]] = bi
+    nd[0] += 1
+
+
+cdef uint32_t _tx_burst(gn_main_t* vm, gn_node_runtime_t* node, afp_t* st, const uint32_t* bis, uint32_t n,
+                        bint retry) noexcept nogil:
+    """Send bis[0:n]; frames the kernel had no room for go to the backlog
+    (after any already there). Returns how many frames were sent."""
+    cdef uint32_t sent[512]
+    cdef uint32_t drops[512]
+    cdef uint32_t i, j, ns = 0, nd = 0, length, room, k
+    cdef uint64_t tx_bytes = 0
+    cdef int err
+    cdef gn_buffer_t* b
+    cdef bint down = not st.hw.admin_up or st.link_down
+    i = 0
+    while i < n:
+        b = gn_main_buffer(vm, bis[i])
+        length = b.current_length if not (b.flags & GN_BUFFER_F_NEXT_PRESENT) else gn_chain_length(vm, bis[i])
+        if down:
+            _tx_drop(st, vm, bis[i], TX_ERROR_DOWN if not st.hw.admin_up else TX_ERROR_LINK_DOWN, drops, &nd)
+        elif length < 14:
+            _tx_drop(st, vm, bis[i], TX_ERROR_SHORT, drops, &nd)
+        elif length > st.max_frame:
+            _tx_drop(st, vm, bis[i], TX_ERROR_TOO_BIG, drops, &nd)
+        else:
+            err = _send_one(st, vm, bis[i])
+            if err == 0:
+                sent[ns] = bis[i]
+                ns += 1
+                tx_bytes += length
+            elif err == EAGAIN or err == ENOBUFS:
+                # Kernel queue full: keep this frame and the rest for later.
+                room = st.backlog_cap - st.n_backlog
+                k = n - i if n - i < room else room
+                memcpy(st.backlog + st.n_backlog, bis + i, k * sizeof(uint32_t))
+                st.n_backlog += k
+                if not retry:
+                    vm.error_counters[st.tx_error_base + TX_DEFERRED] += k
+                    st.hw.counters.tx_retries += k
+                for j in range(i + k, n):
+                    _tx_drop(st, vm, bis[j], TX_ERROR_QUEUE_FULL, drops, &nd)
+                break
+            elif err == ENXIO or err == ENETDOWN or err == ENODEV:
+                _tx_drop(st, vm, bis[i], TX_ERROR_LINK_DOWN, drops, &nd)
+                st.check_link = 1
+                down = True
+            elif err == EMSGSIZE:
+                _tx_drop(st, vm, bis[i], TX_ERROR_TOO_BIG, drops, &nd)
+            else:
+                _tx_drop(st, vm, bis[i], TX_ERROR_SEND, drops, &nd)
+                st.hw.counters.tx_errors += 1
+        i += 1
+    if ns:
+        gn_main_free(vm, sent, ns)
+    if nd:
+        gn_enqueue_to_single_next(vm, node, drops, node.drop_next, nd)
+        st.hw.counters.tx_drops += nd
+    st.hw.counters.tx_packets += ns
+    st.hw.counters.tx_bytes += tx_bytes
+    if st.check_link:
+        gn_node_set_interrupt_pending(vm, st.input_node_index)
+    return ns
+
+
+cdef void _tx_retry(gn_main_t* vm, gn_node_runtime_t* node, afp_t* st) noexcept nogil:
+    """Retry the backlog; drop it after tx_retry_limit attempts without
+    progress. Keeps the input node awake while frames wait."""
+    cdef uint32_t pending[512]
+    cdef uint32_t nb = st.n_backlog, sent, i
+    memcpy(pending, st.backlog, nb * sizeof(uint32_t))
+    st.n_backlog = 0
+    sent = _tx_burst(vm, node, st, pending, nb, True)
+    if st.n_backlog == 0:
+        st.backlog_tries = 0
+        return
+    if sent:
+        st.backlog_tries = 0
+    else:
+        st.backlog_tries += 1
+    if st.backlog_tries > st.tx_retry_limit:
+        nb = st.n_backlog
+        for i in range(nb):
+            gn_main_buffer(vm, st.backlog[i]).error = <uint16_t>(st.tx_error_base + TX_ERROR_QUEUE_FULL)
+        st.n_backlog = 0
+        st.backlog_tries = 0
+        gn_enqueue_to_single_next(vm, node, st.backlog, node.drop_next, nb)
+        st.hw.counters.tx_drops += nb
+        return
+    gn_node_set_interrupt_pending(vm, st.input_node_index)
+
+
+cdef uint32_t afp_output_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame) noexcept nogil:
+    cdef afp_t* st = <afp_t*>node.runtime_data
+    cdef uint32_t n = frame.n_vectors, room, k, j
+    cdef uint32_t drops[256]
+    gn_pcap_capture(st.trace, vm, frame.buffers, n, GN_PCAP_TX, st.sw_if_index)
+    if st.n_backlog:
+        _tx_retry(vm, node, st)
+    if st.n_backlog == 0:
+        _tx_burst(vm, node, st, frame.buffers, n, False)
+        return n
+    # Still stuck: queue behind the backlog (order is kept), drop what does not fit.
+    room = st.backlog_cap - st.n_backlog
+    k = n if n < room else room
+    memcpy(st.backlog + st.n_backlog, frame.buffers, k * sizeof(uint32_t))
+    st.n_backlog += k
+    vm.error_counters[st.tx_error_base + TX_DEFERRED] += k
+    st.hw.counters.tx_retries += k
+    for j in range(k, n):
+        gn_main_buffer(vm, frame.buffers[j]).error = <uint16_t>(st.tx_error_base + TX_ERROR_QUEUE_FULL)
+        drops[j - k] = frame.buffers[j]
+    if n > k:
+        gn_enqueue_to_single_next(vm, node, drops, node.drop_next, n - k)
+        st.hw.counters.tx_drops += n - k
+    gn_node_set_interrupt_pending(vm, st.input_node_index)
+    return n
+
+
+cdef uint32_t afp_input_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame) noexcept nogil:
+    cdef afp_t* st = <afp_t*>node.runtime_data
+    cdef uint32_t n
+    if st == NULL:
+        return 0
+    if gn_unlikely(node.fd_error or st.link_down or st.check_link):
+        if _link_slow_path(vm, node, st):
+            if st.n_backlog:
+                _tx_retry(vm, node, st)      # drops them (link down) with a counter
+            node.has_more_work = 0
+            return 0
+    if st.n_backlog:
+        _tx_retry(vm, node, st)
+    n = _rx(vm, node, st)
+    if n == 0 and node.state == GN_NODE_POLLING:
+        st.empty_polls += 1
+        if st.empty_polls >= EMPTY_POLLS_CHECK:
+            st.empty_polls = 0
+            if _fd_has_error(st.fd):
+                st.check_link = 1
+    return n
+
+
+AFP_INPUT_FN = PyCapsule_New(<void*>afp_input_fn, "gn_node_fn", NULL)
+AFP_OUTPUT_FN = PyCapsule_New(<void*>afp_output_fn, "gn_node_fn", NULL)
+
+
+# --- the Python side ----------------------------------------------------------------
+
+cdef class _AfpState:
+    """Owns an afp_t: the socket, the ring, the tx backlog."""
+    cdef afp_t* st
+    cdef readonly uint64_t kernel_packets
+    cdef readonly uint64_t kernel_drops
+    cdef readonly uint64_t kernel_freezes
+
+    def __cinit__(self):
+        self.st = <afp_t*>calloc(1, sizeof(afp_t))
+        if self.st == NULL:
+            raise MemoryError()
+        self.st.fd = -1
+
+    def __dealloc__(self):
+        if self.st != NULL:
+            _close(self.st)
+            free(self.st.backlog)
+            free(self.st.scratch)
+            free(self.st)
+
+    def open(self, str host_if, netns, uint32_t ring_frames, uint32_t block_size, uint32_t retire_ms, bint promisc,
+             bint qdisc_bypass, uint32_t backlog, uint32_t tx_retry_limit, bint rx_ring=True):
+        if backlog > 512:
+            raise DeviceError("af-packet: tx backlog is at most 512 frames")
+        self.st.backlog_cap = backlog
+        self.st.backlog = <uint32_t*>calloc(max(1, backlog), sizeof(uint32_t))
+        self.st.scratch = <uint8_t*>malloc(65536 + 64)
+        if self.st.backlog == NULL or self.st.scratch == NULL:
+            raise MemoryError()
+        self.st.tx_retry_limit = tx_retry_limit
+        self.st.check_interval_ns = 1000000000
+        _open(self.st, host_if, netns, ring_frames, block_size, retire_ms, promisc, qdisc_bypass, rx_ring)
+
+    def bind_engine(self, device, size_t hw, size_t trace, uint32_t sw_if_index, uint32_t max_frame,
+                    uint32_t input_node_index):
+        self.st.device = <PyObject*>device
+        self.st.hw = <gn_interface_t*>hw
+        self.st.trace = <gn_pcap_main_t*>trace
+        self.st.sw_if_index = sw_if_index
+        self.st.max_frame = max_frame
+        self.st.input_node_index = input_node_index
+        self.st.check_link = 1           # the first call looks at the kernel link
+
+    def set_tx_error_base(self, uint32_t base):
+        self.st.tx_error_base = base
+
+    def set_check_interval(self, double seconds):
+        self.st.check_interval_ns = <uint64_t>(seconds * 1e9)
+
+    def capsule(self):
+        return PyCapsule_New(<void*>self.st, "gn_runtime_data", NULL)
+
+    def free_backlog(self, size_t vm_address):
+        """Free frames still waiting to be sent (the loop must be stopped)."""
+        cdef gn_main_t* vm = <gn_main_t*>vm_address
+        if self.st.n_backlog and vm != NULL:
+            gn_main_free(vm, self.st.backlog, self.st.n_backlog)
+        self.st.n_backlog = 0
+
+    def close(self):
+        _close(self.st)
+
+    def update_kernel_stats(self):
+        """Add the kernel's PACKET_STATISTICS (read and reset) to the totals."""
+        cdef tpacket_stats_v3 s
+        cdef socklen_t n = sizeof(s)
+        if self.st.fd >= 0 and getsockopt(self.st.fd, SOL_PACKET, PACKET_STATISTICS, &s, &n) == 0:
+            self.kernel_packets += s.tp_packets
+            self.kernel_drops += s.tp_drops
+            self.kernel_freezes += s.tp_freeze_q_cnt
+
+    @property
+    def fd(self):
+        return self.st.fd
+
+    @property
+    def ifindex(self):
+        return self.st.ifindex
+
+    @property
+    def kernel_mtu(self):
+        return self.st.kernel_mtu
+
+    @property
+    def kernel_mac(self):
+        return bytes(self.st.kernel_mac[:6])
+
+    @property
+    def ring(self):
+        return (self.st.n_blocks, self.st.block_size)
+
+    def flags(self):
+        return {"promiscuous": bool(self.st.promisc), "qdisc_bypass": bool(self.st.qdisc_bypass),
+                "ignore_outgoing": not self.st.check_outgoing}
+
+    def link(self):
+        return {"state": LINK_STATES[self.st.link_state], "events": self.st.link_events,
+                "backlog": self.st.n_backlog}
+
+
+class AfPacketDevice(Device):
+    """An AF_PACKET "host" interface on an existing kernel interface (see
+    the module docstring).
+
+    ``AfPacketDevice(engine, host_if="veth0", *, name=None ("host-<host_if>"),
+    rx_mode="interrupt", promiscuous=True, ring_frames=4096,
+    block_size=128 KiB, retire_ms=1, netns=None, next_node="ethernet-input",
+    mac=None, mtu=None (the kernel's), up=True, qdisc_bypass=True,
+    tx_backlog=512, tx_retry_limit=32)``.
+
+    Raises DeviceError (clear text) when the interface or namespace does
+    not exist or privileges are missing. Add it to the engine with
+    ``engine.add(dev)``; it is created admin up (``up=False``: down)."""
+    kind = "af-packet"
+
+    def __init__(self, engine, host_if: str = "veth0", *, name=None, rx_mode: str = "interrupt",
+                 promiscuous: bool = True, ring_frames: int = 4096, block_size: int = 1 << 17, retire_ms: int = 1,
+                 netns=None, next_node: str = "ethernet-input", mac=None, mtu=None, up: bool = True,
+                 qdisc_bypass: bool = True, tx_backlog: int = 512, tx_retry_limit: int = 32):
+        self.host_if = host_if
+        self.netns = netns
+        self.next_node = next_node
+        self._st = _AfpState()
+        self._st.open(host_if, netns, ring_frames, block_size, retire_ms, promiscuous, qdisc_bypass, tx_backlog,
+                      tx_retry_limit)
+        try:
+            super().__init__(engine, name or f"host-{host_if}", mac=mac, mtu=mtu or self._st.kernel_mtu or 1500,
+                             rx_mode=rx_mode)
+        except BaseException:
+            self._st.close()
+            raise
+        engine.interfaces.set_promiscuous(self.sw_if_index, bool(promiscuous))
+        if up:
+            engine.interfaces.set_admin_up(self.sw_if_index, True)
+        self._input_index = None
+        self.link_state = "up"
+
+    def nodes(self):
+        state, adaptive = self.node_state()
+        doc = (type(self).__doc__ or "").strip()
+        return (Node(self.input_node, type="input", state=state, adaptive=adaptive, fn=AFP_INPUT_FN,
+                     next_nodes=(self.next_node,), errors=INPUT_ERRORS, setup=self._setup_input, instance=self,
+                     doc=doc),
+                Node(self.output_node, fn=AFP_OUTPUT_FN, errors=OUTPUT_ERRORS, setup=self._setup_output,
+                     attach_to=(("interface-output", self.sw_if_index),), instance=self, doc=doc))
+
+    def _setup_input(self, engine, node_index):
+        from graphnet.io.pcap import pcap_main_address
+        self._input_index = node_index
+        self._st.bind_engine(self, engine.interfaces.address(self.sw_if_index), pcap_main_address(engine),
+                             self.sw_if_index, self.mtu + ETH_VLAN_FRAME_EXTRA, node_index)
+        engine.main.set_runtime_data(node_index, self._st.capsule())
+        engine.main.register_fd(node_index, self._st.fd)
+        engine.main.set_interrupt_pending(node_index)
+
+    def _setup_output(self, engine, node_index):
+        self._st.set_tx_error_base(engine.error_base[self.output_node])
+        engine.main.set_runtime_data(node_index, self._st.capsule())
+
+    def _link_event(self, state):
+        """Called by the input node (loop thread, GIL taken) when the kernel
+        link changes: keep the fd in epoll only while the link is up."""
+        main = self.engine.main
+        name = LINK_STATES.get(state, str(state))
+        self.link_state = name
+        main.unregister_fd(self._input_index)
+        if state == LINK_UP:
+            main.register_fd(self._input_index, self._st.fd)
+            log.warning("%s: kernel interface %s is up again; link up", self.name, self.host_if)
+        else:
+            log.error("%s: kernel interface %s %s; interface marked link-down (checked every second)",
+                      self.name, self.host_if, "was deleted" if state == LINK_GONE else "is down")
+
+    def set_admin_up(self, up: bool) -> None:
+        super().set_admin_up(up)
+
+    def close(self) -> None:
+        main = self.engine.main
+        if main is not None and self._input_index is not None:
+            try:
+                main.unregister_fd(self._input_index)
+            except Exception:
+                pass
+            self._st.free_backlog(main.address)
+        self._st.close()
+
+    def kernel_stats(self) -> dict:
+        """The kernel's counters of this socket since it opened:
+        frames it received and frames it dropped (ring full)."""
+        self._st.update_kernel_stats()
+        return {"packets": self._st.kernel_packets, "drops": self._st.kernel_drops}
+
+    def hardware_info(self) -> dict:
+        from graphnet.io.interface import format_mac
+        n_blocks, block_size = self._st.ring
+        ks = self.kernel_stats()
+        flags = self._st.flags()
+        link = self._st.link()
+        return {"host interface": f"{self.host_if} (ifindex {self._st.ifindex}"
+                                  + (f", netns {self.netns}" if self.netns else "") + ")",
+                "kernel MAC": format_mac(self._st.kernel_mac),
+                "socket": f"fd {self._st.fd}, TPACKET_V3 rx ring {n_blocks} x {block_size // 1024} KiB, "
+                          f"tx send(){' + PACKET_QDISC_BYPASS' if flags['qdisc_bypass'] else ''}"
+                          f"{', promiscuous' if flags['promiscuous'] else ''}",
+                "kernel link": f"{link['state']} ({link['events']} changes)",
+                "kernel rx": f"{ks['packets']} frames, {ks['drops']} dropped (ring full)",
+                "tx backlog": link["backlog"]}
+
+
+# --- raw references for the bench ----------------------------------------------------
+
+cdef class RawRingReader:
+    """A bare TPACKET_V3 reader: the reference for ``bench af-packet-rx``.
+    Busy-polls its ring, counts frames and bytes (reading each frame's first
+    byte), hands blocks back. No buffers, no graph."""
+    cdef afp_t* st
+    cdef public int last_xor
+
+    def __cinit__(self):
+        self.st = <afp_t*>calloc(1, sizeof(afp_t))
+        if self.st == NULL:
+            raise MemoryError()
+        self.st.fd = -1
+
+    def __init__(self, str host_if, netns=None, uint32_t ring_frames=4096, uint32_t block_size=1 << 17,
+                 uint32_t retire_ms=1, bint promiscuous=True):
+        _open(self.st, host_if, netns, ring_frames, block_size, retire_ms, promiscuous, False, True)
+
+    def __dealloc__(self):
+        if self.st != NULL:
+            _close(self.st)
+            free(self.st)
+
+    def run(self, double seconds):
+        """Read for `seconds`; returns (frames, bytes, thread cpu ns, wall ns)."""
+        cdef afp_t* st = self.st
+        cdef uint64_t frames = 0, nbytes = 0, t0, c0, deadline, now
+        cdef uint32_t i, num, off, spins = 0
+        cdef uint8_t x = 0
+        cdef tpacket_block_desc* bd
+        cdef tpacket3_hdr* h
+        with nogil:
+            t0 = gn_time_ns()
+            c0 = gn_thread_cpu_ns()
+            deadline = t0 + <uint64_t>(seconds * 1e9)
+            now = t0
+            while now < deadline:
+                bd = _block(st, st.cur_block)
+                if _user_owned(bd):
+                    num = bd.hdr.bh1.num_pkts
+                    off = bd.hdr.bh1.offset_to_first_pkt
+                    for i in range(num):
+                        h = <tpacket3_hdr*>((<uint8_t*>bd) + off)
+                        x ^= (<uint8_t*>h)[h.tp_mac]
+                        nbytes += h.tp_snaplen
+                        off += h.tp_next_offset
+                    frames += num
+                    _release_block(st)
+                    now = gn_time_ns()
+                else:
+                    spins += 1
+                    if spins & 63 == 0:
+                        now = gn_time_ns()
+            now = gn_time_ns()
+            c0 = gn_thread_cpu_ns() - c0
+        self.last_xor = x
+        return frames, nbytes, c0, now - t0
+
+
+def raw_send_loop(str host_if, bytes frame, double seconds, netns=None, uint32_t vary_offset=0):
+    """Send `frame` as fast as one core can for `seconds` with send() and
+    PACKET_QDISC_BYPASS (the bench's traffic generator); returns
+    (sent, failed). vary_offset: if > 0, a 16-bit counter is written there
+    in each frame (distinct frames)."""
+    cdef afp_t st
+    cdef uint64_t sent = 0, failed = 0, deadline
+    cdef uint32_t n = len(frame), k = 0
+    cdef uint8_t* buf = <uint8_t*>malloc(max(64, n))
+    cdef bint vary = vary_offset > 0 and vary_offset + 2 <= n
+    if buf == NULL:
+        raise MemoryError()
+    memset(&st, 0, sizeof(st))
+    st.fd = -1
+    st.no_rx = 1
+    memcpy(buf, <const uint8_t*>frame, n)
+    try:
+        _open(&st, host_if, netns, 0, 4096, 1, False, True, False)
+        with nogil:
+            deadline = gn_time_ns() + <uint64_t>(seconds * 1e9)
+            while True:
+                if vary:
+                    buf[vary_offset] = <uint8_t>(sent >> 8)
+                    buf[vary_offset + 1] = <uint8_t>sent
+                if send(st.fd, buf, n, MSG_DONTWAIT) >= 0:
+                    sent += 1
+                else:
+                    failed += 1
+                k += 1
+                if k & 255 == 0 and gn_time_ns() >= deadline:
+                    break
+    finally:
+        _close(&st)
+        free(buf)
+    return sent, failed
