@@ -200,6 +200,20 @@ def test_slow_stream_in_interrupt_mode_lets_the_loop_sleep(pg_capture):
     assert loops < 20 * len(t.capture) + 20, loops
 
 
+@pytest.mark.parametrize("rate", [900, 5000])
+def test_fast_rated_stream_in_interrupt_mode_waits_on_timer(pg_capture, rate):
+    # regression: a wait shorter than one timer tick (1 ms) re-raised the
+    # interrupt at once, so streams of ~1000 pps and more spun the loop
+    # (hundreds of thousands of empty iterations) between packets
+    t = pg_capture(pg_state="interrupt")
+    t.add_stream([udp_packet()], rate=rate)
+    loops0 = t.engine.main.loop_stats()["loops"]
+    t.engine.run(0.2)
+    loops = t.engine.main.loop_stats()["loops"] - loops0
+    assert 0.5 * 0.2 * rate <= len(t.capture) <= 1.5 * 0.2 * rate
+    assert loops < 3000, loops                  # about a few per 1 ms tick
+
+
 def test_from_pcap(pg_capture, tmp_path):
     pkts = [udp_packet(dport=100 + i, payload=b"p" * i) for i in range(5)]
     path = tmp_path / "in.pcap"

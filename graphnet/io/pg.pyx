@@ -178,9 +178,12 @@ cdef uint32_t pg_input_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* fr
             min_wait = 0
     node.has_more_work = more
     if more and node.state == GN_NODE_INTERRUPT:
-        if min_wait < vm.timers.tick_ns:
+        if min_wait == 0:
             gn_node_set_interrupt_pending(vm, node.node_index)
         else:
+            # Even a wait shorter than a tick goes through the timer (it
+            # fires at the next tick boundary): re-raising the interrupt
+            # would spin the loop until the packet is due.
             gn_node_schedule_interrupt(vm, node.node_index, min_wait // vm.timers.tick_ns)
     return total
 
