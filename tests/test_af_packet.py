@@ -287,7 +287,7 @@ def test_rx_over_mtu_is_dropped_and_counted(engine_factory, veth):
 
 
 def test_rx_admin_down_consumes_and_counts(engine_factory, veth):
-    eng, dev, cap = rx_engine(engine_factory, veth, up=False)
+    eng, dev, cap = rx_engine(engine_factory, veth, admin_up=False)
     kernel = packet_socket(veth.b, veth.b_if)
     eng.start()
     for i in range(10):

@@ -1,7 +1,7 @@
 """AF_PACKET ("host") interfaces: attach to an existing kernel interface
 (a veth end, a real NIC) by name.
 
-    dev = AfPacketDevice(engine, "veth0", netns="blue", next_node="ethernet-input")
+    dev = AfPacketDevice(engine, "veth0", netns="blue")
     engine.add(dev)
 
 Socket: ``AF_PACKET/SOCK_RAW`` bound to the interface, opened inside
@@ -41,8 +41,8 @@ In polling mode an idle socket is checked for errors every 64k empty polls.
 
 Nodes
   af-packet-input-<name>: input. Metadata set: current_data 0,
-    current_length, chains, sw_if_index[RX]. Next: next_node. Drops:
-    short-frame, too-big (over MTU + 18), truncated, no-buffers (chain
+    current_length, chains, sw_if_index[RX]. Next: next_node (default
+    ethernet-input, or null without it). Drops: short-frame, too-big (over MTU + 18), truncated, no-buffers (chain
     tail), interface-down (admin down: frames consumed and counted).
   af-packet-output-<name>: internal, attached to interface-output.
     Metadata used: current_data, current_length, chains. Next: none
@@ -72,6 +72,7 @@ from graphnet.io.pcap cimport gn_pcap_main_t, gn_pcap_capture, GN_PCAP_RX, GN_PC
 from graphnet.io.bufcopy cimport gn_copy_to_chain, gn_chain_length
 from graphnet.vlib.node import Node
 from graphnet.io.device import Device, DeviceError
+from graphnet.io.pcap import DefaultNext
 
 log = logging.getLogger("graphnet.af_packet")
 
@@ -835,18 +836,18 @@ class AfPacketDevice(Device):
 
     ``AfPacketDevice(engine, host_if="veth0", *, name=None ("host-<host_if>"),
     rx_mode="interrupt", promiscuous=True, ring_frames=4096,
-    block_size=128 KiB, retire_ms=1, netns=None, next_node="ethernet-input",
-    mac=None, mtu=None (the kernel's), up=True, qdisc_bypass=True,
-    tx_backlog=512, tx_retry_limit=32)``.
+    block_size=128 KiB, retire_ms=1, netns=None, next_node=None (ethernet-input
+    if the graph has it, else null), mac=None, mtu=None (the kernel's),
+    admin_up=True, qdisc_bypass=True, tx_backlog=512, tx_retry_limit=32)``.
 
     Raises DeviceError (clear text) when the interface or namespace does
     not exist or privileges are missing. Add it to the engine with
-    ``engine.add(dev)``; it is created admin up (``up=False``: down)."""
+    ``engine.add(dev)``; it is created admin up (``admin_up=False``: down)."""
     kind = "af-packet"
 
     def __init__(self, engine, host_if: str = "veth0", *, name=None, rx_mode: str = "interrupt",
                  promiscuous: bool = True, ring_frames: int = 4096, block_size: int = 1 << 17, retire_ms: int = 1,
-                 netns=None, next_node: str = "ethernet-input", mac=None, mtu=None, up: bool = True,
+                 netns=None, next_node=None, mac=None, mtu=None, admin_up: bool = True,
                  qdisc_bypass: bool = True, tx_backlog: int = 512, tx_retry_limit: int = 32):
         self.host_if = host_if
         self.netns = netns
@@ -861,7 +862,7 @@ class AfPacketDevice(Device):
             self._st.close()
             raise
         engine.interfaces.set_promiscuous(self.sw_if_index, bool(promiscuous))
-        if up:
+        if admin_up:
             engine.interfaces.set_admin_up(self.sw_if_index, True)
         self._input_index = None
         self.link_state = "up"
@@ -870,7 +871,8 @@ class AfPacketDevice(Device):
         state, adaptive = self.node_state()
         doc = (type(self).__doc__ or "").strip()
         return (Node(self.input_node, type="input", state=state, adaptive=adaptive, fn=AFP_INPUT_FN,
-                     next_nodes=(self.next_node,), errors=INPUT_ERRORS, setup=self._setup_input, instance=self,
+                     next_nodes=(self.next_node,) if self.next_node else DefaultNext(self.engine),
+                     errors=INPUT_ERRORS, setup=self._setup_input, instance=self,
                      doc=doc),
                 Node(self.output_node, fn=AFP_OUTPUT_FN, errors=OUTPUT_ERRORS, setup=self._setup_output,
                      attach_to=(("interface-output", self.sw_if_index),), instance=self, doc=doc))

@@ -496,6 +496,29 @@ def write_pcap(path, packets, nanosecond=False):
 
 # --- the pcap interface ------------------------------------------------------
 
+class DefaultNext:
+    """A device input node's next_nodes resolved when the graph is built:
+    ``ethernet-input`` if the graph has it, else ``null`` (as TAP does)."""
+
+    def __init__(self, engine):
+        self.engine = engine
+
+    def _pick(self):
+        return "ethernet-input" if "ethernet-input" in self.engine.registrations else "null"
+
+    def __iter__(self):
+        return iter((self._pick(),))
+
+    def __len__(self):
+        return 1
+
+    def __getitem__(self, i):
+        return (self._pick(),)[i]
+
+    def __repr__(self):
+        return "(ethernet-input or null)"
+
+
 cdef enum:
     PCAP_ERROR_SHORT = 1
     PCAP_ERROR_TOO_BIG = 2
@@ -685,10 +708,12 @@ class PcapDevice(Device):
     received packets and writes what is sent to it to ``output_path``.
 
     ``PcapDevice(engine, "pcap0", input_path="in.pcap", output_path="out.pcap",
-    next_node="ethernet-input", rx_mode="polling", repeat=1, mtu=9000)``.
+    next_node=None, rx_mode="polling", repeat=1, mtu=9000, admin_up=True,
+    nanosecond=False)``; next_node None: ethernet-input if the graph has
+    it, else null.
     Either path may be omitted: no input (the input node has nothing to
     do) or no output (sent packets are counted and freed). The interface
-    is created admin up (``up=False`` to change that). The output file is
+    is created admin up (``admin_up=False`` to change that). The output file is
     complete after ``flush()`` and when the engine closes.
 
     pcap-input-<name>: input. Metadata set: current_data 0, current_length,
@@ -699,8 +724,8 @@ class PcapDevice(Device):
     """
     kind = "pcap"
 
-    def __init__(self, engine, name: str, *, input_path=None, output_path=None, next_node: str = "ethernet-input",
-                 rx_mode: str = "polling", repeat: int = 1, mtu: int = 9000, mac=None, up: bool = True,
+    def __init__(self, engine, name: str, *, input_path=None, output_path=None, next_node=None,
+                 rx_mode: str = "polling", repeat: int = 1, mtu: int = 9000, mac=None, admin_up: bool = True,
                  nanosecond: bool = False):
         super().__init__(engine, name, mac=mac, mtu=mtu, rx_mode=rx_mode)
         self.input_path = os.fspath(input_path) if input_path is not None else None
@@ -719,7 +744,7 @@ class PcapDevice(Device):
                 self._st.open_output(self.output_path, nanosecond)
             except OSError as e:
                 raise DeviceError(str(e)) from None
-        if up:
+        if admin_up:
             engine.interfaces.set_admin_up(self.sw_if_index, True)
         self._input_index = None
 
@@ -727,7 +752,8 @@ class PcapDevice(Device):
         state, adaptive = self.node_state()
         doc = (type(self).__doc__ or "").strip()
         return (Node(self.input_node, type="input", state=state, adaptive=adaptive, fn=PCAP_INPUT_FN,
-                     next_nodes=(self.next_node,), errors=PCAP_INPUT_ERRORS, setup=self._setup, instance=self,
+                     next_nodes=(self.next_node,) if self.next_node else DefaultNext(self.engine),
+                     errors=PCAP_INPUT_ERRORS, setup=self._setup, instance=self,
                      doc=doc),
                 Node(self.output_node, fn=PCAP_OUTPUT_FN, errors=PCAP_OUTPUT_ERRORS, setup=self._setup_output,
                      attach_to=(("interface-output", self.sw_if_index),), instance=self, doc=doc))
