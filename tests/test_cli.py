@@ -177,6 +177,18 @@ def test_packet_generator_commands():
     assert drained(e) == 0
 
 
+def test_pcap_trace_command(tmp_path):
+    e = make_engine(count=0)
+    assert execute(e, "pcap trace status") == "pcap capture: off"
+    out = execute(e, f"pcap trace rx drop max 3 file {tmp_path / 'x.pcap'}")
+    assert out.endswith(str(tmp_path / "x.pcap"))
+    assert "rx drop" in execute(e, "pcap trace status")
+    assert execute(e, "pcap trace off").startswith("Wrote 0 packets")
+    with pytest.raises(CommandError, match=r"^pcap trace: unexpected 'bogus'; usage: pcap trace"):
+        execute(e, "pcap trace bogus")
+    assert drained(e) == 0
+
+
 def test_help_lists_commands():
     out = execute(None, "help")
     for path in ("show runtime", "clear runtime", "show errors", "clear errors", "show buffers",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import platform
 import time
 
-from graphnet.cli.registry import REGISTRY, UsageError, command
+from graphnet.cli.registry import REGISTRY, CommandError, UsageError, command
 
 NODE_STATE_WORDS = ("polling", "interrupt", "adaptive", "disabled")
 
@@ -131,6 +131,29 @@ def show_hardware(engine, args):
     if len(args) > 1:
         raise UsageError("show hardware takes at most one interface name")
     return engine.show("hardware", *args)
+
+
+def _optional(module: str, what: str):
+    """Import a module a command needs, or say plainly that it is missing."""
+    import importlib
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise CommandError(f"{what} is not available in this build ({module}: {e})") from None
+
+
+@command("show ip fib", help="IPv4 routes and their adjacencies", usage="show ip fib [<prefix>|<address>]")
+def show_ip_fib(engine, args):
+    if len(args) > 1:
+        raise UsageError("show ip fib takes at most one prefix or address")
+    return _optional("graphnet.fib.ip4_fib", "show ip fib").show_ip_fib(engine, *args)
+
+
+@command("pcap trace", help="capture rx / tx / drop packets to a pcap file",
+         usage="pcap trace [rx] [tx] [drop] [max <n>] [file <name>] [intfc <interface>] [snaplen <n>] [ns]"
+               " | pcap trace off | pcap trace status")
+def pcap_trace(engine, args):
+    return _optional("graphnet.io.pcap", "pcap trace").pcap_trace_command(engine, args)
 
 
 @command("set node state", help="set an input node's state",

@@ -192,8 +192,8 @@ class Registry:
             raise
         except (ValueError, KeyError, LookupError) as e:
             # errors the engine raises for bad names and states: their text is for users
-            text = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-            raise CommandError(f"{cmd.name}: {text}") from None
+            text = str(e.args[0] if isinstance(e, KeyError) and e.args else e)
+            raise CommandError(text if text.startswith(cmd.name) else f"{cmd.name}: {text}") from None
         except TimeoutError as e:
             raise CommandError(f"{cmd.name}: {e}") from None
         except Exception as e:
