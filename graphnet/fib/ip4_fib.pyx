@@ -1,0 +1,479 @@
+"""The IPv4 FIB: routes -> adjacencies, with a 16-8-8 mtrie for lookups.
+
+One FIB per engine (table 0), reached with ``ip4_fib(engine)``::
+
+    fib = ip4_fib(engine)
+    fib.add_route("10.0.0.0/8", next_hop_mac="02:00:00:00:00:02", sw_if_index=1)
+    fib.add_route("10.1.0.0/16", paths=[("02:00:00:00:00:02", 1), ("02:00:00:00:00:03", 2)])  # ECMP
+    fib.add_route("10.2.0.0/16", sw_if_index=1)          # on-link: glean (needs ARP)
+    fib.add_route("192.0.2.1/32", local=True)            # for this host: ip4-local
+    fib.add_route("198.51.100.0/24", drop=True)          # blackhole
+    fib.del_route("10.0.0.0/8")                          # 10/8 falls back to its cover
+    fib.lookup("10.1.2.3")                               # what the data plane would do
+    print(fib.show())                                    # ``show ip fib``
+
+Adjacencies (``gn_ip4_adj_t``) are shared: every route via the same
+(interface, next-hop MAC) uses one, reference counted. Index 0 is the
+no-route drop of the built-in default 0.0.0.0/0, index 1 the blackhole.
+ECMP adjacencies hold a power-of-two bucket range (16 buckets per path,
+rounded up) filled round-robin with their paths' adjacencies; ip4-lookup
+picks ``buckets[base + (flow_hash & mask)]``.
+
+A route added again replaces the old one. Deleting a route makes the
+addresses it covered fall back to the longest remaining route that covers
+it (its *cover*), found here from the per-length route tables and handed to
+the mtrie.
+
+Rewrites take the interface's MAC when the route is added (a later MAC
+change is not followed). Control calls run in the loop thread between
+iterations (through ``Engine.call`` when the loop runs in another thread):
+nodes never see a half-made change.
+"""
+import ipaddress
+import weakref
+
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdlib cimport calloc, realloc, free
+from libc.string cimport memcpy, memset
+from graphnet.fib.mtrie cimport (gn_mtrie_init, gn_mtrie_free, gn_mtrie_add, gn_mtrie_del, gn_mtrie_memory,
+                                 gn_mtrie_lookup)
+from graphnet.wire.ethernet cimport GN_ETHERNET_HEADER_LEN, GN_ETHERTYPE_IP4
+
+from graphnet.wire.ethernet import format_mac, parse_mac
+
+ADJ_TYPES = ("drop", "blackhole", "local", "glean", "rewrite", "ecmp")
+ADJ_DROP, ADJ_BLACKHOLE, ADJ_LOCAL, ADJ_GLEAN, ADJ_REWRITE, ADJ_ECMP = range(6)
+assert len(ADJ_TYPES) == GN_ADJ_N_TYPES
+ADJ_INDEX_NO_ROUTE = GN_ADJ_INDEX_NO_ROUTE
+ADJ_INDEX_BLACKHOLE = GN_ADJ_INDEX_BLACKHOLE
+ANY_INTERFACE = 0xffffffff
+_NO_ADJ = 0xffffffff
+
+_FIBS = weakref.WeakKeyDictionary()
+
+
+def ip4_fib(engine):
+    """The engine's IPv4 FIB (table 0), created on first use."""
+    fib = _FIBS.get(engine)
+    if fib is None:
+        fib = _FIBS[engine] = Ip4Fib(engine)
+    return fib
+
+
+def _mask(plen):
+    return 0 if plen == 0 else (0xffffffff << (32 - plen)) & 0xffffffff
+
+
+def parse_prefix(prefix):
+    """(network int, plen) from ``"10.0.0.0/8"``, an IPv4Network or a
+    (network, plen) pair; host bits are cleared (as ``ip route add`` does)."""
+    if isinstance(prefix, tuple):
+        net, plen = prefix
+        if isinstance(net, str):
+            net = int(ipaddress.IPv4Address(net))
+        net, plen = int(net), int(plen)
+        if not 0 <= plen <= 32 or not 0 <= net <= 0xffffffff:
+            raise ValueError(f"bad prefix {prefix!r}")
+        return net & _mask(plen), plen
+    if not isinstance(prefix, ipaddress.IPv4Network):
+        text = str(prefix)
+        try:
+            prefix = ipaddress.IPv4Network(text if "/" in text else text + "/32", strict=False)
+        except ValueError as e:
+            raise ValueError(f"bad IPv4 prefix {text!r}: {e}") from None
+    return int(prefix.network_address), prefix.prefixlen
+
+
+def parse_address(addr) -> int:
+    if isinstance(addr, int):
+        if not 0 <= addr <= 0xffffffff:
+            raise ValueError(f"bad IPv4 address {addr!r}")
+        return addr
+    try:
+        return int(ipaddress.IPv4Address(addr if not isinstance(addr, (bytes, bytearray)) else bytes(addr)))
+    except ValueError as e:
+        raise ValueError(f"bad IPv4 address {addr!r}: {e}") from None
+
+
+def format_prefix(net: int, plen: int) -> str:
+    return f"{ipaddress.IPv4Address(net)}/{plen}"
+
+
+cdef class Ip4Fib:
+    """The IPv4 FIB of one engine (see module docstring)."""
+
+    def __cinit__(self, engine=None, uint32_t fib_index=0, uint32_t flow_hash_seed=0x2545f491):
+        self.fib = <gn_ip4_fib_t*>calloc(1, sizeof(gn_ip4_fib_t))
+        if self.fib == NULL:
+            raise MemoryError()
+        if gn_mtrie_init(&self.fib.mtrie, GN_ADJ_INDEX_NO_ROUTE) != 0:
+            free(self.fib)
+            self.fib = NULL
+            raise MemoryError()
+        self.fib.fib_index = fib_index
+        self.fib.flow_hash_seed = flow_hash_seed
+        self.engine = engine
+        self._routes = [dict() for _ in range(33)]
+        self._adj_by_key = {}
+        self._adj_keys = []
+        self._adj_refs = []
+        self._free_adjs = []
+        self._free_buckets = {}
+        for key, t in ((("drop",), GN_ADJ_DROP), (("blackhole",), GN_ADJ_BLACKHOLE)):
+            i = self._alloc_adj()
+            self.fib.adjs[i].type = t
+            self.fib.adjs[i].sw_if_index = ANY_INTERFACE
+            self._adj_keys[i] = key
+            self._adj_by_key[key] = i
+            self._adj_refs[i] = 1            # fixed: never freed
+
+    def __dealloc__(self):
+        if self.fib != NULL:
+            gn_mtrie_free(&self.fib.mtrie)
+            free(self.fib.adjs)
+            free(self.fib.buckets)
+            free(self.fib)
+
+    @property
+    def address(self):
+        """The gn_ip4_fib_t* as an integer (for node modules)."""
+        return <size_t>self.fib
+
+    def _call(self, fn, *args):
+        eng = self.engine
+        if eng is not None and eng.running:
+            return eng.call(fn, *args)
+        return fn(*args)
+
+    # --- adjacencies ------------------------------------------------------------
+
+    cdef uint32_t _alloc_adj(self) except? 0xffffffff:
+        cdef gn_ip4_adj_t* grown
+        cdef uint32_t i, cap
+        if self._free_adjs:
+            i = self._free_adjs.pop()
+        else:
+            if self.fib.n_adjs == self.fib.cap_adjs:
+                cap = self.fib.cap_adjs * 2 + 16
+                grown = <gn_ip4_adj_t*>realloc(self.fib.adjs, cap * sizeof(gn_ip4_adj_t))
+                if grown == NULL:
+                    raise MemoryError()
+                self.fib.adjs = grown
+                self.fib.cap_adjs = cap
+            i = self.fib.n_adjs
+            self.fib.n_adjs += 1
+            self._adj_keys.append(None)
+            self._adj_refs.append(0)
+        memset(&self.fib.adjs[i], 0, sizeof(gn_ip4_adj_t))
+        return i
+
+    cdef uint32_t _alloc_buckets(self, uint32_t n) except? 0xffffffff:
+        cdef uint32_t* grown
+        cdef uint32_t base, cap
+        free_list = self._free_buckets.get(n)
+        if free_list:
+            return free_list.pop()
+        if self.fib.n_buckets + n > self.fib.cap_buckets:
+            cap = max(self.fib.cap_buckets * 2, self.fib.n_buckets + n) + 64
+            grown = <uint32_t*>realloc(self.fib.buckets, cap * sizeof(uint32_t))
+            if grown == NULL:
+                raise MemoryError()
+            self.fib.buckets = grown
+            self.fib.cap_buckets = cap
+        base = self.fib.n_buckets
+        self.fib.n_buckets += n
+        return base
+
+    def _interfaces(self):
+        if self.engine is None:
+            raise ValueError("this FIB has no engine: it cannot resolve interfaces")
+        return self.engine.interfaces
+
+    def _path_adj(self, path) -> int:
+        """Adjacency (created if new, not referenced yet) of one path: a
+        dict or tuple (next_hop_mac, sw_if_index[, next_hop])."""
+        if isinstance(path, dict):
+            mac, sw, nh = path.get("next_hop_mac"), path.get("sw_if_index"), path.get("next_hop")
+        else:
+            mac, sw = path[0], path[1]
+            nh = path[2] if len(path) > 2 else None
+        if sw is None:
+            raise ValueError("a path needs sw_if_index (the interface to send on)")
+        ifs = self._interfaces()
+        sw = ifs.index(sw)
+        nh_int = parse_address(nh) if nh is not None else 0
+        if mac is None:
+            key = ("glean", sw, nh_int)
+        else:
+            key = ("rewrite", sw, parse_mac(mac))
+        i = self._adj_by_key.get(key)
+        if i is not None:
+            return i
+        i = self._alloc_adj()
+        a = &self.fib.adjs[i]
+        a.sw_if_index = sw
+        if key[0] == "glean":
+            a.type = GN_ADJ_GLEAN
+            a.next_hop = nh_int
+        else:
+            a.type = GN_ADJ_REWRITE
+            src = parse_mac(ifs.info(sw)["mac"])
+            rw = key[2] + src + GN_ETHERTYPE_IP4.to_bytes(2, "big")
+            memcpy(a.rewrite, <const uint8_t*>rw, GN_ETHERNET_HEADER_LEN)
+            a.rewrite_len = GN_ETHERNET_HEADER_LEN
+        self._adj_keys[i] = key
+        self._adj_by_key[key] = i
+        return i
+
+    def _ecmp_adj(self, list children) -> int:
+        key = ("ecmp", tuple(children))
+        i = self._adj_by_key.get(key)
+        if i is not None:
+            return i
+        n = len(children)
+        n_buckets = GN_ECMP_BUCKETS_PER_PATH
+        while n_buckets < n * GN_ECMP_BUCKETS_PER_PATH:
+            n_buckets *= 2
+        base = self._alloc_buckets(n_buckets)
+        for j in range(n_buckets):
+            self.fib.buckets[base + j] = children[j % n]
+        i = self._alloc_adj()
+        a = &self.fib.adjs[i]
+        a.type = GN_ADJ_ECMP
+        a.sw_if_index = ANY_INTERFACE
+        a.n_paths = n
+        a.ecmp_base = base
+        a.ecmp_mask = n_buckets - 1
+        self._adj_keys[i] = key
+        self._adj_by_key[key] = i
+        for c in children:
+            self._adj_refs[c] += 1
+        return i
+
+    def _adj_for(self, next_hop_mac, sw_if_index, next_hop, paths, drop, local) -> int:
+        if sum(bool(x) for x in (drop, local, paths)) > 1 or (
+                (drop or local or paths) and (next_hop_mac is not None or next_hop is not None)):
+            raise ValueError("give one of: next_hop_mac/sw_if_index (or next_hop), paths, drop, local")
+        if drop:
+            return GN_ADJ_INDEX_BLACKHOLE
+        if local:
+            sw = self._interfaces().index(sw_if_index) if sw_if_index is not None else ANY_INTERFACE
+            key = ("local", sw)
+            i = self._adj_by_key.get(key)
+            if i is None:
+                i = self._alloc_adj()
+                self.fib.adjs[i].type = GN_ADJ_LOCAL
+                self.fib.adjs[i].sw_if_index = sw
+                self._adj_keys[i] = key
+                self._adj_by_key[key] = i
+            return i
+        if paths:
+            paths = list(paths)
+            if len(paths) > GN_ECMP_MAX_PATHS:
+                raise ValueError(f"at most {GN_ECMP_MAX_PATHS} paths")
+            children = [self._path_adj(p) for p in paths]
+            if len(children) == 1:
+                return children[0]
+            return self._ecmp_adj(children)
+        if sw_if_index is None:
+            raise ValueError("a route needs sw_if_index (with next_hop_mac, or alone for an on-link "
+                             "prefix), paths=[...], drop=True or local=True")
+        return self._path_adj((next_hop_mac, sw_if_index, next_hop))
+
+    def _unref(self, uint32_t i):
+        self._adj_refs[i] -= 1
+        if self._adj_refs[i] > 0:
+            return
+        key = self._adj_keys[i]
+        a = &self.fib.adjs[i]
+        if a.type == GN_ADJ_ECMP:
+            self._free_buckets.setdefault(a.ecmp_mask + 1, []).append(a.ecmp_base)
+            for c in key[1]:
+                self._unref(c)
+        del self._adj_by_key[key]
+        self._adj_keys[i] = None
+        memset(a, 0, sizeof(gn_ip4_adj_t))
+        a.type = GN_ADJ_DROP                 # a stale index drops, never misroutes
+        self._free_adjs.append(i)
+
+    # --- routes -------------------------------------------------------------------
+
+    def add_route(self, prefix, next_hop_mac=None, sw_if_index=None, *, next_hop=None, paths=None,
+                  drop=False, local=False):
+        """Add or replace a route; returns its adjacency index. See the
+        module docstring for the forms."""
+        return self._call(self._add_route, prefix, next_hop_mac, sw_if_index, next_hop, paths, drop, local)
+
+    def _add_route(self, prefix, next_hop_mac, sw_if_index, next_hop, paths, drop, local):
+        net, plen = parse_prefix(prefix)
+        adj = self._adj_for(next_hop_mac, sw_if_index, next_hop, paths, drop, local)
+        self._adj_refs[adj] += 1             # before anything can fail below
+        table = self._routes[plen]
+        old = table.get(net)
+        if gn_mtrie_add(&self.fib.mtrie, net, plen, adj) != 0:
+            self._unref(adj)
+            raise MemoryError("mtrie: out of memory")
+        table[net] = adj
+        if old is None:
+            self.n_routes += 1
+        else:
+            self._unref(old)
+        return adj
+
+    def del_route(self, prefix):
+        """Delete a route; KeyError if there is none for this prefix."""
+        return self._call(self._del_route, prefix)
+
+    def _del_route(self, prefix):
+        net, plen = parse_prefix(prefix)
+        table = self._routes[plen]
+        adj = table.pop(net, None)
+        if adj is None:
+            raise KeyError(f"no route for {format_prefix(net, plen)}")
+        cover_adj, cover_plen = GN_ADJ_INDEX_NO_ROUTE, 0
+        for c in range(plen - 1, -1, -1):
+            a = self._routes[c].get(net & _mask(c))
+            if a is not None:
+                cover_adj, cover_plen = a, c
+                break
+        gn_mtrie_del(&self.fib.mtrie, net, plen, cover_adj, cover_plen)
+        self.n_routes -= 1
+        self._unref(adj)
+
+    def clear(self):
+        """Delete every route."""
+        def do():
+            for plen in range(32, -1, -1):
+                for net in list(self._routes[plen]):
+                    self._del_route((net, plen))
+        self._call(do)
+
+    def routes(self):
+        """[(prefix text, adjacency index)] sorted by address then length."""
+        def do():
+            out = [(net, plen, adj) for plen in range(33) for net, adj in self._routes[plen].items()]
+            out.sort()
+            return [(format_prefix(n, p), a) for n, p, a in out]
+        return self._call(do)
+
+    def match(self, addr):
+        """(network, plen, adjacency index) of the longest route matching
+        addr, from the route tables (the control plane's answer; the
+        built-in default is (0, 0, 0))."""
+        a = parse_address(addr)
+        for plen in range(32, -1, -1):
+            adj = self._routes[plen].get(a & _mask(plen))
+            if adj is not None:
+                return a & _mask(plen), plen, adj
+        return 0, 0, GN_ADJ_INDEX_NO_ROUTE
+
+    def lookup_adj(self, addr) -> int:
+        """The adjacency index the data plane's mtrie gives for addr."""
+        return gn_mtrie_lookup(&self.fib.mtrie, parse_address(addr))
+
+    def lookup(self, addr, flow_hash=None) -> dict:
+        """What ip4-lookup does with a packet to addr: the matching prefix,
+        the adjacency from the mtrie and, for ECMP, the path picked by
+        flow_hash (when given)."""
+        cdef gn_ip4_adj_t* x
+        a = parse_address(addr)
+        net, plen, _ = self.match(a)
+        adj = self.lookup_adj(a)
+        out = {"address": str(ipaddress.IPv4Address(a)), "prefix": format_prefix(net, plen), "adj_index": adj}
+        out.update(self.adjacency(adj))
+        if out["type"] == "ecmp" and flow_hash is not None:
+            x = &self.fib.adjs[<uint32_t>adj]
+            out["path_adj_index"] = self.fib.buckets[x.ecmp_base + (flow_hash & x.ecmp_mask)]
+        return out
+
+    def adjacency(self, uint32_t i) -> dict:
+        """A dict describing adjacency i."""
+        if i >= self.fib.n_adjs or self._adj_keys[i] is None:
+            raise KeyError(f"no adjacency {i}")
+        a = &self.fib.adjs[i]
+        d = {"index": i, "type": ADJ_TYPES[a.type], "refs": self._adj_refs[i]}
+        if a.type in (GN_ADJ_REWRITE, GN_ADJ_GLEAN, GN_ADJ_LOCAL) and a.sw_if_index != ANY_INTERFACE:
+            d["sw_if_index"] = a.sw_if_index
+        if a.type == GN_ADJ_REWRITE:
+            d["next_hop_mac"] = format_mac(a.rewrite[:6])
+            d["rewrite"] = bytes(a.rewrite[:a.rewrite_len])
+        elif a.type == GN_ADJ_GLEAN and a.next_hop:
+            d["next_hop"] = str(ipaddress.IPv4Address(a.next_hop))
+        elif a.type == GN_ADJ_ECMP:
+            d["paths"] = list(self._adj_keys[i][1])
+            d["buckets"] = a.ecmp_mask + 1
+        return d
+
+    def format_adjacency(self, uint32_t i) -> str:
+        """One line, VPP style: ``ipv4 via 02:00:00:00:00:02 if1: mtu 1500 ...``."""
+        if i >= self.fib.n_adjs or self._adj_keys[i] is None:
+            return f"[@{i}]: stale adjacency"
+        a = &self.fib.adjs[i]
+        def ifname(sw):
+            try:
+                return f"{self._interfaces().names[sw]} (sw_if_index {sw})"
+            except Exception:
+                return f"sw_if_index {sw}"
+        if a.type == GN_ADJ_DROP:
+            return f"[@{i}]: dpo-drop ip4: no route"
+        if a.type == GN_ADJ_BLACKHOLE:
+            return f"[@{i}]: dpo-drop ip4: blackhole"
+        if a.type == GN_ADJ_LOCAL:
+            where = "" if a.sw_if_index == ANY_INTERFACE else " " + ifname(a.sw_if_index)
+            return f"[@{i}]: dpo-receive{where}"
+        if a.type == GN_ADJ_GLEAN:
+            nh = f" {ipaddress.IPv4Address(a.next_hop)}" if a.next_hop else ""
+            return f"[@{i}]: ipv4-glean{nh} {ifname(a.sw_if_index)}"
+        if a.type == GN_ADJ_REWRITE:
+            return (f"[@{i}]: ipv4 via {format_mac(a.rewrite[:6])} {ifname(a.sw_if_index)}: "
+                    f"{bytes(a.rewrite[:a.rewrite_len]).hex()}")
+        return (f"[@{i}]: dpo-load-balance: {a.n_paths} paths, {a.ecmp_mask + 1} buckets, "
+                f"flow hash src dst proto sport dport")
+
+    def show(self, prefix=None, limit=None) -> str:
+        """``show ip fib [prefix]``: every route (or those inside prefix, or
+        the best match of an address) and its adjacency."""
+        return self._call(self._show, prefix, limit)
+
+    def _show(self, prefix, limit):
+        mem = gn_mtrie_memory(&self.fib.mtrie)
+        plies = self.fib.mtrie.n_plies - self.fib.mtrie.n_free
+        lines = [f"ipv4-VRF:0, fib_index:{self.fib.fib_index}, flow hash:[src dst sport dport proto], "
+                 f"{self.n_routes} routes, {len(self._adj_by_key)} adjacencies, "
+                 f"mtrie 16-8-8: {plies} plies, {mem / 1048576:.1f} MiB"]
+        if prefix is not None and "/" not in str(prefix):
+            net, plen, _ = self.match(prefix)
+            entries = [(net, plen, self._routes[plen].get(net, GN_ADJ_INDEX_NO_ROUTE))]
+        else:
+            lo, hi = 0, 0xffffffff
+            if prefix is not None:
+                pnet, pplen = parse_prefix(prefix)
+                lo, hi = pnet, pnet | (~_mask(pplen) & 0xffffffff)
+            entries = sorted((net, plen, adj) for plen in range(33) for net, adj in self._routes[plen].items()
+                             if lo <= net <= hi)
+            if not self._routes[0] and lo == 0:
+                entries.insert(0, (0, 0, GN_ADJ_INDEX_NO_ROUTE))
+        if limit is not None and len(entries) > limit:
+            more = len(entries) - limit
+            entries = entries[:limit]
+        else:
+            more = 0
+        for net, plen, adj in entries:
+            lines.append(format_prefix(net, plen))
+            lines.append("  " + self.format_adjacency(adj))
+            if self.fib.adjs[adj].type == GN_ADJ_ECMP:
+                for c in self._adj_keys[adj][1]:
+                    lines.append("    " + self.format_adjacency(c))
+        if more:
+            lines.append(f"... {more} more routes")
+        return "\n".join(lines)
+
+    def stats(self) -> dict:
+        return {"routes": self.n_routes, "adjacencies": len(self._adj_by_key),
+                "plies": self.fib.mtrie.n_plies - self.fib.mtrie.n_free,
+                "mtrie_bytes": gn_mtrie_memory(&self.fib.mtrie), "buckets": self.fib.n_buckets}
+
+
+def show_ip_fib(engine, *args) -> str:
+    """``show ip fib [<prefix>|<address>]`` for the CLI registry."""
+    return ip4_fib(engine).show(args[0] if args else None)

@@ -1,0 +1,199 @@
+"""``ethernet-input``: receive Ethernet II frames and dispatch them by
+ethertype to the nodes that claimed it.
+
+Accepts frames addressed to the receiving interface's MAC (the interface
+table record of ``sw_if_index[RX]``), broadcast and multicast frames; other
+unicast frames are dropped (``not-for-us``) unless the interface is
+promiscuous. A protocol node claims an ethertype in its own registration,
+``attach_to=(("ethernet-input", 0x0800),)``; ethernet-input's ``on_attach``
+records ethertype -> next index in a 64 K table (O(1), one cache line per
+type in use). 802.1Q / 802.1ad tags are recognised: a priority tag (VID 0)
+is stripped and the frame handled as untagged (counted ``priority-tagged``);
+a frame with a VLAN id is dropped (``vlan-tagged``: no VLAN sub-interfaces
+yet).
+
+Metadata used: current_data, current_length, sw_if_index[RX]. Set:
+l2_hdr_offset (the Ethernet header), l3_hdr_offset, and current_data /
+current_length advanced past the Ethernet header (and a priority tag).
+Next nodes: whoever attached, per ethertype. Drops: ``too-short``,
+``no-interface`` (unknown rx sw_if_index), ``not-for-us``,
+``unknown-ethertype``, ``vlan-tagged``, ``llc`` (802.3 length field).
+
+Invariant: no byte beyond current_length is read; a dropped frame keeps
+its current_data. Trace record: rx sw_if_index and the first 22 bytes
+(formatted by ``graphnet.wire.ethernet.format_ethernet_header``).
+"""
+import struct
+import weakref
+
+from cpython.pycapsule cimport PyCapsule_New
+from libc.stdint cimport int16_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdlib cimport malloc, free
+from libc.string cimport memcpy
+from graphnet.includes.byteorder cimport gn_net16
+from graphnet.io.interface cimport InterfaceTable, gn_interface_main_t, gn_interface_t, gn_interface
+from graphnet.vlib.buffer cimport gn_buffer_t, gn_frame_t, GN_RX, gn_buffer_current
+from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_enqueue_to_next,
+                                 gn_buffer_set_error, gn_node_increment_error)
+from graphnet.wire.ethernet cimport (GN_ETHERNET_HEADER_LEN, GN_ETHERNET_VLAN_TAG_LEN, GN_ETHERTYPE_MIN,
+                                     GN_VLAN_VID_MASK, gn_ethernet_type, gn_mac_is_group, gn_mac_equal,
+                                     gn_ethertype_is_vlan)
+from graphnet.vlib.node import Node
+from graphnet.wire.ethernet import format_ethernet_header
+
+cdef enum:
+    ERROR_NONE = 0
+    ERROR_TOO_SHORT = 1
+    ERROR_NO_INTERFACE = 2
+    ERROR_NOT_FOR_US = 3
+    ERROR_UNKNOWN_ETHERTYPE = 4
+    ERROR_VLAN_TAGGED = 5
+    ERROR_LLC = 6
+    ERROR_PRIORITY_TAGGED = 7
+    NEXT_UNCLAIMED = 0xffff
+    TRACE_BYTES = 22
+
+ERRORS = (
+    ("none", "info", "no error"),
+    ("too-short", "error", "frame shorter than its Ethernet header"),
+    ("no-interface", "error", "rx sw_if_index is not in the interface table"),
+    ("not-for-us", "info", "unicast to another MAC (interface not promiscuous)"),
+    ("unknown-ethertype", "warn", "no node handles this ethertype"),
+    ("vlan-tagged", "warn", "802.1Q/802.1ad tagged frame (no VLAN sub-interfaces)"),
+    ("llc", "info", "802.3 length field (LLC/SNAP not supported)"),
+    ("priority-tagged", "info", "802.1Q priority tag (VID 0) stripped"),
+)
+
+ctypedef struct ethernet_input_t:
+    gn_interface_main_t* im
+    uint16_t next_by_type[65536]        # NEXT_UNCLAIMED unless a node attached
+
+ctypedef struct ethernet_trace_t:
+    uint32_t sw_if_index
+    uint16_t n_bytes
+    uint8_t bytes[TRACE_BYTES]
+
+
+cdef uint32_t ethernet_input_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame) noexcept nogil:
+    cdef ethernet_input_t* em = <ethernet_input_t*>node.runtime_data
+    cdef uint16_t nexts[256]
+    cdef uint32_t i, n = frame.n_vectors, hlen, err
+    cdef uint64_t n_priority = 0
+    cdef uint16_t t, nx
+    cdef gn_buffer_t* b
+    cdef gn_interface_t* hw
+    cdef const uint8_t* p
+    for i in range(n):
+        b = gn_main_buffer(vm, frame.buffers[i])
+        p = gn_buffer_current(b)
+        err = ERROR_NONE
+        nx = NEXT_UNCLAIMED
+        hlen = GN_ETHERNET_HEADER_LEN
+        hw = gn_interface(em.im, b.sw_if_index[GN_RX])
+        if b.current_length < GN_ETHERNET_HEADER_LEN:
+            err = ERROR_TOO_SHORT
+        elif hw == NULL:
+            err = ERROR_NO_INTERFACE
+        elif not gn_mac_is_group(p) and not hw.promiscuous and not gn_mac_equal(p, hw.mac):
+            err = ERROR_NOT_FOR_US
+        else:
+            t = gn_ethernet_type(p)
+            if gn_ethertype_is_vlan(t):
+                if b.current_length < GN_ETHERNET_HEADER_LEN + GN_ETHERNET_VLAN_TAG_LEN:
+                    err = ERROR_TOO_SHORT
+                elif gn_net16(p + 14) & GN_VLAN_VID_MASK:
+                    err = ERROR_VLAN_TAGGED
+                else:
+                    t = gn_net16(p + 16)
+                    hlen += GN_ETHERNET_VLAN_TAG_LEN
+                    if gn_ethertype_is_vlan(t):
+                        err = ERROR_VLAN_TAGGED
+                    else:
+                        n_priority += 1
+            if err == ERROR_NONE:
+                if t < GN_ETHERTYPE_MIN:
+                    err = ERROR_LLC
+                else:
+                    nx = em.next_by_type[t]
+                    if nx == NEXT_UNCLAIMED:
+                        err = ERROR_UNKNOWN_ETHERTYPE
+        if err == ERROR_NONE:
+            b.l2_hdr_offset = b.current_data
+            b.current_data += <int16_t>hlen
+            b.current_length -= <uint16_t>hlen
+            b.l3_hdr_offset = b.current_data
+            nexts[i] = nx
+        else:
+            gn_buffer_set_error(node, b, err)
+            nexts[i] = node.drop_next
+    if n_priority:
+        gn_node_increment_error(vm, node, ERROR_PRIORITY_TAGGED, n_priority)
+    gn_enqueue_to_next(vm, node, frame.buffers, nexts, n)
+    return n
+
+
+cdef uint16_t ethernet_trace_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_buffer_t* b, uint8_t* record) noexcept nogil:
+    cdef ethernet_trace_t* t = <ethernet_trace_t*>record
+    t.sw_if_index = b.sw_if_index[GN_RX]
+    t.n_bytes = b.current_length if b.current_length < TRACE_BYTES else TRACE_BYTES
+    memcpy(t.bytes, gn_buffer_current(b), t.n_bytes)
+    return sizeof(ethernet_trace_t)
+
+
+def format_ethernet_trace(bytes record, engine=None):
+    sw, n = struct.unpack_from("<IH", record)
+    data = record[6:6 + n]
+    name = ""
+    if engine is not None:
+        try:
+            name = f" ({engine.interfaces.names[sw]})"
+        except Exception:
+            pass
+    return f"  rx sw_if_index {sw}{name}\n" + format_ethernet_header(data, indent=2)
+
+
+cdef class _State:
+    """Per-engine C state of ethernet-input (runtime_data)."""
+    cdef ethernet_input_t* em
+
+    def __cinit__(self, InterfaceTable interfaces):
+        cdef uint32_t t
+        self.em = <ethernet_input_t*>malloc(sizeof(ethernet_input_t))
+        if self.em == NULL:
+            raise MemoryError()
+        self.em.im = interfaces.im
+        for t in range(65536):
+            self.em.next_by_type[t] = NEXT_UNCLAIMED
+
+    def __dealloc__(self):
+        free(self.em)
+
+    def capsule(self):
+        return PyCapsule_New(<void*>self.em, "gn_runtime_data", NULL)
+
+    def claim(self, uint32_t ethertype, uint32_t next_index):
+        self.em.next_by_type[ethertype] = next_index
+
+
+# engine -> _State; it lives as long as the engine (whose Main points at it)
+_STATES = weakref.WeakKeyDictionary()
+
+
+def _setup(engine, node_index):
+    st = _STATES[engine] = _State(engine.interfaces)
+    engine.main.set_runtime_data(node_index, st.capsule())
+
+
+def _on_attach(engine, key, next_index):
+    if not isinstance(key, int) or not GN_ETHERTYPE_MIN <= key <= 0xffff or gn_ethertype_is_vlan(key):
+        raise ValueError(f"ethernet-input: cannot attach to ethertype {key!r} "
+                         f"(need 0x0600..0xffff, not a VLAN TPID)")
+    _STATES[engine].claim(key, next_index)
+
+
+NODES = (
+    Node("ethernet-input", fn=PyCapsule_New(<void*>ethernet_input_fn, "gn_node_fn", NULL), errors=ERRORS,
+         trace_fn=PyCapsule_New(<void*>ethernet_trace_fn, "gn_trace_fn", NULL),
+         trace_size=sizeof(ethernet_trace_t), format_trace=format_ethernet_trace,
+         setup=_setup, on_attach=_on_attach, doc=__doc__.split("\n\n")[0]),
+)

@@ -1,0 +1,21 @@
+"""The IPv4 forwarding path as one set of registrations, and its control API.
+
+    from graphnet.nodes import ip4
+    eng = Engine([pg, devices..., ip4.NODES])
+    ip4.fib(eng).add_route("10.0.0.0/8", next_hop_mac="02:00:00:00:00:02", sw_if_index=1)
+
+``NODES`` is ethernet-input -> ip4-input (claims 0x0800) -> ip4-lookup ->
+ip4-rewrite -> interface-output, plus ip4-input-no-checksum. The FIB API is
+``graphnet.fib.ip4_fib.Ip4Fib`` (``fib(engine)`` returns the engine's).
+
+Not there yet (issue 4): ARP (glean adjacencies drop as
+``glean-unresolved``), ip4-local (local routes drop as ``no-local-node``),
+ICMP errors (TTL expiry and MTU are counted drops in ip4-rewrite),
+fragmentation and reassembly, VLAN sub-interfaces.
+"""
+from graphnet.fib.ip4_fib import Ip4Fib, ip4_fib as fib, show_ip_fib
+from graphnet.nodes import ethernet_input, ip4_input, ip4_lookup, ip4_rewrite
+
+NODES = ethernet_input.NODES + ip4_input.NODES + ip4_lookup.NODES + ip4_rewrite.NODES
+
+__all__ = ["NODES", "Ip4Fib", "fib", "show_ip_fib"]

@@ -1,0 +1,110 @@
+"""``ip4-input`` and ``ip4-input-no-checksum``: validate IPv4 headers.
+
+Each packet's header is checked against the bytes present, in this order
+(the first failure is the drop reason, one counter each): fewer than 20
+bytes (``too-short``), version not 4 (``bad-version``), IHL below 5
+(``bad-ihl``), total length below the header length (``bad-length``) or
+beyond the frame (``truncated``), header checksum (``bad-checksum``; not in
+the ``-no-checksum`` variant, for devices that verified it), TTL 0
+(``ttl-zero``; TTL 1 passes: it may be for us, and ip4-rewrite expires it
+when forwarding), IP options (``options``: not supported, dropped). A
+frame longer than the total length (Ethernet padding) is trimmed to it.
+
+Both variants are one inline worker with a constant flag (VPP's
+ip4_input_inline). ``ip4-input`` claims ethertype 0x0800 of
+``ethernet-input``.
+
+Metadata used: current_data, current_length (and for a chain
+total_length_not_including_first_buffer; the header must then lie in the
+first buffer). Set: l3_hdr_offset; current_length trimmed. Next nodes:
+``ip4-lookup``. Trace record: rx sw_if_index and the first 64 bytes of the
+header (``format_ip4_header``).
+"""
+import struct
+
+from cpython.pycapsule cimport PyCapsule_New
+from libc.stdint cimport uint8_t, uint16_t, uint32_t
+from libc.string cimport memcpy
+from graphnet.vlib.buffer cimport gn_buffer_t, gn_frame_t, GN_RX, GN_BUFFER_F_NEXT_PRESENT, gn_buffer_current
+from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_enqueue_to_next
+from graphnet.wire.ip4 cimport (gn_ip4_validate, gn_ip4_total_length, gn_ip4_header_bytes, GN_IP4_OK,
+                                GN_IP4_HEADER_LEN, GN_IP4_TOO_SHORT, GN_IP4_TRUNCATED)
+from graphnet.vlib.node import Node
+from graphnet.wire.ethernet import ETHERTYPE_IP4
+from graphnet.wire.ip4 import VALIDATE_ERRORS, format_ip4_header
+
+cdef enum:
+    NEXT_LOOKUP = 0
+    TRACE_BYTES = 64
+
+ctypedef struct ip4_input_trace_t:
+    uint32_t sw_if_index
+    uint16_t n_bytes
+    uint8_t bytes[TRACE_BYTES]
+
+
+cdef inline uint32_t ip4_input_inline(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame,
+                                      bint verify_checksum) noexcept nogil:
+    cdef uint16_t nexts[256]
+    cdef uint32_t i, n = frame.n_vectors, code, avail, total
+    cdef gn_buffer_t* b
+    cdef const uint8_t* ip
+    for i in range(n):
+        b = gn_main_buffer(vm, frame.buffers[i])
+        ip = gn_buffer_current(b)
+        avail = b.current_length
+        if b.flags & GN_BUFFER_F_NEXT_PRESENT:
+            # a chain: the header itself must be in the first buffer
+            if avail < GN_IP4_HEADER_LEN:
+                code = GN_IP4_TOO_SHORT
+            elif gn_ip4_header_bytes(ip) > avail:
+                code = GN_IP4_TRUNCATED
+            else:
+                code = gn_ip4_validate(ip, avail + b.total_length_not_including_first_buffer, verify_checksum)
+        else:
+            code = gn_ip4_validate(ip, avail, verify_checksum)
+        if code == GN_IP4_OK:
+            total = gn_ip4_total_length(ip)
+            if total < avail and not (b.flags & GN_BUFFER_F_NEXT_PRESENT):
+                b.current_length = <uint16_t>total     # Ethernet padding
+            b.l3_hdr_offset = b.current_data
+            nexts[i] = NEXT_LOOKUP
+        else:
+            b.error = <uint16_t>(node.error_base + code)
+            nexts[i] = node.drop_next
+    gn_enqueue_to_next(vm, node, frame.buffers, nexts, n)
+    return n
+
+
+cdef uint32_t ip4_input_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame) noexcept nogil:
+    return ip4_input_inline(vm, node, frame, True)
+
+
+cdef uint32_t ip4_input_no_checksum_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame) noexcept nogil:
+    return ip4_input_inline(vm, node, frame, False)
+
+
+cdef uint16_t ip4_input_trace_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_buffer_t* b, uint8_t* record) noexcept nogil:
+    cdef ip4_input_trace_t* t = <ip4_input_trace_t*>record
+    t.sw_if_index = b.sw_if_index[GN_RX]
+    t.n_bytes = b.current_length if b.current_length < TRACE_BYTES else TRACE_BYTES
+    memcpy(t.bytes, gn_buffer_current(b), t.n_bytes)
+    return sizeof(ip4_input_trace_t)
+
+
+def format_ip4_input_trace(bytes record, engine=None):
+    sw, n = struct.unpack_from("<IH", record)
+    return f"  rx sw_if_index {sw}\n" + format_ip4_header(record[6:6 + n], indent=2)
+
+
+_TRACE = dict(trace_fn=PyCapsule_New(<void*>ip4_input_trace_fn, "gn_trace_fn", NULL),
+              trace_size=sizeof(ip4_input_trace_t), format_trace=format_ip4_input_trace)
+
+NODES = (
+    Node("ip4-input", fn=PyCapsule_New(<void*>ip4_input_fn, "gn_node_fn", NULL), next_nodes=("ip4-lookup",),
+         errors=VALIDATE_ERRORS, attach_to=(("ethernet-input", ETHERTYPE_IP4),),
+         doc="Validates IPv4 headers (checksum included) and sends them to ip4-lookup.", **_TRACE),
+    Node("ip4-input-no-checksum", fn=PyCapsule_New(<void*>ip4_input_no_checksum_fn, "gn_node_fn", NULL),
+         next_nodes=("ip4-lookup",), errors=VALIDATE_ERRORS,
+         doc="ip4-input without the header checksum check (checksum verified by the device).", **_TRACE),
+)

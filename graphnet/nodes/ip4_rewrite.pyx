@@ -1,0 +1,180 @@
+"""``ip4-rewrite``: forward a looked-up IPv4 packet to its next hop.
+
+For the packet's rewrite adjacency (``gn_ip4_opaque(b).adj_index``, set by
+ip4-lookup): TTL 1 or less is dropped as ``ttl-expired``; a packet whose
+total length exceeds the tx interface's MTU is dropped as ``mtu-exceeded``;
+otherwise the TTL is decremented with the RFC 1624 incremental checksum
+update, the adjacency's L2 header (next-hop MAC, interface MAC, 0x0800) is
+pushed into the headroom and the packet goes to ``interface-output`` on the
+adjacency's interface.
+
+TODO (issue 4, next step): ``ttl-expired`` should send ICMP time exceeded
+(11/0) through an ``ip4-icmp-error`` arc, and ``mtu-exceeded`` should
+fragment, or send ICMP fragmentation needed (3/4) when DF is set; until
+those nodes exist both are counted drops.
+
+Metadata used: current_data (the IPv4 header), opaque adj_index. Set:
+current_data/current_length (the pushed L2 header), l2_hdr_offset,
+sw_if_index[TX]. Next nodes: ``interface-output``. Drops: ``ttl-expired``,
+``mtu-exceeded``, ``no-headroom``, ``bad-adjacency`` (not a rewrite).
+
+Trace record: adjacency, tx sw_if_index, the rewrite to be pushed and the
+first 40 bytes of the header as received.
+"""
+import struct
+import weakref
+
+from cpython.pycapsule cimport PyCapsule_New
+from libc.stdint cimport int16_t, uint8_t, uint16_t, uint32_t
+from libc.stdlib cimport calloc, free
+from libc.string cimport memcpy
+from graphnet.io.interface cimport InterfaceTable, gn_interface_main_t, gn_interface_t, gn_interface
+from graphnet.vlib.buffer cimport gn_buffer_t, gn_frame_t, GN_TX, GN_BUFFER_HEADROOM, gn_buffer_current
+from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_enqueue_to_next
+from graphnet.fib.ip4_fib cimport Ip4Fib, gn_ip4_fib_t, gn_ip4_adj_t, gn_ip4_opaque, GN_ADJ_REWRITE
+from graphnet.wire.ethernet cimport GN_ETHERNET_HEADER_LEN
+from graphnet.wire.ip4 cimport gn_ip4_ttl_decrement, gn_ip4_total_length
+from graphnet.vlib.node import Node
+from graphnet.fib.ip4_fib import ip4_fib
+from graphnet.wire.ethernet import format_ethernet_header
+from graphnet.wire.ip4 import format_ip4_header
+
+cdef enum:
+    NEXT_INTERFACE_OUTPUT = 0
+    ERROR_NONE = 0
+    ERROR_TTL_EXPIRED = 1
+    ERROR_MTU_EXCEEDED = 2
+    ERROR_NO_HEADROOM = 3
+    ERROR_BAD_ADJACENCY = 4
+    TRACE_BYTES = 40
+
+ERRORS = (
+    ("none", "info", "no error"),
+    ("ttl-expired", "warn", "TTL expired in transit (ICMP time exceeded: not yet)"),
+    ("mtu-exceeded", "warn", "packet larger than the tx MTU (fragmentation: not yet)"),
+    ("no-headroom", "error", "no headroom left for the L2 header"),
+    ("bad-adjacency", "error", "adjacency is not a rewrite"),
+)
+
+ctypedef struct ip4_rewrite_t:
+    gn_ip4_fib_t* fib
+    gn_interface_main_t* im
+
+ctypedef struct ip4_rewrite_trace_t:
+    uint32_t adj_index
+    uint32_t sw_if_index
+    uint16_t rewrite_len
+    uint16_t n_bytes
+    uint8_t rewrite[32]
+    uint8_t bytes[TRACE_BYTES]
+
+
+cdef uint32_t ip4_rewrite_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame) noexcept nogil:
+    cdef ip4_rewrite_t* rm = <ip4_rewrite_t*>node.runtime_data
+    cdef const gn_ip4_adj_t* adjs = rm.fib.adjs
+    cdef uint32_t n_adjs = rm.fib.n_adjs
+    cdef const gn_ip4_adj_t* adj
+    cdef uint16_t nexts[256]
+    cdef uint32_t i, n = frame.n_vectors, ai, err, rl
+    cdef gn_buffer_t* b
+    cdef gn_interface_t* hw
+    cdef uint8_t* ip
+    for i in range(n):
+        b = gn_main_buffer(vm, frame.buffers[i])
+        ip = gn_buffer_current(b)
+        ai = gn_ip4_opaque(b).adj_index
+        err = ERROR_NONE
+        if ai >= n_adjs or adjs[ai].type != GN_ADJ_REWRITE:
+            err = ERROR_BAD_ADJACENCY
+        elif ip[8] <= 1:
+            err = ERROR_TTL_EXPIRED               # TODO: ICMP time exceeded
+        else:
+            adj = &adjs[ai]
+            rl = adj.rewrite_len
+            hw = gn_interface(rm.im, adj.sw_if_index)
+            if hw != NULL and gn_ip4_total_length(ip) > hw.mtu:
+                err = ERROR_MTU_EXCEEDED          # TODO: fragment / ICMP frag needed
+            elif b.current_data - <int>rl < -GN_BUFFER_HEADROOM:
+                err = ERROR_NO_HEADROOM
+            else:
+                gn_ip4_ttl_decrement(ip)
+                b.current_data -= <int16_t>rl
+                b.current_length += <uint16_t>rl
+                if rl == GN_ETHERNET_HEADER_LEN:
+                    memcpy(ip - GN_ETHERNET_HEADER_LEN, adj.rewrite, GN_ETHERNET_HEADER_LEN)
+                else:
+                    memcpy(ip - rl, adj.rewrite, rl)
+                b.l2_hdr_offset = b.current_data
+                b.sw_if_index[GN_TX] = adj.sw_if_index
+                nexts[i] = NEXT_INTERFACE_OUTPUT
+        if err != ERROR_NONE:
+            b.error = <uint16_t>(node.error_base + err)
+            nexts[i] = node.drop_next
+    gn_enqueue_to_next(vm, node, frame.buffers, nexts, n)
+    return n
+
+
+cdef uint16_t ip4_rewrite_trace_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_buffer_t* b, uint8_t* record) noexcept nogil:
+    cdef ip4_rewrite_t* rm = <ip4_rewrite_t*>node.runtime_data
+    cdef ip4_rewrite_trace_t* t = <ip4_rewrite_trace_t*>record
+    cdef const gn_ip4_adj_t* adj
+    t.adj_index = gn_ip4_opaque(b).adj_index
+    t.sw_if_index = 0xffffffff
+    t.rewrite_len = 0
+    if t.adj_index < rm.fib.n_adjs:
+        adj = &rm.fib.adjs[t.adj_index]
+        if adj.type == GN_ADJ_REWRITE:
+            t.sw_if_index = adj.sw_if_index
+            t.rewrite_len = adj.rewrite_len
+            memcpy(t.rewrite, adj.rewrite, adj.rewrite_len)
+    t.n_bytes = b.current_length if b.current_length < TRACE_BYTES else TRACE_BYTES
+    memcpy(t.bytes, gn_buffer_current(b), t.n_bytes)
+    return sizeof(ip4_rewrite_trace_t)
+
+
+def format_ip4_rewrite_trace(bytes record, engine=None):
+    adj, sw, rl, n = struct.unpack_from("<IIHH", record)
+    rw = record[12:12 + rl]
+    data = record[44:44 + n]
+    sw_text = "-" if sw == 0xffffffff else str(sw)
+    lines = [f"  tx_sw_if_index {sw_text} adj-idx {adj}"]
+    if rl:
+        lines.append(format_ethernet_header(rw, indent=2))
+    lines.append(format_ip4_header(data, indent=2))
+    return "\n".join(lines)
+
+
+cdef class _State:
+    cdef ip4_rewrite_t* rm
+    cdef Ip4Fib fib
+
+    def __cinit__(self, Ip4Fib fib, InterfaceTable interfaces):
+        self.rm = <ip4_rewrite_t*>calloc(1, sizeof(ip4_rewrite_t))
+        if self.rm == NULL:
+            raise MemoryError()
+        self.fib = fib
+        self.rm.fib = fib.fib
+        self.rm.im = interfaces.im
+
+    def __dealloc__(self):
+        free(self.rm)
+
+    def capsule(self):
+        return PyCapsule_New(<void*>self.rm, "gn_runtime_data", NULL)
+
+
+_STATES = weakref.WeakKeyDictionary()     # engine -> _State (lives as long as the engine)
+
+
+def _setup(engine, node_index):
+    st = _STATES[engine] = _State(ip4_fib(engine), engine.interfaces)
+    engine.main.set_runtime_data(node_index, st.capsule())
+
+
+NODES = (
+    Node("ip4-rewrite", fn=PyCapsule_New(<void*>ip4_rewrite_fn, "gn_node_fn", NULL),
+         next_nodes=("interface-output",), errors=ERRORS,
+         trace_fn=PyCapsule_New(<void*>ip4_rewrite_trace_fn, "gn_trace_fn", NULL),
+         trace_size=sizeof(ip4_rewrite_trace_t), format_trace=format_ip4_rewrite_trace,
+         setup=_setup, doc=__doc__.split("\n\n")[0]),
+)
