@@ -70,11 +70,14 @@ def packet_socket(ns, name):
     return s
 
 
+def _mac(text):
+    return bytes(int(x, 16) for x in text.split(":"))
+
+
 def marked_frame(i, size=64, dst="02:00:00:00:00:01", src="02:00:00:00:00:02"):
-    from scapy.layers.l2 import Ether
-    from scapy.packet import Raw
-    payload = struct.pack(">I", i) + bytes((i + k) & 0xff for k in range(max(0, size - 18)))
-    return bytes(Ether(dst=dst, src=src, type=MARK_TYPE) / Raw(payload))
+    """An Ethernet frame of `size` bytes with our ethertype and sequence i."""
+    body = struct.pack(">I", i) + bytes((i + k) & 0xff for k in range(max(0, size - 18)))
+    return _mac(dst) + _mac(src) + MARK_TYPE.to_bytes(2, "big") + body
 
 
 def marked(packets):
@@ -432,6 +435,26 @@ def test_bad_frames_are_dropped_with_reasons(engine_factory):
     assert chain["flags"] & (F_GSO | F_L4_CSUM | F_NEXT_PRESENT) == F_GSO | F_L4_CSUM | F_NEXT_PRESENT
     assert (chain["gso_size"], chain["csum_start"], chain["csum_offset"]) == (1448, 34, 16)
     assert "frame shorter than an Ethernet header" in eng.show("errors")
+
+
+def test_admin_down_interface_drops_what_it_reads(engine_factory):
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    eng = engine_factory()
+    cap = Capture()
+    dev = TapDevice(eng, "spdown0", fd=a.detach(), next_node="capture", admin_up=False, rx_mode="polling")
+    eng.add([cap, dev])
+    eng.build()
+    for i in range(3):
+        b.send(vnet() + marked_frame(i))
+    eng.run_until_idle(2)
+    assert len(cap) == 0
+    assert eng.error_count(dev.input_node, "interface-down") == 3
+    assert eng.interfaces.info("spdown0")["rx_drops"] == 3
+    eng.interfaces.set_admin_up("spdown0", True)
+    b.send(vnet() + marked_frame(9))
+    eng.run_until_idle(2)
+    assert cap.packets() == [marked_frame(9)]
+    b.close()
 
 
 def test_frame_longer_than_mtu_from_the_kernel_is_dropped(engine_factory, netns):

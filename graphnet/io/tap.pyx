@@ -793,6 +793,14 @@ cdef class TapState:
     def dead_errno(self):
         return self.t.dead_errno
 
+    def check_epoll_error(self, size_t vm_address):
+        """Mark the device dead if the loop saw EPOLLERR/HUP on its fd
+        while the input node was not there to notice (e.g. disabled)."""
+        cdef gn_main_t* vm = <gn_main_t*>vm_address
+        if vm != NULL and self.t.hw != NULL and not self.t.dead and vm.nodes[self.t.input_node_index].fd_error:
+            _mark_dead(vm, self.t, EBADFD, DEAD_EPOLL)
+        return self.t.dead
+
     @property
     def n_rx_bufs(self):
         return self.t.n_rx_bufs
@@ -1070,7 +1078,7 @@ class TapDevice(Device):
     def _monitor(self, engine):
         """Process: wait for the device to die, report once, stop polling it."""
         while not self._closed:
-            if self.state.dead and not self._closed:
+            if self.state.check_epoll_error(engine.main.address) and not self._closed:
                 self._report_lost()
                 return
             yield Sleep(0.25)

@@ -1,0 +1,411 @@
+"""``graphnet bench tap-rx | tap-tx | tap-xconnect | tap-gso``: TAP devices
+against the raw syscall limit of the same TAP fd, measured in the same run.
+
+Every bench creates its own network namespaces (removed afterwards) and
+puts the kernel side of its TAPs there. The raw references
+(``graphnet.bench.tap_raw``) are tight nogil read()/write() loops on the very
+fds graphnet's devices own (while the engine is not running), so both sides
+pay the same kernel. Runs alternate between the cases and the best run of
+each is kept (``--repeat``, ``--seconds`` per case).
+
+``tap-rx``
+    The kernel side's queue is filled with ``--packets`` (20000) 64-byte
+    frames from an AF_PACKET socket (PACKET_QDISC_BYPASS) before each run,
+    then drained: by ``tap-input`` (polling) -> ``null``, or by a raw read()
+    loop. Two TAP set-ups: ``plain`` (vnet header, no offloads: one read()
+    per frame into a buffer) and ``gso`` (TSO/USO accepted: a readv() over
+    33 buffers per frame, because any frame may be a 64 KB super-frame);
+    for the latter the raw readv over 33 segments is reported as well.
+``tap-tx``
+    ``pg-input`` -> ``tap-output`` writing ``--packets`` (100000) 64-byte
+    frames with a zero virtio-net header, against a raw write() loop of the
+    same frame on the same fd. The kernel side drops them (unknown MAC).
+``tap-xconnect``
+    Two TAPs in two namespaces, cross-connected (tap-input-a ->
+    tap-output-b and back); a producer thread sends 64-byte frames into
+    TAP a's kernel side for ``--seconds``; frames/s are counted at the
+    receiving namespace (rx_packets of TAP b's kernel side). Against a raw
+    read/write cross-connect loop on the same two fds.
+``tap-gso``
+    One TCP stream from namespace a to namespace b through the same
+    cross-connect (TSO: 64 KB super-frames read from TAP a, written to TAP b
+    with their virtio-net header, the kernel in b takes them whole):
+    payload Gbit/s at the receiving socket, against the raw cross-connect
+    loop and against the kernel alone (a veth pair between two namespaces).
+"""
+from __future__ import annotations
+
+import contextlib
+import socket
+import struct
+import threading
+import time
+from typing import Iterator
+
+from graphnet.bench.core import Clock, register
+from graphnet.io import host
+
+ETH_P_ALL = 0x0003
+SOL_PACKET = 263
+PACKET_QDISC_BYPASS = 20
+SO_RCVBUFFORCE = 33
+
+
+def _frame64() -> bytes:
+    """A 64-byte Ethernet/IPv4/UDP frame to an address nobody has."""
+    ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 50, 1, 0, 64, 17, 0, bytes([10, 254, 0, 1]), bytes([10, 254, 0, 2]))
+    s = sum(struct.unpack(">10H", ip))
+    s = (s & 0xffff) + (s >> 16)
+    ip = ip[:10] + struct.pack(">H", ~s & 0xffff) + ip[12:]
+    udp = struct.pack(">HHHH", 1024, 1024, 30, 0) + bytes(22)
+    return bytes.fromhex("02fe00000002") + bytes.fromhex("02fe00000001") + b"\x08\x00" + ip + udp
+
+
+def _ns_socket(ns, family, type_, proto=0):
+    from pyroute2 import netns as pnetns
+    return pnetns.create_socket(ns, family, type_, proto, flags=0)
+
+
+def _producer(ns, ifname):
+    s = _ns_socket(ns, socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+    s.setsockopt(SOL_PACKET, PACKET_QDISC_BYPASS, 1)
+    s.bind((ifname, 0))
+    return s
+
+
+def _set_txqlen(ns, ifname, n):
+    with host.ipr(ns) as ipr:
+        ipr.link("set", index=ipr.link_lookup(ifname=ifname)[0], txqlen=n)
+
+
+def _kernel_stats(ns, ifname) -> dict:
+    with host.ipr(ns) as ipr:
+        link = ipr.get_links(ipr.link_lookup(ifname=ifname)[0])[0]
+        return dict(link.get_attr("IFLA_STATS64"))
+
+
+def _uid() -> str:
+    import uuid
+    return uuid.uuid4().hex[:6]
+
+
+def _rounds(opts, cases: dict, prepare=None) -> dict:
+    """Alternate the cases; each entry is fn() -> (frames, extra dict).
+    Keeps the best (highest frames/s) run of each. prepare(name) runs
+    untimed before each run."""
+    clock = Clock()
+    best = {}
+    deadline = time.perf_counter() + opts.seconds * len(cases)
+    for r in range(max(1, opts.repeat)):
+        if r >= 2 and time.perf_counter() >= deadline:
+            break
+        for name, fn in cases.items():
+            if prepare is not None:
+                prepare(name)
+            box = {}
+            ns = clock.timed(lambda: box.setdefault("r", fn()))
+            frames, extra = box["r"]
+            if frames <= 0:
+                continue
+            pps = frames * 1e9 / ns
+            if name not in best or pps > best[name]["pps"]:
+                best[name] = {"case": name, "pps": pps, "ns_per_packet": ns / frames, "frames": frames, **extra}
+    return best
+
+
+def _ratio(line: dict, ref: dict) -> dict:
+    return {**line, "ratio": line["pps"] / ref["pps"], "against": ref["case"]}
+
+
+# --- tap-rx --------------------------------------------------------------------------
+
+@register("tap-rx")
+def tap_rx(opts) -> Iterator[dict]:
+    """TAP rx: tap-input -> null vs a raw read() loop on the same fd (queue full)."""
+    from graphnet.bench import tap_raw
+    from graphnet.io.tap import TapDevice
+    from graphnet.vlib.engine import Engine
+    q = opts.packets or 20000
+    frame = _frame64()
+    for setup, offloads in (("plain", False), ("gso", True)):
+        with host.temporary_netns("gn-bench") as ns:
+            name = f"gnbr{_uid()}"
+            eng = Engine(buffers=16384)
+            dev = TapDevice(eng, name, netns=ns, offloads=offloads, rx_mode="polling", next_node="null")
+            eng.add(dev)
+            eng.build()
+            eng.run_until_idle(1)
+            _set_txqlen(ns, name, q + 4096)
+            prod = _producer(ns, name)
+            fd = dev.state.fd
+            hdr_buf = 12 + (65550 if offloads else 2048)
+            try:
+                def fill(_name):
+                    tap_raw.drain(fd, hdr_buf)              # nothing left over from the last run
+                    tap_raw.write_loop(prod.fileno(), frame, q)
+
+                def graphnet():
+                    before = eng.interfaces.info(name)["rx_packets"]
+                    eng.run_until_idle(10)
+                    return eng.interfaces.info(name)["rx_packets"] - before, {}
+
+                cases = {f"graphnet-{setup}": graphnet,
+                         f"raw-read-{setup}": lambda: (tap_raw.drain(fd, hdr_buf)[0], {})}
+                if offloads:
+                    cases["raw-readv33-gso"] = lambda: (tap_raw.drain_readv(fd, 33, 2048)[0], {})
+                best = _rounds(opts, cases, fill)
+            finally:
+                prod.close()
+                eng.close()
+        ref = best.get(f"raw-read-{setup}")
+        g = best.get(f"graphnet-{setup}")
+        if ref:
+            yield ref
+        if "raw-readv33-gso" in best:
+            yield _ratio(best["raw-readv33-gso"], ref) if ref else best["raw-readv33-gso"]
+        if g:
+            yield _ratio(g, ref) if ref else g
+
+
+# --- tap-tx ----------------------------------------------------------------------------
+
+@register("tap-tx")
+def tap_tx(opts) -> Iterator[dict]:
+    """TAP tx: pg -> tap-output vs a raw write() loop on the same fd (64-byte frames)."""
+    from graphnet.bench import tap_raw
+    from graphnet.io.pg import PacketGenerator, Stream
+    from graphnet.io.tap import TapDevice
+    from graphnet.vlib.engine import Engine
+    n = opts.packets or 100000
+    frame = _frame64()
+    with host.temporary_netns("gn-bench") as ns:
+        name = f"gnbt{_uid()}"
+        eng = Engine(buffers=16384)
+        dev = TapDevice(eng, name, netns=ns, rx_mode="interrupt", next_node="null")
+        pg = PacketGenerator(next_node=dev.output_node, state="polling")
+        pg.add_stream(Stream("tx", [frame], count=n, fix_checksums=False))
+        eng.add([pg, dev])
+        eng.build()
+        fd = dev.state.fd
+        try:
+            def graphnet():
+                before = eng.interfaces.info(name)["tx_packets"]
+                eng.run_until_idle(10)
+                return eng.interfaces.info(name)["tx_packets"] - before, {}
+
+            def prepare(case):
+                if case == "graphnet":
+                    pg.enable("tx", True)
+
+            best = _rounds(opts, {"raw-write": lambda: (tap_raw.write_loop(fd, bytes(12) + frame, n)[0], {}),
+                                  "graphnet": graphnet}, prepare)
+            errors = eng.interfaces.info(name)["tx_errors"]
+        finally:
+            eng.close()
+    ref = best.get("raw-write")
+    if ref:
+        yield ref
+    if "graphnet" in best:
+        yield {**(_ratio(best["graphnet"], ref) if ref else best["graphnet"]), "tx_errors": errors}
+
+
+# --- two namespaces, two TAPs, cross-connected ------------------------------------------------
+
+@contextlib.contextmanager
+def _xconnect(addresses=(None, None), rx_mode="polling", buffers=32768):
+    from graphnet.io.tap import TapDevice
+    from graphnet.vlib.engine import Engine
+    with host.temporary_netns("gn-bench") as ns_a, host.temporary_netns("gn-bench") as ns_b:
+        u = _uid()
+        a, b = f"gnxa{u}", f"gnxb{u}"
+        eng = Engine(buffers=buffers)
+        dev_a = TapDevice(eng, a, netns=ns_a, host_address=addresses[0], rx_mode=rx_mode, next_node=f"tap-output-{b}")
+        dev_b = TapDevice(eng, b, netns=ns_b, host_address=addresses[1], rx_mode=rx_mode, next_node=f"tap-output-{a}")
+        eng.add([dev_a, dev_b])
+        eng.build()
+        try:
+            yield eng, (ns_a, a, dev_a), (ns_b, b, dev_b)
+        finally:
+            eng.close()
+
+
+@register("tap-xconnect")
+def tap_xconnect(opts) -> Iterator[dict]:
+    """TAP<->TAP cross-connect, 64-byte frames, frames/s at the receiving namespace."""
+    from graphnet.bench import tap_raw
+    frame = _frame64()
+    seconds = min(1.0, opts.seconds / 2)
+    with _xconnect() as (eng, (ns_a, a, dev_a), (ns_b, b, dev_b)):
+        prod = _producer(ns_a, a)
+        fd_a, fd_b = dev_a.state.fd, dev_b.state.fd
+
+        def run(forward):
+            stop = threading.Event()
+            before = _kernel_stats(ns_b, b)["rx_packets"]
+            sender = threading.Thread(target=tap_raw.write_loop, args=(prod.fileno(), frame, 1 << 62, seconds))
+            sender.start()
+            extra = forward()
+            sender.join()
+            stop.set()
+            return _kernel_stats(ns_b, b)["rx_packets"] - before, extra
+
+        def drain(_case):
+            tap_raw.drain(fd_a, 65562)
+            tap_raw.drain(fd_b, 65562)
+
+        try:
+            best = _rounds(opts, {
+                "raw-xconnect": lambda: run(lambda: (tap_raw.xconnect(fd_a, fd_b, 65562, seconds), {})[1]),
+                "graphnet": lambda: run(lambda: (eng.run(seconds), {})[1]),
+            }, drain)
+        finally:
+            prod.close()
+    ref = best.get("raw-xconnect")
+    if ref:
+        yield ref
+    if "graphnet" in best:
+        yield _ratio(best["graphnet"], ref) if ref else best["graphnet"]
+
+
+# --- tap-gso ---------------------------------------------------------------------------------
+
+class _Sink:
+    """A TCP server in a namespace counting the bytes it receives."""
+
+    def __init__(self, ns, addr, port):
+        self.sock = _ns_socket(ns, socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((addr, port))
+        self.sock.listen(4)
+        self.sock.settimeout(0.2)
+        self.bytes = 0
+        self.closed = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        buf = bytearray(1 << 20)
+        while not self.closed:
+            try:
+                conn, _ = self.sock.accept()
+            except (socket.timeout, OSError):
+                continue
+            conn.settimeout(2)
+            with conn:
+                while True:
+                    try:
+                        n = conn.recv_into(buf)
+                    except OSError:
+                        break
+                    if not n:
+                        break
+                    self.bytes += n
+
+    def close(self):
+        self.closed = True
+        self.thread.join(3)
+        self.sock.close()
+
+
+def _stream(ns, addr, port, seconds, sink, forward) -> tuple[int, float]:
+    """Send TCP from ns to addr:port for `seconds` while forward() runs in
+    this thread; returns (payload bytes received in the window, seconds)."""
+    cli = _ns_socket(ns, socket.AF_INET, socket.SOCK_STREAM)
+    cli.settimeout(5)
+    chunk = bytes(1 << 20)
+    counted = {}
+
+    def send():
+        try:
+            cli.connect((addr, port))
+            end = time.monotonic() + seconds
+            counted["b0"], counted["t0"] = sink.bytes, time.perf_counter()
+            while time.monotonic() < end:
+                cli.sendall(chunk)
+            counted["b1"], counted["t1"] = sink.bytes, time.perf_counter()
+        except OSError:
+            pass
+        finally:
+            cli.close()
+
+    t = threading.Thread(target=send)
+    t.start()
+    forward()
+    t.join(seconds + 5)
+    if "b1" not in counted:
+        return 0, 1.0
+    return counted["b1"] - counted["b0"], counted["t1"] - counted["t0"]
+
+
+@register("tap-gso")
+def tap_gso(opts) -> Iterator[dict]:
+    """TCP through a TAP<->TAP cross-connect with 64 KB super-frames: payload Gbit/s."""
+    from graphnet.bench import tap_raw
+    seconds = min(1.0, opts.seconds / 2)
+    results = {}
+    with _xconnect(("10.250.0.1/24", "10.250.0.2/24")) as (eng, (ns_a, a, dev_a), (ns_b, b, dev_b)):
+        sink = _Sink(ns_b, "10.250.0.2", 5201)
+        fd_a, fd_b = dev_a.state.fd, dev_b.state.fd
+        frames = {}
+        try:
+            # warm up: ARP, connection set-up paths
+            _stream(ns_a, "10.250.0.2", 5201, 0.2, sink, lambda: eng.run(0.3))
+            for r in range(max(1, min(opts.repeat, 3))):
+                for case in ("raw-xconnect", "graphnet"):
+                    if case == "graphnet":
+                        rx0 = eng.interfaces.info(a)["rx_packets"]
+                        nbytes, dt = _stream(ns_a, "10.250.0.2", 5201, seconds, sink,
+                                             lambda: eng.run(seconds + 0.3))
+                        n_frames = eng.interfaces.info(a)["rx_packets"] - rx0
+                    else:
+                        box = {}
+                        nbytes, dt = _stream(ns_a, "10.250.0.2", 5201, seconds, sink,
+                                             lambda: box.setdefault("r", tap_raw.xconnect(fd_a, fd_b, 65562,
+                                                                                          seconds + 0.3)))
+                        n_frames = box["r"][0]
+                    gbps = nbytes * 8 / dt / 1e9
+                    if case not in results or gbps > results[case]["gbps"]:
+                        results[case] = {"gbps": gbps, "bytes": nbytes, "seconds": dt, "frames": n_frames}
+            stats_a, stats_b = dev_a.stats(), dev_b.stats()
+        finally:
+            sink.close()
+    # The kernel alone: a veth pair between two namespaces.
+    with host.temporary_netns("gn-bench") as ns_c, host.temporary_netns("gn-bench") as ns_d:
+        u = _uid()
+        host.create_veth(f"gnva{u}", f"gnvb{u}", netns=ns_c, peer_netns=ns_d)
+        host.add_address(f"gnva{u}", "10.251.0.1/24", ns_c)
+        host.add_address(f"gnvb{u}", "10.251.0.2/24", ns_d)
+        host.set_link(f"gnva{u}", ns_c, up=True)
+        host.set_link(f"gnvb{u}", ns_d, up=True)
+        sink = _Sink(ns_d, "10.251.0.2", 5201)
+        try:
+            for r in range(max(1, min(opts.repeat, 3))):
+                nbytes, dt = _stream(ns_c, "10.251.0.2", 5201, seconds, sink, lambda: time.sleep(seconds + 0.3))
+                gbps = nbytes * 8 / dt / 1e9
+                if "kernel-veth" not in results or gbps > results["kernel-veth"]["gbps"]:
+                    results["kernel-veth"] = {"gbps": gbps, "bytes": nbytes, "seconds": dt, "frames": 0}
+        finally:
+            sink.close()
+    lines = {}
+    for case, r in results.items():
+        # pps: payload in 1448-byte (MSS) segments per second, so the three compare
+        segs = r["bytes"] / 1448 / r["seconds"] if r["seconds"] else 0
+        line = {"case": case, "pps": segs, "ns_per_packet": 1e9 / segs if segs else 0.0,
+                "gbps": round(r["gbps"], 2)}
+        if r["frames"]:
+            line["super_frames_per_s"] = round(r["frames"] / r["seconds"])
+            line["avg_frame_bytes"] = round(r["bytes"] / r["frames"])
+        lines[case] = line
+    for case in ("kernel-veth", "raw-xconnect"):
+        if case in lines:
+            yield lines[case]
+    if "graphnet" in lines:
+        g = lines["graphnet"]
+        if "raw-xconnect" in lines and lines["raw-xconnect"]["pps"]:
+            g = _ratio(g, lines["raw-xconnect"])
+        if "kernel-veth" in lines and lines["kernel-veth"]["pps"]:
+            g["vs_kernel_veth"] = round(lines["graphnet"]["pps"] / lines["kernel-veth"]["pps"], 3)
+        g["rx_gso_frames"] = stats_a["rx_gso_frames"]
+        g["tx_gso_frames"] = stats_b["tx_gso_frames"]
+        g["rx_max_frame"] = stats_a["rx_max_frame"]
+        yield g

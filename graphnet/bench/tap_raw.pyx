@@ -1,0 +1,109 @@
+"""The raw references of the TAP benchmarks: tight nogil read/write loops on
+a TAP fd (or a packet socket), no graph, no buffers, no metadata. What a
+single core can get from the kernel's TAP driver with one syscall per frame
+is the physical limit the ``tap-*`` benches compare graphnet against.
+"""
+from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from libc.stdlib cimport malloc, free
+from libc.string cimport memcpy
+from graphnet.includes.tun cimport read, write, readv, iovec, errno, EAGAIN, EINTR
+from graphnet.includes.platform cimport gn_time_ns
+
+
+def drain(int fd, uint32_t bufsize, uint64_t max_frames=0):
+    """read() frames into one buffer until EAGAIN (or max_frames).
+    Returns (frames, bytes)."""
+    cdef uint8_t* buf = <uint8_t*>malloc(bufsize)
+    cdef uint64_t frames = 0, nbytes = 0
+    cdef ssize_t r
+    if buf == NULL:
+        raise MemoryError()
+    with nogil:
+        while max_frames == 0 or frames < max_frames:
+            r = read(fd, buf, bufsize)
+            if r < 0:
+                if errno == EINTR:
+                    continue
+                break
+            frames += 1
+            nbytes += r
+    free(buf)
+    return frames, nbytes
+
+
+def drain_readv(int fd, uint32_t n_iov, uint32_t seg_size, uint64_t max_frames=0):
+    """As drain(), with readv() over n_iov segments (what a reader that must
+    accept 64 KB super-frames into 2 KB buffers pays)."""
+    cdef uint8_t* buf = <uint8_t*>malloc(<size_t>n_iov * seg_size)
+    cdef iovec* iov = <iovec*>malloc(n_iov * sizeof(iovec))
+    cdef uint64_t frames = 0, nbytes = 0
+    cdef uint32_t k
+    cdef ssize_t r
+    if buf == NULL or iov == NULL:
+        free(buf)
+        free(iov)
+        raise MemoryError()
+    for k in range(n_iov):
+        iov[k].iov_base = buf + <size_t>k * seg_size
+        iov[k].iov_len = seg_size
+    with nogil:
+        while max_frames == 0 or frames < max_frames:
+            r = readv(fd, iov, n_iov)
+            if r < 0:
+                if errno == EINTR:
+                    continue
+                break
+            frames += 1
+            nbytes += r
+    free(buf)
+    free(iov)
+    return frames, nbytes
+
+
+def write_loop(int fd, bytes frame, uint64_t n, double seconds=-1.0):
+    """write() the same frame n times (or until `seconds` pass); EAGAIN is
+    retried. Returns (written, eagain)."""
+    cdef const uint8_t* p = frame
+    cdef size_t length = len(frame)
+    cdef uint64_t done = 0, eagain = 0
+    cdef uint64_t deadline = gn_time_ns() + <uint64_t>(seconds * 1e9) if seconds > 0 else <uint64_t>-1
+    cdef ssize_t r
+    with nogil:
+        while done < n:
+            r = write(fd, p, length)
+            if r < 0:
+                if errno == EAGAIN:
+                    eagain += 1
+                elif errno != EINTR:
+                    break
+            else:
+                done += 1
+            if (done & 255) == 0 and gn_time_ns() >= deadline:
+                break
+    return done, eagain
+
+
+def xconnect(int fd_a, int fd_b, uint32_t bufsize, double seconds):
+    """Forward frames a -> b and b -> a (busy polling both, nonblocking)
+    for `seconds`. Returns (frames a->b, frames b->a, bytes)."""
+    cdef uint8_t* buf = <uint8_t*>malloc(bufsize)
+    cdef uint64_t ab = 0, ba = 0, nbytes = 0, k = 0
+    cdef uint64_t deadline = gn_time_ns() + <uint64_t>(seconds * 1e9)
+    cdef ssize_t r
+    if buf == NULL:
+        raise MemoryError()
+    with nogil:
+        while True:
+            r = read(fd_a, buf, bufsize)
+            if r > 0 and write(fd_b, buf, r) == r:
+                ab += 1
+                nbytes += r
+            r = read(fd_b, buf, bufsize)
+            if r > 0 and write(fd_a, buf, r) == r:
+                ba += 1
+                nbytes += r
+            k += 1
+            if (k & 63) == 0 and gn_time_ns() >= deadline:
+                break
+    free(buf)
+    return ab, ba, nbytes
