@@ -317,3 +317,12 @@ def test_udp_packets_helper_matches_scapy():
         assert pkts[i] == bytes(udp_packet(dport=99, payload=b"pkt-%06d+tail" % i, ip_id=i))
         ref = recomputed(pkts[i])
         assert Ether(pkts[i])[IP].chksum == ref[IP].chksum and Ether(pkts[i])[UDP].chksum == ref[UDP].chksum
+
+
+def test_capture_limit_counts_overflow_and_frees(pg_capture):
+    t = pg_capture(capture_limit=100)
+    got = t.send_bytes(udp_packets(300), count=300)
+    assert got == udp_packets(100)                          # the first 100 are kept
+    assert t.engine.error_count("capture", "overflow") == 200
+    t.capture.clear()
+    assert len(t.capture) == 0 and t.capture.packets() == []

@@ -222,6 +222,19 @@ def test_adaptive_switches_both_ways(engine_factory):
     assert c()["mode_switches"] == 4 and c()["state"] == STATE_INTERRUPT
 
 
+def test_adaptive_returns_to_interrupt_when_the_stream_finishes(engine_factory):
+    pg = PacketGenerator(next_node="null", state="interrupt", adaptive=True)
+    e = engine_factory([pg]).build()
+    pg.add_stream(Stream("burst", [udp_packet()], count=20000))
+    e.run(0.2)
+    c = counters(e, "pg-input")
+    assert pg.stats()["burst"] == 20000
+    assert c["mode_switches"] == 2 and c["state"] == STATE_INTERRUPT
+    # while polling the node ran with full frames: far fewer calls than packets
+    assert c["vectors"] == 20000 and c["calls"] < 20000 // 32 + 100
+    assert e.main.loop_stats()["sleeps"] >= 1               # and then the loop slept
+
+
 def test_adaptive_via_set_node_state_and_thresholds(engine_factory):
     pg = PacketGenerator(next_node="null", state="polling")
     e = engine_factory([pg]).build()
@@ -274,3 +287,32 @@ def test_thread_cpu_clock_sees_a_busy_loop(engine_factory):
     cpu1 = e.call(e.main.thread_cpu_ns)
     e.stop()
     assert (cpu1 - cpu0) / 1e9 > 0.05
+
+
+def test_schedule_interrupt_fires_and_cancels(engine_factory):
+    pg = PacketGenerator(name="irq", next_node="null", state="interrupt")
+    e = engine_factory([pg]).build()
+    e.run_until_idle()
+    i = e.node_index("irq")
+    e.main.schedule_interrupt(i, 0.02)
+    e.run_until_idle()                        # a pending timer is not work: returns at once
+    assert counters(e, "irq")["calls"] == 1
+    e.run(0.1)
+    assert counters(e, "irq")["calls"] == 2
+    assert e.main.loop_stats()["timers_active"] == 0
+    h = e.main.schedule_interrupt(i, 0.02)
+    e.main.cancel_timer(h)
+    e.run(0.06)
+    assert counters(e, "irq")["calls"] == 2
+
+
+def test_schedule_interrupt_with_negative_delay_fires_next_tick(engine_factory):
+    # regression: a negative delay was cast to an unsigned tick count and
+    # the timer (almost) never fired
+    pg = PacketGenerator(name="irq", next_node="null", state="interrupt")
+    e = engine_factory([pg]).build()
+    e.run_until_idle()
+    e.main.schedule_interrupt(e.node_index("irq"), -0.5)
+    e.run(0.05)
+    assert counters(e, "irq")["calls"] == 2
+    assert e.main.loop_stats()["timers_active"] == 0

@@ -664,8 +664,12 @@ cdef class Main:
         return bool(gn_atomic_exchange_u32(&self._rt(node_index).interrupt_pending, 0))
 
     def schedule_interrupt(self, uint32_t node_index, double delay_seconds):
-        """Raise a node's interrupt after a delay; returns the timer handle."""
-        cdef uint64_t ticks = <uint64_t>(delay_seconds * 1e9 / self.tick_ns + 0.999999)
+        """Raise a node's interrupt after a delay (a delay <= 0: on the next
+        tick); returns the timer handle."""
+        cdef uint64_t ticks
+        if not delay_seconds > 0:          # negative (or NaN) would wrap to a huge delay
+            delay_seconds = 0
+        ticks = <uint64_t>(delay_seconds * 1e9 / self.tick_ns + 0.999999)
         self._rt(node_index)
         return gn_node_schedule_interrupt(self.vm, node_index, ticks)
 
