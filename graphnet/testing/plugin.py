@@ -4,9 +4,9 @@ Register it in a conftest.py: ``pytest_plugins = ["graphnet.testing.plugin"]``.
 
 Every engine made by ``engine_factory`` (and so by ``pg_capture``) is
 stopped and closed when the test ends, then checked: all buffers back in
-the pool (``buffer_stats()["in_use"] == 0``) and no frame left pending
-(``main.loop_stats()["pending_frames"] == 0``). A leak fails the test at
-teardown with the engine's ``show buffers`` text.
+the pool (``buffer_stats()["in_use"] == 0``), no frame left pending
+(``main.loop_stats()["pending_frames"] == 0``) and no double free. A leak
+fails the test at teardown with the engine's ``show buffers`` text.
 """
 from __future__ import annotations
 
@@ -36,6 +36,8 @@ def check_engine_clean(engine) -> None:
         problems.append(f"{stats['in_use']} buffers leaked")
     if loop["pending_frames"] != 0:
         problems.append(f"{loop['pending_frames']} frames left pending")
+    if stats["double_frees"] != 0:
+        problems.append(f"{stats['double_frees']} double frees (a node freed a buffer it no longer owned)")
     if problems:
         from graphnet.vlib import show
         raise LeakError(f"engine {engine.name!r}: " + ", ".join(problems) + "\n" + show.buffers(engine))
