@@ -429,3 +429,33 @@ def test_idle_interrupt_mode_uses_no_cpu(engine_factory, veth):
     eng.start()
     time.sleep(0.2)
     assert loop_cpu(eng, 1.0) < 0.02
+
+
+# --- pcap capture of what the device receives and sends -----------------------------
+
+def test_pcap_trace_of_af_packet_rx_and_tx(engine_factory, veth, tmp_path):
+    from graphnet.io.pcap import PcapTrace, read_pcap
+    eng = engine_factory()
+    cap = Capture("capture")
+    dev = AfPacketDevice(eng, veth.a_if, netns=veth.a, next_node="capture")
+    pg = PacketGenerator(next_node=dev.output_node, state="interrupt")
+    eng.add([cap, dev, pg])
+    eng.build()
+    trace = PcapTrace(eng)
+    path = trace.start(rx=True, tx=True, drop=False, path=tmp_path / "t.pcap")
+    kernel = packet_socket(veth.b, veth.b_if)
+    rx_frames = [marked_frame(i, size=100) for i in range(10)]
+    tx_frames = [marked_frame(100 + i, size=200) for i in range(10)]
+    eng.start()
+    for f in rx_frames:
+        kernel.send(f)
+    assert wait_for(lambda: len(marked(cap.packets())) >= len(rx_frames))
+    pg.add_stream(Stream("s", tx_frames, count=len(tx_frames), fix_checksums=False))
+    assert recv_marked(kernel, len(tx_frames)) == tx_frames
+    trace.stop()
+    eng.stop()
+    kernel.close()
+    got = marked([p for _, p in read_pcap(path)])
+    assert sorted(got) == sorted(rx_frames + tx_frames)
+    st = trace.status()
+    assert st["rx"] >= len(rx_frames) and st["tx"] == len(tx_frames)

@@ -964,31 +964,52 @@ cdef class RawRingReader:
             _close(self.st)
             free(self.st)
 
-    def run(self, double seconds):
-        """Read for `seconds`; returns (frames, bytes, thread cpu ns, wall ns)."""
+    def run(self, double seconds, uint64_t max_frames=0, bint wait=False, bint copy=False):
+        """Read for `seconds` (or until max_frames, if > 0); returns
+        (frames, bytes, thread cpu ns, wall ns). wait: sleep in poll()
+        while no block is ready (the interrupt-mode reference) instead of
+        spinning. copy: memcpy each frame into the next of 256 rotating
+        2 KiB slots (the least a copying reader does)."""
         cdef afp_t* st = self.st
         cdef uint64_t frames = 0, nbytes = 0, t0, c0, deadline, now
+        cdef uint64_t limit = max_frames if max_frames else <uint64_t>-1
         cdef uint32_t i, num, off, spins = 0
         cdef uint8_t x = 0
         cdef tpacket_block_desc* bd
         cdef tpacket3_hdr* h
+        cdef pollfd pfd
+        cdef uint8_t* slots = <uint8_t*>malloc(256 * 2048)
+        cdef uint32_t slot = 0, k
+        if slots == NULL:
+            raise MemoryError()
+        pfd.fd = st.fd
+        pfd.events = POLLIN
         with nogil:
             t0 = gn_time_ns()
             c0 = gn_thread_cpu_ns()
             deadline = t0 + <uint64_t>(seconds * 1e9)
             now = t0
-            while now < deadline:
+            while now < deadline and frames < limit:
                 bd = _block(st, st.cur_block)
                 if _user_owned(bd):
                     num = bd.hdr.bh1.num_pkts
                     off = bd.hdr.bh1.offset_to_first_pkt
                     for i in range(num):
                         h = <tpacket3_hdr*>((<uint8_t*>bd) + off)
-                        x ^= (<uint8_t*>h)[h.tp_mac]
+                        if copy:
+                            k = h.tp_snaplen if h.tp_snaplen < 2048 else 2048
+                            memcpy(slots + slot * 2048, (<uint8_t*>h) + h.tp_mac, k)
+                            slot = (slot + 1) & 255
+                        else:
+                            x ^= (<uint8_t*>h)[h.tp_mac]
                         nbytes += h.tp_snaplen
                         off += h.tp_next_offset
                     frames += num
                     _release_block(st)
+                    if frames >= limit:
+                        break
+                elif wait:
+                    poll(&pfd, 1, 10)
                     now = gn_time_ns()
                 else:
                     spins += 1
@@ -996,15 +1017,28 @@ cdef class RawRingReader:
                         now = gn_time_ns()
             now = gn_time_ns()
             c0 = gn_thread_cpu_ns() - c0
+        x ^= slots[0]
+        free(slots)
         self.last_xor = x
         return frames, nbytes, c0, now - t0
 
+    def kernel_stats(self):
+        """(frames received, frames dropped) by the kernel since the last call."""
+        cdef tpacket_stats_v3 s
+        cdef socklen_t n = sizeof(s)
+        if getsockopt(self.st.fd, SOL_PACKET, PACKET_STATISTICS, &s, &n) != 0:
+            return (0, 0)
+        return (s.tp_packets, s.tp_drops)
 
-def raw_send_loop(str host_if, bytes frame, double seconds, netns=None, uint32_t vary_offset=0):
-    """Send `frame` as fast as one core can for `seconds` with send() and
-    PACKET_QDISC_BYPASS (the bench's traffic generator); returns
-    (sent, failed). vary_offset: if > 0, a 16-bit counter is written there
-    in each frame (distinct frames)."""
+    def close(self):
+        _close(self.st)
+
+
+def raw_send_loop(str host_if, bytes frame, double seconds, netns=None, uint32_t vary_offset=0, uint64_t count=0):
+    """Send `frame` as fast as one core can for `seconds` (or until `count`
+    frames were sent, if > 0) with send() and PACKET_QDISC_BYPASS (the
+    bench's traffic generator); returns (sent, failed). vary_offset: if > 0,
+    a 16-bit counter is written there in each frame (distinct frames)."""
     cdef afp_t st
     cdef uint64_t sent = 0, failed = 0, deadline
     cdef uint32_t n = len(frame), k = 0
@@ -1026,6 +1060,8 @@ def raw_send_loop(str host_if, bytes frame, double seconds, netns=None, uint32_t
                     buf[vary_offset + 1] = <uint8_t>sent
                 if send(st.fd, buf, n, MSG_DONTWAIT) >= 0:
                     sent += 1
+                    if sent == count:
+                        break
                 else:
                     failed += 1
                 k += 1
