@@ -490,11 +490,12 @@ def _drain(sock, n, timeout=5.0):
     return out
 
 
-def test_full_kernel_queue_defers_and_retries_in_order(engine_factory):
+@pytest.mark.parametrize("rx_mode", ["interrupt", "polling"])
+def test_full_kernel_queue_defers_and_retries_in_order(engine_factory, rx_mode):
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
     a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
     eng = engine_factory()
-    dev = TapDevice(eng, "spq0", fd=a.detach(), vnet_hdr=False)
+    dev = TapDevice(eng, "spq0", fd=a.detach(), vnet_hdr=False, rx_mode=rx_mode)
     frames = [marked_frame(i, size=100) for i in range(600)]
     pg = PacketGenerator(next_node=dev.output_node, state="interrupt")
     pg.add_stream(Stream("s", frames, count=len(frames), fix_checksums=False))
@@ -518,6 +519,7 @@ def test_full_kernel_queue_defers_and_retries_in_order(engine_factory):
     info = eng.interfaces.info("spq0")
     assert info["tx_packets"] == len(frames) and info["tx_drops"] == 0
     assert dev.stats()["tx_retry_queue"] == 0
+    assert eng.main.loop_stats()["timers_active"] <= 2     # no timer per iteration
 
 
 def test_retry_queue_is_bounded_then_dropped_with_a_counter(engine_factory):

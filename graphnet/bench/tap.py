@@ -89,11 +89,11 @@ def _uid() -> str:
     return uuid.uuid4().hex[:6]
 
 
-def _rounds(opts, cases: dict, prepare=None) -> dict:
+def _rounds(opts, cases: dict, prepare=None, clock=None) -> dict:
     """Alternate the cases; each entry is fn() -> (frames, extra dict).
     Keeps the best (highest frames/s) run of each. prepare(name) runs
     untimed before each run."""
-    clock = Clock()
+    clock = clock or Clock()
     best = {}
     deadline = time.perf_counter() + opts.seconds * len(cases)
     for r in range(max(1, opts.repeat)):
@@ -337,22 +337,86 @@ def _stream(ns, addr, port, seconds, sink, forward) -> tuple[int, float]:
     return counted["b1"] - counted["b0"], counted["t1"] - counted["t0"]
 
 
+UDP_SEGMENT = 103
+GSO_PAYLOAD = 63000              # UDP payload per super-frame (45 segments of 1400)
+
+
+def _gso_64k(opts, clock) -> Iterator[dict]:
+    """UDP super-frames queued in TAP a by the kernel, then drained: read
+    only (raw), forwarded to TAP b (raw loop, graphnet cross-connect)."""
+    from graphnet.bench import tap_raw
+    q = 400
+    with _xconnect(("10.250.0.1/24", "10.250.0.2/24")) as (eng, (ns_a, a, dev_a), (ns_b, b, dev_b)):
+        _set_txqlen(ns_a, a, q + 256)
+        with host.ipr(ns_a) as ipr:
+            ipr.neigh("add", dst="10.250.0.9", lladdr="02:fe:00:00:00:09", ifindex=ipr.link_lookup(ifname=a)[0],
+                      state=0x80)
+        tx = _ns_socket(ns_a, socket.AF_INET, socket.SOCK_DGRAM)
+        tx.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 << 20)
+        tx.setsockopt(socket.IPPROTO_UDP, UDP_SEGMENT, 1400)
+        payload = bytes(GSO_PAYLOAD)
+        fd_a, fd_b = dev_a.state.fd, dev_b.state.fd
+        in_a, out_b = eng.index[dev_a.input_node], eng.index[dev_b.output_node]
+        node_ns = {}
+
+        def fill(_case):
+            tap_raw.drain(fd_a, 65562)
+            for _ in range(q):
+                tx.sendto(payload, ("10.250.0.9", 9))
+            eng.clear_runtime()
+
+        def graphnet():
+            before = eng.interfaces.info(a)["rx_packets"]
+            eng.run_until_idle(10)
+            c = eng.main.node_counters()
+            n = eng.interfaces.info(a)["rx_packets"] - before
+            node_ns["rx"] = clock.to_ns(c[in_a]["clocks"]) / max(1, c[in_a]["vectors"])
+            node_ns["tx"] = clock.to_ns(c[out_b]["clocks"]) / max(1, c[out_b]["vectors"])
+            return n, {"rx_gbps": round(GSO_PAYLOAD * 8 / node_ns["rx"], 1),
+                       "tx_gbps": round(GSO_PAYLOAD * 8 / node_ns["tx"], 1)}
+
+        try:
+            best = _rounds(opts, {
+                "raw-read-64k": lambda: (tap_raw.drain(fd_a, 65562)[0], {}),
+                "raw-forward-64k": lambda: (tap_raw.forward_drain(fd_a, fd_b, 65562)[0], {}),
+                "graphnet-64k": graphnet,
+            }, fill, clock)
+            gso_rx, gso_tx = dev_a.stats()["rx_gso_frames"], dev_b.stats()["tx_gso_frames"]
+        finally:
+            tx.close()
+    for case in ("raw-read-64k", "raw-forward-64k", "graphnet-64k"):
+        if case in best:
+            line = {**best[case], "gbps": round(best[case]["pps"] * GSO_PAYLOAD * 8 / 1e9, 1)}
+            if case == "graphnet-64k":
+                if "raw-forward-64k" in best:
+                    line = _ratio(line, best["raw-forward-64k"])
+                line.update(rx_gso_frames=gso_rx, tx_gso_frames=gso_tx)
+            yield line
+
+
 @register("tap-gso")
 def tap_gso(opts) -> Iterator[dict]:
-    """TCP through a TAP<->TAP cross-connect with 64 KB super-frames: payload Gbit/s."""
+    """GSO super-frames both ways through TAPs: payload Gbit/s, raw and kernel references."""
+    clock = Clock()
+    yield from _gso_64k(opts, clock)
+    yield from _gso_tcp(opts)
+
+
+def _gso_tcp(opts) -> Iterator[dict]:
+    """One TCP stream a -> b through the cross-connect, against the raw
+    cross-connect loop and against a veth pair (the kernel alone)."""
     from graphnet.bench import tap_raw
     seconds = min(1.0, opts.seconds / 2)
     results = {}
     with _xconnect(("10.250.0.1/24", "10.250.0.2/24")) as (eng, (ns_a, a, dev_a), (ns_b, b, dev_b)):
         sink = _Sink(ns_b, "10.250.0.2", 5201)
         fd_a, fd_b = dev_a.state.fd, dev_b.state.fd
-        frames = {}
         try:
             # warm up: ARP, connection set-up paths
             _stream(ns_a, "10.250.0.2", 5201, 0.2, sink, lambda: eng.run(0.3))
             for r in range(max(1, min(opts.repeat, 3))):
-                for case in ("raw-xconnect", "graphnet"):
-                    if case == "graphnet":
+                for case in ("tcp-raw-xconnect", "tcp-graphnet"):
+                    if case == "tcp-graphnet":
                         rx0 = eng.interfaces.info(a)["rx_packets"]
                         nbytes, dt = _stream(ns_a, "10.250.0.2", 5201, seconds, sink,
                                              lambda: eng.run(seconds + 0.3))
@@ -366,7 +430,6 @@ def tap_gso(opts) -> Iterator[dict]:
                     gbps = nbytes * 8 / dt / 1e9
                     if case not in results or gbps > results[case]["gbps"]:
                         results[case] = {"gbps": gbps, "bytes": nbytes, "seconds": dt, "frames": n_frames}
-            stats_a, stats_b = dev_a.stats(), dev_b.stats()
         finally:
             sink.close()
     # The kernel alone: a veth pair between two namespaces.
@@ -382,8 +445,8 @@ def tap_gso(opts) -> Iterator[dict]:
             for r in range(max(1, min(opts.repeat, 3))):
                 nbytes, dt = _stream(ns_c, "10.251.0.2", 5201, seconds, sink, lambda: time.sleep(seconds + 0.3))
                 gbps = nbytes * 8 / dt / 1e9
-                if "kernel-veth" not in results or gbps > results["kernel-veth"]["gbps"]:
-                    results["kernel-veth"] = {"gbps": gbps, "bytes": nbytes, "seconds": dt, "frames": 0}
+                if "tcp-kernel-veth" not in results or gbps > results["tcp-kernel-veth"]["gbps"]:
+                    results["tcp-kernel-veth"] = {"gbps": gbps, "bytes": nbytes, "seconds": dt, "frames": 0}
         finally:
             sink.close()
     lines = {}
@@ -396,16 +459,13 @@ def tap_gso(opts) -> Iterator[dict]:
             line["super_frames_per_s"] = round(r["frames"] / r["seconds"])
             line["avg_frame_bytes"] = round(r["bytes"] / r["frames"])
         lines[case] = line
-    for case in ("kernel-veth", "raw-xconnect"):
+    for case in ("tcp-kernel-veth", "tcp-raw-xconnect"):
         if case in lines:
             yield lines[case]
-    if "graphnet" in lines:
-        g = lines["graphnet"]
-        if "raw-xconnect" in lines and lines["raw-xconnect"]["pps"]:
-            g = _ratio(g, lines["raw-xconnect"])
-        if "kernel-veth" in lines and lines["kernel-veth"]["pps"]:
-            g["vs_kernel_veth"] = round(lines["graphnet"]["pps"] / lines["kernel-veth"]["pps"], 3)
-        g["rx_gso_frames"] = stats_a["rx_gso_frames"]
-        g["tx_gso_frames"] = stats_b["tx_gso_frames"]
-        g["rx_max_frame"] = stats_a["rx_max_frame"]
+    if "tcp-graphnet" in lines:
+        g = lines["tcp-graphnet"]
+        if "tcp-raw-xconnect" in lines and lines["tcp-raw-xconnect"]["pps"]:
+            g = _ratio(g, lines["tcp-raw-xconnect"])
+        if "tcp-kernel-veth" in lines and lines["tcp-kernel-veth"]["pps"]:
+            g["vs_kernel_veth"] = round(lines["tcp-graphnet"]["pps"] / lines["tcp-kernel-veth"]["pps"], 3)
         yield g

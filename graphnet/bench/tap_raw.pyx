@@ -31,10 +31,13 @@ def drain(int fd, uint32_t bufsize, uint64_t max_frames=0):
     return frames, nbytes
 
 
-def drain_readv(int fd, uint32_t n_iov, uint32_t seg_size, uint64_t max_frames=0):
-    """As drain(), with readv() over n_iov segments (what a reader that must
-    accept 64 KB super-frames into 2 KB buffers pays)."""
-    cdef uint8_t* buf = <uint8_t*>malloc(<size_t>n_iov * seg_size)
+def drain_readv(int fd, uint32_t n_iov, uint32_t seg_size, uint64_t max_frames=0, uint32_t stride=0):
+    """As drain(), with readv() over n_iov segments of seg_size bytes,
+    `stride` bytes apart (default: back to back): what a reader that must
+    accept 64 KB super-frames into 2 KB buffers pays."""
+    if stride < seg_size:
+        stride = seg_size
+    cdef uint8_t* buf = <uint8_t*>malloc(<size_t>n_iov * stride)
     cdef iovec* iov = <iovec*>malloc(n_iov * sizeof(iovec))
     cdef uint64_t frames = 0, nbytes = 0
     cdef uint32_t k
@@ -44,7 +47,7 @@ def drain_readv(int fd, uint32_t n_iov, uint32_t seg_size, uint64_t max_frames=0
         free(iov)
         raise MemoryError()
     for k in range(n_iov):
-        iov[k].iov_base = buf + <size_t>k * seg_size
+        iov[k].iov_base = buf + <size_t>k * stride
         iov[k].iov_len = seg_size
     with nogil:
         while max_frames == 0 or frames < max_frames:
@@ -61,26 +64,49 @@ def drain_readv(int fd, uint32_t n_iov, uint32_t seg_size, uint64_t max_frames=0
 
 
 def write_loop(int fd, bytes frame, uint64_t n, double seconds=-1.0):
-    """write() the same frame n times (or until `seconds` pass); EAGAIN is
-    retried. Returns (written, eagain)."""
+    """write() the same frame n times (or until `seconds` pass). A failed
+    write (EAGAIN, ENOBUFS: a full queue) is counted and retried, up to
+    4 n + 1000 attempts in all. Returns (written, failed)."""
     cdef const uint8_t* p = frame
     cdef size_t length = len(frame)
-    cdef uint64_t done = 0, eagain = 0
+    cdef uint64_t done = 0, failed = 0, attempts = 0, limit = 4 * n + 1000
     cdef uint64_t deadline = gn_time_ns() + <uint64_t>(seconds * 1e9) if seconds > 0 else <uint64_t>-1
     cdef ssize_t r
+    if limit < n:
+        limit = <uint64_t>-1
     with nogil:
-        while done < n:
+        while done < n and attempts < limit:
             r = write(fd, p, length)
+            attempts += 1
             if r < 0:
-                if errno == EAGAIN:
-                    eagain += 1
-                elif errno != EINTR:
-                    break
+                failed += 1
             else:
                 done += 1
-            if (done & 255) == 0 and gn_time_ns() >= deadline:
+            if (attempts & 255) == 0 and gn_time_ns() >= deadline:
                 break
-    return done, eagain
+    return done, failed
+
+
+def forward_drain(int fd_a, int fd_b, uint32_t bufsize):
+    """read() from a and write() to b until a is empty. Returns
+    (frames, bytes)."""
+    cdef uint8_t* buf = <uint8_t*>malloc(bufsize)
+    cdef uint64_t frames = 0, nbytes = 0
+    cdef ssize_t r
+    if buf == NULL:
+        raise MemoryError()
+    with nogil:
+        while True:
+            r = read(fd_a, buf, bufsize)
+            if r < 0:
+                if errno == EINTR:
+                    continue
+                break
+            if write(fd_b, buf, r) == r:
+                frames += 1
+                nbytes += r
+    free(buf)
+    return frames, nbytes
 
 
 def xconnect(int fd_a, int fd_b, uint32_t bufsize, double seconds):

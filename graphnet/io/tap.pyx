@@ -87,7 +87,7 @@ from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_RX, GN_TX, GN_BUF
                                    GN_INVALID_INDEX, gn_buffer_current)
 from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_main_alloc, gn_main_free,
                                  gn_enqueue_to_single_next, gn_node_increment_error, gn_node_set_interrupt_pending,
-                                 gn_node_schedule_interrupt, GN_NODE_INTERRUPT)
+                                 gn_node_schedule_interrupt, GN_NODE_INTERRUPT, GN_NODE_POLLING)
 from graphnet.io.interface cimport gn_interface_t
 
 from graphnet.io import host
@@ -453,6 +453,10 @@ cdef uint32_t _tx_burst(gn_main_t* vm, tap_dev_t* t, const uint32_t* bis, uint32
 
 
 cdef void _tx_arm_retry(gn_main_t* vm, tap_dev_t* t) noexcept nogil:
+    """Make sure tap-input runs (and flushes the queue) within a tick. A
+    polling tap-input runs every iteration anyway: no timer then."""
+    if vm.nodes[t.input_node_index].state == GN_NODE_POLLING:
+        return
     if not t.retry_armed:
         t.retry_armed = 1
         gn_node_schedule_interrupt(vm, t.input_node_index, 1)
