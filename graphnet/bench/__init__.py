@@ -6,14 +6,16 @@ and reports the ratio. Output is a table, or with ``--json`` one JSON object
 per line and per measured case::
 
     {"bench": "dispatch", "case": "cython-8", "pps": ..., "ns_per_packet": ...,
-     "ns_per_node": ..., "ratio": 104.2, "against": "plain-python-8",
-     "machine": {"cpu": ..., "cpus": 2, "python": "3.11.7"}, ...}
+     "ns_per_node": ..., "ratio": 65.0, "against": "plain-python-8",
+     "machine": {"cpu": ..., "cpus": 2, "python": "3.11.7", "load": 0.3}, ...}
 
 Every line has ``bench``, ``case``, ``pps``, ``ns_per_packet`` and
 ``machine``; ``ns_per_node`` where a per-node cost applies; a case compared
 with a reference has ``ratio`` (times faster) and ``against`` (the
-reference's case name). To add a bench, write a module with a
-``@register("name")`` generator and list it in ``MODULES``.
+reference's case name). To add a bench, write a module in this package
+with a ``@register("name")`` generator: every module here is imported to
+find them (``MODULES`` first, in that order, then the other ``.py``
+modules by name; compiled helpers are left to the benches that use them).
 
 ``perf/`` runs the same code under pytest-benchmark; ``perf/RESULTS.md``
 records figures.
@@ -25,6 +27,7 @@ import difflib
 import importlib
 import json
 import sys
+from pathlib import Path
 from typing import Iterable
 
 from graphnet.bench.core import BENCHES, machine, register
@@ -35,8 +38,13 @@ MODULES = ("graphnet.bench.dispatch", "graphnet.bench.timers")
 
 
 def _load() -> dict:
-    for m in MODULES:
-        importlib.import_module(m)
+    found = [f"{__name__}.{f.stem}" for f in sorted(Path(__file__).parent.glob("*.py"))
+             if not f.stem.startswith("_") and f.stem != "core"]
+    for m in list(MODULES) + [m for m in found if m not in MODULES]:
+        try:
+            importlib.import_module(m)
+        except ImportError as e:        # one broken bench must not hide the others
+            print(f"graphnet bench: cannot load {m}: {e}", file=sys.stderr)
     return BENCHES
 
 
@@ -47,11 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--packets", type=int, metavar="N", help="packets per measured run (default: per bench)")
     p.add_argument("--seconds", type=float, default=2.0, metavar="S",
                    help="time budget per case: no new round of runs after S seconds (default 2)")
-    p.add_argument("--repeat", type=int, default=7, metavar="R",
-                   help="at most R runs per case, the fastest is reported (default 7)")
+    p.add_argument("--repeat", type=int, default=100, metavar="R",
+                   help="at most R runs per case, the fastest is reported (default 100)")
     p.add_argument("--nodes", type=int, metavar="K", help="dispatch: chain length (default 8)")
     p.add_argument("--ref-packets", type=int, metavar="N",
-                   help="dispatch: packets per plain-Python run (default min(packets, 100000))")
+                   help="dispatch: packets per plain-Python run (default min(packets, 2000))")
     p.add_argument("--timers", type=int, metavar="N", help="timers: timers per run (default 100000)")
     return p
 
@@ -69,7 +77,7 @@ def main(argv: list[str]) -> int:
     benches = _load()
     if opts.name == "list":
         for b in benches.values():
-            print(f"{b.name:<12}{b.summary}")
+            print(f"{b.name:<14}{b.summary}")
         return 0
     names = list(benches) if opts.name == "all" else [opts.name]
     if names[0] not in benches:
@@ -86,7 +94,7 @@ def main(argv: list[str]) -> int:
             print(json.dumps(line), flush=True)
         return 0
     m = machine()
-    print(f"# {m['cpu']}, {m['cpus']} CPUs, Python {m['python']}", flush=True)
+    print(f"# {m['cpu']}, {m['cpus']} CPUs, Python {m['python']}, load {m['load']}", flush=True)
     print(_ROW.format("bench", "case", "Mpps", "ns/pkt", "ns/node", "ratio", "details"), flush=True)
     for line in run(names, opts):
         print(format_line(line), flush=True)

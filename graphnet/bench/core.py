@@ -12,9 +12,10 @@ the bench's default), ``seconds`` (time budget per case), ``repeat`` (most
 runs per case; the best run is reported) and bench-specific options.
 
 Timing: wall clock (``perf_counter_ns``) with the garbage collector off;
-each case is run several times, cases of one comparison are interleaved
-round-robin (so drift on a shared VM hits both sides alike) and the fastest
-run of each is kept. Node clocks (TSC cycles) are converted to ns with the
+each case is run many times in short runs (a few ms, so that some escape
+preemption on a shared 2-vCPU VM), cases of one comparison are interleaved
+round-robin (so drift hits both sides alike) and the fastest run of each
+is kept. Runs too long for that are timed in thread CPU time instead. Node clocks (TSC cycles) are converted to ns with the
 TSC frequency measured over those same runs.
 """
 from __future__ import annotations
@@ -52,7 +53,8 @@ _MACHINE: Optional[dict] = None
 
 
 def machine() -> dict:
-    """CPU model, CPU count, Python version: the few facts a figure needs."""
+    """CPU model, CPU count, Python version, and the 1-minute load average
+    when the benches started (on a shared VM, other work skews figures)."""
     global _MACHINE
     if _MACHINE is None:
         model = platform.processor() or platform.machine()
@@ -64,32 +66,40 @@ def machine() -> dict:
                         break
         except OSError:
             pass
-        _MACHINE = {"cpu": model, "cpus": os.cpu_count(), "python": platform.python_version()}
+        _MACHINE = {"cpu": model, "cpus": os.cpu_count(), "python": platform.python_version(),
+                    "load": round(os.getloadavg()[0], 2)}
     return _MACHINE
 
 
 class Clock:
-    """TSC ticks per ns, measured over every run timed through it."""
+    """Times runs, and measures TSC ticks per ns over every run it times.
 
-    def __init__(self):
+    ``cpu_time``: report the thread's CPU time instead of the wall time, for
+    runs too long to escape preemption on a busy machine (the wall time then
+    counts other processes' turns)."""
+
+    def __init__(self, cpu_time: bool = False):
+        self.cpu_time = cpu_time
         self.ns = 0
         self.cycles = 0
 
     def timed(self, fn: Callable[[], object]) -> int:
-        """Run fn once with the GC off; returns the wall time in ns."""
+        """Run fn once with the GC off; returns its wall (or CPU) time in ns."""
         gc.collect()
         enabled = gc.isenabled()
         gc.disable()
         try:
+            p0 = time.thread_time_ns()
             c0, t0 = cycles(), time.perf_counter_ns()
             fn()
             t1, c1 = time.perf_counter_ns(), cycles()
+            p1 = time.thread_time_ns()
         finally:
             if enabled:
                 gc.enable()
         self.ns += t1 - t0
         self.cycles += c1 - c0
-        return t1 - t0
+        return p1 - p0 if self.cpu_time else t1 - t0
 
     def cycles_per_ns(self) -> float:
         if self.ns < 20_000_000:          # too little timed yet: calibrate on a sleep
@@ -113,14 +123,12 @@ def best_of(cases: dict[str, Callable[[], object]], clock: Clock, repeat: int, s
     case so far (to keep the counters of the best run)."""
     best = {name: None for name in cases}
     runs = {name: 0 for name in cases}
-    budget_ns = seconds * 1e9 * len(cases)
-    spent = 0
+    deadline = time.perf_counter() + seconds * len(cases)
     for r in range(max(1, repeat)):
-        if r >= 2 and spent >= budget_ns:
+        if r >= 2 and time.perf_counter() >= deadline:
             break
         for name, fn in cases.items():
             ns = clock.timed(fn)
-            spent += ns
             runs[name] += 1
             if best[name] is None or ns < best[name]:
                 best[name] = ns
