@@ -27,6 +27,7 @@ Invariants:
 import logging
 import os
 
+from cpython.exc cimport PyErr_CheckSignals
 from cpython.pycapsule cimport PyCapsule_GetPointer
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport malloc, calloc, realloc, free
@@ -552,6 +553,7 @@ cdef class Main:
         cdef gn_main_t* vm = self.vm
         cdef uint64_t start = gn_time_ns(), now, deadline, vectors, wait_ns, loops0 = vm.loop_count
         cdef uint64_t max_sleep_ns = <uint64_t>(max_sleep * 1e9)
+        cdef uint64_t sleeps_seen = vm.sleeps
         cdef bint idle, quiet
         cdef int timeout_ms
         deadline = start + <uint64_t>(seconds * 1e9) if seconds >= 0 else <uint64_t>-1
@@ -564,6 +566,12 @@ cdef class Main:
                     with gil:
                         self._run_hook()
                     vectors += 1      # the hook may have queued work
+                if (vm.loop_count & 0xfff) == 0 or vm.sleeps != sleeps_seen:
+                    # Let Python run signal handlers (Ctrl-C) now and then:
+                    # after every sleep, and every 4096 busy iterations.
+                    sleeps_seen = vm.sleeps
+                    with gil:
+                        PyErr_CheckSignals()
                 now = gn_time_ns()
                 if now >= deadline:
                     break
@@ -595,6 +603,9 @@ cdef class Main:
                 self.hook()
             except Exception:
                 log.exception("control-plane hook failed")
+            except BaseException:          # KeyboardInterrupt, SystemExit
+                log.warning("stopping the loop: %s raised in the control-plane hook", "interrupt")
+                gn_atomic_store_u32(&self.vm.stop_requested, 1)
 
     def stop(self):
         """Ask the loop to return after the current iteration (any thread)."""

@@ -117,8 +117,12 @@ cdef class PythonNodeRuntime:
                     raise ValueError(f"process() returned {len(result)} next indices for {n} packets")
                 for i in range(n):
                     self.nexts[i] = result[i]
-        except Exception:
+        except BaseException as e:
+            # Nothing may escape: the caller is the nogil loop. Drop the
+            # frame; a KeyboardInterrupt/SystemExit also stops the loop.
             log.exception("Python node %s raised; dropping its frame of %d packets", self.name, n)
+            if not isinstance(e, Exception):
+                vm.stop_requested = 1
             code = self.error_codes["python-exception"]
             for i in range(n):
                 gn_main_buffer(vm, frame.buffers[i]).error = <uint16_t>(rt.error_base + code)
