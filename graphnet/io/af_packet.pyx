@@ -60,7 +60,8 @@ from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memcpy, memset, strncpy
 from graphnet.includes.af_packet cimport *
 from graphnet.includes.linux cimport mmap, munmap, PROT_READ, PROT_WRITE, MAP_SHARED, MAP_LOCKED, MAP_POPULATE, MAP_FAILED
-from graphnet.includes.platform cimport gn_time_ns, gn_thread_cpu_ns, gn_atomic_load_u32, gn_atomic_store_u32, gn_unlikely
+from graphnet.includes.platform cimport (gn_time_ns, gn_thread_cpu_ns, gn_atomic_load_u32, gn_atomic_store_u32,
+                                         gn_unlikely, gn_prefetch)
 from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_RX, GN_TX, GN_BUFFER_DATA_SIZE, GN_FRAME_SIZE,
                                    GN_BUFFER_F_NEXT_PRESENT, gn_buffer_current)
 from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_main_alloc, gn_main_free,
