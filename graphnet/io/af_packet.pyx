@@ -61,7 +61,7 @@ from libc.string cimport memcpy, memset, strncpy
 from graphnet.includes.af_packet cimport *
 from graphnet.includes.linux cimport mmap, munmap, PROT_READ, PROT_WRITE, MAP_SHARED, MAP_LOCKED, MAP_POPULATE, MAP_FAILED
 from graphnet.includes.platform cimport (gn_time_ns, gn_thread_cpu_ns, gn_atomic_load_u32, gn_atomic_store_u32,
-                                         gn_unlikely, gn_prefetch)
+                                         gn_unlikely, gn_likely)
 from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_RX, GN_TX, GN_BUFFER_DATA_SIZE, GN_FRAME_SIZE,
                                    GN_BUFFER_F_NEXT_PRESENT, gn_buffer_current)
 from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_main_alloc, gn_main_free,
@@ -467,12 +467,14 @@ cdef uint32_t _rx(gn_main_t* vm, gn_node_runtime_t* node, afp_t* st) noexcept no
     cdef uint32_t bis[256]
     cdef uint32_t ok[256]
     cdef uint16_t nexts[256]
-    cdef uint32_t avail, got, n = 0, n_ok = 0, num, length, total, code
+    cdef uint32_t avail, got, n = 0, n_ok = 0, num, length, total, code, cur_pkt, cur_off
+    cdef uint32_t sw_if_index = st.sw_if_index, max_frame = st.max_frame
     cdef uint64_t rx_bytes = 0, n_down = 0
     cdef tpacket_block_desc* bd
     cdef tpacket3_hdr* h
     cdef gn_buffer_t* b
     cdef bint vlan, admin_up = st.hw.admin_up
+    cdef bint capture = st.trace != NULL and (st.trace.flags & GN_PCAP_RX) != 0
     avail = _ring_available(st, GN_FRAME_SIZE)
     if avail == 0:
         node.has_more_work = 0
@@ -488,12 +490,12 @@ cdef uint32_t _rx(gn_main_t* vm, gn_node_runtime_t* node, afp_t* st) noexcept no
         if not _user_owned(bd):
             break
         num = bd.hdr.bh1.num_pkts
-        if st.cur_pkt == 0:
-            st.cur_off = bd.hdr.bh1.offset_to_first_pkt
-        while st.cur_pkt < num and n < got:
-            h = <tpacket3_hdr*>((<uint8_t*>bd) + st.cur_off)
-            st.cur_off += h.tp_next_offset
-            st.cur_pkt += 1
+        cur_pkt = st.cur_pkt
+        cur_off = bd.hdr.bh1.offset_to_first_pkt if cur_pkt == 0 else st.cur_off
+        while cur_pkt < num and n < got:
+            h = <tpacket3_hdr*>((<uint8_t*>bd) + cur_off)
+            cur_off += h.tp_next_offset
+            cur_pkt += 1
             if gn_unlikely(st.check_outgoing) and \
                     (<sockaddr_ll*>((<uint8_t*>h) + TPACKET3_HDR_ALIGNED)).sll_pkttype == PACKET_OUTGOING:
                 continue
@@ -502,16 +504,28 @@ cdef uint32_t _rx(gn_main_t* vm, gn_node_runtime_t* node, afp_t* st) noexcept no
                 n += 1
                 continue
             length = h.tp_snaplen
+            b = gn_main_buffer(vm, bis[n])
+            b.sw_if_index[GN_RX] = sw_if_index
+            if gn_likely(length <= GN_BUFFER_DATA_SIZE and length >= 14 and length <= max_frame
+                         and length == h.tp_len and not (h.tp_status & TP_STATUS_VLAN_VALID)):
+                # The common case: one buffer, nothing to fix.
+                memcpy(b.data, (<uint8_t*>h) + h.tp_mac, length)
+                b.current_length = <uint16_t>length
+                nexts[n] = 0
+                if capture:
+                    ok[n_ok] = bis[n]
+                n_ok += 1
+                rx_bytes += length
+                n += 1
+                continue
             vlan = (h.tp_status & TP_STATUS_VLAN_VALID) != 0
             total = length + (4 if vlan else 0)
-            b = gn_main_buffer(vm, bis[n])
-            b.sw_if_index[GN_RX] = st.sw_if_index
             code = 0
             if gn_unlikely(h.tp_snaplen < h.tp_len):
                 code = RX_ERROR_TRUNCATED
             elif gn_unlikely(total < 14 or length < 12):
                 code = RX_ERROR_SHORT
-            elif gn_unlikely(total > st.max_frame):
+            elif gn_unlikely(total > max_frame):
                 code = RX_ERROR_TOO_BIG
             elif gn_unlikely(_copy_frame(vm, st, bis[n], h, length, vlan) != 0):
                 code = RX_ERROR_NO_BUFFERS
@@ -520,18 +534,25 @@ cdef uint32_t _rx(gn_main_t* vm, gn_node_runtime_t* node, afp_t* st) noexcept no
                 nexts[n] = node.drop_next
             else:
                 nexts[n] = 0
-                ok[n_ok] = bis[n]
+                if capture:
+                    ok[n_ok] = bis[n]
                 n_ok += 1
                 rx_bytes += total
             n += 1
-        if st.cur_pkt >= num:
+        st.cur_pkt = cur_pkt
+        st.cur_off = cur_off
+        if cur_pkt >= num:
             _release_block(st)
     if admin_up:
         if n < got:                           # frames skipped (outgoing): buffers left over
             gn_main_free(vm, bis + n, got - n)
         if n:
-            gn_pcap_capture(st.trace, vm, ok, n_ok, GN_PCAP_RX, st.sw_if_index)
-            gn_enqueue_to_next(vm, node, bis, nexts, n)
+            if capture:
+                gn_pcap_capture(st.trace, vm, ok, n_ok, GN_PCAP_RX, sw_if_index)
+            if n_ok == n:
+                gn_enqueue_to_single_next(vm, node, bis, 0, n)
+            else:
+                gn_enqueue_to_next(vm, node, bis, nexts, n)
         st.hw.counters.rx_drops += n - n_ok
     else:
         if n_down:
