@@ -11,7 +11,8 @@ TAP); ``close()`` also removes the namespace if graphnet created it.
 
 tap-input-<name> (input node; polling, interrupt or adaptive; the fd is
 registered with the loop's epoll in every mode so switching at run time
-only changes epoll interest): reads up to 256 frames (or 1024 buffers) per
+only changes epoll interest): reads up to 256 frames (or 256 buffers: 8 super-frames, which
+stay in cache until the next node has handled them) per
 call, each straight into buffer memory: the virtio-net header lands in the
 headroom just before ``data[]`` and the frame in ``data[]``; one read() per
 frame when a frame fits one buffer, a readv() over a chain of buffers when
@@ -99,7 +100,8 @@ log = logging.getLogger("graphnet.tap")
 
 cdef enum:
     FRAME_MAX = 256                # frames per tap-input call
-    RX_BUFFER_BUDGET = 1024        # buffers per tap-input call (16 super-frames)
+    RX_BUFFER_BUDGET = 256         # buffers per tap-input call: ~8 super-frames, so a
+                                   # vector of them stays in L2 until tap-output writes it
     SPARE_CAP = 128                # buffers set aside for reads
     RX_MAX_IOV = 40                # >= ceil(65550 / 2048)
     GSO_MAX_FRAME = 65550          # 64 KB IP packet + Ethernet header
