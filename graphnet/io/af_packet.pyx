@@ -21,7 +21,12 @@ PACKET_MR_PROMISC (the kernel drops it when the socket closes).
 
 Tx: ``af-packet-output-<name>`` sends each frame with one ``send()`` (a
 chain with ``sendmsg()``), MSG_DONTWAIT, with PACKET_QDISC_BYPASS (the
-fastest way on veth, see MACHINE-NOTES). A full kernel queue (EAGAIN,
+fastest way on veth, see MACHINE-NOTES; re-measured while writing this
+module, 64-byte frames on veth, one core, 7 runs: send() best 0.92 Mpps,
+median 0.83; a TPACKET_V2 tx ring filled in batches of 64 or 256 frames
+and kicked with one send(): best 0.89, median 0.83. No gain, and send()
+takes chains without a copy and reports a full queue per frame, so
+send() it is). A full kernel queue (EAGAIN,
 ENOBUFS) never blocks the loop: the unsent frames wait in a backlog that
 is retried on later iterations (the input node is woken for it) and, after
 ``tx_retry_limit`` attempts without progress, dropped with
