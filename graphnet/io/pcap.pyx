@@ -29,7 +29,7 @@ nanosecond=False)``, ``.stop() -> path``, ``.status()``. CLI:
 The pcap interface (``PcapDevice``)
 -----------------------------------
 ``PcapDevice(engine, name, input_path=..., output_path=...)``: node
-``pcap-input-<name>`` (input, polling by default) emits the packets of the
+``pcap-input-<name>`` (input; polling by default when it has a file) emits the packets of the
 input file in order, up to 256 per call, and sets ``has_more_work`` until
 the file is consumed (``repeat`` times), so ``run_until_idle`` runs exactly
 until the replay is done. ``pcap-output-<name>`` appends every packet it
@@ -708,9 +708,10 @@ class PcapDevice(Device):
     received packets and writes what is sent to it to ``output_path``.
 
     ``PcapDevice(engine, "pcap0", input_path="in.pcap", output_path="out.pcap",
-    next_node=None, rx_mode="polling", repeat=1, mtu=9000, admin_up=True,
+    next_node=None, rx_mode=None, repeat=1, mtu=9000, admin_up=True,
     nanosecond=False)``; next_node None: ethernet-input if the graph has
-    it, else null.
+    it, else null; rx_mode None: polling with an input file, else
+    interrupt (an output-only interface then costs no CPU).
     Either path may be omitted: no input (the input node has nothing to
     do) or no output (sent packets are counted and freed). The interface
     is created admin up (``admin_up=False`` to change that). The output file is
@@ -725,8 +726,10 @@ class PcapDevice(Device):
     kind = "pcap"
 
     def __init__(self, engine, name: str, *, input_path=None, output_path=None, next_node=None,
-                 rx_mode: str = "polling", repeat: int = 1, mtu: int = 9000, mac=None, admin_up: bool = True,
+                 rx_mode=None, repeat: int = 1, mtu: int = 9000, mac=None, admin_up: bool = True,
                  nanosecond: bool = False):
+        if rx_mode is None:
+            rx_mode = "polling" if input_path is not None else "interrupt"
         super().__init__(engine, name, mac=mac, mtu=mtu, rx_mode=rx_mode)
         self.input_path = os.fspath(input_path) if input_path is not None else None
         self.output_path = os.fspath(output_path) if output_path is not None else None
