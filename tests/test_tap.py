@@ -172,6 +172,8 @@ def test_existing_interface_is_a_clear_error(engine_factory, netns):
     host.create_veth(name + "a", name + "b", netns=netns)
     with pytest.raises(DeviceError, match=f"already exists in namespace {netns!r}"):
         TapDevice(eng, name + "a", netns=netns)
+    with pytest.raises(DeviceError, match="1 to 15 bytes"):
+        TapDevice(eng, "x" * 16)
     assert len(eng.interfaces) == 1                    # failures registered nothing
 
 

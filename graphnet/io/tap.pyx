@@ -955,6 +955,8 @@ class TapDevice(Device):
             raise DeviceError(f"TAP {name}: create devices before the engine is built (or run)")
         if not 68 <= mtu <= 65535:
             raise DeviceError(f"TAP {name}: MTU {mtu} is outside 68..65535")
+        if fd is None and not 0 < len(name.encode()) < 16:
+            raise DeviceError(f"TAP name {name!r}: an interface name has 1 to 15 bytes")
         self.netns = netns
         self.host_address = host_address
         self.host_mac = host_mac
@@ -1008,7 +1010,7 @@ class TapDevice(Device):
             if e.errno == _errno.EINVAL and host.link_exists(name):
                 raise DeviceError(f"creating TAP {name}: an interface named {name!r} already exists "
                                   f"(and is not a TAP)") from None
-            raise DeviceError(f"creating TAP {name}: {e.strerror} ({e.filename})") from None
+            raise DeviceError(f"creating TAP {name}: {e.filename or 'open'}: {e.strerror}") from None
         self.fd = fd
         try:
             if self.vnet_hdr:
