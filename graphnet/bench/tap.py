@@ -92,6 +92,12 @@ def _kernel_stats(ns, ifname) -> dict:
         return dict(link.get_attr("IFLA_STATS64"))
 
 
+def _need_root(bench: str) -> None:
+    import os
+    if os.geteuid() != 0 or not os.path.exists("/dev/net/tun"):
+        raise RuntimeError(f"bench {bench} needs root and /dev/net/tun (TAP devices, network namespaces)")
+
+
 def _uid() -> str:
     import uuid
     return uuid.uuid4().hex[:6]
@@ -130,6 +136,7 @@ def _ratio(line: dict, ref: dict) -> dict:
 @register("tap-rx")
 def tap_rx(opts) -> Iterator[dict]:
     """TAP rx: tap-input -> null vs a raw read() loop on the same fd (queue full)."""
+    _need_root("tap-rx")
     from graphnet.bench import tap_raw
     from graphnet.io.tap import TapDevice
     from graphnet.vlib.engine import Engine
@@ -180,6 +187,7 @@ def tap_rx(opts) -> Iterator[dict]:
 @register("tap-tx")
 def tap_tx(opts) -> Iterator[dict]:
     """TAP tx: pg -> tap-output vs a raw write() loop on the same fd (64-byte frames)."""
+    _need_root("tap-tx")
     from graphnet.bench import tap_raw
     from graphnet.io.pg import PacketGenerator, Stream
     from graphnet.io.tap import TapDevice
@@ -240,6 +248,7 @@ def _xconnect(addresses=(None, None), rx_mode="polling", buffers=32768):
 @register("tap-xconnect")
 def tap_xconnect(opts) -> Iterator[dict]:
     """TAP<->TAP cross-connect, 64-byte frames, counted at the receiving namespace."""
+    _need_root("tap-xconnect")
     from graphnet.bench import tap_raw
     q = opts.packets or 20000
     frame = _frame64()
@@ -418,6 +427,7 @@ def _gso_64k(opts, clock) -> Iterator[dict]:
 @register("tap-gso")
 def tap_gso(opts) -> Iterator[dict]:
     """GSO super-frames both ways through TAPs: payload Gbit/s, raw and kernel references."""
+    _need_root("tap-gso")
     clock = Clock()
     yield from _gso_64k(opts, clock)
     yield from _gso_tcp(opts)
