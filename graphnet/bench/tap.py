@@ -22,9 +22,12 @@ each is kept (``--repeat``, ``--seconds`` per case).
     same frame on the same fd. The kernel side drops them (unknown MAC).
 ``tap-xconnect``
     Two TAPs in two namespaces, cross-connected (tap-input-a ->
-    tap-output-b and back). TAP a's queue is filled with ``--packets``
+    tap-output-b and back), with ``plain`` TAPs (no offloads) and with
+    ``gso`` TAPs (offloads on: every read must offer 64 KB). TAP a's queue
+    is filled with ``--packets``
     (20000) 64-byte frames, then forwarded until empty, by graphnet
-    (polling) or by a raw read()/write() loop on the same two fds. The
+    (polling) or by raw read()/write() loops on the same two fds (frame by
+    frame, and 256 reads then 256 writes as graphnet's vectors do). The
     receiving namespace's count of frames (rx_packets of TAP b's kernel
     side) is reported against what both sides forwarded. (Filling first
     keeps the producer off the CPU while forwarding: on two vCPUs a
@@ -228,15 +231,17 @@ def tap_tx(opts) -> Iterator[dict]:
 # --- two namespaces, two TAPs, cross-connected ------------------------------------------------
 
 @contextlib.contextmanager
-def _xconnect(addresses=(None, None), rx_mode="polling", buffers=32768):
+def _xconnect(addresses=(None, None), rx_mode="polling", buffers=32768, offloads=True):
     from graphnet.io.tap import TapDevice
     from graphnet.vlib.engine import Engine
     with host.temporary_netns("gn-bench") as ns_a, host.temporary_netns("gn-bench") as ns_b:
         u = _uid()
         a, b = f"gnxa{u}", f"gnxb{u}"
         eng = Engine(buffers=buffers)
-        dev_a = TapDevice(eng, a, netns=ns_a, host_address=addresses[0], rx_mode=rx_mode, next_node=f"tap-output-{b}")
-        dev_b = TapDevice(eng, b, netns=ns_b, host_address=addresses[1], rx_mode=rx_mode, next_node=f"tap-output-{a}")
+        dev_a = TapDevice(eng, a, netns=ns_a, host_address=addresses[0], rx_mode=rx_mode, next_node=f"tap-output-{b}",
+                          offloads=offloads)
+        dev_b = TapDevice(eng, b, netns=ns_b, host_address=addresses[1], rx_mode=rx_mode, next_node=f"tap-output-{a}",
+                          offloads=offloads)
         eng.add([dev_a, dev_b])
         eng.build()
         try:
@@ -249,10 +254,16 @@ def _xconnect(addresses=(None, None), rx_mode="polling", buffers=32768):
 def tap_xconnect(opts) -> Iterator[dict]:
     """TAP<->TAP cross-connect, 64-byte frames, counted at the receiving namespace."""
     _need_root("tap-xconnect")
+    for setup, offloads in (("plain", False), ("gso", True)):
+        yield from _xconnect_64(opts, setup, offloads)
+
+
+def _xconnect_64(opts, setup, offloads) -> Iterator[dict]:
     from graphnet.bench import tap_raw
     q = opts.packets or 20000
     frame = _frame64()
-    with _xconnect() as (eng, (ns_a, a, dev_a), (ns_b, b, dev_b)):
+    bufsize = 12 + (65550 if offloads else 2048)     # what a raw reader of this fd must offer
+    with _xconnect(offloads=offloads) as (eng, (ns_a, a, dev_a), (ns_b, b, dev_b)):
         _set_txqlen(ns_a, a, q + 4096)
         prod = _producer(ns_a, a)
         fd_a, fd_b = dev_a.state.fd, dev_b.state.fd
@@ -272,27 +283,27 @@ def tap_xconnect(opts) -> Iterator[dict]:
             return n, {}
 
         def raw():
-            n = tap_raw.forward_drain(fd_a, fd_b, 2060)[0]
+            n = tap_raw.forward_drain(fd_a, fd_b, bufsize)[0]
             forwarded["n"] += n
             return n, {}
 
         def raw_batched():
-            n = tap_raw.forward_drain_batched(fd_a, fd_b, 2060, 256)[0]
+            n = tap_raw.forward_drain_batched(fd_a, fd_b, bufsize, 256)[0]
             forwarded["n"] += n
             return n, {}
 
         try:
-            best = _rounds(opts, {"raw-forward": raw, "raw-forward-batch256": raw_batched, "graphnet": graphnet},
-                           fill)
+            best = _rounds(opts, {f"raw-forward-{setup}": raw, f"raw-batch256-{setup}": raw_batched,
+                                  f"graphnet-{setup}": graphnet}, fill)
         finally:
             prod.close()
         received = _kernel_stats(ns_b, b)["rx_packets"] - received0
-    raws = [best[c] for c in ("raw-forward", "raw-forward-batch256") if c in best]
+    raws = [best[c] for c in (f"raw-forward-{setup}", f"raw-batch256-{setup}") if c in best]
     yield from raws
     # the ratio is against the faster raw loop
     ref = max(raws, key=lambda r: r["pps"]) if raws else None
-    if "graphnet" in best:
-        line = _ratio(best["graphnet"], ref) if ref else best["graphnet"]
+    if f"graphnet-{setup}" in best:
+        line = _ratio(best[f"graphnet-{setup}"], ref) if ref else best[f"graphnet-{setup}"]
         # every frame either side forwarded, as the receiving namespace counted it
         yield {**line, "received_at_b": received, "forwarded": forwarded["n"]}
 
