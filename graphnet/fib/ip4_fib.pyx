@@ -36,7 +36,7 @@ from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, realloc, free
 from libc.string cimport memcpy, memset
 from graphnet.fib.mtrie cimport (gn_mtrie_init, gn_mtrie_free, gn_mtrie_add, gn_mtrie_del, gn_mtrie_memory,
-                                 gn_mtrie_lookup)
+                                 gn_mtrie_lookup, GN_MTRIE_ROOT_SIZE, GN_MTRIE_PLY_SIZE)
 from graphnet.wire.ethernet cimport GN_ETHERNET_HEADER_LEN, GN_ETHERTYPE_IP4
 
 from graphnet.wire.ethernet import format_mac, parse_mac
@@ -320,6 +320,40 @@ cdef class Ip4Fib:
             self._unref(old)
         return adj
 
+    def add_routes(self, prefixes, next_hop_mac=None, sw_if_index=None, *, next_hop=None, paths=None,
+                   drop=False, local=False):
+        """Add or replace many routes with the same path(s): the adjacency is
+        resolved once (bulk loads: 1 M routes in about a second). Returns
+        the adjacency index."""
+        return self._call(self._add_routes, prefixes, next_hop_mac, sw_if_index, next_hop, paths, drop, local)
+
+    def _add_routes(self, prefixes, next_hop_mac, sw_if_index, next_hop, paths, drop, local):
+        cdef uint32_t adj, net, plen
+        adj = self._adj_for(next_hop_mac, sw_if_index, next_hop, paths, drop, local)
+        self._adj_refs[adj] += 1             # held while loading: a replaced route cannot free it
+        routes = self._routes
+        try:
+            for prefix in prefixes:
+                if isinstance(prefix, tuple) and type(prefix[0]) is int and type(prefix[1]) is int \
+                        and 0 <= prefix[1] <= 32 and 0 <= prefix[0] <= 0xffffffff:
+                    plen = prefix[1]
+                    net = prefix[0] & _mask(plen)
+                else:
+                    net, plen = parse_prefix(prefix)
+                if gn_mtrie_add(&self.fib.mtrie, net, plen, adj) != 0:
+                    raise MemoryError("mtrie: out of memory")
+                table = routes[plen]
+                old = table.get(net)
+                table[net] = adj
+                self._adj_refs[adj] += 1
+                if old is None:
+                    self.n_routes += 1
+                else:
+                    self._unref(old)
+        finally:
+            self._unref(adj)
+        return adj
+
     def del_route(self, prefix):
         """Delete a route; KeyError if there is none for this prefix."""
         return self._call(self._del_route, prefix)
@@ -467,6 +501,29 @@ cdef class Ip4Fib:
         if more:
             lines.append(f"... {more} more routes")
         return "\n".join(lines)
+
+    def mtrie_arrays(self):
+        """Copies of the mtrie for Python code that wants to walk it (the
+        plain-Python reference of ``graphnet bench ip4-forward``): (root,
+        leaves) as ``array('I')``; leaf l of ply p is leaves[p * 256 + l]."""
+        from array import array
+        cdef uint32_t p
+        root = array("I", (<uint8_t*>self.fib.mtrie.root)[:GN_MTRIE_ROOT_SIZE * 4])
+        leaves = array("I")
+        for p in range(self.fib.mtrie.n_plies):
+            leaves.frombytes((<uint8_t*>self.fib.mtrie.plies[p].leaves)[:GN_MTRIE_PLY_SIZE * 4])
+        return root, leaves
+
+    def adjacency_table(self):
+        """[(type name, rewrite bytes, sw_if_index, ecmp buckets)] by index."""
+        cdef uint32_t i
+        out = []
+        for i in range(self.fib.n_adjs):
+            a = &self.fib.adjs[i]
+            buckets = [self.fib.buckets[a.ecmp_base + j] for j in range(a.ecmp_mask + 1)] \
+                if a.type == GN_ADJ_ECMP else None
+            out.append((ADJ_TYPES[a.type], bytes(a.rewrite[:a.rewrite_len]), a.sw_if_index, buckets))
+        return out
 
     def stats(self) -> dict:
         return {"routes": self.n_routes, "adjacencies": len(self._adj_by_key),

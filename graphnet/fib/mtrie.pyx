@@ -18,7 +18,7 @@ the trie of the routes that remain.
 ``gn_mtrie_t`` directly.
 """
 from libc.stdint cimport uint8_t, uint32_t
-from libc.stdlib cimport malloc, realloc, free
+from graphnet.includes.hugemem cimport gn_huge_alloc, gn_huge_free, gn_huge_realloc
 
 
 cdef inline bint _is_ply(uint32_t leaf) noexcept nogil:
@@ -32,14 +32,15 @@ cdef inline uint32_t _mask(uint32_t plen) noexcept nogil:
 cdef int gn_mtrie_init(gn_mtrie_t* m, uint32_t default_value) noexcept nogil:
     """An empty trie where every address maps to default_value (length 0)."""
     cdef uint32_t i, leaf = gn_mtrie_terminal(default_value)
-    m.root = <uint32_t*>malloc(GN_MTRIE_ROOT_SIZE * sizeof(uint32_t))
-    m.root_plen = <uint8_t*>malloc(GN_MTRIE_ROOT_SIZE)
+    # root leaves and lengths in one block (on one huge page when possible)
+    m.root = <uint32_t*>gn_huge_alloc(GN_MTRIE_ROOT_SIZE * (sizeof(uint32_t) + 1))
     m.plies = NULL
     m.n_plies = m.cap_plies = m.n_free = 0
     m.free_head = GN_MTRIE_NO_PLY
-    if m.root == NULL or m.root_plen == NULL:
-        gn_mtrie_free(m)
+    if m.root == NULL:
+        m.root_plen = NULL
         return -1
+    m.root_plen = <uint8_t*>(m.root + GN_MTRIE_ROOT_SIZE)
     for i in range(GN_MTRIE_ROOT_SIZE):
         m.root[i] = leaf
         m.root_plen[i] = 0
@@ -47,9 +48,8 @@ cdef int gn_mtrie_init(gn_mtrie_t* m, uint32_t default_value) noexcept nogil:
 
 
 cdef void gn_mtrie_free(gn_mtrie_t* m) noexcept nogil:
-    free(m.root)
-    free(m.root_plen)
-    free(m.plies)
+    gn_huge_free(m.root, GN_MTRIE_ROOT_SIZE * (sizeof(uint32_t) + 1))
+    gn_huge_free(m.plies, <size_t>m.cap_plies * sizeof(gn_mtrie_ply_t))
     m.root = NULL
     m.root_plen = NULL
     m.plies = NULL
@@ -58,7 +58,7 @@ cdef void gn_mtrie_free(gn_mtrie_t* m) noexcept nogil:
 
 
 cdef size_t gn_mtrie_memory(const gn_mtrie_t* m) noexcept nogil:
-    return GN_MTRIE_ROOT_SIZE * (sizeof(uint32_t) + 1) + <size_t>m.cap_plies * sizeof(gn_mtrie_ply_t)
+    return GN_MTRIE_ROOT_SIZE * (sizeof(uint32_t) + 1) + <size_t>m.n_plies * sizeof(gn_mtrie_ply_t)
 
 
 cdef int _reserve(gn_mtrie_t* m, uint32_t n) noexcept nogil:
@@ -70,7 +70,11 @@ cdef int _reserve(gn_mtrie_t* m, uint32_t n) noexcept nogil:
     cap = m.cap_plies * 2 + 64
     if cap > (GN_MTRIE_MAX_VALUE >> 1):
         return -1
-    grown = <gn_mtrie_ply_t*>realloc(m.plies, <size_t>cap * sizeof(gn_mtrie_ply_t))
+    # plies live on huge pages: random lookups in a 100 MB table would
+    # otherwise miss the TLB on most packets
+    grown = <gn_mtrie_ply_t*>gn_huge_realloc(m.plies, <size_t>m.cap_plies * sizeof(gn_mtrie_ply_t),
+                                             <size_t>m.n_plies * sizeof(gn_mtrie_ply_t),
+                                             <size_t>cap * sizeof(gn_mtrie_ply_t))
     if grown == NULL:
         return -1
     m.plies = grown

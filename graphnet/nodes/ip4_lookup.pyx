@@ -88,10 +88,14 @@ cdef uint32_t ip4_lookup_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* 
     cdef gn_buffer_t* b
     cdef gn_ip4_opaque_t* op
     cdef const uint8_t* ip
-    # pass 1: root leaf; prefetch the second-level leaf
+    # pass 0: destinations; prefetch the root leaf
     for i in range(n):
         dst = gn_ip4_dst(gn_buffer_current(gn_main_buffer(vm, frame.buffers[i])))
         dsts[i] = dst
+        gn_prefetch(&root[dst >> 16])
+    # pass 1: root leaf; prefetch the second-level leaf
+    for i in range(n):
+        dst = dsts[i]
         leaf = root[dst >> 16]
         leaves[i] = leaf
         if not (leaf & 1):
@@ -122,7 +126,8 @@ cdef uint32_t ip4_lookup_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* 
         op.flow_hash = h
         op.fib_index = fib.fib_index
         nexts[i] = lm.next_by_type[adj.type]
-        b.error = lm.error_by_type[adj.type]
+        if adj.type != GN_ADJ_REWRITE:
+            b.error = lm.error_by_type[adj.type]
     gn_enqueue_to_next(vm, node, frame.buffers, nexts, n)
     return n
 

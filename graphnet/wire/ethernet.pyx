@@ -28,7 +28,13 @@ def parse_mac(mac) -> bytes:
         if len(mac) != 6:
             raise ValueError(f"a MAC address has 6 bytes, not {len(mac)}")
         return bytes(mac)
-    parts = str(mac).replace("-", ":").split(":")
+    text = str(mac)
+    if len(text) == 17 and text[2] == text[5] == text[8] == text[11] == text[14] and text[2] in ":-":
+        try:
+            return bytes.fromhex(text.replace(text[2], ""))      # the common, fast form
+        except ValueError:
+            pass
+    parts = text.replace("-", ":").split(":")
     try:
         if len(parts) != 6 or any(not 1 <= len(p) <= 2 for p in parts):
             raise ValueError
