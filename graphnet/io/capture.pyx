@@ -134,6 +134,7 @@ cdef class Capture:
     def scapy(self, layer=None):
         """The captured packets decoded by Scapy (Ether by default)."""
         if layer is None:
+            import scapy.layers.inet  # noqa: F401 - binds IP, UDP, TCP, ICMP under Ether
             from scapy.layers.l2 import Ether as layer
         return [layer(p) for p in self.packets()]
 

@@ -203,6 +203,7 @@ def format_pg_trace(bytes record, engine=None):
     stream, length, sw_if, n = struct.unpack_from("<IIII", record)
     data = record[16:16 + n]
     try:
+        import scapy.layers.inet  # noqa: F401 - binds IP, UDP, TCP, ICMP under Ether
         from scapy.layers.l2 import Ether
         summary = Ether(data).summary()
     except Exception:
