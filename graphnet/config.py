@@ -44,8 +44,51 @@ Schema (every key optional unless marked; unknown keys are errors)::
     name  = "pg-input"
     state = "polling"       # polling | interrupt | adaptive | disabled
 
+    [[interface]]           # one per interface; created in this order
+    kind    = "tap"         # required: tap | af-packet | pcap
+    name    = "gn0"         # str: the interface's name (required for tap and
+                            # pcap; af-packet: "host-<host_if>"); tap: the
+                            # kernel's name too (1..15 bytes)
+    next    = "null"        # str: the node its input feeds; omitted:
+                            # ethernet-input if the graph has it, else null
+    rx_mode = "interrupt"   # polling | interrupt | adaptive (also "rx-mode");
+                            # pcap default: polling with an input, else interrupt
+    state   = "up"          # up | down: admin state at start
+    mtu     = 1500          # int 68..65535 (af-packet default: the kernel's)
+    mac     = "02:00:00:00:00:01"   # graphnet's side (default: derived from the index)
+    # tap:
+    netns        = "graphnet0"      # move the kernel side into this namespace
+                                    # (created if missing, then removed on exit)
+    host_address = "10.10.0.1/24"   # an address on the kernel side
+    host_mac     = "02:..."         # the kernel side's MAC (default: the kernel's)
+    offloads     = true             # negotiate checksum/TSO/USO (GSO super-frames)
+    multi_queue  = false            # IFF_MULTI_QUEUE
+    # af-packet:
+    host_if     = "veth0"           # required: an existing kernel interface
+    netns       = "ns1"             # the namespace it lives in (must exist)
+    promiscuous = true
+    # pcap:
+    input  = "in.pcap"      # replayed as received packets (relative to this file)
+    output = "out.pcap"     # what is sent to the interface is written here
+    repeat = 1              # int >= 1: times the input is replayed
+
 No value is ever evaluated as code: packets come from templates, hex or
 pcap files, and modules are only imported by name.
+
+Devices: ``build_engine`` creates each interface's device (TAP, AF_PACKET
+socket, pcap files) after the engine object and before ``engine.build()``
+(devices add nodes), in file order; a device that cannot be created
+(no privilege, a name that exists, an interface that does not) is a
+ConfigError naming ``interface[N]``, and the devices already created are
+closed again. ``engine.close()`` runs each device's close hook: TAPs go
+away with their fd and a namespace graphnet created is removed.
+``build_engine(cfg, create_devices=False)`` (``graphnet graph``,
+``graphnet config``) builds the same graph with stand-ins for the
+devices: nothing is created in the kernel and no privilege is needed.
+
+Built-in configs (``BUILTIN``): ``default`` (``graphnet run``): TAP gn0,
+kernel side 10.10.0.1/24 in namespace graphnet0; ``pg`` (``graphnet run
+--demo pg``): a rated UDP stream through two pass-through nodes into null.
 
 Invariants: ``load``/``loads`` either return a fully checked Config or raise
 ConfigError, whose text names the file, the key (``pg.stream[2].rate``)
@@ -96,6 +139,23 @@ class StreamConfig:
 
 
 @dataclass
+class InterfaceConfig:
+    kind: str                     # tap | af-packet | pcap
+    name: Optional[str]           # None: the device's default (af-packet)
+    path: tuple                   # ("interface", i): where errors point
+    next: Optional[str] = None    # None: ethernet-input if in the graph, else null
+    rx_mode: Optional[str] = None
+    admin_up: bool = True
+    mtu: Optional[int] = None
+    mac: Optional[str] = None
+    options: dict = field(default_factory=dict)    # kind-specific keyword arguments
+
+    @property
+    def display_name(self) -> str:
+        return self.name or f"host-{self.options.get('host_if')}"
+
+
+@dataclass
 class Config:
     source: str = "<default>"
     name: str = "main"
@@ -110,13 +170,20 @@ class Config:
     pg_mode: str = "interrupt"
     streams: list = field(default_factory=list)
     node_states: list = field(default_factory=list)     # (name, state, line)
+    interfaces: list = field(default_factory=list)      # InterfaceConfig, in file order
+    builtin: Optional[str] = None                       # name in BUILTIN, or None for a file
     lines: dict = field(default_factory=dict, repr=False)
 
 
 DEFAULT_TOML = """\
 # graphnet startup config (the built-in one: `graphnet config --default`).
-# A UDP stream at 1000 packets/s through two pass-through nodes into null,
-# and the control socket: `graphnet run`, then `graphnet ctl show runtime`.
+# A TAP interface gn0 whose kernel side lives in network namespace graphnet0
+# (created if missing; removed on exit if graphnet created it) with address
+# 10.10.0.1/24, and the control socket. Needs root (CAP_NET_ADMIN).
+#   graphnet run
+#   ip netns exec graphnet0 ping 10.10.0.2     # frames reach tap-input-gn0
+#   graphnet ctl show interface
+# The packet generator demo, without root: `graphnet run --demo pg`.
 # Schema: `python -m pydoc graphnet.config`.
 
 [engine]
@@ -126,8 +193,37 @@ tick = 0.001             # timer tick, seconds
 
 [cli]
 enabled = true
-# socket = "/tmp/graphnet.sock"   # default: /run/graphnet/cli.sock as root,
-                                  # else $XDG_RUNTIME_DIR/graphnet/cli.sock
+# socket = "/tmp/graphnet.sock"   # default: $GRAPHNET_SOCKET, else
+                                  # /run/graphnet/cli.sock as root
+
+[[interface]]
+kind = "tap"
+name = "gn0"
+netns = "graphnet0"              # the kernel side goes here
+host_address = "10.10.0.1/24"    # the kernel side's address
+rx_mode = "interrupt"            # polling | interrupt | adaptive
+# No ARP / ICMP nodes yet (issue 4): what the kernel sends is counted
+# (show interface, show runtime), traceable (trace add tap-input 10) and
+# freed by null. graphnet's own address will be 10.10.0.2.
+next = "null"
+"""
+
+PG_DEMO_TOML = """\
+# graphnet startup config: the packet generator demo (`graphnet run --demo pg`,
+# `graphnet config --demo pg`; the same as examples/pg-demo.toml).
+# A UDP stream at 1000 packets/s through two pass-through nodes into null,
+# and the control socket: `graphnet run --demo pg`, then `graphnet ctl show runtime`.
+# No interfaces, no root needed. Schema: `python -m pydoc graphnet.config`.
+
+[engine]
+name = "main"
+buffers = 16384          # buffers in the pool
+tick = 0.001             # timer tick, seconds
+
+[cli]
+enabled = true
+# socket = "/tmp/graphnet.sock"   # default: $GRAPHNET_SOCKET, else /run/graphnet/cli.sock
+                                  # as root, else $XDG_RUNTIME_DIR/graphnet/cli.sock
 
 [graph]
 chain = 2                # pass-through nodes demo-0, demo-1 after the pg
@@ -154,6 +250,12 @@ min = 1024
 max = 2047
 mode = "inc"             # inc | random
 """
+
+# name -> (TOML text, what it is); `graphnet run --demo NAME`
+BUILTIN = {
+    "default": (DEFAULT_TOML, "TAP gn0 with its kernel side in namespace graphnet0 (needs root)"),
+    "pg": (PG_DEMO_TOML, "a rated UDP stream from the packet generator through two nodes into null"),
+}
 
 
 # --- where keys are ----------------------------------------------------------------
@@ -283,7 +385,7 @@ def loads(text: str, source: str = "<string>", base_dir: Optional[Path] = None) 
         raise ConfigError(f"{source}: TOML syntax error: {e}") from None
     ck = _Checker(source, _locate(text))
     base_dir = base_dir or Path.cwd()
-    ck.table(doc, (), ("engine", "cli", "graph", "pg", "node"))
+    ck.table(doc, (), ("engine", "cli", "graph", "pg", "node", "interface"))
     cfg = Config(source=source, lines=ck.lines)
 
     eng = ck.table(doc.get("engine", {}), ("engine",), ("name", "buffers", "tick"))
@@ -318,7 +420,138 @@ def loads(text: str, source: str = "<string>", base_dir: Optional[Path] = None) 
             raise ck.error(path, None, "needs both name and state")
         cfg.node_states.append((ck.get(nd, path, "name", str),
                                 ck.get(nd, path, "state", str, choices=NODE_STATES), path))
+
+    seen: dict = {}
+    for i, it in enumerate(ck.array_of_tables(doc, (), "interface")):
+        ic = _interface(ck, it, ("interface", i), base_dir)
+        key = ic.display_name
+        if key in seen:
+            raise ck.error(ic.path, "name" if "name" in it else "host_if",
+                           f"an interface named {key!r} already exists (interface[{seen[key] + 1}])")
+        seen[key] = i
+        cfg.interfaces.append(ic)
     return cfg
+
+
+# --- [[interface]] -----------------------------------------------------------------
+
+INTERFACE_KINDS = ("tap", "af-packet", "pcap")
+RX_MODES = ("polling", "interrupt", "adaptive")
+_IF_COMMON = ("kind", "name", "next", "rx_mode", "state", "mtu", "mac")
+_IF_KEYS = {
+    "tap": _IF_COMMON + ("netns", "host_address", "host_mac", "offloads", "multi_queue"),
+    "af-packet": _IF_COMMON + ("host_if", "netns", "promiscuous"),
+    "pcap": _IF_COMMON + ("input", "output", "repeat"),
+}
+_ALIASES = {"rx-mode": "rx_mode", "host-if": "host_if", "host-address": "host_address",
+            "host-mac": "host_mac", "multi-queue": "multi_queue"}
+
+
+def _mac(ck: _Checker, t: dict, path: tuple, key: str, *, unicast: bool) -> Optional[str]:
+    v = ck.get(t, path, key, str)
+    if v is None:
+        return None
+    parts = v.split(":")
+    if len(parts) != 6 or not all(len(x) in (1, 2) and all(c in "0123456789abcdefABCDEF" for c in x)
+                                  for x in parts):
+        raise ck.error(path, key, f"{v!r} is not a MAC address (like 02:00:00:00:00:01)")
+    if unicast and int(parts[0], 16) & 1:
+        raise ck.error(path, key, f"{v!r} is a multicast address; an interface needs a unicast one")
+    return ":".join(f"{int(x, 16):02x}" for x in parts)
+
+
+def _ifname(ck: _Checker, t: dict, path: tuple, key: str, kernel: bool) -> Optional[str]:
+    v = ck.get(t, path, key, str)
+    if v is None:
+        return None
+    if not v or any(c.isspace() for c in v):
+        raise ck.error(path, key, f"{v!r}: a name needs at least one character and no spaces")
+    if kernel and (len(v.encode()) > 15 or "/" in v or v in (".", "..")):
+        raise ck.error(path, key, f"{v!r} is not a kernel interface name (1..15 bytes, no '/')")
+    return v
+
+
+def _interface(ck: _Checker, it: dict, path: tuple, base_dir: Path) -> InterfaceConfig:
+    if not isinstance(it, dict):
+        raise ck.error(path, None, f"expected a table, got {_type_name(it)}")
+    for alias, key in _ALIASES.items():       # rx-mode is rx_mode (vppctl spelling)
+        if alias in it:
+            if key in it:
+                raise ck.error(path, alias, f"give {key} or {alias}, not both")
+            it = {(key if k == alias else k): v for k, v in it.items()}
+            if (path, alias) in ck.lines:
+                ck.lines.setdefault((path, key), ck.lines[(path, alias)])
+    if "kind" not in it:
+        raise ck.error(path, None, f"an interface needs kind = one of {', '.join(INTERFACE_KINDS)}")
+    kind = ck.get(it, path, "kind", str)
+    if kind not in INTERFACE_KINDS:
+        hint = difflib.get_close_matches(kind, INTERFACE_KINDS, n=1)
+        raise ck.error(path, "kind", f"unknown kind {kind!r}" + (f" (did you mean {hint[0]!r}?)" if hint else
+                                                                f"; use one of {', '.join(INTERFACE_KINDS)}"))
+    allowed = _IF_KEYS[kind]
+    for key in it:
+        if key not in allowed:
+            other = [k for k, keys in _IF_KEYS.items() if key in keys]
+            if other:
+                raise ck.error(path, key, f"{key!r} is not an option of a {kind} interface "
+                                          f"(it is one of {' and '.join(other)})")
+            ck.table(it, path, allowed)           # unknown key: did-you-mean
+    name = _ifname(ck, it, path, "name", kernel=(kind == "tap"))
+    if name is None and kind != "af-packet":
+        raise ck.error(path, None, f"a {kind} interface needs a name")
+    ic = InterfaceConfig(kind, name, path,
+                         next=ck.get(it, path, "next", str),
+                         rx_mode=ck.get(it, path, "rx_mode", str, choices=RX_MODES),
+                         admin_up=ck.get(it, path, "state", str, "up", choices=("up", "down")) == "up",
+                         mtu=ck.get(it, path, "mtu", int),
+                         mac=_mac(ck, it, path, "mac", unicast=True))
+    if ic.mtu is not None and not 68 <= ic.mtu <= 65535:
+        raise ck.error(path, "mtu", f"MTU {ic.mtu} is outside 68..65535")
+    if ic.next is not None and not ic.next:
+        raise ck.error(path, "next", "give a node name")
+    o = ic.options
+    if "netns" in it:
+        ns = ck.get(it, path, "netns", str)
+        if not ns or "/" in ns or ns in (".", "..") or any(c.isspace() for c in ns) or len(ns) > 200:
+            raise ck.error(path, "netns", f"{ns!r} is not a network namespace name")
+        o["netns"] = ns
+    if kind == "tap":
+        if "host_address" in it:
+            import ipaddress
+            a = ck.get(it, path, "host_address", str)
+            try:
+                if "/" not in a:
+                    raise ValueError("give a prefix length, e.g. 10.10.0.1/24")
+                iface = ipaddress.IPv4Interface(a)
+            except ValueError as e:
+                raise ck.error(path, "host_address", f"{a!r} is not an IPv4 address/length: {e}") from None
+            o["host_address"] = str(iface)
+        if "host_mac" in it:
+            o["host_mac"] = _mac(ck, it, path, "host_mac", unicast=True)
+        for key in ("offloads", "multi_queue"):
+            if key in it:
+                o[key] = ck.get(it, path, key, bool)
+    elif kind == "af-packet":
+        if "host_if" not in it:
+            raise ck.error(path, None, "an af-packet interface needs host_if = the kernel interface to attach to")
+        o["host_if"] = _ifname(ck, it, path, "host_if", kernel=True)
+        if "promiscuous" in it:
+            o["promiscuous"] = ck.get(it, path, "promiscuous", bool)
+    else:
+        for key in ("input", "output"):
+            v = ck.get(it, path, key, str)
+            if v is None:
+                continue
+            f = Path(v)
+            f = f if f.is_absolute() else base_dir / f
+            if key == "input" and not f.is_file():
+                raise ck.error(path, key, f"no such file: {f}")
+            if key == "output" and not f.parent.is_dir():
+                raise ck.error(path, key, f"no such directory: {f.parent}")
+            o[key + "_path"] = str(f)
+        if "repeat" in it:
+            o["repeat"] = ck.get(it, path, "repeat", int, minimum=1)
+    return ic
 
 
 _STREAM_KEYS = ("name", "template", "packet_hex", "pcap", "count", "rate", "fix_checksums", "edit") + templates.FIELDS
@@ -453,7 +686,18 @@ def load(path) -> Config:
 
 def default_config() -> Config:
     """The built-in config (DEFAULT_TOML), used when no file is given."""
-    return loads(DEFAULT_TOML, "<default config>")
+    return builtin_config("default")
+
+
+def builtin_config(name: str) -> Config:
+    """One of the built-in configs (BUILTIN) by name."""
+    if name not in BUILTIN:
+        hint = difflib.get_close_matches(name, list(BUILTIN), n=1)
+        raise ConfigError(f"no built-in config named {name!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                          + f"; built-in: {', '.join(BUILTIN)}")
+    cfg = loads(BUILTIN[name][0], f"<{name} config>" if name != "default" else "<default config>")
+    cfg.builtin = name
+    return cfg
 
 
 # --- building ------------------------------------------------------------------------
@@ -470,9 +714,97 @@ def _demo_chain(n: int, last: str) -> tuple:
     return tuple(passthrough(f"demo-{i}", f"demo-{i + 1}" if i + 1 < n else last) for i in range(n))
 
 
-def build_engine(cfg: Config):
-    """An Engine built (not running) from cfg, with its pg streams added and
-    the node states set. Raises ConfigError for a graph that cannot be built."""
+class _GraphDefault:
+    """next_nodes resolved when the graph is built, as the devices do:
+    ethernet-input if the graph has it, else null."""
+
+    def __init__(self, engine):
+        self.engine = engine
+
+    def _pick(self):
+        return "ethernet-input" if "ethernet-input" in self.engine.registrations else "null"
+
+    def __iter__(self):
+        return iter((self._pick(),))
+
+    def __len__(self):
+        return 1
+
+    def __getitem__(self, i):
+        return (self._pick(),)[i]
+
+
+class PlannedDevice:
+    """A stand-in for a device in a graph that is only checked or drawn
+    (``build_engine(cfg, create_devices=False)``): the same interface table
+    entry and node names as the real device, nothing created in the kernel,
+    and its input node disabled."""
+
+    def __init__(self, engine, ic: InterfaceConfig):
+        from graphnet.io.device import Device
+        self.kind = ic.kind
+        self.engine = engine
+        self.name = ic.display_name
+        self.rx_mode = ic.rx_mode or ("polling" if ic.kind == "pcap" and "input_path" in ic.options
+                                      else "interrupt")
+        self.mtu = ic.mtu or (9000 if ic.kind == "pcap" else 1500)
+        self.next_node = ic.next
+        self.options = dict(ic.options)
+        self.input_node = f"{ic.kind}-input-{self.name}"
+        self.output_node = f"{ic.kind}-output-{self.name}"
+        mac = ic.mac or Device.default_mac(self)
+        self.sw_if_index = engine.interfaces.add(self.name, ic.kind, self, mac, self.mtu)
+        if ic.admin_up:
+            engine.interfaces.set_admin_up(self.sw_if_index, True)
+
+    def nodes(self):
+        from graphnet.nodes.drop import NODES as builtin
+        from graphnet.vlib.node import Node
+        null_fn = next(n.fn for n in builtin if n.name == "null")
+        nexts = (self.next_node,) if self.next_node else _GraphDefault(self.engine)
+        nodes = [Node(self.input_node, type="input", state="disabled", fn=null_fn, next_nodes=nexts,
+                      doc=f"(not created: a stand-in for {self.kind} interface {self.name})"),
+                 Node(self.output_node, fn=null_fn, attach_to=(("interface-output", self.sw_if_index),),
+                      doc=f"(not created: a stand-in for {self.kind} interface {self.name})")]
+        if self.kind == "tap":
+            def monitor(engine):
+                return
+                yield
+            nodes.append(Node(f"tap-monitor-{self.name}", type="process", process=monitor))
+        return tuple(nodes)
+
+    def hardware_info(self) -> dict:
+        return {"device": "not created (graph check only)",
+                **{k.replace("_path", ""): v for k, v in self.options.items()}}
+
+
+def _make_device(engine, ic: InterfaceConfig):
+    """Create the device an [[interface]] table describes (before build)."""
+    kw: dict = {"next_node": ic.next, "admin_up": ic.admin_up}
+    if ic.mac is not None:
+        kw["mac"] = ic.mac
+    if ic.mtu is not None:
+        kw["mtu"] = ic.mtu
+    if ic.rx_mode is not None:
+        kw["rx_mode"] = ic.rx_mode
+    kw.update(ic.options)
+    if ic.kind == "tap":
+        from graphnet.io.tap import TapDevice
+        return TapDevice(engine, ic.name, **kw)
+    if ic.kind == "af-packet":
+        from graphnet.io.af_packet import AfPacketDevice
+        host_if = kw.pop("host_if")
+        return AfPacketDevice(engine, host_if, name=ic.name, **kw)
+    from graphnet.io.pcap import PcapDevice
+    return PcapDevice(engine, ic.name, **kw)
+
+
+def build_engine(cfg: Config, *, create_devices: bool = True):
+    """An Engine built (not running) from cfg: its pg streams and its
+    interfaces' devices added, the node states set. Raises ConfigError for
+    a graph that cannot be built or a device that cannot be created (and
+    then closes what was created). ``create_devices=False``: stand-ins
+    (PlannedDevice) instead of devices, for checking and drawing."""
     from graphnet import Engine, GraphError
     ck = _Checker(cfg.source, cfg.lines)
     engine = Engine(buffers=cfg.buffers, tick=cfg.tick, name=cfg.name)
@@ -498,14 +830,26 @@ def build_engine(cfg: Config):
             engine.add(pg.nodes())
         if cfg.chain:
             engine.add(_demo_chain(cfg.chain, cfg.pg_next))
+        for ic in cfg.interfaces:
+            from graphnet.io.device import DeviceError
+            from graphnet.io.host import HostError
+            try:
+                dev = _make_device(engine, ic) if create_devices else PlannedDevice(engine, ic)
+                engine.add(dev)
+            except (DeviceError, HostError, ValueError, OSError, GraphError) as e:
+                raise ck.error(ic.path, None, _device_message(e)) from None
         try:
             engine.build()
         except GraphError as e:
-            key = ("pg",), "next"
             if cfg.pg_next not in engine.registrations and pg is not None:
                 hint = difflib.get_close_matches(cfg.pg_next, list(engine.registrations), n=1)
-                raise ck.error(*key, f"no node named {cfg.pg_next!r} in the graph"
-                                     + (f" (did you mean {hint[0]!r}?)" if hint else "")) from None
+                raise ck.error(("pg",), "next", f"no node named {cfg.pg_next!r} in the graph"
+                                                + (f" (did you mean {hint[0]!r}?)" if hint else "")) from None
+            for ic in cfg.interfaces:
+                if ic.next is not None and ic.next not in engine.registrations:
+                    hint = difflib.get_close_matches(ic.next, list(engine.registrations), n=1)
+                    raise ck.error(ic.path, "next", f"no node named {ic.next!r} in the graph"
+                                                    + (f" (did you mean {hint[0]!r}?)" if hint else "")) from None
             raise ConfigError(f"{cfg.source}: cannot build the graph: {e}") from None
         if pg is not None and cfg.pg_mode == "adaptive":
             engine.set_node_state(cfg.pg_name, "adaptive")
@@ -519,6 +863,42 @@ def build_engine(cfg: Config):
         engine.close()
         raise
     return engine
+
+
+def _device_message(e: Exception) -> str:
+    text = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
+    if isinstance(e, PermissionError) or "needs root" in text:
+        if "needs root" not in text:
+            text += " (needs root / CAP_NET_ADMIN)"
+    return text
+
+
+def reach_hints(engine) -> list:
+    """Lines telling a user how to reach the engine's interfaces from the
+    kernel side (printed by ``graphnet run``)."""
+    import ipaddress
+    lines = []
+    for name, dev in zip(engine.interfaces.names, engine.interfaces.devices):
+        kind = getattr(dev, "kind", "")
+        if kind == "tap":
+            ns = getattr(dev, "netns", None)
+            exec_ = f"ip netns exec {ns} " if ns else ""
+            where = f" in network namespace {ns}" if ns else ""
+            addr = getattr(dev, "host_address", None)
+            lines.append(f"TAP {name}: kernel side {name}{where}" + (f", address {addr}" if addr else ""))
+            if addr:
+                iface = ipaddress.IPv4Interface(addr)
+                peer = next((h for h in iface.network.hosts() if h != iface.ip), None)
+                if peer is not None:
+                    lines.append(f"  {exec_}ping -c 3 {peer}        # the kernel's ARP requests reach "
+                                 f"{dev.input_node}")
+            lines.append(f"  {exec_}tcpdump -ni {name}")
+        elif kind == "af-packet":
+            lines.append(f"AF_PACKET {name}: attached to kernel interface {dev.host_if}"
+                         + (f" in network namespace {dev.netns}" if getattr(dev, "netns", None) else ""))
+        elif kind == "pcap":
+            lines.append(f"pcap {name}: input {dev.input_path or 'none'}, output {dev.output_path or 'none'}")
+    return lines
 
 
 def socket_path(cfg: Config, override: Optional[str] = None) -> str:

@@ -428,9 +428,12 @@ def test_ctl_without_engine_is_one_line_error(sockdir, capsys):
 
 
 def test_graph_dot_and_bad_config(tmp_path, capsys):
-    assert main(["graph", "--dot"]) == 0
+    assert main(["graph", "--dot", "--demo", "pg"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("digraph") and '"pg-input" -> "demo-0"' in out and '"demo-1" -> "null"' in out
+    assert main(["graph"]) == 0                        # the default: drawn without creating gn0
+    out = capsys.readouterr().out
+    assert re.search(r"^tap-input-gn0\s+input\s+\[0\] null", out, re.M), out
     bad = tmp_path / "bad.toml"
     bad.write_text("[engine]\nbufers = 10\n")
     assert main(["graph", "-c", str(bad)]) == 1
@@ -445,8 +448,17 @@ def test_config_subcommand(capsys, tmp_path):
     text = capsys.readouterr().out
     f = tmp_path / "startup.toml"
     f.write_text(text)
+    assert main(["config", "-c", str(f)]) == 0        # checked without creating the TAP
+    assert re.search(r"startup.toml: ok: \d+ nodes, 0 pg streams, 1 interface \(checked, not created\)$",
+                     capsys.readouterr().out)
+    assert main(["config", "--demo", "pg"]) == 0
+    f.write_text(capsys.readouterr().out)
     assert main(["config", "-c", str(f)]) == 0
-    assert re.search(r"startup.toml: ok: \d+ nodes, 1 pg streams", capsys.readouterr().out)
+    assert re.search(r"startup.toml: ok: \d+ nodes, 1 pg streams, 0 interfaces$", capsys.readouterr().out)
+    assert main(["config", "--demo", "nope"]) == 1
+    assert "no built-in config named 'nope'" in capsys.readouterr().err
+    assert main(["run", "-c", str(f), "--demo", "pg"]) == 1
+    assert "not both" in capsys.readouterr().err
 
 
 def test_bench_dispatch(monkeypatch, capsys):
@@ -464,7 +476,7 @@ def test_bench_dispatch(monkeypatch, capsys):
 
 def test_run_in_process_for_a_moment(sockdir, capsys):
     path = str(sockdir / "cli.sock")
-    assert main(["run", "--seconds", "0.3", "--socket", path]) == 0
+    assert main(["run", "--demo", "pg", "--seconds", "0.3", "--socket", path]) == 0
     out = capsys.readouterr().out
     assert f"control socket {path}" in out and f"graphnet ctl --socket {path} show runtime" in out
     assert not os.path.exists(path)
@@ -501,6 +513,7 @@ def run_proc(sockdir):
     procs = []
 
     def start(*extra, seconds="60"):
+        extra = extra or ("--demo", "pg")
         p = subprocess.Popen([sys.executable, "-m", "graphnet", "run", "--socket", path,
                               "--seconds", seconds, *extra],
                              env=_env(), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -540,7 +553,7 @@ def test_ctl_subprocess_against_run_subprocess(run_proc):
 
 def test_run_seconds_ends_by_itself_and_refuses_a_second_engine(run_proc):
     proc, path = run_proc(seconds="3")
-    r = _gn("run", "--socket", path, "--seconds", "1")
+    r = _gn("run", "--demo", "pg", "--socket", path, "--seconds", "1")
     assert r.returncode == 1
     assert r.stderr.strip() == f"graphnet: an engine is already running on {path}"
     assert proc.wait(20) == 0
@@ -557,3 +570,198 @@ def test_ctl_interactive_session(run_proc):
     assert "graphnet " in r.stdout and "set node state" in r.stdout
     assert "unknown command 'show bogus'" in r.stderr
     assert "Thread 0" not in r.stdout                # nothing after quit ran
+
+
+# --- interfaces: set interface ..., show interface / hardware -------------------------------
+
+def pcap_engine(tmp_path, n=10, **kw):
+    """pcap0 replays n UDP frames into null."""
+    from graphnet.io.pcap import PcapDevice, write_pcap
+    write_pcap(tmp_path / "in.pcap", [templates.build("udp", dport=i) for i in range(1, n + 1)])
+    e = Engine(buffers=2048)
+    dev = PcapDevice(e, "pcap0", input_path=tmp_path / "in.pcap", next_node="null", **kw)
+    e.add(dev)
+    e.build()
+    return e, dev
+
+
+def test_set_interface_state_rx_mode_and_promiscuous(tmp_path):
+    e, dev = pcap_engine(tmp_path, admin_up=False)
+    e.run_until_idle()
+    assert e.interfaces.info("pcap0")["rx_packets"] == 0           # down: nothing read
+    assert re.search(r"^pcap0\s+0\s+down", execute(e, "show interface pcap0"), re.M)
+    assert execute(e, "set interface state pcap0 up") == ""
+    e.run_until_idle()
+    assert e.interfaces.info("pcap0")["rx_packets"] == 10
+    assert re.search(r"^pcap0\s+0\s+up\s+9000\s+rx packets\s+10$", execute(e, "sh int"), re.M)
+    execute(e, "set interface rx-mode pcap0 interrupt")
+    assert "interrupt" in execute(e, "show node pcap-input-pcap0").splitlines()[0]
+    assert "rx-mode interrupt" in execute(e, "show hardware pcap0")
+    execute(e, "set interface rx-mode pcap0 adaptive")
+    assert "(adaptive)" in execute(e, "show node pcap-input-pcap0").splitlines()[0]
+    execute(e, "set interface promiscuous pcap0 on")
+    assert e.interfaces.info("pcap0")["promiscuous"] and "promiscuous" in execute(e, "show hardware")
+    execute(e, "set interface promiscuous pcap0 off")
+    assert not e.interfaces.info("pcap0")["promiscuous"]
+    execute(e, "clear interfaces")
+    assert e.interfaces.info("pcap0")["rx_packets"] == 0
+    assert drained(e) == 0
+
+
+def test_set_interface_errors_name_the_problem(tmp_path):
+    e, dev = pcap_engine(tmp_path)
+    for line, text in [("set interface state pcap1 up", "no interface named 'pcap1' (did you mean 'pcap0'?)"),
+                       ("set interface state zzz up", "no interface named 'zzz'; interfaces: pcap0"),
+                       ("set interface state pcap0 on", "'on': use up or down\nusage: set interface state"),
+                       ("set interface state pcap0", "give an interface name and a state (up|down)"),
+                       ("set interface rx-mode pcap0 fast", "'fast': use polling or interrupt or adaptive"),
+                       ("set interface promiscuous pcap0 yes", "'yes': use on or off"),
+                       ("show interface nope", "no interface named 'nope'"),
+                       ("show hardware pcap", "did you mean 'pcap0'?")]:
+        with pytest.raises(UsageError) as ei:
+            execute(e, line)
+        assert text in str(ei.value), (line, str(ei.value))
+    assert "polling" in execute(e, "show node pcap-input-pcap0").splitlines()[0]    # unchanged
+    assert drained(e) == 0
+
+
+def test_help_lists_interface_commands():
+    out = execute(None, "help set interface")
+    for path in ("set interface state", "set interface rx-mode", "set interface promiscuous"):
+        assert re.search(rf"^{re.escape(path)}\b", out, re.M), path
+
+
+# --- graphnet run with no file: TAP gn0 in namespace graphnet0 ------------------------------------
+
+def test_default_run_without_root_says_what_to_do(monkeypatch, capsys):
+    from graphnet.io import host
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    before = host.list_netns() if os.path.exists("/run/netns") else []
+    assert main(["run", "--seconds", "0"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "creates TAP gn0" in err and "needs root" in err
+    assert "graphnet run --demo pg" in err
+    assert (host.list_netns() if os.path.exists("/run/netns") else []) == before
+
+
+def _ns_packet_socket(ns, ifname):
+    from pyroute2 import netns as pnetns
+    s = pnetns.create_socket(ns, socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3), flags=0)
+    s.bind((ifname, 0))
+    return s
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/dev/net/tun"), reason="creates TAP gn0: needs root")
+def test_default_run_brings_up_gn0_in_graphnet0_and_removes_it(sockdir):
+    from graphnet.io import host
+    from graphnet.io.pcap import read_pcap
+    if "graphnet0" in host.list_netns() or host.link_exists("gn0"):
+        pytest.skip("namespace graphnet0 or link gn0 exists: another graphnet engine is running here")
+    path = str(sockdir / "cli.sock")
+    env = dict(_env(), GRAPHNET_SOCKET=path)
+    p = subprocess.Popen([sys.executable, "-m", "graphnet", "run", "--seconds", "60"], env=env, cwd=REPO,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def ctl(*words):
+        r = subprocess.run([sys.executable, "-m", "graphnet", "ctl", *words], env=env, cwd=REPO,
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, (words, r.stderr)
+        return r.stdout
+
+    sock = None
+    try:
+        _wait_for_socket(p, path)
+        assert "graphnet0" in host.list_netns() and host.link_exists("gn0", "graphnet0")
+        assert not host.link_exists("gn0")
+        with host.ipr("graphnet0") as ipr:
+            idx = ipr.link_lookup(ifname="gn0")[0]
+            assert [a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(index=idx, family=2)] == ["10.10.0.1"]
+        sock = _ns_packet_socket("graphnet0", "gn0")
+        mac = bytes.fromhex(re.search(r"Ethernet address ([0-9a-f:]+)", ctl("show", "hardware", "gn0"))
+                            .group(1).replace(":", ""))
+        frames = [mac + bytes.fromhex("02aa00000001") + b"\x88\xb5" + bytes([i]) * (46 + i) for i in range(5)]
+        pcap_file = sockdir / "rx.pcap"
+        assert "started" in ctl("pcap", "trace", "rx", "max", "100", "file", str(pcap_file))
+        ctl("trace", "add", "tap-input", "3")
+        for f in frames:
+            sock.send(f)
+        time.sleep(0.3)
+        assert "Wrote" in ctl("pcap", "trace", "off")
+        got = [d for _, d in read_pcap(pcap_file) if d[12:14] == b"\x88\xb5"]
+        assert got == frames                                      # byte-exact, in order
+        assert "tap-input-gn0" in ctl("show", "trace") and "null" in ctl("show", "trace")
+        rx = int(re.search(r"rx packets\s+(\d+)", ctl("show", "interface", "gn0")).group(1))
+        assert rx >= 5
+        # admin down: what arrives is dropped and counted; rx-mode switches at run time
+        ctl("set", "interface", "state", "gn0", "down")
+        ctl("set", "interface", "rx-mode", "gn0", "polling")
+        assert "rx-mode polling" in ctl("show", "hardware", "gn0")
+        sock.send(frames[0])
+        time.sleep(0.3)
+        assert re.search(r"rx drops\s+[1-9]", ctl("show", "interface", "gn0"))
+        assert "interface is admin down" in ctl("show", "errors")
+        ctl("set", "interface", "state", "gn0", "up")
+        ctl("set", "interface", "rx-mode", "gn0", "interrupt")
+    finally:
+        if sock is not None:
+            sock.close()
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+        try:
+            out, err = p.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, err = p.communicate(timeout=10)
+        # never leave the namespace behind, whatever happened above
+        if "graphnet0" in host.list_netns():
+            host.delete_netns("graphnet0")
+            pytest.fail("graphnet run left namespace graphnet0 behind")
+    assert p.returncode == 0, err
+    assert "TAP gn0: kernel side gn0 in network namespace graphnet0, address 10.10.0.1/24" in out
+    assert "ip netns exec graphnet0 ping -c 3 10.10.0.2" in out and "show interface" in out
+    assert "stopped by SIGTERM" in err
+    assert not host.link_exists("gn0") and not os.path.exists(path)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/dev/net/tun"), reason="creates TAP gn0: needs root")
+def test_default_run_keeps_a_namespace_it_did_not_create(sockdir):
+    from graphnet.io import host
+    if "graphnet0" in host.list_netns() or host.link_exists("gn0"):
+        pytest.skip("namespace graphnet0 or link gn0 exists: another graphnet engine is running here")
+    host.create_netns("graphnet0")
+    try:
+        r = subprocess.run([sys.executable, "-m", "graphnet", "run", "--seconds", "0.5"],
+                           env=dict(_env(), GRAPHNET_SOCKET=str(sockdir / "cli.sock")), cwd=REPO,
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert "graphnet0" in host.list_netns() and not host.link_exists("gn0", "graphnet0")
+    finally:
+        host.delete_netns("graphnet0")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="AF_PACKET on a veth: needs root")
+def test_set_interface_promiscuous_reaches_the_kernel_for_af_packet():
+    import uuid
+    from graphnet.io import host
+    from graphnet.io.af_packet import AfPacketDevice
+    with host.temporary_netns("gn-cli") as ns:
+        a, b = f"gna{uuid.uuid4().hex[:8]}", f"gnb{uuid.uuid4().hex[:8]}"
+        host.create_veth(a, b, netns=ns, peer_netns=ns)
+        host.set_link(a, ns, up=True)
+        e = Engine(buffers=2048)
+        dev = AfPacketDevice(e, a, netns=ns, promiscuous=False, next_node="null")
+        e.add(dev)
+        e.build()
+
+        def promisc():          # socket memberships count in IFLA_PROMISCUITY, not in IFF_PROMISC
+            with host.ipr(ns) as ipr:
+                return ipr.get_links(ipr.link_lookup(ifname=a)[0])[0].get_attr("IFLA_PROMISCUITY") > 0
+        try:
+            assert not promisc()
+            execute(e, f"set interface promiscuous host-{a} on")
+            assert promisc() and e.interfaces.info(f"host-{a}")["promiscuous"]
+            assert "promiscuous" in execute(e, f"show hardware host-{a}")
+            execute(e, f"set interface promiscuous host-{a} off")
+            assert not promisc() and not e.interfaces.info(f"host-{a}")["promiscuous"]
+        finally:
+            e.close()

@@ -1,9 +1,12 @@
 """The startup file: schema checks with key and line in every error, the
 built-in packet templates (golden bytes from Scapy), and engines built from
 configs that run and return every buffer."""
+import os
 import re
 import sys
 import types
+import uuid
+from pathlib import Path
 
 import pytest
 from scapy.layers.inet import ICMP, IP, TCP, UDP
@@ -12,9 +15,11 @@ from scapy.packet import Raw
 from scapy.utils import wrpcap
 
 from graphnet.cli import templates
-from graphnet.config import (DEFAULT_TOML, ConfigError, build_engine, default_config, load, loads,
-                             socket_path)
+from graphnet.config import (BUILTIN, DEFAULT_TOML, PG_DEMO_TOML, ConfigError, build_engine, builtin_config,
+                             default_config, load, loads, socket_path)
 from graphnet.io.capture import Capture
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def stream(extra="", edits=""):
@@ -31,7 +36,7 @@ def finish(engine):
     """Stop every stream, drain, and return the buffers still in use."""
     engine.stop()
     for n in engine.nodes:
-        if n.instance is not None and hasattr(n.instance, "stats"):
+        if n.instance is not None and hasattr(n.instance, "stats") and hasattr(n.instance, "enable"):
             for s in n.instance.stats():
                 n.instance.enable(s, False)
     engine.run_until_idle(5)
@@ -50,10 +55,47 @@ def capture_module(monkeypatch):
     return cap
 
 
-# --- the default config ---------------------------------------------------------------
+# --- the built-in configs ---------------------------------------------------------------
 
-def test_default_config_builds_and_runs():
+def test_default_config_is_tap_gn0_in_namespace_graphnet0():
     cfg = default_config()
+    assert cfg.builtin == "default" and cfg.cli_enabled and cfg.streams == []
+    [ic] = cfg.interfaces
+    assert (ic.kind, ic.name, ic.next, ic.rx_mode, ic.admin_up) == ("tap", "gn0", "null", "interrupt", True)
+    assert ic.options == {"netns": "graphnet0", "host_address": "10.10.0.1/24"}
+    # checked and drawn without creating anything (no root needed)
+    e = build_engine(cfg, create_devices=False)
+    try:
+        assert e.next_names["tap-input-gn0"] == ["null"]
+        assert "tap-output-gn0" in e.next_names["interface-output"]
+        assert "not created" in e.show("hardware", "gn0")
+        assert "graphnet0" not in host_netns()
+    finally:
+        e.close()
+
+
+def host_netns():
+    from graphnet.io import host
+    return host.list_netns()
+
+
+def test_builtin_pg_demo_and_example_file(tmp_path):
+    assert builtin_config("pg").streams[0].packets == default_pg().streams[0].packets
+    assert (REPO / "examples" / "pg-demo.toml").read_text() == PG_DEMO_TOML
+    assert BUILTIN["default"][0] == DEFAULT_TOML
+    with pytest.raises(ConfigError, match=r"no built-in config named 'pgg' \(did you mean 'pg'\?\)"):
+        builtin_config("pgg")
+    cfg = load(REPO / "examples" / "interfaces.toml")
+    assert [(i.kind, i.name) for i in cfg.interfaces] == [("tap", "tap0"), ("pcap", "pcap0")]
+    build_engine(cfg, create_devices=False).close()
+
+
+def default_pg():
+    return loads(PG_DEMO_TOML, "x")
+
+
+def test_pg_demo_builds_and_runs():
+    cfg = builtin_config("pg")
     assert cfg.pg_mode == "interrupt" and cfg.chain == 2 and cfg.cli_enabled
     assert cfg.streams[0].rate == 1000.0 and cfg.streams[0].count is None
     e = build_engine(cfg)
@@ -66,7 +108,7 @@ def test_default_config_builds_and_runs():
 
 
 def test_default_toml_is_the_default_config():
-    assert loads(DEFAULT_TOML, "x").streams[0].packets == default_config().streams[0].packets
+    assert loads(DEFAULT_TOML, "x").interfaces == default_config().interfaces
 
 
 def test_empty_file_is_a_valid_config(tmp_path):
@@ -254,3 +296,159 @@ def test_missing_and_unreadable_files(tmp_path):
     bad.write_bytes(b"\xff\xfe[engine]")
     with pytest.raises(ConfigError, match="cannot read"):
         load(bad)
+
+
+# --- [[interface]] ------------------------------------------------------------------------
+
+def iface(body, kind="tap", name='"t0"'):
+    return f'[[interface]]\nkind = "{kind}"\n' + (f"name = {name}\n" if name else "") + body
+
+
+@pytest.mark.parametrize("text,expected", [
+    ('[[interface]]\nname = "x"\n', r"^t\.toml:1: interface\[1\]: an interface needs kind = one of tap, af-packet, pcap$"),
+    ('[[interface]]\nkind = "tpa"\n', r"^t\.toml:2: interface\[1\]\.kind: unknown kind 'tpa' \(did you mean 'tap'\?\)$"),
+    (iface('netsn = "x"\n'), r"^t\.toml:4: interface\[1\]\.netsn: unknown key 'netsn' \(did you mean 'netns'\?\)$"),
+    (iface('host_if = "eth0"\n'),
+     r"^t\.toml:4: interface\[1\]\.host_if: 'host_if' is not an option of a tap interface \(it is one of af-packet\)$"),
+    (iface('rx_mode = "fast"\n'), r"^t\.toml:4: interface\[1\]\.rx_mode: 'fast' is not one of polling, interrupt, adaptive$"),
+    (iface('rx-mode = "fast"\n'), r"^t\.toml:4: interface\[1\]\.rx_mode: 'fast' is not one of polling, interrupt, adaptive$"),
+    (iface('rx-mode = "polling"\nrx_mode = "polling"\n'), r"^t\.toml:4: interface\[1\]\.rx-mode: give rx_mode or rx-mode, not both$"),
+    (iface('state = "on"\n'), r"^t\.toml:4: interface\[1\]\.state: 'on' is not one of up, down$"),
+    (iface('mtu = 40\n'), r"^t\.toml:4: interface\[1\]\.mtu: MTU 40 is outside 68\.\.65535$"),
+    (iface('mac = "02:00:00:00:00"\n'), r"^t\.toml:4: interface\[1\]\.mac: '02:00:00:00:00' is not a MAC address"),
+    (iface('mac = "01:00:5e:00:00:01"\n'), r"^t\.toml:4: interface\[1\]\.mac: '01:00:5e:00:00:01' is a multicast address"),
+    (iface('host_address = "10.0.0.1"\n'), r"^t\.toml:4: interface\[1\]\.host_address: '10\.0\.0\.1' is not an IPv4 "
+                                           r"address/length: give a prefix length"),
+    (iface('host_address = "10.0.0.300/24"\n'), r"^t\.toml:4: interface\[1\]\.host_address: '10\.0\.0\.300/24' is not"),
+    (iface('offloads = "yes"\n'), r"^t\.toml:4: interface\[1\]\.offloads: expected true or false, got a string"),
+    (iface('netns = "a/b"\n'), r"^t\.toml:4: interface\[1\]\.netns: 'a/b' is not a network namespace name$"),
+    (iface('', name='"a-name-longer-than-15"'),
+     r"^t\.toml:3: interface\[1\]\.name: 'a-name-longer-than-15' is not a kernel interface name \(1\.\.15 bytes"),
+    (iface('', name='"two words"'), r"^t\.toml:3: interface\[1\]\.name: 'two words': a name needs"),
+    (iface('', name=None), r"^t\.toml:1: interface\[1\]: a tap interface needs a name$"),
+    (iface('', kind="af-packet", name=None), r"^t\.toml:1: interface\[1\]: an af-packet interface needs host_if"),
+    (iface('promiscuous = 1\nhost_if = "x"\n', kind="af-packet", name=None),
+     r"^t\.toml:3: interface\[1\]\.promiscuous: expected true or false"),
+    (iface('input = "/nonexistent/in.pcap"\n', kind="pcap"),
+     r"^t\.toml:4: interface\[1\]\.input: no such file: /nonexistent/in\.pcap$"),
+    (iface('output = "/nonexistent/dir/out.pcap"\n', kind="pcap"),
+     r"^t\.toml:4: interface\[1\]\.output: no such directory: /nonexistent/dir$"),
+    (iface('repeat = 0\n', kind="pcap"), r"^t\.toml:4: interface\[1\]\.repeat: must be >= 1, not 0$"),
+    (iface('') + '\n' + iface(''), r"^t\.toml:7: interface\[2\]\.name: an interface named 't0' already exists "
+                                   r"\(interface\[1\]\)$"),
+    ('interface = 5\n', r"^t\.toml:1: interface: expected \[\[interface\]\] tables"),
+])
+def test_interface_schema_errors(text, expected):
+    msg = error_of(text)
+    assert re.search(expected, msg), msg
+
+
+def test_interface_next_must_be_in_the_graph():
+    msg = error_of(iface('next = "nul"\n', kind="pcap"))
+    assert re.search(r"^t\.toml:4: interface\[1\]\.next: no node named 'nul' in the graph \(did you mean 'null'\?\)$",
+                     msg), msg
+
+
+def test_pcap_interfaces_replay_and_write_offline(tmp_path):
+    """pcap0 replays in.pcap into pcap1's tx node; out.pcap equals in.pcap."""
+    from graphnet.io.pcap import read_pcap
+    frames = [bytes(Ether(dst="02:00:00:00:00:02") / IP(dst="10.1.0.2") / UDP(dport=i) / Raw(bytes(i)))
+              for i in range(1, 41)]
+    wrpcap(str(tmp_path / "in.pcap"), [Ether(f) for f in frames])
+    f = tmp_path / "offline.toml"
+    f.write_text('[[interface]]\nkind = "pcap"\nname = "pcap0"\ninput = "in.pcap"\nnext = "pcap-output-pcap1"\n'
+                 '\n[[interface]]\nkind = "pcap"\nname = "pcap1"\noutput = "out.pcap"\nrx-mode = "interrupt"\n')
+    cfg = load(f)
+    assert cfg.interfaces[0].options == {"input_path": str(tmp_path / "in.pcap")}
+    e = build_engine(cfg)
+    e.run_until_idle()
+    assert e.interfaces.info("pcap0")["rx_packets"] == 40
+    assert e.interfaces.info("pcap1")["tx_packets"] == 40
+    assert finish(e) == 0
+    assert [p for _, p in read_pcap(tmp_path / "out.pcap")] == frames
+
+
+def test_state_down_and_mac_reach_the_interface_table(tmp_path):
+    e = build_engine(loads(iface('state = "down"\nmac = "02:AA:00:00:00:0F"\nmtu = 1400\n', kind="pcap")))
+    info = e.interfaces.info("t0")
+    assert (info["admin_up"], info["mac"], info["mtu"]) == (False, "02:aa:00:00:00:0f", 1400)
+    assert finish(e) == 0
+
+
+# --- [[interface]] with real devices (root) ------------------------------------------------
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/dev/net/tun"),
+                                reason="creating TAPs and namespaces needs root")
+
+
+def close_clean(engine):
+    """Close (devices give back the buffers they hold), then check for leaks."""
+    from graphnet.testing.plugin import check_engine_clean
+    engine.close()
+    check_engine_clean(engine)
+
+
+def _uniq(prefix):
+    return f"{prefix}{uuid.uuid4().hex[:8]}"
+
+
+@needs_root
+def test_tap_from_config_is_created_and_removed_with_its_namespace():
+    from graphnet.io import host
+    name, ns = _uniq("gnc"), _uniq("gn-cfg-")
+    text = iface(f'netns = "{ns}"\nhost_address = "10.212.0.1/24"\nrx_mode = "polling"\nmtu = 1400\n'
+                 f'offloads = false\n', name=f'"{name}"')
+    e = build_engine(loads(text, "t.toml"))
+    try:
+        assert ns in host.list_netns() and host.link_exists(name, ns)
+        with host.ipr(ns) as ipr:
+            idx = ipr.link_lookup(ifname=name)[0]
+            assert ipr.get_links(idx)[0].get_attr("IFLA_MTU") == 1400
+            assert [a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(index=idx, family=2)] == ["10.212.0.1"]
+        assert "polling" in e.show("node", f"tap-input-{name}").splitlines()[0]
+        assert e.next_names[f"tap-input-{name}"] == ["null"]
+        assert "offloads: none" in e.show("hardware", name)
+    finally:
+        close_clean(e)
+    assert ns not in host.list_netns()
+
+
+@needs_root
+def test_existing_namespace_is_kept_and_a_failing_device_undoes_the_others():
+    from graphnet.io import host
+    a, b = _uniq("gnc"), _uniq("gnc")
+    with host.temporary_netns("gn-cfg") as ns:
+        host.create_veth(b, _uniq("gnp"))                   # b exists in the host namespace
+        try:
+            text = (iface(f'netns = "{ns}"\n', name=f'"{a}"') + "\n" + iface("", name=f'"{b}"'))
+            msg = error_of(text)
+            assert re.search(rf"^t\.toml:6: interface\[2\]: creating TAP {b}: an interface named '{b}' already "
+                             rf"exists$", msg), msg
+            assert not host.link_exists(a, ns)                # the first TAP was closed again
+            assert ns in host.list_netns()                    # not ours: kept
+            e = build_engine(loads(iface(f'netns = "{ns}"\n', name=f'"{a}"')))
+            assert host.link_exists(a, ns)
+            close_clean(e)
+            assert ns in host.list_netns() and not host.link_exists(a, ns)
+        finally:
+            host.delete_link(b)
+
+
+@needs_root
+def test_af_packet_from_config_and_missing_host_interface():
+    from graphnet.io import host
+    with host.temporary_netns("gn-cfg") as ns:
+        a, b = _uniq("gna"), _uniq("gnb")
+        host.create_veth(a, b, netns=ns, peer_netns=ns)
+        host.set_link(a, ns, up=True)
+        host.set_link(b, ns, up=True)
+        e = build_engine(loads(iface(f'host_if = "{a}"\nnetns = "{ns}"\npromiscuous = false\nrx-mode = "adaptive"\n',
+                                     kind="af-packet", name=None)))
+        try:
+            info = e.interfaces.info(f"host-{a}")
+            assert info["kind"] == "af-packet" and not info["promiscuous"]
+            assert "(adaptive)" in e.show("node", f"af-packet-input-host-{a}").splitlines()[0]
+        finally:
+            close_clean(e)
+        msg = error_of(iface(f'host_if = "gnnope0"\nnetns = "{ns}"\n', kind="af-packet", name='"h0"'))
+        assert re.search(r"^t\.toml:1: interface\[1\]: .*gnnope0", msg), msg

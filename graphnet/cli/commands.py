@@ -1,4 +1,5 @@
-"""The built-in VPP-style commands: show / clear / trace / set node / help.
+"""The built-in VPP-style commands: show / clear / trace / set node /
+set interface / pcap trace / packet-generator / help.
 
 Importing this module registers them in graphnet.cli.registry.REGISTRY and
 has no other effect. Each command is ``f(engine, args) -> str``, runs in the
@@ -8,6 +9,7 @@ was.
 """
 from __future__ import annotations
 
+import contextlib
 import platform
 import time
 
@@ -118,10 +120,26 @@ def show_node(engine, args):
     return engine.show("node", args[0])
 
 
+def _interface(engine, name: str):
+    """(sw_if_index, device) of an interface by name, or a UsageError that
+    lists the interfaces (with a did-you-mean)."""
+    import difflib
+    names = list(engine.interfaces.names)
+    if name not in names:
+        hint = difflib.get_close_matches(name, names, n=1)
+        raise UsageError(f"no interface named {name!r}"
+                         + (f" (did you mean {hint[0]!r}?)" if hint else
+                            f"; interfaces: {', '.join(names) or 'none'}"))
+    i = names.index(name)
+    return i, engine.interfaces.devices[i]
+
+
 @command("show interface", help="interfaces: state and counters", usage="show interface [<name>]")
 def show_interface(engine, args):
     if len(args) > 1:
         raise UsageError("show interface takes at most one interface name")
+    if args:
+        _interface(engine, args[0])
     return engine.show("interface", *args)
 
 
@@ -130,7 +148,74 @@ def show_interface(engine, args):
 def show_hardware(engine, args):
     if len(args) > 1:
         raise UsageError("show hardware takes at most one interface name")
+    if args:
+        _interface(engine, args[0])
     return engine.show("hardware", *args)
+
+
+@command("clear interfaces", help="zero the interface counters", usage="clear interfaces")
+def clear_interfaces(engine, args):
+    _no_args(args)
+    engine.interfaces.clear_counters()
+    return ""
+
+
+@contextlib.contextmanager
+def _device_errors(what: str):
+    """A device's refusal (DeviceError, HostError) as a one-line CommandError."""
+    try:
+        yield
+    except RuntimeError as e:
+        if type(e).__name__ not in ("DeviceError", "HostError"):
+            raise
+        raise CommandError(f"{what}: {e}") from None
+
+
+def _two(args, what: str, choices: tuple) -> tuple:
+    if len(args) != 2:
+        raise UsageError(f"give an interface name and {what} ({'|'.join(choices)})")
+    if args[1] not in choices:
+        raise UsageError(f"{args[1]!r}: use {' or '.join(choices)}")
+    return args[0], args[1]
+
+
+@command("set interface state", help="an interface's admin state (down: rx and tx are dropped and counted)",
+         usage="set interface state <name> up|down")
+def set_interface_state(engine, args):
+    name, word = _two(args, "a state", ("up", "down"))
+    i, dev = _interface(engine, name)
+    if hasattr(dev, "set_admin_up"):
+        with _device_errors("set interface state"):
+            dev.set_admin_up(word == "up")
+    else:
+        engine.interfaces.set_admin_up(i, word == "up")
+    return ""
+
+
+@command("set interface rx-mode", help="an interface's rx mode (its input node's state)",
+         usage="set interface rx-mode <name> polling|interrupt|adaptive")
+def set_interface_rx_mode(engine, args):
+    from graphnet.io.device import RX_MODES
+    name, mode = _two(args, "an rx mode", RX_MODES)
+    _, dev = _interface(engine, name)
+    if not hasattr(dev, "set_rx_mode"):
+        raise CommandError(f"set interface rx-mode: {name} has no rx mode to set")
+    with _device_errors("set interface rx-mode"):
+        dev.set_rx_mode(mode)
+    return ""
+
+
+@command("set interface promiscuous", help="accept unicast frames for other MACs (AF_PACKET: on the kernel "
+         "interface too)", usage="set interface promiscuous <name> on|off")
+def set_interface_promiscuous(engine, args):
+    name, word = _two(args, "on or off", ("on", "off"))
+    i, dev = _interface(engine, name)
+    if hasattr(dev, "set_promiscuous"):
+        with _device_errors("set interface promiscuous"):
+            dev.set_promiscuous(word == "on")
+    else:
+        engine.interfaces.set_promiscuous(i, word == "on")
+    return ""
 
 
 def _optional(module: str, what: str):

@@ -1,9 +1,9 @@
 """The ``graphnet`` program.
 
-    graphnet run   [-c startup.toml] [--seconds N] [--socket PATH] [--no-cli]
+    graphnet run   [-c startup.toml | --demo pg] [--seconds N] [--socket PATH] [--no-cli]
     graphnet ctl   [--socket PATH] [--timeout S] [command words ...]
-    graphnet graph [-c startup.toml] [--dot]
-    graphnet config [-c startup.toml] [--default]
+    graphnet graph [-c startup.toml | --demo pg] [--dot]
+    graphnet config [-c startup.toml] [--default | --demo pg]
     graphnet bench ...                 (handed to graphnet.bench.main)
     graphnet [--log-level LEVEL] [--version] ...
 
@@ -12,8 +12,11 @@ the user for a user error (bad config, unknown command, no engine listening,
 missing privileges): those print one message to stderr and return 1 (2 for
 bad program arguments, from argparse; 130 after Ctrl-C). An unexpected
 exception prints one line too; ``--log-level debug`` adds its traceback.
-``run`` always closes the engine and removes its socket on the way out,
-whether it ends by --seconds, Ctrl-C or SIGTERM.
+``run`` always closes the engine (and so its interfaces: TAPs, and a
+namespace it created) and removes its socket on the way out, whether it
+ends by --seconds, Ctrl-C or SIGTERM. ``run`` with no file runs the
+built-in default (TAP gn0, kernel side in namespace graphnet0) and, when
+not root, says so and points at ``--demo pg`` instead of failing halfway.
 """
 from __future__ import annotations
 
@@ -40,19 +43,28 @@ class UserError(Exception):
 
 # --- graphnet run ----------------------------------------------------------------------
 
-def _load_config(path: Optional[str]):
-    from graphnet.config import default_config, load
-    return load(path) if path else default_config()
+def _load_config(path: Optional[str], demo: Optional[str] = None):
+    from graphnet.config import builtin_config, load
+    if path and demo:
+        raise UserError("give a startup file (-c) or a built-in config (--demo), not both")
+    return load(path) if path else builtin_config(demo or "default")
+
+
+NEEDS_ROOT_DEFAULT = ("the default configuration creates TAP gn0 (kernel side in network namespace "
+                      "graphnet0) and needs root; run as root, or use `graphnet run --demo pg` "
+                      "(the packet generator demo, no interfaces)")
 
 
 def cmd_run(args) -> int:
     import graphnet
     from graphnet.cli.control import ControlServer, default_socket_path
-    from graphnet.config import build_engine, socket_path
+    from graphnet.config import build_engine, reach_hints, socket_path
 
     if args.seconds is not None and args.seconds < 0:
         raise UserError("--seconds must be >= 0")
-    cfg = _load_config(args.config)
+    cfg = _load_config(args.config, args.demo)
+    if cfg.builtin == "default" and os.geteuid() != 0:
+        raise UserError(NEEDS_ROOT_DEFAULT)
     engine = build_engine(cfg)
     server = None
     stop = threading.Event()
@@ -69,9 +81,13 @@ def cmd_run(args) -> int:
         engine.start()
         print(f"graphnet {graphnet.__version__}: engine {engine.name!r} running "
               f"{len(engine.nodes)} nodes from {cfg.source}", flush=True)
+        for line in reach_hints(engine):
+            print(line, flush=True)
         if server is not None:
             hint = "" if server.path == default_socket_path() else f" --socket {shlex.quote(server.path)}"
-            print(f"control socket {server.path}; try:\n  graphnet ctl{hint} show runtime", flush=True)
+            cmds = ["show interface", "show runtime"] if len(engine.interfaces) else ["show runtime"]
+            print(f"control socket {server.path}; try:\n" + "\n".join(f"  graphnet ctl{hint} {c}" for c in cmds),
+                  flush=True)
         print("stop with Ctrl-C" + (f" (or wait {args.seconds:g} s)" if args.seconds is not None else ""),
               flush=True)
         deadline = None if args.seconds is None else time.monotonic() + args.seconds
@@ -188,7 +204,7 @@ def interactive(socket: Optional[str], timeout: float) -> int:
 
 def cmd_graph(args) -> int:
     from graphnet.config import build_engine
-    engine = build_engine(_load_config(args.config))
+    engine = build_engine(_load_config(args.config, args.demo), create_devices=False)
     try:
         print(engine.show("dot" if args.dot else "graph"))
     finally:
@@ -197,14 +213,18 @@ def cmd_graph(args) -> int:
 
 
 def cmd_config(args) -> int:
-    from graphnet.config import DEFAULT_TOML, build_engine
-    if args.default:
-        print(DEFAULT_TOML, end="")
+    from graphnet.config import BUILTIN, build_engine
+    if args.default or (args.demo and not args.config):
+        _load_config(None, args.demo)              # an unknown --demo name is an error
+        print(BUILTIN[args.demo or "default"][0], end="")
         return 0
-    cfg = _load_config(args.config)
-    engine = build_engine(cfg)
+    cfg = _load_config(args.config, args.demo)
+    engine = build_engine(cfg, create_devices=False)
     engine.close()
-    print(f"{cfg.source}: ok: {len(engine.nodes)} nodes, {len(cfg.streams)} pg streams")
+    n_if = len(cfg.interfaces)
+    print(f"{cfg.source}: ok: {len(engine.nodes)} nodes, {len(cfg.streams)} pg streams, "
+          f"{n_if} interface{'' if n_if == 1 else 's'}"
+          + (" (checked, not created)" if n_if else ""))
     return 0
 
 
@@ -224,6 +244,11 @@ def cmd_bench(args) -> int:
 
 # --- the parser and main ----------------------------------------------------------------------
 
+def _builtins() -> dict:
+    from graphnet.config import BUILTIN
+    return BUILTIN
+
+
 def build_parser() -> argparse.ArgumentParser:
     import graphnet
     p = argparse.ArgumentParser(
@@ -237,11 +262,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
     sub.required = True
 
+    demos = ", ".join(f"{k} ({v[1]})" for k, v in _builtins().items() if k != "default")
     r = sub.add_parser("run", help="run an engine with a control socket",
-                       description="Build an engine from a startup file (or the built-in demo config: a UDP "
-                                   "stream at 1000 packets/s through two nodes into null) and run it until "
-                                   "Ctrl-C or SIGTERM, serving commands on a control socket.")
+                       description="Build an engine from a startup file and run it until Ctrl-C or SIGTERM, "
+                                   "serving commands on a control socket. With no file: TAP gn0 with its "
+                                   "kernel side (10.10.0.1/24) in network namespace graphnet0, created if "
+                                   "missing and removed on exit if graphnet created it (needs root). "
+                                   "Clean shutdown removes what was created.")
     r.add_argument("-c", "--config", metavar="FILE", help="startup file (TOML); see graphnet.config")
+    r.add_argument("--demo", metavar="NAME", help=f"a built-in config instead: {demos}")
     r.add_argument("--seconds", type=float, metavar="N", help="stop after N seconds")
     r.add_argument("--socket", metavar="PATH", help="control socket path (overrides [cli] socket)")
     r.add_argument("--no-cli", action="store_true", help="do not serve a control socket")
@@ -261,17 +290,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("graph", help="print the configured graph without running it",
                        description="Build the graph of a startup file (or the default config) and print "
-                                   "its nodes and arcs, or Graphviz DOT with --dot.")
+                                   "its nodes and arcs, or Graphviz DOT with --dot. Interfaces are not "
+                                   "created (stand-ins with the same nodes): no root needed.")
     g.add_argument("-c", "--config", metavar="FILE", help="startup file (TOML)")
+    g.add_argument("--demo", metavar="NAME", help="a built-in config instead of the default")
     g.add_argument("--dot", action="store_true", help="print Graphviz DOT (pipe into `dot -Tsvg`)")
     g.set_defaults(fn=cmd_graph)
 
     k = sub.add_parser("config", help="check a startup file, or print the default one",
                        description="Check a startup file (parse, validate and build its graph without "
-                                   "running it), or print the built-in config with --default: a "
-                                   "commented starting point for your own.")
+                                   "running it or creating its interfaces), or print a built-in config "
+                                   "(--default, --demo pg): a commented starting point for your own.")
     k.add_argument("-c", "--config", metavar="FILE", help="startup file (TOML) to check")
-    k.add_argument("--default", action="store_true", help="print the built-in config")
+    k.add_argument("--default", action="store_true", help="print the built-in default config")
+    k.add_argument("--demo", metavar="NAME", help="print a built-in config (e.g. pg)")
     k.set_defaults(fn=cmd_config)
 
     b = sub.add_parser("bench", help="run benchmarks (graphnet bench --help)", add_help=False,

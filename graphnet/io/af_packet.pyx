@@ -309,6 +309,14 @@ cdef int _add_promisc(afp_t* st) noexcept nogil:
     return setsockopt(st.fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof(mr))
 
 
+cdef int _drop_promisc(afp_t* st) noexcept nogil:
+    cdef packet_mreq mr
+    memset(&mr, 0, sizeof(mr))
+    mr.mr_ifindex = st.ifindex
+    mr.mr_type = PACKET_MR_PROMISC
+    return setsockopt(st.fd, SOL_PACKET, PACKET_DROP_MEMBERSHIP, &mr, sizeof(mr))
+
+
 cdef void _close(afp_t* st) noexcept nogil:
     if st.ring != NULL:
         munmap(st.ring, st.ring_size)
@@ -819,6 +827,19 @@ cdef class _AfpState:
     def close(self):
         _close(self.st)
 
+    def set_promisc(self, bint on):
+        """Join or leave PACKET_MR_PROMISC on the kernel interface."""
+        cdef int r
+        if self.st.fd < 0:
+            raise DeviceError("af-packet: the socket is closed")
+        if bool(on) == bool(self.st.promisc):
+            return
+        r = _add_promisc(self.st) if on else _drop_promisc(self.st)
+        if r != 0:
+            raise DeviceError(f"af-packet: cannot {'set' if on else 'clear'} promiscuous mode: "
+                              f"{os.strerror(errno)}")
+        self.st.promisc = 1 if on else 0
+
     def update_kernel_stats(self):
         """Add the kernel's PACKET_STATISTICS (read and reset) to the totals."""
         cdef tpacket_stats_v3 s
@@ -933,6 +954,16 @@ class AfPacketDevice(Device):
 
     def set_admin_up(self, up: bool) -> None:
         super().set_admin_up(up)
+
+    def set_promiscuous(self, on: bool) -> None:
+        """Promiscuous mode on the kernel interface (PACKET_MR_PROMISC) and
+        in the interface table (ethernet-input then keeps unicast frames
+        for other MACs)."""
+        self.engine.call(self._set_promiscuous, bool(on))
+
+    def _set_promiscuous(self, on):
+        self._st.set_promisc(on)
+        self.engine.interfaces.set_promiscuous(self.sw_if_index, on)
 
     def close(self) -> None:
         main = self.engine.main

@@ -59,6 +59,12 @@ class Device:
     def set_admin_up(self, up: bool) -> None:
         self.engine.call(self.engine.interfaces.set_admin_up, self.sw_if_index, up)
 
+    def set_promiscuous(self, on: bool) -> None:
+        """Accept unicast frames for other MACs (the interface table's flag,
+        read by ethernet-input). Devices with a kernel-side setting
+        (AF_PACKET) override this to change it too."""
+        self.engine.call(self.engine.interfaces.set_promiscuous, self.sw_if_index, bool(on))
+
     def nodes(self):  # pragma: no cover - interface
         raise NotImplementedError
 

@@ -49,6 +49,11 @@ write errors count tx_errors and drop the frame. Errors: ``tx-deferred``
 kernel side is down), ``bad-offload`` (GSO/checksum metadata on a frame
 whose headers cannot be parsed), ``chain-too-long``, ``link-lost``.
 
+pcap trace (``pcap trace rx tx ...``): tap-input hands each vector it
+enqueues to the engine's capture as rx, tap-output each frame it is given
+as tx (before writing it: a frame that is later dropped was still
+offered), both filtered by ``intfc``; off, this costs one branch per frame.
+
 Faults: when the kernel side disappears (link deleted, namespace removed)
 reads and writes fail with EBADFD and epoll reports EPOLLERR forever. The
 first node to see it marks the device dead: the interface's link goes down
@@ -90,6 +95,7 @@ from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, g
                                  gn_enqueue_to_single_next, gn_node_increment_error, gn_node_set_interrupt_pending,
                                  gn_node_schedule_interrupt, GN_NODE_INTERRUPT, GN_NODE_POLLING)
 from graphnet.io.interface cimport gn_interface_t
+from graphnet.io.pcap cimport gn_pcap_main_t, gn_pcap_capture, GN_PCAP_RX, GN_PCAP_TX
 
 from graphnet.io import host
 from graphnet.io.device import Device, DeviceError
@@ -168,6 +174,7 @@ ctypedef struct tap_dev_t:
     int dead_errno
     uint32_t sw_if_index
     gn_interface_t* hw
+    gn_pcap_main_t* pcap          # the engine's pcap trace (rx / tx capture)
     uint32_t n_rx_bufs            # buffers per read
     uint16_t next_index
     uint32_t input_node_index
@@ -519,6 +526,7 @@ cdef uint32_t tap_output_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* 
             _count_tx_drop(vm, t, TX_LINK_LOST, n)
         gn_main_free(vm, frame.buffers, n)
         return n
+    gn_pcap_capture(t.pcap, vm, frame.buffers, n, GN_PCAP_TX, t.sw_if_index)
     if t.retry_n:
         _tx_flush_retry(vm, t)
     if t.retry_n == 0:
@@ -667,6 +675,7 @@ cdef uint32_t tap_input_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* f
     if n:
         hw.counters.rx_packets += n
         hw.counters.rx_bytes += nbytes
+        gn_pcap_capture(t.pcap, vm, out, n, GN_PCAP_RX, t.sw_if_index)
         gn_enqueue_to_single_next(vm, node, out, t.next_index, n)
     if fatal:
         _mark_dead(vm, t, fatal, DEAD_READ)
@@ -771,7 +780,9 @@ cdef class TapState:
         if self.t.n_rx_bufs > RX_MAX_IOV:
             raise ValueError(f"MTU {mtu} needs {self.t.n_rx_bufs} buffers per read; at most {RX_MAX_IOV}")
 
-    def attach(self, size_t hw_address, uint32_t sw_if_index, uint32_t input_node_index, uint32_t rx_error_base):
+    def attach(self, size_t hw_address, uint32_t sw_if_index, uint32_t input_node_index, uint32_t rx_error_base,
+               size_t pcap_address=0):
+        self.t.pcap = <gn_pcap_main_t*>pcap_address
         self.t.hw = <gn_interface_t*>hw_address
         self.t.sw_if_index = sw_if_index
         self.t.input_node_index = input_node_index
@@ -1073,8 +1084,9 @@ class TapDevice(Device):
         )
 
     def _setup_input(self, engine, node_index):
+        from graphnet.io.pcap import pcap_main_address
         self.state.attach(engine.interfaces.address(self.sw_if_index), self.sw_if_index, node_index,
-                          engine.error_base[self.input_node])
+                          engine.error_base[self.input_node], pcap_main_address(engine))
         engine.main.set_runtime_data(node_index, self.state.capsule())
         engine.main.register_fd(node_index, self.fd)
         engine.main.set_interrupt_pending(node_index)     # frames may already be queued
