@@ -30,8 +30,9 @@ from cpython.pycapsule cimport PyCapsule_New
 from libc.stdint cimport int16_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
-from graphnet.includes.byteorder cimport gn_net16
+from graphnet.includes.byteorder cimport gn_net16, gn_read_u16, gn_read_u32
 from graphnet.io.interface cimport InterfaceTable, gn_interface_main_t, gn_interface_t, gn_interface
+from graphnet.includes.platform cimport gn_prefetch
 from graphnet.vlib.buffer cimport gn_buffer_t, gn_frame_t, GN_RX, gn_buffer_current
 from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_enqueue_to_next,
                                  gn_buffer_set_error, gn_node_increment_error)
@@ -42,6 +43,7 @@ from graphnet.vlib.node import Node
 from graphnet.wire.ethernet import format_ethernet_header
 
 cdef enum:
+    PREFETCH_AHEAD = 4
     ERROR_NONE = 0
     ERROR_TOO_SHORT = 1
     ERROR_NO_INTERFACE = 2
@@ -74,58 +76,93 @@ ctypedef struct ethernet_trace_t:
     uint8_t bytes[TRACE_BYTES]
 
 
+cdef uint16_t _ethernet_slow(ethernet_input_t* em, gn_node_runtime_t* node, gn_buffer_t* b,
+                            uint64_t* n_priority) noexcept nogil:
+    """Every case, with its error: a frame the fast path did not take."""
+    cdef const uint8_t* p = gn_buffer_current(b)
+    cdef gn_interface_t* hw = gn_interface(em.im, b.sw_if_index[GN_RX])
+    cdef uint32_t err = ERROR_NONE, hlen = GN_ETHERNET_HEADER_LEN
+    cdef uint16_t t, nx = NEXT_UNCLAIMED
+    if b.current_length < GN_ETHERNET_HEADER_LEN:
+        err = ERROR_TOO_SHORT
+    elif hw == NULL:
+        err = ERROR_NO_INTERFACE
+    elif not gn_mac_is_group(p) and not hw.promiscuous and not gn_mac_equal(p, hw.mac):
+        err = ERROR_NOT_FOR_US
+    else:
+        t = gn_ethernet_type(p)
+        if gn_ethertype_is_vlan(t):
+            if b.current_length < GN_ETHERNET_HEADER_LEN + GN_ETHERNET_VLAN_TAG_LEN:
+                err = ERROR_TOO_SHORT
+            elif gn_net16(p + 14) & GN_VLAN_VID_MASK:
+                err = ERROR_VLAN_TAGGED
+            else:
+                t = gn_net16(p + 16)
+                hlen += GN_ETHERNET_VLAN_TAG_LEN
+                if gn_ethertype_is_vlan(t):
+                    err = ERROR_VLAN_TAGGED
+                else:
+                    n_priority[0] += 1
+        if err == ERROR_NONE:
+            if t < GN_ETHERTYPE_MIN:
+                err = ERROR_LLC
+            else:
+                nx = em.next_by_type[t]
+                if nx == NEXT_UNCLAIMED:
+                    err = ERROR_UNKNOWN_ETHERTYPE
+    if err != ERROR_NONE:
+        gn_buffer_set_error(node, b, err)
+        return node.drop_next
+    b.l2_hdr_offset = b.current_data
+    b.current_data += <int16_t>hlen
+    b.current_length -= <uint16_t>hlen
+    b.l3_hdr_offset = b.current_data
+    return nx
+
+
 cdef uint32_t ethernet_input_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame) noexcept nogil:
     cdef ethernet_input_t* em = <ethernet_input_t*>node.runtime_data
     cdef uint16_t nexts[256]
-    cdef uint32_t i, n = frame.n_vectors, hlen, err
+    cdef uint32_t i, n = frame.n_vectors, sw, last_sw = 0xffffffffU, mac4 = 0
     cdef uint64_t n_priority = 0
-    cdef uint16_t t, nx
+    cdef uint16_t t, nx, mac2 = 0
+    cdef bint usable = False, promiscuous = False
     cdef gn_buffer_t* b
+    cdef gn_buffer_t* pb
     cdef gn_interface_t* hw
     cdef const uint8_t* p
+    cdef int16_t cd
     for i in range(n):
+        if i + PREFETCH_AHEAD < n:
+            pb = gn_main_buffer(vm, frame.buffers[i + PREFETCH_AHEAD])
+            gn_prefetch(pb)
+            gn_prefetch(pb.data)
         b = gn_main_buffer(vm, frame.buffers[i])
         p = gn_buffer_current(b)
-        err = ERROR_NONE
-        nx = NEXT_UNCLAIMED
-        hlen = GN_ETHERNET_HEADER_LEN
-        hw = gn_interface(em.im, b.sw_if_index[GN_RX])
-        if b.current_length < GN_ETHERNET_HEADER_LEN:
-            err = ERROR_TOO_SHORT
-        elif hw == NULL:
-            err = ERROR_NO_INTERFACE
-        elif not gn_mac_is_group(p) and not hw.promiscuous and not gn_mac_equal(p, hw.mac):
-            err = ERROR_NOT_FOR_US
-        else:
+        sw = b.sw_if_index[GN_RX]
+        if sw != last_sw:
+            # frames mostly come from one interface: keep its MAC in registers
+            last_sw = sw
+            hw = gn_interface(em.im, sw)
+            usable = hw != NULL
+            if usable:
+                mac4 = gn_read_u32(hw.mac)
+                mac2 = gn_read_u16(hw.mac + 4)
+                promiscuous = hw.promiscuous
+        # fast path: untagged, for us (or group, or promiscuous), claimed type
+        if usable and b.current_length >= GN_ETHERNET_HEADER_LEN and (
+                (p[0] & 1) or promiscuous or ((gn_read_u32(p) ^ mac4) | (gn_read_u16(p + 4) ^ mac2)) == 0):
             t = gn_ethernet_type(p)
-            if gn_ethertype_is_vlan(t):
-                if b.current_length < GN_ETHERNET_HEADER_LEN + GN_ETHERNET_VLAN_TAG_LEN:
-                    err = ERROR_TOO_SHORT
-                elif gn_net16(p + 14) & GN_VLAN_VID_MASK:
-                    err = ERROR_VLAN_TAGGED
-                else:
-                    t = gn_net16(p + 16)
-                    hlen += GN_ETHERNET_VLAN_TAG_LEN
-                    if gn_ethertype_is_vlan(t):
-                        err = ERROR_VLAN_TAGGED
-                    else:
-                        n_priority += 1
-            if err == ERROR_NONE:
-                if t < GN_ETHERTYPE_MIN:
-                    err = ERROR_LLC
-                else:
-                    nx = em.next_by_type[t]
-                    if nx == NEXT_UNCLAIMED:
-                        err = ERROR_UNKNOWN_ETHERTYPE
-        if err == ERROR_NONE:
-            b.l2_hdr_offset = b.current_data
-            b.current_data += <int16_t>hlen
-            b.current_length -= <uint16_t>hlen
-            b.l3_hdr_offset = b.current_data
-            nexts[i] = nx
-        else:
-            gn_buffer_set_error(node, b, err)
-            nexts[i] = node.drop_next
+            nx = em.next_by_type[t]
+            if nx != NEXT_UNCLAIMED and t >= GN_ETHERTYPE_MIN:   # (VLAN TPIDs are never claimed)
+                cd = b.current_data
+                b.l2_hdr_offset = cd
+                b.current_data = cd + GN_ETHERNET_HEADER_LEN
+                b.l3_hdr_offset = cd + GN_ETHERNET_HEADER_LEN
+                b.current_length -= GN_ETHERNET_HEADER_LEN
+                nexts[i] = nx
+                continue
+        nexts[i] = _ethernet_slow(em, node, b, &n_priority)
     if n_priority:
         gn_node_increment_error(vm, node, ERROR_PRIORITY_TAGGED, n_priority)
     gn_enqueue_to_next(vm, node, frame.buffers, nexts, n)

@@ -25,6 +25,7 @@ import struct
 from cpython.pycapsule cimport PyCapsule_New
 from libc.stdint cimport uint8_t, uint16_t, uint32_t
 from libc.string cimport memcpy
+from graphnet.includes.platform cimport gn_prefetch
 from graphnet.vlib.buffer cimport gn_buffer_t, gn_frame_t, GN_RX, GN_BUFFER_F_NEXT_PRESENT, gn_buffer_current
 from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_enqueue_to_next
 from graphnet.wire.ip4 cimport (gn_ip4_validate, gn_ip4_total_length, gn_ip4_header_bytes, GN_IP4_OK,
@@ -34,6 +35,7 @@ from graphnet.wire.ethernet import ETHERTYPE_IP4
 from graphnet.wire.ip4 import VALIDATE_ERRORS, format_ip4_header
 
 cdef enum:
+    PREFETCH_AHEAD = 4
     NEXT_LOOKUP = 0
     TRACE_BYTES = 64
 
@@ -48,8 +50,13 @@ cdef inline uint32_t ip4_input_inline(gn_main_t* vm, gn_node_runtime_t* node, gn
     cdef uint16_t nexts[256]
     cdef uint32_t i, n = frame.n_vectors, code, avail, total
     cdef gn_buffer_t* b
+    cdef gn_buffer_t* pb
     cdef const uint8_t* ip
     for i in range(n):
+        if i + PREFETCH_AHEAD < n:
+            pb = gn_main_buffer(vm, frame.buffers[i + PREFETCH_AHEAD])
+            gn_prefetch(pb)
+            gn_prefetch(pb.data)
         b = gn_main_buffer(vm, frame.buffers[i])
         ip = gn_buffer_current(b)
         avail = b.current_length

@@ -29,6 +29,7 @@ from libc.stdint cimport int16_t, uint8_t, uint16_t, uint32_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy
 from graphnet.io.interface cimport InterfaceTable, gn_interface_main_t, gn_interface_t, gn_interface
+from graphnet.includes.platform cimport gn_prefetch
 from graphnet.vlib.buffer cimport gn_buffer_t, gn_frame_t, GN_TX, GN_BUFFER_HEADROOM, gn_buffer_current
 from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_enqueue_to_next
 from graphnet.fib.ip4_fib cimport Ip4Fib, gn_ip4_fib_t, gn_ip4_adj_t, gn_ip4_opaque, GN_ADJ_REWRITE
@@ -40,6 +41,7 @@ from graphnet.wire.ethernet import format_ethernet_header
 from graphnet.wire.ip4 import format_ip4_header
 
 cdef enum:
+    PREFETCH_AHEAD = 4
     NEXT_INTERFACE_OUTPUT = 0
     ERROR_NONE = 0
     ERROR_TTL_EXPIRED = 1
@@ -75,11 +77,18 @@ cdef uint32_t ip4_rewrite_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t*
     cdef uint32_t n_adjs = rm.fib.n_adjs
     cdef const gn_ip4_adj_t* adj
     cdef uint16_t nexts[256]
-    cdef uint32_t i, n = frame.n_vectors, ai, err, rl
+    cdef uint32_t i, n = frame.n_vectors, ai, err, rl, sw, last_sw = 0xffffffffU, mtu = 0xffff
     cdef gn_buffer_t* b
+    cdef gn_buffer_t* pb
     cdef gn_interface_t* hw
     cdef uint8_t* ip
     for i in range(n):
+        if i + PREFETCH_AHEAD < n:
+            pb = gn_main_buffer(vm, frame.buffers[i + PREFETCH_AHEAD])
+            gn_prefetch(pb)
+            gn_prefetch(pb.data)
+            gn_prefetch(pb.opaque)
+            gn_prefetch(pb.data - 1)
         b = gn_main_buffer(vm, frame.buffers[i])
         ip = gn_buffer_current(b)
         ai = gn_ip4_opaque(b).adj_index
@@ -91,8 +100,14 @@ cdef uint32_t ip4_rewrite_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t*
         else:
             adj = &adjs[ai]
             rl = adj.rewrite_len
-            hw = gn_interface(rm.im, adj.sw_if_index)
-            if hw != NULL and gn_ip4_total_length(ip) > hw.mtu:
+            sw = adj.sw_if_index
+            if sw != last_sw:
+                # most packets of a frame leave on one interface: keep its MTU
+                # (an unknown interface is left to interface-output to drop)
+                last_sw = sw
+                hw = gn_interface(rm.im, sw)
+                mtu = hw.mtu if hw != NULL else 0xffff
+            if gn_ip4_total_length(ip) > mtu:
                 err = ERROR_MTU_EXCEEDED          # TODO: fragment / ICMP frag needed
             elif b.current_data - <int>rl < -GN_BUFFER_HEADROOM:
                 err = ERROR_NO_HEADROOM
@@ -105,7 +120,7 @@ cdef uint32_t ip4_rewrite_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t*
                 else:
                     memcpy(ip - rl, adj.rewrite, rl)
                 b.l2_hdr_offset = b.current_data
-                b.sw_if_index[GN_TX] = adj.sw_if_index
+                b.sw_if_index[GN_TX] = sw
                 nexts[i] = NEXT_INTERFACE_OUTPUT
         if err != ERROR_NONE:
             b.error = <uint16_t>(node.error_base + err)
