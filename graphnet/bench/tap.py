@@ -33,7 +33,24 @@ each is kept (``--repeat``, ``--seconds`` per case).
     keeps the producer off the CPU while forwarding: on two vCPUs a
     concurrent producer measures itself.)
 ``tap-gso``
-    Super-frames both ways. ``*-64k``: TAP a's queue is filled with 400 UDP
+    Super-frames (UDP, 63000 bytes of payload, gso_size 1400: 45 segments),
+    payload Gbit/s. ``rx-*``: one TAP's queue is filled with 400 of them by
+    a UDP socket (UDP_SEGMENT) in its namespace, the kernel's own GSO
+    sender, then drained by ``tap-input`` -> ``null`` (31-buffer chains)
+    against raw read() into one 64 KB buffer and raw readv() over 33
+    buffer-sized slots on the same fd. Filling first keeps the sender off
+    the CPU while draining: this is what graphnet takes off a TAP, not an
+    end-to-end rate. ``tx-*``: ``gso-source`` (graphnet.bench.gso_source:
+    chains built in C, headers written, payload left in the buffers) ->
+    ``tap-output`` writes 200 super-frames per run into one TAP, against
+    raw write() of the same bytes (virtio-net header + frame, contiguous)
+    and raw writev() of them in 2 KB pieces; the kernel runs its receive
+    path inside write(), so the sink matters and three are measured:
+    ``-drop`` (a MAC that is not the kernel side's: dropped before IP, the
+    TAP write alone), ``-gro`` (a UDP socket with UDP_GRO: delivered whole)
+    and ``-seg`` (a plain UDP socket: the kernel segments each into 45
+    datagrams); ``delivered`` is what the sockets got over what was
+    written. Then forwarding: ``*-64k``: TAP a's queue is filled with 400 UDP
     super-frames (63000 bytes of payload, USO, 45 segments each) from a
     socket in namespace a, then drained: read only (``raw-read-64k``),
     forwarded to TAP b by a raw loop (``raw-forward-64k``) or by graphnet
@@ -379,6 +396,7 @@ def _stream(ns, addr, port, seconds, sink, forward) -> tuple[int, float]:
 
 
 UDP_SEGMENT = 103
+UDP_GRO = 104
 GSO_PAYLOAD = 63000              # UDP payload per super-frame (45 segments of 1400)
 
 
@@ -435,11 +453,235 @@ def _gso_64k(opts, clock) -> Iterator[dict]:
             yield line
 
 
+def _csum16(data: bytes) -> int:
+    s = sum(struct.unpack(f">{len(data) // 2}H", data))
+    while s >> 16:
+        s = (s & 0xffff) + (s >> 16)
+    return s
+
+
+def _udp_gso_frame(dst_mac: str, src_mac: str, src: str, dst: str, dport: int, payload: int) -> bytes:
+    """An Ethernet/IPv4/UDP super-frame with `payload` bytes, laid out for
+    checksum offload: the UDP checksum field holds the folded pseudo-header
+    sum (CHECKSUM_PARTIAL), the kernel completes it per segment."""
+    s_ip, d_ip = socket.inet_aton(src), socket.inet_aton(dst)
+    udp_len = 8 + payload
+    ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + udp_len, 1, 0, 64, 17, 0, s_ip, d_ip)
+    ip = ip[:10] + struct.pack(">H", ~_csum16(ip) & 0xffff) + ip[12:]
+    pseudo = _csum16(s_ip + d_ip + struct.pack(">HH", 17, udp_len))
+    udp = struct.pack(">HHHH", 4000, dport, udp_len, pseudo)
+    mac = lambda m: bytes.fromhex(m.replace(":", ""))
+    return mac(dst_mac) + mac(src_mac) + b"\x08\x00" + ip + udp + bytes(payload)
+
+
+def _vnet_udp_gso(gso_size: int) -> bytes:
+    """The 12-byte virtio-net header of such a frame (NEEDS_CSUM, GSO_UDP_L4)."""
+    return struct.pack("<BBHHHHH", 1, 5, 42, gso_size, 34, 6, 0)
+
+
+def _gbps(line: dict, payload: int = GSO_PAYLOAD) -> dict:
+    return {**line, "gbps": round(line["pps"] * payload * 8 / 1e9, 1)}
+
+
+def _gso_rx(opts, clock) -> Iterator[dict]:
+    """rx: the kernel queues `q` UDP super-frames (63000 bytes of payload,
+    USO: one 63 KB skb per sendto) in one TAP; then they are drained by
+    tap-input -> null, or by raw read()/readv() loops on the same fd."""
+    from graphnet.bench import tap_raw
+    from graphnet.io.tap import TapDevice
+    from graphnet.vlib.buffer import BUFFER_STRIDE
+    from graphnet.vlib.engine import Engine
+    q = 400
+    with host.temporary_netns("gn-bench") as ns:
+        name = f"gngr{_uid()}"
+        eng = Engine(buffers=32768)
+        dev = TapDevice(eng, name, netns=ns, host_address="10.252.0.1/24", rx_mode="polling", next_node="null")
+        eng.add(dev)
+        eng.build()
+        _set_txqlen(ns, name, q + 256)
+        with host.ipr(ns) as ipr:
+            ipr.neigh("add", dst="10.252.0.9", lladdr="02:fe:00:00:00:09", ifindex=ipr.link_lookup(ifname=name)[0],
+                      state=0x80)
+        tx = _ns_socket(ns, socket.AF_INET, socket.SOCK_DGRAM)
+        tx.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 << 20)
+        tx.setsockopt(socket.IPPROTO_UDP, UDP_SEGMENT, 1400)
+        payload = bytes(GSO_PAYLOAD)
+        fd = dev.state.fd
+        inp = eng.index[dev.input_node]
+        node = {}
+
+        def fill(_case):
+            tap_raw.drain(fd, 65562)
+            for _ in range(q):
+                tx.sendto(payload, ("10.252.0.9", 9))
+            eng.clear_runtime()
+
+        def graphnet():
+            before = eng.interfaces.info(name)["rx_packets"]
+            eng.run_until_idle(10)
+            c = eng.main.node_counters()[inp]
+            node["ns"] = clock.to_ns(c["clocks"]) / max(1, c["vectors"])
+            return eng.interfaces.info(name)["rx_packets"] - before, {
+                "tap_input_ns_per_frame": round(node["ns"]), "tap_input_gbps": round(GSO_PAYLOAD * 8 / node["ns"], 1)}
+
+        try:
+            eng.run_until_idle(1)
+            best = _rounds(opts, {
+                "rx-raw-read-64k": lambda: (tap_raw.drain(fd, 65562)[0], {}),
+                "rx-raw-readv-64k": lambda: (tap_raw.drain_readv(fd, 33, 2048, 0, BUFFER_STRIDE)[0], {}),
+                "rx-graphnet-64k": graphnet,
+            }, fill, clock)
+            st = dev.stats()
+        finally:
+            tx.close()
+            eng.close()
+    ref = best.get("rx-raw-read-64k")
+    for case in ("rx-raw-read-64k", "rx-raw-readv-64k", "rx-graphnet-64k"):
+        if case in best:
+            line = _gbps(best[case])
+            if case != "rx-raw-read-64k" and ref:
+                line = _ratio(line, ref)
+            if case == "rx-graphnet-64k":
+                line.update(rx_gso_frames=st["rx_gso_frames"], rx_chained=st["rx_chained"],
+                            largest_frame=st["rx_max_frame"])
+            yield line
+
+
+def _gso_tx(opts, clock) -> Iterator[dict]:
+    """tx: `n` UDP super-frames (63000 bytes of payload, gso_size 1400) per
+    run written into one TAP, by gso-source -> tap-output (chains of 31
+    buffers, one writev() each, virtio-net header from the frame's headers)
+    or by raw write()/writev() loops of the same bytes on the same fd. The
+    kernel takes each through its receive path inside the write() (tun has
+    no queue on that side), so three sinks: ``-drop`` frames to a MAC that
+    is not the kernel side's (dropped by the kernel before IP: the cost of
+    the TAP write itself, as in tap-tx), ``-gro`` delivered to a UDP socket
+    with UDP_GRO (the super-frame is queued whole), ``-seg`` delivered to a
+    plain UDP socket (the kernel segments it into 45 datagrams). The
+    sockets are drained between runs (not timed) and the bytes they got
+    are reported (``delivered``) against what was written."""
+    from graphnet.bench import tap_raw
+    from graphnet.bench.gso_source import GsoSource
+    from graphnet.io.tap import TapDevice
+    from graphnet.vlib.engine import Engine
+    n = 200
+    host_mac = "02:fe:00:00:01:01"
+    results = {}
+    with host.temporary_netns("gn-bench") as ns:
+        name = f"gngt{_uid()}"
+        eng = Engine(buffers=32768)
+        dev = TapDevice(eng, name, netns=ns, host_address="10.252.1.1/24", host_mac=host_mac, rx_mode="interrupt",
+                        next_node="null")
+        gn_mac = eng.interfaces.info(name)["mac"]
+        frames = {kind: _udp_gso_frame(dst, gn_mac, "10.252.1.9", "10.252.1.1", port, GSO_PAYLOAD)
+                  for kind, dst, port in (("drop", "02:fe:00:00:0e:ee", 5203), ("gro", host_mac, 5201),
+                                          ("seg", host_mac, 5202))}
+        srcs = {kind: GsoSource(frames[kind], 1400, dev.output_node, name=f"gso-source-{kind}")
+                for kind in frames}
+        eng.add([dev, *srcs.values()])
+        eng.build()
+        out = eng.index[dev.output_node]
+        fd = dev.state.fd
+        socks = {}
+        for kind, port in (("gro", 5201), ("seg", 5202)):
+            r = _ns_socket(ns, socket.AF_INET, socket.SOCK_DGRAM)
+            r.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 512 << 20)
+            if kind == "gro":
+                r.setsockopt(socket.IPPROTO_UDP, UDP_GRO, 1)
+            r.bind(("10.252.1.1", port))
+            r.setblocking(False)
+            socks[kind] = r
+        vnet = _vnet_udp_gso(1400)
+        delivered = {}
+        written = {}
+        last = {"case": None}
+        buf = bytearray(1 << 17)
+
+        def drain_sockets():
+            got = 0
+            for r in socks.values():
+                while True:
+                    try:
+                        got += r.recv_into(buf)
+                    except BlockingIOError:
+                        break
+            if last["case"] is not None:
+                delivered[last["case"]] = delivered.get(last["case"], 0) + got
+
+        def prepare(case):
+            drain_sockets()
+            last["case"] = case
+            if case.startswith("tx-graphnet"):
+                srcs[case.rsplit("-", 1)[1]].add(n)
+            eng.clear_runtime()
+
+        def counted(case, frames_done):
+            written[case] = written.get(case, 0) + frames_done
+            return frames_done
+
+        def graphnet(kind):
+            case = f"tx-graphnet-64k-{kind}"
+
+            def run():
+                before = eng.interfaces.info(name)["tx_packets"]
+                eng.run_until_idle(10)
+                c = eng.main.node_counters()[out]
+                ns_frame = clock.to_ns(c["clocks"]) / max(1, c["vectors"])
+                done = counted(case, eng.interfaces.info(name)["tx_packets"] - before)
+                return done, {"tap_output_ns_per_frame": round(ns_frame),
+                              "tap_output_gbps": round(GSO_PAYLOAD * 8 / ns_frame, 1)}
+            return run
+
+        def raw(kind, scattered):
+            case = f"tx-raw-{'writev' if scattered else 'write'}-64k-{kind}"
+            data = vnet + frames[kind]
+
+            def run():
+                if scattered:
+                    w, _ = tap_raw.writev_loop(fd, data, 12, 2048, n)
+                else:
+                    w, _ = tap_raw.write_loop(fd, data, n)
+                return counted(case, w), {}
+            return run
+
+        try:
+            eng.run_until_idle(1)
+            for kind in ("drop", "gro", "seg"):
+                cases = {f"tx-raw-write-64k-{kind}": raw(kind, False),
+                         f"tx-raw-writev-64k-{kind}": raw(kind, True),
+                         f"tx-graphnet-64k-{kind}": graphnet(kind)}
+                results[kind] = _rounds(opts, cases, prepare, clock)
+                drain_sockets()
+                last["case"] = None
+            st = dev.stats()
+            errors = eng.interfaces.info(name)["tx_errors"] + eng.interfaces.info(name)["tx_drops"]
+        finally:
+            for r in socks.values():
+                r.close()
+            eng.close()
+    for kind in ("drop", "gro", "seg"):
+        best = results.get(kind, {})
+        ref = best.get(f"tx-raw-write-64k-{kind}")
+        for case in (f"tx-raw-write-64k-{kind}", f"tx-raw-writev-64k-{kind}", f"tx-graphnet-64k-{kind}"):
+            if case not in best:
+                continue
+            line = _gbps(best[case])
+            if written.get(case) and kind != "drop":
+                line["delivered"] = round(delivered.get(case, 0) / (written[case] * GSO_PAYLOAD), 3)
+            if case != f"tx-raw-write-64k-{kind}" and ref:
+                line = _ratio(line, ref)
+            if case.startswith("tx-graphnet"):
+                line.update(tx_gso_frames=st["tx_gso_frames"], tx_errors_and_drops=errors)
+            yield line
+
+
 @register("tap-gso")
 def tap_gso(opts) -> Iterator[dict]:
-    """GSO super-frames both ways through TAPs: payload Gbit/s, raw and kernel references."""
+    """GSO super-frames through TAPs: rx and tx of one TAP, forwarding, TCP; payload Gbit/s vs raw loops."""
     _need_root("tap-gso")
     clock = Clock()
+    yield from _gso_rx(opts, clock)
+    yield from _gso_tx(opts, clock)
     yield from _gso_64k(opts, clock)
     yield from _gso_tcp(opts)
 

@@ -6,7 +6,7 @@ is the physical limit the ``tap-*`` benches compare graphnet against.
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
-from graphnet.includes.tun cimport read, write, readv, iovec, errno, EAGAIN, EINTR
+from graphnet.includes.tun cimport read, write, readv, writev, iovec, errno, EAGAIN, EINTR
 from graphnet.includes.platform cimport gn_time_ns
 
 
@@ -168,3 +168,44 @@ def xconnect(int fd_a, int fd_b, uint32_t bufsize, double seconds):
                 break
     free(buf)
     return ab, ba, nbytes
+
+
+def writev_loop(int fd, bytes frame, uint32_t hdr_size, uint32_t seg_size, uint64_t n, uint32_t stride=0):
+    """write_loop() with the frame scattered as graphnet's chains are: the
+    first iovec is the hdr_size-byte virtio-net header plus seg_size bytes,
+    then seg_size-byte pieces, each in its own slot `stride` bytes apart
+    (default seg_size + 256, about a buffer's stride); one writev() per frame.
+    Returns (written, failed)."""
+    cdef uint32_t length = len(frame), k, n_iov, off
+    if stride < seg_size + hdr_size:
+        stride = seg_size + 256 if seg_size + 256 >= seg_size + hdr_size else seg_size + hdr_size
+    n_iov = (length - hdr_size + seg_size - 1) // seg_size if length > hdr_size else 1
+    cdef uint8_t* buf = <uint8_t*>malloc(<size_t>n_iov * stride)
+    cdef iovec* iov = <iovec*>malloc(n_iov * sizeof(iovec))
+    cdef const uint8_t* p = frame
+    cdef uint64_t done = 0, failed = 0, attempts = 0, limit = 4 * n + 1000
+    cdef ssize_t r
+    if buf == NULL or iov == NULL:
+        free(buf)
+        free(iov)
+        raise MemoryError()
+    off = 0
+    for k in range(n_iov):
+        seg = (hdr_size + seg_size) if k == 0 else seg_size
+        if off + seg > length:
+            seg = length - off
+        memcpy(buf + <size_t>k * stride, p + off, seg)
+        iov[k].iov_base = buf + <size_t>k * stride
+        iov[k].iov_len = seg
+        off += seg
+    with nogil:
+        while done < n and attempts < limit:
+            r = writev(fd, iov, n_iov)
+            attempts += 1
+            if r < 0:
+                failed += 1
+            else:
+                done += 1
+    free(buf)
+    free(iov)
+    return done, failed

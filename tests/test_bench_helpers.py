@@ -1,0 +1,74 @@
+"""The compiled helpers of the benchmarks: ``gso-source`` builds super-frame
+chains that tap-output can send (the tx cases of ``graphnet bench tap-gso``)."""
+import struct
+
+import pytest
+
+from graphnet.io.capture import Capture
+from graphnet.vlib.buffer import BUFFER_STRIDE
+from graphnet.vlib.node import PythonNode
+
+gso_source = pytest.importorskip("graphnet.bench.gso_source")
+tap_bench = pytest.importorskip("graphnet.bench.tap")
+
+F_NEXT_PRESENT, F_GSO, F_L4_CSUM = 1, 1 << 3, 1 << 4
+
+
+class FlagRecorder(PythonNode):
+    """Records (chain/GSO/csum flags, gso_size) of each packet, then capture."""
+    name = "flags"
+    next_nodes = ("capture",)
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.seen = []
+
+    def process(self, frame):
+        arena = self.engine.pool.arena
+        for bi in frame.buffer_indices:
+            off = bi * BUFFER_STRIDE
+            flags = struct.unpack_from("<I", arena, off + 4)[0]
+            gso = struct.unpack_from("<H", arena, off + 36)[0]
+            self.seen.append((flags & (F_NEXT_PRESENT | F_GSO | F_L4_CSUM), gso))
+        return 0
+
+
+@pytest.mark.parametrize("copy", ["all", "headers"])
+def test_gso_source_builds_super_frame_chains(engine_factory, copy):
+    frame = tap_bench._udp_gso_frame("02:00:00:00:00:01", "02:00:00:00:00:02", "10.0.0.2", "10.0.0.1", 9,
+                                     20000 + 7)
+    payload = bytes((i * 13) & 0xff for i in range(20007))
+    frame = frame[:42] + payload
+    eng = engine_factory()
+    cap = Capture()
+    flags = FlagRecorder(eng)
+    src = gso_source.GsoSource(frame, 1400, "flags", copy=copy, burst=3)
+    eng.add([src, flags, cap])
+    eng.build()
+    src.add(7)
+    eng.run_until_idle()
+    assert src.sent == 7
+    got = cap.packets()
+    assert len(got) == 7 and all(len(p) == len(frame) for p in got)
+    assert all(p[:2048] == frame[:2048] for p in got)          # headers always written
+    if copy == "all":
+        assert all(p == frame for p in got)
+    assert flags.seen == [(F_NEXT_PRESENT | F_GSO | F_L4_CSUM, 1400)] * 7
+    assert eng.error_count("gso-source", "no-buffers") == 0
+
+
+def test_gso_source_checks_its_frame():
+    with pytest.raises(ValueError, match="IPv4 or IPv6"):
+        gso_source.GsoSource(bytes(100), 1400, "null")
+    with pytest.raises(ValueError, match="copy"):
+        gso_source.GsoSource(bytes(100), 1400, "null", copy="some")
+
+
+def test_udp_gso_frame_and_vnet_header_layout():
+    f = tap_bench._udp_gso_frame("02:00:00:00:00:01", "02:00:00:00:00:02", "10.0.0.2", "10.0.0.1", 5201, 63000)
+    assert len(f) == 14 + 20 + 8 + 63000
+    assert struct.unpack(">H", f[16:18])[0] == 20 + 8 + 63000            # IPv4 total length
+    assert tap_bench._csum16(f[14:34]) == 0xffff                           # IPv4 header checksum
+    flags, gso_type, hdr_len, gso_size, csum_start, csum_offset, _ = struct.unpack("<BBHHHHH",
+                                                                                   tap_bench._vnet_udp_gso(1400))
+    assert (flags, gso_type, hdr_len, gso_size, csum_start, csum_offset) == (1, 5, 42, 1400, 34, 6)
