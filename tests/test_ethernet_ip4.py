@@ -20,7 +20,7 @@ from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 from scapy.packet import Raw
 
-from graphnet.fib.ip4_fib import Ip4Fib, ip4_fib, parse_prefix
+from graphnet.fib.ip4_fib import ADJ_INDEX_SPECIAL, SPECIAL_PREFIXES, Ip4Fib, ip4_fib, parse_prefix
 from graphnet.fib.mtrie import Mtrie
 from graphnet.io.capture import Capture
 from graphnet.io.pg import Edit, PacketGenerator, Stream
@@ -334,7 +334,7 @@ def test_fib_routes_adjacencies_and_show(fib_engine):
     assert fib.lookup("10.2.4.5")["type"] == "glean"
     assert fib.lookup("192.0.2.1")["type"] == "local"
     assert fib.lookup("11.0.0.1") == {"address": "11.0.0.1", "prefix": "0.0.0.0/0", "adj_index": 0,
-                                      "index": 0, "type": "drop", "refs": 1}
+                                      "index": 0, "type": "drop", "fixed": True}
     text = fib.show()
     assert text.splitlines()[0].startswith("ipv4-VRF:0, fib_index:0")
     assert "0.0.0.0/0\n  [@0]: dpo-drop ip4: no route" in text
@@ -364,7 +364,7 @@ def test_fib_routes_adjacencies_and_show(fib_engine):
     with pytest.raises(ValueError):
         fib.add_route("10.0.0.0/8", next_hop_mac=NH1, sw_if_index=1, drop=True)
     fib.clear()
-    assert fib.stats()["routes"] == 0 and fib.stats()["plies"] == 0 and fib.stats()["adjacencies"] == 2
+    assert _live(fib.stats()) == _live(Ip4Fib(_FakeEngine()).stats())   # back to the built-in routes only
 
 
 def test_fib_ecmp_buckets_and_refcounts(fib_engine):
@@ -377,7 +377,7 @@ def test_fib_ecmp_buckets_and_refcounts(fib_engine):
     assert picks == set(info["paths"])
     assert "dpo-load-balance: 3 paths, 64 buckets" in fib.show()
     fib.del_route("10.0.0.0/8")
-    assert fib.stats()["adjacencies"] == 2    # ECMP and its paths freed
+    assert fib.stats()["adjacencies"] == 3    # ECMP and its paths freed (3 fixed remain)
     e2 = fib.add_route("10.0.0.0/8", paths=[(NH1, 1), (NH2, 0), ("02:00:00:00:03:02", 1)])
     assert fib.adjacency(e2)["buckets"] == 64  # bucket range reused
 
@@ -391,27 +391,40 @@ def test_fib_lookup_matches_oracle(ops, probes):
     the oracle: each route gets its own next-hop MAC, so the adjacency
     identifies the route."""
     fib = Ip4Fib(_FakeEngine())
+    baseline = fib.stats()
     oracle = Oracle()
-    macs = {}
+    for net, plen in SPECIAL_PREFIXES:                 # built in: never forwarded
+        oracle.add(net, plen, ADJ_INDEX_SPECIAL)
+    user = set()
     for i, (op, addr, plen) in enumerate(ops):
         net = addr & _mask(plen)
         if op == "del":
-            if (net, plen) in oracle.routes:
+            if (net, plen) in user:
+                user.discard((net, plen))
                 oracle.delete(net, plen)
+                if (net, plen) in SPECIAL_PREFIXES:
+                    oracle.add(net, plen, ADJ_INDEX_SPECIAL)
                 fib.del_route((net, plen))
+            elif (net, plen) in SPECIAL_PREFIXES:
+                with pytest.raises(ValueError):
+                    fib.del_route((net, plen))
             continue
         mac = "02:00:%02x:%02x:%02x:%02x" % tuple(struct.pack("!I", i + 1))
         adj = fib.add_route((net, plen), next_hop_mac=mac, sw_if_index=0)
         oracle.add(net, plen, adj)
-        macs[adj] = mac
+        user.add((net, plen))
     for a in probes + [n for n, _ in oracle.routes]:
         assert fib.lookup_adj(a) == oracle.lookup(a, default=0)
         net, plen, adj = fib.match(a)
         assert adj == oracle.lookup(a, default=0)
-    assert fib.stats()["routes"] == len(oracle.routes)
+    assert fib.stats()["routes"] == len(user)
     fib.clear()
-    assert fib.stats() == {"routes": 0, "adjacencies": 2, "plies": 0, "mtrie_bytes": fib.stats()["mtrie_bytes"],
-                           "buckets": 0}
+    assert _live(fib.stats()) == _live(baseline)
+
+
+def _live(stats):
+    """FIB stats without the high-water marks (memory, buckets)."""
+    return {k: v for k, v in stats.items() if k not in ("mtrie_bytes", "buckets")}
 
 
 class _FakeEngine:
@@ -663,6 +676,24 @@ def test_local_and_glean_arcs_attach(engine_factory):
     assert r.engine.error_count("ip4-lookup", "no-local-node") == 0
 
 
+def test_special_destinations_are_never_forwarded(router):
+    router.fib.add_route("0.0.0.0/0", next_hop_mac=NH1, sw_if_index=1)
+    router.send([udp(dst=d) for d in ("0.0.0.0", "224.0.0.5", "239.1.2.3", "240.0.0.1", "255.255.255.255",
+                                      "223.255.255.255", "1.0.0.0")])
+    assert len(router.take()) == 2
+    assert router.engine.error_count("ip4-lookup", "special-destination") == 5
+    assert "224.0.0.0/4\n  [@2]: dpo-drop ip4: special" in router.fib.show()
+    router.fib.add_route("224.0.0.0/4", next_hop_mac=NH1, sw_if_index=1)   # a user route overrides
+    router.send([udp(dst="239.1.2.3")])
+    assert len(router.take()) == 1
+    router.fib.del_route("224.0.0.0/4")                                    # and the built-in is back
+    with pytest.raises(ValueError, match="built-in"):
+        router.fib.del_route("224.0.0.0/4")
+    router.send([udp(dst="239.1.2.3")])
+    assert router.engine.error_count("ip4-lookup", "special-destination") == 6
+    router.check_accounting()
+
+
 def test_rewrite_ttl_expired_mtu_and_interface_down(engine_factory):
     r = Router(engine_factory, mtu=576)
     r.fib.add_route("10.0.0.0/8", next_hop_mac=NH1, sw_if_index=1)
@@ -765,7 +796,8 @@ def test_random_headers_forward_with_valid_checksum(engine_factory):
     r.fib.add_route("0.0.0.0/0", next_hop_mac=NH1, sw_if_index=1)
 
     @given(st.lists(st.tuples(st.integers(2, 255), st.integers(0, 0xffff), st.integers(0, 255),
-                              st.integers(0, 0xffffffff), st.integers(0, 0xffffffff), st.binary(max_size=64)),
+                              st.integers(0, 0xffffffff), st.integers(0x01000000, 0xdfffffff),
+                              st.binary(max_size=64)),
                     min_size=1, max_size=20))
     @HSETTINGS
     def run(specs):

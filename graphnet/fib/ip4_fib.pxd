@@ -15,10 +15,12 @@ cdef enum:
     GN_ADJ_GLEAN = 3              # on-link, MAC unknown: ARP (resolves, then rewrite)
     GN_ADJ_REWRITE = 4            # via a neighbour: push its L2 header, send on an interface
     GN_ADJ_ECMP = 5               # several paths: pick one by flow hash
-    GN_ADJ_N_TYPES = 6
+    GN_ADJ_SPECIAL = 6            # a built-in never-forwarded destination (multicast, class E, ...)
+    GN_ADJ_N_TYPES = 7
 
     GN_ADJ_INDEX_NO_ROUTE = 0     # fixed adjacencies
     GN_ADJ_INDEX_BLACKHOLE = 1
+    GN_ADJ_INDEX_SPECIAL = 2
     GN_ADJ_MAX_REWRITE = 32
     GN_ECMP_MAX_PATHS = 64
     GN_ECMP_BUCKETS_PER_PATH = 16 # buckets = next power of two >= paths, x16
@@ -70,6 +72,7 @@ cdef class Ip4Fib:
     cdef list _adj_refs           # index -> routes (or ECMP adjs) using it
     cdef list _free_adjs
     cdef dict _free_buckets       # size -> [base, ...]
+    cdef dict _special            # built-in (network, plen) -> True
     cdef readonly uint64_t n_routes
     cdef uint32_t _alloc_adj(self) except? 0xffffffff
     cdef uint32_t _alloc_buckets(self, uint32_t n) except? 0xffffffff

@@ -41,11 +41,18 @@ from graphnet.wire.ethernet cimport GN_ETHERNET_HEADER_LEN, GN_ETHERTYPE_IP4
 
 from graphnet.wire.ethernet import format_mac, parse_mac
 
-ADJ_TYPES = ("drop", "blackhole", "local", "glean", "rewrite", "ecmp")
-ADJ_DROP, ADJ_BLACKHOLE, ADJ_LOCAL, ADJ_GLEAN, ADJ_REWRITE, ADJ_ECMP = range(6)
+ADJ_TYPES = ("drop", "blackhole", "local", "glean", "rewrite", "ecmp", "special")
+ADJ_DROP, ADJ_BLACKHOLE, ADJ_LOCAL, ADJ_GLEAN, ADJ_REWRITE, ADJ_ECMP, ADJ_SPECIAL = range(7)
 assert len(ADJ_TYPES) == GN_ADJ_N_TYPES
 ADJ_INDEX_NO_ROUTE = GN_ADJ_INDEX_NO_ROUTE
 ADJ_INDEX_BLACKHOLE = GN_ADJ_INDEX_BLACKHOLE
+ADJ_INDEX_SPECIAL = GN_ADJ_INDEX_SPECIAL
+# Destinations a router never forwards, present in every FIB as VPP's are
+# (RFC 1812 5.3.5 / 5.3.7: "this host", limited broadcast; no multicast
+# forwarding yet; class E). A user route for the same prefix overrides one;
+# deleting that route brings the built-in back; a built-in cannot be deleted.
+SPECIAL_PREFIXES = ((0x00000000, 32), (0xe0000000, 4), (0xf0000000, 4), (0xffffffff, 32))
+_FIXED_REFS = 1 << 40
 ANY_INTERFACE = 0xffffffff
 _NO_ADJ = 0xffffffff
 
@@ -119,13 +126,19 @@ cdef class Ip4Fib:
         self._adj_refs = []
         self._free_adjs = []
         self._free_buckets = {}
-        for key, t in ((("drop",), GN_ADJ_DROP), (("blackhole",), GN_ADJ_BLACKHOLE)):
+        self._special = {}
+        for key, t in ((("drop",), GN_ADJ_DROP), (("blackhole",), GN_ADJ_BLACKHOLE), (("special",), GN_ADJ_SPECIAL)):
             i = self._alloc_adj()
             self.fib.adjs[i].type = t
             self.fib.adjs[i].sw_if_index = ANY_INTERFACE
             self._adj_keys[i] = key
             self._adj_by_key[key] = i
-            self._adj_refs[i] = 1            # fixed: never freed
+            self._adj_refs[i] = _FIXED_REFS  # fixed: never freed
+        for net, plen in SPECIAL_PREFIXES:
+            if gn_mtrie_add(&self.fib.mtrie, net, plen, GN_ADJ_INDEX_SPECIAL) != 0:
+                raise MemoryError()
+            self._routes[plen][net] = GN_ADJ_INDEX_SPECIAL
+            self._special[(net, plen)] = True
 
     def __dealloc__(self):
         if self.fib != NULL:
@@ -314,11 +327,14 @@ cdef class Ip4Fib:
             self._unref(adj)
             raise MemoryError("mtrie: out of memory")
         table[net] = adj
-        if old is None:
+        if old is None or self._is_builtin(net, plen, old):
             self.n_routes += 1
-        else:
+        if old is not None:
             self._unref(old)
         return adj
+
+    def _is_builtin(self, net, plen, adj):
+        return adj == GN_ADJ_INDEX_SPECIAL and (net, plen) in self._special
 
     def add_routes(self, prefixes, next_hop_mac=None, sw_if_index=None, *, next_hop=None, paths=None,
                    drop=False, local=False):
@@ -346,9 +362,9 @@ cdef class Ip4Fib:
                 old = table.get(net)
                 table[net] = adj
                 self._adj_refs[adj] += 1
-                if old is None:
+                if old is None or (old == GN_ADJ_INDEX_SPECIAL and (net, plen) in self._special):
                     self.n_routes += 1
-                else:
+                if old is not None:
                     self._unref(old)
         finally:
             self._unref(adj)
@@ -361,9 +377,20 @@ cdef class Ip4Fib:
     def _del_route(self, prefix):
         net, plen = parse_prefix(prefix)
         table = self._routes[plen]
-        adj = table.pop(net, None)
+        adj = table.get(net)
         if adj is None:
             raise KeyError(f"no route for {format_prefix(net, plen)}")
+        if (net, plen) in self._special:
+            if adj == GN_ADJ_INDEX_SPECIAL:
+                raise ValueError(f"{format_prefix(net, plen)} is a built-in special route; it cannot be deleted")
+            # a user route over a built-in one: the built-in comes back
+            if gn_mtrie_add(&self.fib.mtrie, net, plen, GN_ADJ_INDEX_SPECIAL) != 0:
+                raise MemoryError("mtrie: out of memory")
+            table[net] = GN_ADJ_INDEX_SPECIAL
+            self.n_routes -= 1
+            self._unref(adj)
+            return
+        del table[net]
         cover_adj, cover_plen = GN_ADJ_INDEX_NO_ROUTE, 0
         for c in range(plen - 1, -1, -1):
             a = self._routes[c].get(net & _mask(c))
@@ -375,11 +402,12 @@ cdef class Ip4Fib:
         self._unref(adj)
 
     def clear(self):
-        """Delete every route."""
+        """Delete every route (the built-in special ones stay)."""
         def do():
             for plen in range(32, -1, -1):
-                for net in list(self._routes[plen]):
-                    self._del_route((net, plen))
+                for net, adj in list(self._routes[plen].items()):
+                    if not self._is_builtin(net, plen, adj):
+                        self._del_route((net, plen))
         self._call(do)
 
     def routes(self):
@@ -425,7 +453,11 @@ cdef class Ip4Fib:
         if i >= self.fib.n_adjs or self._adj_keys[i] is None:
             raise KeyError(f"no adjacency {i}")
         a = &self.fib.adjs[i]
-        d = {"index": i, "type": ADJ_TYPES[a.type], "refs": self._adj_refs[i]}
+        d = {"index": i, "type": ADJ_TYPES[a.type]}
+        if self._adj_refs[i] >= _FIXED_REFS:
+            d["fixed"] = True
+        else:
+            d["refs"] = self._adj_refs[i]
         if a.type in (GN_ADJ_REWRITE, GN_ADJ_GLEAN, GN_ADJ_LOCAL) and a.sw_if_index != ANY_INTERFACE:
             d["sw_if_index"] = a.sw_if_index
         if a.type == GN_ADJ_REWRITE:
@@ -452,6 +484,8 @@ cdef class Ip4Fib:
             return f"[@{i}]: dpo-drop ip4: no route"
         if a.type == GN_ADJ_BLACKHOLE:
             return f"[@{i}]: dpo-drop ip4: blackhole"
+        if a.type == GN_ADJ_SPECIAL:
+            return f"[@{i}]: dpo-drop ip4: special (never forwarded)"
         if a.type == GN_ADJ_LOCAL:
             where = "" if a.sw_if_index == ANY_INTERFACE else " " + ifname(a.sw_if_index)
             return f"[@{i}]: dpo-receive{where}"

@@ -15,9 +15,10 @@ Set: ``gn_ip4_opaque(b).adj_index`` (the final, non-ECMP adjacency),
 Next nodes, by adjacency type: rewrite -> ``ip4-rewrite``; local -> the
 node that attached with key ``"local"`` (ip4-local); glean -> the node that
 attached with key ``"glean"`` (ARP). Drops: ``no-route`` (the built-in
-default route), ``blackhole`` (a drop route), ``no-local-node`` and
-``glean-unresolved`` (local / glean adjacency while no node attached for
-it), ``bad-adjacency``.
+default route), ``blackhole`` (a drop route), ``special-destination``
+(0.0.0.0/32, 224.0.0.0/4, 240.0.0.0/4, 255.255.255.255/32: built-in, as in
+VPP), ``no-local-node`` and ``glean-unresolved`` (local / glean adjacency
+while no node attached for it), ``bad-adjacency``.
 
 Trace record: the lookup redone for the traced packet at entry (adjacency,
 flow hash) and the first 40 bytes of its header.
@@ -35,7 +36,7 @@ from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t, gn_main_buffer, gn
 from graphnet.fib.mtrie cimport gn_mtrie_t, gn_mtrie_ply_t
 from graphnet.fib.ip4_fib cimport (Ip4Fib, gn_ip4_fib_t, gn_ip4_adj_t, gn_ip4_opaque_t, gn_ip4_opaque,
                                    gn_ip4_fib_lookup, GN_ADJ_DROP, GN_ADJ_BLACKHOLE, GN_ADJ_LOCAL, GN_ADJ_GLEAN,
-                                   GN_ADJ_REWRITE, GN_ADJ_ECMP, GN_ADJ_N_TYPES)
+                                   GN_ADJ_REWRITE, GN_ADJ_ECMP, GN_ADJ_SPECIAL, GN_ADJ_N_TYPES)
 from graphnet.wire.ip4 cimport gn_ip4_dst, gn_ip4_flow_hash
 from graphnet.vlib.node import Node
 from graphnet.fib.ip4_fib import ip4_fib
@@ -49,6 +50,7 @@ cdef enum:
     ERROR_NO_LOCAL_NODE = 3
     ERROR_GLEAN_UNRESOLVED = 4
     ERROR_BAD_ADJACENCY = 5
+    ERROR_SPECIAL = 6
     TRACE_BYTES = 40
 
 ERRORS = (
@@ -58,6 +60,7 @@ ERRORS = (
     ("no-local-node", "warn", "for this host but no ip4-local node in the graph"),
     ("glean-unresolved", "warn", "next hop MAC unknown and no ARP node in the graph"),
     ("bad-adjacency", "error", "adjacency of an unexpected type"),
+    ("special-destination", "info", "destination never forwarded (0.0.0.0, multicast, class E, broadcast)"),
 )
 
 ctypedef struct ip4_lookup_t:
@@ -182,6 +185,7 @@ cdef class _State:
         self.lm.error_by_type[GN_ADJ_BLACKHOLE] = error_base + ERROR_BLACKHOLE
         self.lm.error_by_type[GN_ADJ_LOCAL] = error_base + ERROR_NO_LOCAL_NODE
         self.lm.error_by_type[GN_ADJ_GLEAN] = error_base + ERROR_GLEAN_UNRESOLVED
+        self.lm.error_by_type[GN_ADJ_SPECIAL] = error_base + ERROR_SPECIAL
         self.lm.next_by_type[GN_ADJ_REWRITE] = NEXT_REWRITE
         self.lm.error_by_type[GN_ADJ_REWRITE] = 0
 
