@@ -714,26 +714,6 @@ def _demo_chain(n: int, last: str) -> tuple:
     return tuple(passthrough(f"demo-{i}", f"demo-{i + 1}" if i + 1 < n else last) for i in range(n))
 
 
-class _GraphDefault:
-    """next_nodes resolved when the graph is built, as the devices do:
-    ethernet-input if the graph has it, else null."""
-
-    def __init__(self, engine):
-        self.engine = engine
-
-    def _pick(self):
-        return "ethernet-input" if "ethernet-input" in self.engine.registrations else "null"
-
-    def __iter__(self):
-        return iter((self._pick(),))
-
-    def __len__(self):
-        return 1
-
-    def __getitem__(self, i):
-        return (self._pick(),)[i]
-
-
 class PlannedDevice:
     """A stand-in for a device in a graph that is only checked or drawn
     (``build_engine(cfg, create_devices=False)``): the same interface table
@@ -759,9 +739,10 @@ class PlannedDevice:
 
     def nodes(self):
         from graphnet.nodes.drop import NODES as builtin
+        from graphnet.io.device import DefaultNext
         from graphnet.vlib.node import Node
         null_fn = next(n.fn for n in builtin if n.name == "null")
-        nexts = (self.next_node,) if self.next_node else _GraphDefault(self.engine)
+        nexts = (self.next_node,) if self.next_node else DefaultNext(self.engine)
         nodes = [Node(self.input_node, type="input", state="disabled", fn=null_fn, next_nodes=nexts,
                       doc=f"(not created: a stand-in for {self.kind} interface {self.name})"),
                  Node(self.output_node, fn=null_fn, attach_to=(("interface-output", self.sw_if_index),),

@@ -78,7 +78,7 @@ from graphnet.io.pcap cimport gn_pcap_main_t, gn_pcap_capture, GN_PCAP_RX, GN_PC
 from graphnet.io.bufcopy cimport gn_copy_to_chain, gn_chain_length
 from graphnet.vlib.node import Node
 from graphnet.io.device import Device, DeviceError
-from graphnet.io.pcap import DefaultNext
+from graphnet.io.device import DefaultNext
 
 log = logging.getLogger("graphnet.af_packet")
 

@@ -20,6 +20,30 @@ log = logging.getLogger("graphnet.device")
 RX_MODES = ("polling", "interrupt", "adaptive")
 
 
+class DefaultNext:
+    """The next node of a device's input when none was given, resolved when
+    the graph is built: ``ethernet-input`` if the graph has it, else
+    ``null``. Used as a Node's ``next_nodes``."""
+
+    def __init__(self, engine):
+        self.engine = engine
+
+    def _pick(self):
+        return "ethernet-input" if "ethernet-input" in self.engine.registrations else "null"
+
+    def __iter__(self):
+        return iter((self._pick(),))
+
+    def __len__(self):
+        return 1
+
+    def __getitem__(self, i):
+        return (self._pick(),)[i]
+
+    def __repr__(self):
+        return "(ethernet-input or null)"
+
+
 class DeviceError(RuntimeError):
     """A device cannot be created or used; the message says why."""
 

@@ -55,7 +55,7 @@ from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, g
 from graphnet.io.interface cimport gn_interface_t
 from graphnet.io.bufcopy cimport gn_copy_to_chain, gn_chain_length, gn_copy_from_chain
 from graphnet.vlib.node import Node
-from graphnet.io.device import Device, DeviceError
+from graphnet.io.device import DefaultNext, Device, DeviceError
 
 log = logging.getLogger("graphnet.pcap")
 
@@ -496,27 +496,6 @@ def write_pcap(path, packets, nanosecond=False):
 
 # --- the pcap interface ------------------------------------------------------
 
-class DefaultNext:
-    """A device input node's next_nodes resolved when the graph is built:
-    ``ethernet-input`` if the graph has it, else ``null`` (as TAP does)."""
-
-    def __init__(self, engine):
-        self.engine = engine
-
-    def _pick(self):
-        return "ethernet-input" if "ethernet-input" in self.engine.registrations else "null"
-
-    def __iter__(self):
-        return iter((self._pick(),))
-
-    def __len__(self):
-        return 1
-
-    def __getitem__(self, i):
-        return (self._pick(),)[i]
-
-    def __repr__(self):
-        return "(ethernet-input or null)"
 
 
 cdef enum:

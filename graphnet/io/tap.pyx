@@ -98,7 +98,7 @@ from graphnet.io.interface cimport gn_interface_t
 from graphnet.io.pcap cimport gn_pcap_main_t, gn_pcap_capture, GN_PCAP_RX, GN_PCAP_TX
 
 from graphnet.io import host
-from graphnet.io.device import Device, DeviceError
+from graphnet.io.device import DefaultNext, Device, DeviceError
 from graphnet.vlib.node import Node
 from graphnet.vlib.process import Sleep
 
@@ -918,27 +918,6 @@ def offload_names(flags):
 
 # --- the device --------------------------------------------------------------------
 
-class _DefaultNext:
-    """next_nodes resolved when the graph is built: ethernet-input if the
-    graph has it, else null."""
-
-    def __init__(self, engine):
-        self.engine = engine
-
-    def _pick(self):
-        return "ethernet-input" if "ethernet-input" in self.engine.registrations else "null"
-
-    def __iter__(self):
-        return iter((self._pick(),))
-
-    def __len__(self):
-        return 1
-
-    def __getitem__(self, i):
-        return (self._pick(),)[i]
-
-    def __repr__(self):
-        return "(ethernet-input or null)"
 
 
 class TapDevice(Device):
@@ -1069,7 +1048,7 @@ class TapDevice(Device):
 
     def nodes(self):
         state, adaptive = self.node_state()
-        nexts = (self.next_node,) if self.next_node else _DefaultNext(self.engine)
+        nexts = (self.next_node,) if self.next_node else DefaultNext(self.engine)
         return (
             Node(self.input_node, type="input", state=state, adaptive=adaptive,
                  fn=PyCapsule_New(<void*>tap_input_fn, "gn_node_fn", NULL), next_nodes=nexts,
