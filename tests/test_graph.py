@@ -159,3 +159,12 @@ def test_leak_check_catches_a_leak():
     with pytest.raises(LeakError, match="1 double frees"):
         check_engine_clean(e)
     e.close()
+
+
+def test_next_alternatives_pick_the_first_present(engine_factory):
+    a = passthrough("a", next_node=("missing-node", "capture"))
+    b = passthrough("b", next_node=("capture", "null"))
+    e = engine_factory([a, b, Capture()]).build()
+    assert e.next_names["a"] == ["capture"] and e.next_names["b"] == ["capture"]
+    with pytest.raises(GraphError, match="none of the next nodes 'x', 'y'"):
+        engine_factory([passthrough("c", next_node=("x", "y"))]).build()

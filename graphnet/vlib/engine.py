@@ -102,7 +102,7 @@ class Engine:
         regs = list(self.registrations.values())
         self.index = {n.name: i for i, n in enumerate(regs)}
         attach_calls = []
-        nexts_by_node = {n.name: list(n.next_nodes) for n in regs}
+        nexts_by_node = {n.name: [self._pick_next(n.name, x) for x in n.next_nodes] for n in regs}
         for n in regs:
             for parent, key in n.attach_to:
                 if parent not in self.index:
@@ -157,6 +157,18 @@ class Engine:
             if on_attach is not None:
                 on_attach(self, key, next_index)
         return self
+
+    def _pick_next(self, node: str, nx) -> str:
+        """A next node name, or the first present of a tuple of alternatives
+        (``("ip4-local", "null")``: an arc to ip4-local when the graph has
+        it, else to null)."""
+        if isinstance(nx, str):
+            return nx
+        alternatives = tuple(nx)
+        for name in alternatives:
+            if name in self.registrations:
+                return name
+        raise GraphError(f"node {node!r}: none of the next nodes {', '.join(map(repr, alternatives))} is in the graph")
 
     def node_index(self, name: str) -> int:
         self.build()

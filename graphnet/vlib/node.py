@@ -32,6 +32,9 @@ class Node:
     python:      the PythonNode instance (Python nodes)
     process:     generator function ``f(engine)`` (process nodes)
     next_nodes:  names of the next nodes; next index i is next_nodes[i].
+                 An entry may be a tuple of alternatives, resolved when the
+                 graph is built to the first one in the graph (an optional
+                 next: ``("ip4-icmp-error", "error-drop")``).
                  Every node also gets a last, implicit arc to ``error-drop``.
     errors:      error table rows ``(symbol, severity, description)``
     state:       initial state of an input node (default polling)
