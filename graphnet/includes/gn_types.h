@@ -26,6 +26,7 @@ enum {
     GN_BUFFER_F_IS_FREE = 1u << 2,
     GN_BUFFER_F_GSO = 1u << 3,
     GN_BUFFER_F_L4_CSUM_OFFLOAD = 1u << 4,
+    GN_BUFFER_F_LOCALLY_ORIGINATED = 1u << 5,   /* built by this host (ICMP, ARP, UDP echo): ip4-rewrite keeps its TTL */
     GN_BUFFER_F_USER_0 = 1u << 16,
 };
 

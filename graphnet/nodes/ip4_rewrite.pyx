@@ -8,10 +8,11 @@ update, the adjacency's L2 header (next-hop MAC, interface MAC, 0x0800) is
 pushed into the headroom and the packet goes to ``interface-output`` on the
 adjacency's interface.
 
-TODO (issue 4, next step): ``ttl-expired`` should send ICMP time exceeded
-(11/0) through an ``ip4-icmp-error`` arc, and ``mtu-exceeded`` should
-fragment, or send ICMP fragmentation needed (3/4) when DF is set; until
-those nodes exist both are counted drops.
+A packet built by this host (``GN_BUFFER_F_LOCALLY_ORIGINATED``: ICMP
+replies and errors, UDP echo) keeps its TTL. ``ttl-expired`` and
+``mtu-exceeded`` packets go to the node that attached with that key
+(``ip4-icmp-error`` claims ``ttl-expired``: ICMP time exceeded), else to
+error-drop. TODO: fragment, or ICMP fragmentation needed when DF is set.
 
 Metadata used: current_data (the IPv4 header), opaque adj_index. Set:
 current_data/current_length (the pushed L2 header), l2_hdr_offset,
@@ -30,7 +31,8 @@ from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy
 from graphnet.io.interface cimport InterfaceTable, gn_interface_main_t, gn_interface_t, gn_interface
 from graphnet.includes.platform cimport gn_prefetch
-from graphnet.vlib.buffer cimport gn_buffer_t, gn_frame_t, GN_TX, GN_BUFFER_HEADROOM, gn_buffer_current
+from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_TX, GN_BUFFER_HEADROOM, GN_BUFFER_F_LOCALLY_ORIGINATED,
+                                   gn_buffer_current)
 from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_enqueue_to_next
 from graphnet.fib.ip4_fib cimport Ip4Fib, gn_ip4_fib_t, gn_ip4_adj_t, gn_ip4_opaque, GN_ADJ_REWRITE
 from graphnet.wire.ethernet cimport GN_ETHERNET_HEADER_LEN
@@ -52,7 +54,7 @@ cdef enum:
 
 ERRORS = (
     ("none", "info", "no error"),
-    ("ttl-expired", "warn", "TTL expired in transit (ICMP time exceeded: not yet)"),
+    ("ttl-expired", "warn", "TTL expired in transit"),
     ("mtu-exceeded", "warn", "packet larger than the tx MTU (fragmentation: not yet)"),
     ("no-headroom", "error", "no headroom left for the L2 header"),
     ("bad-adjacency", "error", "adjacency is not a rewrite"),
@@ -61,6 +63,7 @@ ERRORS = (
 ctypedef struct ip4_rewrite_t:
     gn_ip4_fib_t* fib
     gn_interface_main_t* im
+    uint16_t error_next[8]            # ERROR_* -> next (drop, or a node attached for it)
 
 ctypedef struct ip4_rewrite_trace_t:
     uint32_t adj_index
@@ -95,8 +98,8 @@ cdef uint32_t ip4_rewrite_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t*
         err = ERROR_NONE
         if ai >= n_adjs or adjs[ai].type != GN_ADJ_REWRITE:
             err = ERROR_BAD_ADJACENCY
-        elif ip[8] <= 1:
-            err = ERROR_TTL_EXPIRED               # TODO: ICMP time exceeded
+        elif ip[8] <= 1 and not (b.flags & GN_BUFFER_F_LOCALLY_ORIGINATED):
+            err = ERROR_TTL_EXPIRED
         else:
             adj = &adjs[ai]
             rl = adj.rewrite_len
@@ -112,7 +115,8 @@ cdef uint32_t ip4_rewrite_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t*
             elif b.current_data - <int>rl < -GN_BUFFER_HEADROOM:
                 err = ERROR_NO_HEADROOM
             else:
-                gn_ip4_ttl_decrement(ip)
+                if not (b.flags & GN_BUFFER_F_LOCALLY_ORIGINATED):
+                    gn_ip4_ttl_decrement(ip)
                 b.current_data -= <int16_t>rl
                 b.current_length += <uint16_t>rl
                 if rl == GN_ETHERNET_HEADER_LEN:
@@ -124,7 +128,7 @@ cdef uint32_t ip4_rewrite_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t*
                 nexts[i] = NEXT_INTERFACE_OUTPUT
         if err != ERROR_NONE:
             b.error = <uint16_t>(node.error_base + err)
-            nexts[i] = node.drop_next
+            nexts[i] = rm.error_next[err]
     gn_enqueue_to_next(vm, node, frame.buffers, nexts, n)
     return n
 
@@ -163,10 +167,12 @@ cdef class _State:
     cdef ip4_rewrite_t* rm
     cdef Ip4Fib fib
 
-    def __cinit__(self, Ip4Fib fib, InterfaceTable interfaces):
+    def __cinit__(self, Ip4Fib fib, InterfaceTable interfaces, uint16_t drop_next):
         self.rm = <ip4_rewrite_t*>calloc(1, sizeof(ip4_rewrite_t))
         if self.rm == NULL:
             raise MemoryError()
+        for e in range(8):
+            self.rm.error_next[e] = drop_next
         self.fib = fib
         self.rm.fib = fib.fib
         self.rm.im = interfaces.im
@@ -177,13 +183,25 @@ cdef class _State:
     def capsule(self):
         return PyCapsule_New(<void*>self.rm, "gn_runtime_data", NULL)
 
+    def attach(self, uint32_t err, uint16_t next_index):
+        self.rm.error_next[err] = next_index
+
 
 _STATES = weakref.WeakKeyDictionary()     # engine -> _State (lives as long as the engine)
 
 
 def _setup(engine, node_index):
-    st = _STATES[engine] = _State(ip4_fib(engine), engine.interfaces)
+    st = _STATES[engine] = _State(ip4_fib(engine), engine.interfaces, engine.next_index("ip4-rewrite", "error-drop"))
     engine.main.set_runtime_data(node_index, st.capsule())
+
+
+ATTACH_KEYS = {"ttl-expired": ERROR_TTL_EXPIRED, "mtu-exceeded": ERROR_MTU_EXCEEDED}
+
+
+def _on_attach(engine, key, next_index):
+    if key not in ATTACH_KEYS:
+        raise ValueError(f"ip4-rewrite: attach key {key!r} is not one of {', '.join(ATTACH_KEYS)}")
+    _STATES[engine].attach(ATTACH_KEYS[key], next_index)
 
 
 NODES = (
@@ -191,5 +209,5 @@ NODES = (
          next_nodes=("interface-output",), errors=ERRORS,
          trace_fn=PyCapsule_New(<void*>ip4_rewrite_trace_fn, "gn_trace_fn", NULL),
          trace_size=sizeof(ip4_rewrite_trace_t), format_trace=format_ip4_rewrite_trace,
-         setup=_setup, doc=__doc__.split("\n\n")[0]),
+         setup=_setup, on_attach=_on_attach, doc=__doc__.split("\n\n")[0]),
 )

@@ -16,6 +16,7 @@ cdef extern from "gn_types.h" nogil:
         GN_BUFFER_F_IS_FREE
         GN_BUFFER_F_GSO
         GN_BUFFER_F_L4_CSUM_OFFLOAD
+        GN_BUFFER_F_LOCALLY_ORIGINATED
         GN_BUFFER_F_USER_0
         GN_RX
         GN_TX
