@@ -309,6 +309,31 @@ cdef class Ip4Fib:
         a.type = GN_ADJ_DROP                 # a stale index drops, never misroutes
         self._free_adjs.append(i)
 
+    def set_neighbor(self, sw_if_index, next_hop, mac=None):
+        """The neighbour ``next_hop`` on ``sw_if_index`` resolved to ``mac``
+        (or, with None, unresolved again): the adjacency of routes via that
+        next hop (key glean/sw/next_hop) becomes a rewrite to mac, or back a
+        glean. Returns its index, or None when no route uses that next hop.
+        Called by the neighbour table (graphnet.nodes.ip4_neighbor)."""
+        return self._call(self._set_neighbor, sw_if_index, next_hop, mac)
+
+    def _set_neighbor(self, sw_if_index, next_hop, mac):
+        sw = self._interfaces().index(sw_if_index)
+        i = self._adj_by_key.get(("glean", sw, parse_address(next_hop)))
+        if i is None:
+            return None
+        a = &self.fib.adjs[<uint32_t>i]
+        if mac is None:
+            a.type = GN_ADJ_GLEAN
+            a.rewrite_len = 0
+            memset(a.rewrite, 0, GN_ADJ_MAX_REWRITE)
+        else:
+            rw = parse_mac(mac) + parse_mac(self._interfaces().info(sw)["mac"]) + GN_ETHERTYPE_IP4.to_bytes(2, "big")
+            memcpy(a.rewrite, <const uint8_t*>rw, GN_ETHERNET_HEADER_LEN)
+            a.rewrite_len = GN_ETHERNET_HEADER_LEN
+            a.type = GN_ADJ_REWRITE           # last: the adjacency is whole before it is a rewrite
+        return i
+
     # --- routes -------------------------------------------------------------------
 
     def add_route(self, prefix, next_hop_mac=None, sw_if_index=None, *, next_hop=None, paths=None,
@@ -463,7 +488,7 @@ cdef class Ip4Fib:
         if a.type == GN_ADJ_REWRITE:
             d["next_hop_mac"] = format_mac(a.rewrite[:6])
             d["rewrite"] = bytes(a.rewrite[:a.rewrite_len])
-        elif a.type == GN_ADJ_GLEAN and a.next_hop:
+        if a.type in (GN_ADJ_GLEAN, GN_ADJ_REWRITE) and a.next_hop:
             d["next_hop"] = str(ipaddress.IPv4Address(a.next_hop))
         elif a.type == GN_ADJ_ECMP:
             d["paths"] = list(self._adj_keys[i][1])
@@ -493,7 +518,8 @@ cdef class Ip4Fib:
             nh = f" {ipaddress.IPv4Address(a.next_hop)}" if a.next_hop else ""
             return f"[@{i}]: ipv4-glean{nh} {ifname(a.sw_if_index)}"
         if a.type == GN_ADJ_REWRITE:
-            return (f"[@{i}]: ipv4 via {format_mac(a.rewrite[:6])} {ifname(a.sw_if_index)}: "
+            nh = f"{ipaddress.IPv4Address(a.next_hop)} " if a.next_hop else ""     # a resolved neighbour
+            return (f"[@{i}]: ipv4 via {nh}{format_mac(a.rewrite[:6])} {ifname(a.sw_if_index)}: "
                     f"{bytes(a.rewrite[:a.rewrite_len]).hex()}")
         return (f"[@{i}]: dpo-load-balance: {a.n_paths} paths, {a.ecmp_mask + 1} buckets, "
                 f"flow hash src dst proto sport dport")
