@@ -5,7 +5,12 @@ A process is a generator ``f(engine)``. It yields:
   - ``Sleep(seconds)``: resumed (with None) after the delay;
   - ``WaitEvent(timeout=None)``: resumed with the list of events signalled
     since it last looked (``engine.signal_process(name, event)``), or with
-    ``[]`` when the timeout passes first.
+    ``[]`` when the timeout passes first;
+  - ``WaitEvent(timeout, interrupts=True)``: as above, and also resumed
+    (with ``[]``) when a Cython node raises the process's interrupt with
+    ``gn_node_set_interrupt_pending(vm, process_node_index)``: how the data
+    plane asks the control plane for work without creating Python objects
+    (e.g. the neighbour table asking for FIB updates).
 
 Signals that arrive while a process sleeps are kept for its next WaitEvent.
 A process that returns or raises ends (the exception is logged). Processes
@@ -29,6 +34,7 @@ class Sleep:
 @dataclass
 class WaitEvent:
     timeout: Optional[float] = None
+    interrupts: bool = False
 
 
 @dataclass
@@ -93,5 +99,5 @@ class ProcessState:
         elif self.events:
             events, self.events = self.events, []
             self.resume(main, events)
-        elif due:
+        elif due or getattr(self.waiting, "interrupts", False):
             self.resume(main, [])
