@@ -1,0 +1,597 @@
+"""``ip4-reassembly``: full reassembly of IPv4 fragments for local delivery.
+
+A packet that is not a fragment (MF clear, offset 0) passes straight
+through. Fragments are held, per datagram key (src, dst, id, protocol), in a
+hash table of contexts; each context keeps its fragments sorted by offset.
+When the last byte arrives the datagram leaves as one buffer chain: the
+first fragment's buffer (its IP header, options included, with total
+length, flags and offset rewritten and the checksum recomputed) followed by
+every fragment's payload, in order, with the per-fragment IP headers
+stripped. Its metadata (rx interface, opaque) are the first fragment's.
+
+Rules (each drop counted under its own row; a dropped datagram drops every
+fragment it held, counted per buffer):
+
+- a fragment with no data, a non-last fragment (MF set) whose data is not
+  a multiple of 8 bytes, or a header that does not fit the buffer:
+  ``malformed`` (that fragment only);
+- an exact duplicate (same offset, length and MF): ``duplicate`` (that
+  fragment only; the datagram goes on);
+- any other overlap: ``overlap``, the whole datagram (RFC 5722's rule,
+  applied to IPv4 as Linux and FreeBSD do);
+- a last fragment that disagrees with the end already known, or data
+  beyond it: ``inconsistent``, the whole datagram;
+- a datagram longer than 65535 bytes: ``too-long`` (ping of death);
+- more than ``max_fragments`` fragments: ``too-many-fragments``;
+- a new datagram while ``max_datagrams`` are in progress:
+  ``too-many-datagrams`` (the new fragment only);
+- incomplete ``timeout`` seconds after its first fragment: ``timeout``.
+  Expiry runs in ``ip4-reassembly-expire``, an input node in interrupt mode
+  woken by the engine's timer wheel for the oldest datagram: no polling, no
+  work while nothing is held.
+
+``reassembled`` counts datagrams completed (an event, not a drop).
+
+Invariants: a held buffer belongs to exactly one context; contexts sit in
+one hash chain and in the age list (oldest first) from creation to
+completion or drop; the fragments of a context never overlap, so the bytes
+held equal the bytes covered and the datagram is complete when they equal
+the known length. When the engine closes, held buffers are freed.
+
+Metadata used: current_data (the IPv4 header), current_length, chains
+(the header must lie in the first buffer). Set on the reassembled head:
+the chain (next_buffer, NEXT_PRESENT, total_length_not_including_first_buffer),
+l3_hdr_offset. Next nodes: ``ip4-local`` when the graph has it, else
+``null`` (``nodes(next_node=...)`` picks another). Trace record: rx
+sw_if_index and the first 40 bytes of the header.
+"""
+import os
+import struct
+import weakref
+
+from cpython.pycapsule cimport PyCapsule_New
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdlib cimport calloc, free
+from libc.string cimport memcpy, memmove
+from graphnet.includes.byteorder cimport gn_net16, gn_put_net16, gn_read_u32
+from graphnet.includes.platform cimport gn_time_ns
+from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_RX, GN_BUFFER_F_NEXT_PRESENT, gn_buffer_current)
+from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_main_free, gn_enqueue_to_next,
+                                 gn_node_increment_error, gn_node_schedule_interrupt)
+from graphnet.wire.ip4 cimport (gn_ip4_header_bytes, gn_ip4_total_length, gn_ip4_set_checksum, GN_IP4_HEADER_LEN,
+                                GN_IP4_FLAG_MF, GN_IP4_FRAG_OFFSET_MASK)
+from graphnet.io.bufcopy cimport gn_chain_length
+from graphnet.vlib.node import Node
+from graphnet.wire.ip4 import format_ip4_header
+
+cdef enum:
+    NEXT_OUTPUT = 0
+    ERROR_NONE = 0
+    ERROR_REASSEMBLED = 1
+    ERROR_DUPLICATE = 2
+    ERROR_OVERLAP = 3
+    ERROR_INCONSISTENT = 4
+    ERROR_TOO_LONG = 5
+    ERROR_TOO_MANY_FRAGMENTS = 6
+    ERROR_TOO_MANY_DATAGRAMS = 7
+    ERROR_TIMEOUT = 8
+    ERROR_MALFORMED = 9
+    NONE = 0xffffffff
+    OUT_CAP = 256
+    MAX_FRAGMENTS_LIMIT = 1024
+    IP4_MAX_LENGTH = 65535
+    TRACE_BYTES = 40
+
+ERRORS = (
+    ("none", "info", "no error"),
+    ("reassembled", "info", "datagrams reassembled"),
+    ("duplicate", "warn", "duplicate fragment dropped"),
+    ("overlap", "warn", "overlapping fragments: datagram dropped"),
+    ("inconsistent", "warn", "fragments disagree on the datagram length: datagram dropped"),
+    ("too-long", "warn", "reassembled datagram longer than 65535 bytes: dropped"),
+    ("too-many-fragments", "warn", "more fragments than the limit per datagram: datagram dropped"),
+    ("too-many-datagrams", "warn", "reassembly table full: fragment dropped"),
+    ("timeout", "warn", "datagram incomplete at the timeout: dropped"),
+    ("malformed", "error", "fragment without data, MF with data not a multiple of 8, or bad header"),
+)
+EXPIRE_ERRORS = (("none", "info", "no error"),)
+
+ctypedef struct reass_frag_t:
+    uint32_t bi
+    uint32_t first                # payload bytes [first, end) of the datagram
+    uint32_t end
+    uint32_t mf
+
+ctypedef struct reass_ctx_t:
+    uint32_t src                  # key, as in the header (network order)
+    uint32_t dst
+    uint16_t id
+    uint8_t proto
+    uint8_t has_last              # the fragment with MF clear arrived: data_len known
+    uint32_t hash_next            # bucket chain (free contexts: free list)
+    uint32_t age_prev             # age list, oldest first
+    uint32_t age_next
+    uint64_t expires_ns
+    uint32_t data_len             # payload length (valid with has_last)
+    uint32_t max_end              # highest end seen
+    uint32_t received             # payload bytes held (= covered: no overlaps)
+    uint32_t n_frags
+
+ctypedef struct reass_t:
+    reass_ctx_t* ctxs
+    reass_frag_t* frags           # max_fragments per context, context-major
+    uint32_t* buckets
+    uint32_t bucket_mask
+    uint32_t max_datagrams
+    uint32_t max_fragments
+    uint64_t timeout_ns
+    uint64_t hash_seed
+    uint32_t free_head
+    uint32_t age_head
+    uint32_t age_tail
+    uint32_t n_active
+    uint32_t error_base           # ip4-reassembly's first error row (the expire node drops with it)
+    uint32_t expire_node_index
+    uint32_t timer_armed
+    uint64_t n_held               # buffers held (heads of fragment chains)
+    uint64_t n_frags_reassembled  # fragments that went into reassembled datagrams
+
+ctypedef struct reass_out_t:      # what a call hands on, flushed when full
+    uint32_t n
+    uint32_t bis[OUT_CAP]
+    uint16_t nexts[OUT_CAP]
+
+ctypedef struct reass_trace_t:
+    uint32_t sw_if_index
+    uint16_t n_bytes
+    uint8_t bytes[TRACE_BYTES]
+
+
+# --- output --------------------------------------------------------------------
+
+cdef inline void _out_flush(gn_main_t* vm, gn_node_runtime_t* node, reass_out_t* out) noexcept nogil:
+    if out.n:
+        gn_enqueue_to_next(vm, node, out.bis, out.nexts, out.n)
+        out.n = 0
+
+
+cdef inline void _out_put(gn_main_t* vm, gn_node_runtime_t* node, reass_out_t* out, uint32_t bi,
+                          uint16_t next) noexcept nogil:
+    if out.n == OUT_CAP:
+        _out_flush(vm, node, out)
+    out.bis[out.n] = bi
+    out.nexts[out.n] = next
+    out.n += 1
+
+
+cdef inline void _out_drop(gn_main_t* vm, gn_node_runtime_t* node, reass_t* r, reass_out_t* out, uint32_t bi,
+                           uint32_t code) noexcept nogil:
+    """Send bi to error-drop counted under ip4-reassembly's row `code`
+    (whichever of the two nodes drops it)."""
+    gn_main_buffer(vm, bi).error = <uint16_t>(r.error_base + code)
+    _out_put(vm, node, out, bi, node.drop_next)
+
+
+# --- contexts ------------------------------------------------------------------
+
+cdef inline uint32_t _hash(reass_t* r, uint32_t src, uint32_t dst, uint16_t id, uint8_t proto) noexcept nogil:
+    cdef uint64_t x = (<uint64_t>src << 32) | dst
+    x ^= ((<uint64_t>id << 8) | proto | (r.hash_seed << 24)) * 0x9e3779b97f4a7c15ULL
+    x ^= x >> 33
+    x *= 0xff51afd7ed558ccdULL
+    x ^= x >> 33
+    x *= 0xc4ceb9fe1a85ec53ULL
+    x ^= x >> 33
+    return <uint32_t>x & r.bucket_mask
+
+
+cdef uint32_t _ctx_find(reass_t* r, uint32_t h, uint32_t src, uint32_t dst, uint16_t id, uint8_t proto) noexcept nogil:
+    cdef uint32_t ci = r.buckets[h]
+    cdef reass_ctx_t* c
+    while ci != NONE:
+        c = &r.ctxs[ci]
+        if c.src == src and c.dst == dst and c.id == id and c.proto == proto:
+            return ci
+        ci = c.hash_next
+    return NONE
+
+
+cdef uint32_t _ctx_new(reass_t* r, uint32_t h, uint32_t src, uint32_t dst, uint16_t id, uint8_t proto,
+                       uint64_t now) noexcept nogil:
+    cdef uint32_t ci = r.free_head
+    cdef reass_ctx_t* c
+    if ci == NONE:
+        return NONE
+    c = &r.ctxs[ci]
+    r.free_head = c.hash_next
+    c.src = src
+    c.dst = dst
+    c.id = id
+    c.proto = proto
+    c.has_last = 0
+    c.data_len = 0
+    c.max_end = 0
+    c.received = 0
+    c.n_frags = 0
+    c.expires_ns = now + r.timeout_ns
+    c.hash_next = r.buckets[h]
+    r.buckets[h] = ci
+    c.age_next = NONE
+    c.age_prev = r.age_tail
+    if r.age_tail != NONE:
+        r.ctxs[r.age_tail].age_next = ci
+    else:
+        r.age_head = ci
+    r.age_tail = ci
+    r.n_active += 1
+    return ci
+
+
+cdef void _ctx_free(reass_t* r, uint32_t ci) noexcept nogil:
+    """Unlink a context (its fragments already handed on) and free it."""
+    cdef reass_ctx_t* c = &r.ctxs[ci]
+    cdef uint32_t h = _hash(r, c.src, c.dst, c.id, c.proto)
+    cdef uint32_t* link = &r.buckets[h]
+    while link[0] != ci:
+        link = &r.ctxs[link[0]].hash_next
+    link[0] = c.hash_next
+    if c.age_prev != NONE:
+        r.ctxs[c.age_prev].age_next = c.age_next
+    else:
+        r.age_head = c.age_next
+    if c.age_next != NONE:
+        r.ctxs[c.age_next].age_prev = c.age_prev
+    else:
+        r.age_tail = c.age_prev
+    r.n_held -= c.n_frags
+    c.n_frags = 0
+    c.hash_next = r.free_head
+    r.free_head = ci
+    r.n_active -= 1
+
+
+cdef void _ctx_drop(gn_main_t* vm, gn_node_runtime_t* node, reass_t* r, reass_out_t* out, uint32_t ci,
+                    uint32_t code) noexcept nogil:
+    """Drop every fragment a context holds under `code` and free it."""
+    cdef reass_frag_t* fr = &r.frags[<uint64_t>ci * r.max_fragments]
+    cdef uint32_t k
+    for k in range(r.ctxs[ci].n_frags):
+        _out_drop(vm, node, r, out, fr[k].bi, code)
+    _ctx_free(r, ci)
+
+
+cdef inline gn_buffer_t* _chain_tail(gn_main_t* vm, gn_buffer_t* b) noexcept nogil:
+    while b.flags & GN_BUFFER_F_NEXT_PRESENT:
+        b = gn_main_buffer(vm, b.next_buffer)
+    return b
+
+
+cdef uint32_t _ctx_complete(gn_main_t* vm, reass_t* r, uint32_t ci) noexcept nogil:
+    """Link a complete context's fragments into one chain behind the first
+    fragment's header, fix the header, free the context; returns the head."""
+    cdef reass_ctx_t* c = &r.ctxs[ci]
+    cdef reass_frag_t* fr = &r.frags[<uint64_t>ci * r.max_fragments]
+    cdef uint32_t k, bi, nb, hlen, hlen_k, n = c.n_frags, data_len = c.data_len
+    cdef uint32_t head_bi = fr[0].bi
+    cdef gn_buffer_t* head = gn_main_buffer(vm, head_bi)
+    cdef gn_buffer_t* tail = _chain_tail(vm, head)
+    cdef gn_buffer_t* b
+    cdef uint8_t* ip = gn_buffer_current(head)
+    hlen = gn_ip4_header_bytes(ip)
+    for k in range(1, n):
+        bi = fr[k].bi
+        b = gn_main_buffer(vm, bi)
+        hlen_k = gn_ip4_header_bytes(gn_buffer_current(b))
+        b.current_data += <int>hlen_k
+        b.current_length -= <uint16_t>hlen_k
+        if b.current_length == 0 and (b.flags & GN_BUFFER_F_NEXT_PRESENT):
+            # the header filled the whole first buffer: drop that buffer alone
+            nb = b.next_buffer
+            b.flags &= ~GN_BUFFER_F_NEXT_PRESENT
+            gn_main_free(vm, &bi, 1)
+            bi = nb
+            b = gn_main_buffer(vm, bi)
+        tail.next_buffer = bi
+        tail.flags |= GN_BUFFER_F_NEXT_PRESENT
+        b.total_length_not_including_first_buffer = 0
+        tail = _chain_tail(vm, b)
+    gn_put_net16(ip + 2, <uint16_t>(hlen + data_len))
+    gn_put_net16(ip + 6, 0)
+    gn_ip4_set_checksum(ip)
+    head.total_length_not_including_first_buffer = hlen + data_len - head.current_length
+    if head.total_length_not_including_first_buffer == 0:
+        head.flags &= ~GN_BUFFER_F_NEXT_PRESENT
+    head.l3_hdr_offset = head.current_data
+    r.n_frags_reassembled += n
+    _ctx_free(r, ci)
+    return head_bi
+
+
+cdef void _trim_chain(gn_main_t* vm, gn_buffer_t* b, uint32_t total) noexcept nogil:
+    """Cut a packet (chain) to `total` bytes (at most its length), freeing
+    the buffers past the cut."""
+    cdef gn_buffer_t* c = b
+    cdef uint32_t remaining = total, rest
+    while True:
+        if c.current_length >= remaining:
+            c.current_length = <uint16_t>remaining
+            if c.flags & GN_BUFFER_F_NEXT_PRESENT:
+                rest = c.next_buffer
+                c.flags &= ~GN_BUFFER_F_NEXT_PRESENT
+                gn_main_free(vm, &rest, 1)
+            break
+        remaining -= c.current_length
+        if not (c.flags & GN_BUFFER_F_NEXT_PRESENT):
+            break
+        c = gn_main_buffer(vm, c.next_buffer)
+    b.total_length_not_including_first_buffer = total - b.current_length
+    if b.total_length_not_including_first_buffer == 0:
+        b.flags &= ~GN_BUFFER_F_NEXT_PRESENT
+
+
+cdef inline void _arm_timer(gn_main_t* vm, reass_t* r, uint64_t now) noexcept nogil:
+    """Wake the expire node when the oldest context expires."""
+    cdef uint64_t due, ticks
+    if r.timer_armed or r.age_head == NONE:
+        return
+    due = r.ctxs[r.age_head].expires_ns
+    ticks = (due - now) // vm.timers.tick_ns + 1 if due > now else 1
+    gn_node_schedule_interrupt(vm, r.expire_node_index, ticks)
+    r.timer_armed = 1
+
+
+# --- the nodes -----------------------------------------------------------------
+
+cdef uint32_t ip4_reassembly_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame) noexcept nogil:
+    cdef reass_t* r = <reass_t*>node.runtime_data
+    cdef reass_out_t out
+    cdef uint32_t i, n = frame.n_vectors, bi, hlen, total, avail, first, end, plen, mf, h, ci, k, nf
+    cdef uint32_t src, dst, n_done = 0
+    cdef uint16_t frag, ident
+    cdef uint8_t proto
+    cdef uint64_t now = 0
+    cdef gn_buffer_t* b
+    cdef uint8_t* ip
+    cdef reass_ctx_t* c
+    cdef reass_frag_t* fr
+    out.n = 0
+    for i in range(n):
+        bi = frame.buffers[i]
+        b = gn_main_buffer(vm, bi)
+        ip = gn_buffer_current(b)
+        # the header must lie in the first buffer and the packet hold total length
+        if b.current_length < GN_IP4_HEADER_LEN or (ip[0] >> 4) != 4:
+            _out_drop(vm, node, r, &out, bi, ERROR_MALFORMED)
+            continue
+        hlen = gn_ip4_header_bytes(ip)
+        total = gn_ip4_total_length(ip)
+        avail = gn_chain_length(vm, bi) if b.flags & GN_BUFFER_F_NEXT_PRESENT else b.current_length
+        if hlen < GN_IP4_HEADER_LEN or hlen > b.current_length or total < hlen or total > avail:
+            _out_drop(vm, node, r, &out, bi, ERROR_MALFORMED)
+            continue
+        frag = gn_net16(ip + 6)
+        if not (frag & (GN_IP4_FLAG_MF | GN_IP4_FRAG_OFFSET_MASK)):
+            _out_put(vm, node, &out, bi, NEXT_OUTPUT)           # not a fragment
+            continue
+        if total < avail:
+            _trim_chain(vm, b, total)                           # padding, stray tail
+        first = (frag & GN_IP4_FRAG_OFFSET_MASK) * 8
+        plen = total - hlen
+        end = first + plen
+        mf = 1 if frag & GN_IP4_FLAG_MF else 0
+        if plen == 0 or (mf and (plen & 7)):
+            _out_drop(vm, node, r, &out, bi, ERROR_MALFORMED)
+            continue
+        src = gn_read_u32(ip + 12)
+        dst = gn_read_u32(ip + 16)
+        ident = gn_net16(ip + 4)
+        proto = ip[9]
+        h = _hash(r, src, dst, ident, proto)
+        ci = _ctx_find(r, h, src, dst, ident, proto)
+        if end + GN_IP4_HEADER_LEN > IP4_MAX_LENGTH:
+            if ci != NONE:
+                _ctx_drop(vm, node, r, &out, ci, ERROR_TOO_LONG)
+            _out_drop(vm, node, r, &out, bi, ERROR_TOO_LONG)
+            continue
+        if ci == NONE:
+            if now == 0:
+                now = gn_time_ns()
+            ci = _ctx_new(r, h, src, dst, ident, proto, now)
+            if ci == NONE:
+                _out_drop(vm, node, r, &out, bi, ERROR_TOO_MANY_DATAGRAMS)
+                continue
+            _arm_timer(vm, r, now)
+        c = &r.ctxs[ci]
+        # the datagram's end: one last fragment, nothing beyond it
+        if ((not mf and ((c.has_last and end != c.data_len) or end < c.max_end))
+                or (mf and c.has_last and end > c.data_len)):
+            _ctx_drop(vm, node, r, &out, ci, ERROR_INCONSISTENT)
+            _out_drop(vm, node, r, &out, bi, ERROR_INCONSISTENT)
+            continue
+        fr = &r.frags[<uint64_t>ci * r.max_fragments]
+        nf = c.n_frags
+        k = 0
+        while k < nf and fr[k].first < first:
+            k += 1
+        if k < nf and fr[k].first == first and fr[k].end == end and fr[k].mf == mf:
+            _out_drop(vm, node, r, &out, bi, ERROR_DUPLICATE)
+            continue
+        if (k > 0 and fr[k - 1].end > first) or (k < nf and fr[k].first < end):
+            _ctx_drop(vm, node, r, &out, ci, ERROR_OVERLAP)
+            _out_drop(vm, node, r, &out, bi, ERROR_OVERLAP)
+            continue
+        if nf == r.max_fragments:
+            _ctx_drop(vm, node, r, &out, ci, ERROR_TOO_MANY_FRAGMENTS)
+            _out_drop(vm, node, r, &out, bi, ERROR_TOO_MANY_FRAGMENTS)
+            continue
+        if k < nf:
+            memmove(&fr[k + 1], &fr[k], (nf - k) * sizeof(reass_frag_t))
+        fr[k].bi = bi
+        fr[k].first = first
+        fr[k].end = end
+        fr[k].mf = mf
+        c.n_frags = nf + 1
+        r.n_held += 1
+        c.received += plen
+        if end > c.max_end:
+            c.max_end = end
+        if not mf:
+            c.has_last = 1
+            c.data_len = end
+        if c.has_last and c.received == c.data_len:
+            if c.data_len + gn_ip4_header_bytes(gn_buffer_current(gn_main_buffer(vm, fr[0].bi))) > IP4_MAX_LENGTH:
+                _ctx_drop(vm, node, r, &out, ci, ERROR_TOO_LONG)
+                continue
+            _out_put(vm, node, &out, _ctx_complete(vm, r, ci), NEXT_OUTPUT)
+            n_done += 1
+    _out_flush(vm, node, &out)
+    if n_done:
+        gn_node_increment_error(vm, node, ERROR_REASSEMBLED, n_done)
+    return n
+
+
+cdef uint32_t ip4_reassembly_expire_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame) noexcept nogil:
+    """Input node, raised by the timer: drop the contexts past their time."""
+    cdef reass_t* r = <reass_t*>node.runtime_data
+    cdef reass_out_t out
+    cdef uint64_t now = gn_time_ns()
+    cdef uint32_t n_dropped = 0
+    out.n = 0
+    r.timer_armed = 0
+    while r.age_head != NONE and r.ctxs[r.age_head].expires_ns <= now:
+        n_dropped += r.ctxs[r.age_head].n_frags
+        _ctx_drop(vm, node, r, &out, r.age_head, ERROR_TIMEOUT)
+    _out_flush(vm, node, &out)
+    _arm_timer(vm, r, now)
+    return n_dropped
+
+
+cdef uint16_t ip4_reassembly_trace_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_buffer_t* b,
+                                      uint8_t* record) noexcept nogil:
+    cdef reass_trace_t* t = <reass_trace_t*>record
+    t.sw_if_index = b.sw_if_index[GN_RX]
+    t.n_bytes = b.current_length if b.current_length < TRACE_BYTES else TRACE_BYTES
+    memcpy(t.bytes, gn_buffer_current(b), t.n_bytes)
+    return sizeof(reass_trace_t)
+
+
+def format_ip4_reassembly_trace(bytes record, engine=None):
+    sw, n = struct.unpack_from("<IH", record)
+    return f"  rx sw_if_index {sw}\n" + format_ip4_header(record[6:6 + n], indent=2)
+
+
+# --- control -------------------------------------------------------------------
+
+cdef class Reassembly:
+    """The C state of one engine's ip4-reassembly (``reassembly(engine)``).
+
+    ``stats()``: datagrams in progress, buffers held, limits."""
+    cdef reass_t* r
+
+    def __cinit__(self, uint32_t max_fragments, uint32_t max_datagrams, double timeout):
+        cdef uint32_t i, nb = 1
+        if not 1 <= max_fragments <= MAX_FRAGMENTS_LIMIT:
+            raise ValueError(f"max_fragments must be 1..{MAX_FRAGMENTS_LIMIT}")
+        if not 1 <= max_datagrams <= (1 << 22):
+            raise ValueError("max_datagrams must be 1..4194304")
+        if not timeout > 0:
+            raise ValueError("timeout must be > 0 seconds")
+        while nb < 2 * max_datagrams:
+            nb <<= 1
+        self.r = <reass_t*>calloc(1, sizeof(reass_t))
+        if self.r == NULL:
+            raise MemoryError()
+        self.r.ctxs = <reass_ctx_t*>calloc(max_datagrams, sizeof(reass_ctx_t))
+        self.r.frags = <reass_frag_t*>calloc(<size_t>max_datagrams * max_fragments, sizeof(reass_frag_t))
+        self.r.buckets = <uint32_t*>calloc(nb, sizeof(uint32_t))
+        if self.r.ctxs == NULL or self.r.frags == NULL or self.r.buckets == NULL:
+            raise MemoryError()
+        self.r.bucket_mask = nb - 1
+        self.r.max_datagrams = max_datagrams
+        self.r.max_fragments = max_fragments
+        self.r.timeout_ns = <uint64_t>(timeout * 1e9)
+        self.r.hash_seed = int.from_bytes(os.urandom(5), "little")
+        for i in range(nb):
+            self.r.buckets[i] = NONE
+        for i in range(max_datagrams):
+            self.r.ctxs[i].hash_next = i + 1 if i + 1 < max_datagrams else NONE
+        self.r.free_head = 0
+        self.r.age_head = NONE
+        self.r.age_tail = NONE
+
+    def __dealloc__(self):
+        if self.r != NULL:
+            free(self.r.ctxs)
+            free(self.r.frags)
+            free(self.r.buckets)
+            free(self.r)
+
+    def capsule(self):
+        return PyCapsule_New(<void*>self.r, "gn_runtime_data", NULL)
+
+    def _bind(self, uint32_t error_base, uint32_t expire_node_index):
+        self.r.error_base = error_base
+        self.r.expire_node_index = expire_node_index
+
+    def stats(self):
+        return {"in_progress": self.r.n_active, "buffers_held": self.r.n_held,
+                "fragments_reassembled": self.r.n_frags_reassembled,
+                "max_datagrams": self.r.max_datagrams, "max_fragments": self.r.max_fragments,
+                "timeout": self.r.timeout_ns / 1e9}
+
+    def release_all(self, size_t vm_address):
+        """Free every held buffer (the engine is stopped: teardown)."""
+        cdef gn_main_t* vm = <gn_main_t*>vm_address
+        cdef reass_t* r = self.r
+        cdef reass_frag_t* fr
+        cdef uint32_t ci, k
+        while r.age_head != NONE:
+            ci = r.age_head
+            fr = &r.frags[<uint64_t>ci * r.max_fragments]
+            for k in range(r.ctxs[ci].n_frags):
+                gn_main_free(vm, &fr[k].bi, 1)
+            _ctx_free(r, ci)
+        r.timer_armed = 0
+
+
+_STATES = weakref.WeakKeyDictionary()     # engine -> Reassembly
+
+
+def reassembly(engine) -> Reassembly:
+    """The engine's ip4-reassembly state (after build)."""
+    engine.build()
+    return _STATES[engine]
+
+
+def nodes(next_node=None, *, name="ip4-reassembly", max_fragments=64, max_datagrams=1024, timeout=2.0):
+    """The two registrations: ``name`` and ``name + "-expire"``.
+
+    next_node: where reassembled datagrams and non-fragments go (default:
+    ``ip4-local`` when the graph has it, else ``null``)."""
+    expire_name = name + "-expire"
+    Reassembly(max_fragments, max_datagrams, timeout)      # check the limits now
+
+    def setup(engine, node_index):
+        st = _STATES[engine] = Reassembly(max_fragments, max_datagrams, timeout)
+        st._bind(engine.error_base[name], engine.index[expire_name])
+        engine.main.set_runtime_data(node_index, st.capsule())
+        engine.main.set_runtime_data(engine.index[expire_name], st.capsule())
+
+    def teardown(engine, node_index):
+        st = _STATES.get(engine)
+        if st is not None and engine.main is not None:
+            st.release_all(engine.main.address)
+
+    return (
+        Node(name, fn=PyCapsule_New(<void*>ip4_reassembly_fn, "gn_node_fn", NULL),
+             next_nodes=(next_node or ("ip4-local", "null"),), errors=ERRORS, setup=setup, teardown=teardown,
+             trace_fn=PyCapsule_New(<void*>ip4_reassembly_trace_fn, "gn_trace_fn", NULL),
+             trace_size=sizeof(reass_trace_t), format_trace=format_ip4_reassembly_trace,
+             doc="Reassembles IPv4 fragments for local delivery; non-fragments pass through."),
+        Node(expire_name, type="input", state="interrupt",
+             fn=PyCapsule_New(<void*>ip4_reassembly_expire_fn, "gn_node_fn", NULL), errors=EXPIRE_ERRORS,
+             doc=f"Drops {name} datagrams incomplete at the timeout (woken by the timer wheel)."),
+    )
+
+
+NODES = nodes()
