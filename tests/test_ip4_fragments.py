@@ -420,3 +420,170 @@ def test_random_fragment_sets_never_leak_or_corrupt(pg_capture, case):
     passed = sum(1 for f in frags if IP(f).frag == 0 and not IP(f).flags.MF)
     assert r.count("reassembled") == len(out) - passed
     assert r.dropped() + held + r.state.stats()["fragments_reassembled"] + passed == len(frags)
+
+
+# --- fragmentation -------------------------------------------------------------
+
+from graphnet.nodes import ip4_frag  # noqa: E402
+
+
+class Frag:
+    """pg -> [ip4-reassembly ->] ip4-frag (mtu cap) -> capture."""
+
+    def __init__(self, pg_capture, mtu, *extra, first="ip4-frag", **kw):
+        self.pc = pg_capture(*ip4_frag.nodes(next_node="capture", mtu=mtu), *extra, first=first, **kw)
+        self.engine = self.pc.engine
+
+    def send(self, packets):
+        packets = [bytes(p) for p in packets]
+        return self.pc.send_bytes(packets, count=len(packets), fix_checksums=False, l3_offset=0)
+
+    def count(self, symbol):
+        return self.engine.error_count("ip4-frag", symbol)
+
+
+def check_fragments(frags, mtu, orig):
+    """Every fragment within the MTU, data at 8-byte multiples, valid
+    checksums, and together they make the original again."""
+    ips = [IP(f) for f in frags]
+    for f, ip in zip(frags, ips):
+        assert len(f) <= mtu and ip.len == len(f)
+        h = bytearray(f[:ip.ihl * 4])
+        h[10:12] = b"\0\0"
+        s = sum(struct.unpack(f"!{len(h) // 2}H", h))
+        while s >> 16:
+            s = (s & 0xffff) + (s >> 16)
+        assert ~s & 0xffff == ip.chksum
+        if ip.flags.MF:
+            assert (len(f) - ip.ihl * 4) % 8 == 0
+    offsets = [ip.frag * 8 for ip in ips]
+    assert offsets == sorted(offsets)
+    whole = defragment([IP(f) for f in frags])
+    assert len(whole) == 1
+    assert bytes(whole[0]) == bytes(orig)
+
+
+@pytest.mark.parametrize("mtu", [68, 576, 1280, 1500])
+@pytest.mark.parametrize("size", [100, 1473, 2000])
+def test_frag_output_reassembles_to_the_original(pg_capture, mtu, size):
+    f = Frag(pg_capture, mtu)
+    orig = datagram(size, seed=size)
+    out = f.send([orig])
+    if len(orig) <= mtu:
+        assert out == [bytes(orig)] and f.count("fragmented") == 0
+        return
+    assert len(out) > 1
+    check_fragments(out, mtu, orig)
+    assert f.count("fragmented") == 1 and f.count("fragments") == len(out)
+
+
+def test_frag_then_reassembly_round_trip(pg_capture):
+    """pg -> ip4-frag -> ip4-reassembly -> capture: the datagram again."""
+    pc = pg_capture(*ip4_frag.nodes(next_node="ip4-reassembly", mtu=576),
+                    *ip4_reassembly.nodes(next_node="capture"), first="ip4-frag")
+    pkts = [bytes(datagram(s, ident=s, seed=s)) for s in (600, 1000, 2000)]
+    assert sorted(pc.send_bytes(pkts, count=3, fix_checksums=False, l3_offset=0)) == sorted(pkts)
+
+
+@pytest.mark.parametrize("size,fragsize,mtu", [(4000, 600, 1500), (20000, 1480, 9000), (9000, 1480, 1400)])
+def test_chained_packets_are_fragmented(pg_capture, size, fragsize, mtu):
+    """A datagram reassembled into a chain, then cut for another MTU
+    (fragments above one buffer are chains too)."""
+    f = Frag(pg_capture, mtu, *ip4_reassembly.nodes(next_node="ip4-frag"), first="ip4-reassembly")
+    orig = datagram(size, seed=3)
+    out = f.send(fragment(orig, fragsize=fragsize))
+    check_fragments(out, mtu, orig)
+
+
+def test_df_set_is_not_fragmented(pg_capture):
+    f = Frag(pg_capture, 576)
+    big_df = datagram(1000, flags="DF")
+    small_df = datagram(100, flags="DF")
+    assert f.send([big_df, small_df]) == [bytes(small_df)]
+    assert f.count("df-set-too-big") == 1 and f.count("fragmented") == 0
+
+
+def test_df_set_goes_to_ip4_icmp_error_when_present(pg_capture):
+    from graphnet.io.capture import Capture
+    icmp = Capture(name="ip4-icmp-error")
+    f = Frag(pg_capture, 576, icmp)
+    assert f.engine.next_names["ip4-frag"] == ["capture", "ip4-icmp-error"]
+    big_df = bytes(datagram(1000, flags="DF"))
+    assert f.send([big_df]) == []
+    assert icmp.packets() == [big_df]                  # as received, for the ICMP error to quote
+    assert f.count("df-set-too-big") == 1
+
+
+def test_options_copy_flag(pg_capture):
+    f = Frag(pg_capture, 300)
+    # security (0x82, copied), record route (0x07, not copied), NOP, stream id (0x88, copied)
+    opts = b"\x82\x0b" + bytes(9) + b"\x07\x07\x04" + bytes(4) + b"\x01" + b"\x88\x04\x12\x34"
+    orig = IP(src="10.0.0.1", dst="10.0.0.2", id=77, options=[Raw(opts)]) / UDP() / Raw(bytes(range(256)) * 3)
+    out = f.send([orig])
+    check_fragments(out, 300, orig)
+    first, rest = IP(out[0]), [IP(p) for p in out[1:]]
+    assert bytes(first)[20:first.ihl * 4] == bytes(orig)[20:IP(bytes(orig)).ihl * 4]
+    for ip in rest:
+        assert bytes(ip)[20:ip.ihl * 4] == b"\x82\x0b" + bytes(9) + b"\x88\x04\x12\x34" + b"\x00"
+
+
+def test_bad_options_and_mtu_too_small(pg_capture):
+    f = Frag(pg_capture, 60)
+    bad = bytes(IP(id=1, options=[Raw(b"\x82\x00\x00\x00")]) / Raw(bytes(200)))
+    big_header = bytes(IP(id=2, options=[Raw(b"\x82\x0b" + bytes(9) + b"\x00" * 25)]) / Raw(bytes(200)))
+    assert f.send([bad, big_header]) == []
+    assert f.count("bad-options") == 1 and f.count("mtu-too-small") == 1
+
+
+def test_a_fragment_is_fragmented_again(pg_capture):
+    f = Frag(pg_capture, 576)
+    orig = datagram(4000, seed=9)
+    middle = [p for p in fragment(orig, fragsize=1480) if p.frag and p.flags.MF][0]
+    out = f.send([middle])
+    ips = [IP(p) for p in out]
+    assert all(ip.flags.MF for ip in ips)           # the original MF carries over
+    assert ips[0].frag == middle.frag and bytes(ips[0])[20:] == bytes(middle.payload)[:len(out[0]) - 20]
+    assert b"".join(bytes(ip.payload) for ip in ips) == bytes(middle.payload)
+
+
+def test_malformed_input_to_frag(pg_capture):
+    f = Frag(pg_capture, 576)
+    good = bytes(datagram(1000))
+    assert f.send([good[:10], good[:800], b"\x65" + good[1:]]) == []
+    assert f.count("malformed") == 3
+
+
+def test_no_buffers_mid_packet_frees_what_it_made(pg_capture):
+    f = Frag(pg_capture, 28, buffers=128)
+    orig = datagram(1900)                             # 240 fragments of 8 bytes
+    assert f.send([orig]) == []
+    assert f.count("no-buffers") == 1
+    assert f.engine.buffer_stats()["in_use"] == 0
+
+
+def test_frag_trace(pg_capture):
+    f = Frag(pg_capture, 576)
+    f.engine.trace_add("pg-input", 1)
+    f.send([datagram(1000)])
+    assert "ip4-frag" in f.engine.show("trace")
+
+
+@HSETTINGS
+@given(size=st.integers(1, 2000), mtu=st.integers(28, 2100), n_opts=st.integers(0, 3), df=st.booleans())
+def test_random_fragmentation_round_trips(pg_capture, size, mtu, n_opts, df):
+    pc = pg_capture(*ip4_frag.nodes(next_node="capture", mtu=mtu), first="ip4-frag")
+    opts = [Raw(b"\x82\x04\x00\x00"), Raw(b"\x07\x07\x04" + bytes(4) + b"\x00"), Raw(b"\x88\x04\x00\x01")][:n_opts]
+    orig = IP(src="10.0.0.1", dst="10.0.0.2", id=size, flags="DF" if df else 0, options=opts) / Raw(
+        bytes(i & 0xff for i in range(size)))
+    raw = bytes(orig)
+    out = pc.send_bytes([raw], count=1, fix_checksums=False, l3_offset=0)
+    counts = {s: pc.engine.error_count("ip4-frag", s) for s in ("df-set-too-big", "mtu-too-small", "fragmented")}
+    if len(raw) <= mtu:
+        assert out == [raw]
+    elif df:
+        assert out == [] and counts["df-set-too-big"] == 1
+    elif counts["mtu-too-small"]:
+        assert out == [] and mtu < IP(raw).ihl * 4 + 8
+    else:
+        check_fragments(out, mtu, orig)
+    assert pc.engine.buffer_stats()["in_use"] == 0

@@ -1,0 +1,386 @@
+"""``ip4-frag``: fragment IPv4 packets larger than the tx MTU.
+
+The contract with ``ip4-rewrite`` (VPP's): a packet whose total length
+exceeds its adjacency's interface MTU comes here *before* the rewrite, with
+current_data at the IPv4 header (TTL not yet decremented, no L2 header),
+``sw_if_index[TX]`` set to the adjacency's interface and the ip4 opaque
+(adj_index) as ip4-lookup left it. The MTU is that interface's (its L3
+MTU: the IPv4 total length limit); ``nodes(mtu=N)`` caps it at N (and sets
+it for packets with no tx interface: standalone use, tests).
+
+- Total length within the MTU: passes through unchanged.
+- DF set: to ``ip4-icmp-error`` as ICMP destination unreachable /
+  fragmentation needed (3/4) with the next-hop MTU (RFC 1191) when the graph
+  has that node, else dropped; counted ``df-set-too-big`` either way. The
+  packet is left as received, for the ICMP error to quote.
+- Otherwise it is cut at 8-byte boundaries into fragments of at most MTU
+  bytes, each in new buffers (chained when a fragment exceeds a buffer),
+  sent in order: the first carries the whole original header (options
+  included), the others the options with the copy flag (RFC 791), padded to
+  a multiple of 4. Offsets continue from the packet's own offset and the
+  last fragment keeps its MF, so a fragment can be fragmented again. Total
+  length, flags, offset and header checksum are set per fragment; metadata
+  (sw_if_index, opaque, trace) are copied. The original is freed.
+
+Counters: ``fragmented`` (packets) and ``fragments`` (fragments made) are
+events; drops: ``df-set-too-big`` (when no ip4-icmp-error), ``mtu-too-small``
+(the MTU leaves no room for a header and 8 bytes of data), ``bad-options``
+(malformed options), ``malformed`` (header not in the first buffer, total
+length beyond the packet), ``no-buffers`` (the packet is dropped; its
+fragments not yet handed on are freed).
+
+Metadata used: current_data (IPv4 header), chains, sw_if_index[TX],
+opaque. Next nodes: ``ip4-rewrite`` when the graph has it, else
+``interface-output`` (``nodes(next_node=...)`` picks another);
+``ip4-icmp-error`` when the graph has it, else error-drop. Trace record: tx
+sw_if_index and the first 40 bytes of the header.
+"""
+import struct
+import weakref
+
+from cpython.pycapsule cimport PyCapsule_New
+from libc.stdint cimport uint8_t, uint16_t, uint32_t
+from libc.stdlib cimport calloc, free
+from libc.string cimport memcpy
+from graphnet.includes.byteorder cimport gn_net16, gn_put_net16
+from graphnet.io.interface cimport InterfaceTable, gn_interface_main_t, gn_interface_t, gn_interface
+from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_RX, GN_TX, GN_BUFFER_DATA_SIZE,
+                                   GN_BUFFER_F_NEXT_PRESENT, GN_BUFFER_F_TRACED, gn_buffer_current)
+from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_main_alloc, gn_main_free,
+                                 gn_enqueue_to_next, gn_node_increment_error)
+from graphnet.wire.ip4 cimport (gn_ip4_header_bytes, gn_ip4_total_length, gn_ip4_set_checksum, GN_IP4_HEADER_LEN,
+                                GN_IP4_MAX_HEADER_LEN, GN_IP4_FLAG_DF, GN_IP4_FLAG_MF, GN_IP4_FLAG_RESERVED,
+                                GN_IP4_FRAG_OFFSET_MASK)
+from graphnet.wire.ip4_options cimport gn_ip4_options_for_fragments
+from graphnet.io.bufcopy cimport gn_chain_length
+from graphnet.vlib.node import Node
+from graphnet.wire.ip4 import format_ip4_header
+
+cdef enum:
+    NEXT_OUTPUT = 0
+    NEXT_ICMP_ERROR = 1
+    ERROR_NONE = 0
+    ERROR_FRAGMENTED = 1
+    ERROR_FRAGMENTS = 2
+    ERROR_DF_SET = 3
+    ERROR_MTU_TOO_SMALL = 4
+    ERROR_BAD_OPTIONS = 5
+    ERROR_MALFORMED = 6
+    ERROR_NO_BUFFERS = 7
+    OUT_CAP = 256
+    MAX_BUFFERS_PER_FRAGMENT = 40         # 65535 / 2048 + 1, rounded up
+    ICMP4_DEST_UNREACH = 3
+    ICMP4_FRAG_NEEDED = 4
+    TRACE_BYTES = 40
+
+ERRORS = (
+    ("none", "info", "no error"),
+    ("fragmented", "info", "packets fragmented"),
+    ("fragments", "info", "fragments sent"),
+    ("df-set-too-big", "warn", "larger than the MTU with DF set (ICMP fragmentation needed, or dropped without ip4-icmp-error)"),
+    ("mtu-too-small", "error", "MTU leaves no room for a header and 8 bytes of data"),
+    ("bad-options", "error", "malformed IPv4 options"),
+    ("malformed", "error", "header not in the first buffer or total length beyond the packet"),
+    ("no-buffers", "error", "no buffers for the fragments: packet dropped"),
+)
+
+ctypedef struct ip4_frag_t:
+    gn_interface_main_t* im
+    uint32_t mtu_cap              # 0: the tx interface's MTU only
+    uint32_t icmp_error           # arc NEXT_ICMP_ERROR is ip4-icmp-error (else error-drop)
+
+ctypedef struct ip4_frag_out_t:
+    uint32_t n
+    uint32_t bis[OUT_CAP]
+    uint16_t nexts[OUT_CAP]
+
+ctypedef struct cursor_t:         # a read position in a buffer chain
+    gn_buffer_t* b
+    uint32_t off                  # bytes of b's current data already read
+
+ctypedef struct ip4_frag_trace_t:
+    uint32_t sw_if_index
+    uint16_t n_bytes
+    uint8_t bytes[TRACE_BYTES]
+
+ctypedef struct gn_ip4_icmp_error_args_t:
+    # How ip4-frag asks ip4-icmp-error for 3/4: at opaque + 16, after the
+    # ip4 opaque (adj_index, flow_hash, fib_index). See the report / README.
+    uint8_t type
+    uint8_t code
+    uint16_t pad
+    uint32_t data                 # 3/4: the next-hop MTU (host order)
+
+
+cdef inline void _out_flush(gn_main_t* vm, gn_node_runtime_t* node, ip4_frag_out_t* out) noexcept nogil:
+    if out.n:
+        gn_enqueue_to_next(vm, node, out.bis, out.nexts, out.n)
+        out.n = 0
+
+
+cdef inline void _out_put(gn_main_t* vm, gn_node_runtime_t* node, ip4_frag_out_t* out, uint32_t bi,
+                          uint16_t next) noexcept nogil:
+    if out.n == OUT_CAP:
+        _out_flush(vm, node, out)
+    out.bis[out.n] = bi
+    out.nexts[out.n] = next
+    out.n += 1
+
+
+cdef inline void _out_drop(gn_main_t* vm, gn_node_runtime_t* node, ip4_frag_out_t* out, uint32_t bi,
+                           uint32_t code) noexcept nogil:
+    gn_main_buffer(vm, bi).error = <uint16_t>(node.error_base + code)
+    _out_put(vm, node, out, bi, node.drop_next)
+
+
+cdef inline void _cursor_skip(gn_main_t* vm, cursor_t* c, uint32_t n) noexcept nogil:
+    cdef uint32_t k
+    while n:
+        k = c.b.current_length - c.off
+        if k == 0:
+            if not (c.b.flags & GN_BUFFER_F_NEXT_PRESENT):
+                return
+            c.b = gn_main_buffer(vm, c.b.next_buffer)
+            c.off = 0
+            continue
+        if k > n:
+            k = n
+        c.off += k
+        n -= k
+
+
+cdef inline void _cursor_read(gn_main_t* vm, cursor_t* c, uint8_t* dst, uint32_t n) noexcept nogil:
+    cdef uint32_t k
+    while n:
+        k = c.b.current_length - c.off
+        if k == 0:
+            if not (c.b.flags & GN_BUFFER_F_NEXT_PRESENT):
+                return
+            c.b = gn_main_buffer(vm, c.b.next_buffer)
+            c.off = 0
+            continue
+        if k > n:
+            k = n
+        memcpy(dst, gn_buffer_current(c.b) + c.off, k)
+        dst += k
+        c.off += k
+        n -= k
+
+
+cdef int _make_fragment(gn_main_t* vm, gn_buffer_t* orig, const uint8_t* hdr, uint32_t hlen, uint16_t frag_field,
+                        cursor_t* c, uint32_t plen, uint32_t* out_bi) noexcept nogil:
+    """One fragment: header `hdr` (hlen bytes; total length, flags/offset
+    and checksum set here) and the next plen payload bytes at cursor c, in
+    new buffers with orig's metadata. Returns 0, or -1 (nothing allocated)
+    when buffers ran out."""
+    cdef uint32_t bis[MAX_BUFFERS_PER_FRAGMENT]
+    cdef uint32_t total = hlen + plen
+    cdef uint32_t nb = (total + GN_BUFFER_DATA_SIZE - 1) // GN_BUFFER_DATA_SIZE, got, k, room, take
+    cdef gn_buffer_t* head
+    cdef gn_buffer_t* b
+    cdef gn_buffer_t* prev
+    cdef uint8_t* ip
+    got = gn_main_alloc(vm, bis, nb)
+    if got != nb:
+        if got:
+            gn_main_free(vm, bis, got)
+        return -1
+    head = gn_main_buffer(vm, bis[0])
+    ip = head.data
+    memcpy(ip, hdr, hlen)
+    gn_put_net16(ip + 2, <uint16_t>total)
+    gn_put_net16(ip + 6, frag_field)
+    gn_ip4_set_checksum(ip)
+    take = plen if plen < GN_BUFFER_DATA_SIZE - hlen else GN_BUFFER_DATA_SIZE - hlen
+    _cursor_read(vm, c, ip + hlen, take)
+    head.current_length = <uint16_t>(hlen + take)
+    plen -= take
+    prev = head
+    for k in range(1, nb):
+        b = gn_main_buffer(vm, bis[k])
+        take = plen if plen < GN_BUFFER_DATA_SIZE else GN_BUFFER_DATA_SIZE
+        _cursor_read(vm, c, b.data, take)
+        b.current_length = <uint16_t>take
+        plen -= take
+        prev.next_buffer = bis[k]
+        prev.flags |= GN_BUFFER_F_NEXT_PRESENT
+        prev = b
+    head.total_length_not_including_first_buffer = total - head.current_length
+    head.sw_if_index[GN_RX] = orig.sw_if_index[GN_RX]
+    head.sw_if_index[GN_TX] = orig.sw_if_index[GN_TX]
+    head.flags |= orig.flags & GN_BUFFER_F_TRACED
+    head.trace_handle = orig.trace_handle
+    memcpy(head.opaque, orig.opaque, sizeof(head.opaque))
+    out_bi[0] = bis[0]
+    return 0
+
+
+cdef uint32_t ip4_frag_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame) noexcept nogil:
+    cdef ip4_frag_t* fm = <ip4_frag_t*>node.runtime_data
+    cdef ip4_frag_out_t out
+    cdef uint8_t hdr2[GN_IP4_MAX_HEADER_LEN + 4]
+    cdef uint32_t i, n = frame.n_vectors, bi, fbi, hlen, hlen2, total, avail, mtu, sw, payload, done, plen
+    cdef uint32_t max1, max2, off8, pkt_start, n_packets = 0, n_frags = 0, k
+    cdef uint16_t frag, mf_last
+    cdef int w
+    cdef gn_buffer_t* b
+    cdef gn_interface_t* hw
+    cdef gn_ip4_icmp_error_args_t* args
+    cdef uint8_t* ip
+    cdef cursor_t c
+    cdef bint failed
+    out.n = 0
+    for i in range(n):
+        bi = frame.buffers[i]
+        b = gn_main_buffer(vm, bi)
+        ip = gn_buffer_current(b)
+        if b.current_length < GN_IP4_HEADER_LEN or (ip[0] >> 4) != 4:
+            _out_drop(vm, node, &out, bi, ERROR_MALFORMED)
+            continue
+        hlen = gn_ip4_header_bytes(ip)
+        total = gn_ip4_total_length(ip)
+        avail = gn_chain_length(vm, bi) if b.flags & GN_BUFFER_F_NEXT_PRESENT else b.current_length
+        if hlen < GN_IP4_HEADER_LEN or hlen > b.current_length or total < hlen or total > avail:
+            _out_drop(vm, node, &out, bi, ERROR_MALFORMED)
+            continue
+        sw = b.sw_if_index[GN_TX]
+        hw = gn_interface(fm.im, sw)
+        mtu = hw.mtu if hw != NULL else 0xffff
+        if fm.mtu_cap and fm.mtu_cap < mtu:
+            mtu = fm.mtu_cap
+        if total <= mtu:
+            _out_put(vm, node, &out, bi, NEXT_OUTPUT)
+            continue
+        frag = gn_net16(ip + 6)
+        if frag & GN_IP4_FLAG_DF:
+            if fm.icmp_error:
+                args = <gn_ip4_icmp_error_args_t*>(b.opaque + 16)
+                args.type = ICMP4_DEST_UNREACH
+                args.code = ICMP4_FRAG_NEEDED
+                args.pad = 0
+                args.data = mtu
+                gn_node_increment_error(vm, node, ERROR_DF_SET, 1)
+                _out_put(vm, node, &out, bi, NEXT_ICMP_ERROR)
+            else:
+                _out_drop(vm, node, &out, bi, ERROR_DF_SET)
+            continue
+        # the header of the fragments after the first: copied options only
+        memcpy(hdr2, ip, GN_IP4_HEADER_LEN)
+        w = gn_ip4_options_for_fragments(ip + GN_IP4_HEADER_LEN, hlen - GN_IP4_HEADER_LEN, hdr2 + GN_IP4_HEADER_LEN)
+        if w < 0:
+            _out_drop(vm, node, &out, bi, ERROR_BAD_OPTIONS)
+            continue
+        hlen2 = GN_IP4_HEADER_LEN + <uint32_t>w
+        hdr2[0] = <uint8_t>(0x40 | (hlen2 // 4))
+        if mtu < hlen + 8 or mtu < hlen2 + 8:
+            _out_drop(vm, node, &out, bi, ERROR_MTU_TOO_SMALL)
+            continue
+        max1 = (mtu - hlen) & ~7u
+        max2 = (mtu - hlen2) & ~7u
+        payload = total - hlen
+        off8 = frag & GN_IP4_FRAG_OFFSET_MASK
+        mf_last = frag & GN_IP4_FLAG_MF
+        frag &= GN_IP4_FLAG_RESERVED          # keep the reserved bit as it was
+        c.b = b
+        c.off = hlen
+        pkt_start = out.n
+        done = 0
+        failed = False
+        k = 0
+        while done < payload:
+            if done == 0:
+                plen = max1 if max1 < payload else payload
+            else:
+                plen = max2 if max2 < payload - done else payload - done
+            if _make_fragment(vm, b, ip if done == 0 else hdr2, hlen if done == 0 else hlen2,
+                              <uint16_t>(frag | ((off8 + done // 8) & GN_IP4_FRAG_OFFSET_MASK)
+                                         | (GN_IP4_FLAG_MF if done + plen < payload else mf_last)),
+                              &c, plen, &fbi) != 0:
+                failed = True
+                break
+            if out.n == OUT_CAP:
+                _out_flush(vm, node, &out)
+                pkt_start = 0               # what was flushed is gone: keep the rest
+            out.bis[out.n] = fbi
+            out.nexts[out.n] = NEXT_OUTPUT
+            out.n += 1
+            done += plen
+            k += 1
+        if failed:
+            # free the fragments of this packet still in hand, drop the packet
+            if out.n > pkt_start:
+                gn_main_free(vm, &out.bis[pkt_start], out.n - pkt_start)
+                out.n = pkt_start
+            _out_drop(vm, node, &out, bi, ERROR_NO_BUFFERS)
+            continue
+        gn_main_free(vm, &bi, 1)
+        n_packets += 1
+        n_frags += k
+    _out_flush(vm, node, &out)
+    if n_packets:
+        gn_node_increment_error(vm, node, ERROR_FRAGMENTED, n_packets)
+        gn_node_increment_error(vm, node, ERROR_FRAGMENTS, n_frags)
+    return n
+
+
+cdef uint16_t ip4_frag_trace_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_buffer_t* b, uint8_t* record) noexcept nogil:
+    cdef ip4_frag_trace_t* t = <ip4_frag_trace_t*>record
+    t.sw_if_index = b.sw_if_index[GN_TX]
+    t.n_bytes = b.current_length if b.current_length < TRACE_BYTES else TRACE_BYTES
+    memcpy(t.bytes, gn_buffer_current(b), t.n_bytes)
+    return sizeof(ip4_frag_trace_t)
+
+
+def format_ip4_frag_trace(bytes record, engine=None):
+    sw, n = struct.unpack_from("<IH", record)
+    sw_text = "-" if sw == 0xffffffff else str(sw)
+    return f"  tx sw_if_index {sw_text}\n" + format_ip4_header(record[6:6 + n], indent=2)
+
+
+cdef class _State:
+    cdef ip4_frag_t* fm
+    cdef InterfaceTable interfaces
+
+    def __cinit__(self, InterfaceTable interfaces, uint32_t mtu_cap, bint icmp_error):
+        self.fm = <ip4_frag_t*>calloc(1, sizeof(ip4_frag_t))
+        if self.fm == NULL:
+            raise MemoryError()
+        self.interfaces = interfaces
+        self.fm.im = interfaces.im
+        self.fm.mtu_cap = mtu_cap
+        self.fm.icmp_error = icmp_error
+
+    def __dealloc__(self):
+        free(self.fm)
+
+    def capsule(self):
+        return PyCapsule_New(<void*>self.fm, "gn_runtime_data", NULL)
+
+
+_STATES = weakref.WeakKeyDictionary()     # engine -> _State
+
+
+def nodes(next_node=None, *, name="ip4-frag", mtu=None):
+    """The ip4-frag registration. next_node: where fragments (and packets
+    within the MTU) go (default ``ip4-rewrite`` if in the graph, else
+    ``interface-output``); mtu: a cap on the tx interface's MTU (and the MTU
+    of packets with no tx interface)."""
+    if mtu is not None and not 28 <= mtu <= 65535:
+        raise ValueError("mtu must be 28..65535")
+
+    def setup(engine, node_index):
+        icmp = engine.next_names[name][NEXT_ICMP_ERROR] == "ip4-icmp-error"
+        st = _STATES[engine] = _State(engine.interfaces, mtu or 0, icmp)
+        engine.main.set_runtime_data(node_index, st.capsule())
+
+    return (
+        Node(name, fn=PyCapsule_New(<void*>ip4_frag_fn, "gn_node_fn", NULL),
+             next_nodes=(next_node or ("ip4-rewrite", "interface-output"), ("ip4-icmp-error", "error-drop")),
+             errors=ERRORS, setup=setup,
+             trace_fn=PyCapsule_New(<void*>ip4_frag_trace_fn, "gn_trace_fn", NULL),
+             trace_size=sizeof(ip4_frag_trace_t), format_trace=format_ip4_frag_trace,
+             doc="Fragments IPv4 packets larger than the tx MTU (DF set: ICMP fragmentation needed)."),
+    )
+
+
+NODES = nodes()
