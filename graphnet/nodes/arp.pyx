@@ -1,0 +1,212 @@
+"""``arp-input``: ARP for IPv4 over Ethernet (RFC 826): answer requests for
+our addresses, learn neighbours.
+
+Claims ethertype 0x0806 of ``ethernet-input``. For each packet, after the
+checks of ``gn_arp_validate`` (``too-short``, ``bad-format``,
+``bad-opcode``) and of the sender (``bad-sender``: a group MAC, or a
+multicast/broadcast sender address):
+
+  - a packet whose sender address is one of the receiving interface's
+    addresses is dropped (``address-conflict``: someone else claims it);
+  - gratuitous ARP (sender address = target address) updates an existing
+    entry, never creates one (``gratuitous``);
+  - a request or reply whose target is an address of the receiving
+    interface teaches us the sender (a new entry when the sender is on-link,
+    inside one of the interface's prefixes; RFC 826's merge otherwise); a
+    request is answered in place (the buffer becomes the reply, sent on the
+    receiving interface: ``replies-sent`` counts them), a reply is consumed
+    (``reply-received``);
+  - anything else only refreshes an existing entry of its sender
+    (``not-for-us``). Static entries never change.
+
+An ARP probe (sender address 0, RFC 5227) for our address is answered and
+teaches nothing. Learning that completes or changes an entry wakes the
+neighbour table's control plane (graphnet.nodes.ip4_neighbor), which
+updates the FIB and sends queued packets on.
+
+Metadata used: current_data (the ARP body), current_length,
+sw_if_index[RX]. Set on a reply: current_data/current_length (Ethernet
+header + 28 bytes), l2_hdr_offset, sw_if_index[TX],
+GN_BUFFER_F_LOCALLY_ORIGINATED. Next nodes: ``interface-output``. Every
+other packet is dropped with one of the rows above. Trace record: rx
+interface and the ARP body (``format_arp``).
+"""
+import struct
+import weakref
+
+from cpython.pycapsule cimport PyCapsule_New
+from libc.stdint cimport int16_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdlib cimport calloc, free
+from libc.string cimport memcpy
+from graphnet.includes.byteorder cimport gn_put_net16
+from graphnet.io.interface cimport InterfaceTable, gn_interface_main_t, gn_interface_t, gn_interface
+from graphnet.fib.ip4_address cimport (Ip4Addresses, gn_ip4_address_main_t, gn_ip4_is_interface_address,
+                                       gn_ip4_is_on_link)
+from graphnet.nodes.ip4_neighbor cimport Ip4Neighbors, gn_ip4_nbr_main_t, gn_nbr_learn
+from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_RX, GN_TX, GN_BUFFER_F_LOCALLY_ORIGINATED,
+                                   gn_buffer_current)
+from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_enqueue_to_next,
+                                 gn_node_increment_error)
+from graphnet.wire.arp cimport (gn_arp_validate, gn_arp_op, gn_arp_sha, gn_arp_spa, gn_arp_tpa, gn_arp_write,
+                                GN_ARP_OK, GN_ARP_LEN, GN_ARP_OP_REQUEST, GN_ARP_OP_REPLY)
+from graphnet.wire.ethernet cimport GN_ETHERNET_HEADER_LEN, GN_ETHERTYPE_ARP, gn_mac_is_group
+from graphnet.vlib.node import Node
+from graphnet.fib.ip4_address import ip4_addresses
+from graphnet.nodes.ip4_neighbor import ip4_neighbors
+from graphnet.wire.arp import VALIDATE_ERRORS, format_arp
+from graphnet.wire.ethernet import ETHERTYPE_ARP
+
+cdef enum:
+    NEXT_OUTPUT = 0
+    ERROR_BAD_SENDER = 4
+    ERROR_ADDRESS_CONFLICT = 5
+    ERROR_GRATUITOUS = 6
+    ERROR_NOT_FOR_US = 7
+    ERROR_REPLY_RECEIVED = 8
+    ERROR_REPLIES_SENT = 9
+    ERROR_TABLE_FULL = 10
+    ERROR_NO_INTERFACE = 11
+
+ERRORS = VALIDATE_ERRORS + (
+    ("bad-sender", "error", "ARP sender MAC is a group address or sender IP is multicast/broadcast"),
+    ("address-conflict", "warn", "ARP from another host claiming one of our addresses"),
+    ("gratuitous", "info", "gratuitous ARP (updates an existing entry only)"),
+    ("not-for-us", "info", "ARP for another host (refreshes an existing entry only)"),
+    ("reply-received", "info", "ARP reply for us (learned)"),
+    ("replies-sent", "info", "ARP requests for our addresses answered"),
+    ("table-full", "warn", "neighbour table full: sender not learned"),
+    ("no-interface", "error", "rx sw_if_index is not in the interface table"),
+)
+assert ERRORS[ERROR_NO_INTERFACE][0] == "no-interface"
+
+ctypedef struct arp_input_t:
+    gn_interface_main_t* im
+    gn_ip4_address_main_t* am
+    gn_ip4_nbr_main_t* nm
+
+ctypedef struct arp_trace_t:
+    uint32_t sw_if_index
+    uint16_t n_bytes
+    uint8_t bytes[28]
+
+
+cdef inline uint32_t _arp_one(gn_main_t* vm, arp_input_t* st, gn_buffer_t* b, uint64_t* n_table_full) noexcept nogil:
+    """Handle one packet; returns ERROR_* (0: a reply was built in b)."""
+    cdef uint8_t* a = gn_buffer_current(b)
+    cdef uint32_t code = gn_arp_validate(a, b.current_length)
+    cdef uint32_t sw = b.sw_if_index[GN_RX], spa, tpa
+    cdef uint16_t op
+    cdef gn_interface_t* hw
+    cdef uint8_t sha[6]
+    cdef uint8_t* eth
+    cdef int r
+    if code != GN_ARP_OK:
+        return code
+    hw = gn_interface(st.im, sw)
+    if hw == NULL:
+        return ERROR_NO_INTERFACE
+    op = gn_arp_op(a)
+    spa = gn_arp_spa(a)
+    tpa = gn_arp_tpa(a)
+    memcpy(sha, gn_arp_sha(a), 6)
+    if gn_mac_is_group(sha) or spa == 0xffffffffU or (spa >> 28) == 0xe:
+        return ERROR_BAD_SENDER
+    if spa != 0 and gn_ip4_is_interface_address(st.am, sw, spa):
+        return ERROR_ADDRESS_CONFLICT
+    if spa == tpa:
+        gn_nbr_learn(st.nm, vm, sw, spa, sha, False)
+        return ERROR_GRATUITOUS
+    if not gn_ip4_is_interface_address(st.am, sw, tpa):
+        if spa != 0:
+            gn_nbr_learn(st.nm, vm, sw, spa, sha, False)
+        return ERROR_NOT_FOR_US
+    if spa != 0:
+        r = gn_nbr_learn(st.nm, vm, sw, spa, sha, gn_ip4_is_on_link(st.am, sw, spa))
+        if r < 0:
+            n_table_full[0] += 1
+    if op != GN_ARP_OP_REQUEST:
+        return ERROR_REPLY_RECEIVED
+    # the reply, in place: Ethernet header just before the ARP body
+    eth = a - GN_ETHERNET_HEADER_LEN
+    memcpy(eth, sha, 6)
+    memcpy(eth + 6, hw.mac, 6)
+    gn_put_net16(eth + 12, GN_ETHERTYPE_ARP)
+    gn_arp_write(a, GN_ARP_OP_REPLY, hw.mac, tpa, sha, spa)
+    b.current_data -= GN_ETHERNET_HEADER_LEN
+    b.current_length = GN_ETHERNET_HEADER_LEN + GN_ARP_LEN
+    b.l2_hdr_offset = b.current_data
+    b.sw_if_index[GN_TX] = sw
+    b.flags = b.flags | GN_BUFFER_F_LOCALLY_ORIGINATED
+    return 0
+
+
+cdef uint32_t arp_input_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame) noexcept nogil:
+    cdef arp_input_t* st = <arp_input_t*>node.runtime_data
+    cdef uint16_t nexts[256]
+    cdef uint32_t i, n = frame.n_vectors, err
+    cdef uint64_t n_replies = 0, n_table_full = 0
+    cdef gn_buffer_t* b
+    for i in range(n):
+        b = gn_main_buffer(vm, frame.buffers[i])
+        err = _arp_one(vm, st, b, &n_table_full)
+        if err == 0:
+            nexts[i] = NEXT_OUTPUT
+            n_replies += 1
+        else:
+            b.error = <uint16_t>(node.error_base + err)
+            nexts[i] = node.drop_next
+    if n_replies:
+        gn_node_increment_error(vm, node, ERROR_REPLIES_SENT, n_replies)
+    if n_table_full:
+        gn_node_increment_error(vm, node, ERROR_TABLE_FULL, n_table_full)
+    gn_enqueue_to_next(vm, node, frame.buffers, nexts, n)
+    return n
+
+
+cdef uint16_t arp_trace_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_buffer_t* b, uint8_t* record) noexcept nogil:
+    cdef arp_trace_t* t = <arp_trace_t*>record
+    t.sw_if_index = b.sw_if_index[GN_RX]
+    t.n_bytes = b.current_length if b.current_length < GN_ARP_LEN else GN_ARP_LEN
+    memcpy(t.bytes, gn_buffer_current(b), t.n_bytes)
+    return sizeof(arp_trace_t)
+
+
+def format_arp_trace(bytes record, engine=None):
+    sw, n = struct.unpack_from("<IH", record)
+    return f"  rx sw_if_index {sw}\n" + format_arp(record[6:6 + n], indent=2)
+
+
+cdef class _State:
+    cdef arp_input_t* st
+    cdef object keep
+
+    def __cinit__(self, InterfaceTable interfaces, Ip4Addresses addresses, Ip4Neighbors neighbors):
+        self.st = <arp_input_t*>calloc(1, sizeof(arp_input_t))
+        if self.st == NULL:
+            raise MemoryError()
+        self.st.im = interfaces.im
+        self.st.am = addresses.am
+        self.st.nm = neighbors.nm
+        self.keep = (interfaces, addresses, neighbors)
+
+    def __dealloc__(self):
+        free(self.st)
+
+    def capsule(self):
+        return PyCapsule_New(<void*>self.st, "gn_runtime_data", NULL)
+
+
+_STATES = weakref.WeakKeyDictionary()
+
+
+def _setup(engine, node_index):
+    st = _STATES[engine] = _State(engine.interfaces, ip4_addresses(engine), ip4_neighbors(engine))
+    engine.main.set_runtime_data(node_index, st.capsule())
+
+
+NODES = (
+    Node("arp-input", fn=PyCapsule_New(<void*>arp_input_fn, "gn_node_fn", NULL), next_nodes=("interface-output",),
+         errors=ERRORS, attach_to=(("ethernet-input", ETHERTYPE_ARP),),
+         trace_fn=PyCapsule_New(<void*>arp_trace_fn, "gn_trace_fn", NULL), trace_size=sizeof(arp_trace_t),
+         format_trace=format_arp_trace, setup=_setup, doc=__doc__.split("\n\n")[0]),
+)

@@ -1,0 +1,195 @@
+"""``ip4-arp``: packets whose next hop's MAC is not known yet (ip4-lookup's
+glean adjacencies): resolve it with ARP and hold the packets meanwhile.
+
+Attaches to ``ip4-lookup`` with key ``"glean"``. The next hop is the
+adjacency's ``next_hop`` (a route via an address) or, for a connected
+prefix, the packet's destination. Per packet, in the neighbour table
+(graphnet.nodes.ip4_neighbor):
+
+  - no entry: an incomplete one is made, a broadcast ARP request is sent at
+    once (subject to the table's request rate limit: ``throttled``) and the
+    packet is queued; ip4-neighbor retries and, after ``max_probes``
+    unanswered requests, drops the queue (``resolution-failed``);
+  - incomplete: the packet is queued;
+  - complete (the control plane has not made the FIB's rewrite yet): the
+    packet is queued and the control plane woken; it will go on to
+    ip4-lookup once the FIB has the rewrite.
+
+Drops: ``queue-full`` (the neighbour's queue, or all queues together, at
+their limit), ``table-full`` (too many incomplete entries, or no room),
+``no-source-address`` (the interface has no IPv4 address to ask from),
+``no-adjacency`` (resolved, but the FIB has no adjacency to make a rewrite
+of, e.g. a user's on-link /32), ``bad-adjacency``. Counted (info):
+``requests-sent``, ``throttled``, ``queued``.
+
+Metadata used: current_data (the IPv4 header), opaque adj_index. Queued
+packets are not modified. Next nodes: ``interface-output`` (the requests).
+Trace: the default record.
+"""
+import weakref
+
+from cpython.pycapsule cimport PyCapsule_New
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdlib cimport calloc, free
+from graphnet.includes.platform cimport gn_time_ns
+from graphnet.io.interface cimport InterfaceTable, gn_interface_main_t
+from graphnet.fib.ip4_address cimport Ip4Addresses, gn_ip4_address_main_t, gn_ip4_source_address
+from graphnet.fib.ip4_fib cimport Ip4Fib, gn_ip4_fib_t, gn_ip4_adj_t, gn_ip4_opaque, GN_ADJ_GLEAN
+from graphnet.nodes.ip4_neighbor cimport (Ip4Neighbors, gn_ip4_nbr_main_t, gn_ip4_neighbor_t, gn_nbr_find,
+                                          gn_nbr_create, gn_nbr_request_token, gn_nbr_build_request,
+                                          gn_nbr_arm_service, gn_nbr_wake_control, GN_NBR_NONE,
+                                          GN_NBR_F_COMPLETE, GN_NBR_F_NO_FIB, GN_NBR_F_FIB_PENDING)
+from graphnet.vlib.buffer cimport gn_buffer_t, gn_frame_t, gn_buffer_current
+from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_enqueue_to_single_next,
+                                 gn_node_increment_error)
+from graphnet.wire.ip4 cimport gn_ip4_dst
+from graphnet.vlib.node import Node
+from graphnet.fib.ip4_address import ip4_addresses
+from graphnet.fib.ip4_fib import ip4_fib
+from graphnet.nodes.ip4_neighbor import ip4_neighbors
+
+cdef enum:
+    NEXT_OUTPUT = 0
+    ERROR_QUEUE_FULL = 1
+    ERROR_TABLE_FULL = 2
+    ERROR_NO_SOURCE = 3
+    ERROR_NO_ADJACENCY = 4
+    ERROR_BAD_ADJACENCY = 5
+    ERROR_REQUESTS = 6
+    ERROR_THROTTLED = 7
+    ERROR_QUEUED = 8
+    ERROR_NO_BUFFERS = 9
+
+ERRORS = (
+    ("none", "info", "no error"),
+    ("queue-full", "warn", "packet waiting for ARP dropped: queue limit"),
+    ("table-full", "warn", "packet dropped: too many unresolved neighbours"),
+    ("no-source-address", "warn", "no IPv4 address on the interface to send ARP from"),
+    ("no-adjacency", "warn", "neighbour resolved but no route to make a rewrite of"),
+    ("bad-adjacency", "error", "adjacency is not a glean"),
+    ("requests-sent", "info", "ARP requests sent"),
+    ("throttled", "info", "ARP request not sent: request rate limit"),
+    ("queued", "info", "packets queued until their next hop is resolved"),
+    ("no-buffers", "warn", "no buffer for an ARP request"),
+)
+
+ctypedef struct ip4_arp_t:
+    gn_ip4_fib_t* fib
+    gn_interface_main_t* im
+    gn_ip4_address_main_t* am
+    gn_ip4_nbr_main_t* nm
+
+
+cdef uint32_t ip4_arp_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame) noexcept nogil:
+    cdef ip4_arp_t* st = <ip4_arp_t*>node.runtime_data
+    cdef gn_ip4_nbr_main_t* nm = st.nm
+    cdef const gn_ip4_adj_t* adj
+    cdef gn_ip4_neighbor_t* e
+    cdef uint32_t drops[256]
+    cdef uint32_t requests[256]
+    cdef uint32_t i, n = frame.n_vectors, n_drops = 0, n_requests = 0, ai, sw, nh, k, bi, err
+    cdef uint64_t now = gn_time_ns(), n_queued = 0, n_throttled = 0, n_nobuf = 0
+    cdef bint wake = False
+    cdef gn_buffer_t* b
+    for i in range(n):
+        bi = frame.buffers[i]
+        b = gn_main_buffer(vm, bi)
+        ai = gn_ip4_opaque(b).adj_index
+        err = 0
+        if ai >= st.fib.n_adjs or st.fib.adjs[ai].type != GN_ADJ_GLEAN:
+            err = ERROR_BAD_ADJACENCY
+        else:
+            adj = &st.fib.adjs[ai]
+            sw = adj.sw_if_index
+            nh = adj.next_hop if adj.next_hop else gn_ip4_dst(gn_buffer_current(b))
+            k = gn_nbr_find(nm, sw, nh)
+            if k == GN_NBR_NONE:
+                if gn_ip4_source_address(st.am, sw, nh) == 0:
+                    err = ERROR_NO_SOURCE
+                elif nm.n_incomplete >= nm.max_incomplete:
+                    err = ERROR_TABLE_FULL
+                else:
+                    k = gn_nbr_create(nm, sw, nh)
+                    if k == GN_NBR_NONE:
+                        err = ERROR_TABLE_FULL
+                    else:
+                        e = &nm.entries[k]
+                        e.updated_ns = now
+                        e.n_probes = 1
+                        e.next_probe_ns = now + nm.probe_interval_ns
+                        if gn_nbr_request_token(nm, now):
+                            requests[n_requests] = gn_nbr_build_request(vm, st.im, st.am, sw, nh)
+                            if requests[n_requests] == GN_NBR_NONE:
+                                n_nobuf += 1
+                            else:
+                                n_requests += 1
+                        else:
+                            n_throttled += 1
+                        gn_nbr_arm_service(nm, vm, e.next_probe_ns)
+            if err == 0:
+                e = &nm.entries[k]
+                if e.flags & GN_NBR_F_NO_FIB:
+                    err = ERROR_NO_ADJACENCY
+                elif e.n_queued >= nm.queue_limit or nm.n_queued_total >= nm.max_queued_total:
+                    err = ERROR_QUEUE_FULL
+                else:
+                    e.queue[e.n_queued] = bi
+                    e.n_queued += 1
+                    nm.n_queued_total += 1
+                    n_queued += 1
+                    if e.flags & GN_NBR_F_COMPLETE:
+                        e.flags = e.flags | GN_NBR_F_FIB_PENDING
+                        wake = True
+        if err != 0:
+            b.error = <uint16_t>(node.error_base + err)
+            drops[n_drops] = bi
+            n_drops += 1
+    if wake:
+        gn_nbr_wake_control(nm, vm)
+    if n_requests:
+        gn_enqueue_to_single_next(vm, node, requests, NEXT_OUTPUT, n_requests)
+        gn_node_increment_error(vm, node, ERROR_REQUESTS, n_requests)
+    if n_drops:
+        gn_enqueue_to_single_next(vm, node, drops, node.drop_next, n_drops)
+    if n_queued:
+        gn_node_increment_error(vm, node, ERROR_QUEUED, n_queued)
+    if n_throttled:
+        gn_node_increment_error(vm, node, ERROR_THROTTLED, n_throttled)
+    if n_nobuf:
+        gn_node_increment_error(vm, node, ERROR_NO_BUFFERS, n_nobuf)
+    return n
+
+
+cdef class _State:
+    cdef ip4_arp_t* st
+    cdef object keep
+
+    def __cinit__(self, Ip4Fib fib, InterfaceTable interfaces, Ip4Addresses addresses, Ip4Neighbors neighbors):
+        self.st = <ip4_arp_t*>calloc(1, sizeof(ip4_arp_t))
+        if self.st == NULL:
+            raise MemoryError()
+        self.st.fib = fib.fib
+        self.st.im = interfaces.im
+        self.st.am = addresses.am
+        self.st.nm = neighbors.nm
+        self.keep = (fib, interfaces, addresses, neighbors)
+
+    def __dealloc__(self):
+        free(self.st)
+
+    def capsule(self):
+        return PyCapsule_New(<void*>self.st, "gn_runtime_data", NULL)
+
+
+_STATES = weakref.WeakKeyDictionary()
+
+
+def _setup(engine, node_index):
+    st = _STATES[engine] = _State(ip4_fib(engine), engine.interfaces, ip4_addresses(engine), ip4_neighbors(engine))
+    engine.main.set_runtime_data(node_index, st.capsule())
+
+
+NODES = (
+    Node("ip4-arp", fn=PyCapsule_New(<void*>ip4_arp_fn, "gn_node_fn", NULL), next_nodes=("interface-output",),
+         errors=ERRORS, attach_to=(("ip4-lookup", "glean"),), setup=_setup, doc=__doc__.split("\n\n")[0]),
+)

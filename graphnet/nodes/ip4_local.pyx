@@ -1,0 +1,127 @@
+"""``ip4-local``: IPv4 packets for this host (ip4-lookup's local
+adjacency): dispatch by IP protocol to the nodes that claimed it.
+
+Attaches to ``ip4-lookup`` with key ``"local"``. A protocol node claims its
+number in its own registration: ``attach_to=(("ip4-local", 1),)`` (ICMP),
+``(("ip4-local", 17),)`` (UDP); ``on_attach`` records protocol -> next in a
+256-entry table. A packet for an unclaimed protocol goes to
+``ip4-icmp-error`` (protocol unreachable) when the graph has that node,
+else it is dropped; either way it is counted ``unknown-protocol``.
+Fragments go to ``ip4-reassembly`` when the graph has it (the reassembled
+datagram comes back here), else they are dropped (``fragment``).
+
+Hand-off convention: protocol nodes get the buffer with current_data still
+at the IPv4 header (so replies can be built in place), l3_hdr_offset at the
+IPv4 header and l4_hdr_offset at the protocol header.
+
+Metadata used: current_data, current_length. Set: l3_hdr_offset,
+l4_hdr_offset. Next nodes: ``ip4-icmp-error``, ``ip4-reassembly`` (each or
+error-drop), the protocol nodes.
+Trace: the default record.
+"""
+import weakref
+
+from cpython.pycapsule cimport PyCapsule_New
+from libc.stdint cimport int16_t, uint8_t, uint16_t, uint32_t
+from libc.stdlib cimport calloc, free
+from graphnet.vlib.buffer cimport gn_buffer_t, gn_frame_t, gn_buffer_current
+from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_enqueue_to_next
+from graphnet.wire.ip4 cimport gn_ip4_header_bytes, gn_ip4_is_fragment
+from graphnet.vlib.node import Node
+
+cdef enum:
+    ERROR_UNKNOWN_PROTOCOL = 1
+    ERROR_FRAGMENT = 2
+    NEXT_UNCLAIMED = 0xffff
+    NEXT_ICMP_ERROR = 0
+    NEXT_REASSEMBLY = 1
+
+ERRORS = (
+    ("none", "info", "no error"),
+    ("unknown-protocol", "warn", "no node for this IP protocol (ICMP protocol unreachable)"),
+    ("fragment", "warn", "fragment for this host dropped (no reassembly yet)"),
+)
+
+ctypedef struct ip4_local_t:
+    uint16_t next_by_proto[256]
+    uint16_t unknown_next             # arc 0: ip4-icmp-error, or error-drop
+    uint8_t reassembly                # arc 1 is ip4-reassembly (else error-drop)
+
+
+cdef uint32_t ip4_local_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame) noexcept nogil:
+    cdef ip4_local_t* lm = <ip4_local_t*>node.runtime_data
+    cdef uint16_t nexts[256]
+    cdef uint32_t i, n = frame.n_vectors
+    cdef uint16_t nx
+    cdef gn_buffer_t* b
+    cdef const uint8_t* ip
+    for i in range(n):
+        b = gn_main_buffer(vm, frame.buffers[i])
+        ip = gn_buffer_current(b)
+        b.l3_hdr_offset = b.current_data
+        b.l4_hdr_offset = b.current_data + <int16_t>gn_ip4_header_bytes(ip)
+        if gn_ip4_is_fragment(ip):
+            if lm.reassembly:
+                nexts[i] = NEXT_REASSEMBLY
+            else:
+                b.error = <uint16_t>(node.error_base + ERROR_FRAGMENT)
+                nexts[i] = node.drop_next
+            continue
+        nx = lm.next_by_proto[ip[9]]
+        if nx == NEXT_UNCLAIMED:
+            b.error = <uint16_t>(node.error_base + ERROR_UNKNOWN_PROTOCOL)
+            nx = lm.unknown_next
+        nexts[i] = nx
+    gn_enqueue_to_next(vm, node, frame.buffers, nexts, n)
+    return n
+
+
+cdef class _State:
+    cdef ip4_local_t* lm
+
+    def __cinit__(self):
+        cdef uint32_t p
+        self.lm = <ip4_local_t*>calloc(1, sizeof(ip4_local_t))
+        if self.lm == NULL:
+            raise MemoryError()
+        for p in range(256):
+            self.lm.next_by_proto[p] = NEXT_UNCLAIMED
+        self.lm.unknown_next = NEXT_ICMP_ERROR
+
+    def __dealloc__(self):
+        free(self.lm)
+
+    def capsule(self):
+        return PyCapsule_New(<void*>self.lm, "gn_runtime_data", NULL)
+
+    def set_reassembly(self, bint on):
+        self.lm.reassembly = on
+
+    def claim(self, uint32_t protocol, uint16_t next_index):
+        self.lm.next_by_proto[protocol] = next_index
+
+
+
+_STATES = weakref.WeakKeyDictionary()
+
+
+def _setup(engine, node_index):
+    st = _STATES[engine] = _State()
+    st.set_reassembly(engine.next_names["ip4-local"][NEXT_REASSEMBLY] == "ip4-reassembly")
+    engine.main.set_runtime_data(node_index, st.capsule())
+
+
+def _on_attach(engine, key, next_index):
+    st = _STATES[engine]
+    if isinstance(key, int) and 0 <= key <= 255:
+        st.claim(key, next_index)
+    else:
+        raise ValueError(f"ip4-local: cannot attach to {key!r} (an IP protocol 0..255)")
+
+
+NODES = (
+    Node("ip4-local", fn=PyCapsule_New(<void*>ip4_local_fn, "gn_node_fn", NULL), errors=ERRORS,
+         next_nodes=(("ip4-icmp-error", "error-drop"), ("ip4-reassembly", "error-drop")),
+         attach_to=(("ip4-lookup", "local"),), setup=_setup, on_attach=_on_attach,
+         doc=__doc__.split("\n\n")[0]),
+)

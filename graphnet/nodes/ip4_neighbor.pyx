@@ -1,0 +1,736 @@
+"""The IPv4 neighbour table (ARP cache) and its two nodes.
+
+One table per engine (``ip4_neighbors(engine)``), keyed by (interface,
+address). An entry is *incomplete* (being resolved: requests sent, packets
+queued) or *complete* (MAC known), *dynamic* (learned, aged) or *static*
+(configured: never changed by ARP, never aged).
+
+Who does what:
+
+  - ``arp-input`` learns: from requests and replies addressed to us
+    (creating entries, when the sender is on-link), and from any ARP,
+    gratuitous ones included, whose sender already has an entry (updating
+    it). A completed or changed entry is marked FIB_PENDING and the control
+    plane is woken.
+  - ``ip4-arp`` (ip4-lookup's glean adjacency) creates incomplete entries,
+    sends the first request and queues packets (bounded: ``queue_limit``
+    per neighbour, ``max_queued_total`` in all, ``max_incomplete``
+    incomplete entries; each excess packet is dropped and counted).
+  - ``ip4-neighbor`` (this module; a C input node in interrupt mode, woken
+    by its own timer and by the control plane) retransmits requests every
+    ``probe_interval`` (``max_probes`` in all; requests are also limited by
+    a token bucket of ``request_rate`` per second), drops the queue of a
+    neighbour that never answered (``resolution-failed``) and forwards the
+    queue of a resolved one to ip4-lookup.
+  - ``ip4-neighbor-process`` (a Python process; woken by the data plane
+    through its interrupt, and for aging) makes the FIB follow the table:
+    the adjacency of routes via a resolved next hop becomes a rewrite
+    (``Ip4Fib.set_neighbor``), and a neighbour inside a connected (glean)
+    prefix gets a /32 route to it, so later packets go ip4-lookup ->
+    ip4-rewrite directly; then it lets ip4-neighbor flush the queue.
+    Dynamic entries not confirmed for ``aging_time`` seconds are removed
+    (their FIB state with them; the next packet resolves again).
+
+Invariants: a queued buffer is owned by exactly one entry until it is
+flushed to ip4-lookup or dropped with a counter; the engine's close frees
+whatever is still queued. The FIB is changed only by the control plane.
+
+API: ``add(interface, ip, mac, static=False)``, ``delete(interface, ip)``,
+``entries()``, ``show()``, ``configure(...)``; CLI ``show ip neighbors``,
+``set ip neighbor [del] <if> <ip> [<mac>] [static]``.
+"""
+import ipaddress
+import time
+import weakref
+
+from cpython.pycapsule cimport PyCapsule_New
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdlib cimport calloc, free
+from libc.string cimport memcpy, memset
+from graphnet.includes.byteorder cimport gn_put_net16
+from graphnet.includes.platform cimport gn_time_ns
+from graphnet.io.interface cimport InterfaceTable, gn_interface_t, gn_interface
+from graphnet.fib.ip4_address cimport Ip4Addresses, gn_ip4_source_address
+from graphnet.fib.ip4_fib cimport Ip4Fib
+from graphnet.vlib.buffer cimport gn_buffer_t, gn_frame_t, GN_RX, GN_TX, GN_BUFFER_F_LOCALLY_ORIGINATED, gn_buffer_current
+from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_main_alloc, gn_main_free,
+                                 gn_enqueue_to_single_next, gn_node_increment_error, gn_node_set_interrupt_pending,
+                                 gn_node_schedule_interrupt)
+from graphnet.wire.arp cimport gn_arp_write, GN_ARP_OP_REQUEST
+from graphnet.wire.ethernet cimport GN_ETHERTYPE_ARP
+from graphnet.vlib.node import Node
+from graphnet.vlib.process import WaitEvent
+from graphnet.fib.ip4_address import ip4_addresses
+from graphnet.fib.ip4_fib import ip4_fib
+from graphnet.wire.ethernet import format_mac, parse_mac
+
+cdef enum:
+    NEXT_LOOKUP = 0
+    NEXT_OUTPUT = 1
+    ERROR_RESOLUTION_FAILED = 1
+    ERROR_NO_BUFFERS = 2
+    ERROR_DELETED = 3
+    ERROR_REQUESTS = 4
+    ERROR_THROTTLED = 5
+    ERROR_FLUSHED = 6
+    BATCH = 256
+
+ERRORS = (
+    ("none", "info", "no error"),
+    ("resolution-failed", "warn", "neighbour never answered: queued packet dropped"),
+    ("no-buffers", "warn", "no buffer for an ARP request"),
+    ("deleted", "info", "queued packet dropped: its neighbour entry was deleted"),
+    ("requests-sent", "info", "ARP requests retransmitted"),
+    ("throttled", "info", "ARP request not sent: request rate limit"),
+    ("flushed", "info", "queued packets sent on after resolution"),
+)
+
+DEFAULTS = dict(capacity=4096, max_incomplete=512, queue_limit=16, max_queued_total=2048, max_probes=3,
+                probe_interval=1.0, request_rate=100.0, request_burst=50.0, aging_time=300.0)
+
+
+# --- the table ------------------------------------------------------------------
+
+cdef uint32_t gn_nbr_create(gn_ip4_nbr_main_t* nm, uint32_t sw_if_index, uint32_t ip) noexcept nogil:
+    """A new, empty (incomplete) entry linked into its bucket, or GN_NBR_NONE
+    when the table is full. The caller checks that none exists."""
+    cdef uint32_t k, h
+    cdef gn_ip4_neighbor_t* e
+    if nm.free_head != GN_NBR_NONE:
+        k = nm.free_head
+        nm.free_head = nm.entries[k].next
+    elif nm.n_used < nm.capacity:
+        k = nm.n_used
+        nm.n_used += 1
+    else:
+        nm.n_table_full += 1
+        return GN_NBR_NONE
+    e = &nm.entries[k]
+    memset(e, 0, sizeof(gn_ip4_neighbor_t))
+    e.ip = ip
+    e.sw_if_index = sw_if_index
+    e.flags = GN_NBR_F_VALID
+    h = gn_nbr_hash(nm, sw_if_index, ip)
+    e.next = nm.buckets[h]
+    nm.buckets[h] = k
+    nm.n_entries += 1
+    nm.n_incomplete += 1
+    return k
+
+
+cdef void gn_nbr_remove(gn_ip4_nbr_main_t* nm, uint32_t k) noexcept nogil:
+    """Unlink and free entry k. Its queue must be empty (flushed or freed)."""
+    cdef gn_ip4_neighbor_t* e = &nm.entries[k]
+    cdef uint32_t h = gn_nbr_hash(nm, e.sw_if_index, e.ip)
+    cdef uint32_t* p = &nm.buckets[h]
+    while p[0] != GN_NBR_NONE and p[0] != k:
+        p = &nm.entries[p[0]].next
+    if p[0] == k:
+        p[0] = e.next
+    if not (e.flags & GN_NBR_F_COMPLETE):
+        nm.n_incomplete -= 1
+    nm.n_entries -= 1
+    e.flags = 0
+    e.next = nm.free_head
+    nm.free_head = k
+
+
+cdef void gn_nbr_wake_control(gn_ip4_nbr_main_t* nm, gn_main_t* vm) noexcept nogil:
+    """Ask the control plane (ip4-neighbor-process) to sync the FIB."""
+    if nm.attached:
+        gn_node_set_interrupt_pending(vm, nm.process_node_index)
+
+
+cdef inline int memcmp6(const uint8_t* a, const uint8_t* b) noexcept nogil:
+    cdef int i
+    for i in range(6):
+        if a[i] != b[i]:
+            return 1
+    return 0
+
+
+cdef int gn_nbr_learn(gn_ip4_nbr_main_t* nm, gn_main_t* vm, uint32_t sw_if_index, uint32_t ip,
+                      const uint8_t* mac, bint create) noexcept nogil:
+    """ip is at mac on sw_if_index (an ARP packet said so). Creates the
+    entry when `create`, else only updates an existing one; static entries
+    are left alone. Returns 1 if an entry was created, completed or
+    refreshed, 0 if nothing changed, -1 if the table is full."""
+    cdef uint32_t k = gn_nbr_find(nm, sw_if_index, ip)
+    cdef gn_ip4_neighbor_t* e
+    if k == GN_NBR_NONE:
+        if not create:
+            return 0
+        k = gn_nbr_create(nm, sw_if_index, ip)
+        if k == GN_NBR_NONE:
+            return -1
+    e = &nm.entries[k]
+    if e.flags & GN_NBR_F_STATIC:
+        return 0
+    if not (e.flags & GN_NBR_F_COMPLETE):
+        e.flags = e.flags | GN_NBR_F_COMPLETE | GN_NBR_F_FIB_PENDING
+        e.flags = e.flags & ~GN_NBR_F_NO_FIB
+        nm.n_incomplete -= 1
+        memcpy(e.mac, mac, 6)
+        nm.n_learned += 1
+        gn_nbr_wake_control(nm, vm)
+    elif memcmp6(e.mac, mac) != 0:
+        memcpy(e.mac, mac, 6)
+        e.flags = (e.flags | GN_NBR_F_FIB_PENDING) & ~GN_NBR_F_NO_FIB
+        nm.n_updated += 1
+        gn_nbr_wake_control(nm, vm)
+    e.updated_ns = gn_time_ns()
+    return 1
+
+
+cdef bint gn_nbr_request_token(gn_ip4_nbr_main_t* nm, uint64_t now) noexcept nogil:
+    """Take one token of the request rate limiter, if there is one."""
+    cdef double t = nm.request_tokens + (now - nm.request_last_ns) * 1e-9 * nm.request_rate
+    nm.request_last_ns = now
+    if t > nm.request_burst:
+        t = nm.request_burst
+    if t < 1.0:
+        nm.request_tokens = t
+        nm.n_throttled += 1
+        return False
+    nm.request_tokens = t - 1.0
+    nm.n_requests += 1
+    return True
+
+
+cdef uint32_t gn_nbr_build_request(gn_main_t* vm, gn_interface_main_t* im, gn_ip4_address_main_t* am,
+                                   uint32_t sw_if_index, uint32_t target) noexcept nogil:
+    """A broadcast ARP request for target, from the interface's MAC and its
+    address facing target, ready for interface-output; GN_NBR_NONE when no
+    buffer (or no such interface, or no address) is available."""
+    cdef uint32_t bi, src
+    cdef gn_buffer_t* b
+    cdef uint8_t* p
+    cdef gn_interface_t* hw = gn_interface(im, sw_if_index)
+    if hw == NULL:
+        return GN_NBR_NONE
+    src = gn_ip4_source_address(am, sw_if_index, target)
+    if src == 0 or gn_main_alloc(vm, &bi, 1) != 1:
+        return GN_NBR_NONE
+    b = gn_main_buffer(vm, bi)
+    p = gn_buffer_current(b)
+    memset(p, 0xff, 6)
+    memcpy(p + 6, hw.mac, 6)
+    gn_put_net16(p + 12, GN_ETHERTYPE_ARP)
+    gn_arp_write(p + 14, GN_ARP_OP_REQUEST, hw.mac, src, NULL, target)
+    b.current_length = GN_NBR_ARP_LEN
+    b.sw_if_index[GN_RX] = sw_if_index
+    b.sw_if_index[GN_TX] = sw_if_index
+    b.flags = b.flags | GN_BUFFER_F_LOCALLY_ORIGINATED
+    return bi
+
+
+cdef void gn_nbr_arm_service(gn_ip4_nbr_main_t* nm, gn_main_t* vm, uint64_t due_ns) noexcept nogil:
+    """Make sure ip4-neighbor runs at due_ns (or earlier)."""
+    cdef uint64_t now, ticks
+    if not nm.attached or (nm.service_due_ns != 0 and nm.service_due_ns <= due_ns):
+        return
+    now = gn_time_ns()
+    ticks = (due_ns - now) // vm.timers.tick_ns + 1 if due_ns > now else 0
+    gn_node_schedule_interrupt(vm, nm.service_node_index, ticks)
+    nm.service_due_ns = due_ns
+
+
+# --- ip4-neighbor: retries, timeouts, flush --------------------------------------
+
+ctypedef struct nbr_service_t:
+    gn_ip4_nbr_main_t* nm
+    gn_interface_main_t* im
+    gn_ip4_address_main_t* am
+
+ctypedef struct out_t:
+    uint32_t lookup[256]
+    uint32_t n_lookup
+    uint32_t output[256]
+    uint32_t n_output
+    uint32_t drop[256]
+    uint32_t n_drop
+
+
+cdef inline void _out_flush(gn_main_t* vm, gn_node_runtime_t* node, out_t* o) noexcept nogil:
+    if o.n_lookup:
+        gn_enqueue_to_single_next(vm, node, o.lookup, NEXT_LOOKUP, o.n_lookup)
+        o.n_lookup = 0
+    if o.n_output:
+        gn_enqueue_to_single_next(vm, node, o.output, NEXT_OUTPUT, o.n_output)
+        o.n_output = 0
+    if o.n_drop:
+        gn_enqueue_to_single_next(vm, node, o.drop, node.drop_next, o.n_drop)
+        o.n_drop = 0
+
+
+cdef uint32_t ip4_neighbor_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame) noexcept nogil:
+    cdef nbr_service_t* sv = <nbr_service_t*>node.runtime_data
+    cdef gn_ip4_nbr_main_t* nm = sv.nm
+    cdef gn_ip4_neighbor_t* e
+    cdef uint64_t now = gn_time_ns(), next_due = 0
+    cdef uint32_t k, j, bi, n_out = 0
+    cdef uint64_t n_failed = 0, n_requests = 0, n_throttled = 0, n_nobuf = 0, n_flushed = 0
+    cdef out_t o
+    o.n_lookup = o.n_output = o.n_drop = 0
+    nm.service_due_ns = 0
+    for k in range(nm.n_used):
+        e = &nm.entries[k]
+        if not (e.flags & GN_NBR_F_VALID):
+            continue
+        if e.flags & GN_NBR_F_FLUSH:
+            e.flags = e.flags & ~GN_NBR_F_FLUSH
+            for j in range(e.n_queued):
+                if o.n_lookup == BATCH:
+                    _out_flush(vm, node, &o)
+                o.lookup[o.n_lookup] = e.queue[j]
+                o.n_lookup += 1
+            n_flushed += e.n_queued
+            n_out += e.n_queued
+            nm.n_queued_total -= e.n_queued
+            e.n_queued = 0
+        if e.flags & GN_NBR_F_COMPLETE:
+            continue
+        if now >= e.next_probe_ns:
+            if e.n_probes >= nm.max_probes:
+                for j in range(e.n_queued):
+                    if o.n_drop == BATCH:
+                        _out_flush(vm, node, &o)
+                    bi = e.queue[j]
+                    gn_main_buffer(vm, bi).error = <uint16_t>(node.error_base + ERROR_RESOLUTION_FAILED)
+                    o.drop[o.n_drop] = bi
+                    o.n_drop += 1
+                n_failed += e.n_queued
+                n_out += e.n_queued
+                nm.n_queued_total -= e.n_queued
+                e.n_queued = 0
+                gn_nbr_remove(nm, k)
+                continue
+            e.n_probes += 1
+            e.next_probe_ns = now + nm.probe_interval_ns
+            if gn_nbr_request_token(nm, now):
+                bi = gn_nbr_build_request(vm, sv.im, sv.am, e.sw_if_index, e.ip)
+                if bi == GN_NBR_NONE:
+                    n_nobuf += 1
+                else:
+                    if o.n_output == BATCH:
+                        _out_flush(vm, node, &o)
+                    o.output[o.n_output] = bi
+                    o.n_output += 1
+                    n_requests += 1
+                    n_out += 1
+            else:
+                n_throttled += 1
+        if next_due == 0 or e.next_probe_ns < next_due:
+            next_due = e.next_probe_ns
+    _out_flush(vm, node, &o)
+    if next_due:
+        gn_nbr_arm_service(nm, vm, next_due)
+    if n_requests:
+        gn_node_increment_error(vm, node, ERROR_REQUESTS, n_requests)
+    if n_throttled:
+        gn_node_increment_error(vm, node, ERROR_THROTTLED, n_throttled)
+    if n_nobuf:
+        gn_node_increment_error(vm, node, ERROR_NO_BUFFERS, n_nobuf)
+    if n_flushed:
+        gn_node_increment_error(vm, node, ERROR_FLUSHED, n_flushed)
+    return n_out
+
+
+# --- the control plane ------------------------------------------------------------
+
+_TABLES = weakref.WeakKeyDictionary()
+
+
+def ip4_neighbors(engine):
+    """The engine's neighbour table, created on first use."""
+    t = _TABLES.get(engine)
+    if t is None:
+        t = _TABLES[engine] = Ip4Neighbors(engine)
+    return t
+
+
+def _addr(a):
+    try:
+        return int(ipaddress.IPv4Address(a if not isinstance(a, str) else a.strip()))
+    except ValueError as e:
+        raise ValueError(f"bad IPv4 address {a!r}: {e}") from None
+
+
+cdef class Ip4Neighbors:
+    """The neighbour table of one engine (see the module docstring)."""
+
+    def __cinit__(self, engine=None, uint32_t capacity=DEFAULTS["capacity"]):
+        cdef uint32_t nb = 1, k
+        while nb < capacity * 2:
+            nb <<= 1
+        self.nm = <gn_ip4_nbr_main_t*>calloc(1, sizeof(gn_ip4_nbr_main_t))
+        if self.nm == NULL:
+            raise MemoryError()
+        self.nm.entries = <gn_ip4_neighbor_t*>calloc(capacity, sizeof(gn_ip4_neighbor_t))
+        self.nm.buckets = <uint32_t*>calloc(nb, sizeof(uint32_t))
+        if self.nm.entries == NULL or self.nm.buckets == NULL:
+            raise MemoryError()
+        for k in range(nb):
+            self.nm.buckets[k] = GN_NBR_NONE
+        self.nm.bucket_mask = nb - 1
+        self.nm.capacity = capacity
+        self.nm.free_head = GN_NBR_NONE
+        self.engine = engine
+        self._owned = {}
+        self.configure(**{name: v for name, v in DEFAULTS.items() if name != "capacity"})
+        self.nm.request_tokens = self.nm.request_burst
+
+    def __dealloc__(self):
+        if self.nm != NULL:
+            free(self.nm.entries)
+            free(self.nm.buckets)
+            free(self.nm)
+
+    @property
+    def address(self):
+        """The gn_ip4_nbr_main_t* as an integer."""
+        return <size_t>self.nm
+
+    def configure(self, *, max_incomplete=None, queue_limit=None, max_queued_total=None, max_probes=None,
+                  probe_interval=None, request_rate=None, request_burst=None, aging_time=None):
+        """Change limits and timers (seconds; rates per second)."""
+        if queue_limit is not None:
+            if not 0 <= queue_limit <= GN_NBR_QUEUE_MAX:
+                raise ValueError(f"queue_limit must be 0..{GN_NBR_QUEUE_MAX}")
+            self.nm.queue_limit = queue_limit
+        if max_incomplete is not None:
+            self.nm.max_incomplete = max_incomplete
+        if max_queued_total is not None:
+            self.nm.max_queued_total = max_queued_total
+        if max_probes is not None:
+            if not 1 <= max_probes <= 255:
+                raise ValueError("max_probes must be 1..255")
+            self.nm.max_probes = max_probes
+        if probe_interval is not None:
+            if not probe_interval > 0:
+                raise ValueError("probe_interval must be > 0 seconds")
+            self.nm.probe_interval_ns = <uint64_t>(probe_interval * 1e9)
+        if request_rate is not None:
+            if not request_rate > 0:
+                raise ValueError("request_rate must be > 0 per second")
+            self.nm.request_rate = request_rate
+        if request_burst is not None:
+            if not request_burst >= 1:
+                raise ValueError("request_burst must be >= 1")
+            self.nm.request_burst = request_burst
+        if aging_time is not None:
+            if aging_time < 0:
+                raise ValueError("aging_time must be >= 0 (0: never)")
+            self.aging_time = aging_time
+            self._wake_process()
+
+    def config(self) -> dict:
+        return {"capacity": self.nm.capacity, "max_incomplete": self.nm.max_incomplete,
+                "queue_limit": self.nm.queue_limit, "max_queued_total": self.nm.max_queued_total,
+                "max_probes": self.nm.max_probes, "probe_interval": self.nm.probe_interval_ns / 1e9,
+                "request_rate": self.nm.request_rate, "request_burst": self.nm.request_burst,
+                "aging_time": self.aging_time}
+
+    def stats(self) -> dict:
+        return {"entries": self.nm.n_entries, "incomplete": self.nm.n_incomplete,
+                "queued": self.nm.n_queued_total, "requests": self.nm.n_requests,
+                "throttled": self.nm.n_throttled, "learned": self.nm.n_learned, "updated": self.nm.n_updated,
+                "table_full": self.nm.n_table_full}
+
+    def _call(self, fn, *args):
+        eng = self.engine
+        if eng is not None and eng.running:
+            return eng.call(fn, *args)
+        return fn(*args)
+
+    def _main_ptr(self):
+        eng = self.engine
+        if eng is None or eng.main is None:
+            return 0
+        return eng.main.address
+
+    def _wake_process(self):
+        eng = self.engine
+        if eng is not None and eng.main is not None and self.nm.attached:
+            eng.main.set_interrupt_pending(self.nm.process_node_index)
+
+    # --- entries ------------------------------------------------------------
+
+    def add(self, interface, ip, mac, static=False):
+        """Add or replace a neighbour: ip is at mac on interface. A static
+        entry is never changed by ARP and never aged."""
+        return self._call(self._add, interface, ip, mac, static)
+
+    def _add(self, interface, ip, mac, static):
+        cdef uint32_t sw = self.engine.interfaces.index(interface)
+        cdef uint32_t a = _addr(ip)
+        cdef bytes m = parse_mac(mac)
+        cdef uint32_t k = gn_nbr_find(self.nm, sw, a)
+        cdef gn_ip4_neighbor_t* e
+        if m[0] & 1:
+            raise ValueError(f"{mac}: a neighbour's MAC cannot be multicast")
+        if a == 0 or a == 0xffffffff or (a >> 28) == 0xe:
+            raise ValueError(f"{ip}: not a unicast address")
+        if k == GN_NBR_NONE:
+            k = gn_nbr_create(self.nm, sw, a)
+            if k == GN_NBR_NONE:
+                raise ValueError(f"the neighbour table is full ({self.nm.capacity} entries)")
+        e = &self.nm.entries[k]
+        if not (e.flags & GN_NBR_F_COMPLETE):
+            self.nm.n_incomplete -= 1
+        e.flags = (e.flags | GN_NBR_F_COMPLETE) & ~(GN_NBR_F_STATIC | GN_NBR_F_NO_FIB | GN_NBR_F_FIB_PENDING)
+        if static:
+            e.flags = e.flags | GN_NBR_F_STATIC
+        memcpy(e.mac, <const uint8_t*>m, 6)
+        e.updated_ns = gn_time_ns()
+        self._sync(k)
+        self._after_sync([k])
+
+    def delete(self, interface, ip):
+        """Remove a neighbour (its FIB state and queued packets with it)."""
+        return self._call(self._delete, interface, ip)
+
+    def _delete(self, interface, ip):
+        cdef uint32_t sw = self.engine.interfaces.index(interface)
+        cdef uint32_t k = gn_nbr_find(self.nm, sw, _addr(ip))
+        if k == GN_NBR_NONE:
+            raise KeyError(f"no neighbour {ip} on {self.engine.interfaces.names[sw]}")
+        self._remove(k)
+
+    def clear(self, static=False):
+        """Remove every dynamic entry (and the static ones too with static=True)."""
+        self._call(self._clear, static)
+
+    def _clear(self, static):
+        cdef uint32_t k
+        for k in range(self.nm.n_used):
+            if self.nm.entries[k].flags & GN_NBR_F_VALID and (
+                    static or not (self.nm.entries[k].flags & GN_NBR_F_STATIC)):
+                self._remove(k)
+
+    def _remove(self, uint32_t k):
+        cdef gn_ip4_neighbor_t* e = &self.nm.entries[k]
+        cdef uint32_t sw = e.sw_if_index, a = e.ip
+        if e.flags & GN_NBR_F_COMPLETE:
+            self._unsync(sw, a)
+        self._drop_queue(k, ERROR_DELETED)
+        gn_nbr_remove(self.nm, k)
+
+    def _drop_queue(self, uint32_t k, uint32_t code):
+        """Free an entry's queued buffers, counting them under row code of ip4-neighbor."""
+        cdef gn_ip4_neighbor_t* e = &self.nm.entries[k]
+        cdef gn_main_t* vm = <gn_main_t*><size_t>self._main_ptr()
+        if e.n_queued == 0:
+            return
+        if vm != NULL:
+            base = self.engine.error_base["ip4-neighbor"]
+            vm.error_counters[base + code] += e.n_queued
+            gn_main_free(vm, e.queue, e.n_queued)
+        self.nm.n_queued_total -= e.n_queued
+        e.n_queued = 0
+
+    def entries(self):
+        """``[{interface, sw_if_index, ip, mac, state, static, age, queued, probes}]``,
+        sorted by interface then address; age in seconds since last confirmed."""
+        return self._call(self._entries)
+
+    def _entries(self):
+        cdef uint32_t k
+        cdef gn_ip4_neighbor_t* e
+        now = gn_time_ns()
+        out = []
+        for k in range(self.nm.n_used):
+            e = &self.nm.entries[k]
+            if not (e.flags & GN_NBR_F_VALID):
+                continue
+            complete = bool(e.flags & GN_NBR_F_COMPLETE)
+            out.append({"interface": self.engine.interfaces.names[e.sw_if_index], "sw_if_index": e.sw_if_index,
+                        "ip": str(ipaddress.IPv4Address(e.ip)),
+                        "mac": format_mac(e.mac[:6]) if complete else None,
+                        "state": "complete" if complete else "incomplete",
+                        "static": bool(e.flags & GN_NBR_F_STATIC),
+                        "age": (now - e.updated_ns) / 1e9 if complete else None,
+                        "updated_ns": e.updated_ns, "queued": e.n_queued, "probes": e.n_probes})
+        out.sort(key=lambda d: (d["sw_if_index"], ipaddress.IPv4Address(d["ip"])))
+        return out
+
+    def lookup(self, interface, ip):
+        """One entry (dict, as in entries()) or None."""
+        sw = self.engine.interfaces.index(interface)
+        for d in self.entries():
+            if d["sw_if_index"] == sw and d["ip"] == str(ipaddress.IPv4Address(_addr(ip))):
+                return d
+        return None
+
+    def show(self) -> str:
+        """``show ip neighbors``, as VPP prints it."""
+        start = getattr(self.engine, "start_time_ns", 0)
+        lines = [f"{'Time':>10}  {'IP':<16} {'Flags':<6} {'Ethernet':<18} Interface"]
+        for d in self.entries():
+            flags = "S" if d["static"] else ("D" if d["state"] == "complete" else "I")
+            t = (d["updated_ns"] - start) / 1e9
+            mac = d["mac"] or f"(incomplete, {d['queued']} queued)"
+            lines.append(f"{t:>10.4f}  {d['ip']:<16} {flags:<6} {mac:<18} {d['interface']}")
+        return "\n".join(lines)
+
+    # --- FIB sync ------------------------------------------------------------
+
+    def _sync(self, uint32_t k):
+        """Make the FIB follow complete entry k (see the module docstring)."""
+        cdef gn_ip4_neighbor_t* e = &self.nm.entries[k]
+        cdef Ip4Fib fib = ip4_fib(self.engine)
+        sw, a, mac = e.sw_if_index, e.ip, bytes(e.mac[:6])
+        key = (sw, a)
+        e.flags = e.flags & ~(GN_NBR_F_FIB_PENDING | GN_NBR_F_NO_FIB)
+        owned = self._owned.get(key)
+        if owned is not None and fib._routes[32].get(a) != owned:
+            del self._owned[key]           # someone replaced or removed our /32
+            owned = None
+        if owned is None and a not in fib._routes[32]:
+            _net, plen, adj = fib.match(a)
+            info = fib.adjacency(adj)
+            if info["type"] == "glean" and info.get("sw_if_index") == sw and "next_hop" not in info:
+                self._owned[key] = fib.add_route((a, 32), sw_if_index=sw, next_hop=a)
+        fib.set_neighbor(sw, a, mac)
+        info = fib.lookup(a)
+        if info["type"] == "glean" and info.get("sw_if_index") == sw and "next_hop" not in info:
+            e.flags = e.flags | GN_NBR_F_NO_FIB        # e.g. a user's on-link /32: nothing to make a rewrite of
+
+    def _unsync(self, uint32_t sw, uint32_t a):
+        cdef Ip4Fib fib = ip4_fib(self.engine)
+        fib.set_neighbor(sw, a, None)
+        owned = self._owned.pop((sw, a), None)
+        if owned is not None and fib._routes[32].get(a) == owned:
+            fib.del_route((a, 32))
+
+    def _after_sync(self, list ks):
+        """Queued packets of synced entries go on to ip4-lookup (through ip4-neighbor)."""
+        cdef uint32_t k
+        cdef bint flush = False
+        for k in ks:
+            if self.nm.entries[k].n_queued:
+                self.nm.entries[k].flags |= GN_NBR_F_FLUSH
+                flush = True
+        if flush and self.engine.main is not None and self.nm.attached:
+            self.engine.main.set_interrupt_pending(self.nm.service_node_index)
+
+    def _service(self):
+        """The control plane's turn (ip4-neighbor-process): sync pending
+        entries, age old ones; returns seconds until the next aging check
+        (None: nothing to age)."""
+        cdef uint32_t k
+        cdef gn_ip4_neighbor_t* e
+        cdef uint64_t now = gn_time_ns(), aging_ns = <uint64_t>(self.aging_time * 1e9), oldest = 0
+        pending = []
+        aged = []
+        for k in range(self.nm.n_used):
+            e = &self.nm.entries[k]
+            if (e.flags & (GN_NBR_F_VALID | GN_NBR_F_COMPLETE)) != (GN_NBR_F_VALID | GN_NBR_F_COMPLETE):
+                continue
+            if aging_ns and not (e.flags & GN_NBR_F_STATIC):
+                if now - e.updated_ns >= aging_ns:
+                    aged.append(k)
+                    continue
+                if oldest == 0 or e.updated_ns < oldest:
+                    oldest = e.updated_ns
+            if e.flags & GN_NBR_F_FIB_PENDING:
+                pending.append(k)
+        for k in pending:
+            self._sync(k)
+        self._after_sync(pending)
+        for k in aged:
+            self._remove(k)
+        if oldest == 0:
+            return None
+        return max(0.01, (oldest + aging_ns - now) / 1e9)
+
+    # --- the interface address table tells us ------------------------------------
+
+    def _address_removed(self, uint32_t sw, uint32_t net, uint32_t mask):
+        """Dynamic neighbours inside a removed prefix go; static ones lose their /32."""
+        cdef uint32_t k
+        cdef gn_ip4_neighbor_t* e
+        for k in range(self.nm.n_used):
+            e = &self.nm.entries[k]
+            if e.flags & GN_NBR_F_VALID and e.sw_if_index == sw and (e.ip & mask) == net:
+                if e.flags & GN_NBR_F_STATIC:
+                    owned = self._owned.pop((sw, e.ip), None)
+                    if owned is not None and (<Ip4Fib>ip4_fib(self.engine))._routes[32].get(e.ip) == owned:
+                        ip4_fib(self.engine).del_route((e.ip, 32))
+                else:
+                    self._remove(k)
+
+    # --- engine hooks ---------------------------------------------------------------
+
+    def _attach(self, engine, uint32_t service_index, uint32_t process_index):
+        self.nm.service_node_index = service_index
+        self.nm.process_node_index = process_index
+        self.nm.attached = 1
+
+    def _teardown(self):
+        """Free every queued buffer (the engine is closing)."""
+        cdef uint32_t k
+        cdef gn_main_t* vm = <gn_main_t*><size_t>self._main_ptr()
+        for k in range(self.nm.n_used):
+            if self.nm.entries[k].flags & GN_NBR_F_VALID and self.nm.entries[k].n_queued:
+                if vm != NULL:
+                    gn_main_free(vm, self.nm.entries[k].queue, self.nm.entries[k].n_queued)
+                self.nm.n_queued_total -= self.nm.entries[k].n_queued
+                self.nm.entries[k].n_queued = 0
+        self.nm.attached = 0
+
+
+cdef class _Service:
+    cdef nbr_service_t* sv
+    cdef object keep
+
+    def __cinit__(self, Ip4Neighbors nb, InterfaceTable interfaces, Ip4Addresses addresses):
+        self.sv = <nbr_service_t*>calloc(1, sizeof(nbr_service_t))
+        if self.sv == NULL:
+            raise MemoryError()
+        self.sv.nm = nb.nm
+        self.sv.im = interfaces.im
+        self.sv.am = addresses.am
+        self.keep = (nb, interfaces, addresses)
+
+    def __dealloc__(self):
+        free(self.sv)
+
+    def capsule(self):
+        return PyCapsule_New(<void*>self.sv, "gn_runtime_data", NULL)
+
+
+_SERVICES = weakref.WeakKeyDictionary()
+
+
+def _setup(engine, node_index):
+    nb = ip4_neighbors(engine)
+    sv = _SERVICES[engine] = _Service(nb, engine.interfaces, ip4_addresses(engine))
+    engine.main.set_runtime_data(node_index, sv.capsule())
+    nb._attach(engine, node_index, engine.node_index("ip4-neighbor-process"))
+    listeners = ip4_addresses(engine).listeners
+    listeners.append(lambda event, sw, net, mask: nb._address_removed(sw, net, mask) if event == "del" else None)
+
+
+def _teardown(engine, node_index):
+    nb = _TABLES.get(engine)
+    if nb is not None:
+        nb._teardown()
+
+
+def _process(engine):
+    """Syncs the FIB with the neighbour table and ages entries."""
+    nb = ip4_neighbors(engine)
+    timeout = None
+    while True:
+        yield WaitEvent(timeout=timeout, interrupts=True)
+        timeout = nb._service()
+
+
+NODES = (
+    Node("ip4-neighbor", type="input", state="interrupt", fn=PyCapsule_New(<void*>ip4_neighbor_fn, "gn_node_fn", NULL),
+         next_nodes=("ip4-lookup", "interface-output"), errors=ERRORS, setup=_setup, teardown=_teardown,
+         doc="Neighbour resolution service: ARP retries, resolution timeouts, flushing queues of resolved neighbours."),
+    Node("ip4-neighbor-process", type="process", process=_process,
+         doc="Control plane of the neighbour table: FIB sync of resolved neighbours, aging."),
+)
