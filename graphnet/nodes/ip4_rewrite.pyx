@@ -12,7 +12,12 @@ A packet built by this host (``GN_BUFFER_F_LOCALLY_ORIGINATED``: ICMP
 replies and errors, UDP echo) keeps its TTL. ``ttl-expired`` and
 ``mtu-exceeded`` packets go to the node that attached with that key
 (``ip4-icmp-error`` claims ``ttl-expired``: ICMP time exceeded), else to
-error-drop. TODO: fragment, or ICMP fragmentation needed when DF is set.
+error-drop; a node attached with key ``fragment`` (``ip4-frag``) takes
+``mtu-exceeded`` packets before one attached with ``mtu-exceeded``, in
+whatever order they attached: it fragments them, or
+hands those with DF set to ip4-icmp-error (fragmentation needed). Such a
+packet leaves untouched but for sw_if_index[TX] (the adjacency's
+interface) and its error (``mtu-exceeded``, the reason ICMP reports).
 
 Metadata used: current_data (the IPv4 header), opaque adj_index. Set:
 current_data/current_length (the pushed L2 header), l2_hdr_offset,
@@ -111,7 +116,8 @@ cdef uint32_t ip4_rewrite_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t*
                 hw = gn_interface(rm.im, sw)
                 mtu = hw.mtu if hw != NULL else 0xffff
             if gn_ip4_total_length(ip) > mtu:
-                err = ERROR_MTU_EXCEEDED          # TODO: fragment / ICMP frag needed
+                err = ERROR_MTU_EXCEEDED          # to ip4-frag (or ip4-icmp-error)
+                b.sw_if_index[GN_TX] = sw         # whose MTU: ip4-frag reads it
             elif b.current_data - <int>rl < -GN_BUFFER_HEADROOM:
                 err = ERROR_NO_HEADROOM
             else:
@@ -195,12 +201,17 @@ def _setup(engine, node_index):
     engine.main.set_runtime_data(node_index, st.capsule())
 
 
-ATTACH_KEYS = {"ttl-expired": ERROR_TTL_EXPIRED, "mtu-exceeded": ERROR_MTU_EXCEEDED}
+ATTACH_KEYS = {"ttl-expired": ERROR_TTL_EXPIRED, "mtu-exceeded": ERROR_MTU_EXCEEDED, "fragment": ERROR_MTU_EXCEEDED}
+_FRAGMENT_ATTACHED = weakref.WeakKeyDictionary()     # engine -> True once a "fragment" node attached
 
 
 def _on_attach(engine, key, next_index):
     if key not in ATTACH_KEYS:
         raise ValueError(f"ip4-rewrite: attach key {key!r} is not one of {', '.join(ATTACH_KEYS)}")
+    if key == "mtu-exceeded" and _FRAGMENT_ATTACHED.get(engine):
+        return                            # ip4-frag comes first; it sends DF packets on to ICMP
+    if key == "fragment":
+        _FRAGMENT_ATTACHED[engine] = True
     _STATES[engine].attach(ATTACH_KEYS[key], next_index)
 
 
