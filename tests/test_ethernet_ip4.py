@@ -698,12 +698,13 @@ def test_rewrite_ttl_expired_mtu_and_interface_down(engine_factory):
     r = Router(engine_factory, mtu=576)
     r.fib.add_route("10.0.0.0/8", next_hop_mac=NH1, sw_if_index=1)
     r.fib.add_route("10.2.0.0/16", next_hop_mac=NH2, sw_if_index=2)
-    r.send([udp(ttl=1), udp(ttl=2), udp(payload=bytes(548)), udp(payload=bytes(549))])
+    r.send([udp(ttl=1), udp(ttl=2), udp(payload=bytes(548)), udp(payload=bytes(549), flags="DF")])
     out = r.take()
     assert [p[IP].ttl for p in out] == [1, 63]
     assert len(out[1]) == 14 + 576
     assert r.engine.error_count("ip4-rewrite", "ttl-expired") == 1
-    assert r.engine.error_count("ip4-rewrite", "mtu-exceeded") == 1
+    # too big: to ip4-frag, which drops it (DF set, no ip4-icmp-error here)
+    assert r.engine.error_count("ip4-frag", "df-set-too-big") == 1
     r.engine.interfaces.set_admin_up("if2", False)
     r.send([udp(dst="10.2.0.1")])
     assert r.engine.error_count("interface-output", "interface-down") == 1

@@ -587,3 +587,88 @@ def test_random_fragmentation_round_trips(pg_capture, size, mtu, n_opts, df):
     else:
         check_fragments(out, mtu, orig)
     assert pc.engine.buffer_stats()["in_use"] == 0
+
+
+# --- in the forwarding path ------------------------------------------------------
+
+class Path:
+    """pg (if0) -> ethernet-input -> ip4 path (with ip4-frag) -> if1 capture
+    with the given MTU."""
+
+    def __init__(self, engine_factory, mtu, extra=()):
+        import dataclasses
+        from graphnet.io.capture import Capture
+        from graphnet.io.pg import PacketGenerator
+        from graphnet.nodes import ip4
+        self.pg = PacketGenerator(next_node="ethernet-input")
+        self.engine = engine_factory([self.pg, ip4.NODES, *extra])
+        self.engine.interfaces.add("if0", "capture", None, bytes.fromhex("020000000001"), 1500)
+        self.engine.interfaces.add("if1", "capture", None, bytes.fromhex("020000000101"), mtu)
+        for i in (0, 1):
+            self.engine.interfaces.set_admin_up(i, True)
+        self.cap = Capture(name="capture-tx-if1")
+        (n,) = self.cap.nodes()
+        self.engine.add(dataclasses.replace(n, attach_to=(("interface-output", 1),)))
+        ip4.fib(self.engine).add_route("10.0.0.0/8", next_hop_mac="02:00:00:00:01:02", sw_if_index=1)
+        self.engine.build()
+        self.n = 0
+
+    def send(self, packets):
+        from graphnet.io.pg import Stream
+        frames = [bytes(Ether(src="02:00:00:00:00:99", dst="02:00:00:00:00:01") / p) for p in packets]
+        self.n += 1
+        self.pg.add_stream(Stream(f"s{self.n}", frames, count=len(frames), fix_checksums=False))
+        self.engine.run_until_idle()
+        out = [Ether(p) for p in self.cap.packets()]
+        self.cap.clear()
+        return out
+
+    def count(self, node, symbol):
+        return self.engine.error_count(node, symbol)
+
+
+def test_forwarding_fragments_to_the_tx_mtu(engine_factory):
+    p = Path(engine_factory, mtu=576)
+    assert p.engine.next_names["ip4-frag"][0] == "ip4-rewrite"
+    assert "ip4-frag" in p.engine.next_names["ip4-rewrite"]
+    orig = IP(src="192.168.1.1", dst="10.1.2.3", id=4242, ttl=64) / UDP(sport=1, dport=2) / Raw(bytes(range(256)) * 7)
+    out = p.send([orig, IP(src="192.168.1.1", dst="10.1.2.3") / UDP() / Raw(b"small")])
+    assert len(out) == 5                              # 1820 bytes in 4 fragments, and the small one
+    frags = [e for e in out if e[IP].flags.MF or e[IP].frag]
+    assert len(frags) == 4
+    for e in out:
+        assert e.dst == "02:00:00:00:01:02" and e.src == "02:00:00:00:01:01" and e[IP].ttl == 63
+        assert len(e) - 14 <= 576
+    expected = orig.copy()
+    expected.ttl = 63
+    check_fragments([bytes(e[IP]) for e in frags], 576, IP(bytes(expected)))
+    assert p.count("ip4-frag", "fragmented") == 1 and p.count("ip4-frag", "fragments") == 4
+    assert p.count("ip4-rewrite", "mtu-exceeded") == 0
+
+
+def test_forwarding_df_set_is_dropped_without_icmp(engine_factory):
+    p = Path(engine_factory, mtu=576)
+    assert p.send([IP(src="192.168.1.1", dst="10.1.2.3", flags="DF") / UDP() / Raw(bytes(1000))]) == []
+    assert p.count("ip4-frag", "df-set-too-big") == 1
+    assert p.engine.buffer_stats()["in_use"] == 0
+
+
+def test_forwarding_df_set_reaches_icmp_error_with_rewrites_reason(engine_factory):
+    """With a node named ip4-icmp-error in the graph, DF packets go there
+    untouched, their error still ip4-rewrite's mtu-exceeded (the reason the
+    ICMP error node reports as 3/4)."""
+    from graphnet.vlib.node import python_node
+    seen = []
+
+    @python_node("ip4-icmp-error", next_nodes=["null"])
+    def icmp_error(frame):
+        for i in range(len(frame)):
+            seen.append(bytes(frame.packet(i)))
+        return 0
+
+    p = Path(engine_factory, mtu=576, extra=[icmp_error])
+    orig = bytes(IP(src="192.168.1.1", dst="10.1.2.3", flags="DF", ttl=9) / UDP() / Raw(bytes(1000)))
+    assert p.send([IP(orig)]) == []
+    assert seen == [orig]                              # as received: TTL not decremented
+    assert p.count("ip4-frag", "df-set-too-big") == 1
+

@@ -5,17 +5,20 @@
     ip4.fib(eng).add_route("10.0.0.0/8", next_hop_mac="02:00:00:00:00:02", sw_if_index=1)
 
 ``NODES`` is ethernet-input -> ip4-input (claims 0x0800) -> ip4-lookup ->
-ip4-rewrite -> interface-output, plus ip4-input-no-checksum. The FIB API is
+ip4-rewrite -> interface-output, plus ip4-input-no-checksum, ip4-frag
+(takes ip4-rewrite's packets above the MTU, sends their fragments back to
+it) and ip4-reassembly (for ip4-local; fed by nothing else). The FIB API is
 ``graphnet.fib.ip4_fib.Ip4Fib`` (``fib(engine)`` returns the engine's).
 
 Not there yet (issue 4): ARP (glean adjacencies drop as
 ``glean-unresolved``), ip4-local (local routes drop as ``no-local-node``),
 ICMP errors (TTL expiry and MTU are counted drops in ip4-rewrite),
-fragmentation and reassembly, VLAN sub-interfaces.
+VLAN sub-interfaces.
 """
 from graphnet.fib.ip4_fib import Ip4Fib, ip4_fib as fib, show_ip_fib
-from graphnet.nodes import ethernet_input, ip4_input, ip4_lookup, ip4_rewrite
+from graphnet.nodes import ethernet_input, ip4_frag, ip4_input, ip4_lookup, ip4_reassembly, ip4_rewrite
 
-NODES = ethernet_input.NODES + ip4_input.NODES + ip4_lookup.NODES + ip4_rewrite.NODES
+NODES = (ethernet_input.NODES + ip4_input.NODES + ip4_lookup.NODES + ip4_rewrite.NODES + ip4_frag.NODES
+         + ip4_reassembly.NODES)
 
 __all__ = ["NODES", "Ip4Fib", "fib", "show_ip_fib"]

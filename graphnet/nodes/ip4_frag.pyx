@@ -1,18 +1,23 @@
 """``ip4-frag``: fragment IPv4 packets larger than the tx MTU.
 
-The contract with ``ip4-rewrite`` (VPP's): a packet whose total length
-exceeds its adjacency's interface MTU comes here *before* the rewrite, with
-current_data at the IPv4 header (TTL not yet decremented, no L2 header),
-``sw_if_index[TX]`` set to the adjacency's interface and the ip4 opaque
-(adj_index) as ip4-lookup left it. The MTU is that interface's (its L3
-MTU: the IPv4 total length limit); ``nodes(mtu=N)`` caps it at N (and sets
-it for packets with no tx interface: standalone use, tests).
+It attaches to ``ip4-rewrite`` (key ``fragment``). The contract (VPP's):
+a packet whose total length exceeds its adjacency's interface MTU comes
+here *before* the rewrite, with current_data at the IPv4 header (TTL not
+yet decremented, no L2 header), ``sw_if_index[TX]`` set to the adjacency's
+interface and the ip4 opaque (adj_index) as ip4-lookup left it; fragments
+go back to ip4-rewrite, which decrements their TTL and pushes their L2
+header. The MTU is that interface's (its L3 MTU: the IPv4 total length
+limit); ``nodes(mtu=N)`` caps it at N (and sets it for packets with no tx
+interface: standalone use, tests).
 
 - Total length within the MTU: passes through unchanged.
-- DF set: to ``ip4-icmp-error`` as ICMP destination unreachable /
-  fragmentation needed (3/4) with the next-hop MTU (RFC 1191) when the graph
-  has that node, else dropped; counted ``df-set-too-big`` either way. The
-  packet is left as received, for the ICMP error to quote.
+- DF set: to ``ip4-icmp-error`` when the graph has that node, else
+  dropped; counted ``df-set-too-big`` either way. The packet is left as
+  received, for the ICMP error to quote, with the reason it came with
+  (``b.error``: ip4-rewrite's ``mtu-exceeded``, which ip4-icmp-error turns
+  into destination unreachable / fragmentation needed (3/4) with the
+  adjacency's interface MTU, RFC 1191), or ``df-set-too-big`` when it came
+  with none.
 - Otherwise it is cut at 8-byte boundaries into fragments of at most MTU
   bytes, each in new buffers (chained when a fragment exceeds a buffer),
   sent in order: the first carries the whole original header (options
@@ -45,7 +50,8 @@ from libc.string cimport memcpy
 from graphnet.includes.byteorder cimport gn_net16, gn_put_net16
 from graphnet.io.interface cimport InterfaceTable, gn_interface_main_t, gn_interface_t, gn_interface
 from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_RX, GN_TX, GN_BUFFER_DATA_SIZE,
-                                   GN_BUFFER_F_NEXT_PRESENT, GN_BUFFER_F_TRACED, gn_buffer_current)
+                                   GN_BUFFER_F_NEXT_PRESENT, GN_BUFFER_F_TRACED, GN_BUFFER_F_LOCALLY_ORIGINATED,
+                                   gn_buffer_current)
 from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_main_alloc, gn_main_free,
                                  gn_enqueue_to_next, gn_node_increment_error)
 from graphnet.wire.ip4 cimport (gn_ip4_header_bytes, gn_ip4_total_length, gn_ip4_set_checksum, GN_IP4_HEADER_LEN,
@@ -69,8 +75,6 @@ cdef enum:
     ERROR_NO_BUFFERS = 7
     OUT_CAP = 256
     MAX_BUFFERS_PER_FRAGMENT = 40         # 65535 / 2048 + 1, rounded up
-    ICMP4_DEST_UNREACH = 3
-    ICMP4_FRAG_NEEDED = 4
     TRACE_BYTES = 40
 
 ERRORS = (
@@ -102,14 +106,6 @@ ctypedef struct ip4_frag_trace_t:
     uint32_t sw_if_index
     uint16_t n_bytes
     uint8_t bytes[TRACE_BYTES]
-
-ctypedef struct gn_ip4_icmp_error_args_t:
-    # How ip4-frag asks ip4-icmp-error for 3/4: at opaque + 16, after the
-    # ip4 opaque (adj_index, flow_hash, fib_index). See the report / README.
-    uint8_t type
-    uint8_t code
-    uint16_t pad
-    uint32_t data                 # 3/4: the next-hop MTU (host order)
 
 
 cdef inline void _out_flush(gn_main_t* vm, gn_node_runtime_t* node, ip4_frag_out_t* out) noexcept nogil:
@@ -208,7 +204,7 @@ cdef int _make_fragment(gn_main_t* vm, gn_buffer_t* orig, const uint8_t* hdr, ui
     head.total_length_not_including_first_buffer = total - head.current_length
     head.sw_if_index[GN_RX] = orig.sw_if_index[GN_RX]
     head.sw_if_index[GN_TX] = orig.sw_if_index[GN_TX]
-    head.flags |= orig.flags & GN_BUFFER_F_TRACED
+    head.flags |= orig.flags & (GN_BUFFER_F_TRACED | GN_BUFFER_F_LOCALLY_ORIGINATED)
     head.trace_handle = orig.trace_handle
     memcpy(head.opaque, orig.opaque, sizeof(head.opaque))
     out_bi[0] = bis[0]
@@ -225,7 +221,6 @@ cdef uint32_t ip4_frag_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* fr
     cdef int w
     cdef gn_buffer_t* b
     cdef gn_interface_t* hw
-    cdef gn_ip4_icmp_error_args_t* args
     cdef uint8_t* ip
     cdef cursor_t c
     cdef bint failed
@@ -254,11 +249,8 @@ cdef uint32_t ip4_frag_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* fr
         frag = gn_net16(ip + 6)
         if frag & GN_IP4_FLAG_DF:
             if fm.icmp_error:
-                args = <gn_ip4_icmp_error_args_t*>(b.opaque + 16)
-                args.type = ICMP4_DEST_UNREACH
-                args.code = ICMP4_FRAG_NEEDED
-                args.pad = 0
-                args.data = mtu
+                if b.error == 0:
+                    b.error = <uint16_t>(node.error_base + ERROR_DF_SET)
                 gn_node_increment_error(vm, node, ERROR_DF_SET, 1)
                 _out_put(vm, node, &out, bi, NEXT_ICMP_ERROR)
             else:
@@ -360,13 +352,16 @@ cdef class _State:
 _STATES = weakref.WeakKeyDictionary()     # engine -> _State
 
 
-def nodes(next_node=None, *, name="ip4-frag", mtu=None):
+def nodes(next_node=None, *, name="ip4-frag", mtu=None, attach=None):
     """The ip4-frag registration. next_node: where fragments (and packets
     within the MTU) go (default ``ip4-rewrite`` if in the graph, else
     ``interface-output``); mtu: a cap on the tx interface's MTU (and the MTU
-    of packets with no tx interface)."""
+    of packets with no tx interface); attach: claim ip4-rewrite's too-big
+    packets (key ``fragment``; default: when next_node is the default)."""
     if mtu is not None and not 28 <= mtu <= 65535:
         raise ValueError("mtu must be 28..65535")
+    if attach is None:
+        attach = next_node is None
 
     def setup(engine, node_index):
         icmp = engine.next_names[name][NEXT_ICMP_ERROR] == "ip4-icmp-error"
@@ -376,7 +371,7 @@ def nodes(next_node=None, *, name="ip4-frag", mtu=None):
     return (
         Node(name, fn=PyCapsule_New(<void*>ip4_frag_fn, "gn_node_fn", NULL),
              next_nodes=(next_node or ("ip4-rewrite", "interface-output"), ("ip4-icmp-error", "error-drop")),
-             errors=ERRORS, setup=setup,
+             errors=ERRORS, setup=setup, attach_to=(("ip4-rewrite", "fragment"),) if attach else (),
              trace_fn=PyCapsule_New(<void*>ip4_frag_trace_fn, "gn_trace_fn", NULL),
              trace_size=sizeof(ip4_frag_trace_t), format_trace=format_ip4_frag_trace,
              doc="Fragments IPv4 packets larger than the tx MTU (DF set: ICMP fragmentation needed)."),
