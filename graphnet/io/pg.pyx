@@ -32,6 +32,7 @@ from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, g
                                  gn_node_increment_error, gn_node_set_interrupt_pending, gn_node_schedule_interrupt,
                                  GN_NODE_INTERRUPT)
 from graphnet.wire.checksum cimport gn_ip4_fix_checksums
+from graphnet.includes.byteorder cimport gn_net16, gn_put_net16, gn_put_net32
 from graphnet.vlib.node import Node
 
 cdef enum:
@@ -90,35 +91,85 @@ cdef inline uint64_t _xorshift(uint64_t* s) noexcept nogil:
 
 
 cdef inline void _store(uint8_t* p, uint8_t size, uint32_t v) noexcept nogil:
+    """Store v big-endian in 1, 2 or 4 bytes with one store (a checksum pass
+    reads these bytes right after: byte stores would stall its word loads)."""
     if size == 1:
         p[0] = <uint8_t>v
     elif size == 2:
-        p[0] = <uint8_t>(v >> 8)
-        p[1] = <uint8_t>v
+        gn_put_net16(p, <uint16_t>v)
     else:
-        p[0] = <uint8_t>(v >> 24)
-        p[1] = <uint8_t>(v >> 16)
-        p[2] = <uint8_t>(v >> 8)
-        p[3] = <uint8_t>v
+        gn_put_net32(p, v)
+
+
+cdef inline uint32_t _fold16(uint32_t x) noexcept nogil:
+    """Ones-complement fold of a sum below 2**32 (two folds always suffice)."""
+    x = (x & 0xffff) + (x >> 16)
+    return (x & 0xffff) + (x >> 16)
+
+
+cdef inline uint32_t _words(const uint8_t* pkt, uint32_t a, uint32_t b) noexcept nogil:
+    """Sum of the big-endian 16-bit words in [a, b) (a, b even)."""
+    cdef uint32_t sum = 0
+    while a < b:
+        sum += gn_net16(pkt + a)
+        a += 2
+    return sum
+
+
+cdef inline void _csum_update(uint8_t* field, uint32_t old_words, uint32_t new_words, bint udp) noexcept nogil:
+    """RFC 1624 eqn 3: HC' = ~(~HC + ~m + m'), m and m' the changed words."""
+    cdef uint32_t hc = gn_net16(field)
+    cdef uint32_t v
+    if udp and hc == 0:
+        return                                    # UDP without a checksum
+    v = ~_fold16((~hc & 0xffff) + (~_fold16(old_words) & 0xffff) + _fold16(new_words)) & 0xffff
+    gn_put_net16(field, v if v != 0 or not udp else 0xffff)
 
 
 cdef inline void _apply_edits(pg_stream_t* s, uint8_t* pkt, uint16_t length) noexcept nogil:
-    cdef uint32_t k, v
+    """Apply the edits; with fix_checksums, update the IPv4 header checksum
+    and the UDP/TCP checksum incrementally (the templates were made valid
+    when the stream was added). Word boundaries are even packet offsets,
+    which holds because l3_offset is even and IPv4 headers are 4n bytes."""
+    cdef uint32_t k, v, a, b, old_w = 0, new_w
+    cdef uint32_t l3 = s.l3_offset, ihl = 0, end = 0, l4 = 0, l4_csum = 0
     cdef uint64_t span
     cdef pg_edit_t* e
+    cdef bint fix = False, udp = False
+    if s.fix_checksums and l3 + 20 <= length and (pkt[l3] >> 4) == 4:
+        ihl = (pkt[l3] & 0x0f) * 4
+        end = l3 + gn_net16(pkt + l3 + 2)
+        fix = ihl >= 20 and end <= length and end >= l3 + ihl
+        l4 = l3 + ihl
+        if fix and (gn_net16(pkt + l3 + 6) & 0x3fff) == 0:      # not a fragment
+            if pkt[l3 + 9] == 17 and l4 + 8 <= end:
+                l4_csum = l4 + 6
+                udp = True
+            elif pkt[l3 + 9] == 6 and l4 + 20 <= end:
+                l4_csum = l4 + 16
     for k in range(s.n_edits):
         e = &s.edits[k]
         if <uint32_t>e.offset + e.size > length:
             continue
         if e.mode == EDIT_RANDOM:
+            # multiply-high maps 32 random bits onto [0, span) without a division
             span = <uint64_t>e.max - e.min + 1
-            v = <uint32_t>(e.min + _xorshift(&s.rng) % span)
+            v = <uint32_t>(e.min + (((_xorshift(&s.rng) >> 32) * span) >> 32))
         else:
             v = e.next_value
             e.next_value = e.min if v >= e.max else v + 1
+        a = e.offset & ~1u
+        b = (e.offset + e.size + 1) & ~1u
+        if fix:
+            old_w = _words(pkt, a, b)
         _store(pkt + e.offset, e.size, v)
-    if s.fix_checksums and s.n_edits and length > s.l3_offset:
-        gn_ip4_fix_checksums(pkt + s.l3_offset, length - s.l3_offset)
+        if not fix:
+            continue
+        new_w = _words(pkt, a, b)
+        if a < l4 and b > l3:
+            _csum_update(pkt + l3 + 10, old_w, new_w, False)
+        if l4_csum and ((a < l3 + 20 and b > l3 + 12) or (a >= l4 and b <= end)):
+            _csum_update(pkt + l4_csum, old_w, new_w, udp)
 
 
 cdef uint32_t pg_input_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame) noexcept nogil:
@@ -288,6 +339,8 @@ class Stream:
             raise ValueError("count must be >= 0")
         if self.rate is not None and self.rate <= 0:
             raise ValueError("rate must be > 0 packets/s")
+        if self.l3_offset < 0 or self.l3_offset % 2:
+            raise ValueError(f"l3_offset must be even and >= 0, not {self.l3_offset}")
         if len(self.edits) > MAX_EDITS:
             raise ValueError(f"at most {MAX_EDITS} edits per stream")
 
@@ -383,6 +436,9 @@ cdef class PacketGenerator:
         for i, p in enumerate(stream.packets):
             s.offsets[i] = off
             s.lengths[i] = len(p)
+            if stream.fix_checksums and len(p) > stream.l3_offset:
+                # make the template valid once; edits then update incrementally
+                gn_ip4_fix_checksums(s.data + off + <uint32_t>stream.l3_offset, <uint32_t>(len(p) - stream.l3_offset))
             off += len(p)
         s.limit = stream.count if stream.count is not None else 0
         if stream.count == 0:
