@@ -40,9 +40,11 @@ class HostBench:
 
     Interface i has MAC ``02:00:00:00:00:0<i+1>``. ``send(ifname, frames)``
     injects frames received on that interface and runs until idle; it
-    returns ``{ifname: [Scapy Ether]}`` of everything sent since."""
+    returns ``{ifname: [Scapy Ether]}`` of everything sent since.
+    ``before_build(engine)`` runs just before the graph is built (port
+    registrations and the like)."""
 
-    def __init__(self, engine_factory, ifnames=("if0",), extra_nodes=(), mtu=1500, **engine_kw):
+    def __init__(self, engine_factory, ifnames=("if0",), extra_nodes=(), mtu=1500, before_build=None, **engine_kw):
         from graphnet.io.pg import PacketGenerator
         from graphnet.nodes import ip4_host
         self.pg = PacketGenerator(next_node="ethernet-input")
@@ -51,6 +53,8 @@ class HostBench:
         for i, name in enumerate(ifnames):
             self.ifs[name] = CaptureInterface(self.engine, name, mac_of(i), mtu=mtu)
         self.engine.add(list(self.ifs.values()))
+        if before_build is not None:
+            before_build(self.engine)
         self.engine.build()
         self.fib = ip4_host.fib(self.engine)
         self.neighbors = ip4_host.ip4_neighbors(self.engine)
