@@ -32,7 +32,9 @@ name one host (0.0.0.0, loopback, multicast, class E, broadcast:
 The error is built in place: a new IPv4 header (from the receiving
 interface's address facing the sender, to the sender, TTL 64, protocol 1)
 and ICMP header are pushed in front of the original IPv4 header, whose
-datagram is quoted up to 576 bytes in all (the rest of a chain is freed).
+datagram is quoted up to 576 bytes in all (the rest of a chain is freed);
+a UDP/TCP checksum the kernel left to offload is filled in first, so the
+quote is a correct datagram.
 Then it goes to ``ip4-lookup`` (GN_BUFFER_F_LOCALLY_ORIGINATED).
 
 Metadata used: current_data (the original IPv4 header), error,
@@ -57,9 +59,11 @@ from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_RX, GN_TX, GN_INV
                                    GN_BUFFER_F_L4_CSUM_OFFLOAD, gn_buffer_current)
 from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_main_free, gn_enqueue_to_next,
                                  gn_node_increment_error)
-from graphnet.wire.inet cimport gn_inet_sum, gn_inet_checksum
+from graphnet.nodes.ip4_csum cimport gn_chain_sum
+from graphnet.wire.inet cimport gn_inet_sum, gn_inet_checksum, gn_ip4_pseudo_sum
 from graphnet.wire.ip4 cimport (gn_ip4_header_bytes, gn_ip4_total_length, gn_ip4_src, gn_ip4_dst, gn_ip4_set_checksum,
-                                GN_IP4_FRAG_OFFSET_MASK, GN_IP4_FLAG_DF, GN_IP4_PROTO_ICMP)
+                                GN_IP4_FRAG_OFFSET_MASK, GN_IP4_FLAG_DF, GN_IP4_FLAG_MF, GN_IP4_PROTO_ICMP,
+                                GN_IP4_PROTO_UDP, GN_IP4_PROTO_TCP)
 from graphnet.wire.icmp4 cimport GN_ICMP4_ERROR_MAX_LEN, GN_ICMP4_DEST_UNREACH, GN_ICMP4_FRAG_NEEDED, gn_icmp4_is_error
 from graphnet.vlib.node import Node
 from graphnet.fib.ip4_address import ip4_addresses
@@ -142,6 +146,30 @@ cdef inline bint _token(icmp_error_t* st) noexcept nogil:
     return True
 
 
+cdef inline void _complete_l4_checksum(gn_main_t* vm, gn_buffer_t* b, uint8_t* ip, uint32_t hlen,
+                                      uint32_t total) noexcept nogil:
+    """The datagram carries only the kernel's partial L4 checksum (offload):
+    fill it in, so the quote inside the ICMP error is a correct packet."""
+    cdef uint32_t off, l4len = total - hlen
+    cdef uint16_t c
+    cdef bint complete
+    if gn_net16(ip + 6) & (GN_IP4_FLAG_MF | GN_IP4_FRAG_OFFSET_MASK):
+        return
+    if ip[9] == GN_IP4_PROTO_UDP and l4len >= 8:
+        off = 6
+    elif ip[9] == GN_IP4_PROTO_TCP and l4len >= 20:
+        off = 16
+    else:
+        return
+    if b.current_length < hlen + off + 2:
+        return
+    gn_put_net16(ip + hlen + off, 0)
+    c = gn_inet_checksum(gn_chain_sum(vm, b, hlen, l4len, gn_ip4_pseudo_sum(ip, ip[9], l4len), &complete))
+    if ip[9] == GN_IP4_PROTO_UDP and c == 0:
+        c = 0xffff
+    gn_put_net16(ip + hlen + off, c)
+
+
 cdef inline uint32_t _error_one(gn_main_t* vm, icmp_error_t* st, gn_buffer_t* b) noexcept nogil:
     """0 when b became an ICMP error, else the row that says why not."""
     cdef uint8_t* ip = gn_buffer_current(b)
@@ -184,6 +212,8 @@ cdef inline uint32_t _error_one(gn_main_t* vm, icmp_error_t* st, gn_buffer_t* b)
         return ERROR_NO_SOURCE
     if not _token(st):
         return ERROR_RATE_LIMITED
+    if b.flags & GN_BUFFER_F_L4_CSUM_OFFLOAD:
+        _complete_l4_checksum(vm, b, ip, hlen, total)
     # quote the datagram: as much as fits in 576 bytes and in this buffer
     quote = total
     if quote > GN_ICMP4_ERROR_MAX_LEN - PUSH:
