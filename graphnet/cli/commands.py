@@ -1,5 +1,6 @@
 """The built-in VPP-style commands: show / clear / trace / set node /
-set interface / pcap trace / packet-generator / help.
+set interface / pcap trace / packet-generator / IPv4 (addresses, routes,
+neighbours) / help.
 
 Importing this module registers them in graphnet.cli.registry.REGISTRY and
 has no other effect. Each command is ``f(engine, args) -> str``, runs in the
@@ -232,6 +233,110 @@ def show_ip_fib(engine, args):
     if len(args) > 1:
         raise UsageError("show ip fib takes at most one prefix or address")
     return _optional("graphnet.fib.ip4_fib", "show ip fib").show_ip_fib(engine, *args)
+
+
+def _ip4_host(what: str):
+    return _optional("graphnet.nodes.ip4_host", what)
+
+
+def _value(fn, *args):
+    """Run an API call; its ValueError/KeyError becomes a one-line UsageError."""
+    try:
+        return fn(*args)
+    except (ValueError, KeyError) as e:
+        raise UsageError(str(e.args[0]) if e.args else str(e)) from None
+
+
+@command("set interface ip address", help="add (or del) an IPv4 address; installs its local, connected "
+         "and broadcast routes", usage="set interface ip address [del] <name> <a.b.c.d/len>")
+def set_interface_ip_address(engine, args):
+    ip4 = _ip4_host("set interface ip address")
+    delete = bool(args) and args[0] == "del"
+    if delete:
+        args = args[1:]
+    if len(args) != 2:
+        raise UsageError("give an interface name and an address a.b.c.d/len")
+    _interface(engine, args[0])
+    _value(ip4.del_interface_address if delete else ip4.set_interface_address, engine, args[0], args[1])
+    return ""
+
+
+@command("show interface address", help="IPv4 addresses of the interfaces", usage="show interface address")
+def show_interface_address(engine, args):
+    _no_args(args)
+    ip4 = _ip4_host("show interface address")
+    table = ip4.ip4_addresses(engine).all()
+    return "\n".join(f"{name}: {', '.join(addrs)}" for name, addrs in table.items()) or "no IPv4 addresses"
+
+
+@command("ip route add", help="add an IPv4 route via a next hop (resolved with ARP), an interface "
+         "(on-link), or drop", usage="ip route add <prefix> via <a.b.c.d> [<interface>] | "
+         "ip route add <prefix> via <interface> | ip route add <prefix> drop")
+def ip_route_add(engine, args):
+    ip4 = _ip4_host("ip route add")
+    if len(args) == 2 and args[1] == "drop":
+        _value(lambda: ip4.fib(engine).add_route(args[0], drop=True))
+        return ""
+    if len(args) not in (3, 4) or args[1] != "via":
+        raise UsageError("give a prefix, 'via' and a next hop address and/or an interface")
+    prefix, target = args[0], args[2]
+    if target in engine.interfaces.names and len(args) == 3:
+        _value(lambda: ip4.fib(engine).add_route(prefix, sw_if_index=target))
+        return ""
+    if len(args) == 4:
+        sw, _ = _interface(engine, args[3])
+    else:
+        sw = _connected_interface(engine, ip4, target)
+    _value(lambda: ip4.fib(engine).add_route(prefix, sw_if_index=sw, next_hop=target))
+    return ""
+
+
+def _connected_interface(engine, ip4, address):
+    """The interface whose connected prefix holds a next hop address."""
+    fib = ip4.fib(engine)
+    try:
+        info = fib.lookup(address)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if info["type"] in ("glean", "rewrite", "local") and "sw_if_index" in info:
+        return info["sw_if_index"]
+    raise UsageError(f"next hop {address} is on no interface's connected prefix: name the interface")
+
+
+@command("ip route del", help="delete an IPv4 route", usage="ip route del <prefix>")
+def ip_route_del(engine, args):
+    ip4 = _ip4_host("ip route del")
+    if len(args) < 1:
+        raise UsageError("give the prefix of the route to delete")
+    _value(ip4.fib(engine).del_route, args[0])
+    return ""
+
+
+@command("show ip neighbors", help="the IPv4 neighbour (ARP) table", usage="show ip neighbors")
+def show_ip_neighbors(engine, args):
+    _no_args(args)
+    return _ip4_host("show ip neighbors").show_ip_neighbors(engine)
+
+
+@command("set ip neighbor", help="add a neighbour (static: never aged nor changed by ARP), or delete one",
+         usage="set ip neighbor [del] <interface> <a.b.c.d> [<mac>] [static]")
+def set_ip_neighbor(engine, args):
+    ip4 = _ip4_host("set ip neighbor")
+    table = ip4.ip4_neighbors(engine)
+    if args and args[0] == "del":
+        if len(args) != 3:
+            raise UsageError("give an interface and an address")
+        _interface(engine, args[1])
+        _value(table.delete, args[1], args[2])
+        return ""
+    static = bool(args) and args[-1] == "static"
+    if static:
+        args = args[:-1]
+    if len(args) != 3:
+        raise UsageError("give an interface, an address and a MAC")
+    _interface(engine, args[0])
+    _value(table.add, args[0], args[1], args[2], static)
+    return ""
 
 
 @command("pcap trace", help="capture rx / tx / drop packets to a pcap file",
