@@ -495,6 +495,21 @@ def test_chained_packets_are_fragmented(pg_capture, size, fragsize, mtu):
     check_fragments(out, mtu, orig)
 
 
+def test_jumbo_fragments_in_chains_reassemble(pg_capture):
+    """pg -> ip4-reassembly -> ip4-frag (MTU 9000: fragments are buffer
+    chains) -> a second reassembly node -> capture: chained fragments in,
+    the datagram out."""
+    pc = pg_capture(*ip4_reassembly.nodes(next_node="ip4-frag"), *ip4_frag.nodes(next_node="reass-2", mtu=9000),
+                    *ip4_reassembly.nodes(next_node="capture", name="reass-2"), first="ip4-reassembly")
+    orig = bytes(datagram(30000, seed=5))
+    out = pc.send_bytes([bytes(f) for f in fragment(IP(orig), fragsize=1480)], count=21, fix_checksums=False,
+                        l3_offset=0)
+    assert out == [orig]
+    assert pc.engine.error_count("ip4-frag", "fragments") == 4
+    assert pc.engine.error_count("reass-2", "reassembled") == 1
+    assert ip4_reassembly.reassembly(pc.engine, "reass-2").stats()["fragments_reassembled"] == 4
+
+
 def test_df_set_is_not_fragmented(pg_capture):
     f = Frag(pg_capture, 576)
     big_df = datagram(1000, flags="DF")

@@ -349,7 +349,7 @@ cdef class _State:
         return PyCapsule_New(<void*>self.fm, "gn_runtime_data", NULL)
 
 
-_STATES = weakref.WeakKeyDictionary()     # engine -> _State
+_STATES = weakref.WeakKeyDictionary()     # engine -> {node name: _State} (lives as long as the engine)
 
 
 def nodes(next_node=None, *, name="ip4-frag", mtu=None, attach=None):
@@ -365,7 +365,7 @@ def nodes(next_node=None, *, name="ip4-frag", mtu=None, attach=None):
 
     def setup(engine, node_index):
         icmp = engine.next_names[name][NEXT_ICMP_ERROR] == "ip4-icmp-error"
-        st = _STATES[engine] = _State(engine.interfaces, mtu or 0, icmp)
+        st = _STATES.setdefault(engine, {})[name] = _State(engine.interfaces, mtu or 0, icmp)
         engine.main.set_runtime_data(node_index, st.capsule())
 
     return (

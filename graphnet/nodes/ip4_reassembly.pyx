@@ -554,13 +554,13 @@ cdef class Reassembly:
         r.timer_armed = 0
 
 
-_STATES = weakref.WeakKeyDictionary()     # engine -> Reassembly
+_STATES = weakref.WeakKeyDictionary()     # engine -> {node name: Reassembly} (lives as long as the engine)
 
 
-def reassembly(engine) -> Reassembly:
-    """The engine's ip4-reassembly state (after build)."""
+def reassembly(engine, name="ip4-reassembly") -> Reassembly:
+    """The state of the engine's reassembly node `name` (after build)."""
     engine.build()
-    return _STATES[engine]
+    return _STATES[engine][name]
 
 
 def nodes(next_node=None, *, name="ip4-reassembly", max_fragments=64, max_datagrams=1024, timeout=2.0):
@@ -572,13 +572,13 @@ def nodes(next_node=None, *, name="ip4-reassembly", max_fragments=64, max_datagr
     Reassembly(max_fragments, max_datagrams, timeout)      # check the limits now
 
     def setup(engine, node_index):
-        st = _STATES[engine] = Reassembly(max_fragments, max_datagrams, timeout)
+        st = _STATES.setdefault(engine, {})[name] = Reassembly(max_fragments, max_datagrams, timeout)
         st._bind(engine.error_base[name], engine.index[expire_name])
         engine.main.set_runtime_data(node_index, st.capsule())
         engine.main.set_runtime_data(engine.index[expire_name], st.capsule())
 
     def teardown(engine, node_index):
-        st = _STATES.get(engine)
+        st = _STATES.get(engine, {}).get(name)
         if st is not None and engine.main is not None:
             st.release_all(engine.main.address)
 
