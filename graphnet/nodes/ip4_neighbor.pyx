@@ -721,10 +721,9 @@ def _teardown(engine, node_index):
 def _process(engine):
     """Syncs the FIB with the neighbour table and ages entries."""
     nb = ip4_neighbors(engine)
-    timeout = None
     while True:
+        timeout = nb._service()        # first: whatever the data plane asked before we started
         yield WaitEvent(timeout=timeout, interrupts=True)
-        timeout = nb._service()
 
 
 NODES = (
