@@ -341,11 +341,14 @@ cdef uint32_t ip4_neighbor_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t
 _TABLES = weakref.WeakKeyDictionary()
 
 
-def ip4_neighbors(engine):
-    """The engine's neighbour table, created on first use."""
+def ip4_neighbors(engine, capacity=None):
+    """The engine's neighbour table, created on first use (with room for
+    ``capacity`` entries, default 4096; a later capacity is an error)."""
     t = _TABLES.get(engine)
     if t is None:
-        t = _TABLES[engine] = Ip4Neighbors(engine)
+        t = _TABLES[engine] = Ip4Neighbors(engine, capacity or DEFAULTS["capacity"])
+    elif capacity is not None and capacity != t.config()["capacity"]:
+        raise ValueError("the neighbour table exists already: give its capacity before the graph is built")
     return t
 
 
@@ -523,8 +526,9 @@ cdef class Ip4Neighbors:
         if e.n_queued == 0:
             return
         if vm != NULL:
-            base = self.engine.error_base["ip4-neighbor"]
-            vm.error_counters[base + code] += e.n_queued
+            base = self.engine.error_base.get("ip4-neighbor")
+            if base is not None:
+                vm.error_counters[base + code] += e.n_queued
             gn_main_free(vm, e.queue, e.n_queued)
         self.nm.n_queued_total -= e.n_queued
         e.n_queued = 0
