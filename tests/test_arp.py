@@ -297,3 +297,15 @@ def test_engine_close_frees_queued_packets(engine_factory):
     b.send("if0", [udp_to("10.1.0.5", i=i) for i in range(4)])
     assert b.engine.buffer_stats()["in_use"] == 4
     # engine_factory closes the engine and finds no buffer in use
+
+
+def test_full_table_still_answers(engine_factory):
+    b = HostBench(engine_factory, ["if0"], before_build=lambda e: ip4_host.ip4_neighbors(e, capacity=2))
+    b.address("if0", "10.0.0.1/24")
+    out = b.out("if0", [arp_req(f"10.0.0.{10 + i}", "10.0.0.1", hwsrc=f"02:00:00:00:ab:{i:02x}") for i in range(3)])
+    assert [p[ARP].pdst for p in out] == ["10.0.0.10", "10.0.0.11", "10.0.0.12"]
+    assert b.count("arp-input", "table-full") == 1
+    assert len(b.neighbors.entries()) == 2
+    with pytest.raises(ValueError, match="capacity"):
+        ip4_host.ip4_neighbors(b.engine, capacity=8)
+    b.check_accounting()
