@@ -52,9 +52,12 @@ def test_echo_reply_built_in_place(bench):
     assert bench.count("ip4-icmp-input", "echo-replies") == 1
 
 
-@pytest.mark.parametrize("payload", [b"", b"x", b"\xff" * 33, bytes(range(256)) * 5])
-def test_echo_checksums_for_any_payload(bench, payload):
-    (r,) = bench.out("if0", [ping("10.0.0.1", payload=payload)])
+@pytest.mark.parametrize("payload, ident, seq", [(b"", 7, 1), (b"x", 7, 1), (b"\xff" * 33, 7, 1),
+                                                (bytes(range(256)) * 5, 7, 1),
+                                                (b"", 0, 0), (bytes(8), 0, 0),          # all-zero reply: 0xffff
+                                                (b"\xff\xff", 0, 0)])                    # reply sums to 0xffff: 0x0000
+def test_echo_checksums_for_any_payload(bench, payload, ident, seq):
+    (r,) = bench.out("if0", [ping("10.0.0.1", payload=payload, ident=ident, seq=seq)])
     assert bytes(r[ICMP].payload) == payload and checksums_ok(r)
 
 

@@ -67,7 +67,7 @@ def check_output(p: bytes):
             del q[UDP].chksum
         else:
             return
-        assert bytes(IP(bytes(q))) == raw
+        assert bytes(IP(bytes(q))) == raw, p.hex()
 
 
 def test_random_and_mutated_frames(engine_factory):

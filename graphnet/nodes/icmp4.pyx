@@ -4,7 +4,8 @@ Claims protocol 1 of ``ip4-local``. Checks: at least 8 bytes of ICMP
 (``too-short``), the checksum over the whole message, across a buffer chain
 (``bad-checksum``). An echo request (type 8) to any of our addresses is
 answered in place: addresses swapped (the reply comes from the address that
-was pinged), type 0, the ICMP checksum updated incrementally (RFC 1624), TTL
+was pinged), type 0, the ICMP checksum updated incrementally (RFC 1624;
+recomputed in the one case where eqn. 3 gives 0x0000 for 0xffff), TTL
 64, a fresh IPv4 header checksum, GN_BUFFER_F_LOCALLY_ORIGINATED (so
 ip4-rewrite keeps the TTL); it goes to ``ip4-lookup`` and out like any
 packet (``echo-replies`` counts them). Echo replies, errors and other
@@ -22,7 +23,7 @@ from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_TX, GN_INVALID_IN
                                    GN_BUFFER_F_GSO, GN_BUFFER_F_L4_CSUM_OFFLOAD, gn_buffer_current)
 from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_enqueue_to_next, gn_node_increment_error
 from graphnet.nodes.ip4_csum cimport gn_chain_sum
-from graphnet.wire.inet cimport gn_inet_fold, gn_csum_update16
+from graphnet.wire.inet cimport gn_inet_fold, gn_inet_checksum, gn_csum_update16
 from graphnet.wire.ip4 cimport gn_ip4_header_bytes, gn_ip4_total_length, gn_ip4_set_checksum
 from graphnet.wire.icmp4 cimport GN_ICMP4_HEADER_LEN, GN_ICMP4_ECHO_REQUEST, GN_ICMP4_ECHO_REPLY, gn_icmp4_is_error
 from graphnet.vlib.node import Node
@@ -52,6 +53,7 @@ cdef inline uint32_t _icmp_one(gn_main_t* vm, gn_buffer_t* b) noexcept nogil:
     """Returns 0 when b became an echo reply, else an ERROR_* row."""
     cdef uint8_t* ip = gn_buffer_current(b)
     cdef uint32_t hlen = gn_ip4_header_bytes(ip), total = gn_ip4_total_length(ip), n, a
+    cdef uint16_t c
     cdef uint8_t* icmp = ip + hlen
     cdef bint complete
     if total < hlen + GN_ICMP4_HEADER_LEN or b.current_length < hlen + GN_ICMP4_HEADER_LEN:
@@ -66,9 +68,15 @@ cdef inline uint32_t _icmp_one(gn_main_t* vm, gn_buffer_t* b) noexcept nogil:
             return ERROR_ERROR_RECEIVED
         return ERROR_UNHANDLED_TYPE
     # the reply, in place
-    gn_put_net16(icmp + 2, gn_csum_update16(gn_net16(icmp + 2), (<uint16_t>icmp[0] << 8) | icmp[1],
-                                           (<uint16_t>GN_ICMP4_ECHO_REPLY << 8) | icmp[1]))
+    c = gn_csum_update16(gn_net16(icmp + 2), (<uint16_t>icmp[0] << 8) | icmp[1],
+                         (<uint16_t>GN_ICMP4_ECHO_REPLY << 8) | icmp[1])
     icmp[0] = GN_ICMP4_ECHO_REPLY
+    if c == 0:
+        # RFC 1624's eqn. 3 gives 0x0000 both when the sum is 0xffff and when
+        # it is 0 (an all-zero message, which needs 0xffff): recompute
+        gn_put_net16(icmp + 2, 0)
+        c = gn_inet_checksum(gn_chain_sum(vm, b, hlen, n, 0, &complete))
+    gn_put_net16(icmp + 2, c)
     a = gn_read_u32(ip + 12)
     gn_write_u32(ip + 12, gn_read_u32(ip + 16))
     gn_write_u32(ip + 16, a)
