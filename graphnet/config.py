@@ -71,6 +71,28 @@ Schema (every key optional unless marked; unknown keys are errors)::
     input  = "in.pcap"      # replayed as received packets (relative to this file)
     output = "out.pcap"     # what is sent to the interface is written here
     repeat = 1              # int >= 1: times the input is replayed
+    # IPv4 (any kind; needs the IPv4 graph, added automatically):
+    address   = "10.10.0.2/24"      # graphnet's own address on it, a.b.c.d/len
+    addresses = ["10.10.0.2/24", "10.11.0.1/16"]    # or several (not both keys)
+
+    [ip]                    # the IPv4 host and router graph (ip4_host.NODES)
+    enabled = true          # bool: add it; default: added when an interface
+                            # has an address or a [[route]] / [[neighbor]]
+                            # exists (false with any of those is an error)
+
+    [[route]]               # one per route, added after the addresses
+    prefix    = "10.20.0.0/16"  # required, a.b.c.d/len with no host bits set
+    via       = "10.10.0.1"     # next hop (resolved with ARP)
+    interface = "gn0"           # the next hop's interface; omitted: the
+                                # interface whose address covers via.
+                                # interface without via: on-link (glean)
+    drop      = true            # a blackhole instead (no via / interface)
+
+    [[neighbor]]            # a neighbour (ARP) entry, as `set ip neighbor`
+    interface = "gn0"       # required
+    ip        = "10.10.0.1" # required
+    mac       = "02:00:00:00:00:09"   # required, unicast
+    static    = false       # true: never aged nor changed by ARP
 
 No value is ever evaluated as code: packets come from templates, hex or
 pcap files, and modules are only imported by name.
@@ -86,8 +108,18 @@ away with their fd and a namespace graphnet created is removed.
 ``graphnet config``) builds the same graph with stand-ins for the
 devices: nothing is created in the kernel and no privilege is needed.
 
+IPv4: with the IPv4 graph in, interfaces without ``next`` feed
+ethernet-input; ``build_engine`` then sets the addresses (with their
+local, connected and broadcast routes), the neighbours and the routes,
+in that order, as ``set interface ip address``, ``set ip neighbor`` and
+``ip route add`` would; a value the data plane refuses (an address
+overlapping another on the same interface, ...) is a ConfigError naming
+the key. Addresses and prefixes are checked when the file is loaded.
+
 Built-in configs (``BUILTIN``): ``default`` (``graphnet run``): TAP gn0,
-kernel side 10.10.0.1/24 in namespace graphnet0; ``pg`` (``graphnet run
+graphnet's address 10.10.0.2/24, kernel side 10.10.0.1/24 in namespace
+graphnet0, the IPv4 graph (answers ping and ARP, UDP echo on port 7);
+``pg`` (``graphnet run
 --demo pg``): a rated UDP stream through two pass-through nodes into null.
 
 Invariants: ``load``/``loads`` either return a fully checked Config or raise
@@ -149,10 +181,29 @@ class InterfaceConfig:
     mtu: Optional[int] = None
     mac: Optional[str] = None
     options: dict = field(default_factory=dict)    # kind-specific keyword arguments
+    addresses: list = field(default_factory=list)  # "a.b.c.d/len", graphnet's own
 
     @property
     def display_name(self) -> str:
         return self.name or f"host-{self.options.get('host_if')}"
+
+
+@dataclass
+class RouteConfig:
+    prefix: str                   # "a.b.c.d/len", host bits clear
+    path: tuple                   # ("route", i)
+    via: Optional[str] = None     # next hop address
+    interface: Optional[str] = None
+    drop: bool = False
+
+
+@dataclass
+class NeighborConfig:
+    interface: str
+    ip: str
+    mac: str
+    path: tuple                   # ("neighbor", i)
+    static: bool = False
 
 
 @dataclass
@@ -171,6 +222,9 @@ class Config:
     streams: list = field(default_factory=list)
     node_states: list = field(default_factory=list)     # (name, state, line)
     interfaces: list = field(default_factory=list)      # InterfaceConfig, in file order
+    ip_enabled: bool = False                            # add ip4_host.NODES
+    routes: list = field(default_factory=list)          # RouteConfig, in file order
+    neighbors: list = field(default_factory=list)       # NeighborConfig, in file order
     builtin: Optional[str] = None                       # name in BUILTIN, or None for a file
     lines: dict = field(default_factory=dict, repr=False)
 
@@ -179,9 +233,12 @@ DEFAULT_TOML = """\
 # graphnet startup config (the built-in one: `graphnet config --default`).
 # A TAP interface gn0 whose kernel side lives in network namespace graphnet0
 # (created if missing; removed on exit if graphnet created it) with address
-# 10.10.0.1/24, and the control socket. Needs root (CAP_NET_ADMIN).
+# 10.10.0.1/24; graphnet is 10.10.0.2/24 on it, an IPv4 host that answers
+# ARP and ping (and UDP echo on port 7); and the control socket.
+# Needs root (CAP_NET_ADMIN).
 #   graphnet run
-#   ip netns exec graphnet0 ping 10.10.0.2     # frames reach tap-input-gn0
+#   ip netns exec graphnet0 ping 10.10.0.2     # answered by graphnet
+#   graphnet ctl show ip neighbors             # 10.10.0.1, learned
 #   graphnet ctl show interface
 # The packet generator demo, without root: `graphnet run --demo pg`.
 # Schema: `python -m pydoc graphnet.config`.
@@ -202,10 +259,14 @@ name = "gn0"
 netns = "graphnet0"              # the kernel side goes here
 host_address = "10.10.0.1/24"    # the kernel side's address
 rx_mode = "interrupt"            # polling | interrupt | adaptive
-# No ARP / ICMP nodes yet (issue 4): what the kernel sends is counted
-# (show interface, show runtime), traceable (trace add tap-input 10) and
-# freed by null. graphnet's own address will be 10.10.0.2.
-next = "null"
+address = "10.10.0.2/24"         # graphnet's own address (adds the IPv4 graph;
+                                 # the TAP's input feeds ethernet-input)
+
+[ip]
+enabled = true                   # ARP, IPv4, ICMP, UDP (graphnet.nodes.ip4_host)
+# [[route]]                      # more routes, e.g. beyond the kernel side:
+# prefix = "10.20.0.0/16"
+# via = "10.10.0.1"
 """
 
 PG_DEMO_TOML = """\
@@ -253,7 +314,8 @@ mode = "inc"             # inc | random
 
 # name -> (TOML text, what it is); `graphnet run --demo NAME`
 BUILTIN = {
-    "default": (DEFAULT_TOML, "TAP gn0 with its kernel side in namespace graphnet0 (needs root)"),
+    "default": (DEFAULT_TOML, "TAP gn0 with its kernel side in namespace graphnet0, graphnet 10.10.0.2/24 "
+                              "answering ping (needs root)"),
     "pg": (PG_DEMO_TOML, "a rated UDP stream from the packet generator through two nodes into null"),
 }
 
@@ -385,7 +447,7 @@ def loads(text: str, source: str = "<string>", base_dir: Optional[Path] = None) 
         raise ConfigError(f"{source}: TOML syntax error: {e}") from None
     ck = _Checker(source, _locate(text))
     base_dir = base_dir or Path.cwd()
-    ck.table(doc, (), ("engine", "cli", "graph", "pg", "node", "interface"))
+    ck.table(doc, (), ("engine", "cli", "graph", "pg", "node", "interface", "ip", "route", "neighbor"))
     cfg = Config(source=source, lines=ck.lines)
 
     eng = ck.table(doc.get("engine", {}), ("engine",), ("name", "buffers", "tick"))
@@ -430,6 +492,7 @@ def loads(text: str, source: str = "<string>", base_dir: Optional[Path] = None) 
                            f"an interface named {key!r} already exists (interface[{seen[key] + 1}])")
         seen[key] = i
         cfg.interfaces.append(ic)
+    _ip(ck, doc, cfg)
     return cfg
 
 
@@ -437,7 +500,7 @@ def loads(text: str, source: str = "<string>", base_dir: Optional[Path] = None) 
 
 INTERFACE_KINDS = ("tap", "af-packet", "pcap")
 RX_MODES = ("polling", "interrupt", "adaptive")
-_IF_COMMON = ("kind", "name", "next", "rx_mode", "state", "mtu", "mac")
+_IF_COMMON = ("kind", "name", "next", "rx_mode", "state", "mtu", "mac", "address", "addresses")
 _IF_KEYS = {
     "tap": _IF_COMMON + ("netns", "host_address", "host_mac", "offloads", "multi_queue"),
     "af-packet": _IF_COMMON + ("host_if", "netns", "promiscuous"),
@@ -509,6 +572,7 @@ def _interface(ck: _Checker, it: dict, path: tuple, base_dir: Path) -> Interface
         raise ck.error(path, "mtu", f"MTU {ic.mtu} is outside 68..65535")
     if ic.next is not None and not ic.next:
         raise ck.error(path, "next", "give a node name")
+    ic.addresses = _if_addresses(ck, it, path)
     o = ic.options
     if "netns" in it:
         ns = ck.get(it, path, "netns", str)
@@ -552,6 +616,159 @@ def _interface(ck: _Checker, it: dict, path: tuple, base_dir: Path) -> Interface
         if "repeat" in it:
             o["repeat"] = ck.get(it, path, "repeat", int, minimum=1)
     return ic
+
+
+# --- IPv4: addresses, [ip], [[route]], [[neighbor]] ---------------------------------
+
+def _ip4_address(ck: _Checker, path: tuple, key: str, v: Any) -> str:
+    """A host address (no length), as text."""
+    import ipaddress
+    if not isinstance(v, str):
+        raise ck.error(path, key, f"expected an IPv4 address a.b.c.d, got {_type_name(v)} ({v!r})")
+    try:
+        a = ipaddress.IPv4Address(v.strip())
+    except ValueError as e:
+        hint = " (give the address without a prefix length)" if "/" in v else ""
+        raise ck.error(path, key, f"{v!r} is not an IPv4 address: {e}{hint}") from None
+    if a.is_multicast or a.is_unspecified or a.is_loopback or int(a) == 0xffffffff:
+        raise ck.error(path, key, f"{v!r} is not a usable unicast address")
+    return str(a)
+
+
+def _ip4_cidr(ck: _Checker, path: tuple, key: str, v: Any) -> str:
+    """An interface address a.b.c.d/len (as ip4_address checks it), as text."""
+    import ipaddress
+    if not isinstance(v, str):
+        raise ck.error(path, key, f"expected an address a.b.c.d/len, got {_type_name(v)} ({v!r})")
+    if "/" not in v:
+        raise ck.error(path, key, f"{v!r}: give the prefix length too, e.g. {v.strip()}/24")
+    try:
+        iface = ipaddress.IPv4Interface(v.strip())
+    except ValueError as e:
+        raise ck.error(path, key, f"{v!r} is not an IPv4 address/length: {e}") from None
+    a, net = iface.ip, iface.network
+    if a.is_multicast or a.is_unspecified or a.is_loopback or int(a) == 0xffffffff:
+        raise ck.error(path, key, f"{v!r} is not a usable host address")
+    if net.prefixlen <= 30 and a in (net.network_address, net.broadcast_address):
+        raise ck.error(path, key, f"{v!r} is the {'network' if a == net.network_address else 'broadcast'} "
+                                  f"address of {net}; give a host address")
+    return str(iface)
+
+
+def _ip4_prefix(ck: _Checker, path: tuple, key: str, v: Any) -> str:
+    import ipaddress
+    if not isinstance(v, str):
+        raise ck.error(path, key, f"expected a prefix a.b.c.d/len, got {_type_name(v)} ({v!r})")
+    if "/" not in v:
+        raise ck.error(path, key, f"{v!r}: give the prefix length too (e.g. {v.strip()}/32)")
+    try:
+        net = ipaddress.IPv4Network(v.strip(), strict=False)
+    except ValueError as e:
+        raise ck.error(path, key, f"{v!r} is not an IPv4 prefix: {e}") from None
+    if str(net) != v.strip():
+        raise ck.error(path, key, f"{v!r} has host bits set (did you mean {str(net)!r}?)")
+    return str(net)
+
+
+def _if_addresses(ck: _Checker, it: dict, path: tuple) -> list:
+    if "address" in it and "addresses" in it:
+        raise ck.error(path, "addresses", "give address or addresses, not both")
+    if "address" in it:
+        return [_ip4_cidr(ck, path, "address", it["address"])]
+    v = it.get("addresses", [])
+    if not isinstance(v, list):
+        raise ck.error(path, "addresses", f"expected a list of a.b.c.d/len, got {_type_name(v)} ({v!r})")
+    out: list = []
+    for x in v:
+        c = _ip4_cidr(ck, path, "addresses", x)
+        if c in out:
+            raise ck.error(path, "addresses", f"{c} is given twice")
+        out.append(c)
+    return out
+
+
+def _interface_ref(ck: _Checker, cfg: Config, t: dict, path: tuple, key: str) -> str:
+    name = ck.get(t, path, key, str)
+    names = [ic.display_name for ic in cfg.interfaces]
+    if name not in names:
+        hint = difflib.get_close_matches(name, names, n=1)
+        raise ck.error(path, key, f"no interface named {name!r}"
+                       + (f" (did you mean {hint[0]!r}?)" if hint else
+                          (f"; interfaces: {', '.join(names)}" if names else "; no [[interface]] is configured")))
+    return name
+
+
+def _ip(ck: _Checker, doc: dict, cfg: Config) -> None:
+    import ipaddress
+    ip = ck.table(doc.get("ip", {}), ("ip",), ("enabled",))
+    enabled = ck.get(ip, ("ip",), "enabled", bool)
+    owner: dict = {}                       # address -> interface, across interfaces
+    for ic in cfg.interfaces:
+        for c in ic.addresses:
+            a = c.split("/")[0]
+            if a in owner:
+                raise ck.error(ic.path, "address" if len(ic.addresses) == 1 else "addresses",
+                               f"{a} is already an address of {owner[a]}")
+            owner[a] = ic.display_name
+
+    for i, nb in enumerate(ck.array_of_tables(doc, (), "neighbor")):
+        path = ("neighbor", i)
+        ck.table(nb, path, ("interface", "ip", "mac", "static"))
+        for key in ("interface", "ip", "mac"):
+            if key not in nb:
+                raise ck.error(path, None, f"a neighbor needs interface, ip and mac (no {key})")
+        n = NeighborConfig(_interface_ref(ck, cfg, nb, path, "interface"),
+                           _ip4_address(ck, path, "ip", nb["ip"]), _mac(ck, nb, path, "mac", unicast=True),
+                           path, static=ck.get(nb, path, "static", bool, False))
+        for other in cfg.neighbors:
+            if (other.interface, other.ip) == (n.interface, n.ip):
+                raise ck.error(path, "ip", f"neighbor {n.ip} on {n.interface} is already given "
+                                           f"(neighbor[{other.path[1] + 1}])")
+        cfg.neighbors.append(n)
+
+    for i, rt in enumerate(ck.array_of_tables(doc, (), "route")):
+        path = ("route", i)
+        ck.table(rt, path, ("prefix", "via", "interface", "drop"))
+        if "prefix" not in rt:
+            raise ck.error(path, None, "a route needs prefix = a.b.c.d/len")
+        r = RouteConfig(_ip4_prefix(ck, path, "prefix", rt["prefix"]), path,
+                        drop=ck.get(rt, path, "drop", bool, False))
+        if r.drop:
+            for key in ("via", "interface"):
+                if key in rt:
+                    raise ck.error(path, key, f"a drop route has no {key}")
+        elif "drop" in rt and "via" not in rt and "interface" not in rt:
+            raise ck.error(path, "drop", "drop = false needs via and/or interface")
+        else:
+            if "via" not in rt and "interface" not in rt:
+                raise ck.error(path, None, "a route needs via = next hop, interface = on-link, or drop = true")
+            if "interface" in rt:
+                r.interface = _interface_ref(ck, cfg, rt, path, "interface")
+            if "via" in rt:
+                r.via = _ip4_address(ck, path, "via", rt["via"])
+                if r.interface is None:           # the interface whose connected prefix covers via
+                    hop = ipaddress.IPv4Address(r.via)
+                    for ic in cfg.interfaces:
+                        if any(hop in ipaddress.IPv4Interface(c).network for c in ic.addresses):
+                            r.interface = ic.display_name
+                            break
+                    else:
+                        raise ck.error(path, "via", f"next hop {r.via} is on no interface's address prefix: "
+                                                    f"give interface = ...")
+                if r.via in owner:
+                    raise ck.error(path, "via", f"next hop {r.via} is graphnet's own address ({owner[r.via]})")
+        for other in cfg.routes:
+            if other.prefix == r.prefix:
+                raise ck.error(path, "prefix", f"a route for {r.prefix} is already given "
+                                               f"(route[{other.path[1] + 1}])")
+        cfg.routes.append(r)
+
+    needed = [what for what, present in (("an interface address", bool(owner)), ("[[route]]", bool(cfg.routes)),
+                                         ("[[neighbor]]", bool(cfg.neighbors))) if present]
+    if enabled is False and needed:
+        raise ck.error(("ip",), "enabled", f"the IPv4 graph is needed by {' and '.join(needed)}; "
+                                           f"remove enabled = false")
+    cfg.ip_enabled = bool(enabled) or bool(needed)
 
 
 _STREAM_KEYS = ("name", "template", "packet_hex", "pcap", "count", "rate", "fix_checksums", "edit") + templates.FIELDS
@@ -798,6 +1015,10 @@ def build_engine(cfg: Config, *, create_devices: bool = True):
             if not hasattr(m, "NODES"):
                 raise ck.error(("graph",), "modules", f"module {mod!r} has no NODES")
             engine.add(m.NODES)
+        if cfg.ip_enabled:
+            from graphnet.nodes import ip4_host
+            # a [graph] module may have brought some of them (ip4.NODES) already
+            engine.add(tuple(n for n in ip4_host.NODES if n.name not in engine.registrations))
         pg = None
         if cfg.streams:
             from graphnet.io.pg import Edit, PacketGenerator, Stream
@@ -832,6 +1053,8 @@ def build_engine(cfg: Config, *, create_devices: bool = True):
                     raise ck.error(ic.path, "next", f"no node named {ic.next!r} in the graph"
                                                     + (f" (did you mean {hint[0]!r}?)" if hint else "")) from None
             raise ConfigError(f"{cfg.source}: cannot build the graph: {e}") from None
+        if cfg.ip_enabled:
+            _apply_ip(ck, cfg, engine)
         if pg is not None and cfg.pg_mode == "adaptive":
             engine.set_node_state(cfg.pg_name, "adaptive")
         for name, state, path in cfg.node_states:
@@ -844,6 +1067,33 @@ def build_engine(cfg: Config, *, create_devices: bool = True):
         engine.close()
         raise
     return engine
+
+
+def _apply_ip(ck: _Checker, cfg: Config, engine) -> None:
+    """Addresses, then neighbours, then routes, into the built engine."""
+    from graphnet.nodes import ip4_host
+
+    def do(path, key, fn, *args, **kw):
+        try:
+            fn(*args, **kw)
+        except (ValueError, KeyError) as e:
+            raise ck.error(path, key, str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)) from None
+
+    for ic in cfg.interfaces:
+        for c in ic.addresses:
+            key = "addresses" if (ic.path, "addresses") in cfg.lines else "address"
+            do(ic.path, key, ip4_host.set_interface_address, engine, ic.display_name, c)
+    table = ip4_host.ip4_neighbors(engine) if cfg.neighbors else None
+    for n in cfg.neighbors:
+        do(n.path, "ip", table.add, n.interface, n.ip, n.mac, n.static)
+    fib = ip4_host.fib(engine)
+    for r in cfg.routes:
+        if r.drop:
+            do(r.path, "prefix", fib.add_route, r.prefix, drop=True)
+        elif r.via is None:
+            do(r.path, "interface", fib.add_route, r.prefix, sw_if_index=r.interface)
+        else:
+            do(r.path, "via", fib.add_route, r.prefix, sw_if_index=r.interface, next_hop=r.via)
 
 
 def _device_message(e: Exception) -> str:

@@ -61,12 +61,17 @@ def test_default_config_is_tap_gn0_in_namespace_graphnet0():
     cfg = default_config()
     assert cfg.builtin == "default" and cfg.cli_enabled and cfg.streams == []
     [ic] = cfg.interfaces
-    assert (ic.kind, ic.name, ic.next, ic.rx_mode, ic.admin_up) == ("tap", "gn0", "null", "interrupt", True)
+    assert (ic.kind, ic.name, ic.next, ic.rx_mode, ic.admin_up) == ("tap", "gn0", None, "interrupt", True)
     assert ic.options == {"netns": "graphnet0", "host_address": "10.10.0.1/24"}
+    assert ic.addresses == ["10.10.0.2/24"] and cfg.ip_enabled
     # checked and drawn without creating anything (no root needed)
     e = build_engine(cfg, create_devices=False)
     try:
-        assert e.next_names["tap-input-gn0"] == ["null"]
+        from graphnet.nodes import ip4_host
+        assert e.next_names["tap-input-gn0"] == ["ethernet-input"]
+        assert ip4_host.interface_addresses(e, "gn0") == ["10.10.0.2/24"]
+        assert ip4_host.fib(e).lookup("10.10.0.2")["type"] == "local"
+        assert {"arp-input", "ip4-icmp-input", "udp4-echo"} <= set(e.registrations)
         assert "tap-output-gn0" in e.next_names["interface-output"]
         assert "not created" in e.show("hardware", "gn0")
         assert "graphnet0" not in host_netns()
@@ -452,3 +457,185 @@ def test_af_packet_from_config_and_missing_host_interface():
             close_clean(e)
         msg = error_of(iface(f'host_if = "gnnope0"\nnetns = "{ns}"\n', kind="af-packet", name='"h0"'))
         assert re.search(r"^t\.toml:1: interface\[1\]: .*gnnope0", msg), msg
+
+
+# --- IPv4: addresses, [ip], [[route]], [[neighbor]] -------------------------------------------
+
+IP_TOML = """\
+[[interface]]
+kind = "pcap"
+name = "p0"
+addresses = ["10.1.0.1/24", "10.2.0.1/24"]
+
+[[interface]]
+kind = "pcap"
+name = "p1"
+address = "10.3.0.1/24"
+
+[[neighbor]]
+interface = "p0"
+ip = "10.1.0.9"
+mac = "02:00:00:00:00:09"
+static = true
+
+[[neighbor]]
+interface = "p1"
+ip = "10.3.0.8"
+mac = "02:00:00:00:00:08"
+
+[[route]]
+prefix = "10.9.0.0/16"
+via = "10.1.0.9"
+
+[[route]]
+prefix = "10.8.0.0/16"
+via = "10.3.0.7"
+interface = "p1"
+
+[[route]]
+prefix = "10.7.0.0/16"
+interface = "p1"
+
+[[route]]
+prefix = "192.0.2.0/24"
+drop = true
+"""
+
+
+def test_ip_addresses_routes_neighbors_are_applied():
+    from graphnet.nodes import ip4_host
+    cfg = loads(IP_TOML, "t.toml")
+    assert cfg.ip_enabled
+    assert [ic.addresses for ic in cfg.interfaces] == [["10.1.0.1/24", "10.2.0.1/24"], ["10.3.0.1/24"]]
+    assert [(r.prefix, r.via, r.interface, r.drop) for r in cfg.routes] == [
+        ("10.9.0.0/16", "10.1.0.9", "p0", False),       # interface found from the connected prefix
+        ("10.8.0.0/16", "10.3.0.7", "p1", False),
+        ("10.7.0.0/16", None, "p1", False),
+        ("192.0.2.0/24", None, None, True)]
+    e = build_engine(cfg, create_devices=False)
+    try:
+        assert ip4_host.ip4_addresses(e).all() == {"p0": ["10.1.0.1/24", "10.2.0.1/24"], "p1": ["10.3.0.1/24"]}
+        assert e.next_names["pcap-input-p0"] == ["ethernet-input"]
+        fib = ip4_host.fib(e)
+        assert fib.lookup("10.2.0.1")["type"] == "local"
+        hop = fib.lookup("10.9.1.1")                     # the static neighbour resolves it at once
+        assert hop["type"] == "rewrite" and hop["sw_if_index"] == 0
+        assert fib.lookup("10.8.1.1")["type"] == "glean" and fib.lookup("10.8.1.1")["sw_if_index"] == 1
+        assert fib.lookup("10.7.1.1")["type"] == "glean"
+        assert fib.lookup("192.0.2.7")["type"] == "blackhole"
+        nbrs = ip4_host.ip4_neighbors(e)
+        assert nbrs.lookup("p0", "10.1.0.9")["mac"] == "02:00:00:00:00:09"
+        assert nbrs.lookup("p1", "10.3.0.8")["mac"] == "02:00:00:00:00:08"
+        shown = ip4_host.show_ip_neighbors(e)
+        assert "10.1.0.9" in shown and "10.3.0.8" in shown
+    finally:
+        e.close()
+
+
+def test_ip_enabled_alone_adds_the_graph_and_no_ip_no_graph():
+    e = build_engine(loads('[ip]\nenabled = true\n', "t.toml"), create_devices=False)
+    try:
+        assert "ip4-icmp-input" in e.registrations
+    finally:
+        e.close()
+    cfg = loads('[[interface]]\nkind = "pcap"\nname = "p0"\n', "t.toml")
+    assert not cfg.ip_enabled
+    e = build_engine(cfg, create_devices=False)
+    try:
+        assert "ip4-input" not in e.registrations and e.next_names["pcap-input-p0"] == ["null"]
+    finally:
+        e.close()
+    # a route alone brings the graph in too
+    assert loads('[[route]]\nprefix = "192.0.2.0/24"\ndrop = true\n', "t.toml").ip_enabled
+
+
+def test_ip_with_the_ip4_module_already_in_the_graph():
+    text = '[graph]\nmodules = ["graphnet.nodes.ip4"]\n[[interface]]\nkind = "pcap"\nname = "p0"\n' \
+           'address = "10.1.0.1/24"\n'
+    e = build_engine(loads(text, "t.toml"), create_devices=False)
+    try:
+        assert "arp-input" in e.registrations and "ip4-lookup" in e.registrations
+    finally:
+        e.close()
+
+
+def test_ip_engine_answers_ping_from_a_pcap_interface(tmp_path):
+    """A config with an address, run: an ARP request and a ping in a pcap
+    get their answers in the output pcap; every buffer comes back."""
+    from scapy.layers.l2 import ARP
+    from scapy.utils import rdpcap
+    mac = "02:00:00:00:00:01"
+    peer = "02:aa:00:00:00:02"
+    wrpcap(str(tmp_path / "in.pcap"), [
+        Ether(src=peer, dst="ff:ff:ff:ff:ff:ff") / ARP(op=1, hwsrc=peer, psrc="10.1.0.2", pdst="10.1.0.1"),
+        Ether(src=peer, dst=mac) / IP(src="10.1.0.2", dst="10.1.0.1") / ICMP(id=7, seq=1) / Raw(b"x" * 20)])
+    text = (f'[[interface]]\nkind = "pcap"\nname = "p0"\nmac = "{mac}"\ninput = "in.pcap"\n'
+            f'output = "out.pcap"\naddress = "10.1.0.1/24"\n')
+    e = build_engine(loads(text, "t.toml", tmp_path))
+    e.run_until_idle(5)
+    assert finish(e) == 0
+    out = rdpcap(str(tmp_path / "out.pcap"))
+    assert any(ARP in p and p[ARP].op == 2 and p[ARP].psrc == "10.1.0.1" for p in out)
+    replies = [p for p in out if ICMP in p and p[ICMP].type == 0]
+    assert len(replies) == 1 and replies[0][IP].src == "10.1.0.1" and replies[0][ICMP].id == 7
+
+
+@pytest.mark.parametrize("text,where,message", [
+    ('[[interface]]\nkind = "pcap"\nname = "p0"\naddress = "10.0.0.1"\n', "t.toml:4: interface[1].address",
+     "give the prefix length too"),
+    ('[[interface]]\nkind = "pcap"\nname = "p0"\naddress = "10.0.0.300/24"\n', "t.toml:4: interface[1].address",
+     "is not an IPv4 address/length"),
+    ('[[interface]]\nkind = "pcap"\nname = "p0"\naddress = "10.0.0.0/24"\n', "t.toml:4: interface[1].address",
+     "network address"),
+    ('[[interface]]\nkind = "pcap"\nname = "p0"\naddress = "224.0.0.1/4"\n', "t.toml:4: interface[1].address",
+     "not a usable host address"),
+    ('[[interface]]\nkind = "pcap"\nname = "p0"\naddress = 10\n', "t.toml:4: interface[1].address",
+     "expected an address a.b.c.d/len"),
+    ('[[interface]]\nkind = "pcap"\nname = "p0"\naddres = "10.0.0.1/24"\n', "t.toml:4: interface[1].addres",
+     "did you mean 'address'"),
+    ('[[interface]]\nkind = "pcap"\nname = "p0"\naddress = "10.0.0.1/24"\naddresses = []\n',
+     "t.toml:5: interface[1].addresses", "not both"),
+    ('[[interface]]\nkind = "pcap"\nname = "p0"\naddresses = "10.0.0.1/24"\n',
+     "t.toml:4: interface[1].addresses", "expected a list"),
+    ('[[interface]]\nkind = "pcap"\nname = "p0"\naddresses = ["10.0.0.1/24", "10.0.0.2/24"]\n',
+     "t.toml:4: interface[1].addresses", "overlaps"),
+    ('[[interface]]\nkind = "pcap"\nname = "p0"\naddress = "10.0.0.1/24"\n'
+     '[[interface]]\nkind = "pcap"\nname = "p1"\naddress = "10.0.0.1/16"\n',
+     "t.toml:8: interface[2].address", "already an address of p0"),
+    ('[[route]]\nprefix = "10.0.0.1/8"\ndrop = true\n', "t.toml:2: route[1].prefix",
+     "host bits set (did you mean '10.0.0.0/8'?)"),
+    ('[[route]]\nprefix = "10.0.0.0/33"\ndrop = true\n', "t.toml:2: route[1].prefix", "not an IPv4 prefix"),
+    ('[[route]]\nprefix = "10.0.0.0"\ndrop = true\n', "t.toml:2: route[1].prefix", "give the prefix length"),
+    ('[[route]]\nprefx = "10.0.0.0/8"\n', "t.toml:2: route[1].prefx", "did you mean 'prefix'"),
+    ('[[route]]\ndrop = true\n', "t.toml:1: route[1]", "needs prefix"),
+    ('[[route]]\nprefix = "10.0.0.0/8"\n', "t.toml:1: route[1]", "needs via"),
+    ('[[route]]\nprefix = "10.0.0.0/8"\ndrop = true\nvia = "10.1.1.1"\n', "t.toml:4: route[1].via",
+     "a drop route has no via"),
+    ('[[route]]\nprefix = "10.0.0.0/8"\nvia = "10.1.1.1"\n', "t.toml:3: route[1].via",
+     "on no interface's address prefix"),
+    ('[[interface]]\nkind = "pcap"\nname = "p0"\n[[route]]\nprefix = "10.0.0.0/8"\nvia = "10.1.1.1/24"\n'
+     'interface = "p0"\n', "t.toml:6: route[1].via",
+     "without a prefix length"),
+    ('[[interface]]\nkind = "pcap"\nname = "gn0"\n[[route]]\nprefix = "10.0.0.0/8"\nvia = "10.1.1.1"\n'
+     'interface = "gn1"\n', "t.toml:7: route[1].interface", "did you mean 'gn0'"),
+    ('[[interface]]\nkind = "pcap"\nname = "p0"\naddress = "10.1.1.1/24"\n'
+     '[[route]]\nprefix = "10.0.0.0/8"\nvia = "10.1.1.1"\n', "t.toml:7: route[1].via", "graphnet's own address"),
+    ('[[route]]\nprefix = "10.0.0.0/8"\ndrop = true\n[[route]]\nprefix = "10.0.0.0/8"\ndrop = true\n',
+     "t.toml:5: route[2].prefix", "already given (route[1])"),
+    ('[[neighbor]]\ninterface = "p0"\nip = "10.0.0.1"\n', "t.toml:1: neighbor[1]", "no mac"),
+    ('[[interface]]\nkind = "pcap"\nname = "p0"\n[[neighbor]]\ninterface = "p0"\nip = "10.0.0.1"\n'
+     'mac = "01:00:5e:00:00:01"\n', "t.toml:7: neighbor[1].mac", "multicast"),
+    ('[[interface]]\nkind = "pcap"\nname = "p0"\n[[neighbor]]\ninterface = "p0"\nip = "10.0.0"\n'
+     'mac = "02:00:5e:00:00:01"\n', "t.toml:6: neighbor[1].ip", "is not an IPv4 address"),
+    ('[[interface]]\nkind = "pcap"\nname = "p0"\n[[neighbor]]\ninterface = "p0"\nip = "10.0.0.1"\n'
+     'mac = "02:00:5e:00:00:01"\nstatic = "yes"\n', "t.toml:8: neighbor[1].static", "expected true or false"),
+    ('[[interface]]\nkind = "pcap"\nname = "p0"\n[[neighbor]]\ninterface = "p0"\nip = "10.0.0.1"\n'
+     'mac = "02:00:5e:00:00:01"\nstatik = true\n', "t.toml:8: neighbor[1].statik", "did you mean 'static'"),
+    ('[ip]\nenabled = false\n[[route]]\nprefix = "192.0.2.0/24"\ndrop = true\n', "t.toml:2: ip.enabled",
+     "needed by [[route]]"),
+    ('[ip]\nenable = true\n', "t.toml:2: ip.enable", "did you mean 'enabled'"),
+])
+def test_ip_errors_name_key_and_line(text, where, message):
+    err = error_of(text)
+    assert err.startswith(where + ":"), err
+    assert message in err, err
