@@ -1116,13 +1116,21 @@ def reach_hints(engine) -> list:
             exec_ = f"ip netns exec {ns} " if ns else ""
             where = f" in network namespace {ns}" if ns else ""
             addr = getattr(dev, "host_address", None)
-            lines.append(f"TAP {name}: kernel side {name}{where}" + (f", address {addr}" if addr else ""))
+            own = _own_addresses(engine, name)
+            lines.append(f"TAP {name}: kernel side {name}{where}" + (f", address {addr}" if addr else "")
+                         + (f"; graphnet {', '.join(own)}" if own else ""))
             if addr:
                 iface = ipaddress.IPv4Interface(addr)
-                peer = next((h for h in iface.network.hosts() if h != iface.ip), None)
-                if peer is not None:
-                    lines.append(f"  {exec_}ping -c 3 {peer}        # the kernel's ARP requests reach "
-                                 f"{dev.input_node}")
+                mine = [ipaddress.IPv4Interface(a).ip for a in own]
+                answered = next((a for a in mine if a in iface.network), None)
+                if answered is not None:
+                    lines.append(f"  {exec_}ping -c 3 {answered}        # answered by graphnet")
+                    lines.append(f"  graphnet ctl show ip neighbors    # {iface.ip}, learned from its ARP")
+                else:
+                    peer = next((h for h in iface.network.hosts() if h != iface.ip), None)
+                    if peer is not None:
+                        lines.append(f"  {exec_}ping -c 3 {peer}        # the kernel's ARP requests reach "
+                                     f"{dev.input_node}" + ("" if mine else " (graphnet has no address on it)"))
             lines.append(f"  {exec_}tcpdump -ni {name}")
         elif kind == "af-packet":
             lines.append(f"AF_PACKET {name}: attached to kernel interface {dev.host_if}"
@@ -1130,6 +1138,17 @@ def reach_hints(engine) -> list:
         elif kind == "pcap":
             lines.append(f"pcap {name}: input {dev.input_path or 'none'}, output {dev.output_path or 'none'}")
     return lines
+
+
+def _own_addresses(engine, name) -> list:
+    """graphnet's IPv4 addresses on an interface (none without the IPv4 graph)."""
+    if "ip4-input" not in engine.registrations:
+        return []
+    try:
+        from graphnet.fib.ip4_address import ip4_addresses
+        return ip4_addresses(engine).get(name)
+    except (ImportError, KeyError, ValueError):
+        return []
 
 
 def socket_path(cfg: Config, override: Optional[str] = None) -> str:

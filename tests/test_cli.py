@@ -689,9 +689,20 @@ def test_default_run_brings_up_gn0_in_graphnet0_and_removes_it(sockdir):
         assert "Wrote" in ctl("pcap", "trace", "off")
         got = [d for _, d in read_pcap(pcap_file) if d[12:14] == b"\x88\xb5"]
         assert got == frames                                      # byte-exact, in order
-        assert "tap-input-gn0" in ctl("show", "trace") and "null" in ctl("show", "trace")
+        trace = ctl("show", "trace")
+        assert "tap-input-gn0" in trace and "ethernet-input" in trace
         rx = int(re.search(r"rx packets\s+(\d+)", ctl("show", "interface", "gn0")).group(1))
         assert rx >= 5
+        # graphnet is 10.10.0.2 on gn0: the kernel's own ping gets answers, its ARP taught graphnet 10.10.0.1
+        assert "gn0: 10.10.0.2/24" in ctl("show", "interface", "address")
+        r = host.run_in_netns("graphnet0", ["ping", "-c", "3", "-W", "2", "10.10.0.2"], capture_output=True,
+                              text=True, timeout=30)
+        assert r.returncode == 0 and "3 received" in r.stdout, r.stdout + r.stderr
+        assert "ttl=64" in r.stdout
+        neighbors = ctl("show", "ip", "neighbors")
+        assert re.search(r"10\.10\.0\.1\s+\S*\s*[0-9a-f:]{17}\s+gn0", neighbors), neighbors
+        assert "dpo-receive gn0" in ctl("show", "ip", "fib", "10.10.0.2")
+        assert "echo" in ctl("show", "errors")
         # admin down: what arrives is dropped and counted; rx-mode switches at run time
         ctl("set", "interface", "state", "gn0", "down")
         ctl("set", "interface", "rx-mode", "gn0", "polling")
@@ -718,7 +729,8 @@ def test_default_run_brings_up_gn0_in_graphnet0_and_removes_it(sockdir):
             pytest.fail("graphnet run left namespace graphnet0 behind")
     assert p.returncode == 0, err
     assert "TAP gn0: kernel side gn0 in network namespace graphnet0, address 10.10.0.1/24" in out
-    assert "ip netns exec graphnet0 ping -c 3 10.10.0.2" in out and "show interface" in out
+    assert "ip netns exec graphnet0 ping -c 3 10.10.0.2        # answered by graphnet" in out
+    assert "graphnet 10.10.0.2/24" in out and "show interface" in out and "show ip neighbors" in out
     assert "stopped by SIGTERM" in err
     assert not host.link_exists("gn0") and not os.path.exists(path)
 

@@ -86,6 +86,8 @@ def cmd_run(args) -> int:
         if server is not None:
             hint = "" if server.path == default_socket_path() else f" --socket {shlex.quote(server.path)}"
             cmds = ["show interface", "show runtime"] if len(engine.interfaces) else ["show runtime"]
+            if "ip4-input" in engine.registrations:
+                cmds[1:1] = ["show ip neighbors", "show ip fib"]
             print(f"control socket {server.path}; try:\n" + "\n".join(f"  graphnet ctl{hint} {c}" for c in cmds),
                   flush=True)
         print("stop with Ctrl-C" + (f" (or wait {args.seconds:g} s)" if args.seconds is not None else ""),
