@@ -49,10 +49,11 @@ from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy
 from graphnet.includes.byteorder cimport gn_net16, gn_put_net16
 from graphnet.io.interface cimport InterfaceTable, gn_interface_main_t, gn_interface_t, gn_interface
-from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_RX, GN_TX, GN_BUFFER_DATA_SIZE,
+from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_RX, GN_TX, GN_BUFFER_DATA_SIZE, GN_FRAME_SIZE,
                                    GN_BUFFER_F_NEXT_PRESENT, GN_BUFFER_F_TRACED, GN_BUFFER_F_LOCALLY_ORIGINATED,
                                    gn_buffer_current)
 from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_main_alloc, gn_main_free,
+                                 gn_next_buffers_t, gn_next_buffers_flush, gn_next_buffers_put,
                                  gn_enqueue_to_next, gn_node_increment_error)
 from graphnet.wire.ip4 cimport (gn_ip4_header_bytes, gn_ip4_total_length, gn_ip4_set_checksum, GN_IP4_HEADER_LEN,
                                 GN_IP4_MAX_HEADER_LEN, GN_IP4_FLAG_DF, GN_IP4_FLAG_MF, GN_IP4_FLAG_RESERVED,
@@ -73,7 +74,6 @@ cdef enum:
     ERROR_BAD_OPTIONS = 5
     ERROR_MALFORMED = 6
     ERROR_NO_BUFFERS = 7
-    OUT_CAP = 256
     MAX_BUFFERS_PER_FRAGMENT = 40         # 65535 / 2048 + 1, rounded up
     TRACE_BYTES = 40
 
@@ -93,10 +93,6 @@ ctypedef struct ip4_frag_t:
     uint32_t mtu_cap              # 0: the tx interface's MTU only
     uint32_t icmp_error           # arc NEXT_ICMP_ERROR is ip4-icmp-error (else error-drop)
 
-ctypedef struct ip4_frag_out_t:
-    uint32_t n
-    uint32_t bis[OUT_CAP]
-    uint16_t nexts[OUT_CAP]
 
 ctypedef struct cursor_t:         # a read position in a buffer chain
     gn_buffer_t* b
@@ -108,25 +104,10 @@ ctypedef struct ip4_frag_trace_t:
     uint8_t bytes[TRACE_BYTES]
 
 
-cdef inline void _out_flush(gn_main_t* vm, gn_node_runtime_t* node, ip4_frag_out_t* out) noexcept nogil:
-    if out.n:
-        gn_enqueue_to_next(vm, node, out.bis, out.nexts, out.n)
-        out.n = 0
-
-
-cdef inline void _out_put(gn_main_t* vm, gn_node_runtime_t* node, ip4_frag_out_t* out, uint32_t bi,
-                          uint16_t next) noexcept nogil:
-    if out.n == OUT_CAP:
-        _out_flush(vm, node, out)
-    out.bis[out.n] = bi
-    out.nexts[out.n] = next
-    out.n += 1
-
-
-cdef inline void _out_drop(gn_main_t* vm, gn_node_runtime_t* node, ip4_frag_out_t* out, uint32_t bi,
+cdef inline void _out_drop(gn_main_t* vm, gn_node_runtime_t* node, gn_next_buffers_t* out, uint32_t bi,
                            uint32_t code) noexcept nogil:
     gn_main_buffer(vm, bi).error = <uint16_t>(node.error_base + code)
-    _out_put(vm, node, out, bi, node.drop_next)
+    gn_next_buffers_put(vm, node, out, bi, node.drop_next)
 
 
 cdef inline void _cursor_skip(gn_main_t* vm, cursor_t* c, uint32_t n) noexcept nogil:
@@ -213,7 +194,7 @@ cdef int _make_fragment(gn_main_t* vm, gn_buffer_t* orig, const uint8_t* hdr, ui
 
 cdef uint32_t ip4_frag_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame) noexcept nogil:
     cdef ip4_frag_t* fm = <ip4_frag_t*>node.runtime_data
-    cdef ip4_frag_out_t out
+    cdef gn_next_buffers_t out
     cdef uint8_t hdr2[GN_IP4_MAX_HEADER_LEN + 4]
     cdef uint32_t i, n = frame.n_vectors, bi, fbi, hlen, hlen2, total, avail, mtu, sw, payload, done, plen
     cdef uint32_t max1, max2, off8, pkt_start, n_packets = 0, n_frags = 0, k
@@ -244,7 +225,7 @@ cdef uint32_t ip4_frag_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* fr
         if fm.mtu_cap and fm.mtu_cap < mtu:
             mtu = fm.mtu_cap
         if total <= mtu:
-            _out_put(vm, node, &out, bi, NEXT_OUTPUT)
+            gn_next_buffers_put(vm, node, &out, bi, NEXT_OUTPUT)
             continue
         frag = gn_net16(ip + 6)
         if frag & GN_IP4_FLAG_DF:
@@ -252,7 +233,7 @@ cdef uint32_t ip4_frag_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* fr
                 if b.error == 0:
                     b.error = <uint16_t>(node.error_base + ERROR_DF_SET)
                 gn_node_increment_error(vm, node, ERROR_DF_SET, 1)
-                _out_put(vm, node, &out, bi, NEXT_ICMP_ERROR)
+                gn_next_buffers_put(vm, node, &out, bi, NEXT_ICMP_ERROR)
             else:
                 _out_drop(vm, node, &out, bi, ERROR_DF_SET)
             continue
@@ -290,8 +271,8 @@ cdef uint32_t ip4_frag_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* fr
                               &c, plen, &fbi) != 0:
                 failed = True
                 break
-            if out.n == OUT_CAP:
-                _out_flush(vm, node, &out)
+            if out.n == GN_FRAME_SIZE:
+                gn_next_buffers_flush(vm, node, &out)
                 pkt_start = 0               # what was flushed is gone: keep the rest
             out.bis[out.n] = fbi
             out.nexts[out.n] = NEXT_OUTPUT
@@ -308,7 +289,7 @@ cdef uint32_t ip4_frag_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* fr
         gn_main_free(vm, &bi, 1)
         n_packets += 1
         n_frags += k
-    _out_flush(vm, node, &out)
+    gn_next_buffers_flush(vm, node, &out)
     if n_packets:
         gn_node_increment_error(vm, node, ERROR_FRAGMENTED, n_packets)
         gn_node_increment_error(vm, node, ERROR_FRAGMENTS, n_frags)

@@ -57,6 +57,7 @@ from graphnet.includes.byteorder cimport gn_net16, gn_put_net16, gn_read_u32
 from graphnet.includes.platform cimport gn_time_ns
 from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_RX, GN_BUFFER_F_NEXT_PRESENT, gn_buffer_current)
 from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_main_free, gn_enqueue_to_next,
+                                 gn_next_buffers_t, gn_next_buffers_flush, gn_next_buffers_put,
                                  gn_node_increment_error, gn_node_schedule_interrupt)
 from graphnet.wire.ip4 cimport (gn_ip4_header_bytes, gn_ip4_total_length, gn_ip4_set_checksum, GN_IP4_HEADER_LEN,
                                 GN_IP4_FLAG_MF, GN_IP4_FRAG_OFFSET_MASK)
@@ -77,7 +78,6 @@ cdef enum:
     ERROR_TIMEOUT = 8
     ERROR_MALFORMED = 9
     NONE = 0xffffffff
-    OUT_CAP = 256
     MAX_FRAGMENTS_LIMIT = 1024
     IP4_MAX_LENGTH = 65535
     TRACE_BYTES = 40
@@ -136,10 +136,6 @@ ctypedef struct reass_t:
     uint64_t n_held               # buffers held (heads of fragment chains)
     uint64_t n_frags_reassembled  # fragments that went into reassembled datagrams
 
-ctypedef struct reass_out_t:      # what a call hands on, flushed when full
-    uint32_t n
-    uint32_t bis[OUT_CAP]
-    uint16_t nexts[OUT_CAP]
 
 ctypedef struct reass_trace_t:
     uint32_t sw_if_index
@@ -149,27 +145,12 @@ ctypedef struct reass_trace_t:
 
 # --- output --------------------------------------------------------------------
 
-cdef inline void _out_flush(gn_main_t* vm, gn_node_runtime_t* node, reass_out_t* out) noexcept nogil:
-    if out.n:
-        gn_enqueue_to_next(vm, node, out.bis, out.nexts, out.n)
-        out.n = 0
-
-
-cdef inline void _out_put(gn_main_t* vm, gn_node_runtime_t* node, reass_out_t* out, uint32_t bi,
-                          uint16_t next) noexcept nogil:
-    if out.n == OUT_CAP:
-        _out_flush(vm, node, out)
-    out.bis[out.n] = bi
-    out.nexts[out.n] = next
-    out.n += 1
-
-
-cdef inline void _out_drop(gn_main_t* vm, gn_node_runtime_t* node, reass_t* r, reass_out_t* out, uint32_t bi,
+cdef inline void _out_drop(gn_main_t* vm, gn_node_runtime_t* node, reass_t* r, gn_next_buffers_t* out, uint32_t bi,
                            uint32_t code) noexcept nogil:
     """Send bi to error-drop counted under ip4-reassembly's row `code`
     (whichever of the two nodes drops it)."""
     gn_main_buffer(vm, bi).error = <uint16_t>(r.error_base + code)
-    _out_put(vm, node, out, bi, node.drop_next)
+    gn_next_buffers_put(vm, node, out, bi, node.drop_next)
 
 
 # --- contexts ------------------------------------------------------------------
@@ -250,7 +231,7 @@ cdef void _ctx_free(reass_t* r, uint32_t ci) noexcept nogil:
     r.n_active -= 1
 
 
-cdef void _ctx_drop(gn_main_t* vm, gn_node_runtime_t* node, reass_t* r, reass_out_t* out, uint32_t ci,
+cdef void _ctx_drop(gn_main_t* vm, gn_node_runtime_t* node, reass_t* r, gn_next_buffers_t* out, uint32_t ci,
                     uint32_t code) noexcept nogil:
     """Drop every fragment a context holds under `code` and free it."""
     cdef reass_frag_t* fr = &r.frags[<uint64_t>ci * r.max_fragments]
@@ -344,7 +325,7 @@ cdef inline void _arm_timer(gn_main_t* vm, reass_t* r, uint64_t now) noexcept no
 
 cdef uint32_t ip4_reassembly_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame) noexcept nogil:
     cdef reass_t* r = <reass_t*>node.runtime_data
-    cdef reass_out_t out
+    cdef gn_next_buffers_t out
     cdef uint32_t i, n = frame.n_vectors, bi, hlen, total, avail, first, end, plen, mf, h, ci, k, nf
     cdef uint32_t src, dst, n_done = 0
     cdef uint16_t frag, ident
@@ -371,7 +352,7 @@ cdef uint32_t ip4_reassembly_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame
             continue
         frag = gn_net16(ip + 6)
         if not (frag & (GN_IP4_FLAG_MF | GN_IP4_FRAG_OFFSET_MASK)):
-            _out_put(vm, node, &out, bi, NEXT_OUTPUT)           # not a fragment
+            gn_next_buffers_put(vm, node, &out, bi, NEXT_OUTPUT)           # not a fragment
             continue
         if total < avail:
             _trim_chain(vm, b, total)                           # padding, stray tail
@@ -442,9 +423,9 @@ cdef uint32_t ip4_reassembly_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame
             if c.data_len + gn_ip4_header_bytes(gn_buffer_current(gn_main_buffer(vm, fr[0].bi))) > IP4_MAX_LENGTH:
                 _ctx_drop(vm, node, r, &out, ci, ERROR_TOO_LONG)
                 continue
-            _out_put(vm, node, &out, _ctx_complete(vm, r, ci), NEXT_OUTPUT)
+            gn_next_buffers_put(vm, node, &out, _ctx_complete(vm, r, ci), NEXT_OUTPUT)
             n_done += 1
-    _out_flush(vm, node, &out)
+    gn_next_buffers_flush(vm, node, &out)
     if n_done:
         gn_node_increment_error(vm, node, ERROR_REASSEMBLED, n_done)
     return n
@@ -453,7 +434,7 @@ cdef uint32_t ip4_reassembly_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame
 cdef uint32_t ip4_reassembly_expire_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame) noexcept nogil:
     """Input node, raised by the timer: drop the contexts past their time."""
     cdef reass_t* r = <reass_t*>node.runtime_data
-    cdef reass_out_t out
+    cdef gn_next_buffers_t out
     cdef uint64_t now = gn_time_ns()
     cdef uint32_t n_dropped = 0
     out.n = 0
@@ -461,7 +442,7 @@ cdef uint32_t ip4_reassembly_expire_fn(gn_main_t* vm, gn_node_runtime_t* node, g
     while r.age_head != NONE and r.ctxs[r.age_head].expires_ns <= now:
         n_dropped += r.ctxs[r.age_head].n_frags
         _ctx_drop(vm, node, r, &out, r.age_head, ERROR_TIMEOUT)
-    _out_flush(vm, node, &out)
+    gn_next_buffers_flush(vm, node, &out)
     _arm_timer(vm, r, now)
     return n_dropped
 

@@ -140,6 +140,30 @@ cdef uint32_t gn_node_schedule_interrupt(gn_main_t* vm, uint32_t node_index, uin
 cdef uint8_t* gn_trace_add(gn_main_t* vm, gn_node_runtime_t* node, uint32_t handle, uint32_t size) noexcept nogil
 
 
+ctypedef struct gn_next_buffers_t:
+    # Output of a node whose inputs may each become several outputs
+    # (fragments, reassembled datagrams): collected here and handed on with
+    # one gn_enqueue_to_next per 256 buffers.
+    uint32_t n
+    uint32_t bis[256]
+    uint16_t nexts[256]
+
+
+cdef inline void gn_next_buffers_flush(gn_main_t* vm, gn_node_runtime_t* node, gn_next_buffers_t* out) noexcept nogil:
+    if out.n:
+        gn_enqueue_to_next(vm, node, out.bis, out.nexts, out.n)
+        out.n = 0
+
+
+cdef inline void gn_next_buffers_put(gn_main_t* vm, gn_node_runtime_t* node, gn_next_buffers_t* out,
+                                     uint32_t bi, uint16_t next_index) noexcept nogil:
+    if out.n == 256:
+        gn_next_buffers_flush(vm, node, out)
+    out.bis[out.n] = bi
+    out.nexts[out.n] = next_index
+    out.n += 1
+
+
 cdef inline gn_buffer_t* gn_main_buffer(gn_main_t* vm, uint32_t bi) noexcept nogil:
     return gn_buffer_at(vm.buffer_base, bi)
 
