@@ -23,6 +23,7 @@ from graphnet.io.device import DeviceError
 from graphnet.io.pg import PacketGenerator, Stream
 from graphnet.vlib.buffer import BUFFER_STRIDE
 from graphnet.vlib.node import PythonNode
+from graphnet.testing.helpers import SetTx, loop_cpu, wait_for
 
 af_packet = pytest.importorskip("graphnet.io.af_packet")
 AfPacketDevice = af_packet.AfPacketDevice
@@ -95,38 +96,7 @@ def recv_marked(sock, n, timeout=5.0):
     return out
 
 
-def wait_for(cond, timeout=5.0, step=0.01):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if cond():
-            return True
-        time.sleep(step)
-    return cond()
 
-
-def loop_cpu(engine, seconds=1.0):
-    """CPU time of the loop thread over `seconds` of wall time, as a fraction."""
-    c0 = engine.call(engine.main.thread_cpu_ns)
-    t0 = time.monotonic()
-    time.sleep(seconds)
-    c1 = engine.call(engine.main.thread_cpu_ns)
-    return (c1 - c0) / 1e9 / (time.monotonic() - t0)
-
-
-class SetTx(PythonNode):
-    """Sets sw_if_index[TX] of every packet and hands it to interface-output."""
-    name = "set-tx"
-    next_nodes = ("interface-output",)
-
-    def __init__(self, engine, sw_if_index):
-        self.engine = engine
-        self.sw_if_index = sw_if_index
-
-    def process(self, frame):
-        arena = self.engine.pool.arena
-        for bi in frame.buffer_indices:
-            struct.pack_into("<I", arena, bi * BUFFER_STRIDE + 20, self.sw_if_index)
-        return 0
 
 
 def rx_engine(engine_factory, veth, rx_mode="interrupt", **kw):

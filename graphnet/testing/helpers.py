@@ -1,0 +1,47 @@
+"""Small helpers shared by the test suites (and handy in scripts)."""
+from __future__ import annotations
+
+import struct
+import time
+
+from graphnet.vlib.buffer import BUFFER_STRIDE
+from graphnet.vlib.node import PythonNode
+
+
+def wait_for(cond, timeout: float = 5.0, step: float = 0.01) -> bool:
+    """Poll cond() until it is true or timeout passes; returns its last value."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(step)
+    return bool(cond())
+
+
+def loop_cpu(engine, seconds: float = 1.0) -> float:
+    """CPU time of a running engine's loop thread over `seconds` of wall
+    time, as a fraction of one core (read in the loop's own thread)."""
+    c0 = engine.call(engine.main.thread_cpu_ns)
+    t0 = time.monotonic()
+    time.sleep(seconds)
+    c1 = engine.call(engine.main.thread_cpu_ns)
+    return (c1 - c0) / 1e9 / (time.monotonic() - t0)
+
+
+_SW_IF_TX_OFFSET = 20          # gn_buffer_t.sw_if_index[GN_TX]
+
+
+class SetTx(PythonNode):
+    """Sets sw_if_index[TX] of every packet and hands it to interface-output."""
+    name = "set-tx"
+    next_nodes = ("interface-output",)
+
+    def __init__(self, engine, sw_if_index):
+        self.engine = engine
+        self.sw_if_index = sw_if_index
+
+    def process(self, frame):
+        arena = self.engine.pool.arena
+        for bi in frame.buffer_indices:
+            struct.pack_into("<I", arena, bi * BUFFER_STRIDE + _SW_IF_TX_OFFSET, self.sw_if_index)
+        return 0
