@@ -433,7 +433,7 @@ def test_graph_dot_and_bad_config(tmp_path, capsys):
     assert out.startswith("digraph") and '"pg-input" -> "demo-0"' in out and '"demo-1" -> "null"' in out
     assert main(["graph"]) == 0                        # the default: drawn without creating gn0
     out = capsys.readouterr().out
-    assert re.search(r"^tap-input-gn0\s+input\s+\[0\] null", out, re.M), out
+    assert re.search(r"^tap-input-gn0\s+input\s+\[0\] ethernet-input", out, re.M), out
     bad = tmp_path / "bad.toml"
     bad.write_text("[engine]\nbufers = 10\n")
     assert main(["graph", "-c", str(bad)]) == 1
