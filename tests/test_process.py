@@ -211,3 +211,34 @@ def test_process_can_control_the_engine(engine_factory):
     e.run(5)
     assert pg.stats() == {"s": 300}
     assert e.main.node_counters()[e.node_index("null")]["vectors"] == 300
+
+
+def test_sleep_survives_a_timer_that_fires_before_the_python_deadline(engine_factory, monkeypatch):
+    # regression: the deadline is taken in Python a little after the loop's
+    # tick; under load the timer could fire first, and the process, not due
+    # and still holding the fired handle, was never woken again.
+    import graphnet.vlib.process as process_mod
+    real = time.monotonic
+    skew = {"left": 1}
+
+    def skewed():                      # the first reading (the deadline) runs 0.1 s late
+        if skew["left"]:
+            skew["left"] -= 1
+            return real() + 0.1
+        return real()
+
+    resumed = []
+
+    @process_node("sleeper")
+    def sleeper(engine):
+        monkeypatch.setattr(process_mod.time, "monotonic", skewed)
+        yield Sleep(0.05)
+        monkeypatch.setattr(process_mod.time, "monotonic", real)
+        resumed.append(real())
+
+    eng = engine_factory([sleeper])
+    t0 = real()
+    while not resumed and real() - t0 < 3.0:
+        eng.run(0.02)
+    assert resumed, "the process was never woken"
+    assert resumed[0] - t0 >= 0.14             # it slept to its (skewed) deadline

@@ -94,10 +94,22 @@ class ProcessState:
         if isinstance(self.waiting, Sleep):
             if due:
                 self.resume(main, None)
-            elif self.deadline is not None and self.timer is None:
-                self.timer = main.schedule_interrupt(self.node_index, self.deadline - now)
+            else:
+                self._rearm(main, now)
         elif self.events:
             events, self.events = self.events, []
             self.resume(main, events)
         elif due or getattr(self.waiting, "interrupts", False):
             self.resume(main, [])
+        elif self.deadline is not None:
+            self._rearm(main, now)
+
+    def _rearm(self, main, now: float) -> None:
+        """Not due yet: the interrupt was a signal, or the timer fired a
+        little before this deadline (the wheel counts from the loop's tick,
+        the deadline from when Python computed it). Arm a fresh timer for
+        the rest; cancelling a handle that already fired is harmless
+        (handles carry a generation)."""
+        if self.timer is not None:
+            main.cancel_timer(self.timer)
+        self.timer = main.schedule_interrupt(self.node_index, self.deadline - now)
