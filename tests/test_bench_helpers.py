@@ -125,4 +125,5 @@ def test_tap_router_bench_runs_and_cleans_up():
     assert set(lines) == {"raw-forward", "raw-route", "kernel-veth", "graphnet"}
     g = lines["graphnet"]
     assert g["frames"] >= 2000 and g["pps"] > 0 and g["against"] in ("raw-forward", "raw-route")
-    assert set(host.list_netns()) == before
+    # its own namespaces (gn-bench-*) are gone; others' may come and go meanwhile
+    assert not [n for n in set(host.list_netns()) - before if n.startswith("gn-bench-")]
