@@ -109,6 +109,24 @@ def forward_drain(int fd_a, int fd_b, uint32_t bufsize):
     return frames, nbytes
 
 
+cdef uint32_t _read_batch(int fd, uint8_t* buf, uint32_t bufsize, ssize_t* lens, uint32_t batch,
+                          bint* empty) noexcept nogil:
+    """Read up to batch frames into bufsize-byte slots; sets *empty when the
+    fd has no more (EAGAIN or an error). Returns the frames read."""
+    cdef uint32_t n = 0
+    cdef ssize_t r
+    while n < batch:
+        r = read(fd, buf + <size_t>n * bufsize, bufsize)
+        if r < 0:
+            if errno == EINTR:
+                continue
+            empty[0] = True
+            break
+        lens[n] = r
+        n += 1
+    return n
+
+
 def forward_drain_batched(int fd_a, int fd_b, uint32_t bufsize, uint32_t batch=256):
     """forward_drain() in batches: up to `batch` read()s into `batch`
     buffers, then their write()s (as graphnet does per vector). Returns
@@ -125,16 +143,7 @@ def forward_drain_batched(int fd_a, int fd_b, uint32_t bufsize, uint32_t batch=2
         raise MemoryError()
     with nogil:
         while not empty:
-            n = 0
-            while n < batch:
-                r = read(fd_a, buf + <size_t>n * bufsize, bufsize)
-                if r < 0:
-                    if errno == EINTR:
-                        continue
-                    empty = True
-                    break
-                lens[n] = r
-                n += 1
+            n = _read_batch(fd_a, buf, bufsize, lens, batch, &empty)
             for k in range(n):
                 if write(fd_b, buf + <size_t>k * bufsize, lens[k]) == lens[k]:
                     frames += 1
@@ -235,16 +244,7 @@ def route_drain_batched(int fd_a, int fd_b, uint32_t bufsize, bytes macs, uint32
         raise MemoryError()
     with nogil:
         while not empty:
-            n = 0
-            while n < batch:
-                r = read(fd_a, buf + <size_t>n * bufsize, bufsize)
-                if r < 0:
-                    if errno == EINTR:
-                        continue
-                    empty = True
-                    break
-                lens[n] = r
-                n += 1
+            n = _read_batch(fd_a, buf, bufsize, lens, batch, &empty)
             for k in range(n):
                 f = buf + <size_t>k * bufsize
                 if lens[k] >= <ssize_t>(hdr_len + 34):

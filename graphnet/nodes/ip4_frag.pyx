@@ -110,22 +110,6 @@ cdef inline void _out_drop(gn_main_t* vm, gn_node_runtime_t* node, gn_next_buffe
     gn_next_buffers_put(vm, node, out, bi, node.drop_next)
 
 
-cdef inline void _cursor_skip(gn_main_t* vm, cursor_t* c, uint32_t n) noexcept nogil:
-    cdef uint32_t k
-    while n:
-        k = c.b.current_length - c.off
-        if k == 0:
-            if not (c.b.flags & GN_BUFFER_F_NEXT_PRESENT):
-                return
-            c.b = gn_main_buffer(vm, c.b.next_buffer)
-            c.off = 0
-            continue
-        if k > n:
-            k = n
-        c.off += k
-        n -= k
-
-
 cdef inline void _cursor_read(gn_main_t* vm, cursor_t* c, uint8_t* dst, uint32_t n) noexcept nogil:
     cdef uint32_t k
     while n:
