@@ -235,6 +235,7 @@ def test_timeout_frees_held_buffers(pg_capture):
     assert r.engine.buffer_stats()["in_use"] == len(frags) - 1 + 2
     r.engine.run(0.3)
     assert r.counts() == {"timeout": len(frags) + 1}
+    assert r.count("time-exceeded") == 0               # no ip4-icmp-error in this graph: only dropped
     assert r.engine.buffer_stats()["in_use"] == 0
     assert r.state.stats()["in_progress"] == 0
     # the timer wakes the expire node: nothing polls for it
@@ -299,6 +300,110 @@ def test_trace_shows_fragment_header(reass):
     reass.send(fragment(datagram(2000), fragsize=1000)[:2])
     text = reass.engine.show("trace")
     assert "ip4-reassembly" in text and "flags MF" in text
+
+
+
+# --- reassembly timeout: ICMP time exceeded (11/1) through the host graph ----------
+
+PEER_MAC = "02:00:00:00:aa:01"
+
+
+@pytest.fixture
+def host(engine_factory):
+    """pg -> the IPv4 host graph (ip4-local -> ip4-reassembly, ip4-icmp-error)
+    -> capture interfaces; 10.0.0.1/24 on if0, the peer 10.0.0.2 static,
+    reassembly timeout 0.1 s. Teardown: every buffer free or held."""
+    from graphnet.testing.ip4 import HostBench
+    b = HostBench(engine_factory, ["if0", "if1"])
+    b.address("if0", "10.0.0.1/24")
+    b.address("if1", "10.1.0.1/24")
+    b.neighbors.add("if0", "10.0.0.2", PEER_MAC, static=True)
+    ip4_reassembly.reassembly(b.engine).configure(timeout=0.1)
+    yield b
+    b.check_accounting()
+
+
+def to_host(frags, dst_mac="02:00:00:00:00:01"):
+    return [Ether(src=PEER_MAC, dst=dst_mac) / f for f in frags]
+
+
+def checksums_ok(ip_bytes):
+    q = IP(ip_bytes)
+    del q.chksum
+    del q[ICMP].chksum
+    return bytes(IP(bytes(q))) == ip_bytes
+
+
+@pytest.mark.parametrize("size,fragsize", [(1000, 400), (3000, 1480)])
+def test_reassembly_timeout_sends_time_exceeded_quoting_the_first_fragment(host, size, fragsize):
+    """RFC 792 / RFC 1122 s.3.3.2: a datagram for us still incomplete at
+    the timeout, whose offset-0 fragment arrived, gets one ICMP time
+    exceeded, code 1, from the address it was sent to, back to its source,
+    quoting the first fragment as received (IP header and its data: all of
+    it, or as much as fits in 576 bytes)."""
+    orig = datagram(size, src="10.0.0.2", dst="10.0.0.1", ident=0x4242)
+    frags = fragment(orig, fragsize=fragsize)
+    assert len(frags) >= 3
+    held = frags[1:2] + frags[:1]                     # the last never comes; the first arrives second
+    out = host.send("if0", to_host(held))
+    assert out == {"if0": [], "if1": []}
+    assert ip4_reassembly.reassembly(host.engine).stats()["buffers_held"] == 2
+    host.run(0.4)
+    out = host.take()
+    assert out["if1"] == []
+    (e,) = out["if0"]
+    first = bytes(frags[0])
+    quote = first[:576 - 28]
+    assert (e.src, e.dst) == ("02:00:00:00:00:01", PEER_MAC)
+    assert (e[IP].src, e[IP].dst, e[IP].proto, e[IP].ttl) == ("10.0.0.1", "10.0.0.2", 1, 64)
+    assert (e[ICMP].type, e[ICMP].code) == (11, 1)
+    assert e[IP].len == 28 + len(quote)
+    raw = bytes(e[IP])[:e[IP].len]
+    assert raw[28:] == quote                          # the first fragment's header + (at least 8) data bytes
+    q = IP(raw[28:48])
+    assert (q.id, q.frag, q.flags.MF, q.src, q.dst) == (0x4242, 0, 1, "10.0.0.2", "10.0.0.1")
+    assert raw[48:56] == first[20:28]                 # the UDP header
+    assert checksums_ok(raw)
+    assert host.count("ip4-reassembly", "timeout") == 2          # each held buffer, once
+    assert host.count("ip4-reassembly", "time-exceeded") == 1
+    assert host.count("ip4-icmp-error", "sent") == 1
+    assert ip4_reassembly.reassembly(host.engine).stats()["in_progress"] == 0
+    assert host.engine.buffer_stats()["in_use"] == 0
+
+
+def test_reassembly_timeout_without_the_first_fragment_sends_nothing(host):
+    orig = datagram(3000, src="10.0.0.2", dst="10.0.0.1", ident=0x4343)
+    frags = fragment(orig, fragsize=800)
+    out = host.send("if0", to_host(frags[1:]))        # everything but offset 0
+    host.run(0.4)
+    out = host.take()
+    assert out == {"if0": [], "if1": []}
+    assert host.count("ip4-reassembly", "timeout") == len(frags) - 1
+    assert host.count("ip4-reassembly", "time-exceeded") == 0
+    assert host.count("ip4-icmp-error", "sent") == 0
+    assert host.engine.buffer_stats()["in_use"] == 0
+
+
+def test_reassembly_time_exceeded_is_rate_limited_and_never_about_an_icmp_error(host):
+    from graphnet.nodes import ip4_host
+    from scapy.layers.inet import IPerror, UDPerror
+    ip4_host.configure_icmp_errors(host.engine, rate=0.001, burst=1)
+    firsts = [fragment(datagram(2000, src="10.0.0.2", dst="10.0.0.1", ident=100 + i), fragsize=800)[0]
+              for i in range(3)]
+    # an ICMP error (port unreachable) that itself arrives in fragments
+    err = (IP(src="10.0.0.2", dst="10.0.0.1", id=200) / ICMP(type=3, code=3)
+           / IPerror(src="10.0.0.1", dst="10.0.0.2") / UDPerror(sport=7, dport=9) / Raw(bytes(1200)))
+    err_first = fragment(err, fragsize=800)[0]
+    host.send("if0", to_host([err_first] + firsts))
+    host.run(0.4)
+    out = host.take()
+    assert len(out["if0"]) == 1 and out["if0"][0][ICMP].type == 11
+    assert host.count("ip4-reassembly", "time-exceeded") == 4          # handed over ...
+    assert host.count("ip4-icmp-error", "icmp-error") == 1            # ... but not about an ICMP error
+    assert host.count("ip4-icmp-error", "rate-limited") == 2          # ... and within the rate limit
+    assert host.count("ip4-icmp-error", "sent") == 1
+    assert host.count("ip4-reassembly", "timeout") == 4
+    assert host.engine.buffer_stats()["in_use"] == 0
 
 
 # --- random fragment sets ------------------------------------------------------

@@ -250,3 +250,50 @@ def test_router_ttl_exceeded(router, ns_a, tmp_path):
     assert cap.count(f"icmp.type == 11 && ip.src == {GN_A}") >= 1
     assert cap.problems(GN_A) == ""
     assert eng.error_count("ip4-rewrite", "ttl-expired") >= 1
+
+
+def test_reassembly_timeout_time_exceeded_reaches_the_kernel(engine_factory, ns_a, tmp_path):
+    """A lone first fragment sent by a kernel raw socket: graphnet holds
+    it, times the datagram out and sends ICMP time exceeded, code 1, which
+    the kernel delivers to a raw ICMP socket, quoting the fragment; a lone
+    non-first fragment gets nothing."""
+    from scapy.layers.inet import IP, UDP
+    from scapy.packet import Raw
+    from graphnet.nodes import ip4_reassembly
+    eng, dev = make_host(engine_factory, ns_a)
+    ip4_reassembly.reassembly(eng).configure(timeout=0.3)
+    first = bytes(IP(src=HOST_A, dst=GN_A, id=0x5151, flags="MF", ttl=64) / UDP(sport=4000, dport=7, len=1008)
+                  / Raw(bytes(range(256)) * 2))                 # 512 + 8 of a 1000-byte UDP datagram
+    later = bytes(IP(src=HOST_A, dst=GN_A, id=0x5252, frag=65, ttl=64, proto=17) / Raw(bytes(100)))
+    tx = ns_socket(ns_a, socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    rx = ns_socket(ns_a, socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    eng.start()
+    try:
+        cap = Capture(ns_a, dev.name, str(tmp_path / "reass.pcap"))
+        rx.settimeout(0.1)
+        tx.sendto(later, (GN_A, 0))
+        tx.sendto(first, (GN_A, 0))
+        got = []
+        deadline = time.monotonic() + 1.5                     # 5 times the reassembly timeout
+        while time.monotonic() < deadline:
+            try:
+                pkt = IP(rx.recv(4096))
+            except socket.timeout:
+                continue
+            if pkt.src == GN_A and pkt.proto == 1:
+                got.append(pkt)
+        cap.stop()
+        (e,) = got
+        assert (e.src, e.dst, e["ICMP"].type, e["ICMP"].code) == (GN_A, HOST_A, 11, 1)
+        quote = bytes(e)[28:e.len]                             # raw: Scapy's UDPerror stops short
+        q = IP(quote[:20])
+        assert (q.id, q.flags.MF, q.frag, q.src, q.dst) == (0x5151, 1, 0, HOST_A, GN_A)
+        assert quote[20:] == first[20:]                        # the whole (short) fragment's data
+        assert eng.error_count("ip4-reassembly", "time-exceeded") == 1
+        assert eng.error_count("ip4-reassembly", "timeout") == 2
+        assert cap.count(f"icmp.type == 11 && icmp.code == 1 && ip.src == {GN_A}") == 1
+        assert cap.problems(GN_A) == ""
+    finally:
+        tx.close()
+        rx.close()
+        eng.stop()

@@ -12,10 +12,14 @@ of their own error table); the reason picks the message:
                                 dropped; ip4-frag fragments those)
   ip4-local unknown-protocol    protocol unreachable (3/2)
   udp4-input no-listener        port unreachable (3/3)
+  ip4-reassembly timeout        fragment reassembly time exceeded (11/1),
+                                for the first fragment of a datagram that
+                                timed out (sent by ip4-reassembly-expire)
   ============================  ==========================================
 
 (more with ``register_icmp_error(node, symbol, type, code)`` before the
-graph is built). It attaches itself to ip4-rewrite (keys ``ttl-expired``,
+graph is built; ``ip4_reassembly.nodes()`` registers its ``timeout`` row
+for each reassembly node it makes). It attaches itself to ip4-rewrite (keys ``ttl-expired``,
 ``mtu-exceeded``); ip4-local and udp4-input name it as an optional next
 node (``("ip4-icmp-error", "error-drop")``), so all of them send such
 packets here only when it is in the graph.
@@ -105,6 +109,7 @@ REASONS = {
     ("ip4-frag", "df-set-too-big"): (3, 4),
     ("ip4-local", "unknown-protocol"): (3, 2),
     ("udp4-input", "no-listener"): (3, 3),
+    ("ip4-reassembly", "timeout"): (11, 1),
 }
 
 

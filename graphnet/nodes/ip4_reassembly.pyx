@@ -30,6 +30,20 @@ fragment it held, counted per buffer):
   woken by the engine's timer wheel for the oldest datagram: no polling, no
   work while nothing is held.
 
+Time exceeded (RFC 792 type 11 code 1, RFC 1122 s.3.3.2): when the graph
+has ``ip4-icmp-error`` and a timed-out datagram holds its fragment with
+offset 0, that fragment (still as received) goes to ip4-icmp-error, which
+turns it into "fragment reassembly time exceeded" quoting its IP header and
+the start of its data (at least 8 bytes; up to 576 bytes in all, as for
+every ICMP error here), from the receiving interface's address to the
+datagram's source. ip4-icmp-error applies its usual rules (rate limit;
+never about an ICMP error, a broadcast or a bogus source) and counts what
+it sends. Without the first fragment nothing is sent (the sender could not
+match the quote). ``time-exceeded`` counts the datagrams handed over; every
+buffer of a timed-out datagram, the handed-over one included, is counted
+once under ``timeout`` (ip4-icmp-error counts a sent error's original
+under its reason, as it does for every reason).
+
 ``reassembled`` counts datagrams completed (an event, not a drop).
 
 Invariants: a held buffer belongs to exactly one context; contexts sit in
@@ -77,6 +91,8 @@ cdef enum:
     ERROR_TOO_MANY_DATAGRAMS = 7
     ERROR_TIMEOUT = 8
     ERROR_MALFORMED = 9
+    ERROR_TIME_EXCEEDED = 10
+    NEXT_EXPIRE_ICMP_ERROR = 0    # ip4-reassembly-expire's arc 0: ip4-icmp-error (or error-drop)
     NONE = 0xffffffff
     MAX_FRAGMENTS_LIMIT = 1024
     IP4_MAX_LENGTH = 65535
@@ -93,6 +109,7 @@ ERRORS = (
     ("too-many-datagrams", "warn", "reassembly table full: fragment dropped"),
     ("timeout", "warn", "datagram incomplete at the timeout: dropped"),
     ("malformed", "error", "fragment without data, MF with data not a multiple of 8, or bad header"),
+    ("time-exceeded", "info", "timed-out datagrams whose first fragment went to ip4-icmp-error (time exceeded 11/1)"),
 )
 EXPIRE_ERRORS = (("none", "info", "no error"),)
 
@@ -133,6 +150,7 @@ ctypedef struct reass_t:
     uint32_t error_base           # ip4-reassembly's first error row (the expire node drops with it)
     uint32_t expire_node_index
     uint32_t timer_armed
+    uint32_t icmp_error           # the expire node's arc 0 is ip4-icmp-error: send time exceeded
     uint64_t n_held               # buffers held (heads of fragment chains)
     uint64_t n_frags_reassembled  # fragments that went into reassembled datagrams
 
@@ -431,18 +449,42 @@ cdef uint32_t ip4_reassembly_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame
     return n
 
 
+cdef bint _ctx_expire(gn_main_t* vm, gn_node_runtime_t* node, reass_t* r, gn_next_buffers_t* out,
+                      uint32_t ci) noexcept nogil:
+    """Time out context ci: every fragment is marked ``timeout``; the one at
+    offset 0 (fragments are sorted, so it can only be the first) goes to
+    ip4-icmp-error when the graph has it, the others to error-drop. Frees
+    the context; returns whether a fragment went to ip4-icmp-error."""
+    cdef reass_frag_t* fr = &r.frags[<uint64_t>ci * r.max_fragments]
+    cdef uint32_t k = 0
+    cdef bint icmp = r.icmp_error and r.ctxs[ci].n_frags > 0 and fr[0].first == 0
+    if icmp:
+        gn_main_buffer(vm, fr[0].bi).error = <uint16_t>(r.error_base + ERROR_TIMEOUT)
+        gn_next_buffers_put(vm, node, out, fr[0].bi, NEXT_EXPIRE_ICMP_ERROR)
+        k = 1
+    while k < r.ctxs[ci].n_frags:
+        _out_drop(vm, node, r, out, fr[k].bi, ERROR_TIMEOUT)
+        k += 1
+    _ctx_free(r, ci)
+    return icmp
+
+
 cdef uint32_t ip4_reassembly_expire_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame) noexcept nogil:
-    """Input node, raised by the timer: drop the contexts past their time."""
+    """Input node, raised by the timer: time out the contexts past their
+    time (see _ctx_expire), oldest first, then re-arm for the next one."""
     cdef reass_t* r = <reass_t*>node.runtime_data
     cdef gn_next_buffers_t out
     cdef uint64_t now = gn_time_ns()
-    cdef uint32_t n_dropped = 0
+    cdef uint32_t n_dropped = 0, n_icmp = 0
     out.n = 0
     r.timer_armed = 0
     while r.age_head != NONE and r.ctxs[r.age_head].expires_ns <= now:
         n_dropped += r.ctxs[r.age_head].n_frags
-        _ctx_drop(vm, node, r, &out, r.age_head, ERROR_TIMEOUT)
+        if _ctx_expire(vm, node, r, &out, r.age_head):
+            n_icmp += 1
     gn_next_buffers_flush(vm, node, &out)
+    if n_icmp:
+        vm.error_counters[r.error_base + ERROR_TIME_EXCEEDED] += n_icmp   # ip4-reassembly's row
     _arm_timer(vm, r, now)
     return n_dropped
 
@@ -510,15 +552,25 @@ cdef class Reassembly:
     def capsule(self):
         return PyCapsule_New(<void*>self.r, "gn_runtime_data", NULL)
 
-    def _bind(self, uint32_t error_base, uint32_t expire_node_index):
+    def _bind(self, uint32_t error_base, uint32_t expire_node_index, bint icmp_error=False):
         self.r.error_base = error_base
         self.r.expire_node_index = expire_node_index
+        self.r.icmp_error = icmp_error
+
+    def configure(self, timeout=None):
+        """Change the timeout (seconds) of datagrams started from now on
+        (those in progress keep theirs). Returns stats()."""
+        if timeout is not None:
+            if not timeout > 0:
+                raise ValueError("timeout must be > 0 seconds")
+            self.r.timeout_ns = <uint64_t>(timeout * 1e9)
+        return self.stats()
 
     def stats(self):
         return {"in_progress": self.r.n_active, "buffers_held": self.r.n_held,
                 "fragments_reassembled": self.r.n_frags_reassembled,
                 "max_datagrams": self.r.max_datagrams, "max_fragments": self.r.max_fragments,
-                "timeout": self.r.timeout_ns / 1e9}
+                "timeout": self.r.timeout_ns / 1e9, "icmp_time_exceeded": bool(self.r.icmp_error)}
 
     def release_all(self, size_t vm_address):
         """Free every held buffer (the engine is stopped: teardown)."""
@@ -548,13 +600,18 @@ def nodes(next_node=None, *, name="ip4-reassembly", max_fragments=64, max_datagr
     """The two registrations: ``name`` and ``name + "-expire"``.
 
     next_node: where reassembled datagrams and non-fragments go (default:
-    ``ip4-local`` when the graph has it, else ``null``)."""
+    ``ip4-local`` when the graph has it, else ``null``). The expire node
+    sends time exceeded through ``ip4-icmp-error`` when the graph has it
+    (its reason: this node's ``timeout`` row, registered here)."""
+    from graphnet.nodes.ip4_icmp_error import register_icmp_error
     expire_name = name + "-expire"
     Reassembly(max_fragments, max_datagrams, timeout)      # check the limits now
+    register_icmp_error(name, "timeout", 11, 1)            # time exceeded: fragment reassembly time exceeded
 
     def setup(engine, node_index):
         st = _STATES.setdefault(engine, {})[name] = Reassembly(max_fragments, max_datagrams, timeout)
-        st._bind(engine.error_base[name], engine.index[expire_name])
+        st._bind(engine.error_base[name], engine.index[expire_name],
+                 engine.next_names[expire_name][NEXT_EXPIRE_ICMP_ERROR] == "ip4-icmp-error")
         engine.main.set_runtime_data(node_index, st.capsule())
         engine.main.set_runtime_data(engine.index[expire_name], st.capsule())
 
@@ -571,7 +628,9 @@ def nodes(next_node=None, *, name="ip4-reassembly", max_fragments=64, max_datagr
              doc="Reassembles IPv4 fragments for local delivery; non-fragments pass through."),
         Node(expire_name, type="input", state="interrupt",
              fn=PyCapsule_New(<void*>ip4_reassembly_expire_fn, "gn_node_fn", NULL), errors=EXPIRE_ERRORS,
-             doc=f"Drops {name} datagrams incomplete at the timeout (woken by the timer wheel)."),
+             next_nodes=(("ip4-icmp-error", "error-drop"),),
+             doc=f"Drops {name} datagrams incomplete at the timeout (woken by the timer wheel); "
+                 f"ICMP time exceeded for those with their first fragment."),
     )
 
 
