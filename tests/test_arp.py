@@ -71,7 +71,7 @@ def test_request_for_our_address_is_answered_and_teaches_us(bench):
     assert len(bytes(r)) == 42
     assert bench.count("arp-input", "replies-sent") == 1
     n = bench.neighbors.lookup("if0", "10.0.0.2")
-    assert n["mac"] == PEER and n["state"] == "complete" and not n["static"]
+    assert n["mac"] == PEER and n["state"] == "reachable" and n["complete"] and not n["static"]
     # the FIB now has a rewrite to it: a packet to 10.0.0.2 goes straight out
     assert bench.fib.lookup("10.0.0.2")["type"] == "rewrite"
     out = bench.send("if1", [udp_to("10.0.0.2", src="10.1.0.7", dmac=IF1)])["if0"]
@@ -284,11 +284,131 @@ def test_show_ip_neighbors(bench):
     bench.send("if0", [udp_to("10.1.0.9")])
     text = ip4_host.show_ip_neighbors(bench.engine)
     lines = text.splitlines()
-    assert lines[0].split() == ["Time", "IP", "Flags", "Ethernet", "Interface"]
-    assert lines[1].split()[1:] == ["10.0.0.2", "D", PEER, "if0"]
-    assert lines[2].split()[1:] == ["10.1.0.6", "S", PEER2, "if1"]
+    assert lines[0].split() == ["Time", "IP", "Flags", "Ethernet", "Interface", "State"]
+    assert lines[1].split()[1:] == ["10.0.0.2", "D", PEER, "if0", "reachable"]
+    assert lines[2].split()[1:] == ["10.1.0.6", "S", PEER2, "if1", "static"]
     assert lines[3].split()[1:4] == ["10.1.0.9", "I", "(incomplete,"]
+    assert lines[3].split()[-1] == "incomplete"
+    assert lines[4] == "dynamic entries: reachable 30 s, then stale: 3 unicast probes 1 s apart; aging 300 s"
+    bench.neighbors.configure(reachable_time=0)
+    assert ip4_host.show_ip_neighbors(bench.engine).splitlines()[-1] == "dynamic entries: never stale; aging 300 s"
 
+
+
+# --- stale entries: unicast probes (Linux's reachable -> stale -> probe) ------------------
+
+def run_until(bench, cond, timeout=3.0, step=0.05):
+    """Run the engine in small steps until cond() (bounded: CI may be slow)."""
+    end = time.monotonic() + timeout
+    while not cond() and time.monotonic() < end:
+        bench.run(step)
+    return cond()
+
+
+def forwarded_to(bench, dst="10.1.0.5", i=0):
+    """Send one UDP packet from if0 to dst; what left on if1."""
+    return bench.send("if0", [udp_to(dst, i=i)])["if1"]
+
+
+def is_probe(p, target="10.1.0.5", mac=PEER):
+    return (ARP in p and p.dst == mac and p.src == IF1 and
+            (p[ARP].op, p[ARP].hwsrc, p[ARP].psrc, p[ARP].hwdst, p[ARP].pdst) ==
+            (1, IF1, "10.1.0.1", "00:00:00:00:00:00", target))
+
+
+def test_neighbor_timer_defaults_and_checks(bench):
+    c = bench.neighbors.config()
+    assert (c["reachable_time"], c["unicast_probes"], c["probe_interval"], c["aging_time"]) == (30.0, 3, 1.0, 300.0)
+    with pytest.raises(ValueError):
+        bench.neighbors.configure(unicast_probes=0)
+    with pytest.raises(ValueError):
+        bench.neighbors.configure(reachable_time=-1)
+
+
+def test_stale_entry_is_probed_unicast_and_refreshed_by_the_reply(bench):
+    bench.neighbors.configure(reachable_time=0.1, probe_interval=0.4, unicast_probes=3)
+    bench.send("if1", [arp_reply("10.1.0.5", "10.1.0.1")])
+    assert bench.neighbors.lookup("if1", "10.1.0.5")["state"] == "reachable"
+    assert run_until(bench, lambda: bench.neighbors.lookup("if1", "10.1.0.5")["state"] == "probe")
+    out = bench.take()["if1"]
+    assert len(out) == 1 and is_probe(out[0])           # unicast: Ethernet destination = the entry's MAC
+    assert len(bytes(out[0])) == 42
+    assert bench.count("ip4-neighbor", "probes-sent") == 1
+    assert bench.neighbors.lookup("if1", "10.1.0.5")["probes"] == 1
+    # still used while probing: forwarded with the known MAC, no broadcast request
+    (f,) = forwarded_to(bench)
+    assert f.dst == PEER and f[IP].ttl == 63 and bench.count("ip4-arp", "requests-sent") == 0
+    # the reply confirms it: reachable again, nothing outstanding
+    before = bench.neighbors.lookup("if1", "10.1.0.5")["updated_ns"]
+    assert bench.out("if1", [arp_reply("10.1.0.5", "10.1.0.1")]) == []
+    n = bench.neighbors.lookup("if1", "10.1.0.5")
+    assert n["state"] == "reachable" and n["probes"] == 0 and n["updated_ns"] > before and n["mac"] == PEER
+    # ... until it goes stale again: a new round of probes starts from one
+    assert run_until(bench, lambda: bench.count("ip4-neighbor", "probes-sent") == 2)
+    assert all(is_probe(p) for p in bench.take()["if1"])
+    assert bench.neighbors.lookup("if1", "10.1.0.5")["probes"] == 1
+    assert bench.count("ip4-neighbor", "probe-failed") == 0
+    bench.neighbors.configure(reachable_time=0)           # no more probes while the fixture checks
+
+
+def test_unanswered_probes_delete_the_entry(bench):
+    bench.neighbors.configure(reachable_time=0.05, probe_interval=0.05, unicast_probes=3)
+    bench.fib.add_route("10.9.0.0/16", next_hop="10.1.0.5", sw_if_index="if1")
+    bench.send("if1", [arp_reply("10.1.0.5", "10.1.0.1")])
+    assert bench.fib.lookup("10.9.1.1")["type"] == "rewrite"
+    assert run_until(bench, lambda: bench.neighbors.entries() == [])
+    out = bench.take()["if1"]
+    assert len(out) == 3 and all(is_probe(p) for p in out)
+    assert bench.count("ip4-neighbor", "probes-sent") == 3
+    assert bench.count("ip4-neighbor", "probe-failed") == 1
+    assert bench.neighbors.stats()["probe_failed"] == 1
+    # its FIB state went with it: routes via it glean again, the next packet resolves with a broadcast
+    assert bench.fib.lookup("10.9.1.1")["type"] == "glean"
+    assert bench.fib.lookup("10.1.0.5")["type"] == "glean"
+    (req,) = forwarded_to(bench, "10.9.1.1")
+    assert req.dst == BCAST and req[ARP].pdst == "10.1.0.5"
+    assert bench.neighbors.lookup("if1", "10.1.0.5")["state"] == "incomplete"
+
+
+def test_static_entries_are_never_probed(bench):
+    bench.neighbors.configure(reachable_time=0.02, probe_interval=0.02, unicast_probes=1)
+    bench.neighbors.add("if1", "10.1.0.6", PEER2, static=True)
+    bench.send("if1", [arp_reply("10.1.0.5", "10.1.0.1")])             # and one dynamic beside it
+    assert run_until(bench, lambda: bench.neighbors.lookup("if1", "10.1.0.5") is None)
+    bench.run(0.2)
+    out = bench.take()["if1"]
+    assert [p.dst for p in out] == [PEER]                                # the dynamic one's single probe
+    n = bench.neighbors.lookup("if1", "10.1.0.6")
+    assert n["state"] == "static" and n["probes"] == 0
+    assert forwarded_to(bench, "10.1.0.6")[0].dst == PEER2
+
+
+def test_stale_entry_the_fib_does_not_use_is_not_probed(bench):
+    """A user's on-link /32 leaves nothing to make a rewrite of: the entry
+    is not used for forwarding, so it goes stale without being probed."""
+    bench.neighbors.configure(reachable_time=0.02, probe_interval=0.02)
+    bench.fib.add_route("10.1.0.5/32", sw_if_index="if1")
+    bench.send("if1", [arp_reply("10.1.0.5", "10.1.0.1")])
+    bench.run(0.2)
+    assert bench.neighbors.lookup("if1", "10.1.0.5")["state"] == "stale"
+    assert bench.take()["if1"] == [] and bench.count("ip4-neighbor", "probes-sent") == 0
+
+
+def test_any_arp_from_a_probed_neighbour_confirms_it(bench):
+    """A request from it (to us) or a gratuitous ARP confirms it as well;
+    one with a new MAC moves the entry and the FIB to it."""
+    bench.neighbors.configure(reachable_time=0.05, probe_interval=0.5)
+    bench.send("if1", [arp_reply("10.1.0.5", "10.1.0.1")])
+    assert run_until(bench, lambda: bench.neighbors.lookup("if1", "10.1.0.5")["state"] == "probe")
+    bench.send("if1", [arp_req("10.1.0.5", "10.1.0.1")])
+    assert bench.neighbors.lookup("if1", "10.1.0.5")["probes"] == 0
+    assert run_until(bench, lambda: bench.neighbors.lookup("if1", "10.1.0.5")["state"] == "probe")
+    grat = Ether(src=PEER2, dst=BCAST) / ARP(op=1, hwsrc=PEER2, psrc="10.1.0.5", pdst="10.1.0.5")
+    bench.send("if1", [grat])
+    n = bench.neighbors.lookup("if1", "10.1.0.5")
+    assert n["probes"] == 0 and n["mac"] == PEER2
+    assert forwarded_to(bench)[0].dst == PEER2
+    bench.neighbors.configure(reachable_time=0)
 
 def test_engine_close_frees_queued_packets(engine_factory):
     b = HostBench(engine_factory, ["if0", "if1"])

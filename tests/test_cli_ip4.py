@@ -1,5 +1,6 @@
 """The IPv4 host commands: set interface ip address, show interface
-address, ip route add|del, show ip neighbors, set ip neighbor."""
+address, ip route add|del, show ip neighbors, set ip neighbor,
+set ip neighbor-config."""
 import pytest
 
 from graphnet.cli.registry import CommandError, execute
@@ -52,7 +53,24 @@ def test_addresses_routes_and_neighbors(bench):
     ("set ip neighbor if0 10.0.0.9", "give an interface, an address and a MAC"),
     ("set ip neighbor if0 10.0.0.9 zz:zz", "bad MAC"),
     ("set ip neighbor del if0 10.0.0.9", "no neighbour 10.0.0.9"),
+    ("set ip neighbor-config", "give one or more of: reachable-time"),
+    ("set ip neighbor-config probes", "give one or more of"),
+    ("set ip neighbor-config probes 0", "unicast_probes must be 1..255"),
+    ("set ip neighbor-config probes two", "not a whole number"),
+    ("set ip neighbor-config reachable-time -1", "reachable_time must be >= 0"),
+    ("set ip neighbor-config ttl 5", "unexpected argument 'ttl'"),
 ])
 def test_bad_lines_are_usage_errors(bench, line, message):
     with pytest.raises(CommandError, match=message):
         execute(bench.engine, line)
+
+
+def test_set_ip_neighbor_config(bench):
+    eng = bench.engine
+    execute(eng, "set ip neighbor-config reachable-time 10 probes 5 probe-interval 0.5 aging-time 600")
+    c = bench.neighbors.config()
+    assert (c["reachable_time"], c["unicast_probes"], c["probe_interval"], c["aging_time"]) == (10.0, 5, 0.5, 600.0)
+    assert execute(eng, "show ip neighbors").splitlines()[-1] == \
+        "dynamic entries: reachable 10 s, then stale: 5 unicast probes 0.5 s apart; aging 600 s"
+    execute(eng, "set ip neighbor-config reachable-time 0")
+    assert "never stale" in execute(eng, "show ip neighbors")

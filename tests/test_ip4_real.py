@@ -114,7 +114,7 @@ def test_kernel_ping_gets_replies(engine_factory, ns_a, tmp_path):
         neigh = run_ns(ns_a, "ip", "neigh", "show", GN_A).stdout
         assert eng.interfaces.info(dev.name)["mac"] in neigh.lower()
         entry = ip4_host.ip4_neighbors(eng).lookup(dev.name, HOST_A)
-        assert entry["mac"] == HOST_MAC_A and entry["state"] == "complete"
+        assert entry["mac"] == HOST_MAC_A and entry["state"] == "reachable"
         assert eng.error_count("ip4-icmp-input", "echo-replies") == 3
         assert cap.count(f"icmp.type == 0 && ip.src == {GN_A}") == 3
         assert cap.count(f"arp.opcode == 2 && arp.src.proto_ipv4 == {GN_A}") >= 1
@@ -296,4 +296,36 @@ def test_reassembly_timeout_time_exceeded_reaches_the_kernel(engine_factory, ns_
     finally:
         tx.close()
         rx.close()
+        eng.stop()
+
+
+def test_stale_neighbour_is_probed_unicast_against_the_kernel(engine_factory, ns_a, tmp_path):
+    """graphnet's entry for the kernel goes stale and is probed with
+    unicast ARP requests (Ethernet destination: the kernel's MAC): the
+    kernel answers and the entry stays; once the kernel stops answering ARP
+    (arp_ignore = 8) the entry is deleted after the probes."""
+    from graphnet.testing.helpers import wait_for
+    eng, dev = make_host(engine_factory, ns_a)
+    nbrs = ip4_host.ip4_neighbors(eng)
+    eng.start()
+    try:
+        cap = Capture(ns_a, dev.name, str(tmp_path / "probe.pcap"))
+        r = run_ns(ns_a, "ping", "-c", "1", "-W", "2", GN_A)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert nbrs.lookup(dev.name, HOST_A)["mac"] == HOST_MAC_A
+        nbrs.configure(reachable_time=0.2, probe_interval=0.2, unicast_probes=3)
+        assert wait_for(lambda: eng.error_count("ip4-neighbor", "probes-sent") >= 3, timeout=5)
+        entry = nbrs.lookup(dev.name, HOST_A)
+        assert entry is not None and entry["mac"] == HOST_MAC_A           # answered every time
+        assert eng.error_count("ip4-neighbor", "probe-failed") == 0
+        run_ns(ns_a, "sysctl", "-qw", f"net.ipv4.conf.{dev.name}.arp_ignore=8", timeout=10).check_returncode()
+        assert wait_for(lambda: nbrs.lookup(dev.name, HOST_A) is None, timeout=5)
+        assert eng.error_count("ip4-neighbor", "probe-failed") == 1
+        cap.stop()
+        probes = f"arp.opcode == 1 && eth.dst == {HOST_MAC_A} && arp.src.proto_ipv4 == {GN_A}"
+        assert cap.count(probes) >= 6                                      # answered ones, then 3 unanswered
+        assert cap.count(f"arp.opcode == 2 && arp.src.proto_ipv4 == {HOST_A}") >= 3
+        assert cap.count(f"arp.opcode == 1 && eth.dst == ff:ff:ff:ff:ff:ff && arp.src.proto_ipv4 == {GN_A}") == 0
+        assert cap.problems(GN_A) == ""
+    finally:
         eng.stop()

@@ -318,7 +318,7 @@ def show_ip_neighbors(engine, args):
     return _ip4_host("show ip neighbors").show_ip_neighbors(engine)
 
 
-@command("set ip neighbor", help="add a neighbour (static: never aged nor changed by ARP), or delete one",
+@command("set ip neighbor", help="add a neighbour (static: never probed, aged nor changed by ARP), or delete one",
          usage="set ip neighbor [del] <interface> <a.b.c.d> [<mac>] [static]")
 def set_ip_neighbor(engine, args):
     ip4 = _ip4_host("set ip neighbor")
@@ -336,6 +336,30 @@ def set_ip_neighbor(engine, args):
         raise UsageError("give an interface, an address and a MAC")
     _interface(engine, args[0])
     _value(table.add, args[0], args[1], args[2], static)
+    return ""
+
+
+_NEIGHBOR_CONFIG_WORDS = {"reachable-time": ("reachable_time", float), "probes": ("unicast_probes", int),
+                          "probe-interval": ("probe_interval", float), "aging-time": ("aging_time", float)}
+
+
+@command("set ip neighbor-config", help="neighbour timers: reachable time (then stale and probed), unicast "
+         "probes before a stale entry is deleted, probe interval, aging time (seconds; 0: never)",
+         usage="set ip neighbor-config [reachable-time <s>] [probes <n>] [probe-interval <s>] [aging-time <s>]")
+def set_ip_neighbor_config(engine, args):
+    table = _ip4_host("set ip neighbor-config").ip4_neighbors(engine)
+    if not args or len(args) % 2:
+        raise UsageError("give one or more of: " + ", ".join(f"{w} <value>" for w in _NEIGHBOR_CONFIG_WORDS))
+    kw = {}
+    for word, value in zip(args[::2], args[1::2]):
+        if word not in _NEIGHBOR_CONFIG_WORDS:
+            raise UsageError(f"unexpected argument {word!r}")
+        name, kind = _NEIGHBOR_CONFIG_WORDS[word]
+        try:
+            kw[name] = kind(value)
+        except ValueError:
+            raise UsageError(f"{word}: {value!r} is not a {'number' if kind is float else 'whole number'}") from None
+    _value(lambda: table.configure(**kw))
     return ""
 
 

@@ -118,7 +118,7 @@ cdef uint32_t ip4_arp_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* fra
                         e.n_probes = 1
                         e.next_probe_ns = now + nm.probe_interval_ns
                         if gn_nbr_request_token(nm, now):
-                            requests[n_requests] = gn_nbr_build_request(vm, st.im, st.am, sw, nh)
+                            requests[n_requests] = gn_nbr_build_request(vm, st.im, st.am, sw, nh, NULL)
                             if requests[n_requests] == GN_NBR_NONE:
                                 n_nobuf += 1
                             else:

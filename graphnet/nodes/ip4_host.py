@@ -19,9 +19,11 @@ interface-output (graphnet.nodes.ip4), and
   - ip4-rewrite (TTL expired, MTU with DF), ip4-local (unknown protocol),
     udp4-input (no listener) -> ``ip4-icmp-error`` -> ip4-lookup.
 
-Not there yet: reassembly (fragments for this host are dropped and
-counted), fragmentation when forwarding (packets over the MTU without DF
-are dropped and counted), IPv6, VLAN sub-interfaces.
+Also: ip4-local (fragments) -> ``ip4-reassembly``, whose timeouts send
+time exceeded (11/1) through ip4-icmp-error; ip4-rewrite (over the MTU)
+-> ``ip4-frag``; ``ip4-neighbor`` probes stale neighbours.
+
+Not there yet: IPv6, VLAN sub-interfaces.
 """
 from graphnet.fib.ip4_address import (ip4_addresses, set_interface_address, del_interface_address,
                                       interface_addresses)

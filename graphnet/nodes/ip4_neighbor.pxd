@@ -6,6 +6,14 @@
 # power-of-two bucket array by hash of (sw_if_index, address); a free list
 # links unused entries. An incomplete entry holds the buffers waiting for
 # its resolution (at most queue_limit, GN_NBR_QUEUE_MAX at compile time).
+#
+# A complete dynamic entry is reachable for reachable_ns after it was last
+# confirmed (updated_ns), then stale; a stale entry that the FIB forwards
+# through (not NO_FIB) is probed: unicast ARP requests to its MAC every
+# probe_interval_ns (n_probes counts them), still used meanwhile; any ARP
+# from it refreshes it (n_probes back to 0); after max_unicast_probes
+# unanswered ones it is marked PROBE_FAILED and the control plane deletes
+# it. Static entries are never stale.
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from graphnet.vlib.main cimport gn_main_t
 from graphnet.io.interface cimport gn_interface_main_t
@@ -20,6 +28,7 @@ cdef enum:
     GN_NBR_F_FIB_PENDING = 1 << 3         # the control plane must (re)sync the FIB for it
     GN_NBR_F_FLUSH = 1 << 4               # its queued buffers may go to ip4-lookup
     GN_NBR_F_NO_FIB = 1 << 5              # sync found no adjacency to make for it
+    GN_NBR_F_PROBE_FAILED = 1 << 6        # stale, unicast probes unanswered: the control plane deletes it
     GN_NBR_ARP_LEN = 42                   # Ethernet + ARP request, unpadded
 
 ctypedef struct gn_ip4_neighbor_t:
@@ -28,11 +37,12 @@ ctypedef struct gn_ip4_neighbor_t:
     uint32_t next                         # bucket chain, or free list
     uint16_t flags                        # GN_NBR_F_*
     uint8_t mac[6]
-    uint8_t n_probes                      # requests (or throttled attempts) while incomplete
+    uint8_t n_probes                      # incomplete: requests (or throttled attempts);
+                                          # complete: unicast probes unanswered since the last confirmation
     uint8_t n_queued
     uint16_t pad
     uint64_t updated_ns                   # complete: last learned/confirmed; incomplete: created
-    uint64_t next_probe_ns                # incomplete: when to ask again (or give up)
+    uint64_t next_probe_ns                # incomplete, or complete and probing: when to ask again (or give up)
     uint32_t queue[32]                    # buffers waiting for resolution, oldest first
 
 ctypedef struct gn_ip4_nbr_main_t:
@@ -49,8 +59,10 @@ ctypedef struct gn_ip4_nbr_main_t:
     uint32_t max_incomplete
     uint32_t queue_limit                  # per neighbour, <= GN_NBR_QUEUE_MAX
     uint32_t max_queued_total
-    uint32_t max_probes
-    uint64_t probe_interval_ns
+    uint32_t max_probes                   # broadcast requests to resolve an incomplete entry
+    uint64_t probe_interval_ns            # between requests, and between unicast probes
+    uint64_t reachable_ns                 # a confirmed entry is stale after this (0: never)
+    uint32_t max_unicast_probes           # unanswered probes before a stale entry is deleted
     double request_rate                   # token bucket of ARP requests (per second, burst)
     double request_burst
     double request_tokens
@@ -66,6 +78,8 @@ ctypedef struct gn_ip4_nbr_main_t:
     uint64_t n_learned
     uint64_t n_updated
     uint64_t n_table_full
+    uint64_t n_unicast_probes             # probes of stale entries sent
+    uint64_t n_probe_failed               # entries deleted after unanswered probes
 
 cdef inline uint32_t gn_nbr_hash(const gn_ip4_nbr_main_t* nm, uint32_t sw_if_index, uint32_t ip) noexcept nogil:
     cdef uint64_t h = (<uint64_t>ip * 0x9e3779b97f4a7c15ULL) ^ (<uint64_t>sw_if_index * 0xc2b2ae3d27d4eb4fULL)
@@ -88,7 +102,7 @@ cdef int gn_nbr_learn(gn_ip4_nbr_main_t* nm, gn_main_t* vm, uint32_t sw_if_index
                       const uint8_t* mac, bint create) noexcept nogil
 cdef bint gn_nbr_request_token(gn_ip4_nbr_main_t* nm, uint64_t now) noexcept nogil
 cdef uint32_t gn_nbr_build_request(gn_main_t* vm, gn_interface_main_t* im, gn_ip4_address_main_t* am,
-                                   uint32_t sw_if_index, uint32_t target) noexcept nogil
+                                   uint32_t sw_if_index, uint32_t target, const uint8_t* dst_mac) noexcept nogil
 cdef void gn_nbr_arm_service(gn_ip4_nbr_main_t* nm, gn_main_t* vm, uint64_t due_ns) noexcept nogil
 cdef void gn_nbr_wake_control(gn_ip4_nbr_main_t* nm, gn_main_t* vm) noexcept nogil
 

@@ -2,8 +2,27 @@
 
 One table per engine (``ip4_neighbors(engine)``), keyed by (interface,
 address). An entry is *incomplete* (being resolved: requests sent, packets
-queued) or *complete* (MAC known), *dynamic* (learned, aged) or *static*
-(configured: never changed by ARP, never aged).
+queued) or *complete* (MAC known), *dynamic* (learned, probed, aged) or
+*static* (configured: never changed by ARP, never probed, never aged).
+
+States of a complete dynamic entry, as Linux's neighbour layer has them
+(``entries()``/``show ip neighbors`` print them): *reachable* for
+``reachable_time`` seconds after it was last confirmed, then *stale*; a
+stale entry that the FIB forwards through (it has a rewrite adjacency or
+its /32) goes to *probe*: ip4-neighbor sends a unicast ARP request to the
+known MAC (Ethernet destination = the entry's MAC, like Linux's
+ucast_solicit) every ``probe_interval``, and forwarding keeps using the
+entry meanwhile. Any ARP from the neighbour that reaches arp-input (the
+reply to a probe, a request to us, a gratuitous ARP) confirms it:
+reachable again. After ``unicast_probes`` unanswered probes the entry is
+deleted (``probe-failed``), its FIB state with it, so the next packet
+resolves the address again with a broadcast request. Not tracked: whether
+packets actually used the rewrite lately (that would need ip4-rewrite to
+stamp its adjacencies), so every stale entry in the FIB is probed, as VPP
+does at its neighbour age; an idle neighbour that answers costs one unicast
+ARP per ``reachable_time``. A stale entry the FIB does not use is not
+probed; ``aging_time`` (since the last confirmation) removes any dynamic
+entry, probed or not.
 
 Who does what:
 
@@ -21,23 +40,29 @@ Who does what:
     ``probe_interval`` (``max_probes`` in all; requests are also limited by
     a token bucket of ``request_rate`` per second), drops the queue of a
     neighbour that never answered (``resolution-failed``) and forwards the
-    queue of a resolved one to ip4-lookup.
+    queue of a resolved one to ip4-lookup. It also probes stale entries
+    (``probes-sent``; the same token bucket, a throttled probe is tried
+    again and not counted as unanswered) and marks those that never answer
+    for deletion.
   - ``ip4-neighbor-process`` (a Python process; woken by the data plane
     through its interrupt, and for aging) makes the FIB follow the table:
     the adjacency of routes via a resolved next hop becomes a rewrite
     (``Ip4Fib.set_neighbor``), and a neighbour inside a connected (glean)
     prefix gets a /32 route to it, so later packets go ip4-lookup ->
     ip4-rewrite directly; then it lets ip4-neighbor flush the queue.
-    Dynamic entries not confirmed for ``aging_time`` seconds are removed
-    (their FIB state with them; the next packet resolves again).
+    Dynamic entries not confirmed for ``aging_time`` seconds, and those
+    whose probes failed, are removed (their FIB state with them; the next
+    packet resolves again).
 
 Invariants: a queued buffer is owned by exactly one entry until it is
 flushed to ip4-lookup or dropped with a counter; the engine's close frees
 whatever is still queued. The FIB is changed only by the control plane.
 
 API: ``add(interface, ip, mac, static=False)``, ``delete(interface, ip)``,
-``entries()``, ``show()``, ``configure(...)``; CLI ``show ip neighbors``,
-``set ip neighbor [del] <if> <ip> [<mac>] [static]``.
+``entries()``, ``show()``, ``configure(...)`` (``reachable_time``,
+``unicast_probes``, ``probe_interval``, ``aging_time``, limits); CLI
+``show ip neighbors``, ``set ip neighbor [del] <if> <ip> [<mac>] [static]``,
+``set ip neighbor-config ...``.
 """
 import ipaddress
 import time
@@ -73,6 +98,8 @@ cdef enum:
     ERROR_REQUESTS = 4
     ERROR_THROTTLED = 5
     ERROR_FLUSHED = 6
+    ERROR_PROBES = 7
+    ERROR_PROBE_FAILED = 8
     BATCH = 256
 
 ERRORS = (
@@ -83,10 +110,14 @@ ERRORS = (
     ("requests-sent", "info", "ARP requests retransmitted"),
     ("throttled", "info", "ARP request not sent: request rate limit"),
     ("flushed", "info", "queued packets sent on after resolution"),
+    ("probes-sent", "info", "unicast ARP probes sent to stale neighbours"),
+    ("probe-failed", "warn", "stale neighbour did not answer its unicast probes: entry deleted"),
 )
 
+# Linux's defaults: base_reachable_time 30 s, retrans_time 1 s, ucast_solicit / mcast_solicit 3
 DEFAULTS = dict(capacity=4096, max_incomplete=512, queue_limit=16, max_queued_total=2048, max_probes=3,
-                probe_interval=1.0, request_rate=100.0, request_burst=50.0, aging_time=300.0)
+                probe_interval=1.0, request_rate=100.0, request_burst=50.0, aging_time=300.0,
+                reachable_time=30.0, unicast_probes=3)
 
 
 # --- the table ------------------------------------------------------------------
@@ -154,7 +185,10 @@ cdef int gn_nbr_learn(gn_ip4_nbr_main_t* nm, gn_main_t* vm, uint32_t sw_if_index
     """ip is at mac on sw_if_index (an ARP packet said so). Creates the
     entry when `create`, else only updates an existing one; static entries
     are left alone. Returns 1 if an entry was created, completed or
-    refreshed, 0 if nothing changed, -1 if the table is full."""
+    refreshed, 0 if nothing changed, -1 if the table is full.
+
+    A refreshed entry is confirmed: reachable again (no probe outstanding),
+    and ip4-neighbor is armed for when it goes stale."""
     cdef uint32_t k = gn_nbr_find(nm, sw_if_index, ip)
     cdef gn_ip4_neighbor_t* e
     if k == GN_NBR_NONE:
@@ -179,6 +213,11 @@ cdef int gn_nbr_learn(gn_ip4_nbr_main_t* nm, gn_main_t* vm, uint32_t sw_if_index
         nm.n_updated += 1
         gn_nbr_wake_control(nm, vm)
     e.updated_ns = gn_time_ns()
+    e.n_probes = 0
+    e.next_probe_ns = 0
+    e.flags = e.flags & ~GN_NBR_F_PROBE_FAILED
+    if nm.reachable_ns:
+        gn_nbr_arm_service(nm, vm, e.updated_ns + nm.reachable_ns)
     return 1
 
 
@@ -198,10 +237,12 @@ cdef bint gn_nbr_request_token(gn_ip4_nbr_main_t* nm, uint64_t now) noexcept nog
 
 
 cdef uint32_t gn_nbr_build_request(gn_main_t* vm, gn_interface_main_t* im, gn_ip4_address_main_t* am,
-                                   uint32_t sw_if_index, uint32_t target) noexcept nogil:
-    """A broadcast ARP request for target, from the interface's MAC and its
-    address facing target, ready for interface-output; GN_NBR_NONE when no
-    buffer (or no such interface, or no address) is available."""
+                                   uint32_t sw_if_index, uint32_t target, const uint8_t* dst_mac) noexcept nogil:
+    """An ARP request for target, from the interface's MAC and its address
+    facing target, to dst_mac (a unicast probe) or, with NULL, broadcast;
+    the target hardware address is zero either way (as Linux sends both).
+    Ready for interface-output; GN_NBR_NONE when no buffer (or no such
+    interface, or no address) is available."""
     cdef uint32_t bi, src
     cdef gn_buffer_t* b
     cdef uint8_t* p
@@ -213,7 +254,10 @@ cdef uint32_t gn_nbr_build_request(gn_main_t* vm, gn_interface_main_t* im, gn_ip
         return GN_NBR_NONE
     b = gn_main_buffer(vm, bi)
     p = gn_buffer_current(b)
-    memset(p, 0xff, 6)
+    if dst_mac == NULL:
+        memset(p, 0xff, 6)
+    else:
+        memcpy(p, dst_mac, 6)
     memcpy(p + 6, hw.mac, 6)
     gn_put_net16(p + 12, GN_ETHERTYPE_ARP)
     gn_arp_write(p + 14, GN_ARP_OP_REQUEST, hw.mac, src, NULL, target)
@@ -263,13 +307,26 @@ cdef inline void _out_flush(gn_main_t* vm, gn_node_runtime_t* node, out_t* o) no
         o.n_drop = 0
 
 
+cdef inline void _out_put(gn_main_t* vm, gn_node_runtime_t* node, out_t* o, uint32_t bi) noexcept nogil:
+    if o.n_output == BATCH:
+        _out_flush(vm, node, o)
+    o.output[o.n_output] = bi
+    o.n_output += 1
+
+
 cdef uint32_t ip4_neighbor_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame) noexcept nogil:
+    """One pass over the table: flush resolved queues, retry or give up
+    incomplete entries, probe stale ones (see the module docstring), then
+    arm the timer for the earliest thing due. Deadlines of reachable
+    entries are rounded up to at least one probe_interval from now, so
+    staleness wakes this node at most once per probe_interval."""
     cdef nbr_service_t* sv = <nbr_service_t*>node.runtime_data
     cdef gn_ip4_nbr_main_t* nm = sv.nm
     cdef gn_ip4_neighbor_t* e
-    cdef uint64_t now = gn_time_ns(), next_due = 0
+    cdef uint64_t now = gn_time_ns(), next_due = 0, due
     cdef uint32_t k, j, bi, n_out = 0
-    cdef uint64_t n_failed = 0, n_requests = 0, n_throttled = 0, n_nobuf = 0, n_flushed = 0
+    cdef uint64_t n_failed = 0, n_requests = 0, n_throttled = 0, n_nobuf = 0, n_flushed = 0, n_probes = 0
+    cdef bint wake = False
     cdef out_t o
     o.n_lookup = o.n_output = o.n_drop = 0
     nm.service_due_ns = 0
@@ -289,6 +346,35 @@ cdef uint32_t ip4_neighbor_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t
             nm.n_queued_total -= e.n_queued
             e.n_queued = 0
         if e.flags & GN_NBR_F_COMPLETE:
+            # reachable -> stale -> probe (unicast) -> deleted by the control plane
+            if nm.reachable_ns == 0 or e.flags & (GN_NBR_F_STATIC | GN_NBR_F_NO_FIB | GN_NBR_F_PROBE_FAILED):
+                continue
+            if e.updated_ns + nm.reachable_ns > now:
+                due = e.updated_ns + nm.reachable_ns              # reachable
+                if due < now + nm.probe_interval_ns:
+                    due = now + nm.probe_interval_ns
+            elif now >= e.next_probe_ns:                          # stale: probe now (0 after a confirmation)
+                if e.n_probes >= nm.max_unicast_probes:
+                    e.flags = e.flags | GN_NBR_F_PROBE_FAILED   # still used until the control plane deletes it
+                    wake = True
+                    continue
+                e.next_probe_ns = now + nm.probe_interval_ns
+                due = e.next_probe_ns
+                if gn_nbr_request_token(nm, now):
+                    bi = gn_nbr_build_request(vm, sv.im, sv.am, e.sw_if_index, e.ip, e.mac)
+                    if bi == GN_NBR_NONE:
+                        n_nobuf += 1
+                    else:
+                        _out_put(vm, node, &o, bi)
+                        e.n_probes += 1
+                        n_probes += 1
+                        n_out += 1
+                else:
+                    n_throttled += 1                             # tried again, not counted as unanswered
+            else:
+                due = e.next_probe_ns
+            if next_due == 0 or due < next_due:
+                next_due = due
             continue
         if now >= e.next_probe_ns:
             if e.n_probes >= nm.max_probes:
@@ -308,14 +394,11 @@ cdef uint32_t ip4_neighbor_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t
             e.n_probes += 1
             e.next_probe_ns = now + nm.probe_interval_ns
             if gn_nbr_request_token(nm, now):
-                bi = gn_nbr_build_request(vm, sv.im, sv.am, e.sw_if_index, e.ip)
+                bi = gn_nbr_build_request(vm, sv.im, sv.am, e.sw_if_index, e.ip, NULL)
                 if bi == GN_NBR_NONE:
                     n_nobuf += 1
                 else:
-                    if o.n_output == BATCH:
-                        _out_flush(vm, node, &o)
-                    o.output[o.n_output] = bi
-                    o.n_output += 1
+                    _out_put(vm, node, &o, bi)
                     n_requests += 1
                     n_out += 1
             else:
@@ -323,10 +406,15 @@ cdef uint32_t ip4_neighbor_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t
         if next_due == 0 or e.next_probe_ns < next_due:
             next_due = e.next_probe_ns
     _out_flush(vm, node, &o)
+    if wake:
+        gn_nbr_wake_control(nm, vm)
     if next_due:
         gn_nbr_arm_service(nm, vm, next_due)
     if n_requests:
         gn_node_increment_error(vm, node, ERROR_REQUESTS, n_requests)
+    if n_probes:
+        nm.n_unicast_probes += n_probes
+        gn_node_increment_error(vm, node, ERROR_PROBES, n_probes)
     if n_throttled:
         gn_node_increment_error(vm, node, ERROR_THROTTLED, n_throttled)
     if n_nobuf:
@@ -395,8 +483,17 @@ cdef class Ip4Neighbors:
         return <size_t>self.nm
 
     def configure(self, *, max_incomplete=None, queue_limit=None, max_queued_total=None, max_probes=None,
-                  probe_interval=None, request_rate=None, request_burst=None, aging_time=None):
-        """Change limits and timers (seconds; rates per second)."""
+                  probe_interval=None, request_rate=None, request_burst=None, aging_time=None,
+                  reachable_time=None, unicast_probes=None):
+        """Change limits and timers (seconds; rates per second).
+
+        max_probes: broadcast requests to resolve an address;
+        probe_interval: between those, and between unicast probes;
+        reachable_time: a confirmed dynamic entry is stale (and probed, if
+        the FIB uses it) this long after its last confirmation (0: never
+        stale, never probed); unicast_probes: unanswered probes before a
+        stale entry is deleted; aging_time: any dynamic entry not confirmed
+        for this long is removed (0: never). Defaults: ``DEFAULTS``."""
         if queue_limit is not None:
             if not 0 <= queue_limit <= GN_NBR_QUEUE_MAX:
                 raise ValueError(f"queue_limit must be 0..{GN_NBR_QUEUE_MAX}")
@@ -426,19 +523,31 @@ cdef class Ip4Neighbors:
                 raise ValueError("aging_time must be >= 0 (0: never)")
             self.aging_time = aging_time
             self._wake_process()
+        if unicast_probes is not None:
+            if not 1 <= unicast_probes <= 255:
+                raise ValueError("unicast_probes must be 1..255")
+            self.nm.max_unicast_probes = unicast_probes
+        if reachable_time is not None:
+            if reachable_time < 0:
+                raise ValueError("reachable_time must be >= 0 seconds (0: never stale)")
+            self.nm.reachable_ns = <uint64_t>(reachable_time * 1e9)
+        if reachable_time is not None or probe_interval is not None or unicast_probes is not None:
+            self._wake_service()               # deadlines changed: it re-arms its timer
 
     def config(self) -> dict:
         return {"capacity": self.nm.capacity, "max_incomplete": self.nm.max_incomplete,
                 "queue_limit": self.nm.queue_limit, "max_queued_total": self.nm.max_queued_total,
                 "max_probes": self.nm.max_probes, "probe_interval": self.nm.probe_interval_ns / 1e9,
                 "request_rate": self.nm.request_rate, "request_burst": self.nm.request_burst,
-                "aging_time": self.aging_time}
+                "aging_time": self.aging_time, "reachable_time": self.nm.reachable_ns / 1e9,
+                "unicast_probes": self.nm.max_unicast_probes}
 
     def stats(self) -> dict:
         return {"entries": self.nm.n_entries, "incomplete": self.nm.n_incomplete,
                 "queued": self.nm.n_queued_total, "requests": self.nm.n_requests,
                 "throttled": self.nm.n_throttled, "learned": self.nm.n_learned, "updated": self.nm.n_updated,
-                "table_full": self.nm.n_table_full}
+                "table_full": self.nm.n_table_full, "probes": self.nm.n_unicast_probes,
+                "probe_failed": self.nm.n_probe_failed}
 
     def _call(self, fn, *args):
         eng = self.engine
@@ -457,11 +566,16 @@ cdef class Ip4Neighbors:
         if eng is not None and eng.main is not None and self.nm.attached:
             eng.main.set_interrupt_pending(self.nm.process_node_index)
 
+    def _wake_service(self):
+        eng = self.engine
+        if eng is not None and eng.main is not None and self.nm.attached:
+            eng.main.set_interrupt_pending(self.nm.service_node_index)
+
     # --- entries ------------------------------------------------------------
 
     def add(self, interface, ip, mac, static=False):
         """Add or replace a neighbour: ip is at mac on interface. A static
-        entry is never changed by ARP and never aged."""
+        entry is never changed by ARP, never probed and never aged."""
         return self._call(self._add, interface, ip, mac, static)
 
     def _add(self, interface, ip, mac, static):
@@ -486,8 +600,13 @@ cdef class Ip4Neighbors:
             e.flags = e.flags | GN_NBR_F_STATIC
         memcpy(e.mac, <const uint8_t*>m, 6)
         e.updated_ns = gn_time_ns()
+        e.n_probes = 0
+        e.next_probe_ns = 0
+        e.flags = e.flags & ~GN_NBR_F_PROBE_FAILED
         self._sync(k)
         self._after_sync([k])
+        if not static:
+            self._wake_service()               # it arms the timer for when this entry goes stale
 
     def delete(self, interface, ip):
         """Remove a neighbour (its FIB state and queued packets with it)."""
@@ -534,24 +653,37 @@ cdef class Ip4Neighbors:
         e.n_queued = 0
 
     def entries(self):
-        """``[{interface, sw_if_index, ip, mac, state, static, age, queued, probes}]``,
-        sorted by interface then address; age in seconds since last confirmed."""
+        """``[{interface, sw_if_index, ip, mac, state, complete, static, age,
+        queued, probes}]``, sorted by interface then address; age in seconds
+        since last confirmed; state one of ``incomplete``, ``static``,
+        ``reachable``, ``stale``, ``probe`` (probes: unicast probes sent and
+        not answered yet; for an incomplete entry, broadcast requests)."""
         return self._call(self._entries)
 
     def _entries(self):
         cdef uint32_t k
         cdef gn_ip4_neighbor_t* e
-        now = gn_time_ns()
+        cdef uint64_t now = gn_time_ns()
         out = []
         for k in range(self.nm.n_used):
             e = &self.nm.entries[k]
             if not (e.flags & GN_NBR_F_VALID):
                 continue
             complete = bool(e.flags & GN_NBR_F_COMPLETE)
+            if not complete:
+                state = "incomplete"
+            elif e.flags & GN_NBR_F_STATIC:
+                state = "static"
+            elif e.n_probes or e.flags & GN_NBR_F_PROBE_FAILED:
+                state = "probe"
+            elif self.nm.reachable_ns and e.updated_ns + self.nm.reachable_ns <= now:
+                state = "stale"
+            else:
+                state = "reachable"
             out.append({"interface": self.engine.interfaces.names[e.sw_if_index], "sw_if_index": e.sw_if_index,
                         "ip": str(ipaddress.IPv4Address(e.ip)),
                         "mac": format_mac(e.mac[:6]) if complete else None,
-                        "state": "complete" if complete else "incomplete",
+                        "state": state, "complete": complete,
                         "static": bool(e.flags & GN_NBR_F_STATIC),
                         "age": (now - e.updated_ns) / 1e9 if complete else None,
                         "updated_ns": e.updated_ns, "queued": e.n_queued, "probes": e.n_probes})
@@ -567,14 +699,20 @@ cdef class Ip4Neighbors:
         return None
 
     def show(self) -> str:
-        """``show ip neighbors``, as VPP prints it."""
+        """``show ip neighbors``, as VPP prints it, with Linux's state of
+        each entry as a last column, and the timers below the table."""
         start = getattr(self.engine, "start_time_ns", 0)
-        lines = [f"{'Time':>10}  {'IP':<16} {'Flags':<6} {'Ethernet':<18} Interface"]
+        lines = [f"{'Time':>10}  {'IP':<16} {'Flags':<6} {'Ethernet':<18} {'Interface':<12} State"]
         for d in self.entries():
-            flags = "S" if d["static"] else ("D" if d["state"] == "complete" else "I")
+            flags = "S" if d["static"] else ("D" if d["complete"] else "I")
             t = (d["updated_ns"] - start) / 1e9
             mac = d["mac"] or f"(incomplete, {d['queued']} queued)"
-            lines.append(f"{t:>10.4f}  {d['ip']:<16} {flags:<6} {mac:<18} {d['interface']}")
+            lines.append(f"{t:>10.4f}  {d['ip']:<16} {flags:<6} {mac:<18} {d['interface']:<12} {d['state']}")
+        c = self.config()
+        stale = (f"reachable {c['reachable_time']:g} s, then stale: {c['unicast_probes']} unicast probes "
+                 f"{c['probe_interval']:g} s apart" if c["reachable_time"] else "never stale")
+        aging = f"aging {c['aging_time']:g} s" if c["aging_time"] else "no aging"
+        lines.append(f"dynamic entries: {stale}; {aging}")
         return "\n".join(lines)
 
     # --- FIB sync ------------------------------------------------------------
@@ -620,16 +758,22 @@ cdef class Ip4Neighbors:
 
     def _service(self):
         """The control plane's turn (ip4-neighbor-process): sync pending
-        entries, age old ones; returns seconds until the next aging check
-        (None: nothing to age)."""
+        entries, delete those whose probes failed (counted ``probe-failed``),
+        age old ones; returns seconds until the next aging check (None:
+        nothing to age)."""
         cdef uint32_t k
         cdef gn_ip4_neighbor_t* e
         cdef uint64_t now = gn_time_ns(), aging_ns = <uint64_t>(self.aging_time * 1e9), oldest = 0
+        cdef gn_main_t* vm
         pending = []
         aged = []
+        failed = []
         for k in range(self.nm.n_used):
             e = &self.nm.entries[k]
             if (e.flags & (GN_NBR_F_VALID | GN_NBR_F_COMPLETE)) != (GN_NBR_F_VALID | GN_NBR_F_COMPLETE):
+                continue
+            if e.flags & GN_NBR_F_PROBE_FAILED:
+                failed.append(k)
                 continue
             if aging_ns and not (e.flags & GN_NBR_F_STATIC):
                 if now - e.updated_ns >= aging_ns:
@@ -644,6 +788,14 @@ cdef class Ip4Neighbors:
         self._after_sync(pending)
         for k in aged:
             self._remove(k)
+        for k in failed:
+            self._remove(k)
+        if failed:
+            self.nm.n_probe_failed += len(failed)
+            vm = <gn_main_t*><size_t>self._main_ptr()
+            base = self.engine.error_base.get("ip4-neighbor")
+            if vm != NULL and base is not None:
+                vm.error_counters[base + ERROR_PROBE_FAILED] += len(failed)
         if oldest == 0:
             return None
         return max(0.01, (oldest + aging_ns - now) / 1e9)
