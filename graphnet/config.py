@@ -62,7 +62,10 @@ Schema (every key optional unless marked; unknown keys are errors)::
     host_address = "10.10.0.1/24"   # an address on the kernel side
     host_mac     = "02:..."         # the kernel side's MAC (default: the kernel's)
     offloads     = true             # negotiate checksum/TSO/USO (GSO super-frames)
-    multi_queue  = false            # IFF_MULTI_QUEUE
+    queues       = 1                # int 1..16: fds on the TAP, read round-robin
+                                    # by one loop; > 1 sets IFF_MULTI_QUEUE (the
+                                    # kernel spreads flows by hash; tx: queue 0)
+    multi_queue  = false            # IFF_MULTI_QUEUE even with one queue
     # af-packet:
     host_if     = "veth0"           # required: an existing kernel interface
     netns       = "ns1"             # the namespace it lives in (must exist)
@@ -499,10 +502,11 @@ def loads(text: str, source: str = "<string>", base_dir: Optional[Path] = None) 
 # --- [[interface]] -----------------------------------------------------------------
 
 INTERFACE_KINDS = ("tap", "af-packet", "pcap")
+TAP_MAX_QUEUES = 16                # graphnet.io.tap's MAX_QUEUES
 RX_MODES = ("polling", "interrupt", "adaptive")
 _IF_COMMON = ("kind", "name", "next", "rx_mode", "state", "mtu", "mac", "address", "addresses")
 _IF_KEYS = {
-    "tap": _IF_COMMON + ("netns", "host_address", "host_mac", "offloads", "multi_queue"),
+    "tap": _IF_COMMON + ("netns", "host_address", "host_mac", "offloads", "multi_queue", "queues"),
     "af-packet": _IF_COMMON + ("host_if", "netns", "promiscuous"),
     "pcap": _IF_COMMON + ("input", "output", "repeat"),
 }
@@ -595,6 +599,13 @@ def _interface(ck: _Checker, it: dict, path: tuple, base_dir: Path) -> Interface
         for key in ("offloads", "multi_queue"):
             if key in it:
                 o[key] = ck.get(it, path, key, bool)
+        if "queues" in it:
+            q = ck.get(it, path, "queues", int, minimum=1)
+            if q > TAP_MAX_QUEUES:
+                raise ck.error(path, "queues", f"at most {TAP_MAX_QUEUES} queues, not {q}")
+            if q > 1 and o.get("multi_queue") is False:
+                raise ck.error(path, "queues", f"{q} queues need IFF_MULTI_QUEUE: drop multi_queue = false")
+            o["queues"] = q
     elif kind == "af-packet":
         if "host_if" not in it:
             raise ck.error(path, None, "an af-packet interface needs host_if = the kernel interface to attach to")

@@ -75,11 +75,13 @@ cdef extern from "<linux/if_tun.h>" nogil:
         TUNGETVNETHDRSZ
         TUNSETSNDBUF
         TUNGETSNDBUF
+        TUNSETCARRIER             # Linux 5.0+: the kernel side's carrier on/off
         IFF_TUN
         IFF_TAP
         IFF_NO_PI
         IFF_VNET_HDR
         IFF_MULTI_QUEUE
+        IFF_TUN_EXCL              # TUNSETIFF: EBUSY if the interface exists
         IFF_NAPI
         TUN_F_CSUM
         TUN_F_TSO4

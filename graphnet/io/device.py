@@ -6,6 +6,11 @@ one interface's rx mode is its input node's state; ``trace add tap-input N``
 reaches every ``tap-input-*`` node. The tx node attaches itself to
 ``interface-output`` under its sw_if_index.
 
+Admin state (``set_admin_up``) is graphnet's own; a device whose kernel
+side graphnet owns (TAP) mirrors it as the kernel side's carrier through
+``admin_state_changed(up)``, which the interface table calls after every
+change; other devices leave the kernel alone.
+
 Subclasses implement ``nodes()`` (returning both registrations) and
 ``close()``; ``open`` work (creating fds) happens in ``__init__`` so that
 errors (no privilege, an interface that does not exist) surface where the
@@ -81,6 +86,15 @@ class Device:
         self.rx_mode = mode
 
     def set_admin_up(self, up: bool) -> None:
+        """Set graphnet's admin state of this interface (in the loop's
+        thread). Down: TAP and AF_PACKET input nodes still drain what the
+        kernel hands over and drop it, counted as ``interface-down``
+        (rx_drops; a pcap device pauses its replay), and nothing is sent: interface-output and the tx node drop it, counted
+        as ``interface-down`` (tx_drops). The interface table then calls
+        the device's ``admin_state_changed(up)`` if it has one: a TAP,
+        whose kernel side graphnet owns, turns its carrier off/on with it.
+        An AF_PACKET device attaches to a link graphnet does not own and
+        leaves the kernel link as it is (up, carrier on)."""
         self.engine.call(self.engine.interfaces.set_admin_up, self.sw_if_index, up)
 
     def set_promiscuous(self, on: bool) -> None:

@@ -139,7 +139,15 @@ cdef class InterfaceTable:
             raise KeyError(f"no interface named {name!r}; interfaces: {', '.join(self.names) or 'none'}") from None
 
     def set_admin_up(self, name, bint up):
-        self.im.ifs[self.index(name)].admin_up = up
+        """Set the admin state, then tell the device if it wants to know
+        (``device.admin_state_changed(up)``: a TAP turns its kernel side's
+        carrier on or off). Call it in the loop's thread or while the
+        engine is stopped (``Device.set_admin_up`` does)."""
+        i = self.index(name)
+        self.im.ifs[i].admin_up = up
+        hook = getattr(self.devices[i], "admin_state_changed", None)
+        if hook is not None:
+            hook(bool(up))
 
     def set_link_up(self, name, bint up):
         self.im.ifs[self.index(name)].link_up = up

@@ -7,17 +7,52 @@ offloads with TUNSETOFFLOAD (checksum, TSO4/TSO6, USO4/USO6 when the kernel
 accepts them), and configures the kernel side with pyroute2 (MTU, MAC, moved
 into a network namespace created on demand, link up, an optional address).
 The kernel removes the link when graphnet closes the fd (a non-persistent
-TAP); ``close()`` also removes the namespace if graphnet created it.
+TAP); ``close()`` also removes the namespace if graphnet created it. The
+first TUNSETIFF carries IFF_TUN_EXCL: graphnet never attaches to a TAP that
+someone else made.
 
-tap-input-<name> (input node; polling, interrupt or adaptive; the fd is
-registered with the loop's epoll in every mode so switching at run time
-only changes epoll interest): reads up to 256 frames (or 256 buffers: 8 super-frames, which
+Queues (``queues = N``, default 1; at most 16): with N > 1 graphnet opens N
+fds on the same TAP with IFF_MULTI_QUEUE, all before the kernel side moves
+into its namespace (a later TUNSETIFF would look the name up in graphnet's
+own namespace). The kernel picks the queue of each frame it sends by flow
+hash (its automq flow table: a flow graphnet has written comes back on the
+queue it was written to). The device keeps an epoll fd of its own with every
+queue fd in it (EPOLLIN, level-triggered) and registers that one fd with the
+loop: readable when any queue is, so interrupt and adaptive modes wake for
+any queue and rx-mode switches work unchanged. One engine loop reads all
+the queues (see tap-input). tap-output writes every frame to queue 0: with
+one loop there is one writer, so spreading would cost a flow hash per frame
+and buy nothing, and one queue keeps the retry queue's order simple. The
+virtio-net header size and offloads are per device (set once, on queue 0).
+
+Admin state and carrier: ``set interface state <if> down`` (or
+``set_admin_up``, or the startup file's ``state = "down"``) turns the
+kernel side's carrier off with TUNSETCARRIER (Linux 5.0+): the kernel shows
+NO-CARRIER, operstate DOWN, and itself drops (and counts, as tx_dropped on
+its side) what it would send to graphnet; ``up`` turns it on again. Frames
+the kernel had already queued on the TAP are still read and dropped, each
+counted as ``interface-down`` (and rx_drops); tap-output drops what it is
+given, and its retry queue, as ``interface-down`` (tx_drops), because the
+kernel accepts writes even without carrier. An adopted fd that is not a TAP
+(a socketpair in tests) has no carrier: the admin state then only changes
+graphnet's side (``show hardware`` says so).
+
+tap-input-<name> (input node; polling, interrupt or adaptive; the fd (with
+several queues: the device's epoll fd) is registered with the loop's epoll
+in every mode so switching at run time only changes epoll interest): reads
+up to 256 frames (or 256 buffers: 8 super-frames, which
 stay in cache until the next node has handled them) per
 call, each straight into buffer memory: the virtio-net header lands in the
 headroom just before ``data[]`` and the frame in ``data[]``; one read() per
 frame when a frame fits one buffer, a readv() over a chain of buffers when
 the kernel may send GSO super-frames (up to 65550 bytes: 33 buffers).
-Unused buffers stay set aside for the next read. Metadata set:
+Unused buffers stay set aside for the next read. With several queues it
+reads them round-robin, one frame per queue in turn, skipping a queue once
+it reports EAGAIN, until all are empty or the budget is spent; the next call
+starts at the queue after the last one read, so a busy queue cannot starve
+the others and none is favoured when the budget runs out (an idle call
+costs one empty read per queue). With one queue it is the same tight loop
+as ever: one worker, compiled twice (fused types). Metadata set:
 current_data 0, current_length, chain (next_buffer, NEXT_PRESENT,
 total_length_not_including_first_buffer), sw_if_index[RX], l2/l3 header
 offsets (l4 = csum_start when the kernel left the L4 checksum to us),
@@ -47,7 +82,8 @@ tx_drops); frames that do not fit the queue are dropped at once. Other
 write errors count tx_errors and drop the frame. Errors: ``tx-deferred``
 (info), ``tx-queue-full``, ``write-error``, ``host-down`` (EIO: the
 kernel side is down), ``bad-offload`` (GSO/checksum metadata on a frame
-whose headers cannot be parsed), ``chain-too-long``, ``link-lost``.
+whose headers cannot be parsed), ``chain-too-long``, ``link-lost``,
+``interface-down`` (admin down: the frame, and any retry queue, dropped).
 
 pcap trace (``pcap trace rx tx ...``): tap-input hands each vector it
 enqueues to the engine's capture as rx, tap-output each frame it is given
@@ -66,7 +102,11 @@ CPU. The engine keeps running.
 Invariants: every buffer read is either enqueued once, or kept in the spare
 stack; every buffer the tx node receives is written and freed, dropped with
 a counter and freed, or held in the retry queue; ``close()`` frees the
-spare stack and the retry queue (the engine's leak check sees none).
+spare stack and the retry queue (the engine's leak check sees none). Every
+frame read from any queue is counted exactly once: rx_packets, or rx_drops
+under its reason. Queue fd k is ``qfd[k]``, ``fd`` is ``qfd[0]``; the
+device's epoll fd exists exactly when there are several queues. Nothing
+writes to the TAP while the interface is admin down.
 """
 import errno as _errno
 import logging
@@ -80,13 +120,14 @@ from libc.string cimport memcpy, memset, strncpy
 from graphnet.includes.tun cimport (open, fcntl, read, write, close, readv, writev, ioctl, iovec, errno, ifreq,
                                     O_RDWR, O_NONBLOCK, O_CLOEXEC, F_GETFL, F_SETFL,
                                     EAGAIN, EWOULDBLOCK, EINTR, EBADF, EBADFD, EIO, ENODEV, ENXIO, EFAULT, EINVAL,
-                                    TUNSETIFF, TUNSETOFFLOAD, TUNSETVNETHDRSZ, TUNGETFEATURES,
-                                    IFF_TAP, IFF_NO_PI, IFF_VNET_HDR, IFF_MULTI_QUEUE,
+                                    TUNSETIFF, TUNSETOFFLOAD, TUNSETVNETHDRSZ, TUNGETFEATURES, TUNSETCARRIER,
+                                    IFF_TAP, IFF_NO_PI, IFF_VNET_HDR, IFF_MULTI_QUEUE, IFF_TUN_EXCL,
                                     TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, GN_TUN_F_USO4, GN_TUN_F_USO6,
                                     VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_NONE, VIRTIO_NET_HDR_GSO_TCPV4,
                                     VIRTIO_NET_HDR_GSO_TCPV6, VIRTIO_NET_HDR_GSO_ECN, GN_VIRTIO_NET_HDR_GSO_UDP_L4,
                                     GN_VIRTIO_NET_HDR_SIZE, gn_virtio_net_hdr_t)
-from graphnet.includes.linux cimport epoll_ctl, epoll_event, EPOLL_CTL_DEL
+from graphnet.includes.linux cimport (epoll_create1, epoll_ctl, epoll_wait, epoll_event, EPOLL_CTL_ADD,
+                                      EPOLL_CTL_DEL, EPOLL_CLOEXEC, EPOLLIN, EPOLLERR, EPOLLHUP)
 from graphnet.includes.platform cimport gn_time_ns
 from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_RX, GN_TX, GN_BUFFER_DATA_SIZE, GN_BUFFER_HEADROOM,
                                    GN_BUFFER_F_NEXT_PRESENT, GN_BUFFER_F_GSO, GN_BUFFER_F_L4_CSUM_OFFLOAD,
@@ -115,6 +156,7 @@ cdef enum:
     TX_MAX_IOV = 64                # segments of one tx frame
     SOFT_ERRORS_PER_CALL = 16
     ETH_HLEN = 14
+    MAX_QUEUES = 16                # IFF_MULTI_QUEUE fds per TAP (the kernel allows 256)
 
 # tap-input error rows
 cdef enum:
@@ -136,6 +178,7 @@ cdef enum:
     TX_BAD_OFFLOAD = 5
     TX_CHAIN_TOO_LONG = 6
     TX_LINK_LOST = 7
+    TX_ADMIN_DOWN = 8
 
 # where the device died
 cdef enum:
@@ -164,10 +207,15 @@ TX_ERRORS = (
     ("bad-offload", "error", "GSO/checksum offload on a frame whose headers cannot be parsed"),
     ("chain-too-long", "error", "buffer chain longer than 64 segments"),
     ("link-lost", "error", "the kernel side of the TAP is gone: frame dropped"),
+    ("interface-down", "warn", "interface is admin down: frame dropped"),
 )
 
 ctypedef struct tap_dev_t:
-    int fd
+    int fd                        # queue 0: tx, and rx with one queue
+    uint32_t n_queues             # 1..MAX_QUEUES
+    uint32_t rx_queue_next        # the queue tap-input reads first on its next call
+    int qfd[16]                   # queue k's fd (qfd[0] == fd)
+    int epoll_fd                  # several queues: the device's epoll (every qfd, EPOLLIN); else -1
     uint16_t hdr_size             # 12 with IFF_VNET_HDR, else 0
     uint8_t gso_rx                # the kernel may send GSO super-frames
     uint8_t dead                  # DEAD_*: the fd is never touched again
@@ -201,6 +249,7 @@ ctypedef struct tap_dev_t:
     uint64_t tx_chained
     uint64_t tx_eagain
     uint64_t tx_retry_max
+    uint64_t rx_queue_frames[16]  # frames read per queue (several queues only)
 
 
 ctypedef struct tap_trace_t:
@@ -477,6 +526,9 @@ cdef void _tx_flush_retry(gn_main_t* vm, tap_dev_t* t) noexcept nogil:
     cdef uint32_t seg, k, before = t.retry_n
     cdef uint64_t now
     t.retry_armed = 0
+    if not t.hw.admin_up:
+        _retry_drop_all(vm, t, TX_ADMIN_DOWN)     # nothing is written while admin down
+        return
     while t.retry_n and not t.dead:
         seg = t.retry_n if t.retry_n < RETRY_CAP - t.retry_head else RETRY_CAP - t.retry_head
         k = _tx_burst(vm, t, &t.retry[t.retry_head], seg)
@@ -527,6 +579,14 @@ cdef uint32_t tap_output_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* 
         gn_main_free(vm, frame.buffers, n)
         return n
     gn_pcap_capture(t.pcap, vm, frame.buffers, n, GN_PCAP_TX, t.sw_if_index)
+    if not t.hw.admin_up:
+        # Reached directly (not through interface-output, which checks too):
+        # the kernel would take the frame even with its carrier off.
+        _count_tx_drop(vm, t, TX_ADMIN_DOWN, n)
+        gn_main_free(vm, frame.buffers, n)
+        if t.retry_n:
+            _retry_drop_all(vm, t, TX_ADMIN_DOWN)
+        return n
     if t.retry_n:
         _tx_flush_retry(vm, t)
     if t.retry_n == 0:
@@ -542,8 +602,30 @@ cdef uint32_t tap_output_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* 
 
 # --- rx --------------------------------------------------------------------------
 
-cdef uint32_t tap_input_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame) noexcept nogil:
-    cdef tap_dev_t* t = <tap_dev_t*>node.runtime_data
+cdef inline uint32_t _next_queue(uint32_t q, uint32_t live, uint32_t n_queues) noexcept nogil:
+    """The queue after q (cyclically) whose bit is set in live (live != 0)."""
+    while True:
+        q += 1
+        if q == n_queues:
+            q = 0
+        if live & (1u << q):
+            return q
+
+
+# tap-input's two variants, as fused-type specializations of one worker:
+# Cython emits one C function per type, each holding only its own branch of
+# every ``if queues_t is many_queues_t`` (decided at compile time), so the
+# single-queue variant is exactly the loop it was before queues existed.
+ctypedef uint8_t one_queue_t
+ctypedef uint16_t many_queues_t
+ctypedef fused queues_t:
+    one_queue_t
+    many_queues_t
+
+
+cdef uint32_t _tap_input(gn_main_t* vm, gn_node_runtime_t* node, tap_dev_t* t, queues_t variant) noexcept nogil:
+    """tap-input's worker (see the module docstring). one_queue_t: read
+    t.fd; many_queues_t: round-robin over t.qfd[0:n_queues]."""
     cdef uint32_t out[FRAME_MAX]
     cdef uint64_t drops[RX_N_ERRORS]
     cdef iovec iov[RX_MAX_IOV]
@@ -554,10 +636,9 @@ cdef uint32_t tap_input_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* f
     cdef gn_buffer_t* b
     cdef gn_virtio_net_hdr_t* h
     cdef ssize_t r
-    cdef int e, fatal = 0
+    cdef int e, fatal = 0, fd = t.fd
+    cdef uint32_t q = 0, live = 0        # several queues: the one to read next; those not yet found empty
     cdef gn_interface_t* hw
-    if t == NULL:
-        return 0
     if t.retry_n:
         _tx_flush_retry(vm, t)
     if t.dead:
@@ -566,6 +647,10 @@ cdef uint32_t tap_input_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* f
     hw = t.hw
     hs = t.hdr_size
     memset(drops, 0, sizeof(drops))
+    if queues_t is many_queues_t:
+        q = t.rx_queue_next
+        live = (1u << t.n_queues) - 1
+        fd = t.qfd[q]
     while n < FRAME_MAX and used < RX_BUFFER_BUDGET:
         if t.n_spare < t.n_rx_bufs:
             t.n_spare += gn_main_alloc(vm, &t.spare[t.n_spare], SPARE_CAP - t.n_spare)
@@ -575,19 +660,25 @@ cdef uint32_t tap_input_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* f
         top = t.n_spare - 1
         b0 = gn_main_buffer(vm, t.spare[top])
         if t.n_rx_bufs == 1:
-            r = read(t.fd, <uint8_t*>b0.data - hs, hs + GN_BUFFER_DATA_SIZE)
+            r = read(fd, <uint8_t*>b0.data - hs, hs + GN_BUFFER_DATA_SIZE)
         else:
             iov[0].iov_base = <uint8_t*>b0.data - hs
             iov[0].iov_len = hs + GN_BUFFER_DATA_SIZE
             for k in range(1, t.n_rx_bufs):
                 iov[k].iov_base = <void*>gn_main_buffer(vm, t.spare[top - k]).data
                 iov[k].iov_len = GN_BUFFER_DATA_SIZE
-            r = readv(t.fd, iov, t.n_rx_bufs)
+            r = readv(fd, iov, t.n_rx_bufs)
         t.rx_reads += 1
         if r < 0:
             e = errno
             if e == EAGAIN:
                 t.rx_empty_reads += 1
+                if queues_t is many_queues_t:
+                    live &= ~(1u << q)           # this queue is done for this call
+                    if live:
+                        q = _next_queue(q, live, t.n_queues)
+                        fd = t.qfd[q]
+                        continue
                 break
             if e == EINTR:
                 continue
@@ -600,7 +691,15 @@ cdef uint32_t tap_input_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* f
             n_soft += 1
             if n_soft >= SOFT_ERRORS_PER_CALL:
                 break
+            if queues_t is many_queues_t:
+                q = _next_queue(q, live, t.n_queues)
+                fd = t.qfd[q]
             continue
+        if queues_t is many_queues_t:
+            # One frame per queue in turn; the frame just read is handled below.
+            t.rx_queue_frames[q] += 1
+            q = _next_queue(q, live, t.n_queues)
+            fd = t.qfd[q]
         if r < hs:
             drops[RX_TOO_SHORT] += 1
             continue
@@ -667,6 +766,8 @@ cdef uint32_t tap_input_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* f
         t.n_spare -= nb
         used += nb
         nbytes += length
+    if queues_t is many_queues_t:
+        t.rx_queue_next = q
     for k in range(1, RX_N_ERRORS):
         if drops[k]:
             gn_node_increment_error(vm, node, k, drops[k])
@@ -688,6 +789,15 @@ cdef uint32_t tap_input_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* f
     if node.has_more_work and node.state == GN_NODE_INTERRUPT:
         gn_node_set_interrupt_pending(vm, node.node_index)
     return n
+
+
+cdef uint32_t tap_input_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame) noexcept nogil:
+    cdef tap_dev_t* t = <tap_dev_t*>node.runtime_data
+    if t == NULL:
+        return 0
+    if t.n_queues > 1:
+        return _tap_input[many_queues_t](vm, node, t, 0)
+    return _tap_input[one_queue_t](vm, node, t, 0)
 
 
 cdef uint16_t tap_trace_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_buffer_t* b, uint8_t* record) noexcept nogil:
@@ -766,19 +876,51 @@ cdef class TapState:
         if self.t == NULL:
             raise MemoryError()
         self.t.fd = -1
+        self.t.epoll_fd = -1
+        self.t.n_queues = 1
+        for k in range(MAX_QUEUES):
+            self.t.qfd[k] = -1
         self.t.retry_timeout_ns = 50 * 1000000
 
     def __dealloc__(self):
         free(self.t)
 
-    def configure(self, int fd, int hdr_size, bint gso_rx, uint32_t mtu):
-        self.t.fd = fd
+    def configure(self, fds, int hdr_size, bint gso_rx, uint32_t mtu):
+        """Take the queue fds (an int, or a list: queue k is fds[k]); with
+        several, make the device's epoll fd holding all of them. On an
+        error nothing is kept: the caller still owns (and closes) fds."""
+        cdef epoll_event ev
+        cdef int efd, err
+        fds = [int(fds)] if isinstance(fds, int) else [int(f) for f in fds]
+        if not 1 <= len(fds) <= MAX_QUEUES:
+            raise ValueError(f"{len(fds)} queues: a TAP has 1 to {MAX_QUEUES}")
+        max_frame = max(GSO_MAX_FRAME if gso_rx else 0, mtu + ETH_HLEN + 8)
+        n_rx_bufs = (max_frame + GN_BUFFER_DATA_SIZE - 1) // GN_BUFFER_DATA_SIZE
+        if n_rx_bufs > RX_MAX_IOV:
+            raise ValueError(f"MTU {mtu} needs {n_rx_bufs} buffers per read; at most {RX_MAX_IOV}")
+        efd = -1
+        if len(fds) > 1:
+            efd = epoll_create1(EPOLL_CLOEXEC)
+            if efd < 0:
+                err = errno
+                raise OSError(err, os.strerror(err), "epoll_create1")
+            for k, f in enumerate(fds):
+                memset(&ev, 0, sizeof(ev))
+                ev.events = EPOLLIN
+                ev.data.u32 = k
+                if epoll_ctl(efd, EPOLL_CTL_ADD, f, &ev) != 0:
+                    err = errno
+                    close(efd)
+                    raise OSError(err, os.strerror(err), "epoll_ctl")
+        self.t.epoll_fd = efd
+        self.t.n_queues = len(fds)
+        self.t.rx_queue_next = 0
+        for k, f in enumerate(fds):
+            self.t.qfd[k] = f
+        self.t.fd = fds[0]
         self.t.hdr_size = hdr_size
         self.t.gso_rx = gso_rx
-        max_frame = max(GSO_MAX_FRAME if gso_rx else 0, mtu + ETH_HLEN + 8)
-        self.t.n_rx_bufs = (max_frame + GN_BUFFER_DATA_SIZE - 1) // GN_BUFFER_DATA_SIZE
-        if self.t.n_rx_bufs > RX_MAX_IOV:
-            raise ValueError(f"MTU {mtu} needs {self.t.n_rx_bufs} buffers per read; at most {RX_MAX_IOV}")
+        self.t.n_rx_bufs = n_rx_bufs
 
     def attach(self, size_t hw_address, uint32_t sw_if_index, uint32_t input_node_index, uint32_t rx_error_base,
                size_t pcap_address=0):
@@ -799,7 +941,34 @@ cdef class TapState:
 
     @property
     def fd(self):
+        """Queue 0's fd (tx, and rx with one queue); -1 once closed."""
         return self.t.fd
+
+    @property
+    def fds(self):
+        """Every queue's fd, queue 0 first."""
+        return [self.t.qfd[k] for k in range(self.t.n_queues)] if self.t.fd >= 0 else []
+
+    @property
+    def n_queues(self):
+        return self.t.n_queues
+
+    @property
+    def wait_fd(self):
+        """The fd the loop waits on: the device's epoll fd with several
+        queues, else the TAP fd itself."""
+        return self.t.epoll_fd if self.t.n_queues > 1 else self.t.fd
+
+    def set_carrier(self, bint on):
+        """TUNSETCARRIER on queue 0 (the carrier is the device's). Returns
+        0, or the errno of a refusal (ENOTTY: not a TAP; EINVAL: a kernel
+        before 5.0). Never called on a dead or closed device."""
+        cdef int v = 1 if on else 0
+        if self.t.fd < 0 or self.t.dead:
+            return _errno.EBADF
+        if ioctl(self.t.fd, TUNSETCARRIER, &v) != 0:
+            return errno
+        return 0
 
     @property
     def dead(self):
@@ -814,8 +983,18 @@ cdef class TapState:
         """Mark the device dead if the loop saw EPOLLERR/HUP on its fd
         while the input node was not there to notice (e.g. disabled)."""
         cdef gn_main_t* vm = <gn_main_t*>vm_address
+        cdef epoll_event evs[16]
+        cdef int n, i
         if vm != NULL and self.t.hw != NULL and not self.t.dead and vm.nodes[self.t.input_node_index].fd_error:
             _mark_dead(vm, self.t, EBADFD, DEAD_EPOLL)
+        elif vm != NULL and self.t.hw != NULL and not self.t.dead and self.t.epoll_fd >= 0:
+            # Several queues: the loop only sees the device's epoll fd, which
+            # never reports EPOLLERR itself; ask it about the queues.
+            n = epoll_wait(self.t.epoll_fd, evs, 16, 0)
+            for i in range(n if n > 0 else 0):
+                if evs[i].events & (EPOLLERR | EPOLLHUP):
+                    _mark_dead(vm, self.t, EBADFD, DEAD_EPOLL)
+                    break
         return self.t.dead
 
     @property
@@ -841,10 +1020,16 @@ cdef class TapState:
                 self.t.retry_n -= 1
 
     def close_fd(self):
-        cdef int fd = self.t.fd
+        """Close every queue fd and the device's epoll fd."""
+        cdef uint32_t k
         self.t.fd = -1
-        if fd >= 0:
-            close(fd)
+        if self.t.epoll_fd >= 0:
+            close(self.t.epoll_fd)
+            self.t.epoll_fd = -1
+        for k in range(self.t.n_queues):
+            if self.t.qfd[k] >= 0:
+                close(self.t.qfd[k])
+                self.t.qfd[k] = -1
 
     def stats(self):
         t = self.t
@@ -852,12 +1037,17 @@ cdef class TapState:
                 "rx_chained": t.rx_chained, "rx_csum_offload": t.rx_csum_offload, "rx_max_frame": t.rx_max_frame,
                 "tx_gso_frames": t.tx_gso_frames, "tx_chained": t.tx_chained, "tx_eagain": t.tx_eagain,
                 "tx_retry_queue": t.retry_n, "tx_retry_max": t.tx_retry_max, "spare_buffers": t.n_spare,
-                "buffers_per_read": t.n_rx_bufs}
+                "buffers_per_read": t.n_rx_bufs, "queues": t.n_queues,
+                "rx_queue_frames": ([t.rx_queue_frames[k] for k in range(t.n_queues)] if t.n_queues > 1
+                                    else None)}     # frames read per queue (several queues only)
 
 
-def tap_open(str name, bint vnet_hdr=True, bint multi_queue=False):
+def tap_open(str name, bint vnet_hdr=True, bint multi_queue=False, bint exclusive=False):
     """Open /dev/net/tun and create (TUNSETIFF) TAP `name`; returns the fd
-    (nonblocking, close-on-exec). Raises OSError with the kernel's errno."""
+    (nonblocking, close-on-exec). Raises OSError with the kernel's errno.
+    exclusive: IFF_TUN_EXCL, EBUSY if `name` exists. Without it, with
+    multi_queue, a TAP `name` that exists with IFF_MULTI_QUEUE gets one
+    more queue (this fd): how queues 1..N-1 are opened."""
     cdef ifreq ifr
     cdef bytes bname = name.encode()
     cdef int fd, err
@@ -869,7 +1059,8 @@ def tap_open(str name, bint vnet_hdr=True, bint multi_queue=False):
         raise OSError(err, os.strerror(err), "/dev/net/tun")
     memset(&ifr, 0, sizeof(ifr))
     strncpy(ifr.ifr_name, bname, 15)
-    ifr.ifr_flags = IFF_TAP | IFF_NO_PI | (IFF_VNET_HDR if vnet_hdr else 0) | (IFF_MULTI_QUEUE if multi_queue else 0)
+    ifr.ifr_flags = <short>(IFF_TAP | IFF_NO_PI | (IFF_VNET_HDR if vnet_hdr else 0)
+                            | (IFF_MULTI_QUEUE if multi_queue else 0) | (IFF_TUN_EXCL if exclusive else 0))
     if ioctl(fd, TUNSETIFF, &ifr) != 0:
         err = errno
         close(fd)
@@ -925,56 +1116,81 @@ class TapDevice(Device):
 
     ``TapDevice(engine, name="gn0", *, mac=None, mtu=1500, rx_mode="interrupt",
     host_address=None, netns=None, host_mac=None, vnet_hdr=True, offloads=True,
-    multi_queue=False, next_node=None, admin_up=True, fd=None)``
+    queues=1, multi_queue=None, next_node=None, admin_up=True, fd=None)``
 
     mac is graphnet's side (the interface table); host_mac the kernel side's
     (None: the kernel's random one). netns: move the kernel side into this
     namespace, created if missing (and then removed by close()).
-    host_address ``a.b.c.d/len`` goes on the kernel side. fd: adopt an
-    already configured TAP fd (or any packet-preserving fd, e.g. a datagram
-    socketpair in tests): nothing is created or configured in the kernel,
-    vnet_hdr/offloads say how that fd was set up. Create devices before the
-    engine is built, then ``engine.add(device)``.
+    host_address ``a.b.c.d/len`` goes on the kernel side. queues: 1 to 16
+    fds on the TAP (IFF_MULTI_QUEUE when more than one); multi_queue: set
+    IFF_MULTI_QUEUE even with one queue (None: when queues > 1; False with
+    queues > 1 is an error). admin_up=False creates it down, carrier off.
+    fd: adopt an already configured TAP fd, or a list of them (one per
+    queue), or any packet-preserving fd (e.g. a datagram socketpair in
+    tests): nothing is created or configured in the kernel, vnet_hdr/offloads
+    say how that fd was set up. Create devices before the engine is built,
+    then ``engine.add(device)``.
+
+    Invariant: ``carrier`` is True/False once TUNSETCARRIER succeeded and
+    then always equals the interface's admin state; None when the kernel
+    (or an adopted non-TAP fd) refused it (``carrier_error`` says why).
     """
     kind = "tap"
 
     def __init__(self, engine, name: str = "gn0", *, mac=None, mtu: int = 1500, rx_mode: str = "interrupt",
                  host_address=None, netns=None, host_mac=None, vnet_hdr: bool = True, offloads: bool = True,
-                 multi_queue: bool = False, next_node=None, admin_up: bool = True, fd=None):
+                 queues=None, multi_queue=None, next_node=None, admin_up: bool = True, fd=None):
         if engine.main is not None:
             raise DeviceError(f"TAP {name}: create devices before the engine is built (or run)")
         if not 68 <= mtu <= 65535:
             raise DeviceError(f"TAP {name}: MTU {mtu} is outside 68..65535")
         if fd is None and not 0 < len(name.encode()) < 16:
             raise DeviceError(f"TAP name {name!r}: an interface name has 1 to 15 bytes")
+        adopted = None if fd is None else ([int(f) for f in fd] if isinstance(fd, (list, tuple)) else [int(fd)])
+        if queues is None:
+            queues = len(adopted) if adopted else 1
+        if isinstance(queues, bool) or not isinstance(queues, int) or not 1 <= queues <= MAX_QUEUES:
+            raise DeviceError(f"TAP {name}: queues = {queues!r}: give 1 to {MAX_QUEUES}")
+        if adopted is not None and len(adopted) != queues:
+            raise DeviceError(f"TAP {name}: {len(adopted)} fd(s) adopted for {queues} queues")
+        if multi_queue is False and queues > 1:
+            raise DeviceError(f"TAP {name}: {queues} queues need IFF_MULTI_QUEUE (multi_queue=False given)")
         self.netns = netns
         self.host_address = host_address
         self.host_mac = host_mac
         self.vnet_hdr = bool(vnet_hdr)
-        self.multi_queue = bool(multi_queue)
+        self.queues = queues
+        self.multi_queue = queues > 1 if multi_queue is None else bool(multi_queue)
         self.created_netns = False
         self.adopted_fd = fd is not None
         self.offloads = 0
+        self.carrier = None
+        self.carrier_error = None
         self._closed = False
         self._reported = False
+        self._fds = []
         self.state = TapState()
-        if fd is not None:
-            self.fd = int(fd)
-            os.set_blocking(self.fd, False)
+        if adopted is not None:
+            for f in adopted:
+                os.set_blocking(f, False)
+            self._fds = adopted
             self.offloads = (TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) if (offloads and vnet_hdr) else 0
         else:
-            self.fd = self._create(name, mtu, offloads)
+            self._create(name, mtu, offloads)
+        self.fd = self._fds[0]
         try:
-            self.state.configure(self.fd, VNET_HDR_SIZE if self.vnet_hdr else 0,
+            self.state.configure(self._fds, VNET_HDR_SIZE if self.vnet_hdr else 0,
                                  bool(self.offloads & GSO_OFFLOADS), mtu)
             super().__init__(engine, name, mac=mac, mtu=mtu, rx_mode=rx_mode)
         except BaseException:
             self._undo()
             raise
-        if admin_up:
-            engine.interfaces.set_admin_up(self.sw_if_index, True)
         self.monitor_node = f"tap-monitor-{name}"
         self.next_node = next_node
+        if admin_up:
+            engine.interfaces.set_admin_up(self.sw_if_index, True)     # carrier on (see admin_state_changed)
+        else:
+            self.admin_state_changed(False)                              # created down: carrier off
 
     # --- creation ---------------------------------------------------------------
 
@@ -991,17 +1207,28 @@ class TapDevice(Device):
             raise DeviceError(f"creating TAP {name}: an interface named {name!r} already exists "
                               f"in namespace {self.netns!r}")
         try:
-            fd = tap_open(name, self.vnet_hdr, self.multi_queue)
+            # Queue 0 creates the TAP (IFF_TUN_EXCL: never someone else's);
+            # queues 1.. attach to it, all before the link leaves our namespace.
+            for k in range(self.queues):
+                self._fds.append(tap_open(name, self.vnet_hdr, self.multi_queue, exclusive=(k == 0)))
         except OSError as e:
+            k = len(self._fds)
+            self._undo()
             if e.errno in (_errno.EPERM, _errno.EACCES):
                 raise DeviceError(f"creating TAP {name} needs root (CAP_NET_ADMIN)") from None
+            if k > 0:
+                raise DeviceError(f"creating TAP {name}: the kernel refused queue {k + 1} of {self.queues} "
+                                  f"(TUNSETIFF with IFF_MULTI_QUEUE): {e.strerror}") from None
             if e.errno in (_errno.EBUSY, _errno.EEXIST):
                 raise DeviceError(f"creating TAP {name}: an interface named {name!r} already exists") from None
             if e.errno == _errno.EINVAL and host.link_exists(name):
                 raise DeviceError(f"creating TAP {name}: an interface named {name!r} already exists "
-                                  f"(and is not a TAP)") from None
+                                  f"(and is not a TAP" + (" with IFF_MULTI_QUEUE" if self.multi_queue else "")
+                                  + ")") from None
+            if e.errno == _errno.EINVAL and self.multi_queue:
+                raise DeviceError(f"creating TAP {name}: the kernel refused IFF_MULTI_QUEUE: {e.strerror}") from None
             raise DeviceError(f"creating TAP {name}: {e.filename or 'open'}: {e.strerror}") from None
-        self.fd = fd
+        fd = self._fds[0]
         try:
             if self.vnet_hdr:
                 tap_set_vnet_hdr_size(fd, VNET_HDR_SIZE)
@@ -1016,7 +1243,6 @@ class TapDevice(Device):
             if isinstance(e, (host.HostError, OSError)):
                 raise DeviceError(f"creating TAP {name}: {e}") from None
             raise
-        return fd
 
     def _configure_host(self, name, mtu):
         host.set_link(name, mtu=mtu, mac=self.host_mac)
@@ -1029,13 +1255,14 @@ class TapDevice(Device):
             host.add_address(name, self.host_address, self.netns)
 
     def _undo(self):
-        """Undo a half-made device: close the fd (the kernel removes the
-        link) and remove a namespace we created."""
-        fd = getattr(self, "fd", -1)
+        """Undo a half-made device: close the fds (the kernel removes the
+        link with the last one) and remove a namespace we created."""
         if self.state.fd >= 0:
             self.state.close_fd()
-        elif fd is not None and fd >= 0:
-            os.close(fd)
+        else:
+            for f in self._fds:
+                os.close(f)
+        self._fds = []
         self.fd = -1
         if self.created_netns:
             try:
@@ -1067,7 +1294,7 @@ class TapDevice(Device):
         self.state.attach(engine.interfaces.address(self.sw_if_index), self.sw_if_index, node_index,
                           engine.error_base[self.input_node], pcap_main_address(engine))
         engine.main.set_runtime_data(node_index, self.state.capsule())
-        engine.main.register_fd(node_index, self.fd)
+        engine.main.register_fd(node_index, self.state.wait_fd)   # several queues: the device's epoll fd
         engine.main.set_interrupt_pending(node_index)     # frames may already be queued
 
     def _setup_output(self, engine, node_index):
@@ -1118,6 +1345,31 @@ class TapDevice(Device):
             return
         super().set_rx_mode(mode)
 
+    def admin_state_changed(self, up: bool) -> None:
+        """Called by the interface table after this interface's admin state
+        was set (``set interface state``, ``set_admin_up``): the kernel
+        side's carrier follows it (TUNSETCARRIER). graphnet's side changes
+        first, so going down nothing more is written and coming up nothing
+        the kernel sends is dropped as interface-down. A refusal is
+        recorded (``carrier_error``, ``show hardware``) and logged once for
+        a TAP graphnet created; it never fails the state change."""
+        if self._closed or self.link_lost:
+            return
+        err = self.state.set_carrier(bool(up))
+        if err == 0:
+            self.carrier = bool(up)
+            self.carrier_error = None
+            return
+        first = self.carrier_error is None
+        self.carrier = None
+        if err == _errno.ENOTTY:
+            self.carrier_error = "not controlled: the fd is not a TAP (TUNSETCARRIER: ENOTTY)"
+        else:
+            self.carrier_error = (f"not controlled: TUNSETCARRIER: {_errno.errorcode.get(err, err)} "
+                                  f"({os.strerror(err)}; needs Linux 5.0+)")
+        if first and not self.adopted_fd:
+            log.warning("TAP %s: carrier %s", self.name, self.carrier_error)
+
     def stats(self) -> dict:
         """Device statistics (reads, GSO frames, retry queue...)."""
         if self.engine.main is None:
@@ -1132,16 +1384,27 @@ class TapDevice(Device):
         info = {}
         flags = ["IFF_TAP", "IFF_NO_PI"] + (["IFF_VNET_HDR"] if self.vnet_hdr else []) + \
                 (["IFF_MULTI_QUEUE"] if self.multi_queue else [])
+        fds = " ".join(str(f) for f in self.state.fds) or "-1"
         if self.adopted_fd:
-            info["device"] = f"adopted fd {self.state.fd}"
+            info["device"] = f"adopted fd{'s' if self.queues > 1 else ''} {fds}"
         else:
-            info["device"] = f"/dev/net/tun fd {self.state.fd}, {'|'.join(flags)}"
+            info["device"] = f"/dev/net/tun fd{'s' if self.queues > 1 else ''} {fds}, {'|'.join(flags)}"
             info["kernel side"] = (f"{self.name}" + (f" in namespace {self.netns}" if self.netns else "")
                                    + (" (namespace created by graphnet)" if self.created_netns else "")
                                    + (f", address {self.host_address}" if self.host_address else ""))
         info["vnet header"] = f"{VNET_HDR_SIZE} bytes" if self.vnet_hdr else "none"
         info["offloads"] = " ".join(offload_names(self.offloads)) or "none"
         s = self.state.stats()
+        if self.queues > 1:
+            info["queues"] = (f"{self.queues} (IFF_MULTI_QUEUE), read round-robin through epoll fd "
+                              f"{self.state.wait_fd}; rx frames per queue "
+                              f"{' '.join(str(x) for x in s['rx_queue_frames'])}; tx on queue 0")
+        else:
+            info["queues"] = "1" + (" (IFF_MULTI_QUEUE)" if self.multi_queue else "")
+        if self.carrier is not None:
+            info["carrier"] = f"{'on' if self.carrier else 'off'} (follows the admin state)"
+        elif self.carrier_error:
+            info["carrier"] = self.carrier_error
         info["rx"] = (f"{s['buffers_per_read']} buffer(s) per read, {s['rx_reads']} reads "
                       f"({s['rx_empty_reads']} empty), gso {s['rx_gso_frames']}, chained {s['rx_chained']}, "
                       f"csum-offload {s['rx_csum_offload']}, largest {s['rx_max_frame']} bytes")
@@ -1153,7 +1416,7 @@ class TapDevice(Device):
         return info
 
     def close(self) -> None:
-        """Unregister and close the fd (the kernel removes the TAP), free the
+        """Unregister and close the fds (the kernel removes the TAP), free the
         buffers the device holds, remove the namespace if we created it."""
         if self._closed:
             return
@@ -1171,6 +1434,7 @@ class TapDevice(Device):
                 log.exception("TAP %s: detaching from the engine", self.name)
         self.state.close_fd()
         self.fd = -1
+        self._fds = []
         if self.created_netns:
             try:
                 host.delete_netns(self.netns)
