@@ -183,12 +183,16 @@ def test_frames_in_flight_while_down_are_all_accounted_for(engine_factory, netns
         eng.run_until_idle(3)
         _, _, _, st1 = link_state(netns, name)
         assert cap.packets() == []
-        assert eng.error_count(dev.input_node, "interface-down") == len(queued)
+        # The kernel counts a frame as sent when graphnet reads it. Its qdisc
+        # is swapped for a dropping one just after operstate turns DOWN, so
+        # one of the 15 might still slip into the TAP: then graphnet drops it.
+        read = st1["tx_packets"] - st0["tx_packets"]
+        down = eng.error_count(dev.input_node, "interface-down")
+        assert down == read and len(queued) <= read                       # every frame read was counted
+        assert (st1["tx_dropped"] - st0["tx_dropped"]) + (read - len(queued)) == 15   # the rest: the kernel's
         assert eng.error_count(dev.output_node, "interface-down") == 7
         info = eng.interfaces.info(name)
-        assert (info["rx_packets"], info["rx_drops"], info["tx_packets"], info["tx_drops"]) == (0, 20, 0, 7)
-        assert st1["tx_packets"] - st0["tx_packets"] == len(queued)     # what graphnet read
-        assert st1["tx_dropped"] - st0["tx_dropped"] == 15               # what the kernel dropped
+        assert (info["rx_packets"], info["rx_drops"], info["tx_packets"], info["tx_drops"]) == (0, down, 0, 7)
         assert st1["rx_packets"] == st0["rx_packets"]                    # graphnet wrote nothing
         assert marked(received(kernel)) == []
         dev.set_admin_up(True)
