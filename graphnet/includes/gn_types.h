@@ -2,7 +2,8 @@
  *
  * Invariants:
  *  - A buffer is GN_BUFFER_STRIDE bytes in the arena: 128 bytes of metadata,
- *    GN_BUFFER_HEADROOM bytes of headroom, GN_BUFFER_DATA_SIZE bytes of data.
+ *    GN_BUFFER_HEADROOM bytes of headroom, GN_BUFFER_DATA_SIZE bytes of data,
+ *    64 bytes of padding (never used).
  *  - current_data is relative to data[]; it may be negative (down to
  *    -GN_BUFFER_HEADROOM) when headers are pushed into the headroom.
  *  - next_buffer is valid only when GN_BUFFER_F_NEXT_PRESENT is set.
@@ -52,12 +53,18 @@ typedef struct gn_buffer {
     uint8_t opaque[GN_BUFFER_OPAQUE_SIZE];
     uint8_t pre_data[GN_BUFFER_HEADROOM];
     uint8_t data[GN_BUFFER_DATA_SIZE];
+    uint8_t tail_pad[64];            /* stride 37 cache lines: see below */
 } gn_buffer_t;
 
+/* The stride is an odd number of cache lines (37): with 36 (2304 bytes) every
+ * buffer's first metadata line and first data line fall in the same 16 of
+ * the L1's 64 sets, so a 256-buffer frame evicts itself between nodes.
+ * Measured on ip4-forward: about 1 ns per packet over the whole path. */
 #define GN_BUFFER_STRIDE (sizeof(gn_buffer_t))
 _Static_assert(offsetof(gn_buffer_t, opaque) == 64, "metadata first line is 64 bytes");
 _Static_assert(offsetof(gn_buffer_t, pre_data) == GN_BUFFER_META_SIZE, "metadata is 128 bytes");
 _Static_assert(sizeof(gn_buffer_t) % 64 == 0, "buffers are cache-line aligned");
+_Static_assert((sizeof(gn_buffer_t) / 64) % 2 == 1, "the stride is an odd number of cache lines");
 
 enum { GN_FRAME_F_TRACE = 1u << 0 };
 
