@@ -42,18 +42,33 @@ cdef enum:
     TRACE_BYTES = 96
     ERROR_NO_BUFFERS = 1
 
+    CSUM_IP4 = 1                # an edit changes words covered by the IPv4 header checksum
+    CSUM_L4 = 2                 # ... by the UDP/TCP checksum (pseudo header included)
+    EDIT_OUTSIDE = 0x80         # the edit does not fit this template: skipped
+    TEMPLATE_PAD = 64           # bytes after the last template (a short copy reads a full 64)
+
 ctypedef struct pg_edit_t:
     uint16_t offset
     uint8_t size
     uint8_t mode
+    uint16_t word_start         # the 16-bit words the edit touches: [word_start, word_end)
+    uint16_t word_end
     uint32_t min
     uint32_t max
     uint32_t next_value
 
+ctypedef struct pg_template_t:  # one template packet, analysed once when the stream is added
+    uint32_t offset             # in pg_stream_t.data
+    uint16_t length
+    uint16_t ip4_csum           # offset of the IPv4 header checksum (0: none to keep)
+    uint16_t l4_csum            # offset of the UDP/TCP checksum (0: none to keep)
+    uint8_t udp                 # l4_csum is UDP's: 0 means absent, a computed 0 is sent as 0xffff
+    uint8_t pad
+    uint8_t edit_csum[8]        # per edit: CSUM_* bits, or EDIT_OUTSIDE
+
 ctypedef struct pg_stream_t:
-    uint8_t* data               # templates, back to back
-    uint32_t* offsets
-    uint16_t* lengths
+    uint8_t* data               # templates, back to back, then TEMPLATE_PAD bytes
+    pg_template_t* templates
     uint32_t n_packets
     uint32_t next_packet
     uint64_t limit              # 0: no limit
@@ -62,9 +77,7 @@ ctypedef struct pg_stream_t:
     uint64_t start_ns
     pg_edit_t edits[8]
     uint32_t n_edits
-    uint8_t fix_checksums
     uint8_t enabled
-    uint16_t l3_offset
     uint32_t sw_if_index
     uint64_t rng
 
@@ -116,40 +129,30 @@ cdef inline uint32_t _words(const uint8_t* pkt, uint32_t a, uint32_t b) noexcept
     return sum
 
 
-cdef inline void _csum_update(uint8_t* field, uint32_t old_words, uint32_t new_words, bint udp) noexcept nogil:
-    """RFC 1624 eqn 3: HC' = ~(~HC + ~m + m'), m and m' the changed words."""
+cdef inline void _csum_apply(uint8_t* field, uint32_t delta, bint udp) noexcept nogil:
+    """RFC 1624 eqn 3, HC' = ~(~HC + delta), delta the folded sum of ~m + m'
+    over the changed words m -> m'."""
     cdef uint32_t hc = gn_net16(field)
     cdef uint32_t v
     if udp and hc == 0:
         return                                    # UDP without a checksum
-    v = ~_fold16((~hc & 0xffff) + (~_fold16(old_words) & 0xffff) + _fold16(new_words)) & 0xffff
+    v = ~_fold16((~hc & 0xffff) + _fold16(delta)) & 0xffff
     gn_put_net16(field, v if v != 0 or not udp else 0xffff)
 
 
-cdef inline void _apply_edits(pg_stream_t* s, uint8_t* pkt, uint16_t length) noexcept nogil:
-    """Apply the edits; with fix_checksums, update the IPv4 header checksum
-    and the UDP/TCP checksum incrementally (the templates were made valid
-    when the stream was added). Word boundaries are even packet offsets,
-    which holds because l3_offset is even and IPv4 headers are 4n bytes."""
-    cdef uint32_t k, v, a, b, old_w = 0, new_w
-    cdef uint32_t l3 = s.l3_offset, ihl = 0, end = 0, l4 = 0, l4_csum = 0
+cdef inline void _apply_edits(pg_stream_t* s, const pg_template_t* t, uint8_t* pkt) noexcept nogil:
+    """Apply the edits to a fresh copy of template t, and update the
+    checksums t keeps incrementally: one RFC 1624 update per checksum for
+    all edits together (the templates were made valid when the stream was
+    added; which checksum each edit touches was worked out then)."""
+    cdef uint32_t k, v, old_w = 0, d, ip_delta = 0, l4_delta = 0
     cdef uint64_t span
+    cdef uint8_t flags
     cdef pg_edit_t* e
-    cdef bint fix = False, udp = False
-    if s.fix_checksums and l3 + 20 <= length and (pkt[l3] >> 4) == 4:
-        ihl = (pkt[l3] & 0x0f) * 4
-        end = l3 + gn_net16(pkt + l3 + 2)
-        fix = ihl >= 20 and end <= length and end >= l3 + ihl
-        l4 = l3 + ihl
-        if fix and (gn_net16(pkt + l3 + 6) & 0x3fff) == 0:      # not a fragment
-            if pkt[l3 + 9] == 17 and l4 + 8 <= end:
-                l4_csum = l4 + 6
-                udp = True
-            elif pkt[l3 + 9] == 6 and l4 + 20 <= end:
-                l4_csum = l4 + 16
     for k in range(s.n_edits):
         e = &s.edits[k]
-        if <uint32_t>e.offset + e.size > length:
+        flags = t.edit_csum[k]
+        if flags & EDIT_OUTSIDE:
             continue
         if e.mode == EDIT_RANDOM:
             # multiply-high maps 32 random bits onto [0, span) without a division
@@ -158,18 +161,55 @@ cdef inline void _apply_edits(pg_stream_t* s, uint8_t* pkt, uint16_t length) noe
         else:
             v = e.next_value
             e.next_value = e.min if v >= e.max else v + 1
-        a = e.offset & ~1u
-        b = (e.offset + e.size + 1) & ~1u
-        if fix:
-            old_w = _words(pkt, a, b)
+        if flags:
+            old_w = _words(pkt, e.word_start, e.word_end)
         _store(pkt + e.offset, e.size, v)
-        if not fix:
+        if flags:
+            d = (~_fold16(old_w) & 0xffff) + _fold16(_words(pkt, e.word_start, e.word_end))
+            if flags & CSUM_IP4:
+                ip_delta += d
+            if flags & CSUM_L4:
+                l4_delta += d
+    if ip_delta:
+        _csum_apply(pkt + t.ip4_csum, ip_delta, False)
+    if l4_delta:
+        _csum_apply(pkt + t.l4_csum, l4_delta, t.udp)
+
+
+cdef void _analyse_template(pg_template_t* t, const uint8_t* pkt, uint32_t l3, bint fix,
+                            const pg_edit_t* edits, uint32_t n_edits) noexcept nogil:
+    """Fill t's checksum offsets and per-edit flags (t.offset and t.length
+    set). Word boundaries are even packet offsets, which holds because l3 is
+    even and IPv4 headers are 4n bytes."""
+    cdef uint32_t k, a, b, ihl, end = 0, l4 = 0, length = t.length
+    cdef bint ip_ok = False
+    t.ip4_csum = t.l4_csum = 0
+    t.udp = 0
+    if fix and l3 + 20 <= length and (pkt[l3] >> 4) == 4:
+        ihl = (pkt[l3] & 0x0f) * 4
+        end = l3 + gn_net16(pkt + l3 + 2)
+        ip_ok = ihl >= 20 and end <= length and end >= l3 + ihl
+        l4 = l3 + ihl
+        if ip_ok:
+            t.ip4_csum = <uint16_t>(l3 + 10)
+            if (gn_net16(pkt + l3 + 6) & 0x3fff) == 0:      # not a fragment
+                if pkt[l3 + 9] == 17 and l4 + 8 <= end:
+                    t.l4_csum = <uint16_t>(l4 + 6)
+                    t.udp = 1
+                elif pkt[l3 + 9] == 6 and l4 + 20 <= end:
+                    t.l4_csum = <uint16_t>(l4 + 16)
+    for k in range(n_edits):
+        t.edit_csum[k] = 0
+        if <uint32_t>edits[k].offset + edits[k].size > length:
+            t.edit_csum[k] = EDIT_OUTSIDE
             continue
-        new_w = _words(pkt, a, b)
-        if a < l4 and b > l3:
-            _csum_update(pkt + l3 + 10, old_w, new_w, False)
-        if l4_csum and ((a < l3 + 20 and b > l3 + 12) or (a >= l4 and b <= end)):
-            _csum_update(pkt + l4_csum, old_w, new_w, udp)
+        a = edits[k].word_start
+        b = edits[k].word_end
+        if t.ip4_csum and a < l4 and b > l3:
+            t.edit_csum[k] |= CSUM_IP4
+        # the L4 checksum covers the pseudo header's addresses and the segment
+        if t.l4_csum and ((a < l3 + 20 and b > l3 + 12) or (a >= l4 and b <= end)):
+            t.edit_csum[k] |= CSUM_L4
 
 
 cdef uint32_t pg_input_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame) noexcept nogil:
@@ -179,7 +219,7 @@ cdef uint32_t pg_input_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* fr
     cdef uint32_t bis[256]
     cdef uint64_t now = 0, allowed, wait_ns, min_wait = <uint64_t>-1
     cdef gn_buffer_t* b
-    cdef uint16_t length
+    cdef const pg_template_t* t
     cdef bint more = False
     if pg == NULL:
         return 0
@@ -205,11 +245,15 @@ cdef uint32_t pg_input_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* fr
                 gn_node_increment_error(vm, node, ERROR_NO_BUFFERS, n - got)
             for i in range(got):
                 b = gn_main_buffer(vm, bis[i])
-                length = s.lengths[s.next_packet]
-                memcpy(b.data, s.data + s.offsets[s.next_packet], length)
-                b.current_length = length
+                t = &s.templates[s.next_packet]
+                if t.length <= 64:
+                    memcpy(b.data, s.data + t.offset, 64)     # a fixed-size copy, inlined (data is padded)
+                else:
+                    memcpy(b.data, s.data + t.offset, t.length)
+                b.current_length = t.length
                 b.sw_if_index[GN_RX] = s.sw_if_index
-                _apply_edits(s, b.data, length)
+                if s.n_edits:
+                    _apply_edits(s, t, b.data)
                 s.next_packet += 1
                 if s.next_packet == s.n_packets:
                     s.next_packet = 0
@@ -353,8 +397,7 @@ class Stream:
 
 cdef void _free_stream(pg_stream_t* s) noexcept nogil:
     free(s.data)
-    free(s.offsets)
-    free(s.lengths)
+    free(s.templates)
 
 
 cdef class PacketGenerator:
@@ -426,19 +469,30 @@ cdef class PacketGenerator:
         s = &grown[self.pg.n_streams]
         memset(s, 0, sizeof(pg_stream_t))
         s.n_packets = len(stream.packets)
-        s.data = <uint8_t*>malloc(max(1, len(blob)))
-        s.offsets = <uint32_t*>malloc(s.n_packets * sizeof(uint32_t))
-        s.lengths = <uint16_t*>malloc(s.n_packets * sizeof(uint16_t))
-        if s.data == NULL or s.offsets == NULL or s.lengths == NULL:
+        s.data = <uint8_t*>calloc(len(blob) + TEMPLATE_PAD, 1)
+        s.templates = <pg_template_t*>calloc(s.n_packets, sizeof(pg_template_t))
+        if s.data == NULL or s.templates == NULL:
             _free_stream(s)
             raise MemoryError()
         memcpy(s.data, <const uint8_t*>blob, len(blob))
+        s.n_edits = len(stream.edits)
+        for i, e in enumerate(stream.edits):
+            s.edits[i].offset = e.offset
+            s.edits[i].size = e.size
+            s.edits[i].word_start = e.offset & ~1
+            s.edits[i].word_end = (e.offset + e.size + 1) & ~1
+            s.edits[i].mode = EDIT_RANDOM if e.mode == "random" else EDIT_INC
+            s.edits[i].min = e.min
+            s.edits[i].max = e.max
+            s.edits[i].next_value = e.min
         for i, p in enumerate(stream.packets):
-            s.offsets[i] = off
-            s.lengths[i] = len(p)
+            s.templates[i].offset = off
+            s.templates[i].length = len(p)
             if stream.fix_checksums and len(p) > stream.l3_offset:
                 # make the template valid once; edits then update incrementally
                 gn_ip4_fix_checksums(s.data + off + <uint32_t>stream.l3_offset, <uint32_t>(len(p) - stream.l3_offset))
+            _analyse_template(&s.templates[i], s.data + off, stream.l3_offset, stream.fix_checksums,
+                              s.edits, s.n_edits)
             off += len(p)
         s.limit = stream.count if stream.count is not None else 0
         if stream.count == 0:
@@ -446,18 +500,8 @@ cdef class PacketGenerator:
         else:
             s.enabled = 1
         s.rate = stream.rate or 0.0
-        s.fix_checksums = bool(stream.fix_checksums)
-        s.l3_offset = stream.l3_offset
         s.sw_if_index = stream.sw_if_index
         s.rng = stream.seed or 1
-        s.n_edits = len(stream.edits)
-        for i, e in enumerate(stream.edits):
-            s.edits[i].offset = e.offset
-            s.edits[i].size = e.size
-            s.edits[i].mode = EDIT_RANDOM if e.mode == "random" else EDIT_INC
-            s.edits[i].min = e.min
-            s.edits[i].max = e.max
-            s.edits[i].next_value = e.min
         self.pg.n_streams += 1
         self.stream_names.append(stream.name)
         if self.engine is not None:
