@@ -59,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="at most R runs per case, the fastest is reported (default 100)")
     p.add_argument("--nodes", type=int, metavar="K", help="dispatch: chain length (default 8)")
     p.add_argument("--ref-packets", type=int, metavar="N",
-                   help="dispatch: packets per plain-Python run (default min(packets, 2000))")
+                   help="dispatch, ip4-forward: packets per plain-Python run (default min(packets, 2000))")
+    p.add_argument("--routes", type=int, metavar="N", help="ip4-forward: routes in the FIB (default 1000000)")
     p.add_argument("--timers", type=int, metavar="N", help="timers: timers per run (default 100000)")
     return p
 
