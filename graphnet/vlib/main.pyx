@@ -207,9 +207,22 @@ cdef void gn_enqueue_to_next(gn_main_t* vm, gn_node_runtime_t* node, const uint3
     """Hand n buffers on, buffer i to arc nexts[i]; runs of equal next
     indices are copied in one piece."""
     cdef uint32_t i = 0, j
-    cdef uint16_t nx
+    cdef uint16_t nx, differ = 0
     if node.trace_remaining and node.type == GN_NODE_INPUT:
         _trace_mark_input(vm, node, bis, n)
+    if n == 0:
+        return
+    # The common case, every buffer to one arc, found with a loop the
+    # compiler vectorises (8 next indices per instruction).
+    nx = nexts[0]
+    for j in range(n):
+        differ |= nexts[j] ^ nx
+    if differ == 0:
+        if nx < node.n_next:
+            _copy_to_arc(vm, node, nx, bis, n)
+        else:
+            _drop_bad_next(vm, node, bis, n)
+        return
     while i < n:
         nx = nexts[i]
         j = i + 1
