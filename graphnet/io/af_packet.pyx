@@ -485,6 +485,8 @@ cdef uint32_t _rx(gn_main_t* vm, gn_node_runtime_t* node, afp_t* st) noexcept no
     cdef uint64_t rx_bytes = 0, n_down = 0
     cdef tpacket_block_desc* bd
     cdef tpacket3_hdr* h
+    cdef const uint8_t* src
+    cdef const uint8_t* block_end
     cdef gn_buffer_t* b
     cdef bint vlan, admin_up = st.hw.admin_up
     cdef bint capture = st.trace != NULL and (st.trace.flags & GN_PCAP_RX) != 0
@@ -503,6 +505,7 @@ cdef uint32_t _rx(gn_main_t* vm, gn_node_runtime_t* node, afp_t* st) noexcept no
         if not _user_owned(bd):
             break
         num = bd.hdr.bh1.num_pkts
+        block_end = (<uint8_t*>bd) + st.block_size
         cur_pkt = st.cur_pkt
         cur_off = bd.hdr.bh1.offset_to_first_pkt if cur_pkt == 0 else st.cur_off
         while cur_pkt < num and n < got:
@@ -521,8 +524,14 @@ cdef uint32_t _rx(gn_main_t* vm, gn_node_runtime_t* node, afp_t* st) noexcept no
             b.sw_if_index[GN_RX] = sw_if_index
             if gn_likely(length <= GN_BUFFER_DATA_SIZE and length >= 14 and length <= max_frame
                          and length == h.tp_len and not (h.tp_status & TP_STATUS_VLAN_VALID)):
-                # The common case: one buffer, nothing to fix.
-                memcpy(b.data, (<uint8_t*>h) + h.tp_mac, length)
+                # The common case: one buffer, nothing to fix. A short frame
+                # is copied as a fixed 64 bytes (inlined, no libc call) when
+                # those bytes lie inside its block.
+                src = (<uint8_t*>h) + h.tp_mac
+                if length <= 64 and src + 64 <= block_end:
+                    memcpy(b.data, src, 64)
+                else:
+                    memcpy(b.data, src, length)
                 b.current_length = <uint16_t>length
                 nexts[n] = 0
                 if capture:
