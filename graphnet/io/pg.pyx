@@ -145,7 +145,7 @@ cdef inline void _apply_edits(pg_stream_t* s, const pg_template_t* t, uint8_t* p
     checksums t keeps incrementally: one RFC 1624 update per checksum for
     all edits together (the templates were made valid when the stream was
     added; which checksum each edit touches was worked out then)."""
-    cdef uint32_t k, v, old_w = 0, d, ip_delta = 0, l4_delta = 0
+    cdef uint32_t k, v, old_w, new_w, d, ip_delta = 0, l4_delta = 0
     cdef uint64_t span
     cdef uint8_t flags
     cdef pg_edit_t* e
@@ -161,15 +161,27 @@ cdef inline void _apply_edits(pg_stream_t* s, const pg_template_t* t, uint8_t* p
         else:
             v = e.next_value
             e.next_value = e.min if v >= e.max else v + 1
-        if flags:
+        if not flags:
+            _store(pkt + e.offset, e.size, v)
+            continue
+        if e.size == 4 and not (e.offset & 1):
+            # whole words (the common case: an address): no re-read
+            old_w = gn_net16(pkt + e.offset) + gn_net16(pkt + e.offset + 2)
+            _store(pkt + e.offset, 4, v)
+            new_w = (v >> 16) + (v & 0xffff)
+        elif e.size == 2 and not (e.offset & 1):
+            old_w = gn_net16(pkt + e.offset)
+            _store(pkt + e.offset, 2, v)
+            new_w = v
+        else:
             old_w = _words(pkt, e.word_start, e.word_end)
-        _store(pkt + e.offset, e.size, v)
-        if flags:
-            d = (~_fold16(old_w) & 0xffff) + _fold16(_words(pkt, e.word_start, e.word_end))
-            if flags & CSUM_IP4:
-                ip_delta += d
-            if flags & CSUM_L4:
-                l4_delta += d
+            _store(pkt + e.offset, e.size, v)
+            new_w = _words(pkt, e.word_start, e.word_end)
+        d = (~_fold16(old_w) & 0xffff) + _fold16(new_w)
+        if flags & CSUM_IP4:
+            ip_delta += d
+        if flags & CSUM_L4:
+            l4_delta += d
     if ip_delta:
         _csum_apply(pkt + t.ip4_csum, ip_delta, False)
     if l4_delta:
