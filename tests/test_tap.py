@@ -438,6 +438,49 @@ def test_bad_frames_are_dropped_with_reasons(engine_factory):
     assert "frame shorter than an Ethernet header" in eng.show("errors")
 
 
+def test_large_frames_switch_reads_from_spill_to_chain_and_back(engine_factory):
+    """With offloads, a read offers the first buffer plus a spill area; the
+    first super-frame is copied from the spill into its chain and switches
+    reads to whole chains, and 256 one-buffer frames in a row switch back.
+    Every frame arrives byte-exact whichever way it was read."""
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.l2 import Ether
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    eng = engine_factory()
+    cap = Capture()
+    dev = TapDevice(eng, "spmode0", fd=a.detach(), next_node="capture", rx_mode="polling")
+    eng.add([cap, dev])
+    eng.build()
+    hdr = vnet(flags=1, gso_type=1, hdr_len=54, gso_size=1448, csum_start=34, csum_offset=16)
+    supers = [bytes(Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / TCP(sport=1, dport=2)
+                    / bytes((i * 7 + k) & 0xff for k in range(size)))
+              for i, size in enumerate((60000, 3000, 40000))]
+    smalls = [marked_frame(i, size=60 + i % 64) for i in range(256)]
+    sent = []
+
+    def send(frames):
+        for f in frames:
+            b.send((hdr if len(f) > 2048 else vnet()) + f)
+            sent.append(f)
+        eng.run_until_idle(2)
+
+    send(supers[:1])
+    assert dev.stats()["rx_spill_copies"] == 1 and dev.stats()["rx_chain_mode"]
+    send(supers[1:2])                              # read straight into a chain
+    assert dev.stats()["rx_spill_copies"] == 1 and dev.stats()["rx_chain_reads"] >= 1
+    for k in range(0, 255, 64):
+        send(smalls[k:min(k + 64, 255)])
+    assert dev.stats()["rx_chain_mode"], "255 small frames in a row: still chain mode"
+    send(smalls[255:])
+    assert not dev.stats()["rx_chain_mode"], "256 small frames in a row: back to spill mode"
+    send(supers[2:])
+    st = dev.stats()
+    b.close()
+    assert cap.packets() == sent
+    assert (st["rx_spill_copies"], st["rx_chained"]) == (2, 3)
+    assert "spill copies" in eng.show("hardware")
+
+
 def test_admin_down_interface_drops_what_it_reads(engine_factory):
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
     eng = engine_factory()
