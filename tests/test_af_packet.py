@@ -239,21 +239,29 @@ def test_rx_jumbo_frame_arrives_as_chain(engine_factory, veth):
     assert sum(chains) >= 4                           # all but the 2048-byte frame are chains
 
 
-def test_rx_over_mtu_is_dropped_and_counted(engine_factory, veth):
+def test_rx_over_mtu_is_dropped_and_counted(engine_factory, veth, tmp_path):
+    from graphnet.io.pcap import PcapTrace, read_pcap
     host.set_link(veth.a_if, veth.a, mtu=9000)
     host.set_link(veth.b_if, veth.b, mtu=9000)
     eng, dev, cap = rx_engine(engine_factory, veth, mtu=1500)
+    trace = PcapTrace(eng)
+    path = trace.start(rx=True, tx=False, drop=False, path=tmp_path / "rx.pcap")
     kernel = packet_socket(veth.b, veth.b_if)
     eng.start()
     kernel.send(marked_frame(1, size=3000))
     kernel.send(marked_frame(2, size=1518))           # 1500 + Ethernet + a VLAN tag's room: kept
-    assert wait_for(lambda: len(marked(cap.packets())) >= 1)
+    kernel.send(marked_frame(3, size=3000))
+    kernel.send(marked_frame(4, size=60))
+    assert wait_for(lambda: len(marked(cap.packets())) >= 2)
     time.sleep(0.1)
     eng.stop()
     kernel.close()
-    assert marked(cap.packets()) == [marked_frame(2, size=1518)]
-    assert eng.error_count(dev.input_node, "too-big") == 1
-    assert eng.interfaces.info(dev.name)["rx_drops"] == 1
+    trace.stop()
+    kept = [marked_frame(2, size=1518), marked_frame(4, size=60)]
+    assert marked(cap.packets()) == kept
+    assert marked([p for _, p in read_pcap(path)]) == kept     # rx capture holds what was received
+    assert eng.error_count(dev.input_node, "too-big") == 2
+    assert eng.interfaces.info(dev.name)["rx_drops"] == 2
 
 
 def test_rx_admin_down_consumes_and_counts(engine_factory, veth):

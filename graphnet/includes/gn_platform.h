@@ -24,6 +24,7 @@ static inline uint64_t gn_thread_cpu_ns(void) {
 #define gn_likely(x) __builtin_expect(!!(x), 1)
 #define gn_unlikely(x) __builtin_expect(!!(x), 0)
 #define gn_prefetch(p) __builtin_prefetch((p))
+#define gn_prefetch_store(p) __builtin_prefetch((p), 1)
 static inline uint32_t gn_atomic_load_u32(volatile uint32_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 static inline void gn_atomic_store_u32(volatile uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
 static inline uint32_t gn_atomic_exchange_u32(volatile uint32_t *p, uint32_t v) { return __atomic_exchange_n(p, v, __ATOMIC_ACQ_REL); }

@@ -8,6 +8,7 @@ cdef extern from "gn_platform.h" nogil:
     bint gn_likely(bint)
     bint gn_unlikely(bint)
     void gn_prefetch(const void*)
+    void gn_prefetch_store(const void*)        # the line will be written
     uint32_t gn_atomic_load_u32(volatile uint32_t*)
     void gn_atomic_store_u32(volatile uint32_t*, uint32_t)
     uint32_t gn_atomic_exchange_u32(volatile uint32_t*, uint32_t)

@@ -15,6 +15,11 @@ copies each frame into a buffer (a chain when it does not fit one; a VLAN
 tag the kernel took off is put back, so frames arrive byte-exact) and
 hands every block back to the kernel as soon as its last frame is copied.
 At most 256 frames per call; ``has_more_work`` while user blocks remain.
+The per-frame loop holds only the common case (one buffer, no VLAN tag to
+restore, nothing wrong: a fixed 64-byte copy for a short frame, with the
+data line of the buffer RX_PREFETCH (8) ahead prefetched for writing);
+every other frame goes through ``_rx_slow``, and the few it rejects are
+remembered by position, so the loop stores no per-frame next index.
 The socket ignores outgoing frames (PACKET_IGNORE_OUTGOING), so graphnet
 never receives what it sends. Promiscuous mode: PACKET_ADD_MEMBERSHIP
 PACKET_MR_PROMISC (the kernel drops it when the socket closes).
@@ -66,7 +71,7 @@ from libc.string cimport memcpy, memset, strncpy
 from graphnet.includes.af_packet cimport *
 from graphnet.includes.linux cimport mmap, munmap, PROT_READ, PROT_WRITE, MAP_SHARED, MAP_LOCKED, MAP_POPULATE, MAP_FAILED
 from graphnet.includes.platform cimport (gn_time_ns, gn_thread_cpu_ns, gn_atomic_load_u32, gn_atomic_store_u32,
-                                         gn_unlikely, gn_likely)
+                                         gn_unlikely, gn_likely, gn_prefetch_store)
 from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_RX, GN_TX, GN_BUFFER_DATA_SIZE, GN_FRAME_SIZE,
                                    GN_BUFFER_F_NEXT_PRESENT, gn_buffer_current)
 from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_main_alloc, gn_main_free,
@@ -91,6 +96,7 @@ cdef enum:
     LINK_DOWN = 1
     LINK_GONE = 2
     ETH_VLAN_FRAME_EXTRA = 18     # Ethernet header + one VLAN tag
+    RX_PREFETCH = 8               # af-packet-input prefetches (for writing) the data line this many buffers ahead
 
     RX_ERROR_SHORT = 1
     RX_ERROR_TOO_BIG = 2
@@ -476,30 +482,87 @@ cdef inline int _copy_frame(gn_main_t* vm, afp_t* st, uint32_t bi, tpacket3_hdr*
     return gn_copy_to_chain(vm, bi, dst, length + 4)
 
 
+cdef int _rx_slow(gn_main_t* vm, afp_t* st, tpacket3_hdr* h, uint32_t bi) noexcept nogil:
+    """A frame off the fast path (a chain, a VLAN tag to re-insert, or
+    something wrong with it): copy it into bi and return its length, or
+    return -code (RX_ERROR_*) and leave bi for the drop."""
+    cdef uint32_t length = h.tp_snaplen
+    cdef bint vlan = (h.tp_status & TP_STATUS_VLAN_VALID) != 0
+    cdef uint32_t total = length + (4 if vlan else 0)
+    if h.tp_snaplen < h.tp_len:
+        return -RX_ERROR_TRUNCATED
+    if total < 14 or length < 12:
+        return -RX_ERROR_SHORT
+    if total > st.max_frame:
+        return -RX_ERROR_TOO_BIG
+    if _copy_frame(vm, st, bi, h, length, vlan) != 0:
+        return -RX_ERROR_NO_BUFFERS
+    return <int>total
+
+
+cdef uint32_t _rx_discard(afp_t* st, uint32_t limit) noexcept nogil:
+    """Admin down: step over up to limit frames (returns how many) and hand
+    their blocks back; outgoing copies are skipped without being counted."""
+    cdef uint32_t n = 0, num, cur_pkt, cur_off
+    cdef tpacket_block_desc* bd
+    cdef tpacket3_hdr* h
+    while n < limit:
+        bd = _block(st, st.cur_block)
+        if not _user_owned(bd):
+            break
+        num = bd.hdr.bh1.num_pkts
+        cur_pkt = st.cur_pkt
+        cur_off = bd.hdr.bh1.offset_to_first_pkt if cur_pkt == 0 else st.cur_off
+        while cur_pkt < num and n < limit:
+            h = <tpacket3_hdr*>((<uint8_t*>bd) + cur_off)
+            cur_off += h.tp_next_offset
+            cur_pkt += 1
+            if not (st.check_outgoing and
+                    (<sockaddr_ll*>((<uint8_t*>h) + TPACKET3_HDR_ALIGNED)).sll_pkttype == PACKET_OUTGOING):
+                n += 1
+        st.cur_pkt = cur_pkt
+        st.cur_off = cur_off
+        if cur_pkt >= num:
+            _release_block(st)
+    return n
+
+
 cdef uint32_t _rx(gn_main_t* vm, gn_node_runtime_t* node, afp_t* st) noexcept nogil:
+    """af-packet-input's body. The per-frame loop holds only the common
+    case (one buffer, nothing to fix, copied from the ring); everything else
+    goes through _rx_slow, and the few frames it rejects are remembered in
+    bad[] so the loop stores no per-frame next index or capture list."""
     cdef uint32_t bis[256]
     cdef uint32_t ok[256]
     cdef uint16_t nexts[256]
-    cdef uint32_t avail, got, n = 0, n_ok = 0, num, length, total, code, cur_pkt, cur_off
-    cdef uint32_t sw_if_index = st.sw_if_index, max_frame = st.max_frame
-    cdef uint64_t rx_bytes = 0, n_down = 0
+    cdef uint32_t bad[256]
+    cdef uint32_t avail, got, n = 0, n_bad = 0, num, length, cur_pkt, cur_off, i, k
+    cdef uint32_t sw_if_index = st.sw_if_index
+    cdef uint32_t fast_max = (st.max_frame if st.max_frame < GN_BUFFER_DATA_SIZE else GN_BUFFER_DATA_SIZE) - 14
+    cdef bint check_outgoing = st.check_outgoing
+    cdef int r
+    cdef uint64_t rx_bytes = 0
     cdef tpacket_block_desc* bd
     cdef tpacket3_hdr* h
     cdef const uint8_t* src
     cdef const uint8_t* block_end
     cdef gn_buffer_t* b
-    cdef bint vlan, admin_up = st.hw.admin_up
-    cdef bint capture = st.trace != NULL and (st.trace.flags & GN_PCAP_RX) != 0
     avail = _ring_available(st, GN_FRAME_SIZE)
     if avail == 0:
         node.has_more_work = 0
         return 0
-    if admin_up:
-        got = gn_main_alloc(vm, bis, avail)
-        if got < avail:
-            gn_node_increment_error(vm, node, RX_ERROR_NO_BUFFERS, avail - got)
-    else:
-        got = avail
+    if not st.hw.admin_up:
+        n = _rx_discard(st, avail)
+        if n:
+            gn_node_increment_error(vm, node, RX_ERROR_DOWN, n)
+            st.hw.counters.rx_drops += n
+        node.has_more_work = _user_owned(_block(st, st.cur_block))
+        if node.has_more_work and node.state == GN_NODE_INTERRUPT:
+            gn_node_set_interrupt_pending(vm, node.node_index)
+        return 0
+    got = gn_main_alloc(vm, bis, avail)
+    if got < avail:
+        gn_node_increment_error(vm, node, RX_ERROR_NO_BUFFERS, avail - got)
     while n < got:
         bd = _block(st, st.cur_block)
         if not _user_owned(bd):
@@ -512,76 +575,64 @@ cdef uint32_t _rx(gn_main_t* vm, gn_node_runtime_t* node, afp_t* st) noexcept no
             h = <tpacket3_hdr*>((<uint8_t*>bd) + cur_off)
             cur_off += h.tp_next_offset
             cur_pkt += 1
-            if gn_unlikely(st.check_outgoing) and \
+            if gn_unlikely(check_outgoing) and \
                     (<sockaddr_ll*>((<uint8_t*>h) + TPACKET3_HDR_ALIGNED)).sll_pkttype == PACKET_OUTGOING:
-                continue
-            if not admin_up:
-                n_down += 1
-                n += 1
                 continue
             length = h.tp_snaplen
             b = gn_main_buffer(vm, bis[n])
+            if n + RX_PREFETCH < got:
+                gn_prefetch_store(gn_main_buffer(vm, bis[n + RX_PREFETCH]).data)
             b.sw_if_index[GN_RX] = sw_if_index
-            if gn_likely(length <= GN_BUFFER_DATA_SIZE and length >= 14 and length <= max_frame
-                         and length == h.tp_len and not (h.tp_status & TP_STATUS_VLAN_VALID)):
-                # The common case: one buffer, nothing to fix. A short frame
-                # is copied as a fixed 64 bytes (inlined, no libc call) when
-                # those bytes lie inside its block.
+            if gn_likely(length - 14 <= fast_max and length == h.tp_len
+                         and not (h.tp_status & TP_STATUS_VLAN_VALID)):
+                # One buffer, nothing to fix. A short frame is copied as a
+                # fixed 64 bytes (inlined, no libc call) when those bytes
+                # lie inside its block.
                 src = (<uint8_t*>h) + h.tp_mac
                 if length <= 64 and src + 64 <= block_end:
                     memcpy(b.data, src, 64)
                 else:
                     memcpy(b.data, src, length)
                 b.current_length = <uint16_t>length
-                nexts[n] = 0
-                if capture:
-                    ok[n_ok] = bis[n]
-                n_ok += 1
                 rx_bytes += length
-                n += 1
-                continue
-            vlan = (h.tp_status & TP_STATUS_VLAN_VALID) != 0
-            total = length + (4 if vlan else 0)
-            code = 0
-            if gn_unlikely(h.tp_snaplen < h.tp_len):
-                code = RX_ERROR_TRUNCATED
-            elif gn_unlikely(total < 14 or length < 12):
-                code = RX_ERROR_SHORT
-            elif gn_unlikely(total > max_frame):
-                code = RX_ERROR_TOO_BIG
-            elif gn_unlikely(_copy_frame(vm, st, bis[n], h, length, vlan) != 0):
-                code = RX_ERROR_NO_BUFFERS
-            if code:
-                gn_buffer_set_error(node, b, code)
-                nexts[n] = node.drop_next
             else:
-                nexts[n] = 0
-                if capture:
-                    ok[n_ok] = bis[n]
-                n_ok += 1
-                rx_bytes += total
+                r = _rx_slow(vm, st, h, bis[n])
+                if r < 0:
+                    gn_buffer_set_error(node, b, <uint32_t>-r)
+                    bad[n_bad] = n
+                    n_bad += 1
+                else:
+                    rx_bytes += <uint32_t>r
             n += 1
         st.cur_pkt = cur_pkt
         st.cur_off = cur_off
         if cur_pkt >= num:
             _release_block(st)
-    if admin_up:
-        if n < got:                           # frames skipped (outgoing): buffers left over
-            gn_main_free(vm, bis + n, got - n)
-        if n:
-            if capture:
-                gn_pcap_capture(st.trace, vm, ok, n_ok, GN_PCAP_RX, sw_if_index)
-            if n_ok == n:
-                gn_enqueue_to_single_next(vm, node, bis, 0, n)
+    if n < got:                               # frames skipped (outgoing): buffers left over
+        gn_main_free(vm, bis + n, got - n)
+    if n:
+        if st.trace != NULL and (st.trace.flags & GN_PCAP_RX) != 0:
+            if n_bad == 0:
+                gn_pcap_capture(st.trace, vm, bis, n, GN_PCAP_RX, sw_if_index)
             else:
-                gn_enqueue_to_next(vm, node, bis, nexts, n)
-        st.hw.counters.rx_drops += n - n_ok
-    else:
-        if n_down:
-            gn_node_increment_error(vm, node, RX_ERROR_DOWN, n_down)
-            st.hw.counters.rx_drops += n_down
-        n = 0
-    st.hw.counters.rx_packets += n_ok
+                k = 0
+                i = 0
+                for r in range(<int>n):
+                    if i < n_bad and bad[i] == <uint32_t>r:
+                        i += 1
+                    else:
+                        ok[k] = bis[r]
+                        k += 1
+                gn_pcap_capture(st.trace, vm, ok, k, GN_PCAP_RX, sw_if_index)
+        if n_bad == 0:
+            gn_enqueue_to_single_next(vm, node, bis, 0, n)
+        else:
+            memset(nexts, 0, n * sizeof(uint16_t))
+            for i in range(n_bad):
+                nexts[bad[i]] = node.drop_next
+            gn_enqueue_to_next(vm, node, bis, nexts, n)
+    st.hw.counters.rx_drops += n_bad
+    st.hw.counters.rx_packets += n - n_bad
     st.hw.counters.rx_bytes += rx_bytes
     node.has_more_work = _user_owned(_block(st, st.cur_block))
     if node.has_more_work and node.state == GN_NODE_INTERRUPT:

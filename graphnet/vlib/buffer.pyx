@@ -130,10 +130,35 @@ cdef inline void _cache_put(gn_buffer_cache_t* c, uint32_t bi) noexcept nogil:
 
 cdef void gn_buffer_free(gn_buffer_cache_t* c, const uint32_t* bis, uint32_t n) noexcept nogil:
     """Free n buffers and their chains."""
-    cdef uint32_t i, bi
+    cdef uint32_t i, bi, flags
     cdef uint32_t released = 0
     cdef gn_buffer_t* b
     cdef gn_buffer_pool_t* p = c.pool
+    cdef uint32_t* slot
+    cdef uint8_t* base = p.base
+    cdef uint32_t n_buffers = p.n_buffers
+    if p.n_waiters == 0 and c.n + n <= CACHE_SIZE:
+        # Fast path while the cache has room for all n: single buffers go
+        # straight onto it. The first chain, bad index or double free ends
+        # it; the loop below handles the rest.
+        slot = c.buffers + c.n
+        i = 0
+        while i < n:
+            bi = bis[i]
+            if bi >= n_buffers:
+                break
+            b = gn_buffer_at(base, bi)
+            flags = b.flags
+            if flags & (GN_BUFFER_F_IS_FREE | GN_BUFFER_F_NEXT_PRESENT):
+                break
+            b.flags = flags | GN_BUFFER_F_IS_FREE
+            slot[i] = bi
+            i += 1
+        c.n += i
+        if i == n:
+            return
+        bis += i
+        n -= i
     for i in range(n):
         bi = bis[i]
         while True:
