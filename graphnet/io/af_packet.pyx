@@ -73,8 +73,10 @@ from graphnet.includes.linux cimport mmap, munmap, PROT_READ, PROT_WRITE, MAP_SH
 from graphnet.includes.platform cimport (gn_time_ns, gn_thread_cpu_ns, gn_atomic_load_u32, gn_atomic_store_u32,
                                          gn_unlikely, gn_likely, gn_prefetch_store)
 from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_RX, GN_TX, GN_BUFFER_DATA_SIZE, GN_FRAME_SIZE,
-                                   GN_BUFFER_F_NEXT_PRESENT, gn_buffer_current)
-from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_main_alloc, gn_main_free,
+                                   GN_BUFFER_F_NEXT_PRESENT, GN_BUFFER_INIT_BYTES, gn_buffer_current,
+                                   gn_buffer_init_meta)
+from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_main_alloc, gn_main_alloc_uninit,
+                                 gn_main_free,
                                  gn_enqueue_to_next, gn_enqueue_to_single_next, gn_buffer_set_error,
                                  gn_node_increment_error, gn_node_set_interrupt_pending, gn_node_schedule_interrupt,
                                  GN_NODE_INTERRUPT, GN_NODE_POLLING)
@@ -172,6 +174,7 @@ ctypedef struct afp_t:
     uint32_t empty_polls
     PyObject* device              # borrowed: the AfPacketDevice (kept alive by the engine)
     uint8_t* scratch              # a VLAN-tagged frame over one buffer is assembled here
+    uint64_t rx_meta[5]           # a received buffer's first GN_BUFFER_INIT_BYTES: fresh, sw_if_index[RX] set
     uint64_t link_events
 
 
@@ -536,7 +539,7 @@ cdef uint32_t _rx(gn_main_t* vm, gn_node_runtime_t* node, afp_t* st) noexcept no
     cdef uint32_t ok[256]
     cdef uint16_t nexts[256]
     cdef uint32_t bad[256]
-    cdef uint32_t avail, got, n = 0, n_bad = 0, num, length, cur_pkt, cur_off, i, k
+    cdef uint32_t avail, got, n = 0, n_bad = 0, num, last, length, cur_pkt, cur_off, i, k
     cdef uint32_t sw_if_index = st.sw_if_index
     cdef uint32_t fast_max = (st.max_frame if st.max_frame < GN_BUFFER_DATA_SIZE else GN_BUFFER_DATA_SIZE) - 14
     cdef bint check_outgoing = st.check_outgoing
@@ -560,7 +563,9 @@ cdef uint32_t _rx(gn_main_t* vm, gn_node_runtime_t* node, afp_t* st) noexcept no
         if node.has_more_work and node.state == GN_NODE_INTERRUPT:
             gn_node_set_interrupt_pending(vm, node.node_index)
         return 0
-    got = gn_main_alloc(vm, bis, avail)
+    # Uninitialised: every buffer used gets st.rx_meta below, the rest
+    # gn_buffer_init_meta before it is freed.
+    got = gn_main_alloc_uninit(vm, bis, avail)
     if got < avail:
         gn_node_increment_error(vm, node, RX_ERROR_NO_BUFFERS, avail - got)
     while n < got:
@@ -571,18 +576,24 @@ cdef uint32_t _rx(gn_main_t* vm, gn_node_runtime_t* node, afp_t* st) noexcept no
         block_end = (<uint8_t*>bd) + st.block_size
         cur_pkt = st.cur_pkt
         cur_off = bd.hdr.bh1.offset_to_first_pkt if cur_pkt == 0 else st.cur_off
-        while cur_pkt < num and n < got:
+        # frames of this block to look at: up to its end or the buffers left
+        last = num if num - cur_pkt <= got - n else cur_pkt + (got - n)
+        while cur_pkt < last:
             h = <tpacket3_hdr*>((<uint8_t*>bd) + cur_off)
             cur_off += h.tp_next_offset
             cur_pkt += 1
             if gn_unlikely(check_outgoing) and \
                     (<sockaddr_ll*>((<uint8_t*>h) + TPACKET3_HDR_ALIGNED)).sll_pkttype == PACKET_OUTGOING:
+                # Skipped: its buffer serves the next frame, and this block
+                # may now have one more frame to look at.
+                if last < num:
+                    last += 1
                 continue
             length = h.tp_snaplen
             b = gn_main_buffer(vm, bis[n])
             if n + RX_PREFETCH < got:
                 gn_prefetch_store(gn_main_buffer(vm, bis[n + RX_PREFETCH]).data)
-            b.sw_if_index[GN_RX] = sw_if_index
+            memcpy(b, st.rx_meta, GN_BUFFER_INIT_BYTES)
             if gn_likely(length - 14 <= fast_max and length == h.tp_len
                          and not (h.tp_status & TP_STATUS_VLAN_VALID)):
                 # One buffer, nothing to fix. A short frame is copied as a
@@ -609,6 +620,8 @@ cdef uint32_t _rx(gn_main_t* vm, gn_node_runtime_t* node, afp_t* st) noexcept no
         if cur_pkt >= num:
             _release_block(st)
     if n < got:                               # frames skipped (outgoing): buffers left over
+        for i in range(n, got):
+            gn_buffer_init_meta(gn_main_buffer(vm, bis[i]))
         gn_main_free(vm, bis + n, got - n)
     if n:
         if st.trace != NULL and (st.trace.flags & GN_PCAP_RX) != 0:
@@ -863,6 +876,13 @@ cdef class _AfpState:
         self.st.device = <PyObject*>device
         self.st.hw = <gn_interface_t*>hw
         self.st.trace = <gn_pcap_main_t*>trace
+        cdef gn_buffer_t* b = <gn_buffer_t*>calloc(1, sizeof(gn_buffer_t))
+        if b == NULL:
+            raise MemoryError()
+        gn_buffer_init_meta(b)
+        b.sw_if_index[GN_RX] = sw_if_index
+        memcpy(self.st.rx_meta, b, GN_BUFFER_INIT_BYTES)
+        free(b)
         self.st.sw_if_index = sw_if_index
         self.st.max_frame = max_frame
         self.st.input_node_index = input_node_index
@@ -928,6 +948,14 @@ cdef class _AfpState:
     @property
     def ring(self):
         return (self.st.n_blocks, self.st.block_size)
+
+    def filter_outgoing_in_userspace(self):
+        """Receive outgoing copies again (PACKET_IGNORE_OUTGOING off) and
+        skip them in af-packet-input, as on kernels before 4.20 that refuse
+        the option: lets the tests exercise that path."""
+        if _setopt_int(self.st.fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, 0) != 0:
+            raise OSError(errno, os.strerror(errno), "PACKET_IGNORE_OUTGOING")
+        self.st.check_outgoing = 1
 
     def flags(self):
         return {"promiscuous": bool(self.st.promisc), "qdisc_bypass": bool(self.st.qdisc_bypass),

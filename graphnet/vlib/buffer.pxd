@@ -11,6 +11,7 @@ cdef extern from "gn_types.h" nogil:
         GN_FRAME_SIZE
         GN_INVALID_INDEX
         GN_BUFFER_STRIDE
+        GN_BUFFER_INIT_BYTES
         GN_BUFFER_F_NEXT_PRESENT
         GN_BUFFER_F_TRACED
         GN_BUFFER_F_IS_FREE
@@ -80,11 +81,30 @@ ctypedef struct gn_buffer_cache_t:
     uint32_t buffers[1024]
 
 cdef uint32_t gn_buffer_alloc(gn_buffer_cache_t* c, uint32_t* out, uint32_t n) noexcept nogil
+cdef uint32_t gn_buffer_alloc_uninit(gn_buffer_cache_t* c, uint32_t* out, uint32_t n) noexcept nogil
 cdef void gn_buffer_free(gn_buffer_cache_t* c, const uint32_t* bis, uint32_t n) noexcept nogil
 cdef void gn_buffer_flush_cache(gn_buffer_cache_t* c) noexcept nogil
 cdef void gn_buffer_waiter_add(gn_buffer_pool_t* p, gn_buffer_waiter_t* w) noexcept nogil
 cdef void gn_buffer_waiter_remove(gn_buffer_pool_t* p, gn_buffer_waiter_t* w) noexcept nogil
 cdef uint32_t gn_buffer_chain_length(gn_buffer_pool_t* p, uint32_t bi) noexcept nogil
+
+
+cdef inline void gn_buffer_init_meta(gn_buffer_t* b) noexcept nogil:
+    """The metadata of a freshly allocated buffer (GN_BUFFER_INIT_BYTES
+    bytes: current_data .. gso_size)."""
+    b.current_data = 0
+    b.current_length = 0
+    b.flags = 0
+    b.next_buffer = GN_INVALID_INDEX
+    b.total_length_not_including_first_buffer = 0
+    b.sw_if_index[0] = GN_INVALID_INDEX
+    b.sw_if_index[1] = GN_INVALID_INDEX
+    b.trace_handle = GN_INVALID_INDEX
+    b.error = 0
+    b.l2_hdr_offset = 0
+    b.l3_hdr_offset = 0
+    b.l4_hdr_offset = 0
+    b.gso_size = 0
 
 
 cdef inline gn_buffer_t* gn_buf(gn_buffer_pool_t* p, uint32_t bi) noexcept nogil:

@@ -7,6 +7,9 @@ Invariants:
   - a free buffer carries GN_BUFFER_F_IS_FREE; freeing it again is counted
     in ``double_frees`` and otherwise ignored (the free list stays sound);
   - allocation never blocks and may return fewer buffers than asked;
+    ``gn_buffer_alloc`` gives fresh metadata, ``gn_buffer_alloc_uninit``
+    leaves it to the caller (an input node writing a template), who must
+    write it before the buffer is used or freed;
   - freeing walks chains (GN_BUFFER_F_NEXT_PRESENT);
   - while waiters are queued, freed buffers go straight back to the shared
     free list and each freed buffer wakes at most one waiter, in FIFO order;
@@ -32,22 +35,6 @@ BUFFER_STRIDE = GN_BUFFER_STRIDE
 FRAME_SIZE = GN_FRAME_SIZE
 F_NEXT_PRESENT = GN_BUFFER_F_NEXT_PRESENT
 F_TRACED = GN_BUFFER_F_TRACED
-
-
-cdef inline void _init_meta(gn_buffer_t* b) noexcept nogil:
-    b.current_data = 0
-    b.current_length = 0
-    b.flags = 0
-    b.next_buffer = GN_INVALID_INDEX
-    b.total_length_not_including_first_buffer = 0
-    b.sw_if_index[0] = GN_INVALID_INDEX
-    b.sw_if_index[1] = GN_INVALID_INDEX
-    b.trace_handle = GN_INVALID_INDEX
-    b.error = 0
-    b.l2_hdr_offset = 0
-    b.l3_hdr_offset = 0
-    b.l4_hdr_offset = 0
-    b.gso_size = 0
 
 
 cdef uint32_t _pool_take(gn_buffer_pool_t* p, uint32_t* out, uint32_t n) noexcept nogil:
@@ -101,7 +88,20 @@ cdef void _pool_give(gn_buffer_pool_t* p, const uint32_t* bis, uint32_t n, uint3
 
 cdef uint32_t gn_buffer_alloc(gn_buffer_cache_t* c, uint32_t* out, uint32_t n) noexcept nogil:
     """Allocate up to n buffers with fresh metadata; returns how many."""
-    cdef uint32_t i, got, want
+    cdef uint32_t i, got = gn_buffer_alloc_uninit(c, out, n)
+    cdef uint8_t* base = c.pool.base
+    for i in range(got):
+        gn_buffer_init_meta(gn_buffer_at(base, out[i]))
+    return got
+
+
+cdef uint32_t gn_buffer_alloc_uninit(gn_buffer_cache_t* c, uint32_t* out, uint32_t n) noexcept nogil:
+    """As gn_buffer_alloc, but the metadata is left as it was at the free
+    (GN_BUFFER_F_IS_FREE still set): the caller must give every buffer its
+    first GN_BUFFER_INIT_BYTES (gn_buffer_init_meta, or a template copy)
+    before it uses or frees it. For input nodes that write the metadata of
+    each buffer anyway."""
+    cdef uint32_t got, want
     cdef gn_buffer_pool_t* p = c.pool
     if c.n < n:
         want = n - c.n + CACHE_BATCH
@@ -115,8 +115,6 @@ cdef uint32_t gn_buffer_alloc(gn_buffer_cache_t* c, uint32_t* out, uint32_t n) n
         # More than a cache holds: the rest comes straight from the shared
         # list, so only a short pool makes the answer short.
         got += _pool_take(p, out + got, n - got)
-    for i in range(got):
-        _init_meta(gn_buffer_at(p.base, out[i]))
     return got
 
 

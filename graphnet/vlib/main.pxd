@@ -7,7 +7,7 @@
 # It returns the number of vectors it processed. The engine frees the frame.
 from libc.stdint cimport int16_t, uint8_t, uint16_t, uint32_t, uint64_t
 from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, gn_buffer_pool_t, gn_buffer_cache_t,
-                                   gn_buffer_at, gn_buffer_alloc, gn_buffer_free)
+                                   gn_buffer_at, gn_buffer_alloc, gn_buffer_alloc_uninit, gn_buffer_free)
 from graphnet.vlib.timer cimport gn_timer_wheel_t
 
 cdef enum:
@@ -169,6 +169,10 @@ cdef inline gn_buffer_t* gn_main_buffer(gn_main_t* vm, uint32_t bi) noexcept nog
 
 cdef inline uint32_t gn_main_alloc(gn_main_t* vm, uint32_t* out, uint32_t n) noexcept nogil:
     return gn_buffer_alloc(vm.cache, out, n)
+
+cdef inline uint32_t gn_main_alloc_uninit(gn_main_t* vm, uint32_t* out, uint32_t n) noexcept nogil:
+    """gn_buffer_alloc_uninit: the caller writes each buffer's metadata."""
+    return gn_buffer_alloc_uninit(vm.cache, out, n)
 
 cdef inline void gn_main_free(gn_main_t* vm, const uint32_t* bis, uint32_t n) noexcept nogil:
     gn_buffer_free(vm.cache, bis, n)
