@@ -393,15 +393,23 @@ def test_udp_super_frame_from_graphnet_is_segmented_by_the_kernel(engine_factory
 
 # --- bad input, faults, full queues (socketpair as the device fd) ------------------
 
+def socketpair_rx(engine_factory, name, **kw):
+    """(engine, device, capture, peer): a TapDevice adopting one end of a
+    datagram socketpair, polling, its frames going to a capture; the test
+    writes (virtio-net header + frame) datagrams into peer."""
+    a, peer = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    eng = engine_factory()
+    cap = Capture()
+    dev = TapDevice(eng, name, fd=a.detach(), next_node="capture", rx_mode="polling", **kw)
+    eng.add([cap, dev])
+    eng.build()
+    return eng, dev, cap, peer
+
+
 def test_bad_frames_are_dropped_with_reasons(engine_factory):
     from scapy.layers.inet import IP, TCP
     from scapy.layers.l2 import Ether
-    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
-    eng = engine_factory()
-    cap = Capture()
-    dev = TapDevice(eng, "spbad0", fd=a.detach(), next_node="capture", rx_mode="polling")
-    eng.add([cap, dev])
-    eng.build()
+    eng, dev, cap, b = socketpair_rx(engine_factory, "spbad0")
     eng.trace_add("tap-input", 10)
     good = marked_frame(1, size=100)
     tcp = bytes(Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / TCP(sport=1, dport=2) / (b"x" * 60000))
@@ -445,12 +453,7 @@ def test_large_frames_switch_reads_from_spill_to_chain_and_back(engine_factory):
     Every frame arrives byte-exact whichever way it was read."""
     from scapy.layers.inet import IP, TCP
     from scapy.layers.l2 import Ether
-    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
-    eng = engine_factory()
-    cap = Capture()
-    dev = TapDevice(eng, "spmode0", fd=a.detach(), next_node="capture", rx_mode="polling")
-    eng.add([cap, dev])
-    eng.build()
+    eng, dev, cap, b = socketpair_rx(engine_factory, "spmode0")
     hdr = vnet(flags=1, gso_type=1, hdr_len=54, gso_size=1448, csum_start=34, csum_offset=16)
     supers = [bytes(Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / TCP(sport=1, dport=2)
                     / bytes((i * 7 + k) & 0xff for k in range(size)))
@@ -482,12 +485,7 @@ def test_large_frames_switch_reads_from_spill_to_chain_and_back(engine_factory):
 
 
 def test_admin_down_interface_drops_what_it_reads(engine_factory):
-    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
-    eng = engine_factory()
-    cap = Capture()
-    dev = TapDevice(eng, "spdown0", fd=a.detach(), next_node="capture", admin_up=False, rx_mode="polling")
-    eng.add([cap, dev])
-    eng.build()
+    eng, dev, cap, b = socketpair_rx(engine_factory, "spdown0", admin_up=False)
     for i in range(3):
         b.send(vnet() + marked_frame(i))
     eng.run_until_idle(2)
