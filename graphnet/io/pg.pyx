@@ -10,7 +10,9 @@ UDP/TCP checksum are recomputed after edits.
 Node: input, polling by default; in interrupt mode it re-raises its own
 interrupt (or arms a timer at the next packet time for a rated stream) while
 it has packets to send. Metadata set: current_data 0, current_length,
-sw_if_index[RX] (the stream's), l2_hdr_offset 0. Next nodes: the one given.
+sw_if_index[RX] (the stream's), l2_hdr_offset 0, the rest fresh: buffers
+are allocated uninitialised and each gets the stream's 40-byte metadata
+template as its packet is copied. Next nodes: the one given.
 Errors: ``no-buffers`` (a packet could not be allocated: counted, retried
 on the next call). Trace record: stream index, packet length, first bytes
 (decoded with Scapy by the formatter).
@@ -26,9 +28,11 @@ from cpython.pycapsule cimport PyCapsule_New
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport malloc, calloc, realloc, free
 from libc.string cimport memcpy, memset
-from graphnet.includes.platform cimport gn_time_ns
-from graphnet.vlib.buffer cimport gn_buffer_t, gn_frame_t, GN_RX, GN_BUFFER_DATA_SIZE, GN_FRAME_SIZE, gn_buffer_current
-from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_main_alloc, gn_enqueue_to_single_next,
+from graphnet.includes.platform cimport gn_time_ns, gn_prefetch_store
+from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_RX, GN_BUFFER_DATA_SIZE, GN_BUFFER_INIT_BYTES,
+                                   GN_FRAME_SIZE, gn_buffer_current, gn_buffer_init_meta)
+from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_main_alloc_uninit,
+                                 gn_enqueue_to_single_next,
                                  gn_node_increment_error, gn_node_set_interrupt_pending, gn_node_schedule_interrupt,
                                  GN_NODE_INTERRUPT)
 from graphnet.wire.checksum cimport gn_ip4_fix_checksums
@@ -36,6 +40,7 @@ from graphnet.includes.byteorder cimport gn_net16, gn_put_net16, gn_put_net32
 from graphnet.vlib.node import Node
 
 cdef enum:
+    PREFETCH_AHEAD = 8          # buffers whose data line is prefetched (for writing) ahead of the copy
     MAX_EDITS = 8
     EDIT_INC = 0
     EDIT_RANDOM = 1
@@ -80,6 +85,7 @@ ctypedef struct pg_stream_t:
     uint8_t enabled
     uint32_t sw_if_index
     uint64_t rng
+    uint64_t meta[5]            # a sent buffer's first GN_BUFFER_INIT_BYTES: fresh, sw_if_index[RX] set
 
 ctypedef struct pg_t:
     pg_stream_t* streams
@@ -252,18 +258,21 @@ cdef uint32_t pg_input_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* fr
             if allowed < n:
                 n = <uint32_t>allowed
         if n:
-            got = gn_main_alloc(vm, bis, n)
+            # Uninitialised: each buffer gets the stream's metadata template.
+            got = gn_main_alloc_uninit(vm, bis, n)
             if got < n:
                 gn_node_increment_error(vm, node, ERROR_NO_BUFFERS, n - got)
             for i in range(got):
                 b = gn_main_buffer(vm, bis[i])
+                if i + PREFETCH_AHEAD < got:
+                    gn_prefetch_store(gn_main_buffer(vm, bis[i + PREFETCH_AHEAD]).data)
+                memcpy(b, s.meta, GN_BUFFER_INIT_BYTES)
                 t = &s.templates[s.next_packet]
                 if t.length <= 64:
                     memcpy(b.data, s.data + t.offset, 64)     # a fixed-size copy, inlined (data is padded)
                 else:
                     memcpy(b.data, s.data + t.offset, t.length)
                 b.current_length = t.length
-                b.sw_if_index[GN_RX] = s.sw_if_index
                 if s.n_edits:
                     _apply_edits(s, t, b.data)
                 s.next_packet += 1
@@ -473,6 +482,7 @@ cdef class PacketGenerator:
     def _add_stream(self, stream):
         cdef pg_stream_t* grown = <pg_stream_t*>realloc(self.pg.streams, (self.pg.n_streams + 1) * sizeof(pg_stream_t))
         cdef pg_stream_t* s
+        cdef gn_buffer_t fresh               # its first line becomes the stream's metadata template
         cdef uint32_t i, off = 0
         cdef bytes blob = b"".join(stream.packets)
         if grown == NULL:
@@ -513,6 +523,9 @@ cdef class PacketGenerator:
             s.enabled = 1
         s.rate = stream.rate or 0.0
         s.sw_if_index = stream.sw_if_index
+        gn_buffer_init_meta(&fresh)
+        fresh.sw_if_index[GN_RX] = stream.sw_if_index
+        memcpy(s.meta, &fresh, GN_BUFFER_INIT_BYTES)
         s.rng = stream.seed or 1
         self.pg.n_streams += 1
         self.stream_names.append(stream.name)
