@@ -539,7 +539,7 @@ cdef uint32_t _rx(gn_main_t* vm, gn_node_runtime_t* node, afp_t* st) noexcept no
     cdef uint32_t ok[256]
     cdef uint16_t nexts[256]
     cdef uint32_t bad[256]
-    cdef uint32_t avail, got, n = 0, n_bad = 0, num, last, length, cur_pkt, cur_off, i, k
+    cdef uint32_t avail, got, n = 0, n_bad = 0, num, last, length, cur_pkt, cur_off, i, j, k
     cdef uint32_t sw_if_index = st.sw_if_index
     cdef uint32_t fast_max = (st.max_frame if st.max_frame < GN_BUFFER_DATA_SIZE else GN_BUFFER_DATA_SIZE) - 14
     cdef bint check_outgoing = st.check_outgoing
@@ -629,12 +629,12 @@ cdef uint32_t _rx(gn_main_t* vm, gn_node_runtime_t* node, afp_t* st) noexcept no
                 gn_pcap_capture(st.trace, vm, bis, n, GN_PCAP_RX, sw_if_index)
             else:
                 k = 0
-                i = 0
-                for r in range(<int>n):
-                    if i < n_bad and bad[i] == <uint32_t>r:
+                i = 0                                     # the next rejected position
+                for j in range(n):
+                    if i < n_bad and bad[i] == j:
                         i += 1
                     else:
-                        ok[k] = bis[r]
+                        ok[k] = bis[j]
                         k += 1
                 gn_pcap_capture(st.trace, vm, ok, k, GN_PCAP_RX, sw_if_index)
         if n_bad == 0:
@@ -876,13 +876,10 @@ cdef class _AfpState:
         self.st.device = <PyObject*>device
         self.st.hw = <gn_interface_t*>hw
         self.st.trace = <gn_pcap_main_t*>trace
-        cdef gn_buffer_t* b = <gn_buffer_t*>calloc(1, sizeof(gn_buffer_t))
-        if b == NULL:
-            raise MemoryError()
-        gn_buffer_init_meta(b)
-        b.sw_if_index[GN_RX] = sw_if_index
-        memcpy(self.st.rx_meta, b, GN_BUFFER_INIT_BYTES)
-        free(b)
+        cdef gn_buffer_t fresh                # its first line becomes the rx metadata template
+        gn_buffer_init_meta(&fresh)
+        fresh.sw_if_index[GN_RX] = sw_if_index
+        memcpy(self.st.rx_meta, &fresh, GN_BUFFER_INIT_BYTES)
         self.st.sw_if_index = sw_if_index
         self.st.max_frame = max_frame
         self.st.input_node_index = input_node_index
