@@ -234,7 +234,7 @@ ctypedef struct tap_dev_t:
     gn_pcap_main_t* pcap          # the engine's pcap trace (rx / tx capture)
     uint32_t n_rx_bufs            # buffers a largest frame needs (1: plain read() of one buffer)
     # n_rx_bufs > 1: how a read offers room for a large frame (see tap-input)
-    uint8_t* spill                # (n_rx_bufs - 1) * GN_BUFFER_DATA_SIZE bytes after the first buffer
+    uint8_t* spill                # room after the first buffer: (RX_MAX_IOV - 1) * GN_BUFFER_DATA_SIZE bytes
     uint8_t rx_chain_mode         # 1: readv over n_rx_bufs buffers; 0: first buffer + spill
     uint32_t rx_small_run         # chain mode: one-buffer frames read in a row
     uint16_t next_index
@@ -1080,7 +1080,8 @@ cdef class TapState:
         t = self.t
         return {"rx_reads": t.rx_reads, "rx_empty_reads": t.rx_empty_reads, "rx_gso_frames": t.rx_gso_frames,
                 "rx_chained": t.rx_chained, "rx_spill_copies": t.rx_spill_copies,
-                "rx_chain_reads": t.rx_chain_reads, "rx_chain_mode": bool(t.rx_chain_mode), "rx_csum_offload": t.rx_csum_offload, "rx_max_frame": t.rx_max_frame,
+                "rx_chain_reads": t.rx_chain_reads, "rx_chain_mode": bool(t.rx_chain_mode),
+                "rx_csum_offload": t.rx_csum_offload, "rx_max_frame": t.rx_max_frame,
                 "tx_gso_frames": t.tx_gso_frames, "tx_chained": t.tx_chained, "tx_eagain": t.tx_eagain,
                 "tx_retry_queue": t.retry_n, "tx_retry_max": t.tx_retry_max, "spare_buffers": t.n_spare,
                 "buffers_per_read": t.n_rx_bufs, "queues": t.n_queues,
