@@ -83,6 +83,17 @@ Schema (every key optional unless marked; unknown keys are errors)::
                             # has an address or a [[route]] / [[neighbor]]
                             # exists (false with any of those is an error)
 
+    [ip.neighbor]           # neighbour (ARP) timers, as `set ip neighbor-config`;
+                            # omitted keys keep ip4_neighbor.DEFAULTS (giving
+                            # the table adds the IPv4 graph)
+    reachable_time = 30.0   # float >= 0: seconds a confirmed entry stays
+                            # reachable, then stale and probed (0: never stale)
+    unicast_probes = 3      # int 1..255: unanswered unicast probes before a
+                            # stale entry is deleted
+    probe_interval = 1.0    # float > 0: seconds between ARP requests and probes
+    aging_time     = 300.0  # float >= 0: seconds before an unconfirmed dynamic
+                            # entry is removed (0: never)
+
     [[route]]               # one per route, added after the addresses
     prefix    = "10.20.0.0/16"  # required, a.b.c.d/len with no host bits set
     via       = "10.10.0.1"     # next hop (resolved with ARP)
@@ -112,10 +123,11 @@ away with their fd and a namespace graphnet created is removed.
 devices: nothing is created in the kernel and no privilege is needed.
 
 IPv4: with the IPv4 graph in, interfaces without ``next`` feed
-ethernet-input; ``build_engine`` then sets the addresses (with their
-local, connected and broadcast routes), the neighbours and the routes,
-in that order, as ``set interface ip address``, ``set ip neighbor`` and
-``ip route add`` would; a value the data plane refuses (an address
+ethernet-input; ``build_engine`` then sets the neighbour timers
+([ip.neighbor]), the addresses (with their local, connected and
+broadcast routes), the neighbours and the routes, in that order, as
+``set ip neighbor-config``, ``set interface ip address``, ``set ip
+neighbor`` and ``ip route add`` would; a value the data plane refuses (an address
 overlapping another on the same interface, ...) is a ConfigError naming
 the key. Addresses and prefixes are checked when the file is loaded.
 
@@ -228,6 +240,7 @@ class Config:
     ip_enabled: bool = False                            # add ip4_host.NODES
     routes: list = field(default_factory=list)          # RouteConfig, in file order
     neighbors: list = field(default_factory=list)       # NeighborConfig, in file order
+    neighbor_config: dict = field(default_factory=dict)  # [ip.neighbor]: configure() keyword -> value
     builtin: Optional[str] = None                       # name in BUILTIN, or None for a file
     lines: dict = field(default_factory=dict, repr=False)
 
@@ -391,6 +404,8 @@ class _Checker:
 
     def error(self, path: tuple, key: Optional[str], msg: str) -> ConfigError:
         line = self.lines.get((path, key)) or self.lines.get((path, None))
+        if not line and path and isinstance(path[-1], str):    # an inline table: its key's line
+            line = self.lines.get((path[:-1], path[-1]))
         where = f"{self.source}:{line}" if line else self.source
         return ConfigError(f"{where}: {self.label(path, key)}: {msg}")
 
@@ -711,8 +726,10 @@ def _interface_ref(ck: _Checker, cfg: Config, t: dict, path: tuple, key: str) ->
 
 def _ip(ck: _Checker, doc: dict, cfg: Config) -> None:
     import ipaddress
-    ip = ck.table(doc.get("ip", {}), ("ip",), ("enabled",))
+    ip = ck.table(doc.get("ip", {}), ("ip",), ("enabled", "neighbor"))
     enabled = ck.get(ip, ("ip",), "enabled", bool)
+    if "neighbor" in ip:
+        _neighbor_timers(ck, ip["neighbor"], cfg)
     owner: dict = {}                       # address -> interface, across interfaces
     for ic in cfg.interfaces:
         for c in ic.addresses:
@@ -775,11 +792,32 @@ def _ip(ck: _Checker, doc: dict, cfg: Config) -> None:
         cfg.routes.append(r)
 
     needed = [what for what, present in (("an interface address", bool(owner)), ("[[route]]", bool(cfg.routes)),
-                                         ("[[neighbor]]", bool(cfg.neighbors))) if present]
+                                         ("[[neighbor]]", bool(cfg.neighbors)),
+                                         ("[ip.neighbor]", "neighbor" in ip)) if present]
     if enabled is False and needed:
         raise ck.error(("ip",), "enabled", f"the IPv4 graph is needed by {' and '.join(needed)}; "
                                            f"remove enabled = false")
     cfg.ip_enabled = bool(enabled) or bool(needed)
+
+
+# [ip.neighbor] key -> (type, minimum, exclusive, maximum): the limits of
+# Ip4Neighbors.configure(), checked here so that the line can be named
+_NEIGHBOR_TIMERS = {"reachable_time": (float, 0, False, None), "unicast_probes": (int, 1, False, 255),
+                    "probe_interval": (float, 0, True, None), "aging_time": (float, 0, False, None)}
+
+
+def _neighbor_timers(ck: _Checker, t: Any, cfg: Config) -> None:
+    path = ("ip", "neighbor")
+    ck.table(t, path, tuple(_NEIGHBOR_TIMERS))
+    for key, (kind, minimum, exclusive, maximum) in _NEIGHBOR_TIMERS.items():
+        v = ck.get(t, path, key, kind, minimum=minimum, exclusive=exclusive)
+        if v is None:
+            continue
+        if v != v or v in (float("inf"), float("-inf")):
+            raise ck.error(path, key, f"must be a finite number, not {v}")
+        if maximum is not None and v > maximum:
+            raise ck.error(path, key, f"must be {minimum}..{maximum}, not {v}")
+        cfg.neighbor_config[key] = v
 
 
 _STREAM_KEYS = ("name", "template", "packet_hex", "pcap", "count", "rate", "fix_checksums", "edit") + templates.FIELDS
@@ -1081,7 +1119,7 @@ def build_engine(cfg: Config, *, create_devices: bool = True):
 
 
 def _apply_ip(ck: _Checker, cfg: Config, engine) -> None:
-    """Addresses, then neighbours, then routes, into the built engine."""
+    """Neighbour timers, addresses, neighbours, then routes, into the built engine."""
     from graphnet.nodes import ip4_host
 
     def do(path, key, fn, *args, **kw):
@@ -1090,6 +1128,8 @@ def _apply_ip(ck: _Checker, cfg: Config, engine) -> None:
         except (ValueError, KeyError) as e:
             raise ck.error(path, key, str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)) from None
 
+    for key, v in cfg.neighbor_config.items():       # one at a time: an error names its key
+        do(("ip", "neighbor"), key, ip4_host.ip4_neighbors(engine).configure, **{key: v})
     for ic in cfg.interfaces:
         for c in ic.addresses:
             key = "addresses" if (ic.path, "addresses") in cfg.lines else "address"

@@ -639,3 +639,81 @@ def test_ip_errors_name_key_and_line(text, where, message):
     err = error_of(text)
     assert err.startswith(where + ":"), err
     assert message in err, err
+
+
+# --- [ip.neighbor]: the neighbour timers ------------------------------------------------
+
+def test_ip_neighbor_timers_reach_the_neighbor_table():
+    from graphnet.nodes import ip4_host
+    text = ('[[interface]]\nkind = "pcap"\nname = "p0"\n\n'
+            '[ip.neighbor]\nreachable_time = 10\nunicast_probes = 5\nprobe_interval = 0.5\naging_time = 600.0\n')
+    cfg = loads(text, "t.toml")
+    assert cfg.ip_enabled                    # the table alone brings the IPv4 graph in
+    assert cfg.neighbor_config == {"reachable_time": 10.0, "unicast_probes": 5, "probe_interval": 0.5,
+                                   "aging_time": 600.0}
+    e = build_engine(cfg, create_devices=False)
+    try:
+        c = ip4_host.ip4_neighbors(e).config()
+        assert (c["reachable_time"], c["unicast_probes"], c["probe_interval"], c["aging_time"]) == \
+            (10.0, 5, 0.5, 600.0)
+        assert ip4_host.show_ip_neighbors(e).splitlines()[-1] == \
+            "dynamic entries: reachable 10 s, then stale: 5 unicast probes 0.5 s apart; aging 600 s"
+    finally:
+        e.close()
+    # keys left out keep the defaults; 0 is "never", as in set ip neighbor-config
+    from graphnet.nodes.ip4_neighbor import DEFAULTS
+    e = build_engine(loads('[ip.neighbor]\nreachable_time = 0\naging_time = 0\n', "t.toml"), create_devices=False)
+    try:
+        c = ip4_host.ip4_neighbors(e).config()
+        assert (c["reachable_time"], c["aging_time"]) == (0.0, 0.0)
+        assert (c["unicast_probes"], c["probe_interval"]) == (DEFAULTS["unicast_probes"], DEFAULTS["probe_interval"])
+        assert "never stale" in ip4_host.show_ip_neighbors(e)
+    finally:
+        e.close()
+
+
+def test_ip_neighbor_timers_in_a_file_and_inline(tmp_path):
+    from graphnet.nodes import ip4_host
+    f = tmp_path / "n.toml"
+    f.write_text('[ip]\nenabled = true\nneighbor = { unicast_probes = 7, probe_interval = 2 }\n')
+    e = build_engine(load(f), create_devices=False)
+    try:
+        c = ip4_host.ip4_neighbors(e).config()
+        assert (c["unicast_probes"], c["probe_interval"]) == (7, 2.0)
+    finally:
+        e.close()
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[ip]\nneighbor = { unicast_probes = 0 }\n')
+    with pytest.raises(ConfigError) as ei:
+        load(bad)
+    # an inline table's error points at the line of its key
+    assert str(ei.value) == f"{bad}:2: ip.neighbor.unicast_probes: must be >= 1, not 0"
+
+
+@pytest.mark.parametrize("body,where,message", [
+    ('reachable_time = "30s"', "t.toml:3: ip.neighbor.reachable_time", "expected a number, got a string ('30s')"),
+    ('reachable_time = -1', "t.toml:3: ip.neighbor.reachable_time", "must be >= 0, not -1.0"),
+    ('reachable_time = nan', "t.toml:3: ip.neighbor.reachable_time", "must be a finite number"),
+    ('aging_time = -0.5', "t.toml:3: ip.neighbor.aging_time", "must be >= 0, not -0.5"),
+    ('aging_time = inf', "t.toml:3: ip.neighbor.aging_time", "must be a finite number"),
+    ('aging_time = true', "t.toml:3: ip.neighbor.aging_time", "expected a number, got true or false"),
+    ('probe_interval = 0', "t.toml:3: ip.neighbor.probe_interval", "must be > 0, not 0.0"),
+    ('probe_interval = -1.5', "t.toml:3: ip.neighbor.probe_interval", "must be > 0, not -1.5"),
+    ('unicast_probes = 0', "t.toml:3: ip.neighbor.unicast_probes", "must be >= 1, not 0"),
+    ('unicast_probes = 256', "t.toml:3: ip.neighbor.unicast_probes", "must be 1..255, not 256"),
+    ('unicast_probes = 2.5', "t.toml:3: ip.neighbor.unicast_probes", "expected an integer, got a number"),
+    ('probes = 3', "t.toml:3: ip.neighbor.probes", "unknown key 'probes' (did you mean 'unicast_probes'?)"),
+    ('colour = "red"', "t.toml:3: ip.neighbor.colour", "unknown key 'colour'; known keys: reachable_time"),
+])
+def test_ip_neighbor_timer_errors_name_key_and_line(body, where, message):
+    err = error_of(f'# timers\n[ip.neighbor]\n{body}\n')
+    assert err.startswith(where + ":"), err
+    assert message in err, err
+
+
+def test_ip_neighbor_errors_in_the_ip_table():
+    err = error_of('[ip]\nneighbor = 5\n')
+    assert err.startswith("t.toml:2: ip.neighbor: expected a table, got an integer"), err
+    err = error_of('[ip]\nenabled = false\n\n[ip.neighbor]\naging_time = 60\n')
+    assert err.startswith("t.toml:2: ip.enabled: the IPv4 graph is needed by [ip.neighbor]; "
+                          "remove enabled = false"), err

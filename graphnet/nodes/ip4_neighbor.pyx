@@ -62,7 +62,9 @@ API: ``add(interface, ip, mac, static=False)``, ``delete(interface, ip)``,
 ``entries()``, ``show()``, ``configure(...)`` (``reachable_time``,
 ``unicast_probes``, ``probe_interval``, ``aging_time``, limits); CLI
 ``show ip neighbors``, ``set ip neighbor [del] <if> <ip> [<mac>] [static]``,
-``set ip neighbor-config ...``.
+``set ip neighbor-config ...``. The four timers can also be set at start
+by the startup file's ``[ip.neighbor]`` table (graphnet.config), which
+calls ``configure`` the same way.
 """
 import ipaddress
 import time
