@@ -28,7 +28,7 @@ from libc.string cimport memcpy
 from graphnet.includes.platform cimport gn_prefetch
 from graphnet.vlib.buffer cimport gn_buffer_t, gn_frame_t, GN_RX, GN_BUFFER_F_NEXT_PRESENT, gn_buffer_current
 from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_enqueue_to_next
-from graphnet.wire.ip4 cimport (gn_ip4_validate, gn_ip4_total_length, gn_ip4_header_bytes, GN_IP4_OK,
+from graphnet.wire.ip4 cimport (gn_ip4_sum, gn_ip4_validate, gn_ip4_total_length, gn_ip4_header_bytes, GN_IP4_OK,
                                 GN_IP4_HEADER_LEN, GN_IP4_TOO_SHORT, GN_IP4_TRUNCATED)
 from graphnet.vlib.node import Node
 from graphnet.wire.ethernet import ETHERTYPE_IP4
@@ -60,6 +60,16 @@ cdef inline uint32_t ip4_input_inline(gn_main_t* vm, gn_node_runtime_t* node, gn
         b = gn_main_buffer(vm, frame.buffers[i])
         ip = gn_buffer_current(b)
         avail = b.current_length
+        # fast path: one buffer, version 4 with no options, lengths right,
+        # checksum right, TTL not 0 (gn_ip4_validate's checks, in fewer steps)
+        if not (b.flags & GN_BUFFER_F_NEXT_PRESENT) and avail >= GN_IP4_HEADER_LEN and ip[0] == 0x45:
+            total = gn_ip4_total_length(ip)
+            if (total >= GN_IP4_HEADER_LEN and total <= avail and ip[8] != 0
+                    and (not verify_checksum or gn_ip4_sum(ip, GN_IP4_HEADER_LEN) == 0xffff)):
+                b.current_length = <uint16_t>total     # trims Ethernet padding
+                b.l3_hdr_offset = b.current_data
+                nexts[i] = NEXT_LOOKUP
+                continue
         if b.flags & GN_BUFFER_F_NEXT_PRESENT:
             # a chain: the header itself must be in the first buffer
             if avail < GN_IP4_HEADER_LEN:
