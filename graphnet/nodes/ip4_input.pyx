@@ -45,8 +45,19 @@ ctypedef struct ip4_input_trace_t:
     uint8_t bytes[TRACE_BYTES]
 
 
-cdef inline uint32_t ip4_input_inline(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame,
-                                      bint verify_checksum) noexcept nogil:
+# The two variants as fused-type specialisations of one worker: Cython emits
+# one C function per type with verify_checksum a compile-time constant (the
+# C compiler would not inline one big worker into two callers).
+ctypedef uint8_t checksum_verified_t
+ctypedef uint16_t checksum_trusted_t
+ctypedef fused checksum_mode_t:
+    checksum_verified_t
+    checksum_trusted_t
+
+
+cdef uint32_t ip4_input_inline(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame,
+                               checksum_mode_t mode) noexcept nogil:
+    cdef bint verify_checksum = checksum_mode_t is checksum_verified_t
     cdef uint16_t nexts[256]
     cdef uint32_t i, n = frame.n_vectors, code, avail, total
     cdef gn_buffer_t* b
@@ -94,11 +105,11 @@ cdef inline uint32_t ip4_input_inline(gn_main_t* vm, gn_node_runtime_t* node, gn
 
 
 cdef uint32_t ip4_input_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame) noexcept nogil:
-    return ip4_input_inline(vm, node, frame, True)
+    return ip4_input_inline[checksum_verified_t](vm, node, frame, 0)
 
 
 cdef uint32_t ip4_input_no_checksum_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame) noexcept nogil:
-    return ip4_input_inline(vm, node, frame, False)
+    return ip4_input_inline[checksum_trusted_t](vm, node, frame, 0)
 
 
 cdef uint16_t ip4_input_trace_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_buffer_t* b, uint8_t* record) noexcept nogil:
