@@ -86,12 +86,12 @@ Schema (every key optional unless marked; unknown keys are errors)::
     [ip.neighbor]           # neighbour (ARP) timers, as `set ip neighbor-config`;
                             # omitted keys keep ip4_neighbor.DEFAULTS (giving
                             # the table adds the IPv4 graph)
-    reachable_time = 30.0   # float >= 0: seconds a confirmed entry stays
+    reachable_time = 30.0   # float 0..1e9: seconds a confirmed entry stays
                             # reachable, then stale and probed (0: never stale)
     unicast_probes = 3      # int 1..255: unanswered unicast probes before a
                             # stale entry is deleted
-    probe_interval = 1.0    # float > 0: seconds between ARP requests and probes
-    aging_time     = 300.0  # float >= 0: seconds before an unconfirmed dynamic
+    probe_interval = 1.0    # float > 0, <= 1e9: seconds between ARP requests and probes
+    aging_time     = 300.0  # float 0..1e9: seconds before an unconfirmed dynamic
                             # entry is removed (0: never)
 
     [[route]]               # one per route, added after the addresses
@@ -802,8 +802,9 @@ def _ip(ck: _Checker, doc: dict, cfg: Config) -> None:
 
 # [ip.neighbor] key -> (type, minimum, exclusive, maximum): the limits of
 # Ip4Neighbors.configure(), checked here so that the line can be named
-_NEIGHBOR_TIMERS = {"reachable_time": (float, 0, False, None), "unicast_probes": (int, 1, False, 255),
-                    "probe_interval": (float, 0, True, None), "aging_time": (float, 0, False, None)}
+_NEIGHBOR_TIMERS = {"reachable_time": (float, 0, False, 1e9), "unicast_probes": (int, 1, False, 255),
+                    "probe_interval": (float, 0, True, 1e9), "aging_time": (float, 0, False, 1e9)}
+# 1e9 s: ip4_neighbor.MAX_TIMER_SECONDS (its nanoseconds still fit a uint64)
 
 
 def _neighbor_timers(ck: _Checker, t: Any, cfg: Config) -> None:
@@ -816,7 +817,7 @@ def _neighbor_timers(ck: _Checker, t: Any, cfg: Config) -> None:
         if v != v or v in (float("inf"), float("-inf")):
             raise ck.error(path, key, f"must be a finite number, not {v}")
         if maximum is not None and v > maximum:
-            raise ck.error(path, key, f"must be {minimum}..{maximum}, not {v}")
+            raise ck.error(path, key, f"must be {minimum}..{maximum:g}, not {v}")
         cfg.neighbor_config[key] = v
 
 

@@ -56,6 +56,8 @@ def test_addresses_routes_and_neighbors(bench):
     ("set ip neighbor-config", "give one or more of: reachable-time"),
     ("set ip neighbor-config probes", "give one or more of"),
     ("set ip neighbor-config probes 0", "unicast_probes must be 1..255"),
+    ("set ip neighbor-config aging-time 1e11", "aging_time must be >= 0 seconds .0: never. and at most 1e.09, not 100000000000"),
+    ("set ip neighbor-config probe-interval 0", "probe_interval must be > 0 seconds and at most 1e.09, not 0"),
     ("set ip neighbor-config probes two", "not a whole number"),
     ("set ip neighbor-config reachable-time -1", "reachable_time must be >= 0"),
     ("set ip neighbor-config ttl 5", "unexpected argument 'ttl'"),

@@ -189,8 +189,9 @@ def tap_rx(opts) -> Iterator[dict]:
                 cases = {f"graphnet-{setup}": graphnet,
                          f"raw-read-{setup}": lambda: (tap_raw.drain(fd, hdr_buf)[0], {})}
                 if offloads:
-                    # what tap-input offers per read: the first buffer and a spill
-                    # area (spill mode), or a chain of 33 buffers (chain mode)
+                    # the slot counts tap-input offers per read: 2 (the first buffer
+                    # and a spill area; here two equal halves of 64 KB: the kernel's
+                    # cost depends on the count) or 33 (a chain of buffers)
                     cases["raw-readv2-gso"] = lambda: (tap_raw.drain_readv(fd, 2, 65550 - 2048 + 12)[0], {})
                     cases["raw-readv33-gso"] = lambda: (tap_raw.drain_readv(fd, 33, 2048)[0], {})
                 best = _rounds(opts, cases, fill)

@@ -937,6 +937,10 @@ cdef class TapState:
         n_rx_bufs = (max_frame + GN_BUFFER_DATA_SIZE - 1) // GN_BUFFER_DATA_SIZE
         if n_rx_bufs > RX_MAX_IOV:
             raise ValueError(f"MTU {mtu} needs {n_rx_bufs} buffers per read; at most {RX_MAX_IOV}")
+        if n_rx_bufs > 1 and self.t.spill == NULL:       # sized for any n_rx_bufs; freed with the state
+            self.t.spill = <uint8_t*>malloc((RX_MAX_IOV - 1) * GN_BUFFER_DATA_SIZE)
+            if self.t.spill == NULL:
+                raise MemoryError()
         efd = -1
         if len(fds) > 1:
             efd = epoll_create1(EPOLL_CLOEXEC)
@@ -959,10 +963,6 @@ cdef class TapState:
         self.t.fd = fds[0]
         self.t.hdr_size = hdr_size
         self.t.gso_rx = gso_rx
-        if n_rx_bufs > 1 and self.t.spill == NULL:
-            self.t.spill = <uint8_t*>malloc((RX_MAX_IOV - 1) * GN_BUFFER_DATA_SIZE)
-            if self.t.spill == NULL:
-                raise MemoryError()
         self.t.n_rx_bufs = n_rx_bufs
         self.t.rx_chain_mode = 0
         self.t.rx_small_run = 0

@@ -449,6 +449,18 @@ def _addr(a):
         raise ValueError(f"bad IPv4 address {a!r}: {e}") from None
 
 
+
+MAX_TIMER_SECONDS = 1e9     # ~31 years: nanoseconds of it still fit a uint64
+
+
+def _check_seconds(name, value, zero_means):
+    """A timer value: finite, <= MAX_TIMER_SECONDS, > 0 (or >= 0 when
+    zero_means says what 0 does). Raises ValueError naming it."""
+    low = f">= 0 seconds (0: {zero_means})" if zero_means else "> 0 seconds"
+    if not (value >= 0 if zero_means else value > 0) or not value <= MAX_TIMER_SECONDS:
+        raise ValueError(f"{name} must be {low} and at most {MAX_TIMER_SECONDS:g}, not {value}")
+
+
 cdef class Ip4Neighbors:
     """The neighbour table of one engine (see the module docstring)."""
 
@@ -509,8 +521,7 @@ cdef class Ip4Neighbors:
                 raise ValueError("max_probes must be 1..255")
             self.nm.max_probes = max_probes
         if probe_interval is not None:
-            if not probe_interval > 0:
-                raise ValueError("probe_interval must be > 0 seconds")
+            _check_seconds("probe_interval", probe_interval, zero_means=None)
             self.nm.probe_interval_ns = <uint64_t>(probe_interval * 1e9)
         if request_rate is not None:
             if not request_rate > 0:
@@ -521,8 +532,7 @@ cdef class Ip4Neighbors:
                 raise ValueError("request_burst must be >= 1")
             self.nm.request_burst = request_burst
         if aging_time is not None:
-            if aging_time < 0:
-                raise ValueError("aging_time must be >= 0 (0: never)")
+            _check_seconds("aging_time", aging_time, zero_means="never")
             self.aging_time = aging_time
             self._wake_process()
         if unicast_probes is not None:
@@ -530,8 +540,7 @@ cdef class Ip4Neighbors:
                 raise ValueError("unicast_probes must be 1..255")
             self.nm.max_unicast_probes = unicast_probes
         if reachable_time is not None:
-            if reachable_time < 0:
-                raise ValueError("reachable_time must be >= 0 seconds (0: never stale)")
+            _check_seconds("reachable_time", reachable_time, zero_means="never stale")
             self.nm.reachable_ns = <uint64_t>(reachable_time * 1e9)
         if reachable_time is not None or probe_interval is not None or unicast_probes is not None:
             self._wake_service()               # deadlines changed: it re-arms its timer
