@@ -75,7 +75,7 @@ from graphnet.includes.platform cimport (gn_time_ns, gn_thread_cpu_ns, gn_atomic
 from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_RX, GN_TX, GN_BUFFER_DATA_SIZE, GN_FRAME_SIZE,
                                    GN_BUFFER_F_NEXT_PRESENT, GN_BUFFER_INIT_BYTES, gn_buffer_current,
                                    gn_buffer_init_meta)
-from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_main_alloc, gn_main_alloc_uninit,
+from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_main_alloc_uninit,
                                  gn_main_free,
                                  gn_enqueue_to_next, gn_enqueue_to_single_next, gn_buffer_set_error,
                                  gn_node_increment_error, gn_node_set_interrupt_pending, gn_node_schedule_interrupt,
