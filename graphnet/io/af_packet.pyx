@@ -74,7 +74,7 @@ from graphnet.includes.platform cimport (gn_time_ns, gn_thread_cpu_ns, gn_atomic
                                          gn_unlikely, gn_likely, gn_prefetch_store)
 from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_RX, GN_TX, GN_BUFFER_DATA_SIZE, GN_FRAME_SIZE,
                                    GN_BUFFER_F_NEXT_PRESENT, GN_BUFFER_INIT_BYTES, gn_buffer_current,
-                                   gn_buffer_init_meta)
+                                   gn_buffer_init_meta, gn_buffer_meta_template)
 from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_main_alloc_uninit,
                                  gn_main_free,
                                  gn_enqueue_to_next, gn_enqueue_to_single_next, gn_buffer_set_error,
@@ -876,10 +876,7 @@ cdef class _AfpState:
         self.st.device = <PyObject*>device
         self.st.hw = <gn_interface_t*>hw
         self.st.trace = <gn_pcap_main_t*>trace
-        cdef gn_buffer_t fresh                # its first line becomes the rx metadata template
-        gn_buffer_init_meta(&fresh)
-        fresh.sw_if_index[GN_RX] = sw_if_index
-        memcpy(self.st.rx_meta, &fresh, GN_BUFFER_INIT_BYTES)
+        gn_buffer_meta_template(self.st.rx_meta, sw_if_index)
         self.st.sw_if_index = sw_if_index
         self.st.max_frame = max_frame
         self.st.input_node_index = input_node_index

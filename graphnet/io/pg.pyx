@@ -30,7 +30,7 @@ from libc.stdlib cimport malloc, calloc, realloc, free
 from libc.string cimport memcpy, memset
 from graphnet.includes.platform cimport gn_time_ns, gn_prefetch_store
 from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_RX, GN_BUFFER_DATA_SIZE, GN_BUFFER_INIT_BYTES,
-                                   GN_FRAME_SIZE, gn_buffer_current, gn_buffer_init_meta)
+                                   GN_FRAME_SIZE, gn_buffer_current, gn_buffer_meta_template)
 from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_main_alloc_uninit,
                                  gn_enqueue_to_single_next,
                                  gn_node_increment_error, gn_node_set_interrupt_pending, gn_node_schedule_interrupt,
@@ -482,7 +482,6 @@ cdef class PacketGenerator:
     def _add_stream(self, stream):
         cdef pg_stream_t* grown = <pg_stream_t*>realloc(self.pg.streams, (self.pg.n_streams + 1) * sizeof(pg_stream_t))
         cdef pg_stream_t* s
-        cdef gn_buffer_t fresh               # its first line becomes the stream's metadata template
         cdef uint32_t i, off = 0
         cdef bytes blob = b"".join(stream.packets)
         if grown == NULL:
@@ -523,9 +522,7 @@ cdef class PacketGenerator:
             s.enabled = 1
         s.rate = stream.rate or 0.0
         s.sw_if_index = stream.sw_if_index
-        gn_buffer_init_meta(&fresh)
-        fresh.sw_if_index[GN_RX] = stream.sw_if_index
-        memcpy(s.meta, &fresh, GN_BUFFER_INIT_BYTES)
+        gn_buffer_meta_template(s.meta, stream.sw_if_index)
         s.rng = stream.seed or 1
         self.pg.n_streams += 1
         self.stream_names.append(stream.name)

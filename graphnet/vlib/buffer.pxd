@@ -1,6 +1,7 @@
 # The buffer pool: one mmap arena of fixed-size buffers, a shared free list,
 # per-loop caches over it and a FIFO queue of waiters for released buffers.
 from libc.stdint cimport int16_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.string cimport memcpy
 
 cdef extern from "gn_types.h" nogil:
     enum:
@@ -105,6 +106,16 @@ cdef inline void gn_buffer_init_meta(gn_buffer_t* b) noexcept nogil:
     b.l3_hdr_offset = 0
     b.l4_hdr_offset = 0
     b.gso_size = 0
+
+
+cdef inline void gn_buffer_meta_template(uint64_t* out, uint32_t rx_sw_if_index) noexcept nogil:
+    """out[5] (GN_BUFFER_INIT_BYTES): a fresh buffer's metadata with
+    sw_if_index[RX] set. An input node that allocates uninitialised buffers
+    copies it into each one it fills (memcpy of GN_BUFFER_INIT_BYTES)."""
+    cdef gn_buffer_t fresh
+    gn_buffer_init_meta(&fresh)
+    fresh.sw_if_index[GN_RX] = rx_sw_if_index
+    memcpy(out, &fresh, GN_BUFFER_INIT_BYTES)
 
 
 cdef inline gn_buffer_t* gn_buf(gn_buffer_pool_t* p, uint32_t bi) noexcept nogil:
