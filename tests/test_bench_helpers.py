@@ -129,3 +129,11 @@ def test_tap_router_bench_runs_and_cleans_up():
     assert lines["raw-route-1"]["frames"] >= 2000
     # its own namespaces (gn-bench-*) are gone; others' may come and go meanwhile
     assert not [n for n in set(host.list_netns()) - before if n.startswith("gn-bench-")]
+
+
+def test_table_ratio_has_two_decimals_below_ten():
+    """0.86 and 0.94 of a raw loop must not both print as 0.9x."""
+    from graphnet.bench import format_line
+    line = {"bench": "tap-rx", "case": "graphnet-gso", "pps": 1.385e6, "ns_per_packet": 722.0}
+    assert "0.86x  vs raw-read-gso" in format_line({**line, "ratio": 0.864, "against": "raw-read-gso"})
+    assert "107.4x" in format_line({**line, "ratio": 107.44, "against": "plain-python"})

@@ -116,7 +116,7 @@ def _fmt(v) -> str:
 
 def format_line(line: dict) -> str:
     """One table row: the common columns, then the other fields as k=v."""
-    ratio = f"{line['ratio']:.1f}x" if "ratio" in line else ""
+    ratio = (f"{line['ratio']:.2f}x" if line['ratio'] < 10 else f"{line['ratio']:.1f}x") if "ratio" in line else ""
     details = " ".join(f"{k}={_fmt(v)}" for k, v in line.items() if k not in _MAIN_KEYS)
     if "against" in line:
         details = f"vs {line['against']}  " + details
