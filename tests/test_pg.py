@@ -196,7 +196,9 @@ def test_slow_stream_in_interrupt_mode_lets_the_loop_sleep(pg_capture):
     t.engine.run(0.2)
     loops = t.engine.main.loop_stats()["loops"] - loops0
     assert 5 <= len(t.capture) <= 15
-    assert t.engine.main.loop_stats()["sleeps"] >= len(t.capture)
+    # a sleep before each packet but the first (sent at once), and the run
+    # may end inside the last one: at least len - 2 (spinning gives ~0)
+    assert t.engine.main.loop_stats()["sleeps"] >= len(t.capture) - 2
     assert loops < 20 * len(t.capture) + 20, loops
 
 
