@@ -25,12 +25,12 @@ from graphnet.cli.registry import execute
 from graphnet.io import host
 from graphnet.io.capture import Capture
 from graphnet.io.pg import PacketGenerator, Stream
+from graphnet.testing import helpers
 from graphnet.testing.helpers import SetTx, wait_for
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/dev/net/tun"),
                                 reason="admin state tests need root and /dev/net/tun")
 
-ETH_P_ALL = 0x0003
 MARK_TYPE = 0x88b5
 IFF_LOWER_UP = 0x10000
 
@@ -58,10 +58,8 @@ def netns():
 
 
 def packet_socket(ns, name):
-    from pyroute2 import netns as pnetns
-    s = pnetns.create_socket(ns, socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL), flags=0)
-    s.setsockopt(socket.SOL_SOCKET, 33, 8 << 20)      # SO_RCVBUFFORCE
-    s.bind((name, 0))
+    """helpers.packet_socket, non-blocking."""
+    s = helpers.packet_socket(ns, name)
     s.setblocking(False)
     return s
 

@@ -23,14 +23,13 @@ from graphnet.io.device import DeviceError
 from graphnet.io.pg import PacketGenerator, Stream
 from graphnet.vlib.buffer import BUFFER_STRIDE
 from graphnet.vlib.node import PythonNode
-from graphnet.testing.helpers import SetTx, loop_cpu, wait_for
+from graphnet.testing.helpers import packet_socket, SetTx, loop_cpu, wait_for
 
 af_packet = pytest.importorskip("graphnet.io.af_packet")
 AfPacketDevice = af_packet.AfPacketDevice
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="AF_PACKET tests need root")
 
-ETH_P_ALL = 0x0003
 MARK_TYPE = 0x88b5
 
 
@@ -53,19 +52,6 @@ def veth():
         host.set_link(v.a_if, a, up=True)
         host.set_link(v.b_if, b, up=True)
         yield v
-
-
-def ns_socket(ns, family, type_, proto=0):
-    from pyroute2 import netns as pnetns
-    return pnetns.create_socket(ns, family, type_, proto, flags=0)
-
-
-def packet_socket(ns, name):
-    """A raw socket on interface `name` of namespace ns (the kernel side)."""
-    s = ns_socket(ns, socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
-    s.setsockopt(socket.SOL_SOCKET, 33, 8 << 20)      # SO_RCVBUFFORCE: hold every test frame
-    s.bind((name, 0))
-    return s
 
 
 def marked_frame(i, size=64, dst="02:00:00:00:00:01", src="02:00:00:00:00:02"):

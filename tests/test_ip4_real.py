@@ -19,6 +19,8 @@ import uuid
 
 import pytest
 
+from graphnet.testing.helpers import ns_socket
+
 from graphnet.io import host
 from graphnet.nodes import ip4_host
 
@@ -48,11 +50,6 @@ def ns_a():
 def ns_b():
     with host.temporary_netns("gn-ip4") as ns:
         yield ns
-
-
-def ns_socket(ns, family, type_, proto=0):
-    from pyroute2 import netns as pnetns
-    return pnetns.create_socket(ns, family, type_, proto, flags=0)
 
 
 def run_ns(ns, *argv, timeout=20):

@@ -29,7 +29,7 @@ from graphnet.io.device import DeviceError
 from graphnet.io.pg import PacketGenerator, Stream
 from graphnet.vlib.buffer import BUFFER_STRIDE
 from graphnet.vlib.node import PythonNode
-from graphnet.testing.helpers import SetTx, loop_cpu, wait_for
+from graphnet.testing.helpers import ns_socket, packet_socket, SetTx, loop_cpu, wait_for
 
 tap = pytest.importorskip("graphnet.io.tap")
 TapDevice = tap.TapDevice
@@ -37,7 +37,6 @@ TapDevice = tap.TapDevice
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/dev/net/tun"),
                                 reason="TAP tests need root and /dev/net/tun")
 
-ETH_P_ALL = 0x0003
 MARK_TYPE = 0x88b5           # IEEE local experimental ethertype: our test frames
 F_NEXT_PRESENT, F_GSO, F_L4_CSUM = 1, 1 << 3, 1 << 4
 
@@ -56,19 +55,6 @@ def netns():
 def netns2():
     with host.temporary_netns("gn-tap") as ns:
         yield ns
-
-
-def ns_socket(ns, family, type_, proto=0):
-    """A socket living in namespace ns (created by a short-lived child)."""
-    from pyroute2 import netns as pnetns
-    return pnetns.create_socket(ns, family, type_, proto, flags=0)
-
-
-def packet_socket(ns, name):
-    s = ns_socket(ns, socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
-    s.setsockopt(socket.SOL_SOCKET, 33, 8 << 20)      # SO_RCVBUFFORCE: hold every test frame
-    s.bind((name, 0))
-    return s
 
 
 def _mac(text):

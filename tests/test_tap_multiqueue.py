@@ -15,7 +15,6 @@ import functools
 import os
 import socket
 import struct
-import threading
 import time
 import uuid
 
@@ -25,7 +24,7 @@ from graphnet.io import host
 from graphnet.io.capture import Capture
 from graphnet.io.device import DeviceError
 from graphnet.io.pg import PacketGenerator, Stream
-from graphnet.testing.helpers import loop_cpu, wait_for
+from graphnet.testing.helpers import packet_socket, loop_cpu, wait_for
 
 tap = pytest.importorskip("graphnet.io.tap")
 TapDevice = tap.TapDevice
@@ -33,7 +32,6 @@ TapDevice = tap.TapDevice
 needs_root = pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/dev/net/tun"),
                                 reason="TAP tests need root and /dev/net/tun")
 
-ETH_P_ALL = 0x0003
 HOST_MAC = "02:aa:00:00:00:41"       # the kernel side
 GN_MAC = "02:bb:00:00:00:41"         # graphnet's side
 
@@ -46,15 +44,6 @@ def ifname(prefix="gnq"):
 def netns():
     with host.temporary_netns("gn-tapq") as ns:
         yield ns
-
-
-def packet_socket(ns, name):
-    """An AF_PACKET socket on interface `name` inside namespace ns."""
-    from pyroute2 import netns as pnetns
-    s = pnetns.create_socket(ns, socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL), flags=0)
-    s.setsockopt(socket.SOL_SOCKET, 33, 8 << 20)      # SO_RCVBUFFORCE: hold every test frame
-    s.bind((name, 0))
-    return s
 
 
 @functools.lru_cache(maxsize=None)

@@ -45,3 +45,21 @@ class SetTx(PythonNode):
         for bi in frame.buffer_indices:
             struct.pack_into("<I", arena, bi * BUFFER_STRIDE + _SW_IF_TX_OFFSET, self.sw_if_index)
         return 0
+
+
+def ns_socket(ns, family, type_, proto=0):
+    """A socket living in network namespace ns (pyroute2 creates it in a
+    short-lived child and passes the fd back)."""
+    from pyroute2 import netns as pnetns
+    return pnetns.create_socket(ns, family, type_, proto, flags=0)
+
+
+def packet_socket(ns, ifname):
+    """An AF_PACKET socket (all protocols) bound to interface ifname of
+    namespace ns, with an 8 MB receive buffer (SO_RCVBUFFORCE, root) so
+    that it holds every frame a test sends."""
+    import socket
+    s = ns_socket(ns, socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))     # ETH_P_ALL
+    s.setsockopt(socket.SOL_SOCKET, 33, 8 << 20)
+    s.bind((ifname, 0))
+    return s
