@@ -1,7 +1,9 @@
 """Build the Cython extensions.
 
 Every ``graphnet/**/*.pyx`` becomes one extension module. Set
-``GRAPHNET_DEBUG=1`` for the debug variant: bounds and wraparound checks,
+``GRAPHNET_NO_EXT=1`` to install without building them (the Makefile does
+that for the editable install, then builds in place, incrementally, with
+``build_ext --inplace``). Set ``GRAPHNET_DEBUG=1`` for the debug variant: bounds and wraparound checks,
 line tracing (for coverage and profilers) and ``cython -a`` HTML annotation
 next to each ``.pyx`` (``make debug``).
 """
@@ -40,5 +42,8 @@ directives = {
     "embedsignature": True,
 }
 
-setup(ext_modules=cythonize(extensions(), compiler_directives=directives,
-                            annotate=DEBUG, nthreads=os.cpu_count() or 1))
+if os.environ.get("GRAPHNET_NO_EXT", "") not in ("", "0"):
+    setup(ext_modules=[])
+else:
+    setup(ext_modules=cythonize(extensions(), compiler_directives=directives,
+                                annotate=DEBUG, nthreads=os.cpu_count() or 1))
