@@ -200,3 +200,32 @@ def test_show_from_another_thread_while_running(busy):
         assert rows["cy-pass"]["vectors"] == 600
     finally:
         e.stop()
+
+
+def test_errors_columns_stay_apart_when_a_reason_is_long(pg_capture):
+    """A reason longer than the default column must not run into the severity."""
+    long_reason = "a reason much longer than the forty-eight characters of the default column"
+
+    @python_node("py-long", next_nodes=["capture"], errors=[("long", "error", long_reason)])
+    def drop_all(frame):
+        for i in range(len(frame)):
+            frame.drop(i, "long")
+
+    t = pg_capture(drop_all, first="py-long")
+    t.send_bytes(udp_packets(3), count=3)
+    line = t.engine.show("errors").splitlines()[1]
+    assert re.match(rf"^\s*3\s+py-long\s+{re.escape(long_reason)}\s+error$", line), line
+
+
+def test_interface_counter_rows_line_up_under_the_first(engine_factory):
+    from graphnet.testing.ip4 import CaptureInterface
+    e = engine_factory([])
+    ifs = [CaptureInterface(e, name, f"02:00:00:00:00:0{i + 1}") for i, name in enumerate(["if0", "a-long-interface-name-x"])]
+    e.add(ifs)
+    e.build()
+    lines = e.show("interface").splitlines()
+    counter_col = lines[0].index("Counter")
+    rows = [l for l in lines[1:] if l.strip()]
+    assert len(rows) == 4                                   # rx and tx packets per interface
+    for l in rows:
+        assert l[counter_col:].split()[0] in ("rx", "tx"), (l, counter_col)

@@ -224,7 +224,7 @@ def cmd_config(args) -> int:
     engine = build_engine(cfg, create_devices=False)
     engine.close()
     n_if = len(cfg.interfaces)
-    print(f"{cfg.source}: ok: {len(engine.nodes)} nodes, {len(cfg.streams)} pg streams, "
+    print(f"{cfg.source}: ok: {len(engine.nodes)} nodes, {len(cfg.streams)} pg stream{'' if len(cfg.streams) == 1 else 's'}, "
           f"{n_if} interface{'' if n_if == 1 else 's'}"
           + (" (checked, not created)" if n_if else ""))
     return 0

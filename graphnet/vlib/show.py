@@ -66,10 +66,12 @@ def errors(engine, *args) -> str:
     """``show errors [all]``: counters of error rows that are not zero."""
     show_all = "all" in args or "verbose" in args
     counts = engine.main.error_counters()
-    lines = [f"{'Count':>12}  {'Node':<30}{'Reason':<48}{'Severity':<8}"]
-    for (node, sym, sev, desc), n in zip(engine.errors, counts):
-        if n or (show_all and sym != "none"):
-            lines.append(f"{n:>12}  {node:<30}{desc:<48}{sev:<8}")
+    rows = [(n, node, desc, sev) for (node, sym, sev, desc), n in zip(engine.errors, counts)
+            if n or (show_all and sym != "none")]
+    wn = max([30] + [len(r[1]) + 2 for r in rows])
+    wr = max([48] + [len(r[2]) + 2 for r in rows])
+    lines = [f"{'Count':>12}  {'Node':<{wn}}{'Reason':<{wr}}{'Severity'}"]
+    lines += [f"{n:>12}  {node:<{wn}}{desc:<{wr}}{sev}" for n, node, desc, sev in rows]
     return "\n".join(lines)
 
 
@@ -193,17 +195,17 @@ def interfaces(engine, *args) -> str:
     """``show interface [NAME]``: state and counters of each interface."""
     table = engine.interfaces
     names = [args[0]] if args else list(table)
-    lines = [f"{'Name':<20}{'Idx':>4}  {'State':<6}{'MTU':>6}  {'Counter':<12}{'Count':>14}"]
+    w = max([20] + [len(n) + 2 for n in names])
+    lines = [f"{'Name':<{w}}{'Idx':>4}  {'State':<6}{'MTU':>6}  {'Counter':<12}{'Count':>14}"]
     for name in names:
         info = table.info(name)
         state = "up" if info["admin_up"] and info["link_up"] else "down"
-        first = True
+        head = f"{name:<{w}}{info['sw_if_index']:>4}  {state:<6}{info['mtu']:>6}  "
         for key in ("rx_packets", "rx_bytes", "tx_packets", "tx_bytes", "rx_drops", "tx_drops",
                     "rx_errors", "tx_errors", "tx_retries"):
             if info[key] or key in ("rx_packets", "tx_packets"):
-                head = f"{name:<20}{info['sw_if_index']:>4}  {state:<6}{info['mtu']:>6}  " if first else " " * 38
                 lines.append(f"{head}{key.replace('_', ' '):<12}{info[key]:>14}")
-                first = False
+                head = " " * len(head)      # counter rows after the first line up under it
     return "\n".join(lines)
 
 
