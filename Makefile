@@ -33,8 +33,8 @@ build: $(VENV)/.installed           ## (re)build the changed Cython extensions i
 debug: $(VENV)/.installed           ## debug build: bounds checks, line tracing, cython -a HTML next to each .pyx
 	GRAPHNET_DEBUG=1 $(LOCK) $(PYTHON) setup.py -q build_ext --inplace --force -j $(JOBS)
 
-run: install                        ## set up and run the built-in default configuration
-	$(VENV)/bin/graphnet run
+run: install                        ## set up and run the built-in default configuration (RUN_ARGS="--seconds 5" to stop by itself)
+	$(VENV)/bin/graphnet run $(RUN_ARGS)
 
 test: install                       ## set up and run the test suite
 	$(PYTHON) -m pytest -q

@@ -788,3 +788,18 @@ def test_set_interface_promiscuous_reaches_the_kernel_for_af_packet():
             assert not promisc() and not e.interfaces.info(f"host-{a}")["promiscuous"]
         finally:
             e.close()
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/dev/net/tun"), reason="creates TAP gn0: needs root")
+def test_readme_run_command_starts_the_default_configuration_and_cleans_up():
+    """`make run` (the README's first command) with RUN_ARGS, in the venv this suite runs in."""
+    from graphnet.io import host
+    if "graphnet0" in host.list_netns() or host.link_exists("gn0"):
+        pytest.skip("namespace graphnet0 or link gn0 exists: another graphnet engine is running here")
+    venv = os.path.dirname(os.path.dirname(sys.executable))
+    # -o: the venv is already set up (this suite runs in it); only the in-place build is checked
+    r = subprocess.run(["make", "-o", f"{venv}/.installed", "run", f"VENV={venv}", "RUN_ARGS=--seconds 1"],
+                       cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "10.10.0.2/24" in r.stdout and "stop with Ctrl-C" in r.stdout, r.stdout
+    assert "graphnet0" not in host.list_netns() and not host.link_exists("gn0")
