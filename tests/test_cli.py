@@ -572,6 +572,67 @@ def test_ctl_interactive_session(run_proc):
     assert "Thread 0" not in r.stdout                # nothing after quit ran
 
 
+def test_ctl_prompt_in_a_terminal_completes_recalls_and_helps(run_proc):
+    """The interactive prompt driven through a pseudo-terminal, as a user types:
+    tab completes a command word and a node name, the up arrow recalls the last
+    line, `help` fits the terminal."""
+    import pty
+    import select
+    proc, path = run_proc()
+    pid, fd = pty.fork()
+    if pid == 0:                                            # child: the prompt on the pty
+        os.chdir(REPO)
+        os.execve(sys.executable, [sys.executable, "-m", "graphnet", "ctl", "--socket", path],
+                  dict(_env(), HOME=str(Path(path).parent), TERM="xterm", COLUMNS="80"))
+    out = bytearray()
+
+    def read_until(marker: bytes, timeout=15.0):
+        t_end = time.monotonic() + timeout
+        while marker not in out:
+            left = t_end - time.monotonic()
+            assert left > 0, f"no {marker!r} in {bytes(out)[-600:]!r}"
+            if select.select([fd], [], [], left)[0]:
+                try:
+                    out.extend(os.read(fd, 4096))
+                except OSError:
+                    break
+        return bytes(out)
+
+    try:
+        read_until(b"graphnet# ")
+        os.write(fd, b"sh\tver\t\r")                     # -> "show version"
+        read_until(b"Python")
+        del out[:]
+        os.write(fd, b"\x1b[A\r")                          # up arrow: "show version" again
+        read_until(b"Python")
+        del out[:]
+        os.write(fd, b"show node pg-in\t\r")               # node name completed
+        read_until(b"errors")
+        assert b"unknown" not in out and b"pg-input" in out
+        del out[:]
+        os.write(fd, b"help\r")
+        text = read_until(b"set node state").decode(errors="replace")
+        assert max(len(l.rstrip("\r")) for l in text.splitlines()) <= 80
+        os.write(fd, b"quit\r")
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        try:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+        os.close(fd)
+
+
+def test_help_fits_80_columns_with_one_line_per_form():
+    out = execute(None, "help")
+    assert max(len(l) for l in out.splitlines()) <= 80
+    pcap = execute(None, "help pcap").splitlines()
+    assert "pcap trace off" in pcap and "pcap trace status" in pcap
+    assert any(l.startswith(" " * 30) and "capture" in l for l in pcap)
+
+
 # --- interfaces: set interface ..., show interface / hardware -------------------------------
 
 def pcap_engine(tmp_path, n=10, **kw):

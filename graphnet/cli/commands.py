@@ -448,3 +448,10 @@ def _help(engine, args):
 command("help", help="list the commands (help <words>: those starting with them)",
         usage="help [<words>]", needs_engine=False)(_help)
 command("?", help="same as help", usage="? [<words>]", needs_engine=False, hidden=True)(_help)
+
+
+@command("show completion-names", help="interface and node names, one per line (the prompt completes them)",
+         usage="show completion-names", hidden=True)
+def show_completion_names(engine, args):
+    _no_args(args)
+    return "\n".join(list(engine.interfaces) + [n.name for n in engine.nodes])

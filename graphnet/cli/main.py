@@ -131,7 +131,9 @@ def cmd_ctl(args) -> int:
     return 0
 
 
-def _completer(registry):
+def _completer(registry, names=()):
+    """readline completion: command words from the registry; past the
+    command words, the engine's interface and node names (`names`)."""
     import readline
 
     def complete(text, state):
@@ -143,6 +145,8 @@ def _completer(registry):
         cands = registry.complete(words, text)
         if not words:
             cands += [w for w in ("quit", "exit") if w.startswith(text)]
+        elif not cands:
+            cands = sorted(n for n in names if n.startswith(text))
         return cands[state] + " " if state < len(cands) else None
     return complete
 
@@ -153,10 +157,12 @@ def interactive(socket: Optional[str], timeout: float) -> int:
     from graphnet.cli.registry import default_registry
     path = socket or default_socket_path()
     send_command(path, "", timeout=timeout)      # fail now, not at the first command
+    ok, text = send_command(path, "show completion-names", timeout=timeout)
+    names = text.split() if ok else []
     hist = os.path.expanduser(HISTORY_FILE)
     try:
         import readline
-        readline.set_completer(_completer(default_registry()))
+        readline.set_completer(_completer(default_registry(), names))
         readline.set_completer_delims(" \t")
         readline.parse_and_bind("tab: complete")
         try:

@@ -37,6 +37,32 @@ from typing import Callable, Iterable, Optional
 log = logging.getLogger("graphnet.cli")
 
 
+HELP_WIDTH = 80
+HELP_COLUMN = 34          # where the short help starts
+
+
+def format_help_entry(usage: str, text: str, width: int = HELP_WIDTH) -> str:
+    """One command's help: ``usage`` then ``text`` wrapped into the column
+    from HELP_COLUMN to `width`. A usage too long for the column, or with
+    several forms (``a ... | a off``), gets a line per form (wrapped, with
+    an indented continuation) and the help below. No line is wider than
+    `width` unless a single word is."""
+    import re
+    import textwrap
+    body = textwrap.wrap(text, max(20, width - HELP_COLUMN)) or [""]
+    pad = " " * HELP_COLUMN
+    # "pcap trace ... | pcap trace off": one line per form of the command
+    first = usage.split(" ", 1)[0]
+    forms = re.split(r" \| (?=" + re.escape(first) + r"\b)", usage)
+    if len(forms) == 1 and len(usage) + 2 <= HELP_COLUMN:
+        lines = [f"{usage:<{HELP_COLUMN}}{body[0]}"] + [pad + b for b in body[1:]]
+    else:
+        lines = [l for f in forms for l in textwrap.wrap(f, width, subsequent_indent="    ",
+                                                           break_long_words=False, break_on_hyphens=False)]
+        lines += [pad + b for b in body]
+    return "\n".join(l.rstrip() for l in lines)
+
+
 class CommandError(Exception):
     """A command line that cannot be carried out; its text is for the user."""
 
@@ -155,15 +181,17 @@ class Registry:
             matched.append(w)
         return sorted(w for w in node.children if w.startswith(prefix))
 
-    def help_text(self, prefix: Iterable[str] = ()) -> str:
+    def help_text(self, prefix: Iterable[str] = (), width: int = HELP_WIDTH) -> str:
+        """The commands starting with `prefix`, as vppctl lists them: the
+        usage in a column, the short help beside it wrapped at `width`
+        (a usage too long for the column gets the help on the next lines)."""
         prefix = tuple(prefix)
         cmds = sorted((c for c in self.commands.values()
                        if c.path[:len(prefix)] == prefix and not c.hidden),
                       key=lambda c: c.path)
         if not cmds:
             raise CommandError(self._unknown_message(list(prefix)))
-        width = max(len(c.usage) for c in cmds) + 2
-        return "\n".join(f"{c.usage:<{width}}{c.help}" for c in cmds)
+        return "\n".join(format_help_entry(c.usage, c.help, width) for c in cmds)
 
     # --- running ------------------------------------------------------------------
 
