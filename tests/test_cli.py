@@ -454,7 +454,7 @@ def test_config_subcommand(capsys, tmp_path):
     assert main(["config", "--demo", "pg"]) == 0
     f.write_text(capsys.readouterr().out)
     assert main(["config", "-c", str(f)]) == 0
-    assert re.search(r"startup.toml: ok: \d+ nodes, 1 pg streams, 0 interfaces$", capsys.readouterr().out)
+    assert re.search(r"startup.toml: ok: \d+ nodes, 1 pg stream, 0 interfaces$", capsys.readouterr().out)
     assert main(["config", "--demo", "nope"]) == 1
     assert "no built-in config named 'nope'" in capsys.readouterr().err
     assert main(["run", "-c", str(f), "--demo", "pg"]) == 1
