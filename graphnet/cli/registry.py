@@ -255,6 +255,7 @@ def command(path: str, *, help: str = "", usage: str = "", needs_engine: bool = 
 def default_registry() -> Registry:
     """The default registry with the built-in commands loaded."""
     import graphnet.cli.commands  # noqa: F401  (registers on import)
+    import graphnet.cli.system  # noqa: F401
     return REGISTRY
 
 

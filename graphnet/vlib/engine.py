@@ -28,6 +28,8 @@ from graphnet.vlib.node import Node, GraphError, PythonNode, NODE_TYPES, NODE_ST
 from graphnet.vlib.process import ProcessState
 from graphnet.vlib.pynode import PythonNodeRuntime
 
+from graphnet.vlib import logring
+
 log = logging.getLogger("graphnet.engine")
 
 _TYPE_CODES = {"input": NODE_INPUT, "internal": NODE_INTERNAL, "process": NODE_PROCESS}
@@ -65,6 +67,7 @@ class Engine:
         self.start_time = time.monotonic()
         self.start_time_ns = time.monotonic_ns()
         self.on_close: list = []
+        logring.install()                      # recent log lines for `show logging`
         from graphnet.io.interface import InterfaceTable
         self.interfaces = InterfaceTable()
         self.add(_builtin_nodes(self.interfaces))
