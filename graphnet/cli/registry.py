@@ -81,6 +81,8 @@ class Command:
     usage: str = ""
     needs_engine: bool = True
     hidden: bool = False           # left out of help (aliases such as "?")
+    json: Optional[Callable] = None        # fn(engine, args) -> JSON-able data, for `<command> --json`
+    json_schema: str = ""                  # what that data holds, shown by `help <command>`
 
     @property
     def name(self) -> str:
@@ -191,7 +193,10 @@ class Registry:
                       key=lambda c: c.path)
         if not cmds:
             raise CommandError(self._unknown_message(list(prefix)))
-        return "\n".join(format_help_entry(c.usage, c.help, width) for c in cmds)
+        text = "\n".join(format_help_entry(c.usage, c.help, width) for c in cmds)
+        if len(cmds) == 1 and cmds[0].path == prefix and cmds[0].json is not None:
+            text += "\n\n" + format_help_entry(f"{cmds[0].name} --json", cmds[0].json_schema, width)
+        return text
 
     # --- running ------------------------------------------------------------------
 
@@ -206,13 +211,19 @@ class Registry:
         if words[-1] == "?" and len(words) > 1:        # "show ?" lists the show commands
             return self.help_text(self._expand(words[:-1]))
         cmd, args = self.match(words)
+        fn = cmd.fn
+        if "--json" in args:
+            if cmd.json is None:
+                raise CommandError(f"{cmd.name} has no --json output")
+            args = [a for a in args if a != "--json"]
+            fn = _as_json(cmd.json)
         try:
             if engine is None or not cmd.needs_engine:
                 if cmd.needs_engine:
                     raise CommandError(f"{cmd.name!r} needs a running engine")
-                out = cmd.fn(engine, args)
+                out = fn(engine, args)
             else:
-                out = engine.call(cmd.fn, engine, args)
+                out = engine.call(fn, engine, args)
         except UsageError as e:
             text = str(e)
             raise UsageError((text + "\n" if text else "") + f"usage: {cmd.usage}") from None
@@ -242,6 +253,15 @@ class Registry:
         return out
 
 
+def _as_json(data_fn: Callable) -> Callable:
+    """A command function printing data_fn's result as one line of JSON."""
+    import json
+
+    def run(engine, args):
+        return json.dumps(data_fn(engine, args), sort_keys=True, default=str)
+    return run
+
+
 REGISTRY = Registry()
 """The registry every built-in command is in (see graphnet.cli.commands)."""
 
@@ -252,10 +272,23 @@ def command(path: str, *, help: str = "", usage: str = "", needs_engine: bool = 
     return REGISTRY.command(path, help=help, usage=usage, needs_engine=needs_engine, hidden=hidden)
 
 
+def json_view(path: str, schema: str):
+    """Decorator giving the registered command `path` a ``--json`` form:
+    ``fn(engine, args) -> data`` (dicts, lists, numbers, strings), described
+    by `schema` in ``help <path>``. The data's keys are a stable interface:
+    add keys, never rename or remove them."""
+    def wrap(fn):
+        cmd = REGISTRY.commands[tuple(path.split())]
+        cmd.json, cmd.json_schema = fn, schema
+        return fn
+    return wrap
+
+
 def default_registry() -> Registry:
     """The default registry with the built-in commands loaded."""
     import graphnet.cli.commands  # noqa: F401  (registers on import)
     import graphnet.cli.system  # noqa: F401
+    import graphnet.cli.json_views  # noqa: F401
     return REGISTRY
 
 
