@@ -397,50 +397,6 @@ def show_version(engine, args):
             f"engine {engine.name!r}: {len(engine.nodes)} nodes, up {up:.1f} s")
 
 
-def _generators(engine) -> list:
-    """(node name, PacketGenerator) for every pg node in the graph."""
-    return [(n.name, n.instance) for n in engine.nodes
-            if n.instance is not None and hasattr(n.instance, "stats") and hasattr(n.instance, "enable")]
-
-
-def _stream_owner(engine, name: str):
-    for node, pg in _generators(engine):
-        if name in pg.stats():
-            return pg
-    known = [s for _, pg in _generators(engine) for s in pg.stats()]
-    raise UsageError(f"no stream named {name!r}" + (f" (streams: {', '.join(known)})" if known else
-                                                     " (there is no packet generator)"))
-
-
-@command("show packet-generator", help="packet generator streams and packets sent",
-         usage="show packet-generator")
-def show_pg(engine, args):
-    _no_args(args)
-    lines = [f"{'Stream':<24}{'Node':<20}{'Sent':>14}"]
-    for node, pg in _generators(engine):
-        for name, sent in pg.stats().items():
-            lines.append(f"{name:<24}{node:<20}{sent:>14}")
-    return "\n".join(lines) if len(lines) > 1 else "no packet generator streams"
-
-
-@command("packet-generator enable-stream", help="restart a stream (its count starts again)",
-         usage="packet-generator enable-stream <stream>")
-def pg_enable(engine, args):
-    if len(args) != 1:
-        raise UsageError("give one stream name")
-    _stream_owner(engine, args[0]).enable(args[0], True)
-    return ""
-
-
-@command("packet-generator disable-stream", help="stop a stream",
-         usage="packet-generator disable-stream <stream>")
-def pg_disable(engine, args):
-    if len(args) != 1:
-        raise UsageError("give one stream name")
-    _stream_owner(engine, args[0]).enable(args[0], False)
-    return ""
-
-
 def _help(engine, args):
     return REGISTRY.help_text(REGISTRY._expand(args) if args else ())
 

@@ -167,8 +167,8 @@ def interface_address_json(engine, args):
 @json_view("show packet-generator", "[{stream, node, sent}]")
 def pg_json(engine, args):
     _no_args(args, "show packet-generator")
-    from graphnet.cli.commands import _generators
-    return [{"stream": s, "node": node, "sent": sent} for node, pg in _generators(engine)
+    from graphnet.cli.packet_generator import generators
+    return [{"stream": s, "node": node, "sent": sent} for node, pg in generators(engine)
             for s, sent in pg.stats().items()]
 
 
