@@ -633,6 +633,44 @@ def test_help_fits_80_columns_with_one_line_per_form():
     assert any(l.startswith(" " * 30) and "capture" in l for l in pcap)
 
 
+def test_ctl_monitor_prints_rates_of_the_running_demo(run_proc):
+    """The demo's stream runs at 1000 packets/s: the monitor's vectors/s for
+    null (its last node) is about that."""
+    proc, path = run_proc()
+    r = subprocess.run([sys.executable, "-m", "graphnet", "ctl", "--socket", path, "monitor",
+                        "--interval", "0.5", "--count", "2"], env=_env(), cwd=REPO,
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    samples = r.stdout.split("\n\ngraphnet monitor")
+    assert len(samples) == 2, r.stdout
+    m = re.search(r"^null\s+(\d+)\s+(\d+)", samples[-1], re.M)
+    assert m, samples[-1]
+    assert 300 <= int(m.group(1)) <= 3000, samples[-1]          # the stream's 1000/s, loosely
+    bad = subprocess.run([sys.executable, "-m", "graphnet", "ctl", "--socket", path, "monitor", "--interval", "0"],
+                         env=_env(), cwd=REPO, capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 2 and "--interval must be at least" in bad.stderr
+
+
+def test_graph_svg_of_a_config_and_of_a_running_engine(run_proc, tmp_path):
+    """graphnet graph --svg draws the configured graph; ctl show graph --svg the
+    running one, with each busy node labelled by its load (Graphviz from Debian)."""
+    import xml.etree.ElementTree as ET
+    out = tmp_path / "g.svg"
+    r = _gn("graph", "--demo", "pg", "--svg", str(out))
+    assert r.returncode == 0, r.stderr
+    titles = {t.text for t in ET.parse(out).iter("{http://www.w3.org/2000/svg}title")}
+    assert {"pg-input", "demo-0", "demo-1", "null", "pg-input->demo-0"} <= titles
+    proc, path = run_proc()
+    time.sleep(0.5)
+    live = tmp_path / "live.svg"
+    r = _gn("ctl", "--socket", path, "show", "graph", "--svg", str(live))
+    assert r.returncode == 0, r.stderr
+    text = live.read_text()
+    assert re.search(r"[\d,]+ vectors/s", text) and "clocks/vector" in text
+    r = _gn("ctl", "--socket", path, "show", "graph", "--svg")
+    assert r.returncode == 1 and "usage: graphnet ctl show graph --svg FILE" in r.stderr
+
+
 # --- interfaces: set interface ..., show interface / hardware -------------------------------
 
 def pcap_engine(tmp_path, n=10, **kw):

@@ -120,6 +120,11 @@ def cmd_ctl(args) -> int:
         words = words[1:]
     if not words:
         return interactive(args.socket, args.timeout)
+    if words[0] == "monitor":                      # a live view, drawn here from show ... --json
+        from graphnet.cli import monitor
+        return monitor.run(words[1:], args.socket, args.timeout)
+    if words[:2] == ["show", "graph"] and "--svg" in words:
+        return _ctl_graph_svg(words, args)
     # one argument is a whole line (graphnet ctl "show runtime"); several are words
     line = words[0] if len(words) == 1 else shlex.join(words)
     ok, text = send_command(args.socket, line, timeout=args.timeout)
@@ -210,11 +215,45 @@ def interactive(socket: Optional[str], timeout: float) -> int:
 
 # --- graphnet graph, bench -----------------------------------------------------------------
 
+def _svg(dot_text: str, path: str) -> None:
+    from graphnet.cli.graph_picture import GraphvizMissing, write_svg
+    try:
+        write_svg(dot_text, path)
+    except GraphvizMissing as e:
+        raise UserError(str(e)) from None
+
+
+def _ctl_graph_svg(words: list, args) -> int:
+    """`graphnet ctl show graph --svg FILE`: the running engine's graph, nodes
+    sized and labelled by their load."""
+    import json
+    from graphnet.cli.control import send_command
+    from graphnet.cli.graph_picture import dot_source
+    k = words.index("--svg")
+    if k + 1 >= len(words) or len(words) != 4:
+        raise UserError("usage: graphnet ctl show graph --svg FILE")
+    data = {}
+    for key, line in (("graph", "show graph --json"), ("runtime", "show runtime all --json")):
+        ok, text = send_command(args.socket, line, timeout=args.timeout)
+        if not ok:
+            raise UserError(text)
+        data[key] = json.loads(text)
+    _svg(dot_source(data["graph"], data["runtime"]), words[k + 1])
+    print(f"wrote {words[k + 1]}")
+    return 0
+
+
 def cmd_graph(args) -> int:
     from graphnet.config import build_engine
     engine = build_engine(_load_config(args.config, args.demo), create_devices=False)
     try:
-        print(engine.show("dot" if args.dot else "graph"))
+        if args.svg:
+            from graphnet.cli.graph_picture import dot_source
+            from graphnet.cli.json_views import graph_json
+            _svg(dot_source(graph_json(engine, [])), args.svg)
+            print(f"wrote {args.svg}")
+        else:
+            print(engine.show("dot" if args.dot else "graph"))
     finally:
         engine.close()
     return 0
@@ -288,7 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Send one command (e.g. `graphnet ctl show runtime`) to the engine "
                                    "listening on the control socket and print its answer; with no command, "
                                    "open an interactive prompt (tab completion, history in "
-                                   f"{HISTORY_FILE}). `graphnet ctl help` lists the commands.")
+                                   f"{HISTORY_FILE}). `graphnet ctl help` lists the commands; `graphnet ctl "
+                                   "monitor [--interval S] [--count N]` is a live view like top.")
     c.add_argument("--socket", metavar="PATH", help="control socket path (default: $GRAPHNET_SOCKET, "
                                                     "/run/graphnet/cli.sock for root, else a per-user path)")
     c.add_argument("--timeout", type=float, default=10.0, metavar="S",
@@ -303,6 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("-c", "--config", metavar="FILE", help="startup file (TOML)")
     g.add_argument("--demo", metavar="NAME", help="a built-in config instead of the default")
     g.add_argument("--dot", action="store_true", help="print Graphviz DOT (pipe into `dot -Tsvg`)")
+    g.add_argument("--svg", metavar="FILE", help="draw the graph into an SVG file (needs Graphviz); "
+                                                 "`graphnet ctl show graph --svg FILE` draws a running "
+                                                 "engine's, nodes sized by their load")
     g.set_defaults(fn=cmd_graph)
 
     k = sub.add_parser("config", help="check a startup file, or print the default one",
