@@ -62,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="dispatch, ip4-forward: packets per plain-Python run (default min(packets, 2000))")
     p.add_argument("--routes", type=int, metavar="N", help="ip4-forward: routes in the FIB (default 1000000)")
     p.add_argument("--timers", type=int, metavar="N", help="timers: timers per run (default 100000)")
+    p.add_argument("--plot", metavar="FILE", help="also draw each case beside its reference into FILE "
+                                                  "(PNG, SVG or PDF by its suffix; needs matplotlib)")
     return p
 
 
@@ -90,15 +92,33 @@ def main(argv: list[str]) -> int:
     if any(v is not None and v <= 0 for v in counts) or opts.repeat <= 0 or opts.seconds <= 0:
         print("graphnet bench: counts, --repeat and --seconds must be positive", file=sys.stderr)
         return 2
+    if opts.plot:
+        from graphnet.bench.plot import PlotUnavailable
+        try:
+            import matplotlib  # noqa: F401  (fail before the runs, not after)
+        except ImportError:
+            print("graphnet bench: --plot needs matplotlib: pip install 'graphnet[plot]'", file=sys.stderr)
+            return 2
+    lines = []
     if opts.json:
         for line in run(names, opts):
             print(json.dumps(line), flush=True)
-        return 0
-    m = machine()
-    print(f"# {m['cpu']}, {m['cpus']} CPUs, Python {m['python']}, load {m['load']}", flush=True)
-    print(_ROW.format("bench", "case", "Mpps", "ns/pkt", "ns/node", "ratio", "details"), flush=True)
-    for line in run(names, opts):
-        print(format_line(line), flush=True)
+            lines.append(line)
+    else:
+        m = machine()
+        print(f"# {m['cpu']}, {m['cpus']} CPUs, Python {m['python']}, load {m['load']}", flush=True)
+        print(_ROW.format("bench", "case", "Mpps", "ns/pkt", "ns/node", "ratio", "details"), flush=True)
+        for line in run(names, opts):
+            print(format_line(line), flush=True)
+            lines.append(line)
+    if opts.plot:
+        from graphnet.bench.plot import plot
+        try:
+            n = plot(lines, opts.plot)
+        except PlotUnavailable as e:
+            print(f"graphnet bench: {e}", file=sys.stderr)
+            return 1
+        print(f"# plotted {n} comparison{'s' if n != 1 else ''} into {opts.plot}", file=sys.stderr)
     return 0
 
 
