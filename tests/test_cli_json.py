@@ -6,7 +6,6 @@ import pytest
 from graphnet.cli.registry import CommandError, default_registry, execute
 from graphnet.nodes import ip4_host
 from graphnet.testing import udp_packets
-from graphnet.testing.ip4 import CaptureInterface
 
 TEXT_ONLY = {("show", "graph", "dot")}          # DOT is itself a machine format
 
@@ -17,15 +16,6 @@ def test_every_visible_show_command_has_a_json_form_and_a_schema():
                if c.path[0] == "show" and not c.hidden and c.path not in TEXT_ONLY and c.json is None]
     assert missing == []
     assert "--json" in execute(None, "help show runtime") and "clocks_per_vector" in execute(None, "help show runtime")
-
-
-@pytest.fixture
-def host_engine(engine_factory):
-    e = engine_factory([ip4_host.NODES])
-    e.add([CaptureInterface(e, "if0", "02:00:00:00:00:01")])
-    e.build()
-    ip4_host.set_interface_address(e, "if0", "10.0.0.1/24")
-    return e
 
 
 def test_json_figures_match_the_engine(pg_capture):

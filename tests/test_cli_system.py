@@ -6,16 +6,6 @@ import pytest
 
 from graphnet.cli.registry import CommandError, execute
 from graphnet.nodes import ip4_host
-from graphnet.testing.ip4 import CaptureInterface
-
-
-@pytest.fixture
-def host_engine(engine_factory):
-    e = engine_factory([ip4_host.NODES])
-    e.add([CaptureInterface(e, "if0", "02:00:00:00:00:01")])
-    e.build()
-    ip4_host.set_interface_address(e, "if0", "10.0.0.1/24")
-    return e
 
 
 def test_show_logging_has_the_recent_lines(host_engine):
