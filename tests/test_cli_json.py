@@ -4,7 +4,6 @@ import json
 import pytest
 
 from graphnet.cli.registry import CommandError, default_registry, execute
-from graphnet.nodes import ip4_host
 from graphnet.testing import udp_packets
 
 TEXT_ONLY = {("show", "graph", "dot")}          # DOT is itself a machine format
