@@ -15,16 +15,17 @@ import itertools
 
 class CaptureInterface:
     """A fake interface whose tx node is a capture: interface-output hands
-    it what would go on the wire."""
+    it what would go on the wire (the first `limit` packets are kept, the
+    rest counted)."""
     kind = "capture"
 
-    def __init__(self, engine, name, mac, mtu=1500, up=True):
+    def __init__(self, engine, name, mac, mtu=1500, up=True, limit=100000):
         from graphnet.io.capture import Capture
         self.name = name
         self.mac = mac
         self.sw_if_index = engine.interfaces.add(name, self.kind, self, mac, mtu)
         engine.interfaces.set_admin_up(self.sw_if_index, up)
-        self.capture = Capture(name=f"capture-tx-{name}")
+        self.capture = Capture(name=f"capture-tx-{name}", limit=limit)
 
     def nodes(self):
         (n,) = self.capture.nodes()
