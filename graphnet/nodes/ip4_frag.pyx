@@ -32,7 +32,8 @@ events; drops: ``df-set-too-big`` (when no ip4-icmp-error), ``mtu-too-small``
 (the MTU leaves no room for a header and 8 bytes of data), ``bad-options``
 (malformed options), ``malformed`` (header not in the first buffer, total
 length beyond the packet), ``no-buffers`` (the packet is dropped; its
-fragments not yet handed on are freed).
+fragments not yet handed on are freed; those already handed on in a full
+frame count under ``fragments``, so fragments sent == ``fragments``).
 
 Metadata used: current_data (IPv4 header), chains, sw_if_index[TX],
 opaque. Next nodes: ``ip4-rewrite`` when the graph has it, else
@@ -181,7 +182,7 @@ cdef uint32_t ip4_frag_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* fr
     cdef gn_next_buffers_t out
     cdef uint8_t hdr2[GN_IP4_MAX_HEADER_LEN + 4]
     cdef uint32_t i, n = frame.n_vectors, bi, fbi, hlen, hlen2, total, avail, mtu, sw, payload, done, plen
-    cdef uint32_t max1, max2, off8, pkt_start, n_packets = 0, n_frags = 0, k
+    cdef uint32_t max1, max2, off8, pkt_start, n_packets = 0, n_frags = 0, k, k_gone
     cdef uint16_t frag, mf_last
     cdef int w
     cdef gn_buffer_t* b
@@ -244,6 +245,7 @@ cdef uint32_t ip4_frag_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* fr
         done = 0
         failed = False
         k = 0
+        k_gone = 0                          # fragments of this packet already handed on in a full frame
         while done < payload:
             if done == 0:
                 plen = max1 if max1 < payload else payload
@@ -258,6 +260,7 @@ cdef uint32_t ip4_frag_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* fr
             if out.n == GN_FRAME_SIZE:
                 gn_next_buffers_flush(vm, node, &out)
                 pkt_start = 0               # what was flushed is gone: keep the rest
+                k_gone = k
             out.bis[out.n] = fbi
             out.nexts[out.n] = NEXT_OUTPUT
             out.n += 1
@@ -268,6 +271,7 @@ cdef uint32_t ip4_frag_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* fr
             if out.n > pkt_start:
                 gn_main_free(vm, &out.bis[pkt_start], out.n - pkt_start)
                 out.n = pkt_start
+            n_frags += k_gone               # those left: counted as sent (the packet as no-buffers)
             _out_drop(vm, node, &out, bi, ERROR_NO_BUFFERS)
             continue
         gn_main_free(vm, &bi, 1)
