@@ -59,7 +59,8 @@ from libc.string cimport memcpy, memset
 from graphnet.includes.byteorder cimport gn_net16, gn_net32, gn_put_net16, gn_put_net32
 from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_RX, GN_BUFFER_DATA_SIZE, GN_BUFFER_INIT_BYTES,
                                    GN_FRAME_SIZE, GN_BUFFER_F_NEXT_PRESENT, gn_buffer_meta_template)
-from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_main_alloc, gn_main_alloc_uninit, gn_main_free,
+from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_main_alloc, gn_main_alloc_uninit,
+                                 gn_main_free,
                                  gn_enqueue_to_single_next, gn_node_increment_error)
 from graphnet.wire.inet cimport gn_inet_sum, gn_inet_checksum
 from graphnet.nodes.ip4_neighbor cimport gn_ip4_nbr_main_t, gn_ip4_neighbor_t, GN_NBR_F_VALID
@@ -650,8 +651,8 @@ cdef void _plan_datagram(fz_t* f) noexcept nogil:
     pl.rx_if = 0 if _pct(f, 90) else 1
     payload = 8 + (_below(f, 600) if _pct(f, 70) else _below(f, DGRAM_MAX - 60 - 8))
     opt = 4 * _below(f, 3) if _pct(f, 10) else 0
-    pl.hlen = _ip4(f, ip, f.env.peer if _pct(f, 70) else _src(f, 40), _dst(f, 80), proto, _ttl(f) if _pct(f, 10) else 64,
-                   0, opt, payload)
+    pl.hlen = _ip4(f, ip, f.env.peer if _pct(f, 70) else _src(f, 40), _dst(f, 80), proto,
+                   _ttl(f) if _pct(f, 10) else 64, 0, opt, payload)
     gn_put_net16(ip + 4, <uint16_t>_below(f, 16))        # a small pool: datagrams collide
     _l4_payload(f, ip + pl.hlen, proto, payload)
     if proto == 17:

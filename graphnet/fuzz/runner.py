@@ -225,10 +225,11 @@ def check_output(frame: bytes, mac: bytes) -> Optional[str]:
 
 # --- one family ------------------------------------------------------------------------
 
-def _failure(family, seed, batch, batch_size, kind, detail) -> dict:
+def _failure(family, seed, batch, batch_size, kind, detail, loop_guard=True) -> dict:
     frames = (batch + 1) * batch_size
     return {"family": family, "seed": seed, "batch": batch, "kind": kind, "detail": detail,
-            "reproduce": f"graphnet fuzz {family} --seed {seed} --frames {frames} --batch {batch_size}"}
+            "reproduce": f"graphnet fuzz {family} --seed {seed} --frames {frames} --batch {batch_size}"
+                         + ("" if loop_guard else " --no-loop-guard")}
 
 
 class _Failures:
@@ -301,16 +302,17 @@ def run_family(family: str, frames: int, seed: int, *, batch: int = DEFAULT_BATC
             b = g.snapshot()
             if g.input.remaining:
                 failures.add(_failure(family, seed, k, batch, "not-idle",
-                                         f"{g.input.remaining} frames not generated after {idle_timeout} s"))
+                                         f"{g.input.remaining} frames not generated after {idle_timeout} s",
+                                         loop_guard))
             starved = g.input.stats()["no_buffers"] - starved
             if starved:
                 failures.add(_failure(family, seed, k, batch, "no-buffers",
                                          f"{starved} frames found no buffer: {b['held_buffers']} held "
                                          f"(reassembly {g.reassembly.stats()['buffers_held']}, ARP queues "
                                          f"{b['held_buffers'] - g.reassembly.stats()['buffers_held']}) "
-                                         f"of {g.engine.buffer_stats()['total']}"))
+                                         f"of {g.engine.buffer_stats()['total']}", loop_guard))
             for kind, detail in check_batch(g, a, b):
-                failures.add(_failure(family, seed, k, batch, kind, detail))
+                failures.add(_failure(family, seed, k, batch, kind, detail, loop_guard))
             for key, v in ledger(g, a, b).items():
                 if key in totals:
                     totals[key] += v
@@ -331,7 +333,8 @@ def run_family(family: str, frames: int, seed: int, *, batch: int = DEFAULT_BATC
         g.close()
     leaked = g.engine.buffer_stats()["in_use"]            # after close: held buffers freed too
     if leaked:
-        failures.add(_failure(family, seed, k - 1, batch, "leak", f"{leaked} buffers in use after close"))
+        failures.add(_failure(family, seed, k - 1, batch, "leak", f"{leaked} buffers in use after close",
+                              loop_guard))
     return {"family": family, "frames": totals["injected"], "requested": frames, "seed": seed, "batch": batch,
             "batches": k, "seconds": round(wall, 3), "frames_per_s": round(totals["injected"] / busy) if busy else 0,
             "failures": failures.list(), "leaked_buffers": leaked, "ledger": totals, "held_at_end": held,
@@ -411,7 +414,7 @@ def run_isolated(family: str, frames: int, seed: int, *, batch: int = DEFAULT_BA
             why = ("crash", f"killed by {signal.Signals(os.WTERMSIG(status)).name}")
         else:
             why = ("error", error or f"exit status {os.WEXITSTATUS(status)}")
-    fail = _failure(family, seed, batches_done, batch, *why)
+    fail = _failure(family, seed, batches_done, batch, *why, loop_guard)
     return {"family": family, "frames": batches_done * batch, "requested": frames, "seed": seed, "batch": batch,
             "batches": batches_done, "seconds": None, "frames_per_s": 0, "failures": [fail],
             "leaked_buffers": None, "nodes": {}, "not_reached": list(EXPECTED[family]), "counters": {}}
