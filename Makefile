@@ -42,6 +42,16 @@ test: install                       ## set up and run the test suite
 bench: install                      ## run every `graphnet bench` scenario (JSON lines)
 	$(VENV)/bin/graphnet bench all --json
 
+# The long fuzz profile: 1,000,000 frames per family (FUZZ_ARGS to change,
+# e.g. FUZZ_ARGS='udp --frames 5000000 --seed 7'), then the Hypothesis
+# properties with 25x their examples (both run; either failing fails the
+# target). `make test` runs the short profile.
+FUZZ_ARGS ?= all --frames 1000000
+fuzz: install                       ## 1 M fuzz frames per node family, Hypothesis properties x25
+	@$(PYTHON) -m graphnet fuzz $(FUZZ_ARGS); status=$$?; \
+	GRAPHNET_HYPOTHESIS=fuzz $(PYTHON) -m pytest -q tests/test_ip4_fragments.py tests/test_ethernet_ip4.py \
+	    tests/test_ip4_host.py && exit $$status
+
 clean:
 	rm -rf build *.egg-info
 	find graphnet -name '*.so' -delete -o -name '*.c' -delete -o -name '*.html' -delete

@@ -20,6 +20,7 @@ from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 from scapy.packet import Raw
 
+from graphnet.testing.helpers import examples
 from graphnet.fib.ip4_fib import ADJ_INDEX_SPECIAL, SPECIAL_PREFIXES, Ip4Fib, ip4_fib, parse_prefix
 from graphnet.fib.mtrie import Mtrie
 from graphnet.io.capture import Capture
@@ -36,7 +37,7 @@ PEER_MAC = "02:00:00:00:00:99"
 NH1 = "02:00:00:00:01:02"
 NH2 = "02:00:00:00:02:02"
 
-HSETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+HSETTINGS = settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 # --- helpers -------------------------------------------------------------------
@@ -278,7 +279,7 @@ OPS = st.lists(st.tuples(st.sampled_from(["add", "add", "del"]), _addr_strategy(
 
 
 @given(OPS, st.lists(_addr_strategy(), max_size=40))
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 def test_mtrie_matches_oracle(ops, probes):
     m, oracle = Mtrie(0), Oracle()
     value = 1
@@ -388,7 +389,7 @@ def test_fib_ecmp_buckets_and_refcounts(fib_engine):
 @given(st.lists(st.tuples(st.sampled_from(["add", "add", "del"]), _addr_strategy(), ROUTE_LENGTHS),
                 min_size=1, max_size=40),
        st.lists(_addr_strategy(), min_size=1, max_size=30))
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 def test_fib_lookup_matches_oracle(ops, probes):
     """Control-plane FIB (adjacencies, replace, delete with cover) against
     the oracle: each route gets its own next-hop MAC, so the adjacency

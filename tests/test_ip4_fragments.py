@@ -20,9 +20,10 @@ from scapy.layers.inet import ICMP, IP, UDP, defragment, fragment
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
+from graphnet.testing.helpers import examples
 from graphnet.nodes import ip4_reassembly
 
-HSETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+HSETTINGS = settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                              HealthCheck.function_scoped_fixture])
 
 REASS_DROP_ROWS = ("duplicate", "overlap", "inconsistent", "too-long", "too-many-fragments", "too-many-datagrams",

@@ -9,6 +9,7 @@ from scapy.layers.inet import ICMP, IP, IPerror, TCP, UDP
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 from scapy.packet import Raw
 
+from graphnet.testing.helpers import examples
 from graphnet.testing.ip4 import HostBench, mac_of
 from graphnet.wire import arp as wire_arp
 from graphnet.wire import ip4 as wire_ip4
@@ -16,7 +17,7 @@ from graphnet.wire import ip4 as wire_ip4
 PEER = "02:00:00:00:aa:01"
 IF0, IF1 = mac_of(0), mac_of(1)
 BCAST = "ff:ff:ff:ff:ff:ff"
-HSETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+HSETTINGS = settings(max_examples=examples(80), deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                               HealthCheck.function_scoped_fixture])
 
 

@@ -63,3 +63,15 @@ def packet_socket(ns, ifname):
     s.setsockopt(socket.SOL_SOCKET, 33, 8 << 20)
     s.bind((ifname, 0))
     return s
+
+
+HYPOTHESIS_PROFILE_ENV = "GRAPHNET_HYPOTHESIS"
+FUZZ_SCALE = 25
+
+
+def examples(n: int) -> int:
+    """max_examples for a Hypothesis property: n in the normal run (CI),
+    n x 25 under the ``fuzz`` profile (``GRAPHNET_HYPOTHESIS=fuzz``, which
+    ``make fuzz`` sets)."""
+    import os
+    return n * FUZZ_SCALE if os.environ.get(HYPOTHESIS_PROFILE_ENV) == "fuzz" else n
