@@ -39,6 +39,29 @@ def _frames(family, seed, n):
         g.close()
 
 
+def test_a_pool_run_dry_is_reported_and_every_frame_still_sent():
+    """All but 64 buffers hoarded (as a flood held by reassembly would):
+    the batch stalls, a ``no-buffers`` failure says who holds what, the run
+    waits (the hoard is freed when it does) and sends every frame; the
+    ledger and the buffer checks hold."""
+    g = runner.FuzzGraph("udp", SEED, buffers=1024)
+    cache = BufferCache(g.engine.pool)
+    hoard = cache.alloc(1024 - 64)
+    run = g.engine.run
+
+    def wait(seconds):
+        cache.free(hoard)
+        cache.flush()
+        hoard.clear()
+        return run(seconds)
+    g.engine.run = wait
+    res = runner.run_family("udp", 4000, SEED, batch=2000, graph=g, recover_seconds=0.1)
+    assert [f["kind"] for f in res["failures"]] == ["no-buffers"], runner.format_result(res)
+    assert "in use" in res["failures"][0]["detail"]
+    assert res["frames"] == 4000 and res["leaked_buffers"] == 0
+    assert res["generator"]["no_buffers"] == 1
+
+
 def test_generator_is_reproducible():
     a = _frames("frag", 7, 300)
     assert a == _frames("frag", 7, 300)
@@ -113,6 +136,7 @@ def test_check_batch_catches_a_leaked_buffer():
         kinds = [k for k, _ in runner.check_batch(g, a, g.snapshot())]
         assert "buffers" in kinds
         cache.free(leaked)
+        cache.flush()
         cache = None
     finally:
         g.close()

@@ -48,8 +48,10 @@ them), and only in the ip4 family, from the resolved peer to our address
 or a routed destination, never mutated (so a packet held by reassembly or
 the ARP queue is always one buffer: graphnet.fuzz.runner's buffer check
 relies on it, with ``queued_buffers`` for the ARP queues, where an echo
-reply to a reassembled datagram may wait as a chain). Errors: ``no-buffers`` (frames not generated: the pool was
-empty; the batch goes on without them).
+reply to a reassembled datagram may wait as a chain). When the pool runs
+dry the frames wait: the node stops asking the loop for more work (so
+run-until-idle returns) and generates them once buffers are back.
+Errors: ``no-buffers`` (stalls: counted once each, however long).
 """
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.pycapsule cimport PyCapsule_New
@@ -117,7 +119,8 @@ ctypedef struct fz_t:
     uint8_t loop_guard
     uint64_t remaining           # frames still to generate in this batch
     uint64_t generated
-    uint64_t no_buffers
+    uint64_t no_buffers          # stalls: the pool had too few buffers for a call's frames
+    uint8_t stalled
     uint64_t bad_checksum
     uint64_t mutated
     uint64_t truncated
@@ -841,9 +844,14 @@ cdef uint32_t fuzz_input_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* 
     n = GN_FRAME_SIZE if f.remaining > GN_FRAME_SIZE else <uint32_t>f.remaining
     got = gn_main_alloc_uninit(vm, bis, n)
     if got < n:
-        # the pool is empty: these frames are skipped (counted), not retried
-        gn_node_increment_error(vm, node, ERROR_NO_BUFFERS, n - got)
-        f.no_buffers += n - got
+        # the pool ran dry: the frames wait (tried again at the next call);
+        # counted once per stall, not once per call while it lasts
+        if not f.stalled:
+            gn_node_increment_error(vm, node, ERROR_NO_BUFFERS, 1)
+            f.no_buffers += 1
+        f.stalled = 1
+    else:
+        f.stalled = 0
     for i in range(got):
         length = gen(f)
         if length > JUMBO_MAX:
@@ -851,9 +859,9 @@ cdef uint32_t fuzz_input_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* 
         if f.loop_guard:
             _guard(f, f.scratch, length)
         _write(vm, f, bis[i], length)
-    f.remaining -= n
+    f.remaining -= got
     f.generated += got
-    node.has_more_work = f.remaining > 0
+    node.has_more_work = f.remaining > 0 and not f.stalled     # a stalled input lets the loop go idle
     if got:
         gn_enqueue_to_single_next(vm, node, bis, 0, got)
     return got
@@ -913,7 +921,7 @@ cdef class FuzzInput:
                      fn=PyCapsule_New(<void*>fuzz_input_fn, "gn_node_fn", NULL),
                      next_nodes=(self.next_node,),
                      errors=(("none", "info", "no error"),
-                             ("no-buffers", "warn", "fuzz frames not generated: no buffers")),
+                             ("no-buffers", "warn", "the pool ran dry: frames wait for buffers")),
                      setup=self._setup, instance=self, doc=__doc__.split("\n\n")[0]),)
 
     def _setup(self, engine, node_index):
