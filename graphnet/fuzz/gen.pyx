@@ -30,6 +30,12 @@ more function and one more row):
             MF pieces not a multiple of 8; identifiers from a small pool so
             datagrams collide.
 
+Adding a family (TCP, when there is a TCP): a ``gen_tcp(fz_t*)`` that
+writes one frame into ``f.scratch`` and returns its length (building on
+_eth, _ip4, _finish: _l4_checksum then needs the TCP pseudo-header sum), a
+row in ``FAMILIES`` and in ``_generator``, and the nodes it must reach in
+graphnet.fuzz.runner.EXPECTED.
+
 Most frames carry correct checksums (IPv4 header, ICMP, UDP); a few (about
 1 in 16) carry a broken one, about 1 in 10 has 1-3 header bytes mutated
 before the checksums are fixed, and about 1 in 32 is cut short. Everything

@@ -32,9 +32,9 @@ The checks after every batch (run until idle):
   every node's ``none`` row stay 0 (error-drop counts each packet under the
   row its node set);
 - the packet ledger balances (below);
-- a sample of what went out (the first 64 packets per interface per batch)
+- a sample of what went out (the first 512 packets per interface per batch)
   is well formed: our source MAC; IPv4 version, header checksum and
-  length; ARP from our MAC; and for what graphnet itself originated (from
+  length, within the interface's MTU, TTL not 0; ARP from our MAC; and for what graphnet itself originated (from
   one of our addresses with TTL 64: echo replies, ICMP errors) the ICMP
   and UDP checksums. Forwarded packets keep their L4 checksums as they
   came (a router does not check them).
@@ -61,7 +61,9 @@ The ledger, in packets (a buffer chain is one packet), over one batch:
 
 A failure is a dict: family, seed, batch (the first that had it), kind,
 detail, batches (how many had it) and ``reproduce``, the command that
-replays the run up to that batch.
+replays the run up to that batch: the same frames in the same order (the
+engine's timers and rate limits follow the clock, so counts may differ by
+a few).
 """
 from __future__ import annotations
 
@@ -82,7 +84,7 @@ MTUS = (1500, 576)
 PEER, PEER_MAC = "10.10.0.1", "02:00:00:00:aa:01"
 IF1_NEIGHBOR, IF1_NEIGHBOR_MAC = "10.20.0.9", "02:00:00:00:bb:09"
 ROUTED, GLEAN, BLACKHOLE = "10.30.0.0/16", "10.40.0.0/16", "10.50.0.0/16"
-SAMPLE = 64                      # captured packets kept (and checked) per interface per batch
+SAMPLE = 512                     # captured packets kept (and checked) per interface per batch
 DEFAULT_BATCH = 10000
 MAX_FAILURES = 20                # per family: stop after this many
 
@@ -194,8 +196,8 @@ def _csum(data: bytes) -> int:
 OURS = tuple(ipaddress.IPv4Interface(a).ip.packed for a in ADDRESSES)
 
 
-def check_output(frame: bytes, mac: bytes) -> Optional[str]:
-    """Why a frame graphnet sent is malformed, or None."""
+def check_output(frame: bytes, mac: bytes, mtu: int = 1500) -> Optional[str]:
+    """Why a frame graphnet sent on an interface (MAC, MTU) is malformed, or None."""
     if len(frame) < 14:
         return f"{len(frame)}-byte frame"
     if frame[6:12] != mac:
@@ -214,6 +216,10 @@ def check_output(frame: bytes, mac: bytes) -> Optional[str]:
     total = struct.unpack_from("!H", body, 2)[0]
     if hlen < 20 or total < hlen or total > len(body):
         return f"IPv4 lengths: header {hlen}, total {total}, {len(body)} bytes"
+    if total > mtu:
+        return f"{total}-byte datagram on a {mtu}-byte MTU"
+    if body[8] == 0:
+        return "TTL 0"
     if _csum(body[:hlen]) != 0xffff:
         return "IPv4 header checksum"
     if struct.unpack_from("!H", body, 6)[0] & 0x3fff or body[8] != 64 or body[12:16] not in OURS:
@@ -274,7 +280,7 @@ def check_batch(g: FuzzGraph, a: dict, b: dict) -> list:
     for k, iface in enumerate(g.ifs):
         mac = bytes.fromhex(MACS[k].replace(":", ""))
         for p in iface.capture.packets():
-            why = check_output(p, mac)
+            why = check_output(p, mac, MTUS[k])
             if why:
                 problems.append(("bad-output", f"on if{k}: {why}: {p[:64].hex()}"))
                 break
