@@ -191,6 +191,36 @@ def test_isolated_run_ends_a_hang(monkeypatch):
     assert res["failures"][0]["kind"] == "hang"
 
 
+def _touch(n):
+    b = bytearray(n)
+    for i in range(0, n, 4096):
+        b[i] = 1
+    return b
+
+
+def test_memory_watchdog_counts_growth_not_the_callers_memory():
+    """The child starts with the caller's resident memory (fork): a big
+    caller (a long pytest run) must not look like a runaway child."""
+    hog = _touch(300 << 20)
+    res = runner.run_isolated("udp", 2000, 3, batch=1000, max_rss=200 << 20)
+    assert res["failures"] == [] and res["frames"] == 2000
+    del hog
+
+
+def test_memory_watchdog_ends_a_runaway_child(monkeypatch):
+    def grow(family, frames, seed, *, batch, progress, **kw):
+        progress(1)
+        keep = _touch(400 << 20)
+        time.sleep(30)
+        return keep
+    monkeypatch.setattr(runner, "run_family", grow)
+    t = time.monotonic()
+    res = runner.run_isolated("arp", 5000, 3, batch=1000, max_rss=100 << 20)
+    assert time.monotonic() - t < 20
+    (f,) = res["failures"]
+    assert f["kind"] == "memory" and f["batch"] == 1
+
+
 def test_cli_fuzz_json(capsys):
     from graphnet.cli.main import main
     assert main(["fuzz", "udp", "--frames", "3000", "--batch", "1000", "--seed", "9", "--json"]) == 0

@@ -383,8 +383,10 @@ def _rss_bytes(pid: int) -> int:
 def run_isolated(family: str, frames: int, seed: int, *, batch: int = DEFAULT_BATCH, hang_seconds: float = 60.0,
                  max_rss: int = 2 << 30, loop_guard: bool = True) -> dict:
     """run_family in a forked child: a crash, a hang (no batch finished for
-    hang_seconds) or memory past max_rss ends the child and becomes a
+    hang_seconds) or resident memory grown by more than max_rss over the
+    caller's (which the child starts with) ends the child and becomes a
     failure with the seed and batch, instead of taking the caller down."""
+    rss_limit = _rss_bytes(os.getpid()) + max_rss
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:                                                # child
@@ -427,8 +429,8 @@ def run_isolated(family: str, frames: int, seed: int, *, batch: int = DEFAULT_BA
                     error = msg.get("error", error)
             if time.monotonic() - last > hang_seconds:
                 why = ("hang", f"no batch finished in {hang_seconds:g} s")
-            elif _rss_bytes(pid) > max_rss:
-                why = ("memory", f"resident memory above {max_rss >> 20} MiB")
+            elif _rss_bytes(pid) > rss_limit:
+                why = ("memory", f"resident memory grew by more than {max_rss >> 20} MiB")
             if why:
                 os.kill(pid, signal.SIGKILL)
                 break
