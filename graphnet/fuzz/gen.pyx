@@ -19,7 +19,8 @@ more function and one more row):
             lengths), bad versions/IHL/total lengths, TTL 0..2, martian and
             broadcast sources and destinations, routed (forwarded and
             fragmented to a 576-byte MTU, DF set or not), unresolved next
-            hops (ARP), blackholes, no route, jumbo frames as buffer chains;
+            hops (ARP), blackholes, no route, an interface that is down,
+            jumbo frames as buffer chains;
   icmp      echo requests and replies, errors quoting a header, other
             types, short messages, to us, to broadcasts and routed on;
   udp       to the echo port, closed ports, port 0, bad UDP lengths, zero
@@ -35,6 +36,10 @@ writes one frame into ``f.scratch`` and returns its length (building on
 _eth, _ip4, _finish: _l4_checksum then needs the TCP pseudo-header sum), a
 row in ``FAMILIES`` and in ``_generator``, and the nodes it must reach in
 graphnet.fuzz.runner.EXPECTED.
+
+The ip4, icmp and udp families also send, in about 2 % of their frames,
+ARP replies from the next hops graphnet is resolving (so queued packets
+are flushed and the FIB's adjacencies change under traffic).
 
 Most frames carry correct checksums (IPv4 header, ICMP, UDP); a few (about
 1 in 16) carry a broken one, about 1 in 10 has 1-3 header bytes mutated
@@ -101,10 +106,13 @@ FAMILIES = {
 ctypedef struct fz_env_t:
     uint32_t addr[2]             # our address on if0 and if1 (host order)
     uint32_t bcast[2]            # their directed broadcasts
+    uint32_t mask[2]             # their netmasks
     uint32_t peer                # a resolved (static) neighbour on if0
     uint32_t routed              # a /16 routed via a resolved neighbour on if1
     uint32_t glean               # a /16 routed via an unresolved neighbour on if1
     uint32_t blackhole           # a /16 drop route
+    uint32_t down                # a /16 routed via an interface that is down
+    uint32_t pending             # the unresolved next hop of `glean` (on if1)
     uint8_t mac[2][6]
 
 ctypedef struct fz_plan_t:      # the frag family: the datagram being sent in pieces
@@ -181,6 +189,15 @@ cdef void _fill(fz_t* f, uint8_t* p, uint32_t n) noexcept nogil:
 
 # --- addresses ---------------------------------------------------------------------
 
+cdef inline uint32_t _onlink(fz_t* f, uint32_t i) noexcept nogil:
+    """A host address on interface i's subnet (never the network or the
+    broadcast address; may be ours)."""
+    cdef uint32_t host = <uint32_t>_rnd(f) & ~f.env.mask[i]
+    if host == 0 or host == ~f.env.mask[i]:
+        host = 1
+    return (f.env.addr[i] & f.env.mask[i]) | host
+
+
 cdef uint32_t _martian(fz_t* f) noexcept nogil:
     """An address no host should send from."""
     cdef uint32_t k = _below(f, 9)
@@ -200,7 +217,7 @@ cdef uint32_t _martian(fz_t* f) noexcept nogil:
         return 0xf0000000U | _below(f, 0x0fffffff)   # class E
     if k == 7:
         return _below(f, 0x01000000)             # 0/8
-    return (f.env.addr[0] & 0xffffff00U)          # the network address
+    return f.env.addr[0] & f.env.mask[0]          # the network address
 
 
 cdef uint32_t _src(fz_t* f, uint32_t peer_pct) noexcept nogil:
@@ -210,7 +227,7 @@ cdef uint32_t _src(fz_t* f, uint32_t peer_pct) noexcept nogil:
     if k < peer_pct:
         return f.env.peer
     if k < peer_pct + (100 - peer_pct) // 2:
-        return (f.env.addr[0] & 0xffffff00U) | _between(f, 3, 254)
+        return _onlink(f, 0)
     if k < peer_pct + (100 - peer_pct) * 3 // 4:
         return _martian(f)
     return <uint32_t>_rnd(f)
@@ -222,7 +239,9 @@ cdef uint32_t _dst(fz_t* f, uint32_t local_pct) noexcept nogil:
     cdef uint32_t k
     if _below(f, 100) < local_pct:
         return f.env.addr[0] if _pct(f, 85) else f.env.addr[1]
-    k = _below(f, 20)
+    k = _below(f, 21)
+    if k == 20:
+        return f.env.down | _below(f, 0x10000)
     if k < 7:
         return f.env.routed | _below(f, 0x10000)
     if k < 9:
@@ -230,7 +249,7 @@ cdef uint32_t _dst(fz_t* f, uint32_t local_pct) noexcept nogil:
     if k < 10:
         return f.env.blackhole | _below(f, 0x10000)
     if k < 12:
-        return (f.env.addr[_below(f, 2)] & 0xffffff00U) | _between(f, 1, 254)
+        return _onlink(f, _below(f, 2))
     if k < 14:
         return f.env.bcast[_below(f, 2)] if _pct(f, 70) else 0xffffffffU
     if k < 16:
@@ -501,7 +520,7 @@ cdef uint32_t gen_arp(fz_t* f) noexcept nogil:
         a[8] |= 1                                        # group sender MAC
     k = _below(f, 100)
     if k < 70:
-        spa = (f.env.addr[f.rx_if] & 0xffffff00U) | _between(f, 1, 254)
+        spa = _onlink(f, f.rx_if)
     elif k < 75:
         spa = f.env.addr[f.rx_if]                        # conflict
     elif k < 82:
@@ -509,7 +528,7 @@ cdef uint32_t gen_arp(fz_t* f) noexcept nogil:
     elif k < 88:
         spa = _martian(f)
     elif k < 94:
-        spa = (f.env.addr[1 - f.rx_if] & 0xffffff00U) | _between(f, 1, 254)
+        spa = _onlink(f, 1 - f.rx_if)
     else:
         spa = <uint32_t>_rnd(f)
     gn_put_net32(a + 14, spa)
@@ -521,7 +540,7 @@ cdef uint32_t gen_arp(fz_t* f) noexcept nogil:
     elif k < 80:
         tpa = f.env.addr[1 - f.rx_if]
     else:
-        tpa = (f.env.addr[f.rx_if] & 0xffffff00U) | _below(f, 256)
+        tpa = _onlink(f, f.rx_if)
     if _pct(f, 50):
         memset(a + 18, 0, 6)
     else:
@@ -534,6 +553,26 @@ cdef uint32_t gen_arp(fz_t* f) noexcept nogil:
     if _pct(f, 5):
         n = _between(f, 14, 41)                          # truncated body
     return n
+
+
+cdef uint32_t _arp_answer(fz_t* f) noexcept nogil:
+    """An ARP reply to us from a next hop graphnet may be resolving: the
+    glean route's next hop on if1, or an on-link host of if0 (an echo
+    reply may wait for it): resolutions, queue flushes, FIB updates."""
+    cdef uint8_t* p = f.scratch
+    cdef uint8_t* a = p + 14
+    f.rx_if = 1 if _pct(f, 50) else 0
+    _eth(f, p, 0x0806, 0)
+    gn_put_net16(a, 1)
+    gn_put_net16(a + 2, 0x0800)
+    a[4] = 6
+    a[5] = 4
+    gn_put_net16(a + 6, 2)
+    _mac_peer(f, a + 8)
+    gn_put_net32(a + 14, f.env.pending if f.rx_if == 1 else _onlink(f, 0))
+    memcpy(a + 18, f.env.mac[f.rx_if], 6)
+    gn_put_net32(a + 24, f.env.addr[f.rx_if])
+    return 14 + 28
 
 
 cdef uint32_t _jumbo(fz_t* f) noexcept nogil:
@@ -560,6 +599,8 @@ cdef uint32_t gen_ip4(fz_t* f) noexcept nogil:
     cdef uint16_t frag = 0
     if _pct(f, 3):
         return _jumbo(f)
+    if _pct(f, 2):
+        return _arp_answer(f)
     f.rx_if = 0 if _pct(f, 90) else 1
     _eth(f, p, 0x0800, 5)
     k = _below(f, 10)
@@ -596,6 +637,8 @@ cdef uint32_t gen_icmp(fz_t* f) noexcept nogil:
     cdef uint8_t* m
     cdef uint32_t k, payload, hlen, dst
     cdef uint8_t types[10]
+    if _pct(f, 2):
+        return _arp_answer(f)
     f.rx_if = 0 if _pct(f, 90) else 1
     _eth(f, p, 0x0800, 5)
     k = _below(f, 100)
@@ -624,6 +667,8 @@ cdef uint32_t gen_udp(fz_t* f) noexcept nogil:
     cdef uint8_t* ip = p + 14
     cdef uint8_t* u
     cdef uint32_t k, payload, hlen, ulen
+    if _pct(f, 2):
+        return _arp_answer(f)
     f.rx_if = 0 if _pct(f, 90) else 1
     _eth(f, p, 0x0800, 5)
     k = _below(f, 100)
@@ -877,8 +922,8 @@ cdef class FuzzInput:
     """The C state of one ``fuzz-input`` node (see the module docstring).
 
     ``FuzzInput(family, seed, env, next_node="ethernet-input")`` where env
-    is a dict: addr (two addresses, host-order ints), bcast (two), peer,
-    routed, glean, blackhole (ints), mac (two 6-byte strings), sw_if_index
+    is a dict: addr (two addresses, host-order ints), bcast, mask (two
+    each), peer, routed, glean, blackhole, down, pending (ints), mac (two 6-byte strings), sw_if_index
     (the two interfaces' indices). ``start(n)`` queues n frames for the
     next run; ``frames(n)`` generates n frames as bytes without an engine
     (to look at them, or to write a pcap)."""
@@ -909,6 +954,7 @@ cdef class FuzzInput:
         for i in range(2):
             e.addr[i] = env["addr"][i]
             e.bcast[i] = env["bcast"][i]
+            e.mask[i] = env["mask"][i]
             mac = bytes(env["mac"][i])
             if len(mac) != 6:
                 raise ValueError(f"env mac {i}: 6 bytes, not {len(mac)}")
@@ -918,6 +964,8 @@ cdef class FuzzInput:
         e.routed = env["routed"]
         e.glean = env["glean"]
         e.blackhole = env["blackhole"]
+        e.down = env["down"]
+        e.pending = env["pending"]
 
     def __dealloc__(self):
         free(self.f)

@@ -6,12 +6,17 @@ in memory: ``fuzz-input`` (graphnet.fuzz.gen) -> ethernet-input -> the
 whole of graphnet.nodes.ip4_host, with two interfaces whose transmit side
 is a capture (no TAP):
 
-  if0  02:00:00:00:00:01  10.10.0.2/24  MTU 1500  frames arrive here (mostly)
+  if0  02:00:00:00:00:01  10.10.0.2/16  MTU 1500  frames arrive here (mostly)
   if1  02:00:00:00:00:02  10.20.0.1/24  MTU 576   (forwarded packets are fragmented)
+  if2  02:00:00:00:00:03  10.60.0.1/24  admin down
   10.10.0.1  static neighbour on if0 (the "peer")
-  10.20.0.9  static neighbour on if1
-  10.30.0.0/16 via 10.20.0.9 (resolved)    10.40.0.0/16 via 10.20.0.77 (never answers ARP)
-  10.50.0.0/16 drop
+  10.20.0.9  static neighbour on if1, 10.60.0.9 on if2
+  10.30.0.0/16 via 10.20.0.9 (resolved)    10.40.0.0/16 via 10.20.0.77 (resolved
+  only when a generator sends its ARP reply)    10.50.0.0/16 drop
+  10.70.0.0/16 via 10.60.0.9 (interface down)
+
+(if0's /16 gives 65,534 on-link hosts: spoofed ARP can fill the
+neighbour table)
 
 so that every node family is reached: ethernet-input, arp-input,
 ip4-input, ip4-lookup, ip4-rewrite, ip4-frag, ip4-arp, ip4-local,
@@ -78,12 +83,15 @@ from typing import Optional
 
 from graphnet.fuzz.gen import FAMILIES, FuzzInput, queued_buffers
 
-ADDRESSES = ("10.10.0.2/24", "10.20.0.1/24")
-MACS = ("02:00:00:00:00:01", "02:00:00:00:00:02")
-MTUS = (1500, 576)
+ADDRESSES = ("10.10.0.2/16", "10.20.0.1/24", "10.60.0.1/24")
+MACS = ("02:00:00:00:00:01", "02:00:00:00:00:02", "02:00:00:00:00:03")
+MTUS = (1500, 576, 1500)
+UP = (True, True, False)
 PEER, PEER_MAC = "10.10.0.1", "02:00:00:00:aa:01"
 IF1_NEIGHBOR, IF1_NEIGHBOR_MAC = "10.20.0.9", "02:00:00:00:bb:09"
-ROUTED, GLEAN, BLACKHOLE = "10.30.0.0/16", "10.40.0.0/16", "10.50.0.0/16"
+IF2_NEIGHBOR, IF2_NEIGHBOR_MAC = "10.60.0.9", "02:00:00:00:cc:09"
+PENDING = "10.20.0.77"
+ROUTED, GLEAN, BLACKHOLE, DOWN = "10.30.0.0/16", "10.40.0.0/16", "10.50.0.0/16", "10.70.0.0/16"
 SAMPLE = 512                     # captured packets kept (and checked) per interface per batch
 DEFAULT_BATCH = 10000
 MAX_FAILURES = 20                # per family: stop after this many
@@ -119,8 +127,11 @@ class FuzzGraph:
         from graphnet.testing.ip4 import CaptureInterface
         nets = [ipaddress.IPv4Interface(a) for a in ADDRESSES]
         self.engine = Engine(buffers=buffers, name=f"fuzz-{family}")
-        self.ifs = [CaptureInterface(self.engine, f"if{i}", MACS[i], mtu=MTUS[i], limit=SAMPLE) for i in range(2)]
+        self.ifs = [CaptureInterface(self.engine, f"if{i}", MACS[i], mtu=MTUS[i], up=UP[i], limit=SAMPLE)
+                    for i in range(len(ADDRESSES))]
+        nets = nets[:2]                                     # frames arrive on if0 and if1
         env = {"addr": [int(n.ip) for n in nets], "bcast": [int(n.network.broadcast_address) for n in nets],
+               "mask": [int(n.netmask) for n in nets], "down": _ip(DOWN.split("/")[0]), "pending": _ip(PENDING),
                "mac": [bytes.fromhex(m.replace(":", "")) for m in MACS],
                "sw_if_index": [i.sw_if_index for i in self.ifs],
                "peer": _ip(PEER), "routed": _ip(ROUTED.split("/")[0]), "glean": _ip(GLEAN.split("/")[0]),
@@ -128,15 +139,17 @@ class FuzzGraph:
         self.input = FuzzInput(family, seed, env, loop_guard=loop_guard)
         self.engine.add([self.input, ip4_host.NODES, *self.ifs])
         self.engine.build()
-        for i in range(2):
-            ip4_host.set_interface_address(self.engine, f"if{i}", ADDRESSES[i])
+        for i, a in enumerate(ADDRESSES):
+            ip4_host.set_interface_address(self.engine, f"if{i}", a)
         self.neighbors = ip4_host.ip4_neighbors(self.engine)
         self.neighbors.add("if0", PEER, PEER_MAC, static=True)
         self.neighbors.add("if1", IF1_NEIGHBOR, IF1_NEIGHBOR_MAC, static=True)
+        self.neighbors.add("if2", IF2_NEIGHBOR, IF2_NEIGHBOR_MAC, static=True)
         fib = ip4_host.fib(self.engine)
         fib.add_route(ROUTED, sw_if_index="if1", next_hop=IF1_NEIGHBOR)
-        fib.add_route(GLEAN, sw_if_index="if1", next_hop="10.20.0.77")
+        fib.add_route(GLEAN, sw_if_index="if1", next_hop=PENDING)
         fib.add_route(BLACKHOLE, drop=True)
+        fib.add_route(DOWN, sw_if_index="if2", next_hop=IF2_NEIGHBOR)
         from graphnet.nodes.ip4_reassembly import reassembly
         self.reassembly = reassembly(self.engine)
         if reassembly_timeout is not None:
