@@ -1,4 +1,4 @@
-pytest_plugins = ["graphnet.testing.plugin"]
+pytest_plugins = ["graphnet.testing.plugin", "pytester"]
 
 import pytest
 

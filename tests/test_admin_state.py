@@ -14,7 +14,6 @@ it is (up, carrier on) and only stops graphnet's rx and tx, with counters.
 
 Every engine is closed and leak-checked by the engine_factory fixture.
 """
-import os
 import socket
 import struct
 import uuid
@@ -28,8 +27,7 @@ from graphnet.io.pg import PacketGenerator, Stream
 from graphnet.testing import helpers
 from graphnet.testing.helpers import SetTx, wait_for
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/dev/net/tun"),
-                                reason="admin state tests need root and /dev/net/tun")
+pytestmark = pytest.mark.privileged
 
 MARK_TYPE = 0x88b5
 IFF_LOWER_UP = 0x10000

@@ -9,7 +9,6 @@ AF_PACKET socket on the other end, living in namespace B (pyroute2's
 ethertype 0x88b5 so the kernel's own chatter (IPv6 neighbour discovery)
 is told apart. Every engine is closed and leak-checked by engine_factory.
 """
-import os
 import socket
 import struct
 import time
@@ -25,10 +24,10 @@ from graphnet.vlib.buffer import BUFFER_STRIDE
 from graphnet.vlib.node import PythonNode
 from graphnet.testing.helpers import packet_socket, SetTx, loop_cpu, wait_for
 
-af_packet = pytest.importorskip("graphnet.io.af_packet")
+from graphnet.io import af_packet
 AfPacketDevice = af_packet.AfPacketDevice
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="AF_PACKET tests need root")
+pytestmark = pytest.mark.privileged(tun=False)
 
 MARK_TYPE = 0x88b5
 

@@ -113,11 +113,9 @@ def test_raw_route_loop_rewrites_macs_and_decrements_ttl():
             s.close()
 
 
+@pytest.mark.privileged
 def test_tap_router_bench_runs_and_cleans_up():
-    import os
     import types
-    if os.geteuid() != 0 or not os.path.exists("/dev/net/tun"):
-        pytest.skip("needs root and /dev/net/tun")
     from graphnet.bench.tap_router import tap_router
     from graphnet.io import host
     before = set(host.list_netns())

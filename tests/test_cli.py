@@ -750,7 +750,7 @@ def _ns_packet_socket(ns, ifname):
     return s
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/dev/net/tun"), reason="creates TAP gn0: needs root")
+@pytest.mark.privileged
 def test_default_run_brings_up_gn0_in_graphnet0_and_removes_it(sockdir):
     from graphnet.io import host
     from graphnet.io.pcap import read_pcap
@@ -845,7 +845,7 @@ def test_default_run_brings_up_gn0_in_graphnet0_and_removes_it(sockdir):
     assert not host.link_exists("gn0") and not os.path.exists(path)
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/dev/net/tun"), reason="creates TAP gn0: needs root")
+@pytest.mark.privileged
 def test_default_run_keeps_a_namespace_it_did_not_create(sockdir):
     from graphnet.io import host
     if "graphnet0" in host.list_netns() or host.link_exists("gn0"):
@@ -861,7 +861,7 @@ def test_default_run_keeps_a_namespace_it_did_not_create(sockdir):
         host.delete_netns("graphnet0")
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="AF_PACKET on a veth: needs root")
+@pytest.mark.privileged(tun=False)
 def test_set_interface_promiscuous_reaches_the_kernel_for_af_packet():
     import uuid
     from graphnet.io import host

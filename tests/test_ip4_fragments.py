@@ -797,8 +797,7 @@ def test_forwarding_df_set_reaches_icmp_error_with_rewrites_reason(engine_factor
 
 # --- a real peer (privileged) ----------------------------------------------------
 
-@pytest.mark.skipif(__import__("os").geteuid() != 0 or not __import__("os").path.exists("/dev/net/tun"),
-                    reason="needs root and /dev/net/tun")
+@pytest.mark.privileged(tools=("tshark",))
 @pytest.mark.parametrize("size", [4000, 20000])
 def test_kernel_ping_with_fragments_gets_replies(engine_factory, tmp_path, size):
     """The kernel's ping -s N (fragmented at its MTU of 1500) to graphnet

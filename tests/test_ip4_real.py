@@ -10,7 +10,6 @@ with tcpdump on the kernel side of the TAP and checked with tshark: no
 malformed packet, no warning (bad checksums included) in anything graphnet
 sent. Every engine is closed and leak-checked by engine_factory.
 """
-import os
 import shutil
 import socket
 import subprocess
@@ -24,11 +23,9 @@ from graphnet.testing.helpers import ns_socket
 from graphnet.io import host
 from graphnet.nodes import ip4_host
 
-tap = pytest.importorskip("graphnet.io.tap")
+from graphnet.io import tap
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/dev/net/tun")
-                                or not shutil.which("ping"),
-                                reason="needs root, /dev/net/tun and iputils ping")
+pytestmark = pytest.mark.privileged(tools=("ping",))
 
 GN_A, HOST_A = "10.221.0.1", "10.221.0.2"
 GN_B, HOST_B = "10.222.0.1", "10.222.0.2"

@@ -81,6 +81,7 @@ def replay_engine(engine_factory, tmp_path, pkts, *, split=False, **dev_kw):
 
 # --- the pcap interface ----------------------------------------------------------------
 
+@pytest.mark.tools("tshark")
 def test_output_read_back_equals_what_was_sent(engine_factory, tmp_path):
     eng = engine_factory()
     out = PcapDevice(eng, "out0", output_path=tmp_path / "out.pcap")
@@ -188,6 +189,7 @@ def test_bad_files_are_clear_errors(engine_factory, tmp_path):
 # --- pcap trace rx / tx / drop ------------------------------------------------------------
 
 @pytest.mark.parametrize("kinds", [("rx",), ("tx",), ("drop",), ("rx", "tx", "drop"), ("tx", "drop")])
+@pytest.mark.tools("tshark")
 def test_trace_filters(engine_factory, tmp_path, kinds):
     pkts = numbered(300)
     eng, src, out = replay_engine(engine_factory, tmp_path, pkts, split=True)
@@ -209,6 +211,7 @@ def test_trace_filters(engine_factory, tmp_path, kinds):
     assert eng.error_count("split", "odd") == len(odd)            # capture does not change counting
 
 
+@pytest.mark.tools("tshark")
 def test_trace_max_packets_respected(engine_factory, tmp_path):
     eng, src, out = replay_engine(engine_factory, tmp_path, numbered(1000), split=True)
     t = PcapTrace(eng)
@@ -221,6 +224,7 @@ def test_trace_max_packets_respected(engine_factory, tmp_path):
     assert len(tshark_lengths(path)) == 77
 
 
+@pytest.mark.tools("tshark")
 def test_trace_snaplen_nanoseconds_and_interface_filter(engine_factory, tmp_path):
     eng = engine_factory()
     a, b = packets(30, src="10.0.0.1"), packets(40, src="10.0.0.9")
@@ -286,6 +290,7 @@ def test_trace_from_a_running_engine_and_off(engine_factory, tmp_path):
     assert len(scapy_read(tmp_path / "x.pcap")) == 100
 
 
+@pytest.mark.tools("tshark")
 def test_cli_command(engine_factory, tmp_path):
     eng, src, out = replay_engine(engine_factory, tmp_path, numbered(50), split=True)
     assert pcap_trace_command(eng, ["status"]) == "pcap capture: off"

@@ -31,11 +31,10 @@ from graphnet.vlib.buffer import BUFFER_STRIDE
 from graphnet.vlib.node import PythonNode
 from graphnet.testing.helpers import ns_socket, packet_socket, SetTx, loop_cpu, wait_for
 
-tap = pytest.importorskip("graphnet.io.tap")
+from graphnet.io import tap
 TapDevice = tap.TapDevice
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/dev/net/tun"),
-                                reason="TAP tests need root and /dev/net/tun")
+pytestmark = pytest.mark.privileged
 
 MARK_TYPE = 0x88b5           # IEEE local experimental ethertype: our test frames
 F_NEXT_PRESENT, F_GSO, F_L4_CSUM = 1, 1 << 3, 1 << 4

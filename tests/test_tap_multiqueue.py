@@ -26,11 +26,10 @@ from graphnet.io.device import DeviceError
 from graphnet.io.pg import PacketGenerator, Stream
 from graphnet.testing.helpers import packet_socket, loop_cpu, wait_for
 
-tap = pytest.importorskip("graphnet.io.tap")
+from graphnet.io import tap
 TapDevice = tap.TapDevice
 
-needs_root = pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/dev/net/tun"),
-                                reason="TAP tests need root and /dev/net/tun")
+needs_root = pytest.mark.privileged
 
 HOST_MAC = "02:aa:00:00:00:41"       # the kernel side
 GN_MAC = "02:bb:00:00:00:41"         # graphnet's side

@@ -7,16 +7,76 @@ stopped and closed when the test ends, then checked: all buffers back in
 the pool (``buffer_stats()["in_use"] == 0``), no frame left pending
 (``main.loop_stats()["pending_frames"] == 0``) and no double free. A leak
 fails the test at teardown with the engine's ``show buffers`` text.
+
+Privileged tests (markers, registered here):
+
+- ``@pytest.mark.privileged`` / ``privileged(tun=True, tools=("ping",))``:
+  the test needs root (CAP_NET_ADMIN), by default /dev/net/tun
+  (``tun=False`` for AF_PACKET-only tests), and the named programs.
+- ``@pytest.mark.tools("tshark")``: the test needs these programs (not root).
+
+When a requirement is missing the test is skipped with the reason, except
+when the suite runs as root (CI, ``.ci/run``): then a skip of a test that
+carries either marker, whether from the marker's own check or from a
+``pytest.skip()`` inside the test, is reported as a FAILURE naming what
+was missing. So a CI run as root cannot pass with privileged tests skipped.
 """
 from __future__ import annotations
 
 import itertools
+import os
+import shutil
 from typing import Iterable, Optional
 
 import pytest
 
 import graphnet
 from graphnet.testing.packets import udp_packet as _udp_packet
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "privileged(tun=True, tools=()): needs root (and /dev/net/tun, and the "
+                                       "named programs); skipped without them, a failure when run as root")
+    config.addinivalue_line("markers", "tools(*names): needs these programs on PATH; skipped without them, "
+                                       "a failure when run as root")
+
+
+def _missing(item) -> list:
+    """What a marked test needs and this machine lacks (empty: runnable)."""
+    missing = []
+    priv = item.get_closest_marker("privileged")
+    tools = list(item.get_closest_marker("tools").args) if item.get_closest_marker("tools") else []
+    if priv is not None:
+        if os.geteuid() != 0:
+            missing.append("root (CAP_NET_ADMIN)")
+        if priv.kwargs.get("tun", True) and not os.path.exists("/dev/net/tun"):
+            missing.append("/dev/net/tun")
+        tools += list(priv.kwargs.get("tools", ()))
+    missing += [t for t in tools if shutil.which(t) is None]
+    return missing
+
+
+def _skips_are_failures(item) -> bool:
+    """Under root, a marked test must run: its skip is a failure."""
+    return os.geteuid() == 0 and (item.get_closest_marker("privileged") is not None
+                                  or item.get_closest_marker("tools") is not None)
+
+
+def pytest_runtest_setup(item):
+    missing = _missing(item)
+    if missing:
+        pytest.skip("needs " + ", ".join(missing))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.skipped and not hasattr(rep, "wasxfail") and _skips_are_failures(item):
+        reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) and len(rep.longrepr) == 3 else str(rep.longrepr)
+        rep.outcome = "failed"
+        rep.longrepr = (f"{item.nodeid}: a privileged test was skipped while the suite runs as root "
+                        f"({reason}); CI must run it: install what it needs (see .ci/run)")
 
 
 class LeakError(AssertionError):
