@@ -4,8 +4,8 @@ Schema (every key optional unless marked; unknown keys are errors)::
 
     [engine]
     name    = "main"        # str: the engine's name in show output
-    buffers = 16384         # int > 0: buffers in the pool
-    tick    = 0.001         # float > 0: timer wheel tick, seconds
+    buffers = 16384         # int 16..4194304: buffers in the pool (2368 bytes each)
+    tick    = 0.001         # float 1e-6..1.0: timer wheel tick, seconds
 
     [cli]
     socket  = "/path/cli.sock"  # str: control socket; default: see
@@ -14,7 +14,7 @@ Schema (every key optional unless marked; unknown keys are errors)::
 
     [graph]
     modules = ["pkg.mod"]   # [str]: modules whose NODES tuple is added
-    chain   = 2             # int >= 0: pass-through demo nodes demo-0 ->
+    chain   = 2             # int 0..256: pass-through demo nodes demo-0 ->
                             # demo-1 -> ... inserted between pg and pg.next
 
     [pg]                    # the packet generator (only when streams exist)
@@ -29,8 +29,8 @@ Schema (every key optional unless marked; unknown keys are errors)::
       src_mac, dst_mac, src, dst  (str), sport, dport, ttl, size (int)
     packet_hex = "0200..."  # str or [str]: raw frames in hex
     pcap       = "x.pcap"   # str: a pcap file (relative to the config file)
-    count = 1000            # int >= 0: packets to send; omitted: no limit
-    rate  = 1000.0          # float > 0: packets per second; omitted: flat out
+    count = 1000            # int 0..2**48: packets to send; omitted: no limit
+    rate  = 1000.0          # float 0.001..1e9: packets per second; omitted: flat out
     fix_checksums = true    # bool: recompute IPv4/UDP/TCP checksums after edits
 
     [[pg.stream.edit]]      # up to 8 per stream, applied per packet in C
@@ -73,7 +73,7 @@ Schema (every key optional unless marked; unknown keys are errors)::
     # pcap:
     input  = "in.pcap"      # replayed as received packets (relative to this file)
     output = "out.pcap"     # what is sent to the interface is written here
-    repeat = 1              # int >= 1: times the input is replayed
+    repeat = 1              # int 1..2**32-1: times the input is replayed
     # IPv4 (any kind; needs the IPv4 graph, added automatically):
     address   = "10.10.0.2/24"      # graphnet's own address on it, a.b.c.d/len
     addresses = ["10.10.0.2/24", "10.11.0.1/16"]    # or several (not both keys)
@@ -136,6 +136,13 @@ graphnet's address 10.10.0.2/24, kernel side 10.10.0.1/24 in namespace
 graphnet0, the IPv4 graph (answers ping and ARP, UDP echo on port 7);
 ``pg`` (``graphnet run
 --demo pg``): a rated UDP stream through two pass-through nodes into null.
+
+Numbers: every numeric key declares its bounds once, in ``LIMITS``
+(``(table, key) -> Limit``, the table dotted without [[array]] indices);
+``_Checker.get`` applies them to every int and float it reads (and refuses
+to read a numeric key that has none), so a value outside them, NaN or an
+infinity is a ConfigError naming the key and line, never an overflow or an
+out-of-memory deep inside the engine.
 
 Invariants: ``load``/``loads`` either return a fully checked Config or raise
 ConfigError, whose text names the file, the key (``pg.stream[2].rate``)
@@ -382,6 +389,63 @@ def _locate(text: str) -> dict:
     return where
 
 
+# --- numeric bounds: one place per key -------------------------------------------
+
+@dataclass(frozen=True)
+class Limit:
+    """Bounds of a numeric key: lo..hi (lo excluded when lo_open); a
+    float key's bounds are floats, an int key's ints."""
+    lo: float
+    hi: float
+    lo_open: bool = False
+
+    def problem(self, v) -> Optional[str]:
+        """Why v is refused, or None."""
+        if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
+            return f"must be a finite number, not {v}"
+        if (v <= self.lo if self.lo_open else v < self.lo) or v > self.hi:
+            if self.lo_open:
+                return f"must be > {self.lo:g} and <= {self.hi:g}, not {v}"
+            return f"must be {self.lo:g}..{self.hi:g}, not {v}"
+        return None
+
+
+MAX_BUFFERS = 1 << 22              # 4 Mi buffers: about 10 GB of arena
+MAX_TIMER_SECONDS = 1e9            # graphnet.nodes.ip4_neighbor.MAX_TIMER_SECONDS
+TAP_MAX_QUEUES = 16                # graphnet.io.tap's MAX_QUEUES
+
+# (table, key) -> Limit. The table is dotted without [[array]] indices
+# ("pg.stream.edit"). Every int or float key read by _Checker.get needs an
+# entry here (a missing one is a programming error, caught by the tests).
+LIMITS: dict = {
+    ("engine", "buffers"): Limit(16, MAX_BUFFERS),
+    ("engine", "tick"): Limit(1e-6, 1.0),
+    ("graph", "chain"): Limit(0, 256),
+    ("pg.stream", "count"): Limit(0, 1 << 48),
+    ("pg.stream", "rate"): Limit(0.001, 1e9),
+    ("pg.stream", "sport"): Limit(0, 0xffff),
+    ("pg.stream", "dport"): Limit(0, 0xffff),
+    ("pg.stream", "ttl"): Limit(0, 255),
+    ("pg.stream", "size"): Limit(14, templates.MAX_SIZE),
+    ("pg.stream.edit", "offset"): Limit(0, templates.MAX_SIZE - 1),
+    ("pg.stream.edit", "size"): Limit(1, 4),
+    ("pg.stream.edit", "min"): Limit(0, 0xffffffff),
+    ("pg.stream.edit", "max"): Limit(0, 0xffffffff),
+    ("interface", "mtu"): Limit(68, 65535),
+    ("interface", "queues"): Limit(1, TAP_MAX_QUEUES),
+    ("interface", "repeat"): Limit(1, 0xffffffff),
+    ("ip.neighbor", "reachable_time"): Limit(0, MAX_TIMER_SECONDS),
+    ("ip.neighbor", "unicast_probes"): Limit(1, 255),
+    ("ip.neighbor", "probe_interval"): Limit(0, MAX_TIMER_SECONDS, lo_open=True),
+    ("ip.neighbor", "aging_time"): Limit(0, MAX_TIMER_SECONDS),
+}
+
+
+def limit_of(path: tuple, key: str) -> Limit:
+    """The declared bounds of a numeric key (KeyError: none declared)."""
+    return LIMITS[(".".join(p for p in path if isinstance(p, str)), key)]
+
+
 # --- checking ----------------------------------------------------------------------
 
 _TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
@@ -430,8 +494,9 @@ class _Checker:
                                     f"; known keys: {', '.join(allowed)}"))
         return value
 
-    def get(self, table: dict, path: tuple, key: str, kind, default=None, *, choices=None,
-            minimum=None, exclusive=False):
+    def get(self, table: dict, path: tuple, key: str, kind, default=None, *, choices=None):
+        """table[key] checked: its type, its choices, and for int and float
+        the key's LIMITS; default when absent."""
         if key not in table:
             return default
         v = table[key]
@@ -443,11 +508,16 @@ class _Checker:
                 raise self.error(path, key, "expected a list of strings")
         if not ok:
             raise self.error(path, key, f"expected {_TYPE_NAMES[kind]}, got {_type_name(v)} ({v!r})")
+        if kind in (int, float):
+            self.check_limit(path, key, v)
         if choices is not None and v not in choices:
             raise self.error(path, key, f"{v!r} is not one of {', '.join(map(str, choices))}")
-        if minimum is not None and (v <= minimum if exclusive else v < minimum):
-            raise self.error(path, key, f"must be {'>' if exclusive else '>='} {minimum}, not {v}")
         return v
+
+    def check_limit(self, path: tuple, key: str, v) -> None:
+        problem = limit_of(path, key).problem(v)
+        if problem:
+            raise self.error(path, key, problem)
 
     def array_of_tables(self, parent: dict, path: tuple, key: str) -> list:
         v = parent.get(key, [])
@@ -470,8 +540,8 @@ def loads(text: str, source: str = "<string>", base_dir: Optional[Path] = None) 
 
     eng = ck.table(doc.get("engine", {}), ("engine",), ("name", "buffers", "tick"))
     cfg.name = ck.get(eng, ("engine",), "name", str, cfg.name)
-    cfg.buffers = ck.get(eng, ("engine",), "buffers", int, cfg.buffers, minimum=1)
-    cfg.tick = ck.get(eng, ("engine",), "tick", float, cfg.tick, minimum=0, exclusive=True)
+    cfg.buffers = ck.get(eng, ("engine",), "buffers", int, cfg.buffers)
+    cfg.tick = ck.get(eng, ("engine",), "tick", float, cfg.tick)
 
     cli = ck.table(doc.get("cli", {}), ("cli",), ("socket", "enabled"))
     cfg.cli_socket = ck.get(cli, ("cli",), "socket", str)
@@ -479,7 +549,7 @@ def loads(text: str, source: str = "<string>", base_dir: Optional[Path] = None) 
 
     graph = ck.table(doc.get("graph", {}), ("graph",), ("modules", "chain"))
     cfg.modules = ck.get(graph, ("graph",), "modules", list, [])
-    cfg.chain = ck.get(graph, ("graph",), "chain", int, 0, minimum=0)
+    cfg.chain = ck.get(graph, ("graph",), "chain", int, 0)
 
     pg = ck.table(doc.get("pg", {}), ("pg",), ("name", "next", "mode", "stream"))
     cfg.pg_name = ck.get(pg, ("pg",), "name", str, cfg.pg_name)
@@ -517,7 +587,6 @@ def loads(text: str, source: str = "<string>", base_dir: Optional[Path] = None) 
 # --- [[interface]] -----------------------------------------------------------------
 
 INTERFACE_KINDS = ("tap", "af-packet", "pcap")
-TAP_MAX_QUEUES = 16                # graphnet.io.tap's MAX_QUEUES
 RX_MODES = ("polling", "interrupt", "adaptive")
 _IF_COMMON = ("kind", "name", "next", "rx_mode", "state", "mtu", "mac", "address", "addresses")
 _IF_KEYS = {
@@ -587,8 +656,6 @@ def _interface(ck: _Checker, it: dict, path: tuple, base_dir: Path) -> Interface
                          admin_up=ck.get(it, path, "state", str, "up", choices=("up", "down")) == "up",
                          mtu=ck.get(it, path, "mtu", int),
                          mac=_mac(ck, it, path, "mac", unicast=True))
-    if ic.mtu is not None and not 68 <= ic.mtu <= 65535:
-        raise ck.error(path, "mtu", f"MTU {ic.mtu} is outside 68..65535")
     if ic.next is not None and not ic.next:
         raise ck.error(path, "next", "give a node name")
     ic.addresses = _if_addresses(ck, it, path)
@@ -615,9 +682,7 @@ def _interface(ck: _Checker, it: dict, path: tuple, base_dir: Path) -> Interface
             if key in it:
                 o[key] = ck.get(it, path, key, bool)
         if "queues" in it:
-            q = ck.get(it, path, "queues", int, minimum=1)
-            if q > TAP_MAX_QUEUES:
-                raise ck.error(path, "queues", f"at most {TAP_MAX_QUEUES} queues, not {q}")
+            q = ck.get(it, path, "queues", int)
             if q > 1 and o.get("multi_queue") is False:
                 raise ck.error(path, "queues", f"{q} queues need IFF_MULTI_QUEUE: drop multi_queue = false")
             o["queues"] = q
@@ -640,7 +705,7 @@ def _interface(ck: _Checker, it: dict, path: tuple, base_dir: Path) -> Interface
                 raise ck.error(path, key, f"no such directory: {f.parent}")
             o[key + "_path"] = str(f)
         if "repeat" in it:
-            o["repeat"] = ck.get(it, path, "repeat", int, minimum=1)
+            o["repeat"] = ck.get(it, path, "repeat", int)
     return ic
 
 
@@ -800,25 +865,18 @@ def _ip(ck: _Checker, doc: dict, cfg: Config) -> None:
     cfg.ip_enabled = bool(enabled) or bool(needed)
 
 
-# [ip.neighbor] key -> (type, minimum, exclusive, maximum): the limits of
-# Ip4Neighbors.configure(), checked here so that the line can be named
-_NEIGHBOR_TIMERS = {"reachable_time": (float, 0, False, 1e9), "unicast_probes": (int, 1, False, 255),
-                    "probe_interval": (float, 0, True, 1e9), "aging_time": (float, 0, False, 1e9)}
-# 1e9 s: ip4_neighbor.MAX_TIMER_SECONDS (its nanoseconds still fit a uint64)
+# [ip.neighbor] key -> its type; the limits of Ip4Neighbors.configure() are in
+# LIMITS, checked here so that the line can be named
+_NEIGHBOR_TIMERS = {"reachable_time": float, "unicast_probes": int, "probe_interval": float, "aging_time": float}
 
 
 def _neighbor_timers(ck: _Checker, t: Any, cfg: Config) -> None:
     path = ("ip", "neighbor")
     ck.table(t, path, tuple(_NEIGHBOR_TIMERS))
-    for key, (kind, minimum, exclusive, maximum) in _NEIGHBOR_TIMERS.items():
-        v = ck.get(t, path, key, kind, minimum=minimum, exclusive=exclusive)
-        if v is None:
-            continue
-        if v != v or v in (float("inf"), float("-inf")):
-            raise ck.error(path, key, f"must be a finite number, not {v}")
-        if maximum is not None and v > maximum:
-            raise ck.error(path, key, f"must be {minimum}..{maximum:g}, not {v}")
-        cfg.neighbor_config[key] = v
+    for key, kind in _NEIGHBOR_TIMERS.items():
+        v = ck.get(t, path, key, kind)
+        if v is not None:
+            cfg.neighbor_config[key] = v
 
 
 _STREAM_KEYS = ("name", "template", "packet_hex", "pcap", "count", "rate", "fix_checksums", "edit") + templates.FIELDS
@@ -866,8 +924,8 @@ def _stream(ck: _Checker, st: dict, path: tuple, base_dir: Path) -> StreamConfig
             raise ck.error(path, src, f"a packet of {len(pk)} bytes does not fit one buffer "
                                       f"(1..{templates.MAX_SIZE})")
     s = StreamConfig(name, packets,
-                     count=ck.get(st, path, "count", int, None, minimum=0),
-                     rate=ck.get(st, path, "rate", float, None, minimum=0, exclusive=True),
+                     count=ck.get(st, path, "count", int, None),
+                     rate=ck.get(st, path, "rate", float, None),
                      fix_checksums=ck.get(st, path, "fix_checksums", bool, True))
     edits = ck.array_of_tables(st, path, "edit")
     if len(edits) > 8:
@@ -901,6 +959,7 @@ def _int_or_ip(ck: _Checker, ed: dict, path: tuple, key: str, default: int) -> i
             return int.from_bytes(templates.ip4_bytes(v), "big")
         except ValueError as e:
             raise ck.error(path, key, str(e)) from None
+    ck.check_limit(path, key, v)
     return v
 
 
@@ -925,7 +984,7 @@ def _edit(ck: _Checker, ed: dict, path: tuple, packets: list) -> EditConfig:
     else:
         if "offset" not in ed or "size" not in ed:
             raise ck.error(path, None, "an edit needs field, or offset and size")
-        offset = ck.get(ed, path, "offset", int, minimum=0)
+        offset = ck.get(ed, path, "offset", int)
         size = ck.get(ed, path, "size", int, choices=(1, 2, 4))
     top = (1 << (8 * size)) - 1
     lo = _int_or_ip(ck, ed, path, "min", 0)
@@ -1092,6 +1151,9 @@ def build_engine(cfg: Config, *, create_devices: bool = True):
                 raise ck.error(ic.path, None, _device_message(e)) from None
         try:
             engine.build()
+        except MemoryError as e:
+            raise ck.error(("engine",), "buffers", f"{cfg.buffers} buffers do not fit in memory ({e}); "
+                                                   f"give fewer") from None
         except GraphError as e:
             if cfg.pg_next not in engine.registrations and pg is not None:
                 hint = difflib.get_close_matches(cfg.pg_next, list(engine.registrations), n=1)

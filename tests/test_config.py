@@ -1,7 +1,6 @@
 """The startup file: schema checks with key and line in every error, the
 built-in packet templates (golden bytes from Scapy), and engines built from
 configs that run and return every buffer."""
-import os
 import re
 import sys
 import types
@@ -14,6 +13,7 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 from scapy.utils import wrpcap
 
+from graphnet import config
 from graphnet.cli import templates
 from graphnet.config import (BUILTIN, DEFAULT_TOML, PG_DEMO_TOML, ConfigError, build_engine, builtin_config,
                              default_config, load, loads, socket_path)
@@ -231,14 +231,14 @@ def test_templates_match_scapy(name, sc):
     ('[engine]\nbuffers = 16\nbufers = 16\n', r"^t\.toml:3: engine\.bufers: unknown key 'bufers' \(did you mean 'buffers'\?\)$"),
     ('[engine]\n\nbuffers = "many"\n', r"^t\.toml:3: engine\.buffers: expected an integer, got a string \('many'\)$"),
     ('[engine]\nbuffers = true\n', r"^t\.toml:2: engine\.buffers: expected an integer, got true or false"),
-    ('[engine]\ntick = 0\n', r"^t\.toml:2: engine\.tick: must be > 0"),
+    ('[engine]\ntick = 0\n', r"^t\.toml:2: engine\.tick: must be 1e-06\.\.1, not 0\.0$"),
     ('[cli]\nsocket = 5\n', r"^t\.toml:2: cli\.socket: expected a string"),
     ('[graph]\nmodules = "x"\n', r"^t\.toml:2: graph\.modules: expected a list"),
     ('[engin]\n', r"^t\.toml: engin: unknown key 'engin' \(did you mean 'engine'\?\)$"),
     ('[pg]\nmode = "fast"\n', r"^t\.toml:2: pg\.mode: 'fast' is not one of polling, interrupt, adaptive, disabled$"),
-    (stream('rate = -5'), r"^t\.toml:7: pg\.stream\[1\]\.rate: must be > 0, not -5\.0$"),
+    (stream('rate = -5'), r"^t\.toml:7: pg\.stream\[1\]\.rate: must be 0\.001\.\.1e\+09, not -5\.0$"),
     (stream('count = 1.5'), r"^t\.toml:7: pg\.stream\[1\]\.count: expected an integer, got a number"),
-    (stream('sport = 70000'), r"^t\.toml:7: pg\.stream\[1\]\.sport: sport must be 0\.\.65535, not 70000$"),
+    (stream('sport = 70000'), r"^t\.toml:7: pg\.stream\[1\]\.sport: must be 0\.\.65535, not 70000$"),
     (stream('src = "10.0.0.300"'), r"^t\.toml:7: pg\.stream\[1\]\.src: '10\.0\.0\.300' is not an IPv4 address$"),
     (stream('size = 20'), r"^t\.toml:7: pg\.stream\[1\]\.size: size must be 42\.\.2048"),
     (stream('packet_hex = "00"'), r"^t\.toml:7: pg\.stream\[1\]\.packet_hex: give exactly one of template"),
@@ -319,7 +319,7 @@ def iface(body, kind="tap", name='"t0"'):
     (iface('rx-mode = "fast"\n'), r"^t\.toml:4: interface\[1\]\.rx_mode: 'fast' is not one of polling, interrupt, adaptive$"),
     (iface('rx-mode = "polling"\nrx_mode = "polling"\n'), r"^t\.toml:4: interface\[1\]\.rx-mode: give rx_mode or rx-mode, not both$"),
     (iface('state = "on"\n'), r"^t\.toml:4: interface\[1\]\.state: 'on' is not one of up, down$"),
-    (iface('mtu = 40\n'), r"^t\.toml:4: interface\[1\]\.mtu: MTU 40 is outside 68\.\.65535$"),
+    (iface('mtu = 40\n'), r"^t\.toml:4: interface\[1\]\.mtu: must be 68\.\.65535, not 40$"),
     (iface('mac = "02:00:00:00:00"\n'), r"^t\.toml:4: interface\[1\]\.mac: '02:00:00:00:00' is not a MAC address"),
     (iface('mac = "01:00:5e:00:00:01"\n'), r"^t\.toml:4: interface\[1\]\.mac: '01:00:5e:00:00:01' is a multicast address"),
     (iface('host_address = "10.0.0.1"\n'), r"^t\.toml:4: interface\[1\]\.host_address: '10\.0\.0\.1' is not an IPv4 "
@@ -338,7 +338,7 @@ def iface(body, kind="tap", name='"t0"'):
      r"^t\.toml:4: interface\[1\]\.input: no such file: /nonexistent/in\.pcap$"),
     (iface('output = "/nonexistent/dir/out.pcap"\n', kind="pcap"),
      r"^t\.toml:4: interface\[1\]\.output: no such directory: /nonexistent/dir$"),
-    (iface('repeat = 0\n', kind="pcap"), r"^t\.toml:4: interface\[1\]\.repeat: must be >= 1, not 0$"),
+    (iface('repeat = 0\n', kind="pcap"), r"^t\.toml:4: interface\[1\]\.repeat: must be 1\.\.4\.29497e\+09, not 0$"),
     (iface('') + '\n' + iface(''), r"^t\.toml:7: interface\[2\]\.name: an interface named 't0' already exists "
                                    r"\(interface\[1\]\)$"),
     ('interface = 5\n', r"^t\.toml:1: interface: expected \[\[interface\]\] tables"),
@@ -382,8 +382,7 @@ def test_state_down_and_mac_reach_the_interface_table(tmp_path):
 
 # --- [[interface]] with real devices (root) ------------------------------------------------
 
-needs_root = pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/dev/net/tun"),
-                                reason="creating TAPs and namespaces needs root")
+needs_root = pytest.mark.privileged
 
 
 def close_clean(engine):
@@ -687,23 +686,23 @@ def test_ip_neighbor_timers_in_a_file_and_inline(tmp_path):
     with pytest.raises(ConfigError) as ei:
         load(bad)
     # an inline table's error points at the line of its key
-    assert str(ei.value) == f"{bad}:2: ip.neighbor.unicast_probes: must be >= 1, not 0"
+    assert str(ei.value) == f"{bad}:2: ip.neighbor.unicast_probes: must be 1..255, not 0"
 
 
 @pytest.mark.parametrize("body,where,message", [
     ('reachable_time = "30s"', "t.toml:3: ip.neighbor.reachable_time", "expected a number, got a string ('30s')"),
-    ('reachable_time = -1', "t.toml:3: ip.neighbor.reachable_time", "must be >= 0, not -1.0"),
+    ('reachable_time = -1', "t.toml:3: ip.neighbor.reachable_time", "must be 0..1e+09, not -1.0"),
     ('reachable_time = nan', "t.toml:3: ip.neighbor.reachable_time", "must be a finite number"),
-    ('aging_time = -0.5', "t.toml:3: ip.neighbor.aging_time", "must be >= 0, not -0.5"),
+    ('aging_time = -0.5', "t.toml:3: ip.neighbor.aging_time", "must be 0..1e+09, not -0.5"),
     ('aging_time = inf', "t.toml:3: ip.neighbor.aging_time", "must be a finite number"),
     ('aging_time = true', "t.toml:3: ip.neighbor.aging_time", "expected a number, got true or false"),
-    ('probe_interval = 0', "t.toml:3: ip.neighbor.probe_interval", "must be > 0, not 0.0"),
-    ('probe_interval = -1.5', "t.toml:3: ip.neighbor.probe_interval", "must be > 0, not -1.5"),
-    ('unicast_probes = 0', "t.toml:3: ip.neighbor.unicast_probes", "must be >= 1, not 0"),
+    ('probe_interval = 0', "t.toml:3: ip.neighbor.probe_interval", "must be > 0 and <= 1e+09, not 0.0"),
+    ('probe_interval = -1.5', "t.toml:3: ip.neighbor.probe_interval", "must be > 0 and <= 1e+09, not -1.5"),
+    ('unicast_probes = 0', "t.toml:3: ip.neighbor.unicast_probes", "must be 1..255, not 0"),
     ('unicast_probes = 256', "t.toml:3: ip.neighbor.unicast_probes", "must be 1..255, not 256"),
     ('aging_time = 1e11', "t.toml:3: ip.neighbor.aging_time", "must be 0..1e+09, not 100000000000.0"),
     ('reachable_time = 1.9e10', "t.toml:3: ip.neighbor.reachable_time", "must be 0..1e+09"),
-    ('probe_interval = 1e11', "t.toml:3: ip.neighbor.probe_interval", "must be 0..1e+09"),
+    ('probe_interval = 1e11', "t.toml:3: ip.neighbor.probe_interval", "must be > 0 and <= 1e+09"),
     ('unicast_probes = 2.5', "t.toml:3: ip.neighbor.unicast_probes", "expected an integer, got a number"),
     ('probes = 3', "t.toml:3: ip.neighbor.probes", "unknown key 'probes' (did you mean 'unicast_probes'?)"),
     ('colour = "red"', "t.toml:3: ip.neighbor.colour", "unknown key 'colour'; known keys: reachable_time"),
@@ -720,3 +719,86 @@ def test_ip_neighbor_errors_in_the_ip_table():
     err = error_of('[ip]\nenabled = false\n\n[ip.neighbor]\naging_time = 60\n')
     assert err.startswith("t.toml:2: ip.enabled: the IPv4 graph is needed by [ip.neighbor]; "
                           "remove enabled = false"), err
+
+
+# --- numeric bounds (issue 9 defect 6) ---------------------------------------------------
+
+# Where each table's keys can be written: a minimal valid file around one key.
+_LIMIT_CONTEXT = {
+    "pg.stream": '[pg]\nnext = "null"\n\n[[pg.stream]]\nname = "s"\ntemplate = "udp"\n',
+    "pg.stream.edit": '[pg]\nnext = "null"\n\n[[pg.stream]]\nname = "s"\ntemplate = "udp"\n\n[[pg.stream.edit]]\n',
+    "interface": '[[interface]]\nkind = "{kind}"\nname = "t0"\n',
+}
+_EDIT_PARTNER = {"offset": "size = 2\n", "size": "offset = 34\n", "min": 'field = "udp.sport"\n',
+                 "max": 'field = "udp.sport"\n'}
+
+
+def _limit_file(table, key, literal):
+    from graphnet.config import _IF_KEYS
+    head = _LIMIT_CONTEXT.get(table, f"[{table}]\n")
+    if table == "interface":
+        head = head.format(kind=next(k for k, keys in _IF_KEYS.items() if key in keys))
+    if table == "pg.stream.edit":
+        head += _EDIT_PARTNER[key]
+    text = head + f"{key} = {literal}\n"
+    return text, text.count("\n")
+
+
+def _absurd(limit, kind):
+    """Values every numeric key must refuse: just outside, far outside,
+    the extremes of TOML's integers, and (floats) infinities and NaN."""
+    if kind is float:
+        return [repr(limit.lo - 1.0), repr(limit.hi * 10 + 1), "1e300", "-1e300", "inf", "-inf", "nan"] \
+            + (["0.0"] if limit.lo_open else [])
+    return [str(int(limit.lo) - 1), str(int(limit.hi) + 1), str(2**63 - 1), str(-2**63)]
+
+
+def _numeric_keys():
+    from graphnet.config import LIMITS
+    return sorted(LIMITS)
+
+
+@pytest.mark.parametrize("table,key", _numeric_keys())
+def test_every_numeric_key_refuses_absurd_values_with_key_and_line(table, key):
+    """buffers = 4000000000 was a MemoryError from the arena's mmap and
+    tick = 1e300 an OverflowError; now every numeric key refuses values
+    outside its declared bounds with one line naming file, line and key."""
+    from graphnet.config import LIMITS
+    limit = LIMITS[(table, key)]
+    kind = float if isinstance(limit.hi, float) else int        # float keys have float bounds
+    label = {"pg.stream": r"pg\.stream\[1\]", "pg.stream.edit": r"pg\.stream\[1\]\.edit\[1\]",
+             "interface": r"interface\[1\]"}.get(table, re.escape(table))
+    for literal in _absurd(limit, kind):
+        text, line = _limit_file(table, key, literal)
+        with pytest.raises(ConfigError) as ei:
+            config.loads(text, "t.toml")
+        msg = str(ei.value)
+        assert "\n" not in msg
+        assert re.match(rf"^t\.toml:{line}: {label}\.{key}: must be ", msg), (literal, msg)
+
+
+def test_a_value_inside_the_bounds_is_accepted():
+    cfg = config.loads("[engine]\nbuffers = 16\ntick = 1e-6\n[graph]\nchain = 256\n", "t.toml")
+    assert (cfg.buffers, cfg.tick, cfg.chain) == (16, 1e-6, 256)
+
+
+def test_a_numeric_key_without_declared_bounds_cannot_be_read(monkeypatch):
+    """The bounds live in one place: reading a number whose key has no
+    LIMITS entry is a programming error, not a silent pass."""
+    monkeypatch.delitem(config.LIMITS, ("engine", "tick"))
+    with pytest.raises(KeyError):
+        config.loads("[engine]\ntick = 0.5\n", "t.toml")
+
+
+def test_huge_buffers_and_tick_from_the_command_line_are_one_line(tmp_path):
+    """The reproducers of issue 9: graphnet config answers with the key, exit 1."""
+    import subprocess
+    import sys
+    for body, key in (("buffers = 4000000000", "engine.buffers"), ("tick = 1e300", "engine.tick")):
+        f = tmp_path / "x.toml"
+        f.write_text(f"[engine]\n{body}\n")
+        r = subprocess.run([sys.executable, "-m", "graphnet", "config", "-c", str(f)], capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 1
+        assert r.stderr.strip() == f"graphnet: {f}:2: {key}: " + (
+            "must be 16..4.1943e+06, not 4000000000" if "buffers" in key else "must be 1e-06..1, not 1e+300")
