@@ -181,7 +181,7 @@ def test_pcap_trace_command(tmp_path):
     e = make_engine(count=0)
     assert execute(e, "pcap trace status") == "pcap capture: off"
     out = execute(e, f"pcap trace rx drop max 3 file {tmp_path / 'x.pcap'}")
-    assert out.endswith(str(tmp_path / "x.pcap"))
+    assert out.startswith(f"pcap capture of rx drop started: {tmp_path / 'x.pcap'}, 0 packets so far")
     assert "rx drop" in execute(e, "pcap trace status")
     assert execute(e, "pcap trace off").startswith("Wrote 0 packets")
     with pytest.raises(CommandError, match=r"^pcap trace: unexpected 'bogus'; usage: pcap trace"):
@@ -549,6 +549,28 @@ def test_ctl_subprocess_against_run_subprocess(run_proc):
     r = _gn("ctl", "--socket", path, "show", "runtime")
     assert r.returncode == 1 and "no graphnet engine is listening" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_pcap_trace_to_an_unwritable_path_is_one_line_and_exit_1(run_proc, sockdir):
+    """Issue 18 item 3: the answer is one line, graphnet ctl exits 1, the
+    engine keeps running and its log gets at most one line, no traceback."""
+    proc, path = run_proc()
+    for target, why in (("/proc/graphnet-nowhere/x.pcap", "No such file or directory"),
+                        (str(sockdir / "cli.sock"), "exists; add 'overwrite'")):
+        r = _gn("ctl", "--socket", path, "pcap", "trace", "rx", "file", target)
+        assert r.returncode == 1 and r.stdout == ""
+        assert len(r.stderr.strip().splitlines()) == 1 and why in r.stderr, r.stderr
+        assert r.stderr.startswith("pcap trace: ")
+    good = sockdir / "ok.pcap"
+    r = _gn("ctl", "--socket", path, "pcap", "trace", "drop", "file", str(good))
+    assert r.returncode == 0 and f"started: {good}, 0 packets so far" in r.stdout
+    r = _gn("ctl", "--socket", path, "show", "pcap")
+    assert r.returncode == 0 and r.stdout.startswith(f"pcap capture: drop to {good}: ")
+    assert _gn("ctl", "--socket", path, "pcap", "trace", "off").returncode == 0
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0
+    assert "Traceback" not in err and sum("pcap" in line for line in err.splitlines()) <= 1, err
 
 
 def test_run_seconds_ends_by_itself_and_refuses_a_second_engine(run_proc):

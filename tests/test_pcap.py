@@ -6,16 +6,19 @@ reader, and with tshark (no errors, no malformed packets). No privileges
 needed: the packets come from pcap interfaces and the packet generator.
 Every engine is closed and leak-checked by engine_factory.
 """
+import os
 import shutil
+import stat
 import struct
 import subprocess
 import time
 
 import pytest
 
+from graphnet.cli.registry import CommandError, execute
 from graphnet.io.capture import Capture
-from graphnet.io.pcap import (PcapDevice, PcapTrace, pcap_trace_command, read_pcap, write_pcap, PCAP_MAGIC_NS,
-                              PCAP_MAGIC_US)
+from graphnet.io.pcap import (PcapDevice, PcapFileError, PcapTrace, default_pcap_dir, pcap_trace_command, read_pcap,
+                              write_pcap, PCAP_MAGIC_NS, PCAP_MAGIC_US)
 from graphnet.io.pg import PacketGenerator, Stream
 from graphnet.testing.packets import udp_packet, udp_packets
 from graphnet.vlib.buffer import BUFFER_STRIDE
@@ -295,7 +298,8 @@ def test_cli_command(engine_factory, tmp_path):
     eng, src, out = replay_engine(engine_factory, tmp_path, numbered(50), split=True)
     assert pcap_trace_command(eng, ["status"]) == "pcap capture: off"
     text = pcap_trace_command(eng, ["rx", "drop", "max", "10", "file", str(tmp_path / "c.pcap")])
-    assert text == f"pcap capture of rx drop started: {tmp_path / 'c.pcap'}"
+    assert text == (f"pcap capture of rx drop started: {tmp_path / 'c.pcap'}, 0 packets so far "
+                    f"(written out every second; `show pcap` for the count)")
     assert "rx drop to" in pcap_trace_command(eng, ["status"])
     eng.run_until_idle()
     assert "max reached" in pcap_trace_command(eng, ["status"])
@@ -309,23 +313,161 @@ def test_cli_command(engine_factory, tmp_path):
         pcap_trace_command(eng, ["rx", "max", "many"])
 
 
-def test_bare_file_name_goes_to_tmp(engine_factory, tmp_path):
-    import os
-    import uuid
-    eng, src, out = replay_engine(engine_factory, tmp_path, numbered(3))
-    name = f"graphnet-test-{uuid.uuid4().hex[:8]}.pcap"
-    path = PcapTrace(eng).start(path=name)
-    try:
-        assert path == os.path.join("/tmp", name)
-        eng.run_until_idle()
-        PcapTrace(eng).stop()
-        assert len(scapy_read(path)) == 6
-    finally:
-        os.unlink(path)
-
-
 def test_capture_off_adds_nothing(engine_factory, tmp_path):
     eng, src, out = replay_engine(engine_factory, tmp_path, numbered(10))
     eng.run_until_idle()
     st = PcapTrace(eng).status()
     assert st["path"] is None and st["captured"] == 0 and not st["active"]
+
+
+# --- a safe writer (issue 9 defect 4) -------------------------------------------------------
+
+def test_a_symbolic_link_is_never_followed(engine_factory, tmp_path):
+    """A link planted where the capture goes (as a local user could in a
+    shared directory) is refused, with and without overwrite, and the file
+    it points to is untouched; a dangling link creates nothing."""
+    eng, src, out = replay_engine(engine_factory, tmp_path, numbered(3))
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious\n")
+    (tmp_path / "link.pcap").symlink_to(victim)
+    for overwrite in (False, True):
+        with pytest.raises(PcapFileError, match=r"link\.pcap is a symbolic link; refusing to follow it$"):
+            PcapTrace(eng).start(path=tmp_path / "link.pcap", overwrite=overwrite)
+    assert victim.read_bytes() == b"precious\n"
+    (tmp_path / "dangling.pcap").symlink_to(tmp_path / "created-through-the-link")
+    with pytest.raises(PcapFileError, match="symbolic link"):
+        PcapTrace(eng).start(path=tmp_path / "dangling.pcap", overwrite=True)
+    assert not (tmp_path / "created-through-the-link").exists()
+    assert not PcapTrace(eng).status()["active"]
+
+
+def test_the_file_is_0600_and_an_existing_one_needs_overwrite(engine_factory, tmp_path):
+    eng, src, out = replay_engine(engine_factory, tmp_path, numbered(3))
+    f = tmp_path / "c.pcap"
+    PcapTrace(eng).start(path=f)
+    eng.run_until_idle()
+    PcapTrace(eng).stop()
+    assert stat.S_IMODE(f.stat().st_mode) == 0o600
+    assert len(read_pcap(f)) == 6
+    with pytest.raises(PcapFileError, match=r"c\.pcap exists; add 'overwrite' to replace it"):
+        PcapTrace(eng).start(path=f)
+    assert len(read_pcap(f)) == 6                       # refused: not truncated
+    f.chmod(0o644)
+    PcapTrace(eng).start(path=f, overwrite=True)
+    PcapTrace(eng).stop()
+    assert f.stat().st_size == 24 and stat.S_IMODE(f.stat().st_mode) == 0o600    # replaced: a new header only
+
+
+def test_overwrite_replaces_only_a_pcap_file_of_ours_with_one_link(engine_factory, tmp_path):
+    eng, src, out = replay_engine(engine_factory, tmp_path, numbered(3))
+    text = tmp_path / "notes.txt"
+    text.write_text("not a capture\n")
+    with pytest.raises(PcapFileError, match="is not a pcap file; refusing to overwrite it"):
+        PcapTrace(eng).start(path=text, overwrite=True)
+    assert text.read_text() == "not a capture\n"
+    write_pcap(tmp_path / "a.pcap", numbered(1))
+    os.link(tmp_path / "a.pcap", tmp_path / "b.pcap")
+    with pytest.raises(PcapFileError, match="has 2 hard links"):
+        PcapTrace(eng).start(path=tmp_path / "a.pcap", overwrite=True)
+    os.mkfifo(tmp_path / "fifo.pcap")
+    with pytest.raises(PcapFileError, match="is not a regular file"):
+        PcapTrace(eng).start(path=tmp_path / "fifo.pcap", overwrite=True)
+    if os.geteuid() == 0:
+        theirs = tmp_path / "theirs.pcap"
+        write_pcap(theirs, numbered(1))
+        os.chown(theirs, 65534, 65534)
+        with pytest.raises(PcapFileError, match=r"belongs to another user \(uid 65534\)"):
+            PcapTrace(eng).start(path=theirs, overwrite=True)
+
+
+def test_cli_overwrite_word_and_one_line_errors(engine_factory, tmp_path):
+    eng, src, out = replay_engine(engine_factory, tmp_path, numbered(3))
+    f = tmp_path / "o.pcap"
+    write_pcap(f, numbered(9))
+    with pytest.raises(CommandError) as ei:
+        execute(eng, f"pcap trace rx file {f}")
+    assert str(ei.value) == f"pcap trace: {f} exists; add 'overwrite' to replace it, or choose another file"
+    assert execute(eng, f"pcap trace rx file {f} overwrite").startswith(f"pcap capture of rx started: {f}")
+    eng.run_until_idle()
+    assert execute(eng, "pcap trace off") == f"Wrote 3 packets to {f}"
+    with pytest.raises(CommandError) as ei:
+        execute(eng, "pcap trace rx file /proc/graphnet-no-such-dir/x.pcap")
+    assert str(ei.value) == "pcap trace: cannot create /proc/graphnet-no-such-dir/x.pcap: No such file or directory"
+
+
+def test_a_bare_name_goes_to_a_private_0700_directory(engine_factory, tmp_path, monkeypatch):
+    eng, src, out = replay_engine(engine_factory, tmp_path, numbered(3))
+    d = tmp_path / "run" / "pcap"
+    monkeypatch.setenv("GRAPHNET_PCAP_DIR", str(d))
+    path = PcapTrace(eng).start(path="b.pcap")
+    assert path == str(d / "b.pcap")
+    assert stat.S_IMODE(d.stat().st_mode) == 0o700
+    eng.run_until_idle()
+    PcapTrace(eng).stop()
+    assert len(read_pcap(path)) == 6
+    assert PcapTrace(eng).start() == str(d / "graphnet-rx-tx-drop.pcap")      # the default name, same place
+    PcapTrace(eng).stop()
+    d.chmod(0o777)                                       # another user could swap our file for a link
+    with pytest.raises(PcapFileError, match=r"pcap directory .* is writable by everyone \(mode 0777\)"):
+        PcapTrace(eng).start(path="c.pcap")
+    d.chmod(0o700)
+    if os.geteuid() == 0:
+        os.chown(d, 65534, 65534)
+        with pytest.raises(PcapFileError, match=r"belongs to another user \(uid 65534\)"):
+            PcapTrace(eng).start(path="c.pcap")
+
+
+def test_default_pcap_directory(monkeypatch, tmp_path):
+    monkeypatch.delenv("GRAPHNET_PCAP_DIR", raising=False)
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    assert default_pcap_dir() == "/run/graphnet/pcap"
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    assert default_pcap_dir() == str(tmp_path / "graphnet" / "pcap")
+    monkeypatch.delenv("XDG_RUNTIME_DIR")
+    assert default_pcap_dir() == f"/tmp/graphnet-{os.getuid()}/pcap"
+
+
+# --- readable while capturing (issue 11 item 3, issue 18 item 3) -------------------------------
+
+def test_the_file_is_readable_within_a_second_while_capturing(engine_factory, tmp_path):
+    """Three pings used to leave a 24-byte file until `pcap trace off`: now
+    the loop's timer flushes it at least once a second (no status call
+    here, which would flush by itself)."""
+    eng, src, out = replay_engine(engine_factory, tmp_path, numbered(5), rx_mode="interrupt")
+    f = tmp_path / "live.pcap"
+    PcapTrace(eng).start(rx=True, tx=False, drop=False, path=f)
+    eng.start()                                          # replays the 5 packets at once
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and len(read_pcap(f)) < 5:
+        time.sleep(0.05)
+    got = read_pcap(f)
+    assert [p for _, p in got] == numbered(5)
+    if TSHARK:
+        assert tshark_lengths(f) == [len(p) for p in numbered(5)]
+    assert PcapTrace(eng).status()["active"]             # still capturing
+    PcapTrace(eng).stop()
+    eng.stop()
+
+
+def test_show_pcap_flushes_and_says_where_and_how_many(engine_factory, tmp_path):
+    eng, src, out = replay_engine(engine_factory, tmp_path, numbered(4))
+    f = tmp_path / "s.pcap"
+    execute(eng, f"pcap trace rx tx file {f}")
+    eng.run_until_idle()
+    assert f.stat().st_size == 24                        # still in memory: no timer ran
+    text = execute(eng, "show pcap")
+    assert text == (f"pcap capture: rx tx to {f}: 8 packets in the file so far, max 10000 "
+                    f"(rx 4, tx 4, drop 0)")
+    assert len(read_pcap(f)) == 8
+    execute(eng, "pcap trace off")
+    assert execute(eng, "show pcap") == f"pcap capture: off (8 packets in {f})"
+
+
+def test_an_idle_engine_does_not_wake_for_the_flush(engine_factory):
+    """pcap-flush arms no timer while no capture file is open."""
+    eng = engine_factory()
+    eng.start()
+    time.sleep(0.2)
+    assert eng.call(eng.main.loop_stats)["timers_active"] == 0
+    eng.stop()

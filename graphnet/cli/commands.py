@@ -363,11 +363,19 @@ def set_ip_neighbor_config(engine, args):
     return ""
 
 
-@command("pcap trace", help="capture rx / tx / drop packets to a pcap file",
-         usage="pcap trace [rx] [tx] [drop] [max <n>] [file <name>] [intfc <interface>] [snaplen <n>] [ns]"
-               " | pcap trace off | pcap trace status")
+@command("pcap trace", help="capture rx / tx / drop packets to a pcap file (a bare name goes to the private "
+         "pcap directory, /run/graphnet/pcap as root; an existing file only with overwrite)",
+         usage="pcap trace [rx] [tx] [drop] [max <n>] [file <name>] [overwrite] [intfc <interface>] [snaplen <n>] "
+               "[ns] | pcap trace off | pcap trace status")
 def pcap_trace(engine, args):
     return _optional("graphnet.io.pcap", "pcap trace").pcap_trace_command(engine, args)
+
+
+@command("show pcap", help="the pcap capture: its file and the packets written to it so far (flushes it)",
+         usage="show pcap")
+def show_pcap(engine, args):
+    _no_args(args)
+    return _optional("graphnet.io.pcap", "show pcap").pcap_trace_command(engine, ["status"])
 
 
 @command("set node state", help="set an input node's state",

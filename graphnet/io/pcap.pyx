@@ -1,8 +1,8 @@
 """pcap: capture of rx / tx / drop packets to a file, and the ``pcap``
 interface kind that replays a file as input and writes its output to one.
 
-Capture (``pcap trace rx tx drop [max N] [file F]``, ``pcap trace off``)
-------------------------------------------------------------------------
+Capture (``pcap trace rx tx drop [max N] [file F] [overwrite]``, ``pcap trace off``)
+------------------------------------------------------------------------------------
 Each engine has one capture state, a ``gn_pcap_main_t`` (see pcap.pxd)
 owned by ``PcapMain`` (``pcap_main(engine)``). Device input nodes call
 ``gn_pcap_capture(pm, vm, bis, n, GN_PCAP_RX, sw_if_index)`` on the
@@ -12,8 +12,27 @@ capture is off that is one branch per frame. When it is on, each packet
 (its chain flattened, cut at ``snaplen``) becomes a pcap record appended in
 C to a memory buffer; the buffer is written to the file with write() when
 it holds ``flush_bytes`` (256 KiB), when ``max_packets`` is reached (the
-capture then stops by itself; the file is complete) and on ``stop()``.
+capture then stops by itself; the file is complete), on ``stop()``, on
+every ``status()`` (``show pcap``, ``pcap trace status``) and at least
+once a second while a capture is open: the process node ``pcap-flush``
+(in every engine) sleeps on the loop's timer wheel while a file is open
+and waits for an event otherwise, so an idle engine does not wake for it.
+A file is readable (tshark, ``read_pcap``) while the capture runs.
 The GIL is never taken per packet.
+
+The file (``_open_file``) is opened with O_CREAT | O_EXCL | O_NOFOLLOW,
+mode 0600: a symbolic link or any existing file is refused, so a
+capture never writes through a link another user planted (graphnet often
+runs as root). ``overwrite`` (the CLI word, the ``overwrite=True``
+argument) replaces an existing file only if it is a regular file with one
+link, owned by the engine's user, and empty or a pcap/pcapng file; the
+last component is still never followed. A bare file name goes to the
+private pcap directory ``default_pcap_dir()``: ``$GRAPHNET_PCAP_DIR``,
+else ``<runtime dir>/pcap`` (``/run/graphnet/pcap`` as root, see
+graphnet.paths), created 0700 and refused if another user could write to
+it. A path with a ``/`` is taken as given. A file that cannot be created
+is a one-line PcapFileError (a ValueError: the CLI answers with it, exit
+status 1 from ``graphnet ctl``, no traceback in the engine's log).
 
 The file is a classic pcap (LINKTYPE_ETHERNET, version 2.4, host byte
 order) with microsecond (magic a1b2c3d4) or nanosecond (a1b23c4d)
@@ -23,7 +42,7 @@ from its Ethernet header when the node that dropped it had advanced
 
 Python: ``PcapTrace(engine).start(rx=True, tx=True, drop=True,
 max_packets=10000, path=..., snaplen=65535, interface=None,
-nanosecond=False)``, ``.stop() -> path``, ``.status()``. CLI:
+nanosecond=False, overwrite=False)``, ``.stop() -> path``, ``.status()``. CLI:
 ``pcap_trace_command(engine, args)`` implements ``pcap trace ...``.
 
 The pcap interface (``PcapDevice``)
@@ -35,8 +54,10 @@ the file is consumed (``repeat`` times), so ``run_until_idle`` runs exactly
 until the replay is done. ``pcap-output-<name>`` appends every packet it
 is given to the output file (timestamps: now) and frees it.
 """
+import errno as _errno
 import logging
 import os
+import stat
 import struct
 import time
 
@@ -55,7 +76,9 @@ from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, g
 from graphnet.io.interface cimport gn_interface_t
 from graphnet.io.bufcopy cimport gn_copy_to_chain, gn_chain_length, gn_copy_from_chain
 from graphnet.vlib.node import Node
+from graphnet.vlib.process import Sleep, WaitEvent
 from graphnet.io.device import DefaultNext, Device, DeviceError
+from graphnet.paths import UnsafePathError, private_dir, runtime_dir
 
 log = logging.getLogger("graphnet.pcap")
 
@@ -70,6 +93,13 @@ PCAP_MAGIC_NS = 0xa1b23c4d
 DEFAULT_MAX_PACKETS = 10000
 DEFAULT_SNAPLEN = 65535
 KINDS = ("rx", "tx", "drop")
+FLUSH_INTERVAL = 1.0           # seconds: the longest a captured packet waits for write()
+ENV_PCAP_DIR = "GRAPHNET_PCAP_DIR"
+FLUSH_NODE = "pcap-flush"
+
+
+class PcapFileError(ValueError):
+    """A capture file that cannot (or must not) be written; one line for users."""
 
 
 # --- writing records (shared by the capture and pcap-output) -----------------
@@ -194,18 +224,84 @@ cdef void _close_writer(gn_pcap_main_t* pm) noexcept nogil:
         pm.fd = -1
 
 
-def _open_file(path, snaplen, nanosecond):
-    """Create/truncate path and write the file header; returns the fd."""
+_PCAP_MAGICS = {struct.pack(e + "I", m) for e in "<>" for m in (PCAP_MAGIC_US, PCAP_MAGIC_NS)} | {b"\n\r\r\n"}
+
+
+def _reopen_existing(path):
+    """An fd on the existing file path, truncated, if overwriting it is
+    safe (see the module docstring); PcapFileError otherwise."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as e:
-        raise OSError(e.errno, f"cannot open pcap file {path}: {e.strerror}") from None
+        if e.errno == _errno.ELOOP:
+            raise PcapFileError(f"{path} is a symbolic link; refusing to follow it") from None
+        raise PcapFileError(f"cannot open {path}: {e.strerror}") from None
     try:
-        os.write(fd, pcap_file_header(snaplen, nanosecond))
-    except OSError:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise PcapFileError(f"{path} is not a regular file; refusing to overwrite it")
+        if st.st_uid != os.geteuid():
+            raise PcapFileError(f"{path} belongs to another user (uid {st.st_uid}); refusing to overwrite it")
+        if st.st_nlink != 1:
+            raise PcapFileError(f"{path} has {st.st_nlink} hard links; refusing to overwrite it")
+        if st.st_size and os.pread(fd, 4, 0) not in _PCAP_MAGICS:
+            raise PcapFileError(f"{path} is not a pcap file; refusing to overwrite it")
+        os.fchmod(fd, 0o600)
+        os.ftruncate(fd, 0)
+    except PcapFileError:
         os.close(fd)
         raise
+    except OSError as e:
+        os.close(fd)
+        raise PcapFileError(f"cannot overwrite {path}: {e.strerror}") from None
     return fd
+
+
+def _open_file(path, snaplen, nanosecond, overwrite=False):
+    """Create path (mode 0600, never through a symbolic link; an existing
+    file only with overwrite) and write the file header; returns the fd.
+    Raises PcapFileError with a one-line message."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except FileExistsError:
+        if os.path.islink(path):
+            raise PcapFileError(f"{path} is a symbolic link; refusing to follow it") from None
+        if not overwrite:
+            raise PcapFileError(f"{path} exists; add 'overwrite' to replace it, or choose another file") from None
+        fd = _reopen_existing(path)
+    except OSError as e:
+        hint = " (choose a directory the engine's user can write to)" if e.errno == _errno.EACCES else ""
+        raise PcapFileError(f"cannot create {path}: {e.strerror}{hint}") from None
+    try:
+        os.write(fd, pcap_file_header(snaplen, nanosecond))
+    except OSError as e:
+        os.close(fd)
+        raise PcapFileError(f"cannot write {path}: {e.strerror}") from None
+    return fd
+
+
+def default_pcap_dir():
+    """Where a bare capture file name goes: $GRAPHNET_PCAP_DIR, else
+    <runtime dir>/pcap (/run/graphnet/pcap as root; see graphnet.paths)."""
+    return os.environ.get(ENV_PCAP_DIR) or os.path.join(runtime_dir(), "pcap")
+
+
+def capture_path(path, kinds):
+    """The file a capture writes: path as given when it has a '/', a bare
+    name (or None: graphnet-<kinds>.pcap) in default_pcap_dir(), which is
+    created 0700 (PcapFileError if it cannot be trusted)."""
+    if path is None:
+        path = f"graphnet-{'-'.join(kinds)}.pcap"
+    path = os.fspath(path)
+    if os.sep in path:
+        return path
+    if path in ("", ".", ".."):
+        raise PcapFileError(f"{path!r} is not a file name")
+    try:
+        d = private_dir(default_pcap_dir(), "pcap directory")
+    except (UnsafePathError, OSError) as e:
+        raise PcapFileError(str(e)) from None
+    return os.path.join(str(d), path)
 
 
 # --- the per-engine capture state --------------------------------------------
@@ -241,12 +337,15 @@ cdef class PcapMain:
     def active(self):
         return self.pm.flags != 0
 
-    def start(self, path, kinds, uint64_t max_packets, uint32_t snaplen, bint nanosecond, uint32_t sw_if_index):
-        """Loop thread only (PcapTrace goes through engine.call)."""
+    def start(self, path, kinds, uint64_t max_packets, uint32_t snaplen, bint nanosecond, uint32_t sw_if_index,
+              bint overwrite=False):
+        """Loop thread only (PcapTrace goes through engine.call). The file
+        is opened before a running capture is stopped: a refused file
+        leaves the running capture as it was."""
         cdef uint32_t flags = 0
+        fd = _open_file(path, snaplen, nanosecond, overwrite)
         if self.pm.fd >= 0:
             self.stop()
-        fd = _open_file(path, snaplen, nanosecond)
         for k in kinds:
             flags |= {"rx": GN_PCAP_RX, "tx": GN_PCAP_TX, "drop": GN_PCAP_DROP}[k]
         self.pm.fd = fd
@@ -273,8 +372,19 @@ cdef class PcapMain:
         _close_writer(self.pm)
         return self.path
 
+    @property
+    def open(self):
+        """A capture file is open (capturing, or stopped at max and not yet closed)."""
+        return self.pm.fd >= 0
+
+    def flush(self):
+        """Write the buffered records to the file (loop thread only)."""
+        _write_out(self.pm)
+
     def status(self):
+        """The capture's state; flushes first, so the counts are in the file."""
         pm = self.pm
+        _write_out(pm)
         return {"active": pm.flags != 0, "done": bool(pm.done), "path": self.path, "kinds": self.kinds,
                 "captured": pm.n_captured, "rx": pm.n_by_kind[0], "tx": pm.n_by_kind[1], "drop": pm.n_by_kind[2],
                 "max_packets": pm.max_packets, "snaplen": pm.snaplen, "nanosecond": bool(pm.nanosecond),
@@ -295,6 +405,24 @@ def pcap_main(engine):
         engine._pcap_main = pm
         engine.on_close.append(pm.close)
     return pm
+
+
+def _flush_process(engine):
+    """pcap-flush: while a capture file is open, write what is buffered
+    every FLUSH_INTERVAL seconds (a timer on the loop's wheel); otherwise
+    wait, without a timer, for PcapTrace.start() to raise our interrupt."""
+    pm = pcap_main(engine)
+    while True:
+        if pm.open:
+            yield Sleep(FLUSH_INTERVAL)
+            pm.flush()
+        else:
+            yield WaitEvent(interrupts=True)
+
+
+NODES = (Node(FLUSH_NODE, type="process", process=_flush_process,
+              doc="Writes the pcap capture's buffered packets to its file once a second while a capture "
+                  "is open (pcap trace); sleeps without a timer otherwise."),)
 
 
 def pcap_main_address(engine):
@@ -323,11 +451,14 @@ class PcapTrace:
         self.engine = engine
 
     def start(self, rx: bool = True, tx: bool = True, drop: bool = True, *, max_packets: int = DEFAULT_MAX_PACKETS,
-              path=None, snaplen: int = DEFAULT_SNAPLEN, interface=None, nanosecond: bool = False) -> str:
+              path=None, snaplen: int = DEFAULT_SNAPLEN, interface=None, nanosecond: bool = False,
+              overwrite: bool = False) -> str:
         """Start capturing; returns the file's path. ``max_packets`` 0: no
         limit. ``interface``: only packets received or sent by it (a name or
-        sw_if_index). ``path`` default: /tmp/graphnet-<rx|tx|drop...>.pcap;
-        a bare file name goes to /tmp (as vppctl does)."""
+        sw_if_index). ``path`` default: graphnet-<rx|tx|drop...>.pcap in
+        default_pcap_dir(); a bare file name goes there too (as vppctl puts
+        it in /tmp). An existing file is refused (PcapFileError) unless
+        ``overwrite``; a symbolic link always is."""
         kinds = tuple(k for k, on in zip(KINDS, (rx, tx, drop)) if on)
         if not kinds:
             raise ValueError("pcap trace: choose at least one of rx, tx, drop")
@@ -335,17 +466,19 @@ class PcapTrace:
             raise ValueError("max_packets must be >= 0")
         if not 1 <= snaplen <= 0x3fffffff:
             raise ValueError("snaplen must be positive")
-        if path is None:
-            path = f"/tmp/graphnet-{'-'.join(kinds)}.pcap"
-        path = os.fspath(path)
-        if os.sep not in path:
-            path = os.path.join("/tmp", path)
         sw = 0xffffffff
         if interface is not None:
             sw = self.engine.interfaces.index(interface)
+        path = capture_path(path, kinds)
         pm = pcap_main(self.engine)
         self.engine.build()
-        self.engine.call(pm.start, path, kinds, max_packets, snaplen, nanosecond, sw)
+        try:
+            self.engine.call(pm.start, path, kinds, max_packets, snaplen, nanosecond, sw, overwrite)
+        except PcapFileError as e:
+            log.info("pcap trace: %s", e)
+            raise
+        if FLUSH_NODE in self.engine.index:
+            self.engine.main.set_interrupt_pending(self.engine.index[FLUSH_NODE])
         return path
 
     def stop(self):
@@ -360,8 +493,20 @@ class PcapTrace:
         return self.status()["active"]
 
 
-PCAP_TRACE_USAGE = ("pcap trace [rx] [tx] [drop] [max <n>] [file <name>] [intfc <interface>] [snaplen <n>] [ns] "
-                    "| pcap trace off | pcap trace status")
+PCAP_TRACE_USAGE = ("pcap trace [rx] [tx] [drop] [max <n>] [file <name>] [overwrite] [intfc <interface>] "
+                    "[snaplen <n>] [ns] | pcap trace off | pcap trace status")
+
+
+def _status_text(st) -> str:
+    """One line: where the capture is and how many packets the file holds."""
+    errors = (f"; {st['write_errors']} write errors (last: {st['last_error']})" if st["write_errors"] else "")
+    if not st["active"]:
+        if st["path"] is None:
+            return "pcap capture: off"
+        return (f"pcap capture: off ({'max reached, ' if st['done'] else ''}{st['captured']} packets "
+                f"in {st['path']}{'' if not st['done'] else '; pcap trace off closes it'}){errors}")
+    return (f"pcap capture: {' '.join(st['kinds'])} to {st['path']}: {st['captured']} packets in the file so far, "
+            f"max {st['max_packets'] or 'unlimited'} (rx {st['rx']}, tx {st['tx']}, drop {st['drop']}){errors}")
 
 
 def pcap_trace_command(engine, args) -> str:
@@ -379,14 +524,7 @@ def pcap_trace_command(engine, args) -> str:
             return "No pcap capture was running"
         return f"Wrote {st['captured']} packets to {path}"
     if args == ["status"] or not args:
-        st = t.status()
-        if not st["active"]:
-            if st["path"] is None:
-                return "pcap capture: off"
-            return (f"pcap capture: off ({'max reached, ' if st['done'] else ''}{st['captured']} packets "
-                    f"in {st['path']}{'' if not st['done'] else '; pcap trace off closes it'})")
-        return (f"pcap capture: {' '.join(st['kinds'])} to {st['path']}, {st['captured']} of "
-                f"{st['max_packets'] or 'unlimited'} packets (rx {st['rx']}, tx {st['tx']}, drop {st['drop']})")
+        return _status_text(t.status())
     kw = {"rx": False, "tx": False, "drop": False}
     opts = {}
     i = 0
@@ -397,6 +535,9 @@ def pcap_trace_command(engine, args) -> str:
             i += 1
         elif w == "ns":
             opts["nanosecond"] = True
+            i += 1
+        elif w == "overwrite":
+            opts["overwrite"] = True
             i += 1
         elif w in ("max", "file", "intfc", "interface", "snaplen", "max-bytes-per-pkt") and i + 1 < len(args):
             v = args[i + 1]
@@ -415,7 +556,8 @@ def pcap_trace_command(engine, args) -> str:
         raise ValueError(f"pcap trace: choose at least one of rx, tx, drop; usage: {PCAP_TRACE_USAGE}")
     path = t.start(**kw, **opts)
     kinds = " ".join(k for k in KINDS if kw[k])
-    return f"pcap capture of {kinds} started: {path}"
+    return (f"pcap capture of {kinds} started: {path}, 0 packets so far "
+            f"(written out every second; `show pcap` for the count)")
 
 
 def _int_arg(v, what):
@@ -652,7 +794,7 @@ cdef class _PcapDevState:
         self.d.repeat = repeat if packets else 0
 
     def open_output(self, path, bint nanosecond):
-        self.d.out.fd = _open_file(path, DEFAULT_SNAPLEN, nanosecond)
+        self.d.out.fd = _open_file(path, DEFAULT_SNAPLEN, nanosecond, overwrite=True)
         self.d.out.nanosecond = nanosecond
         self.d.out.n_bytes_written = PCAP_HDR_SIZE
 
@@ -694,7 +836,9 @@ class PcapDevice(Device):
     Either path may be omitted: no input (the input node has nothing to
     do) or no output (sent packets are counted and freed). The interface
     is created admin up (``admin_up=False`` to change that). The output file is
-    complete after ``flush()`` and when the engine closes.
+    complete after ``flush()`` and when the engine closes. It is opened as
+    a capture's file with ``overwrite`` (a rerun replaces its own output,
+    never a symbolic link nor a file that is not a pcap file).
 
     pcap-input-<name>: input. Metadata set: current_data 0, current_length,
     chains for frames over one buffer, sw_if_index[RX]. Next: next_node.
@@ -724,8 +868,8 @@ class PcapDevice(Device):
         if self.output_path is not None:
             try:
                 self._st.open_output(self.output_path, nanosecond)
-            except OSError as e:
-                raise DeviceError(str(e)) from None
+            except PcapFileError as e:
+                raise DeviceError(f"pcap output: {e}") from None
         if admin_up:
             engine.interfaces.set_admin_up(self.sw_if_index, True)
         self._input_index = None

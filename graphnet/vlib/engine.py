@@ -38,8 +38,9 @@ STATE_NAMES = {v: k for k, v in _STATE_CODES.items()}
 
 
 def _builtin_nodes(interfaces):
+    from graphnet.io import pcap
     from graphnet.nodes import drop
-    return drop.NODES + interfaces.nodes()
+    return drop.NODES + interfaces.nodes() + pcap.NODES
 
 
 class Engine:
