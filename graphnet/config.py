@@ -11,6 +11,11 @@ Schema (every key optional unless marked; unknown keys are errors)::
     socket  = "/path/cli.sock"  # str: control socket; default: see
                                 # graphnet.cli.control.default_socket_path
     enabled = true          # bool: serve the control socket at all
+    group   = "netadm"      # str: members of this group may use it too
+                            # (default: only root and the engine's user)
+    max_clients  = 16       # int 1..1024: connections served at once
+    idle_timeout = 60.0     # float 0.1..86400: seconds before a silent
+                            # connection is closed
 
     [graph]
     modules = ["pkg.mod"]   # [str]: modules whose NODES tuple is added
@@ -236,6 +241,9 @@ class Config:
     tick: float = 0.001
     cli_socket: Optional[str] = None
     cli_enabled: bool = True
+    cli_group: Optional[str] = None
+    cli_max_clients: int = 16
+    cli_idle_timeout: float = 60.0
     modules: list = field(default_factory=list)
     chain: int = 0
     pg_name: str = "pg-input"
@@ -421,6 +429,8 @@ LIMITS: dict = {
     ("engine", "buffers"): Limit(16, MAX_BUFFERS),
     ("engine", "tick"): Limit(1e-6, 1.0),
     ("graph", "chain"): Limit(0, 256),
+    ("cli", "max_clients"): Limit(1, 1024),
+    ("cli", "idle_timeout"): Limit(0.1, 86400.0),
     ("pg.stream", "count"): Limit(0, 1 << 48),
     ("pg.stream", "rate"): Limit(0.001, 1e9),
     ("pg.stream", "sport"): Limit(0, 0xffff),
@@ -543,9 +553,18 @@ def loads(text: str, source: str = "<string>", base_dir: Optional[Path] = None) 
     cfg.buffers = ck.get(eng, ("engine",), "buffers", int, cfg.buffers)
     cfg.tick = ck.get(eng, ("engine",), "tick", float, cfg.tick)
 
-    cli = ck.table(doc.get("cli", {}), ("cli",), ("socket", "enabled"))
+    cli = ck.table(doc.get("cli", {}), ("cli",), ("socket", "enabled", "group", "max_clients", "idle_timeout"))
     cfg.cli_socket = ck.get(cli, ("cli",), "socket", str)
     cfg.cli_enabled = ck.get(cli, ("cli",), "enabled", bool, True)
+    cfg.cli_group = ck.get(cli, ("cli",), "group", str)
+    if cfg.cli_group is not None:
+        import grp
+        try:
+            grp.getgrnam(cfg.cli_group)
+        except KeyError:
+            raise ck.error(("cli",), "group", f"no group named {cfg.cli_group!r} on this machine") from None
+    cfg.cli_max_clients = ck.get(cli, ("cli",), "max_clients", int, cfg.cli_max_clients)
+    cfg.cli_idle_timeout = ck.get(cli, ("cli",), "idle_timeout", float, cfg.cli_idle_timeout)
 
     graph = ck.table(doc.get("graph", {}), ("graph",), ("modules", "chain"))
     cfg.modules = ck.get(graph, ("graph",), "modules", list, [])

@@ -78,7 +78,8 @@ def cmd_run(args) -> int:
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         if (cfg.cli_enabled or args.socket) and not args.no_cli:
-            server = ControlServer(engine, socket_path(cfg, args.socket)).start()
+            server = ControlServer(engine, socket_path(cfg, args.socket), group=cfg.cli_group,
+                                   max_clients=cfg.cli_max_clients, idle_timeout=cfg.cli_idle_timeout).start()
         engine.start()
         print(f"graphnet {graphnet.__version__}: engine {engine.name!r} running "
               f"{len(engine.nodes)} nodes from {cfg.source}", flush=True)
