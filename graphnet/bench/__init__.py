@@ -23,6 +23,7 @@ records figures.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import importlib
 import json
@@ -68,11 +69,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(names: Iterable[str], opts) -> Iterable[dict]:
-    """Yield the result lines of the named benches, with bench and machine."""
+    """Yield the result lines of the named benches, with bench and machine.
+    Closing this generator (``main`` does, also on Ctrl-C or SIGTERM)
+    closes the running bench's generator at once, so its ``finally``
+    blocks remove the namespaces and processes it made."""
     for name in names:
-        for line in BENCHES[name].fn(opts):
-            line = {k: round(v, 3) if isinstance(v, float) else v for k, v in line.items()}
-            yield {"bench": name, **line, "machine": machine()}
+        with contextlib.closing(BENCHES[name].fn(opts)) as lines:
+            for line in lines:
+                line = {k: round(v, 3) if isinstance(v, float) else v for k, v in line.items()}
+                yield {"bench": name, **line, "machine": machine()}
 
 
 def main(argv: list[str]) -> int:
@@ -101,16 +106,18 @@ def main(argv: list[str]) -> int:
             return 2
     lines = []
     if opts.json:
-        for line in run(names, opts):
-            print(json.dumps(line), flush=True)
-            lines.append(line)
+        with contextlib.closing(run(names, opts)) as results:
+            for line in results:
+                print(json.dumps(line), flush=True)
+                lines.append(line)
     else:
         m = machine()
         print(f"# {m['cpu']}, {m['cpus']} CPUs, Python {m['python']}, load {m['load']}", flush=True)
         print(_ROW.format("bench", "case", "Mpps", "ns/pkt", "ns/node", "ratio", "details"), flush=True)
-        for line in run(names, opts):
-            print(format_line(line), flush=True)
-            lines.append(line)
+        with contextlib.closing(run(names, opts)) as results:
+            for line in results:
+                print(format_line(line), flush=True)
+                lines.append(line)
     if opts.plot:
         from graphnet.bench.plot import plot
         try:

@@ -15,13 +15,21 @@ bad program arguments, from argparse; 130 after Ctrl-C). An unexpected
 exception prints one line too; ``--log-level debug`` adds its traceback.
 ``run`` always closes the engine (and so its interfaces: TAPs, and a
 namespace it created) and removes its socket on the way out, whether it
-ends by --seconds, Ctrl-C or SIGTERM. ``run`` with no file runs the
+ends by --seconds, Ctrl-C or SIGTERM, also when the signal comes while
+it is still creating its devices. ``bench`` (and whatever runs inside
+``cleanup_on_signals()``) turns the first SIGTERM into a Terminated
+exception and the first SIGINT into KeyboardInterrupt in the main thread,
+so its ``finally`` blocks and context managers remove the namespaces,
+TAPs, processes and files it made, as a normal exit does; signals that
+come during that cleanup are ignored (SIGKILL still stops it at once).
+Exit status after SIGTERM: 143. ``run`` with no file runs the
 built-in default (TAP gn0, kernel side in namespace graphnet0) and, when
 not root, says so and points at ``--demo pg`` instead of failing halfway.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import os
@@ -40,6 +48,58 @@ PROMPT = "graphnet# "
 
 class UserError(Exception):
     """A message for the user, printed without a traceback."""
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that cleanup code runs (a
+    BaseException, as KeyboardInterrupt is: ``except Exception`` does not
+    swallow it)."""
+
+    def __init__(self, signum: int = signal.SIGTERM):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _forked_child(owner_pid: int, signum: int) -> bool:
+    """In a child forked by a library (pyroute2 forks to enter a network
+    namespace and ends the child with SIGTERM), our handlers are inherited
+    but are not the child's: it must die of the signal as by default, not
+    run the parent's cleanup. True if this is such a child (it then dies)."""
+    if os.getpid() == owner_pid:
+        return False
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+    return True
+
+
+@contextlib.contextmanager
+def cleanup_on_signals():
+    """Inside: the first SIGTERM raises Terminated, the first SIGINT
+    KeyboardInterrupt, in the main thread; later ones only print that
+    cleanup is under way, so a second Ctrl-C cannot cut the cleanup short.
+    A signal ignored when the program started (``nohup``, a background
+    job's SIGINT) stays ignored. Main thread only."""
+    caught: list = []
+    owner = os.getpid()
+
+    def handler(signum, frame):
+        if _forked_child(owner, signum):
+            return
+        if caught:
+            os.write(2, b"graphnet: cleaning up (SIGKILL stops at once)\n")
+            return
+        caught.append(signum)
+        raise KeyboardInterrupt() if signum == signal.SIGINT else Terminated(signum)
+
+    old = {}
+    for s in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(s) is not signal.SIG_IGN:
+            old[s] = signal.signal(s, handler)
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
 
 
 # --- graphnet run ----------------------------------------------------------------------
@@ -66,17 +126,24 @@ def cmd_run(args) -> int:
     cfg = _load_config(args.config, args.demo)
     if cfg.builtin == "default" and os.geteuid() != 0:
         raise UserError(NEEDS_ROOT_DEFAULT)
-    engine = build_engine(cfg)
-    server = None
+    engine = server = None
     stop = threading.Event()
     caught: list = []
+    owner = os.getpid()
 
     def on_signal(signum, frame):
+        if _forked_child(owner, signum):
+            return
         caught.append(signum)
         stop.set()
 
+    # before the devices are made: a signal while they are being created
+    # ends the run once they exist, and the finally below removes them
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
+        engine = build_engine(cfg)
+        if stop.is_set():
+            raise _Stopped()
         if (cfg.cli_enabled or args.socket) and not args.no_cli:
             server = ControlServer(engine, socket_path(cfg, args.socket), group=cfg.cli_group,
                                    max_clients=cfg.cli_max_clients, idle_timeout=cfg.cli_idle_timeout).start()
@@ -102,15 +169,22 @@ def cmd_run(args) -> int:
             stop.wait(left)
             if not engine.running:
                 raise UserError("the main loop stopped unexpectedly (see the log above)")
+    except _Stopped:
+        pass
     finally:
         if server is not None:
             server.close()
-        engine.close()
+        if engine is not None:
+            engine.close()
         for s, h in old.items():
             signal.signal(s, h)
     if caught:
         print(f"graphnet: stopped by {signal.Signals(caught[0]).name}", file=sys.stderr)
     return 0
+
+
+class _Stopped(Exception):
+    """A signal came while ``run`` was starting: skip to the cleanup."""
 
 
 # --- graphnet ctl ----------------------------------------------------------------------
@@ -287,7 +361,8 @@ def cmd_bench(args) -> int:
     fn = getattr(mod, "main", None)
     if fn is None:
         raise UserError("graphnet bench is not available: graphnet.bench has no main()")
-    rc = fn(list(args.args))
+    with cleanup_on_signals():
+        rc = fn(list(args.args))
     return rc if isinstance(rc, int) else 0
 
 
@@ -444,6 +519,9 @@ def main(argv: Optional[list] = None) -> int:
     except KeyboardInterrupt:
         print("graphnet: interrupted", file=sys.stderr)
         return 130
+    except Terminated as e:
+        print(f"graphnet: stopped by {e}", file=sys.stderr)
+        return 128 + e.signum
     except BrokenPipeError:
         # the reader of our output went away (e.g. `| head`): not an error of ours
         devnull = os.open(os.devnull, os.O_WRONLY)
