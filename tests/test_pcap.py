@@ -20,6 +20,7 @@ from graphnet.io.capture import Capture
 from graphnet.io.pcap import (PcapDevice, PcapFileError, PcapTrace, default_pcap_dir, pcap_trace_command, read_pcap,
                               write_pcap, PCAP_MAGIC_NS, PCAP_MAGIC_US)
 from graphnet.io.pg import PacketGenerator, Stream
+from graphnet.testing.helpers import wait_for
 from graphnet.testing.packets import udp_packet, udp_packets
 from graphnet.vlib.buffer import BUFFER_STRIDE
 from graphnet.vlib.node import PythonNode
@@ -464,10 +465,16 @@ def test_show_pcap_flushes_and_says_where_and_how_many(engine_factory, tmp_path)
     assert execute(eng, "show pcap") == f"pcap capture: off (8 packets in {f})"
 
 
-def test_an_idle_engine_does_not_wake_for_the_flush(engine_factory):
-    """pcap-flush arms no timer while no capture file is open."""
+def test_the_flush_timer_runs_only_while_a_capture_runs(engine_factory, tmp_path):
+    """pcap-flush arms no timer without a capture (an idle engine sleeps),
+    one while capturing, and none again once the capture is off."""
     eng = engine_factory()
+    timers = lambda: eng.call(eng.main.loop_stats)["timers_active"]     # noqa: E731
     eng.start()
     time.sleep(0.2)
-    assert eng.call(eng.main.loop_stats)["timers_active"] == 0
+    assert timers() == 0
+    PcapTrace(eng).start(path=tmp_path / "t.pcap")
+    assert wait_for(lambda: timers() == 1, 2)
+    PcapTrace(eng).stop()
+    assert wait_for(lambda: timers() == 0, 3)
     eng.stop()

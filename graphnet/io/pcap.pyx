@@ -15,7 +15,7 @@ it holds ``flush_bytes`` (256 KiB), when ``max_packets`` is reached (the
 capture then stops by itself; the file is complete), on ``stop()``, on
 every ``status()`` (``show pcap``, ``pcap trace status``) and at least
 once a second while a capture is open: the process node ``pcap-flush``
-(in every engine) sleeps on the loop's timer wheel while a file is open
+(in every engine) sleeps on the loop's timer wheel while a capture runs
 and waits for an event otherwise, so an idle engine does not wake for it.
 A file is readable (tshark, ``read_pcap``) while the capture runs.
 The GIL is never taken per packet.
@@ -30,7 +30,9 @@ last component is still never followed. A bare file name goes to the
 private pcap directory ``default_pcap_dir()``: ``$GRAPHNET_PCAP_DIR``,
 else ``<runtime dir>/pcap`` (``/run/graphnet/pcap`` as root, see
 graphnet.paths), created 0700 and refused if another user could write to
-it. A path with a ``/`` is taken as given. A file that cannot be created
+it. A path with a ``/`` is taken as given: only its last component is
+protected from links, the directories above it are the user's choice to
+trust. A file that cannot be created
 is a one-line PcapFileError (a ValueError: the CLI answers with it, exit
 status 1 from ``graphnet ctl``, no traceback in the engine's log).
 
@@ -372,11 +374,6 @@ cdef class PcapMain:
         _close_writer(self.pm)
         return self.path
 
-    @property
-    def open(self):
-        """A capture file is open (capturing, or stopped at max and not yet closed)."""
-        return self.pm.fd >= 0
-
     def flush(self):
         """Write the buffered records to the file (loop thread only)."""
         _write_out(self.pm)
@@ -408,12 +405,13 @@ def pcap_main(engine):
 
 
 def _flush_process(engine):
-    """pcap-flush: while a capture file is open, write what is buffered
-    every FLUSH_INTERVAL seconds (a timer on the loop's wheel); otherwise
-    wait, without a timer, for PcapTrace.start() to raise our interrupt."""
+    """pcap-flush: while a capture runs, write what is buffered every
+    FLUSH_INTERVAL seconds (a timer on the loop's wheel); otherwise wait,
+    without a timer, for PcapTrace.start() to raise our interrupt (a
+    capture that reached its max has written everything already)."""
     pm = pcap_main(engine)
     while True:
-        if pm.open:
+        if pm.active:
             yield Sleep(FLUSH_INTERVAL)
             pm.flush()
         else:
