@@ -911,7 +911,7 @@ def test_set_interface_promiscuous_reaches_the_kernel_for_af_packet():
             e.close()
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/dev/net/tun"), reason="creates TAP gn0: needs root")
+@pytest.mark.privileged
 def test_readme_run_command_starts_the_default_configuration_and_cleans_up():
     """`make run` (the README's first command) with RUN_ARGS, in the venv this suite runs in."""
     from graphnet.io import host

@@ -6,6 +6,7 @@ reader, and with tshark (no errors, no malformed packets). No privileges
 needed: the packets come from pcap interfaces and the packet generator.
 Every engine is closed and leak-checked by engine_factory.
 """
+import json
 import os
 import shutil
 import stat
@@ -461,6 +462,8 @@ def test_show_pcap_flushes_and_says_where_and_how_many(engine_factory, tmp_path)
     assert text == (f"pcap capture: rx tx to {f}: 8 packets in the file so far, max 10000 "
                     f"(rx 4, tx 4, drop 0)")
     assert len(read_pcap(f)) == 8
+    st = json.loads(execute(eng, "show pcap --json"))
+    assert (st["path"], st["captured"], st["kinds"], st["active"]) == (str(f), 8, ["rx", "tx"], True)
     execute(eng, "pcap trace off")
     assert execute(eng, "show pcap") == f"pcap capture: off (8 packets in {f})"
 

@@ -14,7 +14,7 @@ import contextlib
 import platform
 import time
 
-from graphnet.cli.registry import REGISTRY, CommandError, UsageError, command
+from graphnet.cli.registry import REGISTRY, CommandError, UsageError, command, json_view
 
 NODE_STATE_WORDS = ("polling", "interrupt", "adaptive", "disabled")
 
@@ -376,6 +376,15 @@ def pcap_trace(engine, args):
 def show_pcap(engine, args):
     _no_args(args)
     return _optional("graphnet.io.pcap", "show pcap").pcap_trace_command(engine, ["status"])
+
+
+@json_view("show pcap", "{active, done, path, kinds: [rx|tx|drop], captured, rx, tx, drop, max_packets, snaplen, "
+                        "nanosecond, sw_if_index, bytes_written, write_errors, no_memory, last_error}: after a flush, "
+                        "so captured packets are in the file")
+def show_pcap_json(engine, args):
+    _no_args(args)
+    st = _optional("graphnet.io.pcap", "show pcap").PcapTrace(engine).status()
+    return {**st, "kinds": list(st["kinds"])}
 
 
 @command("set node state", help="set an input node's state",
