@@ -112,7 +112,7 @@ def test_queue_count_is_checked(engine_factory):
 def test_startup_file_queues_key_is_checked():
     from graphnet.config import ConfigError, build_engine, loads
     base = '[[interface]]\nkind = "tap"\nname = "gnq0"\n'
-    for value, msg in (("0", "must be >= 1"), ("17", "at most 16 queues"), ('"4"', "expected an integer"),
+    for value, msg in (("0", "must be 1..16, not 0"), ("17", "must be 1..16, not 17"), ('"4"', "expected an integer"),
                        ("2\nmulti_queue = false", "2 queues need IFF_MULTI_QUEUE")):
         with pytest.raises(ConfigError, match=msg) as e:
             loads(base + f"queues = {value}\n", "t.toml")
