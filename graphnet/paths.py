@@ -10,6 +10,13 @@ One rule for the control socket and for pcap captures:
 - pcap captures given as a bare file name: ``<runtime_dir>/pcap/<name>``
   (``$GRAPHNET_PCAP_DIR`` overrides the directory; see graphnet.io.pcap).
 
+``open_dir(path)`` opens a directory for ``openat``-style use (``dir_fd``)
+resolving it one component at a time, following a symbolic link only when
+root or we own it: a link planted by another user anywhere on the way (in
+their home, in a directory they can write) is refused, even in
+directories the kernel's fs.protected_symlinks does not cover. A file
+created relative to that fd (graphnet.io.pcap) cannot land elsewhere.
+
 Invariants: ``private_dir(path)`` creates missing directories with mode
 0700, and accepts an existing directory only when it belongs to root or to
 us and no other user can write to it (a world- or group-writable directory
@@ -75,3 +82,50 @@ def private_dir(path, what: str = "directory") -> Path:
             raise UnsafePathError(f"cannot create {what} {d}: {e.strerror}{hint}") from None
     check_dir(p, what)
     return p
+
+
+MAX_LINKS = 40                     # as the kernel's MAXSYMLINKS
+
+
+def open_dir(path) -> int:
+    """An O_PATH fd on the directory path (relative: to the working
+    directory), resolved component by component with O_NOFOLLOW; a
+    symbolic link is followed only if it belongs to root or to us (read
+    from the link we opened, so it cannot be swapped in between). Raises
+    UnsafePathError (a foreign link, too many links) or OSError."""
+    path = os.fspath(path)
+    euid = os.geteuid()
+    flags = os.O_PATH | os.O_CLOEXEC
+    fd = os.open("/" if path.startswith("/") else ".", flags | os.O_DIRECTORY)
+    todo = [c for c in path.split("/") if c not in ("", ".")]
+    links = 0
+    try:
+        while todo:
+            c = todo.pop(0)
+            nfd = os.open(c, flags | os.O_NOFOLLOW, dir_fd=fd)
+            st = os.fstat(nfd)
+            if stat.S_ISLNK(st.st_mode):
+                try:
+                    if st.st_uid not in (0, euid):
+                        raise UnsafePathError(f"{c!r} in {path} is a symbolic link of another user "
+                                              f"(uid {st.st_uid}); refusing to follow it")
+                    links += 1
+                    if links > MAX_LINKS:
+                        raise UnsafePathError(f"{path}: too many levels of symbolic links")
+                    target = os.readlink("", dir_fd=nfd)
+                finally:
+                    os.close(nfd)
+                todo[:0] = [x for x in target.split("/") if x not in ("", ".")]
+                if target.startswith("/"):
+                    os.close(fd)
+                    fd = os.open("/", flags | os.O_DIRECTORY)
+                continue
+            if not stat.S_ISDIR(st.st_mode):
+                os.close(nfd)
+                raise NotADirectoryError(20, f"{c!r} in {path} is not a directory")
+            os.close(fd)
+            fd = nfd
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise

@@ -481,3 +481,40 @@ def test_the_flush_timer_runs_only_while_a_capture_runs(engine_factory, tmp_path
     PcapTrace(eng).stop()
     assert wait_for(lambda: timers() == 0, 3)
     eng.stop()
+
+
+@pytest.mark.privileged(tun=False)
+def test_a_link_of_another_user_on_the_way_is_not_followed(engine_factory, tmp_path):
+    """O_NOFOLLOW covers the last component only: a user who owns a
+    directory on the way (their home) could point it at /etc and have
+    root create files there. Links of another user are refused anywhere
+    on the path; links of root or ours are followed."""
+    eng, src, out = replay_engine(engine_factory, tmp_path, numbered(3))
+    home = tmp_path / "home"
+    home.mkdir()
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (home / "captures").symlink_to(target)
+    os.chown(home / "captures", 65534, 65534, follow_symlinks=False)
+    with pytest.raises(PcapFileError, match=r"'captures' in .* is a symbolic link of another user \(uid 65534\)"):
+        PcapTrace(eng).start(path=home / "captures" / "x.pcap")
+    assert list(target.iterdir()) == []
+    os.chown(home / "captures", 0, 0, follow_symlinks=False)            # root's own link: followed
+    path = PcapTrace(eng).start(path=home / "captures" / "x.pcap")
+    PcapTrace(eng).stop()
+    assert path == str(home / "captures" / "x.pcap") and (target / "x.pcap").stat().st_size == 24
+    with pytest.raises(PcapFileError, match="does not name a file"):
+        PcapTrace(eng).start(path=str(home) + "/..")
+
+
+def test_relative_and_linked_directories_of_our_own_work(engine_factory, tmp_path, monkeypatch):
+    eng, src, out = replay_engine(engine_factory, tmp_path, numbered(3))
+    (tmp_path / "real").mkdir()
+    (tmp_path / "via").symlink_to("real")                    # relative target, our own link
+    monkeypatch.chdir(tmp_path)
+    PcapTrace(eng).start(path="via/../via/r.pcap")
+    eng.run_until_idle()
+    PcapTrace(eng).stop()
+    assert len(read_pcap(tmp_path / "real" / "r.pcap")) == 6
+    with pytest.raises(PcapFileError, match="cannot create nowhere/r.pcap: No such file or directory"):
+        PcapTrace(eng).start(path="nowhere/r.pcap")

@@ -30,10 +30,11 @@ last component is still never followed. A bare file name goes to the
 private pcap directory ``default_pcap_dir()``: ``$GRAPHNET_PCAP_DIR``,
 else ``<runtime dir>/pcap`` (``/run/graphnet/pcap`` as root, see
 graphnet.paths), created 0700 and refused if another user could write to
-it. A path with a ``/`` is taken as given: only its last component is
-protected from links, the directories above it are the user's choice to
-trust. A file that cannot be created
-is a one-line PcapFileError (a ValueError: the CLI answers with it, exit
+it. A path with a ``/`` is taken as given, with the same care: its last
+component is never followed, and the directories above it are reached
+through symbolic links only when those belong to root or to the engine's
+user (graphnet.paths.open_dir): another user's link on the way is
+refused. A file that cannot be created is a one-line PcapFileError (a ValueError: the CLI answers with it, exit
 status 1 from ``graphnet ctl``, no traceback in the engine's log).
 
 The file is a classic pcap (LINKTYPE_ETHERNET, version 2.4, host byte
@@ -80,7 +81,7 @@ from graphnet.io.bufcopy cimport gn_copy_to_chain, gn_chain_length, gn_copy_from
 from graphnet.vlib.node import Node
 from graphnet.vlib.process import Sleep, WaitEvent
 from graphnet.io.device import DefaultNext, Device, DeviceError
-from graphnet.paths import UnsafePathError, private_dir, runtime_dir
+from graphnet.paths import UnsafePathError, open_dir, private_dir, runtime_dir
 
 log = logging.getLogger("graphnet.pcap")
 
@@ -229,11 +230,11 @@ cdef void _close_writer(gn_pcap_main_t* pm) noexcept nogil:
 _PCAP_MAGICS = {struct.pack(e + "I", m) for e in "<>" for m in (PCAP_MAGIC_US, PCAP_MAGIC_NS)} | {b"\n\r\r\n"}
 
 
-def _reopen_existing(path):
-    """An fd on the existing file path, truncated, if overwriting it is
-    safe (see the module docstring); PcapFileError otherwise."""
+def _reopen_existing(path, name, dfd):
+    """An fd on the existing file name in directory dfd, truncated, if
+    overwriting it is safe (see the module docstring); PcapFileError otherwise."""
     try:
-        fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(name, os.O_RDWR | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dfd)
     except OSError as e:
         if e.errno == _errno.ELOOP:
             raise PcapFileError(f"{path} is a symbolic link; refusing to follow it") from None
@@ -260,20 +261,35 @@ def _reopen_existing(path):
 
 
 def _open_file(path, snaplen, nanosecond, overwrite=False):
-    """Create path (mode 0600, never through a symbolic link; an existing
-    file only with overwrite) and write the file header; returns the fd.
-    Raises PcapFileError with a one-line message."""
+    """Create path (mode 0600, never through a symbolic link of another
+    user on the way nor any link at its end; an existing file only with
+    overwrite) and write the file header; returns the fd. Raises
+    PcapFileError with a one-line message."""
+    path = os.fspath(path)
+    directory, name = os.path.split(path)
+    if name in ("", ".", ".."):
+        raise PcapFileError(f"{path!r} does not name a file")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    except FileExistsError:
-        if os.path.islink(path):
-            raise PcapFileError(f"{path} is a symbolic link; refusing to follow it") from None
-        if not overwrite:
-            raise PcapFileError(f"{path} exists; add 'overwrite' to replace it, or choose another file") from None
-        fd = _reopen_existing(path)
+        dfd = open_dir(directory or ".")
+    except UnsafePathError as e:
+        raise PcapFileError(str(e)) from None
     except OSError as e:
-        hint = " (choose a directory the engine's user can write to)" if e.errno == _errno.EACCES else ""
-        raise PcapFileError(f"cannot create {path}: {e.strerror}{hint}") from None
+        raise PcapFileError(f"cannot create {path}: {e.strerror}") from None
+    try:
+        try:
+            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
+                         dir_fd=dfd)
+        except FileExistsError:
+            if stat.S_ISLNK(os.lstat(name, dir_fd=dfd).st_mode):
+                raise PcapFileError(f"{path} is a symbolic link; refusing to follow it") from None
+            if not overwrite:
+                raise PcapFileError(f"{path} exists; add 'overwrite' to replace it, or choose another file") from None
+            fd = _reopen_existing(path, name, dfd)
+        except OSError as e:
+            hint = " (choose a directory the engine's user can write to)" if e.errno == _errno.EACCES else ""
+            raise PcapFileError(f"cannot create {path}: {e.strerror}{hint}") from None
+    finally:
+        os.close(dfd)
     try:
         os.write(fd, pcap_file_header(snaplen, nanosecond))
     except OSError as e:
