@@ -419,7 +419,6 @@ class Limit:
 
 
 MAX_BUFFERS = 1 << 22              # 4 Mi buffers: about 10 GB of arena
-MAX_TIMER_SECONDS = 1e9            # graphnet.nodes.ip4_neighbor.MAX_TIMER_SECONDS
 TAP_MAX_QUEUES = 16                # graphnet.io.tap's MAX_QUEUES
 
 # (table, key) -> Limit. The table is dotted without [[array]] indices
@@ -444,11 +443,15 @@ LIMITS: dict = {
     ("interface", "mtu"): Limit(68, 65535),
     ("interface", "queues"): Limit(1, TAP_MAX_QUEUES),
     ("interface", "repeat"): Limit(1, 0xffffffff),
-    ("ip.neighbor", "reachable_time"): Limit(0, MAX_TIMER_SECONDS),
-    ("ip.neighbor", "unicast_probes"): Limit(1, 255),
-    ("ip.neighbor", "probe_interval"): Limit(0, MAX_TIMER_SECONDS, lo_open=True),
-    ("ip.neighbor", "aging_time"): Limit(0, MAX_TIMER_SECONDS),
+    # [ip.neighbor]: from _NEIGHBOR_TIMERS (limits_from), below
 }
+
+
+def limits_from(table: str, spec: dict) -> dict:
+    """LIMITS entries for a table described as {key: (type, minimum,
+    minimum_excluded, maximum)} (as [ip.neighbor]'s keys are):
+    ``LIMITS.update(limits_from("ip.neighbor", _NEIGHBOR_TIMERS))``."""
+    return {(table, key): Limit(kind(lo), kind(hi), lo_open) for key, (kind, lo, lo_open, hi) in spec.items()}
 
 
 def limit_of(path: tuple, key: str) -> Limit:
@@ -504,9 +507,11 @@ class _Checker:
                                     f"; known keys: {', '.join(allowed)}"))
         return value
 
-    def get(self, table: dict, path: tuple, key: str, kind, default=None, *, choices=None):
+    def get(self, table: dict, path: tuple, key: str, kind, default=None, *, choices=None,
+            minimum=None, exclusive=False):
         """table[key] checked: its type, its choices, and for int and float
-        the key's LIMITS; default when absent."""
+        the key's LIMITS (``minimum``/``exclusive``: a further lower bound);
+        default when absent."""
         if key not in table:
             return default
         v = table[key]
@@ -522,6 +527,8 @@ class _Checker:
             self.check_limit(path, key, v)
         if choices is not None and v not in choices:
             raise self.error(path, key, f"{v!r} is not one of {', '.join(map(str, choices))}")
+        if minimum is not None and (v <= minimum if exclusive else v < minimum):
+            raise self.error(path, key, f"must be {'>' if exclusive else '>='} {minimum}, not {v}")
         return v
 
     def check_limit(self, path: tuple, key: str, v) -> None:
@@ -884,16 +891,19 @@ def _ip(ck: _Checker, doc: dict, cfg: Config) -> None:
     cfg.ip_enabled = bool(enabled) or bool(needed)
 
 
-# [ip.neighbor] key -> its type; the limits of Ip4Neighbors.configure() are in
-# LIMITS, checked here so that the line can be named
-_NEIGHBOR_TIMERS = {"reachable_time": float, "unicast_probes": int, "probe_interval": float, "aging_time": float}
+# [ip.neighbor] key -> (type, minimum, exclusive, maximum): the limits of
+# Ip4Neighbors.configure(), checked here so that the line can be named
+_NEIGHBOR_TIMERS = {"reachable_time": (float, 0, False, 1e9), "unicast_probes": (int, 1, False, 255),
+                    "probe_interval": (float, 0, True, 1e9), "aging_time": (float, 0, False, 1e9)}
+# 1e9 s: ip4_neighbor.MAX_TIMER_SECONDS (its nanoseconds still fit a uint64)
+LIMITS.update(limits_from("ip.neighbor", _NEIGHBOR_TIMERS))
 
 
 def _neighbor_timers(ck: _Checker, t: Any, cfg: Config) -> None:
     path = ("ip", "neighbor")
     ck.table(t, path, tuple(_NEIGHBOR_TIMERS))
-    for key, kind in _NEIGHBOR_TIMERS.items():
-        v = ck.get(t, path, key, kind)
+    for key, (kind, _, _, _) in _NEIGHBOR_TIMERS.items():
+        v = ck.get(t, path, key, kind)              # LIMITS bound it
         if v is not None:
             cfg.neighbor_config[key] = v
 
