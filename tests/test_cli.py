@@ -28,6 +28,7 @@ from graphnet.cli.main import main
 from graphnet.cli.registry import CommandError, Registry, UsageError, execute
 from graphnet.io.pg import PacketGenerator, Stream
 from graphnet.cli import templates
+from graphnet.testing.helpers import wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -806,9 +807,17 @@ def test_default_run_brings_up_gn0_in_graphnet0_and_removes_it(sockdir):
         ctl("trace", "add", "tap-input", "3")
         for f in frames:
             sock.send(f)
-        time.sleep(0.3)
+
+        def marked():
+            return [d for _, d in read_pcap(pcap_file) if d[12:14] == b"\x88\xb5"]
+        # readable while the capture runs: the loop writes it out within a second (issue 11 item 3)
+        assert wait_for(lambda: len(marked()) == 5, 3), marked()
+        if shutil.which("tshark"):
+            r = subprocess.run(["tshark", "-r", str(pcap_file), "-Y", "eth.type == 0x88b5"], capture_output=True,
+                               text=True, timeout=60)
+            assert r.returncode == 0 and len(r.stdout.strip().splitlines()) == 5, r.stdout + r.stderr
         assert "Wrote" in ctl("pcap", "trace", "off")
-        got = [d for _, d in read_pcap(pcap_file) if d[12:14] == b"\x88\xb5"]
+        got = marked()
         assert got == frames                                      # byte-exact, in order
         trace = ctl("show", "trace")
         assert "tap-input-gn0" in trace and "ethernet-input" in trace
