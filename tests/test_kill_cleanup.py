@@ -3,6 +3,7 @@ or SIGINT removes the namespaces, TAPs and files it made, as a normal exit
 does. Each test starts its own `graphnet` process, signals it by PID and
 checks what is left in the kernel and on disk."""
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -105,7 +106,9 @@ def test_an_engine_signalled_while_it_creates_its_devices_removes_them(run_setup
 
 
 def _bench_namespaces():
-    return {n for n in host.list_netns() if n.startswith("gn-bench-")}
+    """gn-bench-<8 hex>: host.temporary_netns("gn-bench") names (other
+    benches, e.g. another user's link-flap run, name theirs otherwise)."""
+    return {n for n in host.list_netns() if re.fullmatch(r"gn-bench-[0-9a-f]{8}", n)}
 
 
 @pytest.mark.privileged(tun=False)
