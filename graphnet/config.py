@@ -7,6 +7,11 @@ Schema (every key optional unless marked; unknown keys are errors)::
     buffers = 16384         # int 16..4194304: buffers in the pool (2368 bytes each)
     tick    = 0.001         # float 1e-6..1.0: timer wheel tick, seconds
 
+    [startup]
+    exec = "setup.cli"      # str: a file of CLI commands run once the engine
+                            # has started (relative to this file); the first
+                            # failing line stops graphnet run, naming it
+
     [cli]
     socket  = "/path/cli.sock"  # str: control socket; default: see
                                 # graphnet.cli.control.default_socket_path
@@ -157,6 +162,7 @@ GraphError) for a graph the config cannot build.
 """
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib
 import os
@@ -244,6 +250,7 @@ class Config:
     cli_group: Optional[str] = None
     cli_max_clients: int = 16
     cli_idle_timeout: float = 60.0
+    startup_exec: Optional[Path] = None                 # [startup] exec: CLI commands run once started
     modules: list = field(default_factory=list)
     chain: int = 0
     pg_name: str = "pg-input"
@@ -478,6 +485,24 @@ class _Checker:
     def __init__(self, source: str, lines: dict):
         self.source = source
         self.lines = lines
+        self.errors: list = []          # ConfigErrors collected by unit(), in file order
+
+    @contextlib.contextmanager
+    def unit(self):
+        """One independent part of the file (a section, an [[array]] entry):
+        its first error is collected and checking goes on with the next part,
+        so that one run reports every broken part, as a compiler does."""
+        try:
+            yield
+        except ConfigError as e:
+            self.errors.append(e)
+
+    def raise_collected(self) -> None:
+        """One ConfigError listing every collected error, if there are any."""
+        if len(self.errors) == 1:
+            raise self.errors[0]
+        if self.errors:
+            raise ConfigError(f"{len(self.errors)} errors:\n" + "\n".join(str(e) for e in self.errors))
 
     def error(self, path: tuple, key: Optional[str], msg: str) -> ConfigError:
         line = self.lines.get((path, key)) or self.lines.get((path, None))
@@ -552,14 +577,84 @@ def loads(text: str, source: str = "<string>", base_dir: Optional[Path] = None) 
         raise ConfigError(f"{source}: TOML syntax error: {e}") from None
     ck = _Checker(source, _locate(text))
     base_dir = base_dir or Path.cwd()
-    ck.table(doc, (), ("engine", "cli", "graph", "pg", "node", "interface", "ip", "route", "neighbor"))
+    ck.table(doc, (), ("engine", "cli", "startup", "graph", "pg", "node", "interface", "ip", "route", "neighbor"))
     cfg = Config(source=source, lines=ck.lines)
 
-    eng = ck.table(doc.get("engine", {}), ("engine",), ("name", "buffers", "tick"))
-    cfg.name = ck.get(eng, ("engine",), "name", str, cfg.name)
-    cfg.buffers = ck.get(eng, ("engine",), "buffers", int, cfg.buffers)
-    cfg.tick = ck.get(eng, ("engine",), "tick", float, cfg.tick)
+    with ck.unit():
+        eng = ck.table(doc.get("engine", {}), ("engine",), ("name", "buffers", "tick"))
+        cfg.name = ck.get(eng, ("engine",), "name", str, cfg.name)
+        cfg.buffers = ck.get(eng, ("engine",), "buffers", int, cfg.buffers)
+        cfg.tick = ck.get(eng, ("engine",), "tick", float, cfg.tick)
 
+    with ck.unit():
+        _cli(ck, doc, cfg)
+
+    with ck.unit():
+        st = ck.table(doc.get("startup", {}), ("startup",), ("exec",))
+        if "exec" in st:
+            p = Path(ck.get(st, ("startup",), "exec", str))
+            p = p if p.is_absolute() else base_dir / p
+            if not p.is_file():
+                raise ck.error(("startup",), "exec", f"no such file: {p}")
+            cfg.startup_exec = p
+
+    with ck.unit():
+        graph = ck.table(doc.get("graph", {}), ("graph",), ("modules", "chain"))
+        cfg.modules = ck.get(graph, ("graph",), "modules", list, [])
+        cfg.chain = ck.get(graph, ("graph",), "chain", int, 0)
+
+    pg = {}
+    with ck.unit():
+        pg = ck.table(doc.get("pg", {}), ("pg",), ("name", "next", "mode", "stream"))
+        cfg.pg_name = ck.get(pg, ("pg",), "name", str, cfg.pg_name)
+        cfg.pg_next = ck.get(pg, ("pg",), "next", str, cfg.pg_next)
+        cfg.pg_mode = ck.get(pg, ("pg",), "mode", str, cfg.pg_mode, choices=NODE_STATES)
+    names = set()
+    streams = []
+    with ck.unit():
+        streams = ck.array_of_tables(pg, ("pg",), "stream")
+    for i, st in enumerate(streams):
+        with ck.unit():
+            s = _stream(ck, st, ("pg", "stream", i), base_dir)
+            if s.name in names:
+                raise ck.error(("pg", "stream", i), "name", f"a stream named {s.name!r} already exists")
+            names.add(s.name)
+            cfg.streams.append(s)
+
+    for i, nd in enumerate(_entries(ck, doc, "node")):
+        path = ("node", i)
+        with ck.unit():
+            ck.table(nd, path, ("name", "state"))
+            if "name" not in nd or "state" not in nd:
+                raise ck.error(path, None, "needs both name and state")
+            cfg.node_states.append((ck.get(nd, path, "name", str),
+                                    ck.get(nd, path, "state", str, choices=NODE_STATES), path))
+
+    seen: dict = {}
+    for i, it in enumerate(_entries(ck, doc, "interface")):
+        with ck.unit():
+            ic = _interface(ck, it, ("interface", i), base_dir)
+            key = ic.display_name
+            if key in seen:
+                raise ck.error(ic.path, "name" if "name" in it else "host_if",
+                               f"an interface named {key!r} already exists (interface[{seen[key] + 1}])")
+            seen[key] = i
+            cfg.interfaces.append(ic)
+    if not ck.errors:               # [ip] refers to the interfaces: only once they are sound
+        with ck.unit():
+            _ip(ck, doc, cfg)
+    ck.raise_collected()
+    return cfg
+
+
+def _entries(ck: _Checker, doc: dict, key: str) -> list:
+    """The [[key]] tables of doc; a malformed array is collected, giving none."""
+    with ck.unit():
+        return ck.array_of_tables(doc, (), key)
+    return []
+
+
+def _cli(ck: _Checker, doc: dict, cfg: Config) -> None:
     cli = ck.table(doc.get("cli", {}), ("cli",), ("socket", "enabled", "group", "max_clients", "idle_timeout"))
     cfg.cli_socket = ck.get(cli, ("cli",), "socket", str)
     cfg.cli_enabled = ck.get(cli, ("cli",), "enabled", bool, True)
@@ -572,42 +667,6 @@ def loads(text: str, source: str = "<string>", base_dir: Optional[Path] = None) 
             raise ck.error(("cli",), "group", f"no group named {cfg.cli_group!r} on this machine") from None
     cfg.cli_max_clients = ck.get(cli, ("cli",), "max_clients", int, cfg.cli_max_clients)
     cfg.cli_idle_timeout = ck.get(cli, ("cli",), "idle_timeout", float, cfg.cli_idle_timeout)
-
-    graph = ck.table(doc.get("graph", {}), ("graph",), ("modules", "chain"))
-    cfg.modules = ck.get(graph, ("graph",), "modules", list, [])
-    cfg.chain = ck.get(graph, ("graph",), "chain", int, 0)
-
-    pg = ck.table(doc.get("pg", {}), ("pg",), ("name", "next", "mode", "stream"))
-    cfg.pg_name = ck.get(pg, ("pg",), "name", str, cfg.pg_name)
-    cfg.pg_next = ck.get(pg, ("pg",), "next", str, cfg.pg_next)
-    cfg.pg_mode = ck.get(pg, ("pg",), "mode", str, cfg.pg_mode, choices=NODE_STATES)
-    names = set()
-    for i, st in enumerate(ck.array_of_tables(pg, ("pg",), "stream")):
-        s = _stream(ck, st, ("pg", "stream", i), base_dir)
-        if s.name in names:
-            raise ck.error(("pg", "stream", i), "name", f"a stream named {s.name!r} already exists")
-        names.add(s.name)
-        cfg.streams.append(s)
-
-    for i, nd in enumerate(ck.array_of_tables(doc, (), "node")):
-        path = ("node", i)
-        ck.table(nd, path, ("name", "state"))
-        if "name" not in nd or "state" not in nd:
-            raise ck.error(path, None, "needs both name and state")
-        cfg.node_states.append((ck.get(nd, path, "name", str),
-                                ck.get(nd, path, "state", str, choices=NODE_STATES), path))
-
-    seen: dict = {}
-    for i, it in enumerate(ck.array_of_tables(doc, (), "interface")):
-        ic = _interface(ck, it, ("interface", i), base_dir)
-        key = ic.display_name
-        if key in seen:
-            raise ck.error(ic.path, "name" if "name" in it else "host_if",
-                           f"an interface named {key!r} already exists (interface[{seen[key] + 1}])")
-        seen[key] = i
-        cfg.interfaces.append(ic)
-    _ip(ck, doc, cfg)
-    return cfg
 
 
 # --- [[interface]] -----------------------------------------------------------------
@@ -830,57 +889,59 @@ def _ip(ck: _Checker, doc: dict, cfg: Config) -> None:
                                f"{a} is already an address of {owner[a]}")
             owner[a] = ic.display_name
 
-    for i, nb in enumerate(ck.array_of_tables(doc, (), "neighbor")):
-        path = ("neighbor", i)
-        ck.table(nb, path, ("interface", "ip", "mac", "static"))
-        for key in ("interface", "ip", "mac"):
-            if key not in nb:
-                raise ck.error(path, None, f"a neighbor needs interface, ip and mac (no {key})")
-        n = NeighborConfig(_interface_ref(ck, cfg, nb, path, "interface"),
-                           _ip4_address(ck, path, "ip", nb["ip"]), _mac(ck, nb, path, "mac", unicast=True),
-                           path, static=ck.get(nb, path, "static", bool, False))
-        for other in cfg.neighbors:
-            if (other.interface, other.ip) == (n.interface, n.ip):
-                raise ck.error(path, "ip", f"neighbor {n.ip} on {n.interface} is already given "
-                                           f"(neighbor[{other.path[1] + 1}])")
-        cfg.neighbors.append(n)
+    for i, nb in enumerate(_entries(ck, doc, "neighbor")):
+        with ck.unit():
+            path = ("neighbor", i)
+            ck.table(nb, path, ("interface", "ip", "mac", "static"))
+            for key in ("interface", "ip", "mac"):
+                if key not in nb:
+                    raise ck.error(path, None, f"a neighbor needs interface, ip and mac (no {key})")
+            n = NeighborConfig(_interface_ref(ck, cfg, nb, path, "interface"),
+                               _ip4_address(ck, path, "ip", nb["ip"]), _mac(ck, nb, path, "mac", unicast=True),
+                               path, static=ck.get(nb, path, "static", bool, False))
+            for other in cfg.neighbors:
+                if (other.interface, other.ip) == (n.interface, n.ip):
+                    raise ck.error(path, "ip", f"neighbor {n.ip} on {n.interface} is already given "
+                                               f"(neighbor[{other.path[1] + 1}])")
+            cfg.neighbors.append(n)
 
-    for i, rt in enumerate(ck.array_of_tables(doc, (), "route")):
-        path = ("route", i)
-        ck.table(rt, path, ("prefix", "via", "interface", "drop"))
-        if "prefix" not in rt:
-            raise ck.error(path, None, "a route needs prefix = a.b.c.d/len")
-        r = RouteConfig(_ip4_prefix(ck, path, "prefix", rt["prefix"]), path,
-                        drop=ck.get(rt, path, "drop", bool, False))
-        if r.drop:
-            for key in ("via", "interface"):
-                if key in rt:
-                    raise ck.error(path, key, f"a drop route has no {key}")
-        elif "drop" in rt and "via" not in rt and "interface" not in rt:
-            raise ck.error(path, "drop", "drop = false needs via and/or interface")
-        else:
-            if "via" not in rt and "interface" not in rt:
-                raise ck.error(path, None, "a route needs via = next hop, interface = on-link, or drop = true")
-            if "interface" in rt:
-                r.interface = _interface_ref(ck, cfg, rt, path, "interface")
-            if "via" in rt:
-                r.via = _ip4_address(ck, path, "via", rt["via"])
-                if r.interface is None:           # the interface whose connected prefix covers via
-                    hop = ipaddress.IPv4Address(r.via)
-                    for ic in cfg.interfaces:
-                        if any(hop in ipaddress.IPv4Interface(c).network for c in ic.addresses):
-                            r.interface = ic.display_name
-                            break
-                    else:
-                        raise ck.error(path, "via", f"next hop {r.via} is on no interface's address prefix: "
-                                                    f"give interface = ...")
-                if r.via in owner:
-                    raise ck.error(path, "via", f"next hop {r.via} is graphnet's own address ({owner[r.via]})")
-        for other in cfg.routes:
-            if other.prefix == r.prefix:
-                raise ck.error(path, "prefix", f"a route for {r.prefix} is already given "
-                                               f"(route[{other.path[1] + 1}])")
-        cfg.routes.append(r)
+    for i, rt in enumerate(_entries(ck, doc, "route")):
+        with ck.unit():
+            path = ("route", i)
+            ck.table(rt, path, ("prefix", "via", "interface", "drop"))
+            if "prefix" not in rt:
+                raise ck.error(path, None, "a route needs prefix = a.b.c.d/len")
+            r = RouteConfig(_ip4_prefix(ck, path, "prefix", rt["prefix"]), path,
+                            drop=ck.get(rt, path, "drop", bool, False))
+            if r.drop:
+                for key in ("via", "interface"):
+                    if key in rt:
+                        raise ck.error(path, key, f"a drop route has no {key}")
+            elif "drop" in rt and "via" not in rt and "interface" not in rt:
+                raise ck.error(path, "drop", "drop = false needs via and/or interface")
+            else:
+                if "via" not in rt and "interface" not in rt:
+                    raise ck.error(path, None, "a route needs via = next hop, interface = on-link, or drop = true")
+                if "interface" in rt:
+                    r.interface = _interface_ref(ck, cfg, rt, path, "interface")
+                if "via" in rt:
+                    r.via = _ip4_address(ck, path, "via", rt["via"])
+                    if r.interface is None:           # the interface whose connected prefix covers via
+                        hop = ipaddress.IPv4Address(r.via)
+                        for ic in cfg.interfaces:
+                            if any(hop in ipaddress.IPv4Interface(c).network for c in ic.addresses):
+                                r.interface = ic.display_name
+                                break
+                        else:
+                            raise ck.error(path, "via", f"next hop {r.via} is on no interface's address prefix: "
+                                                        f"give interface = ...")
+                    if r.via in owner:
+                        raise ck.error(path, "via", f"next hop {r.via} is graphnet's own address ({owner[r.via]})")
+            for other in cfg.routes:
+                if other.prefix == r.prefix:
+                    raise ck.error(path, "prefix", f"a route for {r.prefix} is already given "
+                                                   f"(route[{other.path[1] + 1}])")
+            cfg.routes.append(r)
 
     needed = [what for what, present in (("an interface address", bool(owner)), ("[[route]]", bool(cfg.routes)),
                                          ("[[neighbor]]", bool(cfg.neighbors)),

@@ -933,3 +933,21 @@ def test_readme_run_command_starts_the_default_configuration_and_cleans_up():
     assert r.returncode == 0, r.stdout + r.stderr
     assert "10.10.0.2/24" in r.stdout and "stop with Ctrl-C" in r.stdout, r.stdout
     assert "graphnet0" not in host.list_netns() and not host.link_exists("gn0")
+
+
+def test_startup_exec_runs_a_command_file_once_started(tmp_path):
+    cmds = tmp_path / "setup.cli"
+    cmds.write_text("packet-generator new name from-exec template udp limit 5\nshow packet-generator\n")
+    cfg = tmp_path / "s.toml"
+    cfg.write_text('[startup]\nexec = "setup.cli"\n\n[pg]\nnext = "null"\n\n'
+                   '[[pg.stream]]\nname = "first"\ntemplate = "udp"\ncount = 1\n')
+    r = _gn("run", "-c", str(cfg), "--no-cli", "--seconds", "0.5")
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"^from-exec\s+pg-input\s+\d+$", r.stdout, re.M), r.stdout
+    cmds.write_text("show clock\nshow bogus\n")
+    r = _gn("run", "-c", str(cfg), "--no-cli", "--seconds", "0.5")
+    assert r.returncode == 1 and "setup.cli:2: show bogus: unknown command" in r.stderr
+    assert "Traceback" not in r.stderr
+    cfg.write_text('[startup]\nexec = "missing.cli"\n')
+    r = _gn("config", "-c", str(cfg))
+    assert r.returncode == 1 and "startup.exec: no such file" in r.stderr

@@ -802,3 +802,54 @@ def test_huge_buffers_and_tick_from_the_command_line_are_one_line(tmp_path):
         assert r.returncode == 1
         assert r.stderr.strip() == f"graphnet: {f}:2: {key}: " + (
             "must be 16..4.1943e+06, not 4000000000" if "buffers" in key else "must be 1e-06..1, not 1e+300")
+
+
+def test_every_broken_part_of_a_file_is_reported_at_once(tmp_path):
+    """As a compiler does: one run names each broken part with its line."""
+    from graphnet.config import ConfigError, loads
+    text = """\
+[engine]
+buffers = -5
+
+[[pg.stream]]
+name = "a"
+template = "udp"
+dport = 70000
+
+[[pg.stream]]
+name = "b"
+template = "sctp"
+
+[[node]]
+name = "x"
+
+[[route]]
+prefix = "10.0.0.0/8"
+drop = true
+"""
+    with pytest.raises(ConfigError) as ei:
+        loads(text, "s.toml")
+    lines = str(ei.value).splitlines()
+    assert lines[0] == "4 errors:"
+    assert lines[1].startswith("s.toml:2: engine.buffers")
+    assert lines[2].startswith("s.toml:7: pg.stream[1].dport")
+    assert lines[3].startswith("s.toml:11: pg.stream[2].template")
+    assert lines[4].startswith("s.toml:13: node[1]")
+
+
+def test_ip_sections_collect_each_entry(tmp_path):
+    from graphnet.config import ConfigError, loads
+    text = """\
+[[neighbor]]
+interface = "gn0"
+ip = "10.0.0.300"
+mac = "02:00:00:00:00:09"
+
+[[route]]
+prefix = "10.0.0.0/33"
+drop = true
+"""
+    with pytest.raises(ConfigError) as ei:
+        loads(text, "s.toml")
+    text = str(ei.value)
+    assert text.startswith("2 errors:") and "neighbor[1]" in text and "route[1].prefix" in text

@@ -150,6 +150,11 @@ def cmd_run(args) -> int:
         engine.start()
         print(f"graphnet {graphnet.__version__}: engine {engine.name!r} running "
               f"{len(engine.nodes)} nodes from {cfg.source}", flush=True)
+        if cfg.startup_exec is not None:
+            from graphnet.cli.registry import execute
+            out = execute(engine, f"exec {shlex.quote(str(cfg.startup_exec))}")   # CommandError: one line, exit 1
+            if out:
+                print(out, flush=True)
         for line in reach_hints(engine):
             print(line, flush=True)
         if server is not None:
