@@ -289,3 +289,25 @@ def test_startup_file_group_must_exist():
     from graphnet import config
     with pytest.raises(config.ConfigError, match=r"^t\.toml:3: cli\.group: no group named 'graphnet-nope'"):
         config.loads('[cli]\nenabled = true\ngroup = "graphnet-nope"\n', "t.toml")
+
+
+def test_a_socket_directory_made_by_the_server_is_removed_when_left_empty(tmp_path):
+    from graphnet import Engine
+    from graphnet.cli.control import ControlServer
+    e = Engine()
+    try:
+        made = tmp_path / "made"
+        with ControlServer(e, str(made / "cli.sock")):
+            assert made.is_dir()
+        assert not made.exists()
+        kept = tmp_path / "kept"
+        kept.mkdir(mode=0o700)
+        with ControlServer(e, str(kept / "cli.sock")):
+            pass
+        assert kept.is_dir() and not (kept / "cli.sock").exists()       # not ours: left as it was
+        busy = tmp_path / "busy"
+        with ControlServer(e, str(busy / "cli.sock")):
+            (busy / "other").write_text("x")
+        assert (busy / "other").exists()                                  # not empty: left
+    finally:
+        e.close()

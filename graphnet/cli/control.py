@@ -165,6 +165,7 @@ class ControlServer:
         self.refused = {"peer": 0, "busy": 0, "long_line": 0, "idle": 0}   # connections closed, by reason
         self._sock: Optional[socket.socket] = None
         self._inode: Optional[tuple] = None
+        self._made_dir = False
         self._thread: Optional[threading.Thread] = None
         self._wake_r, self._wake_w = None, None
         self._closing = threading.Event()
@@ -179,6 +180,7 @@ class ControlServer:
         if len(os.fsencode(self.path)) >= 108:
             raise ControlError(f"socket path too long for a Unix socket (max 107 bytes): {self.path}")
         p = Path(self.path)
+        self._made_dir = not p.parent.exists()     # removed again on close when left empty
         _prepare_dir(p.parent, self.gid)
         self._replace_stale(p)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -263,6 +265,11 @@ class ControlServer:
         except FileNotFoundError:
             pass
         self._inode = None
+        if self._made_dir:
+            try:
+                os.rmdir(Path(self.path).parent)   # only if empty (a pcap directory inside stays)
+            except OSError:
+                pass
 
     def __enter__(self):
         return self.start()
