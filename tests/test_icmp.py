@@ -146,7 +146,10 @@ def test_no_error_about_errors_broadcasts_fragments_or_bad_sources(bench):
         Ether(src=PEER, dst=IF0) / IP(src="10.0.0.2", dst="10.1.0.2", ttl=1) / ICMP(type=3, code=1) / IPerror(),
         # a non-first fragment
         Ether(src=PEER, dst=IF0) / IP(src="10.0.0.2", dst="10.1.0.2", ttl=1, frag=100) / Raw(bytes(16)),
-        # from a source that is not one host
+        # from a source that is not one host (class E: ip4-input lets it pass, as Linux does)
+        Ether(src=PEER, dst=IF0) / IP(src="240.0.0.1", dst="10.1.0.2", ttl=1) / UDP(),
+        Ether(src=PEER, dst=IF0) / IP(src="250.1.2.3", dst="10.0.0.1", proto=253),
+        # martian sources: ip4-input drops them before anything could answer
         Ether(src=PEER, dst=IF0) / IP(src="0.0.0.0", dst="10.1.0.2", ttl=1) / UDP(),
         Ether(src=PEER, dst=IF0) / IP(src="127.0.0.1", dst="10.0.0.1", proto=253),
         # received in a link-layer broadcast
@@ -156,6 +159,8 @@ def test_no_error_about_errors_broadcasts_fragments_or_bad_sources(bench):
     assert out == {"if0": [], "if1": []}
     assert [bench.count("ip4-icmp-error", s) for s in ("icmp-error", "not-first-fragment", "bad-source",
                                                        "broadcast", "sent")] == [1, 1, 2, 1, 0]
+    assert bench.count("ip4-input", "martian-source-zeronet") == 1
+    assert bench.count("ip4-input", "martian-source-loopback") == 1
     # each dropped packet is counted once, under its reason
     assert bench.count("ip4-rewrite", "ttl-expired") == 3
     assert bench.count("ip4-local", "unknown-protocol") == 2

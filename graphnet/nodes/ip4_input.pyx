@@ -10,6 +10,23 @@ the ``-no-checksum`` variant, for devices that verified it), TTL 0
 when forwarding), IP options (``options``: not supported, dropped). A
 frame longer than the total length (Ethernet padding) is trimmed to it.
 
+Martian sources (as Linux's ip_route_input_slow drops them, for packets to
+us and packets to forward alike): a source in 0.0.0.0/8
+(``martian-source-zeronet``), 127.0.0.0/8 (``martian-source-loopback``),
+224.0.0.0/4 (``martian-source-multicast``) or 255.255.255.255
+(``martian-source-broadcast``) arriving from an interface is dropped. No
+host sends from these, and a reply to one would go to ourselves, to a
+group or to everyone (a spoofed 127.0.0.1 or our own address is how a
+reflector loop starts). 240.0.0.0/4 other than 255.255.255.255 passes, as
+in Linux. These checks need only the packet, so they live here, where
+every packet from an interface passes once; the fast path pays one load
+of a 256-byte table indexed by the source's first octet (flagged: 0, 127,
+224..255) and one test; the exact verdict is worked out of line. The
+checks that need the address table (a source that is one of our own
+addresses, or a connected subnet's broadcast) are ip4-local's: only
+packets for us pay them, and locally originated packets to ourselves
+(which never pass ip4-input) must not be caught there.
+
 Both variants are one inline worker with a constant flag (VPP's
 ip4_input_inline). ``ip4-input`` claims ethertype 0x0800 of
 ``ethernet-input``.
@@ -29,7 +46,8 @@ from graphnet.includes.platform cimport gn_prefetch
 from graphnet.vlib.buffer cimport gn_buffer_t, gn_frame_t, GN_RX, GN_BUFFER_F_NEXT_PRESENT, gn_buffer_current
 from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_enqueue_to_next
 from graphnet.wire.ip4 cimport (gn_ip4_sum, gn_ip4_validate, gn_ip4_total_length, gn_ip4_header_bytes, GN_IP4_OK,
-                                GN_IP4_HEADER_LEN, GN_IP4_TOO_SHORT, GN_IP4_TRUNCATED)
+                                GN_IP4_HEADER_LEN, GN_IP4_TOO_SHORT, GN_IP4_TRUNCATED, GN_IP4_N_VALIDATE)
+from graphnet.includes.byteorder cimport gn_net32
 from graphnet.vlib.node import Node
 from graphnet.wire.ethernet import ETHERTYPE_IP4
 from graphnet.wire.ip4 import VALIDATE_ERRORS, format_ip4_header
@@ -38,6 +56,39 @@ cdef enum:
     PREFETCH_AHEAD = 4
     NEXT_LOOKUP = 0
     TRACE_BYTES = 64
+    # error rows after gn_ip4_validate's codes
+    ERROR_MARTIAN_ZERONET = GN_IP4_N_VALIDATE
+    ERROR_MARTIAN_LOOPBACK = GN_IP4_N_VALIDATE + 1
+    ERROR_MARTIAN_MULTICAST = GN_IP4_N_VALIDATE + 2
+    ERROR_MARTIAN_BROADCAST = GN_IP4_N_VALIDATE + 3
+
+ERRORS = VALIDATE_ERRORS + (
+    ("martian-source-zeronet", "warn", "source address in 0.0.0.0/8 from an interface (martian): dropped"),
+    ("martian-source-loopback", "warn", "source address in 127.0.0.0/8 from an interface (martian): dropped"),
+    ("martian-source-multicast", "warn", "multicast source address (224.0.0.0/4; martian): dropped"),
+    ("martian-source-broadcast", "warn", "source address 255.255.255.255 (martian): dropped"),
+)
+assert ERRORS[ERROR_MARTIAN_BROADCAST][0] == "martian-source-broadcast"
+
+# 1 for a source first octet that needs a closer look: 0, 127, 224..255
+cdef uint8_t _martian_octet[256]
+for _o in range(256):
+    _martian_octet[_o] = 1 if _o == 0 or _o == 127 or _o >= 224 else 0
+
+
+cdef uint32_t _martian_source(const uint8_t* ip) noexcept nogil:
+    """The error row of a martian source, or GN_IP4_OK (out of line: only
+    sources whose first octet is flagged in _martian_octet come here)."""
+    cdef uint8_t o = ip[12]
+    if o == 0:
+        return ERROR_MARTIAN_ZERONET
+    if o == 127:
+        return ERROR_MARTIAN_LOOPBACK
+    if o < 240:
+        return ERROR_MARTIAN_MULTICAST
+    if gn_net32(ip + 12) == 0xffffffffU:
+        return ERROR_MARTIAN_BROADCAST
+    return GN_IP4_OK                   # 240.0.0.0/4: passes, as in Linux
 
 ctypedef struct ip4_input_trace_t:
     uint32_t sw_if_index
@@ -72,10 +123,11 @@ cdef uint32_t ip4_input_inline(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_
         ip = gn_buffer_current(b)
         avail = b.current_length
         # fast path: one buffer, version 4 with no options, lengths right,
-        # checksum right, TTL not 0 (gn_ip4_validate's checks, in fewer steps)
+        # checksum right, TTL not 0 (gn_ip4_validate's checks, in fewer
+        # steps), a source whose first octet is not flagged as maybe martian
         if not (b.flags & GN_BUFFER_F_NEXT_PRESENT) and avail >= GN_IP4_HEADER_LEN and ip[0] == 0x45:
             total = gn_ip4_total_length(ip)
-            if (total >= GN_IP4_HEADER_LEN and total <= avail and ip[8] != 0
+            if (total >= GN_IP4_HEADER_LEN and total <= avail and ip[8] != 0 and not _martian_octet[ip[12]]
                     and (not verify_checksum or gn_ip4_sum(ip, GN_IP4_HEADER_LEN) == 0xffff)):
                 b.current_length = <uint16_t>total     # trims Ethernet padding
                 b.l3_hdr_offset = b.current_data
@@ -91,6 +143,8 @@ cdef uint32_t ip4_input_inline(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_
                 code = gn_ip4_validate(ip, avail + b.total_length_not_including_first_buffer, verify_checksum)
         else:
             code = gn_ip4_validate(ip, avail, verify_checksum)
+        if code == GN_IP4_OK and _martian_octet[ip[12]]:
+            code = _martian_source(ip)
         if code == GN_IP4_OK:
             total = gn_ip4_total_length(ip)
             if total < avail and not (b.flags & GN_BUFFER_F_NEXT_PRESENT):
@@ -130,9 +184,9 @@ _TRACE = dict(trace_fn=PyCapsule_New(<void*>ip4_input_trace_fn, "gn_trace_fn", N
 
 NODES = (
     Node("ip4-input", fn=PyCapsule_New(<void*>ip4_input_fn, "gn_node_fn", NULL), next_nodes=("ip4-lookup",),
-         errors=VALIDATE_ERRORS, attach_to=(("ethernet-input", ETHERTYPE_IP4),),
+         errors=ERRORS, attach_to=(("ethernet-input", ETHERTYPE_IP4),),
          doc="Validates IPv4 headers (checksum included) and sends them to ip4-lookup.", **_TRACE),
     Node("ip4-input-no-checksum", fn=PyCapsule_New(<void*>ip4_input_no_checksum_fn, "gn_node_fn", NULL),
-         next_nodes=("ip4-lookup",), errors=VALIDATE_ERRORS,
+         next_nodes=("ip4-lookup",), errors=ERRORS,
          doc="ip4-input without the header checksum check (checksum verified by the device).", **_TRACE),
 )

@@ -10,6 +10,24 @@ else it is dropped; either way it is counted ``unknown-protocol``.
 Fragments go to ``ip4-reassembly`` when the graph has it (the reassembled
 datagram comes back here), else they are dropped (``fragment``).
 
+Martian sources that need the address table (Linux's
+fib_validate_source, for a packet that arrived from an interface, i.e.
+not GN_BUFFER_F_LOCALLY_ORIGINATED): a source that is one of this host's
+addresses (its FIB route is a local adjacency: ``martian-source-local``)
+or the broadcast address of a connected subnet of the receiving interface
+(``martian-source-broadcast``) is dropped before anything answers it. A
+packet "from ourselves" that comes in from the wire is a spoof, and
+answering it is how the UDP echo loop (issue 9) began: the reply would be
+addressed to us and come straight back here. The checks are here rather
+than in ip4-input because they cost an mtrie lookup and a walk of the
+interface's addresses, which only packets for this host should pay (the
+forwarding path does not come here), and because our own packets to our
+own addresses (a ping of one of our addresses, an echo reply) come here
+with the locally-originated flag and must pass. Not done: forwarded
+packets spoofing one of our addresses are not dropped (Linux drops them;
+they leave, so they cannot loop). The source checks that need no table
+(0/8, 127/8, 224/4, 255.255.255.255) are ip4-input's.
+
 Hand-off convention: protocol nodes get the buffer with current_data still
 at the IPv4 header (so replies can be built in place), l3_hdr_offset at the
 IPv4 header and l4_hdr_offset at the protocol header.
@@ -24,14 +42,19 @@ import weakref
 from cpython.pycapsule cimport PyCapsule_New
 from libc.stdint cimport int16_t, uint8_t, uint16_t, uint32_t
 from libc.stdlib cimport calloc, free
-from graphnet.vlib.buffer cimport gn_buffer_t, gn_frame_t, gn_buffer_current
+from graphnet.vlib.buffer cimport gn_buffer_t, gn_frame_t, GN_RX, GN_BUFFER_F_LOCALLY_ORIGINATED, gn_buffer_current
 from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_enqueue_to_next
+from graphnet.fib.ip4_address cimport Ip4Addresses, gn_ip4_address_main_t, gn_ip4_is_directed_broadcast
+from graphnet.fib.ip4_fib cimport Ip4Fib, gn_ip4_fib_t, gn_ip4_fib_lookup, GN_ADJ_LOCAL
+from graphnet.includes.byteorder cimport gn_net32
 from graphnet.wire.ip4 cimport gn_ip4_header_bytes, gn_ip4_is_fragment
 from graphnet.vlib.node import Node
 
 cdef enum:
     ERROR_UNKNOWN_PROTOCOL = 1
     ERROR_FRAGMENT = 2
+    ERROR_MARTIAN_LOCAL = 3
+    ERROR_MARTIAN_BROADCAST = 4
     NEXT_UNCLAIMED = 0xffff
     NEXT_ICMP_ERROR = 0
     NEXT_REASSEMBLY = 1
@@ -40,12 +63,27 @@ ERRORS = (
     ("none", "info", "no error"),
     ("unknown-protocol", "warn", "no node for this IP protocol (ICMP protocol unreachable)"),
     ("fragment", "warn", "fragment for this host dropped (no reassembly yet)"),
+    ("martian-source-local", "warn", "from an interface with one of our own addresses as source (martian): dropped"),
+    ("martian-source-broadcast", "warn", "source is the broadcast address of the receiving interface's subnet "
+                                         "(martian): dropped"),
 )
 
 ctypedef struct ip4_local_t:
     uint16_t next_by_proto[256]
     uint16_t unknown_next             # arc 0: ip4-icmp-error, or error-drop
     uint8_t reassembly                # arc 1 is ip4-reassembly (else error-drop)
+    gn_ip4_fib_t* fib                 # for the martian source checks (NULL: not checked)
+    gn_ip4_address_main_t* am
+
+
+cdef uint32_t _martian_source(ip4_local_t* lm, gn_buffer_t* b, const uint8_t* ip) noexcept nogil:
+    """The error row of a martian source of a packet from an interface, or 0."""
+    cdef uint32_t src = gn_net32(ip + 12)
+    if lm.fib.adjs[gn_ip4_fib_lookup(lm.fib, src)].type == GN_ADJ_LOCAL:
+        return ERROR_MARTIAN_LOCAL
+    if gn_ip4_is_directed_broadcast(lm.am, b.sw_if_index[GN_RX], src):
+        return ERROR_MARTIAN_BROADCAST
+    return 0
 
 
 cdef uint32_t ip4_local_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame) noexcept nogil:
@@ -53,6 +91,7 @@ cdef uint32_t ip4_local_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* f
     cdef uint16_t nexts[256]
     cdef uint32_t i, n = frame.n_vectors
     cdef uint16_t nx
+    cdef uint32_t code
     cdef gn_buffer_t* b
     cdef const uint8_t* ip
     for i in range(n):
@@ -60,6 +99,12 @@ cdef uint32_t ip4_local_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* f
         ip = gn_buffer_current(b)
         b.l3_hdr_offset = b.current_data
         b.l4_hdr_offset = b.current_data + <int16_t>gn_ip4_header_bytes(ip)
+        if lm.fib != NULL and not (b.flags & GN_BUFFER_F_LOCALLY_ORIGINATED):
+            code = _martian_source(lm, b, ip)
+            if code:
+                b.error = <uint16_t>(node.error_base + code)
+                nexts[i] = node.drop_next
+                continue
         if gn_ip4_is_fragment(ip):
             if lm.reassembly:
                 nexts[i] = NEXT_REASSEMBLY
@@ -78,6 +123,7 @@ cdef uint32_t ip4_local_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* f
 
 cdef class _State:
     cdef ip4_local_t* lm
+    cdef object keep
 
     def __cinit__(self):
         cdef uint32_t p
@@ -97,6 +143,11 @@ cdef class _State:
     def set_reassembly(self, bint on):
         self.lm.reassembly = on
 
+    def set_tables(self, Ip4Fib fib, Ip4Addresses addresses):
+        self.keep = (fib, addresses)
+        self.lm.fib = fib.fib
+        self.lm.am = addresses.am
+
     def claim(self, uint32_t protocol, uint16_t next_index):
         self.lm.next_by_proto[protocol] = next_index
 
@@ -108,6 +159,9 @@ _STATES = weakref.WeakKeyDictionary()
 def _setup(engine, node_index):
     st = _STATES[engine] = _State()
     st.set_reassembly(engine.next_names["ip4-local"][NEXT_REASSEMBLY] == "ip4-reassembly")
+    from graphnet.fib.ip4_address import ip4_addresses
+    from graphnet.fib.ip4_fib import ip4_fib
+    st.set_tables(ip4_fib(engine), ip4_addresses(engine))
     engine.main.set_runtime_data(node_index, st.capsule())
 
 

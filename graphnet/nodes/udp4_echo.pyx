@@ -11,15 +11,29 @@ the datagram carried only the kernel's partial checksum (offload), in
 which case it is computed in full. Then ``ip4-lookup``, with
 GN_BUFFER_F_LOCALLY_ORIGINATED.
 
+No answer to a low source port: a datagram from a port below 1024, or
+from the echo port itself, is dropped (``reflective-source-port``), as
+inetd's built-in echo refuses privileged source ports. Those are where
+other reflecting services live (echo 7, discard 9, daytime 13, chargen 19,
+time 37, DNS 53, NTP 123, SNMP 161, ...): an answer to one of them is
+answered again, and a spoofed datagram from one echo service to another
+(or to ourselves, sport 7 -> dport 7) would bounce for ever. The whole
+range rather than a list of known reflectors: a client's source port is
+ephemeral (1024 and up; Linux picks 32768..60999), so nothing legitimate
+is lost. Two echo services on unprivileged ports different from each
+other can still be made to bounce by a spoofed datagram; that loop
+leaves the host every round and is bounded by the wire.
+
 Metadata used: current_data (IPv4 header), current_length, chains, flags.
-Next nodes: ``ip4-lookup``. Counted: ``echoed``.
+Next nodes: ``ip4-lookup``. Counted: ``echoed``; dropped:
+``reflective-source-port``.
 """
 from cpython.pycapsule cimport PyCapsule_New
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
-from graphnet.includes.byteorder cimport gn_put_net16, gn_read_u16, gn_read_u32, gn_write_u16, gn_write_u32
+from graphnet.includes.byteorder cimport gn_net16, gn_put_net16, gn_read_u16, gn_read_u32, gn_write_u16, gn_write_u32
 from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_TX, GN_INVALID_INDEX, GN_BUFFER_F_NEXT_PRESENT,
                                    GN_BUFFER_F_LOCALLY_ORIGINATED, GN_BUFFER_F_L4_CSUM_OFFLOAD, gn_buffer_current)
-from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_enqueue_to_single_next, gn_node_increment_error
+from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_enqueue_to_next, gn_node_increment_error
 from graphnet.nodes.ip4_csum cimport gn_chain_sum
 from graphnet.wire.inet cimport gn_inet_checksum, gn_ip4_pseudo_sum
 from graphnet.wire.ip4 cimport gn_ip4_header_bytes, gn_ip4_set_checksum, GN_IP4_PROTO_UDP
@@ -31,17 +45,22 @@ DEFAULT_PORT = 7
 cdef enum:
     NEXT_LOOKUP = 0
     ERROR_ECHOED = 1
+    ERROR_REFLECTIVE_PORT = 2
     REPLY_TTL = 64
+    MIN_SOURCE_PORT = 1024          # below: not answered (see the module docstring)
 
 ERRORS = (
     ("none", "info", "no error"),
     ("echoed", "info", "datagrams echoed"),
+    ("reflective-source-port", "warn", "not echoed: source port below 1024 or the echo port itself "
+                                       "(a reflecting service; would loop)"),
 )
 
 
 cdef uint32_t udp4_echo_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame) noexcept nogil:
-    cdef uint32_t i, n = frame.n_vectors, hlen, ulen, a
+    cdef uint32_t i, n = frame.n_vectors, hlen, ulen, a, sport, n_echoed = 0
     cdef uint16_t csum
+    cdef uint16_t nexts[256]
     cdef bint complete
     cdef gn_buffer_t* b
     cdef uint8_t* ip
@@ -52,6 +71,13 @@ cdef uint32_t udp4_echo_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* f
         hlen = gn_ip4_header_bytes(ip)
         u = ip + hlen
         ulen = gn_udp_length(u)                 # checked by udp4-input
+        sport = gn_net16(u)
+        if sport < MIN_SOURCE_PORT or sport == gn_net16(u + 2):
+            b.error = <uint16_t>(node.error_base + ERROR_REFLECTIVE_PORT)
+            nexts[i] = node.drop_next
+            continue
+        nexts[i] = NEXT_LOOKUP
+        n_echoed += 1
         a = gn_read_u32(ip + 12)
         gn_write_u32(ip + 12, gn_read_u32(ip + 16))
         gn_write_u32(ip + 16, a)
@@ -71,8 +97,8 @@ cdef uint32_t udp4_echo_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* f
             gn_put_net16(u + 6, csum if csum != 0 else 0xffff)
         b.sw_if_index[GN_TX] = GN_INVALID_INDEX
         b.flags = (b.flags | GN_BUFFER_F_LOCALLY_ORIGINATED) & ~GN_BUFFER_F_L4_CSUM_OFFLOAD
-    gn_node_increment_error(vm, node, ERROR_ECHOED, n)
-    gn_enqueue_to_single_next(vm, node, frame.buffers, NEXT_LOOKUP, n)
+    gn_node_increment_error(vm, node, ERROR_ECHOED, n_echoed)
+    gn_enqueue_to_next(vm, node, frame.buffers, nexts, n)
     return n
 
 

@@ -244,8 +244,12 @@ class Engine:
             self._thread = None
 
     def close(self) -> None:
-        """Stop, run node teardowns and close hooks (interfaces, sockets)."""
+        """Stop, run node teardowns and close hooks (interfaces, sockets);
+        free the buffers of frames still pending (the main loop's drain
+        bound can leave some when it stops)."""
         self.stop()
+        if self.main is not None and not self.running:
+            self.main.discard_pending()
         for fn in reversed(self.on_close):
             try:
                 fn()

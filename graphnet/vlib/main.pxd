@@ -128,6 +128,8 @@ cdef struct gn_main_t:
     uint32_t adaptive_down_vectors  # window average below this: go interrupt
     uint32_t adaptive_window      # polling calls per averaging window
     uint32_t bad_next_error       # global error index for invalid next indices
+    uint64_t drain_limited        # iterations that stopped at MAX_DISPATCHES_PER_ITERATION
+    uint64_t discarded_buffers    # buffers of frames still pending at close (discard_pending)
 
 # --- per-frame API for nodes -------------------------------------------------
 cdef void gn_enqueue_to_next(gn_main_t* vm, gn_node_runtime_t* node, const uint32_t* bis,

@@ -9,16 +9,32 @@ An iteration: (1) every input node in POLLING state is called; (2) when fds
 are registered and something polls, epoll is checked without blocking; (3)
 every input node whose interrupt is pending and whose state is INTERRUPT is
 called; pending process nodes are marked ready for Python; (4) pending frames
-are dispatched, FIFO, until none is left (frames enqueued meanwhile are
-appended and run in the same iteration); (5) expired timers raise their
-nodes' interrupts. Between iterations the Python hook runs control-plane
-calls and ready processes. When nothing polls and nothing is pending, the
-loop sleeps in epoll until an fd, the wake eventfd or the next timer.
+are dispatched, FIFO (frames enqueued meanwhile are appended and run in the
+same iteration), until none is left or MAX_DISPATCHES_PER_ITERATION (4096)
+frames have been dispatched; (5) expired timers raise their nodes'
+interrupts. Between iterations the Python hook runs control-plane calls and
+ready processes. When nothing polls and nothing is pending, the loop sleeps
+in epoll until an fd, the wake eventfd or the next timer.
+
+The drain bound: a graph whose nodes feed each other in a cycle (a packet
+answered to ourselves, a node that re-enqueues its own work) would
+otherwise keep one iteration going for ever: no timer, no control call, no
+input would run again, and the pending queue would grow without end. 4096
+dispatches are up to a million packets, a few milliseconds of work: far
+above what one iteration of real traffic needs (an input's burst through a
+dozen nodes is a dozen dispatches), far below anything a person waiting on
+``graphnet ctl`` notices. Frames left over stay pending, in order, and run
+first in the next iteration; the loop neither sleeps nor blocks in epoll
+while any is pending (fd inputs in interrupt mode are polled without
+waiting instead), and ``drain_limited`` in ``loop_stats()`` counts the
+iterations that hit the bound. ``Engine.close`` frees the buffers of frames
+still pending when the loop stopped (``discard_pending``).
 
 Invariants:
   - every frame in ``pending`` is referenced by exactly one pending entry; an
     arc slot points to a frame only while that frame is pending and not full;
-  - after an iteration ``n_pending == 0`` and no arc slot is set;
+  - after an iteration that did not hit the drain bound ``n_pending == 0``
+    and no arc slot is set;
   - one cycle-counter read per dispatch (the end of one is the start of the
     next);
   - interrupt flags may be set from any thread (atomics + the eventfd); all
@@ -31,7 +47,7 @@ from cpython.exc cimport PyErr_CheckSignals
 from cpython.pycapsule cimport PyCapsule_GetPointer
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport malloc, calloc, realloc, free
-from libc.string cimport memcpy, memset
+from libc.string cimport memcpy, memmove, memset
 from graphnet.includes.linux cimport (epoll_create1, epoll_ctl, epoll_wait, epoll_event, eventfd, read, write, close,
                                       EPOLLIN, EPOLLERR, EPOLLHUP, EPOLL_CTL_ADD, EPOLL_CTL_MOD, EPOLL_CTL_DEL,
                                       EPOLL_CLOEXEC, EFD_NONBLOCK, EFD_CLOEXEC, errno)
@@ -52,6 +68,7 @@ cdef enum:
     EVENT_FD_TAG = 0xffffffff
     MAX_EPOLL_EVENTS = 64
     MAX_TIMERS_PER_ITERATION = 1024
+    MAX_DISPATCHES_PER_ITERATION = 4096     # frames; see "The drain bound" above
     TRACE_ALIGN = 8
 
 
@@ -365,7 +382,7 @@ cdef uint64_t _drain_pending(gn_main_t* vm, uint64_t* t) noexcept nogil:
     cdef uint64_t t1, vectors = 0
     cdef gn_pending_t p
     cdef gn_node_runtime_t* rt
-    while i < vm.n_pending:
+    while i < vm.n_pending and i < MAX_DISPATCHES_PER_ITERATION:
         p = vm.pending[i]            # by value: dispatch may grow the queue
         i += 1
         if p.slot[0] == p.frame:
@@ -382,7 +399,13 @@ cdef uint64_t _drain_pending(gn_main_t* vm, uint64_t* t) noexcept nogil:
         rt.vectors += n
         vectors += n
         _frame_free(vm, p.frame)
-    vm.n_pending = 0
+    if i < vm.n_pending:
+        # the bound: the rest stays pending, in order, for the next iteration
+        memmove(vm.pending, vm.pending + i, (vm.n_pending - i) * sizeof(gn_pending_t))
+        vm.n_pending -= i
+        vm.drain_limited += 1
+    else:
+        vm.n_pending = 0
     return vectors
 
 
@@ -397,8 +420,8 @@ cdef uint64_t _iteration(gn_main_t* vm) noexcept nogil:
         rt = &vm.nodes[vm.input_nodes[k]]
         if rt.state == GN_NODE_POLLING:
             vectors += _dispatch_input(vm, rt, &t)
-    if vm.n_fd_interrupt and vm.n_polling:
-        _epoll_poll(vm, 0)
+    if vm.n_fd_interrupt and (vm.n_polling or vm.n_pending):
+        _epoll_poll(vm, 0)             # busy (polling, or frames left by the drain bound): never wait
     if gn_atomic_load_u32(&vm.n_interrupts_pending):
         gn_atomic_store_u32(&vm.n_interrupts_pending, 0)
         for k in range(vm.n_input_nodes):
@@ -763,8 +786,28 @@ cdef class Main:
             raise IndexError(error_index)
         self.vm.error_counters[error_index] += n
 
+    def discard_pending(self):
+        """Free the buffers of every pending frame and the frames (the loop
+        is stopped: Engine.close). Returns the buffers freed."""
+        cdef gn_main_t* vm = self.vm
+        cdef uint32_t i
+        cdef uint64_t n = 0
+        cdef gn_pending_t* p
+        for i in range(vm.n_pending):
+            p = &vm.pending[i]
+            if p.slot[0] == p.frame:
+                p.slot[0] = NULL
+            gn_main_free(vm, p.frame.buffers, p.frame.n_vectors)
+            n += p.frame.n_vectors
+            _frame_free(vm, p.frame)
+        vm.n_pending = 0
+        vm.discarded_buffers += n
+        return n
+
     def loop_stats(self):
         return {"loops": self.vm.loop_count, "sleeps": self.vm.sleeps, "pending_frames": self.vm.n_pending,
+                "drain_limited": self.vm.drain_limited, "discarded_at_close": self.vm.discarded_buffers,
+                "max_dispatches_per_iteration": MAX_DISPATCHES_PER_ITERATION,
                 "frames_allocated": self.vm.n_frames_alloc, "frames_free": self.vm.n_free_frames,
                 "timers_active": self.vm.timers.n_active, "trace_bytes": self.vm.trace.used,
                 "trace_lost_records": self.vm.trace.n_lost_records,
