@@ -103,6 +103,15 @@ Schema (every key optional unless marked; unknown keys are errors)::
     probe_interval = 1.0    # float > 0, <= 1e9: seconds between ARP requests and probes
     aging_time     = 300.0  # float 0..1e9: seconds before an unconfirmed dynamic
                             # entry is removed (0: never)
+    queue_limit    = 16     # int 0..32: packets held per neighbour while it is
+                            # resolved (when full the oldest is dropped)
+    queue_pool_share = 0.125  # float, 0 < x <= 1: share of the buffer pool that
+                            # packets waiting for ARP may hold, all together
+
+    [ip.reassembly]         # IPv4 reassembly (fragments for this host)
+    pool_share = 0.25       # float, 0 < x <= 1: share of the buffer pool held
+                            # fragments may take; beyond it the oldest datagram goes
+    timeout    = 2.0        # float > 0, <= 1e9: seconds a datagram may stay incomplete
 
     [[route]]               # one per route, added after the addresses
     prefix    = "10.20.0.0/16"  # required, a.b.c.d/len with no host bits set
@@ -133,8 +142,8 @@ away with their fd and a namespace graphnet created is removed.
 devices: nothing is created in the kernel and no privilege is needed.
 
 IPv4: with the IPv4 graph in, interfaces without ``next`` feed
-ethernet-input; ``build_engine`` then sets the neighbour timers
-([ip.neighbor]), the addresses (with their local, connected and
+ethernet-input; ``build_engine`` then sets the neighbour timers and
+limits ([ip.neighbor]) and reassembly's ([ip.reassembly]), the addresses (with their local, connected and
 broadcast routes), the neighbours and the routes, in that order, as
 ``set ip neighbor-config``, ``set interface ip address``, ``set ip
 neighbor`` and ``ip route add`` would; a value the data plane refuses (an address
@@ -263,6 +272,7 @@ class Config:
     routes: list = field(default_factory=list)          # RouteConfig, in file order
     neighbors: list = field(default_factory=list)       # NeighborConfig, in file order
     neighbor_config: dict = field(default_factory=dict)  # [ip.neighbor]: configure() keyword -> value
+    reassembly_config: dict = field(default_factory=dict)  # [ip.reassembly]: configure() keyword -> value
     builtin: Optional[str] = None                       # name in BUILTIN, or None for a file
     lines: dict = field(default_factory=dict, repr=False)
 
@@ -876,10 +886,12 @@ def _interface_ref(ck: _Checker, cfg: Config, t: dict, path: tuple, key: str) ->
 
 def _ip(ck: _Checker, doc: dict, cfg: Config) -> None:
     import ipaddress
-    ip = ck.table(doc.get("ip", {}), ("ip",), ("enabled", "neighbor"))
+    ip = ck.table(doc.get("ip", {}), ("ip",), ("enabled", "neighbor", "reassembly"))
     enabled = ck.get(ip, ("ip",), "enabled", bool)
     if "neighbor" in ip:
         _neighbor_timers(ck, ip["neighbor"], cfg)
+    if "reassembly" in ip:
+        cfg.reassembly_config.update(_table_keys(ck, ip["reassembly"], ("ip", "reassembly"), _REASSEMBLY_KEYS))
     owner: dict = {}                       # address -> interface, across interfaces
     for ic in cfg.interfaces:
         for c in ic.addresses:
@@ -945,7 +957,8 @@ def _ip(ck: _Checker, doc: dict, cfg: Config) -> None:
 
     needed = [what for what, present in (("an interface address", bool(owner)), ("[[route]]", bool(cfg.routes)),
                                          ("[[neighbor]]", bool(cfg.neighbors)),
-                                         ("[ip.neighbor]", "neighbor" in ip)) if present]
+                                         ("[ip.neighbor]", "neighbor" in ip),
+                                         ("[ip.reassembly]", "reassembly" in ip)) if present]
     if enabled is False and needed:
         raise ck.error(("ip",), "enabled", f"the IPv4 graph is needed by {' and '.join(needed)}; "
                                            f"remove enabled = false")
@@ -955,18 +968,29 @@ def _ip(ck: _Checker, doc: dict, cfg: Config) -> None:
 # [ip.neighbor] key -> (type, minimum, exclusive, maximum): the limits of
 # Ip4Neighbors.configure(), checked here so that the line can be named
 _NEIGHBOR_TIMERS = {"reachable_time": (float, 0, False, 1e9), "unicast_probes": (int, 1, False, 255),
-                    "probe_interval": (float, 0, True, 1e9), "aging_time": (float, 0, False, 1e9)}
+                    "probe_interval": (float, 0, True, 1e9), "aging_time": (float, 0, False, 1e9),
+                    "queue_limit": (int, 0, False, 32), "queue_pool_share": (float, 0, True, 1)}
 # 1e9 s: ip4_neighbor.MAX_TIMER_SECONDS (its nanoseconds still fit a uint64)
 LIMITS.update(limits_from("ip.neighbor", _NEIGHBOR_TIMERS))
+# [ip.reassembly], as Reassembly.configure() takes them
+_REASSEMBLY_KEYS = {"pool_share": (float, 0, True, 1), "timeout": (float, 0, True, 1e9)}
+LIMITS.update(limits_from("ip.reassembly", _REASSEMBLY_KEYS))
 
 
 def _neighbor_timers(ck: _Checker, t: Any, cfg: Config) -> None:
-    path = ("ip", "neighbor")
-    ck.table(t, path, tuple(_NEIGHBOR_TIMERS))
-    for key, (kind, _, _, _) in _NEIGHBOR_TIMERS.items():
-        v = ck.get(t, path, key, kind)              # LIMITS bound it
+    cfg.neighbor_config.update(_table_keys(ck, t, ("ip", "neighbor"), _NEIGHBOR_TIMERS))
+
+
+def _table_keys(ck: _Checker, t: Any, path: tuple, spec: dict) -> dict:
+    """The keys of table t that spec ({key: (type, ...)}) names, each read
+    with its type; LIMITS bound them (an error names the key and line)."""
+    ck.table(t, path, tuple(spec))
+    out = {}
+    for key, (kind, _, _, _) in spec.items():
+        v = ck.get(t, path, key, kind)
         if v is not None:
-            cfg.neighbor_config[key] = v
+            out[key] = v
+    return out
 
 
 _STREAM_KEYS = ("name", "template", "packet_hex", "pcap", "count", "rate", "fix_checksums", "edit") + templates.FIELDS
@@ -1283,6 +1307,10 @@ def _apply_ip(ck: _Checker, cfg: Config, engine) -> None:
 
     for key, v in cfg.neighbor_config.items():       # one at a time: an error names its key
         do(("ip", "neighbor"), key, ip4_host.ip4_neighbors(engine).configure, **{key: v})
+    if cfg.reassembly_config:
+        from graphnet.nodes.ip4_reassembly import reassembly
+        for key, v in cfg.reassembly_config.items():
+            do(("ip", "reassembly"), key, reassembly(engine).configure, **{key: v})
     for ic in cfg.interfaces:
         for c in ic.addresses:
             key = "addresses" if (ic.path, "addresses") in cfg.lines else "address"

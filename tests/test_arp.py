@@ -195,16 +195,24 @@ def test_resolution_timeout_drops_the_queue(bench):
     assert bench.engine.buffer_stats()["in_use"] == 0
 
 
-def test_queue_limits(bench):
+def test_queue_limits_keep_the_newest(bench):
+    """A full queue drops its oldest packet (Linux's unres_qlen): the
+    datagrams sent last are delivered when ARP resolves (issue 10 item 5)."""
     bench.neighbors.configure(queue_limit=3)
     bench.send("if0", [udp_to("10.1.0.5", i=i) for i in range(5)])
     assert bench.count("ip4-arp", "queue-full") == 2
     out = bench.out("if1", [arp_reply("10.1.0.5", "10.1.0.1")])
-    assert [p[IP].id for p in out] == [0, 1, 2]
+    assert [p[IP].id for p in out] == [2, 3, 4]
+    # all queues together at their limit: a queued neighbour's oldest makes
+    # room, a neighbour with no queue yet gets nothing
     bench.neighbors.configure(max_queued_total=2)
-    bench.send("if0", [udp_to("10.1.0.6", i=i) for i in range(2)] + [udp_to("10.1.0.7", i=7)])
+    bench.send("if0", [udp_to("10.1.0.6", i=i) for i in range(2)] + [udp_to("10.1.0.7", i=7)]
+               + [udp_to("10.1.0.6", i=8)])
+    assert bench.count("ip4-arp", "queues-full") == 1
     assert bench.count("ip4-arp", "queue-full") == 3
     assert bench.neighbors.stats()["queued"] == 2
+    out = bench.out("if1", [arp_reply("10.1.0.6", "10.1.0.1")])
+    assert [p[IP].id for p in out] == [1, 8]
 
 
 def test_incomplete_entries_are_bounded(bench):

@@ -853,3 +853,42 @@ drop = true
         loads(text, "s.toml")
     text = str(ei.value)
     assert text.startswith("2 errors:") and "neighbor[1]" in text and "route[1].prefix" in text
+
+
+# --- [ip.reassembly] and the neighbour queue limits: shares of the buffer pool ----------
+
+def test_pool_shares_reach_reassembly_and_the_neighbor_table():
+    from graphnet.nodes import ip4_host
+    from graphnet.nodes.ip4_reassembly import reassembly
+    text = ('[engine]\nbuffers = 8192\n\n[ip.reassembly]\npool_share = 0.5\ntimeout = 3\n\n'
+            '[ip.neighbor]\nqueue_limit = 4\nqueue_pool_share = 0.01\n')
+    cfg = loads(text, "t.toml")
+    assert cfg.ip_enabled                    # either table alone brings the IPv4 graph in
+    e = build_engine(cfg, create_devices=False)
+    try:
+        st = reassembly(e).stats()
+        assert (st["pool_share"], st["max_buffers_held"], st["timeout"]) == (0.5, 4096, 3.0)
+        c = ip4_host.ip4_neighbors(e).config()
+        assert (c["queue_limit"], c["queue_pool_share"], c["max_queued"]) == (4, 0.01, 81)
+    finally:
+        e.close()
+    e = build_engine(loads('[ip]\nenabled = true\n', "t.toml"), create_devices=False)
+    try:                                     # the defaults: 25% and 1/8 of the pool
+        assert reassembly(e).stats()["max_buffers_held"] == 16384 // 4
+        assert ip4_host.ip4_neighbors(e).config()["max_queued"] == 2048
+    finally:
+        e.close()
+
+
+@pytest.mark.parametrize("text, where, message", [
+    ('[ip.reassembly]\npool_share = 0\n', "t.toml:2: ip.reassembly.pool_share", "must be > 0 and <= 1, not 0.0"),
+    ('[ip.reassembly]\npool_share = 1.5\n', "t.toml:2: ip.reassembly.pool_share", "must be > 0 and <= 1, not 1.5"),
+    ('[ip.reassembly]\ntimeout = 1e300\n', "t.toml:2: ip.reassembly.timeout", "must be > 0 and <= 1e+09"),
+    ('[ip.reassembly]\n\npool = 0.3\n', "t.toml:3: ip.reassembly.pool", "known keys: pool_share, timeout"),
+    ('[ip.neighbor]\nqueue_limit = 33\n', "t.toml:2: ip.neighbor.queue_limit", "must be 0..32, not 33"),
+    ('[ip.neighbor]\nqueue_pool_share = "half"\n', "t.toml:2: ip.neighbor.queue_pool_share", "expected"),
+])
+def test_pool_share_errors_name_key_and_line(text, where, message):
+    err = error_of(text)
+    assert err.startswith(where + ":"), err
+    assert message in err, err

@@ -27,7 +27,7 @@ HSETTINGS = settings(max_examples=examples(60), deadline=None, suppress_health_c
                                                                              HealthCheck.function_scoped_fixture])
 
 REASS_DROP_ROWS = ("duplicate", "overlap", "inconsistent", "too-long", "too-many-fragments", "too-many-datagrams",
-                   "timeout", "malformed")
+                   "timeout", "malformed", "evicted")
 
 
 def datagram(size=3000, ident=0x1234, src="192.0.2.1", dst="198.51.100.7", proto="udp", seed=0, **ipkw):
@@ -217,15 +217,16 @@ def test_too_many_fragments(pg_capture):
     assert r.send(fragment(datagram(700, ident=2), fragsize=200)) != []  # 4 fragments pass
 
 
-def test_too_many_datagrams(pg_capture):
+def test_too_many_datagrams_evicts_the_oldest(pg_capture):
     r = Reass(pg_capture, max_datagrams=3)
     firsts = [fragment(datagram(1000, ident=i), fragsize=400) for i in range(5)]
     assert r.send([f[0] for f in firsts]) == []
-    assert r.counts() == {"too-many-datagrams": 2}
+    assert r.counts() == {"too-many-datagrams": 2}              # the first fragments of 0 and 1
     assert r.state.stats()["in_progress"] == 3
-    out = r.send([x for f in firsts for x in f[1:]])
-    # datagrams 0-2 complete; the rest of 3 and 4 start new datagrams, held
-    assert sorted(out) == sorted(bytes(datagram(1000, ident=i)) for i in range(3))
+    assert r.state.stats()["datagrams_evicted"] == 2
+    out = r.send([x for f in firsts[2:] + firsts[:2] for x in f[1:]])
+    # datagrams 2-4 complete; the rest of 0 and 1 start new datagrams, held
+    assert sorted(out) == sorted(bytes(datagram(1000, ident=i)) for i in range(2, 5))
     assert r.state.stats()["in_progress"] == 2
 
 
@@ -447,8 +448,8 @@ class Model:
     def _drop(self, code, n=1):
         self.drops[code] = self.drops.get(code, 0) + n
 
-    def _drop_ctx(self, key, code):
-        self._drop(code, len(self.ctxs.pop(key)["frags"]) + 1)
+    def _drop_ctx(self, key, code, with_current=True):
+        self._drop(code, len(self.ctxs.pop(key)["frags"]) + with_current)
 
     def feed(self, pkt):
         ip = IP(pkt)
@@ -465,8 +466,8 @@ class Model:
         if end + 20 > 65535:
             return self._drop_ctx(key, "too-long") if c else self._drop("too-long")
         if c is None:
-            if len(self.ctxs) >= self.maxd:
-                return self._drop("too-many-datagrams")
+            if len(self.ctxs) >= self.maxd:                 # the oldest makes room
+                self._drop_ctx(next(iter(self.ctxs)), "too-many-datagrams", with_current=False)
             c = self.ctxs[key] = {"frags": [], "last": None, "max_end": 0}
         if (not mf and ((c["last"] is not None and end != c["last"]) or end < c["max_end"])) or \
                 (mf and c["last"] is not None and end > c["last"]):

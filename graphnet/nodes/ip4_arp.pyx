@@ -15,8 +15,18 @@ prefix, the packet's destination. Per packet, in the neighbour table
     packet is queued and the control plane woken; it will go on to
     ip4-lookup once the FIB has the rewrite.
 
-Drops: ``queue-full`` (the neighbour's queue, or all queues together, at
-their limit), ``table-full`` (too many incomplete entries, or no room),
+Queues: a neighbour's queue holds at most ``queue_limit`` packets; when it
+is full the OLDEST is dropped and the new one kept (``queue-full``), as
+Linux's unres_qlen does: the datagram sent last is the one delivered when
+ARP resolves (a retransmission replaces what it retransmits). All queues
+together hold at most ``max_queued`` buffers (the smaller of
+``max_queued_total`` and ``queue_pool_share`` of the engine's buffer pool,
+default 1/8): past it a packet for a neighbour that has a queue replaces
+that queue's oldest (``queue-full``), and one for a neighbour with an empty
+queue is dropped (``queues-full``), so packets waiting for ARP never take
+more than that share of the pool.
+
+Drops: ``queue-full``, ``queues-full`` (above), ``table-full`` (too many incomplete entries, or no room),
 ``no-source-address`` (the interface has no IPv4 address to ask from),
 ``no-adjacency`` (resolved, but the FIB has no adjacency to make a rewrite
 of, e.g. a user's on-link /32), ``bad-adjacency``. Counted (info):
@@ -31,6 +41,7 @@ import weakref
 from cpython.pycapsule cimport PyCapsule_New
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free
+from libc.string cimport memmove
 from graphnet.includes.platform cimport gn_time_ns
 from graphnet.io.interface cimport InterfaceTable, gn_interface_main_t
 from graphnet.fib.ip4_address cimport Ip4Addresses, gn_ip4_address_main_t, gn_ip4_source_address
@@ -59,10 +70,11 @@ cdef enum:
     ERROR_THROTTLED = 7
     ERROR_QUEUED = 8
     ERROR_NO_BUFFERS = 9
+    ERROR_QUEUES_FULL = 10
 
 ERRORS = (
     ("none", "info", "no error"),
-    ("queue-full", "warn", "packet waiting for ARP dropped: queue limit"),
+    ("queue-full", "warn", "oldest packet waiting for ARP dropped: its neighbour's queue was full (unres_qlen)"),
     ("table-full", "warn", "packet dropped: too many unresolved neighbours"),
     ("no-source-address", "warn", "no IPv4 address on the interface to send ARP from"),
     ("no-adjacency", "warn", "neighbour resolved but no route to make a rewrite of"),
@@ -71,6 +83,7 @@ ERRORS = (
     ("throttled", "info", "ARP request not sent: request rate limit"),
     ("queued", "info", "packets queued until their next hop is resolved"),
     ("no-buffers", "warn", "no buffer for an ARP request"),
+    ("queues-full", "warn", "packet dropped: packets waiting for ARP hold their share of the buffer pool"),
 )
 
 ctypedef struct ip4_arp_t:
@@ -87,7 +100,7 @@ cdef uint32_t ip4_arp_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* fra
     cdef gn_ip4_neighbor_t* e
     cdef uint32_t drops[256]
     cdef uint32_t requests[256]
-    cdef uint32_t i, n = frame.n_vectors, n_drops = 0, n_requests = 0, ai, sw, nh, k, bi, err
+    cdef uint32_t i, n = frame.n_vectors, n_drops = 0, n_requests = 0, ai, sw, nh, k, bi, err, old
     cdef uint64_t now = gn_time_ns(), n_queued = 0, n_throttled = 0, n_nobuf = 0
     cdef bint wake = False
     cdef gn_buffer_t* b
@@ -130,8 +143,19 @@ cdef uint32_t ip4_arp_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* fra
                 e = &nm.entries[k]
                 if e.flags & GN_NBR_F_NO_FIB:
                     err = ERROR_NO_ADJACENCY
-                elif e.n_queued >= nm.queue_limit or nm.n_queued_total >= nm.max_queued_total:
+                elif nm.queue_limit == 0:
                     err = ERROR_QUEUE_FULL
+                elif e.n_queued and (e.n_queued >= nm.queue_limit or nm.n_queued_total >= nm.max_queued_total):
+                    # full: the oldest goes, the newest stays (unres_qlen)
+                    old = e.queue[0]
+                    gn_main_buffer(vm, old).error = <uint16_t>(node.error_base + ERROR_QUEUE_FULL)
+                    drops[n_drops] = old
+                    n_drops += 1
+                    memmove(&e.queue[0], &e.queue[1], (e.n_queued - 1) * sizeof(uint32_t))
+                    e.queue[e.n_queued - 1] = bi
+                    n_queued += 1
+                elif nm.n_queued_total >= nm.max_queued_total:
+                    err = ERROR_QUEUES_FULL
                 else:
                     e.queue[e.n_queued] = bi
                     e.n_queued += 1

@@ -58,7 +58,7 @@ ctypedef struct gn_ip4_nbr_main_t:
     # configuration
     uint32_t max_incomplete
     uint32_t queue_limit                  # per neighbour, <= GN_NBR_QUEUE_MAX
-    uint32_t max_queued_total
+    uint32_t max_queued_total             # effective: min(configured, queue_pool_share of the pool)
     uint32_t max_probes                   # broadcast requests to resolve an incomplete entry
     uint64_t probe_interval_ns            # between requests, and between unicast probes
     uint64_t reachable_ns                 # a confirmed entry is stale after this (0: never)
@@ -112,3 +112,5 @@ cdef class Ip4Neighbors:
     cdef readonly object engine
     cdef dict _owned                      # (sw, ip) -> adjacency index of the /32 we installed
     cdef public double aging_time         # seconds; 0: never
+    cdef readonly double queue_pool_share # packets waiting for ARP: at most this share of the pool
+    cdef uint32_t queued_cap              # max_queued_total as configured (nm's is the effective limit)

@@ -33,8 +33,10 @@ Who does what:
     plane is woken.
   - ``ip4-arp`` (ip4-lookup's glean adjacency) creates incomplete entries,
     sends the first request and queues packets (bounded: ``queue_limit``
-    per neighbour, ``max_queued_total`` in all, ``max_incomplete``
-    incomplete entries; each excess packet is dropped and counted).
+    per neighbour, the oldest dropped when full; in all the smaller of
+    ``max_queued_total`` and ``queue_pool_share`` of the buffer pool;
+    ``max_incomplete`` incomplete entries; each excess packet is dropped
+    and counted).
   - ``ip4-neighbor`` (this module; a C input node in interrupt mode, woken
     by its own timer and by the control plane) retransmits requests every
     ``probe_interval`` (``max_probes`` in all; requests are also limited by
@@ -117,7 +119,8 @@ ERRORS = (
 )
 
 # Linux's defaults: base_reachable_time 30 s, retrans_time 1 s, ucast_solicit / mcast_solicit 3
-DEFAULTS = dict(capacity=4096, max_incomplete=512, queue_limit=16, max_queued_total=2048, max_probes=3,
+DEFAULTS = dict(capacity=4096, max_incomplete=512, queue_limit=16, max_queued_total=2048, queue_pool_share=0.125,
+                max_probes=3,
                 probe_interval=1.0, request_rate=100.0, request_burst=50.0, aging_time=300.0,
                 reachable_time=30.0, unicast_probes=3)
 
@@ -496,8 +499,8 @@ cdef class Ip4Neighbors:
         """The gn_ip4_nbr_main_t* as an integer."""
         return <size_t>self.nm
 
-    def configure(self, *, max_incomplete=None, queue_limit=None, max_queued_total=None, max_probes=None,
-                  probe_interval=None, request_rate=None, request_burst=None, aging_time=None,
+    def configure(self, *, max_incomplete=None, queue_limit=None, max_queued_total=None, queue_pool_share=None,
+                  max_probes=None, probe_interval=None, request_rate=None, request_burst=None, aging_time=None,
                   reachable_time=None, unicast_probes=None):
         """Change limits and timers (seconds; rates per second).
 
@@ -507,15 +510,28 @@ cdef class Ip4Neighbors:
         the FIB uses it) this long after its last confirmation (0: never
         stale, never probed); unicast_probes: unanswered probes before a
         stale entry is deleted; aging_time: any dynamic entry not confirmed
-        for this long is removed (0: never). Defaults: ``DEFAULTS``."""
+        for this long is removed (0: never); queue_limit: packets queued
+        per neighbour while it is resolved (the oldest goes when full);
+        max_queued_total and queue_pool_share (0 < share <= 1): packets
+        queued in all, the smaller of the two (the share of the engine's
+        buffer pool). Defaults: ``DEFAULTS``."""
         if queue_limit is not None:
             if not 0 <= queue_limit <= GN_NBR_QUEUE_MAX:
                 raise ValueError(f"queue_limit must be 0..{GN_NBR_QUEUE_MAX}")
             self.nm.queue_limit = queue_limit
         if max_incomplete is not None:
             self.nm.max_incomplete = max_incomplete
+        if queue_pool_share is not None:
+            if isinstance(queue_pool_share, bool) or not 0 < queue_pool_share <= 1:
+                raise ValueError(f"queue_pool_share must be a share of the buffer pool, 0 < share <= 1, "
+                                 f"not {queue_pool_share!r}")
+            self.queue_pool_share = queue_pool_share
         if max_queued_total is not None:
-            self.nm.max_queued_total = max_queued_total
+            if not 0 <= max_queued_total <= 0xffffffff:
+                raise ValueError(f"max_queued_total must be 0..{0xffffffff}")
+            self.queued_cap = max_queued_total
+        if queue_pool_share is not None or max_queued_total is not None:
+            self._set_max_queued()
         if max_probes is not None:
             if not 1 <= max_probes <= 255:
                 raise ValueError("max_probes must be 1..255")
@@ -545,9 +561,19 @@ cdef class Ip4Neighbors:
         if reachable_time is not None or probe_interval is not None or unicast_probes is not None:
             self._wake_service()               # deadlines changed: it re-arms its timer
 
+    def _set_max_queued(self):
+        """The effective limit of packets queued in all (see configure)."""
+        cdef uint64_t cap = self.queued_cap
+        eng = self.engine
+        pool = eng.pool if eng is not None else None
+        if pool is not None:
+            cap = min(cap, max(1, <uint64_t>(self.queue_pool_share * pool.stats()["total"])))
+        self.nm.max_queued_total = <uint32_t>cap
+
     def config(self) -> dict:
         return {"capacity": self.nm.capacity, "max_incomplete": self.nm.max_incomplete,
-                "queue_limit": self.nm.queue_limit, "max_queued_total": self.nm.max_queued_total,
+                "queue_limit": self.nm.queue_limit, "max_queued_total": self.queued_cap,
+                "queue_pool_share": self.queue_pool_share, "max_queued": self.nm.max_queued_total,
                 "max_probes": self.nm.max_probes, "probe_interval": self.nm.probe_interval_ns / 1e9,
                 "request_rate": self.nm.request_rate, "request_burst": self.nm.request_burst,
                 "aging_time": self.aging_time, "reachable_time": self.nm.reachable_ns / 1e9,
@@ -830,6 +856,7 @@ cdef class Ip4Neighbors:
     # --- engine hooks ---------------------------------------------------------------
 
     def _attach(self, engine, uint32_t service_index, uint32_t process_index):
+        self._set_max_queued()                 # the pool exists now
         self.nm.service_node_index = service_index
         self.nm.process_node_index = process_index
         self.nm.attached = 1

@@ -23,8 +23,17 @@ fragment it held, counted per buffer):
   beyond it: ``inconsistent``, the whole datagram;
 - a datagram longer than 65535 bytes: ``too-long`` (ping of death);
 - more than ``max_fragments`` fragments: ``too-many-fragments``;
-- a new datagram while ``max_datagrams`` are in progress:
-  ``too-many-datagrams`` (the new fragment only);
+- a new datagram while ``max_datagrams`` are in progress: the oldest
+  datagram is dropped to make room (``too-many-datagrams``, each of its
+  buffers): the newest datagram wins, so a flood of first fragments
+  cannot lock legitimate datagrams out until the timeout;
+- a fragment that would take the buffers held past ``pool_share`` of the
+  engine's buffer pool (default 25%): the oldest datagrams are dropped
+  until it fits (``evicted``, each of their buffers; ``datagrams_evicted``
+  in ``stats()``), no ICMP sent, as Linux's fragment memory limit
+  (ipfrag_high_thresh) evicts; when the fragment's own datagram is the
+  only one left it goes too. A flood of incomplete fragments thus never
+  takes more than that share of the pool: inputs always find buffers;
 - incomplete ``timeout`` seconds after its first fragment: ``timeout``.
   Expiry runs in ``ip4-reassembly-expire``, an input node in interrupt mode
   woken by the engine's timer wheel for the oldest datagram: no polling, no
@@ -92,6 +101,7 @@ cdef enum:
     ERROR_TIMEOUT = 8
     ERROR_MALFORMED = 9
     ERROR_TIME_EXCEEDED = 10
+    ERROR_EVICTED = 11
     NEXT_EXPIRE_ICMP_ERROR = 0    # ip4-reassembly-expire's arc 0: ip4-icmp-error (or error-drop)
     NONE = 0xffffffff
     MAX_FRAGMENTS_LIMIT = 1024
@@ -106,12 +116,28 @@ ERRORS = (
     ("inconsistent", "warn", "fragments disagree on the datagram length: datagram dropped"),
     ("too-long", "warn", "reassembled datagram longer than 65535 bytes: dropped"),
     ("too-many-fragments", "warn", "more fragments than the limit per datagram: datagram dropped"),
-    ("too-many-datagrams", "warn", "reassembly table full: fragment dropped"),
+    ("too-many-datagrams", "warn", "reassembly table full (max_datagrams): oldest datagram dropped"),
     ("timeout", "warn", "datagram incomplete at the timeout: dropped"),
     ("malformed", "error", "fragment without data, MF with data not a multiple of 8, or bad header"),
     ("time-exceeded", "info", "timed-out datagrams whose first fragment went to ip4-icmp-error (time exceeded 11/1)"),
+    ("evicted", "warn", "held fragments over the buffer pool share: oldest datagram dropped"),
 )
 EXPIRE_ERRORS = (("none", "info", "no error"),)
+
+DEFAULT_POOL_SHARE = 0.25
+MAX_TIMEOUT = 1e9          # seconds: its nanoseconds still fit a uint64
+
+
+def check_share(name, value):
+    """A share of the buffer pool: a number, 0 < value <= 1 (ValueError naming it)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise ValueError(f"{name} must be a share of the buffer pool, 0 < {name} <= 1, not {value!r}")
+
+
+def check_seconds(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= MAX_TIMEOUT:
+        raise ValueError(f"{name} must be > 0 seconds and at most {MAX_TIMEOUT:g}, not {value!r}")
+
 
 ctypedef struct reass_frag_t:
     uint32_t bi
@@ -133,6 +159,7 @@ ctypedef struct reass_ctx_t:
     uint32_t max_end              # highest end seen
     uint32_t received             # payload bytes held (= covered: no overlaps)
     uint32_t n_frags
+    uint32_t n_buffers            # buffers held (a fragment may be a chain)
 
 ctypedef struct reass_t:
     reass_ctx_t* ctxs
@@ -151,8 +178,10 @@ ctypedef struct reass_t:
     uint32_t expire_node_index
     uint32_t timer_armed
     uint32_t icmp_error           # the expire node's arc 0 is ip4-icmp-error: send time exceeded
-    uint64_t n_held               # buffers held (heads of fragment chains)
+    uint64_t n_held               # buffers held (every buffer of every fragment chain)
+    uint64_t max_held             # pool_share of the engine's pool: evict the oldest beyond it
     uint64_t n_frags_reassembled  # fragments that went into reassembled datagrams
+    uint64_t n_evicted            # datagrams evicted (max_held or max_datagrams)
 
 
 ctypedef struct reass_trace_t:
@@ -212,6 +241,7 @@ cdef uint32_t _ctx_new(reass_t* r, uint32_t h, uint32_t src, uint32_t dst, uint1
     c.max_end = 0
     c.received = 0
     c.n_frags = 0
+    c.n_buffers = 0
     c.expires_ns = now + r.timeout_ns
     c.hash_next = r.buckets[h]
     r.buckets[h] = ci
@@ -242,8 +272,9 @@ cdef void _ctx_free(reass_t* r, uint32_t ci) noexcept nogil:
         r.ctxs[c.age_next].age_prev = c.age_prev
     else:
         r.age_tail = c.age_prev
-    r.n_held -= c.n_frags
+    r.n_held -= c.n_buffers
     c.n_frags = 0
+    c.n_buffers = 0
     c.hash_next = r.free_head
     r.free_head = ci
     r.n_active -= 1
@@ -257,6 +288,29 @@ cdef void _ctx_drop(gn_main_t* vm, gn_node_runtime_t* node, reass_t* r, gn_next_
     for k in range(r.ctxs[ci].n_frags):
         _out_drop(vm, node, r, out, fr[k].bi, code)
     _ctx_free(r, ci)
+
+
+cdef inline uint32_t _n_buffers(gn_main_t* vm, gn_buffer_t* b) noexcept nogil:
+    cdef uint32_t n = 1
+    while b.flags & GN_BUFFER_F_NEXT_PRESENT:
+        b = gn_main_buffer(vm, b.next_buffer)
+        n += 1
+    return n
+
+
+cdef bint _make_room(gn_main_t* vm, gn_node_runtime_t* node, reass_t* r, gn_next_buffers_t* out, uint32_t ci,
+                     uint32_t nb) noexcept nogil:
+    """Evict the oldest datagrams other than ci until nb more buffers fit
+    under max_held; False when they cannot (ci alone holds too many)."""
+    while r.n_held + nb > r.max_held:
+        if r.age_head == NONE or r.age_head == ci:
+            if r.age_head == NONE or r.ctxs[ci].age_next == NONE:
+                return False
+            _ctx_drop(vm, node, r, out, r.ctxs[ci].age_next, ERROR_EVICTED)   # ci is the oldest: the next one
+        else:
+            _ctx_drop(vm, node, r, out, r.age_head, ERROR_EVICTED)
+        r.n_evicted += 1
+    return True
 
 
 cdef inline gn_buffer_t* _chain_tail(gn_main_t* vm, gn_buffer_t* b) noexcept nogil:
@@ -344,7 +398,7 @@ cdef inline void _arm_timer(gn_main_t* vm, reass_t* r, uint64_t now) noexcept no
 cdef uint32_t ip4_reassembly_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame) noexcept nogil:
     cdef reass_t* r = <reass_t*>node.runtime_data
     cdef gn_next_buffers_t out
-    cdef uint32_t i, n = frame.n_vectors, bi, hlen, total, avail, first, end, plen, mf, h, ci, k, nf
+    cdef uint32_t i, n = frame.n_vectors, bi, hlen, total, avail, first, end, plen, mf, h, ci, k, nf, nb
     cdef uint32_t src, dst, n_done = 0
     cdef uint16_t frag, ident
     cdef uint8_t proto
@@ -395,10 +449,10 @@ cdef uint32_t ip4_reassembly_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame
         if ci == NONE:
             if now == 0:
                 now = gn_time_ns()
+            if r.free_head == NONE:             # full: the oldest makes room
+                _ctx_drop(vm, node, r, &out, r.age_head, ERROR_TOO_MANY_DATAGRAMS)
+                r.n_evicted += 1
             ci = _ctx_new(r, h, src, dst, ident, proto, now)
-            if ci == NONE:
-                _out_drop(vm, node, r, &out, bi, ERROR_TOO_MANY_DATAGRAMS)
-                continue
             _arm_timer(vm, r, now)
         c = &r.ctxs[ci]
         # the datagram's end: one last fragment, nothing beyond it
@@ -423,6 +477,12 @@ cdef uint32_t ip4_reassembly_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame
             _ctx_drop(vm, node, r, &out, ci, ERROR_TOO_MANY_FRAGMENTS)
             _out_drop(vm, node, r, &out, bi, ERROR_TOO_MANY_FRAGMENTS)
             continue
+        nb = _n_buffers(vm, b)
+        if r.n_held + nb > r.max_held and not _make_room(vm, node, r, &out, ci, nb):
+            r.n_evicted += 1
+            _ctx_drop(vm, node, r, &out, ci, ERROR_EVICTED)
+            _out_drop(vm, node, r, &out, bi, ERROR_EVICTED)
+            continue
         if k < nf:
             memmove(&fr[k + 1], &fr[k], (nf - k) * sizeof(reass_frag_t))
         fr[k].bi = bi
@@ -430,7 +490,8 @@ cdef uint32_t ip4_reassembly_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame
         fr[k].end = end
         fr[k].mf = mf
         c.n_frags = nf + 1
-        r.n_held += 1
+        c.n_buffers += nb
+        r.n_held += nb
         c.received += plen
         if end > c.max_end:
             c.max_end = end
@@ -510,6 +571,8 @@ cdef class Reassembly:
 
     ``stats()``: datagrams in progress, buffers held, limits."""
     cdef reass_t* r
+    cdef double pool_share
+    cdef uint64_t pool_buffers
 
     def __cinit__(self, uint32_t max_fragments, uint32_t max_datagrams, double timeout):
         cdef uint32_t i, nb = 1
@@ -541,6 +604,8 @@ cdef class Reassembly:
         self.r.free_head = 0
         self.r.age_head = NONE
         self.r.age_tail = NONE
+        self.r.max_held = <uint64_t>-1          # until _bind tells the pool's size
+        self.pool_share = DEFAULT_POOL_SHARE
 
     def __dealloc__(self):
         if self.r != NULL:
@@ -552,25 +617,44 @@ cdef class Reassembly:
     def capsule(self):
         return PyCapsule_New(<void*>self.r, "gn_runtime_data", NULL)
 
-    def _bind(self, uint32_t error_base, uint32_t expire_node_index, bint icmp_error=False):
+    def _bind(self, uint32_t error_base, uint32_t expire_node_index, bint icmp_error=False,
+              uint64_t pool_buffers=0):
         self.r.error_base = error_base
         self.r.expire_node_index = expire_node_index
         self.r.icmp_error = icmp_error
+        if pool_buffers:
+            self.pool_buffers = pool_buffers
+            self._set_max_held()
 
-    def configure(self, timeout=None):
+    cdef _set_max_held(self):
+        if self.pool_buffers:
+            self.r.max_held = max(1, <uint64_t>(self.pool_share * self.pool_buffers))
+
+    def configure(self, timeout=None, pool_share=None):
         """Change the timeout (seconds) of datagrams started from now on
-        (those in progress keep theirs). Returns stats()."""
+        (those in progress keep theirs) and the share of the engine's
+        buffer pool that held fragments may take (0 < share <= 1; datagrams
+        held beyond a lowered share go as the next fragments arrive).
+        Returns stats()."""
         if timeout is not None:
-            if not timeout > 0:
-                raise ValueError("timeout must be > 0 seconds")
+            check_seconds("timeout", timeout)
+        if pool_share is not None:
+            check_share("pool_share", pool_share)
+        if timeout is not None:
             self.r.timeout_ns = <uint64_t>(timeout * 1e9)
+        if pool_share is not None:
+            self.pool_share = pool_share
+            self._set_max_held()
         return self.stats()
 
     def stats(self):
         return {"in_progress": self.r.n_active, "buffers_held": self.r.n_held,
                 "fragments_reassembled": self.r.n_frags_reassembled,
                 "max_datagrams": self.r.max_datagrams, "max_fragments": self.r.max_fragments,
-                "timeout": self.r.timeout_ns / 1e9, "icmp_time_exceeded": bool(self.r.icmp_error)}
+                "timeout": self.r.timeout_ns / 1e9, "icmp_time_exceeded": bool(self.r.icmp_error),
+                "pool_share": self.pool_share,
+                "max_buffers_held": self.r.max_held if self.pool_buffers else None,
+                "datagrams_evicted": self.r.n_evicted}
 
     def release_all(self, size_t vm_address):
         """Free every held buffer (the engine is stopped: teardown)."""
@@ -611,7 +695,8 @@ def nodes(next_node=None, *, name="ip4-reassembly", max_fragments=64, max_datagr
     def setup(engine, node_index):
         st = _STATES.setdefault(engine, {})[name] = Reassembly(max_fragments, max_datagrams, timeout)
         st._bind(engine.error_base[name], engine.index[expire_name],
-                 engine.next_names[expire_name][NEXT_EXPIRE_ICMP_ERROR] == "ip4-icmp-error")
+                 engine.next_names[expire_name][NEXT_EXPIRE_ICMP_ERROR] == "ip4-icmp-error",
+                 engine.pool.stats()["total"])
         engine.main.set_runtime_data(node_index, st.capsule())
         engine.main.set_runtime_data(engine.index[expire_name], st.capsule())
 
