@@ -93,10 +93,17 @@ def test_request_for_another_host_is_not_answered(bench):
     assert bench.out("if0", [arp_req("10.0.0.2", "10.1.0.1")]) == []
 
 
-def test_off_link_sender_is_answered_but_not_learned(bench):
-    out = bench.out("if0", [arp_req("192.168.9.9", "10.0.0.1")])
-    assert len(out) == 1
+def test_off_link_sender_is_neither_answered_nor_learned(bench):
+    """Issue 10 item 5: a request from outside the receiving interface's
+    prefixes (here 192.168.9.9, and 10.1.0.9, which is if1's) on if0."""
+    out = bench.out("if0", [arp_req("192.168.9.9", "10.0.0.1"), arp_req("10.1.0.9", "10.0.0.1")])
+    assert out == []
     assert bench.neighbors.entries() == []
+    assert bench.count("arp-input", "sender-not-on-link") == 2
+    # an on-link sender still is, and an ARP probe (sender 0.0.0.0) is answered
+    out = bench.out("if0", [arp_req("10.0.0.9", "10.0.0.1"), arp_req("0.0.0.0", "10.0.0.1")])
+    assert [p[ARP].pdst for p in out] == ["10.0.0.9", "0.0.0.0"]
+    assert [n["ip"] for n in bench.neighbors.entries()] == ["10.0.0.9"]
 
 
 def test_reply_to_us_is_learned(bench):
@@ -430,10 +437,12 @@ def test_engine_close_frees_queued_packets(engine_factory):
 def test_full_table_still_answers(engine_factory):
     b = HostBench(engine_factory, ["if0"], before_build=lambda e: ip4_host.ip4_neighbors(e, capacity=2))
     b.address("if0", "10.0.0.1/24")
+    for i in range(2):                      # static entries are never evicted
+        b.neighbors.add("if0", f"10.0.0.{20 + i}", f"02:00:00:00:ac:{i:02x}", static=True)
     out = b.out("if0", [arp_req(f"10.0.0.{10 + i}", "10.0.0.1", hwsrc=f"02:00:00:00:ab:{i:02x}") for i in range(3)])
     assert [p[ARP].pdst for p in out] == ["10.0.0.10", "10.0.0.11", "10.0.0.12"]
-    assert b.count("arp-input", "table-full") == 1
-    assert len(b.neighbors.entries()) == 2
+    assert b.count("arp-input", "table-full") == 3
+    assert [n["ip"] for n in b.neighbors.entries()] == ["10.0.0.20", "10.0.0.21"]
     with pytest.raises(ValueError, match="capacity"):
         ip4_host.ip4_neighbors(b.engine, capacity=8)
     b.check_accounting()

@@ -115,3 +115,54 @@ def test_arp_queue_share_is_settable(host):
     for bad in (0, 1.5, -1, True):
         with pytest.raises(ValueError, match="queue_pool_share"):
             nb.configure(queue_pool_share=bad)
+
+
+# --- the neighbour table ---------------------------------------------------------------
+
+def arp_req(psrc, pdst="10.0.0.1", hwsrc=PEER):
+    return Ether(src=hwsrc, dst=BCAST) / ARP(op=1, hwsrc=hwsrc, psrc=psrc, pdst=pdst)
+
+
+def mac(i):
+    return f"02:00:00:{(i >> 16) & 0xff:02x}:{(i >> 8) & 0xff:02x}:{i & 0xff:02x}"
+
+
+def test_spoofed_arp_fills_the_table_and_a_new_neighbour_is_still_learned(engine_factory):
+    b = HostBench(engine_factory, ["if0"], buffers=POOL, before_build=lambda e: ip4_host.ip4_neighbors(e, capacity=64))
+    b.address("if0", "10.0.0.1/24")
+    b.neighbors.add("if0", "10.0.0.2", PEER, static=True)
+    # 64 + 100 spoofed senders, each learned (its request answered), the table full after 63
+    spoofed = [arp_req(f"10.0.0.{10 + i}", hwsrc=mac(0x100 + i)) for i in range(164)]
+    out = b.out("if0", spoofed)
+    assert len(out) == 164
+    assert b.neighbors.stats()["entries"] == 64
+    assert b.count("arp-input", "table-full") == 0
+    # the newest: a real host, learned and answered, its FIB route made
+    (r,) = b.out("if0", [arp_req("10.0.0.250", hwsrc="02:00:00:00:bb:01")])
+    assert (r[ARP].op, r[ARP].pdst, r[ARP].hwdst) == (2, "10.0.0.250", "02:00:00:00:bb:01")
+    ips = {n["ip"]: n for n in b.neighbors.entries()}
+    assert ips["10.0.0.250"]["mac"] == "02:00:00:00:bb:01"
+    assert ips["10.0.0.2"]["static"]                       # never evicted
+    assert "10.0.0.10" not in ips and "10.0.0.173" in ips   # the least recently confirmed went first
+    assert b.fib.lookup("10.0.0.250")["type"] == "rewrite"
+    assert b.fib.lookup("10.0.0.10")["type"] == "glean"    # an evicted entry's FIB state is gone
+    n_evicted = 164 + 1 - 63
+    assert b.neighbors.stats()["evicted"] == n_evicted
+    assert b.count("ip4-neighbor", "evicted") == n_evicted
+    # a packet to the new neighbour goes straight out
+    (p,) = b.out("if0", [eth(IP(src="10.0.0.2", dst="10.0.0.250") / UDP(sport=4000, dport=9))])
+    assert p.dst == "02:00:00:00:bb:01" and p[IP].ttl == 63
+    b.check_accounting()
+
+
+def test_refreshed_neighbours_outlive_spoofed_ones(engine_factory):
+    """LRU by last confirmation: a neighbour that keeps talking stays."""
+    b = HostBench(engine_factory, ["if0"], buffers=POOL, before_build=lambda e: ip4_host.ip4_neighbors(e, capacity=8))
+    b.address("if0", "10.0.0.1/24")
+    b.out("if0", [arp_req("10.0.0.3", hwsrc="02:00:00:00:bb:03")])
+    for round_ in range(5):
+        b.out("if0", [arp_req(f"10.0.0.{40 + 4 * round_ + i}", hwsrc=mac(round_ * 4 + i)) for i in range(4)])
+        b.out("if0", [arp_req("10.0.0.3", hwsrc="02:00:00:00:bb:03")])          # confirmed again
+    assert "10.0.0.3" in {n["ip"] for n in b.neighbors.entries()}
+    assert b.neighbors.stats()["evicted"] > 0
+    b.check_accounting()

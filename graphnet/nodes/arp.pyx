@@ -10,10 +10,15 @@ multicast/broadcast sender address):
     addresses is dropped (``address-conflict``: someone else claims it);
   - gratuitous ARP (sender address = target address) updates an existing
     entry, never creates one (``gratuitous``);
+  - a request from a sender outside every prefix of the receiving
+    interface is neither answered nor learned from (``sender-not-on-link``):
+    no host on this link can have that address, and answering would let
+    anyone on the segment fill the table with addresses of other networks
+    (issue 10 item 5);
   - a request or reply whose target is an address of the receiving
     interface teaches us the sender (a new entry when the sender is on-link,
-    inside one of the interface's prefixes; RFC 826's merge otherwise); a
-    request is answered in place (the buffer becomes the reply, sent on the
+    inside one of the interface's prefixes; RFC 826's merge otherwise, for
+    replies); a request is answered in place (the buffer becomes the reply, sent on the
     receiving interface: ``replies-sent`` counts them), a reply is consumed
     (``reply-received``);
   - anything else only refreshes an existing entry of its sender
@@ -66,6 +71,7 @@ cdef enum:
     ERROR_REPLIES_SENT = 9
     ERROR_TABLE_FULL = 10
     ERROR_NO_INTERFACE = 11
+    ERROR_SENDER_NOT_ON_LINK = 12
 
 ERRORS = VALIDATE_ERRORS + (
     ("bad-sender", "error", "ARP sender MAC is a group address or sender IP is multicast/broadcast"),
@@ -76,8 +82,10 @@ ERRORS = VALIDATE_ERRORS + (
     ("replies-sent", "info", "ARP requests for our addresses answered"),
     ("table-full", "warn", "neighbour table full: sender not learned"),
     ("no-interface", "error", "rx sw_if_index is not in the interface table"),
+    ("sender-not-on-link", "warn", "ARP request from an address outside the interface's prefixes: "
+                                   "not answered, not learned"),
 )
-assert ERRORS[ERROR_NO_INTERFACE][0] == "no-interface"
+assert ERRORS[ERROR_SENDER_NOT_ON_LINK][0] == "sender-not-on-link"
 
 ctypedef struct arp_input_t:
     gn_interface_main_t* im
@@ -96,6 +104,7 @@ cdef inline uint32_t _arp_one(gn_main_t* vm, arp_input_t* st, gn_buffer_t* b, ui
     cdef uint32_t code = gn_arp_validate(a, b.current_length)
     cdef uint32_t sw = b.sw_if_index[GN_RX], spa, tpa
     cdef uint16_t op
+    cdef bint on_link
     cdef gn_interface_t* hw
     cdef uint8_t sha[6]
     cdef uint8_t* eth
@@ -120,8 +129,11 @@ cdef inline uint32_t _arp_one(gn_main_t* vm, arp_input_t* st, gn_buffer_t* b, ui
         if spa != 0:
             gn_nbr_learn(st.nm, vm, sw, spa, sha, False)
         return ERROR_NOT_FOR_US
+    on_link = spa != 0 and gn_ip4_is_on_link(st.am, sw, spa)
+    if op == GN_ARP_OP_REQUEST and spa != 0 and not on_link:
+        return ERROR_SENDER_NOT_ON_LINK
     if spa != 0:
-        r = gn_nbr_learn(st.nm, vm, sw, spa, sha, gn_ip4_is_on_link(st.am, sw, spa))
+        r = gn_nbr_learn(st.nm, vm, sw, spa, sha, on_link)
         if r < 0:
             n_table_full[0] += 1
     if op != GN_ARP_OP_REQUEST:

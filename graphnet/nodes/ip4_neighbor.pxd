@@ -14,6 +14,12 @@
 # from it refreshes it (n_probes back to 0); after max_unicast_probes
 # unanswered ones it is marked PROBE_FAILED and the control plane deletes
 # it. Static entries are never stale.
+#
+# Complete dynamic entries are also on an LRU list, least recently
+# confirmed first. When the table is full, creating an entry evicts the
+# first of them with no packets queued (gn_nbr_create): unlinked at once,
+# its (interface, address) left in evicted_* for the control plane, which
+# removes its FIB state; static and incomplete entries are never evicted.
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from graphnet.vlib.main cimport gn_main_t
 from graphnet.io.interface cimport gn_interface_main_t
@@ -29,6 +35,9 @@ cdef enum:
     GN_NBR_F_FLUSH = 1 << 4               # its queued buffers may go to ip4-lookup
     GN_NBR_F_NO_FIB = 1 << 5              # sync found no adjacency to make for it
     GN_NBR_F_PROBE_FAILED = 1 << 6        # stale, unicast probes unanswered: the control plane deletes it
+    GN_NBR_F_LRU = 1 << 7                 # on the LRU list (complete, dynamic)
+    GN_NBR_EVICT_PENDING_MAX = 256        # evictions the control plane has not unsynced yet
+    GN_NBR_LRU_SCAN = 64                  # entries with queued packets skipped at most, per eviction
     GN_NBR_ARP_LEN = 42                   # Ethernet + ARP request, unpadded
 
 ctypedef struct gn_ip4_neighbor_t:
@@ -41,6 +50,8 @@ ctypedef struct gn_ip4_neighbor_t:
                                           # complete: unicast probes unanswered since the last confirmation
     uint8_t n_queued
     uint16_t pad
+    uint32_t lru_prev                     # LRU list (GN_NBR_F_LRU), least recently confirmed first
+    uint32_t lru_next
     uint64_t updated_ns                   # complete: last learned/confirmed; incomplete: created
     uint64_t next_probe_ns                # incomplete, or complete and probing: when to ask again (or give up)
     uint32_t queue[32]                    # buffers waiting for resolution, oldest first
@@ -55,6 +66,11 @@ ctypedef struct gn_ip4_nbr_main_t:
     uint32_t n_entries
     uint32_t n_incomplete
     uint32_t n_queued_total
+    uint32_t lru_head
+    uint32_t lru_tail
+    uint32_t n_evict_pending              # evicted_sw/_ip entries the control plane has to unsync
+    uint32_t evicted_sw[256]
+    uint32_t evicted_ip[256]
     # configuration
     uint32_t max_incomplete
     uint32_t queue_limit                  # per neighbour, <= GN_NBR_QUEUE_MAX
@@ -80,6 +96,7 @@ ctypedef struct gn_ip4_nbr_main_t:
     uint64_t n_table_full
     uint64_t n_unicast_probes             # probes of stale entries sent
     uint64_t n_probe_failed               # entries deleted after unanswered probes
+    uint64_t n_evicted                    # entries evicted to make room (table full)
 
 cdef inline uint32_t gn_nbr_hash(const gn_ip4_nbr_main_t* nm, uint32_t sw_if_index, uint32_t ip) noexcept nogil:
     cdef uint64_t h = (<uint64_t>ip * 0x9e3779b97f4a7c15ULL) ^ (<uint64_t>sw_if_index * 0xc2b2ae3d27d4eb4fULL)
@@ -96,7 +113,7 @@ cdef inline uint32_t gn_nbr_find(const gn_ip4_nbr_main_t* nm, uint32_t sw_if_ind
     return GN_NBR_NONE
 
 
-cdef uint32_t gn_nbr_create(gn_ip4_nbr_main_t* nm, uint32_t sw_if_index, uint32_t ip) noexcept nogil
+cdef uint32_t gn_nbr_create(gn_ip4_nbr_main_t* nm, gn_main_t* vm, uint32_t sw_if_index, uint32_t ip) noexcept nogil
 cdef void gn_nbr_remove(gn_ip4_nbr_main_t* nm, uint32_t k) noexcept nogil
 cdef int gn_nbr_learn(gn_ip4_nbr_main_t* nm, gn_main_t* vm, uint32_t sw_if_index, uint32_t ip,
                       const uint8_t* mac, bint create) noexcept nogil

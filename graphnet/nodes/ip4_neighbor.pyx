@@ -56,6 +56,16 @@ Who does what:
     whose probes failed, are removed (their FIB state with them; the next
     packet resolves again).
 
+A full table (``capacity``, default 4096) makes room for a new entry by
+evicting the least recently confirmed dynamic entry that has no packets
+queued (Linux's forced garbage collection at gc_thresh3 does the same for
+unreferenced entries): arp-input and ip4-arp unlink it at once, the
+control plane removes its FIB state (``evicted``). Static and incomplete
+entries are never evicted, so a flood of spoofed ARP cannot lock new
+neighbours out (it can push out idle dynamic ones, which resolve again on
+their next packet; a next hop the FIB forwards through is confirmed every
+``reachable_time`` by its probes, but is not otherwise protected).
+
 Invariants: a queued buffer is owned by exactly one entry until it is
 flushed to ip4-lookup or dropped with a counter; the engine's close frees
 whatever is still queued. The FIB is changed only by the control plane.
@@ -104,6 +114,7 @@ cdef enum:
     ERROR_FLUSHED = 6
     ERROR_PROBES = 7
     ERROR_PROBE_FAILED = 8
+    ERROR_EVICTED = 9
     BATCH = 256
 
 ERRORS = (
@@ -116,6 +127,7 @@ ERRORS = (
     ("flushed", "info", "queued packets sent on after resolution"),
     ("probes-sent", "info", "unicast ARP probes sent to stale neighbours"),
     ("probe-failed", "warn", "stale neighbour did not answer its unicast probes: entry deleted"),
+    ("evicted", "warn", "table full: least recently confirmed dynamic entry removed to make room"),
 )
 
 # Linux's defaults: base_reachable_time 30 s, retrans_time 1 s, ucast_solicit / mcast_solicit 3
@@ -127,20 +139,76 @@ DEFAULTS = dict(capacity=4096, max_incomplete=512, queue_limit=16, max_queued_to
 
 # --- the table ------------------------------------------------------------------
 
-cdef uint32_t gn_nbr_create(gn_ip4_nbr_main_t* nm, uint32_t sw_if_index, uint32_t ip) noexcept nogil:
-    """A new, empty (incomplete) entry linked into its bucket, or GN_NBR_NONE
-    when the table is full. The caller checks that none exists."""
+cdef inline void _lru_unlink(gn_ip4_nbr_main_t* nm, uint32_t k) noexcept nogil:
+    cdef gn_ip4_neighbor_t* e = &nm.entries[k]
+    if not (e.flags & GN_NBR_F_LRU):
+        return
+    if e.lru_prev != GN_NBR_NONE:
+        nm.entries[e.lru_prev].lru_next = e.lru_next
+    else:
+        nm.lru_head = e.lru_next
+    if e.lru_next != GN_NBR_NONE:
+        nm.entries[e.lru_next].lru_prev = e.lru_prev
+    else:
+        nm.lru_tail = e.lru_prev
+    e.flags = e.flags & ~GN_NBR_F_LRU
+
+
+cdef inline void _lru_touch(gn_ip4_nbr_main_t* nm, uint32_t k) noexcept nogil:
+    """Complete dynamic entry k was confirmed now: the most recently used."""
+    cdef gn_ip4_neighbor_t* e = &nm.entries[k]
+    _lru_unlink(nm, k)
+    e.lru_prev = nm.lru_tail
+    e.lru_next = GN_NBR_NONE
+    if nm.lru_tail != GN_NBR_NONE:
+        nm.entries[nm.lru_tail].lru_next = k
+    else:
+        nm.lru_head = k
+    nm.lru_tail = k
+    e.flags = e.flags | GN_NBR_F_LRU
+
+
+cdef bint _evict_lru(gn_ip4_nbr_main_t* nm, gn_main_t* vm) noexcept nogil:
+    """Free one entry: the least recently confirmed dynamic entry with no
+    packets queued (at most GN_NBR_LRU_SCAN skipped), its FIB state left for
+    the control plane (evicted_*). False when there is none, or the control
+    plane has GN_NBR_EVICT_PENDING_MAX evictions still to unsync."""
+    cdef uint32_t k = nm.lru_head, steps = 0
+    if nm.n_evict_pending >= GN_NBR_EVICT_PENDING_MAX:
+        return False
+    while k != GN_NBR_NONE and nm.entries[k].n_queued:
+        steps += 1
+        if steps > GN_NBR_LRU_SCAN:
+            return False
+        k = nm.entries[k].lru_next
+    if k == GN_NBR_NONE:
+        return False
+    nm.evicted_sw[nm.n_evict_pending] = nm.entries[k].sw_if_index
+    nm.evicted_ip[nm.n_evict_pending] = nm.entries[k].ip
+    nm.n_evict_pending += 1
+    nm.n_evicted += 1
+    gn_nbr_remove(nm, k)
+    if vm != NULL:
+        gn_nbr_wake_control(nm, vm)
+    return True
+
+
+cdef uint32_t gn_nbr_create(gn_ip4_nbr_main_t* nm, gn_main_t* vm, uint32_t sw_if_index, uint32_t ip) noexcept nogil:
+    """A new, empty (incomplete) entry linked into its bucket; when the
+    table is full the least recently confirmed dynamic entry makes room
+    (_evict_lru; vm, may be NULL, to wake the control plane); GN_NBR_NONE
+    when nothing can. The caller checks that none exists."""
     cdef uint32_t k, h
     cdef gn_ip4_neighbor_t* e
+    if nm.free_head == GN_NBR_NONE and nm.n_used >= nm.capacity and not _evict_lru(nm, vm):
+        nm.n_table_full += 1
+        return GN_NBR_NONE
     if nm.free_head != GN_NBR_NONE:
         k = nm.free_head
         nm.free_head = nm.entries[k].next
-    elif nm.n_used < nm.capacity:
+    else:
         k = nm.n_used
         nm.n_used += 1
-    else:
-        nm.n_table_full += 1
-        return GN_NBR_NONE
     e = &nm.entries[k]
     memset(e, 0, sizeof(gn_ip4_neighbor_t))
     e.ip = ip
@@ -159,6 +227,7 @@ cdef void gn_nbr_remove(gn_ip4_nbr_main_t* nm, uint32_t k) noexcept nogil:
     cdef gn_ip4_neighbor_t* e = &nm.entries[k]
     cdef uint32_t h = gn_nbr_hash(nm, e.sw_if_index, e.ip)
     cdef uint32_t* p = &nm.buckets[h]
+    _lru_unlink(nm, k)
     while p[0] != GN_NBR_NONE and p[0] != k:
         p = &nm.entries[p[0]].next
     if p[0] == k:
@@ -199,7 +268,7 @@ cdef int gn_nbr_learn(gn_ip4_nbr_main_t* nm, gn_main_t* vm, uint32_t sw_if_index
     if k == GN_NBR_NONE:
         if not create:
             return 0
-        k = gn_nbr_create(nm, sw_if_index, ip)
+        k = gn_nbr_create(nm, vm, sw_if_index, ip)
         if k == GN_NBR_NONE:
             return -1
     e = &nm.entries[k]
@@ -221,6 +290,7 @@ cdef int gn_nbr_learn(gn_ip4_nbr_main_t* nm, gn_main_t* vm, uint32_t sw_if_index
     e.n_probes = 0
     e.next_probe_ns = 0
     e.flags = e.flags & ~GN_NBR_F_PROBE_FAILED
+    _lru_touch(nm, k)
     if nm.reachable_ns:
         gn_nbr_arm_service(nm, vm, e.updated_ns + nm.reachable_ns)
     return 1
@@ -483,6 +553,8 @@ cdef class Ip4Neighbors:
         self.nm.bucket_mask = nb - 1
         self.nm.capacity = capacity
         self.nm.free_head = GN_NBR_NONE
+        self.nm.lru_head = GN_NBR_NONE
+        self.nm.lru_tail = GN_NBR_NONE
         self.engine = engine
         self._owned = {}
         self.configure(**{name: v for name, v in DEFAULTS.items() if name != "capacity"})
@@ -584,7 +656,7 @@ cdef class Ip4Neighbors:
                 "queued": self.nm.n_queued_total, "requests": self.nm.n_requests,
                 "throttled": self.nm.n_throttled, "learned": self.nm.n_learned, "updated": self.nm.n_updated,
                 "table_full": self.nm.n_table_full, "probes": self.nm.n_unicast_probes,
-                "probe_failed": self.nm.n_probe_failed}
+                "probe_failed": self.nm.n_probe_failed, "evicted": self.nm.n_evicted}
 
     def _call(self, fn, *args):
         eng = self.engine
@@ -626,15 +698,19 @@ cdef class Ip4Neighbors:
         if a == 0 or a == 0xffffffff or (a >> 28) == 0xe:
             raise ValueError(f"{ip}: not a unicast address")
         if k == GN_NBR_NONE:
-            k = gn_nbr_create(self.nm, sw, a)
+            k = gn_nbr_create(self.nm, NULL, sw, a)
             if k == GN_NBR_NONE:
                 raise ValueError(f"the neighbour table is full ({self.nm.capacity} entries)")
+            self._unsync_evicted()
         e = &self.nm.entries[k]
         if not (e.flags & GN_NBR_F_COMPLETE):
             self.nm.n_incomplete -= 1
         e.flags = (e.flags | GN_NBR_F_COMPLETE) & ~(GN_NBR_F_STATIC | GN_NBR_F_NO_FIB | GN_NBR_F_FIB_PENDING)
         if static:
             e.flags = e.flags | GN_NBR_F_STATIC
+            _lru_unlink(self.nm, k)
+        else:
+            _lru_touch(self.nm, k)
         memcpy(e.mac, <const uint8_t*>m, 6)
         e.updated_ns = gn_time_ns()
         e.n_probes = 0
@@ -805,6 +881,7 @@ cdef class Ip4Neighbors:
         pending = []
         aged = []
         failed = []
+        self._unsync_evicted()
         for k in range(self.nm.n_used):
             e = &self.nm.entries[k]
             if (e.flags & (GN_NBR_F_VALID | GN_NBR_F_COMPLETE)) != (GN_NBR_F_VALID | GN_NBR_F_COMPLETE):
@@ -836,6 +913,21 @@ cdef class Ip4Neighbors:
         if oldest == 0:
             return None
         return max(0.01, (oldest + aging_ns - now) / 1e9)
+
+    def _unsync_evicted(self):
+        """Remove the FIB state of entries the data plane evicted (counted
+        ``evicted`` in ip4-neighbor's errors)."""
+        cdef uint32_t i, n = self.nm.n_evict_pending
+        cdef gn_main_t* vm
+        if n == 0:
+            return
+        for i in range(n):
+            self._unsync(self.nm.evicted_sw[i], self.nm.evicted_ip[i])
+        self.nm.n_evict_pending = 0
+        vm = <gn_main_t*><size_t>self._main_ptr()
+        base = self.engine.error_base.get("ip4-neighbor") if self.engine is not None else None
+        if vm != NULL and base is not None:
+            vm.error_counters[base + ERROR_EVICTED] += n
 
     # --- the interface address table tells us ------------------------------------
 
