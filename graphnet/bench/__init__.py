@@ -54,8 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="a bench name, 'list' or 'all'")
     p.add_argument("--json", action="store_true", help="one JSON object per line per measured case")
     p.add_argument("--packets", type=int, metavar="N", help="packets per measured run (default: per bench)")
-    p.add_argument("--seconds", type=float, default=2.0, metavar="S",
-                   help="time budget per case: no new round of runs after S seconds (default 2)")
+    p.add_argument("--seconds", type=float, default=None, metavar="S",
+                   help="time budget per case: no new round of runs after S seconds (default 2; "
+                        "flood: the flood's length, default 60)")
     p.add_argument("--repeat", type=int, default=100, metavar="R",
                    help="at most R runs per case, the fastest is reported (default 100)")
     p.add_argument("--nodes", type=int, metavar="K", help="dispatch: chain length (default 8)")
@@ -74,7 +75,10 @@ def run(names: Iterable[str], opts) -> Iterable[dict]:
     closes the running bench's generator at once, so its ``finally``
     blocks remove the namespaces and processes it made."""
     for name in names:
-        with contextlib.closing(BENCHES[name].fn(opts)) as lines:
+        bench_opts = argparse.Namespace(**vars(opts))
+        if bench_opts.seconds is None:
+            bench_opts.seconds = BENCHES[name].seconds
+        with contextlib.closing(BENCHES[name].fn(bench_opts)) as lines:
             for line in lines:
                 line = {k: round(v, 3) if isinstance(v, float) else v for k, v in line.items()}
                 yield {"bench": name, **line, "machine": machine()}
@@ -94,7 +98,8 @@ def main(argv: list[str]) -> int:
               + f"; known: {', '.join(benches)}", file=sys.stderr)
         return 2
     counts = (opts.packets, opts.nodes, opts.ref_packets, opts.timers)
-    if any(v is not None and v <= 0 for v in counts) or opts.repeat <= 0 or opts.seconds <= 0:
+    if any(v is not None and v <= 0 for v in counts) or opts.repeat <= 0 or (
+            opts.seconds is not None and opts.seconds <= 0):
         print("graphnet bench: counts, --repeat and --seconds must be positive", file=sys.stderr)
         return 2
     if opts.plot:

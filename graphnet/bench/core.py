@@ -35,16 +35,18 @@ class Bench:
     name: str
     fn: Callable[..., Iterator[dict]]
     summary: str
+    seconds: float = 2.0          # --seconds when not given
 
 
 BENCHES: dict[str, Bench] = {}
 
 
-def register(name: str):
-    """Decorator: make ``fn(opts)`` the bench ``graphnet bench <name>``."""
+def register(name: str, seconds: float = 2.0):
+    """Decorator: make ``fn(opts)`` the bench ``graphnet bench <name>``
+    (``seconds``: its ``--seconds`` default)."""
     def wrap(fn):
         doc = (fn.__doc__ or "").strip()
-        BENCHES[name] = Bench(name, fn, doc.splitlines()[0] if doc else "")
+        BENCHES[name] = Bench(name, fn, doc.splitlines()[0] if doc else "", seconds)
         return fn
     return wrap
 

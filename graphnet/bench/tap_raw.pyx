@@ -87,6 +87,41 @@ def write_loop(int fd, bytes frame, uint64_t n, double seconds=-1.0):
     return done, failed
 
 
+def write_frames_loop(int fd, list frames, uint64_t n, double seconds=-1.0):
+    """write() the frames in turn, cycling, n writes in all (or until
+    `seconds` pass); failed writes (a full queue) are counted, not retried.
+    Returns (written, failed)."""
+    cdef bytes blob = b"".join(frames)
+    cdef const uint8_t* p = blob
+    cdef uint32_t k = len(frames), i = 0
+    cdef size_t* offsets = <size_t*>malloc((k + 1) * sizeof(size_t))
+    cdef uint64_t done = 0, failed = 0, attempts = 0
+    cdef uint64_t deadline = gn_time_ns() + <uint64_t>(seconds * 1e9) if seconds > 0 else <uint64_t>-1
+    if k == 0:
+        free(offsets)
+        return 0, 0
+    if offsets == NULL:
+        raise MemoryError()
+    offsets[0] = 0
+    for i in range(k):
+        offsets[i + 1] = offsets[i] + len(frames[i])
+    i = 0
+    with nogil:
+        while attempts < n:
+            if write(fd, p + offsets[i], offsets[i + 1] - offsets[i]) < 0:
+                failed += 1
+            else:
+                done += 1
+            attempts += 1
+            i += 1
+            if i == k:
+                i = 0
+            if (attempts & 255) == 0 and gn_time_ns() >= deadline:
+                break
+    free(offsets)
+    return done, failed
+
+
 def forward_drain(int fd_a, int fd_b, uint32_t bufsize):
     """read() from a and write() to b until a is empty. Returns
     (frames, bytes)."""

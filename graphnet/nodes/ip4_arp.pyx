@@ -49,7 +49,7 @@ from graphnet.fib.ip4_fib cimport Ip4Fib, gn_ip4_fib_t, gn_ip4_adj_t, gn_ip4_opa
 from graphnet.nodes.ip4_neighbor cimport (Ip4Neighbors, gn_ip4_nbr_main_t, gn_ip4_neighbor_t, gn_nbr_find,
                                           gn_nbr_create, gn_nbr_request_token, gn_nbr_build_request,
                                           gn_nbr_arm_service, gn_nbr_wake_control, GN_NBR_NONE,
-                                          GN_NBR_F_COMPLETE, GN_NBR_F_NO_FIB, GN_NBR_F_FIB_PENDING)
+                                          GN_NBR_F_COMPLETE, GN_NBR_F_NO_FIB, GN_NBR_F_FIB_PENDING, GN_NBR_F_WANTED)
 from graphnet.vlib.buffer cimport gn_buffer_t, gn_frame_t, gn_buffer_current
 from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_enqueue_to_single_next,
                                  gn_node_increment_error)
@@ -141,6 +141,7 @@ cdef uint32_t ip4_arp_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* fra
                         gn_nbr_arm_service(nm, vm, e.next_probe_ns)
             if err == 0:
                 e = &nm.entries[k]
+                e.flags = e.flags | GN_NBR_F_WANTED         # graphnet has traffic for it: in use
                 if e.flags & GN_NBR_F_NO_FIB:
                     err = ERROR_NO_ADJACENCY
                 elif nm.queue_limit == 0:

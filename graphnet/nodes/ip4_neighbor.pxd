@@ -17,7 +17,9 @@
 #
 # Complete dynamic entries are also on an LRU list, least recently
 # confirmed first. When the table is full, creating an entry evicts the
-# first of them with no packets queued (gn_nbr_create): unlinked at once,
+# first of them not in use (no packets queued, not WANTED: graphnet never
+# had traffic for it), or failing that within GN_NBR_LRU_SCAN entries the
+# first with no packets queued (gn_nbr_create): unlinked at once,
 # its (interface, address) left in evicted_* for the control plane, which
 # removes its FIB state; static and incomplete entries are never evicted.
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
@@ -36,8 +38,9 @@ cdef enum:
     GN_NBR_F_NO_FIB = 1 << 5              # sync found no adjacency to make for it
     GN_NBR_F_PROBE_FAILED = 1 << 6        # stale, unicast probes unanswered: the control plane deletes it
     GN_NBR_F_LRU = 1 << 7                 # on the LRU list (complete, dynamic)
+    GN_NBR_F_WANTED = 1 << 8              # graphnet had packets for it (resolved on demand, or configured)
     GN_NBR_EVICT_PENDING_MAX = 256        # evictions the control plane has not unsynced yet
-    GN_NBR_LRU_SCAN = 64                  # entries with queued packets skipped at most, per eviction
+    GN_NBR_LRU_SCAN = 64                  # entries in use skipped at most, per eviction
     GN_NBR_ARP_LEN = 42                   # Ethernet + ARP request, unpadded
 
 ctypedef struct gn_ip4_neighbor_t:

@@ -57,14 +57,18 @@ Who does what:
     packet resolves again).
 
 A full table (``capacity``, default 4096) makes room for a new entry by
-evicting the least recently confirmed dynamic entry that has no packets
-queued (Linux's forced garbage collection at gc_thresh3 does the same for
-unreferenced entries): arp-input and ip4-arp unlink it at once, the
-control plane removes its FIB state (``evicted``). Static and incomplete
-entries are never evicted, so a flood of spoofed ARP cannot lock new
-neighbours out (it can push out idle dynamic ones, which resolve again on
-their next packet; a next hop the FIB forwards through is confirmed every
-``reachable_time`` by its probes, but is not otherwise protected).
+evicting the least recently confirmed dynamic entry that is not in use:
+no packets queued, and never *wanted* (graphnet never had a packet for
+it: it was only learned from the ARP it sent us), as Linux's forced
+garbage collection at gc_thresh3 spares referenced entries. Only when the
+first 64 entries of the LRU list are all wanted does the least recently
+confirmed of them (with nothing queued) go. arp-input and ip4-arp unlink
+the victim at once, the control plane removes its FIB state
+(``evicted``). Static and incomplete entries are never evicted, so a
+flood of spoofed ARP from random senders cannot lock new neighbours out
+and churns through its own entries, not those of the hosts graphnet
+talks to (an entry is wanted once ip4-arp queued a packet for it, or the
+operator added it).
 
 Invariants: a queued buffer is owned by exactly one entry until it is
 flushed to ip4-lookup or dropped with a counter; the engine's close frees
@@ -169,18 +173,25 @@ cdef inline void _lru_touch(gn_ip4_nbr_main_t* nm, uint32_t k) noexcept nogil:
 
 
 cdef bint _evict_lru(gn_ip4_nbr_main_t* nm, gn_main_t* vm) noexcept nogil:
-    """Free one entry: the least recently confirmed dynamic entry with no
-    packets queued (at most GN_NBR_LRU_SCAN skipped), its FIB state left for
-    the control plane (evicted_*). False when there is none, or the control
-    plane has GN_NBR_EVICT_PENDING_MAX evictions still to unsync."""
-    cdef uint32_t k = nm.lru_head, steps = 0
+    """Free one entry: the least recently confirmed dynamic entry not in use
+    (no packets queued, not WANTED), else the least recently confirmed with
+    no packets queued, among the first GN_NBR_LRU_SCAN of the LRU list; its
+    FIB state is left for the control plane (evicted_*). False when there
+    is none, or the control plane has GN_NBR_EVICT_PENDING_MAX evictions
+    still to unsync."""
+    cdef uint32_t k = nm.lru_head, steps = 0, fallback = GN_NBR_NONE
     if nm.n_evict_pending >= GN_NBR_EVICT_PENDING_MAX:
         return False
-    while k != GN_NBR_NONE and nm.entries[k].n_queued:
+    while k != GN_NBR_NONE and steps < GN_NBR_LRU_SCAN:
+        if nm.entries[k].n_queued == 0:
+            if not (nm.entries[k].flags & GN_NBR_F_WANTED):
+                break
+            if fallback == GN_NBR_NONE:
+                fallback = k
         steps += 1
-        if steps > GN_NBR_LRU_SCAN:
-            return False
         k = nm.entries[k].lru_next
+    if k == GN_NBR_NONE or steps == GN_NBR_LRU_SCAN:
+        k = fallback
     if k == GN_NBR_NONE:
         return False
     nm.evicted_sw[nm.n_evict_pending] = nm.entries[k].sw_if_index
@@ -706,6 +717,7 @@ cdef class Ip4Neighbors:
         if not (e.flags & GN_NBR_F_COMPLETE):
             self.nm.n_incomplete -= 1
         e.flags = (e.flags | GN_NBR_F_COMPLETE) & ~(GN_NBR_F_STATIC | GN_NBR_F_NO_FIB | GN_NBR_F_FIB_PENDING)
+        e.flags = e.flags | GN_NBR_F_WANTED            # configured: in use
         if static:
             e.flags = e.flags | GN_NBR_F_STATIC
             _lru_unlink(self.nm, k)
