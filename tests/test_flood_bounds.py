@@ -131,6 +131,7 @@ def test_spoofed_arp_fills_the_table_and_a_new_neighbour_is_still_learned(engine
     b = HostBench(engine_factory, ["if0"], buffers=POOL, before_build=lambda e: ip4_host.ip4_neighbors(e, capacity=64))
     b.address("if0", "10.0.0.1/24")
     b.neighbors.add("if0", "10.0.0.2", PEER, static=True)
+    b.neighbors.configure(evict_min_age=0)         # any entry may go (default: confirmed 5 s ago or more)
     # 64 + 100 spoofed senders, each learned (its request answered), the table full after 63
     spoofed = [arp_req(f"10.0.0.{10 + i}", hwsrc=mac(0x100 + i)) for i in range(164)]
     out = b.out("if0", spoofed)
@@ -159,10 +160,33 @@ def test_refreshed_neighbours_outlive_spoofed_ones(engine_factory):
     """LRU by last confirmation: a neighbour that keeps talking stays."""
     b = HostBench(engine_factory, ["if0"], buffers=POOL, before_build=lambda e: ip4_host.ip4_neighbors(e, capacity=8))
     b.address("if0", "10.0.0.1/24")
+    b.neighbors.configure(evict_min_age=0)
     b.out("if0", [arp_req("10.0.0.3", hwsrc="02:00:00:00:bb:03")])
     for round_ in range(5):
         b.out("if0", [arp_req(f"10.0.0.{40 + 4 * round_ + i}", hwsrc=mac(round_ * 4 + i)) for i in range(4)])
         b.out("if0", [arp_req("10.0.0.3", hwsrc="02:00:00:00:bb:03")])          # confirmed again
     assert "10.0.0.3" in {n["ip"] for n in b.neighbors.entries()}
     assert b.neighbors.stats()["evicted"] > 0
+    b.check_accounting()
+
+
+def test_fresh_spoofed_entries_are_not_churned_but_a_wanted_neighbour_gets_in(engine_factory):
+    """With the default evict_min_age (5 s), a table full of fresh spoofed
+    entries is not churned by more spoofed ARP (answered, not learned:
+    each eviction costs the control plane a FIB update), but a host
+    graphnet has traffic for (its ping's reply) evicts one at once."""
+    b = HostBench(engine_factory, ["if0"], buffers=POOL, before_build=lambda e: ip4_host.ip4_neighbors(e, capacity=32))
+    b.address("if0", "10.0.0.1/24")
+    out = b.out("if0", [arp_req(f"10.0.0.{10 + i}", hwsrc=mac(0x100 + i)) for i in range(40)])
+    assert len(out) == 40                                  # all answered
+    assert b.count("arp-input", "table-full") == 8 and b.neighbors.stats()["evicted"] == 0
+    # a new host pings us: its reply needs its MAC, ip4-arp evicts the least recently confirmed
+    (req,) = b.out("if0", [Ether(src="02:00:00:00:bb:01", dst=IF0) / IP(src="10.0.0.250", dst="10.0.0.1")
+                           / ICMP(id=1, seq=1)])
+    assert (req[ARP].op, req[ARP].pdst) == (1, "10.0.0.250")
+    (r,) = b.out("if0", [Ether(src="02:00:00:00:bb:01", dst=IF0) / ARP(op=2, hwsrc="02:00:00:00:bb:01",
+                                                                      psrc="10.0.0.250", hwdst=IF0, pdst="10.0.0.1")])
+    assert r[ICMP].type == 0 and r.dst == "02:00:00:00:bb:01"
+    assert b.neighbors.stats()["evicted"] == 1
+    assert "10.0.0.10" not in {n["ip"] for n in b.neighbors.entries()}
     b.check_accounting()

@@ -16,7 +16,8 @@ frames in turn:
 - UDP datagrams from the kernel side to closed ports (port unreachable,
   rate limited);
 - ARP requests for graphnet's address from 8192 random on-link senders
-  (answered; they overfill the 4096-entry neighbour table, which evicts);
+  (answered; they overfill the 4096-entry neighbour table, which learns
+  what fits and evicts only spoofed entries confirmed 5 s ago or more);
 - fragments that never complete: 512 datagrams x 16 fragments of 16
   bytes, 8192 buffers held if nothing bounded them (half the pool;
   reassembly keeps 25% at most and drops the oldest).

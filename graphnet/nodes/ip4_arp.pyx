@@ -122,7 +122,7 @@ cdef uint32_t ip4_arp_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* fra
                 elif nm.n_incomplete >= nm.max_incomplete:
                     err = ERROR_TABLE_FULL
                 else:
-                    k = gn_nbr_create(nm, vm, sw, nh)
+                    k = gn_nbr_create(nm, vm, sw, nh, True)
                     if k == GN_NBR_NONE:
                         err = ERROR_TABLE_FULL
                     else:

@@ -18,8 +18,10 @@
 # Complete dynamic entries are also on an LRU list, least recently
 # confirmed first. When the table is full, creating an entry evicts the
 # first of them not in use (no packets queued, not WANTED: graphnet never
-# had traffic for it), or failing that within GN_NBR_LRU_SCAN entries the
-# first with no packets queued (gn_nbr_create): unlinked at once,
+# had traffic for it); an entry learned from unsolicited ARP only one
+# confirmed evict_min_age_ns ago or more (Linux's 5 s), one graphnet wants
+# failing that the first WANTED one with no packets queued, within
+# GN_NBR_LRU_SCAN entries (gn_nbr_create): unlinked at once,
 # its (interface, address) left in evicted_* for the control plane, which
 # removes its FIB state; static and incomplete entries are never evicted.
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
@@ -82,6 +84,7 @@ ctypedef struct gn_ip4_nbr_main_t:
     uint64_t probe_interval_ns            # between requests, and between unicast probes
     uint64_t reachable_ns                 # a confirmed entry is stale after this (0: never)
     uint32_t max_unicast_probes           # unanswered probes before a stale entry is deleted
+    uint64_t evict_min_age_ns             # unsolicited learning evicts only entries confirmed this long ago
     double request_rate                   # token bucket of ARP requests (per second, burst)
     double request_burst
     double request_tokens
@@ -116,7 +119,8 @@ cdef inline uint32_t gn_nbr_find(const gn_ip4_nbr_main_t* nm, uint32_t sw_if_ind
     return GN_NBR_NONE
 
 
-cdef uint32_t gn_nbr_create(gn_ip4_nbr_main_t* nm, gn_main_t* vm, uint32_t sw_if_index, uint32_t ip) noexcept nogil
+cdef uint32_t gn_nbr_create(gn_ip4_nbr_main_t* nm, gn_main_t* vm, uint32_t sw_if_index, uint32_t ip,
+                            bint wanted) noexcept nogil
 cdef void gn_nbr_remove(gn_ip4_nbr_main_t* nm, uint32_t k) noexcept nogil
 cdef int gn_nbr_learn(gn_ip4_nbr_main_t* nm, gn_main_t* vm, uint32_t sw_if_index, uint32_t ip,
                       const uint8_t* mac, bint create) noexcept nogil

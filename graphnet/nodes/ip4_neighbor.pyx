@@ -60,9 +60,16 @@ A full table (``capacity``, default 4096) makes room for a new entry by
 evicting the least recently confirmed dynamic entry that is not in use:
 no packets queued, and never *wanted* (graphnet never had a packet for
 it: it was only learned from the ARP it sent us), as Linux's forced
-garbage collection at gc_thresh3 spares referenced entries. Only when the
-first 64 entries of the LRU list are all wanted does the least recently
-confirmed of them (with nothing queued) go. arp-input and ip4-arp unlink
+garbage collection at gc_thresh3 spares referenced entries. An entry
+learned from unsolicited ARP (a request to us) evicts only such an entry
+confirmed at least ``evict_min_age`` (5 s) ago, as Linux's forced gc
+spares entries updated in the last 5 s: a flood of spoofed senders then
+replaces at most the table's capacity every 5 s (each eviction costs the
+control plane a FIB update), the rest are answered, not learned
+(``table-full``), and it never pushes out a host graphnet talks to. An
+entry graphnet has traffic for (ip4-arp) evicts regardless of age, and
+when the first 64 entries of the LRU list are all wanted, the least
+recently confirmed of them with nothing queued. arp-input and ip4-arp unlink
 the victim at once, the control plane removes its FIB state
 (``evicted``). Static and incomplete entries are never evicted, so a
 flood of spoofed ARP from random senders cannot lock new neighbours out
@@ -136,9 +143,8 @@ ERRORS = (
 
 # Linux's defaults: base_reachable_time 30 s, retrans_time 1 s, ucast_solicit / mcast_solicit 3
 DEFAULTS = dict(capacity=4096, max_incomplete=512, queue_limit=16, max_queued_total=2048, queue_pool_share=0.125,
-                max_probes=3,
-                probe_interval=1.0, request_rate=100.0, request_burst=50.0, aging_time=300.0,
-                reachable_time=30.0, unicast_probes=3)
+                max_probes=3, probe_interval=1.0, request_rate=100.0, request_burst=50.0, aging_time=300.0,
+                reachable_time=30.0, unicast_probes=3, evict_min_age=5.0)
 
 
 # --- the table ------------------------------------------------------------------
@@ -172,28 +178,39 @@ cdef inline void _lru_touch(gn_ip4_nbr_main_t* nm, uint32_t k) noexcept nogil:
     e.flags = e.flags | GN_NBR_F_LRU
 
 
-cdef bint _evict_lru(gn_ip4_nbr_main_t* nm, gn_main_t* vm) noexcept nogil:
-    """Free one entry: the least recently confirmed dynamic entry not in use
-    (no packets queued, not WANTED), else the least recently confirmed with
-    no packets queued, among the first GN_NBR_LRU_SCAN of the LRU list; its
-    FIB state is left for the control plane (evicted_*). False when there
-    is none, or the control plane has GN_NBR_EVICT_PENDING_MAX evictions
-    still to unsync."""
-    cdef uint32_t k = nm.lru_head, steps = 0, fallback = GN_NBR_NONE
+cdef bint _evict_lru(gn_ip4_nbr_main_t* nm, gn_main_t* vm, bint wanted) noexcept nogil:
+    """Free one entry, scanning the first GN_NBR_LRU_SCAN of the LRU list
+    (least recently confirmed first) for one with no packets queued: the
+    first not WANTED; for a `wanted` new entry (graphnet has traffic for
+    it) failing that the first WANTED one. For an unwanted new entry
+    (learning from unsolicited ARP) only entries confirmed evict_min_age_ns
+    ago or more, and never a WANTED one: a flood of fresh spoofed entries
+    then churns at most the table's capacity per evict_min_age and never
+    pushes out a host graphnet talks to. The victim's FIB state is left for
+    the control plane (evicted_*). False when nothing may go, or the
+    control plane has GN_NBR_EVICT_PENDING_MAX evictions still to unsync."""
+    cdef uint32_t k = nm.lru_head, steps = 0, fallback = GN_NBR_NONE, victim = GN_NBR_NONE
+    cdef uint64_t now = gn_time_ns()
+    cdef gn_ip4_neighbor_t* e
     if nm.n_evict_pending >= GN_NBR_EVICT_PENDING_MAX:
         return False
     while k != GN_NBR_NONE and steps < GN_NBR_LRU_SCAN:
-        if nm.entries[k].n_queued == 0:
-            if not (nm.entries[k].flags & GN_NBR_F_WANTED):
+        e = &nm.entries[k]
+        if not wanted and e.updated_ns + nm.evict_min_age_ns > now:
+            break                                   # all the rest were confirmed later still
+        if e.n_queued == 0:
+            if not (e.flags & GN_NBR_F_WANTED):
+                victim = k
                 break
             if fallback == GN_NBR_NONE:
                 fallback = k
         steps += 1
-        k = nm.entries[k].lru_next
-    if k == GN_NBR_NONE or steps == GN_NBR_LRU_SCAN:
-        k = fallback
-    if k == GN_NBR_NONE:
+        k = e.lru_next
+    if victim == GN_NBR_NONE and wanted:
+        victim = fallback
+    if victim == GN_NBR_NONE:
         return False
+    k = victim
     nm.evicted_sw[nm.n_evict_pending] = nm.entries[k].sw_if_index
     nm.evicted_ip[nm.n_evict_pending] = nm.entries[k].ip
     nm.n_evict_pending += 1
@@ -204,14 +221,16 @@ cdef bint _evict_lru(gn_ip4_nbr_main_t* nm, gn_main_t* vm) noexcept nogil:
     return True
 
 
-cdef uint32_t gn_nbr_create(gn_ip4_nbr_main_t* nm, gn_main_t* vm, uint32_t sw_if_index, uint32_t ip) noexcept nogil:
+cdef uint32_t gn_nbr_create(gn_ip4_nbr_main_t* nm, gn_main_t* vm, uint32_t sw_if_index, uint32_t ip,
+                            bint wanted) noexcept nogil:
     """A new, empty (incomplete) entry linked into its bucket; when the
     table is full the least recently confirmed dynamic entry makes room
-    (_evict_lru; vm, may be NULL, to wake the control plane); GN_NBR_NONE
-    when nothing can. The caller checks that none exists."""
+    (_evict_lru: `wanted` says graphnet has traffic for this one; vm, may
+    be NULL, to wake the control plane); GN_NBR_NONE when nothing can. The
+    caller checks that none exists."""
     cdef uint32_t k, h
     cdef gn_ip4_neighbor_t* e
-    if nm.free_head == GN_NBR_NONE and nm.n_used >= nm.capacity and not _evict_lru(nm, vm):
+    if nm.free_head == GN_NBR_NONE and nm.n_used >= nm.capacity and not _evict_lru(nm, vm, wanted):
         nm.n_table_full += 1
         return GN_NBR_NONE
     if nm.free_head != GN_NBR_NONE:
@@ -279,7 +298,7 @@ cdef int gn_nbr_learn(gn_ip4_nbr_main_t* nm, gn_main_t* vm, uint32_t sw_if_index
     if k == GN_NBR_NONE:
         if not create:
             return 0
-        k = gn_nbr_create(nm, vm, sw_if_index, ip)
+        k = gn_nbr_create(nm, vm, sw_if_index, ip, False)
         if k == GN_NBR_NONE:
             return -1
     e = &nm.entries[k]
@@ -584,7 +603,7 @@ cdef class Ip4Neighbors:
 
     def configure(self, *, max_incomplete=None, queue_limit=None, max_queued_total=None, queue_pool_share=None,
                   max_probes=None, probe_interval=None, request_rate=None, request_burst=None, aging_time=None,
-                  reachable_time=None, unicast_probes=None):
+                  reachable_time=None, unicast_probes=None, evict_min_age=None):
         """Change limits and timers (seconds; rates per second).
 
         max_probes: broadcast requests to resolve an address;
@@ -597,7 +616,10 @@ cdef class Ip4Neighbors:
         per neighbour while it is resolved (the oldest goes when full);
         max_queued_total and queue_pool_share (0 < share <= 1): packets
         queued in all, the smaller of the two (the share of the engine's
-        buffer pool). Defaults: ``DEFAULTS``."""
+        buffer pool); evict_min_age: with the table full, an entry learned
+        from unsolicited ARP evicts only one confirmed at least this long
+        ago (0: any; one graphnet has traffic for evicts any). Defaults:
+        ``DEFAULTS``."""
         if queue_limit is not None:
             if not 0 <= queue_limit <= GN_NBR_QUEUE_MAX:
                 raise ValueError(f"queue_limit must be 0..{GN_NBR_QUEUE_MAX}")
@@ -634,6 +656,9 @@ cdef class Ip4Neighbors:
             _check_seconds("aging_time", aging_time, zero_means="never")
             self.aging_time = aging_time
             self._wake_process()
+        if evict_min_age is not None:
+            _check_seconds("evict_min_age", evict_min_age, zero_means="any entry may go")
+            self.nm.evict_min_age_ns = <uint64_t>(evict_min_age * 1e9)
         if unicast_probes is not None:
             if not 1 <= unicast_probes <= 255:
                 raise ValueError("unicast_probes must be 1..255")
@@ -660,7 +685,7 @@ cdef class Ip4Neighbors:
                 "max_probes": self.nm.max_probes, "probe_interval": self.nm.probe_interval_ns / 1e9,
                 "request_rate": self.nm.request_rate, "request_burst": self.nm.request_burst,
                 "aging_time": self.aging_time, "reachable_time": self.nm.reachable_ns / 1e9,
-                "unicast_probes": self.nm.max_unicast_probes}
+                "unicast_probes": self.nm.max_unicast_probes, "evict_min_age": self.nm.evict_min_age_ns / 1e9}
 
     def stats(self) -> dict:
         return {"entries": self.nm.n_entries, "incomplete": self.nm.n_incomplete,
@@ -709,7 +734,7 @@ cdef class Ip4Neighbors:
         if a == 0 or a == 0xffffffff or (a >> 28) == 0xe:
             raise ValueError(f"{ip}: not a unicast address")
         if k == GN_NBR_NONE:
-            k = gn_nbr_create(self.nm, NULL, sw, a)
+            k = gn_nbr_create(self.nm, NULL, sw, a, True)
             if k == GN_NBR_NONE:
                 raise ValueError(f"the neighbour table is full ({self.nm.capacity} entries)")
             self._unsync_evicted()
