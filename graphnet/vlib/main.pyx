@@ -589,7 +589,7 @@ cdef class Main:
         cdef gn_main_t* vm = self.vm
         cdef uint64_t start = gn_time_ns(), now, deadline, vectors, wait_ns, loops0 = vm.loop_count
         cdef uint64_t max_sleep_ns = <uint64_t>(max_sleep * 1e9)
-        cdef uint64_t sleeps_seen = vm.sleeps
+        cdef uint64_t sleeps_seen = vm.sleeps, limited_seen = vm.drain_limited
         cdef bint idle, quiet
         cdef int timeout_ms
         deadline = start + <uint64_t>(seconds * 1e9) if seconds >= 0 else <uint64_t>-1
@@ -602,10 +602,13 @@ cdef class Main:
                     with gil:
                         self._run_hook()
                     vectors += 1      # the hook may have queued work
-                if (vm.loop_count & 0xfff) == 0 or vm.sleeps != sleeps_seen:
+                if (vm.loop_count & 0xfff) == 0 or vm.sleeps != sleeps_seen or vm.drain_limited != limited_seen:
                     # Let Python run signal handlers (Ctrl-C) now and then:
-                    # after every sleep, and every 4096 busy iterations.
+                    # after every sleep, every 4096 busy iterations, and
+                    # after each iteration cut by the drain bound (those
+                    # last milliseconds each).
                     sleeps_seen = vm.sleeps
+                    limited_seen = vm.drain_limited
                     with gil:
                         PyErr_CheckSignals()
                 now = gn_time_ns()
