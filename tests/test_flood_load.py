@@ -5,14 +5,9 @@ TAP from a namespace) for about 5 s: the engine answers a control call
 being answered, RSS stays flat and the buffers come back to their
 pre-flood count.
 (privileged: root, /dev/net/tun, iputils ping)."""
-import os
-import shutil
-
 import pytest
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/dev/net/tun")
-                                or not shutil.which("ping"),
-                                reason="needs root, /dev/net/tun and iputils ping")
+pytestmark = pytest.mark.privileged(tools=("ping",))
 
 
 def test_mixed_flood_keeps_the_engine_responsive_and_bounded():
