@@ -370,7 +370,6 @@ def test_peer_namespace_removed_marks_interface_down(engine_factory):
 
 def test_link_down_then_up_recovers(engine_factory, veth):
     eng, dev, cap = rx_engine(engine_factory, veth)
-    dev._st.set_check_interval(0.1)
     kernel = packet_socket(veth.b, veth.b_if)
     eng.start()
     host.set_link(veth.a_if, veth.a, up=False)

@@ -19,6 +19,7 @@ device is declared, with a clear message.
 from __future__ import annotations
 
 import logging
+import sys
 
 log = logging.getLogger("graphnet.device")
 
@@ -96,6 +97,52 @@ class Device:
         An AF_PACKET device attaches to a link graphnet does not own and
         leaves the kernel link as it is (up, carrier on)."""
         self.engine.call(self.engine.interfaces.set_admin_up, self.sw_if_index, up)
+
+    def kernel_link_changed(self, up: bool) -> None:
+        """The kernel link under this interface went up, or down / away
+        (loop thread; devices call it from their link events). The
+        interface table's link state follows (interface-output drops what
+        is routed to a link that is down, as ``link-down``); going down,
+        the interface's dynamic neighbours are flushed, their queued
+        packets dropped and counted, so nothing waits on a dead link and
+        the next packet after up resolves afresh."""
+        self.engine.interfaces.set_link_up(self.sw_if_index, up)
+        if not up:
+            neighbours = sys.modules.get("graphnet.nodes.ip4_neighbor")     # only if the IPv4 graph is loaded
+            if neighbours is not None and self.engine in neighbours._TABLES:
+                neighbours.ip4_neighbors(self.engine).flush_interface(self.sw_if_index)
+
+    def delete(self) -> None:
+        """Remove this interface from a running engine (``delete tap``,
+        ``delete host-interface``), in the loop's thread: its IPv4 addresses
+        (and so their routes and neighbours) go, its dynamic neighbours are
+        flushed, the device closes (fds, rings, held buffers), its input
+        node is disabled and the interface leaves the table. Its nodes stay
+        in the graph, idle; a device of the same kind and name made later
+        takes them (and the sw_if_index) back."""
+        eng = self.engine
+
+        def remove():
+            addresses = sys.modules.get("graphnet.fib.ip4_address")
+            if addresses is not None and eng in addresses._TABLES:
+                table = addresses.ip4_addresses(eng)
+                for cidr in table.get(self.sw_if_index):
+                    table.delete(self.sw_if_index, cidr)
+            self.kernel_link_changed(False)
+            self.close()
+            if eng.main is not None and self.input_node in eng.index:
+                from graphnet.vlib.main import STATE_DISABLED
+                eng.main.set_state(eng.index[self.input_node], STATE_DISABLED, False)
+            eng.interfaces.delete(self.sw_if_index)
+            if self.close in eng.on_close:
+                eng.on_close.remove(self.close)
+        eng.call(remove)
+
+    def add_to_engine(self) -> None:
+        """Put a device made after the graph was built into it (loop
+        thread): new nodes grow the graph; a re-made interface takes back
+        the nodes of the deleted one of the same name."""
+        self.engine.grow(self, reuse=True)
 
     def set_promiscuous(self, on: bool) -> None:
         """Accept unicast frames for other MACs (the interface table's flag,
