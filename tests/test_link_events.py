@@ -184,6 +184,7 @@ class Pinger:
         self.proc.terminate()
         self.proc.wait(5)
         self.thread.join(5)
+        self.proc.stdout.close()
 
 
 def _settled_in_use(eng):
@@ -217,7 +218,7 @@ def test_flap_under_traffic_resumes_at_once(engine_factory, net, rx_mode, caplog
     caplog.set_level("WARNING")
     eng, tap, afp = _router(engine_factory, net, rx_mode)
     assert _ping(net.a, HOST_B) == 3
-    baseline = _settled_in_use(eng)
+    baseline, fd, fds = _settled_in_use(eng), afp._st.fd, _fds()
     pinger = Pinger(net.a, HOST_B, 12)
     try:
         assert wait_for(lambda: len(pinger.replies) >= 5, timeout=5)
@@ -245,6 +246,7 @@ def test_flap_under_traffic_resumes_at_once(engine_factory, net, rx_mode, caplog
     assert any(f"{net.vr} in namespace {net.r} is down (admin down)" in m for m in msgs)
     assert any(f"{net.vr} in namespace {net.r} is up" in m and "resumed" in m for m in msgs)
     assert _settled_in_use(eng) == baseline
+    assert afp._st.fd == fd and _fds() == fds                  # the same socket and ring, recovered
 
 
 def ip4_neighbour_count(eng, ifname):
@@ -253,16 +255,18 @@ def ip4_neighbour_count(eng, ifname):
 
 
 @root_only
-def test_deleted_veth_is_detached_and_attached_again_when_it_returns(engine_factory, net, caplog):
+@pytest.mark.parametrize("rx_mode", ["interrupt", "polling", "adaptive"])
+def test_deleted_veth_is_detached_and_attached_again_when_it_returns(engine_factory, net, rx_mode, caplog):
     caplog.set_level("WARNING")
-    eng, tap, afp = _router(engine_factory, net)
+    eng, tap, afp = _router(engine_factory, net, rx_mode)
     assert _ping(net.a, HOST_B) == 3
     baseline, fds = _settled_in_use(eng), _fds()
     t0 = time.monotonic()
     subprocess.run(["ip", "-n", net.r, "link", "del", net.vr], check=True, timeout=10)
     assert wait_for(lambda: not afp.attached, timeout=2)
     assert time.monotonic() - t0 < 1.0                          # the netlink event, not a once-a-second check
-    assert afp._st.fd == -1 and afp._st.ring == (0, 0) or afp._st.fd == -1
+    assert afp._st.fd == -1
+    assert "detached" in eng.show("hardware", afp.name)
     row = [l for l in eng.show("interface").splitlines() if l.startswith(afp.name)][0]
     assert "deleted" in row
     assert _fds() == fds - 1                                    # the socket closed
@@ -275,6 +279,23 @@ def test_deleted_veth_is_detached_and_attached_again_when_it_returns(engine_fact
     assert any("attached again" in m for m in msgs)
     assert _fds() == fds
     assert _settled_in_use(eng) == baseline
+    state = eng.main.node_counters()[eng.index[afp.input_node]]["state"]
+    assert state == {"polling": 0, "interrupt": 1, "adaptive": 1}[rx_mode]      # the rx mode restored
+
+
+@root_only
+def test_renamed_and_moved_are_logged_and_a_moved_link_detaches(engine_factory, net, caplog):
+    caplog.set_level("WARNING")
+    eng, tap, afp = _router(engine_factory, net)
+    other = f"gnm{_uid()}"
+    subprocess.run(["ip", "-n", net.r, "link", "set", net.vr, "name", other], check=True, timeout=10)
+    assert wait_for(lambda: any(f"{net.vr} in namespace {net.r} was renamed to {other}: still attached"
+                                in r.getMessage() for r in caplog.records), timeout=2)
+    assert afp.attached and afp.host_if == other
+    assert _ping(net.a, HOST_B) == 3                           # the socket follows the ifindex
+    subprocess.run(["ip", "-n", net.r, "link", "set", other, "netns", net.a], check=True, timeout=10)
+    assert wait_for(lambda: not afp.attached, timeout=2)
+    assert any(f"{other} was moved out of namespace {net.r}: detached" in r.getMessage() for r in caplog.records)
 
 
 @root_only

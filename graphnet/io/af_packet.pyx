@@ -40,14 +40,30 @@ is retried on later iterations (the input node is woken for it) and, after
 Rx modes: polling, interrupt (the socket fd in the loop's epoll: readable
 when a block is retired) and adaptive; switchable at run time.
 
-Link loss: when the kernel interface goes down or is deleted (or its
-namespace goes away) the socket reports an error; the loop drops the fd
-from epoll and raises the input node, which marks the interface link-down
-(interface-output then drops its traffic), logs it, and from then on
-checks the kernel interface once per second on a timer: no spinning, no
-CPU when idle. When it is up again (re-created under the same name: the
-socket is re-bound) the fd is registered again and the link marked up.
-In polling mode an idle socket is checked for errors every 64k empty polls.
+Link state comes from rtnetlink (graphnet.io.link_events: the engine's
+link-events node, woken by the kernel's RTM_NEWLINK/RTM_DELLINK in the
+interface's namespace), one log line per event:
+
+  - down (admin down or no carrier): the interface is marked link-down at
+    once (interface-output drops what is routed to it, ``link-down``), its
+    dynamic neighbours are flushed and the tx backlog dropped. The socket's
+    pending ENETDOWN (EPOLLERR) is read by the input node, which puts the
+    fd back in epoll: the ring is kept.
+  - up: the socket is bound again (the kernel re-arms it by itself; binding
+    again also follows a new ifindex), the link marked up, the input node
+    raised: rx and tx resume at once.
+  - deleted, moved to another namespace, or its namespace deleted: the
+    device detaches (fd out of the loop and closed, ring unmapped, tx
+    backlog dropped, input node disabled; ``show interface`` says
+    ``deleted``) and attaches again, with a fresh socket and ring, when an
+    interface of that name appears in the namespace (or on ``create
+    host-interface name <if>``).
+  - renamed: still attached (the socket follows the ifindex).
+
+A send that fails with ENXIO/ENETDOWN/ENODEV (before the event arrives)
+drops the frame as ``link-down`` and makes the input node look at the link
+(marked down if it is not up; re-bound if it was re-created). No timer, no
+polling: a detached or down interface costs nothing.
 
 Nodes
   af-packet-input-<name>: input. Metadata set: current_data 0,
@@ -1231,6 +1247,11 @@ class AfPacketDevice(Device):
         ks = self.kernel_stats()
         flags = self._st.flags()
         link = self._st.link()
+        if not self.attached:
+            return {"host interface": f"{self.host_if}" + (f" (netns {self.netns})" if self.netns else ""),
+                    "socket": "none: detached, the kernel interface was deleted (attached again when it "
+                              "comes back, or with 'create host-interface')",
+                    "kernel link": f"{link['state']} ({link['events']} changes)"}
         return {"host interface": f"{self.host_if} (ifindex {self._st.ifindex}"
                                   + (f", netns {self.netns}" if self.netns else "") + ")",
                 "kernel MAC": format_mac(self._st.kernel_mac),

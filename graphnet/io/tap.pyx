@@ -98,14 +98,20 @@ enqueues to the engine's capture as rx, tap-output each frame it is given
 as tx (before writing it: a frame that is later dropped was still
 offered), both filtered by ``intfc``; off, this costs one branch per frame.
 
-Faults: when the kernel side disappears (link deleted, namespace removed)
-reads and writes fail with EBADFD and epoll reports EPOLLERR forever. The
-first node to see it marks the device dead: the interface's link goes down
-(``show hardware`` says "link lost" with the errno), the fd leaves epoll,
-the retry queue is dropped, and neither node touches the fd again. A small
-process node ``tap-monitor-<name>`` notices within 0.25 s, logs the error
-once and disables the input node, so even a polling device stops costing
-CPU. The engine keeps running.
+Faults: the kernel side is watched with rtnetlink (graphnet.io.link_events).
+Set admin down in its namespace, the interface's link goes down (neighbours
+flushed, what is routed to it dropped as ``link-down``) until it is set up
+again; its carrier is graphnet's own and does not count. Deleted, moved
+away, or its namespace deleted (``ip netns del``; our netlink socket would
+keep the namespace alive, so link-events lets go of it and tells us): the
+device is lost. The same happens when a read, a write or epoll finds out
+first (EBADFD, EPOLLERR forever): that node marks the device dead (link
+down, fd out of epoll, retry queue dropped, the fd never touched again) and
+wakes the process node ``tap-monitor-<name>``. Either way one log line says
+what happened, the fd is closed (the kernel removes the TAP), held buffers
+are freed and the input node disabled, so even a polling device costs no
+CPU; ``show hardware`` says "link lost" and why. The engine keeps running;
+``delete tap`` and a new ``create tap`` of the same name make it again.
 
 Invariants: every buffer read is either enqueued once, or kept in the spare
 stack; every buffer the tx node receives is written and freed, dropped with
