@@ -437,3 +437,17 @@ def test_bad_attachments_are_refused_in_one_line(engine_factory, net):
     assert eng.running
     assert len(list(eng.interfaces)) == 2
     execute(eng, f"delete tap {tap}")
+
+
+@root_only
+def test_link_flap_bench_runs_against_the_kernel_and_cleans_up():
+    import types
+    from graphnet.bench.link_flap import link_flap
+    before = set(host.list_netns())
+    lines = {l["case"]: l for l in link_flap(types.SimpleNamespace(repeat=2))}
+    assert set(lines) == {"kernel-router", "graphnet"}
+    assert lines["graphnet"]["flaps"] == 2 and lines["graphnet"]["against"] == "kernel-router"
+    assert 0 < lines["graphnet"]["max_ms"] < 1000 and 0 < lines["kernel-router"]["max_ms"] < 5000
+    # its namespaces are gone (others' gn-bench-* may come and go meanwhile)
+    assert wait_for(lambda: not [n for n in set(host.list_netns()) - before
+                                 if n.startswith("gn-bench-") and n[-1] in "akrb" and len(n) == 16], timeout=2)
