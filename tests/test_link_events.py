@@ -73,17 +73,11 @@ def test_parse_link_messages_stops_at_lying_lengths():
 
 
 def test_watcher_reports_state_changes_once():
-    seen = []
-
-    class _Eng:
-        on_close = []
-
-    w = LinkWatcher(_Eng())
-    try:
-        w.watches[1] = w_ = type("W", (), {})()
-    finally:
-        w.close()
+    """Messages as the kernel sends them (attribute updates repeat the same
+    flags) give one event per change, in order."""
     from graphnet.io.link_events import _Watch, LinkMessage
+    seen = []
+    w = LinkWatcher()
     watch = _Watch(None, "veth0", seen.append)
     watch.ifindex, watch.up = 7, True
     w.watches = {1: watch}
@@ -95,6 +89,42 @@ def test_watcher_reports_state_changes_once():
     assert [(e.what, e.reason) for e in seen] == [
         ("down", "no carrier"), ("down", "admin down"), ("up", ""), ("renamed", ""), ("deleted", ""),
         ("created", ""), ("down", "no carrier")]
+    w.close()
+
+
+def test_flush_interface_keeps_static_and_can_take_only_unresolved(engine_factory):
+    """The neighbour flush a link event makes: down takes every dynamic
+    entry of the interface (queued packets dropped and counted), the one
+    50 ms after up only the unresolved ones; static entries and other
+    interfaces are left alone."""
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+    from graphnet.testing.ip4 import HostBench, mac_of
+    b = HostBench(engine_factory, ["if0", "if1"])
+    b.address("if0", "10.0.0.1/24")
+    b.address("if1", "10.0.1.1/24")
+    b.neighbors.add("if0", "10.0.0.7", "02:00:00:00:07:07")                 # dynamic, complete
+    b.neighbors.add("if0", "10.0.0.8", "02:00:00:00:08:08", static=True)
+    b.neighbors.add("if1", "10.0.1.7", "02:00:00:00:17:17")
+    b.send("if1", [Ether(dst=mac_of(1)) / IP(src="10.0.1.7", dst="10.0.0.9") / UDP()])     # 10.0.0.9: unresolved
+    state = lambda: sorted((e["interface"], e["ip"], e["state"]) for e in b.neighbors.entries())
+    assert ("if0", "10.0.0.9", "incomplete") in state()
+    assert b.neighbors.flush_interface("if0", incomplete_only=True) == 1
+    assert [x[1] for x in state()] == ["10.0.0.7", "10.0.0.8", "10.0.1.7"]
+    assert b.engine.error_count("ip4-neighbor", "deleted") == 1              # the queued packet
+    assert b.neighbors.flush_interface("if0") == 1
+    assert [x[1] for x in state()] == ["10.0.0.8", "10.0.1.7"]
+
+
+def test_call_later_runs_in_the_loop_after_the_delay(engine_factory):
+    from graphnet.io.link_events import link_watcher
+    eng = engine_factory()
+    eng.start()
+    ran = []
+    t0 = time.monotonic()
+    eng.call(link_watcher(eng).call_later, 0.05, lambda: ran.append((time.monotonic() - t0, eng.running)))
+    assert wait_for(lambda: ran, timeout=2)
+    assert 0.05 <= ran[0][0] < 0.5 and ran[0][1]
 
 
 # --- the topology ----------------------------------------------------------------------------
@@ -295,7 +325,8 @@ def test_renamed_and_moved_are_logged_and_a_moved_link_detaches(engine_factory, 
     assert _ping(net.a, HOST_B) == 3                           # the socket follows the ifindex
     subprocess.run(["ip", "-n", net.r, "link", "set", other, "netns", net.a], check=True, timeout=10)
     assert wait_for(lambda: not afp.attached, timeout=2)
-    assert any(f"{other} was moved out of namespace {net.r}: detached" in r.getMessage() for r in caplog.records)
+    assert wait_for(lambda: any(f"{other} was moved out of namespace {net.r}: detached" in r.getMessage()
+                                for r in caplog.records), timeout=2)
 
 
 @root_only

@@ -1147,6 +1147,8 @@ class AfPacketDevice(Device):
                 log.warning("%s: %s: link up, rx and tx resumed", self.name, text)
             else:
                 log.error("%s: %s, but the socket cannot be bound to it again; link stays down", self.name, text)
+        elif what in ("deleted", "moved", "namespace-deleted") and not self.attached:
+            log.warning("%s: %s (detached already)", self.name, text)
         elif what in ("deleted", "moved", "namespace-deleted"):
             self.detach()
             log.error("%s: %s: detached (socket closed, ring unmapped); attached again when %s appears "

@@ -24,6 +24,7 @@ import sys
 log = logging.getLogger("graphnet.device")
 
 RX_MODES = ("polling", "interrupt", "adaptive")
+RESOLVE_AGAIN_AFTER_UP = 0.05      # seconds after a link came up: unresolved neighbours asked for again
 
 
 class DefaultNext:
@@ -108,9 +109,21 @@ class Device:
         the next packet after up resolves afresh."""
         self.engine.interfaces.set_link_up(self.sw_if_index, up)
         if not up:
-            neighbours = sys.modules.get("graphnet.nodes.ip4_neighbor")     # only if the IPv4 graph is loaded
-            if neighbours is not None and self.engine in neighbours._TABLES:
-                neighbours.ip4_neighbors(self.engine).flush_interface(self.sw_if_index)
+            self._flush_neighbours(False)
+        else:
+            # The peer may not take frames yet in the instant our side comes
+            # up (its own carrier event is handled a moment later), so a
+            # request sent then can be lost: 50 ms on, unresolved neighbours
+            # are dropped and the next packet asks again at once.
+            from graphnet.io.link_events import link_watcher
+            link_watcher(self.engine).call_later(RESOLVE_AGAIN_AFTER_UP, self._flush_neighbours, True)
+
+    def _flush_neighbours(self, incomplete_only: bool) -> None:
+        neighbours = sys.modules.get("graphnet.nodes.ip4_neighbor")     # only if the IPv4 graph is loaded
+        if neighbours is None or self.engine not in neighbours._TABLES:
+            return
+        if self.engine.interfaces.devices[self.sw_if_index] is self:
+            neighbours.ip4_neighbors(self.engine).flush_interface(self.sw_if_index, incomplete_only)
 
     def delete(self) -> None:
         """Remove this interface from a running engine (``delete tap``,

@@ -234,8 +234,7 @@ class _Namespace:
 class LinkWatcher:
     """The engine's rtnetlink listener (see the module docstring)."""
 
-    def __init__(self, engine):
-        self.engine = weakref.proxy(engine)
+    def __init__(self):
         self.epoll = select.epoll()
         self.spaces: dict = {}             # netns (None: ours) -> _Namespace
         self.by_fd: dict = {}              # fd -> _Namespace
@@ -244,6 +243,8 @@ class LinkWatcher:
         self.inotify = -1
         self.wds: dict = {}                # inotify wd -> directory
         self.node_index = None
+        self.main = None
+        self.later: list = []              # (monotonic deadline, fn, args), for call_later
         self.stats = {"messages": 0, "bad_messages": 0, "events": 0, "overruns": 0}
 
     # --- watches -------------------------------------------------------------------
@@ -279,6 +280,7 @@ class LinkWatcher:
         if w is not None:
             w.ifindex = ifindex
             w.up = up
+            w.down_reason = None            # down for a reason not known yet: the next message tells it
 
     def _close_space(self, netns) -> None:
         ns = self.spaces.pop(netns, None)
@@ -317,7 +319,31 @@ class LinkWatcher:
 
     def setup(self, engine, node_index) -> None:
         self.node_index = node_index
+        self.main = engine.main
         engine.main.register_fd(node_index, self.epoll.fileno())
+
+    def call_later(self, delay: float, fn: Callable, *args) -> None:
+        """Run fn(*args) in the loop thread about `delay` seconds from now
+        (the link-events process wakes for it; devices use it to act a
+        little after an event)."""
+        import time
+        self.later.append((time.monotonic() + delay, fn, args))
+        self.later.sort(key=lambda x: x[0])
+        if self.main is not None and self.node_index is not None:
+            self.main.set_interrupt_pending(self.node_index)
+
+    def run_due(self) -> Optional[float]:
+        """Run the call_later functions that are due; the seconds until the
+        next one (None: none left)."""
+        import time
+        now = time.monotonic()
+        while self.later and self.later[0][0] <= now:
+            _, fn, args = self.later.pop(0)
+            try:
+                fn(*args)
+            except Exception:
+                log.exception("link-events: a delayed action failed")
+        return max(0.0, self.later[0][0] - now) if self.later else None
 
     def poll(self) -> int:
         """Read every ready socket and deliver the events; returns how many."""
@@ -387,7 +413,8 @@ class LinkWatcher:
     def _state_change(w: _Watch, m: LinkMessage, netns) -> Optional[LinkEvent]:
         up = bool(m.flags & IFF_UP) and bool(m.flags & (IFF_RUNNING | IFF_LOWER_UP))
         reason = "" if up else ("admin down" if not m.flags & IFF_UP else "no carrier")
-        if w.up is not None and up == w.up and (up or reason == w.down_reason):
+        if w.up is not None and up == w.up and (up or w.down_reason in (None, reason)):
+            w.down_reason = reason
             return None
         w.up, w.down_reason = up, reason
         return LinkEvent("up" if up else "down", w.ifname, netns, m.ifindex, reason=reason)
@@ -430,6 +457,7 @@ class LinkWatcher:
         for netns in list(self.spaces):
             self._close_space(netns)
         self.watches.clear()
+        self.later.clear()
         if self.inotify >= 0:
             os.close(self.inotify)
             self.inotify = -1
@@ -447,7 +475,7 @@ def link_watcher(engine) -> LinkWatcher:
     """The engine's watcher, made on first use."""
     w = _WATCHERS.get(engine)
     if w is None:
-        w = _WATCHERS[engine] = LinkWatcher(engine)
+        w = _WATCHERS[engine] = LinkWatcher()
         engine.on_close.insert(0, w.close)        # closed last (hooks run in reverse)
     return w
 
@@ -458,9 +486,11 @@ def _setup(engine, node_index):
 
 def _process(engine):
     w = link_watcher(engine)
+    timeout = None
     while True:
-        yield WaitEvent(interrupts=True)
+        yield WaitEvent(timeout=timeout, interrupts=True)
         w.poll()
+        timeout = w.run_due()
 
 
 NODES = (
