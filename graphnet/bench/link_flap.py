@@ -93,7 +93,7 @@ def _graphnet(n) -> list:
     from graphnet.nodes import ip4_host
     from graphnet.vlib.engine import Engine
     u = _uid()
-    a, r, b = f"gn-bench-{u}a", f"gn-bench-{u}r", f"gn-bench-{u}b"
+    a, r, b = f"gn-flap-{u}a", f"gn-flap-{u}r", f"gn-flap-{u}b"
     vr, vb = f"gnfr{u}", f"gnfb{u}"
     for ns in (a, r, b):
         host.create_netns(ns)
@@ -129,7 +129,7 @@ def _graphnet(n) -> list:
 
 def _kernel(n) -> list:
     u = _uid()
-    a, k, b = f"gn-bench-{u}a", f"gn-bench-{u}k", f"gn-bench-{u}b"
+    a, k, b = f"gn-flap-{u}a", f"gn-flap-{u}k", f"gn-flap-{u}b"
     ka, kb = f"gnka{u}", f"gnkb{u}"
     for ns in (a, k, b):
         host.create_netns(ns)
