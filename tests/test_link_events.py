@@ -329,6 +329,28 @@ def test_renamed_and_moved_are_logged_and_a_moved_link_detaches(engine_factory, 
 
 
 @root_only
+def test_namespace_deleted_then_create_host_interface_attaches_again(engine_factory, net, caplog):
+    """The veth end's namespace deleted: detached (our sockets let go of the
+    namespace, so the veth pair goes). A namespace of that name made again
+    is not watched: ``create host-interface`` attaches the old interface
+    again, with its addresses, and traffic resumes."""
+    caplog.set_level("WARNING")
+    eng, tap, afp = _router(engine_factory, net)
+    assert _ping(net.a, HOST_B) == 3
+    host.delete_netns(net.r)
+    assert wait_for(lambda: not afp.attached, timeout=3)
+    assert wait_for(lambda: not host.link_exists(net.vb, net.b), timeout=5)    # nothing kept it alive
+    assert any(f"network namespace {net.r} was deleted" in r.getMessage() for r in caplog.records)
+    host.create_netns(net.r)
+    net.make_veth()
+    time.sleep(0.3)
+    assert not afp.attached
+    assert execute(eng, f"create host-interface name {net.vr} netns {net.r}") == afp.name
+    assert afp.attached and eng.interfaces.info(afp.name)["link_up"]
+    assert _ping(net.a, HOST_B) == 3
+
+
+@root_only
 def test_a_hundred_flaps_and_twenty_recreations_leave_nothing_behind(engine_factory, net):
     eng, tap, afp = _router(engine_factory, net)
     assert _ping(net.a, HOST_B) == 3
