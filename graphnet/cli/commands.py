@@ -125,13 +125,13 @@ def _interface(engine, name: str):
     """(sw_if_index, device) of an interface by name, or a UsageError that
     lists the interfaces (with a did-you-mean)."""
     import difflib
-    names = list(engine.interfaces.names)
+    names = list(engine.interfaces)         # deleted ones left out
     if name not in names:
         hint = difflib.get_close_matches(name, names, n=1)
         raise UsageError(f"no interface named {name!r}"
                          + (f" (did you mean {hint[0]!r}?)" if hint else
                             f"; interfaces: {', '.join(names) or 'none'}"))
-    i = names.index(name)
+    i = engine.interfaces.index(name)
     return i, engine.interfaces.devices[i]
 
 

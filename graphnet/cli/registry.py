@@ -289,6 +289,7 @@ def default_registry() -> Registry:
     import graphnet.cli.commands  # noqa: F401  (registers on import)
     import graphnet.cli.system  # noqa: F401
     import graphnet.cli.packet_generator  # noqa: F401
+    import graphnet.cli.interface_commands  # noqa: F401
     import graphnet.cli.json_views  # noqa: F401
     return REGISTRY
 

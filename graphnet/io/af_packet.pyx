@@ -40,14 +40,30 @@ is retried on later iterations (the input node is woken for it) and, after
 Rx modes: polling, interrupt (the socket fd in the loop's epoll: readable
 when a block is retired) and adaptive; switchable at run time.
 
-Link loss: when the kernel interface goes down or is deleted (or its
-namespace goes away) the socket reports an error; the loop drops the fd
-from epoll and raises the input node, which marks the interface link-down
-(interface-output then drops its traffic), logs it, and from then on
-checks the kernel interface once per second on a timer: no spinning, no
-CPU when idle. When it is up again (re-created under the same name: the
-socket is re-bound) the fd is registered again and the link marked up.
-In polling mode an idle socket is checked for errors every 64k empty polls.
+Link state comes from rtnetlink (graphnet.io.link_events: the engine's
+link-events node, woken by the kernel's RTM_NEWLINK/RTM_DELLINK in the
+interface's namespace), one log line per event:
+
+  - down (admin down or no carrier): the interface is marked link-down at
+    once (interface-output drops what is routed to it, ``link-down``), its
+    dynamic neighbours are flushed and the tx backlog dropped. The socket's
+    pending ENETDOWN (EPOLLERR) is read by the input node, which puts the
+    fd back in epoll: the ring is kept.
+  - up: the socket is bound again (the kernel re-arms it by itself; binding
+    again also follows a new ifindex), the link marked up, the input node
+    raised: rx and tx resume at once.
+  - deleted, moved to another namespace, or its namespace deleted: the
+    device detaches (fd out of the loop and closed, ring unmapped, tx
+    backlog dropped, input node disabled; ``show interface`` says
+    ``deleted``) and attaches again, with a fresh socket and ring, when an
+    interface of that name appears in the namespace (or on ``create
+    host-interface name <if>``).
+  - renamed: still attached (the socket follows the ifindex).
+
+A send that fails with ENXIO/ENETDOWN/ENODEV (before the event arrives)
+drops the frame as ``link-down`` and makes the input node look at the link
+(marked down if it is not up; re-bound if it was re-created). No timer, no
+polling: a detached or down interface costs nothing.
 
 Nodes
   af-packet-input-<name>: input. Metadata set: current_data 0,
@@ -78,13 +94,14 @@ from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_RX, GN_TX, GN_BUF
 from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_main_alloc_uninit,
                                  gn_main_free,
                                  gn_enqueue_to_next, gn_enqueue_to_single_next, gn_buffer_set_error,
-                                 gn_node_increment_error, gn_node_set_interrupt_pending, gn_node_schedule_interrupt,
+                                 gn_node_increment_error, gn_node_set_interrupt_pending, gn_node_fd_rearm,
                                  GN_NODE_INTERRUPT, GN_NODE_POLLING)
 from graphnet.io.interface cimport gn_interface_t
 from graphnet.io.pcap cimport gn_pcap_main_t, gn_pcap_capture, GN_PCAP_RX, GN_PCAP_TX
 from graphnet.io.bufcopy cimport gn_copy_to_chain, gn_chain_length
 from graphnet.vlib.node import Node
-from graphnet.io.device import Device, DeviceError
+from graphnet.io.device import Device, DeviceError, RX_MODES
+from graphnet.io.link_events import link_watcher
 from graphnet.io.device import DefaultNext
 
 log = logging.getLogger("graphnet.af_packet")
@@ -93,7 +110,7 @@ cdef enum:
     FRAME_SIZE = 2048             # nominal ring frame (V3 packs frames; it only sizes the ring)
     TPACKET3_HDR_ALIGNED = 48     # TPACKET_ALIGN(sizeof(struct tpacket3_hdr))
     MAX_IOV = 64
-    EMPTY_POLLS_CHECK = 65536
+    ARPHRD_ETHER = 1
     LINK_UP = 0
     LINK_DOWN = 1
     LINK_GONE = 2
@@ -168,10 +185,7 @@ ctypedef struct afp_t:
     # link state
     uint8_t link_down
     uint8_t link_state
-    uint8_t check_link
-    uint64_t next_check_ns
-    uint64_t check_interval_ns
-    uint32_t empty_polls
+    uint8_t check_link            # a send failed with ENXIO/ENETDOWN/ENODEV: look at the link
     PyObject* device              # borrowed: the AfPacketDevice (kept alive by the engine)
     uint8_t* scratch              # a VLAN-tagged frame over one buffer is assembled here
     uint64_t rx_meta[5]           # a received buffer's first GN_BUFFER_INIT_BYTES: fresh, sw_if_index[RX] set
@@ -229,7 +243,7 @@ cdef int _open(afp_t* st, str host_if, object netns, uint32_t ring_frames, uint3
         st.ifindex = if_nametoindex(st.ifname)
         if st.ifindex == 0:
             raise DeviceError(f"af-packet: no interface named {host_if!r}{where}")
-        _read_link_info(st)
+        _read_link_info(st, host_if, where)
         if rx_ring:
             _setup_ring(st, ring_frames, block_size, retire_ms)
         if qdisc_bypass and _setopt_int(fd, SOL_PACKET, PACKET_QDISC_BYPASS, 1) == 0:
@@ -255,11 +269,23 @@ cdef int _open(afp_t* st, str host_if, object netns, uint32_t ring_frames, uint3
     return 0
 
 
-cdef int _read_link_info(afp_t* st) except -1:
+_HW_TYPES = {772: "a loopback device", 65534: "not an Ethernet device (no link-layer header: a TUN?)",
+             768: "an IP-in-IP tunnel", 776: "a SIT tunnel", 778: "a GRE tunnel", 823: "a GRE tunnel"}
+
+
+cdef int _read_link_info(afp_t* st, str host_if, str where) except -1:
+    """The kernel interface's MAC and MTU; refuses anything but Ethernet
+    (lo, a TUN, a tunnel): graphnet's graph starts at ethernet-input."""
     cdef ifreq ifr
+    cdef int hw_type
     memset(&ifr, 0, sizeof(ifr))
     strncpy(ifr.ifr_name, st.ifname, 15)
     if ioctl(st.fd, SIOCGIFHWADDR, &ifr) == 0:
+        hw_type = ifr.ifr_hwaddr.sa_family
+        if hw_type != ARPHRD_ETHER:
+            raise DeviceError(f"af-packet: {host_if!r}{where} is "
+                              f"{_HW_TYPES.get(hw_type, f'not an Ethernet device (ARPHRD {hw_type})')}; "
+                              f"only Ethernet interfaces can be attached")
         memcpy(st.kernel_mac, ifr.ifr_hwaddr.sa_data, 6)
     memset(&ifr, 0, sizeof(ifr))
     strncpy(ifr.ifr_name, st.ifname, 15)
@@ -365,48 +391,30 @@ cdef void _clear_sock_error(int fd) noexcept nogil:
     getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &n)
 
 
-cdef bint _fd_has_error(int fd) noexcept nogil:
-    cdef pollfd p
-    p.fd = fd
-    p.events = 0
-    p.revents = 0
-    return poll(&p, 1, 0) > 0 and (p.revents & (POLLERR | POLLHUP | POLLNVAL)) != 0
-
-
-cdef void _set_link(gn_main_t* vm, gn_node_runtime_t* node, afp_t* st, int state) noexcept nogil:
-    cdef bint was_down = st.link_down
-    cdef uint64_t ticks
+cdef void _mark_link(afp_t* st, int state) noexcept nogil:
     st.link_state = state
     st.link_down = state != LINK_UP
-    st.hw.link_up = 0 if st.link_down else 1
-    if st.link_down:
-        st.next_check_ns = gn_time_ns() + st.check_interval_ns
-        ticks = st.check_interval_ns // vm.timers.tick_ns
-        gn_node_schedule_interrupt(vm, node.node_index, ticks if ticks else 1)
-    if was_down != st.link_down or node.fd_error:
-        st.link_events += 1
-        with gil:
-            try:
-                (<object>st.device)._link_event(state)
-            except BaseException:
-                log.exception("af-packet: link event handler failed")
+    if st.hw != NULL:
+        st.hw.link_up = 0 if st.link_down else 1
 
 
 cdef bint _link_slow_path(gn_main_t* vm, gn_node_runtime_t* node, afp_t* st) noexcept nogil:
-    """Runs when the fd reported an error, a tx saw the link vanish, or the
-    link is down. Returns True while the link is down."""
+    """The fd reported EPOLLERR (the socket's pending ENETDOWN: the link
+    went down or was deleted) or a send failed with ENXIO/ENETDOWN/ENODEV.
+    Read the error, put the fd back in epoll, and look at the link: a link
+    that is not up is marked down at once (interface-output drops what is
+    routed to it); one re-created under our name is re-bound. Up again is
+    decided by the link-events node (netlink), never here. Returns True
+    while the link is down."""
     cdef int state
-    if node.fd_error or st.check_link:
-        st.check_link = 0
-        _clear_sock_error(st.fd)
-        state = _probe_link(st)
-        if state != LINK_UP or st.link_down or node.fd_error:
-            _set_link(vm, node, st, state)
-        return st.link_down
-    if gn_time_ns() < st.next_check_ns:
-        return True
     _clear_sock_error(st.fd)
-    _set_link(vm, node, st, _probe_link(st))
+    if node.fd_error:
+        gn_node_fd_rearm(vm, node)
+    if st.check_link:
+        st.check_link = 0
+        state = _probe_link(st)
+        if state != LINK_UP:
+            _mark_link(st, state)
     return st.link_down
 
 
@@ -811,25 +819,15 @@ cdef uint32_t afp_output_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* 
 
 cdef uint32_t afp_input_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame) noexcept nogil:
     cdef afp_t* st = <afp_t*>node.runtime_data
-    cdef uint32_t n
-    if st == NULL:
+    if st == NULL or st.fd < 0 or st.ring == NULL:      # detached (the kernel interface was deleted)
+        node.has_more_work = 0
         return 0
-    if gn_unlikely(node.fd_error or st.link_down or st.check_link):
-        if _link_slow_path(vm, node, st):
-            if st.n_backlog:
-                _tx_retry(vm, node, st)      # drops them (link down) with a counter
-            node.has_more_work = 0
-            return 0
+    if gn_unlikely(node.fd_error or st.check_link):
+        _link_slow_path(vm, node, st)
     if st.n_backlog:
-        _tx_retry(vm, node, st)
-    n = _rx(vm, node, st)
-    if n == 0 and node.state == GN_NODE_POLLING:
-        st.empty_polls += 1
-        if st.empty_polls >= EMPTY_POLLS_CHECK:
-            st.empty_polls = 0
-            if _fd_has_error(st.fd):
-                st.check_link = 1
-    return n
+        _tx_retry(vm, node, st)          # link down: drops them, counted as link-down
+    # Link down or not, frames already in the ring are valid: take them.
+    return _rx(vm, node, st)
 
 
 AFP_INPUT_FN = PyCapsule_New(<void*>afp_input_fn, "gn_node_fn", NULL)
@@ -841,6 +839,7 @@ AFP_OUTPUT_FN = PyCapsule_New(<void*>afp_output_fn, "gn_node_fn", NULL)
 cdef class _AfpState:
     """Owns an afp_t: the socket, the ring, the tx backlog."""
     cdef afp_t* st
+    cdef tuple params                   # what open() was given, for reopen()
     cdef readonly uint64_t kernel_packets
     cdef readonly uint64_t kernel_drops
     cdef readonly uint64_t kernel_freezes
@@ -868,8 +867,67 @@ cdef class _AfpState:
         if self.st.backlog == NULL or self.st.scratch == NULL:
             raise MemoryError()
         self.st.tx_retry_limit = tx_retry_limit
-        self.st.check_interval_ns = 1000000000
+        self.params = (ring_frames, block_size, retire_ms, promisc, qdisc_bypass, rx_ring)
         _open(self.st, host_if, netns, ring_frames, block_size, retire_ms, promisc, qdisc_bypass, rx_ring)
+
+    def reopen(self, str host_if, netns):
+        """Open the socket and map a fresh ring again, as open() did, after
+        detach() (the kernel interface was deleted and is back). Raises
+        DeviceError and stays detached when it cannot."""
+        ring_frames, block_size, retire_ms, promisc, qdisc_bypass, rx_ring = self.params
+        if self.st.fd >= 0:
+            raise DeviceError(f"af-packet: {host_if!r} is attached already")
+        self.st.cur_block = self.st.cur_pkt = self.st.cur_off = 0
+        self.st.promisc = self.st.qdisc_bypass = self.st.check_outgoing = 0
+        self.st.check_link = 0
+        _open(self.st, host_if, netns, ring_frames, block_size, retire_ms, promisc, qdisc_bypass, rx_ring)
+
+    def detach(self, size_t vm_address):
+        """The kernel interface is gone: drop the tx backlog (counted as
+        link-down), unmap the ring and close the socket; the nodes then
+        leave this device alone (link state deleted)."""
+        _mark_link(self.st, LINK_GONE)
+        self._drop_backlog(vm_address, TX_ERROR_LINK_DOWN)
+        _close(self.st)
+
+    def set_link(self, int state, size_t vm_address):
+        """Set the link state from a netlink event (loop thread). Down:
+        the tx backlog is dropped (link-down). Up: the socket's pending
+        error is read, it is bound again (the kernel re-arms it on up by
+        itself; binding again also follows a new ifindex). Returns False
+        if the socket could not be bound (it then stays down)."""
+        if state != LINK_UP:
+            _mark_link(self.st, state)
+            self._drop_backlog(vm_address, TX_ERROR_LINK_DOWN)
+            return True
+        if self.st.fd < 0:
+            return False
+        _clear_sock_error(self.st.fd)
+        if _probe_link(self.st) == LINK_GONE or _bind(self.st) != 0:
+            _mark_link(self.st, LINK_DOWN)
+            return False
+        _mark_link(self.st, LINK_UP)
+        return True
+
+    def probe(self):
+        """The kernel link as the socket sees it now: (state name, ifindex)."""
+        if self.st.fd < 0:
+            return "deleted", 0
+        return LINK_STATES[_probe_link(self.st)], self.st.ifindex
+
+    def _drop_backlog(self, size_t vm_address, uint32_t code):
+        cdef gn_main_t* vm = <gn_main_t*>vm_address
+        cdef uint32_t nb = self.st.n_backlog, i
+        if nb == 0 or vm == NULL:
+            return
+        for i in range(nb):
+            gn_main_buffer(vm, self.st.backlog[i]).error = <uint16_t>(self.st.tx_error_base + code)
+        vm.error_counters[self.st.tx_error_base + code] += nb
+        if self.st.hw != NULL:
+            self.st.hw.counters.tx_drops += nb
+        gn_main_free(vm, self.st.backlog, nb)
+        self.st.n_backlog = 0
+        self.st.backlog_tries = 0
 
     def bind_engine(self, device, size_t hw, size_t trace, uint32_t sw_if_index, uint32_t max_frame,
                     uint32_t input_node_index):
@@ -884,9 +942,6 @@ cdef class _AfpState:
 
     def set_tx_error_base(self, uint32_t base):
         self.st.tx_error_base = base
-
-    def set_check_interval(self, double seconds):
-        self.st.check_interval_ns = <uint64_t>(seconds * 1e9)
 
     def capsule(self):
         return PyCapsule_New(<void*>self.st, "gn_runtime_data", NULL)
@@ -959,6 +1014,22 @@ cdef class _AfpState:
         return {"state": LINK_STATES[self.st.link_state], "events": self.st.link_events,
                 "backlog": self.st.n_backlog}
 
+    def count_link_event(self):
+        self.st.link_events += 1
+
+
+from graphnet.vlib.main import STATE_POLLING, STATE_INTERRUPT
+_STATE_CODES = {"polling": STATE_POLLING, "interrupt": STATE_INTERRUPT}
+
+
+def attached_device(engine, host_if, netns):
+    """The AF_PACKET device of engine on kernel interface host_if in netns
+    (attached or detached), or None."""
+    for dev in engine.interfaces.devices:
+        if isinstance(dev, AfPacketDevice) and dev.host_if == host_if and dev.netns == netns:
+            return dev
+    return None
+
 
 class AfPacketDevice(Device):
     """An AF_PACKET "host" interface on an existing kernel interface (see
@@ -982,6 +1053,11 @@ class AfPacketDevice(Device):
         self.host_if = host_if
         self.netns = netns
         self.next_node = next_node
+        other = attached_device(engine, host_if, netns)
+        if other is not None:
+            raise DeviceError(f"af-packet: {host_if!r}"
+                              + (f" in network namespace {netns!r}" if netns else "")
+                              + f" is already attached as {other.name}")
         self._st = _AfpState()
         self._st.open(host_if, netns, ring_frames, block_size, retire_ms, promiscuous, qdisc_bypass, tx_backlog,
                       tx_retry_limit)
@@ -995,6 +1071,7 @@ class AfPacketDevice(Device):
         if admin_up:
             engine.interfaces.set_admin_up(self.sw_if_index, True)
         self._input_index = None
+        self._watch = None
         self.link_state = "up"
 
     def nodes(self):
@@ -1015,24 +1092,124 @@ class AfPacketDevice(Device):
         engine.main.set_runtime_data(node_index, self._st.capsule())
         engine.main.register_fd(node_index, self._st.fd)
         engine.main.set_interrupt_pending(node_index)
+        self._watch = link_watcher(engine).watch(self.netns, self.host_if, self._on_link_event)
+        self._sync_link()
 
     def _setup_output(self, engine, node_index):
         self._st.set_tx_error_base(engine.error_base[self.output_node])
         engine.main.set_runtime_data(node_index, self._st.capsule())
 
-    def _link_event(self, state):
-        """Called by the input node (loop thread, GIL taken) when the kernel
-        link changes: keep the fd in epoll only while the link is up."""
+    # --- kernel link events (loop thread) -------------------------------------------
+
+    @property
+    def attached(self) -> bool:
+        """True while a socket is bound to the kernel interface."""
+        return self._st.fd >= 0
+
+    def _sync_link(self):
+        """Look at the kernel link now and take its state (at attach, and
+        when netlink lost events)."""
+        state, ifindex = self._st.probe()
+        if state == "up":
+            self._link_up()
+        elif state == "down":
+            self._link_down()
+        link_watcher(self.engine).set_known(self._watch, ifindex, (state == "up") if ifindex else None)
+        return state
+
+    def _link_down(self):
+        self._st.set_link(LINK_DOWN, self.engine.main.address)
+        self.link_state = "down"
+        self.kernel_link_changed(False)
+
+    def _link_up(self):
         main = self.engine.main
-        name = LINK_STATES.get(state, str(state))
-        self.link_state = name
+        if not self._st.set_link(LINK_UP, main.address):
+            return False
+        self.link_state = "up"
+        self.kernel_link_changed(True)
+        main.rearm_fd(self._input_index)
+        main.set_interrupt_pending(self._input_index)      # frames may wait in the ring
+        return True
+
+    def _on_link_event(self, ev):
+        """A netlink event about our kernel interface: one log line each."""
+        self._st.count_link_event()
+        what, text = ev.what, ev.describe()
+        if what == "down":
+            if self.attached:
+                self._link_down()
+            log.warning("%s: %s: link down, neighbours flushed, traffic to it dropped (link-down)", self.name, text)
+        elif what == "up":
+            if not self.attached:
+                self.attach()
+            elif self._link_up():
+                log.warning("%s: %s: link up, rx and tx resumed", self.name, text)
+            else:
+                log.error("%s: %s, but the socket cannot be bound to it again; link stays down", self.name, text)
+        elif what in ("deleted", "moved", "namespace-deleted") and not self.attached:
+            log.warning("%s: %s (detached already)", self.name, text)
+        elif what in ("deleted", "moved", "namespace-deleted"):
+            self.detach()
+            log.error("%s: %s: detached (socket closed, ring unmapped); attached again when %s appears "
+                      "or on 'create host-interface name %s'", self.name, text, self.host_if, self.host_if)
+        elif what == "created":
+            self.attach(text)
+        elif what == "renamed":
+            self.host_if = ev.ifname
+            log.warning("%s: %s: still attached (the socket follows the ifindex)", self.name, text)
+        elif what == "resync":
+            log.warning("%s: %s: link %s", self.name, text, self._sync_link() if self.attached else "detached")
+
+    def detach(self):
+        """Let go of the kernel interface (it was deleted, moved away, or
+        its namespace deleted): fd out of the loop, tx backlog dropped
+        (link-down), ring unmapped, socket closed, neighbours flushed, the
+        input node disabled. The interface stays, ``show interface`` says
+        ``deleted``; attach() (or the interface coming back) binds again."""
+        main = self.engine.main
+        if not self.attached:
+            return
         main.unregister_fd(self._input_index)
-        if state == LINK_UP:
-            main.register_fd(self._input_index, self._st.fd)
-            log.warning("%s: kernel interface %s is up again; link up", self.name, self.host_if)
-        else:
-            log.error("%s: kernel interface %s %s; interface marked link-down (checked every second)",
-                      self.name, self.host_if, "was deleted" if state == LINK_GONE else "is down")
+        self._st.detach(main.address)
+        self.link_state = "deleted"
+        self.kernel_link_changed(False)
+        from graphnet.vlib.main import STATE_DISABLED
+        main.set_state(self._input_index, STATE_DISABLED, False)
+
+    def attach(self, why: str = "") -> bool:
+        """Bind to the kernel interface again after detach(): a new socket
+        and ring, the fd back in the loop, the rx mode restored. Logs one
+        line; on failure (the interface is not there, not Ethernet...) the
+        interface stays detached and the reason is logged and returned
+        as a DeviceError by ``create host-interface``."""
+        main = self.engine.main
+        if self.attached:
+            raise DeviceError(f"af-packet: {self.host_if!r} is already attached as {self.name}")
+        try:
+            self._st.reopen(self.host_if, self.netns)
+        except DeviceError as e:
+            log.error("%s: %s: cannot attach again: %s", self.name, why or "attach", e)
+            raise
+        main.register_fd(self._input_index, self._st.fd)
+        state, adaptive = self.node_state()
+        main.set_state(self._input_index, _STATE_CODES[state], adaptive)
+        if self._watch is None:
+            self._watch = link_watcher(self.engine).watch(self.netns, self.host_if, self._on_link_event)
+        link = self._sync_link()
+        n_blocks, block_size = self._st.ring
+        log.warning("%s: %s: attached again (ifindex %d, ring %d x %d KiB re-mapped), link %s",
+                    self.name, why or f"kernel interface {self.host_if}", self._st.ifindex, n_blocks,
+                    block_size // 1024, link)
+        return True
+
+    def set_rx_mode(self, mode: str) -> None:
+        if not self.attached:          # detached: the input node stays disabled until attach()
+            if mode not in RX_MODES:
+                raise DeviceError(f"rx-mode {mode!r}: use one of {', '.join(RX_MODES)}")
+            self.rx_mode = mode
+            return
+        super().set_rx_mode(mode)
 
     def set_admin_up(self, up: bool) -> None:
         super().set_admin_up(up)
@@ -1049,6 +1226,9 @@ class AfPacketDevice(Device):
 
     def close(self) -> None:
         main = self.engine.main
+        if self._watch is not None:
+            link_watcher(self.engine).unwatch(self._watch)
+            self._watch = None
         if main is not None and self._input_index is not None:
             try:
                 main.unregister_fd(self._input_index)
@@ -1069,6 +1249,11 @@ class AfPacketDevice(Device):
         ks = self.kernel_stats()
         flags = self._st.flags()
         link = self._st.link()
+        if not self.attached:
+            return {"host interface": f"{self.host_if}" + (f" (netns {self.netns})" if self.netns else ""),
+                    "socket": "none: detached, the kernel interface was deleted (attached again when it "
+                              "comes back, or with 'create host-interface')",
+                    "kernel link": f"{link['state']} ({link['events']} changes)"}
         return {"host interface": f"{self.host_if} (ifindex {self._st.ifindex}"
                                   + (f", netns {self.netns}" if self.netns else "") + ")",
                 "kernel MAC": format_mac(self._st.kernel_mac),

@@ -19,10 +19,12 @@ device is declared, with a clear message.
 from __future__ import annotations
 
 import logging
+import sys
 
 log = logging.getLogger("graphnet.device")
 
 RX_MODES = ("polling", "interrupt", "adaptive")
+RESOLVE_AGAIN_AFTER_UP = 0.05      # seconds after a link came up: unresolved neighbours asked for again
 
 
 class DefaultNext:
@@ -96,6 +98,64 @@ class Device:
         An AF_PACKET device attaches to a link graphnet does not own and
         leaves the kernel link as it is (up, carrier on)."""
         self.engine.call(self.engine.interfaces.set_admin_up, self.sw_if_index, up)
+
+    def kernel_link_changed(self, up: bool) -> None:
+        """The kernel link under this interface went up, or down / away
+        (loop thread; devices call it from their link events). The
+        interface table's link state follows (interface-output drops what
+        is routed to a link that is down, as ``link-down``); going down,
+        the interface's dynamic neighbours are flushed, their queued
+        packets dropped and counted, so nothing waits on a dead link and
+        the next packet after up resolves afresh."""
+        self.engine.interfaces.set_link_up(self.sw_if_index, up)
+        if not up:
+            self._flush_neighbours(False)
+        else:
+            # The peer may not take frames yet in the instant our side comes
+            # up (its own carrier event is handled a moment later), so a
+            # request sent then can be lost: 50 ms on, unresolved neighbours
+            # are dropped and the next packet asks again at once.
+            from graphnet.io.link_events import link_watcher
+            link_watcher(self.engine).call_later(RESOLVE_AGAIN_AFTER_UP, self._flush_neighbours, True)
+
+    def _flush_neighbours(self, incomplete_only: bool) -> None:
+        neighbours = sys.modules.get("graphnet.nodes.ip4_neighbor")     # only if the IPv4 graph is loaded
+        if neighbours is None or self.engine not in neighbours._TABLES:
+            return
+        if self.engine.interfaces.devices[self.sw_if_index] is self:
+            neighbours.ip4_neighbors(self.engine).flush_interface(self.sw_if_index, incomplete_only)
+
+    def delete(self) -> None:
+        """Remove this interface from a running engine (``delete tap``,
+        ``delete host-interface``), in the loop's thread: its IPv4 addresses
+        (and so their routes and neighbours) go, its dynamic neighbours are
+        flushed, the device closes (fds, rings, held buffers), its input
+        node is disabled and the interface leaves the table. Its nodes stay
+        in the graph, idle; a device of the same kind and name made later
+        takes them (and the sw_if_index) back."""
+        eng = self.engine
+
+        def remove():
+            addresses = sys.modules.get("graphnet.fib.ip4_address")
+            if addresses is not None and eng in addresses._TABLES:
+                table = addresses.ip4_addresses(eng)
+                for cidr in table.get(self.sw_if_index):
+                    table.delete(self.sw_if_index, cidr)
+            self.kernel_link_changed(False)
+            self.close()
+            if eng.main is not None and self.input_node in eng.index:
+                from graphnet.vlib.main import STATE_DISABLED
+                eng.main.set_state(eng.index[self.input_node], STATE_DISABLED, False)
+            eng.interfaces.delete(self.sw_if_index)
+            if self.close in eng.on_close:
+                eng.on_close.remove(self.close)
+        eng.call(remove)
+
+    def add_to_engine(self) -> None:
+        """Put a device made after the graph was built into it (loop
+        thread): new nodes grow the graph; a re-made interface takes back
+        the nodes of the deleted one of the same name."""
+        self.engine.grow(self, reuse=True)
 
     def set_promiscuous(self, on: bool) -> None:
         """Accept unicast frames for other MACs (the interface table's flag,

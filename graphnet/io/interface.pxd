@@ -42,6 +42,7 @@ cdef class InterfaceTable:
     cdef gn_interface_main_t* im
     cdef readonly list names         # by sw_if_index
     cdef readonly list kinds
-    cdef readonly list devices       # the device object of each interface
+    cdef readonly list devices       # the device object of each interface (None: deleted)
+    cdef dict tx_nexts               # sw_if_index -> interface-output arc (kept for a re-created interface)
     cdef object engine
     cdef int _check(self, uint32_t sw_if_index) except -1

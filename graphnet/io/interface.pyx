@@ -15,7 +15,8 @@ built.
 interface-output: sends each buffer to the tx node of interface
 ``sw_if_index[TX]``. Metadata used: sw_if_index[TX]. Next nodes: one per
 interface's tx node (attached by the devices). Errors: ``invalid-interface``,
-``interface-down`` (both drops).
+``interface-down`` (admin down), ``link-down`` (the kernel link is down,
+deleted or lost: set by the devices from netlink link events); all drops.
 """
 from cpython.pycapsule cimport PyCapsule_New
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
@@ -28,6 +29,7 @@ from graphnet.vlib.node import Node
 cdef enum:
     ERROR_INVALID_INTERFACE = 1
     ERROR_INTERFACE_DOWN = 2
+    ERROR_LINK_DOWN = 3
 
 RX_MODES = ("polling", "interrupt", "adaptive")
 
@@ -45,7 +47,7 @@ cdef uint32_t interface_output_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_fra
             gn_buffer_set_error(node, b, ERROR_INVALID_INTERFACE)
             nexts[i] = node.drop_next
         elif not hw.admin_up or not hw.link_up:
-            gn_buffer_set_error(node, b, ERROR_INTERFACE_DOWN)
+            gn_buffer_set_error(node, b, ERROR_INTERFACE_DOWN if not hw.admin_up else ERROR_LINK_DOWN)
             hw.counters.tx_drops += 1
             nexts[i] = node.drop_next
         else:
@@ -77,6 +79,7 @@ cdef class InterfaceTable:
         self.names = []
         self.kinds = []
         self.devices = []
+        self.tx_nexts = {}
 
     def __dealloc__(self):
         free(self.im)
@@ -85,7 +88,8 @@ cdef class InterfaceTable:
         return (Node("interface-output", fn=PyCapsule_New(<void*>interface_output_fn, "gn_node_fn", NULL),
                      errors=(("none", "info", "no error"),
                              ("invalid-interface", "error", "no interface with this tx sw_if_index"),
-                             ("interface-down", "warn", "tx interface is down")),
+                             ("interface-down", "warn", "tx interface is admin down"),
+                             ("link-down", "warn", "tx interface's kernel link is down, deleted or lost")),
                      setup=self._setup, on_attach=self._on_attach, instance=self,
                      doc=__doc__.split("\n\n")[2]),)
 
@@ -95,16 +99,49 @@ cdef class InterfaceTable:
 
     def _on_attach(self, engine, key, next_index):
         self.im.ifs[key].tx_next = next_index
+        self.tx_nexts[key] = next_index
+
+    def delete(self, name):
+        """Remove an interface (its device is closed): interface-output
+        drops what is still sent to it (invalid-interface); the name and
+        index stay reserved for an interface of the same kind, which takes
+        them back with add(). Call it in the loop's thread."""
+        i = self.index(name)
+        self.im.ifs[i].in_use = 0
+        self.im.ifs[i].admin_up = 0
+        self.im.ifs[i].link_up = 0
+        self.devices[i] = None
+
+    def deleted(self, name):
+        """True for a name that belonged to a deleted interface."""
+        return name in self.names and not self.im.ifs[self.names.index(name)].in_use
 
     def add(self, str name, str kind, device, mac=b"\x02\x00\x00\x00\x00\x00", int mtu=1500):
-        """Register an interface; returns its sw_if_index."""
+        """Register an interface; returns its sw_if_index. A deleted
+        interface of the same name and kind is taken back (same index,
+        counters zeroed): its device nodes are still in the graph."""
         cdef uint32_t i = self.im.n_ifs
-        if name in self.names:
-            raise ValueError(f"an interface named {name!r} exists")
-        if i >= GN_MAX_INTERFACES:
-            raise ValueError(f"at most {GN_MAX_INTERFACES} interfaces")
         if not 68 <= mtu <= 65535:
             raise ValueError(f"MTU {mtu} is outside 68..65535")
+        if name in self.names:
+            i = self.names.index(name)
+            if self.im.ifs[i].in_use:
+                raise ValueError(f"an interface named {name!r} exists")
+            if self.kinds[i] != kind:
+                raise ValueError(f"the name {name!r} was a {self.kinds[i]} interface's (deleted); "
+                                 f"a {kind} interface needs another name")
+            m = _parse_mac(mac)
+            memset(&self.im.ifs[i], 0, sizeof(gn_interface_t))
+            self.im.ifs[i].sw_if_index = i
+            self.im.ifs[i].in_use = 1
+            self.im.ifs[i].link_up = 1
+            self.im.ifs[i].mtu = mtu
+            self.im.ifs[i].tx_next = self.tx_nexts.get(i, 0)
+            memcpy(self.im.ifs[i].mac, <const uint8_t*>m, 6)
+            self.devices[i] = device
+            return i
+        if i >= GN_MAX_INTERFACES:
+            raise ValueError(f"at most {GN_MAX_INTERFACES} interfaces")
         m = _parse_mac(mac)
         self.im.ifs[i].sw_if_index = i
         self.im.ifs[i].in_use = 1
@@ -133,10 +170,9 @@ cdef class InterfaceTable:
         if isinstance(name, int):
             self._check(name)
             return name
-        try:
+        if name in self.names and self.im.ifs[self.names.index(name)].in_use:
             return self.names.index(name)
-        except ValueError:
-            raise KeyError(f"no interface named {name!r}; interfaces: {', '.join(self.names) or 'none'}") from None
+        raise KeyError(f"no interface named {name!r}; interfaces: {', '.join(self) or 'none'}")
 
     def set_admin_up(self, name, bint up):
         """Set the admin state, then tell the device if it wants to know
@@ -176,4 +212,5 @@ cdef class InterfaceTable:
         return self.im.n_ifs
 
     def __iter__(self):
-        return iter(list(self.names))
+        """Names of the interfaces, deleted ones left out."""
+        return iter([n for i, n in enumerate(self.names) if self.im.ifs[i].in_use])

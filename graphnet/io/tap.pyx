@@ -98,14 +98,20 @@ enqueues to the engine's capture as rx, tap-output each frame it is given
 as tx (before writing it: a frame that is later dropped was still
 offered), both filtered by ``intfc``; off, this costs one branch per frame.
 
-Faults: when the kernel side disappears (link deleted, namespace removed)
-reads and writes fail with EBADFD and epoll reports EPOLLERR forever. The
-first node to see it marks the device dead: the interface's link goes down
-(``show hardware`` says "link lost" with the errno), the fd leaves epoll,
-the retry queue is dropped, and neither node touches the fd again. A small
-process node ``tap-monitor-<name>`` notices within 0.25 s, logs the error
-once and disables the input node, so even a polling device stops costing
-CPU. The engine keeps running.
+Faults: the kernel side is watched with rtnetlink (graphnet.io.link_events).
+Set admin down in its namespace, the interface's link goes down (neighbours
+flushed, what is routed to it dropped as ``link-down``) until it is set up
+again; its carrier is graphnet's own and does not count. Deleted, moved
+away, or its namespace deleted (``ip netns del``; our netlink socket would
+keep the namespace alive, so link-events lets go of it and tells us): the
+device is lost. The same happens when a read, a write or epoll finds out
+first (EBADFD, EPOLLERR forever): that node marks the device dead (link
+down, fd out of epoll, retry queue dropped, the fd never touched again) and
+wakes the process node ``tap-monitor-<name>``. Either way one log line says
+what happened, the fd is closed (the kernel removes the TAP), held buffers
+are freed and the input node disabled, so even a polling device costs no
+CPU; ``show hardware`` says "link lost" and why. The engine keeps running;
+``delete tap`` and a new ``create tap`` of the same name make it again.
 
 Invariants: every buffer read is either enqueued once, or kept in the spare
 stack; every buffer the tx node receives is written and freed, dropped with
@@ -149,7 +155,8 @@ from graphnet.io.pcap cimport gn_pcap_main_t, gn_pcap_capture, GN_PCAP_RX, GN_PC
 from graphnet.io import host
 from graphnet.io.device import DefaultNext, Device, DeviceError
 from graphnet.vlib.node import Node
-from graphnet.vlib.process import Sleep
+from graphnet.vlib.process import WaitEvent
+from graphnet.io.link_events import link_watcher
 
 log = logging.getLogger("graphnet.tap")
 
@@ -195,6 +202,7 @@ cdef enum:
     DEAD_WRITE = 2
     DEAD_EPOLL = 3
     DEAD_CLOSED = 4
+    DEAD_KERNEL = 5                # netlink: the kernel side was deleted, moved, or its namespace deleted
 
 RX_ERRORS = (
     ("none", "info", "no error"),
@@ -229,6 +237,8 @@ ctypedef struct tap_dev_t:
     uint8_t gso_rx                # the kernel may send GSO super-frames
     uint8_t dead                  # DEAD_*: the fd is never touched again
     int dead_errno
+    uint32_t monitor_node_index   # tap-monitor-<name>: woken when the device dies
+    uint8_t has_monitor
     uint32_t sw_if_index
     gn_interface_t* hw
     gn_pcap_main_t* pcap          # the engine's pcap trace (rx / tx capture)
@@ -364,6 +374,8 @@ cdef void _mark_dead(gn_main_t* vm, tap_dev_t* t, int err, uint8_t where) noexce
     gn_node_increment_error(vm, rt, RX_LINK_LOST, 1)
     if t.retry_n:
         _retry_drop_all(vm, t, TX_LINK_LOST)
+    if t.has_monitor:
+        gn_node_set_interrupt_pending(vm, t.monitor_node_index)     # it logs, closes the fd, stops the input
 
 
 # --- tx --------------------------------------------------------------------------
@@ -978,6 +990,17 @@ cdef class TapState:
     def set_tx_error_base(self, uint32_t base):
         self.t.tx_error_base = base
 
+    def set_monitor(self, uint32_t node_index):
+        self.t.monitor_node_index = node_index
+        self.t.has_monitor = 1
+
+    def mark_lost(self, size_t vm_address):
+        """The kernel side is gone (a netlink event said so): as when a
+        read, a write or epoll finds out, but named DEAD_KERNEL."""
+        cdef gn_main_t* vm = <gn_main_t*>vm_address
+        if vm != NULL and self.t.hw != NULL:
+            _mark_dead(vm, self.t, 0, DEAD_KERNEL)
+
     def set_retry_timeout(self, double seconds):
         self.t.retry_timeout_ns = <uint64_t>(seconds * 1e9)
 
@@ -1176,7 +1199,8 @@ class TapDevice(Device):
     queue), or any packet-preserving fd (e.g. a datagram socketpair in
     tests): nothing is created or configured in the kernel, vnet_hdr/offloads
     say how that fd was set up. Create devices before the engine is built,
-    then ``engine.add(device)``.
+    then ``engine.add(device)``; or later (in the loop's thread, as
+    ``create tap`` does), then ``device.add_to_engine()``.
 
     Invariant: ``carrier`` is True/False once TUNSETCARRIER succeeded and
     then always equals the interface's admin state; None when the kernel
@@ -1187,8 +1211,6 @@ class TapDevice(Device):
     def __init__(self, engine, name: str = "gn0", *, mac=None, mtu: int = 1500, rx_mode: str = "interrupt",
                  host_address=None, netns=None, host_mac=None, vnet_hdr: bool = True, offloads: bool = True,
                  queues=None, multi_queue=None, next_node=None, admin_up: bool = True, fd=None):
-        if engine.main is not None:
-            raise DeviceError(f"TAP {name}: create devices before the engine is built (or run)")
         if not 68 <= mtu <= 65535:
             raise DeviceError(f"TAP {name}: MTU {mtu} is outside 68..65535")
         if fd is None and not 0 < len(name.encode()) < 16:
@@ -1214,7 +1236,8 @@ class TapDevice(Device):
         self.carrier = None
         self.carrier_error = None
         self._closed = False
-        self._reported = False
+        self._lost_reason = None
+        self._watch = None
         self._fds = []
         self.state = TapState()
         if adopted is not None:
@@ -1343,27 +1366,65 @@ class TapDevice(Device):
         engine.main.set_runtime_data(node_index, self.state.capsule())
         engine.main.register_fd(node_index, self.state.wait_fd)   # several queues: the device's epoll fd
         engine.main.set_interrupt_pending(node_index)     # frames may already be queued
+        self.state.set_monitor(engine.index[self.monitor_node])
+        if not self.adopted_fd:
+            w = link_watcher(engine)
+            self._watch = w.watch(self.netns, self.name, self._on_link_event)
+            w.set_known(self._watch, host.link_index(self.name, self.netns) or 0, True)
 
     def _setup_output(self, engine, node_index):
         self.state.set_tx_error_base(engine.error_base[self.output_node])
         engine.main.set_runtime_data(node_index, self.state.capsule())
 
     def _monitor(self, engine):
-        """Process: wait for the device to die, report once, stop polling it."""
+        """Process: woken when a node finds the device dead (a read, a
+        write or epoll failed); reports it once and lets go of the fd."""
         while not self._closed:
-            if self.state.check_epoll_error(engine.main.address) and not self._closed:
-                self._report_lost()
+            yield WaitEvent(interrupts=True)
+            if not self._closed and self.state.check_epoll_error(engine.main.address):
+                self._lose(self.link_error())
                 return
-            yield Sleep(0.25)
 
-    def _report_lost(self):
-        if self._reported:
+    def _on_link_event(self, ev):
+        """A netlink event about the kernel side (loop thread). Its carrier
+        is ours (it follows graphnet's admin state), so only its admin state
+        counts as up or down; deleted, moved or its namespace deleted: the
+        device is lost."""
+        what, text = ev.what, ev.describe()
+        if what in ("deleted", "moved", "namespace-deleted"):
+            self._lose(text)
+        elif what in ("up", "down"):
+            up = what == "up" or ev.reason == "no carrier"
+            if up != bool(self.engine.interfaces.info(self.sw_if_index)["link_up"]):
+                self.kernel_link_changed(up)
+                log.warning("TAP %s: %s: %s", self.name, f"kernel side {self.name} is admin {'up' if up else 'down'}",
+                            "link up, traffic resumed" if up else
+                            "link down, neighbours flushed, traffic to it dropped (link-down)")
+        else:
+            log.warning("TAP %s: %s", self.name, text)
+
+    def _lose(self, why):
+        """The kernel side is gone: one log line, the interface down, the
+        fd out of the loop and closed, held buffers freed, the input node
+        disabled (so even a polling device costs nothing)."""
+        if self._closed or self._lost_reason is not None:
             return
-        self._reported = True
-        log.error("TAP %s: %s; interface %s is down", self.name, self.link_error(), self.name)
-        i = self.engine.index[self.input_node]
+        eng = self.engine
+        main = eng.main
+        self._lost_reason = why
+        self.state.mark_lost(main.address)            # no-op if a node found out first
+        i = eng.index[self.input_node]
+        main.unregister_fd(i)
+        self.state.release(main.address)
+        self.state.close_fd()
+        self.fd = -1
         from graphnet.vlib.main import STATE_DISABLED
-        self.engine.main.set_state(i, STATE_DISABLED, False)
+        main.set_state(i, STATE_DISABLED, False)
+        if self._watch is not None:
+            link_watcher(eng).unwatch(self._watch)
+            self._watch = None
+        self.kernel_link_changed(False)
+        log.error("TAP %s: %s; interface %s is down, its fd closed", self.name, self.link_error(), self.name)
 
     # --- control ----------------------------------------------------------------
 
@@ -1374,6 +1435,8 @@ class TapDevice(Device):
             return None
         if dead == DEAD_CLOSED:
             return "closed"
+        if dead == DEAD_KERNEL:
+            return f"link lost: {self._lost_reason}"
         what = {DEAD_READ: "read", DEAD_WRITE: "write", DEAD_EPOLL: "epoll"}.get(dead, "?")
         if dead == DEAD_EPOLL:
             return "link lost: epoll reported an error on the TAP fd (the kernel side is gone)"
@@ -1475,6 +1538,9 @@ class TapDevice(Device):
             return
         self._closed = True
         eng = self.engine
+        if self._watch is not None:
+            link_watcher(eng).unwatch(self._watch)
+            self._watch = None
         if eng.main is not None:
             def detach():
                 i = eng.index.get(self.input_node)

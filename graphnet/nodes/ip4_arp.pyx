@@ -26,7 +26,9 @@ that queue's oldest (``queue-full``), and one for a neighbour with an empty
 queue is dropped (``queues-full``), so packets waiting for ARP never take
 more than that share of the pool.
 
-Drops: ``queue-full``, ``queues-full`` (above), ``table-full`` (too many incomplete entries, or no room),
+Drops: ``interface-down`` (the adjacency's interface is admin down or
+its kernel link is down or gone: the packet is not queued),
+``queue-full``, ``queues-full`` (above), ``table-full`` (too many incomplete entries, or no room),
 ``no-source-address`` (the interface has no IPv4 address to ask from),
 ``no-adjacency`` (resolved, but the FIB has no adjacency to make a rewrite
 of, e.g. a user's on-link /32), ``bad-adjacency``. Counted (info):
@@ -43,7 +45,7 @@ from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memmove
 from graphnet.includes.platform cimport gn_time_ns
-from graphnet.io.interface cimport InterfaceTable, gn_interface_main_t
+from graphnet.io.interface cimport InterfaceTable, gn_interface_main_t, gn_interface_t, gn_interface
 from graphnet.fib.ip4_address cimport Ip4Addresses, gn_ip4_address_main_t, gn_ip4_source_address
 from graphnet.fib.ip4_fib cimport Ip4Fib, gn_ip4_fib_t, gn_ip4_adj_t, gn_ip4_opaque, GN_ADJ_GLEAN
 from graphnet.nodes.ip4_neighbor cimport (Ip4Neighbors, gn_ip4_nbr_main_t, gn_ip4_neighbor_t, gn_nbr_find,
@@ -71,6 +73,7 @@ cdef enum:
     ERROR_QUEUED = 8
     ERROR_NO_BUFFERS = 9
     ERROR_QUEUES_FULL = 10
+    ERROR_INTERFACE_DOWN = 11
 
 ERRORS = (
     ("none", "info", "no error"),
@@ -84,6 +87,7 @@ ERRORS = (
     ("queued", "info", "packets queued until their next hop is resolved"),
     ("no-buffers", "warn", "no buffer for an ARP request"),
     ("queues-full", "warn", "packet dropped: packets waiting for ARP hold their share of the buffer pool"),
+    ("interface-down", "warn", "packet dropped: its interface is down or its link lost (nothing queued)"),
 )
 
 ctypedef struct ip4_arp_t:
@@ -104,6 +108,7 @@ cdef uint32_t ip4_arp_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* fra
     cdef uint64_t now = gn_time_ns(), n_queued = 0, n_throttled = 0, n_nobuf = 0
     cdef bint wake = False
     cdef gn_buffer_t* b
+    cdef gn_interface_t* hw
     for i in range(n):
         bi = frame.buffers[i]
         b = gn_main_buffer(vm, bi)
@@ -115,8 +120,11 @@ cdef uint32_t ip4_arp_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* fra
             adj = &st.fib.adjs[ai]
             sw = adj.sw_if_index
             nh = adj.next_hop if adj.next_hop else gn_ip4_dst(gn_buffer_current(b))
+            hw = gn_interface(st.im, sw)
             k = gn_nbr_find(nm, sw, nh)
-            if k == GN_NBR_NONE:
+            if hw == NULL or not hw.admin_up or not hw.link_up:
+                err = ERROR_INTERFACE_DOWN       # nothing to resolve on: no entry, nothing queued
+            elif k == GN_NBR_NONE:
                 if gn_ip4_source_address(st.am, sw, nh) == 0:
                     err = ERROR_NO_SOURCE
                 elif nm.n_incomplete >= nm.max_incomplete:

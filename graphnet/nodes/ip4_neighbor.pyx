@@ -780,6 +780,28 @@ cdef class Ip4Neighbors:
                     static or not (self.nm.entries[k].flags & GN_NBR_F_STATIC)):
                 self._remove(k)
 
+    def flush_interface(self, interface, incomplete_only=False):
+        """Remove every dynamic entry on one interface, complete or not (its
+        FIB state and queued packets with it, counted as ``deleted``);
+        static entries stay, as Linux keeps permanent ones on link down.
+        Called when the interface's link goes down or vanishes; with
+        incomplete_only, shortly after it came up (a request sent in the
+        instant the link came up may be lost: the next packet asks again
+        at once instead of after probe_interval). Returns how many entries
+        went."""
+        return self._call(self._flush_interface, interface, incomplete_only)
+
+    def _flush_interface(self, interface, bint incomplete_only):
+        cdef uint32_t sw = self.engine.interfaces.index(interface)
+        cdef uint32_t k, n = 0
+        for k in range(self.nm.n_used):
+            if (self.nm.entries[k].flags & GN_NBR_F_VALID and self.nm.entries[k].sw_if_index == sw
+                    and not (self.nm.entries[k].flags & GN_NBR_F_STATIC)
+                    and not (incomplete_only and self.nm.entries[k].flags & GN_NBR_F_COMPLETE)):
+                self._remove(k)
+                n += 1
+        return n
+
     def _remove(self, uint32_t k):
         cdef gn_ip4_neighbor_t* e = &self.nm.entries[k]
         cdef uint32_t sw = e.sw_if_index, a = e.ip

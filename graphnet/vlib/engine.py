@@ -40,7 +40,32 @@ STATE_NAMES = {v: k for k, v in _STATE_CODES.items()}
 def _builtin_nodes(interfaces):
     from graphnet.io import pcap
     from graphnet.nodes import drop
-    return drop.NODES + interfaces.nodes() + pcap.NODES
+    from graphnet.io import link_events
+    return drop.NODES + interfaces.nodes() + pcap.NODES + link_events.NODES
+
+
+def _registrations(nodes, existing, seen=None) -> Iterable[Node]:
+    """Node registrations from a Node, a PythonNode, an object with
+    ``nodes()``, or nested iterables of them; a name already in existing
+    (or twice among them) is a GraphError."""
+    if isinstance(nodes, (Node, PythonNode)) or hasattr(nodes, "nodes"):
+        nodes = [nodes]
+    seen = set() if seen is None else seen
+    for node in nodes:
+        if isinstance(node, PythonNode):
+            node = node.registration()
+        elif not isinstance(node, Node) and hasattr(node, "nodes"):
+            yield from _registrations(node.nodes(), existing, seen)
+            continue
+        elif isinstance(node, (list, tuple)):
+            yield from _registrations(node, existing, seen)
+            continue
+        if not isinstance(node, Node):
+            raise GraphError(f"not a node registration: {node!r}")
+        if node.name in existing or node.name in seen:
+            raise GraphError(f"duplicate node name {node.name!r}")
+        seen.add(node.name)
+        yield node
 
 
 class Engine:
@@ -78,26 +103,142 @@ class Engine:
 
     def add(self, nodes) -> "Engine":
         """Add a Node, a PythonNode, an object with a ``nodes()`` method (a
-        device, the packet generator), or an iterable of any of these."""
+        device, the packet generator), or an iterable of any of these.
+        Before the graph is built; after, see ``grow``."""
         if self.main is not None:
-            raise GraphError("the graph is already built; add nodes before running")
-        if isinstance(nodes, (Node, PythonNode)) or hasattr(nodes, "nodes"):
-            nodes = [nodes]
-        for node in nodes:
-            if isinstance(node, PythonNode):
-                node = node.registration()
-            elif not isinstance(node, Node) and hasattr(node, "nodes"):
-                self.add(node.nodes())
-                continue
-            elif isinstance(node, (list, tuple)):
-                self.add(node)
-                continue
-            if not isinstance(node, Node):
-                raise GraphError(f"not a node registration: {node!r}")
-            if node.name in self.registrations:
-                raise GraphError(f"duplicate node name {node.name!r}")
+            raise GraphError("the graph is already built; add nodes before running (or grow() it)")
+        for node in _registrations(nodes, self.registrations):
             self.registrations[node.name] = node
         return self
+
+    def grow(self, nodes, reuse: bool = False) -> list:
+        """Add nodes to the built graph (a device created at run time, e.g.
+        ``create tap``): in the loop's thread, between iterations. Their
+        next nodes must be in the graph (or among them); a node that
+        attaches to a parent gets a new arc of that parent (before its
+        error-drop arc). Then their setups run and their processes start.
+        Returns the new node indices. Nodes are never removed: a deleted
+        device's nodes stay, disabled, and a device made again under the
+        same name takes them back (see the devices): with ``reuse``, a
+        registration whose name is in the graph replaces that node (same
+        type, error table and next nodes required), its setup runs again,
+        its input state and process restart."""
+        self.build()
+        regs = list(_registrations(nodes, {} if reuse else self.registrations))
+        return self.call(self._grow_or_reuse, regs)
+
+    def _grow_or_reuse(self, regs: list) -> list:
+        old = [n for n in regs if n.name in self.registrations]
+        new = [n for n in regs if n.name not in self.registrations]
+        for n in old:
+            self._check_reusable(n)
+        indices = self._grow(new) if new else []
+        for n in old:
+            self._reuse(n)
+        return [self.index[n.name] for n in regs] if old else indices
+
+    def _check_reusable(self, n: Node) -> None:
+        was = self.registrations[n.name]
+        nexts = [self._pick_next(n.name, x) for x in n.next_nodes]
+        if (was.type != n.type or list(was.error_table()) != list(n.error_table())
+                or nexts != self.next_names[n.name] or was.attach_to != n.attach_to):
+            raise GraphError(f"node {n.name!r} is in the graph with other next nodes, errors or type; "
+                             f"use another name")
+
+    def _reuse(self, n: Node) -> None:
+        """Node n takes the place of the node of its name (loop thread)."""
+        i = self.index[n.name]
+        self.registrations[n.name] = n
+        self.nodes[i] = n
+        if n.type == "input":
+            self.main.set_state(i, _STATE_CODES[n.state or "polling"], bool(n.adaptive))
+        if n.setup is not None:
+            n.setup(self, i)
+        for parent, key in n.attach_to:
+            on_attach = self.registrations[parent].on_attach
+            if on_attach is not None:
+                on_attach(self, key, self.next_names[parent].index(n.name))
+        if n.type == "process":
+            ps = self.processes[i] = ProcessState(n.name, i)
+            if self._started_processes:
+                ps.gen = n.process(self)
+                ps.resume(self.main, None)
+
+    def _grow(self, regs: list) -> list:
+        first = len(self.nodes)
+        names = {n.name: first + k for k, n in enumerate(regs)}
+        index = {**self.index, **names}
+        nexts_by_node = {n.name: [self._pick_next(n.name, x, names) for x in n.next_nodes] for n in regs}
+        n_errors = len(self.errors)
+        try:
+            specs = [self._spec(n, nexts_by_node[n.name], index) for n in regs]
+            for n in regs:
+                for parent, _key in n.attach_to:
+                    if parent not in self.index:
+                        raise GraphError(f"node {n.name!r} attaches to {parent!r}, which is not in the graph")
+            for spec, n in zip(specs, regs):
+                if n.python is not None:
+                    codes = {row[0]: i for i, row in enumerate(n.error_table())}
+                    spec["python"] = PythonNodeRuntime(n.python, self.pool.arena, codes)
+            self.main.add_nodes(specs, len(self.errors))
+        except BaseException:
+            del self.errors[n_errors:]
+            for n in regs:
+                self.error_base.pop(n.name, None)
+            raise
+        for n in regs:
+            self.registrations[n.name] = n
+        self.nodes.extend(regs)
+        self.index = index
+        self.next_names.update(nexts_by_node)
+        for n in regs:
+            if n.type == "process":
+                self.processes[index[n.name]] = ProcessState(n.name, index[n.name])
+        for n in regs:
+            if n.setup is not None:
+                n.setup(self, index[n.name])
+        for n in regs:
+            for parent, key in n.attach_to:
+                arc = self.main.add_next(self.index[parent], index[n.name])
+                self.next_names[parent].append(n.name)
+                on_attach = self.registrations[parent].on_attach
+                if on_attach is not None:
+                    on_attach(self, key, arc)
+        if self._started_processes:
+            for n in regs:
+                if n.type == "process":
+                    ps = self.processes[index[n.name]]
+                    ps.gen = n.process(self)
+                    ps.resume(self.main, None)
+        return [index[n.name] for n in regs]
+
+    def _spec(self, n: Node, next_names: list, index: dict) -> dict:
+        """The loop's spec of node n (its error rows appended to the
+        engine's table); checks type, state and next nodes."""
+        if n.type not in NODE_TYPES:
+            raise GraphError(f"node {n.name!r}: type {n.type!r} is not one of {', '.join(NODE_TYPES)}")
+        state = n.state or "polling"
+        if state not in NODE_STATES:
+            raise GraphError(f"node {n.name!r}: state {state!r} is not one of {', '.join(NODE_STATES)}")
+        if n.type != "process" and n.fn is None and n.python is None:
+            raise GraphError(f"node {n.name!r} has neither a Cython fn nor a Python implementation")
+        next_indices = []
+        for nx in next_names:
+            if nx not in index:
+                hint = difflib.get_close_matches(nx, list(index), n=1)
+                raise GraphError(f"node {n.name!r}: next node {nx!r} is not in the graph"
+                                 + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+            next_indices.append(index[nx])
+        next_indices.append(index["error-drop"])        # implicit last arc
+        table = n.error_table()
+        if len(self.errors) + len(table) > 0xffff:
+            raise GraphError("more than 65535 error rows in the graph")
+        self.error_base[n.name] = len(self.errors)
+        self.errors.extend((n.name,) + tuple(row) for row in table)
+        return {"name": n.name, "type": _TYPE_CODES[n.type], "state": _STATE_CODES[state],
+                "fn": n.fn, "next_nodes": next_indices, "error_base": self.error_base[n.name],
+                "n_errors": len(table), "trace_fn": n.trace_fn, "trace_size": n.trace_size,
+                "adaptive": n.adaptive, "python": None}
 
     def build(self) -> "Engine":
         """Resolve the graph and create the loop (idempotent)."""
@@ -114,32 +255,7 @@ class Engine:
                 if n.name not in nexts_by_node[parent]:
                     nexts_by_node[parent].append(n.name)
                 attach_calls.append((parent, key, nexts_by_node[parent].index(n.name)))
-        specs = []
-        for n in regs:
-            if n.type not in NODE_TYPES:
-                raise GraphError(f"node {n.name!r}: type {n.type!r} is not one of {', '.join(NODE_TYPES)}")
-            state = n.state or ("polling" if n.type == "input" else "polling")
-            if state not in NODE_STATES:
-                raise GraphError(f"node {n.name!r}: state {state!r} is not one of {', '.join(NODE_STATES)}")
-            next_indices = []
-            for nx in nexts_by_node[n.name]:
-                if nx not in self.index:
-                    hint = difflib.get_close_matches(nx, list(self.index), n=1)
-                    raise GraphError(f"node {n.name!r}: next node {nx!r} is not in the graph"
-                                     + (f" (did you mean {hint[0]!r}?)" if hint else ""))
-                next_indices.append(self.index[nx])
-            next_indices.append(self.index["error-drop"])        # implicit last arc
-            table = n.error_table()
-            self.error_base[n.name] = len(self.errors)
-            self.errors.extend((n.name,) + tuple(row) for row in table)
-            specs.append({"name": n.name, "type": _TYPE_CODES[n.type], "state": _STATE_CODES[state],
-                          "fn": n.fn, "next_nodes": next_indices, "error_base": self.error_base[n.name],
-                          "n_errors": len(table), "trace_fn": n.trace_fn, "trace_size": n.trace_size,
-                          "adaptive": n.adaptive, "python": None})
-            if n.type != "process" and n.fn is None and n.python is None:
-                raise GraphError(f"node {n.name!r} has neither a Cython fn nor a Python implementation")
-        if len(self.errors) > 0xffff:
-            raise GraphError("more than 65535 error rows in the graph")
+        specs = [self._spec(n, nexts_by_node[n.name], self.index) for n in regs]
         self.pool = BufferPool(self._buffers)
         for spec, n in zip(specs, regs):
             if n.python is not None:
@@ -162,15 +278,15 @@ class Engine:
                 on_attach(self, key, next_index)
         return self
 
-    def _pick_next(self, node: str, nx) -> str:
+    def _pick_next(self, node: str, nx, more=()) -> str:
         """A next node name, or the first present of a tuple of alternatives
         (``("ip4-local", "null")``: an arc to ip4-local when the graph has
-        it, else to null)."""
+        it (or `more`, nodes being added), else to null)."""
         if isinstance(nx, str):
             return nx
         alternatives = tuple(nx)
         for name in alternatives:
-            if name in self.registrations:
+            if name in self.registrations or name in more:
                 return name
         raise GraphError(f"node {node!r}: none of the next nodes {', '.join(map(repr, alternatives))} is in the graph")
 

@@ -24,6 +24,7 @@ cdef enum:
     GN_TIMER_KIND_SHIFT = 28
     GN_TIMER_KIND_INTERRUPT = 1     # user = kind << 28 | node_index
     GN_TRACE_DEFAULT_BYTES = 64
+    GN_LAZY_FD_LOOPS = 1024         # polling: process nodes' fds are checked once per this many iterations
 
 cdef struct gn_main_t
 cdef struct gn_node_runtime_t
@@ -130,6 +131,8 @@ cdef struct gn_main_t:
     uint32_t bad_next_error       # global error index for invalid next indices
     uint64_t drain_limited        # iterations that stopped at MAX_DISPATCHES_PER_ITERATION
     uint64_t discarded_buffers    # buffers of frames still pending at close (discard_pending)
+    uint32_t n_fd_lazy            # of n_fd_interrupt: fds of process nodes (control plane), which
+                                  # polling iterations check only every GN_LAZY_FD_LOOPS iterations
 
 # --- per-frame API for nodes -------------------------------------------------
 cdef void gn_enqueue_to_next(gn_main_t* vm, gn_node_runtime_t* node, const uint32_t* bis,
@@ -138,6 +141,7 @@ cdef void gn_enqueue_to_single_next(gn_main_t* vm, gn_node_runtime_t* node, cons
                                     uint16_t next_index, uint32_t n) noexcept nogil
 cdef void gn_node_set_interrupt_pending(gn_main_t* vm, uint32_t node_index) noexcept nogil
 cdef void gn_node_set_interrupt_pending_threadsafe(gn_main_t* vm, uint32_t node_index) noexcept nogil
+cdef void gn_node_fd_rearm(gn_main_t* vm, gn_node_runtime_t* rt) noexcept nogil
 cdef uint32_t gn_node_schedule_interrupt(gn_main_t* vm, uint32_t node_index, uint64_t delay_ticks) noexcept nogil
 cdef uint8_t* gn_trace_add(gn_main_t* vm, gn_node_runtime_t* node, uint32_t handle, uint32_t size) noexcept nogil
 
@@ -196,4 +200,5 @@ cdef class Main:
     cdef list keep_alive
     cdef readonly uint64_t tick_ns
     cdef void _run_hook(self)
+    cdef int _init_node(self, uint32_t i, dict spec) except -1
     cdef gn_node_runtime_t* _rt(self, uint32_t node_index) except NULL

@@ -285,6 +285,31 @@ cdef uint32_t gn_node_schedule_interrupt(gn_main_t* vm, uint32_t node_index, uin
     return gn_timer_start(&vm.timers, (GN_TIMER_KIND_INTERRUPT << GN_TIMER_KIND_SHIFT) | node_index, delay_ticks)
 
 
+cdef void gn_node_fd_rearm(gn_main_t* vm, gn_node_runtime_t* rt) noexcept nogil:
+    """Put a node's fd back in epoll after the loop took it out on
+    EPOLLERR/HUP (``fd_error``), once the node has dealt with the error
+    (e.g. read SO_ERROR of a socket whose link went down and up again)."""
+    cdef epoll_event ev
+    if rt.fd < 0 or not rt.fd_error:
+        return
+    ev.events = EPOLLIN if rt.state == GN_NODE_INTERRUPT else 0
+    ev.data.u32 = rt.node_index
+    if epoll_ctl(vm.epoll_fd, EPOLL_CTL_ADD, rt.fd, &ev) != 0:
+        return                    # still unusable: stays out, fd_error set
+    rt.fd_error = 0
+    _fd_count(vm, rt, 1)
+
+
+cdef inline void _fd_count(gn_main_t* vm, gn_node_runtime_t* rt, int delta) noexcept nogil:
+    """A node's fd enters (+1) or leaves (-1) the set the loop waits on in
+    interrupt state; a process node's fd is also counted as lazy."""
+    if rt.state != GN_NODE_INTERRUPT:
+        return
+    vm.n_fd_interrupt += delta
+    if rt.type == GN_NODE_PROCESS:
+        vm.n_fd_lazy += delta
+
+
 cdef void _fd_set_mode(gn_main_t* vm, gn_node_runtime_t* rt, uint8_t old_state) noexcept nogil:
     """Keep epoll interest and counters in step with a node's new state."""
     cdef epoll_event ev
@@ -352,8 +377,7 @@ cdef uint32_t _epoll_poll(gn_main_t* vm, int timeout_ms) noexcept nogil:
             # A dead fd (e.g. its namespace was deleted) would report forever:
             # drop it from epoll and let the node see the error on its call.
             epoll_ctl(vm.epoll_fd, EPOLL_CTL_DEL, rt.fd, &dummy)
-            if rt.state == GN_NODE_INTERRUPT:
-                vm.n_fd_interrupt -= 1
+            _fd_count(vm, rt, -1)
             rt.fd_error = 1
         gn_node_set_interrupt_pending(vm, tag)
     return n if n > 0 else 0
@@ -420,8 +444,13 @@ cdef uint64_t _iteration(gn_main_t* vm) noexcept nogil:
         rt = &vm.nodes[vm.input_nodes[k]]
         if rt.state == GN_NODE_POLLING:
             vectors += _dispatch_input(vm, rt, &t)
-    if vm.n_fd_interrupt and (vm.n_polling or vm.n_pending):
-        _epoll_poll(vm, 0)             # busy (polling, or frames left by the drain bound): never wait
+    if vm.n_fd_interrupt and (vm.n_polling or vm.n_pending) and (vm.n_fd_interrupt > vm.n_fd_lazy
+                                                             or (vm.loop_count & (GN_LAZY_FD_LOOPS - 1)) == 0):
+        # Busy (something polls, or frames were left by the drain bound), so
+        # the loop does not sleep in epoll: look at the fds without waiting,
+        # every iteration for inputs' fds, now and then when only process
+        # nodes (control plane) have one.
+        _epoll_poll(vm, 0)
     if gn_atomic_load_u32(&vm.n_interrupts_pending):
         gn_atomic_store_u32(&vm.n_interrupts_pending, 0)
         for k in range(vm.n_input_nodes):
@@ -471,9 +500,8 @@ cdef class Main:
                   uint32_t bad_next_error, object hook=None, uint64_t tick_ns=1000000,
                   uint32_t timer_slots=4096, size_t trace_bytes=4 << 20):
         cdef gn_main_t* vm
-        cdef gn_node_runtime_t* rt
         cdef epoll_event ev
-        cdef uint32_t i, j, n_in = 0, n_proc = 0
+        cdef uint32_t i
         self.pool = pool
         self.cache = pool.new_cache()
         self.hook = hook
@@ -513,44 +541,109 @@ cdef class Main:
         ev.data.u32 = EVENT_FD_TAG
         epoll_ctl(vm.epoll_fd, EPOLL_CTL_ADD, vm.event_fd, &ev)
         for i, spec in enumerate(nodes):
-            rt = &vm.nodes[i]
-            rt.node_index = i
-            rt.fd = -1
-            rt.type = spec["type"]
-            rt.state = spec["state"]
-            nexts = spec["next_nodes"]
-            rt.n_next = len(nexts)
-            rt.drop_next = rt.n_next - 1
-            rt.next_node = <uint32_t*>calloc(max(1, rt.n_next), sizeof(uint32_t))
-            rt.next_frame = <gn_frame_t**>calloc(max(1, rt.n_next), sizeof(gn_frame_t*))
-            if rt.next_node == NULL or rt.next_frame == NULL:
-                raise MemoryError()
-            for j in range(rt.n_next):
-                rt.next_node[j] = nexts[j]
-            rt.error_base = spec["error_base"]
-            rt.n_errors = spec["n_errors"]
-            if spec.get("python") is not None:
-                self.keep_alive.append(spec["python"])
-                rt.fn = _python_node_fn
-                rt.runtime_data = <void*>spec["python"]
-            elif spec.get("fn") is not None:
-                rt.fn = <gn_node_fn_t>_capsule_pointer(spec["fn"], b"gn_node_fn")
-            if spec.get("trace_fn") is not None:
-                rt.trace_fn = <gn_trace_fn_t>_capsule_pointer(spec["trace_fn"], b"gn_trace_fn")
-                rt.trace_size = spec["trace_size"]
-            if rt.type == GN_NODE_INPUT:
-                vm.input_nodes[n_in] = i
-                n_in += 1
-                if rt.state == GN_NODE_POLLING:
-                    vm.n_polling += 1
-                rt.adaptive = 1 if spec.get("adaptive") else 0
-            elif rt.type == GN_NODE_PROCESS:
-                vm.process_nodes[n_proc] = i
-                n_proc += 1
-            if rt.type != GN_NODE_PROCESS and rt.fn == NULL:
-                raise ValueError(f"node {spec['name']!r} has no dispatch function")
-        vm.n_input_nodes = n_in
-        vm.n_process_nodes = n_proc
+            self._init_node(i, spec)
+
+    cdef int _init_node(self, uint32_t i, dict spec) except -1:
+        """Fill runtime i (zeroed) from its spec; lists it as an input or a
+        process node."""
+        cdef gn_main_t* vm = self.vm
+        cdef gn_node_runtime_t* rt = &vm.nodes[i]
+        cdef uint32_t j
+        rt.node_index = i
+        rt.fd = -1
+        rt.type = spec["type"]
+        rt.state = spec["state"]
+        nexts = spec["next_nodes"]
+        rt.n_next = len(nexts)
+        rt.drop_next = rt.n_next - 1
+        rt.next_node = <uint32_t*>calloc(max(1, rt.n_next), sizeof(uint32_t))
+        rt.next_frame = <gn_frame_t**>calloc(max(1, rt.n_next), sizeof(gn_frame_t*))
+        if rt.next_node == NULL or rt.next_frame == NULL:
+            raise MemoryError()
+        for j in range(rt.n_next):
+            rt.next_node[j] = nexts[j]
+        rt.error_base = spec["error_base"]
+        rt.n_errors = spec["n_errors"]
+        if spec.get("python") is not None:
+            self.keep_alive.append(spec["python"])
+            rt.fn = _python_node_fn
+            rt.runtime_data = <void*>spec["python"]
+        elif spec.get("fn") is not None:
+            rt.fn = <gn_node_fn_t>_capsule_pointer(spec["fn"], b"gn_node_fn")
+        if spec.get("trace_fn") is not None:
+            rt.trace_fn = <gn_trace_fn_t>_capsule_pointer(spec["trace_fn"], b"gn_trace_fn")
+            rt.trace_size = spec["trace_size"]
+        if rt.type == GN_NODE_INPUT:
+            vm.input_nodes[vm.n_input_nodes] = i
+            vm.n_input_nodes += 1
+            if rt.state == GN_NODE_POLLING:
+                vm.n_polling += 1
+            rt.adaptive = 1 if spec.get("adaptive") else 0
+        elif rt.type == GN_NODE_PROCESS:
+            vm.process_nodes[vm.n_process_nodes] = i
+            vm.n_process_nodes += 1
+        if rt.type != GN_NODE_PROCESS and rt.fn == NULL:
+            raise ValueError(f"node {spec['name']!r} has no dispatch function")
+        return 0
+
+    def add_nodes(self, list specs, uint32_t n_error_counters):
+        """Grow the graph at run time (between iterations, in the loop's
+        thread): runtimes for the new nodes (indices n_nodes...), and the
+        error counters up to n_error_counters. Node runtimes move (realloc):
+        nothing may keep a pointer to one across iterations (nodes keep
+        indices). Returns the index of the first new node."""
+        cdef gn_main_t* vm = self.vm
+        cdef uint32_t first = vm.n_nodes, n = vm.n_nodes + len(specs), i
+        cdef void* p
+        if n_error_counters < vm.n_error_counters:
+            raise ValueError("the error table only grows")
+        p = realloc(vm.nodes, n * sizeof(gn_node_runtime_t))
+        if p == NULL:
+            raise MemoryError()
+        vm.nodes = <gn_node_runtime_t*>p
+        memset(&vm.nodes[first], 0, (n - first) * sizeof(gn_node_runtime_t))
+        p = realloc(vm.input_nodes, n * sizeof(uint32_t))
+        if p == NULL:
+            raise MemoryError()
+        vm.input_nodes = <uint32_t*>p
+        p = realloc(vm.process_nodes, n * sizeof(uint32_t))
+        if p == NULL:
+            raise MemoryError()
+        vm.process_nodes = <uint32_t*>p
+        p = realloc(vm.error_counters, max(1, n_error_counters) * sizeof(uint64_t))
+        if p == NULL:
+            raise MemoryError()
+        vm.error_counters = <uint64_t*>p
+        memset(&vm.error_counters[vm.n_error_counters], 0,
+               (n_error_counters - vm.n_error_counters) * sizeof(uint64_t))
+        vm.n_error_counters = n_error_counters
+        for i in range(first, n):
+            vm.n_nodes = i + 1             # so a failure leaves only filled runtimes counted
+            self._init_node(i, specs[i - first])
+        return first
+
+    def add_next(self, uint32_t node_index, uint32_t target):
+        """A new arc from node_index to target, just before its error-drop
+        arc (which stays last); returns the new arc's index. Between
+        iterations only (no arc slot holds a frame then)."""
+        cdef gn_node_runtime_t* rt = self._rt(node_index)
+        cdef void* p
+        self._rt(target)
+        p = realloc(rt.next_node, (rt.n_next + 1) * sizeof(uint32_t))
+        if p == NULL:
+            raise MemoryError()
+        rt.next_node = <uint32_t*>p
+        p = realloc(rt.next_frame, (rt.n_next + 1) * sizeof(gn_frame_t*))
+        if p == NULL:
+            raise MemoryError()
+        rt.next_frame = <gn_frame_t**>p
+        rt.next_node[rt.n_next] = rt.next_node[rt.n_next - 1]       # error-drop moves up one
+        rt.next_frame[rt.n_next] = NULL
+        rt.next_node[rt.n_next - 1] = target
+        rt.next_frame[rt.n_next - 1] = NULL
+        rt.n_next += 1
+        rt.drop_next = rt.n_next - 1
+        return rt.n_next - 2
 
     def __dealloc__(self):
         cdef uint32_t i
@@ -689,8 +782,7 @@ cdef class Main:
             raise OSError(errno, os.strerror(errno))
         rt.fd = fd
         rt.fd_error = 0
-        if rt.state == GN_NODE_INTERRUPT:
-            self.vm.n_fd_interrupt += 1
+        _fd_count(self.vm, rt, 1)
 
     def unregister_fd(self, uint32_t node_index):
         cdef gn_node_runtime_t* rt = self._rt(node_index)
@@ -699,10 +791,16 @@ cdef class Main:
             return
         if not rt.fd_error:
             epoll_ctl(self.vm.epoll_fd, EPOLL_CTL_DEL, rt.fd, &ev)
-            if rt.state == GN_NODE_INTERRUPT:
-                self.vm.n_fd_interrupt -= 1
+            _fd_count(self.vm, rt, -1)
         rt.fd = -1
         rt.fd_error = 0
+
+    def rearm_fd(self, uint32_t node_index):
+        """Put the node's fd back in epoll after an EPOLLERR/HUP took it out
+        (the node dealt with the error); True if it is in epoll now."""
+        cdef gn_node_runtime_t* rt = self._rt(node_index)
+        gn_node_fd_rearm(self.vm, rt)
+        return rt.fd >= 0 and not rt.fd_error
 
     def set_interrupt_pending(self, uint32_t node_index):
         """Raise a node's interrupt (any thread)."""

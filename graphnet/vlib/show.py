@@ -191,16 +191,24 @@ def dot(engine, *args) -> str:
     return "\n".join(lines)
 
 
+def interface_state(table, info: dict) -> str:
+    """up, down, or deleted (an AF_PACKET interface whose kernel interface
+    was deleted: detached until it comes back)."""
+    if getattr(table.devices[info["sw_if_index"]], "link_state", None) == "deleted":
+        return "deleted"
+    return "up" if info["admin_up"] and info["link_up"] else "down"
+
+
 def interfaces(engine, *args) -> str:
     """``show interface [NAME]``: state and counters of each interface."""
     table = engine.interfaces
     names = [args[0]] if args else list(table)
     w = max([20] + [len(n) + 2 for n in names])
-    lines = [f"{'Name':<{w}}{'Idx':>4}  {'State':<6}{'MTU':>6}  {'Counter':<12}{'Count':>14}"]
+    lines = [f"{'Name':<{w}}{'Idx':>4}  {'State':<8}{'MTU':>6}  {'Counter':<12}{'Count':>14}"]
     for name in names:
         info = table.info(name)
-        state = "up" if info["admin_up"] and info["link_up"] else "down"
-        head = f"{name:<{w}}{info['sw_if_index']:>4}  {state:<6}{info['mtu']:>6}  "
+        state = interface_state(table, info)
+        head = f"{name:<{w}}{info['sw_if_index']:>4}  {state:<8}{info['mtu']:>6}  "
         for key in ("rx_packets", "rx_bytes", "tx_packets", "tx_bytes", "rx_drops", "tx_drops",
                     "rx_errors", "tx_errors", "tx_retries"):
             if info[key] or key in ("rx_packets", "tx_packets"):
