@@ -6,5 +6,40 @@ graph knowledge. The wire format is graphnet/wire/tcp.pxd; the graph glue
 STATUS (keep current: another session continues from here)
 - built+tested: graphnet/wire/tcp.pxd/.pyx (header, options parse/write,
   checksum, formatter) -- tests/test_tcp_wire.py
-- next: connection struct + state machine (graphnet/transport/tcp/conn.pxd)
+- built+tested: conn.pxd/.pyx (gn_tcp_conn_t, RFC 9293 state machine with
+  RFC 7323 wscale/timestamps/PAWS/RTTM, RFC 5961 challenge ACKs (rate
+  limited), MSS negotiation+clamping, SACK blocks for ACKs, Nagle, send
+  within min(snd_wnd, cwnd)); isn.pxd (RFC 6528 ISN, SipHash-2-4) --
+  tests/test_tcp_conn.py (one row per transition + two connections over a
+  fifo model: transfer, reordering+SACK, simultaneous open/close, RST)
+- next: rto (RFC 6298), cc table (NewReno, CUBIC), SACK scoreboard (RFC 6675),
+  SYN cookies, then the fault-inject node
+
+What the glue will call (tcp4-* nodes, session layer), per segment:
+  parse:   gn_tcp_seg_parse(tcp, len, &seg) -> wire error row or OK
+  lookup:  5-tuple -> conn: gn_tcp_input(conn, &seg, now_ms,
+           gn_fifo_max_enqueue(rx_fifo), &act); no conn: listener ->
+           gn_tcp_listen_input (ACCEPT_SYN: alloc conn, gn_tcp_conn_init
+           with gn_tcp_isn/gn_tcp_ts_offset, gn_tcp_passive_open), else
+           gn_tcp_closed_input
+  act.flags, in this order:
+    DELIVER   gn_fifo_enqueue_with_offset(rx, rx_offset, payload+rx_skip,
+              rx_len); if rx_offset == 0 and it returned m > rx_len:
+              gn_tcp_rcv_joined(conn, m - rx_len, &act) (adds flags)
+              then notify the session (rx event) if the fifo's event was clear
+    TX_ACKED  gn_fifo_dequeue_drop(tx, tx_acked)
+    ESTABLISHED/PEER_FIN/RESET/REFUSED/CLOSED/FORGET -> session callbacks
+              (connected|accepted / transport closing / reset / connect
+              failed / transport closed + free / free silently)
+    SEND_SYN  gn_tcp_make_syn; SEND_RST gn_tcp_make_rst (ports swapped
+              from the segment when there is no conn)
+    TX_MORE   loop gn_tcp_send_next(conn, now, gn_fifo_max_dequeue(tx),
+              rx space, &out) -> copy tx bytes [data_off, +data_len)
+              (gn_fifo_peek) behind gn_tcp_write_out(&out, ports, hdr)
+    SEND_ACK/CHALLENGE_ACK (if nothing was sent) gn_tcp_make_ack with the
+              rx fifo's ooo ranges (start - tail, length); DELACK: arm
+              the delayed-ACK timer, whose expiry sends gn_tcp_make_ack
+    RTX_ARM/RTX_STOP/TIME_WAIT: the timer wheel
+  app: gn_tcp_active_open (connect), gn_tcp_app_close, gn_tcp_app_reset,
+       app reads: if the window opened by >= 1 MSS, gn_tcp_make_ack
 """

@@ -1,0 +1,938 @@
+"""The TCP connection and its RFC 9293 state machine (s.3.10.7, "SEGMENT
+ARRIVES"), with RFC 7323 (window scale, timestamps, PAWS), RFC 5961
+(challenge ACKs for RST and SYN, ACK acceptability), RFC 2018 SACK block
+reporting and MSS negotiation and clamping.
+
+Every function takes the connection and, for input, a parsed segment
+(``gn_tcp_seg_t``), and fills an action record (``gn_tcp_act_t``): flags
+saying what to send (ACK, challenge ACK, SYN/SYN-ACK, RST), what to tell
+the session layer (established, peer FIN, reset, refused, closed), which
+timers to (re)arm, and where received bytes go. No byte of data passes
+through here:
+
+- rx: ``GN_TCP_A_DELIVER`` says "enqueue payload[rx_skip : rx_skip +
+  rx_len] at rx_offset past the rx fifo's tail". In-order data (offset 0)
+  has already advanced rcv_nxt; when the fifo's enqueue returns more than
+  rx_len (out-of-order data joined), the glue calls ``gn_tcp_rcv_joined``
+  with the surplus, which moves rcv_nxt on and takes a FIN waiting there.
+  The data always fits: it is trimmed to the rx_space the glue passed
+  (the fifo's free space) as well as to the advertised window.
+- tx: the tx fifo's head is the first unacknowledged data byte.
+  ``gn_tcp_send_next`` answers "send tx fifo bytes [data_off, data_off +
+  data_len) with this header" (FIN included after the last byte once the
+  app closed); ``GN_TCP_A_TX_ACKED`` says "drop tx_acked bytes from the
+  head". Retransmission rewinds snd_nxt (the rto module), so retransmits
+  read from the fifo too.
+
+Invariants: snd_una <= snd_nxt <= snd_max (mod 2**32); the tx fifo holds
+bytes [data start, snd_una + tx_bytes); rcv_nxt never moves backwards and
+the advertised right edge (rcv_adv) never shrinks; a connection in CLOSED
+has told the glue GN_TCP_A_CLOSED (or FORGET) exactly once.
+
+Not here yet: urgent data (URG is ignored, its bytes taken as data),
+reopening from TIME_WAIT by a new SYN (RFC 6191: answered by a challenge
+ACK), segments without timestamps once negotiated are accepted (as Linux
+does; RFC 7323 s.3.2 says SHOULD drop).
+"""
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t
+from libc.string cimport memset
+from graphnet.wire.tcp cimport *
+from graphnet.wire.tcp import PARSE_ERRORS
+from graphnet.transport.tcp.isn cimport gn_tcp_secret_t, gn_tcp_isn, gn_tcp_ts_offset, gn_siphash24
+
+cdef enum:
+    PAWS_IDLE_MS = 24 * 24 * 3600 * 1000  # RFC 7323 s.5.5: TS.Recent older than 24 days is invalid
+    MIN_SND_MSS = 64
+
+STATE_NAMES = ("CLOSED", "LISTEN", "SYN_SENT", "SYN_RCVD", "ESTABLISHED", "FIN_WAIT_1", "FIN_WAIT_2",
+               "CLOSE_WAIT", "CLOSING", "LAST_ACK", "TIME_WAIT")
+assert len(STATE_NAMES) == GN_TCP_N_STATES
+
+ACTION_NAMES = ("send-ack", "delack", "challenge-ack", "send-syn", "send-rst", "deliver", "tx-acked", "tx-more",
+                "established", "peer-fin", "reset", "refused", "time-wait", "closed", "drop", "accept-syn",
+                "rtx-arm", "rtx-stop", "forget")
+
+INPUT_ERRORS = PARSE_ERRORS + (
+    # GN_TCP_E_* after the wire rows (row = len(PARSE_ERRORS) - 1 + code)
+    ("no-connection", "error", "segment for no connection or listener (RST sent)"),
+    ("listen-ack", "error", "ACK to a listener (RST sent)"),
+    ("listen-not-syn", "error", "segment to a listener without SYN"),
+    ("rst-ignored", "info", "RST out of window or for no connection"),
+    ("syn-sent-bad-ack", "error", "SYN_SENT: ACK not for our SYN (RST sent)"),
+    ("syn-sent-no-syn", "error", "SYN_SENT: neither SYN nor RST"),
+    ("paws", "warn", "timestamp older than TS.Recent (PAWS, RFC 7323)"),
+    ("out-of-window", "warn", "sequence number outside the receive window"),
+    ("rst-in-window", "warn", "RST in window, not at RCV.NXT (challenge ACK, RFC 5961)"),
+    ("syn-in-sync", "warn", "SYN on a synchronized connection (challenge ACK, RFC 5961)"),
+    ("no-ack", "error", "segment without ACK"),
+    ("ack-unsent", "warn", "ACK for data not yet sent"),
+    ("ack-too-old", "warn", "ACK below SND.UNA - MAX.SND.WND (RFC 5961)"),
+    ("syn-rcvd-bad-ack", "error", "SYN_RCVD: ACK not for our SYN-ACK (RST sent)"),
+    ("data-after-fin", "warn", "data after the peer's FIN, ignored"),
+    ("rx-window", "warn", "data beyond the receive window, trimmed"),
+    ("challenge-limit", "info", "challenge ACK suppressed by the rate limit"),
+    ("bad-options", "error", "TCP options malformed"),
+)
+assert len(INPUT_ERRORS) == len(PARSE_ERRORS) + GN_TCP_N_ERRORS - 1
+
+
+# -- helpers -----------------------------------------------------------------
+
+cdef inline void _act_clear(gn_tcp_act_t* a) noexcept nogil:
+    memset(a, 0, sizeof(gn_tcp_act_t))
+
+
+cdef inline void _drop(gn_tcp_act_t* a, uint32_t error) noexcept nogil:
+    a.flags |= GN_TCP_A_DROP
+    a.error = error
+
+
+cdef inline uint32_t _seg_len(const gn_tcp_seg_t* s) noexcept nogil:
+    """Sequence space the segment occupies (RFC 9293 SEG.LEN)."""
+    return s.len + ((s.flags & GN_TCP_FLAG_SYN) != 0) + ((s.flags & GN_TCP_FLAG_FIN) != 0)
+
+
+cdef inline uint32_t _rcv_wnd(gn_tcp_conn_t* c) noexcept nogil:
+    """RCV.WND: what is left of the window last advertised."""
+    return c.rcv_adv - c.rcv_nxt if gn_seq_gt(c.rcv_adv, c.rcv_nxt) else 0
+
+
+cdef inline bint _acceptable(gn_tcp_conn_t* c, uint32_t seq, uint32_t seglen, uint32_t wnd) noexcept nogil:
+    """RFC 9293 s.3.10.7.4 first check (the four cases)."""
+    cdef uint32_t off = seq - c.rcv_nxt
+    if seglen == 0:
+        if wnd == 0:
+            return seq == c.rcv_nxt
+        return off < wnd
+    if wnd == 0:
+        return seq == c.rcv_nxt           # RFC: take its ACK and RST; its data is trimmed
+    return off < wnd or <uint32_t>(seq + seglen - 1 - c.rcv_nxt) < wnd
+
+
+cdef inline void _challenge_ack(gn_tcp_conn_t* c, uint32_t now_ms, gn_tcp_act_t* a, uint32_t error) noexcept nogil:
+    """RFC 5961 s.7: at most chack_limit challenge ACKs per second."""
+    _drop(a, error)
+    if now_ms - c.chack_window_ms >= 1000:
+        c.chack_window_ms = now_ms
+        c.chack_count = 0
+    if c.chack_count >= c.chack_limit:
+        a.error = GN_TCP_E_CHALLENGE_LIMIT
+        return
+    c.chack_count += 1
+    c.n_challenge_acks += 1
+    a.flags |= GN_TCP_A_CHALLENGE_ACK | GN_TCP_A_SEND_ACK
+
+
+cdef inline void _set_state(gn_tcp_conn_t* c, uint8_t state) noexcept nogil:
+    c.state = state
+
+
+cdef inline void _closed(gn_tcp_conn_t* c, gn_tcp_act_t* a) noexcept nogil:
+    c.state = GN_TCP_CLOSED
+    a.flags |= GN_TCP_A_CLOSED | GN_TCP_A_RTX_STOP
+
+
+cdef inline bint _fin_acked(gn_tcp_conn_t* c) noexcept nogil:
+    return (c.flags & GN_TCP_CF_FIN_SENT) != 0 and gn_seq_gt(c.snd_una, c.snd_fin)
+
+
+cdef void _negotiate(gn_tcp_conn_t* c, const gn_tcp_options_t* o, uint32_t now_ms) noexcept nogil:
+    """Options of the peer's SYN against what we offer (RFC 7323 s.1.3:
+    window scale and timestamps only when both sides sent them; RFC 2018
+    SACK likewise; MSS: the peer's, or 536, clamped to ours)."""
+    cdef uint32_t mss = o.mss if o.flags & GN_TCP_OPTF_MSS else GN_TCP_DEFAULT_MSS
+    if mss > c.rcv_mss:
+        mss = c.rcv_mss
+    c.flags &= ~(GN_TCP_CF_TS | GN_TCP_CF_SACK | GN_TCP_CF_WSCALE)
+    if c.flags & GN_TCP_CF_WANT_WSCALE and o.flags & GN_TCP_OPTF_WSCALE:
+        c.flags |= GN_TCP_CF_WSCALE
+        c.snd_wscale = o.wscale
+        c.rcv_wscale = c.want_wscale
+    else:
+        c.snd_wscale = 0
+        c.rcv_wscale = 0
+    if c.flags & GN_TCP_CF_WANT_TS and o.flags & GN_TCP_OPTF_TIMESTAMP:
+        c.flags |= GN_TCP_CF_TS
+        c.ts_recent = o.tsval
+        c.ts_recent_ms = now_ms
+        mss -= 12                         # every segment carries the 12 option bytes
+    if c.flags & GN_TCP_CF_WANT_SACK and o.flags & GN_TCP_OPTF_SACK_PERMITTED:
+        c.flags |= GN_TCP_CF_SACK
+    c.snd_mss = <uint16_t>(mss if mss >= MIN_SND_MSS else MIN_SND_MSS)
+
+
+cdef inline void _take_syn_window(gn_tcp_conn_t* c, const gn_tcp_seg_t* s) noexcept nogil:
+    """The window of a SYN or SYN-ACK is never scaled (RFC 7323 s.2.2)."""
+    c.snd_wnd = s.wnd
+    c.max_snd_wnd = s.wnd
+    c.snd_wl1 = s.seq
+    c.snd_wl2 = s.ack
+
+
+cdef inline void _rtt_sample(gn_tcp_conn_t* c, const gn_tcp_seg_t* s, uint32_t now_ms, gn_tcp_act_t* a) noexcept nogil:
+    """RTTM from the echoed timestamp (RFC 7323 s.4) or the timed sequence
+    number (Karn: the rto module clears the timing on a retransmission)."""
+    cdef uint32_t rtt
+    if c.flags & GN_TCP_CF_TS and s.opts.flags & GN_TCP_OPTF_TIMESTAMP and s.opts.tsecr != 0:
+        rtt = now_ms + c.ts_offset - s.opts.tsecr
+        if <int32_t>rtt >= 0:
+            a.rtt_ms = rtt if rtt else 1
+    elif c.flags & GN_TCP_CF_RTT_TIMING and gn_seq_gt(s.ack, c.rtt_seq):
+        rtt = now_ms - c.rtt_start_ms
+        a.rtt_ms = rtt if rtt else 1
+        c.flags &= ~GN_TCP_CF_RTT_TIMING
+
+
+cdef void _check_fin(gn_tcp_conn_t* c, gn_tcp_act_t* a) noexcept nogil:
+    """Take the peer's FIN once all data before it is in (RFC 9293 eighth
+    step)."""
+    if not (c.flags & GN_TCP_CF_FIN_PENDING) or c.rcv_nxt != c.rcv_fin:
+        return
+    c.flags = (c.flags & ~GN_TCP_CF_FIN_PENDING) | GN_TCP_CF_FIN_RCVD
+    c.rcv_nxt += 1
+    a.flags = (a.flags & ~GN_TCP_A_DELACK) | GN_TCP_A_SEND_ACK | GN_TCP_A_PEER_FIN
+    if c.state == GN_TCP_ESTABLISHED or c.state == GN_TCP_SYN_RCVD:
+        c.state = GN_TCP_CLOSE_WAIT
+    elif c.state == GN_TCP_FIN_WAIT_1:
+        if _fin_acked(c):
+            c.state = GN_TCP_TIME_WAIT
+            a.flags |= GN_TCP_A_TIME_WAIT | GN_TCP_A_RTX_STOP
+        else:
+            c.state = GN_TCP_CLOSING
+    elif c.state == GN_TCP_FIN_WAIT_2:
+        c.state = GN_TCP_TIME_WAIT
+        a.flags |= GN_TCP_A_TIME_WAIT | GN_TCP_A_RTX_STOP
+
+
+# -- connection setup ----------------------------------------------------------
+
+cdef void gn_tcp_conn_init(gn_tcp_conn_t* c, const gn_tcp_config_t* cfg, uint32_t lcl_ip, uint16_t lcl_port,
+                           uint32_t rmt_ip, uint16_t rmt_port, uint32_t iss, uint32_t ts_offset) noexcept nogil:
+    """A connection in CLOSED with our options from cfg and the ISN (from
+    gn_tcp_isn) and timestamp offset (gn_tcp_ts_offset) chosen."""
+    memset(c, 0, sizeof(gn_tcp_conn_t))
+    c.lcl_ip = lcl_ip
+    c.lcl_port = lcl_port
+    c.rmt_ip = rmt_ip
+    c.rmt_port = rmt_port
+    c.state = GN_TCP_CLOSED
+    c.flags = cfg.flags & (GN_TCP_CF_WANT_TS | GN_TCP_CF_WANT_SACK | GN_TCP_CF_WANT_WSCALE | GN_TCP_CF_NO_NAGLE)
+    c.want_wscale = cfg.wscale if cfg.wscale <= GN_TCP_MAX_WSCALE else GN_TCP_MAX_WSCALE
+    c.rcv_mss = cfg.mss
+    c.snd_mss = GN_TCP_DEFAULT_MSS if GN_TCP_DEFAULT_MSS < cfg.mss else cfg.mss
+    c.cwnd = cfg.initial_cwnd if cfg.initial_cwnd else 0xffffffffU
+    c.chack_limit = cfg.challenge_acks_per_s
+    c.iss = iss
+    c.snd_una = iss
+    c.snd_nxt = iss
+    c.snd_max = iss
+    c.ts_offset = ts_offset
+
+
+cdef inline void _syn_out(gn_tcp_conn_t* c, uint32_t now_ms, gn_tcp_act_t* a) noexcept nogil:
+    c.snd_nxt = c.iss + 1
+    c.snd_max = c.iss + 1
+    c.rtt_seq = c.iss
+    c.rtt_start_ms = now_ms
+    c.flags |= GN_TCP_CF_RTT_TIMING
+    a.flags |= GN_TCP_A_SEND_SYN | GN_TCP_A_RTX_ARM
+
+
+cdef void gn_tcp_active_open(gn_tcp_conn_t* c, uint32_t now_ms, gn_tcp_act_t* a) noexcept nogil:
+    """CLOSED -> SYN_SENT: send our SYN."""
+    _act_clear(a)
+    c.state = GN_TCP_SYN_SENT
+    _syn_out(c, now_ms, a)
+
+
+cdef void gn_tcp_passive_open(gn_tcp_conn_t* c, const gn_tcp_seg_t* s, uint32_t now_ms,
+                              gn_tcp_act_t* a) noexcept nogil:
+    """A listener's SYN (gn_tcp_listen_input said ACCEPT_SYN) on a fresh
+    connection: LISTEN -> SYN_RCVD, send the SYN-ACK. Data on the SYN is
+    not taken (the peer sends it again)."""
+    _act_clear(a)
+    c.irs = s.seq
+    c.rcv_nxt = s.seq + 1
+    c.rcv_adv = c.rcv_nxt
+    c.last_ack_sent = c.rcv_nxt
+    _negotiate(c, &s.opts, now_ms)
+    _take_syn_window(c, s)
+    c.flags |= GN_TCP_CF_PASSIVE
+    c.state = GN_TCP_SYN_RCVD
+    _syn_out(c, now_ms, a)
+
+
+cdef void gn_tcp_closed_input(const gn_tcp_seg_t* s, gn_tcp_act_t* a) noexcept nogil:
+    """A segment for no connection (RFC 9293 s.3.10.7.1): answered by a RST
+    unless it is one."""
+    _act_clear(a)
+    if s.flags & GN_TCP_FLAG_RST:
+        _drop(a, GN_TCP_E_RST_IGNORED)
+        return
+    _drop(a, GN_TCP_E_NO_CONNECTION)
+    a.flags |= GN_TCP_A_SEND_RST
+    if s.flags & GN_TCP_FLAG_ACK:
+        a.rst_seq = s.ack
+        a.rst_flags = GN_TCP_FLAG_RST
+    else:
+        a.rst_seq = 0
+        a.rst_ack = s.seq + _seg_len(s)
+        a.rst_flags = GN_TCP_FLAG_RST | GN_TCP_FLAG_ACK
+
+
+cdef void gn_tcp_listen_input(const gn_tcp_seg_t* s, gn_tcp_act_t* a) noexcept nogil:
+    """A segment to a listener (RFC 9293 s.3.10.7.2)."""
+    _act_clear(a)
+    if s.flags & GN_TCP_FLAG_RST:
+        _drop(a, GN_TCP_E_RST_IGNORED)
+    elif s.flags & GN_TCP_FLAG_ACK:
+        _drop(a, GN_TCP_E_LISTEN_ACK)
+        a.flags |= GN_TCP_A_SEND_RST
+        a.rst_seq = s.ack
+        a.rst_flags = GN_TCP_FLAG_RST
+    elif s.flags & GN_TCP_FLAG_SYN:
+        a.flags |= GN_TCP_A_ACCEPT_SYN
+    else:
+        _drop(a, GN_TCP_E_LISTEN_NOT_SYN)
+
+
+cdef void _syn_sent_input(gn_tcp_conn_t* c, const gn_tcp_seg_t* s, uint32_t now_ms, gn_tcp_act_t* a) noexcept nogil:
+    """RFC 9293 s.3.10.7.3."""
+    cdef bint ack = (s.flags & GN_TCP_FLAG_ACK) != 0
+    if ack and (gn_seq_leq(s.ack, c.iss) or gn_seq_gt(s.ack, c.snd_max)):
+        if s.flags & GN_TCP_FLAG_RST:
+            _drop(a, GN_TCP_E_RST_IGNORED)
+            return
+        _drop(a, GN_TCP_E_SYN_SENT_BAD_ACK)
+        a.flags |= GN_TCP_A_SEND_RST
+        a.rst_seq = s.ack
+        a.rst_flags = GN_TCP_FLAG_RST
+        return
+    if s.flags & GN_TCP_FLAG_RST:
+        if ack:                           # it acknowledges our SYN (RFC 5961 s.3.2)
+            a.flags |= GN_TCP_A_REFUSED
+            _closed(c, a)
+        else:
+            _drop(a, GN_TCP_E_RST_IGNORED)
+        return
+    if not (s.flags & GN_TCP_FLAG_SYN):
+        _drop(a, GN_TCP_E_SYN_SENT_NO_SYN)
+        return
+    c.irs = s.seq
+    c.rcv_nxt = s.seq + 1
+    c.rcv_adv = c.rcv_nxt
+    c.last_ack_sent = c.rcv_nxt
+    _negotiate(c, &s.opts, now_ms)
+    _take_syn_window(c, s)
+    if ack:
+        c.snd_una = s.ack
+        _rtt_sample(c, s, now_ms, a)
+        c.state = GN_TCP_ESTABLISHED
+        a.flags |= GN_TCP_A_ESTABLISHED | GN_TCP_A_SEND_ACK | GN_TCP_A_TX_MORE
+        a.flags |= GN_TCP_A_RTX_STOP if c.snd_una == c.snd_max else GN_TCP_A_RTX_ARM
+        if s.len or s.flags & GN_TCP_FLAG_FIN:
+            a.error = GN_TCP_E_RX_WINDOW  # data on a SYN-ACK: not taken, the peer sends it again
+    else:
+        c.state = GN_TCP_SYN_RCVD         # simultaneous open: SYN-ACK with our ISS again
+        a.flags |= GN_TCP_A_SEND_SYN | GN_TCP_A_RTX_ARM
+
+
+# -- segment arrival -----------------------------------------------------------
+
+cdef void _ack_process(gn_tcp_conn_t* c, const gn_tcp_seg_t* s, uint32_t now_ms, gn_tcp_act_t* a) noexcept nogil:
+    """Advance SND.UNA, count duplicate ACKs, update the send window
+    (RFC 9293 s.3.10.7.4 fifth step, RFC 5681 s.2 for "duplicate")."""
+    cdef uint32_t lo, hi, wnd = (<uint32_t>s.wnd) << c.snd_wscale
+    cdef uint32_t data
+    if gn_seq_gt(s.ack, c.snd_una):
+        lo = c.snd_una
+        if lo == c.iss:
+            lo += 1                       # the SYN is not data
+        hi = s.ack
+        if c.flags & GN_TCP_CF_FIN_SENT and gn_seq_gt(hi, c.snd_fin):
+            hi = c.snd_fin                # nor is the FIN
+        data = hi - lo if gn_seq_gt(hi, lo) else 0
+        c.snd_una = s.ack
+        if gn_seq_lt(c.snd_nxt, c.snd_una):
+            c.snd_nxt = c.snd_una
+        c.dup_acks = 0
+        _rtt_sample(c, s, now_ms, a)
+        if data:
+            a.tx_acked = data
+            c.bytes_acked += data
+            a.flags |= GN_TCP_A_TX_ACKED
+        a.flags |= GN_TCP_A_TX_MORE
+        a.flags |= GN_TCP_A_RTX_STOP if c.snd_una == c.snd_max else GN_TCP_A_RTX_ARM
+    elif (s.ack == c.snd_una and s.len == 0 and not (s.flags & (GN_TCP_FLAG_SYN | GN_TCP_FLAG_FIN))
+          and wnd == c.snd_wnd and c.snd_max != c.snd_una):
+        c.dup_acks += 1
+        c.n_dup_acks += 1
+    if gn_seq_lt(c.snd_wl1, s.seq) or (c.snd_wl1 == s.seq and gn_seq_leq(c.snd_wl2, s.ack)):
+        if wnd > c.snd_wnd:
+            a.flags |= GN_TCP_A_TX_MORE
+        c.snd_wnd = wnd
+        if wnd > c.max_snd_wnd:
+            c.max_snd_wnd = wnd
+        c.snd_wl1 = s.seq
+        c.snd_wl2 = s.ack
+
+
+cdef void _rcv_data(gn_tcp_conn_t* c, const gn_tcp_seg_t* s, uint32_t wnd, uint32_t rx_space,
+                    gn_tcp_act_t* a) noexcept nogil:
+    """Name the new bytes of the payload and where they go (RFC 9293
+    seventh step); ACK at once for out-of-order data and gap fills, else
+    every second full segment (RFC 5681 s.4.2), else delayed."""
+    cdef uint32_t skip = 0, off, n, limit
+    if gn_seq_lt(s.seq, c.rcv_nxt):
+        skip = c.rcv_nxt - s.seq
+    if skip >= s.len:
+        a.flags |= GN_TCP_A_SEND_ACK      # all old: a duplicate, ACK it at once
+        return
+    off = s.seq + skip - c.rcv_nxt
+    n = s.len - skip
+    limit = wnd if wnd < rx_space else rx_space
+    if off >= limit:
+        a.flags |= GN_TCP_A_SEND_ACK
+        a.error = GN_TCP_E_RX_WINDOW
+        return
+    if n > limit - off:
+        n = limit - off
+        a.error = GN_TCP_E_RX_WINDOW
+    a.flags |= GN_TCP_A_DELIVER
+    a.rx_skip = skip
+    a.rx_len = n
+    a.rx_offset = off
+    c.bytes_received += n
+    if off:
+        c.rcv_last_ooo = c.rcv_nxt + off
+        a.flags |= GN_TCP_A_SEND_ACK
+        return
+    c.rcv_nxt += n
+    c.delack_bytes += n
+    if c.delack_bytes >= 2 * <uint32_t>c.rcv_mss or s.flags & GN_TCP_FLAG_PSH and c.delack_bytes >= c.rcv_mss:
+        a.flags |= GN_TCP_A_SEND_ACK
+    else:
+        a.flags |= GN_TCP_A_DELACK
+
+
+cdef void gn_tcp_input(gn_tcp_conn_t* c, const gn_tcp_seg_t* s, uint32_t now_ms, uint32_t rx_space,
+                       gn_tcp_act_t* a) noexcept nogil:
+    """A segment for an existing connection (RFC 9293 s.3.10.7.3-4, with
+    RFC 7323 PAWS and RFC 5961). rx_space: free bytes in the rx fifo."""
+    cdef uint32_t seglen, wnd, fin_seq
+    _act_clear(a)
+    if c.state == GN_TCP_SYN_SENT:
+        _syn_sent_input(c, s, now_ms, a)
+        return
+    if c.state == GN_TCP_CLOSED or c.state == GN_TCP_LISTEN:
+        gn_tcp_closed_input(s, a)
+        return
+    if c.state == GN_TCP_SYN_RCVD and s.flags & GN_TCP_FLAG_SYN and not (s.flags & (GN_TCP_FLAG_RST | GN_TCP_FLAG_ACK)) \
+            and s.seq == c.irs:
+        a.flags |= GN_TCP_A_SEND_SYN      # our SYN-ACK was lost: send it again
+        return
+    seglen = _seg_len(s)
+    wnd = _rcv_wnd(c)
+    # RFC 7323 s.5.3 R1: PAWS, before the sequence number check (RSTs are exempt)
+    if (c.flags & GN_TCP_CF_TS and s.opts.flags & GN_TCP_OPTF_TIMESTAMP and not (s.flags & GN_TCP_FLAG_RST)
+            and gn_seq_lt(s.opts.tsval, c.ts_recent) and now_ms - c.ts_recent_ms < PAWS_IDLE_MS):
+        c.n_paws_drops += 1
+        _drop(a, GN_TCP_E_PAWS)
+        a.flags |= GN_TCP_A_SEND_ACK
+        return
+    # first: sequence number
+    if not _acceptable(c, s.seq, seglen, wnd):
+        if s.flags & GN_TCP_FLAG_RST:
+            _drop(a, GN_TCP_E_RST_IGNORED)
+        else:
+            c.n_out_of_window += 1
+            _drop(a, GN_TCP_E_OUT_OF_WINDOW)
+            a.flags |= GN_TCP_A_SEND_ACK
+        return
+    # second: RST (RFC 5961 s.3.2: only at exactly RCV.NXT)
+    if s.flags & GN_TCP_FLAG_RST:
+        if s.seq != c.rcv_nxt:
+            _challenge_ack(c, now_ms, a, GN_TCP_E_RST_IN_WINDOW)
+            return
+        if c.state == GN_TCP_SYN_RCVD:
+            if c.flags & GN_TCP_CF_PASSIVE:
+                c.state = GN_TCP_CLOSED   # back to LISTEN: the half-open goes, nobody told
+                a.flags |= GN_TCP_A_FORGET | GN_TCP_A_RTX_STOP
+                return
+            a.flags |= GN_TCP_A_REFUSED
+        elif c.state != GN_TCP_CLOSING and c.state != GN_TCP_LAST_ACK and c.state != GN_TCP_TIME_WAIT:
+            a.flags |= GN_TCP_A_RESET
+        _closed(c, a)
+        return
+    # fourth: SYN (RFC 5961 s.4.2: challenge ACK whatever its sequence number)
+    if s.flags & GN_TCP_FLAG_SYN:
+        _challenge_ack(c, now_ms, a, GN_TCP_E_SYN_IN_SYNC)
+        return
+    # fifth: ACK
+    if not (s.flags & GN_TCP_FLAG_ACK):
+        _drop(a, GN_TCP_E_NO_ACK)
+        return
+    if c.state == GN_TCP_SYN_RCVD:
+        if gn_seq_lt(c.snd_una, s.ack) and gn_seq_leq(s.ack, c.snd_max):
+            c.state = GN_TCP_ESTABLISHED
+            c.snd_wnd = (<uint32_t>s.wnd) << c.snd_wscale
+            c.max_snd_wnd = c.snd_wnd
+            c.snd_wl1 = s.seq
+            c.snd_wl2 = s.ack
+            a.flags |= GN_TCP_A_ESTABLISHED
+            if c.flags & GN_TCP_CF_FIN_QUEUED:
+                c.state = GN_TCP_FIN_WAIT_1   # the app closed during the handshake
+        else:
+            _drop(a, GN_TCP_E_SYN_RCVD_BAD_ACK)
+            a.flags |= GN_TCP_A_SEND_RST
+            a.rst_seq = s.ack
+            a.rst_flags = GN_TCP_FLAG_RST
+            return
+    if gn_seq_gt(s.ack, c.snd_max):
+        _drop(a, GN_TCP_E_ACK_UNSENT)
+        a.flags |= GN_TCP_A_SEND_ACK
+        return
+    if gn_seq_lt(s.ack, c.snd_una - c.max_snd_wnd):
+        _challenge_ack(c, now_ms, a, GN_TCP_E_ACK_TOO_OLD)
+        return
+    # RFC 7323 s.4.3 (R3): remember the timestamp to echo
+    if (c.flags & GN_TCP_CF_TS and s.opts.flags & GN_TCP_OPTF_TIMESTAMP
+            and gn_seq_leq(s.seq, c.last_ack_sent) and gn_seq_geq(s.opts.tsval, c.ts_recent)):
+        c.ts_recent = s.opts.tsval
+        c.ts_recent_ms = now_ms
+    _ack_process(c, s, now_ms, a)
+    if _fin_acked(c):
+        if c.state == GN_TCP_FIN_WAIT_1:
+            c.state = GN_TCP_FIN_WAIT_2
+        elif c.state == GN_TCP_CLOSING:
+            c.state = GN_TCP_TIME_WAIT
+            a.flags |= GN_TCP_A_TIME_WAIT
+        elif c.state == GN_TCP_LAST_ACK:
+            _closed(c, a)
+            return
+    # seventh: data
+    if s.len:
+        if (c.state == GN_TCP_ESTABLISHED or c.state == GN_TCP_FIN_WAIT_1 or c.state == GN_TCP_FIN_WAIT_2) \
+                and not (c.flags & GN_TCP_CF_FIN_RCVD):
+            _rcv_data(c, s, wnd, rx_space, a)
+        else:
+            a.error = GN_TCP_E_DATA_AFTER_FIN
+            a.flags |= GN_TCP_A_SEND_ACK
+    # eighth: FIN
+    if s.flags & GN_TCP_FLAG_FIN:
+        fin_seq = s.seq + s.len
+        if c.flags & GN_TCP_CF_FIN_RCVD:
+            a.flags |= GN_TCP_A_SEND_ACK  # a retransmitted FIN: ACK it again
+            if c.state == GN_TCP_TIME_WAIT:
+                a.flags |= GN_TCP_A_TIME_WAIT
+        elif a.error != GN_TCP_E_RX_WINDOW:   # the data before it all fitted
+            c.flags |= GN_TCP_CF_FIN_PENDING
+            c.rcv_fin = fin_seq
+            if fin_seq != c.rcv_nxt:
+                a.flags |= GN_TCP_A_SEND_ACK
+            _check_fin(c, a)
+
+
+cdef void gn_tcp_rcv_joined(gn_tcp_conn_t* c, uint32_t n, gn_tcp_act_t* a) noexcept nogil:
+    """The rx fifo joined n bytes of out-of-order data to the in-order
+    data: RCV.NXT moves past them, a gap fill is ACKed at once (RFC 5681
+    s.4.2), and a FIN waiting there is taken."""
+    if n == 0:
+        return
+    c.rcv_nxt += n
+    a.flags = (a.flags & ~GN_TCP_A_DELACK) | GN_TCP_A_SEND_ACK
+    _check_fin(c, a)
+
+
+# -- application requests ------------------------------------------------------
+
+cdef void gn_tcp_app_close(gn_tcp_conn_t* c, gn_tcp_act_t* a) noexcept nogil:
+    """The app closed: our FIN follows the tx data (RFC 9293 s.3.10.4)."""
+    _act_clear(a)
+    if c.state == GN_TCP_SYN_SENT or c.state == GN_TCP_LISTEN:
+        _closed(c, a)
+        return
+    if c.state == GN_TCP_SYN_RCVD:
+        c.flags |= GN_TCP_CF_FIN_QUEUED   # sent once established
+    elif c.state == GN_TCP_ESTABLISHED:
+        c.flags |= GN_TCP_CF_FIN_QUEUED
+        c.state = GN_TCP_FIN_WAIT_1
+        a.flags |= GN_TCP_A_TX_MORE
+    elif c.state == GN_TCP_CLOSE_WAIT:
+        c.flags |= GN_TCP_CF_FIN_QUEUED
+        c.state = GN_TCP_LAST_ACK
+        a.flags |= GN_TCP_A_TX_MORE
+
+
+cdef void gn_tcp_app_reset(gn_tcp_conn_t* c, gn_tcp_act_t* a) noexcept nogil:
+    """The app aborts (RFC 9293 s.3.10.5): a RST in synchronized states."""
+    _act_clear(a)
+    if c.state != GN_TCP_CLOSED and c.state != GN_TCP_LISTEN and c.state != GN_TCP_SYN_SENT \
+            and c.state != GN_TCP_TIME_WAIT:
+        a.flags |= GN_TCP_A_SEND_RST
+        a.rst_seq = c.snd_nxt
+        a.rst_flags = GN_TCP_FLAG_RST
+    _closed(c, a)
+
+
+cdef void gn_tcp_time_wait_expired(gn_tcp_conn_t* c, gn_tcp_act_t* a) noexcept nogil:
+    _act_clear(a)
+    _closed(c, a)
+
+
+# -- segments to send ----------------------------------------------------------
+
+cdef uint32_t gn_tcp_rcv_window(gn_tcp_conn_t* c, uint32_t rx_space) noexcept nogil:
+    """The window to advertise (bytes, a multiple of the scale) for
+    rx_space free fifo bytes: at most 65535 << rcv_wscale, and not less
+    than what the last advertisement still promises (RFC 9293 s.3.8.6.2.2:
+    the right edge does not move left, but for less than one scale unit
+    lost to rounding down, RFC 7323 s.2.4). Never more than was free."""
+    cdef uint32_t w = rx_space, top = (<uint32_t>0xffff) << c.rcv_wscale
+    if gn_seq_lt(c.rcv_nxt + w, c.rcv_adv):
+        w = c.rcv_adv - c.rcv_nxt
+    if w > top:
+        w = top
+    return (w >> c.rcv_wscale) << c.rcv_wscale
+
+
+cdef inline void _ack_fields(gn_tcp_conn_t* c, uint32_t now_ms, uint32_t rx_space, gn_tcp_out_t* o) noexcept nogil:
+    cdef uint32_t w = gn_tcp_rcv_window(c, rx_space)
+    o.ack = c.rcv_nxt
+    o.wnd = <uint16_t>(w >> c.rcv_wscale)
+    c.rcv_adv = c.rcv_nxt + w
+    c.last_ack_sent = c.rcv_nxt
+    c.delack_bytes = 0
+    o.opts.flags = 0
+    o.opts.n_sack = 0
+    if c.flags & GN_TCP_CF_TS:
+        o.opts.flags = GN_TCP_OPTF_TIMESTAMP
+        o.opts.tsval = now_ms + c.ts_offset
+        o.opts.tsecr = c.ts_recent
+
+
+cdef void gn_tcp_make_ack(gn_tcp_conn_t* c, uint32_t now_ms, uint32_t rx_space, const gn_tcp_range_t* ooo,
+                          uint32_t n_ooo, gn_tcp_out_t* o) noexcept nogil:
+    """A pure ACK (also the challenge and duplicate ACKs). With SACK, the
+    n_ooo out-of-order ranges of the rx fifo (ascending) become SACK blocks,
+    the one holding the latest out-of-order segment first (RFC 2018 s.4)."""
+    cdef uint32_t i, first = n_ooo, n = 0, rel = c.rcv_last_ooo - c.rcv_nxt
+    memset(o, 0, sizeof(gn_tcp_out_t))
+    o.seq = c.snd_nxt
+    o.flags = GN_TCP_FLAG_ACK
+    _ack_fields(c, now_ms, rx_space, o)
+    if not (c.flags & GN_TCP_CF_SACK) or n_ooo == 0:
+        return
+    for i in range(n_ooo):
+        if ooo[i].offset <= rel < ooo[i].offset + ooo[i].length:
+            first = i
+            break
+    if first < n_ooo:
+        o.opts.sack[0].start = c.rcv_nxt + ooo[first].offset
+        o.opts.sack[0].end = c.rcv_nxt + ooo[first].offset + ooo[first].length
+        n = 1
+    for i in range(n_ooo):
+        if i == first or n == GN_TCP_MAX_SACK_BLOCKS:
+            continue
+        o.opts.sack[n].start = c.rcv_nxt + ooo[i].offset
+        o.opts.sack[n].end = c.rcv_nxt + ooo[i].offset + ooo[i].length
+        n += 1
+    o.opts.n_sack = <uint8_t>n
+    o.opts.flags |= GN_TCP_OPTF_SACK
+
+
+cdef void gn_tcp_make_syn(gn_tcp_conn_t* c, uint32_t now_ms, uint32_t rx_space, gn_tcp_out_t* o) noexcept nogil:
+    """Our SYN (SYN_SENT: offering our options) or SYN-ACK (SYN_RCVD:
+    answering the peer's); the window unscaled (RFC 7323 s.2.2)."""
+    cdef uint32_t w = rx_space if rx_space < 0xffff else 0xffff
+    memset(o, 0, sizeof(gn_tcp_out_t))
+    o.seq = c.iss
+    o.flags = GN_TCP_FLAG_SYN
+    o.wnd = <uint16_t>w
+    o.opts.flags = GN_TCP_OPTF_MSS
+    o.opts.mss = c.rcv_mss
+    if c.state == GN_TCP_SYN_SENT:
+        if c.flags & GN_TCP_CF_WANT_TS:
+            o.opts.flags |= GN_TCP_OPTF_TIMESTAMP
+        if c.flags & GN_TCP_CF_WANT_SACK:
+            o.opts.flags |= GN_TCP_OPTF_SACK_PERMITTED
+        if c.flags & GN_TCP_CF_WANT_WSCALE:
+            o.opts.flags |= GN_TCP_OPTF_WSCALE
+    else:
+        o.flags |= GN_TCP_FLAG_ACK
+        o.ack = c.rcv_nxt
+        c.rcv_adv = c.rcv_nxt + w
+        c.last_ack_sent = c.rcv_nxt
+        if c.flags & GN_TCP_CF_TS:
+            o.opts.flags |= GN_TCP_OPTF_TIMESTAMP
+        if c.flags & GN_TCP_CF_SACK:
+            o.opts.flags |= GN_TCP_OPTF_SACK_PERMITTED
+        if c.flags & GN_TCP_CF_WSCALE:
+            o.opts.flags |= GN_TCP_OPTF_WSCALE
+    o.opts.wscale = c.want_wscale
+    o.opts.tsval = now_ms + c.ts_offset
+    o.opts.tsecr = c.ts_recent if c.state == GN_TCP_SYN_RCVD else 0
+
+
+cdef void gn_tcp_make_rst(const gn_tcp_act_t* a, gn_tcp_out_t* o) noexcept nogil:
+    memset(o, 0, sizeof(gn_tcp_out_t))
+    o.seq = a.rst_seq
+    o.ack = a.rst_ack
+    o.flags = a.rst_flags
+
+
+cdef bint gn_tcp_send_next(gn_tcp_conn_t* c, uint32_t now_ms, uint32_t tx_bytes, uint32_t rx_space,
+                           gn_tcp_out_t* o) noexcept nogil:
+    """The next data (and/or FIN) segment, if the windows allow one: tx
+    fifo bytes [data_off, data_off + data_len) from SND.NXT, at most one
+    MSS, within min(SND.WND, cwnd) of SND.UNA; Nagle (RFC 9293 s.3.7.4)
+    holds back a short segment while data is unacknowledged unless
+    switched off. Advances SND.NXT. tx_bytes: bytes in the tx fifo."""
+    cdef uint32_t off, avail, flight, limit, usable, n
+    cdef bint fin
+    if not (c.state == GN_TCP_ESTABLISHED or c.state == GN_TCP_CLOSE_WAIT or c.state == GN_TCP_FIN_WAIT_1
+            or c.state == GN_TCP_LAST_ACK or c.state == GN_TCP_CLOSING):
+        return False
+    if c.flags & GN_TCP_CF_FIN_SENT and gn_seq_gt(c.snd_nxt, c.snd_fin):
+        return False                      # all sent, the FIN too
+    off = c.snd_nxt - c.snd_una
+    avail = tx_bytes - off if tx_bytes > off else 0
+    flight = c.snd_nxt - c.snd_una
+    limit = c.snd_wnd if c.snd_wnd < c.cwnd else c.cwnd
+    usable = limit - flight if limit > flight else 0
+    n = avail
+    if n > c.snd_mss:
+        n = c.snd_mss
+    if n > usable:
+        n = usable
+    fin = (c.flags & GN_TCP_CF_FIN_QUEUED) != 0 and n == avail
+    if n == 0 and not fin:
+        return False
+    if not fin and n < c.snd_mss and flight and not (c.flags & GN_TCP_CF_NO_NAGLE):
+        return False                      # Nagle: wait for the ACK or a full segment
+    memset(o, 0, sizeof(gn_tcp_out_t))
+    o.seq = c.snd_nxt
+    o.data_off = off
+    o.data_len = n
+    o.flags = GN_TCP_FLAG_ACK
+    if n and n == avail:
+        o.flags |= GN_TCP_FLAG_PSH
+    if fin:
+        o.flags |= GN_TCP_FLAG_FIN
+        c.flags |= GN_TCP_CF_FIN_SENT
+        c.snd_fin = o.seq + n
+    _ack_fields(c, now_ms, rx_space, o)
+    c.snd_nxt += n + fin
+    if gn_seq_gt(c.snd_nxt, c.snd_max):
+        if not (c.flags & (GN_TCP_CF_RTT_TIMING | GN_TCP_CF_TS)) and o.seq == c.snd_max:
+            c.flags |= GN_TCP_CF_RTT_TIMING
+            c.rtt_seq = o.seq
+            c.rtt_start_ms = now_ms
+        c.snd_max = c.snd_nxt
+    return True
+
+
+cdef uint32_t gn_tcp_write_out(const gn_tcp_out_t* o, uint16_t sport, uint16_t dport, uint8_t* t) noexcept nogil:
+    """Write o's header and options at t (room for 60 bytes); returns the
+    header length. The checksum is left 0 (gn_tcp4_set_checksum once the
+    payload is in place)."""
+    cdef uint32_t olen = gn_tcp_options_write(t + GN_TCP_HEADER_LEN, &o.opts, (o.flags & GN_TCP_FLAG_SYN) != 0)
+    gn_tcp_write_header(t, sport, dport, o.seq, o.ack, GN_TCP_HEADER_LEN + olen, o.flags, o.wnd)
+    return GN_TCP_HEADER_LEN + olen
+
+
+cdef uint32_t gn_tcp_seg_parse(const uint8_t* t, uint32_t n, gn_tcp_seg_t* s) noexcept nogil:
+    """Parse the n bytes of a segment (header + payload) into s: a wire
+    result code (GN_TCP_OK or a PARSE_ERRORS row)."""
+    cdef uint32_t r = gn_tcp_validate(t, n), hlen
+    if r != GN_TCP_OK:
+        return r
+    hlen = gn_tcp_header_bytes(t)
+    r = gn_tcp_options_parse(t + GN_TCP_HEADER_LEN, hlen - GN_TCP_HEADER_LEN, &s.opts)
+    if r != GN_TCP_OK:
+        return r
+    s.seq = gn_tcp_seq(t)
+    s.ack = gn_tcp_ack(t)
+    s.len = n - hlen
+    s.wnd = gn_tcp_window(t)
+    s.flags = gn_tcp_flags(t)
+    return GN_TCP_OK
+
+
+# -- Python face: tests and the control plane ----------------------------------
+
+def action_names(uint32_t flags):
+    return [name for bit, name in enumerate(ACTION_NAMES) if flags >> bit & 1]
+
+
+cdef dict _act_dict(gn_tcp_act_t* a):
+    d = {"actions": set(action_names(a.flags)), "error": INPUT_ERRORS[len(PARSE_ERRORS) - 1 + a.error][0]
+         if a.error else "none"}
+    if a.flags & GN_TCP_A_DELIVER:
+        d["rx"] = (a.rx_skip, a.rx_len, a.rx_offset)
+    if a.flags & GN_TCP_A_TX_ACKED:
+        d["tx_acked"] = a.tx_acked
+    if a.flags & GN_TCP_A_SEND_RST:
+        d["rst"] = (a.rst_seq, a.rst_ack, a.rst_flags)
+    if a.rtt_ms:
+        d["rtt_ms"] = a.rtt_ms
+    return d
+
+
+cdef int _seg_from_bytes(data, gn_tcp_seg_t* s) except -1:
+    cdef bytes b = bytes(data)
+    cdef uint32_t r = gn_tcp_seg_parse(<const uint8_t*>b, len(b), s)
+    if r != GN_TCP_OK:
+        raise ValueError(f"segment does not parse: {PARSE_ERRORS[r][0]}")
+    return 0
+
+
+def closed_input(segment):
+    """Actions for a segment (bytes) that found no connection."""
+    cdef gn_tcp_seg_t s
+    cdef gn_tcp_act_t a
+    _seg_from_bytes(segment, &s)
+    gn_tcp_closed_input(&s, &a)
+    return _act_dict(&a)
+
+
+def listen_input(segment):
+    cdef gn_tcp_seg_t s
+    cdef gn_tcp_act_t a
+    _seg_from_bytes(segment, &s)
+    gn_tcp_listen_input(&s, &a)
+    return _act_dict(&a)
+
+
+def rst_bytes(dict act, uint16_t sport, uint16_t dport) -> bytes:
+    """The RST an action record asks for, as bytes (no checksum)."""
+    cdef gn_tcp_act_t a
+    cdef gn_tcp_out_t o
+    cdef uint8_t t[GN_TCP_MAX_HEADER_LEN]
+    _act_clear(&a)
+    a.rst_seq, a.rst_ack, a.rst_flags = act["rst"]
+    gn_tcp_make_rst(&a, &o)
+    return bytes(t[:gn_tcp_write_out(&o, sport, dport, t)])
+
+
+def isn(key, uint32_t lcl_ip, uint16_t lcl_port, uint32_t rmt_ip, uint16_t rmt_port, uint64_t now_us) -> int:
+    """RFC 6528 ISN under a 16-byte key."""
+    cdef gn_tcp_secret_t k
+    k.k0 = int.from_bytes(bytes(key)[:8], "little")
+    k.k1 = int.from_bytes(bytes(key)[8:16], "little")
+    return gn_tcp_isn(&k, lcl_ip, lcl_port, rmt_ip, rmt_port, now_us)
+
+
+def siphash24(key, data) -> int:
+    cdef bytes b = bytes(data)
+    return gn_siphash24(int.from_bytes(bytes(key)[:8], "little"), int.from_bytes(bytes(key)[8:16], "little"),
+                        <const uint8_t*>b, len(b))
+
+
+cdef class Connection:
+    """One gn_tcp_conn_t driven from Python (tests, show commands): every
+    method calls the C function of the same name and returns its actions
+    as a dict; segments go in and out as bytes."""
+    cdef gn_tcp_conn_t c
+    cdef gn_tcp_config_t cfg
+
+    def __init__(self, lcl=(0x0A000001, 1000), rmt=(0x0A000002, 2000), uint32_t iss=1000, uint32_t ts_offset=0,
+                 uint16_t mss=1460, uint8_t wscale=7, bint ts=True, bint sack=True, bint window_scale=True,
+                 bint nagle=True, uint32_t challenge_acks_per_s=10, uint32_t initial_cwnd=0):
+        memset(&self.cfg, 0, sizeof(gn_tcp_config_t))
+        self.cfg.mss = mss
+        self.cfg.wscale = wscale
+        self.cfg.flags = ((GN_TCP_CF_WANT_TS if ts else 0) | (GN_TCP_CF_WANT_SACK if sack else 0)
+                          | (GN_TCP_CF_WANT_WSCALE if window_scale else 0) | (0 if nagle else GN_TCP_CF_NO_NAGLE))
+        self.cfg.challenge_acks_per_s = challenge_acks_per_s
+        self.cfg.initial_cwnd = initial_cwnd
+        gn_tcp_conn_init(&self.c, &self.cfg, lcl[0], lcl[1], rmt[0], rmt[1], iss, ts_offset)
+
+    @property
+    def state(self):
+        return STATE_NAMES[self.c.state]
+
+    def fields(self):
+        """The connection's fields (show session verbose)."""
+        return dict(self.c)
+
+    def set_cwnd(self, uint32_t cwnd):
+        self.c.cwnd = cwnd
+
+    def active_open(self, uint32_t now_ms=0):
+        cdef gn_tcp_act_t a
+        gn_tcp_active_open(&self.c, now_ms, &a)
+        return _act_dict(&a)
+
+    def passive_open(self, segment, uint32_t now_ms=0):
+        cdef gn_tcp_seg_t s
+        cdef gn_tcp_act_t a
+        _seg_from_bytes(segment, &s)
+        gn_tcp_passive_open(&self.c, &s, now_ms, &a)
+        return _act_dict(&a)
+
+    def input(self, segment, uint32_t now_ms=0, uint32_t rx_space=1 << 20):
+        cdef gn_tcp_seg_t s
+        cdef gn_tcp_act_t a
+        _seg_from_bytes(segment, &s)
+        gn_tcp_input(&self.c, &s, now_ms, rx_space, &a)
+        return _act_dict(&a)
+
+    def rcv_joined(self, uint32_t n):
+        cdef gn_tcp_act_t a
+        _act_clear(&a)
+        gn_tcp_rcv_joined(&self.c, n, &a)
+        return _act_dict(&a)
+
+    def app_close(self):
+        cdef gn_tcp_act_t a
+        gn_tcp_app_close(&self.c, &a)
+        return _act_dict(&a)
+
+    def app_reset(self):
+        cdef gn_tcp_act_t a
+        gn_tcp_app_reset(&self.c, &a)
+        return _act_dict(&a)
+
+    def time_wait_expired(self):
+        cdef gn_tcp_act_t a
+        gn_tcp_time_wait_expired(&self.c, &a)
+        return _act_dict(&a)
+
+    cdef bytes _bytes(self, gn_tcp_out_t* o, payload=b""):
+        cdef uint8_t t[GN_TCP_MAX_HEADER_LEN]
+        cdef uint32_t h = gn_tcp_write_out(o, self.c.lcl_port, self.c.rmt_port, t)
+        cdef bytearray seg = bytearray(t[:h]) + bytes(payload)
+        gn_tcp4_set_checksum(self.c.lcl_ip, self.c.rmt_ip, <uint8_t*>seg, len(seg))
+        return bytes(seg)
+
+    def make_ack(self, uint32_t now_ms=0, uint32_t rx_space=1 << 20, ooo=()):
+        """An ACK as bytes; ooo: the rx fifo's out-of-order (offset, length)
+        ranges past RCV.NXT, ascending."""
+        cdef gn_tcp_out_t o
+        cdef gn_tcp_range_t r[16]
+        cdef uint32_t n = 0
+        for off, ln in list(ooo)[:16]:
+            r[n].offset = off
+            r[n].length = ln
+            n += 1
+        gn_tcp_make_ack(&self.c, now_ms, rx_space, r, n, &o)
+        return self._bytes(&o)
+
+    def make_syn(self, uint32_t now_ms=0, uint32_t rx_space=1 << 20):
+        cdef gn_tcp_out_t o
+        gn_tcp_make_syn(&self.c, now_ms, rx_space, &o)
+        return self._bytes(&o)
+
+    def send_next(self, tx, uint32_t now_ms=0, uint32_t rx_space=1 << 20):
+        """The next data/FIN segment as bytes, its payload taken from tx
+        (the tx fifo's bytes, head first), or None."""
+        cdef gn_tcp_out_t o
+        tx = bytes(tx)
+        if not gn_tcp_send_next(&self.c, now_ms, len(tx), rx_space, &o):
+            return None
+        return self._bytes(&o, tx[o.data_off:o.data_off + o.data_len])
+
+    def rewind(self):
+        """snd_nxt back to snd_una (what a retransmission timeout does)."""
+        self.c.snd_nxt = self.c.snd_una
