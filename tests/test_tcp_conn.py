@@ -9,6 +9,7 @@ import pytest
 from scapy.layers.inet import TCP
 
 from graphnet.transport.tcp import conn as tc
+from graphnet.transport.tcp.testing import Net
 from graphnet.wire import tcp as wt
 
 US, PEER = (0x0A000001, 1000), (0x0A000002, 2000)
@@ -280,8 +281,8 @@ def test_send_respects_mss_window_and_cwnd():
     while (s := c.send_next(b"d" * 10000, now_ms=31)) is not None:
         sizes.append(len(parse(s).payload))
     assert sizes == [1388, 1388, 424]                              # MSS 1400 - 12 (timestamps)
-    c.set_cwnd(4000)
     c.input(seg("A", IRS + 1, ISS + 1 + 3200, win=1000, ts=TS), now_ms=40)
+    c.set_cwnd(4000)
     assert sum(len(parse(s).payload) for s in iter(lambda: c.send_next(b"d" * 6800, now_ms=41), None)) == 4000
 
 
@@ -338,127 +339,7 @@ def test_isn_rfc6528():
     assert tc.isn(bytes(16), 1, 80, 2, 40000, 0) != a
 
 
-# -- two connections and a model of the rx fifo --------------------------------
-
-class Fifo:
-    """The session fifo's rx behaviour: in-order bytes, out-of-order
-    ranges joined as the gap fills; enqueue returns the tail's advance."""
-
-    def __init__(self, size):
-        self.size, self.data, self.ooo, self.read = size, bytearray(), {}, bytearray()
-
-    def space(self):
-        return self.size - len(self.data)
-
-    def enqueue(self, offset, payload):
-        assert offset + len(payload) <= self.space()
-        if offset:
-            for i, b in enumerate(payload):
-                self.ooo[offset + i] = b
-            return 0
-        self.data += payload
-        n = len(payload)
-        shifted = {k - n: v for k, v in self.ooo.items() if k - n >= 0}
-        k = 0
-        while k in shifted:
-            self.data.append(shifted.pop(k))
-            k += 1
-        self.ooo = {o - k: v for o, v in shifted.items()}
-        return n + k
-
-    def ranges(self):
-        out = []
-        for o in sorted(self.ooo):
-            if out and out[-1][0] + out[-1][1] == o:
-                out[-1][1] += 1
-            else:
-                out.append([o, 1])
-        return [tuple(r) for r in out]
-
-    def app_read(self, n=None):
-        n = len(self.data) if n is None else n
-        self.read += self.data[:n]
-        del self.data[:n]
-
-
-class End:
-    def __init__(self, name, lcl, rmt, iss, fifo_size, **kw):
-        self.name = name
-        self.c = tc.Connection(lcl=lcl, rmt=rmt, iss=iss, ts_offset=iss * 7, **kw)
-        self.fifo = Fifo(fifo_size)
-        self.tx = bytearray()
-        self.events = []
-
-
-class Net:
-    """Segments between two Ends; `mangle` may reorder/drop a batch."""
-
-    def __init__(self, fifo_size=1 << 16, **kw):
-        self.now = 1000
-        self.a = End("a", (0x0A000001, 1000), (0x0A000002, 2000), 111, fifo_size, **kw)
-        self.b = End("b", (0x0A000002, 2000), (0x0A000001, 1000), 999_999, fifo_size, **kw)
-        self.wire = []                      # (to, bytes)
-        self.mangle = None
-        self.sacks = []
-
-    def peer(self, e):
-        return self.b if e is self.a else self.a
-
-    def act(self, e, act, payload=b""):
-        acts = act["actions"]
-        if "deliver" in acts:
-            skip, n, off = act["rx"]
-            got = e.fifo.enqueue(off, payload[skip:skip + n])
-            if off == 0 and got > n:
-                more = e.c.rcv_joined(got - n)
-                acts = acts | more["actions"]
-        if "tx-acked" in acts:
-            del e.tx[:act["tx_acked"]]
-        e.events += [x for x in acts if x in ("established", "peer-fin", "reset", "refused", "closed",
-                                              "time-wait", "forget")]
-        if "send-syn" in acts:
-            self.send(e, e.c.make_syn(self.now, e.fifo.space()))
-        if "send-rst" in acts:
-            self.send(e, tc.rst_bytes(act, e.c.fields()["lcl_port"], e.c.fields()["rmt_port"]))
-        sent = self.push(e)
-        if ("send-ack" in acts or "delack" in acts) and not sent:
-            self.send(e, e.c.make_ack(self.now, e.fifo.space(), e.fifo.ranges()))
-
-    def push(self, e):
-        n = 0
-        while (s := e.c.send_next(bytes(e.tx), self.now, e.fifo.space())) is not None:
-            self.send(e, s)
-            n += 1
-        return n
-
-    def send(self, e, raw):
-        p = TCP(raw)
-        if any(k == "SAck" for k, _ in p.options):
-            self.sacks.append(dict(p.options)["SAck"])
-        self.wire.append((self.peer(e), raw))
-
-    def run(self, limit=10000):
-        steps = 0
-        while self.wire and steps < limit:
-            batch, self.wire = self.wire, []
-            if self.mangle:
-                batch = self.mangle(batch)
-            for to, raw in batch:
-                self.now += 1
-                hlen = (raw[12] >> 4) * 4
-                self.act(to, to.c.input(raw, self.now, to.fifo.space()), raw[hlen:])
-            steps += 1
-        assert not self.wire, "no quiescence"
-
-    def connect(self):
-        self.b.c  # b listens: its SYN handling is passive_open
-        self.a.c.active_open(self.now)
-        syn = self.a.c.make_syn(self.now, self.a.fifo.space())
-        assert tc.listen_input(syn)["actions"] == {"accept-syn"}
-        self.act(self.b, self.b.c.passive_open(syn, self.now))
-        self.run()
-        assert self.a.c.state == self.b.c.state == "ESTABLISHED"
-
+# -- two connections through a model of the rx fifo -------------------------
 
 def test_handshake_and_transfer_both_ways_with_small_windows():
     net = Net(fifo_size=4096)

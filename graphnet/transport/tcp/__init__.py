@@ -12,8 +12,19 @@ STATUS (keep current: another session continues from here)
   within min(snd_wnd, cwnd)); isn.pxd (RFC 6528 ISN, SipHash-2-4) --
   tests/test_tcp_conn.py (one row per transition + two connections over a
   fifo model: transfer, reordering+SACK, simultaneous open/close, RST)
-- next: rto (RFC 6298), cc table (NewReno, CUBIC), SACK scoreboard (RFC 6675),
-  SYN cookies, then the fault-inject node
+- built+tested: rto.pxd (RFC 6298), cc.pxd/.pyx (table of C function
+  pointers: newreno, cubic (default)), sack.pxd/.pyx (scoreboard, RFC 6675
+  IsLost/SetPipe/NextSeg) -- tests/test_tcp_cc.py; wired into the
+  connection: dup-ACK / SACK loss detection, NewReno partial ACKs (RFC
+  6582), SACK recovery, RTO with backoff, Karn, go-back-N, give-up after
+  retries, zero-window probes -- tests/test_tcp_recovery.py (scripted ACK
+  sequences; lossy/reordering/duplicating transfers byte-exact, 1/5/10%)
+- testing.py: two connections over a Python rx-fifo model (the glue's
+  per-action logic in Python: read it before writing the nodes)
+- next: SYN cookies + bounded SYN backlog, then the fault-inject node;
+  later (needs the session layer): tcp4-* nodes, timers on the wheel
+  (retransmit = rto.rto_us, delayed ACK, persist, keepalive, TIME_WAIT,
+  SYN-RCVD), keepalive itself, TSO/GRO super-segments
 
 What the glue will call (tcp4-* nodes, session layer), per segment:
   parse:   gn_tcp_seg_parse(tcp, len, &seg) -> wire error row or OK
@@ -39,7 +50,9 @@ What the glue will call (tcp4-* nodes, session layer), per segment:
     SEND_ACK/CHALLENGE_ACK (if nothing was sent) gn_tcp_make_ack with the
               rx fifo's ooo ranges (start - tail, length); DELACK: arm
               the delayed-ACK timer, whose expiry sends gn_tcp_make_ack
-    RTX_ARM/RTX_STOP/TIME_WAIT: the timer wheel
+    SEND_PROBE gn_tcp_make_probe (zero-window probe)
+    RTX_ARM/RTX_STOP/TIME_WAIT: the timer wheel; on expiry
+              gn_tcp_rto_expired / gn_tcp_time_wait_expired (same flags)
   app: gn_tcp_active_open (connect), gn_tcp_app_close, gn_tcp_app_reset,
        app reads: if the window opened by >= 1 MSS, gn_tcp_make_ack
 """

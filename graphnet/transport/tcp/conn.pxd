@@ -7,6 +7,9 @@
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from graphnet.wire.tcp cimport gn_tcp_options_t, gn_tcp_sack_block_t
 from graphnet.transport.tcp.isn cimport gn_tcp_secret_t
+from graphnet.transport.tcp.rto cimport gn_tcp_rto_t
+from graphnet.transport.tcp.cc cimport gn_tcp_cc_t, gn_tcp_cc_ops_t
+from graphnet.transport.tcp.sack cimport gn_tcp_sb_t
 
 cdef enum gn_tcp_state_t:
     GN_TCP_CLOSED = 0
@@ -37,6 +40,13 @@ cdef enum:
     GN_TCP_CF_WANT_SACK = 1 << 10
     GN_TCP_CF_WANT_WSCALE = 1 << 11
     GN_TCP_CF_RTT_TIMING = 1 << 12        # rtt_seq is being timed (Karn: not retransmitted)
+    GN_TCP_CF_RTX_PENDING = 1 << 13       # retransmit the segment at SND.UNA now (fast retransmit)
+
+# gn_tcp_conn_t.recovery
+cdef enum:
+    GN_TCP_RECOVERY_NONE = 0
+    GN_TCP_RECOVERY_NEWRENO = 1           # RFC 6582 fast recovery (no SACK)
+    GN_TCP_RECOVERY_SACK = 2              # RFC 6675 loss recovery
 
 # gn_tcp_act_t.flags: what the glue must do after a call
 cdef enum:
@@ -59,6 +69,7 @@ cdef enum:
     GN_TCP_A_RTX_ARM = 1 << 16            # data/SYN/FIN outstanding: (re)arm the retransmit timer
     GN_TCP_A_RTX_STOP = 1 << 17           # nothing outstanding: stop it
     GN_TCP_A_FORGET = 1 << 18             # a half-open (SYN_RCVD) vanished silently: free, tell nobody
+    GN_TCP_A_SEND_PROBE = 1 << 19         # zero-window probe (gn_tcp_make_probe)
 
 # gn_tcp_act_t.error: why (part of) a segment was not used. These rows
 # follow the wire rows (graphnet.wire.tcp.PARSE_ERRORS) in tcp4-input's
@@ -83,7 +94,8 @@ cdef enum:
     GN_TCP_E_RX_WINDOW = 16               # data beyond the receive window or fifo space: trimmed
     GN_TCP_E_CHALLENGE_LIMIT = 17         # a challenge ACK not sent: rate limit
     GN_TCP_E_BAD_OPTIONS = 18             # the options did not parse (set by the glue)
-    GN_TCP_N_ERRORS = 19
+    GN_TCP_E_OOW_LIMIT = 19               # out of window, no ACK back (rate limit against ACK loops)
+    GN_TCP_N_ERRORS = 20
 
 ctypedef struct gn_tcp_seg_t:
     # A received segment, as the glue parsed it (host order).
@@ -145,7 +157,6 @@ ctypedef struct gn_tcp_conn_t:
     uint32_t snd_fin                      # sequence number of our FIN (GN_TCP_CF_FIN_SENT)
     uint16_t snd_mss                      # segment payload limit (peer's MSS, clamped, less TS option)
     uint16_t rcv_mss                      # the MSS we offer (interface MTU - 40)
-    uint32_t cwnd                         # congestion window, bytes (the cc module keeps it)
     # receive sequence space
     uint32_t irs
     uint32_t rcv_nxt
@@ -165,6 +176,7 @@ ctypedef struct gn_tcp_conn_t:
     uint32_t chack_limit                  # per second
     uint32_t chack_window_ms
     uint32_t chack_count
+    uint32_t oow_ack_ms                   # last ACK answering an out-of-window pure ACK
     # counters (show session verbose / show tcp stats)
     uint32_t n_challenge_acks
     uint32_t n_paws_drops
@@ -173,6 +185,21 @@ ctypedef struct gn_tcp_conn_t:
     uint32_t dup_acks                     # consecutive duplicate ACKs (the cc module reads it)
     uint64_t bytes_acked
     uint64_t bytes_received
+    # retransmission and congestion control
+    uint8_t recovery                      # GN_TCP_RECOVERY_*
+    uint8_t cc_algo                       # GN_TCP_CC_*
+    uint8_t rto_retries                   # consecutive expiries
+    uint8_t max_syn_retries
+    uint8_t max_data_retries
+    uint8_t pad2[3]
+    uint32_t recover                      # RFC 6582 "recover" / RFC 6675 RecoveryPoint
+    uint32_t n_retransmits                # segments resent
+    uint32_t n_fast_retransmits           # recoveries entered
+    uint32_t n_timeouts                   # retransmission timer expiries
+    const gn_tcp_cc_ops_t* cc_ops
+    gn_tcp_rto_t rto
+    gn_tcp_cc_t cc                        # cc.cwnd is the congestion window
+    gn_tcp_sb_t sb
 
 ctypedef struct gn_tcp_config_t:
     uint16_t mss                          # the MSS we offer and clamp to (MTU - 40)
@@ -180,7 +207,12 @@ ctypedef struct gn_tcp_config_t:
     uint8_t pad
     uint32_t flags                        # GN_TCP_CF_WANT_* | GN_TCP_CF_NO_NAGLE
     uint32_t challenge_acks_per_s         # RFC 5961 s.7 limit per connection
-    uint32_t initial_cwnd                 # bytes (RFC 5681 s.3.1: set by the cc module)
+    uint8_t cc_algo                       # GN_TCP_CC_* (CUBIC by default)
+    uint8_t syn_retries                   # SYN / SYN-ACK expiries before giving up
+    uint8_t data_retries                  # data expiries before the connection is reset
+    uint8_t pad3
+    uint32_t rto_min_us                   # 0: GN_TCP_RTO_MIN_US
+    uint32_t rto_max_us
 
 
 cdef void gn_tcp_conn_init(gn_tcp_conn_t* c, const gn_tcp_config_t* cfg, uint32_t lcl_ip, uint16_t lcl_port,
@@ -195,10 +227,12 @@ cdef void gn_tcp_input(gn_tcp_conn_t* c, const gn_tcp_seg_t* s, uint32_t now_ms,
 cdef void gn_tcp_rcv_joined(gn_tcp_conn_t* c, uint32_t n, gn_tcp_act_t* a) noexcept nogil
 cdef void gn_tcp_app_close(gn_tcp_conn_t* c, gn_tcp_act_t* a) noexcept nogil
 cdef void gn_tcp_app_reset(gn_tcp_conn_t* c, gn_tcp_act_t* a) noexcept nogil
+cdef void gn_tcp_rto_expired(gn_tcp_conn_t* c, uint32_t now_ms, gn_tcp_act_t* a) noexcept nogil
 cdef void gn_tcp_time_wait_expired(gn_tcp_conn_t* c, gn_tcp_act_t* a) noexcept nogil
 cdef void gn_tcp_make_ack(gn_tcp_conn_t* c, uint32_t now_ms, uint32_t rx_space, const gn_tcp_range_t* ooo,
                           uint32_t n_ooo, gn_tcp_out_t* o) noexcept nogil
 cdef void gn_tcp_make_syn(gn_tcp_conn_t* c, uint32_t now_ms, uint32_t rx_space, gn_tcp_out_t* o) noexcept nogil
+cdef void gn_tcp_make_probe(gn_tcp_conn_t* c, uint32_t now_ms, uint32_t rx_space, gn_tcp_out_t* o) noexcept nogil
 cdef void gn_tcp_make_rst(const gn_tcp_act_t* a, gn_tcp_out_t* o) noexcept nogil
 cdef bint gn_tcp_send_next(gn_tcp_conn_t* c, uint32_t now_ms, uint32_t tx_bytes, uint32_t rx_space,
                            gn_tcp_out_t* o) noexcept nogil

@@ -39,10 +39,18 @@ from libc.string cimport memset
 from graphnet.wire.tcp cimport *
 from graphnet.wire.tcp import PARSE_ERRORS
 from graphnet.transport.tcp.isn cimport gn_tcp_secret_t, gn_tcp_isn, gn_tcp_ts_offset, gn_siphash24
+from graphnet.transport.tcp.rto cimport gn_tcp_rto_init, gn_tcp_rto_sample, gn_tcp_rto_backoff
+from graphnet.transport.tcp.cc cimport gn_tcp_cc_ops, GN_TCP_CC_CUBIC
+from graphnet.transport.tcp.sack cimport (gn_tcp_sb_reset, gn_tcp_sb_update, gn_tcp_sb_is_lost, gn_tcp_sb_pipe,
+                                          gn_tcp_sb_next_seg, GN_TCP_DUPTHRESH, GN_TCP_NEXT_NONE, GN_TCP_NEXT_NEW)
+from graphnet.transport.tcp.cc import lookup as cc_lookup
 
 cdef enum:
     PAWS_IDLE_MS = 24 * 24 * 3600 * 1000  # RFC 7323 s.5.5: TS.Recent older than 24 days is invalid
+    OOW_ACK_INTERVAL_MS = 500             # Linux's tcp_invalid_ratelimit
     MIN_SND_MSS = 64
+    DEFAULT_SYN_RETRIES = 6
+    DEFAULT_DATA_RETRIES = 15
 
 STATE_NAMES = ("CLOSED", "LISTEN", "SYN_SENT", "SYN_RCVD", "ESTABLISHED", "FIN_WAIT_1", "FIN_WAIT_2",
                "CLOSE_WAIT", "CLOSING", "LAST_ACK", "TIME_WAIT")
@@ -50,7 +58,7 @@ assert len(STATE_NAMES) == GN_TCP_N_STATES
 
 ACTION_NAMES = ("send-ack", "delack", "challenge-ack", "send-syn", "send-rst", "deliver", "tx-acked", "tx-more",
                 "established", "peer-fin", "reset", "refused", "time-wait", "closed", "drop", "accept-syn",
-                "rtx-arm", "rtx-stop", "forget")
+                "rtx-arm", "rtx-stop", "forget", "send-probe")
 
 INPUT_ERRORS = PARSE_ERRORS + (
     # GN_TCP_E_* after the wire rows (row = len(PARSE_ERRORS) - 1 + code)
@@ -72,6 +80,7 @@ INPUT_ERRORS = PARSE_ERRORS + (
     ("rx-window", "warn", "data beyond the receive window, trimmed"),
     ("challenge-limit", "info", "challenge ACK suppressed by the rate limit"),
     ("bad-options", "error", "TCP options malformed"),
+    ("oow-ack-limit", "info", "out-of-window pure ACK not answered (rate limit against ACK loops)"),
 )
 assert len(INPUT_ERRORS) == len(PARSE_ERRORS) + GN_TCP_N_ERRORS - 1
 
@@ -159,6 +168,7 @@ cdef void _negotiate(gn_tcp_conn_t* c, const gn_tcp_options_t* o, uint32_t now_m
     if c.flags & GN_TCP_CF_WANT_SACK and o.flags & GN_TCP_OPTF_SACK_PERMITTED:
         c.flags |= GN_TCP_CF_SACK
     c.snd_mss = <uint16_t>(mss if mss >= MIN_SND_MSS else MIN_SND_MSS)
+    c.cc_ops.init(&c.cc, c.snd_mss)       # the initial window in this MSS
 
 
 cdef inline void _take_syn_window(gn_tcp_conn_t* c, const gn_tcp_seg_t* s) noexcept nogil:
@@ -181,6 +191,8 @@ cdef inline void _rtt_sample(gn_tcp_conn_t* c, const gn_tcp_seg_t* s, uint32_t n
         rtt = now_ms - c.rtt_start_ms
         a.rtt_ms = rtt if rtt else 1
         c.flags &= ~GN_TCP_CF_RTT_TIMING
+    if a.rtt_ms:
+        gn_tcp_rto_sample(&c.rto, a.rtt_ms * 1000)
 
 
 cdef void _check_fin(gn_tcp_conn_t* c, gn_tcp_act_t* a) noexcept nogil:
@@ -220,8 +232,16 @@ cdef void gn_tcp_conn_init(gn_tcp_conn_t* c, const gn_tcp_config_t* cfg, uint32_
     c.want_wscale = cfg.wscale if cfg.wscale <= GN_TCP_MAX_WSCALE else GN_TCP_MAX_WSCALE
     c.rcv_mss = cfg.mss
     c.snd_mss = GN_TCP_DEFAULT_MSS if GN_TCP_DEFAULT_MSS < cfg.mss else cfg.mss
-    c.cwnd = cfg.initial_cwnd if cfg.initial_cwnd else 0xffffffffU
     c.chack_limit = cfg.challenge_acks_per_s
+    c.oow_ack_ms = <uint32_t>(0 - OOW_ACK_INTERVAL_MS)   # "long ago"
+    c.cc_algo = cfg.cc_algo
+    c.cc_ops = gn_tcp_cc_ops(cfg.cc_algo)
+    c.cc_ops.init(&c.cc, c.snd_mss)
+    gn_tcp_rto_init(&c.rto, cfg.rto_min_us, cfg.rto_max_us)
+    gn_tcp_sb_reset(&c.sb, iss)
+    c.recover = iss
+    c.max_syn_retries = cfg.syn_retries if cfg.syn_retries else DEFAULT_SYN_RETRIES
+    c.max_data_retries = cfg.data_retries if cfg.data_retries else DEFAULT_DATA_RETRIES
     c.iss = iss
     c.snd_una = iss
     c.snd_nxt = iss
@@ -257,6 +277,7 @@ cdef void gn_tcp_passive_open(gn_tcp_conn_t* c, const gn_tcp_seg_t* s, uint32_t 
     c.last_ack_sent = c.rcv_nxt
     _negotiate(c, &s.opts, now_ms)
     _take_syn_window(c, s)
+    c.snd_wl2 = c.iss                     # the SYN acknowledges nothing of ours
     c.flags |= GN_TCP_CF_PASSIVE
     c.state = GN_TCP_SYN_RCVD
     _syn_out(c, now_ms, a)
@@ -339,12 +360,33 @@ cdef void _syn_sent_input(gn_tcp_conn_t* c, const gn_tcp_seg_t* s, uint32_t now_
 
 # -- segment arrival -----------------------------------------------------------
 
+cdef void _enter_recovery(gn_tcp_conn_t* c, uint32_t now_ms, gn_tcp_act_t* a) noexcept nogil:
+    """Loss detected (RFC 5681 s.3.2 steps 2-3, RFC 6675 s.5 step 4):
+    ssthresh from the cc algorithm, the first lost segment resent at once."""
+    c.recover = c.snd_max
+    c.cc_ops.on_congestion(&c.cc, c.snd_max - c.snd_una, now_ms / 1000.0)
+    c.n_fast_retransmits += 1
+    c.flags = (c.flags & ~GN_TCP_CF_RTT_TIMING) | GN_TCP_CF_RTX_PENDING
+    if c.flags & GN_TCP_CF_SACK:
+        c.recovery = GN_TCP_RECOVERY_SACK
+        c.sb.rxt_end = c.snd_una
+    else:
+        c.recovery = GN_TCP_RECOVERY_NEWRENO
+        c.cc.cwnd = c.cc.ssthresh + 3 * <uint32_t>c.snd_mss
+    a.flags |= GN_TCP_A_TX_MORE
+
+
 cdef void _ack_process(gn_tcp_conn_t* c, const gn_tcp_seg_t* s, uint32_t now_ms, gn_tcp_act_t* a) noexcept nogil:
-    """Advance SND.UNA, count duplicate ACKs, update the send window
-    (RFC 9293 s.3.10.7.4 fifth step, RFC 5681 s.2 for "duplicate")."""
+    """Advance SND.UNA, update the SACK scoreboard, grow the window or run
+    loss recovery (RFC 5681 s.3.2 with RFC 6582 NewReno partial ACKs, or
+    RFC 6675 with SACK), update the send window (RFC 9293 fifth step)."""
     cdef uint32_t lo, hi, wnd = (<uint32_t>s.wnd) << c.snd_wscale
-    cdef uint32_t data
-    if gn_seq_gt(s.ack, c.snd_una):
+    cdef uint32_t data, acked, flight, mss = c.snd_mss, newly_sacked = 0
+    cdef bint new_ack = gn_seq_gt(s.ack, c.snd_una)
+    if c.flags & GN_TCP_CF_SACK:
+        newly_sacked = gn_tcp_sb_update(&c.sb, s.ack if new_ack else c.snd_una, c.snd_max, s.opts.sack,
+                                        s.opts.n_sack if s.opts.flags & GN_TCP_OPTF_SACK else 0)
+    if new_ack:
         lo = c.snd_una
         if lo == c.iss:
             lo += 1                       # the SYN is not data
@@ -352,21 +394,49 @@ cdef void _ack_process(gn_tcp_conn_t* c, const gn_tcp_seg_t* s, uint32_t now_ms,
         if c.flags & GN_TCP_CF_FIN_SENT and gn_seq_gt(hi, c.snd_fin):
             hi = c.snd_fin                # nor is the FIN
         data = hi - lo if gn_seq_gt(hi, lo) else 0
+        acked = s.ack - c.snd_una
         c.snd_una = s.ack
         if gn_seq_lt(c.snd_nxt, c.snd_una):
             c.snd_nxt = c.snd_una
         c.dup_acks = 0
+        c.rto_retries = 0
         _rtt_sample(c, s, now_ms, a)
+        if c.recovery == GN_TCP_RECOVERY_NONE:
+            c.cc_ops.on_ack(&c.cc, acked, now_ms / 1000.0, c.rto.srtt_us / 1e6)
+        elif gn_seq_geq(s.ack, c.recover):        # full ACK: recovery is over
+            if c.recovery == GN_TCP_RECOVERY_NEWRENO:    # RFC 6582 s.3.2 step 3 (option 1)
+                flight = c.snd_max - c.snd_una
+                flight = (flight if flight > mss else mss) + mss
+                c.cc.cwnd = c.cc.ssthresh if c.cc.ssthresh < flight else flight
+            else:
+                c.cc.cwnd = c.cc.ssthresh
+            c.recovery = GN_TCP_RECOVERY_NONE
+        elif c.recovery == GN_TCP_RECOVERY_NEWRENO:    # partial ACK: RFC 6582 s.3.2 step 5
+            c.flags |= GN_TCP_CF_RTX_PENDING
+            c.cc.cwnd = (c.cc.cwnd - acked if c.cc.cwnd > acked else 0) + (mss if acked >= mss else 0)
+            if c.cc.cwnd < mss:
+                c.cc.cwnd = mss
         if data:
             a.tx_acked = data
             c.bytes_acked += data
             a.flags |= GN_TCP_A_TX_ACKED
         a.flags |= GN_TCP_A_TX_MORE
         a.flags |= GN_TCP_A_RTX_STOP if c.snd_una == c.snd_max else GN_TCP_A_RTX_ARM
-    elif (s.ack == c.snd_una and s.len == 0 and not (s.flags & (GN_TCP_FLAG_SYN | GN_TCP_FLAG_FIN))
-          and wnd == c.snd_wnd and c.snd_max != c.snd_una):
-        c.dup_acks += 1
+    elif s.ack == c.snd_una and c.snd_max != c.snd_una and (
+            newly_sacked or (s.len == 0 and not (s.flags & (GN_TCP_FLAG_SYN | GN_TCP_FLAG_FIN)) and wnd == c.snd_wnd)):
+        c.dup_acks += 1                   # RFC 5681 s.2 / RFC 6675 s.2 "duplicate acknowledgment"
         c.n_dup_acks += 1
+        if c.recovery == GN_TCP_RECOVERY_NONE:
+            if c.flags & GN_TCP_CF_SACK:
+                if c.dup_acks >= GN_TCP_DUPTHRESH or gn_tcp_sb_is_lost(&c.sb, c.snd_una, mss):
+                    _enter_recovery(c, now_ms, a)
+            elif c.dup_acks >= GN_TCP_DUPTHRESH and gn_seq_gt(s.ack, c.recover):
+                _enter_recovery(c, now_ms, a)     # RFC 6582 s.3.2 step 2: not twice per window
+        elif c.recovery == GN_TCP_RECOVERY_NEWRENO:
+            c.cc.cwnd += mss              # RFC 5681 s.3.2 step 4: inflate per dup ACK
+            a.flags |= GN_TCP_A_TX_MORE
+        if newly_sacked:
+            a.flags |= GN_TCP_A_TX_MORE   # the pipe shrank
     if gn_seq_lt(c.snd_wl1, s.seq) or (c.snd_wl1 == s.seq and gn_seq_leq(c.snd_wl2, s.ack)):
         if wnd > c.snd_wnd:
             a.flags |= GN_TCP_A_TX_MORE
@@ -444,10 +514,15 @@ cdef void gn_tcp_input(gn_tcp_conn_t* c, const gn_tcp_seg_t* s, uint32_t now_ms,
     if not _acceptable(c, s.seq, seglen, wnd):
         if s.flags & GN_TCP_FLAG_RST:
             _drop(a, GN_TCP_E_RST_IGNORED)
-        else:
-            c.n_out_of_window += 1
-            _drop(a, GN_TCP_E_OUT_OF_WINDOW)
-            a.flags |= GN_TCP_A_SEND_ACK
+            return
+        c.n_out_of_window += 1
+        _drop(a, GN_TCP_E_OUT_OF_WINDOW)
+        if seglen == 0:                   # two ends answering each other's pure ACKs would loop
+            if now_ms - c.oow_ack_ms < OOW_ACK_INTERVAL_MS:
+                a.error = GN_TCP_E_OOW_LIMIT
+                return
+            c.oow_ack_ms = now_ms
+        a.flags |= GN_TCP_A_SEND_ACK
         return
     # second: RST (RFC 5961 s.3.2: only at exactly RCV.NXT)
     if s.flags & GN_TCP_FLAG_RST:
@@ -584,16 +659,22 @@ cdef void gn_tcp_time_wait_expired(gn_tcp_conn_t* c, gn_tcp_act_t* a) noexcept n
 
 cdef uint32_t gn_tcp_rcv_window(gn_tcp_conn_t* c, uint32_t rx_space) noexcept nogil:
     """The window to advertise (bytes, a multiple of the scale) for
-    rx_space free fifo bytes: at most 65535 << rcv_wscale, and not less
-    than what the last advertisement still promises (RFC 9293 s.3.8.6.2.2:
-    the right edge does not move left, but for less than one scale unit
-    lost to rounding down, RFC 7323 s.2.4). Never more than was free."""
-    cdef uint32_t w = rx_space, top = (<uint32_t>0xffff) << c.rcv_wscale
-    if gn_seq_lt(c.rcv_nxt + w, c.rcv_adv):
-        w = c.rcv_adv - c.rcv_nxt
+    rx_space free fifo bytes, at most 65535 << rcv_wscale. The right edge
+    never moves left (RFC 9293 s.3.8.6.2.2): when the fifo has less room
+    than the last advertisement still promises, the promise is kept,
+    rounded up to the scale (as Linux does); the few bytes that may then
+    not fit are trimmed on arrival and sent again. A peer that sent up to
+    the edge would otherwise see even its pure ACKs fall outside a window
+    shrunk to zero (RFC 7323 s.2.4)."""
+    cdef uint32_t w = rx_space, top = (<uint32_t>0xffff) << c.rcv_wscale, g = (<uint32_t>1) << c.rcv_wscale
     if w > top:
         w = top
-    return (w >> c.rcv_wscale) << c.rcv_wscale
+    w &= ~(g - 1)
+    if gn_seq_lt(c.rcv_nxt + w, c.rcv_adv):
+        w = (c.rcv_adv - c.rcv_nxt + g - 1) & ~(g - 1)
+        if w > top:
+            w = top
+    return w
 
 
 cdef inline void _ack_fields(gn_tcp_conn_t* c, uint32_t now_ms, uint32_t rx_space, gn_tcp_out_t* o) noexcept nogil:
@@ -613,13 +694,13 @@ cdef inline void _ack_fields(gn_tcp_conn_t* c, uint32_t now_ms, uint32_t rx_spac
 
 cdef void gn_tcp_make_ack(gn_tcp_conn_t* c, uint32_t now_ms, uint32_t rx_space, const gn_tcp_range_t* ooo,
                           uint32_t n_ooo, gn_tcp_out_t* o) noexcept nogil:
-    """A pure ACK (also the challenge and duplicate ACKs). With SACK, the
+    """A pure ACK (also the challenge and duplicate ACKs), at SND.MAX. With SACK, the
     n_ooo out-of-order ranges of the rx fifo (ascending) become SACK blocks,
     the one holding the latest out-of-order segment first (RFC 2018 s.4)."""
     cdef uint32_t i, first = n_ooo, n = 0, rel = c.rcv_last_ooo - c.rcv_nxt
     memset(o, 0, sizeof(gn_tcp_out_t))
-    o.seq = c.snd_nxt
-    o.flags = GN_TCP_FLAG_ACK
+    o.seq = c.snd_max                     # not SND.NXT: after a timeout it is rewound below what the
+    o.flags = GN_TCP_FLAG_ACK             # peer already has, and the ACK would fall out of its window
     _ack_fields(c, now_ms, rx_space, o)
     if not (c.flags & GN_TCP_CF_SACK) or n_ooo == 0:
         return
@@ -674,6 +755,13 @@ cdef void gn_tcp_make_syn(gn_tcp_conn_t* c, uint32_t now_ms, uint32_t rx_space, 
     o.opts.tsecr = c.ts_recent if c.state == GN_TCP_SYN_RCVD else 0
 
 
+cdef void gn_tcp_make_probe(gn_tcp_conn_t* c, uint32_t now_ms, uint32_t rx_space, gn_tcp_out_t* o) noexcept nogil:
+    """A zero-window probe: an ACK at SND.UNA - 1, outside the peer's
+    window, which the peer must answer with an ACK carrying its window."""
+    gn_tcp_make_ack(c, now_ms, rx_space, NULL, 0, o)
+    o.seq = c.snd_una - 1
+
+
 cdef void gn_tcp_make_rst(const gn_tcp_act_t* a, gn_tcp_out_t* o) noexcept nogil:
     memset(o, 0, sizeof(gn_tcp_out_t))
     o.seq = a.rst_seq
@@ -681,34 +769,83 @@ cdef void gn_tcp_make_rst(const gn_tcp_act_t* a, gn_tcp_out_t* o) noexcept nogil
     o.flags = a.rst_flags
 
 
+cdef bint _retransmit(gn_tcp_conn_t* c, uint32_t now_ms, uint32_t tx_bytes, uint32_t rx_space, uint32_t seq,
+                      uint32_t maxlen, gn_tcp_out_t* o) noexcept nogil:
+    """Resend up to maxlen bytes from seq (< SND.MAX), and the FIN if it
+    follows them. SND.NXT does not move; RTT timing stops (Karn)."""
+    cdef uint32_t off = seq - c.snd_una, n
+    cdef bint fin
+    n = tx_bytes - off if tx_bytes > off else 0
+    if n > maxlen:
+        n = maxlen
+    fin = (c.flags & GN_TCP_CF_FIN_SENT) != 0 and seq + n == c.snd_fin
+    if n == 0 and not fin:
+        return False
+    memset(o, 0, sizeof(gn_tcp_out_t))
+    o.seq = seq
+    o.data_off = off
+    o.data_len = n
+    o.flags = GN_TCP_FLAG_ACK | (GN_TCP_FLAG_FIN if fin else 0)
+    _ack_fields(c, now_ms, rx_space, o)
+    c.n_retransmits += 1
+    c.flags &= ~GN_TCP_CF_RTT_TIMING
+    if c.recovery == GN_TCP_RECOVERY_SACK and gn_seq_lt(c.sb.rxt_end, seq + n + fin):
+        c.sb.rxt_end = seq + n + fin
+    return True
+
+
 cdef bint gn_tcp_send_next(gn_tcp_conn_t* c, uint32_t now_ms, uint32_t tx_bytes, uint32_t rx_space,
                            gn_tcp_out_t* o) noexcept nogil:
-    """The next data (and/or FIN) segment, if the windows allow one: tx
-    fifo bytes [data_off, data_off + data_len) from SND.NXT, at most one
-    MSS, within min(SND.WND, cwnd) of SND.UNA; Nagle (RFC 9293 s.3.7.4)
-    holds back a short segment while data is unacknowledged unless
-    switched off. Advances SND.NXT. tx_bytes: bytes in the tx fifo."""
-    cdef uint32_t off, avail, flight, limit, usable, n
+    """The next segment to send, if the windows allow one; call until it
+    returns False. In order: a pending fast retransmission of SND.UNA; in
+    SACK recovery, RFC 6675 NextSeg while cwnd - pipe >= 1 SMSS; else new
+    data (and/or the FIN) from SND.NXT: at most one MSS, within SND.WND
+    and cwnd of SND.UNA. Nagle (RFC 9293 s.3.7.4) holds back a short
+    segment while data is unacknowledged unless switched off. tx fifo bytes
+    [data_off, data_off + data_len) go out. tx_bytes: bytes in the tx fifo."""
+    cdef uint32_t off, avail, flight, usable, wnd_avail, n, pipe = 0, rstart = 0, rlen = 0, kind
+    cdef uint32_t mss = c.snd_mss, edge = c.snd_wl2 + c.snd_wnd
     cdef bint fin
     if not (c.state == GN_TCP_ESTABLISHED or c.state == GN_TCP_CLOSE_WAIT or c.state == GN_TCP_FIN_WAIT_1
             or c.state == GN_TCP_LAST_ACK or c.state == GN_TCP_CLOSING):
         return False
-    if c.flags & GN_TCP_CF_FIN_SENT and gn_seq_gt(c.snd_nxt, c.snd_fin):
-        return False                      # all sent, the FIN too
+    if c.flags & GN_TCP_CF_RTX_PENDING:
+        c.flags &= ~GN_TCP_CF_RTX_PENDING
+        if gn_seq_lt(c.snd_una, c.snd_max) and _retransmit(c, now_ms, tx_bytes, rx_space, c.snd_una, mss, o):
+            return True
     off = c.snd_nxt - c.snd_una
     avail = tx_bytes - off if tx_bytes > off else 0
     flight = c.snd_nxt - c.snd_una
-    limit = c.snd_wnd if c.snd_wnd < c.cwnd else c.cwnd
-    usable = limit - flight if limit > flight else 0
+    # the peer's window counts from the ACK that carried it (SND.WL2)
+    wnd_avail = edge - c.snd_nxt if gn_seq_gt(edge, c.snd_nxt) else 0
+    if c.recovery == GN_TCP_RECOVERY_SACK:
+        pipe = gn_tcp_sb_pipe(&c.sb, c.snd_una, c.snd_max, mss)
+        if pipe + mss > c.cc.cwnd:
+            return False
+        kind = gn_tcp_sb_next_seg(&c.sb, c.snd_una, c.snd_max, mss,
+                                  (avail > 0 or (c.flags & GN_TCP_CF_FIN_QUEUED and not (c.flags & GN_TCP_CF_FIN_SENT)))
+                                  and wnd_avail > 0, &rstart, &rlen)
+        if kind == GN_TCP_NEXT_NONE:
+            return False
+        if kind != GN_TCP_NEXT_NEW:
+            return _retransmit(c, now_ms, tx_bytes, rx_space, rstart, rlen, o)
+        usable = c.cc.cwnd - pipe
+    else:
+        usable = c.cc.cwnd - flight if c.cc.cwnd > flight else 0
+    if usable > wnd_avail:
+        usable = wnd_avail
+    if c.flags & GN_TCP_CF_FIN_SENT and gn_seq_gt(c.snd_nxt, c.snd_fin):
+        return False                      # all sent, the FIN too
     n = avail
-    if n > c.snd_mss:
-        n = c.snd_mss
+    if n > mss:
+        n = mss
     if n > usable:
         n = usable
     fin = (c.flags & GN_TCP_CF_FIN_QUEUED) != 0 and n == avail
     if n == 0 and not fin:
         return False
-    if not fin and n < c.snd_mss and flight and not (c.flags & GN_TCP_CF_NO_NAGLE):
+    if not fin and n < mss and flight and not (c.flags & GN_TCP_CF_NO_NAGLE) \
+            and gn_seq_geq(c.snd_nxt, c.snd_max):
         return False                      # Nagle: wait for the ACK or a full segment
     memset(o, 0, sizeof(gn_tcp_out_t))
     o.seq = c.snd_nxt
@@ -722,6 +859,9 @@ cdef bint gn_tcp_send_next(gn_tcp_conn_t* c, uint32_t now_ms, uint32_t tx_bytes,
         c.flags |= GN_TCP_CF_FIN_SENT
         c.snd_fin = o.seq + n
     _ack_fields(c, now_ms, rx_space, o)
+    if gn_seq_lt(o.seq, c.snd_max):
+        c.n_retransmits += 1              # resent after a timeout (go-back-N from SND.UNA)
+        c.flags &= ~GN_TCP_CF_RTT_TIMING
     c.snd_nxt += n + fin
     if gn_seq_gt(c.snd_nxt, c.snd_max):
         if not (c.flags & (GN_TCP_CF_RTT_TIMING | GN_TCP_CF_TS)) and o.seq == c.snd_max:
@@ -730,6 +870,59 @@ cdef bint gn_tcp_send_next(gn_tcp_conn_t* c, uint32_t now_ms, uint32_t tx_bytes,
             c.rtt_start_ms = now_ms
         c.snd_max = c.snd_nxt
     return True
+
+
+cdef void gn_tcp_rto_expired(gn_tcp_conn_t* c, uint32_t now_ms, gn_tcp_act_t* a) noexcept nogil:
+    """The retransmission timer fired (RFC 6298 s.5.4-5.6): back off, stop
+    RTT timing (Karn), resend. SYN/SYN-ACK: again, until max_syn_retries
+    (then the open is refused, or a half-open forgotten). Data: cwnd to the
+    loss window (the cc algorithm), recovery and the SACK scoreboard
+    forgotten (RFC 2018 s.8), SND.NXT back to SND.UNA; after
+    max_data_retries the connection is reset."""
+    _act_clear(a)
+    if c.state == GN_TCP_CLOSED or c.state == GN_TCP_LISTEN or c.state == GN_TCP_TIME_WAIT:
+        return
+    c.n_timeouts += 1
+    c.rto_retries += 1
+    c.flags &= ~(GN_TCP_CF_RTT_TIMING | GN_TCP_CF_RTX_PENDING)
+    if c.state == GN_TCP_SYN_SENT or c.state == GN_TCP_SYN_RCVD:
+        if c.rto_retries > c.max_syn_retries:
+            if c.state == GN_TCP_SYN_RCVD and c.flags & GN_TCP_CF_PASSIVE:
+                c.state = GN_TCP_CLOSED
+                a.flags |= GN_TCP_A_FORGET | GN_TCP_A_RTX_STOP
+            else:
+                a.flags |= GN_TCP_A_REFUSED
+                _closed(c, a)
+            return
+        gn_tcp_rto_backoff(&c.rto)
+        c.n_retransmits += 1
+        a.flags |= GN_TCP_A_SEND_SYN | GN_TCP_A_RTX_ARM
+        return
+    if c.snd_una == c.snd_max:
+        a.flags |= GN_TCP_A_RTX_STOP      # nothing outstanding
+        return
+    if gn_seq_leq(c.snd_wl2 + c.snd_wnd, c.snd_una):
+        # the peer's window is shut: probe it (RFC 9293 s.3.8.6.1), backing
+        # off; a peer that answers keeps the connection however long it stays
+        # shut, so the probes do not count as retries
+        c.rto_retries = 0
+        gn_tcp_rto_backoff(&c.rto)
+        a.flags |= GN_TCP_A_SEND_PROBE | GN_TCP_A_RTX_ARM
+        return
+    if c.rto_retries > c.max_data_retries:
+        a.flags |= GN_TCP_A_SEND_RST | GN_TCP_A_RESET
+        a.rst_seq = c.snd_nxt
+        a.rst_flags = GN_TCP_FLAG_RST
+        _closed(c, a)
+        return
+    c.cc_ops.on_timeout(&c.cc, c.snd_max - c.snd_una, now_ms / 1000.0)
+    gn_tcp_rto_backoff(&c.rto)
+    c.recovery = GN_TCP_RECOVERY_NONE
+    c.recover = c.snd_max                 # RFC 6582 s.3.2 step 1 after a timeout
+    c.dup_acks = 0
+    gn_tcp_sb_reset(&c.sb, c.snd_una)
+    c.snd_nxt = c.snd_una
+    a.flags |= GN_TCP_A_TX_MORE | GN_TCP_A_RTX_ARM
 
 
 cdef uint32_t gn_tcp_write_out(const gn_tcp_out_t* o, uint16_t sport, uint16_t dport, uint8_t* t) noexcept nogil:
@@ -838,14 +1031,18 @@ cdef class Connection:
 
     def __init__(self, lcl=(0x0A000001, 1000), rmt=(0x0A000002, 2000), uint32_t iss=1000, uint32_t ts_offset=0,
                  uint16_t mss=1460, uint8_t wscale=7, bint ts=True, bint sack=True, bint window_scale=True,
-                 bint nagle=True, uint32_t challenge_acks_per_s=10, uint32_t initial_cwnd=0):
+                 bint nagle=True, uint32_t challenge_acks_per_s=10, str cc="cubic", uint32_t rto_min_us=0,
+                 uint8_t syn_retries=0, uint8_t data_retries=0):
         memset(&self.cfg, 0, sizeof(gn_tcp_config_t))
         self.cfg.mss = mss
         self.cfg.wscale = wscale
         self.cfg.flags = ((GN_TCP_CF_WANT_TS if ts else 0) | (GN_TCP_CF_WANT_SACK if sack else 0)
                           | (GN_TCP_CF_WANT_WSCALE if window_scale else 0) | (0 if nagle else GN_TCP_CF_NO_NAGLE))
         self.cfg.challenge_acks_per_s = challenge_acks_per_s
-        self.cfg.initial_cwnd = initial_cwnd
+        self.cfg.cc_algo = cc_lookup(cc)
+        self.cfg.rto_min_us = rto_min_us
+        self.cfg.syn_retries = syn_retries
+        self.cfg.data_retries = data_retries
         gn_tcp_conn_init(&self.c, &self.cfg, lcl[0], lcl[1], rmt[0], rmt[1], iss, ts_offset)
 
     @property
@@ -853,11 +1050,69 @@ cdef class Connection:
         return STATE_NAMES[self.c.state]
 
     def fields(self):
-        """The connection's fields (show session verbose)."""
-        return dict(self.c)
+        """The connection's fields (show session verbose), with the cc, RTO
+        and scoreboard state."""
+        cdef gn_tcp_conn_t* c = &self.c
+        return {
+            "lcl_ip": c.lcl_ip,
+            "rmt_ip": c.rmt_ip,
+            "lcl_port": c.lcl_port,
+            "rmt_port": c.rmt_port,
+            "state": c.state,
+            "snd_wscale": c.snd_wscale,
+            "rcv_wscale": c.rcv_wscale,
+            "want_wscale": c.want_wscale,
+            "flags": c.flags,
+            "iss": c.iss,
+            "snd_una": c.snd_una,
+            "snd_nxt": c.snd_nxt,
+            "snd_max": c.snd_max,
+            "snd_wnd": c.snd_wnd,
+            "max_snd_wnd": c.max_snd_wnd,
+            "snd_wl1": c.snd_wl1,
+            "snd_wl2": c.snd_wl2,
+            "snd_fin": c.snd_fin,
+            "snd_mss": c.snd_mss,
+            "rcv_mss": c.rcv_mss,
+            "irs": c.irs,
+            "rcv_nxt": c.rcv_nxt,
+            "rcv_adv": c.rcv_adv,
+            "rcv_fin": c.rcv_fin,
+            "rcv_last_ooo": c.rcv_last_ooo,
+            "delack_bytes": c.delack_bytes,
+            "ts_recent": c.ts_recent,
+            "ts_recent_ms": c.ts_recent_ms,
+            "ts_offset": c.ts_offset,
+            "last_ack_sent": c.last_ack_sent,
+            "rtt_seq": c.rtt_seq,
+            "rtt_start_ms": c.rtt_start_ms,
+            "chack_limit": c.chack_limit,
+            "n_challenge_acks": c.n_challenge_acks,
+            "n_paws_drops": c.n_paws_drops,
+            "n_out_of_window": c.n_out_of_window,
+            "n_dup_acks": c.n_dup_acks,
+            "dup_acks": c.dup_acks,
+            "bytes_acked": c.bytes_acked,
+            "bytes_received": c.bytes_received,
+            "recovery": c.recovery,
+            "cc_algo": c.cc_algo,
+            "rto_retries": c.rto_retries,
+            "recover": c.recover,
+            "n_retransmits": c.n_retransmits,
+            "n_fast_retransmits": c.n_fast_retransmits,
+            "n_timeouts": c.n_timeouts,
+            "cwnd": c.cc.cwnd, "ssthresh": c.cc.ssthresh, "cc": c.cc_ops.name.decode(),
+            "srtt_us": c.rto.srtt_us, "rttvar_us": c.rto.rttvar_us, "rto_us": c.rto.rto_us,
+            "sack_blocks": [(c.sb.blk[i].start, c.sb.blk[i].end) for i in range(c.sb.n)],
+        }
 
     def set_cwnd(self, uint32_t cwnd):
-        self.c.cwnd = cwnd
+        self.c.cc.cwnd = cwnd
+
+    def rto_expired(self, uint32_t now_ms=0):
+        cdef gn_tcp_act_t a
+        gn_tcp_rto_expired(&self.c, now_ms, &a)
+        return _act_dict(&a)
 
     def active_open(self, uint32_t now_ms=0):
         cdef gn_tcp_act_t a
@@ -917,6 +1172,11 @@ cdef class Connection:
             r[n].length = ln
             n += 1
         gn_tcp_make_ack(&self.c, now_ms, rx_space, r, n, &o)
+        return self._bytes(&o)
+
+    def make_probe(self, uint32_t now_ms=0, uint32_t rx_space=1 << 20):
+        cdef gn_tcp_out_t o
+        gn_tcp_make_probe(&self.c, now_ms, rx_space, &o)
         return self._bytes(&o)
 
     def make_syn(self, uint32_t now_ms=0, uint32_t rx_space=1 << 20):
