@@ -63,7 +63,7 @@ def test_newreno_congestion_and_timeout():
 
 def test_lookup_names_the_choices():
     assert lookup("cubic") != lookup("newreno")
-    with pytest.raises(ValueError, match="newreno, cubic"):
+    with pytest.raises(ValueError, match="cubic, newreno"):
         lookup("vegas")
 
 

@@ -21,7 +21,11 @@ STATUS (keep current: another session continues from here)
   sequences; lossy/reordering/duplicating transfers byte-exact, 1/5/10%)
 - testing.py: two connections over a Python rx-fifo model (the glue's
   per-action logic in Python: read it before writing the nodes)
-- next: SYN cookies + bounded SYN backlog, then the fault-inject node;
+- built+tested: syncookie.pxd/.pyx (RFC 4987 cookies: period + MSS index +
+  SipHash in the ISN, window scale and SACK in the TSval's low 5 bits;
+  validation, the connection opened from the final ACK; listener backlog
+  policy accept/cookie/drop) -- tests/test_tcp_syncookie.py
+- next: the fault-inject node;
   later (needs the session layer): tcp4-* nodes, timers on the wheel
   (retransmit = rto.rto_us, delayed ACK, persist, keepalive, TIME_WAIT,
   SYN-RCVD), keepalive itself, TSO/GRO super-segments
@@ -30,9 +34,16 @@ What the glue will call (tcp4-* nodes, session layer), per segment:
   parse:   gn_tcp_seg_parse(tcp, len, &seg) -> wire error row or OK
   lookup:  5-tuple -> conn: gn_tcp_input(conn, &seg, now_ms,
            gn_fifo_max_enqueue(rx_fifo), &act); no conn: listener ->
-           gn_tcp_listen_input (ACCEPT_SYN: alloc conn, gn_tcp_conn_init
-           with gn_tcp_isn/gn_tcp_ts_offset, gn_tcp_passive_open), else
-           gn_tcp_closed_input
+           gn_tcp_listen_input; ACCEPT_SYN -> gn_tcp_syn_policy(listener):
+             ACCEPT: alloc conn, gn_tcp_conn_init with gn_tcp_isn and
+               gn_tcp_ts_offset, gn_tcp_passive_open (gn_tcp_half_open_gone
+               when it leaves SYN_RCVD: ESTABLISHED/FORGET/CLOSED)
+             COOKIE: gn_tcp_syncookie_synack -> send, keep nothing
+             DROP: count
+           an ACK at a listener that sent cookies: gn_tcp_syncookie_check
+           first (ok: alloc conn, init with iss = ack - 1,
+           gn_tcp_syncookie_open), else the RST of gn_tcp_listen_input;
+           no listener: gn_tcp_closed_input
   act.flags, in this order:
     DELIVER   gn_fifo_enqueue_with_offset(rx, rx_offset, payload+rx_skip,
               rx_len); if rx_offset == 0 and it returned m > rx_len:

@@ -7,8 +7,8 @@
 from libc.stdint cimport uint32_t
 
 cdef enum:
-    GN_TCP_CC_NEWRENO = 0
-    GN_TCP_CC_CUBIC = 1
+    GN_TCP_CC_CUBIC = 0                   # the default: a zeroed config selects it
+    GN_TCP_CC_NEWRENO = 1
     GN_TCP_CC_N = 2
 
 ctypedef struct gn_tcp_cc_t:

@@ -20,7 +20,7 @@ cdef enum:
 
 cdef double CUBIC_C = 0.4
 cdef double CUBIC_BETA = 0.7
-ALGORITHMS = ("newreno", "cubic")
+ALGORITHMS = ("cubic", "newreno")               # in GN_TCP_CC_* order
 
 
 cdef uint32_t gn_tcp_initial_window(uint32_t mss) noexcept nogil:

@@ -239,3 +239,10 @@ cdef bint gn_tcp_send_next(gn_tcp_conn_t* c, uint32_t now_ms, uint32_t tx_bytes,
 cdef uint32_t gn_tcp_write_out(const gn_tcp_out_t* o, uint16_t sport, uint16_t dport, uint8_t* t) noexcept nogil
 cdef uint32_t gn_tcp_seg_parse(const uint8_t* t, uint32_t n, gn_tcp_seg_t* s) noexcept nogil
 cdef uint32_t gn_tcp_rcv_window(gn_tcp_conn_t* c, uint32_t rx_space) noexcept nogil
+
+
+cdef class Connection:
+    # a gn_tcp_conn_t driven from Python (tests, show commands); see conn.pyx
+    cdef gn_tcp_conn_t c
+    cdef gn_tcp_config_t cfg
+    cdef bytes _bytes(self, gn_tcp_out_t* o, payload=*)

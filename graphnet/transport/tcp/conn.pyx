@@ -1026,8 +1026,6 @@ cdef class Connection:
     """One gn_tcp_conn_t driven from Python (tests, show commands): every
     method calls the C function of the same name and returns its actions
     as a dict; segments go in and out as bytes."""
-    cdef gn_tcp_conn_t c
-    cdef gn_tcp_config_t cfg
 
     def __init__(self, lcl=(0x0A000001, 1000), rmt=(0x0A000002, 2000), uint32_t iss=1000, uint32_t ts_offset=0,
                  uint16_t mss=1460, uint8_t wscale=7, bint ts=True, bint sack=True, bint window_scale=True,
