@@ -34,6 +34,11 @@ ctypedef struct gn_tcp_listener_t:
     uint32_t n_cookies_ok
     uint32_t n_cookies_bad
 
+cdef inline void gn_tcp_half_open_gone(gn_tcp_listener_t* l) noexcept nogil:
+    """A half-open connection of this listener left SYN_RCVD."""
+    if l.n_half_open:
+        l.n_half_open -= 1
+
 cdef uint32_t gn_tcp_syn_policy(gn_tcp_listener_t* l) noexcept nogil
 cdef void gn_tcp_syncookie_synack(const gn_tcp_secret_t* key, const gn_tcp_config_t* cfg, uint32_t lcl_ip,
                                   uint16_t lcl_port, uint32_t rmt_ip, uint16_t rmt_port, const gn_tcp_seg_t* syn,

@@ -198,8 +198,7 @@ cdef class Listener:
         return ("accept", "cookie", "drop")[gn_tcp_syn_policy(&self.l)]
 
     def half_open_gone(self):
-        if self.l.n_half_open:
-            self.l.n_half_open -= 1
+        gn_tcp_half_open_gone(&self.l)
 
     def counters(self):
         return dict(self.l)
