@@ -25,7 +25,12 @@ STATUS (keep current: another session continues from here)
   SipHash in the ISN, window scale and SACK in the TSval's low 5 bits;
   validation, the connection opened from the final ACK; listener backlog
   policy accept/cookie/drop) -- tests/test_tcp_syncookie.py
-- next: the fault-inject node;
+- partly built+tested: graphnet/nodes/fault_inject.pyx (drop, corrupt,
+  duplicate incl. chains, reorder; per interface and direction; seeded;
+  counted) -- tests/test_fault_inject.py. Not yet: delay, the CLI command
+  `set fault-inject <if> rx|tx drop 5% ...` (parse_faults is ready) and
+  the startup key (both need graphnet/cli and graphnet/config edits)
+- next:
   later (needs the session layer): tcp4-* nodes, timers on the wheel
   (retransmit = rto.rto_us, delayed ACK, persist, keepalive, TIME_WAIT,
   SYN-RCVD), keepalive itself, TSO/GRO super-segments
