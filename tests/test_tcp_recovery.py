@@ -202,3 +202,41 @@ def test_fast_recovery_used_under_light_loss():
     assert net.b.received() == blob
     f = net.a.c.fields()
     assert f["n_fast_retransmits"] > f["n_timeouts"], f
+
+
+def test_zero_window_probe_and_its_answer():
+    from test_tcp_conn import established as est
+    c = est(nagle=False)
+    tx = bytearray(b"w" * 5000)
+    c.input(seg("A", IRS + 1, ISS + 1, win=0, ts=TS), now_ms=100)        # the peer's window shuts
+    assert send_all(c, tx) == [] and c.timer_wanted()               # persist
+    act = c.rto_expired(now_ms=1000)
+    assert act["actions"] == {"send-probe", "rtx-arm"}
+    probe = parse(c.make_probe(now_ms=1000))
+    assert probe.seq == ISS and len(probe.payload) == 0                # SND.UNA - 1: outside the window
+    for i in range(20):                                                # probing never gives up
+        assert "reset" not in c.rto_expired(now_ms=2000 + i)["actions"]
+    # the peer answers a probe out of its window with an ACK; a reopened window lets data go
+    c.input(seg("A", IRS + 1, ISS + 1, win=100, ts=TS), now_ms=3000)
+    assert len(send_all(c, tx)) > 0
+
+
+def test_close_during_handshake_sends_fin_once_established():
+    from test_tcp_conn import syn_rcvd
+    c = syn_rcvd()
+    assert c.app_close()["actions"] == set() and c.state == "SYN_RCVD"
+    act = c.input(seg("A", IRS + 1, ISS + 1, ts=TS), now_ms=20)
+    assert "established" in act["actions"] and c.state == "FIN_WAIT_1"
+    fin = parse(c.send_next(b"", now_ms=21))
+    assert fin.flags == "FA" and fin.seq == ISS + 1
+
+
+def test_fin_resent_after_timeout():
+    from test_tcp_conn import fin_wait_1
+    c = fin_wait_1()
+    act = c.rto_expired(now_ms=2000)
+    assert {"tx-more", "rtx-arm"} <= act["actions"]
+    fin = parse(c.send_next(b"", now_ms=2000))
+    assert fin.flags == "FA" and fin.seq == ISS + 1
+    c.input(seg("A", IRS + 1, ISS + 2, ts=TS), now_ms=2010)
+    assert c.state == "FIN_WAIT_2"

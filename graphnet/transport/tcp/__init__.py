@@ -67,6 +67,8 @@ What the glue will call (tcp4-* nodes, session layer), per segment:
               rx fifo's ooo ranges (start - tail, length); DELACK: arm
               the delayed-ACK timer, whose expiry sends gn_tcp_make_ack
     SEND_PROBE gn_tcp_make_probe (zero-window probe)
+    after the send loop: gn_tcp_timer_wanted(conn) -> arm the retransmit
+              timer (it also probes a shut window: persist)
     RTX_ARM/RTX_STOP/TIME_WAIT: the timer wheel; on expiry
               gn_tcp_rto_expired / gn_tcp_time_wait_expired (same flags)
   app: gn_tcp_active_open (connect), gn_tcp_app_close, gn_tcp_app_reset,

@@ -41,6 +41,7 @@ cdef enum:
     GN_TCP_CF_WANT_WSCALE = 1 << 11
     GN_TCP_CF_RTT_TIMING = 1 << 12        # rtt_seq is being timed (Karn: not retransmitted)
     GN_TCP_CF_RTX_PENDING = 1 << 13       # retransmit the segment at SND.UNA now (fast retransmit)
+    GN_TCP_CF_PERSIST = 1 << 14           # data waits behind a shut window: the timer probes it
 
 # gn_tcp_conn_t.recovery
 cdef enum:
@@ -238,6 +239,7 @@ cdef bint gn_tcp_send_next(gn_tcp_conn_t* c, uint32_t now_ms, uint32_t tx_bytes,
                            gn_tcp_out_t* o) noexcept nogil
 cdef uint32_t gn_tcp_write_out(const gn_tcp_out_t* o, uint16_t sport, uint16_t dport, uint8_t* t) noexcept nogil
 cdef uint32_t gn_tcp_seg_parse(const uint8_t* t, uint32_t n, gn_tcp_seg_t* s) noexcept nogil
+cdef bint gn_tcp_timer_wanted(const gn_tcp_conn_t* c) noexcept nogil
 cdef uint32_t gn_tcp_rcv_window(gn_tcp_conn_t* c, uint32_t rx_space) noexcept nogil
 
 

@@ -650,6 +650,12 @@ cdef void gn_tcp_app_reset(gn_tcp_conn_t* c, gn_tcp_act_t* a) noexcept nogil:
     _closed(c, a)
 
 
+cdef bint gn_tcp_timer_wanted(const gn_tcp_conn_t* c) noexcept nogil:
+    """After a round of gn_tcp_send_next: should the retransmit timer run
+    (data outstanding, or data waiting behind a shut window: persist)?"""
+    return c.snd_una != c.snd_max or (c.flags & GN_TCP_CF_PERSIST) != 0
+
+
 cdef void gn_tcp_time_wait_expired(gn_tcp_conn_t* c, gn_tcp_act_t* a) noexcept nogil:
     _act_clear(a)
     _closed(c, a)
@@ -842,6 +848,10 @@ cdef bint gn_tcp_send_next(gn_tcp_conn_t* c, uint32_t now_ms, uint32_t tx_bytes,
     if n > usable:
         n = usable
     fin = (c.flags & GN_TCP_CF_FIN_QUEUED) != 0 and n == avail
+    if wnd_avail == 0 and (avail or fin):
+        c.flags |= GN_TCP_CF_PERSIST      # the peer's window is shut: the timer probes it
+        return False
+    c.flags &= ~GN_TCP_CF_PERSIST
     if n == 0 and not fin:
         return False
     if not fin and n < mss and flight and not (c.flags & GN_TCP_CF_NO_NAGLE) \
@@ -898,7 +908,7 @@ cdef void gn_tcp_rto_expired(gn_tcp_conn_t* c, uint32_t now_ms, gn_tcp_act_t* a)
         c.n_retransmits += 1
         a.flags |= GN_TCP_A_SEND_SYN | GN_TCP_A_RTX_ARM
         return
-    if c.snd_una == c.snd_max:
+    if c.snd_una == c.snd_max and not (c.flags & GN_TCP_CF_PERSIST):
         a.flags |= GN_TCP_A_RTX_STOP      # nothing outstanding
         return
     if gn_seq_leq(c.snd_wl2 + c.snd_wnd, c.snd_una):
@@ -1106,6 +1116,9 @@ cdef class Connection:
 
     def set_cwnd(self, uint32_t cwnd):
         self.c.cc.cwnd = cwnd
+
+    def timer_wanted(self):
+        return gn_tcp_timer_wanted(&self.c)
 
     def rto_expired(self, uint32_t now_ms=0):
         cdef gn_tcp_act_t a

@@ -116,8 +116,9 @@ class Net:
         n = 0
         while (s := e.c.send_next(bytes(e.tx), self.now, e.fifo.space())) is not None:
             self.send(e, s)
-            e.rtx_armed = True
             n += 1
+        if e.c.timer_wanted():
+            e.rtx_armed = True
         return n
 
     def send(self, e, raw):
