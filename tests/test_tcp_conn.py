@@ -428,3 +428,52 @@ def test_rst_to_syn_on_closed_port_refuses():
     rst = tc.rst_bytes(act, 2000, 1000)
     act = net.a.c.input(rst, net.now)
     assert {"refused", "closed"} <= act["actions"] and net.a.c.state == "CLOSED"
+
+
+# -- hostile segments: invariants hold whatever arrives --------------------------
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_SEGMENT = st.tuples(
+    st.sampled_from(["A", "PA", "FA", "R", "RA", "S", "SA", "", "FPA", "UA"]),
+    st.integers(-70000, 70000),           # seq relative to the connection's RCV.NXT
+    st.integers(-70000, 70000),           # ack relative to its SND.UNA
+    st.integers(0, 3000),                 # payload bytes
+    st.integers(0, 65535),                # window
+    st.one_of(st.none(), st.integers(0, 2**32 - 1)),   # TSval
+    st.integers(0, 1 << 17),              # rx fifo space
+)
+
+
+def _seq_le(a, b):
+    return (b - a) % 2**32 < 2**31
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(sorted(BUILDERS)), st.lists(_SEGMENT, min_size=1, max_size=12))
+def test_random_segments_keep_the_invariants(start, segments):
+    c = BUILDERS[start]()
+    tx = b"t" * 4000
+    now = 100
+    for flags, dseq, dack, n, win, tsval, space in segments:
+        f = c.fields()
+        if c.state == "CLOSED":
+            break
+        seq = (f["rcv_nxt"] + dseq) % 2**32
+        ack = (f["snd_una"] + dack) % 2**32
+        ts = (tsval, 0) if tsval is not None else None
+        now += 7
+        act = c.input(seg(flags, seq, ack, win=win, payload=b"p" * n, ts=ts), now_ms=now, rx_space=space)
+        g = c.fields()
+        if "deliver" in act["actions"]:
+            skip, ln, off = act["rx"]
+            assert skip + ln <= n and off + ln <= space and ln > 0
+        if g["state"] != 0:
+            if f["state"] != 2:                                          # SYN_SENT learns it from the SYN
+                assert _seq_le(f["rcv_nxt"], g["rcv_nxt"])              # never moves back
+            assert _seq_le(g["snd_una"], g["snd_nxt"]) and _seq_le(g["snd_nxt"], g["snd_max"])
+            assert _seq_le(f["snd_una"], g["snd_una"])
+        assert act.get("tx_acked", 0) <= (g["snd_max"] - g["iss"]) % 2**32
+        while (s := c.send_next(tx, now_ms=now, rx_space=space)) is not None:
+            parse(s)                                                     # checksummed, well formed
+        parse(c.make_ack(now_ms=now, rx_space=space))
