@@ -162,28 +162,16 @@ def test_lossy_transfer_is_byte_exact(cc, sack, loss):
     net.mangle = lossy(rnd, drop=loss)
     blob = bytes(rnd.getrandbits(8) for _ in range(150_000))
     back = bytes(rnd.getrandbits(8) for _ in range(20_000))
-    net.a.tx += blob
-    net.b.tx += back
-    net.push(net.a)
-    net.push(net.b)
-    for _ in range(200):
-        net.run()
-        net.a.fifo.app_read()
-        net.b.fifo.app_read()
-        net.act(net.a, {"actions": {"send-ack"}})
-        net.act(net.b, {"actions": {"send-ack"}})
-        if net.b.received() == blob and net.a.received() == back and not net.a.tx and not net.b.tx:
-            break
-    assert net.b.received() == blob and net.a.received() == back
+    assert net.exchange(blob, back, rounds=200) == (blob, back)
     fa = net.a.c.fields()
     assert fa["n_retransmits"] > 0 and fa["n_fast_retransmits"] + fa["n_timeouts"] > 0
     if sack:
         assert net.sacks
     # and both close cleanly through the same wire
     net.act(net.a, net.a.c.app_close())
-    net.run()
+    net.run(max_expiries=50)
     net.act(net.b, net.b.c.app_close())
-    net.run()
+    net.run(max_expiries=50)
     assert net.b.c.state == "CLOSED" and net.a.c.state == "TIME_WAIT"
 
 

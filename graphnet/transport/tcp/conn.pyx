@@ -171,8 +171,14 @@ cdef void _negotiate(gn_tcp_conn_t* c, const gn_tcp_options_t* o, uint32_t now_m
     c.cc_ops.init(&c.cc, c.snd_mss)       # the initial window in this MSS
 
 
-cdef inline void _take_syn_window(gn_tcp_conn_t* c, const gn_tcp_seg_t* s) noexcept nogil:
-    """The window of a SYN or SYN-ACK is never scaled (RFC 7323 s.2.2)."""
+cdef inline void _take_syn(gn_tcp_conn_t* c, const gn_tcp_seg_t* s, uint32_t now_ms) noexcept nogil:
+    """The peer's SYN: its ISN, its options, and its window, which is never
+    scaled on a SYN (RFC 7323 s.2.2)."""
+    c.irs = s.seq
+    c.rcv_nxt = s.seq + 1
+    c.rcv_adv = c.rcv_nxt
+    c.last_ack_sent = c.rcv_nxt
+    _negotiate(c, &s.opts, now_ms)
     c.snd_wnd = s.wnd
     c.max_snd_wnd = s.wnd
     c.snd_wl1 = s.seq
@@ -271,12 +277,7 @@ cdef void gn_tcp_passive_open(gn_tcp_conn_t* c, const gn_tcp_seg_t* s, uint32_t 
     connection: LISTEN -> SYN_RCVD, send the SYN-ACK. Data on the SYN is
     not taken (the peer sends it again)."""
     _act_clear(a)
-    c.irs = s.seq
-    c.rcv_nxt = s.seq + 1
-    c.rcv_adv = c.rcv_nxt
-    c.last_ack_sent = c.rcv_nxt
-    _negotiate(c, &s.opts, now_ms)
-    _take_syn_window(c, s)
+    _take_syn(c, s, now_ms)
     c.snd_wl2 = c.iss                     # the SYN acknowledges nothing of ours
     c.flags |= GN_TCP_CF_PASSIVE
     c.state = GN_TCP_SYN_RCVD
@@ -339,12 +340,7 @@ cdef void _syn_sent_input(gn_tcp_conn_t* c, const gn_tcp_seg_t* s, uint32_t now_
     if not (s.flags & GN_TCP_FLAG_SYN):
         _drop(a, GN_TCP_E_SYN_SENT_NO_SYN)
         return
-    c.irs = s.seq
-    c.rcv_nxt = s.seq + 1
-    c.rcv_adv = c.rcv_nxt
-    c.last_ack_sent = c.rcv_nxt
-    _negotiate(c, &s.opts, now_ms)
-    _take_syn_window(c, s)
+    _take_syn(c, s, now_ms)
     if ack:
         c.snd_una = s.ack
         _rtt_sample(c, s, now_ms, a)
@@ -728,6 +724,12 @@ cdef void gn_tcp_make_ack(gn_tcp_conn_t* c, uint32_t now_ms, uint32_t rx_space, 
     o.opts.flags |= GN_TCP_OPTF_SACK
 
 
+cdef inline uint8_t _syn_options(uint32_t flags, uint32_t ts, uint32_t sack, uint32_t wscale) noexcept nogil:
+    """Option flags (GN_TCP_OPTF_*) for the connection flags given."""
+    return ((GN_TCP_OPTF_TIMESTAMP if flags & ts else 0) | (GN_TCP_OPTF_SACK_PERMITTED if flags & sack else 0)
+            | (GN_TCP_OPTF_WSCALE if flags & wscale else 0))
+
+
 cdef void gn_tcp_make_syn(gn_tcp_conn_t* c, uint32_t now_ms, uint32_t rx_space, gn_tcp_out_t* o) noexcept nogil:
     """Our SYN (SYN_SENT: offering our options) or SYN-ACK (SYN_RCVD:
     answering the peer's); the window unscaled (RFC 7323 s.2.2)."""
@@ -738,24 +740,14 @@ cdef void gn_tcp_make_syn(gn_tcp_conn_t* c, uint32_t now_ms, uint32_t rx_space, 
     o.wnd = <uint16_t>w
     o.opts.flags = GN_TCP_OPTF_MSS
     o.opts.mss = c.rcv_mss
-    if c.state == GN_TCP_SYN_SENT:
-        if c.flags & GN_TCP_CF_WANT_TS:
-            o.opts.flags |= GN_TCP_OPTF_TIMESTAMP
-        if c.flags & GN_TCP_CF_WANT_SACK:
-            o.opts.flags |= GN_TCP_OPTF_SACK_PERMITTED
-        if c.flags & GN_TCP_CF_WANT_WSCALE:
-            o.opts.flags |= GN_TCP_OPTF_WSCALE
-    else:
+    if c.state == GN_TCP_SYN_SENT:           # offer what we want
+        o.opts.flags |= _syn_options(c.flags, GN_TCP_CF_WANT_TS, GN_TCP_CF_WANT_SACK, GN_TCP_CF_WANT_WSCALE)
+    else:                                     # answer with what was negotiated
         o.flags |= GN_TCP_FLAG_ACK
         o.ack = c.rcv_nxt
         c.rcv_adv = c.rcv_nxt + w
         c.last_ack_sent = c.rcv_nxt
-        if c.flags & GN_TCP_CF_TS:
-            o.opts.flags |= GN_TCP_OPTF_TIMESTAMP
-        if c.flags & GN_TCP_CF_SACK:
-            o.opts.flags |= GN_TCP_OPTF_SACK_PERMITTED
-        if c.flags & GN_TCP_CF_WSCALE:
-            o.opts.flags |= GN_TCP_OPTF_WSCALE
+        o.opts.flags |= _syn_options(c.flags, GN_TCP_CF_TS, GN_TCP_CF_SACK, GN_TCP_CF_WSCALE)
     o.opts.wscale = c.want_wscale
     o.opts.tsval = now_ms + c.ts_offset
     o.opts.tsecr = c.ts_recent if c.state == GN_TCP_SYN_RCVD else 0
@@ -990,21 +982,25 @@ cdef int _seg_from_bytes(data, gn_tcp_seg_t* s) except -1:
     return 0
 
 
-def closed_input(segment):
-    """Actions for a segment (bytes) that found no connection."""
+ctypedef void (*_stateless_fn)(const gn_tcp_seg_t* s, gn_tcp_act_t* a) noexcept nogil
+
+
+cdef dict _stateless(_stateless_fn fn, segment):
     cdef gn_tcp_seg_t s
     cdef gn_tcp_act_t a
     _seg_from_bytes(segment, &s)
-    gn_tcp_closed_input(&s, &a)
+    fn(&s, &a)
     return _act_dict(&a)
+
+
+def closed_input(segment):
+    """Actions for a segment (bytes) that found no connection."""
+    return _stateless(gn_tcp_closed_input, segment)
 
 
 def listen_input(segment):
-    cdef gn_tcp_seg_t s
-    cdef gn_tcp_act_t a
-    _seg_from_bytes(segment, &s)
-    gn_tcp_listen_input(&s, &a)
-    return _act_dict(&a)
+    """Actions for a segment (bytes) to a listener."""
+    return _stateless(gn_tcp_listen_input, segment)
 
 
 def rst_bytes(dict act, uint16_t sport, uint16_t dport) -> bytes:

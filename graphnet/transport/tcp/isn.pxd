@@ -59,25 +59,28 @@ cdef inline uint64_t gn_siphash24(uint64_t k0, uint64_t k1, const uint8_t* p, ui
 
 
 cdef inline uint64_t gn_tcp_tuple_hash(const gn_tcp_secret_t* key, uint32_t lcl_ip, uint16_t lcl_port,
-                                       uint32_t rmt_ip, uint16_t rmt_port, uint32_t salt) noexcept nogil:
-    """Keyed hash of a 4-tuple (and a salt that separates its uses)."""
-    cdef uint8_t m[16]
+                                       uint32_t rmt_ip, uint16_t rmt_port, uint32_t salt,
+                                       uint32_t salt2) noexcept nogil:
+    """Keyed hash of a 4-tuple and two salts that separate its uses (ISN,
+    timestamp offset, SYN cookie with its period and the peer's ISN)."""
+    cdef uint8_t m[20]
     memcpy(m, &lcl_ip, 4)
     memcpy(m + 4, &rmt_ip, 4)
     memcpy(m + 8, &lcl_port, 2)
     memcpy(m + 10, &rmt_port, 2)
     memcpy(m + 12, &salt, 4)
-    return gn_siphash24(key.k0, key.k1, m, 16)
+    memcpy(m + 16, &salt2, 4)
+    return gn_siphash24(key.k0, key.k1, m, 20)
 
 
 cdef inline uint32_t gn_tcp_isn(const gn_tcp_secret_t* key, uint32_t lcl_ip, uint16_t lcl_port,
                                 uint32_t rmt_ip, uint16_t rmt_port, uint64_t now_us) noexcept nogil:
     """RFC 6528 ISN for a 4-tuple at time now_us (microseconds)."""
-    return <uint32_t>(now_us >> 2) + <uint32_t>gn_tcp_tuple_hash(key, lcl_ip, lcl_port, rmt_ip, rmt_port, 0)
+    return <uint32_t>(now_us >> 2) + <uint32_t>gn_tcp_tuple_hash(key, lcl_ip, lcl_port, rmt_ip, rmt_port, 0, 0)
 
 
 cdef inline uint32_t gn_tcp_ts_offset(const gn_tcp_secret_t* key, uint32_t lcl_ip, uint16_t lcl_port,
                                       uint32_t rmt_ip, uint16_t rmt_port) noexcept nogil:
     """A per-connection offset added to our timestamp clock (RFC 7323
     s.5.4: TSval must not reveal the host's uptime across connections)."""
-    return <uint32_t>gn_tcp_tuple_hash(key, lcl_ip, lcl_port, rmt_ip, rmt_port, 1)
+    return <uint32_t>gn_tcp_tuple_hash(key, lcl_ip, lcl_port, rmt_ip, rmt_port, 1, 0)

@@ -25,7 +25,7 @@ listener that sent cookies, before answering it with a RST.
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
 from graphnet.wire.tcp cimport *
-from graphnet.transport.tcp.isn cimport gn_siphash24, gn_tcp_ts_offset
+from graphnet.transport.tcp.isn cimport gn_tcp_tuple_hash, gn_tcp_ts_offset
 from graphnet.transport.tcp.conn cimport *
 from graphnet.transport.tcp.conn import action_names
 
@@ -56,14 +56,10 @@ cdef uint32_t gn_tcp_syn_policy(gn_tcp_listener_t* l) noexcept nogil:
 
 cdef inline uint32_t _hash(const gn_tcp_secret_t* key, uint32_t lcl_ip, uint16_t lcl_port, uint32_t rmt_ip,
                            uint16_t rmt_port, uint32_t period, uint32_t peer_isn) noexcept nogil:
-    cdef uint8_t m[20]
-    memcpy(m, &lcl_ip, 4)
-    memcpy(m + 4, &rmt_ip, 4)
-    memcpy(m + 8, &lcl_port, 2)
-    memcpy(m + 10, &rmt_port, 2)
-    memcpy(m + 12, &period, 4)
-    memcpy(m + 16, &peer_isn, 4)
-    return <uint32_t>gn_siphash24(key.k0, key.k1, m, 20) & 0xffffff
+    # the top bit keeps these salts apart from gn_tcp_isn's (0) and
+    # gn_tcp_ts_offset's (1): periods (now_ms >> 16) stay below 2**16
+    return <uint32_t>gn_tcp_tuple_hash(key, lcl_ip, lcl_port, rmt_ip, rmt_port, period | 0x80000000U,
+                                       peer_isn) & 0xffffff
 
 
 cdef void gn_tcp_syncookie_synack(const gn_tcp_secret_t* key, const gn_tcp_config_t* cfg, uint32_t lcl_ip,
@@ -203,6 +199,12 @@ cdef class Listener:
     def counters(self):
         return dict(self.l)
 
+    cdef int _parse(self, data, gn_tcp_seg_t* s) except -1:
+        cdef bytes b = bytes(data)
+        if gn_tcp_seg_parse(<const uint8_t*>b, len(b), s) != GN_TCP_OK:
+            raise ValueError("segment does not parse")
+        return 0
+
     cdef uint32_t _ts_offset(self, rmt):
         return gn_tcp_ts_offset(&self.key, self.lcl[0], self.lcl[1], rmt[0], rmt[1])
 
@@ -211,9 +213,7 @@ cdef class Listener:
         cdef gn_tcp_seg_t s
         cdef gn_tcp_out_t o
         cdef uint8_t t[GN_TCP_MAX_HEADER_LEN]
-        cdef bytes b = bytes(syn)
-        if gn_tcp_seg_parse(<const uint8_t*>b, len(b), &s) != GN_TCP_OK:
-            raise ValueError("SYN does not parse")
+        self._parse(syn, &s)
         gn_tcp_syncookie_synack(&self.key, &self.cfg, self.lcl[0], self.lcl[1], rmt[0], rmt[1], &s, now_ms,
                                 self._ts_offset(rmt), &o)
         cdef bytearray seg = bytearray(t[:gn_tcp_write_out(&o, self.lcl[1], rmt[1], t)])
@@ -224,9 +224,7 @@ cdef class Listener:
         """None, or what the cookie ACK (bytes) restores."""
         cdef gn_tcp_seg_t s
         cdef gn_tcp_cookie_t ck
-        cdef bytes b = bytes(ack)
-        if gn_tcp_seg_parse(<const uint8_t*>b, len(b), &s) != GN_TCP_OK:
-            raise ValueError("ACK does not parse")
+        self._parse(ack, &s)
         if not gn_tcp_syncookie_check(&self.key, self.lcl[0], self.lcl[1], rmt[0], rmt[1], &s, now_ms,
                                       self._ts_offset(rmt), &ck):
             self.l.n_cookies_bad += 1
@@ -242,9 +240,7 @@ cdef class Listener:
         cdef gn_tcp_cookie_t ck
         cdef gn_tcp_act_t a
         cdef Connection conn
-        cdef bytes b = bytes(ack)
-        if gn_tcp_seg_parse(<const uint8_t*>b, len(b), &s) != GN_TCP_OK:
-            raise ValueError("ACK does not parse")
+        self._parse(ack, &s)
         if not gn_tcp_syncookie_check(&self.key, self.lcl[0], self.lcl[1], rmt[0], rmt[1], &s, now_ms,
                                       self._ts_offset(rmt), &ck):
             return None

@@ -161,6 +161,23 @@ class Net:
                 self.act(e, e.c.rto_expired(self.now))
         raise AssertionError("no quiescence")
 
+    def exchange(self, to_b, to_a=b"", rounds=1000):
+        """Queue to_b at a and to_a at b, then run, the apps reading and
+        telling their windows between runs, until both arrived (or the
+        rounds are spent); the bytes each side received."""
+        self.a.tx += to_b
+        self.b.tx += to_a
+        self.push(self.a)
+        self.push(self.b)
+        for _ in range(rounds):
+            self.run()
+            for e in (self.a, self.b):
+                e.fifo.app_read()
+                self.act(e, {"actions": {"send-ack"}})
+            if self.b.received() == to_b and self.a.received() == to_a and not self.a.tx and not self.b.tx:
+                break
+        return self.b.received(), self.a.received()
+
     def connect(self):
         self.a.c.active_open(self.now)
         self.a.rtx_armed = True
