@@ -228,3 +228,24 @@ def test_fin_resent_after_timeout():
     assert fin.flags == "FA" and fin.seq == ISS + 1
     c.input(seg("A", IRS + 1, ISS + 2, ts=TS), now_ms=2010)
     assert c.state == "FIN_WAIT_2"
+
+
+def test_delayed_ack_timer_acks_only_when_owed():
+    c = established()
+    act = c.input(seg("PA", IRS + 1, ISS + 1, payload=b"x" * 10, ts=TS), now_ms=30)
+    assert "delack" in act["actions"]
+    assert c.delack_expired()["actions"] == {"send-ack"}
+    parse(c.make_ack(now_ms=40))                                   # the ACK went out
+    assert c.delack_expired()["actions"] == set()
+
+
+def test_keepalive_probes_then_reset():
+    c = established(keepalive_probes=3)
+    for _ in range(3):
+        assert c.keepalive_expired()["actions"] == {"send-probe"}
+    c.input(seg("A", IRS + 1, ISS + 1, ts=TS), now_ms=50)            # an answer: the count restarts
+    assert c.fields()["ka_probes"] == 0
+    for _ in range(3):
+        c.keepalive_expired()
+    act = c.keepalive_expired()
+    assert {"send-rst", "reset", "closed"} <= act["actions"] and c.state == "CLOSED"

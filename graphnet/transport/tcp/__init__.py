@@ -32,8 +32,9 @@ STATUS (keep current: another session continues from here)
   the startup key (both need graphnet/cli and graphnet/config edits)
 - next:
   later (needs the session layer): tcp4-* nodes, timers on the wheel
-  (retransmit = rto.rto_us, delayed ACK, persist, keepalive, TIME_WAIT,
-  SYN-RCVD), keepalive itself, TSO/GRO super-segments
+  (retransmit/persist = rto.rto_us, delayed ACK, keepalive, TIME_WAIT
+  2MSL; SYN-RCVD retries are the retransmit timer), TSO/GRO
+  super-segments, CLI (show tcp stats / connections, set tcp cc)
 
 What the glue will call (tcp4-* nodes, session layer), per segment:
   parse:   gn_tcp_seg_parse(tcp, len, &seg) -> wire error row or OK
@@ -69,8 +70,12 @@ What the glue will call (tcp4-* nodes, session layer), per segment:
     SEND_PROBE gn_tcp_make_probe (zero-window probe)
     after the send loop: gn_tcp_timer_wanted(conn) -> arm the retransmit
               timer (it also probes a shut window: persist)
-    RTX_ARM/RTX_STOP/TIME_WAIT: the timer wheel; on expiry
-              gn_tcp_rto_expired / gn_tcp_time_wait_expired (same flags)
+    RTX_ARM/RTX_STOP/TIME_WAIT/DELACK: the timer wheel; on expiry
+              gn_tcp_rto_expired / gn_tcp_time_wait_expired /
+              gn_tcp_delack_expired (same flags); a keepalive timer
+              restarted on every segment received calls
+              gn_tcp_keepalive_expired (SEND_PROBE, or RESET after
+              ka_max_probes)
   app: gn_tcp_active_open (connect), gn_tcp_app_close, gn_tcp_app_reset,
        app reads: if the window opened by >= 1 MSS, gn_tcp_make_ack
 """

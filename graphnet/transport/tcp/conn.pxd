@@ -192,7 +192,9 @@ ctypedef struct gn_tcp_conn_t:
     uint8_t rto_retries                   # consecutive expiries
     uint8_t max_syn_retries
     uint8_t max_data_retries
-    uint8_t pad2[3]
+    uint8_t ka_probes                     # keepalive probes unanswered
+    uint8_t ka_max_probes
+    uint8_t pad2
     uint32_t recover                      # RFC 6582 "recover" / RFC 6675 RecoveryPoint
     uint32_t n_retransmits                # segments resent
     uint32_t n_fast_retransmits           # recoveries entered
@@ -211,7 +213,7 @@ ctypedef struct gn_tcp_config_t:
     uint8_t cc_algo                       # GN_TCP_CC_* (CUBIC by default)
     uint8_t syn_retries                   # SYN / SYN-ACK expiries before giving up
     uint8_t data_retries                  # data expiries before the connection is reset
-    uint8_t pad3
+    uint8_t keepalive_probes              # unanswered keepalive probes before a reset (0: 9)
     uint32_t rto_min_us                   # 0: GN_TCP_RTO_MIN_US
     uint32_t rto_max_us
 
@@ -229,6 +231,8 @@ cdef void gn_tcp_rcv_joined(gn_tcp_conn_t* c, uint32_t n, gn_tcp_act_t* a) noexc
 cdef void gn_tcp_app_close(gn_tcp_conn_t* c, gn_tcp_act_t* a) noexcept nogil
 cdef void gn_tcp_app_reset(gn_tcp_conn_t* c, gn_tcp_act_t* a) noexcept nogil
 cdef void gn_tcp_rto_expired(gn_tcp_conn_t* c, uint32_t now_ms, gn_tcp_act_t* a) noexcept nogil
+cdef void gn_tcp_delack_expired(gn_tcp_conn_t* c, gn_tcp_act_t* a) noexcept nogil
+cdef void gn_tcp_keepalive_expired(gn_tcp_conn_t* c, gn_tcp_act_t* a) noexcept nogil
 cdef void gn_tcp_time_wait_expired(gn_tcp_conn_t* c, gn_tcp_act_t* a) noexcept nogil
 cdef void gn_tcp_make_ack(gn_tcp_conn_t* c, uint32_t now_ms, uint32_t rx_space, const gn_tcp_range_t* ooo,
                           uint32_t n_ooo, gn_tcp_out_t* o) noexcept nogil

@@ -51,6 +51,7 @@ cdef enum:
     MIN_SND_MSS = 64
     DEFAULT_SYN_RETRIES = 6
     DEFAULT_DATA_RETRIES = 15
+    DEFAULT_KEEPALIVE_PROBES = 9          # Linux's tcp_keepalive_probes
 
 STATE_NAMES = ("CLOSED", "LISTEN", "SYN_SENT", "SYN_RCVD", "ESTABLISHED", "FIN_WAIT_1", "FIN_WAIT_2",
                "CLOSE_WAIT", "CLOSING", "LAST_ACK", "TIME_WAIT")
@@ -248,6 +249,7 @@ cdef void gn_tcp_conn_init(gn_tcp_conn_t* c, const gn_tcp_config_t* cfg, uint32_
     c.recover = iss
     c.max_syn_retries = cfg.syn_retries if cfg.syn_retries else DEFAULT_SYN_RETRIES
     c.max_data_retries = cfg.data_retries if cfg.data_retries else DEFAULT_DATA_RETRIES
+    c.ka_max_probes = cfg.keepalive_probes if cfg.keepalive_probes else DEFAULT_KEEPALIVE_PROBES
     c.iss = iss
     c.snd_una = iss
     c.snd_nxt = iss
@@ -520,6 +522,7 @@ cdef void gn_tcp_input(gn_tcp_conn_t* c, const gn_tcp_seg_t* s, uint32_t now_ms,
             c.oow_ack_ms = now_ms
         a.flags |= GN_TCP_A_SEND_ACK
         return
+    c.ka_probes = 0                       # the peer is alive
     # second: RST (RFC 5961 s.3.2: only at exactly RCV.NXT)
     if s.flags & GN_TCP_FLAG_RST:
         if s.seq != c.rcv_nxt:
@@ -644,6 +647,32 @@ cdef void gn_tcp_app_reset(gn_tcp_conn_t* c, gn_tcp_act_t* a) noexcept nogil:
         a.rst_seq = c.snd_nxt
         a.rst_flags = GN_TCP_FLAG_RST
     _closed(c, a)
+
+
+cdef void gn_tcp_delack_expired(gn_tcp_conn_t* c, gn_tcp_act_t* a) noexcept nogil:
+    """The delayed-ACK timer fired: ACK now if an ACK is still owed (data
+    arrived since the last segment we sent, RFC 5681 s.4.2)."""
+    _act_clear(a)
+    if c.state != GN_TCP_CLOSED and c.rcv_nxt != c.last_ack_sent:
+        a.flags |= GN_TCP_A_SEND_ACK
+
+
+cdef void gn_tcp_keepalive_expired(gn_tcp_conn_t* c, gn_tcp_act_t* a) noexcept nogil:
+    """The keepalive timer fired after the idle time (RFC 9293 s.3.8.4;
+    the glue restarts it on every segment received): probe the peer with
+    an old sequence number (gn_tcp_make_probe), which it must ACK; after
+    ka_max_probes unanswered probes the connection is reset."""
+    _act_clear(a)
+    if not (c.state == GN_TCP_ESTABLISHED or c.state == GN_TCP_CLOSE_WAIT or c.state == GN_TCP_FIN_WAIT_2):
+        return
+    if c.ka_probes >= c.ka_max_probes:
+        a.flags |= GN_TCP_A_SEND_RST | GN_TCP_A_RESET
+        a.rst_seq = c.snd_nxt
+        a.rst_flags = GN_TCP_FLAG_RST
+        _closed(c, a)
+        return
+    c.ka_probes += 1
+    a.flags |= GN_TCP_A_SEND_PROBE
 
 
 cdef bint gn_tcp_timer_wanted(const gn_tcp_conn_t* c) noexcept nogil:
@@ -1036,7 +1065,7 @@ cdef class Connection:
     def __init__(self, lcl=(0x0A000001, 1000), rmt=(0x0A000002, 2000), uint32_t iss=1000, uint32_t ts_offset=0,
                  uint16_t mss=1460, uint8_t wscale=7, bint ts=True, bint sack=True, bint window_scale=True,
                  bint nagle=True, uint32_t challenge_acks_per_s=10, str cc="cubic", uint32_t rto_min_us=0,
-                 uint8_t syn_retries=0, uint8_t data_retries=0):
+                 uint8_t syn_retries=0, uint8_t data_retries=0, uint8_t keepalive_probes=0):
         memset(&self.cfg, 0, sizeof(gn_tcp_config_t))
         self.cfg.mss = mss
         self.cfg.wscale = wscale
@@ -1047,6 +1076,7 @@ cdef class Connection:
         self.cfg.rto_min_us = rto_min_us
         self.cfg.syn_retries = syn_retries
         self.cfg.data_retries = data_retries
+        self.cfg.keepalive_probes = keepalive_probes
         gn_tcp_conn_init(&self.c, &self.cfg, lcl[0], lcl[1], rmt[0], rmt[1], iss, ts_offset)
 
     @property
@@ -1105,6 +1135,7 @@ cdef class Connection:
             "n_retransmits": c.n_retransmits,
             "n_fast_retransmits": c.n_fast_retransmits,
             "n_timeouts": c.n_timeouts,
+            "ka_probes": c.ka_probes,
             "cwnd": c.cc.cwnd, "ssthresh": c.cc.ssthresh, "cc": c.cc_ops.name.decode(),
             "srtt_us": c.rto.srtt_us, "rttvar_us": c.rto.rttvar_us, "rto_us": c.rto.rto_us,
             "sack_blocks": [(c.sb.blk[i].start, c.sb.blk[i].end) for i in range(c.sb.n)],
@@ -1112,6 +1143,16 @@ cdef class Connection:
 
     def set_cwnd(self, uint32_t cwnd):
         self.c.cc.cwnd = cwnd
+
+    def delack_expired(self):
+        cdef gn_tcp_act_t a
+        gn_tcp_delack_expired(&self.c, &a)
+        return _act_dict(&a)
+
+    def keepalive_expired(self):
+        cdef gn_tcp_act_t a
+        gn_tcp_keepalive_expired(&self.c, &a)
+        return _act_dict(&a)
 
     def timer_wanted(self):
         return gn_tcp_timer_wanted(&self.c)
