@@ -78,4 +78,23 @@ What the glue will call (tcp4-* nodes, session layer), per segment:
               ka_max_probes)
   app: gn_tcp_active_open (connect), gn_tcp_app_close, gn_tcp_app_reset,
        app reads: if the window opened by >= 1 MSS, gn_tcp_make_ack
+
+Session-layer hookup (h-session's graphnet/session/types.pxd, session.pxd):
+  the glue's connection is a struct whose first member is the session
+  layer's gn_transport_connection_t and whose second is gn_tcp_conn_t
+  (this package imports nothing from graphnet/session, so it builds and
+  is tested without it). gn_transport_vft_t for TCP:
+    listen     a gn_tcp_listener_t (backlog, cookies) + the endpoint
+    connect    alloc, gn_tcp_conn_init (gn_tcp_isn, gn_tcp_ts_offset),
+               gn_tcp_active_open, send gn_tcp_make_syn; the half-open
+    close      gn_tcp_app_close, then push; reset: gn_tcp_app_reset
+    push_tx    the gn_tcp_send_next loop over the tx fifo
+    format     Connection.fields()' keys (state, snd_una/nxt, rcv_nxt,
+               cwnd, ssthresh, srtt/rttvar/rto, sack blocks, retransmits)
+  up-calls by action: ESTABLISHED -> gn_session_stream_accept (+notify)
+  when PASSIVE, else gn_session_stream_connect_notify; REFUSED -> connect
+  notify with an error; PEER_FIN -> transport_closing_notify; RESET ->
+  transport_reset_notify; CLOSED -> transport_closed_notify then
+  delete_notify; FORGET -> free (no session yet); DELIVER ->
+  gn_session_enqueue_notify; TX_ACKED -> dequeue drop + dequeue notify.
 """
