@@ -1,36 +1,43 @@
-"""``passthrough``: a node that hands every packet to its next node.
+"""``passthrough``: hands every packet to its next node; the minimal honest
+node (the engine's cost per hop) and the template of ``tools/new_node``.
 
-It reads each buffer's metadata (as any real node does), classifies it
-into ``nexts[]`` (always arc 0) and enqueues the frame with one
-``gn_enqueue_to_next`` call: the minimal honest node, used to measure the
-engine's own cost per node hop. Metadata used: current_length. Next nodes:
-the one given. Errors: none.
+Metadata used: current_length. Set: nothing. Next nodes: ``next`` (the one
+given). Drops: ``empty`` (a zero-length packet). Trace: the default record.
 """
-from cpython.pycapsule cimport PyCapsule_New
 from libc.stdint cimport uint16_t, uint32_t
-from graphnet.vlib.buffer cimport gn_frame_t
-from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_enqueue_to_next
-from graphnet.vlib.node import Node
+from graphnet.vlib.buffer cimport gn_buffer_t, gn_frame_t, GN_FRAME_SIZE
+from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_enqueue_to_next, gn_buffer_set_error
+from graphnet.vlib.kit cimport gn_node_fn
+from graphnet.vlib.kit import node
+
+cpdef enum Next:
+    NEXT_NEXT, N_NEXT
+cpdef enum Error:
+    ERROR_NONE, ERROR_EMPTY, N_ERROR
+ERRORS = (("none", "info", "no error"), ("empty", "error", "zero-length packet"))
 
 
 cdef uint32_t passthrough_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame) noexcept nogil:
-    cdef uint16_t nexts[256]
+    cdef uint16_t nexts[GN_FRAME_SIZE]
     cdef uint32_t i, n = frame.n_vectors
+    cdef gn_buffer_t* b
     for i in range(n):
-        # a real node decides per packet; this one only checks the length
-        nexts[i] = 0 if gn_main_buffer(vm, frame.buffers[i]).current_length else 0
+        b = gn_main_buffer(vm, frame.buffers[i])
+        nexts[i] = NEXT_NEXT
+        if b.current_length == 0:
+            gn_buffer_set_error(node, b, ERROR_EMPTY)
+            nexts[i] = node.drop_next
     gn_enqueue_to_next(vm, node, frame.buffers, nexts, n)
     return n
 
-
-PASSTHROUGH_FN = PyCapsule_New(<void*>passthrough_fn, "gn_node_fn", NULL)
-
+PASSTHROUGH_FN = gn_node_fn(passthrough_fn)
 
 def passthrough(name, next_node):
-    """A pass-through node registration named `name` feeding `next_node`."""
-    return Node(name, fn=PASSTHROUGH_FN, next_nodes=(next_node,), doc=__doc__.split("\n\n")[0])
-
+    """A pass-through node `name` feeding `next_node`."""
+    return node(name, PASSTHROUGH_FN, nexts=(("next", next_node),), Next=Next, errors=ERRORS, Error=Error, doc=__doc__)
 
 def chain(n, prefix="pass", last="null"):
-    """n pass-through nodes prefix-0 -> prefix-1 -> ... -> last."""
+    """n pass-through nodes prefix-0 -> ... -> last."""
     return tuple(passthrough(f"{prefix}-{i}", f"{prefix}-{i + 1}" if i + 1 < n else last) for i in range(n))
+
+NODES = (passthrough("passthrough", "null"),)

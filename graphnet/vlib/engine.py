@@ -23,6 +23,7 @@ import time
 from typing import Any, Iterable, Optional
 
 from graphnet.vlib.buffer import BufferPool
+from graphnet.vlib.kit import NodeData
 from graphnet.vlib.main import Main, NODE_INPUT, NODE_INTERNAL, NODE_PROCESS, STATE_POLLING, STATE_INTERRUPT, STATE_DISABLED
 from graphnet.vlib.node import Node, GraphError, PythonNode, NODE_TYPES, NODE_STATES
 from graphnet.vlib.process import ProcessState
@@ -86,6 +87,7 @@ class Engine:
         self.errors: list[tuple] = []          # (node name, symbol, severity, description)
         self.error_base: dict[str, int] = {}
         self.processes: dict[int, ProcessState] = {}
+        self.node_data: dict[str, NodeData] = {}   # node name -> its C state (Node.data_size)
         self._calls: collections.deque = collections.deque()
         self._loop_thread: Optional[int] = None
         self._thread: Optional[threading.Thread] = None
@@ -269,6 +271,10 @@ class Engine:
         for i, n in enumerate(regs):
             if n.type == "process":
                 self.processes[i] = ProcessState(n.name, i)
+        for i, n in enumerate(regs):
+            if n.data_size:
+                data = self.node_data[n.name] = NodeData(n.data_size)
+                self.main.set_runtime_data(i, data.capsule())
         for n in regs:
             if n.setup is not None:
                 n.setup(self, self.index[n.name])

@@ -47,6 +47,9 @@ class Node:
     attach_to:   ``((parent, key), ...)``: add an arc parent -> this node and
                  call the parent's ``on_attach(engine, key, next_index)``
     instance:    any object the node wants kept alive with the engine
+    data_size:   bytes of zeroed C state the engine allocates for the node
+                 before setup (runtime_data; ``engine.node_data[name]``)
+    kit:         declared with graphnet.vlib.kit.node (tables checked)
     """
     name: str
     type: str = "internal"
@@ -66,6 +69,8 @@ class Node:
     on_attach: Optional[Callable] = None
     instance: Any = None
     doc: str = ""
+    data_size: int = 0
+    kit: bool = False
 
     def error_table(self) -> list:
         rows = [tuple(r) for r in self.errors]

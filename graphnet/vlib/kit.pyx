@@ -1,0 +1,239 @@
+"""The node kit: one declaration per node, checked; shared state and trace.
+
+The whole anatomy of a Cython node (``graphnet/nodes/passthrough.pyx`` is
+the smallest, and ``python -m graphnet.tools.new_node NAME`` writes one)::
+
+    cpdef enum Next:                       # next arcs, in the order of NEXTS
+        NEXT_LOOKUP
+        N_NEXT
+    cpdef enum Error:                      # error rows, in the order of ERRORS
+        ERROR_NONE
+        ERROR_TOO_SHORT
+        N_ERROR
+
+    NEXTS = (("lookup", "ip4-lookup"),)    # (symbol, next node or alternatives)
+    ERRORS = (("none", "info", "no error"),
+              ("too-short", "error", "shorter than its header"))
+
+    ctypedef struct my_node_t:             # per-engine C state, if any
+        ...
+
+    cdef uint32_t my_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame) noexcept nogil:
+        cdef my_node_t* st = <my_node_t*>node.runtime_data
+        cdef uint16_t nexts[GN_FRAME_SIZE]
+        ...                                # nexts[i] = NEXT_LOOKUP, or
+        ...                                # gn_buffer_set_error(node, b, ERROR_TOO_SHORT); nexts[i] = node.drop_next
+        gn_enqueue_to_next(vm, node, frame.buffers, nexts, n)
+        return n
+
+    def _setup(engine, node_index):        # fill the zeroed state
+        cdef my_node_t* st = <my_node_t*>gn_node_data(engine, "my-node")
+        ...
+
+    NODES = (node("my-node", gn_node_fn(my_fn), nexts=NEXTS, Next=Next, errors=ERRORS, Error=Error,
+                  data_size=sizeof(my_node_t), setup=_setup,
+                  trace=trace_bytes(40, format_ip4_header), doc=__doc__),)
+    FEATURE = "ip4"                        # which graphs it joins (graphnet.vlib.registry)
+
+What the kit checks, when the module is imported (a mismatch is a
+GraphError naming the node and the row, so the module does not import):
+
+- ``Next`` has exactly ``NEXT_<SYMBOL>`` for each row of ``nexts``, in
+  order, then ``N_NEXT``; ``Error`` has ``ERROR_<SYMBOL>`` for each row of
+  ``errors`` (``none`` first; it is added when missing), then ``N_ERROR``.
+  A symbol's C name is its upper case with ``-`` as ``_``. So the C code
+  and the table cannot drift: adding a row without its enum member (or
+  the other way round, or in another order) fails at import.
+- every severity is info, warn or error; symbols are unique.
+
+Per-node state: ``data_size=sizeof(x)`` makes the engine allocate a zeroed
+``x`` for the node before its setup runs (``NodeData``), point the node's
+runtime_data at it and free it with the engine; ``gn_node_data(engine,
+name)`` returns it to the node's setup and control functions. No copied
+``_State`` classes, capsules or per-module engine dictionaries.
+
+Trace: ``trace_bytes(n, header_formatter, "rx"|"tx")`` is the common record
+(an interface and the first n bytes, formatted by a ``wire/`` header
+formatter); ``trace_record(fn, size, formatter)`` is a node's own record;
+no ``trace=`` leaves the engine's default record (metadata + first bytes).
+
+Converting an old-style node (mechanical; the session nodes written before
+the kit follow the same steps):
+
+1. ``cdef enum`` of NEXT_*/ERROR_* -> ``cpdef enum Next`` / ``cpdef enum
+   Error`` with the members renamed to the table's symbols, plus
+   ``N_NEXT``/``N_ERROR``; other constants stay in a plain ``cdef enum``.
+2. ``next_nodes=("a", "b")`` -> ``NEXTS = (("a", "a"), ("b", "b"))`` with
+   the symbols the enum uses.
+3. ``cdef class _State`` (calloc, ``__dealloc__``, capsule), ``_STATES``
+   and the set_runtime_data in ``_setup`` -> ``data_size=sizeof(...)`` and
+   ``gn_node_data(engine, name)`` where the state is used; Python objects
+   the state points into go in ``engine.node_data[name].keep``.
+4. A trace function copying sw_if_index and the first N bytes ->
+   ``trace_bytes(N, formatter)``.
+5. ``b.error = node.error_base + code`` -> ``gn_buffer_set_error(node, b,
+   code)``; ``nexts[256]`` -> ``nexts[GN_FRAME_SIZE]``.
+6. ``Node(name, fn=PyCapsule_New(...), ...)`` -> ``node(name,
+   gn_node_fn(fn), ...)``; add ``FEATURE``.
+
+Old-style nodes (plain ``Node(...)``) keep working beside kit nodes: the
+engine treats both the same; only the checks above are the kit's.
+"""
+import struct
+
+from libc.stdint cimport uint8_t, uint16_t, uint32_t
+from libc.stdlib cimport calloc, free
+from graphnet.vlib.buffer cimport gn_buffer_t, gn_buffer_current, GN_RX, GN_TX
+from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t
+
+from graphnet.vlib.node import Node, GraphError, NONE_ERROR, SEVERITIES
+
+
+cdef class NodeData:
+    def __cinit__(self, size_t size):
+        self.data = calloc(1, size if size else 1)
+        if self.data == NULL:
+            raise MemoryError(f"node state of {size} bytes")
+        self.size = size
+        self.keep = None
+
+    def __dealloc__(self):
+        free(self.data)
+
+    def capsule(self):
+        """The state as a 'gn_runtime_data' capsule (Main.set_runtime_data)."""
+        return PyCapsule_New(self.data, "gn_runtime_data", NULL)
+
+
+# --- the shared trace record -------------------------------------------------------
+
+cdef uint16_t gn_trace_rx_bytes_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_buffer_t* b,
+                                   uint8_t* record) noexcept nogil:
+    return gn_trace_bytes_fill(record, b.sw_if_index[GN_RX], gn_buffer_current(b), b.current_length,
+                               node.trace_size - GN_TRACE_BYTES_HEADER)
+
+
+cdef uint16_t gn_trace_tx_bytes_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_buffer_t* b,
+                                   uint8_t* record) noexcept nogil:
+    return gn_trace_bytes_fill(record, b.sw_if_index[GN_TX], gn_buffer_current(b), b.current_length,
+                               node.trace_size - GN_TRACE_BYTES_HEADER)
+
+
+_TRACE_FNS = {"rx": gn_trace_fn(gn_trace_rx_bytes_fn), "tx": gn_trace_fn(gn_trace_tx_bytes_fn)}
+TRACE_BYTES_HEADER = GN_TRACE_BYTES_HEADER
+
+
+def parse_trace_bytes(bytes record, int offset=0):
+    """(sw_if_index, packet bytes) of a shared record at ``offset``."""
+    sw, n = struct.unpack_from("<IH", record, offset)
+    start = offset + GN_TRACE_BYTES_HEADER
+    return sw, record[start:start + n]
+
+
+def format_trace_bytes(bytes record, engine=None, header=None, direction="rx", int offset=0):
+    """``  rx sw_if_index 1 (tap0)`` and the bytes through ``header(data,
+    indent=2)`` (a wire/ formatter; hex when None)."""
+    sw, data = parse_trace_bytes(record, offset)
+    name = ""
+    if sw == 0xffffffff:
+        sw = "-"
+    elif engine is not None:
+        try:
+            name = f" ({engine.interfaces.names[sw]})"
+        except (AttributeError, IndexError, KeyError):
+            pass
+    text = header(data, indent=2) if header is not None else "  " + data.hex()
+    return f"  {direction} sw_if_index {sw}{name}\n" + text
+
+
+def trace_bytes(int n_bytes, header=None, direction="rx"):
+    """The common trace: ``direction`` sw_if_index and the first n_bytes,
+    shown through ``header`` (e.g. graphnet.wire.ip4.format_ip4_header)."""
+    if direction not in _TRACE_FNS:
+        raise ValueError(f"trace direction {direction!r}: use rx or tx")
+
+    def format_trace(bytes record, engine=None):
+        return format_trace_bytes(record, engine, header, direction)
+    format_trace.__doc__ = f"{direction} sw_if_index and the first {n_bytes} bytes"
+    return {"trace_fn": _TRACE_FNS[direction], "trace_size": GN_TRACE_BYTES_HEADER + n_bytes,
+            "format_trace": format_trace}
+
+
+def trace_record(fn, int size, format_trace):
+    """A node's own trace record: a gn_trace_fn capsule, its size, its formatter."""
+    if format_trace is None:
+        raise GraphError("a trace record needs a formatter")
+    return {"trace_fn": fn, "trace_size": size, "format_trace": format_trace}
+
+
+# --- the declaration and its checks ------------------------------------------------
+
+def c_name(prefix, symbol):
+    """The enum member for a table symbol: ``("ERROR_", "too-short")`` ->
+    ``ERROR_TOO_SHORT``."""
+    return prefix + symbol.upper().replace("-", "_")
+
+
+def check_enum(node_name, enum, prefix, symbols, sentinel):
+    """Raise GraphError unless ``enum`` is exactly prefix+SYMBOL for each of
+    ``symbols``, numbered 0.. in order, then ``sentinel`` = len(symbols)."""
+    want = [c_name(prefix, s) for s in symbols] + [sentinel]
+    have = sorted(enum.__members__.items(), key=lambda kv: (int(kv[1]), kv[0]))
+    have_names = [k for k, _ in have]
+    for i, (member, value) in enumerate(have):
+        if int(value) != i:
+            raise GraphError(f"node {node_name!r}: {enum.__name__}.{member} is {int(value)}, expected {i} "
+                             f"(members must be numbered 0, 1, ... in table order)")
+    if have_names != want:
+        for i, (w, h) in enumerate(zip(want, have_names)):
+            if w != h:
+                break
+        else:
+            i = min(len(want), len(have_names))
+        w = want[i] if i < len(want) else "(nothing)"
+        h = have_names[i] if i < len(have_names) else "(nothing)"
+        raise GraphError(f"node {node_name!r}: {enum.__name__} does not match its table at position {i}: "
+                         f"the table says {w}, the enum has {h} "
+                         f"(table: {', '.join(want)}; enum: {', '.join(have_names)})")
+
+
+def node(name, fn, *, nexts=(), errors=(), Next=None, Error=None, trace=None, data_size=0, doc=None, **kw):
+    """A checked Node registration (see the module docstring).
+
+    nexts: rows ``(symbol, next node)``; the next node may be a tuple of
+    alternatives (the first in the graph). errors: rows ``(symbol,
+    severity, description)``. Next / Error: the module's ``cpdef enum``s,
+    checked against the rows. trace: ``trace_bytes(...)`` or
+    ``trace_record(...)``. data_size: bytes of zeroed per-engine C state.
+    doc: the module docstring (its first paragraph is the node's summary).
+    Other keywords go to ``Node`` (type, state, setup, attach_to, ...)."""
+    nexts = tuple(tuple(r) for r in nexts)
+    for row in nexts:
+        if len(row) != 2 or not isinstance(row[0], str):
+            raise GraphError(f"node {name!r}: next row {row!r} is not (symbol, next node)")
+    rows = [tuple(r) for r in errors]
+    if not rows or rows[0][0] != "none":
+        rows.insert(0, NONE_ERROR)
+    seen = set()
+    for row in rows:
+        if len(row) != 3:
+            raise GraphError(f"node {name!r}: error row {row!r} is not (symbol, severity, description)")
+        if row[1] not in SEVERITIES:
+            raise GraphError(f"node {name!r}: error {row[0]!r} has severity {row[1]!r}; use one of "
+                             f"{', '.join(SEVERITIES)}")
+        if row[0] in seen:
+            raise GraphError(f"node {name!r}: error {row[0]!r} appears twice")
+        seen.add(row[0])
+    if len({s for s, _ in nexts}) != len(nexts):
+        raise GraphError(f"node {name!r}: a next symbol appears twice")
+    if Next is not None:
+        check_enum(name, Next, "NEXT_", [s for s, _ in nexts], "N_NEXT")
+    elif nexts:
+        raise GraphError(f"node {name!r}: next rows given without their Next enum")
+    if Error is not None:
+        check_enum(name, Error, "ERROR_", [r[0] for r in rows], "N_ERROR")
+    elif len(rows) > 1:
+        raise GraphError(f"node {name!r}: error rows given without their Error enum")
+    summary = (doc or "").strip().split("\n\n")[0]
+    return Node(name, fn=fn, next_nodes=tuple(t for _, t in nexts), errors=tuple(rows), data_size=data_size,
+                doc=summary, kit=True, **(trace or {}), **kw)
