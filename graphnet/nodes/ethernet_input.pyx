@@ -23,35 +23,26 @@ Invariant: no byte beyond current_length is read; a dropped frame keeps
 its current_data. Trace record: rx sw_if_index and the first 22 bytes
 (formatted by ``graphnet.wire.ethernet.format_ethernet_header``).
 """
-import struct
-import weakref
-
-from cpython.pycapsule cimport PyCapsule_New
 from libc.stdint cimport int16_t, uint8_t, uint16_t, uint32_t, uint64_t
-from libc.stdlib cimport malloc, free
-from libc.string cimport memcpy
 from graphnet.includes.byteorder cimport gn_net16, gn_read_u16, gn_read_u32
 from graphnet.io.interface cimport InterfaceTable, gn_interface_main_t, gn_interface_t, gn_interface
 from graphnet.includes.platform cimport gn_prefetch
-from graphnet.vlib.buffer cimport gn_buffer_t, gn_frame_t, GN_RX, gn_buffer_current
+from graphnet.vlib.buffer cimport gn_buffer_t, gn_frame_t, GN_RX, GN_FRAME_SIZE, gn_buffer_current
 from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_enqueue_to_next,
                                  gn_buffer_set_error, gn_node_increment_error)
 from graphnet.wire.ethernet cimport (GN_ETHERNET_HEADER_LEN, GN_ETHERNET_VLAN_TAG_LEN, GN_ETHERTYPE_MIN,
                                      GN_VLAN_VID_MASK, gn_ethernet_type, gn_mac_is_group, gn_mac_equal,
                                      gn_ethertype_is_vlan)
-from graphnet.vlib.node import Node
+from graphnet.vlib.kit cimport gn_node_fn, gn_node_data
+from graphnet.vlib.kit import node, trace_bytes
 from graphnet.wire.ethernet import format_ethernet_header
+
+cpdef enum Error:
+    ERROR_NONE, ERROR_TOO_SHORT, ERROR_NO_INTERFACE, ERROR_NOT_FOR_US, ERROR_UNKNOWN_ETHERTYPE
+    ERROR_VLAN_TAGGED, ERROR_LLC, ERROR_PRIORITY_TAGGED, N_ERROR
 
 cdef enum:
     PREFETCH_AHEAD = 4
-    ERROR_NONE = 0
-    ERROR_TOO_SHORT = 1
-    ERROR_NO_INTERFACE = 2
-    ERROR_NOT_FOR_US = 3
-    ERROR_UNKNOWN_ETHERTYPE = 4
-    ERROR_VLAN_TAGGED = 5
-    ERROR_LLC = 6
-    ERROR_PRIORITY_TAGGED = 7
     NEXT_UNCLAIMED = 0xffff
     TRACE_BYTES = 22
 
@@ -69,11 +60,6 @@ ERRORS = (
 ctypedef struct ethernet_input_t:
     gn_interface_main_t* im
     uint16_t next_by_type[65536]        # NEXT_UNCLAIMED unless a node attached
-
-ctypedef struct ethernet_trace_t:
-    uint32_t sw_if_index
-    uint16_t n_bytes
-    uint8_t bytes[TRACE_BYTES]
 
 
 cdef uint16_t _ethernet_slow(ethernet_input_t* em, gn_node_runtime_t* node, gn_buffer_t* b,
@@ -122,7 +108,7 @@ cdef uint16_t _ethernet_slow(ethernet_input_t* em, gn_node_runtime_t* node, gn_b
 
 cdef uint32_t ethernet_input_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame) noexcept nogil:
     cdef ethernet_input_t* em = <ethernet_input_t*>node.runtime_data
-    cdef uint16_t nexts[256]
+    cdef uint16_t nexts[GN_FRAME_SIZE]
     cdef uint32_t i, n = frame.n_vectors, sw, last_sw = 0xffffffffU, mac4 = 0
     cdef uint64_t n_priority = 0
     cdef uint16_t t, nx, mac2 = 0
@@ -169,68 +155,24 @@ cdef uint32_t ethernet_input_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame
     return n
 
 
-cdef uint16_t ethernet_trace_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_buffer_t* b, uint8_t* record) noexcept nogil:
-    cdef ethernet_trace_t* t = <ethernet_trace_t*>record
-    t.sw_if_index = b.sw_if_index[GN_RX]
-    t.n_bytes = b.current_length if b.current_length < TRACE_BYTES else TRACE_BYTES
-    memcpy(t.bytes, gn_buffer_current(b), t.n_bytes)
-    return sizeof(ethernet_trace_t)
-
-
-def format_ethernet_trace(bytes record, engine=None):
-    sw, n = struct.unpack_from("<IH", record)
-    data = record[6:6 + n]
-    name = ""
-    if engine is not None:
-        try:
-            name = f" ({engine.interfaces.names[sw]})"
-        except Exception:
-            pass
-    return f"  rx sw_if_index {sw}{name}\n" + format_ethernet_header(data, indent=2)
-
-
-cdef class _State:
-    """Per-engine C state of ethernet-input (runtime_data)."""
-    cdef ethernet_input_t* em
-
-    def __cinit__(self, InterfaceTable interfaces):
-        cdef uint32_t t
-        self.em = <ethernet_input_t*>malloc(sizeof(ethernet_input_t))
-        if self.em == NULL:
-            raise MemoryError()
-        self.em.im = interfaces.im
-        for t in range(65536):
-            self.em.next_by_type[t] = NEXT_UNCLAIMED
-
-    def __dealloc__(self):
-        free(self.em)
-
-    def capsule(self):
-        return PyCapsule_New(<void*>self.em, "gn_runtime_data", NULL)
-
-    def claim(self, uint32_t ethertype, uint32_t next_index):
-        self.em.next_by_type[ethertype] = next_index
-
-
-# engine -> _State; it lives as long as the engine (whose Main points at it)
-_STATES = weakref.WeakKeyDictionary()
-
-
 def _setup(engine, node_index):
-    st = _STATES[engine] = _State(engine.interfaces)
-    engine.main.set_runtime_data(node_index, st.capsule())
+    cdef ethernet_input_t* em = <ethernet_input_t*>gn_node_data(engine, "ethernet-input")
+    cdef uint32_t t
+    em.im = (<InterfaceTable>engine.interfaces).im
+    for t in range(65536):
+        em.next_by_type[t] = NEXT_UNCLAIMED
 
 
 def _on_attach(engine, key, next_index):
     if not isinstance(key, int) or not GN_ETHERTYPE_MIN <= key <= 0xffff or gn_ethertype_is_vlan(key):
         raise ValueError(f"ethernet-input: cannot attach to ethertype {key!r} "
                          f"(need 0x0600..0xffff, not a VLAN TPID)")
-    _STATES[engine].claim(key, next_index)
+    (<ethernet_input_t*>gn_node_data(engine, "ethernet-input")).next_by_type[<uint16_t>key] = next_index
 
 
 NODES = (
-    Node("ethernet-input", fn=PyCapsule_New(<void*>ethernet_input_fn, "gn_node_fn", NULL), errors=ERRORS,
-         trace_fn=PyCapsule_New(<void*>ethernet_trace_fn, "gn_trace_fn", NULL),
-         trace_size=sizeof(ethernet_trace_t), format_trace=format_ethernet_trace,
-         setup=_setup, on_attach=_on_attach, doc=__doc__.split("\n\n")[0]),
+    node("ethernet-input", gn_node_fn(ethernet_input_fn), errors=ERRORS, Error=Error,
+         data_size=sizeof(ethernet_input_t), setup=_setup, on_attach=_on_attach,
+         trace=trace_bytes(TRACE_BYTES, format_ethernet_header), doc=__doc__),
 )
+FEATURE = "ip4"

@@ -41,12 +41,7 @@ opaque. Next nodes: ``ip4-rewrite`` when the graph has it, else
 ``ip4-icmp-error`` when the graph has it, else error-drop. Trace record: tx
 sw_if_index and the first 40 bytes of the header.
 """
-import struct
-import weakref
-
-from cpython.pycapsule cimport PyCapsule_New
 from libc.stdint cimport uint8_t, uint16_t, uint32_t
-from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy
 from graphnet.includes.byteorder cimport gn_net16, gn_put_net16
 from graphnet.io.interface cimport InterfaceTable, gn_interface_main_t, gn_interface_t, gn_interface
@@ -55,26 +50,23 @@ from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_RX, GN_TX, GN_BUF
                                    gn_buffer_current)
 from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_main_alloc, gn_main_free,
                                  gn_next_buffers_t, gn_next_buffers_flush, gn_next_buffers_put,
-                                 gn_enqueue_to_next, gn_node_increment_error)
+                                 gn_enqueue_to_next, gn_node_increment_error, gn_buffer_set_error)
 from graphnet.wire.ip4 cimport (gn_ip4_header_bytes, gn_ip4_total_length, gn_ip4_set_checksum, GN_IP4_HEADER_LEN,
                                 GN_IP4_MAX_HEADER_LEN, GN_IP4_FLAG_DF, GN_IP4_FLAG_MF, GN_IP4_FLAG_RESERVED,
                                 GN_IP4_FRAG_OFFSET_MASK)
 from graphnet.wire.ip4_options cimport gn_ip4_options_for_fragments
 from graphnet.io.bufcopy cimport gn_chain_length
-from graphnet.vlib.node import Node
+from graphnet.vlib.kit cimport gn_node_fn, gn_node_data
+from graphnet.vlib.kit import node, trace_bytes
 from graphnet.wire.ip4 import format_ip4_header
 
+cpdef enum Next:
+    NEXT_OUTPUT, NEXT_ICMP_ERROR, N_NEXT
+cpdef enum Error:
+    ERROR_NONE, ERROR_FRAGMENTED, ERROR_FRAGMENTS, ERROR_DF_SET_TOO_BIG, ERROR_MTU_TOO_SMALL, ERROR_BAD_OPTIONS
+    ERROR_MALFORMED, ERROR_NO_BUFFERS, N_ERROR
+
 cdef enum:
-    NEXT_OUTPUT = 0
-    NEXT_ICMP_ERROR = 1
-    ERROR_NONE = 0
-    ERROR_FRAGMENTED = 1
-    ERROR_FRAGMENTS = 2
-    ERROR_DF_SET = 3
-    ERROR_MTU_TOO_SMALL = 4
-    ERROR_BAD_OPTIONS = 5
-    ERROR_MALFORMED = 6
-    ERROR_NO_BUFFERS = 7
     MAX_BUFFERS_PER_FRAGMENT = 40         # 65535 / 2048 + 1, rounded up
     TRACE_BYTES = 40
 
@@ -99,15 +91,10 @@ ctypedef struct cursor_t:         # a read position in a buffer chain
     gn_buffer_t* b
     uint32_t off                  # bytes of b's current data already read
 
-ctypedef struct ip4_frag_trace_t:
-    uint32_t sw_if_index
-    uint16_t n_bytes
-    uint8_t bytes[TRACE_BYTES]
-
 
 cdef inline void _out_drop(gn_main_t* vm, gn_node_runtime_t* node, gn_next_buffers_t* out, uint32_t bi,
                            uint32_t code) noexcept nogil:
-    gn_main_buffer(vm, bi).error = <uint16_t>(node.error_base + code)
+    gn_buffer_set_error(node, gn_main_buffer(vm, bi), code)
     gn_next_buffers_put(vm, node, out, bi, node.drop_next)
 
 
@@ -216,11 +203,11 @@ cdef uint32_t ip4_frag_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* fr
         if frag & GN_IP4_FLAG_DF:
             if fm.icmp_error:
                 if b.error == 0:
-                    b.error = <uint16_t>(node.error_base + ERROR_DF_SET)
-                gn_node_increment_error(vm, node, ERROR_DF_SET, 1)
+                    gn_buffer_set_error(node, b, ERROR_DF_SET_TOO_BIG)
+                gn_node_increment_error(vm, node, ERROR_DF_SET_TOO_BIG, 1)
                 gn_next_buffers_put(vm, node, &out, bi, NEXT_ICMP_ERROR)
             else:
-                _out_drop(vm, node, &out, bi, ERROR_DF_SET)
+                _out_drop(vm, node, &out, bi, ERROR_DF_SET_TOO_BIG)
             continue
         # the header of the fragments after the first: copied options only
         memcpy(hdr2, ip, GN_IP4_HEADER_LEN)
@@ -284,43 +271,6 @@ cdef uint32_t ip4_frag_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* fr
     return n
 
 
-cdef uint16_t ip4_frag_trace_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_buffer_t* b, uint8_t* record) noexcept nogil:
-    cdef ip4_frag_trace_t* t = <ip4_frag_trace_t*>record
-    t.sw_if_index = b.sw_if_index[GN_TX]
-    t.n_bytes = b.current_length if b.current_length < TRACE_BYTES else TRACE_BYTES
-    memcpy(t.bytes, gn_buffer_current(b), t.n_bytes)
-    return sizeof(ip4_frag_trace_t)
-
-
-def format_ip4_frag_trace(bytes record, engine=None):
-    sw, n = struct.unpack_from("<IH", record)
-    sw_text = "-" if sw == 0xffffffff else str(sw)
-    return f"  tx sw_if_index {sw_text}\n" + format_ip4_header(record[6:6 + n], indent=2)
-
-
-cdef class _State:
-    cdef ip4_frag_t* fm
-    cdef InterfaceTable interfaces
-
-    def __cinit__(self, InterfaceTable interfaces, uint32_t mtu_cap, bint icmp_error):
-        self.fm = <ip4_frag_t*>calloc(1, sizeof(ip4_frag_t))
-        if self.fm == NULL:
-            raise MemoryError()
-        self.interfaces = interfaces
-        self.fm.im = interfaces.im
-        self.fm.mtu_cap = mtu_cap
-        self.fm.icmp_error = icmp_error
-
-    def __dealloc__(self):
-        free(self.fm)
-
-    def capsule(self):
-        return PyCapsule_New(<void*>self.fm, "gn_runtime_data", NULL)
-
-
-_STATES = weakref.WeakKeyDictionary()     # engine -> {node name: _State} (lives as long as the engine)
-
-
 def nodes(next_node=None, *, name="ip4-frag", mtu=None, attach=None):
     """The ip4-frag registration. next_node: where fragments (and packets
     within the MTU) go (default ``ip4-rewrite`` if in the graph, else
@@ -333,18 +283,23 @@ def nodes(next_node=None, *, name="ip4-frag", mtu=None, attach=None):
         attach = next_node is None
 
     def setup(engine, node_index):
-        icmp = engine.next_names[name][NEXT_ICMP_ERROR] == "ip4-icmp-error"
-        st = _STATES.setdefault(engine, {})[name] = _State(engine.interfaces, mtu or 0, icmp)
-        engine.main.set_runtime_data(node_index, st.capsule())
+        _setup(engine, name, mtu or 0)
 
     return (
-        Node(name, fn=PyCapsule_New(<void*>ip4_frag_fn, "gn_node_fn", NULL),
-             next_nodes=(next_node or ("ip4-rewrite", "interface-output"), ("ip4-icmp-error", "error-drop")),
-             errors=ERRORS, setup=setup, attach_to=(("ip4-rewrite", "fragment"),) if attach else (),
-             trace_fn=PyCapsule_New(<void*>ip4_frag_trace_fn, "gn_trace_fn", NULL),
-             trace_size=sizeof(ip4_frag_trace_t), format_trace=format_ip4_frag_trace,
-             doc="Fragments IPv4 packets larger than the tx MTU (DF set: ICMP fragmentation needed)."),
+        node(name, gn_node_fn(ip4_frag_fn), Next=Next, Error=Error, errors=ERRORS,
+             nexts=(("output", next_node or ("ip4-rewrite", "interface-output")),
+                    ("icmp-error", ("ip4-icmp-error", "error-drop"))),
+             data_size=sizeof(ip4_frag_t), setup=setup, attach_to=(("ip4-rewrite", "fragment"),) if attach else (),
+             trace=trace_bytes(TRACE_BYTES, format_ip4_header, "tx"), doc=__doc__),
     )
 
 
+def _setup(engine, name, uint32_t mtu_cap):
+    cdef ip4_frag_t* fm = <ip4_frag_t*>gn_node_data(engine, name)
+    fm.im = (<InterfaceTable>engine.interfaces).im
+    fm.mtu_cap = mtu_cap
+    fm.icmp_error = engine.next_names[name][NEXT_ICMP_ERROR] == "ip4-icmp-error"
+
+
 NODES = nodes()
+FEATURE = "ip4"

@@ -24,35 +24,31 @@ Trace record: the lookup redone for the traced packet at entry (adjacency,
 flow hash) and the first 40 bytes of its header.
 """
 import struct
-import weakref
 
-from cpython.pycapsule cimport PyCapsule_New
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
-from libc.stdlib cimport calloc, free
-from libc.string cimport memcpy
 from graphnet.includes.platform cimport gn_prefetch
-from graphnet.vlib.buffer cimport gn_buffer_t, gn_frame_t, GN_RX, gn_buffer_current
+from graphnet.vlib.buffer cimport gn_buffer_t, gn_frame_t, GN_FRAME_SIZE, gn_buffer_current
 from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_enqueue_to_next
 from graphnet.fib.mtrie cimport gn_mtrie_t, gn_mtrie_ply_t
 from graphnet.fib.ip4_fib cimport (Ip4Fib, gn_ip4_fib_t, gn_ip4_adj_t, gn_ip4_opaque_t, gn_ip4_opaque,
                                    gn_ip4_fib_lookup, GN_ADJ_DROP, GN_ADJ_BLACKHOLE, GN_ADJ_LOCAL, GN_ADJ_GLEAN,
                                    GN_ADJ_REWRITE, GN_ADJ_ECMP, GN_ADJ_SPECIAL, GN_ADJ_N_TYPES)
 from graphnet.wire.ip4 cimport gn_ip4_dst, gn_ip4_flow_hash
-from graphnet.vlib.node import Node
+from graphnet.vlib.kit cimport gn_node_fn, gn_trace_fn, gn_node_data, gn_trace_bytes_fill, GN_TRACE_BYTES_HEADER
+from graphnet.vlib.kit import node, trace_record, parse_trace_bytes
 from graphnet.fib.ip4_fib import ip4_fib
 from graphnet.wire.ip4 import format_ip4_header
 
+cpdef enum Next:
+    NEXT_REWRITE, N_NEXT
+cpdef enum Error:
+    ERROR_NONE, ERROR_NO_ROUTE, ERROR_BLACKHOLE, ERROR_NO_LOCAL_NODE, ERROR_GLEAN_UNRESOLVED
+    ERROR_BAD_ADJACENCY, ERROR_SPECIAL_DESTINATION, N_ERROR
+
 cdef enum:
-    NEXT_REWRITE = 0
-    ERROR_NONE = 0
-    ERROR_NO_ROUTE = 1
-    ERROR_BLACKHOLE = 2
-    ERROR_NO_LOCAL_NODE = 3
-    ERROR_GLEAN_UNRESOLVED = 4
-    ERROR_BAD_ADJACENCY = 5
-    ERROR_SPECIAL = 6
     TRACE_BYTES = 40
 
+NEXTS = (("rewrite", "ip4-rewrite"),)
 ERRORS = (
     ("none", "info", "no error"),
     ("no-route", "warn", "no route to the destination"),
@@ -72,9 +68,7 @@ ctypedef struct ip4_lookup_trace_t:
     uint32_t adj_index                # from the mtrie
     uint32_t path_adj_index           # after ECMP
     uint32_t flow_hash
-    uint16_t n_bytes
-    uint16_t pad
-    uint8_t bytes[TRACE_BYTES]
+    uint8_t bytes[GN_TRACE_BYTES_HEADER + TRACE_BYTES]   # the kit's record: tx sw_if_index ~0, the header
 
 
 cdef uint32_t ip4_lookup_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame) noexcept nogil:
@@ -84,7 +78,7 @@ cdef uint32_t ip4_lookup_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* 
     cdef const gn_mtrie_ply_t* plies = fib.mtrie.plies
     cdef const gn_ip4_adj_t* adjs = fib.adjs
     cdef const gn_ip4_adj_t* adj
-    cdef uint16_t nexts[256]
+    cdef uint16_t nexts[GN_FRAME_SIZE]
     cdef uint32_t dsts[256]
     cdef uint32_t leaves[256]
     cdef uint32_t i, n = frame.n_vectors, dst, leaf, ai, h
@@ -140,8 +134,6 @@ cdef uint16_t ip4_lookup_trace_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_buf
     cdef ip4_lookup_trace_t* t = <ip4_lookup_trace_t*>record
     cdef const uint8_t* ip = gn_buffer_current(b)
     cdef const gn_ip4_adj_t* adj
-    t.n_bytes = b.current_length if b.current_length < TRACE_BYTES else TRACE_BYTES
-    memcpy(t.bytes, ip, t.n_bytes)
     t.flow_hash = 0
     t.adj_index = t.path_adj_index = 0
     if b.current_length >= 20:
@@ -150,12 +142,12 @@ cdef uint16_t ip4_lookup_trace_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_buf
         if adj.type == GN_ADJ_ECMP:
             t.flow_hash = gn_ip4_flow_hash(ip, lm.fib.flow_hash_seed)
             t.path_adj_index = lm.fib.buckets[adj.ecmp_base + (t.flow_hash & adj.ecmp_mask)]
-    return sizeof(ip4_lookup_trace_t)
+    return 12 + gn_trace_bytes_fill(t.bytes, 0xffffffffU, ip, b.current_length, TRACE_BYTES)
 
 
 def format_ip4_lookup_trace(bytes record, engine=None):
-    adj, path, h, n = struct.unpack_from("<IIIH", record)
-    data = record[16:16 + n]
+    adj, path, h = struct.unpack_from("<III", record)
+    _, data = parse_trace_bytes(record, 12)
     lines = [f"  fib 0 dpo-idx {adj} flow hash: 0x{h:08x}"]
     if engine is not None:
         fib = ip4_fib(engine)
@@ -166,59 +158,40 @@ def format_ip4_lookup_trace(bytes record, engine=None):
     return "\n".join(lines)
 
 
-cdef class _State:
-    """Per-engine C state of ip4-lookup (runtime_data)."""
-    cdef ip4_lookup_t* lm
-    cdef Ip4Fib fib
-
-    def __cinit__(self, Ip4Fib fib, uint16_t drop_next, uint16_t error_base):
-        cdef uint32_t t
-        self.lm = <ip4_lookup_t*>calloc(1, sizeof(ip4_lookup_t))
-        if self.lm == NULL:
-            raise MemoryError()
-        self.fib = fib
-        self.lm.fib = fib.fib
-        for t in range(8):
-            self.lm.next_by_type[t] = drop_next
-            self.lm.error_by_type[t] = error_base + ERROR_BAD_ADJACENCY
-        self.lm.error_by_type[GN_ADJ_DROP] = error_base + ERROR_NO_ROUTE
-        self.lm.error_by_type[GN_ADJ_BLACKHOLE] = error_base + ERROR_BLACKHOLE
-        self.lm.error_by_type[GN_ADJ_LOCAL] = error_base + ERROR_NO_LOCAL_NODE
-        self.lm.error_by_type[GN_ADJ_GLEAN] = error_base + ERROR_GLEAN_UNRESOLVED
-        self.lm.error_by_type[GN_ADJ_SPECIAL] = error_base + ERROR_SPECIAL
-        self.lm.next_by_type[GN_ADJ_REWRITE] = NEXT_REWRITE
-        self.lm.error_by_type[GN_ADJ_REWRITE] = 0
-
-    def __dealloc__(self):
-        free(self.lm)
-
-    def capsule(self):
-        return PyCapsule_New(<void*>self.lm, "gn_runtime_data", NULL)
-
-    def attach(self, uint32_t adj_type, uint16_t next_index):
-        self.lm.next_by_type[adj_type] = next_index
-        self.lm.error_by_type[adj_type] = 0
-
-
-_STATES = weakref.WeakKeyDictionary()     # engine -> _State (lives as long as the engine)
 ATTACH_KEYS = {"local": GN_ADJ_LOCAL, "glean": GN_ADJ_GLEAN}
 
 
 def _setup(engine, node_index):
-    st = _STATES[engine] = _State(ip4_fib(engine), engine.next_index("ip4-lookup", "error-drop"),
-                                  engine.error_base["ip4-lookup"])
-    engine.main.set_runtime_data(node_index, st.capsule())
+    cdef ip4_lookup_t* lm = <ip4_lookup_t*>gn_node_data(engine, "ip4-lookup")
+    cdef uint16_t drop_next = engine.next_index("ip4-lookup", "error-drop")
+    cdef uint32_t t, base = engine.error_base["ip4-lookup"]
+    cdef Ip4Fib fib = ip4_fib(engine)
+    engine.node_data["ip4-lookup"].keep = fib
+    lm.fib = fib.fib
+    for t in range(8):
+        lm.next_by_type[t] = drop_next
+        lm.error_by_type[t] = base + ERROR_BAD_ADJACENCY
+    lm.error_by_type[GN_ADJ_DROP] = base + ERROR_NO_ROUTE
+    lm.error_by_type[GN_ADJ_BLACKHOLE] = base + ERROR_BLACKHOLE
+    lm.error_by_type[GN_ADJ_LOCAL] = base + ERROR_NO_LOCAL_NODE
+    lm.error_by_type[GN_ADJ_GLEAN] = base + ERROR_GLEAN_UNRESOLVED
+    lm.error_by_type[GN_ADJ_SPECIAL] = base + ERROR_SPECIAL_DESTINATION
+    lm.next_by_type[GN_ADJ_REWRITE] = NEXT_REWRITE
+    lm.error_by_type[GN_ADJ_REWRITE] = 0
 
 
 def _on_attach(engine, key, next_index):
+    cdef ip4_lookup_t* lm = <ip4_lookup_t*>gn_node_data(engine, "ip4-lookup")
     if key not in ATTACH_KEYS:
         raise ValueError(f"ip4-lookup: attach key {key!r} is not one of {', '.join(ATTACH_KEYS)}")
-    _STATES[engine].attach(ATTACH_KEYS[key], next_index)
+    lm.next_by_type[ATTACH_KEYS[key]] = next_index
+    lm.error_by_type[ATTACH_KEYS[key]] = 0
 
 
 NODES = (
-    Node("ip4-lookup", fn=PyCapsule_New(<void*>ip4_lookup_fn, "gn_node_fn", NULL), next_nodes=("ip4-rewrite",),
-         errors=ERRORS, trace_fn=PyCapsule_New(<void*>ip4_lookup_trace_fn, "gn_trace_fn", NULL),
-         trace_size=sizeof(ip4_lookup_trace_t), format_trace=format_ip4_lookup_trace,
-         setup=_setup, on_attach=_on_attach, doc=__doc__.split("\n\n")[0]),
+    node("ip4-lookup", gn_node_fn(ip4_lookup_fn), nexts=NEXTS, Next=Next, errors=ERRORS, Error=Error,
+         data_size=sizeof(ip4_lookup_t), setup=_setup, on_attach=_on_attach,
+         trace=trace_record(gn_trace_fn(ip4_lookup_trace_fn), sizeof(ip4_lookup_trace_t), format_ip4_lookup_trace),
+         doc=__doc__),
 )
+FEATURE = "ip4"

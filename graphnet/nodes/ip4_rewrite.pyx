@@ -30,32 +30,32 @@ first 40 bytes of the header as received.
 import struct
 import weakref
 
-from cpython.pycapsule cimport PyCapsule_New
 from libc.stdint cimport int16_t, uint8_t, uint16_t, uint32_t
-from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy
 from graphnet.io.interface cimport InterfaceTable, gn_interface_main_t, gn_interface_t, gn_interface
 from graphnet.includes.platform cimport gn_prefetch
-from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_TX, GN_BUFFER_HEADROOM, GN_BUFFER_F_LOCALLY_ORIGINATED,
-                                   gn_buffer_current)
-from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_enqueue_to_next
+from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_TX, GN_FRAME_SIZE, GN_BUFFER_HEADROOM,
+                                   GN_BUFFER_F_LOCALLY_ORIGINATED, gn_buffer_current)
+from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_enqueue_to_next, gn_buffer_set_error
 from graphnet.fib.ip4_fib cimport Ip4Fib, gn_ip4_fib_t, gn_ip4_adj_t, gn_ip4_opaque, GN_ADJ_REWRITE
 from graphnet.wire.ethernet cimport GN_ETHERNET_HEADER_LEN
 from graphnet.wire.ip4 cimport gn_ip4_ttl_decrement, gn_ip4_total_length
-from graphnet.vlib.node import Node
+from graphnet.vlib.kit cimport gn_node_fn, gn_trace_fn, gn_node_data, gn_trace_bytes_fill, GN_TRACE_BYTES_HEADER
+from graphnet.vlib.kit import node, trace_record, parse_trace_bytes
 from graphnet.fib.ip4_fib import ip4_fib
 from graphnet.wire.ethernet import format_ethernet_header
 from graphnet.wire.ip4 import format_ip4_header
 
+cpdef enum Next:
+    NEXT_INTERFACE_OUTPUT, N_NEXT
+cpdef enum Error:
+    ERROR_NONE, ERROR_TTL_EXPIRED, ERROR_MTU_EXCEEDED, ERROR_NO_HEADROOM, ERROR_BAD_ADJACENCY, N_ERROR
+
 cdef enum:
     PREFETCH_AHEAD = 4
-    NEXT_INTERFACE_OUTPUT = 0
-    ERROR_NONE = 0
-    ERROR_TTL_EXPIRED = 1
-    ERROR_MTU_EXCEEDED = 2
-    ERROR_NO_HEADROOM = 3
-    ERROR_BAD_ADJACENCY = 4
     TRACE_BYTES = 40
+
+NEXTS = (("interface-output", "interface-output"),)
 
 ERRORS = (
     ("none", "info", "no error"),
@@ -72,11 +72,9 @@ ctypedef struct ip4_rewrite_t:
 
 ctypedef struct ip4_rewrite_trace_t:
     uint32_t adj_index
-    uint32_t sw_if_index
     uint16_t rewrite_len
-    uint16_t n_bytes
     uint8_t rewrite[32]
-    uint8_t bytes[TRACE_BYTES]
+    uint8_t bytes[GN_TRACE_BYTES_HEADER + TRACE_BYTES]   # the kit's record: tx sw_if_index, the header
 
 
 cdef uint32_t ip4_rewrite_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame) noexcept nogil:
@@ -84,7 +82,7 @@ cdef uint32_t ip4_rewrite_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t*
     cdef const gn_ip4_adj_t* adjs = rm.fib.adjs
     cdef uint32_t n_adjs = rm.fib.n_adjs
     cdef const gn_ip4_adj_t* adj
-    cdef uint16_t nexts[256]
+    cdef uint16_t nexts[GN_FRAME_SIZE]
     cdef uint32_t i, n = frame.n_vectors, ai, err, rl, sw, last_sw = 0xffffffffU, mtu = 0xffff
     cdef gn_buffer_t* b
     cdef gn_buffer_t* pb
@@ -133,7 +131,7 @@ cdef uint32_t ip4_rewrite_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t*
                 b.sw_if_index[GN_TX] = sw
                 nexts[i] = NEXT_INTERFACE_OUTPUT
         if err != ERROR_NONE:
-            b.error = <uint16_t>(node.error_base + err)
+            gn_buffer_set_error(node, b, err)
             nexts[i] = rm.error_next[err]
     gn_enqueue_to_next(vm, node, frame.buffers, nexts, n)
     return n
@@ -143,24 +141,22 @@ cdef uint16_t ip4_rewrite_trace_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_bu
     cdef ip4_rewrite_t* rm = <ip4_rewrite_t*>node.runtime_data
     cdef ip4_rewrite_trace_t* t = <ip4_rewrite_trace_t*>record
     cdef const gn_ip4_adj_t* adj
+    cdef uint32_t sw = 0xffffffffU
     t.adj_index = gn_ip4_opaque(b).adj_index
-    t.sw_if_index = 0xffffffff
     t.rewrite_len = 0
     if t.adj_index < rm.fib.n_adjs:
         adj = &rm.fib.adjs[t.adj_index]
         if adj.type == GN_ADJ_REWRITE:
-            t.sw_if_index = adj.sw_if_index
+            sw = adj.sw_if_index
             t.rewrite_len = adj.rewrite_len
             memcpy(t.rewrite, adj.rewrite, adj.rewrite_len)
-    t.n_bytes = b.current_length if b.current_length < TRACE_BYTES else TRACE_BYTES
-    memcpy(t.bytes, gn_buffer_current(b), t.n_bytes)
-    return sizeof(ip4_rewrite_trace_t)
+    return 38 + gn_trace_bytes_fill(t.bytes, sw, gn_buffer_current(b), b.current_length, TRACE_BYTES)
 
 
 def format_ip4_rewrite_trace(bytes record, engine=None):
-    adj, sw, rl, n = struct.unpack_from("<IIHH", record)
-    rw = record[12:12 + rl]
-    data = record[44:44 + n]
+    adj, rl = struct.unpack_from("<IH", record)
+    rw = record[6:6 + rl]
+    sw, data = parse_trace_bytes(record, 38)
     sw_text = "-" if sw == 0xffffffff else str(sw)
     lines = [f"  tx_sw_if_index {sw_text} adj-idx {adj}"]
     if rl:
@@ -169,36 +165,15 @@ def format_ip4_rewrite_trace(bytes record, engine=None):
     return "\n".join(lines)
 
 
-cdef class _State:
-    cdef ip4_rewrite_t* rm
-    cdef Ip4Fib fib
-
-    def __cinit__(self, Ip4Fib fib, InterfaceTable interfaces, uint16_t drop_next):
-        self.rm = <ip4_rewrite_t*>calloc(1, sizeof(ip4_rewrite_t))
-        if self.rm == NULL:
-            raise MemoryError()
-        for e in range(8):
-            self.rm.error_next[e] = drop_next
-        self.fib = fib
-        self.rm.fib = fib.fib
-        self.rm.im = interfaces.im
-
-    def __dealloc__(self):
-        free(self.rm)
-
-    def capsule(self):
-        return PyCapsule_New(<void*>self.rm, "gn_runtime_data", NULL)
-
-    def attach(self, uint32_t err, uint16_t next_index):
-        self.rm.error_next[err] = next_index
-
-
-_STATES = weakref.WeakKeyDictionary()     # engine -> _State (lives as long as the engine)
-
-
 def _setup(engine, node_index):
-    st = _STATES[engine] = _State(ip4_fib(engine), engine.interfaces, engine.next_index("ip4-rewrite", "error-drop"))
-    engine.main.set_runtime_data(node_index, st.capsule())
+    cdef ip4_rewrite_t* rm = <ip4_rewrite_t*>gn_node_data(engine, "ip4-rewrite")
+    cdef Ip4Fib fib = ip4_fib(engine)
+    cdef uint32_t e
+    engine.node_data["ip4-rewrite"].keep = fib
+    for e in range(8):
+        rm.error_next[e] = engine.next_index("ip4-rewrite", "error-drop")
+    rm.fib = fib.fib
+    rm.im = (<InterfaceTable>engine.interfaces).im
 
 
 ATTACH_KEYS = {"ttl-expired": ERROR_TTL_EXPIRED, "mtu-exceeded": ERROR_MTU_EXCEEDED, "fragment": ERROR_MTU_EXCEEDED}
@@ -212,13 +187,13 @@ def _on_attach(engine, key, next_index):
         return                            # ip4-frag comes first; it sends DF packets on to ICMP
     if key == "fragment":
         _FRAGMENT_ATTACHED[engine] = True
-    _STATES[engine].attach(ATTACH_KEYS[key], next_index)
+    (<ip4_rewrite_t*>gn_node_data(engine, "ip4-rewrite")).error_next[<uint32_t>ATTACH_KEYS[key]] = next_index
 
 
 NODES = (
-    Node("ip4-rewrite", fn=PyCapsule_New(<void*>ip4_rewrite_fn, "gn_node_fn", NULL),
-         next_nodes=("interface-output",), errors=ERRORS,
-         trace_fn=PyCapsule_New(<void*>ip4_rewrite_trace_fn, "gn_trace_fn", NULL),
-         trace_size=sizeof(ip4_rewrite_trace_t), format_trace=format_ip4_rewrite_trace,
-         setup=_setup, on_attach=_on_attach, doc=__doc__.split("\n\n")[0]),
+    node("ip4-rewrite", gn_node_fn(ip4_rewrite_fn), nexts=NEXTS, Next=Next, errors=ERRORS, Error=Error,
+         data_size=sizeof(ip4_rewrite_t), setup=_setup, on_attach=_on_attach,
+         trace=trace_record(gn_trace_fn(ip4_rewrite_trace_fn), sizeof(ip4_rewrite_trace_t), format_ip4_rewrite_trace),
+         doc=__doc__),
 )
+FEATURE = "ip4"

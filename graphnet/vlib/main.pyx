@@ -146,7 +146,12 @@ cdef void _trace_buffer(gn_main_t* vm, gn_node_runtime_t* node, uint32_t bi) noe
         rec = gn_trace_add(vm, node, b.trace_handle, node.trace_size)
         if rec != NULL:
             written = node.trace_fn(vm, node, b, rec)
-            (<gn_trace_record_t*>rec - 1).size = written if written < node.trace_size else node.trace_size
+            if written < node.trace_size:
+                # the record is the arena's last: give back what it did not use
+                # (the walk in trace_records steps by the aligned size)
+                (<gn_trace_record_t*>rec - 1).size = written
+                vm.trace.used -= (((node.trace_size + TRACE_ALIGN - 1) & ~(TRACE_ALIGN - 1))
+                                  - ((written + TRACE_ALIGN - 1) & ~(TRACE_ALIGN - 1)))
         return
     d = <gn_trace_default_t*>gn_trace_add(vm, node, b.trace_handle, sizeof(gn_trace_default_t))
     if d == NULL:
