@@ -16,27 +16,29 @@ Metadata used: current_data (the IPv4 header, per ip4-local's
 convention), current_length, chains. Set on a reply: sw_if_index[TX] ~0,
 flags. Next nodes: ``ip4-lookup``. Trace: the default record.
 """
-from cpython.pycapsule cimport PyCapsule_New
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from graphnet.includes.byteorder cimport gn_net16, gn_put_net16, gn_read_u32, gn_write_u32
 from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_TX, GN_INVALID_INDEX, GN_BUFFER_F_LOCALLY_ORIGINATED,
-                                   GN_BUFFER_F_GSO, GN_BUFFER_F_L4_CSUM_OFFLOAD, gn_buffer_current)
-from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_enqueue_to_next, gn_node_increment_error
+                                   GN_BUFFER_F_GSO, GN_BUFFER_F_L4_CSUM_OFFLOAD, GN_FRAME_SIZE, gn_buffer_current)
+from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_enqueue_to_next,
+                                 gn_node_increment_error, gn_buffer_set_error)
+from graphnet.vlib.kit cimport gn_node_fn
 from graphnet.nodes.ip4_csum cimport gn_chain_sum
 from graphnet.wire.inet cimport gn_inet_fold, gn_inet_checksum, gn_csum_update16
 from graphnet.wire.ip4 cimport gn_ip4_header_bytes, gn_ip4_total_length, gn_ip4_set_checksum
 from graphnet.wire.icmp4 cimport GN_ICMP4_HEADER_LEN, GN_ICMP4_ECHO_REQUEST, GN_ICMP4_ECHO_REPLY, gn_icmp4_is_error
-from graphnet.vlib.node import Node
+from graphnet.vlib.kit import node
+
+cpdef enum Next:
+    NEXT_LOOKUP, N_NEXT
+cpdef enum Error:
+    ERROR_NONE, ERROR_TOO_SHORT, ERROR_BAD_CHECKSUM, ERROR_ECHO_REPLIES, ERROR_ECHO_REPLY_RECEIVED
+    ERROR_ERROR_RECEIVED, ERROR_UNHANDLED_TYPE, N_ERROR
 
 cdef enum:
-    NEXT_LOOKUP = 0
-    ERROR_TOO_SHORT = 1
-    ERROR_BAD_CHECKSUM = 2
-    ERROR_ECHO_REPLIES = 3
-    ERROR_ECHO_REPLY_RECEIVED = 4
-    ERROR_ERROR_RECEIVED = 5
-    ERROR_UNHANDLED_TYPE = 6
     REPLY_TTL = 64
+
+NEXTS = (("lookup", "ip4-lookup"),)
 
 ERRORS = (
     ("none", "info", "no error"),
@@ -89,7 +91,7 @@ cdef inline uint32_t _icmp_one(gn_main_t* vm, gn_buffer_t* b) noexcept nogil:
 
 
 cdef uint32_t icmp4_input_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame) noexcept nogil:
-    cdef uint16_t nexts[256]
+    cdef uint16_t nexts[GN_FRAME_SIZE]
     cdef uint32_t i, n = frame.n_vectors, err
     cdef uint64_t n_replies = 0
     cdef gn_buffer_t* b
@@ -100,7 +102,7 @@ cdef uint32_t icmp4_input_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t*
             nexts[i] = NEXT_LOOKUP
             n_replies += 1
         else:
-            b.error = <uint16_t>(node.error_base + err)
+            gn_buffer_set_error(node, b, err)
             nexts[i] = node.drop_next
     if n_replies:
         gn_node_increment_error(vm, node, ERROR_ECHO_REPLIES, n_replies)
@@ -109,6 +111,7 @@ cdef uint32_t icmp4_input_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t*
 
 
 NODES = (
-    Node("ip4-icmp-input", fn=PyCapsule_New(<void*>icmp4_input_fn, "gn_node_fn", NULL), next_nodes=("ip4-lookup",),
-         errors=ERRORS, attach_to=(("ip4-local", 1),), doc=__doc__.split("\n\n")[0]),
+    node("ip4-icmp-input", gn_node_fn(icmp4_input_fn), nexts=NEXTS, Next=Next, errors=ERRORS, Error=Error,
+         attach_to=(("ip4-local", 1),), doc=__doc__),
 )
+FEATURE = "ip4-host"

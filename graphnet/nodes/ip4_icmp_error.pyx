@@ -46,11 +46,7 @@ sw_if_index[RX], l2/l3 header offsets, opaque adj_index (the MTU of 3/4).
 Drops: the reasons above, ``no-source-address`` (no IPv4 address
 anywhere), ``no-headroom``, ``unknown-reason``. Counted: ``sent``.
 """
-import weakref
-
-from cpython.pycapsule cimport PyCapsule_New
 from libc.stdint cimport int16_t, uint8_t, uint16_t, uint32_t, uint64_t
-from libc.stdlib cimport calloc, free
 from libc.string cimport memset
 from graphnet.includes.byteorder cimport gn_net16, gn_put_net16, gn_put_net32
 from graphnet.includes.platform cimport gn_time_ns
@@ -58,32 +54,31 @@ from graphnet.io.interface cimport InterfaceTable, gn_interface_main_t, gn_inter
 from graphnet.fib.ip4_address cimport (Ip4Addresses, gn_ip4_address_main_t, gn_ip4_source_address,
                                        gn_ip4_is_directed_broadcast)
 from graphnet.fib.ip4_fib cimport Ip4Fib, gn_ip4_fib_t, gn_ip4_opaque, GN_ADJ_REWRITE
-from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_RX, GN_TX, GN_INVALID_INDEX, GN_BUFFER_HEADROOM,
+from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_RX, GN_TX, GN_FRAME_SIZE, GN_INVALID_INDEX, GN_BUFFER_HEADROOM,
                                    GN_BUFFER_F_NEXT_PRESENT, GN_BUFFER_F_LOCALLY_ORIGINATED, GN_BUFFER_F_GSO,
                                    GN_BUFFER_F_L4_CSUM_OFFLOAD, gn_buffer_current)
 from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_main_free, gn_enqueue_to_next,
-                                 gn_node_increment_error)
+                                 gn_node_increment_error, gn_buffer_set_error)
+from graphnet.vlib.kit cimport gn_node_fn, gn_node_data
 from graphnet.nodes.ip4_csum cimport gn_chain_sum
 from graphnet.wire.inet cimport gn_inet_sum, gn_inet_checksum, gn_ip4_pseudo_sum
 from graphnet.wire.ip4 cimport (gn_ip4_header_bytes, gn_ip4_total_length, gn_ip4_src, gn_ip4_dst, gn_ip4_set_checksum,
                                 GN_IP4_FRAG_OFFSET_MASK, GN_IP4_FLAG_DF, GN_IP4_FLAG_MF, GN_IP4_PROTO_ICMP,
                                 GN_IP4_PROTO_UDP, GN_IP4_PROTO_TCP)
 from graphnet.wire.icmp4 cimport GN_ICMP4_ERROR_MAX_LEN, GN_ICMP4_DEST_UNREACH, GN_ICMP4_FRAG_NEEDED, gn_icmp4_is_error
-from graphnet.vlib.node import Node
+from graphnet.vlib.kit import node
 from graphnet.fib.ip4_address import ip4_addresses
 from graphnet.fib.ip4_fib import ip4_fib
 
+cpdef enum Next:
+    NEXT_LOOKUP, N_NEXT
+cpdef enum Error:
+    ERROR_NONE, ERROR_SENT, ERROR_RATE_LIMITED, ERROR_NOT_FIRST_FRAGMENT, ERROR_ICMP_ERROR, ERROR_BROADCAST
+    ERROR_BAD_SOURCE, ERROR_NO_SOURCE_ADDRESS, ERROR_NO_HEADROOM, ERROR_UNKNOWN_REASON, N_ERROR
+
+NEXTS = (("lookup", "ip4-lookup"),)
+
 cdef enum:
-    NEXT_LOOKUP = 0
-    ERROR_SENT = 1
-    ERROR_RATE_LIMITED = 2
-    ERROR_NOT_FIRST_FRAGMENT = 3
-    ERROR_ICMP_ERROR = 4
-    ERROR_BROADCAST = 5
-    ERROR_BAD_SOURCE = 6
-    ERROR_NO_SOURCE = 7
-    ERROR_NO_HEADROOM = 8
-    ERROR_UNKNOWN_REASON = 9
     NO_REASON = 0xffff
     DROP_QUIETLY = 100                # frag needed without DF: dropped with its reason only
     PUSH = 28                         # IPv4 + ICMP headers
@@ -214,7 +209,7 @@ cdef inline uint32_t _error_one(gn_main_t* vm, icmp_error_t* st, gn_buffer_t* b)
         return ERROR_NO_HEADROOM
     src_addr = gn_ip4_source_address(st.am, sw, src)
     if src_addr == 0:
-        return ERROR_NO_SOURCE
+        return ERROR_NO_SOURCE_ADDRESS
     if not _token(st):
         return ERROR_RATE_LIMITED
     if b.flags & GN_BUFFER_F_L4_CSUM_OFFLOAD:
@@ -258,7 +253,7 @@ cdef inline uint32_t _error_one(gn_main_t* vm, icmp_error_t* st, gn_buffer_t* b)
 
 cdef uint32_t icmp_error_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame) noexcept nogil:
     cdef icmp_error_t* st = <icmp_error_t*>node.runtime_data
-    cdef uint16_t nexts[256]
+    cdef uint16_t nexts[GN_FRAME_SIZE]
     cdef uint32_t i, n = frame.n_vectors, why
     cdef uint64_t n_sent = 0
     cdef gn_buffer_t* b
@@ -273,7 +268,7 @@ cdef uint32_t icmp_error_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* 
         else:
             # dropped: error-drop counts its reason; say here why no error went out
             if why == ERROR_UNKNOWN_REASON:
-                b.error = <uint16_t>(node.error_base + ERROR_UNKNOWN_REASON)
+                gn_buffer_set_error(node, b, ERROR_UNKNOWN_REASON)
             elif why != DROP_QUIETLY:
                 gn_node_increment_error(vm, node, why, 1)
             nexts[i] = node.drop_next
@@ -283,75 +278,55 @@ cdef uint32_t icmp_error_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* 
     return n
 
 
-cdef class _State:
-    cdef icmp_error_t* st
-    cdef object keep
-
-    def __cinit__(self, uint32_t n_errors, Ip4Addresses addresses, InterfaceTable interfaces, Ip4Fib fib):
-        self.st = <icmp_error_t*>calloc(1, sizeof(icmp_error_t))
-        if self.st == NULL:
-            raise MemoryError()
-        self.st.reason = <uint16_t*>calloc(max(1, n_errors), sizeof(uint16_t))
-        if self.st.reason == NULL:
-            raise MemoryError()
-        for i in range(n_errors):
-            self.st.reason[i] = NO_REASON
-        self.st.n_reasons = n_errors
-        self.st.am = addresses.am
-        self.st.im = interfaces.im
-        self.st.fib = fib.fib
-        self.st.rate = 1000.0
-        self.st.burst = 100.0
-        self.st.tokens = 100.0
-        self.st.last_ns = gn_time_ns()
-        self.keep = (addresses, interfaces, fib)
-
-    def __dealloc__(self):
-        if self.st != NULL:
-            free(self.st.reason)
-            free(self.st)
-
-    def capsule(self):
-        return PyCapsule_New(<void*>self.st, "gn_runtime_data", NULL)
-
-    def set_reason(self, uint32_t error_index, int icmp_type, int code):
-        self.st.reason[error_index] = (icmp_type << 8) | code
-
-    def configure(self, rate=None, burst=None):
-        if rate is not None:
-            if not rate > 0:
-                raise ValueError("rate must be > 0 per second")
-            self.st.rate = rate
-        if burst is not None:
-            if not burst >= 1:
-                raise ValueError("burst must be >= 1")
-            self.st.burst = burst
-            self.st.tokens = min(self.st.tokens, burst)
-        return {"rate": self.st.rate, "burst": self.st.burst}
-
-
-_STATES = weakref.WeakKeyDictionary()
-
-
 def _setup(engine, node_index):
-    st = _STATES[engine] = _State(len(engine.errors), ip4_addresses(engine), engine.interfaces, ip4_fib(engine))
-    for (node, symbol), (t, c) in REASONS.items():
-        if node in engine.error_base:
-            for i, row in enumerate(engine.nodes[engine.index[node]].error_table()):
+    cdef icmp_error_t* st = <icmp_error_t*>gn_node_data(engine, "ip4-icmp-error")
+    cdef uint32_t i, n_errors = len(engine.errors)
+    cdef Ip4Addresses addresses = ip4_addresses(engine)
+    cdef Ip4Fib fib = ip4_fib(engine)
+    cdef bytearray reasons = bytearray(2 * max(1, n_errors))
+    engine.node_data["ip4-icmp-error"].keep = (addresses, fib, reasons)
+    st.reason = <uint16_t*><char*>reasons
+    for i in range(n_errors):
+        st.reason[i] = NO_REASON
+    st.n_reasons = n_errors
+    st.am = addresses.am
+    st.im = (<InterfaceTable>engine.interfaces).im
+    st.fib = fib.fib
+    st.rate = 1000.0
+    st.burst = 100.0
+    st.tokens = 100.0
+    st.last_ns = gn_time_ns()
+    for (name, symbol), (t, c) in REASONS.items():
+        if name in engine.error_base:
+            for i, row in enumerate(engine.nodes[engine.index[name]].error_table()):
                 if row[0] == symbol:
-                    st.set_reason(engine.error_base[node] + i, t, c)
-    engine.main.set_runtime_data(node_index, st.capsule())
+                    st.reason[engine.error_base[name] + i] = (t << 8) | c
+
+
+def _configure(engine, rate, burst):
+    cdef icmp_error_t* st = <icmp_error_t*>gn_node_data(engine, "ip4-icmp-error")
+    if rate is not None:
+        if not rate > 0:
+            raise ValueError("rate must be > 0 per second")
+        st.rate = rate
+    if burst is not None:
+        if not burst >= 1:
+            raise ValueError("burst must be >= 1")
+        st.burst = burst
+        st.tokens = min(st.tokens, burst)
+    return {"rate": st.rate, "burst": st.burst}
 
 
 def configure_icmp_errors(engine, rate=None, burst=None):
     """The ICMP error rate limit: ``rate`` errors per second, ``burst``
     at most at once. Returns the settings."""
     engine.build()
-    return engine.call(_STATES[engine].configure, rate, burst)
+    return engine.call(_configure, engine, rate, burst)
 
 
 NODES = (
-    Node("ip4-icmp-error", fn=PyCapsule_New(<void*>icmp_error_fn, "gn_node_fn", NULL), next_nodes=("ip4-lookup",),
-         errors=ERRORS, attach_to=(("ip4-rewrite", "ttl-expired"), ("ip4-rewrite", "mtu-exceeded")),
-         setup=_setup, doc=__doc__.split("\n\n")[0]),
+    node("ip4-icmp-error", gn_node_fn(icmp_error_fn), nexts=NEXTS, Next=Next, errors=ERRORS, Error=Error,
+         attach_to=(("ip4-rewrite", "ttl-expired"), ("ip4-rewrite", "mtu-exceeded")),
+         data_size=sizeof(icmp_error_t), setup=_setup, doc=__doc__),
 )
+FEATURE = "ip4-host"

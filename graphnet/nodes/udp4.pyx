@@ -32,27 +32,28 @@ Trace: the default record.
 import dataclasses
 import weakref
 
-from cpython.pycapsule cimport PyCapsule_New
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
-from libc.stdlib cimport calloc, free
 from graphnet.includes.byteorder cimport gn_net16
 from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_BUFFER_F_GSO, GN_BUFFER_F_L4_CSUM_OFFLOAD,
-                                   gn_buffer_current)
-from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_enqueue_to_next
+                                   GN_FRAME_SIZE, gn_buffer_current)
+from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_enqueue_to_next, gn_buffer_set_error
+from graphnet.vlib.kit cimport gn_node_fn, gn_node_data
 from graphnet.nodes.ip4_csum cimport gn_chain_sum
 from graphnet.wire.inet cimport gn_inet_fold, gn_ip4_pseudo_sum
 from graphnet.wire.ip4 cimport gn_ip4_header_bytes, gn_ip4_total_length, GN_IP4_PROTO_UDP
 from graphnet.wire.udp cimport GN_UDP_HEADER_LEN, gn_udp_dst_port, gn_udp_length
-from graphnet.vlib.node import Node
+from graphnet.vlib.kit import node
+
+cpdef enum Next:
+    NEXT_ICMP_ERROR, N_NEXT
+cpdef enum Error:
+    ERROR_NONE, ERROR_TOO_SHORT, ERROR_BAD_LENGTH, ERROR_BAD_CHECKSUM, ERROR_NO_LISTENER, ERROR_GSO_NOT_SUPPORTED
+    N_ERROR
 
 cdef enum:
-    NEXT_ICMP_ERROR = 0
     NEXT_UNCLAIMED = 0xffff
-    ERROR_TOO_SHORT = 1
-    ERROR_BAD_LENGTH = 2
-    ERROR_BAD_CHECKSUM = 3
-    ERROR_NO_LISTENER = 4
-    ERROR_GSO = 5
+
+NEXTS = (("icmp-error", ("ip4-icmp-error", "error-drop")),)
 
 ERRORS = (
     ("none", "info", "no error"),
@@ -78,7 +79,7 @@ cdef inline uint32_t _udp_check(gn_main_t* vm, gn_buffer_t* b) noexcept nogil:
     if ulen < GN_UDP_HEADER_LEN or ulen > payload:
         return ERROR_BAD_LENGTH
     if b.flags & GN_BUFFER_F_GSO:
-        return ERROR_GSO
+        return ERROR_GSO_NOT_SUPPORTED
     if gn_net16(u + 6) != 0 and not (b.flags & GN_BUFFER_F_L4_CSUM_OFFLOAD):
         if gn_inet_fold(gn_chain_sum(vm, b, hlen, ulen, gn_ip4_pseudo_sum(ip, GN_IP4_PROTO_UDP, ulen),
                                      &complete)) != 0xffff or not complete:
@@ -88,7 +89,7 @@ cdef inline uint32_t _udp_check(gn_main_t* vm, gn_buffer_t* b) noexcept nogil:
 
 cdef uint32_t udp4_input_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame) noexcept nogil:
     cdef udp4_input_t* um = <udp4_input_t*>node.runtime_data
-    cdef uint16_t nexts[256]
+    cdef uint16_t nexts[GN_FRAME_SIZE]
     cdef uint32_t i, n = frame.n_vectors, err
     cdef uint16_t nx
     cdef gn_buffer_t* b
@@ -101,41 +102,30 @@ cdef uint32_t udp4_input_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* 
                 nexts[i] = nx
                 continue
             err = ERROR_NO_LISTENER
-        b.error = <uint16_t>(node.error_base + err)
+        gn_buffer_set_error(node, b, err)
         nexts[i] = NEXT_ICMP_ERROR if err == ERROR_NO_LISTENER else node.drop_next
     gn_enqueue_to_next(vm, node, frame.buffers, nexts, n)
     return n
 
 
-cdef class _State:
-    cdef udp4_input_t* um
-
-    def __cinit__(self):
-        cdef uint32_t p
-        self.um = <udp4_input_t*>calloc(1, sizeof(udp4_input_t))
-        if self.um == NULL:
-            raise MemoryError()
-        for p in range(65536):
-            self.um.next_by_port[p] = NEXT_UNCLAIMED
-
-    def __dealloc__(self):
-        free(self.um)
-
-    def capsule(self):
-        return PyCapsule_New(<void*>self.um, "gn_runtime_data", NULL)
-
-    def claim(self, uint32_t port, uint16_t next_index):
-        self.um.next_by_port[port] = next_index
-
-    def release(self, uint32_t port):
-        self.um.next_by_port[port] = NEXT_UNCLAIMED
-
-    def ports(self):
-        cdef uint32_t p
-        return {p: self.um.next_by_port[p] for p in range(65536) if self.um.next_by_port[p] != NEXT_UNCLAIMED}
+cdef udp4_input_t* _state(engine) except NULL:
+    return <udp4_input_t*>gn_node_data(engine, "udp4-input")
 
 
-_STATES = weakref.WeakKeyDictionary()
+def _claim(engine, uint32_t port, uint16_t next_index):
+    _state(engine).next_by_port[port] = next_index
+
+
+def _release(engine, uint32_t port):
+    _state(engine).next_by_port[port] = NEXT_UNCLAIMED
+
+
+def _ports(engine):
+    cdef udp4_input_t* um = _state(engine)
+    cdef uint32_t p
+    return {p: um.next_by_port[p] for p in range(65536) if um.next_by_port[p] != NEXT_UNCLAIMED}
+
+
 _PENDING = weakref.WeakKeyDictionary()      # engine -> {port: node name, or None to release}
 
 
@@ -161,7 +151,7 @@ def udp_register_port(engine, port, node_name):
     except ValueError:
         raise ValueError(f"udp4-input has no arc to {node_name!r}: register its ports before the graph is "
                          f"built (or give it attach_to=((\"udp4-input\", port),))") from None
-    engine.call(_STATES[engine].claim, port, nx)
+    engine.call(_claim, engine, port, nx)
 
 
 def udp_unregister_port(engine, port):
@@ -170,33 +160,36 @@ def udp_unregister_port(engine, port):
     if engine.main is None:
         _PENDING.setdefault(engine, {})[port] = None
         return
-    engine.call(_STATES[engine].release, port)
+    engine.call(_release, engine, port)
 
 
 def udp_ports(engine):
     """``{port: node name}`` of the claimed ports."""
     engine.build()
     names = engine.next_names["udp4-input"]
-    return {p: names[nx] for p, nx in engine.call(_STATES[engine].ports).items()}
+    return {p: names[nx] for p, nx in engine.call(_ports, engine).items()}
 
 
 def _setup(engine, node_index):
-    st = _STATES[engine] = _State()
-    engine.main.set_runtime_data(node_index, st.capsule())
+    cdef udp4_input_t* um = _state(engine)
+    cdef uint32_t p
+    for p in range(65536):
+        um.next_by_port[p] = NEXT_UNCLAIMED
     for port, name in _PENDING.get(engine, {}).items():
         if name is not None:
-            st.claim(port, engine.next_index("udp4-input", name))
+            _claim(engine, port, engine.next_index("udp4-input", name))
 
 
 def _on_attach(engine, key, next_index):
     _check_port(key)
     if key in _PENDING.get(engine, {}):
         return                       # the API said otherwise before the build
-    _STATES[engine].claim(key, next_index)
+    _claim(engine, key, next_index)
 
 
 NODES = (
-    Node("udp4-input", fn=PyCapsule_New(<void*>udp4_input_fn, "gn_node_fn", NULL),
-         next_nodes=(("ip4-icmp-error", "error-drop"),), errors=ERRORS, attach_to=(("ip4-local", 17),),
-         setup=_setup, on_attach=_on_attach, doc=__doc__.split("\n\n")[0]),
+    node("udp4-input", gn_node_fn(udp4_input_fn), nexts=NEXTS, Next=Next, errors=ERRORS, Error=Error,
+         attach_to=(("ip4-local", 17),), data_size=sizeof(udp4_input_t), setup=_setup, on_attach=_on_attach,
+         doc=__doc__),
 )
+FEATURE = "ip4-host"
