@@ -1,9 +1,6 @@
-"""``passthrough``: hands every packet to its next node; the minimal honest
-node (the engine's cost per hop) and the template of ``tools/new_node``.
-
-Metadata used: current_length. Set: nothing. Next nodes: ``next`` (the one
-given). Drops: ``empty`` (a zero-length packet). Trace: the default record.
-"""
+"""``passthrough``: hands every packet to its next node (the engine's cost per hop;
+the template of tools/new_node). Metadata used: current_length. Set: nothing.
+Next nodes: ``next``. Drops: ``empty`` (zero length). Trace: the default record."""
 from libc.stdint cimport uint16_t, uint32_t
 from graphnet.vlib.buffer cimport gn_buffer_t, gn_frame_t, GN_FRAME_SIZE
 from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_enqueue_to_next, gn_buffer_set_error
@@ -15,7 +12,6 @@ cpdef enum Next:
 cpdef enum Error:
     ERROR_NONE, ERROR_EMPTY, N_ERROR
 ERRORS = (("none", "info", "no error"), ("empty", "error", "zero-length packet"))
-
 
 cdef uint32_t passthrough_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame) noexcept nogil:
     cdef uint16_t nexts[GN_FRAME_SIZE]
@@ -29,7 +25,6 @@ cdef uint32_t passthrough_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t*
             nexts[i] = node.drop_next
     gn_enqueue_to_next(vm, node, frame.buffers, nexts, n)
     return n
-
 PASSTHROUGH_FN = gn_node_fn(passthrough_fn)
 
 def passthrough(name, next_node):

@@ -100,6 +100,11 @@ cdef class NodeData:
     def __dealloc__(self):
         free(self.data)
 
+    @property
+    def address(self):
+        """The state's address as an integer (tests, debugging)."""
+        return <size_t>self.data
+
     def capsule(self):
         """The state as a 'gn_runtime_data' capsule (Main.set_runtime_data)."""
         return PyCapsule_New(self.data, "gn_runtime_data", NULL)

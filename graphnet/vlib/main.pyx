@@ -919,6 +919,10 @@ cdef class Main:
                 "trace_lost_records": self.vm.trace.n_lost_records,
                 "polling_inputs": self.vm.n_polling}
 
+    def runtime_data_address(self, uint32_t node_index):
+        """A node's runtime_data pointer as an integer (tests, debugging)."""
+        return <size_t>self._rt(node_index).runtime_data
+
     def set_runtime_data(self, uint32_t node_index, capsule):
         """Point a Cython node's runtime_data at its instance state (a
         PyCapsule named 'gn_runtime_data'); the capsule is kept alive."""
