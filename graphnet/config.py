@@ -173,7 +173,6 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import importlib
 import os
 import re
 import tomllib
@@ -1231,12 +1230,11 @@ def build_engine(cfg: Config, *, create_devices: bool = True):
     engine = Engine(buffers=cfg.buffers, tick=cfg.tick, name=cfg.name)
     try:
         for mod in cfg.modules:
+            from graphnet.nodes import registry
             try:
-                m = importlib.import_module(mod)
-            except Exception as e:
-                raise ck.error(("graph",), "modules", f"cannot import {mod!r}: {e}") from None
-            if not hasattr(m, "NODES"):
-                raise ck.error(("graph",), "modules", f"module {mod!r} has no NODES")
+                m = registry.add_module(mod)         # registered as the built-in and entry-point ones are
+            except Exception as e:                   # RegistryError, or the module failing to import
+                raise ck.error(("graph",), "modules", str(e)) from None
             engine.add(m.NODES)
         if cfg.ip_enabled:
             from graphnet.nodes import ip4_host

@@ -4,7 +4,7 @@
     eng = Engine([pg, devices..., ip4.NODES])
     ip4.fib(eng).add_route("10.0.0.0/8", next_hop_mac="02:00:00:00:00:02", sw_if_index=1)
 
-``NODES`` is ethernet-input -> ip4-input (claims 0x0800) -> ip4-lookup ->
+``NODES`` (the registry's feature ``ip4``, graphnet.nodes.registry) is ethernet-input -> ip4-input (claims 0x0800) -> ip4-lookup ->
 ip4-rewrite -> interface-output, plus ip4-input-no-checksum, ip4-frag
 (takes ip4-rewrite's packets above the MTU, sends their fragments back to
 it) and ip4-reassembly (for ip4-local; fed by nothing else). The FIB API is
@@ -16,9 +16,15 @@ ICMP errors (TTL expiry and MTU are counted drops in ip4-rewrite),
 VLAN sub-interfaces.
 """
 from graphnet.fib.ip4_fib import Ip4Fib, ip4_fib as fib, show_ip_fib
-from graphnet.nodes import ethernet_input, ip4_frag, ip4_input, ip4_lookup, ip4_reassembly, ip4_rewrite
 
-NODES = (ethernet_input.NODES + ip4_input.NODES + ip4_lookup.NODES + ip4_rewrite.NODES + ip4_frag.NODES
-         + ip4_reassembly.NODES)
+
+def __getattr__(name):
+    # NODES comes from the registry when first asked for: a module that
+    # lists no nodes itself is never scanned as a node module.
+    if name == "NODES":
+        from graphnet.nodes import registry
+        return registry.nodes("ip4")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["NODES", "Ip4Fib", "fib", "show_ip_fib"]

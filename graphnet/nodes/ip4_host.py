@@ -28,14 +28,19 @@ Not there yet: IPv6, VLAN sub-interfaces.
 from graphnet.fib.ip4_address import (ip4_addresses, set_interface_address, del_interface_address,
                                       interface_addresses)
 from graphnet.fib.ip4_fib import ip4_fib as fib, show_ip_fib
-from graphnet.nodes import (arp, icmp4, ip4, ip4_arp, ip4_icmp_error, ip4_local, ip4_neighbor, udp4, udp4_echo)
 from graphnet.nodes.ip4_icmp_error import configure_icmp_errors, register_icmp_error
 from graphnet.nodes.ip4_neighbor import ip4_neighbors
 from graphnet.nodes.udp4 import udp_register_port, udp_unregister_port, udp_ports
 from graphnet.nodes.udp4_echo import set_udp_echo_port
 
-NODES = (ip4.NODES + arp.NODES + ip4_arp.NODES + ip4_neighbor.NODES + ip4_local.NODES + icmp4.NODES
-         + ip4_icmp_error.NODES + udp4.NODES + udp4_echo.NODES)
+
+
+def __getattr__(name):
+    # NODES: the registry's feature ``ip4-host`` (graphnet.nodes.registry)
+    if name == "NODES":
+        from graphnet.nodes import registry
+        return registry.nodes("ip4-host")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def show_ip_neighbors(engine, *args) -> str:
