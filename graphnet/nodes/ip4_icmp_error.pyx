@@ -43,6 +43,8 @@ Then it goes to ``ip4-lookup`` (GN_BUFFER_F_LOCALLY_ORIGINATED).
 
 Metadata used: current_data (the original IPv4 header), error,
 sw_if_index[RX], l2/l3 header offsets, opaque adj_index (the MTU of 3/4).
+Set: current_data/current_length (the pushed headers), l3/l4 header
+offsets, sw_if_index[TX] ~0, flags, error 0. Next nodes: ``ip4-lookup``.
 Drops: the reasons above, ``no-source-address`` (no IPv4 address
 anywhere), ``no-headroom``, ``unknown-reason``. Counted: ``sent``.
 """

@@ -24,9 +24,11 @@ registers its nodes before the build and its ports whenever it likes.
 claimed goes to ``ip4-icmp-error`` (port unreachable) when the graph has
 it, else it is dropped; either way it is counted ``no-listener``.
 
-Hand-off convention (as ip4-local's): current_data at the IPv4 header,
-l3_hdr_offset at the IPv4 header, l4_hdr_offset at the UDP header. Next
-nodes: ``ip4-icmp-error`` (or error-drop), then the claimed nodes.
+Metadata used: current_data, current_length, flags, chains. Set:
+nothing; hand-off convention (as ip4-local's): current_data at the IPv4
+header, l3_hdr_offset at the IPv4 header, l4_hdr_offset at the UDP
+header. Next nodes: ``ip4-icmp-error`` (or error-drop), then the claimed
+nodes.
 Trace: the default record.
 """
 import dataclasses
