@@ -8,6 +8,9 @@ counters and traces.
 from graphnet.vlib.node import Node, PythonNode, GraphError, python_node, process_node
 from graphnet.vlib.process import Sleep, WaitEvent
 from graphnet.vlib.engine import Engine
+import graphnet.io.interface  # noqa: F401,E402  (gives every Engine its interface table)
+import graphnet.io.pcap  # noqa: F401,E402  (and its pcap-flush process)
+import graphnet.io.link_events  # noqa: F401,E402  (and its link-events process)
 
 __all__ = ["Engine", "Node", "PythonNode", "GraphError", "python_node", "process_node", "Sleep", "WaitEvent"]
 __version__ = "0.1.0"

@@ -14,7 +14,7 @@ Schema (every key optional unless marked; unknown keys are errors)::
 
     [cli]
     socket  = "/path/cli.sock"  # str: control socket; default: see
-                                # graphnet.cli.control.default_socket_path
+                                # graphnet.paths.default_socket_path
     enabled = true          # bool: serve the control socket at all
     group   = "netadm"      # str: members of this group may use it too
                             # (default: only root and the engine's user)
@@ -35,7 +35,7 @@ Schema (every key optional unless marked; unknown keys are errors)::
     [[pg.stream]]           # one per stream
     name      = "udp"       # str, required, unique
     # exactly one packet source:
-    template   = "udp"      # udp | tcp | icmp (see graphnet.cli.templates) with
+    template   = "udp"      # udp | tcp | icmp (see graphnet.io.templates) with
       src_mac, dst_mac, src, dst  (str), sport, dport, ttl, size (int)
     packet_hex = "0200..."  # str or [str]: raw frames in hex
     pcap       = "x.pcap"   # str: a pcap file (relative to the config file)
@@ -180,7 +180,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from graphnet.cli import templates
+from graphnet.io import templates
 
 NODE_STATES = ("polling", "interrupt", "adaptive", "disabled")
 
@@ -1177,7 +1177,7 @@ class PlannedDevice:
             engine.interfaces.set_admin_up(self.sw_if_index, True)
 
     def nodes(self):
-        from graphnet.nodes.drop import NODES as builtin
+        from graphnet.vlib.drop import NODES as builtin
         from graphnet.io.device import DefaultNext
         from graphnet.vlib.node import Node
         null_fn = next(n.fn for n in builtin if n.name == "null")
@@ -1383,5 +1383,5 @@ def _own_addresses(engine, name) -> list:
 
 def socket_path(cfg: Config, override: Optional[str] = None) -> str:
     """The control socket path: the command line's, the config's, or the default."""
-    from graphnet.cli.control import default_socket_path
+    from graphnet.paths import default_socket_path
     return override or cfg.cli_socket or default_socket_path()

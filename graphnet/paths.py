@@ -129,3 +129,16 @@ def open_dir(path) -> int:
     except BaseException:
         os.close(fd)
         raise
+
+
+ENV_SOCKET = "GRAPHNET_SOCKET"
+
+
+def default_socket_path() -> str:
+    """$GRAPHNET_SOCKET if set; /run/graphnet/cli.sock for root; else
+    $XDG_RUNTIME_DIR/graphnet/cli.sock, or /tmp/graphnet-$UID/cli.sock
+    (here, below the CLI, so that the startup file's checks need no CLI)."""
+    env = os.environ.get(ENV_SOCKET)
+    if env:
+        return env
+    return os.path.join(runtime_dir(), "cli.sock")

@@ -56,7 +56,8 @@ from typing import Iterator, Optional
 
 from graphnet.bench.core import Clock, best_of, register
 from graphnet.io.pg import Edit, PacketGenerator, Stream
-from graphnet.nodes import drop, ip4
+from graphnet.nodes import ip4
+from graphnet.vlib import drop
 from graphnet.vlib.engine import Engine
 from graphnet.vlib.node import Node
 

@@ -1,5 +1,7 @@
 """The command line and control plane: VPP-style commands (registry,
-commands), the control socket (control) and the ``graphnet`` program (main)."""
+commands; importing the package loads the built-in commands), the control socket (control) and the ``graphnet`` program (main)."""
 from graphnet.cli.registry import CommandError, UsageError, command, execute
+# the built-in commands register themselves in registry.REGISTRY on import
+from graphnet.cli import commands, system, packet_generator, interface_commands, json_views  # noqa: F401,E402
 
 __all__ = ["CommandError", "UsageError", "command", "execute"]

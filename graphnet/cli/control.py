@@ -63,7 +63,7 @@ from pathlib import Path
 from typing import Optional, Union
 
 from graphnet.cli.registry import CommandError, Registry, default_registry
-from graphnet.paths import UnsafePathError, private_dir, runtime_dir
+from graphnet.paths import ENV_SOCKET, UnsafePathError, default_socket_path, private_dir, runtime_dir  # noqa: F401
 
 log = logging.getLogger("graphnet.control")
 
@@ -71,7 +71,6 @@ MAX_LINE = 64 * 1024          # bytes in one command line
 RECV_CHUNK = 4096             # bytes read at a time
 DEFAULT_MAX_CLIENTS = 16      # connections served at once
 DEFAULT_IDLE_TIMEOUT = 60.0   # seconds a connection may stay silent
-ENV_SOCKET = "GRAPHNET_SOCKET"
 _UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 
 
@@ -81,15 +80,6 @@ class ControlError(Exception):
 
 class NoEngineError(ControlError):
     """Nothing listens on the socket path."""
-
-
-def default_socket_path() -> str:
-    """$GRAPHNET_SOCKET if set; /run/graphnet/cli.sock for root; else
-    $XDG_RUNTIME_DIR/graphnet/cli.sock, or /tmp/graphnet-$UID/cli.sock."""
-    env = os.environ.get(ENV_SOCKET)
-    if env:
-        return env
-    return os.path.join(runtime_dir(), "cli.sock")
 
 
 def group_id(group: Union[str, int, None]) -> Optional[int]:

@@ -98,7 +98,7 @@ def _edit(field: str, span: str, mode: str):
 def parse_new(engine, args) -> tuple:
     """(Stream, pg node name or None, start enabled) from the words of
     ``packet-generator new``; UsageError naming the first bad word."""
-    from graphnet.cli import templates
+    from graphnet.io import templates
     from graphnet.io.pg import Stream
     name = template = data = node = None
     fields: dict = {}

@@ -285,12 +285,9 @@ def json_view(path: str, schema: str):
 
 
 def default_registry() -> Registry:
-    """The default registry with the built-in commands loaded."""
-    import graphnet.cli.commands  # noqa: F401  (registers on import)
-    import graphnet.cli.system  # noqa: F401
-    import graphnet.cli.packet_generator  # noqa: F401
-    import graphnet.cli.interface_commands  # noqa: F401
-    import graphnet.cli.json_views  # noqa: F401
+    """The default registry, with the built-in commands: the package
+    graphnet.cli loads them (importing this module imports the package
+    first), so this module imports none of them (no import cycle)."""
     return REGISTRY
 
 

@@ -25,6 +25,7 @@ from libc.string cimport memcpy, memset
 from graphnet.vlib.buffer cimport gn_buffer_t, gn_frame_t, GN_TX
 from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_enqueue_to_next, gn_buffer_set_error
 from graphnet.vlib.node import Node
+from graphnet.vlib.engine import register_extension
 
 cdef enum:
     ERROR_INVALID_INTERFACE = 1
@@ -214,3 +215,10 @@ cdef class InterfaceTable:
     def __iter__(self):
         """Names of the interfaces, deleted ones left out."""
         return iter([n for i, n in enumerate(self.names) if self.im.ifs[i].in_use])
+
+
+@register_extension
+def _engine_interfaces(engine):
+    """Every engine's interface table and interface-output."""
+    engine.interfaces = InterfaceTable()
+    engine.add(engine.interfaces.nodes())

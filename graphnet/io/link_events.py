@@ -56,6 +56,7 @@ import weakref
 from dataclasses import dataclass
 from typing import Callable, Optional
 
+from graphnet.vlib.engine import register_extension
 from graphnet.vlib.node import Node
 from graphnet.vlib.process import WaitEvent
 
@@ -499,3 +500,9 @@ NODES = (
              "interface, and inotify on /run/netns) delivered to the devices: down, up, deleted, renamed, "
              "moved, namespace deleted. Woken by its epoll fd in the main loop; never polls."),
 )
+
+
+@register_extension
+def _engine_link_events(engine):
+    """Every engine's link-events process (vlib reaches it through this hook)."""
+    engine.add(NODES)

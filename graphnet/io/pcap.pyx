@@ -80,6 +80,8 @@ from graphnet.io.interface cimport gn_interface_t
 from graphnet.io.bufcopy cimport gn_copy_to_chain, gn_chain_length, gn_copy_from_chain
 from graphnet.vlib.node import Node
 from graphnet.vlib.process import Sleep, WaitEvent
+from graphnet.vlib.drop import set_drop_capture
+from graphnet.vlib.engine import register_extension
 from graphnet.io.device import DefaultNext, Device, DeviceError
 from graphnet.paths import UnsafePathError, open_dir, private_dir, runtime_dir
 
@@ -411,12 +413,16 @@ cdef class PcapMain:
 
 
 def pcap_main(engine):
-    """The engine's PcapMain (created on first use; closed with the engine)."""
+    """The engine's PcapMain (created on first use; closed with the engine).
+    Once the graph is built, error-drop's drop capture points at it."""
     pm = engine.__dict__.get("_pcap_main")
     if pm is None:
         pm = PcapMain()
         engine._pcap_main = pm
         engine.on_close.append(pm.close)
+    if engine.main is not None and not engine.__dict__.get("_pcap_drop_attached"):
+        set_drop_capture(engine, pm.address)
+        engine._pcap_drop_attached = True
     return pm
 
 
@@ -439,14 +445,15 @@ NODES = (Node(FLUSH_NODE, type="process", process=_flush_process,
                   "is open (pcap trace); sleeps without a timer otherwise."),)
 
 
+@register_extension
+def _engine_pcap_flush(engine):
+    """Every engine's pcap-flush process (vlib reaches it through this hook)."""
+    engine.add(NODES)
+
+
 def pcap_main_address(engine):
     """Address of the engine's gn_pcap_main_t, for device nodes' C state."""
     return pcap_main(engine).address
-
-
-def pcap_main_capsule(engine):
-    """The engine's gn_pcap_main_t as a 'gn_runtime_data' capsule."""
-    return pcap_main(engine).capsule()
 
 
 class PcapTrace:
@@ -484,8 +491,8 @@ class PcapTrace:
         if interface is not None:
             sw = self.engine.interfaces.index(interface)
         path = capture_path(path, kinds)
-        pm = pcap_main(self.engine)
         self.engine.build()
+        pm = pcap_main(self.engine)             # (built: error-drop's capture points at it)
         try:
             self.engine.call(pm.start, path, kinds, max_packets, snaplen, nanosecond, sw, overwrite)
         except PcapFileError as e:

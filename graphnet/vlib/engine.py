@@ -22,6 +22,7 @@ import threading
 import time
 from typing import Any, Iterable, Optional
 
+from graphnet.vlib import drop
 from graphnet.vlib.buffer import BufferPool
 from graphnet.vlib.kit import NodeData
 from graphnet.vlib.main import Main, NODE_INPUT, NODE_INTERNAL, NODE_PROCESS, STATE_POLLING, STATE_INTERRUPT, STATE_DISABLED
@@ -38,11 +39,19 @@ _STATE_CODES = {"polling": STATE_POLLING, "interrupt": STATE_INTERRUPT, "disable
 STATE_NAMES = {v: k for k, v in _STATE_CODES.items()}
 
 
-def _builtin_nodes(interfaces):
-    from graphnet.io import pcap
-    from graphnet.nodes import drop
-    from graphnet.io import link_events
-    return drop.NODES + interfaces.nodes() + pcap.NODES + link_events.NODES
+# Engine extensions: ``f(engine)`` run by every new engine after error-drop
+# and null are added and before its own nodes. The layers above vlib plug
+# in this way (graphnet.io.interface gives each engine its interface table
+# and interface-output, graphnet.io.pcap its pcap-flush process,
+# graphnet.io.link_events its link-events process); vlib imports none of them.
+_EXTENSIONS: list = []
+
+
+def register_extension(fn):
+    """Run ``fn(engine)`` in every Engine made from now on (once per fn)."""
+    if fn not in _EXTENSIONS:
+        _EXTENSIONS.append(fn)
+    return fn
 
 
 def _registrations(nodes, existing, seen=None) -> Iterable[Node]:
@@ -96,9 +105,10 @@ class Engine:
         self.start_time_ns = time.monotonic_ns()
         self.on_close: list = []
         logring.install()                      # recent log lines for `show logging`
-        from graphnet.io.interface import InterfaceTable
-        self.interfaces = InterfaceTable()
-        self.add(_builtin_nodes(self.interfaces))
+        self.interfaces = None                 # the interface table (graphnet.io.interface's extension)
+        self.add(drop.NODES)
+        for extension in _EXTENSIONS:
+            extension(self)
         self.add(nodes)
 
     # --- building ----------------------------------------------------------------
