@@ -5,11 +5,16 @@ the graphs, so some rounds escape preemption on a busy 2-vCPU VM; read the
 min column) and few rounds, so ``python -m pytest perf -q`` stays quick;
 ``graphnet bench ...`` is the place for the recorded figures
 (perf/RESULTS.md). Sizes: GRAPHNET_PERF_PACKETS, GRAPHNET_PERF_TIMERS,
-GRAPHNET_PERF_ROUNDS.
+GRAPHNET_PERF_ROUNDS, GRAPHNET_PERF_ROUTES. Node scenarios use the
+``node_benchmark`` fixture of graphnet.testing.plugin (per node ns/packet,
+clocks/packet, vectors/call in extra_info; budgets checked with
+``--benchmark-only``).
 """
 import os
 
 import pytest
+
+pytest_plugins = ["graphnet.testing.plugin"]           # node_benchmark
 
 from graphnet.bench.core import Clock
 
@@ -17,6 +22,7 @@ PACKETS = int(os.environ.get("GRAPHNET_PERF_PACKETS", 50_000))
 REF_PACKETS = max(1, PACKETS // 20)
 TIMERS = int(os.environ.get("GRAPHNET_PERF_TIMERS", 100_000))
 ROUNDS = int(os.environ.get("GRAPHNET_PERF_ROUNDS", 20))
+ROUTES = int(os.environ.get("GRAPHNET_PERF_ROUTES", 100_000))
 TIMER_ROUNDS = max(1, ROUNDS // 6)         # a heapq round takes ~0.4 s
 
 

@@ -1,43 +1,39 @@
-"""Dispatch scenarios: the graphs of ``graphnet bench dispatch``
-(see graphnet/bench/dispatch.py), 64-byte packets, full 256-vector frames."""
+"""Dispatch scenarios: the graphs of ``graphnet bench dispatch`` (see
+graphnet/bench/dispatch.py) on the node_benchmark fixture, 64-byte packets,
+full 256-vector frames."""
 import pytest
 
-from graphnet.bench.dispatch import Chain, PlainChain
+from graphnet.bench.dispatch import PlainChain, _python_pass, udp4_packet
+from graphnet.nodes.passthrough import chain, passthrough
 
-from .conftest import PACKETS, REF_PACKETS, run_pedantic
+from .conftest import PACKETS, REF_PACKETS, ROUNDS, run_pedantic
 
 pytestmark = pytest.mark.benchmark(group="dispatch")
 
 
-def _chain_bench(benchmark, clock, chain, node_names):
-    try:
-        run_pedantic(benchmark, chain.run, chain.packets)
-        c = chain.counters()
-    finally:
-        chain.close()
-    for name in node_names:
-        benchmark.extra_info[f"{name}_ns_per_packet"] = clock.to_ns(c[name]["clocks"] / c[name]["vectors"])
-    assert c["null"]["vectors"] == chain.packets
-
-
-def test_pg_null(benchmark, clock):
+def test_pg_null(node_benchmark):
     """pg-input -> null: the packet generator's own cost (template copy into
     each buffer) and the sink's; the zero-node baseline."""
-    _chain_bench(benchmark, clock, Chain(0, PACKETS), ["pg-input", "null"])
+    node_benchmark([], udp4_packet(), first="null", count=PACKETS, rounds=ROUNDS, report=["pg-input", "null"],
+                   fix_checksums=False)
 
 
-def test_cython_chain_8(benchmark, clock):
+def test_cython_chain_8(node_benchmark):
     """pg-input -> 8 pass-through Cython nodes -> null: engine cost per node
     hop (node clocks of each pass node in extra_info)."""
-    chain = Chain(8, PACKETS)
-    _chain_bench(benchmark, clock, chain, ["pg-input"] + chain.names)
+    nodes = chain(8)
+    node_benchmark(nodes, udp4_packet(), count=PACKETS, rounds=ROUNDS, fix_checksums=False,
+                   report=["pg-input"] + [n.name for n in nodes], budget_ns={n.name: 5 for n in nodes})
 
 
-def test_cython_chain_8_with_python_node(benchmark, clock):
+def test_cython_chain_8_with_python_node(node_benchmark):
     """The 8-node chain with one Python node (returns 0) in the middle:
     one GIL round trip and a FrameView per 256-packet frame."""
-    chain = Chain(8, PACKETS, python_node=True)
-    _chain_bench(benchmark, clock, chain, [chain.python_name, "pass-0"])
+    names = [f"pass-{i}" for i in range(4)] + ["py-pass"] + [f"pass-{i}" for i in range(4, 8)]
+    order = names + ["null"]
+    nodes = [(_python_pass if n == "py-pass" else passthrough)(n, order[i + 1]) for i, n in enumerate(names)]
+    node_benchmark(nodes, udp4_packet(), count=PACKETS, rounds=ROUNDS, fix_checksums=False,
+                   report=["py-pass", "pass-0"])
 
 
 def test_plain_python_chain_8(benchmark):

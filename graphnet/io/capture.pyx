@@ -7,7 +7,7 @@ packets further ones are only counted (``overflow`` error, not a drop of
 data the test asked for). Every received buffer is freed.
 
 Node: internal. Metadata used: current_data, current_length, chains,
-sw_if_index. Next nodes: none. Errors: ``overflow`` (packet not kept,
+sw_if_index. Set: nothing. Next nodes: none. Errors: ``overflow`` (packet not kept,
 capture full).
 """
 from cpython.pycapsule cimport PyCapsule_New
@@ -16,7 +16,13 @@ from libc.stdlib cimport calloc, realloc, free
 from libc.string cimport memcpy
 from graphnet.vlib.buffer cimport gn_buffer_t, gn_frame_t, GN_BUFFER_F_NEXT_PRESENT, GN_RX, GN_TX, gn_buffer_current
 from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_main_free, gn_node_increment_error
-from graphnet.vlib.node import Node
+from graphnet.vlib.kit cimport gn_node_fn
+from graphnet.vlib.kit import node
+
+cpdef enum Error:
+    ERROR_NONE, ERROR_OVERFLOW, N_ERROR
+
+ERRORS = (("none", "info", "no error"), ("overflow", "warn", "capture full; packet not kept"))
 
 ctypedef struct capture_t:
     uint8_t* data
@@ -53,7 +59,7 @@ cdef uint32_t capture_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* fra
     cdef uint32_t* sw
     for i in range(frame.n_vectors):
         if c.n >= c.limit:
-            gn_node_increment_error(vm, node, 1, frame.n_vectors - i)
+            gn_node_increment_error(vm, node, ERROR_OVERFLOW, frame.n_vectors - i)
             break
         if c.n + 1 >= c.n_alloc:
             n_alloc = c.n_alloc * 2 + 256
@@ -64,7 +70,7 @@ cdef uint32_t capture_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* fra
             if sw != NULL:
                 c.sw_if = sw
             if offs == NULL or sw == NULL:
-                gn_node_increment_error(vm, node, 1, frame.n_vectors - i)
+                gn_node_increment_error(vm, node, ERROR_OVERFLOW, frame.n_vectors - i)
                 break
             c.n_alloc = n_alloc
         bi = frame.buffers[i]
@@ -108,9 +114,8 @@ cdef class Capture:
             free(self.c)
 
     def nodes(self):
-        return (Node(self.name, fn=PyCapsule_New(<void*>capture_fn, "gn_node_fn", NULL),
-                     errors=(("none", "info", "no error"), ("overflow", "warn", "capture full; packet not kept")),
-                     setup=self._setup, instance=self, doc=__doc__.split("\n\n")[0]),)
+        return (node(self.name, gn_node_fn(capture_fn), errors=ERRORS, Error=Error, setup=self._setup, instance=self,
+                     doc=__doc__),)
 
     def _setup(self, engine, node_index):
         self.engine = engine

@@ -13,7 +13,7 @@ it calls ``table.add(...)`` to get its sw_if_index before the graph is
 built.
 
 interface-output: sends each buffer to the tx node of interface
-``sw_if_index[TX]``. Metadata used: sw_if_index[TX]. Next nodes: one per
+``sw_if_index[TX]``. Metadata used: sw_if_index[TX]. Set: nothing. Next nodes: one per
 interface's tx node (attached by the devices). Errors: ``invalid-interface``,
 ``interface-down`` (admin down), ``link-down`` (the kernel link is down,
 deleted or lost: set by the devices from netlink link events); all drops.
@@ -22,22 +22,26 @@ from cpython.pycapsule cimport PyCapsule_New
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy, memset
-from graphnet.vlib.buffer cimport gn_buffer_t, gn_frame_t, GN_TX
+from graphnet.vlib.buffer cimport gn_buffer_t, gn_frame_t, GN_TX, GN_FRAME_SIZE
+from graphnet.vlib.kit cimport gn_node_fn
 from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_enqueue_to_next, gn_buffer_set_error
-from graphnet.vlib.node import Node
+from graphnet.vlib.kit import node
 from graphnet.vlib.engine import register_extension
 
-cdef enum:
-    ERROR_INVALID_INTERFACE = 1
-    ERROR_INTERFACE_DOWN = 2
-    ERROR_LINK_DOWN = 3
+cpdef enum Error:
+    ERROR_NONE, ERROR_INVALID_INTERFACE, ERROR_INTERFACE_DOWN, ERROR_LINK_DOWN, N_ERROR
+
+ERRORS = (("none", "info", "no error"),
+          ("invalid-interface", "error", "no interface with this tx sw_if_index"),
+          ("interface-down", "warn", "tx interface is admin down"),
+          ("link-down", "warn", "tx interface's kernel link is down, deleted or lost"))
 
 RX_MODES = ("polling", "interrupt", "adaptive")
 
 
 cdef uint32_t interface_output_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame) noexcept nogil:
     cdef gn_interface_main_t* im = <gn_interface_main_t*>node.runtime_data
-    cdef uint16_t nexts[256]
+    cdef uint16_t nexts[GN_FRAME_SIZE]
     cdef uint32_t i
     cdef gn_buffer_t* b
     cdef gn_interface_t* hw
@@ -86,13 +90,8 @@ cdef class InterfaceTable:
         free(self.im)
 
     def nodes(self):
-        return (Node("interface-output", fn=PyCapsule_New(<void*>interface_output_fn, "gn_node_fn", NULL),
-                     errors=(("none", "info", "no error"),
-                             ("invalid-interface", "error", "no interface with this tx sw_if_index"),
-                             ("interface-down", "warn", "tx interface is admin down"),
-                             ("link-down", "warn", "tx interface's kernel link is down, deleted or lost")),
-                     setup=self._setup, on_attach=self._on_attach, instance=self,
-                     doc=__doc__.split("\n\n")[2]),)
+        return (node("interface-output", gn_node_fn(interface_output_fn), errors=ERRORS, Error=Error,
+                     setup=self._setup, on_attach=self._on_attach, instance=self, doc=__doc__.split("\n\n")[2]),)
 
     def _setup(self, engine, node_index):
         self.engine = engine

@@ -80,6 +80,8 @@ from graphnet.io.interface cimport gn_interface_t
 from graphnet.io.bufcopy cimport gn_copy_to_chain, gn_chain_length, gn_copy_from_chain
 from graphnet.vlib.node import Node
 from graphnet.vlib.process import Sleep, WaitEvent
+from graphnet.vlib.kit cimport gn_node_fn
+from graphnet.vlib.kit import node
 from graphnet.vlib.drop import set_drop_capture
 from graphnet.vlib.engine import register_extension
 from graphnet.io.device import DefaultNext, Device, DeviceError
@@ -661,11 +663,10 @@ def write_pcap(path, packets, nanosecond=False):
 
 
 
-cdef enum:
-    PCAP_ERROR_SHORT = 1
-    PCAP_ERROR_TOO_BIG = 2
-    PCAP_ERROR_NO_BUFFERS = 3
-    PCAP_ERROR_DOWN = 4
+cpdef enum InputError:
+    IN_ERROR_NONE, IN_ERROR_SHORT_FRAME, IN_ERROR_TOO_BIG, IN_ERROR_NO_BUFFERS, IN_N_ERROR
+cpdef enum OutputError:
+    OUT_ERROR_NONE, OUT_ERROR_WRITE_ERROR, OUT_N_ERROR
 
 PCAP_INPUT_ERRORS = (
     ("none", "info", "no error"),
@@ -695,9 +696,9 @@ ctypedef struct pcap_dev_t:
 
 cdef uint32_t pcap_input_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame) noexcept nogil:
     cdef pcap_dev_t* d = <pcap_dev_t*>node.runtime_data
-    cdef uint32_t bis[256]
-    cdef uint32_t ok[256]
-    cdef uint16_t nexts[256]
+    cdef uint32_t bis[GN_FRAME_SIZE]
+    cdef uint32_t ok[GN_FRAME_SIZE]
+    cdef uint16_t nexts[GN_FRAME_SIZE]
     cdef uint32_t n, got, i, length, n_ok = 0
     cdef uint64_t rx_bytes = 0, n_short = 0, n_big = 0
     cdef gn_buffer_t* b
@@ -710,7 +711,7 @@ cdef uint32_t pcap_input_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* 
         n = GN_FRAME_SIZE
     got = gn_main_alloc(vm, bis, n)
     if got < n:
-        gn_node_increment_error(vm, node, PCAP_ERROR_NO_BUFFERS, n - got)
+        gn_node_increment_error(vm, node, IN_ERROR_NO_BUFFERS, n - got)
     for i in range(got):
         src = d.data + d.offsets[d.next_packet]
         length = <uint32_t>(d.offsets[d.next_packet + 1] - d.offsets[d.next_packet])
@@ -719,16 +720,16 @@ cdef uint32_t pcap_input_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* 
         b.sw_if_index[GN_RX] = d.sw_if_index
         if length < 14:
             n_short += 1
-            gn_buffer_set_error(node, b, PCAP_ERROR_SHORT)
+            gn_buffer_set_error(node, b, IN_ERROR_SHORT_FRAME)
             nexts[i] = node.drop_next
             continue
         if length > d.max_frame:
             n_big += 1
-            gn_buffer_set_error(node, b, PCAP_ERROR_TOO_BIG)
+            gn_buffer_set_error(node, b, IN_ERROR_TOO_BIG)
             nexts[i] = node.drop_next
             continue
         if gn_copy_to_chain(vm, bis[i], src, length) != 0:
-            gn_buffer_set_error(node, b, PCAP_ERROR_NO_BUFFERS)
+            gn_buffer_set_error(node, b, IN_ERROR_NO_BUFFERS)
             nexts[i] = node.drop_next
             continue
         nexts[i] = 0
@@ -762,12 +763,12 @@ cdef uint32_t pcap_output_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t*
             if _append(&d.out, vm, frame.buffers[i], sec, frac, False) != 0:
                 d.out.n_no_memory += 1
                 d.hw.counters.tx_errors += 1
-                gn_node_increment_error(vm, node, 1, 1)
+                gn_node_increment_error(vm, node, OUT_ERROR_WRITE_ERROR, 1)
         if d.out.used >= d.out.flush_bytes:
             _write_out(&d.out)
         if d.out.n_write_errors != errors0:
             d.hw.counters.tx_errors += d.out.n_write_errors - errors0
-            gn_node_increment_error(vm, node, 1, d.out.n_write_errors - errors0)
+            gn_node_increment_error(vm, node, OUT_ERROR_WRITE_ERROR, d.out.n_write_errors - errors0)
     else:
         for i in range(n):
             tx_bytes += gn_chain_length(vm, frame.buffers[i])
@@ -841,8 +842,8 @@ cdef class _PcapDevState:
                 "output_write_errors": self.d.out.n_write_errors}
 
 
-PCAP_INPUT_FN = PyCapsule_New(<void*>pcap_input_fn, "gn_node_fn", NULL)
-PCAP_OUTPUT_FN = PyCapsule_New(<void*>pcap_output_fn, "gn_node_fn", NULL)
+PCAP_INPUT_FN = gn_node_fn(pcap_input_fn)
+PCAP_OUTPUT_FN = gn_node_fn(pcap_output_fn)
 
 
 class PcapDevice(Device):
@@ -898,12 +899,12 @@ class PcapDevice(Device):
     def nodes(self):
         state, adaptive = self.node_state()
         doc = (type(self).__doc__ or "").strip()
-        return (Node(self.input_node, type="input", state=state, adaptive=adaptive, fn=PCAP_INPUT_FN,
-                     next_nodes=(self.next_node,) if self.next_node else DefaultNext(self.engine),
-                     errors=PCAP_INPUT_ERRORS, setup=self._setup, instance=self,
-                     doc=doc),
-                Node(self.output_node, fn=PCAP_OUTPUT_FN, errors=PCAP_OUTPUT_ERRORS, setup=self._setup_output,
-                     attach_to=(("interface-output", self.sw_if_index),), instance=self, doc=doc))
+        return (node(self.input_node, PCAP_INPUT_FN, type="input", state=state, adaptive=adaptive,
+                     errors=PCAP_INPUT_ERRORS, Error=InputError, setup=self._setup, instance=self, doc=doc,
+                     next_nodes=(self.next_node,) if self.next_node else DefaultNext(self.engine)),
+                node(self.output_node, PCAP_OUTPUT_FN, errors=PCAP_OUTPUT_ERRORS, Error=OutputError,
+                     setup=self._setup_output, attach_to=(("interface-output", self.sw_if_index),), instance=self,
+                     doc=doc))
 
     def _setup(self, engine, node_index):
         self._input_index = node_index

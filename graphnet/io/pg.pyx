@@ -9,13 +9,13 @@ UDP/TCP checksum are recomputed after edits.
 
 Node: input, polling by default; in interrupt mode it re-raises its own
 interrupt (or arms a timer at the next packet time for a rated stream) while
-it has packets to send. Metadata set: current_data 0, current_length,
+it has packets to send. Metadata used: none (it makes the packets). Set: current_data 0, current_length,
 sw_if_index[RX] (the stream's), l2_hdr_offset 0, the rest fresh: buffers
 are allocated uninitialised and each gets the stream's 40-byte metadata
-template as its packet is copied. Next nodes: the one given.
+template as its packet is copied. Next nodes: the one given (``next``).
 Errors: ``no-buffers`` (a packet could not be allocated: counted, retried
-on the next call). Trace record: stream index, packet length, first bytes
-(decoded with Scapy by the formatter).
+on the next call). Trace record: packet length, then the kit's record (rx
+sw_if_index, first bytes; decoded with Scapy by the formatter).
 
 Invariants: at most 256 packets per stream per call; a stream never sends
 more than ``count``; a rated stream never runs ahead of ``rate`` x elapsed.
@@ -37,7 +37,15 @@ from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, g
                                  GN_NODE_INTERRUPT)
 from graphnet.wire.checksum cimport gn_ip4_fix_checksums
 from graphnet.includes.byteorder cimport gn_net16, gn_put_net16, gn_put_net32
-from graphnet.vlib.node import Node
+from graphnet.vlib.kit cimport gn_node_fn, gn_trace_fn, gn_trace_bytes_fill, GN_TRACE_BYTES_HEADER
+from graphnet.vlib.kit import node, trace_record, parse_trace_bytes
+
+cpdef enum Next:
+    NEXT_NEXT, N_NEXT
+cpdef enum Error:
+    ERROR_NONE, ERROR_NO_BUFFERS, N_ERROR
+
+ERRORS = (("none", "info", "no error"), ("no-buffers", "warn", "packet generator could not allocate buffers"))
 
 cdef enum:
     PREFETCH_AHEAD = 8          # buffers whose data line is prefetched (for writing) ahead of the copy
@@ -45,7 +53,6 @@ cdef enum:
     EDIT_INC = 0
     EDIT_RANDOM = 1
     TRACE_BYTES = 96
-    ERROR_NO_BUFFERS = 1
 
     CSUM_IP4 = 1                # an edit changes words covered by the IPv4 header checksum
     CSUM_L4 = 2                 # ... by the UDP/TCP checksum (pseudo header included)
@@ -93,11 +100,8 @@ ctypedef struct pg_t:
     uint16_t next_index
 
 ctypedef struct pg_trace_t:
-    uint32_t stream
     uint32_t length
-    uint32_t sw_if_index
-    uint32_t n_bytes
-    uint8_t bytes[96]
+    uint8_t bytes[GN_TRACE_BYTES_HEADER + TRACE_BYTES]   # the kit's record: rx sw_if_index, the frame
 
 
 cdef inline uint64_t _xorshift(uint64_t* s) noexcept nogil:
@@ -306,18 +310,15 @@ cdef uint32_t pg_input_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* fr
 
 cdef uint16_t pg_trace_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_buffer_t* b, uint8_t* record) noexcept nogil:
     cdef pg_trace_t* t = <pg_trace_t*>record
-    t.stream = 0
     t.length = b.current_length
-    t.sw_if_index = b.sw_if_index[GN_RX]
-    t.n_bytes = b.current_length if b.current_length < TRACE_BYTES else TRACE_BYTES
-    memcpy(t.bytes, gn_buffer_current(b), t.n_bytes)
-    return sizeof(pg_trace_t)
+    return 4 + gn_trace_bytes_fill(t.bytes, b.sw_if_index[GN_RX], gn_buffer_current(b), b.current_length, TRACE_BYTES)
 
 
 def format_pg_trace(bytes record, engine=None):
     """Trace text: length, interface, and the bytes decoded by Scapy."""
-    stream, length, sw_if, n = struct.unpack_from("<IIII", record)
-    data = record[16:16 + n]
+    length, = struct.unpack_from("<I", record)
+    sw_if, data = parse_trace_bytes(record, 4)
+    n = len(data)
     try:
         import scapy.layers.inet  # noqa: F401 - binds IP, UDP, TCP, ICMP under Ether
         from scapy.layers.l2 import Ether
@@ -455,14 +456,10 @@ cdef class PacketGenerator:
             free(self.pg)
 
     def nodes(self):
-        return (Node(self.name, type="input", state=self.state, adaptive=self.adaptive,
-                     fn=PyCapsule_New(<void*>pg_input_fn, "gn_node_fn", NULL),
-                     next_nodes=(self.next_node,),
-                     errors=(("none", "info", "no error"),
-                             ("no-buffers", "warn", "packet generator could not allocate buffers")),
-                     trace_fn=PyCapsule_New(<void*>pg_trace_fn, "gn_trace_fn", NULL), trace_size=sizeof(pg_trace_t),
-                     format_trace=format_pg_trace, setup=self._setup, instance=self,
-                     doc=__doc__.split("\n\n")[0]),)
+        return (node(self.name, gn_node_fn(pg_input_fn), type="input", state=self.state, adaptive=self.adaptive,
+                     nexts=(("next", self.next_node),), Next=Next, errors=ERRORS, Error=Error,
+                     trace=trace_record(gn_trace_fn(pg_trace_fn), sizeof(pg_trace_t), format_pg_trace),
+                     setup=self._setup, instance=self, doc=__doc__),)
 
     def _setup(self, engine, node_index):
         self.engine = engine

@@ -194,3 +194,140 @@ def pg_capture(engine_factory):
         return PgCapture(engine, pg, cap)
 
     return make
+
+
+# --- node-level benchmarks (pytest-benchmark) ----------------------------------------
+
+class NodeBenchmark:
+    """``node_benchmark(nodes, packets, ...)``: run a pg stream through one
+    node or a small chain, timed by pytest-benchmark, and report per node
+    ns/packet, clocks/packet and vectors/call.
+
+    nodes:      registrations (Node, PythonNode, lists of them, devices);
+                the last should end at ``null`` (or a tx node)
+    packets:    the stream's template(s): Scapy packets or bytes
+    first:      the node pg-input feeds (default: the first of ``nodes``)
+    count:      packets per round (default 25,600: 100 full frames)
+    edits:      pg Edits applied per packet (``Edit.field("ip4.dst", ...)``)
+    setup:      ``f(engine)`` before the build (interfaces, routes, ...)
+    report:     node names to report (default: every node of ``nodes``)
+    budget_ns:  a number (every reported node) or ``{node: ns}``: the most
+                ns/packet allowed, checked only in perf runs (``pytest
+                perf/ --benchmark-only``), never in the functional suite
+    rounds:     timed rounds, after one warm-up round
+
+    pytest-benchmark's stats are the wall time of one round (``count``
+    packets through the whole chain: what ``--benchmark-compare`` and the
+    histograms compare between commits); ``extra_info`` (in its JSON) has
+    ``packets_per_round``, ``ns_per_packet`` (the best round, per packet)
+    and, per reported node, ``<node>.ns_per_packet``,
+    ``<node>.clocks_per_packet`` and ``<node>.vectors_per_call`` (node
+    clocks of the node's best round: on a shared machine a preempted round
+    shows in the wall time stats, not in the per node figures). Returns ``{node: {ns_per_packet,
+    clocks_per_packet, vectors_per_call}}``. Every packet must reach the end
+    of the chain without an error counted: a benchmark of drops is refused.
+    """
+
+    def __init__(self, request, benchmark, engine_factory):
+        self.request = request
+        self.benchmark = benchmark
+        self.engine_factory = engine_factory
+
+    def __call__(self, nodes, packets, *, first: Optional[str] = None, count: int = 25_600, edits=(),
+                 setup=None, report=None, budget_ns=None, rounds: int = 10, buffers: int = 8192,
+                 fix_checksums: bool = True, sw_if_index: int = 0) -> dict:
+        from graphnet.bench.core import Clock
+        from graphnet.io.pg import PacketGenerator, Stream
+        benchmark = self.benchmark
+        nodes = list(nodes) if isinstance(nodes, (list, tuple)) else [nodes]
+        names = [n.name for n in _flatten_registrations(nodes)]
+        if not names and first is None:
+            raise ValueError("node_benchmark: no nodes given")
+        if not isinstance(packets, (list, tuple)):
+            packets = [packets]
+        pg = PacketGenerator(next_node=first or names[0])
+        engine = self.engine_factory([pg, *nodes], buffers=buffers)
+        if setup is not None:
+            setup(engine)
+        engine.build()
+        pg.add_stream(Stream("node-benchmark", list(packets), count=count, edits=list(edits),
+                             fix_checksums=fix_checksums, sw_if_index=sw_if_index))
+        engine.run_until_idle(timeout=120)                     # warm-up: caches, frames, the first pass
+        engine.clear_runtime()
+        engine.clear_errors()
+
+        report = list(report or names)
+        best: dict = {}                   # node -> its counters in the round where it cost least per packet
+        sent = [0]
+
+        def collect():                    # after a round (untimed: pedantic's setup of the next, and at the end)
+            counters = engine.main.node_counters()
+            for name in report:
+                c = counters[engine.index[name]]
+                if c["vectors"] and (name not in best or c["clocks"] * best[name]["vectors"]
+                                     < best[name]["clocks"] * c["vectors"]):
+                    best[name] = c
+            sent[0] += counters[engine.index[pg.name]]["vectors"]
+            engine.clear_runtime()
+
+        def one_round():
+            pg.enable("node-benchmark")
+            engine.run_until_idle(timeout=120)
+
+        benchmark.pedantic(one_round, setup=collect, rounds=rounds, iterations=1, warmup_rounds=0)
+        collect()
+        clock = Clock()                                         # TSC ticks per ns, for node clocks
+        errors = [(row[0], row[1], c) for row, c in zip(engine.errors, engine.main.error_counters())
+                  if c and row[2] != "info"]
+        if sent[0] != count * rounds or errors or engine.buffer_stats()["in_use"]:
+            raise AssertionError(f"node_benchmark: {sent[0]} of {count * rounds} packets sent, errors {errors}; "
+                                 f"a benchmark must not drop\n{engine.show('errors')}")
+        out = {}
+        for name in report:
+            c = best.get(name)
+            if c is None:
+                raise AssertionError(f"node_benchmark: node {name!r} saw no packet")
+            clocks = c["clocks"] / c["vectors"]
+            out[name] = {"ns_per_packet": round(clock.to_ns(clocks), 2), "clocks_per_packet": round(clocks, 1),
+                         "vectors_per_call": round(c["vectors"] / c["calls"], 1)}
+            for k, v in out[name].items():
+                benchmark.extra_info[f"{name}.{k}"] = v
+        benchmark.extra_info["packets_per_round"] = count
+        benchmark.extra_info["ns_per_packet"] = round(benchmark.stats.stats.min * 1e9 / count, 2)
+        self._check_budget(out, budget_ns)
+        return out
+
+    def _check_budget(self, out: dict, budget_ns) -> None:
+        if budget_ns is None or not self.request.config.getoption("benchmark_only", False):
+            return                       # budgets are for perf runs only
+        budgets = budget_ns if isinstance(budget_ns, dict) else {name: budget_ns for name in out}
+        over = [f"{name}: {out[name]['ns_per_packet']} ns/packet > budget {limit} ns"
+                for name, limit in budgets.items() if out[name]["ns_per_packet"] > limit]
+        if over:
+            pytest.fail("node budget exceeded: " + "; ".join(over), pytrace=False)
+
+
+def _flatten_registrations(nodes) -> list:
+    """The Node/PythonNode registrations among nodes (devices and lists expanded)."""
+    from graphnet.vlib.node import Node, PythonNode
+    out = []
+    for n in nodes:
+        if isinstance(n, PythonNode):
+            out.append(n.registration())
+        elif isinstance(n, Node):
+            out.append(n)
+        elif isinstance(n, (list, tuple)):
+            out.extend(_flatten_registrations(n))
+        elif hasattr(n, "nodes"):
+            out.extend(_flatten_registrations(n.nodes()))
+    return out
+
+
+@pytest.fixture
+def node_benchmark(request, benchmark, engine_factory):
+    """Benchmark one node or a small chain with a pg stream (see NodeBenchmark).
+
+        def test_my_node(node_benchmark):
+            node_benchmark(my_node("my-node", "null"), Ether() / IP() / UDP(), budget_ns=50)
+    """
+    return NodeBenchmark(request, benchmark, engine_factory)

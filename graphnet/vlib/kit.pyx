@@ -39,7 +39,8 @@ What the kit checks, when the module is imported (a mismatch is a
 GraphError naming the node and the row, so the module does not import):
 
 - ``Next`` has exactly ``NEXT_<SYMBOL>`` for each row of ``nexts``, in
-  order, then ``N_NEXT``; ``Error`` has ``ERROR_<SYMBOL>`` for each row of
+  order, then ``N_NEXT`` (a module with two tables prefixes one enum's
+  members: ``OUT_ERROR_NONE`` ... ``OUT_N_ERROR``); ``Error`` has ``ERROR_<SYMBOL>`` for each row of
   ``errors`` (``none`` first; it is added when missing), then ``N_ERROR``.
   A symbol's C name is its upper case with ``-`` as ``_``. So the C code
   and the table cannot drift: adding a row without its enum member (or
@@ -181,9 +182,16 @@ def c_name(prefix, symbol):
 
 def check_enum(node_name, enum, prefix, symbols, sentinel):
     """Raise GraphError unless ``enum`` is exactly prefix+SYMBOL for each of
-    ``symbols``, numbered 0.. in order, then ``sentinel`` = len(symbols)."""
-    want = [c_name(prefix, s) for s in symbols] + [sentinel]
+    ``symbols``, numbered 0.. in order, then ``sentinel`` = len(symbols).
+
+    A module with two tables (C enum members share one namespace) puts
+    the same extra prefix on all of one enum's members: ``OUT_ERROR_NONE``
+    ... ``OUT_N_ERROR``; the sentinel says which."""
     have = sorted(enum.__members__.items(), key=lambda kv: (int(kv[1]), kv[0]))
+    # (no negative indices: this module is compiled with wraparound off)
+    ends = [k for k, _ in have if k.endswith(sentinel)]
+    extra = ends[len(ends) - 1][:len(ends[len(ends) - 1]) - len(sentinel)] if ends else ""
+    want = [extra + c_name(prefix, s) for s in symbols] + [extra + sentinel]
     have_names = [k for k, _ in have]
     for i, (member, value) in enumerate(have):
         if int(value) != i:
@@ -211,6 +219,8 @@ def node(name, fn, *, nexts=(), errors=(), Next=None, Error=None, trace=None, da
     checked against the rows. trace: ``trace_bytes(...)`` or
     ``trace_record(...)``. data_size: bytes of zeroed per-engine C state.
     doc: the module docstring (its first paragraph is the node's summary).
+    next_nodes: instead of nexts, arcs decided when the graph is built (a
+    device input's DefaultNext); the C code then uses no Next enum.
     Other keywords go to ``Node`` (type, state, setup, attach_to, ...)."""
     nexts = tuple(tuple(r) for r in nexts)
     for row in nexts:
@@ -239,6 +249,9 @@ def node(name, fn, *, nexts=(), errors=(), Next=None, Error=None, trace=None, da
         check_enum(name, Error, "ERROR_", [r[0] for r in rows], "N_ERROR")
     elif len(rows) > 1:
         raise GraphError(f"node {name!r}: error rows given without their Error enum")
+    next_nodes = kw.pop("next_nodes", None)      # arcs known only at build (a device's DefaultNext)
+    if next_nodes is not None and nexts:
+        raise GraphError(f"node {name!r}: give nexts or next_nodes, not both")
     summary = (doc or "").strip().split("\n\n")[0]
-    return Node(name, fn=fn, next_nodes=tuple(t for _, t in nexts), errors=tuple(rows), data_size=data_size,
-                doc=summary, kit=True, **(trace or {}), **kw)
+    return Node(name, fn=fn, next_nodes=tuple(t for _, t in nexts) if next_nodes is None else next_nodes,
+                errors=tuple(rows), data_size=data_size, doc=summary, kit=True, **(trace or {}), **kw)
