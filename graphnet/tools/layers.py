@@ -7,7 +7,7 @@ The layers, bottom up (a module may import its own layer and those below):
   1  vlib                    buffers, frames, nodes, the loop (may use 0)
   2  fib, io, nodes, session, transport
                              the stack and the devices (may use 0-1 and each other)
-  3  apps, bench, testing, tools, config, graphnet (the package: the public API)
+  3  apps, bench, fuzz, testing, tools, config, graphnet (the package: the public API)
   4  cli, __main__
 
 Besides the ranks: ``config`` does not import ``cli``; and no import
@@ -25,7 +25,7 @@ from pathlib import Path
 import graphnet
 
 LAYERS = {"includes": 0, "wire": 0, "paths": 0, "vlib": 1, "fib": 2, "io": 2, "nodes": 2, "session": 2, "transport": 2,
-          "apps": 3, "bench": 3, "testing": 3, "tools": 3, "config": 3, "__init__": 3, "cli": 4, "__main__": 4}
+          "apps": 3, "bench": 3, "fuzz": 3, "testing": 3, "tools": 3, "config": 3, "__init__": 3, "cli": 4, "__main__": 4}
 FORBIDDEN = {("config", "cli")}          # (importer, imported) besides the ranks
 
 _CY_IMPORT = re.compile(r"^\s*(?:from\s+([\w.]+)\s+c?import\s+(.+)|c?import\s+([\w., ]+))", re.M)
