@@ -6,7 +6,7 @@
 # must hand each one on with gn_enqueue_to_next (or _single_next) or free it.
 # It returns the number of vectors it processed. The engine frees the frame.
 from libc.stdint cimport int16_t, uint8_t, uint16_t, uint32_t, uint64_t
-from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, gn_buffer_pool_t, gn_buffer_cache_t,
+from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, gn_buffer_pool_t, gn_buffer_cache_t, GN_FRAME_SIZE,
                                    gn_buffer_at, gn_buffer_alloc, gn_buffer_alloc_uninit, gn_buffer_free)
 from graphnet.vlib.timer cimport gn_timer_wheel_t
 
@@ -149,10 +149,10 @@ cdef uint8_t* gn_trace_add(gn_main_t* vm, gn_node_runtime_t* node, uint32_t hand
 ctypedef struct gn_next_buffers_t:
     # Output of a node whose inputs may each become several outputs
     # (fragments, reassembled datagrams): collected here and handed on with
-    # one gn_enqueue_to_next per 256 buffers.
+    # one gn_enqueue_to_next per frame's worth (GN_FRAME_SIZE) of buffers.
     uint32_t n
-    uint32_t bis[256]
-    uint16_t nexts[256]
+    uint32_t bis[GN_FRAME_SIZE]
+    uint16_t nexts[GN_FRAME_SIZE]
 
 
 cdef inline void gn_next_buffers_flush(gn_main_t* vm, gn_node_runtime_t* node, gn_next_buffers_t* out) noexcept nogil:
@@ -163,7 +163,7 @@ cdef inline void gn_next_buffers_flush(gn_main_t* vm, gn_node_runtime_t* node, g
 
 cdef inline void gn_next_buffers_put(gn_main_t* vm, gn_node_runtime_t* node, gn_next_buffers_t* out,
                                      uint32_t bi, uint16_t next_index) noexcept nogil:
-    if out.n == 256:
+    if out.n == GN_FRAME_SIZE:
         gn_next_buffers_flush(vm, node, out)
     out.bis[out.n] = bi
     out.nexts[out.n] = next_index

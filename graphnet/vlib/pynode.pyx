@@ -11,7 +11,7 @@ from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memset
 from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_FRAME_SIZE, GN_BUFFER_META_SIZE,
                                    GN_BUFFER_HEADROOM, GN_BUFFER_STRIDE, GN_RX)
-from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_enqueue_to_next
+from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_enqueue_to_next, gn_buffer_set_error
 
 log = logging.getLogger("graphnet.pynode")
 
@@ -70,7 +70,7 @@ cdef class FrameView:
             code = self.owner.error_codes[symbol]
         except KeyError:
             raise KeyError(f"node {self.owner.name!r} has no error {symbol!r}") from None
-        b.error = <uint16_t>(self.rt.error_base + code)
+        gn_buffer_set_error(self.rt, b, code)
         self.nexts_ptr[i] = self.rt.drop_next
 
 
@@ -80,7 +80,7 @@ cdef class PythonNodeRuntime:
     cdef readonly str name
     cdef readonly object arena
     cdef readonly dict error_codes
-    cdef uint16_t nexts[256]
+    cdef uint16_t nexts[GN_FRAME_SIZE]
 
     def __init__(self, node, arena, dict error_codes):
         self.node = node
@@ -125,7 +125,7 @@ cdef class PythonNodeRuntime:
                 vm.stop_requested = 1
             code = self.error_codes["python-exception"]
             for i in range(n):
-                gn_main_buffer(vm, frame.buffers[i]).error = <uint16_t>(rt.error_base + code)
+                gn_buffer_set_error(rt, gn_main_buffer(vm, frame.buffers[i]), code)
                 self.nexts[i] = rt.drop_next
         finally:
             view.valid = False
