@@ -21,7 +21,7 @@ def test_pg_null(node_benchmark):
 def test_cython_chain_8(node_benchmark):
     """pg-input -> 8 pass-through Cython nodes -> null: engine cost per node
     hop (node clocks of each pass node in extra_info)."""
-    nodes = chain(8)
+    nodes = chain(8, check=False)
     node_benchmark(nodes, udp4_packet(), count=PACKETS, rounds=ROUNDS, fix_checksums=False,
                    report=["pg-input"] + [n.name for n in nodes], budget_ns={n.name: 5 for n in nodes})
 
@@ -31,7 +31,8 @@ def test_cython_chain_8_with_python_node(node_benchmark):
     one GIL round trip and a FrameView per 256-packet frame."""
     names = [f"pass-{i}" for i in range(4)] + ["py-pass"] + [f"pass-{i}" for i in range(4, 8)]
     order = names + ["null"]
-    nodes = [(_python_pass if n == "py-pass" else passthrough)(n, order[i + 1]) for i, n in enumerate(names)]
+    nodes = [_python_pass(n, order[i + 1]) if n == "py-pass" else passthrough(n, order[i + 1], check=False)
+             for i, n in enumerate(names)]
     node_benchmark(nodes, udp4_packet(), count=PACKETS, rounds=ROUNDS, fix_checksums=False,
                    report=["py-pass", "pass-0"])
 

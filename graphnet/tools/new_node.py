@@ -59,6 +59,7 @@ def render_node(name: str, feature: str | None) -> str:
     text = text[text.index('"""', 3) + 3:].lstrip("\n")          # without the template's docstring
     mod = module_name(name)
     for old, new in (("passthrough_fn", f"{mod}_fn"), ("PASSTHROUGH_FN", f"{mod.upper()}_FN"),
+                     ("hop_fn", f"{mod}_nocheck_fn"), ("HOP_FN", f"{mod.upper()}_NOCHECK_FN"),
                      ("def passthrough(", "def node_for("), ('passthrough("passthrough"', f'node_for("{name}"'),
                      ("def chain(", "def chain_of("), ("passthrough(f", "node_for(f")):
         text = text.replace(old, new)
