@@ -21,6 +21,7 @@ from scapy.layers.l2 import ARP, Dot1Q, Ether
 from scapy.packet import Raw
 
 from graphnet.testing.helpers import examples
+from graphnet.testing.ip4 import CaptureInterface
 from graphnet.fib.ip4_fib import ADJ_INDEX_SPECIAL, SPECIAL_PREFIXES, Ip4Fib, ip4_fib, parse_prefix
 from graphnet.fib.mtrie import Mtrie
 from graphnet.io.capture import Capture
@@ -41,22 +42,6 @@ HSETTINGS = settings(max_examples=examples(60), deadline=None, suppress_health_c
 
 
 # --- helpers -------------------------------------------------------------------
-
-class CaptureInterface:
-    """A fake interface whose tx node is a capture: ``interface-output``
-    hands it what would go on the wire."""
-    kind = "capture"
-
-    def __init__(self, engine, name, mac, mtu=1500, up=True):
-        self.name = name
-        self.sw_if_index = engine.interfaces.add(name, self.kind, self, mac, mtu)
-        engine.interfaces.set_admin_up(self.sw_if_index, up)
-        self.capture = Capture(name=f"capture-tx-{name}")
-
-    def nodes(self):
-        (n,) = self.capture.nodes()
-        return (dataclasses.replace(n, attach_to=(("interface-output", self.sw_if_index),)),)
-
 
 class Router:
     """pg on if0 -> the IPv4 path -> if1 / if2 captures."""

@@ -50,10 +50,12 @@ plain Python.
 from __future__ import annotations
 
 import random
+import ipaddress
 import struct
 import time
 from typing import Iterator, Optional
 
+from graphnet.io import templates
 from graphnet.bench.core import Clock, best_of, register
 from graphnet.io.pg import Edit, PacketGenerator, Stream
 from graphnet.nodes import ip4
@@ -80,26 +82,11 @@ LENGTH_MIX = ((24, 0.58), (23, 0.09), (22, 0.11), (21, 0.05), (20, 0.045), (19, 
 _NULL_FN = next(n.fn for n in drop.NODES if n.name == "null")
 
 
-def _checksum(data: bytes) -> int:
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while s >> 16:
-        s = (s & 0xffff) + (s >> 16)
-    return ~s & 0xffff
-
-
 def udp4_frame(dst: int, size: int = PACKET_SIZE, ttl: int = 64) -> bytes:
     """A size-byte Ethernet/IPv4/UDP frame to RX_MAC, 10.0.0.1 -> dst, with
-    valid IPv4 and UDP checksums."""
-    payload = bytes(size - 42)
-    src = bytes([10, 0, 0, 1])
-    dst_b = dst.to_bytes(4, "big")
-    udp = struct.pack("!HHHH", 1024, 1024, 8 + len(payload), 0)
-    pseudo = src + dst_b + struct.pack("!BBH", 0, 17, len(udp) + len(payload))
-    csum = _checksum(pseudo + udp + payload + (b"\x00" if len(payload) % 2 else b"")) or 0xffff
-    udp = udp[:6] + struct.pack("!H", csum)
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp) + len(payload), 0, 0, ttl, 17, 0, src, dst_b)
-    ip = ip[:10] + struct.pack("!H", _checksum(ip)) + ip[12:]
-    return RX_MAC + PEER_MAC + b"\x08\x00" + ip + udp + payload
+    valid IPv4 and UDP checksums (graphnet.io.templates)."""
+    return templates.build("udp", src_mac=PEER_MAC.hex(":"), dst_mac=RX_MAC.hex(":"), src="10.0.0.1",
+                           dst=str(ipaddress.IPv4Address(dst)), sport=1024, dport=1024, ttl=ttl, size=size)
 
 
 def random_routes(n: int, seed: int = 1) -> list:

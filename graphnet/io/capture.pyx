@@ -15,6 +15,7 @@ from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, realloc, free
 from libc.string cimport memcpy
 from graphnet.vlib.buffer cimport gn_buffer_t, gn_frame_t, GN_BUFFER_F_NEXT_PRESENT, GN_RX, GN_TX, gn_buffer_current
+from graphnet.io.growbuf cimport gn_reserve
 from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_main_free, gn_node_increment_error
 from graphnet.vlib.kit cimport gn_node_fn
 from graphnet.vlib.kit import node
@@ -33,21 +34,6 @@ ctypedef struct capture_t:
     uint32_t n
     uint32_t n_alloc
     uint32_t limit
-
-
-cdef int _reserve(capture_t* c, uint64_t more) noexcept nogil:
-    cdef uint64_t cap = c.cap
-    cdef uint8_t* d
-    if c.used + more <= c.cap:
-        return 0
-    while cap < c.used + more:
-        cap = cap * 2 + 65536
-    d = <uint8_t*>realloc(c.data, cap)
-    if d == NULL:
-        return -1
-    c.data = d
-    c.cap = cap
-    return 0
 
 
 cdef uint32_t capture_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame) noexcept nogil:
@@ -78,7 +64,7 @@ cdef uint32_t capture_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* fra
         c.offsets[c.n] = c.used
         while True:
             b = gn_main_buffer(vm, bi)
-            if _reserve(c, b.current_length) != 0:
+            if gn_reserve(&c.data, &c.cap, c.used, b.current_length) != 0:
                 break
             memcpy(c.data + c.used, gn_buffer_current(b), b.current_length)
             c.used += b.current_length

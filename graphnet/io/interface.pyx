@@ -26,6 +26,7 @@ from graphnet.vlib.buffer cimport gn_buffer_t, gn_frame_t, GN_TX, GN_FRAME_SIZE
 from graphnet.vlib.kit cimport gn_node_fn
 from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_enqueue_to_next, gn_buffer_set_error
 from graphnet.vlib.kit import node
+from graphnet.wire.ethernet import format_mac, parse_mac  # one MAC syntax (format_mac: here for old imports)
 from graphnet.vlib.engine import register_extension
 
 cpdef enum Error:
@@ -61,17 +62,6 @@ cdef uint32_t interface_output_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_fra
     return frame.n_vectors
 
 
-def _parse_mac(mac):
-    if isinstance(mac, (bytes, bytearray)) and len(mac) == 6:
-        return bytes(mac)
-    parts = str(mac).split(":")
-    if len(parts) != 6:
-        raise ValueError(f"bad MAC address {mac!r}")
-    return bytes(int(p, 16) for p in parts)
-
-
-def format_mac(mac: bytes) -> str:
-    return ":".join(f"{b:02x}" for b in mac)
 
 
 cdef class InterfaceTable:
@@ -130,7 +120,7 @@ cdef class InterfaceTable:
             if self.kinds[i] != kind:
                 raise ValueError(f"the name {name!r} was a {self.kinds[i]} interface's (deleted); "
                                  f"a {kind} interface needs another name")
-            m = _parse_mac(mac)
+            m = parse_mac(mac)
             memset(&self.im.ifs[i], 0, sizeof(gn_interface_t))
             self.im.ifs[i].sw_if_index = i
             self.im.ifs[i].in_use = 1
@@ -142,7 +132,7 @@ cdef class InterfaceTable:
             return i
         if i >= GN_MAX_INTERFACES:
             raise ValueError(f"at most {GN_MAX_INTERFACES} interfaces")
-        m = _parse_mac(mac)
+        m = parse_mac(mac)
         self.im.ifs[i].sw_if_index = i
         self.im.ifs[i].in_use = 1
         self.im.ifs[i].admin_up = 0

@@ -73,6 +73,7 @@ from posix.unistd cimport write, close
 from graphnet.includes.linux cimport errno, EINTR
 from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_RX, GN_TX, GN_BUFFER_HEADROOM, GN_BUFFER_F_NEXT_PRESENT,
                                    GN_INVALID_INDEX, GN_FRAME_SIZE, gn_buffer_current)
+from graphnet.io.growbuf cimport gn_reserve
 from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_main_alloc, gn_main_free,
                                  gn_enqueue_to_single_next, gn_enqueue_to_next, gn_buffer_set_error,
                                  gn_node_increment_error, gn_node_set_interrupt_pending, GN_NODE_INTERRUPT)
@@ -111,21 +112,6 @@ class PcapFileError(ValueError):
 
 # --- writing records (shared by the capture and pcap-output) -----------------
 
-cdef int _reserve(gn_pcap_main_t* pm, uint64_t more) noexcept nogil:
-    cdef uint64_t cap = pm.cap
-    cdef uint8_t* d
-    if pm.used + more <= pm.cap:
-        return 0
-    while cap < pm.used + more:
-        cap = cap * 2 + 65536
-    d = <uint8_t*>realloc(pm.buf, cap)
-    if d == NULL:
-        return -1
-    pm.buf = d
-    pm.cap = cap
-    return 0
-
-
 cdef void _write_out(gn_pcap_main_t* pm) noexcept nogil:
     """Write the buffered records to the file (all of them, or count an
     error and drop them: a capture never blocks the loop on a bad disk)."""
@@ -162,7 +148,7 @@ cdef int _append(gn_pcap_main_t* pm, gn_main_t* vm, uint32_t bi, uint32_t sec, u
         rewind = <uint32_t>(b.current_data - b.l2_hdr_offset)
         orig += rewind
     incl = orig if orig < pm.snaplen else pm.snaplen
-    if _reserve(pm, PCAP_REC_SIZE + incl) != 0:
+    if gn_reserve(&pm.buf, &pm.cap, pm.used, PCAP_REC_SIZE + incl) != 0:
         return -1
     rec = <uint32_t*>(pm.buf + pm.used)
     rec[0] = sec
