@@ -37,7 +37,6 @@ through a chain of nodes, into ``null``, run until idle. Cases:
 """
 from __future__ import annotations
 
-import struct
 from typing import Iterator, Optional
 
 from graphnet.bench.core import Clock, best_of, register
