@@ -29,6 +29,10 @@ teaches nothing. Learning that completes or changes an entry wakes the
 neighbour table's control plane (graphnet.nodes.ip4_neighbor), which
 updates the FIB and sends queued packets on.
 
+Also counted: ``table-full`` (the neighbour table is full: the sender is
+not learned); dropped: ``no-interface`` (rx sw_if_index not in the
+interface table).
+
 Metadata used: current_data (the ARP body), current_length,
 sw_if_index[RX]. Set on a reply: current_data/current_length (Ethernet
 header + 28 bytes), l2_hdr_offset, sw_if_index[TX],
@@ -36,42 +40,36 @@ GN_BUFFER_F_LOCALLY_ORIGINATED. Next nodes: ``interface-output``. Every
 other packet is dropped with one of the rows above. Trace record: rx
 interface and the ARP body (``format_arp``).
 """
-import struct
-import weakref
-
-from cpython.pycapsule cimport PyCapsule_New
 from libc.stdint cimport int16_t, uint8_t, uint16_t, uint32_t, uint64_t
-from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy
 from graphnet.includes.byteorder cimport gn_put_net16
 from graphnet.io.interface cimport InterfaceTable, gn_interface_main_t, gn_interface_t, gn_interface
 from graphnet.fib.ip4_address cimport (Ip4Addresses, gn_ip4_address_main_t, gn_ip4_is_interface_address,
                                        gn_ip4_is_on_link)
 from graphnet.nodes.ip4_neighbor cimport Ip4Neighbors, gn_ip4_nbr_main_t, gn_nbr_learn
-from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_RX, GN_TX, GN_BUFFER_F_LOCALLY_ORIGINATED,
+from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_RX, GN_TX, GN_FRAME_SIZE, GN_BUFFER_F_LOCALLY_ORIGINATED,
                                    gn_buffer_current)
 from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_enqueue_to_next,
-                                 gn_node_increment_error)
+                                 gn_node_increment_error, gn_buffer_set_error)
+from graphnet.vlib.kit cimport gn_node_fn, gn_node_data
 from graphnet.wire.arp cimport (gn_arp_validate, gn_arp_op, gn_arp_sha, gn_arp_spa, gn_arp_tpa, gn_arp_write,
-                                GN_ARP_OK, GN_ARP_LEN, GN_ARP_OP_REQUEST, GN_ARP_OP_REPLY)
+                                GN_ARP_OK, GN_ARP_LEN, GN_ARP_OP_REQUEST, GN_ARP_OP_REPLY,
+                                GN_ARP_BAD_FORMAT, GN_ARP_BAD_OPCODE)
 from graphnet.wire.ethernet cimport GN_ETHERNET_HEADER_LEN, GN_ETHERTYPE_ARP, gn_mac_is_group
-from graphnet.vlib.node import Node
+from graphnet.vlib.kit import node, trace_bytes
+from graphnet.vlib.node import GraphError
 from graphnet.fib.ip4_address import ip4_addresses
 from graphnet.nodes.ip4_neighbor import ip4_neighbors
 from graphnet.wire.arp import VALIDATE_ERRORS, format_arp
 from graphnet.wire.ethernet import ETHERTYPE_ARP
 
-cdef enum:
-    NEXT_OUTPUT = 0
-    ERROR_BAD_SENDER = 4
-    ERROR_ADDRESS_CONFLICT = 5
-    ERROR_GRATUITOUS = 6
-    ERROR_NOT_FOR_US = 7
-    ERROR_REPLY_RECEIVED = 8
-    ERROR_REPLIES_SENT = 9
-    ERROR_TABLE_FULL = 10
-    ERROR_NO_INTERFACE = 11
-    ERROR_SENDER_NOT_ON_LINK = 12
+cpdef enum Next:
+    NEXT_OUTPUT, N_NEXT
+cpdef enum Error:
+    # the first rows are gn_arp_validate's codes (checked below)
+    ERROR_NONE, ERROR_TOO_SHORT, ERROR_BAD_FORMAT, ERROR_BAD_OPCODE, ERROR_BAD_SENDER, ERROR_ADDRESS_CONFLICT
+    ERROR_GRATUITOUS, ERROR_NOT_FOR_US, ERROR_REPLY_RECEIVED, ERROR_REPLIES_SENT, ERROR_TABLE_FULL
+    ERROR_NO_INTERFACE, ERROR_SENDER_NOT_ON_LINK, N_ERROR
 
 ERRORS = VALIDATE_ERRORS + (
     ("bad-sender", "error", "ARP sender MAC is a group address or sender IP is multicast/broadcast"),
@@ -85,17 +83,14 @@ ERRORS = VALIDATE_ERRORS + (
     ("sender-not-on-link", "warn", "ARP request from an address outside the interface's prefixes: "
                                    "not answered, not learned"),
 )
-assert ERRORS[ERROR_SENDER_NOT_ON_LINK][0] == "sender-not-on-link"
+if ERROR_BAD_FORMAT != GN_ARP_BAD_FORMAT or ERROR_BAD_OPCODE != GN_ARP_BAD_OPCODE:
+    raise GraphError("arp-input: its Error enum does not follow gn_arp_validate's codes (graphnet/wire/arp.pxd)")
 
 ctypedef struct arp_input_t:
     gn_interface_main_t* im
     gn_ip4_address_main_t* am
     gn_ip4_nbr_main_t* nm
 
-ctypedef struct arp_trace_t:
-    uint32_t sw_if_index
-    uint16_t n_bytes
-    uint8_t bytes[28]
 
 
 cdef inline uint32_t _arp_one(gn_main_t* vm, arp_input_t* st, gn_buffer_t* b, uint64_t* n_table_full) noexcept nogil:
@@ -154,7 +149,7 @@ cdef inline uint32_t _arp_one(gn_main_t* vm, arp_input_t* st, gn_buffer_t* b, ui
 
 cdef uint32_t arp_input_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame) noexcept nogil:
     cdef arp_input_t* st = <arp_input_t*>node.runtime_data
-    cdef uint16_t nexts[256]
+    cdef uint16_t nexts[GN_FRAME_SIZE]
     cdef uint32_t i, n = frame.n_vectors, err
     cdef uint64_t n_replies = 0, n_table_full = 0
     cdef gn_buffer_t* b
@@ -165,7 +160,7 @@ cdef uint32_t arp_input_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* f
             nexts[i] = NEXT_OUTPUT
             n_replies += 1
         else:
-            b.error = <uint16_t>(node.error_base + err)
+            gn_buffer_set_error(node, b, err)
             nexts[i] = node.drop_next
     if n_replies:
         gn_node_increment_error(vm, node, ERROR_REPLIES_SENT, n_replies)
@@ -175,50 +170,19 @@ cdef uint32_t arp_input_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* f
     return n
 
 
-cdef uint16_t arp_trace_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_buffer_t* b, uint8_t* record) noexcept nogil:
-    cdef arp_trace_t* t = <arp_trace_t*>record
-    t.sw_if_index = b.sw_if_index[GN_RX]
-    t.n_bytes = b.current_length if b.current_length < GN_ARP_LEN else GN_ARP_LEN
-    memcpy(t.bytes, gn_buffer_current(b), t.n_bytes)
-    return sizeof(arp_trace_t)
-
-
-def format_arp_trace(bytes record, engine=None):
-    sw, n = struct.unpack_from("<IH", record)
-    return f"  rx sw_if_index {sw}\n" + format_arp(record[6:6 + n], indent=2)
-
-
-cdef class _State:
-    cdef arp_input_t* st
-    cdef object keep
-
-    def __cinit__(self, InterfaceTable interfaces, Ip4Addresses addresses, Ip4Neighbors neighbors):
-        self.st = <arp_input_t*>calloc(1, sizeof(arp_input_t))
-        if self.st == NULL:
-            raise MemoryError()
-        self.st.im = interfaces.im
-        self.st.am = addresses.am
-        self.st.nm = neighbors.nm
-        self.keep = (interfaces, addresses, neighbors)
-
-    def __dealloc__(self):
-        free(self.st)
-
-    def capsule(self):
-        return PyCapsule_New(<void*>self.st, "gn_runtime_data", NULL)
-
-
-_STATES = weakref.WeakKeyDictionary()
-
-
 def _setup(engine, node_index):
-    st = _STATES[engine] = _State(engine.interfaces, ip4_addresses(engine), ip4_neighbors(engine))
-    engine.main.set_runtime_data(node_index, st.capsule())
+    cdef arp_input_t* st = <arp_input_t*>gn_node_data(engine, "arp-input")
+    cdef Ip4Addresses addresses = ip4_addresses(engine)
+    cdef Ip4Neighbors neighbors = ip4_neighbors(engine)
+    engine.node_data["arp-input"].keep = (addresses, neighbors)
+    st.im = (<InterfaceTable>engine.interfaces).im
+    st.am = addresses.am
+    st.nm = neighbors.nm
 
 
 NODES = (
-    Node("arp-input", fn=PyCapsule_New(<void*>arp_input_fn, "gn_node_fn", NULL), next_nodes=("interface-output",),
-         errors=ERRORS, attach_to=(("ethernet-input", ETHERTYPE_ARP),),
-         trace_fn=PyCapsule_New(<void*>arp_trace_fn, "gn_trace_fn", NULL), trace_size=sizeof(arp_trace_t),
-         format_trace=format_arp_trace, setup=_setup, doc=__doc__.split("\n\n")[0]),
+    node("arp-input", gn_node_fn(arp_input_fn), nexts=(("output", "interface-output"),), Next=Next, errors=ERRORS,
+         Error=Error, attach_to=(("ethernet-input", ETHERTYPE_ARP),), data_size=sizeof(arp_input_t), setup=_setup,
+         trace=trace_bytes(GN_ARP_LEN, format_arp, names=False), doc=__doc__),
 )
+FEATURE = "ip4-host"

@@ -32,17 +32,14 @@ its kernel link is down or gone: the packet is not queued),
 ``no-source-address`` (the interface has no IPv4 address to ask from),
 ``no-adjacency`` (resolved, but the FIB has no adjacency to make a rewrite
 of, e.g. a user's on-link /32), ``bad-adjacency``. Counted (info):
-``requests-sent``, ``throttled``, ``queued``.
+``requests-sent``, ``throttled``, ``queued``; ``no-buffers`` (no buffer
+for an ARP request: the packet stays queued).
 
-Metadata used: current_data (the IPv4 header), opaque adj_index. Queued
-packets are not modified. Next nodes: ``interface-output`` (the requests).
+Metadata used: current_data (the IPv4 header), opaque adj_index. Set:
+nothing (queued packets are not modified). Next nodes: ``interface-output`` (the requests).
 Trace: the default record.
 """
-import weakref
-
-from cpython.pycapsule cimport PyCapsule_New
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
-from libc.stdlib cimport calloc, free
 from libc.string cimport memmove
 from graphnet.includes.platform cimport gn_time_ns
 from graphnet.io.interface cimport InterfaceTable, gn_interface_main_t, gn_interface_t, gn_interface
@@ -53,27 +50,21 @@ from graphnet.nodes.ip4_neighbor cimport (Ip4Neighbors, gn_ip4_nbr_main_t, gn_ip
                                           gn_nbr_arm_service, gn_nbr_wake_control, GN_NBR_NONE,
                                           GN_NBR_F_COMPLETE, GN_NBR_F_NO_FIB, GN_NBR_F_FIB_PENDING, GN_NBR_F_WANTED)
 from graphnet.vlib.buffer cimport gn_buffer_t, gn_frame_t, gn_buffer_current
-from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_enqueue_to_single_next,
+from graphnet.vlib.main cimport (gn_buffer_set_error, gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_enqueue_to_single_next,
                                  gn_node_increment_error)
 from graphnet.wire.ip4 cimport gn_ip4_dst
-from graphnet.vlib.node import Node
+from graphnet.vlib.kit cimport gn_node_fn, gn_node_data
+from graphnet.vlib.kit import node
 from graphnet.fib.ip4_address import ip4_addresses
 from graphnet.fib.ip4_fib import ip4_fib
 from graphnet.nodes.ip4_neighbor import ip4_neighbors
 
-cdef enum:
-    NEXT_OUTPUT = 0
-    ERROR_QUEUE_FULL = 1
-    ERROR_TABLE_FULL = 2
-    ERROR_NO_SOURCE = 3
-    ERROR_NO_ADJACENCY = 4
-    ERROR_BAD_ADJACENCY = 5
-    ERROR_REQUESTS = 6
-    ERROR_THROTTLED = 7
-    ERROR_QUEUED = 8
-    ERROR_NO_BUFFERS = 9
-    ERROR_QUEUES_FULL = 10
-    ERROR_INTERFACE_DOWN = 11
+cpdef enum Next:
+    NEXT_OUTPUT, N_NEXT
+cpdef enum Error:
+    ERROR_NONE, ERROR_QUEUE_FULL, ERROR_TABLE_FULL, ERROR_NO_SOURCE_ADDRESS, ERROR_NO_ADJACENCY, ERROR_BAD_ADJACENCY
+    ERROR_REQUESTS_SENT, ERROR_THROTTLED, ERROR_QUEUED, ERROR_NO_BUFFERS, ERROR_QUEUES_FULL, ERROR_INTERFACE_DOWN
+    N_ERROR
 
 ERRORS = (
     ("none", "info", "no error"),
@@ -126,7 +117,7 @@ cdef uint32_t ip4_arp_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* fra
                 err = ERROR_INTERFACE_DOWN       # nothing to resolve on: no entry, nothing queued
             elif k == GN_NBR_NONE:
                 if gn_ip4_source_address(st.am, sw, nh) == 0:
-                    err = ERROR_NO_SOURCE
+                    err = ERROR_NO_SOURCE_ADDRESS
                 elif nm.n_incomplete >= nm.max_incomplete:
                     err = ERROR_TABLE_FULL
                 else:
@@ -157,7 +148,7 @@ cdef uint32_t ip4_arp_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* fra
                 elif e.n_queued and (e.n_queued >= nm.queue_limit or nm.n_queued_total >= nm.max_queued_total):
                     # full: the oldest goes, the newest stays (unres_qlen)
                     old = e.queue[0]
-                    gn_main_buffer(vm, old).error = <uint16_t>(node.error_base + ERROR_QUEUE_FULL)
+                    gn_buffer_set_error(node, gn_main_buffer(vm, old), ERROR_QUEUE_FULL)
                     drops[n_drops] = old
                     n_drops += 1
                     memmove(&e.queue[0], &e.queue[1], (e.n_queued - 1) * sizeof(uint32_t))
@@ -174,14 +165,14 @@ cdef uint32_t ip4_arp_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* fra
                         e.flags = e.flags | GN_NBR_F_FIB_PENDING
                         wake = True
         if err != 0:
-            b.error = <uint16_t>(node.error_base + err)
+            gn_buffer_set_error(node, b, err)
             drops[n_drops] = bi
             n_drops += 1
     if wake:
         gn_nbr_wake_control(nm, vm)
     if n_requests:
         gn_enqueue_to_single_next(vm, node, requests, NEXT_OUTPUT, n_requests)
-        gn_node_increment_error(vm, node, ERROR_REQUESTS, n_requests)
+        gn_node_increment_error(vm, node, ERROR_REQUESTS_SENT, n_requests)
     if n_drops:
         gn_enqueue_to_single_next(vm, node, drops, node.drop_next, n_drops)
     if n_queued:
@@ -193,36 +184,20 @@ cdef uint32_t ip4_arp_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* fra
     return n
 
 
-cdef class _State:
-    cdef ip4_arp_t* st
-    cdef object keep
-
-    def __cinit__(self, Ip4Fib fib, InterfaceTable interfaces, Ip4Addresses addresses, Ip4Neighbors neighbors):
-        self.st = <ip4_arp_t*>calloc(1, sizeof(ip4_arp_t))
-        if self.st == NULL:
-            raise MemoryError()
-        self.st.fib = fib.fib
-        self.st.im = interfaces.im
-        self.st.am = addresses.am
-        self.st.nm = neighbors.nm
-        self.keep = (fib, interfaces, addresses, neighbors)
-
-    def __dealloc__(self):
-        free(self.st)
-
-    def capsule(self):
-        return PyCapsule_New(<void*>self.st, "gn_runtime_data", NULL)
-
-
-_STATES = weakref.WeakKeyDictionary()
-
-
 def _setup(engine, node_index):
-    st = _STATES[engine] = _State(ip4_fib(engine), engine.interfaces, ip4_addresses(engine), ip4_neighbors(engine))
-    engine.main.set_runtime_data(node_index, st.capsule())
+    cdef ip4_arp_t* st = <ip4_arp_t*>gn_node_data(engine, "ip4-arp")
+    cdef Ip4Fib fib = ip4_fib(engine)
+    cdef Ip4Addresses addresses = ip4_addresses(engine)
+    cdef Ip4Neighbors neighbors = ip4_neighbors(engine)
+    engine.node_data["ip4-arp"].keep = (fib, addresses, neighbors)
+    st.fib = fib.fib
+    st.im = (<InterfaceTable>engine.interfaces).im
+    st.am = addresses.am
+    st.nm = neighbors.nm
 
 
 NODES = (
-    Node("ip4-arp", fn=PyCapsule_New(<void*>ip4_arp_fn, "gn_node_fn", NULL), next_nodes=("interface-output",),
-         errors=ERRORS, attach_to=(("ip4-lookup", "glean"),), setup=_setup, doc=__doc__.split("\n\n")[0]),
+    node("ip4-arp", gn_node_fn(ip4_arp_fn), nexts=(("output", "interface-output"),), Next=Next, errors=ERRORS,
+         Error=Error, attach_to=(("ip4-lookup", "glean"),), data_size=sizeof(ip4_arp_t), setup=_setup, doc=__doc__),
 )
+FEATURE = "ip4-host"

@@ -39,30 +39,32 @@ first buffer). Set: l3_hdr_offset; current_length trimmed. Next nodes:
 ``ip4-lookup``. Trace record: rx sw_if_index and the first 64 bytes of the
 header (``format_ip4_header``).
 """
-import struct
-
-from cpython.pycapsule cimport PyCapsule_New
 from libc.stdint cimport uint8_t, uint16_t, uint32_t
-from libc.string cimport memcpy
 from graphnet.includes.platform cimport gn_prefetch
-from graphnet.vlib.buffer cimport gn_buffer_t, gn_frame_t, GN_RX, GN_BUFFER_F_NEXT_PRESENT, gn_buffer_current
-from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_enqueue_to_next
+from graphnet.vlib.buffer cimport gn_buffer_t, gn_frame_t, GN_FRAME_SIZE, GN_BUFFER_F_NEXT_PRESENT, gn_buffer_current
+from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_enqueue_to_next, gn_buffer_set_error
+from graphnet.vlib.kit cimport gn_node_fn
 from graphnet.wire.ip4 cimport (gn_ip4_sum, gn_ip4_validate, gn_ip4_total_length, gn_ip4_header_bytes, GN_IP4_OK,
                                 GN_IP4_HEADER_LEN, GN_IP4_TOO_SHORT, GN_IP4_TRUNCATED, GN_IP4_N_VALIDATE)
 from graphnet.includes.byteorder cimport gn_net32
-from graphnet.vlib.node import Node
+from graphnet.vlib.node import GraphError
+from graphnet.vlib.kit import node, trace_bytes
 from graphnet.wire.ethernet import ETHERTYPE_IP4
 from graphnet.wire.ip4 import VALIDATE_ERRORS, format_ip4_header
 
+cpdef enum Next:
+    NEXT_LOOKUP, N_NEXT
+cpdef enum Error:
+    # the first rows are gn_ip4_validate's codes (checked below), then the martians
+    ERROR_NONE, ERROR_TOO_SHORT, ERROR_BAD_VERSION, ERROR_BAD_IHL, ERROR_BAD_LENGTH, ERROR_TRUNCATED
+    ERROR_BAD_CHECKSUM, ERROR_TTL_ZERO, ERROR_OPTIONS, ERROR_MARTIAN_SOURCE_ZERONET, ERROR_MARTIAN_SOURCE_LOOPBACK
+    ERROR_MARTIAN_SOURCE_MULTICAST, ERROR_MARTIAN_SOURCE_BROADCAST, N_ERROR
+
 cdef enum:
     PREFETCH_AHEAD = 4
-    NEXT_LOOKUP = 0
     TRACE_BYTES = 64
-    # error rows after gn_ip4_validate's codes
-    ERROR_MARTIAN_ZERONET = GN_IP4_N_VALIDATE
-    ERROR_MARTIAN_LOOPBACK = GN_IP4_N_VALIDATE + 1
-    ERROR_MARTIAN_MULTICAST = GN_IP4_N_VALIDATE + 2
-    ERROR_MARTIAN_BROADCAST = GN_IP4_N_VALIDATE + 3
+
+NEXTS = (("lookup", "ip4-lookup"),)
 
 ERRORS = VALIDATE_ERRORS + (
     ("martian-source-zeronet", "warn", "source address in 0.0.0.0/8 from an interface (martian): dropped"),
@@ -70,7 +72,8 @@ ERRORS = VALIDATE_ERRORS + (
     ("martian-source-multicast", "warn", "multicast source address (224.0.0.0/4; martian): dropped"),
     ("martian-source-broadcast", "warn", "source address 255.255.255.255 (martian): dropped"),
 )
-assert ERRORS[ERROR_MARTIAN_BROADCAST][0] == "martian-source-broadcast"
+if ERROR_MARTIAN_SOURCE_ZERONET != GN_IP4_N_VALIDATE or ERROR_TOO_SHORT != GN_IP4_TOO_SHORT:
+    raise GraphError("ip4-input: its Error enum does not follow gn_ip4_validate's codes (graphnet/wire/ip4.pxd)")
 
 cdef inline bint _maybe_martian(uint8_t o) noexcept nogil:
     """A source first octet that needs a closer look: 0, 127, 224..255
@@ -83,19 +86,14 @@ cdef uint32_t _martian_source(const uint8_t* ip) noexcept nogil:
     sources that _maybe_martian flags come here)."""
     cdef uint8_t o = ip[12]
     if o == 0:
-        return ERROR_MARTIAN_ZERONET
+        return ERROR_MARTIAN_SOURCE_ZERONET
     if o == 127:
-        return ERROR_MARTIAN_LOOPBACK
+        return ERROR_MARTIAN_SOURCE_LOOPBACK
     if o < 240:
-        return ERROR_MARTIAN_MULTICAST
+        return ERROR_MARTIAN_SOURCE_MULTICAST
     if gn_net32(ip + 12) == 0xffffffffU:
-        return ERROR_MARTIAN_BROADCAST
+        return ERROR_MARTIAN_SOURCE_BROADCAST
     return GN_IP4_OK                   # 240.0.0.0/4: passes, as in Linux
-
-ctypedef struct ip4_input_trace_t:
-    uint32_t sw_if_index
-    uint16_t n_bytes
-    uint8_t bytes[TRACE_BYTES]
 
 
 # The two variants as fused-type specialisations of one worker: Cython emits
@@ -111,7 +109,7 @@ ctypedef fused checksum_mode_t:
 cdef uint32_t ip4_input_inline(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame,
                                checksum_mode_t mode) noexcept nogil:
     cdef bint verify_checksum = checksum_mode_t is checksum_verified_t
-    cdef uint16_t nexts[256]
+    cdef uint16_t nexts[GN_FRAME_SIZE]
     cdef uint32_t i, n = frame.n_vectors, code, avail, total
     cdef gn_buffer_t* b
     cdef gn_buffer_t* pb
@@ -154,7 +152,7 @@ cdef uint32_t ip4_input_inline(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_
             b.l3_hdr_offset = b.current_data
             nexts[i] = NEXT_LOOKUP
         else:
-            b.error = <uint16_t>(node.error_base + code)
+            gn_buffer_set_error(node, b, code)
             nexts[i] = node.drop_next
     gn_enqueue_to_next(vm, node, frame.buffers, nexts, n)
     return n
@@ -168,27 +166,13 @@ cdef uint32_t ip4_input_no_checksum_fn(gn_main_t* vm, gn_node_runtime_t* node, g
     return ip4_input_inline[checksum_trusted_t](vm, node, frame, 0)
 
 
-cdef uint16_t ip4_input_trace_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_buffer_t* b, uint8_t* record) noexcept nogil:
-    cdef ip4_input_trace_t* t = <ip4_input_trace_t*>record
-    t.sw_if_index = b.sw_if_index[GN_RX]
-    t.n_bytes = b.current_length if b.current_length < TRACE_BYTES else TRACE_BYTES
-    memcpy(t.bytes, gn_buffer_current(b), t.n_bytes)
-    return sizeof(ip4_input_trace_t)
-
-
-def format_ip4_input_trace(bytes record, engine=None):
-    sw, n = struct.unpack_from("<IH", record)
-    return f"  rx sw_if_index {sw}\n" + format_ip4_header(record[6:6 + n], indent=2)
-
-
-_TRACE = dict(trace_fn=PyCapsule_New(<void*>ip4_input_trace_fn, "gn_trace_fn", NULL),
-              trace_size=sizeof(ip4_input_trace_t), format_trace=format_ip4_input_trace)
+_TRACE = trace_bytes(TRACE_BYTES, format_ip4_header, names=False)
 
 NODES = (
-    Node("ip4-input", fn=PyCapsule_New(<void*>ip4_input_fn, "gn_node_fn", NULL), next_nodes=("ip4-lookup",),
-         errors=ERRORS, attach_to=(("ethernet-input", ETHERTYPE_IP4),),
-         doc="Validates IPv4 headers (checksum included) and sends them to ip4-lookup.", **_TRACE),
-    Node("ip4-input-no-checksum", fn=PyCapsule_New(<void*>ip4_input_no_checksum_fn, "gn_node_fn", NULL),
-         next_nodes=("ip4-lookup",), errors=ERRORS,
-         doc="ip4-input without the header checksum check (checksum verified by the device).", **_TRACE),
+    node("ip4-input", gn_node_fn(ip4_input_fn), nexts=NEXTS, Next=Next, errors=ERRORS, Error=Error,
+         attach_to=(("ethernet-input", ETHERTYPE_IP4),), trace=_TRACE, doc=__doc__),
+    node("ip4-input-no-checksum", gn_node_fn(ip4_input_no_checksum_fn), nexts=NEXTS, Next=Next, errors=ERRORS,
+         Error=Error, trace=_TRACE,
+         doc="ip4-input without the header checksum check (checksum verified by the device)."),
 )
+FEATURE = "ip4"

@@ -37,27 +37,27 @@ l4_hdr_offset. Next nodes: ``ip4-icmp-error``, ``ip4-reassembly`` (each or
 error-drop), the protocol nodes.
 Trace: the default record.
 """
-import weakref
-
-from cpython.pycapsule cimport PyCapsule_New
 from libc.stdint cimport int16_t, uint8_t, uint16_t, uint32_t
-from libc.stdlib cimport calloc, free
-from graphnet.vlib.buffer cimport gn_buffer_t, gn_frame_t, GN_RX, GN_BUFFER_F_LOCALLY_ORIGINATED, gn_buffer_current
-from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_enqueue_to_next
+from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_RX, GN_FRAME_SIZE, GN_BUFFER_F_LOCALLY_ORIGINATED,
+                                   gn_buffer_current)
+from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_enqueue_to_next, gn_buffer_set_error
+from graphnet.vlib.kit cimport gn_node_fn, gn_node_data
 from graphnet.fib.ip4_address cimport Ip4Addresses, gn_ip4_address_main_t, gn_ip4_is_directed_broadcast
 from graphnet.fib.ip4_fib cimport Ip4Fib, gn_ip4_fib_t, gn_ip4_fib_lookup, GN_ADJ_LOCAL
 from graphnet.includes.byteorder cimport gn_net32
 from graphnet.wire.ip4 cimport gn_ip4_header_bytes, gn_ip4_is_fragment
-from graphnet.vlib.node import Node
+from graphnet.vlib.kit import node
+
+cpdef enum Next:
+    NEXT_ICMP_ERROR, NEXT_REASSEMBLY, N_NEXT
+cpdef enum Error:
+    ERROR_NONE, ERROR_UNKNOWN_PROTOCOL, ERROR_FRAGMENT, ERROR_MARTIAN_SOURCE_LOCAL, ERROR_MARTIAN_SOURCE_BROADCAST
+    N_ERROR
 
 cdef enum:
-    ERROR_UNKNOWN_PROTOCOL = 1
-    ERROR_FRAGMENT = 2
-    ERROR_MARTIAN_LOCAL = 3
-    ERROR_MARTIAN_BROADCAST = 4
     NEXT_UNCLAIMED = 0xffff
-    NEXT_ICMP_ERROR = 0
-    NEXT_REASSEMBLY = 1
+
+NEXTS = (("icmp-error", ("ip4-icmp-error", "error-drop")), ("reassembly", ("ip4-reassembly", "error-drop")))
 
 ERRORS = (
     ("none", "info", "no error"),
@@ -80,15 +80,15 @@ cdef uint32_t _martian_source(ip4_local_t* lm, gn_buffer_t* b, const uint8_t* ip
     """The error row of a martian source of a packet from an interface, or 0."""
     cdef uint32_t src = gn_net32(ip + 12)
     if lm.fib.adjs[gn_ip4_fib_lookup(lm.fib, src)].type == GN_ADJ_LOCAL:
-        return ERROR_MARTIAN_LOCAL
+        return ERROR_MARTIAN_SOURCE_LOCAL
     if gn_ip4_is_directed_broadcast(lm.am, b.sw_if_index[GN_RX], src):
-        return ERROR_MARTIAN_BROADCAST
+        return ERROR_MARTIAN_SOURCE_BROADCAST
     return 0
 
 
 cdef uint32_t ip4_local_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame) noexcept nogil:
     cdef ip4_local_t* lm = <ip4_local_t*>node.runtime_data
-    cdef uint16_t nexts[256]
+    cdef uint16_t nexts[GN_FRAME_SIZE]
     cdef uint32_t i, n = frame.n_vectors
     cdef uint16_t nx
     cdef uint32_t code
@@ -102,80 +102,51 @@ cdef uint32_t ip4_local_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* f
         if lm.fib != NULL and not (b.flags & GN_BUFFER_F_LOCALLY_ORIGINATED):
             code = _martian_source(lm, b, ip)
             if code:
-                b.error = <uint16_t>(node.error_base + code)
+                gn_buffer_set_error(node, b, code)
                 nexts[i] = node.drop_next
                 continue
         if gn_ip4_is_fragment(ip):
             if lm.reassembly:
                 nexts[i] = NEXT_REASSEMBLY
             else:
-                b.error = <uint16_t>(node.error_base + ERROR_FRAGMENT)
+                gn_buffer_set_error(node, b, ERROR_FRAGMENT)
                 nexts[i] = node.drop_next
             continue
         nx = lm.next_by_proto[ip[9]]
         if nx == NEXT_UNCLAIMED:
-            b.error = <uint16_t>(node.error_base + ERROR_UNKNOWN_PROTOCOL)
+            gn_buffer_set_error(node, b, ERROR_UNKNOWN_PROTOCOL)
             nx = lm.unknown_next
         nexts[i] = nx
     gn_enqueue_to_next(vm, node, frame.buffers, nexts, n)
     return n
 
 
-cdef class _State:
-    cdef ip4_local_t* lm
-    cdef object keep
-
-    def __cinit__(self):
-        cdef uint32_t p
-        self.lm = <ip4_local_t*>calloc(1, sizeof(ip4_local_t))
-        if self.lm == NULL:
-            raise MemoryError()
-        for p in range(256):
-            self.lm.next_by_proto[p] = NEXT_UNCLAIMED
-        self.lm.unknown_next = NEXT_ICMP_ERROR
-
-    def __dealloc__(self):
-        free(self.lm)
-
-    def capsule(self):
-        return PyCapsule_New(<void*>self.lm, "gn_runtime_data", NULL)
-
-    def set_reassembly(self, bint on):
-        self.lm.reassembly = on
-
-    def set_tables(self, Ip4Fib fib, Ip4Addresses addresses):
-        self.keep = (fib, addresses)
-        self.lm.fib = fib.fib
-        self.lm.am = addresses.am
-
-    def claim(self, uint32_t protocol, uint16_t next_index):
-        self.lm.next_by_proto[protocol] = next_index
-
-
-
-_STATES = weakref.WeakKeyDictionary()
-
-
 def _setup(engine, node_index):
-    st = _STATES[engine] = _State()
-    st.set_reassembly(engine.next_names["ip4-local"][NEXT_REASSEMBLY] == "ip4-reassembly")
     from graphnet.fib.ip4_address import ip4_addresses
     from graphnet.fib.ip4_fib import ip4_fib
-    st.set_tables(ip4_fib(engine), ip4_addresses(engine))
-    engine.main.set_runtime_data(node_index, st.capsule())
+    cdef ip4_local_t* lm = <ip4_local_t*>gn_node_data(engine, "ip4-local")
+    cdef Ip4Fib fib = ip4_fib(engine)
+    cdef Ip4Addresses addresses = ip4_addresses(engine)
+    cdef uint32_t p
+    for p in range(256):
+        lm.next_by_proto[p] = NEXT_UNCLAIMED
+    lm.unknown_next = NEXT_ICMP_ERROR
+    lm.reassembly = engine.next_names["ip4-local"][NEXT_REASSEMBLY] == "ip4-reassembly"
+    engine.node_data["ip4-local"].keep = (fib, addresses)
+    lm.fib = fib.fib
+    lm.am = addresses.am
 
 
 def _on_attach(engine, key, next_index):
-    st = _STATES[engine]
     if isinstance(key, int) and 0 <= key <= 255:
-        st.claim(key, next_index)
+        (<ip4_local_t*>gn_node_data(engine, "ip4-local")).next_by_proto[<uint32_t>key] = next_index
     else:
         raise ValueError(f"ip4-local: cannot attach to {key!r} (an IP protocol 0..255)")
 
 
 NODES = (
-    Node("ip4-local", fn=PyCapsule_New(<void*>ip4_local_fn, "gn_node_fn", NULL), errors=ERRORS,
-         next_nodes=(("ip4-icmp-error", "error-drop"), ("ip4-reassembly", "error-drop")),
-         attach_to=(("ip4-lookup", "local"),), setup=_setup, on_attach=_on_attach,
-         doc=__doc__.split("\n\n")[0]),
+    node("ip4-local", gn_node_fn(ip4_local_fn), nexts=NEXTS, Next=Next, errors=ERRORS, Error=Error,
+         attach_to=(("ip4-lookup", "local"),), data_size=sizeof(ip4_local_t), setup=_setup, on_attach=_on_attach,
+         doc=__doc__),
 )
+FEATURE = "ip4-host"

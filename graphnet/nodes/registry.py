@@ -42,10 +42,8 @@ FEATURES = {"ip4": (), "ip4-host": ("ip4",)}
 # Modules not yet converted to the kit (they say no FEATURE themselves);
 # removed as each is converted. See graphnet.vlib.kit for the conversion.
 UNCONVERTED_FEATURES = {
-    "graphnet.nodes.ip4_input": "ip4", "graphnet.nodes.ip4_reassembly": "ip4",
-    "graphnet.nodes.arp": "ip4-host", "graphnet.nodes.ip4_arp": "ip4-host",
-    "graphnet.nodes.ip4_neighbor": "ip4-host", "graphnet.nodes.ip4_local": "ip4-host",
-    "graphnet.nodes.udp4_echo": "ip4-host",
+    "graphnet.nodes.ip4_reassembly": "ip4",
+    "graphnet.nodes.ip4_neighbor": "ip4-host",
 }
 
 _scanned: Optional[list] = None

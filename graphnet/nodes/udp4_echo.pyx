@@ -25,27 +25,30 @@ other can still be made to bounce by a spoofed datagram; that loop
 leaves the host every round and is bounded by the wire.
 
 Metadata used: current_data (IPv4 header), current_length, chains, flags.
-Next nodes: ``ip4-lookup``. Counted: ``echoed``; dropped:
+Set: current_length (trimmed), sw_if_index[TX] ~0, flags. Next nodes: ``ip4-lookup``. Counted: ``echoed``; dropped:
 ``reflective-source-port``.
 """
-from cpython.pycapsule cimport PyCapsule_New
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from graphnet.includes.byteorder cimport gn_net16, gn_put_net16, gn_read_u16, gn_read_u32, gn_write_u16, gn_write_u32
 from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_TX, GN_INVALID_INDEX, GN_BUFFER_F_NEXT_PRESENT,
-                                   GN_BUFFER_F_LOCALLY_ORIGINATED, GN_BUFFER_F_L4_CSUM_OFFLOAD, gn_buffer_current)
-from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_enqueue_to_next, gn_node_increment_error
+                                   GN_BUFFER_F_LOCALLY_ORIGINATED, GN_BUFFER_F_L4_CSUM_OFFLOAD, GN_FRAME_SIZE, gn_buffer_current)
+from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_enqueue_to_next,
+                                 gn_node_increment_error, gn_buffer_set_error)
+from graphnet.vlib.kit cimport gn_node_fn
 from graphnet.nodes.ip4_csum cimport gn_chain_sum
 from graphnet.wire.inet cimport gn_inet_checksum, gn_ip4_pseudo_sum
 from graphnet.wire.ip4 cimport gn_ip4_header_bytes, gn_ip4_set_checksum, GN_IP4_PROTO_UDP
 from graphnet.wire.udp cimport gn_udp_length
-from graphnet.vlib.node import Node
+from graphnet.vlib.kit import node
 
 DEFAULT_PORT = 7
 
+cpdef enum Next:
+    NEXT_LOOKUP, N_NEXT
+cpdef enum Error:
+    ERROR_NONE, ERROR_ECHOED, ERROR_REFLECTIVE_SOURCE_PORT, N_ERROR
+
 cdef enum:
-    NEXT_LOOKUP = 0
-    ERROR_ECHOED = 1
-    ERROR_REFLECTIVE_PORT = 2
     REPLY_TTL = 64
     MIN_SOURCE_PORT = 1024          # below: not answered (see the module docstring)
 
@@ -60,7 +63,7 @@ ERRORS = (
 cdef uint32_t udp4_echo_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame) noexcept nogil:
     cdef uint32_t i, n = frame.n_vectors, hlen, ulen, a, sport, n_echoed = 0
     cdef uint16_t csum
-    cdef uint16_t nexts[256]
+    cdef uint16_t nexts[GN_FRAME_SIZE]
     cdef bint complete
     cdef gn_buffer_t* b
     cdef uint8_t* ip
@@ -73,7 +76,7 @@ cdef uint32_t udp4_echo_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* f
         ulen = gn_udp_length(u)                 # checked by udp4-input
         sport = gn_net16(u)
         if sport < MIN_SOURCE_PORT or sport == gn_net16(u + 2):
-            b.error = <uint16_t>(node.error_base + ERROR_REFLECTIVE_PORT)
+            gn_buffer_set_error(node, b, ERROR_REFLECTIVE_SOURCE_PORT)
             nexts[i] = node.drop_next
             continue
         nexts[i] = NEXT_LOOKUP
@@ -116,6 +119,7 @@ def set_udp_echo_port(engine, port, old=None):
 
 
 NODES = (
-    Node("udp4-echo", fn=PyCapsule_New(<void*>udp4_echo_fn, "gn_node_fn", NULL), next_nodes=("ip4-lookup",),
-         errors=ERRORS, attach_to=(("udp4-input", DEFAULT_PORT),), doc=__doc__.split("\n\n")[0]),
+    node("udp4-echo", gn_node_fn(udp4_echo_fn), nexts=(("lookup", "ip4-lookup"),), Next=Next, errors=ERRORS,
+         Error=Error, attach_to=(("udp4-input", DEFAULT_PORT),), doc=__doc__),
 )
+FEATURE = "ip4-host"

@@ -136,14 +136,14 @@ def parse_trace_bytes(bytes record, int offset=0):
     return sw, record[start:start + n]
 
 
-def format_trace_bytes(bytes record, engine=None, header=None, direction="rx", int offset=0):
-    """``  rx sw_if_index 1 (tap0)`` and the bytes through ``header(data,
-    indent=2)`` (a wire/ formatter; hex when None)."""
+def format_trace_bytes(bytes record, engine=None, header=None, direction="rx", int offset=0, names=True):
+    """``  rx sw_if_index 1 (tap0)`` (the name with ``names``) and the bytes
+    through ``header(data, indent=2)`` (a wire/ formatter; hex when None)."""
     sw, data = parse_trace_bytes(record, offset)
     name = ""
     if sw == 0xffffffff:
         sw = "-"
-    elif engine is not None:
+    elif engine is not None and names:
         try:
             name = f" ({engine.interfaces.names[sw]})"
         except (AttributeError, IndexError, KeyError):
@@ -152,14 +152,15 @@ def format_trace_bytes(bytes record, engine=None, header=None, direction="rx", i
     return f"  {direction} sw_if_index {sw}{name}\n" + text
 
 
-def trace_bytes(int n_bytes, header=None, direction="rx"):
-    """The common trace: ``direction`` sw_if_index and the first n_bytes,
-    shown through ``header`` (e.g. graphnet.wire.ip4.format_ip4_header)."""
+def trace_bytes(int n_bytes, header=None, direction="rx", names=True):
+    """The common trace: ``direction`` sw_if_index (and the interface's
+    name, with ``names``) and the first n_bytes, shown through ``header``
+    (e.g. graphnet.wire.ip4.format_ip4_header)."""
     if direction not in _TRACE_FNS:
         raise ValueError(f"trace direction {direction!r}: use rx or tx")
 
     def format_trace(bytes record, engine=None):
-        return format_trace_bytes(record, engine, header, direction)
+        return format_trace_bytes(record, engine, header, direction, 0, names)
     format_trace.__doc__ = f"{direction} sw_if_index and the first {n_bytes} bytes"
     return {"trace_fn": _TRACE_FNS[direction], "trace_size": GN_TRACE_BYTES_HEADER + n_bytes,
             "format_trace": format_trace}
