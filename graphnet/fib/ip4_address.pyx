@@ -23,7 +23,8 @@ address that another interface has is an error), and each interface's
 prefixes do not overlap.
 """
 import ipaddress
-import weakref
+
+from graphnet.vlib.per_engine import per_engine
 
 from libc.stdint cimport uint32_t
 from libc.stdlib cimport calloc, free
@@ -31,7 +32,7 @@ from graphnet.fib.ip4_fib cimport Ip4Fib
 
 MAX_IF_ADDRESSES = GN_IP4_MAX_IF_ADDRESSES
 
-_TABLES = weakref.WeakKeyDictionary()
+_TABLES = per_engine()
 
 
 def ip4_addresses(engine):

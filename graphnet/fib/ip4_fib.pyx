@@ -30,7 +30,8 @@ iterations (through ``Engine.call`` when the loop runs in another thread):
 nodes never see a half-made change.
 """
 import ipaddress
-import weakref
+
+from graphnet.vlib.per_engine import per_engine
 
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, realloc, free
@@ -56,7 +57,7 @@ _FIXED_REFS = 1 << 40
 ANY_INTERFACE = 0xffffffff
 _NO_ADJ = 0xffffffff
 
-_FIBS = weakref.WeakKeyDictionary()
+_FIBS = per_engine()
 
 
 def ip4_fib(engine):

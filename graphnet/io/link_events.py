@@ -53,6 +53,8 @@ import select
 import socket
 import struct
 import weakref
+
+from graphnet.vlib.per_engine import per_engine
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -469,7 +471,7 @@ class LinkWatcher:
         return 1 + len(self.spaces) + (1 if self.inotify >= 0 else 0)
 
 
-_WATCHERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_WATCHERS: "weakref.WeakKeyDictionary" = per_engine()
 
 
 def link_watcher(engine) -> LinkWatcher:

@@ -91,7 +91,8 @@ calls ``configure`` the same way.
 """
 import ipaddress
 import time
-import weakref
+
+from graphnet.vlib.per_engine import per_engine
 
 from cpython.pycapsule cimport PyCapsule_New
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
@@ -531,7 +532,7 @@ cdef uint32_t ip4_neighbor_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t
 
 # --- the control plane ------------------------------------------------------------
 
-_TABLES = weakref.WeakKeyDictionary()
+_TABLES = per_engine()
 
 
 def ip4_neighbors(engine, capacity=None):
@@ -1045,7 +1046,7 @@ cdef class _Service:
         return PyCapsule_New(<void*>self.sv, "gn_runtime_data", NULL)
 
 
-_SERVICES = weakref.WeakKeyDictionary()
+_SERVICES = per_engine()
 
 
 def _setup(engine, node_index):

@@ -70,7 +70,8 @@ sw_if_index and the first 40 bytes of the header.
 """
 import os
 import struct
-import weakref
+
+from graphnet.vlib.per_engine import per_engine
 
 from cpython.pycapsule cimport PyCapsule_New
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
@@ -671,7 +672,7 @@ cdef class Reassembly:
         r.timer_armed = 0
 
 
-_STATES = weakref.WeakKeyDictionary()     # engine -> {node name: Reassembly} (lives as long as the engine)
+_STATES = per_engine()     # engine -> {node name: Reassembly} (lives as long as the engine)
 
 
 def reassembly(engine, name="ip4-reassembly") -> Reassembly:

@@ -28,7 +28,8 @@ Trace record: adjacency, tx sw_if_index, the rewrite to be pushed and the
 first 40 bytes of the header as received.
 """
 import struct
-import weakref
+
+from graphnet.vlib.per_engine import per_engine
 
 from libc.stdint cimport int16_t, uint8_t, uint16_t, uint32_t
 from libc.string cimport memcpy
@@ -177,7 +178,7 @@ def _setup(engine, node_index):
 
 
 ATTACH_KEYS = {"ttl-expired": ERROR_TTL_EXPIRED, "mtu-exceeded": ERROR_MTU_EXCEEDED, "fragment": ERROR_MTU_EXCEEDED}
-_FRAGMENT_ATTACHED = weakref.WeakKeyDictionary()     # engine -> True once a "fragment" node attached
+_FRAGMENT_ATTACHED = per_engine()     # engine -> True once a "fragment" node attached
 
 
 def _on_attach(engine, key, next_index):

@@ -32,7 +32,8 @@ nodes.
 Trace: the default record.
 """
 import dataclasses
-import weakref
+
+from graphnet.vlib.per_engine import per_engine
 
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from graphnet.includes.byteorder cimport gn_net16
@@ -128,7 +129,7 @@ def _ports(engine):
     return {p: um.next_by_port[p] for p in range(65536) if um.next_by_port[p] != NEXT_UNCLAIMED}
 
 
-_PENDING = weakref.WeakKeyDictionary()      # engine -> {port: node name, or None to release}
+_PENDING = per_engine()      # engine -> {port: node name, or None to release}
 
 
 def _check_port(port):

@@ -30,7 +30,7 @@ from graphnet.vlib.node import Node, GraphError, PythonNode, NODE_TYPES, NODE_ST
 from graphnet.vlib.process import ProcessState
 from graphnet.vlib.pynode import PythonNodeRuntime
 
-from graphnet.vlib import logring
+from graphnet.vlib import logring, per_engine
 
 log = logging.getLogger("graphnet.engine")
 
@@ -394,6 +394,7 @@ class Engine:
                     n.teardown(self, self.index[n.name])
                 except Exception:
                     log.exception("teardown of %s failed", n.name)
+        per_engine.release(self)        # so a closed engine and its buffer arena can be freed
 
     @property
     def running(self) -> bool:
