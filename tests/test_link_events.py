@@ -231,6 +231,10 @@ def _settled_in_use(eng):
 
 
 def _fds():
+    """Open fds of this process, after collecting garbage (closed engines of
+    earlier tests are freed by the collector, with their fds, at any time)."""
+    import gc
+    gc.collect()
     return len(os.listdir("/proc/self/fd"))
 
 
