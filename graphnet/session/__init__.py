@@ -1,0 +1,6 @@
+"""The session layer: segments, byte fifos, message queues, sessions,
+applications and app workers (issue 12).
+
+STATUS (work in progress, built bottom-up, each layer tested):
+  - segment: memfd segments with an offset allocator (done)
+"""
