@@ -3,4 +3,6 @@ applications and app workers (issue 12).
 
 STATUS (work in progress, built bottom-up, each layer tested):
   - segment: memfd segments with an offset allocator (done)
+  - fifo: SPSC byte fifo, out-of-order ranges, segments, events,
+    dequeue notifications, zero-copy slices (done)
 """
