@@ -7,4 +7,11 @@ STATUS (work in progress, built bottom-up, each layer tested):
     dequeue notifications, zero-copy slices (done)
   - msg_queue: fixed-size message ring, batch enqueue under one lock,
     eventfd on empty -> non-empty, full/busy answered and counted (done)
+  - types.pxd: session, events, app messages (64-byte slots), the
+    transport table (C function pointers)
+  - session: per-thread pools, handles, 5-tuple and listener tables,
+    VPP's state machine, app workers' pending events and the flush into
+    their queues (or a builtin app's callback), shared listeners, half-open
+    connects, worker removal (done; table-driven test of every transition)
+  - mock_transport: the transport the tests drive (example of the table)
 """

@@ -39,3 +39,11 @@ cdef uint32_t gn_mq_enqueue_batch(gn_mq_handle_t* h, const uint8_t* msgs, uint32
 cdef uint32_t gn_mq_dequeue_batch(gn_mq_t* mq, uint8_t* out, uint32_t out_size, uint32_t n) noexcept nogil
 cdef uint32_t gn_mq_count(gn_mq_t* mq) noexcept nogil
 cdef void gn_mq_clear_signal(gn_mq_handle_t* h) noexcept nogil
+
+
+cdef class MessageQueue:
+    cdef gn_mq_handle_t h
+    cdef readonly object segment       # the Segment it lives in
+    cdef readonly uint64_t offset
+    cdef bint own_fd
+    cdef gn_mq_t* _q(self) except NULL

@@ -125,11 +125,6 @@ cdef class MessageQueue:
     ``MessageQueue.alloc(segment, n_slots, slot_size)`` makes one (and an
     eventfd, non-blocking); ``MessageQueue(segment, offset, efd)`` opens
     one that exists (checked: magic, sizes, bounds)."""
-    cdef gn_mq_handle_t h
-    cdef readonly Segment segment
-    cdef readonly uint64_t offset
-    cdef bint own_fd
-
     def __cinit__(self, Segment segment, uint64_t offset, int efd=-1):
         cdef gn_mq_t* mq
         self.segment = segment
@@ -164,7 +159,7 @@ cdef class MessageQueue:
     def free(self):
         """Close the eventfd and give the block back to the segment."""
         self._q().magic = 0
-        gn_segment_free(&self.segment.seg, self.offset)
+        gn_segment_free(&(<Segment>self.segment).seg, self.offset)
         self.h.mq = NULL
         self.close()
 
