@@ -14,4 +14,8 @@ STATUS (work in progress, built bottom-up, each layer tested):
     their queues (or a builtin app's callback), shared listeners, half-open
     connects, worker removal (done; table-driven test of every transition)
   - mock_transport: the transport the tests drive (example of the table)
+  - application: apps (name once, options checked), workers added and
+    removed (only their sessions and half-opens go; reset if vanished),
+    shared listeners, builtin callbacks, segments freed when the last
+    session of a detached app is gone (done)
 """

@@ -1064,9 +1064,11 @@ cdef class SessionLayer:
                         tp.cleanup(tp.ctx, s.connection_index, GN_SESSION_INVALID_INDEX)
                     gn_session_free(self.sm, s)
                     continue
-                if reset:
-                    gn_session_reset(self.sm, s)
-                gn_session_detach_app(self.sm, s)
+                if reset and s.state < GN_SESSION_STATE_CLOSING and not (s.flags & GN_SESSION_F_APP_CLOSED):
+                    gn_session_reset(self.sm, s)         # the reset runs with the next run_ctrl
+                    s.app_wrk_index = GN_SESSION_INVALID_INDEX
+                else:
+                    gn_session_detach_app(self.sm, s)
         w.valid = 0
         w.n_events = 0
         w.cb = NULL
