@@ -18,4 +18,9 @@ STATUS (work in progress, built bottom-up, each layer tested):
     removed (only their sessions and half-opens go; reset if vanished),
     shared listeners, builtin callbacks, segments freed when the last
     session of a detached app is gone (done)
+  - nodes/session_input.pyx: interrupt-mode flush of pending events, N per
+    run, re-armed at once (budget) or a tick later (queue full) (done)
+  - nodes/session_queue.pyx: app messages from the engine queue (eventfd),
+    refused ones answered with an ERROR event, programmed closes, tx ring
+    with a per-run budget, requeue to the back (done)
 """

@@ -17,7 +17,7 @@ from graphnet.session.session cimport (gn_session_main_t, SessionLayer, gn_sessi
                                        gn_session_transport_closing_notify, gn_session_transport_closed_notify,
                                        gn_session_transport_reset_notify, gn_session_transport_delete_notify,
                                        gn_session_get_if_valid, gn_session_enqueue_notify)
-from graphnet.session.fifo cimport gn_fifo_enqueue
+from graphnet.session.fifo cimport gn_fifo_enqueue, gn_fifo_dequeue_drop
 
 cdef enum:
     MAX_CONN = 4096
@@ -95,8 +95,9 @@ cdef void _cleanup(void* ctx, uint32_t c, uint32_t t) noexcept nogil:
 
 
 cdef uint32_t _push(void* ctx, void* vm, void* node, gn_session_t* s, uint32_t max_units) noexcept nogil:
+    """Sends (drops) everything in the tx fifo."""
     _log(<mock_t*>ctx, OP_PUSH, s.connection_index)
-    return 0
+    return <uint32_t>gn_fifo_dequeue_drop(s.tx_fifo, 0xffffffff)
 
 
 cdef gn_transport_connection_t* _get(void* ctx, uint32_t index, uint32_t thread) noexcept nogil:

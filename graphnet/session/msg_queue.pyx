@@ -26,7 +26,7 @@ import select
 
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
-from graphnet.includes.linux cimport write, read
+from graphnet.includes.linux cimport write, read, close as c_close
 from graphnet.includes.platform cimport (gn_atomic_load_u32, gn_atomic_fetch_add_u32, gn_atomic_store_u32, gn_spin_trylock,
                                          gn_spin_unlock)
 from graphnet.session.segment cimport Segment, gn_segment_alloc, gn_segment_free, gn_segment_contains, GN_SEGMENT_KIND_MQ
@@ -165,12 +165,12 @@ cdef class MessageQueue:
 
     def close(self):
         if self.own_fd and self.h.efd >= 0:
-            os.close(self.h.efd)
+            c_close(self.h.efd)
         self.h.efd = -1
 
     def __dealloc__(self):
         if self.own_fd and self.h.efd >= 0:
-            os.close(self.h.efd)
+            c_close(self.h.efd)
 
     cdef gn_mq_t* _q(self) except NULL:
         if self.h.mq == NULL:

@@ -26,7 +26,7 @@ import os
 
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.string cimport memset
-from graphnet.includes.linux cimport mmap, munmap, PROT_READ, PROT_WRITE, MAP_SHARED, MAP_FAILED
+from graphnet.includes.linux cimport close as c_close, mmap, munmap, PROT_READ, PROT_WRITE, MAP_SHARED, MAP_FAILED
 from graphnet.includes.platform cimport gn_spin_lock, gn_spin_unlock
 
 KIND_NAMES = {GN_SEGMENT_KIND_FIFO: "fifo", GN_SEGMENT_KIND_MQ: "mq", GN_SEGMENT_KIND_OTHER: "other"}
@@ -223,7 +223,7 @@ cdef class Segment:
             munmap(self.seg.base, self.seg.size)
             self.seg.base = NULL
         if self.seg.fd >= 0:
-            os.close(self.seg.fd)
+            c_close(self.seg.fd)          # not os.close: __dealloc__ may run at interpreter exit
             self.seg.fd = -1
 
     def close(self):

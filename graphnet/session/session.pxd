@@ -80,6 +80,11 @@ ctypedef struct gn_session_main_t:
     uint32_t n_pending
     void* vm                           # gn_main_t* of the engine, or NULL (unit tests)
     uint32_t input_node_index          # session-input
+    uint32_t queue_node_index          # session-queue (GN_SESSION_INVALID_INDEX: none yet)
+    uint64_t* tx_ring                  # sessions with tx data to push; each at most once
+    uint32_t tx_head
+    uint32_t tx_tail
+    uint32_t tx_cap                    # a power of two >= all sessions
     uint32_t max_events_per_run
     uint64_t n_interrupts              # session-input interrupts raised
     uint64_t n_flushes
@@ -122,6 +127,7 @@ cdef int gn_app_wrk_add_event(gn_session_main_t* sm, uint32_t wrk_index, uint8_t
 cdef void gn_session_enqueue_notify(gn_session_main_t* sm, gn_session_t* s) noexcept nogil
 cdef void gn_session_dequeue_notify(gn_session_main_t* sm, gn_session_t* s) noexcept nogil
 cdef uint32_t gn_session_flush(gn_session_main_t* sm, uint32_t max_events) noexcept nogil
+cdef void gn_session_tx_schedule(gn_session_main_t* sm, gn_session_t* s) noexcept nogil
 
 # transport -> session
 cdef int gn_session_stream_accept(gn_session_main_t* sm, gn_transport_connection_t* tc, uint64_t listener_handle,

@@ -73,7 +73,8 @@ PROTO_NAMES = {GN_TRANSPORT_PROTO_UDP: "udp", GN_TRANSPORT_PROTO_TCP: "tcp", GN_
                GN_TRANSPORT_PROTO_TEST: "test"}
 PROTOS = {v: k for k, v in PROTO_NAMES.items()}
 FLAG_NAMES = {GN_SESSION_F_APP_CLOSED: "app-closed", GN_SESSION_F_HALF_OPEN: "half-open",
-              GN_SESSION_F_LISTENER: "listener", GN_SESSION_F_CUT_THROUGH: "ct", GN_SESSION_F_DGRAM: "dgram"}
+              GN_SESSION_F_LISTENER: "listener", GN_SESSION_F_CUT_THROUGH: "ct", GN_SESSION_F_DGRAM: "dgram",
+              GN_SESSION_F_TX_QUEUED: "tx-queued"}
 CLEANUP_TRANSPORT = GN_CLEANUP_TRANSPORT
 CLEANUP_SESSION = GN_CLEANUP_SESSION
 NO_HANDLE = GN_NO_HANDLE
@@ -531,6 +532,22 @@ cdef uint32_t gn_session_flush(gn_session_main_t* sm, uint32_t max_events) noexc
     return total
 
 
+cdef void gn_session_tx_schedule(gn_session_main_t* sm, gn_session_t* s) noexcept nogil:
+    """Put the session on the tx ring for session-queue (once: a session
+    already queued is not queued again, so the ring never overflows)."""
+    if s.flags & GN_SESSION_F_TX_QUEUED:
+        return
+    s.flags |= GN_SESSION_F_TX_QUEUED
+    sm.tx_ring[sm.tx_tail & (sm.tx_cap - 1)] = gn_session_handle(s)
+    sm.tx_tail += 1
+    _kick_queue(sm)
+
+
+cdef inline void _kick_queue(gn_session_main_t* sm) noexcept nogil:
+    if sm.vm != NULL and sm.queue_node_index != GN_SESSION_INVALID_INDEX:
+        gn_node_set_interrupt_pending(<gn_main_t*>sm.vm, sm.queue_node_index)
+
+
 # --- control events ----------------------------------------------------------------
 
 cdef void _program_ctrl(gn_session_main_t* sm, gn_session_t* s, uint8_t type) noexcept nogil:
@@ -550,6 +567,7 @@ cdef void _program_ctrl(gn_session_main_t* sm, gn_session_t* s, uint8_t type) no
     e.type = type
     e.handle = gn_session_handle(s)
     p.n_ctrl += 1
+    _kick_queue(sm)
 
 
 cdef uint32_t gn_session_run_ctrl(gn_session_main_t* sm, uint32_t thread) noexcept nogil:
@@ -941,6 +959,13 @@ cdef class SessionLayer:
         self.engine = engine
         self.sm.n_threads = n_threads
         self.sm.max_events_per_run = max_events_per_run
+        self.sm.queue_node_index = GN_SESSION_INVALID_INDEX
+        self.sm.tx_cap = 1
+        while self.sm.tx_cap < <uint64_t>max_sessions * n_threads:
+            self.sm.tx_cap <<= 1
+        self.sm.tx_ring = <uint64_t*>malloc(self.sm.tx_cap * sizeof(uint64_t))
+        if self.sm.tx_ring == NULL:
+            raise MemoryError()
         for t in range(n_threads):
             self.sm.pools[t].cap = max_sessions
             self.sm.pools[t].items = <gn_session_t*>calloc(max_sessions, sizeof(gn_session_t))
@@ -975,6 +1000,7 @@ cdef class SessionLayer:
         free(self.sm.wrks)
         free(self.sm.pending_wrks)
         free(self.sm.listeners)
+        free(self.sm.tx_ring)
         free(self.sm)
         self.sm = NULL
 
@@ -984,8 +1010,18 @@ cdef class SessionLayer:
     def set_input_node(self, main, uint32_t node_index):
         """Raise `node_index`'s interrupt (session-input) on `main` (a
         graphnet.vlib.main.Main) when the first worker becomes pending."""
-        self.sm.vm = <void*><size_t>main.address()
+        self.sm.vm = <void*><size_t>main.address
         self.sm.input_node_index = node_index
+
+    def set_queue_node(self, uint32_t node_index):
+        """Raise session-queue's interrupt when tx or control work appears."""
+        self.sm.queue_node_index = node_index
+
+    def tx_schedule(self, uint64_t handle):
+        gn_session_tx_schedule(self.sm, self._get(handle))
+
+    def tx_ring(self):
+        return [self.sm.tx_ring[i & (self.sm.tx_cap - 1)] for i in range(self.sm.tx_head, self.sm.tx_tail)]
 
     # --- segments and workers --------------------------------------------------------
 

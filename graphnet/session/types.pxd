@@ -31,6 +31,7 @@ cdef enum:
     GN_SESSION_F_LISTENER = 4
     GN_SESSION_F_CUT_THROUGH = 8
     GN_SESSION_F_DGRAM = 16            # unconnected datagram session (one per listener)
+    GN_SESSION_F_TX_QUEUED = 32        # on the tx ring (at most once)
 
 cdef enum:
     GN_TRANSPORT_PROTO_UDP = 0
