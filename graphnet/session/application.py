@@ -94,20 +94,33 @@ class AppWorker:
             self.layer.send_now(self.index, "bound", arg=-1)
             raise SessionError(f"app {self.app.name!r}: {e}") from None
         self.listeners[h] = uri
+        self._transport_hook(proto, "claim_port", port)
         self.layer.send_now(self.index, "bound", handle=h)
         return h
+
+    def _transport_hook(self, proto, name, *args):
+        hook = getattr(self.app.manager.transports.get(proto), name, None)
+        if hook is not None:
+            hook(*args)
 
     def unlisten(self, handle: int) -> None:
         if handle not in self.listeners:
             raise SessionError(f"app {self.app.name!r} worker {self.number}: no listener {handle:#x}")
-        self.layer.unlisten(handle, self.index)
+        proto, _, port = parse_uri(self.listeners[handle])
+        if self.layer.unlisten(handle, self.index):
+            self._transport_hook(proto, "release_port", port)
         del self.listeners[handle]
         self.layer.send_now(self.index, "unlisten-reply", arg=0)
 
-    def connect(self, uri: str, opaque: int = 0) -> int:
-        """Start a connect; the CONNECTED event follows. Returns the half-open handle."""
+    def connect(self, uri: str, opaque: int = 0, lcl_ip: int = 0) -> int:
+        """Start a connect (from lcl_ip, host order; 0: unspecified); the
+        CONNECTED event follows. Returns the half-open handle."""
         proto, ip, port = parse_uri(uri)
-        return self.layer.connect(self.index, proto, ip, port, opaque)
+        t = self.app.manager.transports.get(proto)
+        h = self.layer.connect(self.index, proto, ip, port, opaque, lcl_ip)
+        if hasattr(t, "last_connect_port"):
+            self._transport_hook(proto, "claim_port", t.last_connect_port())
+        return h
 
     def half_opens(self) -> list:
         return [h for h in self.layer.handles()
@@ -160,7 +173,7 @@ class Application:
         if w is None:
             raise SessionError(f"app {self.name!r} has no worker {number}")
         for h in list(w.listeners):
-            self.manager.layer.unlisten(h, w.index)
+            w.unlisten(h)
         self.manager.layer.del_worker(w.index, reset=vanished)
         self.manager.layer.run_ctrl()
         if w.mq is not None:

@@ -1,0 +1,115 @@
+"""UDP sessions through pg and the IPv4 host graph: the builtin echo server,
+coalesced rx events, a full rx fifo, connected sessions, the CLI."""
+import pytest
+from scapy.layers.inet import IP, UDP
+from scapy.layers.l2 import Ether
+from scapy.packet import Raw
+
+from graphnet.nodes import session_input, session_queue
+from graphnet.transport import udp as udp_transport
+from graphnet.apps.echo import start_echo_server
+from graphnet.session.application import session_manager
+from graphnet.session.session import ip_int, parse_msgs
+from graphnet.transport.udp import pack_dgram, unpack_dgrams
+from graphnet.testing.ip4 import HostBench, mac_of
+
+PEER = "02:00:00:00:aa:01"
+IF0 = mac_of(0)
+SESSION_NODES = (session_input.NODES, session_queue.NODES, udp_transport.NODES)
+
+
+@pytest.fixture
+def bench(engine_factory):
+    b = HostBench(engine_factory, ["if0"], extra_nodes=SESSION_NODES)
+    b.address("if0", "10.0.0.1/24")
+    b.neighbors.add("if0", "10.0.0.2", PEER, static=True)
+    yield b
+    b.check_accounting()
+
+
+def dgram(payload, dport=1234, sport=4000):
+    return Ether(src=PEER, dst=IF0) / IP(src="10.0.0.2", dst="10.0.0.1") / UDP(sport=sport, dport=dport) / Raw(payload)
+
+
+def test_echo_server_answers_each_datagram_byte_exact(bench):
+    app = start_echo_server(bench.engine, "udp://0.0.0.0/1234")
+    payloads = [b"x", b"hello", bytes(range(256)) * 5]
+    out = bench.out("if0", [dgram(p, sport=4000 + i) for i, p in enumerate(payloads)])
+    assert len(out) == 3
+    got = {r[UDP].dport: bytes(r[UDP].payload) for r in out}
+    assert got == {4000 + i: p for i, p in enumerate(payloads)}
+    for r in out:
+        assert (r[IP].src, r[IP].dst, r[UDP].sport) == ("10.0.0.1", "10.0.0.2", 1234)
+        q = IP(bytes(r[IP]))
+        del q.chksum, q[UDP].chksum
+        assert bytes(IP(bytes(q))) == bytes(r[IP])            # both checksums right
+    assert app.echo.stats()["datagrams"] == 3
+
+
+def test_32_datagrams_in_one_frame_make_one_rx_event(bench):
+    app = start_echo_server(bench.engine, "udp://0.0.0.0/1234")
+    out = bench.out("if0", [dgram(b"%d" % i, sport=5000) for i in range(32)])
+    assert sorted(bytes(r[UDP].payload) for r in out) == sorted(b"%d" % i for i in range(32))
+    assert app.echo.stats()["rx_events"] == 1
+    assert bench.engine.error_count("udp4-session", "enqueued") == 32
+    assert session_manager(bench.engine).layer.stats()["coalesced"] == 31
+
+
+def test_large_datagram_in_a_chain_is_echoed(bench):
+    start_echo_server(bench.engine, "udp://0.0.0.0/1234")
+    payload = bytes(range(256)) * 20                             # 5120 bytes: fragments, reassembled
+    frags = __import__("scapy.layers.inet", fromlist=["fragment"]).fragment(
+        IP(src="10.0.0.2", dst="10.0.0.1") / UDP(sport=4000, dport=1234) / Raw(payload), fragsize=1400)
+    out = bench.out("if0", [Ether(src=PEER, dst=IF0) / f for f in frags])
+    from scapy.layers.inet import defragment
+    whole = defragment([r[IP] for r in out])
+    assert len(whole) == 1 and bytes(whole[0][UDP].payload) == payload
+
+
+def test_app_that_stops_reading_drops_and_counts(engine_factory):
+    b = HostBench(engine_factory, ["if0"], extra_nodes=SESSION_NODES)
+    b.address("if0", "10.0.0.1/24")
+    mgr = session_manager(b.engine)
+    app = b.engine.call(lambda: mgr.attach("sink", rx_fifo_size=1024))
+    w = app.workers[0]
+    h = b.engine.call(w.listen, "udp://0.0.0.0/1234")
+    b.send("if0", [dgram(b"z" * 200, sport=6000) for _ in range(10)])
+    assert b.engine.error_count("udp4-session", "enqueued") == 4     # 4 x (16 + 200) fit in 1024
+    assert b.engine.error_count("udp4-session", "rx-fifo-full") == 6
+    assert mgr.layer.session(h)["rx_drops"] == 6
+    msgs = parse_msgs(b"".join(w.mq.dequeue_batch()))
+    assert [m["event"] for m in msgs] == ["bound", "rx"]
+    rx = mgr.layer.fifo(h, "rx")
+    dgrams = unpack_dgrams(rx.dequeue(rx.max_dequeue))
+    assert len(dgrams) == 4
+    assert dgrams[0] == (b"z" * 200, (ip_int("10.0.0.2"), 6000), (ip_int("10.0.0.1"), 1234))
+    b.check_accounting()
+
+
+def test_unclaimed_port_still_gets_port_unreachable(bench):
+    start_echo_server(bench.engine, "udp://0.0.0.0/1234")
+    (r,) = bench.out("if0", [dgram(b"x", dport=999)])
+    assert r[IP].proto == 1                                      # ICMP port unreachable
+    assert bench.engine.error_count("udp4-input", "no-listener") == 1
+
+
+def test_connected_session_sends_and_receives(bench):
+    mgr = session_manager(bench.engine)
+    app = bench.engine.call(lambda: mgr.attach("client"))
+    w = app.workers[0]
+    bench.engine.call(w.connect, "udp://10.0.0.2/53", 7, ip_int("10.0.0.1"))
+    bench.run()
+    msgs = [m for m in parse_msgs(b"".join(w.mq.dequeue_batch())) if m["event"] == "connected"]
+    assert len(msgs) == 1 and msgs[0]["retval"] == 0 and msgs[0]["opaque"] == 7
+    h, lport = msgs[0]["handle"], msgs[0]["lcl_port"]
+    assert 49152 <= lport <= 65535
+    tx = mgr.layer.fifo(h, "tx")
+    tx.enqueue(pack_dgram(b"query", 0, 0))
+    bench.engine.call(mgr.layer.tx_schedule, h)
+    bench.run()
+    (q,) = bench.take()["if0"]
+    assert (q[IP].dst, q[UDP].dport, q[UDP].sport, bytes(q[UDP].payload)) == ("10.0.0.2", 53, lport, b"query")
+    bench.send("if0", [Ether(src=PEER, dst=IF0) / IP(src="10.0.0.2", dst="10.0.0.1") / UDP(sport=53, dport=lport)
+                       / Raw(b"answer")])
+    rx = mgr.layer.fifo(h, "rx")
+    assert unpack_dgrams(rx.dequeue(rx.max_dequeue))[0][0] == b"answer"
