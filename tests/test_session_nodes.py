@@ -76,7 +76,8 @@ def test_32_datagrams_one_rx_event(env):
     msgs = parse_msgs(b"".join(w.mq.dequeue_batch()))
     assert [m["event"] for m in msgs] == ["rx"]
     assert mgr.layer.stats()["coalesced"] == 31
-    assert "rx events coalesced" in session_input.show_session_input(eng)
+    from graphnet.session.show import show_session_input
+    assert "rx events coalesced" in show_session_input(eng)
 
 
 def test_full_queue_backs_off_and_loses_nothing(env):

@@ -113,3 +113,77 @@ def test_connected_session_sends_and_receives(bench):
                        / Raw(b"answer")])
     rx = mgr.layer.fifo(h, "rx")
     assert unpack_dgrams(rx.dequeue(rx.max_dequeue))[0][0] == b"answer"
+
+
+def test_cli_echo_server_and_shows(bench):
+    from graphnet.cli.registry import execute, CommandError
+    assert "listening" in execute(bench.engine, "test echo server uri udp://0.0.0.0/1234")
+    with pytest.raises(CommandError, match="already attached"):
+        execute(bench.engine, "test echo server uri udp://0.0.0.0/1234")
+    from graphnet.session.session import SessionError
+    other = bench.engine.call(lambda: session_manager(bench.engine).attach("other"))
+    with pytest.raises(SessionError, match="in use"):
+        bench.engine.call(other.workers[0].listen, "udp://0.0.0.0/1234")
+    with pytest.raises(CommandError, match="proto://"):
+        execute(bench.engine, "test echo server uri udp:/1234")
+    bench.out("if0", [dgram(b"ping")])
+    text = execute(bench.engine, "show session verbose")
+    assert "LISTENING" in text and "0.0.0.0:1234" in text and "echo-server udp://0.0.0.0/1234" in text
+    assert "dgram" in text
+    assert "echo-server udp://0.0.0.0/1234" in execute(bench.engine, "show app")
+    assert "echo-server" in execute(bench.engine, "show app workers")
+    assert "(engine)" in execute(bench.engine, "show app mq")
+    assert "events delivered" in execute(bench.engine, "show session-input")
+    import json
+    rows = json.loads(execute(bench.engine, "show session --json"))
+    assert [(r["proto"], r["state"], r["lcl"]) for r in rows] == [("udp", "LISTENING", "0.0.0.0:1234")]
+    assert json.loads(execute(bench.engine, "show session-input --json"))["delivered"] >= 1
+    with pytest.raises(CommandError, match="no session"):
+        execute(bench.engine, "clear session 0x99")
+
+
+def test_cli_without_session_layer_says_so(engine_factory):
+    from graphnet.cli.registry import execute, CommandError
+    b = HostBench(engine_factory, ["if0"])
+    with pytest.raises(CommandError, match="session layer is not in this graph"):
+        execute(b.engine, "show session")
+
+
+def test_startup_file_app(tmp_path):
+    from graphnet import config
+    text = """
+[ip]
+enabled = true
+[[app]]
+type = "echo-server"
+uri = "udp://0.0.0.0/1234"
+rx_fifo_size = 4096
+"""
+    cfg = config.loads(text)
+    assert cfg.apps[0].uri == "udp://0.0.0.0/1234" and cfg.apps[0].options == {"rx_fifo_size": 4096}
+    eng = config.build_engine(cfg)
+    try:
+        mgr = session_manager(eng)
+        assert list(mgr.by_name) == ["echo-server udp://0.0.0.0/1234"]
+        assert mgr.app("echo-server udp://0.0.0.0/1234").options.rx_fifo_size == 4096
+    finally:
+        eng.close()
+
+
+@pytest.mark.parametrize("body,msg", [
+    ('type = "echo-server"\nuri = "udp:/1"', "uri"),
+    ('type = "nope"\nuri = "udp://0.0.0.0/1"', "type"),
+    ('uri = "udp://0.0.0.0/1"', "needs type and uri"),
+    ('type = "echo-server"\nuri = "udp://0.0.0.0/1"\nrx_fifo_size = 1', "rx_fifo_size"),
+])
+def test_startup_file_bad_app_names_key_and_line(body, msg):
+    from graphnet import config
+    with pytest.raises(config.ConfigError, match=msg) as e:
+        config.loads("[ip]\nenabled = true\n[[app]]\n" + body)
+    assert "line" in str(e.value) or "app" in str(e.value)
+
+
+def test_startup_file_app_needs_ip():
+    from graphnet import config
+    with pytest.raises(config.ConfigError, match="IPv4 host"):
+        config.loads('[[app]]\ntype = "echo-server"\nuri = "udp://0.0.0.0/1"')

@@ -95,17 +95,6 @@ def _setup(engine, node_index):
     engine.main.set_interrupt_pending(node_index)
 
 
-def show_session_input(engine, *args) -> str:
-    """``show session-input``: what session-input delivered and why it waited."""
-    from graphnet.session.application import session_manager
-    st = session_manager(engine).layer.stats()
-    rows = [("interrupts raised", st["interrupts"]), ("flushes", st["flushes"]),
-            ("events delivered", st["delivered"]), ("rx events coalesced", st["coalesced"]),
-            ("queue-full back-offs", st["full_backoffs"]), ("stale events dropped", st["stale"]),
-            ("workers pending", st["pending_workers"]), ("events lost (no memory)", st["lost_nomem"])]
-    return "\n".join(f"{k:<26}{v:>14}" for k, v in rows)
-
-
 NODES = (
     Node("session-input", type="input", state="interrupt",
          fn=PyCapsule_New(<void*>session_input_fn, "gn_node_fn", NULL), errors=ERRORS, setup=_setup,

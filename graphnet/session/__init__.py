@@ -23,4 +23,11 @@ STATUS (work in progress, built bottom-up, each layer tested):
   - nodes/session_queue.pyx: app messages from the engine queue (eventfd),
     refused ones answered with an ERROR event, programmed closes, tx ring
     with a per-run budget, requeue to the back (done)
+  - transport/udp.pyx: UDP sessions (datagram listeners, connected
+    sessions), udp4-session rx node, tx through ip4-lookup (done)
+  - apps/echo.pyx: builtin UDP echo server (C callback) (done)
+  - nodes/session_host.py: the session nodes as one set; CLI (test echo
+    server, show session/app/app workers/app mq/session-input, clear
+    session) in cli/commands.py + session/show.py; [[app]] in the startup
+    file (done)
 """
