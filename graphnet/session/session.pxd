@@ -5,6 +5,7 @@ from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t
 from graphnet.session.types cimport *
 from graphnet.session.segment cimport gn_segment_t
 from graphnet.session.msg_queue cimport gn_mq_handle_t
+from graphnet.session.fifo cimport gn_fifo_has_event
 
 cdef enum:
     GN_MAX_SEGMENTS = 1024
@@ -124,7 +125,18 @@ cdef gn_session_t* gn_session_lookup_listener4(gn_session_main_t* sm, uint8_t pr
 # events to app workers
 cdef int gn_app_wrk_add_event(gn_session_main_t* sm, uint32_t wrk_index, uint8_t type, int32_t arg,
                               uint64_t handle) noexcept nogil
-cdef void gn_session_enqueue_notify(gn_session_main_t* sm, gn_session_t* s) noexcept nogil
+cdef void gn_session_enqueue_notify_slow(gn_session_main_t* sm, gn_session_t* s) noexcept nogil
+
+cdef inline void gn_session_enqueue_notify(gn_session_main_t* sm, gn_session_t* s) noexcept nogil:
+    """The transport enqueued rx data: one rx event unless one is
+    outstanding (then only counted as coalesced: a plain load, no atomic
+    read-modify-write, on this per-packet path)."""
+    if gn_fifo_has_event(s.rx_fifo):
+        sm.n_coalesced += 1
+        if s.app_wrk_index < sm.cap_wrks:
+            sm.wrks[s.app_wrk_index].n_coalesced += 1
+        return
+    gn_session_enqueue_notify_slow(sm, s)
 cdef void gn_session_dequeue_notify(gn_session_main_t* sm, gn_session_t* s) noexcept nogil
 cdef uint32_t gn_session_flush(gn_session_main_t* sm, uint32_t max_events) noexcept nogil
 cdef void gn_session_tx_schedule(gn_session_main_t* sm, gn_session_t* s) noexcept nogil

@@ -392,16 +392,15 @@ cdef int gn_app_wrk_add_event(gn_session_main_t* sm, uint32_t wrk_index, uint8_t
     return 0
 
 
-cdef void gn_session_enqueue_notify(gn_session_main_t* sm, gn_session_t* s) noexcept nogil:
-    """The transport enqueued rx data: one rx event unless one is outstanding."""
-    cdef gn_app_wrk_t* wrk
+cdef void gn_session_enqueue_notify_slow(gn_session_main_t* sm, gn_session_t* s) noexcept nogil:
+    """gn_session_enqueue_notify when the flag looked clear: set it
+    atomically (the app may clear it meanwhile) and add the event."""
     if gn_fifo_set_event(s.rx_fifo):
         gn_app_wrk_add_event(sm, s.app_wrk_index, GN_EVT_RX, 0, gn_session_handle(s))
     else:
-        wrk = gn_app_wrk_get_if_valid(sm, s.app_wrk_index)
-        if wrk != NULL:
-            wrk.n_coalesced += 1
         sm.n_coalesced += 1
+        if s.app_wrk_index < sm.cap_wrks:
+            sm.wrks[s.app_wrk_index].n_coalesced += 1
 
 
 cdef void gn_session_dequeue_notify(gn_session_main_t* sm, gn_session_t* s) noexcept nogil:
