@@ -102,6 +102,9 @@ cdef uint32_t _push_tx(gn_main_t* vm, gn_node_runtime_t* node, session_queue_t* 
         if tp.push_tx == NULL:
             continue
         sent = tp.push_tx(tp.ctx, vm, node, s, q.max_units)
+        if s.flags & GN_SESSION_F_CUT_THROUGH:
+            pushed += 1                              # the peer reads and clears the event
+            continue
         pushed += 1
         if sent and gn_fifo_needs_deq_ntf(s.tx_fifo, sent):
             gn_session_dequeue_notify(sm, s)

@@ -30,4 +30,7 @@ STATUS (work in progress, built bottom-up, each layer tested):
     server, show session/app/app workers/app mq/session-input, clear
     session) in cli/commands.py + session/show.py; [[app]] in the startup
     file (done)
+  - transport/cut_through.pyx: local sessions between apps of the engine
+    (shared fifos, peer queues in the events, close/reset to the peer);
+    app scope global/local/both (done)
 """

@@ -89,7 +89,7 @@ class AppWorker:
         """Listen on the URI; the reply (BOUND) is delivered at once."""
         proto, ip, port = parse_uri(uri)
         try:
-            h = self.layer.listen(self.index, self.app.index, proto, ip, port)
+            h = self.layer.listen(self.index, self.app.index, proto, ip, port, SCOPES.index(self.app.options.scope))
         except SessionError as e:
             self.layer.send_now(self.index, "bound", arg=-1)
             raise SessionError(f"app {self.app.name!r}: {e}") from None
@@ -117,8 +117,10 @@ class AppWorker:
         CONNECTED event follows. Returns the half-open handle."""
         proto, ip, port = parse_uri(uri)
         t = self.app.manager.transports.get(proto)
-        h = self.layer.connect(self.index, proto, ip, port, opaque, lcl_ip)
-        if hasattr(t, "last_connect_port"):
+        scope = SCOPES.index(self.app.options.scope)
+        ct = scope != 0 and self.layer.lookup_local_listener(proto, ip, port) is not None
+        h = self.layer.connect(self.index, proto, ip, port, opaque, lcl_ip, 0, scope)
+        if not ct and hasattr(t, "last_connect_port"):
             self._transport_hook(proto, "claim_port", t.last_connect_port())
         return h
 
@@ -196,6 +198,8 @@ class SessionManager:
     def __init__(self, engine=None, **layer_args):
         self.engine = engine
         self.layer = SessionLayer(engine=engine, **layer_args)
+        from graphnet.transport.cut_through import CutThrough
+        self.cut_through = CutThrough(self.layer)
         self.apps: dict[int, Application] = {}
         self.by_name: dict[str, int] = {}
         self._app_index = itertools.count()

@@ -8,6 +8,11 @@ from graphnet.session.msg_queue cimport gn_mq_handle_t
 from graphnet.session.fifo cimport gn_fifo_has_event
 
 cdef enum:
+    GN_SCOPE_GLOBAL = 0                # reachable through transports
+    GN_SCOPE_LOCAL = 1                 # cut-through only (apps of this engine)
+    GN_SCOPE_BOTH = 2
+
+cdef enum:
     GN_MAX_SEGMENTS = 1024
     GN_MAX_LISTENER_WRKS = 64
     GN_MSG_BATCH = 256                 # messages built per worker per batch (stack)
@@ -57,6 +62,10 @@ ctypedef struct gn_app_listener_t:
     uint32_t rr
     uint64_t ls_handle
     uint32_t app_index
+    uint32_t ip                        # the endpoint, for the local (cut-through) table
+    uint16_t port
+    uint8_t proto
+    uint8_t scope                      # GN_SCOPE_*
     uint8_t valid
 
 ctypedef struct gn_hash_t:
@@ -121,6 +130,7 @@ cdef void gn_session_lookup_del(gn_session_main_t* sm, gn_session_t* s) noexcept
 cdef gn_session_t* gn_session_lookup4(gn_session_main_t* sm, uint8_t proto, uint32_t lcl_ip, uint16_t lcl_port,
                                       uint32_t rmt_ip, uint16_t rmt_port) noexcept nogil
 cdef gn_session_t* gn_session_lookup_listener4(gn_session_main_t* sm, uint8_t proto, uint32_t ip, uint16_t port) noexcept nogil
+cdef gn_session_t* gn_session_lookup_local_listener4(gn_session_main_t* sm, uint8_t proto, uint32_t ip, uint16_t port) noexcept nogil
 
 # events to app workers
 cdef int gn_app_wrk_add_event(gn_session_main_t* sm, uint32_t wrk_index, uint8_t type, int32_t arg,
@@ -138,6 +148,8 @@ cdef inline void gn_session_enqueue_notify(gn_session_main_t* sm, gn_session_t* 
         return
     gn_session_enqueue_notify_slow(sm, s)
 cdef void gn_session_dequeue_notify(gn_session_main_t* sm, gn_session_t* s) noexcept nogil
+cdef int gn_app_wrk_connect_event(gn_session_main_t* sm, uint32_t wrk_index, uint64_t handle, int err,
+                                  uint32_t opaque) noexcept nogil
 cdef uint32_t gn_session_flush(gn_session_main_t* sm, uint32_t max_events) noexcept nogil
 cdef void gn_session_tx_schedule(gn_session_main_t* sm, gn_session_t* s) noexcept nogil
 

@@ -294,10 +294,19 @@ cdef int gn_session_alloc_fifos(gn_session_main_t* sm, gn_session_t* s, gn_app_w
 
 
 cdef void gn_session_free_fifos(gn_session_main_t* sm, gn_session_t* s) noexcept nogil:
-    """Free the fifos a session owns (a cut-through peer's are its peer's)."""
-    if not (s.flags & GN_SESSION_F_CUT_THROUGH) or s.peer_handle == GN_NO_HANDLE:
-        _fifo_free(sm, s.rx_fifo)
-        _fifo_free(sm, s.tx_fifo)
+    """Free the session's fifos. Cut-through peers share theirs: the first
+    of the two to go leaves them to the other, the last frees them."""
+    cdef gn_session_t* peer
+    if s.flags & GN_SESSION_F_CUT_THROUGH:
+        peer = gn_session_from_handle(sm, s.peer_handle)
+        s.peer_handle = GN_NO_HANDLE
+        if peer != NULL and peer.peer_handle == gn_session_handle(s):
+            peer.peer_handle = GN_NO_HANDLE
+            s.rx_fifo = NULL
+            s.tx_fifo = NULL
+            return
+    _fifo_free(sm, s.rx_fifo)
+    _fifo_free(sm, s.tx_fifo)
     s.rx_fifo = NULL
     s.tx_fifo = NULL
 
@@ -353,6 +362,19 @@ cdef gn_session_t* gn_session_lookup_listener4(gn_session_main_t* sm, uint8_t pr
     cdef uint64_t h = _hash_get(&sm.listen_table[proto], ip, port)
     if h == HASH_EMPTY and ip != 0:
         h = _hash_get(&sm.listen_table[proto], 0, port)
+    return NULL if h == HASH_EMPTY else gn_session_from_handle(sm, h)
+
+
+cdef inline uint64_t _local_k1(uint8_t proto, uint16_t port) noexcept nogil:
+    return (<uint64_t>proto << 16) | port
+
+
+cdef gn_session_t* gn_session_lookup_local_listener4(gn_session_main_t* sm, uint8_t proto, uint32_t ip, uint16_t port) noexcept nogil:
+    """A listener of an app with local scope on ip:port (or 0.0.0.0:port)
+    for proto: the peer of a cut-through connect."""
+    cdef uint64_t h = _hash_get(&sm.listen_table[GN_TRANSPORT_PROTO_CT], ip, _local_k1(proto, port))
+    if h == HASH_EMPTY and ip != 0:
+        h = _hash_get(&sm.listen_table[GN_TRANSPORT_PROTO_CT], 0, _local_k1(proto, port))
     return NULL if h == HASH_EMPTY else gn_session_from_handle(sm, h)
 
 
@@ -721,8 +743,17 @@ cdef int gn_session_stream_connect_notify(gn_session_main_t* sm, gn_transport_co
 
 
 cdef int _connect_event(gn_session_main_t* sm, gn_app_wrk_t* wrk, uint64_t handle, int err, uint32_t opaque) noexcept nogil:
-    if gn_app_wrk_add_event(sm, wrk.wrk_index, GN_EVT_CONNECTED, err, handle) != 0:
+    return gn_app_wrk_connect_event(sm, wrk.wrk_index, handle, err, opaque)
+
+
+cdef int gn_app_wrk_connect_event(gn_session_main_t* sm, uint32_t wrk_index, uint64_t handle, int err,
+                                  uint32_t opaque) noexcept nogil:
+    """A CONNECTED event (err 0 and the new session, or err < 0 and
+    GN_NO_HANDLE) carrying the app's opaque."""
+    cdef gn_app_wrk_t* wrk
+    if gn_app_wrk_add_event(sm, wrk_index, GN_EVT_CONNECTED, err, handle) != 0:
         return -1
+    wrk = &sm.wrks[wrk_index]
     wrk.events[wrk.n_events - 1].opaque = opaque
     return 0
 
@@ -1116,20 +1147,30 @@ cdef class SessionLayer:
             raise SessionError(f"no transport registered for proto {PROTO_NAMES.get(proto, proto)}")
         return &self.sm.transports[proto]
 
-    def listen(self, uint32_t wrk_index, uint32_t app_index, uint32_t proto, uint32_t ip, uint16_t port):
-        """Listen on ip:port (ip 0: any) for the worker. The same app
-        listening again with another worker shares the listener (new
-        sessions are spread among its workers); another app gets
-        SessionError (address in use). Returns the listener's handle."""
-        cdef gn_transport_vft_t* tp = self._tp(proto)
+    def listen(self, uint32_t wrk_index, uint32_t app_index, uint32_t proto, uint32_t ip, uint16_t port,
+               uint8_t scope=GN_SCOPE_GLOBAL):
+        """Listen on ip:port (ip 0: any) for the worker: through the
+        transport (scope global), for cut-through connects of this
+        engine's apps (local), or both. The same app listening again with
+        another worker shares the listener (new sessions are spread among
+        its workers); another app gets SessionError (address in use).
+        Returns the listener's handle."""
+        cdef bint glob = scope != GN_SCOPE_LOCAL, local = scope != GN_SCOPE_GLOBAL
+        cdef gn_transport_vft_t* tp = self._tp(proto) if glob else NULL
         cdef gn_app_wrk_t* w = gn_app_wrk_get_if_valid(self.sm, wrk_index)
-        cdef uint64_t h = _hash_get(&self.sm.listen_table[proto], ip, port)
+        cdef uint64_t h
         cdef gn_session_t* ls
         cdef gn_app_listener_t* al
+        cdef gn_endpoint_t ep
         cdef uint32_t i, a
         cdef int r
         if w == NULL:
             raise SessionError(f"no app worker {wrk_index}")
+        if proto >= GN_TRANSPORT_N_PROTOS:
+            raise SessionError(f"no proto {proto}")
+        h = _hash_get(&self.sm.listen_table[proto], ip, port) if glob else HASH_EMPTY
+        if h == HASH_EMPTY and local:
+            h = _hash_get(&self.sm.listen_table[GN_TRANSPORT_PROTO_CT], ip, _local_k1(proto, port))
         if h != HASH_EMPTY:
             ls = gn_session_from_handle(self.sm, h)
             al = &self.sm.listeners[ls.al_index]
@@ -1156,22 +1197,24 @@ cdef class SessionLayer:
         ls.app_wrk_index = wrk_index
         ls.al_index = a
         _set_state(ls, GN_SESSION_STATE_LISTENING)
-        if tp.service == GN_TRANSPORT_SERVICE_DGRAM:
-            ls.flags |= GN_SESSION_F_DGRAM
-            if gn_session_alloc_fifos(self.sm, ls, w) != 0:
-                gn_session_free(self.sm, ls)
-                raise SessionError("no room for the listener's fifos in the app's segment")
-        cdef gn_endpoint_t ep
-        ep.ip = ip
-        ep.port = port
-        ep.is_ip4 = 1
-        r = tp.listen(tp.ctx, ls.session_index, &ep)
-        if r < 0:
-            gn_session_cleanup(self.sm, ls)
-            raise SessionError(f"{PROTO_NAMES[proto]} transport refused to listen on {ip_str(ip)}:{port} ({r})")
-        ls.connection_index = r
         h = gn_session_handle(ls)
-        _hash_put(&self.sm.listen_table[proto], ip, port, h)
+        if glob:
+            if tp.service == GN_TRANSPORT_SERVICE_DGRAM:
+                ls.flags |= GN_SESSION_F_DGRAM
+                if gn_session_alloc_fifos(self.sm, ls, w) != 0:
+                    gn_session_free(self.sm, ls)
+                    raise SessionError("no room for the listener's fifos in the app's segment")
+            ep.ip = ip
+            ep.port = port
+            ep.is_ip4 = 1
+            r = tp.listen(tp.ctx, ls.session_index, &ep)
+            if r < 0:
+                gn_session_cleanup(self.sm, ls)
+                raise SessionError(f"{PROTO_NAMES[proto]} transport refused to listen on {ip_str(ip)}:{port} ({r})")
+            ls.connection_index = r
+            _hash_put(&self.sm.listen_table[proto], ip, port, h)
+        if local:
+            _hash_put(&self.sm.listen_table[GN_TRANSPORT_PROTO_CT], ip, _local_k1(proto, port), h)
         al = &self.sm.listeners[a]
         memset(al, 0, sizeof(gn_app_listener_t))
         al.valid = 1
@@ -1179,6 +1222,10 @@ cdef class SessionLayer:
         al.ls_handle = h
         al.wrks[0] = wrk_index
         al.n_wrks = 1
+        al.ip = ip
+        al.port = port
+        al.proto = proto
+        al.scope = scope
         return h
 
     def unlisten(self, uint64_t handle, uint32_t wrk_index):
@@ -1201,26 +1248,39 @@ cdef class SessionLayer:
             if ls.app_wrk_index == wrk_index:
                 ls.app_wrk_index = al.wrks[0]
             return False
-        tp = &self.sm.transports[ls.proto]
-        gn_session_lookup_del(self.sm, ls)
-        if tp.unlisten != NULL:
-            tp.unlisten(tp.ctx, ls.connection_index)
+        if _hash_get(&self.sm.listen_table[GN_TRANSPORT_PROTO_CT], al.ip, _local_k1(al.proto, al.port)) == handle:
+            _hash_del(&self.sm.listen_table[GN_TRANSPORT_PROTO_CT], al.ip, _local_k1(al.proto, al.port))
+        if ls.connection_index != GN_SESSION_INVALID_INDEX:
+            tp = &self.sm.transports[ls.proto]
+            gn_session_lookup_del(self.sm, ls)
+            if tp.unlisten != NULL:
+                tp.unlisten(tp.ctx, ls.connection_index)
         al.valid = 0
         gn_session_cleanup(self.sm, ls)
         return True
 
     def connect(self, uint32_t wrk_index, uint32_t proto, uint32_t ip, uint16_t port, uint32_t opaque=0,
-                uint32_t lcl_ip=0, uint16_t lcl_port=0):
+                uint32_t lcl_ip=0, uint16_t lcl_port=0, uint8_t scope=GN_SCOPE_GLOBAL):
         """Open a connection for the worker: a half-open session (tracked
         per worker) and the transport's connect; the CONNECTED event
-        follows. Returns the half-open's handle."""
-        cdef gn_transport_vft_t* tp = self._tp(proto)
+        follows. With local scope, a listener of this engine's apps with
+        local scope on ip:port makes it a cut-through session. Returns the
+        half-open's handle."""
+        cdef gn_transport_vft_t* tp
         cdef gn_session_t* ho
         cdef gn_endpoint_t rmt, lcl
         cdef uint64_t h
         cdef int r
         if gn_app_wrk_get_if_valid(self.sm, wrk_index) == NULL:
             raise SessionError(f"no app worker {wrk_index}")
+        if proto >= GN_TRANSPORT_N_PROTOS:
+            raise SessionError(f"no proto {proto}")
+        if scope != GN_SCOPE_GLOBAL and gn_session_lookup_local_listener4(self.sm, proto, ip, port) != NULL:
+            tp = self._tp(GN_TRANSPORT_PROTO_CT)
+        elif scope != GN_SCOPE_LOCAL:
+            tp = self._tp(proto)
+        else:
+            raise SessionError(f"connection refused: no local listener on {ip_str(ip)}:{port}")
         ho = gn_session_alloc(self.sm, 0)
         if ho == NULL:
             raise SessionError("session pool full")
@@ -1347,6 +1407,11 @@ cdef class SessionLayer:
 
     def lookup_listener(self, proto, ip, uint16_t port):
         cdef gn_session_t* s = gn_session_lookup_listener4(self.sm, PROTOS.get(proto, proto), ip_int(ip), port)
+        return None if s == NULL else gn_session_handle(s)
+
+    def lookup_local_listener(self, uint32_t proto, uint32_t ip, uint16_t port):
+        """The handle of a local-scope listener for a cut-through connect, or None."""
+        cdef gn_session_t* s = gn_session_lookup_local_listener4(self.sm, proto, ip, port)
         return None if s == NULL else gn_session_handle(s)
 
     def listener_workers(self, uint64_t handle):
