@@ -187,3 +187,40 @@ def test_startup_file_app_needs_ip():
     from graphnet import config
     with pytest.raises(config.ConfigError, match="IPv4 host"):
         config.loads('[[app]]\ntype = "echo-server"\nuri = "udp://0.0.0.0/1"')
+
+
+def test_buffer_wait_queue_64_buffers_200_sessions(engine_factory):
+    """A pool of 64 buffers and 200 sessions with data to send: sessions
+    that find no buffer wait in the pool's queue and are woken as buffers
+    come back; every datagram goes out, in order per session."""
+    b = HostBench(engine_factory, ["if0"], extra_nodes=SESSION_NODES, buffers=64)
+    b.address("if0", "10.0.0.1/24")
+    b.neighbors.add("if0", "10.0.0.2", PEER, static=True)
+    mgr = session_manager(b.engine)
+    app = b.engine.call(lambda: mgr.attach("sender"))
+    w = app.workers[0]
+    for i in range(200):
+        b.engine.call(w.connect, f"udp://10.0.0.2/{9000 + i}", i, ip_int("10.0.0.1"))
+    b.run()
+    handles = [m["handle"] for m in parse_msgs(b"".join(w.mq.dequeue_batch())) if m["event"] == "connected"]
+    assert len(handles) == 200
+
+    def fill():
+        for k, h in enumerate(handles):
+            tx = mgr.layer.fifo(h, "tx")
+            for j in range(3):
+                tx.enqueue(pack_dgram(b"s%d-d%d" % (k, j) + b"." * 600, 0, 0))
+            mgr.layer.tx_schedule(h)
+    b.engine.call(fill)
+    b.run()
+    out = b.take()["if0"]
+    assert len(out) == 600
+    by_port = {}
+    for r in out:
+        by_port.setdefault(r[UDP].dport, []).append(bytes(r[UDP].payload).split(b".")[0])
+    assert len(by_port) == 200
+    for k in range(200):
+        assert by_port[9000 + k] == [b"s%d-d%d" % (k, j) for j in range(3)]
+    assert mgr.layer.stats()["buffer_waits"] > 0
+    assert all(mgr.layer.fifo(h, "tx").max_dequeue == 0 for h in handles)
+    b.check_accounting()

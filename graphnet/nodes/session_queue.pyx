@@ -96,6 +96,8 @@ cdef uint32_t _push_tx(gn_main_t* vm, gn_node_runtime_t* node, session_queue_t* 
         if s == NULL or s.tx_fifo == NULL:
             continue
         s.flags &= ~GN_SESSION_F_TX_QUEUED
+        if s.flags & GN_SESSION_F_WAIT_BUFFERS:
+            continue                                 # woken by the pool, not by the ring
         if s.state > GN_SESSION_STATE_TRANSPORT_CLOSING and s.state != GN_SESSION_STATE_CLOSING:
             continue                                 # closed: nothing more goes out
         tp = &sm.transports[s.proto]
@@ -104,6 +106,9 @@ cdef uint32_t _push_tx(gn_main_t* vm, gn_node_runtime_t* node, session_queue_t* 
         sent = tp.push_tx(tp.ctx, vm, node, s, q.max_units)
         if s.flags & GN_SESSION_F_CUT_THROUGH:
             pushed += 1                              # the peer reads and clears the event
+            continue
+        if s.flags & GN_SESSION_F_WAIT_BUFFERS:
+            pushed += 1                              # back on the ring when buffers are freed
             continue
         pushed += 1
         if sent and gn_fifo_needs_deq_ntf(s.tx_fifo, sent):

@@ -33,4 +33,7 @@ STATUS (work in progress, built bottom-up, each layer tested):
   - transport/cut_through.pyx: local sessions between apps of the engine
     (shared fifos, peer queues in the events, close/reset to the peer);
     app scope global/local/both (done)
+  - buffer wait queue: a transport with no buffers subscribes the session
+    to the pool's FIFO waiters (gn_session_wait_buffers); woken sessions
+    go back on the tx ring; freed sessions leave the queue (done, UDP)
 """

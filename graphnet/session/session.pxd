@@ -105,6 +105,7 @@ ctypedef struct gn_session_main_t:
     uint64_t n_fifo_alloc_fail
     uint64_t n_accept_fail
     uint64_t n_events_lost_nomem       # an event list could not grow (out of memory)
+    uint64_t n_buffer_waits            # sessions subscribed to the buffer pool's waiters
 
 cdef inline uint64_t gn_session_handle(gn_session_t* s) noexcept nogil:
     return (<uint64_t>s.thread_index << 32) | s.session_index
@@ -152,6 +153,7 @@ cdef int gn_app_wrk_connect_event(gn_session_main_t* sm, uint32_t wrk_index, uin
                                   uint32_t opaque) noexcept nogil
 cdef uint32_t gn_session_flush(gn_session_main_t* sm, uint32_t max_events) noexcept nogil
 cdef void gn_session_tx_schedule(gn_session_main_t* sm, gn_session_t* s) noexcept nogil
+cdef void gn_session_wait_buffers(gn_session_main_t* sm, gn_session_t* s) noexcept nogil
 
 # transport -> session
 cdef int gn_session_stream_accept(gn_session_main_t* sm, gn_transport_connection_t* tc, uint64_t listener_handle,

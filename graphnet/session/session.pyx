@@ -55,6 +55,7 @@ from graphnet.session.fifo cimport (gn_fifo_t, gn_fifo_init, gn_fifo_bytes_for, 
                                     gn_fifo_dequeue_drop_all, gn_fifo_clear_deq_ntf)
 from graphnet.session.msg_queue cimport gn_mq_enqueue_batch, gn_mq_handle_t, MessageQueue
 from graphnet.vlib.main cimport gn_main_t, gn_node_set_interrupt_pending
+from graphnet.vlib.buffer cimport gn_buffer_waiter_t, gn_buffer_waiter_add, gn_buffer_waiter_remove
 
 import logging
 import struct
@@ -74,7 +75,7 @@ PROTO_NAMES = {GN_TRANSPORT_PROTO_UDP: "udp", GN_TRANSPORT_PROTO_TCP: "tcp", GN_
 PROTOS = {v: k for k, v in PROTO_NAMES.items()}
 FLAG_NAMES = {GN_SESSION_F_APP_CLOSED: "app-closed", GN_SESSION_F_HALF_OPEN: "half-open",
               GN_SESSION_F_LISTENER: "listener", GN_SESSION_F_CUT_THROUGH: "ct", GN_SESSION_F_DGRAM: "dgram",
-              GN_SESSION_F_TX_QUEUED: "tx-queued"}
+              GN_SESSION_F_TX_QUEUED: "tx-queued", GN_SESSION_F_WAIT_BUFFERS: "wait-buffers"}
 CLEANUP_TRANSPORT = GN_CLEANUP_TRANSPORT
 CLEANUP_SESSION = GN_CLEANUP_SESSION
 NO_HANDLE = GN_NO_HANDLE
@@ -250,6 +251,8 @@ cdef void gn_session_free(gn_session_main_t* sm, gn_session_t* s) noexcept nogil
     cdef gn_session_pool_t* p = &sm.pools[s.thread_index]
     if not s.valid:
         return
+    if s.buf_waiter.queued and sm.vm != NULL:
+        gn_buffer_waiter_remove((<gn_main_t*>sm.vm).pool, &s.buf_waiter)
     s.valid = 0
     p.free_idx[p.n_free] = s.session_index
     p.n_free += 1
@@ -562,6 +565,31 @@ cdef void gn_session_tx_schedule(gn_session_main_t* sm, gn_session_t* s) noexcep
     sm.tx_ring[sm.tx_tail & (sm.tx_cap - 1)] = gn_session_handle(s)
     sm.tx_tail += 1
     _kick_queue(sm)
+
+
+cdef void _buffers_freed(gn_buffer_waiter_t* w) noexcept nogil:
+    """The pool released a buffer for this waiting session (it was unlinked
+    from the queue): back on the tx ring."""
+    cdef gn_session_t* s = <gn_session_t*>w           # buf_waiter is the first member
+    if not s.valid:
+        return
+    s.flags &= ~GN_SESSION_F_WAIT_BUFFERS
+    gn_session_tx_schedule(<gn_session_main_t*>w.ctx, s)
+
+
+cdef void gn_session_wait_buffers(gn_session_main_t* sm, gn_session_t* s) noexcept nogil:
+    """The transport found no buffers to send s's data: subscribe s to the
+    pool's FIFO waiter queue; it is put back on the tx ring when buffers
+    are freed (one session per buffer released, in order). Until then
+    session-queue leaves it alone. A session freed while waiting leaves
+    the queue."""
+    if sm.vm == NULL:
+        return
+    s.flags |= GN_SESSION_F_WAIT_BUFFERS
+    s.buf_waiter.wake = _buffers_freed
+    s.buf_waiter.ctx = sm
+    sm.n_buffer_waits += 1
+    gn_buffer_waiter_add((<gn_main_t*>sm.vm).pool, &s.buf_waiter)
 
 
 cdef inline void _kick_queue(gn_session_main_t* sm) noexcept nogil:
@@ -1432,7 +1460,7 @@ cdef class SessionLayer:
         return {"interrupts": sm.n_interrupts, "flushes": sm.n_flushes, "delivered": sm.n_events_delivered,
                 "full_backoffs": sm.n_full_backoffs, "stale": sm.n_stale, "coalesced": sm.n_coalesced,
                 "fifo_alloc_fail": sm.n_fifo_alloc_fail, "accept_fail": sm.n_accept_fail,
-                "lost_nomem": sm.n_events_lost_nomem, "pending_workers": sm.n_pending,
+                "lost_nomem": sm.n_events_lost_nomem, "buffer_waits": sm.n_buffer_waits, "pending_workers": sm.n_pending,
                 "sessions": sum(sm.pools[t].n_live for t in range(sm.n_threads)),
                 "ctrl_pending": sum(sm.pools[t].n_ctrl for t in range(sm.n_threads))}
 

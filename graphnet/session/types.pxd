@@ -5,6 +5,7 @@
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t
 from graphnet.session.fifo cimport gn_fifo_t
 from graphnet.session.msg_queue cimport gn_mq_handle_t
+from graphnet.vlib.buffer cimport gn_buffer_waiter_t
 
 cdef enum:
     GN_SESSION_INVALID_INDEX = 0xffffffff
@@ -32,6 +33,7 @@ cdef enum:
     GN_SESSION_F_CUT_THROUGH = 8
     GN_SESSION_F_DGRAM = 16            # unconnected datagram session (one per listener)
     GN_SESSION_F_TX_QUEUED = 32        # on the tx ring (at most once)
+    GN_SESSION_F_WAIT_BUFFERS = 64     # its transport waits for buffers (pool's waiter queue)
 
 cdef enum:
     GN_TRANSPORT_PROTO_UDP = 0
@@ -80,6 +82,7 @@ ctypedef struct gn_endpoint_t:
 
 ctypedef struct gn_session_t:
     # Engine-local (not in a segment): may hold pointers.
+    gn_buffer_waiter_t buf_waiter      # first member: the wake callback casts it back
     gn_fifo_t* rx_fifo
     gn_fifo_t* tx_fifo
     uint64_t listener_handle           # accepted sessions: their listener

@@ -47,7 +47,7 @@ from graphnet.session.fifo cimport (gn_fifo_t, gn_fifo_slice_t, gn_fifo_enqueue_
 from graphnet.session.session cimport (gn_session_main_t, SessionLayer, gn_session_lookup4, gn_session_lookup_listener4,
                                        gn_session_enqueue_notify, gn_session_stream_connect_notify,
                                        gn_session_half_open_delete_notify, gn_session_transport_delete_notify,
-                                       gn_session_get_if_valid)
+                                       gn_session_get_if_valid, gn_session_wait_buffers)
 from graphnet.vlib.node import Node
 
 cdef enum:
@@ -296,6 +296,7 @@ cdef uint32_t _push(void* ctx, void* vmp, void* nodep, gn_session_t* s, uint32_t
             if got:
                 gn_main_free(vm, bis, got)
             um.tx_no_buffers += 1
+            gn_session_wait_buffers(um.sm, s)          # woken when buffers are freed
             break
         if s.flags & GN_SESSION_F_LISTENER:
             dst = h.rmt_ip
