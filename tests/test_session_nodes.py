@@ -86,10 +86,20 @@ def test_full_queue_backs_off_and_loses_nothing(env):
     w = app.workers[0]
     lh = w.listen("test://0.0.0.0/80")
     w.mq.dequeue_batch()
+    fast = mgr.attach("fast").workers[0]
+    lh2 = fast.listen("test://0.0.0.0/81")
+    fast.mq.dequeue_batch()
     accept_n(mt, lh, 20)
     eng.run(0.05)
     assert len(w.mq) == 4
     assert eng.error_count("session-input", "queue-full") >= 1
+    # the engine goes on serving the others while the slow app's queue stays full
+    for i in range(5):
+        c = mt.new_connection(SRV, 81, CLI, 9000 + i)
+        assert mt.accept(c, lh2) == 0
+    eng.run(0.05)
+    assert [m["event"] for m in parse_msgs(b"".join(fast.mq.dequeue_batch()))] == ["accepted"] * 5
+    assert len(w.mq) == 4
     got = []
     deadline = time.monotonic() + 5
     while len(got) < 20 and time.monotonic() < deadline:
