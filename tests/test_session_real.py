@@ -43,11 +43,17 @@ def echo(engine_factory):
 
 def recv_all(socks, n_each, timeout=10.0):
     got = {s: [] for s in socks}
+    by_fd = {s.fileno(): s for s in socks}
+    poll = select.poll()                       # not select(): fds may be above 1024 in a long run
+    for s in socks:
+        poll.register(s, select.POLLIN)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and any(len(v) < n_each for v in got.values()):
-        r, _, _ = select.select([s for s in socks if len(got[s]) < n_each], [], [], 0.2)
-        for s in r:
+        for fd, _ in poll.poll(200):
+            s = by_fd[fd]
             got[s].append(s.recv(70000))
+            if len(got[s]) >= n_each:
+                poll.unregister(fd)
     return got
 
 

@@ -191,10 +191,15 @@ def _setup(engine, node_index):
 
 
 def _teardown(engine, node_index):
-    from graphnet.session.application import session_manager
+    """The engine closes: its session manager's apps, queues and segments go."""
+    from graphnet.session.application import session_manager, _MANAGERS
     mgr = session_manager(engine)
     engine.main.unregister_fd(node_index)
     mgr.layer.set_queue_node(0xffffffff)
+    mgr.close()
+    mgr.engine_mq.close()
+    mgr.engine_segment.close()
+    _MANAGERS.pop(engine, None)
 
 
 NODES = (

@@ -196,8 +196,9 @@ class SessionManager:
     """The session layer of one engine and its applications."""
 
     def __init__(self, engine=None, **layer_args):
-        self.engine = engine
-        self.layer = SessionLayer(engine=engine, **layer_args)
+        # weak: the manager lives in a WeakKeyDictionary keyed by the engine
+        self._engine = weakref.ref(engine) if engine is not None else None
+        self.layer = SessionLayer(**layer_args)
         from graphnet.transport.cut_through import CutThrough
         self.cut_through = CutThrough(self.layer)
         self.apps: dict[int, Application] = {}
@@ -248,6 +249,21 @@ class SessionManager:
                 self._dead.remove(app)
         return len(self._dead)
 
+    @property
+    def engine(self):
+        return self._engine() if self._engine is not None else None
+
+    def close(self) -> None:
+        """Detach every app and free the segments (the engine is closing)."""
+        for app in list(self.apps.values()) + self._dead:
+            for w in app.workers.values():
+                if w.mq is not None:
+                    w.mq.close()
+            self.layer.del_segment(app.segment_index)
+            app.segment.close()
+        self.apps.clear()
+        self.by_name.clear()
+        self._dead.clear()
 
 
 _MANAGERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()

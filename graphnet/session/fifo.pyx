@@ -322,7 +322,7 @@ cdef class Fifo:
     def __cinit__(self, Segment segment, uint64_t offset):
         cdef gn_fifo_t* f
         self.segment = segment
-        if not gn_segment_contains(&segment.seg, offset, sizeof(gn_fifo_t)):
+        if segment.seg.base == NULL or not gn_segment_contains(&segment.seg, offset, sizeof(gn_fifo_t)):
             raise ValueError(f"fifo offset {offset} outside segment {segment.name!r}")
         f = <gn_fifo_t*>(segment.seg.base + offset)
         if (f.magic != GN_FIFO_MAGIC or f.size < GN_FIFO_MIN_SIZE or f.size > GN_FIFO_MAX_SIZE

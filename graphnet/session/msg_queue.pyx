@@ -130,7 +130,7 @@ cdef class MessageQueue:
         self.segment = segment
         self.h.efd = efd
         self.h.mq = NULL
-        if not gn_segment_contains(&segment.seg, offset, sizeof(gn_mq_t)):
+        if segment.seg.base == NULL or not gn_segment_contains(&segment.seg, offset, sizeof(gn_mq_t)):
             raise ValueError(f"message queue offset {offset} outside segment {segment.name!r}")
         mq = <gn_mq_t*>(segment.seg.base + offset)
         if (mq.magic != GN_MQ_MAGIC or mq.n_slots == 0 or mq.n_slots > GN_MQ_MAX_SLOTS

@@ -222,6 +222,7 @@ cdef class Segment:
         if self.seg.base != NULL:
             munmap(self.seg.base, self.seg.size)
             self.seg.base = NULL
+            self.seg.size = 0
         if self.seg.fd >= 0:
             c_close(self.seg.fd)          # not os.close: __dealloc__ may run at interpreter exit
             self.seg.fd = -1

@@ -27,6 +27,7 @@ Counters: ``enqueued``, ``rx-fifo-full``, ``no-session``,
 arc); its counters are in ``show session`` (udp tx).
 """
 import struct
+import weakref
 
 from cpython.pycapsule cimport PyCapsule_New, PyCapsule_GetPointer
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
@@ -417,7 +418,7 @@ cdef class UdpTransport:
         if self.um.conns == NULL or self.um.free_conns == NULL:
             raise MemoryError()
         self.layer = layer
-        self.engine = engine
+        self.engine = weakref.ref(engine) if engine is not None else None     # the manager is the engine's
         self.um.sm = layer.sm
         tp = &layer.sm.transports[GN_TRANSPORT_PROTO_UDP]
         memset(tp, 0, sizeof(gn_transport_vft_t))
@@ -456,14 +457,16 @@ cdef class UdpTransport:
 
     # hooks the application layer calls after listen / connect / unlisten
     def claim_port(self, port):
-        if self.engine is not None:
+        engine = self.engine() if self.engine is not None else None
+        if engine is not None:
             from graphnet.nodes.udp4 import udp_register_port
-            udp_register_port(self.engine, port, "udp4-session")
+            udp_register_port(engine, port, "udp4-session")
 
     def release_port(self, port):
-        if self.engine is not None:
+        engine = self.engine() if self.engine is not None else None
+        if engine is not None:
             from graphnet.nodes.udp4 import udp_unregister_port
-            udp_unregister_port(self.engine, port)
+            udp_unregister_port(engine, port)
 
 
 def pack_dgram(payload, rmt_ip, rmt_port, lcl_ip=0, lcl_port=0):
