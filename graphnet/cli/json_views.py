@@ -281,7 +281,7 @@ def app_mq_json(engine, args):
 
 
 @json_view("show session-input", "{interrupts, flushes, delivered, coalesced, full_backoffs, stale, "
-           "pending_workers, lost_nomem}; {} without the session layer")
+           "pending_workers, lost_nomem, buffer_waits}; {} without the session layer")
 def session_input_json(engine, args):
     _no_args(args, "show session-input")
     from graphnet.session.show import input_stats

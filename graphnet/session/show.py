@@ -130,11 +130,11 @@ def show_app_mq(engine) -> str:
 INPUT_ROWS = (("interrupts", "interrupts raised"), ("flushes", "flushes"), ("delivered", "events delivered"),
               ("coalesced", "rx events coalesced"), ("full_backoffs", "queue-full back-offs"),
               ("stale", "stale events dropped"), ("pending_workers", "workers pending"),
-              ("lost_nomem", "events lost (no memory)"))
+              ("lost_nomem", "events lost (no memory)"), ("buffer_waits", "waits for buffers"))
 
 
 def input_stats(engine) -> dict:
-    """{interrupts, flushes, delivered, coalesced, full_backoffs, stale, pending_workers, lost_nomem}"""
+    """{interrupts, flushes, delivered, coalesced, full_backoffs, stale, pending_workers, lost_nomem, buffer_waits}"""
     if not has_sessions(engine):
         return {}
     st = session_manager(engine).layer.stats()
