@@ -1,7 +1,8 @@
 """The session layer: segments, byte fifos, message queues, sessions,
 applications and app workers (issue 12).
 
-STATUS (work in progress, built bottom-up, each layer tested):
+STATUS (built bottom-up, each layer tested; see README "What does not
+work yet" for the gaps):
   - segment: memfd segments with an offset allocator (done)
   - fifo: SPSC byte fifo, out-of-order ranges, segments, events,
     dequeue notifications, zero-copy slices (done)
@@ -36,4 +37,22 @@ STATUS (work in progress, built bottom-up, each layer tested):
   - buffer wait queue: a transport with no buffers subscribes the session
     to the pool's FIFO waiters (gn_session_wait_buffers); woken sessions
     go back on the tx ring; freed sessions leave the queue (done, UDP)
+
+NEXT (in this order):
+  - session-events is 1.2-1.3x its baseline (target 2x): profile the
+    per-datagram path (fifo enqueue into 1000 cold fifos dominates both);
+  - ct-throughput 0.43 of memcpy (target 0.5): two copies per byte; a
+    zero-copy write (gn_fifo_writable + enqueue_nocopy) by the app;
+  - builtin apps still missing: UDP echo client, cut-through echo pair,
+    throughput source/sink (graphnet/apps/);
+  - udp-echo over a TAP against the kernel's UDP echo (bench), the idle
+    measurement (1000 idle sessions, getrusage over 10 s);
+  - trace records for session-input / session-queue (they carry no
+    buffers: a per-event record would need a trace API without buffers);
+  - TCP (issue 13) fills types.pxd's gn_transport_vft_t; the app's
+    "I read" message (GN_APP_MSG_RX_DONE, rx dequeue notification to the
+    transport for window updates) is defined but not handled yet;
+  - apps in other processes (issue 14): segments and queues are ready
+    (offsets only, Segment.attach(fd)); a segment manager adding segments
+    when one is full, and the attach socket, are not there.
 """
