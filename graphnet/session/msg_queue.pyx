@@ -234,7 +234,9 @@ cdef class MessageQueue:
         timeout passes; clears the signal; True if signalled."""
         if self.h.efd < 0:
             raise ValueError("this queue has no eventfd")
-        r, _, _ = select.select([self.h.efd], [], [], timeout)
+        p = select.poll()                      # not select(): the fd may be above 1024
+        p.register(self.h.efd, select.POLLIN)
+        r = p.poll(None if timeout is None else int(timeout * 1000))
         if r:
             gn_mq_clear_signal(&self.h)
         return bool(r)
