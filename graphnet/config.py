@@ -127,6 +127,15 @@ Schema (every key optional unless marked; unknown keys are errors)::
     mac       = "02:00:00:00:00:09"   # required, unicast
     static    = false       # true: never aged nor changed by ARP
 
+    [[app]]                 # a builtin application on the session layer (adds
+                            # the session nodes; needs the IPv4 host)
+    type = "echo-server"    # the builtin: echo-server
+    uri = "udp://0.0.0.0/1234"
+    name = "..."            # optional; default "echo-server <uri>"
+    rx_fifo_size = 65536    # optional: bytes per session fifo, segment bytes
+    tx_fifo_size = 65536
+    segment_size = 33554432
+
 No value is ever evaluated as code: packets come from templates, hex or
 pcap files, and modules are only imported by name.
 
@@ -248,6 +257,19 @@ class NeighborConfig:
 
 
 @dataclass
+class AppConfig:
+    kind: str
+    uri: str
+    name: Optional[str]
+    options: dict
+    path: tuple
+
+
+APP_KINDS = ("echo-server",)
+APP_OPTIONS = ("rx_fifo_size", "tx_fifo_size", "segment_size")
+
+
+@dataclass
 class Config:
     source: str = "<default>"
     name: str = "main"
@@ -272,6 +294,7 @@ class Config:
     neighbors: list = field(default_factory=list)       # NeighborConfig, in file order
     neighbor_config: dict = field(default_factory=dict)  # [ip.neighbor]: configure() keyword -> value
     reassembly_config: dict = field(default_factory=dict)  # [ip.reassembly]: configure() keyword -> value
+    apps: list = field(default_factory=list)            # AppConfig, in file order
     builtin: Optional[str] = None                       # name in BUILTIN, or None for a file
     lines: dict = field(default_factory=dict, repr=False)
 
@@ -460,6 +483,9 @@ LIMITS: dict = {
     ("interface", "queues"): Limit(1, TAP_MAX_QUEUES),
     ("interface", "repeat"): Limit(1, 0xffffffff),
     # [ip.neighbor]: from _NEIGHBOR_TIMERS (limits_from), below
+    ("app", "rx_fifo_size"): Limit(64, 1 << 30),          # graphnet.session.application.AppOptions
+    ("app", "tx_fifo_size"): Limit(64, 1 << 30),
+    ("app", "segment_size"): Limit(1 << 16, (1 << 32) - 64),
 }
 
 
@@ -586,7 +612,8 @@ def loads(text: str, source: str = "<string>", base_dir: Optional[Path] = None) 
         raise ConfigError(f"{source}: TOML syntax error: {e}") from None
     ck = _Checker(source, _locate(text))
     base_dir = base_dir or Path.cwd()
-    ck.table(doc, (), ("engine", "cli", "startup", "graph", "pg", "node", "interface", "ip", "route", "neighbor"))
+    ck.table(doc, (), ("engine", "cli", "startup", "graph", "pg", "node", "interface", "ip", "route", "neighbor",
+                       "app"))
     cfg = Config(source=source, lines=ck.lines)
 
     with ck.unit():
@@ -652,6 +679,9 @@ def loads(text: str, source: str = "<string>", base_dir: Optional[Path] = None) 
     if not ck.errors:               # [ip] refers to the interfaces: only once they are sound
         with ck.unit():
             _ip(ck, doc, cfg)
+    if not ck.errors:               # [[app]] needs to know whether the IPv4 host is there
+        with ck.unit():
+            _apps(ck, doc, cfg)
     ck.raise_collected()
     return cfg
 
@@ -676,6 +706,39 @@ def _cli(ck: _Checker, doc: dict, cfg: Config) -> None:
             raise ck.error(("cli",), "group", f"no group named {cfg.cli_group!r} on this machine") from None
     cfg.cli_max_clients = ck.get(cli, ("cli",), "max_clients", int, cfg.cli_max_clients)
     cfg.cli_idle_timeout = ck.get(cli, ("cli",), "idle_timeout", float, cfg.cli_idle_timeout)
+
+
+def _apps(ck: _Checker, doc: dict, cfg: Config) -> None:
+    """[[app]]: builtin session-layer apps, checked here (type, URI, sizes)."""
+    from graphnet.session.application import AppOptions, parse_uri
+    names = set()
+    for i, at in enumerate(ck.array_of_tables(doc, (), "app")):
+        path = ("app", i)
+        ck.table(at, path, ("type", "uri", "name") + APP_OPTIONS)
+        for key in ("type", "uri"):
+            if key not in at:
+                raise ck.error(path, None, f"an app needs type and uri (no {key})")
+        kind = ck.get(at, path, "type", str, choices=APP_KINDS)
+        uri = ck.get(at, path, "uri", str)
+        try:
+            parse_uri(uri)
+        except ValueError as e:
+            raise ck.error(path, "uri", str(e)) from None
+        opts = {k: ck.get(at, path, k, int) for k in APP_OPTIONS if k in at}
+        try:
+            AppOptions(**opts).check()
+        except ValueError as e:
+            key = str(e).split()[0]
+            raise ck.error(path, key if key in opts else None, str(e)) from None
+        name = ck.get(at, path, "name", str)
+        key = name or f"{kind} {uri}"
+        if key in names:
+            raise ck.error(path, "name" if name else "uri", f"an app named {key!r} already exists")
+        names.add(key)
+        cfg.apps.append(AppConfig(kind, uri, name, opts, path))
+    if cfg.apps and not cfg.ip_enabled:
+        raise ck.error(cfg.apps[0].path, None, "apps run on the IPv4 host: give an interface an address "
+                                               "or set [ip] enabled = true")
 
 
 # --- [[interface]] -----------------------------------------------------------------
@@ -1240,6 +1303,9 @@ def build_engine(cfg: Config, *, create_devices: bool = True):
             from graphnet.nodes import ip4_host
             # a [graph] module may have brought some of them (ip4.NODES) already
             engine.add(tuple(n for n in ip4_host.NODES if n.name not in engine.registrations))
+        if cfg.apps:
+            from graphnet.nodes import session_host
+            engine.add(tuple(n for n in session_host.NODES if n.name not in engine.registrations))
         pg = None
         if cfg.streams:
             from graphnet.io.pg import Edit, PacketGenerator, Stream
@@ -1279,6 +1345,13 @@ def build_engine(cfg: Config, *, create_devices: bool = True):
             raise ConfigError(f"{cfg.source}: cannot build the graph: {e}") from None
         if cfg.ip_enabled:
             _apply_ip(ck, cfg, engine)
+        for ac in cfg.apps:
+            from graphnet.apps.echo import start_echo_server
+            from graphnet.session.session import SessionError
+            try:
+                start_echo_server(engine, ac.uri, ac.name, **ac.options)
+            except (SessionError, ValueError) as e:
+                raise ck.error(ac.path, "uri", str(e)) from None
         if pg is not None and cfg.pg_mode == "adaptive":
             engine.set_node_state(cfg.pg_name, "adaptive")
         for name, state, path in cfg.node_states:

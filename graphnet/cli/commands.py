@@ -428,3 +428,90 @@ command("?", help="same as help", usage="? [<words>]", needs_engine=False, hidde
 def show_completion_names(engine, args):
     _no_args(args)
     return "\n".join(list(engine.interfaces) + [n.name for n in engine.nodes])
+
+
+# --- the session layer (issue 12) ----------------------------------------------------
+
+def _sessions(engine, what: str):
+    """The session layer's show module, or a clear error when the graph lacks it."""
+    if engine is not None and "session-input" not in engine.registrations:
+        raise CommandError(f"{what}: the session layer is not in this graph (add "
+                           f"graphnet.nodes.session_host.NODES, or an [[app]] in the startup file)")
+    return _optional("graphnet.session.show", what)
+
+
+@command("test echo server", help="start the builtin echo server app on a URI",
+         usage="test echo server uri <proto://a.b.c.d/port>")
+def test_echo_server(engine, args):
+    _sessions(engine, "test echo server")
+    if len(args) != 2 or args[0] != "uri":
+        raise UsageError("give uri <proto://a.b.c.d/port>, e.g. uri udp://0.0.0.0/1234")
+    from graphnet.apps.echo import start_echo_server
+    from graphnet.session.session import SessionError
+    try:
+        app = start_echo_server(engine, args[1])
+    except SessionError as e:
+        raise CommandError(str(e)) from None
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    return f"app {app.name!r} listening on {args[1]}"
+
+
+@command("show session", help="sessions: state, endpoints, fifo bytes, app", usage="show session [verbose] [thread <n>]")
+def show_session(engine, args):
+    show = _sessions(engine, "show session")
+    verbose = "verbose" in args
+    rest = [a for a in args if a != "verbose"]
+    thread = None
+    if rest:
+        if len(rest) != 2 or rest[0] != "thread" or not rest[1].isdigit():
+            raise UsageError(f"unexpected argument {rest[0]!r}")
+        thread = int(rest[1])
+    return show.show_session(engine, verbose, thread)
+
+
+@command("show app", help="attached apps (or one by name)", usage="show app [<name>]")
+def show_app(engine, args):
+    show = _sessions(engine, "show app")
+    from graphnet.session.session import SessionError
+    try:
+        return show.show_app(engine, " ".join(args) or None)
+    except SessionError as e:
+        raise UsageError(str(e)) from None
+
+
+@command("show app workers", help="app workers: sessions and event counters", usage="show app workers")
+def show_app_workers(engine, args):
+    _no_args(args)
+    return _sessions(engine, "show app workers").show_app_workers(engine)
+
+
+@command("show app mq", help="app workers' message queues", usage="show app mq")
+def show_app_mq(engine, args):
+    _no_args(args)
+    return _sessions(engine, "show app mq").show_app_mq(engine)
+
+
+@command("show session-input", help="session-input: events delivered, coalesced, queue-full back-offs",
+         usage="show session-input")
+def show_session_input(engine, args):
+    _no_args(args)
+    return _sessions(engine, "show session-input").show_session_input(engine)
+
+
+@command("clear session", help="reset a session (its app is told)", usage="clear session <handle>")
+def clear_session(engine, args):
+    _sessions(engine, "clear session")
+    if len(args) != 1:
+        raise UsageError("give a session handle (see show session)")
+    try:
+        handle = int(args[0], 0)
+    except ValueError:
+        raise UsageError(f"{args[0]!r} is not a session handle") from None
+    from graphnet.session.application import session_manager
+    from graphnet.session.session import SessionError
+    try:
+        session_manager(engine).layer.reset(handle)
+    except SessionError as e:
+        raise UsageError(str(e)) from None
+    return ""

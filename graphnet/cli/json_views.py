@@ -246,3 +246,43 @@ def ip_arp_json(engine, args):
 @json_view("show hardware-interfaces", "as show hardware --json")
 def hardware_interfaces_json(engine, args):
     return hardware_json(engine, args)
+
+
+# --- the session layer: empty when the graph has none ------------------------------------
+
+@json_view("show session", "[{handle, thread, index, proto, state, flags, lcl, rmt, rx_bytes, tx_bytes, rx_drops, "
+           "segment, rx_fifo, tx_fifo, listener, app, worker}]; [] without the session layer")
+def session_json(engine, args):
+    from graphnet.session.show import session_rows
+    rest = [a for a in args if a != "verbose"]
+    return session_rows(engine, int(rest[1]) if len(rest) == 2 and rest[0] == "thread" else None)
+
+
+@json_view("show app", "[{index, name, workers, scope, segment_size, segment_free}]")
+def app_json(engine, args):
+    from graphnet.session.show import app_rows
+    return app_rows(engine, " ".join(args) or None)
+
+
+@json_view("show app workers", "[{app, worker, index, sessions, pending, queued, coalesced, delivered, full, "
+           "stale, builtin}]")
+def app_workers_json(engine, args):
+    _no_args(args, "show app workers")
+    from graphnet.session.show import worker_rows
+    return worker_rows(engine)
+
+
+@json_view("show app mq", "[{app, worker, slots, slot_size, queued, enqueued, full, busy, locks, signals}]; "
+           "app null: the engine's queue")
+def app_mq_json(engine, args):
+    _no_args(args, "show app mq")
+    from graphnet.session.show import mq_rows
+    return mq_rows(engine)
+
+
+@json_view("show session-input", "{interrupts, flushes, delivered, coalesced, full_backoffs, stale, "
+           "pending_workers, lost_nomem, buffer_waits}; {} without the session layer")
+def session_input_json(engine, args):
+    _no_args(args, "show session-input")
+    from graphnet.session.show import input_stats
+    return input_stats(engine)

@@ -13,6 +13,8 @@ cdef extern from "gn_platform.h" nogil:
     void gn_atomic_store_u32(volatile uint32_t*, uint32_t)
     uint32_t gn_atomic_exchange_u32(volatile uint32_t*, uint32_t)
     uint32_t gn_atomic_fetch_add_u32(volatile uint32_t*, uint32_t)
+    uint32_t gn_atomic_fetch_or_u32(volatile uint32_t*, uint32_t)
+    bint gn_spin_trylock(volatile uint32_t*)
     void gn_spin_lock(volatile uint32_t*)
     void gn_spin_unlock(volatile uint32_t*)
     void GN_ASSERT(bint)

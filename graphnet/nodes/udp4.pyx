@@ -20,7 +20,9 @@ the arc from udp4-input to the node; the node must be added to the engine
 too) or after, when udp4-input already has an arc to that node (it claimed
 another port, or was registered before the build): the session layer
 registers its nodes before the build and its ports whenever it likes.
-``udp_unregister_port`` releases a port. A datagram for a port nobody
+``udp_unregister_port`` releases a port. ``attach_to=(("udp4-input",
+None),)`` gives a node the arc and no port yet (the session layer's
+``udp4-session`` claims the ports of its listeners as they come). A datagram for a port nobody
 claimed goes to ``ip4-icmp-error`` (port unreachable) when the graph has
 it, else it is dropped; either way it is counted ``no-listener``.
 
@@ -184,6 +186,8 @@ def _setup(engine, node_index):
 
 
 def _on_attach(engine, key, next_index):
+    if key is None:
+        return                       # an arc only: the node claims its ports later (the session layer)
     _check_port(key)
     if key in _PENDING.get(engine, {}):
         return                       # the API said otherwise before the build

@@ -1,0 +1,125 @@
+"""C loops for ``graphnet bench session-events`` (see session_events.py):
+the rx notification path of the session layer against a synchronous
+notification per enqueue, with an app that drains its queue and fifos in
+C on both sides."""
+from cpython.mem cimport PyMem_Malloc, PyMem_Free
+from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from libc.string cimport memset, memcpy
+from graphnet.session.types cimport *
+from graphnet.session.fifo cimport (gn_fifo_enqueue, gn_fifo_dequeue, gn_fifo_dequeue_drop, gn_fifo_unset_event,
+                                    gn_fifo_set_event)
+from graphnet.session.msg_queue cimport gn_mq_handle_t, gn_mq_enqueue_batch, gn_mq_dequeue_batch
+from graphnet.session.session cimport (gn_session_main_t, SessionLayer, gn_session_from_handle,
+                                       gn_session_enqueue_notify, gn_session_flush, gn_app_wrk_t, gn_session_handle,
+                                       gn_app_wrk_add_event)
+
+cdef enum:
+    DRAIN = 256
+
+
+cdef uint64_t _app_drain(gn_session_main_t* sm, gn_mq_handle_t* h) noexcept nogil:
+    """The app: read every message, empty the session's rx fifo, clear its event."""
+    cdef gn_app_msg_t msgs[DRAIN]
+    cdef uint32_t k, i
+    cdef uint64_t n = 0
+    cdef gn_session_t* s
+    while True:
+        k = gn_mq_dequeue_batch(h.mq, <uint8_t*>msgs, sizeof(gn_app_msg_t), DRAIN)
+        if k == 0:
+            return n
+        for i in range(k):
+            s = gn_session_from_handle(sm, msgs[i].handle)
+            if s != NULL and msgs[i].type == GN_EVT_RX:
+                gn_fifo_dequeue_drop(s.rx_fifo, 0xffffffff)
+                gn_fifo_unset_event(s.rx_fifo)
+        n += k
+
+
+def run_rounds(SessionLayer layer, list handles, uint32_t wrk_index, uint32_t per_session, uint32_t rounds,
+               bint coalesce):
+    """rounds x (per_session datagrams of 64 bytes into every session's rx
+    fifo, each notified), then the app drains. coalesce: the session
+    layer's path (pending events, one flush); else one message-queue
+    enqueue (one lock) per datagram. Returns messages the app read."""
+    cdef gn_session_main_t* sm = layer.sm
+    cdef gn_app_wrk_t* wrk = &sm.wrks[wrk_index]
+    cdef uint8_t payload[64]
+    cdef gn_app_msg_t m
+    cdef uint32_t r, i, k, n = len(handles)
+    cdef uint64_t read = 0
+    cdef gn_session_t** ss = <gn_session_t**>NULL
+    cdef list keep = handles
+    ss = <gn_session_t**>PyMem_Malloc(n * sizeof(gn_session_t*))
+    for i in range(n):
+        ss[i] = gn_session_from_handle(sm, <uint64_t>keep[i])
+    memset(payload, 7, 64)
+    memset(&m, 0, sizeof(m))
+    m.type = GN_EVT_RX
+    with nogil:
+        for r in range(rounds):
+            for i in range(n):
+                for k in range(per_session):
+                    gn_fifo_enqueue(ss[i].rx_fifo, payload, 64)
+                    if coalesce:
+                        gn_session_enqueue_notify(sm, ss[i])
+                    else:
+                        m.handle = gn_session_handle(ss[i])
+                        gn_mq_enqueue_batch(&wrk.mq, <uint8_t*>&m, sizeof(m), 1)
+            if coalesce:
+                while sm.n_pending:
+                    gn_session_flush(sm, 0xffffffff)
+            read += _app_drain(sm, &wrk.mq)
+    PyMem_Free(ss)
+    return read
+
+
+def ct_rounds(SessionLayer layer, uint64_t cli_handle, uint64_t srv_handle, uint32_t chunk, uint32_t rounds):
+    """A cut-through pair moving `rounds` writes of `chunk` bytes: the
+    client enqueues into its tx fifo (the server's rx fifo) and raises the
+    server's rx event (what session-queue's ct push does), session-input's
+    flush delivers it, the server drains its queue and dequeues the bytes.
+    Returns the bytes the server read."""
+    cdef gn_session_main_t* sm = layer.sm
+    cdef gn_session_t* cs = gn_session_from_handle(sm, cli_handle)
+    cdef gn_session_t* ss = gn_session_from_handle(sm, srv_handle)
+    cdef gn_app_wrk_t* wrk
+    cdef uint8_t* src
+    cdef uint8_t* dst
+    cdef uint32_t r
+    cdef uint64_t got = 0
+    cdef gn_app_msg_t msgs[DRAIN]
+    if cs == NULL or ss == NULL:
+        raise ValueError("no such sessions")
+    wrk = &sm.wrks[ss.app_wrk_index]
+    src = <uint8_t*>PyMem_Malloc(chunk)
+    dst = <uint8_t*>PyMem_Malloc(chunk)
+    memset(src, 5, chunk)
+    with nogil:
+        for r in range(rounds):
+            gn_fifo_enqueue(cs.tx_fifo, src, chunk)
+            if gn_fifo_set_event(cs.tx_fifo):
+                gn_app_wrk_add_event(sm, ss.app_wrk_index, GN_EVT_RX, 0, gn_session_handle(ss))
+            gn_session_flush(sm, 0xffffffff)
+            while gn_mq_dequeue_batch(wrk.mq.mq, <uint8_t*>msgs, sizeof(gn_app_msg_t), DRAIN):
+                pass
+            got += gn_fifo_dequeue(ss.rx_fifo, dst, chunk)
+            gn_fifo_unset_event(ss.rx_fifo)
+    PyMem_Free(src)
+    PyMem_Free(dst)
+    return got
+
+
+def memcpy_rounds(uint32_t chunk, uint32_t rounds):
+    """The reference: `rounds` memcpy of `chunk` bytes between two buffers."""
+    cdef uint8_t* src = <uint8_t*>PyMem_Malloc(chunk)
+    cdef uint8_t* dst = <uint8_t*>PyMem_Malloc(chunk)
+    cdef uint32_t r
+    cdef uint64_t got = 0
+    memset(src, 5, chunk)
+    with nogil:
+        for r in range(rounds):
+            memcpy(dst, src, chunk)
+            got += dst[r % chunk]
+    PyMem_Free(src)
+    PyMem_Free(dst)
+    return got

@@ -1,0 +1,209 @@
+"""``session-queue``: app -> engine events, and the transports' tx.
+
+An input node, INTERRUPT mode by default (woken by the eventfd of the
+engine's message queue, by a tx or control event from a builtin app, or
+polled if set so). Each run:
+
+  1. reads up to ``max_msgs`` app messages from the engine's queue: TX
+     (data in my tx fifo), CLOSE, RESET, ACCEPTED_REPLY. Each names its
+     worker and session; a message whose worker is unknown, whose session
+     is not that worker's, or whose type is unknown is refused (an ERROR
+     event naming the type goes back to the worker) and counted;
+  2. runs the programmed transport closes and resets (session.pyx);
+  3. pushes tx: sessions on the tx ring, at most ``tx_budget`` per run, each
+     through its transport's push_tx with at most ``max_units`` units
+     (datagrams or segments); a session with data left goes to the back of
+     the ring (old after new), so one busy session cannot starve the rest;
+     a drained session's tx event flag is cleared (and checked again, so
+     data written meanwhile is not stranded); the app's dequeue
+     notification is sent when its threshold is reached.
+
+Transports send what they build to this node's next ``ip4-lookup``.
+Counters: ``app-msgs``, ``bad-msg``, ``tx-pushed`` (sessions), ``tx-requeued``.
+"""
+import os
+
+from cpython.pycapsule cimport PyCapsule_New, PyCapsule_GetPointer
+from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from libc.stdlib cimport calloc, free
+from graphnet.vlib.buffer cimport gn_frame_t
+from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t, gn_node_increment_error, gn_node_set_interrupt_pending
+from graphnet.session.types cimport *
+from graphnet.session.fifo cimport (gn_fifo_max_dequeue, gn_fifo_unset_event, gn_fifo_set_event,
+                                    gn_fifo_needs_deq_ntf)
+from graphnet.session.msg_queue cimport gn_mq_handle_t, gn_mq_dequeue_batch, gn_mq_clear_signal, gn_mq_count, MessageQueue
+from graphnet.session.session cimport (gn_session_main_t, gn_session_t, gn_session_from_handle, gn_session_run_ctrl,
+                                       gn_session_close, gn_session_reset, gn_session_accept_reply,
+                                       gn_session_tx_schedule, gn_session_dequeue_notify, gn_app_wrk_add_event,
+                                       gn_app_wrk_get_if_valid)
+from graphnet.vlib.node import Node
+
+cdef enum:
+    ERROR_APP_MSGS = 1
+    ERROR_BAD_MSG = 2
+    ERROR_TX_PUSHED = 3
+    ERROR_TX_REQUEUED = 4
+    NEXT_IP4_LOOKUP = 0
+    MSG_BATCH = 64
+
+ERRORS = (
+    ("none", "info", "no error"),
+    ("app-msgs", "info", "app messages read from the engine's queue"),
+    ("bad-msg", "error", "app message refused (unknown type, worker or session)"),
+    ("tx-pushed", "info", "sessions pushed to their transport"),
+    ("tx-requeued", "info", "sessions with data left after their push (sent to the back)"),
+)
+
+ctypedef struct session_queue_t:
+    gn_session_main_t* sm
+    gn_mq_handle_t mq                  # the engine's queue (apps -> engine)
+    uint32_t max_msgs
+    uint32_t tx_budget
+    uint32_t max_units
+
+
+cdef bint _handle_msg(gn_session_main_t* sm, gn_app_msg_t* m) noexcept nogil:
+    """Act on one app message; false if refused."""
+    cdef gn_session_t* s
+    if gn_app_wrk_get_if_valid(sm, m.wrk_index) == NULL:
+        return False
+    s = gn_session_from_handle(sm, m.handle)
+    if s == NULL or s.app_wrk_index != m.wrk_index or m.type < GN_APP_MSG_TX or m.type > GN_APP_MSG_ACCEPTED_REPLY:
+        gn_app_wrk_add_event(sm, m.wrk_index, GN_EVT_ERROR, m.type, GN_NO_HANDLE if s == NULL else m.handle)
+        return False
+    if m.type == GN_APP_MSG_TX:
+        if s.tx_fifo != NULL:
+            gn_session_tx_schedule(sm, s)
+    elif m.type == GN_APP_MSG_CLOSE:
+        gn_session_close(sm, s)
+    elif m.type == GN_APP_MSG_RESET:
+        gn_session_reset(sm, s)
+    else:
+        gn_session_accept_reply(sm, s, m.retval)
+    return True
+
+
+cdef uint32_t _push_tx(gn_main_t* vm, gn_node_runtime_t* node, session_queue_t* q) noexcept nogil:
+    cdef gn_session_main_t* sm = q.sm
+    cdef uint32_t n = sm.tx_tail - sm.tx_head, i, pushed = 0, requeued = 0, sent
+    cdef gn_session_t* s
+    cdef gn_transport_vft_t* tp
+    if n > q.tx_budget:
+        n = q.tx_budget
+    for i in range(n):
+        s = gn_session_from_handle(sm, sm.tx_ring[sm.tx_head & (sm.tx_cap - 1)])
+        sm.tx_head += 1
+        if s == NULL or s.tx_fifo == NULL:
+            continue
+        s.flags &= ~GN_SESSION_F_TX_QUEUED
+        if s.flags & GN_SESSION_F_WAIT_BUFFERS:
+            continue                                 # woken by the pool, not by the ring
+        if s.state > GN_SESSION_STATE_TRANSPORT_CLOSING and s.state != GN_SESSION_STATE_CLOSING:
+            continue                                 # closed: nothing more goes out
+        tp = &sm.transports[s.proto]
+        if tp.push_tx == NULL:
+            continue
+        sent = tp.push_tx(tp.ctx, vm, node, s, q.max_units)
+        if s.flags & GN_SESSION_F_CUT_THROUGH:
+            pushed += 1                              # the peer reads and clears the event
+            continue
+        if s.flags & GN_SESSION_F_WAIT_BUFFERS:
+            pushed += 1                              # back on the ring when buffers are freed
+            continue
+        pushed += 1
+        if sent and gn_fifo_needs_deq_ntf(s.tx_fifo, sent):
+            gn_session_dequeue_notify(sm, s)
+        if gn_fifo_max_dequeue(s.tx_fifo):
+            gn_session_tx_schedule(sm, s)            # to the back: the others go first
+            requeued += 1
+        else:
+            gn_fifo_unset_event(s.tx_fifo)
+            if gn_fifo_max_dequeue(s.tx_fifo) and gn_fifo_set_event(s.tx_fifo):
+                gn_session_tx_schedule(sm, s)        # written between our check and the unset
+    gn_node_increment_error(vm, node, ERROR_TX_PUSHED, pushed)
+    gn_node_increment_error(vm, node, ERROR_TX_REQUEUED, requeued)
+    return pushed
+
+
+cdef uint32_t session_queue_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame) noexcept nogil:
+    cdef session_queue_t* q = <session_queue_t*>node.runtime_data
+    cdef gn_app_msg_t msgs[MSG_BATCH]
+    cdef uint32_t k, i, n_msgs = 0, bad = 0, pushed
+    cdef gn_session_main_t* sm
+    if q == NULL or q.sm == NULL:
+        return 0
+    sm = q.sm
+    if q.mq.mq != NULL:
+        gn_mq_clear_signal(&q.mq)
+        while n_msgs < q.max_msgs:
+            k = gn_mq_dequeue_batch(q.mq.mq, <uint8_t*>msgs, sizeof(gn_app_msg_t), MSG_BATCH)
+            if k == 0:
+                break
+            for i in range(k):
+                if not _handle_msg(sm, &msgs[i]):
+                    bad += 1
+            n_msgs += k
+        gn_node_increment_error(vm, node, ERROR_APP_MSGS, n_msgs)
+        gn_node_increment_error(vm, node, ERROR_BAD_MSG, bad)
+    gn_session_run_ctrl(sm, 0)
+    pushed = _push_tx(vm, node, q)
+    node.has_more_work = sm.tx_tail != sm.tx_head or sm.pools[0].n_ctrl != 0 or (
+        q.mq.mq != NULL and gn_mq_count(q.mq.mq) != 0)
+    if node.has_more_work:
+        gn_node_set_interrupt_pending(vm, node.node_index)
+    return n_msgs + pushed
+
+
+cdef class _State:
+    cdef session_queue_t* q
+    cdef object mq
+
+    def __cinit__(self, layer, MessageQueue mq, uint32_t max_msgs, uint32_t tx_budget, uint32_t max_units):
+        self.q = <session_queue_t*>calloc(1, sizeof(session_queue_t))
+        if self.q == NULL:
+            raise MemoryError()
+        self.q.sm = <gn_session_main_t*>PyCapsule_GetPointer(layer.capsule(), "gn_session_main")
+        self.q.mq = (<gn_mq_handle_t*><size_t>mq.handle_address())[0]
+        self.mq = mq
+        self.q.max_msgs = max_msgs
+        self.q.tx_budget = tx_budget
+        self.q.max_units = max_units
+
+    def __dealloc__(self):
+        free(self.q)
+
+    def capsule(self):
+        return PyCapsule_New(<void*>self.q, "gn_runtime_data", NULL)
+
+
+def _setup(engine, node_index):
+    from graphnet.session.application import session_manager
+    from graphnet.session.segment import Segment
+    mgr = session_manager(engine)
+    mgr.engine_segment = Segment(1 << 20, "engine-mq")
+    mgr.engine_mq = MessageQueue.alloc(mgr.engine_segment, 1024, 64)
+    st = _State(mgr.layer, mgr.engine_mq, 4096, getattr(engine, "session_tx_budget", 256),
+                getattr(engine, "session_tx_max_units", 32))
+    engine.main.set_runtime_data(node_index, st.capsule())
+    mgr.layer.set_queue_node(node_index)
+    mgr.queue_state = st
+    engine.main.register_fd(node_index, mgr.engine_mq.fd)
+
+
+def _teardown(engine, node_index):
+    """The engine closes: its session manager's apps, queues and segments go."""
+    from graphnet.session.application import session_manager, _MANAGERS
+    mgr = session_manager(engine)
+    engine.main.unregister_fd(node_index)
+    mgr.layer.set_queue_node(0xffffffff)
+    mgr.close()
+    mgr.engine_mq.close()
+    mgr.engine_segment.close()
+    _MANAGERS.pop(engine, None)
+
+
+NODES = (
+    Node("session-queue", type="input", state="interrupt",
+         fn=PyCapsule_New(<void*>session_queue_fn, "gn_node_fn", NULL), next_nodes=(("ip4-lookup", "error-drop"),),
+         errors=ERRORS, setup=_setup, teardown=_teardown, doc=__doc__.split("\n\n")[0]),
+)

@@ -1,0 +1,58 @@
+"""The session layer: segments, byte fifos, message queues, sessions,
+applications and app workers (issue 12).
+
+STATUS (built bottom-up, each layer tested; see README "What does not
+work yet" for the gaps):
+  - segment: memfd segments with an offset allocator (done)
+  - fifo: SPSC byte fifo, out-of-order ranges, segments, events,
+    dequeue notifications, zero-copy slices (done)
+  - msg_queue: fixed-size message ring, batch enqueue under one lock,
+    eventfd on empty -> non-empty, full/busy answered and counted (done)
+  - types.pxd: session, events, app messages (64-byte slots), the
+    transport table (C function pointers)
+  - session: per-thread pools, handles, 5-tuple and listener tables,
+    VPP's state machine, app workers' pending events and the flush into
+    their queues (or a builtin app's callback), shared listeners, half-open
+    connects, worker removal (done; table-driven test of every transition)
+  - mock_transport: the transport the tests drive (example of the table)
+  - application: apps (name once, options checked), workers added and
+    removed (only their sessions and half-opens go; reset if vanished),
+    shared listeners, builtin callbacks, segments freed when the last
+    session of a detached app is gone (done)
+  - nodes/session_input.pyx: interrupt-mode flush of pending events, N per
+    run, re-armed at once (budget) or a tick later (queue full) (done)
+  - nodes/session_queue.pyx: app messages from the engine queue (eventfd),
+    refused ones answered with an ERROR event, programmed closes, tx ring
+    with a per-run budget, requeue to the back (done)
+  - transport/udp.pyx: UDP sessions (datagram listeners, connected
+    sessions), udp4-session rx node, tx through ip4-lookup (done)
+  - apps/echo.pyx: builtin UDP echo server (C callback) (done)
+  - nodes/session_host.py: the session nodes as one set; CLI (test echo
+    server, show session/app/app workers/app mq/session-input, clear
+    session) in cli/commands.py + session/show.py; [[app]] in the startup
+    file (done)
+  - transport/cut_through.pyx: local sessions between apps of the engine
+    (shared fifos, peer queues in the events, close/reset to the peer);
+    app scope global/local/both (done)
+  - buffer wait queue: a transport with no buffers subscribes the session
+    to the pool's FIFO waiters (gn_session_wait_buffers); woken sessions
+    go back on the tx ring; freed sessions leave the queue (done, UDP)
+
+NEXT (in this order):
+  - session-events is 1.2-1.3x its baseline (target 2x): profile the
+    per-datagram path (fifo enqueue into 1000 cold fifos dominates both);
+  - ct-throughput 0.43 of memcpy (target 0.5): two copies per byte; a
+    zero-copy write (gn_fifo_writable + enqueue_nocopy) by the app;
+  - builtin apps still missing: UDP echo client, cut-through echo pair,
+    throughput source/sink (graphnet/apps/);
+  - udp-echo over a TAP against the kernel's UDP echo (bench), the idle
+    measurement (1000 idle sessions, getrusage over 10 s);
+  - trace records for session-input / session-queue (they carry no
+    buffers: a per-event record would need a trace API without buffers);
+  - TCP (issue 13) fills types.pxd's gn_transport_vft_t; the app's
+    "I read" message (GN_APP_MSG_RX_DONE, rx dequeue notification to the
+    transport for window updates) is defined but not handled yet;
+  - apps in other processes (issue 14): segments and queues are ready
+    (offsets only, Segment.attach(fd)); a segment manager adding segments
+    when one is full, and the attach socket, are not there.
+"""

@@ -1,0 +1,146 @@
+"""The session layer's views for the CLI: data first (the ``--json``
+forms), then text from the same data. ``show session``, ``show app``,
+``show app workers``, ``show app mq``, ``show session-input``."""
+from __future__ import annotations
+
+from graphnet.session.application import session_manager
+
+
+def has_sessions(engine) -> bool:
+    """The graph has the session layer's nodes."""
+    return engine is not None and "session-input" in engine.registrations
+
+
+def _owners(mgr) -> dict:
+    return {w.index: (app.name, w.number) for app in mgr.apps.values() for w in app.workers.values()}
+
+
+def session_rows(engine, thread=None) -> list:
+    """[{handle, thread, index, proto, state, flags, lcl, rmt, rx_bytes,
+    tx_bytes, rx_drops, segment, rx_fifo, tx_fifo, listener, app, worker}]"""
+    if not has_sessions(engine):
+        return []
+    mgr = session_manager(engine)
+    owners = _owners(mgr)
+    rows = []
+    for h in mgr.layer.handles(thread):
+        s = mgr.layer.session(h)
+        owner = owners.get(s["wrk"], (None, None))
+        rows.append({"handle": h, "thread": s["thread"], "index": s["index"],
+                     "proto": "ct" if "ct" in s["flags"] else s["proto"], "state": s["state"],
+                     "flags": s["flags"], "lcl": "%s:%d" % s["lcl"] if "lcl" in s else None,
+                     "rmt": "%s:%d" % s["rmt"] if "rmt" in s and "listener" not in s["flags"] else None,
+                     "rx_bytes": s.get("rx_bytes", 0), "tx_bytes": s.get("tx_bytes", 0),
+                     "rx_drops": s["rx_drops"], "segment": s["segment"], "rx_fifo": s["rx_fifo"],
+                     "tx_fifo": s["tx_fifo"], "listener": s["listener"], "app": owner[0], "worker": owner[1]})
+    return rows
+
+
+def show_session(engine, verbose: bool = False, thread=None) -> str:
+    rows = session_rows(engine, thread)
+    if not rows:
+        return "no sessions"
+    lines = [f"{'handle':<12}{'proto':<6}{'state':<19}{'local':<22}{'remote':<22}{'rx/tx bytes':<14}app"]
+    for r in rows:
+        app = f"{r['app']} (worker {r['worker']})" if r["app"] is not None else "-"
+        lines.append(f"{r['handle']:<#12x}{r['proto']:<6}{r['state']:<19}{r['lcl'] or '-':<22}{r['rmt'] or '-':<22}"
+                     f"{str(r['rx_bytes']) + '/' + str(r['tx_bytes']):<14}{app}")
+        if verbose:
+            lines.append(f"    flags [{', '.join(r['flags'])}] segment {r['segment']} rx fifo {r['rx_fifo']} "
+                         f"tx fifo {r['tx_fifo']} rx drops {r['rx_drops']}"
+                         + (f" listener {r['listener']:#x}" if r["listener"] is not None else ""))
+    st = session_manager(engine).layer.stats()
+    lines.append(f"{len(rows)} sessions; accept failures {st['accept_fail']}, fifo allocation failures "
+                 f"{st['fifo_alloc_fail']}")
+    return "\n".join(lines)
+
+
+def app_rows(engine, name=None) -> list:
+    """[{index, name, workers, scope, segment_size, segment_free}]"""
+    if not has_sessions(engine):
+        return []
+    mgr = session_manager(engine)
+    apps = [mgr.app(name)] if name else list(mgr.apps.values())
+    return [{"index": a.index, "name": a.name, "workers": len(a.workers), "scope": a.options.scope,
+             "segment_size": a.segment.stats()["size"], "segment_free": a.segment.stats()["bytes_free"]}
+            for a in apps]
+
+
+def show_app(engine, name=None) -> str:
+    rows = app_rows(engine, name)
+    if not rows:
+        return "no apps attached"
+    lines = [f"{'index':<7}{'name':<32}{'workers':<9}{'scope':<8}segment (free/size)"]
+    lines += [f"{r['index']:<7}{r['name']:<32}{r['workers']:<9}{r['scope']:<8}{r['segment_free']}/{r['segment_size']}"
+              for r in rows]
+    return "\n".join(lines)
+
+
+def worker_rows(engine) -> list:
+    """[{app, worker, index, sessions, pending, queued, coalesced, delivered, full, stale, builtin}]"""
+    if not has_sessions(engine):
+        return []
+    mgr = session_manager(engine)
+    out = []
+    for a in mgr.apps.values():
+        for w in a.workers.values():
+            st = w.stats()
+            out.append({"app": a.name, "worker": w.number, "index": w.index, "sessions": len(w.sessions()),
+                        **{k: st[k] for k in ("pending", "queued", "coalesced", "delivered", "full", "stale",
+                                              "builtin")}})
+    return out
+
+
+def show_app_workers(engine) -> str:
+    rows = worker_rows(engine)
+    if not rows:
+        return "no apps attached"
+    lines = [f"{'app':<32}{'worker':<8}{'index':<7}{'sessions':<10}{'pending':<9}{'queued':<9}"
+             f"{'coalesced':<11}{'delivered':<11}{'full':<6}stale"]
+    lines += [f"{r['app']:<32}{r['worker']:<8}{r['index']:<7}{r['sessions']:<10}{r['pending']:<9}{r['queued']:<9}"
+              f"{r['coalesced']:<11}{r['delivered']:<11}{r['full']:<6}{r['stale']}" for r in rows]
+    return "\n".join(lines)
+
+
+def mq_rows(engine) -> list:
+    """[{app, worker, slots, queued, enqueued, full, busy, locks, signals}]; app None: the engine's queue"""
+    if not has_sessions(engine):
+        return []
+    mgr = session_manager(engine)
+    out = []
+    for a in mgr.apps.values():
+        for w in a.workers.values():
+            if w.mq is not None and not w.stats()["builtin"]:
+                out.append({"app": a.name, "worker": w.number, **w.mq.stats()})
+    q = getattr(mgr, "engine_mq", None)
+    if q is not None:
+        out.append({"app": None, "worker": None, **q.stats()})
+    return out
+
+
+def show_app_mq(engine) -> str:
+    lines = [f"{'app':<32}{'worker':<8}{'slots':<7}{'queued':<8}{'enqueued':<10}{'full':<6}{'busy':<6}"
+             f"{'locks':<8}signals"]
+    for r in mq_rows(engine):
+        lines.append(f"{r['app'] or '(engine)':<32}{'-' if r['worker'] is None else r['worker']:<8}{r['slots']:<7}"
+                     f"{r['queued']:<8}{r['enqueued']:<10}{r['full']:<6}{r['busy']:<6}{r['locks']:<8}{r['signals']}")
+    return "\n".join(lines)
+
+
+INPUT_ROWS = (("interrupts", "interrupts raised"), ("flushes", "flushes"), ("delivered", "events delivered"),
+              ("coalesced", "rx events coalesced"), ("full_backoffs", "queue-full back-offs"),
+              ("stale", "stale events dropped"), ("pending_workers", "workers pending"),
+              ("lost_nomem", "events lost (no memory)"), ("buffer_waits", "waits for buffers"))
+
+
+def input_stats(engine) -> dict:
+    """{interrupts, flushes, delivered, coalesced, full_backoffs, stale, pending_workers, lost_nomem, buffer_waits}"""
+    if not has_sessions(engine):
+        return {}
+    st = session_manager(engine).layer.stats()
+    return {k: st[k] for k, _ in INPUT_ROWS}
+
+
+def show_session_input(engine) -> str:
+    st = input_stats(engine)
+    return "\n".join(f"{text:<26}{st[k]:>14}" for k, text in INPUT_ROWS)
