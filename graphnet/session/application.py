@@ -24,6 +24,8 @@ import dataclasses
 import ipaddress
 import itertools
 import weakref
+
+from graphnet.vlib.per_engine import per_engine
 from typing import Callable, Optional
 
 from graphnet.session.segment import Segment
@@ -266,7 +268,7 @@ class SessionManager:
         self._dead.clear()
 
 
-_MANAGERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_MANAGERS: "weakref.WeakKeyDictionary" = per_engine()     # dropped by Engine.close()
 
 
 def session_manager(engine, **layer_args) -> SessionManager:
