@@ -45,6 +45,10 @@ UNCONVERTED_FEATURES = {
     "graphnet.nodes.ip4_reassembly": "ip4",
     "graphnet.nodes.ip4_neighbor": "ip4-host",
 }
+# Modules not yet converted that belong to no feature: the session layer's
+# nodes, which graphnet.nodes.session_host adds to a graph itself.
+UNCONVERTED_NO_FEATURE = ("graphnet.nodes.session_input", "graphnet.nodes.session_queue",
+                          "graphnet.nodes.session_host")
 
 _scanned: Optional[list] = None
 _added: list = []
