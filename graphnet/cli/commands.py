@@ -67,7 +67,8 @@ def clear_errors(engine, args):
     return ""
 
 
-@command("show buffers", help="buffer pool: total, free, cached, in use; frames",
+@command("show buffers", help="buffer pool: free, loop caches, device caches (TAP rx spares), in use by "
+         "packets (back to its idle value when traffic stops: the leak check), queued in ARP/reassembly; frames",
          usage="show buffers")
 def show_buffers(engine, args):
     _no_args(args)

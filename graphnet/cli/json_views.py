@@ -62,12 +62,13 @@ def errors_json(engine, args):
             if n or (show_all and sym != "none")]
 
 
-@json_view("show buffers", "{total, free, cached, in_use, double_frees, waiters, frames_allocated, "
-           "frames_free, pending_frames}")
+@json_view("show buffers", "{total, free_shared, cached, device_cached, in_use_packets, queued, devices: "
+           "{interface: cached}, free (shared + cached), in_use (total - free), double_frees, waiters, "
+           "frames_allocated, frames_free, pending_frames}")
 def buffers_json(engine, args):
     _no_args(args, "show buffers")
     loop = engine.main.loop_stats()
-    return dict(engine.pool.stats(), frames_allocated=loop["frames_allocated"],
+    return dict(engine.buffer_stats(), frames_allocated=loop["frames_allocated"],
                 frames_free=loop["frames_free"], pending_frames=loop["pending_frames"])
 
 

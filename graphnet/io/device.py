@@ -172,3 +172,12 @@ class Device:
     def hardware_info(self) -> dict:
         """Device details for ``show hardware`` (fd, offloads, queues...)."""
         return {}
+
+    def cached_buffers(self) -> int:
+        """Free buffers this device keeps allocated for its own use (rx
+        spares), not held by any packet: ``show buffers`` reports them as
+        "device cache", apart from buffers in use by packets. Call it in
+        the loop's thread (``engine.call``) or with the loop stopped.
+        Devices that cache nothing (AF_PACKET copies from its ring into
+        buffers it allocates per frame) keep this default."""
+        return 0

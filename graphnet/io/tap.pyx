@@ -1480,6 +1480,11 @@ class TapDevice(Device):
         if first and not self.adopted_fd:
             log.warning("TAP %s: carrier %s", self.name, self.carrier_error)
 
+    def cached_buffers(self) -> int:
+        """The rx spare buffers (allocated ahead of reads, up to 128, not
+        packets): ``show buffers``' device cache."""
+        return self.state.stats()["spare_buffers"]
+
     def stats(self) -> dict:
         """Device statistics (reads, GSO frames, retry queue...)."""
         if self.engine.main is None:
