@@ -120,6 +120,8 @@ Schema (every key optional unless marked; unknown keys are errors)::
                                 # interface whose address covers via.
                                 # interface without via: on-link (glean)
     drop      = true            # a blackhole instead (no via / interface)
+    # via     = ["10.10.0.1", "10.11.0.1"]  # a list: one ECMP path per next hop
+    # type    = "unreachable"   # or "prohibit" (ICMP 3/1, 3/13) or "drop"
 
     [[neighbor]]            # a neighbour (ARP) entry, as `set ip neighbor`
     interface = "gn0"       # required
@@ -234,9 +236,11 @@ class InterfaceConfig:
 class RouteConfig:
     prefix: str                   # "a.b.c.d/len", host bits clear
     path: tuple                   # ("route", i)
-    via: Optional[str] = None     # next hop address
+    via: Optional[str] = None     # next hop address (the first path's)
     interface: Optional[str] = None
     drop: bool = False
+    kind: Optional[str] = None    # "unreachable" | "prohibit" (drop: drop = True)
+    more: list = field(default_factory=list)   # further ECMP paths: [(via, interface)]
 
 
 @dataclass
@@ -920,15 +924,21 @@ def _ip(ck: _Checker, doc: dict, cfg: Config) -> None:
     for i, rt in enumerate(_entries(ck, doc, "route")):
         with ck.unit():
             path = ("route", i)
-            ck.table(rt, path, ("prefix", "via", "interface", "drop"))
+            ck.table(rt, path, ("prefix", "via", "interface", "drop", "type"))
             if "prefix" not in rt:
                 raise ck.error(path, None, "a route needs prefix = a.b.c.d/len")
             r = RouteConfig(_ip4_prefix(ck, path, "prefix", rt["prefix"]), path,
                             drop=ck.get(rt, path, "drop", bool, False))
-            if r.drop:
+            if "type" in rt:
+                kind = ck.get(rt, path, "type", str, None, choices=("drop", "unreachable", "prohibit"))
+                if "drop" in rt:
+                    raise ck.error(path, "drop", "give type = ... or drop = true, not both")
+                r.drop = kind == "drop"
+                r.kind = None if r.drop else kind
+            if r.drop or r.kind:
                 for key in ("via", "interface"):
                     if key in rt:
-                        raise ck.error(path, key, f"a drop route has no {key}")
+                        raise ck.error(path, key, f"a {r.kind or 'drop'} route has no {key}")
             elif "drop" in rt and "via" not in rt and "interface" not in rt:
                 raise ck.error(path, "drop", "drop = false needs via and/or interface")
             else:
@@ -937,18 +947,29 @@ def _ip(ck: _Checker, doc: dict, cfg: Config) -> None:
                 if "interface" in rt:
                     r.interface = _interface_ref(ck, cfg, rt, path, "interface")
                 if "via" in rt:
-                    r.via = _ip4_address(ck, path, "via", rt["via"])
-                    if r.interface is None:           # the interface whose connected prefix covers via
-                        hop = ipaddress.IPv4Address(r.via)
-                        for ic in cfg.interfaces:
-                            if any(hop in ipaddress.IPv4Interface(c).network for c in ic.addresses):
-                                r.interface = ic.display_name
-                                break
+                    vias = rt["via"] if isinstance(rt["via"], list) else [rt["via"]]
+                    if not vias:
+                        raise ck.error(path, "via", "via = [] names no next hop")
+                    given = r.interface
+                    for k, v in enumerate(vias):
+                        hop_text = _ip4_address(ck, path, "via", v)
+                        itf = given
+                        if itf is None:           # the interface whose connected prefix covers via
+                            hop = ipaddress.IPv4Address(hop_text)
+                            for ic in cfg.interfaces:
+                                if any(hop in ipaddress.IPv4Interface(c).network for c in ic.addresses):
+                                    itf = ic.display_name
+                                    break
+                            else:
+                                raise ck.error(path, "via", f"next hop {hop_text} is on no interface's address "
+                                                            f"prefix: give interface = ...")
+                        if hop_text in owner:
+                            raise ck.error(path, "via", f"next hop {hop_text} is graphnet's own address "
+                                                        f"({owner[hop_text]})")
+                        if k == 0:
+                            r.via, r.interface = hop_text, itf
                         else:
-                            raise ck.error(path, "via", f"next hop {r.via} is on no interface's address prefix: "
-                                                        f"give interface = ...")
-                    if r.via in owner:
-                        raise ck.error(path, "via", f"next hop {r.via} is graphnet's own address ({owner[r.via]})")
+                            r.more.append((hop_text, itf))
             for other in cfg.routes:
                 if other.prefix == r.prefix:
                     raise ck.error(path, "prefix", f"a route for {r.prefix} is already given "
@@ -1322,10 +1343,14 @@ def _apply_ip(ck: _Checker, cfg: Config, engine) -> None:
     for r in cfg.routes:
         if r.drop:
             do(r.path, "prefix", fib.add_route, r.prefix, drop=True)
+        elif r.kind:
+            do(r.path, "type", fib.add_route, r.prefix, kind=r.kind)
         elif r.via is None:
             do(r.path, "interface", fib.add_route, r.prefix, sw_if_index=r.interface)
         else:
             do(r.path, "via", fib.add_route, r.prefix, sw_if_index=r.interface, next_hop=r.via)
+            for via, itf in r.more:
+                do(r.path, "via", fib.add_path, r.prefix, itf, via)
 
 
 def _device_message(e: Exception) -> str:

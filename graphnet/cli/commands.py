@@ -270,49 +270,6 @@ def show_interface_address(engine, args):
     return "\n".join(f"{name}: {', '.join(addrs)}" for name, addrs in table.items()) or "no IPv4 addresses"
 
 
-@command("ip route add", help="add an IPv4 route via a next hop (resolved with ARP), an interface "
-         "(on-link), or drop", usage="ip route add <prefix> via <a.b.c.d> [<interface>] | "
-         "ip route add <prefix> via <interface> | ip route add <prefix> drop")
-def ip_route_add(engine, args):
-    ip4 = _ip4_host("ip route add")
-    if len(args) == 2 and args[1] == "drop":
-        _value(lambda: ip4.fib(engine).add_route(args[0], drop=True))
-        return ""
-    if len(args) not in (3, 4) or args[1] != "via":
-        raise UsageError("give a prefix, 'via' and a next hop address and/or an interface")
-    prefix, target = args[0], args[2]
-    if target in engine.interfaces.names and len(args) == 3:
-        _value(lambda: ip4.fib(engine).add_route(prefix, sw_if_index=target))
-        return ""
-    if len(args) == 4:
-        sw, _ = _interface(engine, args[3])
-    else:
-        sw = _connected_interface(engine, ip4, target)
-    _value(lambda: ip4.fib(engine).add_route(prefix, sw_if_index=sw, next_hop=target))
-    return ""
-
-
-def _connected_interface(engine, ip4, address):
-    """The interface whose connected prefix holds a next hop address."""
-    fib = ip4.fib(engine)
-    try:
-        info = fib.lookup(address)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-    if info["type"] in ("glean", "rewrite", "local") and "sw_if_index" in info:
-        return info["sw_if_index"]
-    raise UsageError(f"next hop {address} is on no interface's connected prefix: name the interface")
-
-
-@command("ip route del", help="delete an IPv4 route", usage="ip route del <prefix>")
-def ip_route_del(engine, args):
-    ip4 = _ip4_host("ip route del")
-    if len(args) < 1:
-        raise UsageError("give the prefix of the route to delete")
-    _value(ip4.fib(engine).del_route, args[0])
-    return ""
-
-
 @command("show ip neighbors", help="the IPv4 neighbour (ARP) table", usage="show ip neighbors")
 def show_ip_neighbors(engine, args):
     _no_args(args)

@@ -287,6 +287,7 @@ def json_view(path: str, schema: str):
 def default_registry() -> Registry:
     """The default registry with the built-in commands loaded."""
     import graphnet.cli.commands  # noqa: F401  (registers on import)
+    import graphnet.cli.ip4  # noqa: F401
     import graphnet.cli.system  # noqa: F401
     import graphnet.cli.packet_generator  # noqa: F401
     import graphnet.cli.interface_commands  # noqa: F401

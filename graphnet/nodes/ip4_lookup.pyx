@@ -18,7 +18,10 @@ attached with key ``"glean"`` (ARP). Drops: ``no-route`` (the built-in
 default route), ``blackhole`` (a drop route), ``special-destination``
 (0.0.0.0/32, 224.0.0.0/4, 240.0.0.0/4, 255.255.255.255/32: built-in, as in
 VPP), ``no-local-node`` and ``glean-unresolved`` (local / glean adjacency
-while no node attached for it), ``bad-adjacency``.
+while no node attached for it), ``bad-adjacency``. An unreachable or
+prohibit route sends its packets, counted as ``unreachable`` /
+``prohibited``, to the node that attached with that key (ip4-icmp-error:
+ICMP 3/1, 3/13), else drops them under that count.
 
 Trace record: the lookup redone for the traced packet at entry (adjacency,
 flow hash) and the first 40 bytes of its header.
@@ -36,7 +39,8 @@ from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t, gn_main_buffer, gn
 from graphnet.fib.mtrie cimport gn_mtrie_t, gn_mtrie_ply_t
 from graphnet.fib.ip4_fib cimport (Ip4Fib, gn_ip4_fib_t, gn_ip4_adj_t, gn_ip4_opaque_t, gn_ip4_opaque,
                                    gn_ip4_fib_lookup, GN_ADJ_DROP, GN_ADJ_BLACKHOLE, GN_ADJ_LOCAL, GN_ADJ_GLEAN,
-                                   GN_ADJ_REWRITE, GN_ADJ_ECMP, GN_ADJ_SPECIAL, GN_ADJ_N_TYPES)
+                                   GN_ADJ_REWRITE, GN_ADJ_ECMP, GN_ADJ_SPECIAL, GN_ADJ_UNREACHABLE,
+                                   GN_ADJ_PROHIBIT, GN_ADJ_N_TYPES)
 from graphnet.wire.ip4 cimport gn_ip4_dst, gn_ip4_flow_hash
 from graphnet.vlib.node import Node
 from graphnet.fib.ip4_fib import ip4_fib
@@ -51,6 +55,8 @@ cdef enum:
     ERROR_GLEAN_UNRESOLVED = 4
     ERROR_BAD_ADJACENCY = 5
     ERROR_SPECIAL = 6
+    ERROR_UNREACHABLE = 7
+    ERROR_PROHIBITED = 8
     TRACE_BYTES = 40
 
 ERRORS = (
@@ -61,12 +67,14 @@ ERRORS = (
     ("glean-unresolved", "warn", "next hop MAC unknown and no ARP node in the graph"),
     ("bad-adjacency", "error", "adjacency of an unexpected type"),
     ("special-destination", "info", "destination never forwarded (0.0.0.0, multicast, class E, broadcast)"),
+    ("unreachable", "info", "destination is an unreachable route (ICMP host unreachable)"),
+    ("prohibited", "info", "destination is a prohibit route (ICMP administratively prohibited)"),
 )
 
 ctypedef struct ip4_lookup_t:
     gn_ip4_fib_t* fib
-    uint16_t next_by_type[8]          # GN_ADJ_* -> next index
-    uint16_t error_by_type[8]         # GN_ADJ_* -> global error index (0 when forwarded)
+    uint16_t next_by_type[16]         # GN_ADJ_* -> next index
+    uint16_t error_by_type[16]        # GN_ADJ_* -> global error index (0 when forwarded)
 
 ctypedef struct ip4_lookup_trace_t:
     uint32_t adj_index                # from the mtrie
@@ -178,7 +186,7 @@ cdef class _State:
             raise MemoryError()
         self.fib = fib
         self.lm.fib = fib.fib
-        for t in range(8):
+        for t in range(16):
             self.lm.next_by_type[t] = drop_next
             self.lm.error_by_type[t] = error_base + ERROR_BAD_ADJACENCY
         self.lm.error_by_type[GN_ADJ_DROP] = error_base + ERROR_NO_ROUTE
@@ -186,6 +194,8 @@ cdef class _State:
         self.lm.error_by_type[GN_ADJ_LOCAL] = error_base + ERROR_NO_LOCAL_NODE
         self.lm.error_by_type[GN_ADJ_GLEAN] = error_base + ERROR_GLEAN_UNRESOLVED
         self.lm.error_by_type[GN_ADJ_SPECIAL] = error_base + ERROR_SPECIAL
+        self.lm.error_by_type[GN_ADJ_UNREACHABLE] = error_base + ERROR_UNREACHABLE
+        self.lm.error_by_type[GN_ADJ_PROHIBIT] = error_base + ERROR_PROHIBITED
         self.lm.next_by_type[GN_ADJ_REWRITE] = NEXT_REWRITE
         self.lm.error_by_type[GN_ADJ_REWRITE] = 0
 
@@ -197,11 +207,13 @@ cdef class _State:
 
     def attach(self, uint32_t adj_type, uint16_t next_index):
         self.lm.next_by_type[adj_type] = next_index
-        self.lm.error_by_type[adj_type] = 0
+        if adj_type == GN_ADJ_LOCAL or adj_type == GN_ADJ_GLEAN:
+            self.lm.error_by_type[adj_type] = 0      # the others keep their reason for ip4-icmp-error
 
 
 _STATES = weakref.WeakKeyDictionary()     # engine -> _State (lives as long as the engine)
-ATTACH_KEYS = {"local": GN_ADJ_LOCAL, "glean": GN_ADJ_GLEAN}
+ATTACH_KEYS = {"local": GN_ADJ_LOCAL, "glean": GN_ADJ_GLEAN, "unreachable": GN_ADJ_UNREACHABLE,
+               "prohibit": GN_ADJ_PROHIBIT}
 
 
 def _setup(engine, node_index):
