@@ -29,6 +29,15 @@ addresses, or a connected subnet's broadcast) are ip4-local's: only
 packets for us pay them, and locally originated packets to ourselves
 (which never pass ip4-input) must not be caught there.
 
+Interfaces without IPv4 (VPP's ip4-not-enabled; Linux with forwarding
+off there): in a graph with ip4-local (the host and router graph,
+``ip4_host.NODES``), a packet received on an interface that has no IPv4
+address is dropped as ``ip4-not-enabled``, never looked up nor forwarded.
+One byte load per packet (the interface's address count in the address
+table, ``runtime_data``). Packets with no rx interface (a pg stream without
+one) pass; the bare forwarding graph (``ip4.NODES`` without ip4-local) has
+no address table and checks nothing.
+
 Both variants are one inline worker with a constant flag (VPP's
 ip4_input_inline). ``ip4-input`` claims ethertype 0x0800 of
 ``ethernet-input``.
@@ -50,6 +59,7 @@ from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t, gn_main_buffer, gn
 from graphnet.wire.ip4 cimport (gn_ip4_sum, gn_ip4_validate, gn_ip4_total_length, gn_ip4_header_bytes, GN_IP4_OK,
                                 GN_IP4_HEADER_LEN, GN_IP4_TOO_SHORT, GN_IP4_TRUNCATED, GN_IP4_N_VALIDATE)
 from graphnet.includes.byteorder cimport gn_net32
+from graphnet.fib.ip4_address cimport gn_ip4_address_main_t, GN_IP4_ADDR_MAX_INTERFACES
 from graphnet.vlib.node import Node
 from graphnet.wire.ethernet import ETHERTYPE_IP4
 from graphnet.wire.ip4 import VALIDATE_ERRORS, format_ip4_header
@@ -63,14 +73,16 @@ cdef enum:
     ERROR_MARTIAN_LOOPBACK = GN_IP4_N_VALIDATE + 1
     ERROR_MARTIAN_MULTICAST = GN_IP4_N_VALIDATE + 2
     ERROR_MARTIAN_BROADCAST = GN_IP4_N_VALIDATE + 3
+    ERROR_NOT_ENABLED = GN_IP4_N_VALIDATE + 4
 
 ERRORS = VALIDATE_ERRORS + (
     ("martian-source-zeronet", "warn", "source address in 0.0.0.0/8 from an interface (martian): dropped"),
     ("martian-source-loopback", "warn", "source address in 127.0.0.0/8 from an interface (martian): dropped"),
     ("martian-source-multicast", "warn", "multicast source address (224.0.0.0/4; martian): dropped"),
     ("martian-source-broadcast", "warn", "source address 255.255.255.255 (martian): dropped"),
+    ("ip4-not-enabled", "warn", "received on an interface with no IPv4 address: dropped"),
 )
-assert ERRORS[ERROR_MARTIAN_BROADCAST][0] == "martian-source-broadcast"
+assert ERRORS[ERROR_NOT_ENABLED][0] == "ip4-not-enabled"
 
 cdef inline bint _maybe_martian(uint8_t o) noexcept nogil:
     """A source first octet that needs a closer look: 0, 127, 224..255
@@ -111,8 +123,9 @@ ctypedef fused checksum_mode_t:
 cdef uint32_t ip4_input_inline(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame,
                                checksum_mode_t mode) noexcept nogil:
     cdef bint verify_checksum = checksum_mode_t is checksum_verified_t
+    cdef const gn_ip4_address_main_t* am = <const gn_ip4_address_main_t*>node.runtime_data
     cdef uint16_t nexts[256]
-    cdef uint32_t i, n = frame.n_vectors, code, avail, total
+    cdef uint32_t i, n = frame.n_vectors, code, avail, total, sw
     cdef gn_buffer_t* b
     cdef gn_buffer_t* pb
     cdef const uint8_t* ip
@@ -124,6 +137,11 @@ cdef uint32_t ip4_input_inline(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_
         b = gn_main_buffer(vm, frame.buffers[i])
         ip = gn_buffer_current(b)
         avail = b.current_length
+        sw = b.sw_if_index[GN_RX]
+        if am != NULL and sw < GN_IP4_ADDR_MAX_INTERFACES and am.n[sw] == 0:
+            b.error = <uint16_t>(node.error_base + ERROR_NOT_ENABLED)
+            nexts[i] = node.drop_next
+            continue
         # fast path: one buffer, version 4 with no options, lengths right,
         # checksum right, TTL not 0 (gn_ip4_validate's checks, in fewer
         # steps), a source whose first octet is not flagged as maybe martian
@@ -181,14 +199,24 @@ def format_ip4_input_trace(bytes record, engine=None):
     return f"  rx sw_if_index {sw}\n" + format_ip4_header(record[6:6 + n], indent=2)
 
 
+def _setup(engine, node_index):
+    """In the host graph (ip4-local present), runtime_data is the address
+    table: interfaces with no address are not enabled for IPv4."""
+    if "ip4-local" not in engine.registrations:
+        return
+    from graphnet.fib.ip4_address import ip4_addresses
+    cdef size_t am = ip4_addresses(engine).address
+    engine.main.set_runtime_data(node_index, PyCapsule_New(<void*>am, "gn_runtime_data", NULL))
+
+
 _TRACE = dict(trace_fn=PyCapsule_New(<void*>ip4_input_trace_fn, "gn_trace_fn", NULL),
               trace_size=sizeof(ip4_input_trace_t), format_trace=format_ip4_input_trace)
 
 NODES = (
     Node("ip4-input", fn=PyCapsule_New(<void*>ip4_input_fn, "gn_node_fn", NULL), next_nodes=("ip4-lookup",),
-         errors=ERRORS, attach_to=(("ethernet-input", ETHERTYPE_IP4),),
+         errors=ERRORS, attach_to=(("ethernet-input", ETHERTYPE_IP4),), setup=_setup,
          doc="Validates IPv4 headers (checksum included) and sends them to ip4-lookup.", **_TRACE),
     Node("ip4-input-no-checksum", fn=PyCapsule_New(<void*>ip4_input_no_checksum_fn, "gn_node_fn", NULL),
-         next_nodes=("ip4-lookup",), errors=ERRORS,
+         next_nodes=("ip4-lookup",), errors=ERRORS, setup=_setup,
          doc="ip4-input without the header checksum check (checksum verified by the device).", **_TRACE),
 )
