@@ -27,6 +27,17 @@ RX_MODES = ("polling", "interrupt", "adaptive")
 RESOLVE_AGAIN_AFTER_UP = 0.05      # seconds after a link came up: unresolved neighbours asked for again
 
 
+def flush_neighbours(engine, sw_if_index: int, incomplete_only: bool = False) -> int:
+    """Flush an interface's dynamic IPv4 neighbours (static ones stay):
+    on link down, and on admin down (the interface table calls it). Only
+    if the IPv4 graph is loaded and has a neighbour table. Returns how many
+    entries went."""
+    neighbours = sys.modules.get("graphnet.nodes.ip4_neighbor")
+    if neighbours is None or engine not in neighbours._TABLES:
+        return 0
+    return neighbours.ip4_neighbors(engine).flush_interface(sw_if_index, incomplete_only)
+
+
 class DefaultNext:
     """The next node of a device's input when none was given, resolved when
     the graph is built: ``ethernet-input`` if the graph has it, else
@@ -119,11 +130,8 @@ class Device:
             link_watcher(self.engine).call_later(RESOLVE_AGAIN_AFTER_UP, self._flush_neighbours, True)
 
     def _flush_neighbours(self, incomplete_only: bool) -> None:
-        neighbours = sys.modules.get("graphnet.nodes.ip4_neighbor")     # only if the IPv4 graph is loaded
-        if neighbours is None or self.engine not in neighbours._TABLES:
-            return
         if self.engine.interfaces.devices[self.sw_if_index] is self:
-            neighbours.ip4_neighbors(self.engine).flush_interface(self.sw_if_index, incomplete_only)
+            flush_neighbours(self.engine, self.sw_if_index, incomplete_only)
 
     def delete(self) -> None:
         """Remove this interface from a running engine (``delete tap``,

@@ -178,9 +178,16 @@ cdef class InterfaceTable:
         """Set the admin state, then tell the device if it wants to know
         (``device.admin_state_changed(up)``: a TAP turns its kernel side's
         carrier on or off). Call it in the loop's thread or while the
-        engine is stopped (``Device.set_admin_up`` does)."""
+        engine is stopped (``Device.set_admin_up`` does). Going down
+        flushes the interface's dynamic IPv4 neighbours, their queued
+        packets dropped and counted; static entries stay (as Linux does
+        for NUD_PERMANENT on link down)."""
         i = self.index(name)
+        was_up = self.im.ifs[i].admin_up
         self.im.ifs[i].admin_up = up
+        if was_up and not up and self.engine is not None:
+            from graphnet.io.device import flush_neighbours
+            flush_neighbours(self.engine, i)
         hook = getattr(self.devices[i], "admin_state_changed", None)
         if hook is not None:
             hook(bool(up))
