@@ -92,6 +92,11 @@ Schema (every key optional unless marked; unknown keys are errors)::
     enabled = true          # bool: add it; default: added when an interface
                             # has an address or a [[route]] / [[neighbor]]
                             # exists (false with any of those is an error)
+    udp_echo_port = 7       # int 0..65535: the UDP echo service's port (0: none)
+
+    [ip.icmp_error]         # ICMP error rate limit, as `set ip icmp-error-rate`
+    rate  = 1000.0          # float > 0, <= 1e9: errors per second
+    burst = 100.0           # float 1..1e9: errors at once
 
     [ip.neighbor]           # neighbour (ARP) timers, as `set ip neighbor-config`;
                             # omitted keys keep ip4_neighbor.DEFAULTS (giving
@@ -277,6 +282,8 @@ class Config:
     neighbors: list = field(default_factory=list)       # NeighborConfig, in file order
     neighbor_config: dict = field(default_factory=dict)  # [ip.neighbor]: configure() keyword -> value
     reassembly_config: dict = field(default_factory=dict)  # [ip.reassembly]: configure() keyword -> value
+    icmp_error_config: dict = field(default_factory=dict)  # [ip.icmp_error]: rate, burst
+    udp_echo_port: Optional[int] = None                    # [ip] udp_echo_port (0: no echo service)
     builtin: Optional[str] = None                       # name in BUILTIN, or None for a file
     lines: dict = field(default_factory=dict, repr=False)
 
@@ -890,8 +897,11 @@ def _interface_ref(ck: _Checker, cfg: Config, t: dict, path: tuple, key: str) ->
 
 def _ip(ck: _Checker, doc: dict, cfg: Config) -> None:
     import ipaddress
-    ip = ck.table(doc.get("ip", {}), ("ip",), ("enabled", "neighbor", "reassembly"))
+    ip = ck.table(doc.get("ip", {}), ("ip",), ("enabled", "neighbor", "reassembly", "icmp_error", "udp_echo_port"))
     enabled = ck.get(ip, ("ip",), "enabled", bool)
+    if "icmp_error" in ip:
+        cfg.icmp_error_config.update(_table_keys(ck, ip["icmp_error"], ("ip", "icmp_error"), _ICMP_ERROR_KEYS))
+    cfg.udp_echo_port = ck.get(ip, ("ip",), "udp_echo_port", int)
     if "neighbor" in ip:
         _neighbor_timers(ck, ip["neighbor"], cfg)
     if "reassembly" in ip:
@@ -979,7 +989,9 @@ def _ip(ck: _Checker, doc: dict, cfg: Config) -> None:
     needed = [what for what, present in (("an interface address", bool(owner)), ("[[route]]", bool(cfg.routes)),
                                          ("[[neighbor]]", bool(cfg.neighbors)),
                                          ("[ip.neighbor]", "neighbor" in ip),
-                                         ("[ip.reassembly]", "reassembly" in ip)) if present]
+                                         ("[ip.reassembly]", "reassembly" in ip),
+                                         ("[ip.icmp_error]", "icmp_error" in ip),
+                                         ("udp_echo_port", "udp_echo_port" in ip)) if present]
     if enabled is False and needed:
         raise ck.error(("ip",), "enabled", f"the IPv4 graph is needed by {' and '.join(needed)}; "
                                            f"remove enabled = false")
@@ -996,6 +1008,10 @@ LIMITS.update(limits_from("ip.neighbor", _NEIGHBOR_TIMERS))
 # [ip.reassembly], as Reassembly.configure() takes them
 _REASSEMBLY_KEYS = {"pool_share": (float, 0, True, 1), "timeout": (float, 0, True, 1e9)}
 LIMITS.update(limits_from("ip.reassembly", _REASSEMBLY_KEYS))
+# [ip.icmp_error], as configure_icmp_errors() takes them (errors per second, burst)
+_ICMP_ERROR_KEYS = {"rate": (float, 0, True, 1e9), "burst": (float, 1, False, 1e9)}
+LIMITS.update(limits_from("ip.icmp_error", _ICMP_ERROR_KEYS))
+LIMITS[("ip", "udp_echo_port")] = Limit(0, 0xffff)           # 0: no UDP echo service
 
 
 def _neighbor_timers(ck: _Checker, t: Any, cfg: Config) -> None:
@@ -1332,6 +1348,10 @@ def _apply_ip(ck: _Checker, cfg: Config, engine) -> None:
         from graphnet.nodes.ip4_reassembly import reassembly
         for key, v in cfg.reassembly_config.items():
             do(("ip", "reassembly"), key, reassembly(engine).configure, **{key: v})
+    if cfg.icmp_error_config:
+        do(("ip", "icmp_error"), "rate", ip4_host.configure_icmp_errors, engine, **cfg.icmp_error_config)
+    if cfg.udp_echo_port is not None:
+        do(("ip",), "udp_echo_port", ip4_host.set_udp_echo_port, engine, cfg.udp_echo_port or None)
     for ic in cfg.interfaces:
         for c in ic.addresses:
             key = "addresses" if (ic.path, "addresses") in cfg.lines else "address"

@@ -298,12 +298,15 @@ def set_ip_neighbor(engine, args):
 
 
 _NEIGHBOR_CONFIG_WORDS = {"reachable-time": ("reachable_time", float), "probes": ("unicast_probes", int),
-                          "probe-interval": ("probe_interval", float), "aging-time": ("aging_time", float)}
+                          "probe-interval": ("probe_interval", float), "aging-time": ("aging_time", float),
+                          "queue-limit": ("queue_limit", int), "queue-pool-share": ("queue_pool_share", float)}
 
 
 @command("set ip neighbor-config", help="neighbour timers: reachable time (then stale and probed), unicast "
-         "probes before a stale entry is deleted, probe interval, aging time (seconds; 0: never)",
-         usage="set ip neighbor-config [reachable-time <s>] [probes <n>] [probe-interval <s>] [aging-time <s>]")
+         "probes before a stale entry is deleted, probe interval, aging time (seconds; 0: never); packets queued "
+         "per unresolved neighbour and their share of the pool",
+         usage="set ip neighbor-config [reachable-time <s>] [probes <n>] [probe-interval <s>] [aging-time <s>] "
+               "[queue-limit <n>] [queue-pool-share <x>]")
 def set_ip_neighbor_config(engine, args):
     table = _ip4_host("set ip neighbor-config").ip4_neighbors(engine)
     if not args or len(args) % 2:

@@ -86,3 +86,100 @@ def ip_route_del(engine, args):
     paths = parse_paths(engine, ip4, args[1:])
     _value(lambda: [fib.del_path(args[0], sw, nh) for sw, nh in paths])
     return ""
+
+
+# --- limits that operators set ---------------------------------------------------------
+
+def _number(word: str, value: str, kind, table: str, key: str):
+    """value as kind, within config.LIMITS' bounds for (table, key)."""
+    from graphnet.config import LIMITS
+    try:
+        v = kind(value)
+    except ValueError:
+        raise UsageError(f"{word}: {value!r} is not a {'number' if kind is float else 'whole number'}") from None
+    problem = LIMITS[(table, key)].problem(v)
+    if problem:
+        raise UsageError(f"{word} {problem}")
+    return v
+
+
+def _pairs(args: list, words: dict, what: str) -> dict:
+    """``word value ...`` -> {keyword: value}; words: {word: (keyword, kind, LIMITS table)}."""
+    if not args or len(args) % 2:
+        raise UsageError(f"{what}: give one or more of: " + ", ".join(f"{w} <value>" for w in words))
+    kw = {}
+    for word, value in zip(args[::2], args[1::2]):
+        if word not in words:
+            raise UsageError(f"unexpected argument {word!r}")
+        name, kind, table = words[word]
+        kw[name] = _number(word, value, kind, table, name)
+    return kw
+
+
+_REASSEMBLY_WORDS = {"timeout": ("timeout", float, "ip.reassembly"),
+                     "pool-share": ("pool_share", float, "ip.reassembly")}
+
+
+@command("set ip reassembly", help="IPv4 reassembly: seconds a datagram may stay incomplete (datagrams started "
+         "from now on), share of the buffer pool held fragments may take",
+         usage="set ip reassembly [timeout <s>] [pool-share <x>]")
+def set_ip_reassembly(engine, args):
+    kw = _pairs(args, _REASSEMBLY_WORDS, "set ip reassembly")
+    from graphnet.nodes.ip4_reassembly import reassembly
+    _value(lambda: reassembly(engine).configure(**kw))
+    return ""
+
+
+@command("set ip icmp-error-rate", help="ICMP errors sent at most <rate> per second, <burst> at once",
+         usage="set ip icmp-error-rate <rate> [burst <n>]")
+def set_ip_icmp_error_rate(engine, args):
+    ip4 = _ip4_host("set ip icmp-error-rate")
+    if len(args) not in (1, 3) or (len(args) == 3 and args[1] != "burst"):
+        raise UsageError("give a rate (errors per second), optionally 'burst <n>'")
+    rate = _number("rate", args[0], float, "ip.icmp_error", "rate")
+    burst = _number("burst", args[2], float, "ip.icmp_error", "burst") if len(args) == 3 else None
+    _value(lambda: ip4.configure_icmp_errors(engine, rate, burst))
+    return ""
+
+
+@command("set ip udp-echo-port", help="the UDP echo service's port, or none to switch it off",
+         usage="set ip udp-echo-port <port> | none")
+def set_ip_udp_echo_port(engine, args):
+    ip4 = _ip4_host("set ip udp-echo-port")
+    if len(args) != 1:
+        raise UsageError("give a port (1..65535) or none")
+    port = None if args[0] == "none" else _number("port", args[0], int, "ip", "udp_echo_port")
+    if port == 0:
+        port = None
+    _value(lambda: ip4.set_udp_echo_port(engine, port))
+    return ""
+
+
+def ip_limits(engine) -> dict:
+    """The limits operators set, as ``show ip limits`` shows them."""
+    ip4 = _ip4_host("show ip limits")
+    from graphnet.nodes.ip4_reassembly import reassembly
+    r = reassembly(engine).stats()
+    n = ip4.ip4_neighbors(engine).config()
+    return {"reassembly": {k: r[k] for k in ("timeout", "max_fragments", "max_datagrams", "pool_share",
+                                             "max_buffers_held")},
+            "icmp_error": ip4.configure_icmp_errors(engine),
+            "udp_echo_port": getattr(engine, "_udp_echo_port", 7),
+            "neighbor": {k: n[k] for k in ("queue_limit", "queue_pool_share", "max_queued_total", "max_incomplete")}}
+
+
+@command("show ip limits", help="the IPv4 limits operators set: reassembly, ICMP error rate, UDP echo port, "
+         "neighbour queues", usage="show ip limits")
+def show_ip_limits(engine, args):
+    if args:
+        raise UsageError("show ip limits takes no arguments")
+    d = ip_limits(engine)
+    r, i, n = d["reassembly"], d["icmp_error"], d["neighbor"]
+    return "\n".join([
+        f"reassembly: timeout {r['timeout']:g} s, {r['max_fragments']} fragments per datagram, "
+        f"{r['max_datagrams']} datagrams at once, pool share {r['pool_share']:g} "
+        f"({r['max_buffers_held']} buffers)",
+        f"icmp errors: {i['rate']:g}/s, burst {i['burst']:g}",
+        f"udp echo port: {d['udp_echo_port'] if d['udp_echo_port'] else 'none'}",
+        f"neighbour queues: {n['queue_limit']} packets per neighbour, pool share {n['queue_pool_share']:g}, "
+        f"{n['max_queued_total']} in all, {n['max_incomplete']} unresolved neighbours"])

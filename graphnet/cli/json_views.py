@@ -247,3 +247,12 @@ def ip_arp_json(engine, args):
 @json_view("show hardware-interfaces", "as show hardware --json")
 def hardware_interfaces_json(engine, args):
     return hardware_json(engine, args)
+
+
+@json_view("show ip limits", "{reassembly: {timeout, max_fragments, max_datagrams, pool_share, max_buffers_held}, "
+           "icmp_error: {rate, burst}, udp_echo_port (null: none), neighbor: {queue_limit, queue_pool_share, "
+           "max_queued_total, max_incomplete}}")
+def ip_limits_json(engine, args):
+    _no_args(args, "show ip limits")
+    from graphnet.cli.ip4 import ip_limits
+    return ip_limits(engine)
