@@ -99,3 +99,47 @@ def test_udp_echo_port_moves_for_the_kernel(engine_factory):
             s.close()
         finally:
             eng.stop()
+
+
+@pytest.mark.privileged(tools=("ping",))
+def test_set_interface_mtu_and_mac_on_a_tap(engine_factory):
+    with host.temporary_netns("gn-lim") as ns:
+        eng = engine_factory([ip4_host.NODES])
+        dev = tap.TapDevice(eng, f"gnm{uuid.uuid4().hex[:7]}", netns=ns, host_address="10.238.0.2/24")
+        eng.add(dev)
+        eng.build()
+        ip4_host.set_interface_address(eng, dev.name, "10.238.0.1/24")
+        eng.start()
+        try:
+            eng.call(execute, eng, f"set interface mtu {dev.name} 1400")
+            assert eng.interfaces.info(dev.name)["mtu"] == 1400
+            link = host.run_in_netns(ns, ["ip", "link", "show", dev.name], capture_output=True, text=True).stdout
+            assert "mtu 1400" in link                                   # the kernel side followed
+            eng.call(execute, eng, f"set interface mac address {dev.name} 02:bb:00:00:00:01")
+            r = host.run_in_netns(ns, ["ping", "-c", "2", "-i", "0.2", "-W", "2", "10.238.0.1"],
+                                  capture_output=True, text=True, timeout=20)
+            assert "2 received" in r.stdout, r.stdout + r.stderr
+            neigh = host.run_in_netns(ns, ["ip", "neigh", "show", "10.238.0.1"], capture_output=True,
+                                      text=True).stdout
+            assert "02:bb:00:00:00:01" in neigh                          # ARP answered from the new MAC
+            with pytest.raises(CommandError, match="multicast MAC"):
+                eng.call(execute, eng, f"set interface mac address {dev.name} 01:00:5e:00:00:01")
+            with pytest.raises(CommandError, match="mtu must be 68..65535"):
+                eng.call(execute, eng, f"set interface mtu {dev.name} 70000")
+        finally:
+            eng.stop()
+
+
+def test_mac_change_reaches_the_rewrites(engine_factory):
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+    from graphnet.testing.ip4 import mac_of
+    b = HostBench(engine_factory, ["if0", "if1"])
+    b.address("if0", "10.0.0.1/24")
+    b.address("if1", "10.1.0.1/24")
+    execute(b.engine, "set ip neighbor if1 10.1.0.9 02:00:00:00:aa:09 static")
+    execute(b.engine, "ip route add 10.90.0.0/24 via 10.1.0.9")
+    execute(b.engine, "set interface mac address if1 02:cc:00:00:00:01")
+    pkt = Ether(src="02:aa:00:00:00:09", dst=mac_of(0)) / IP(src="10.0.0.2", dst="10.90.0.5") / UDP()
+    (out,) = b.send("if0", [pkt])["if1"]
+    assert out.src == "02:cc:00:00:00:01" and out.dst == "02:00:00:00:aa:09"

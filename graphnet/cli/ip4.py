@@ -14,7 +14,7 @@ ip4-icmp-error (rate limited). Importing registers the commands.
 """
 from __future__ import annotations
 
-from graphnet.cli.commands import _interface, _ip4_host, _value
+from graphnet.cli.commands import _device_errors, _interface, _ip4_host, _value
 from graphnet.cli.registry import UsageError, command
 
 ROUTE_KINDS = ("drop", "unreachable", "prohibit")
@@ -183,3 +183,35 @@ def show_ip_limits(engine, args):
         f"udp echo port: {d['udp_echo_port'] if d['udp_echo_port'] else 'none'}",
         f"neighbour queues: {n['queue_limit']} packets per neighbour, pool share {n['queue_pool_share']:g}, "
         f"{n['max_queued_total']} in all, {n['max_incomplete']} unresolved neighbours"])
+
+
+# --- interface MTU and MAC ---------------------------------------------------------------
+
+@command("set interface mtu", help="an interface's MTU (a TAP's kernel side follows; above the MTU a TAP "
+         "was made with only with GSO offloads)", usage="set interface mtu <name> <68..65535>")
+def set_interface_mtu(engine, args):
+    if len(args) != 2:
+        raise UsageError("give an interface name and an MTU")
+    i, dev = _interface(engine, args[0])
+    mtu = _number("mtu", args[1], int, "interface", "mtu")
+    if hasattr(dev, "set_mtu"):
+        with _device_errors("set interface mtu"):
+            dev.set_mtu(mtu)
+    else:
+        _value(engine.interfaces.set_mtu, i, mtu)
+    return ""
+
+
+@command("set interface mac address", help="graphnet's MAC on an interface (routes' rewrites follow)",
+         usage="set interface mac address <name> <xx:xx:xx:xx:xx:xx>")
+def set_interface_mac_address(engine, args):
+    if len(args) != 2:
+        raise UsageError("give an interface name and a MAC address")
+    i, dev = _interface(engine, args[0])
+    if hasattr(dev, "set_mac"):
+        with _device_errors("set interface mac address"):
+            _value(dev.set_mac, args[1])
+    else:
+        from graphnet.io.device import set_interface_mac
+        _value(set_interface_mac, engine, i, args[1])
+    return ""

@@ -34,8 +34,8 @@ addresses it covered fall back to the longest remaining route that covers
 it (its *cover*), found here from the per-length route tables and handed to
 the mtrie.
 
-Rewrites take the interface's MAC when the route is added (a later MAC
-change is not followed). Control calls run in the loop thread between
+Rewrites take the interface's MAC when the route is added; ``set
+interface mac address`` updates them (``interface_mac_changed``). Control calls run in the loop thread between
 iterations (through ``Engine.call`` when the loop runs in another thread):
 nodes never see a half-made change.
 """
@@ -338,6 +338,22 @@ cdef class Ip4Fib:
         memset(a, 0, sizeof(gn_ip4_adj_t))
         a.type = GN_ADJ_DROP                 # a stale index drops, never misroutes
         self._free_adjs.append(i)
+
+    def interface_mac_changed(self, sw_if_index):
+        """Rewrites on an interface take its new source MAC (``set
+        interface mac address``). Returns how many changed."""
+        return self._call(self._interface_mac_changed, sw_if_index)
+
+    def _interface_mac_changed(self, sw_if_index):
+        cdef uint32_t i, n = 0
+        sw = self._interfaces().index(sw_if_index)
+        src = parse_mac(self._interfaces().info(sw)["mac"])
+        for i in range(self.fib.n_adjs):
+            a = &self.fib.adjs[i]
+            if self._adj_keys[i] is not None and a.type == GN_ADJ_REWRITE and a.sw_if_index == sw:
+                memcpy(&a.rewrite[6], <const uint8_t*>src, 6)
+                n += 1
+        return n
 
     def set_neighbor(self, sw_if_index, next_hop, mac=None):
         """The neighbour ``next_hop`` on ``sw_if_index`` resolved to ``mac``

@@ -38,6 +38,15 @@ def flush_neighbours(engine, sw_if_index: int, incomplete_only: bool = False) ->
     return neighbours.ip4_neighbors(engine).flush_interface(sw_if_index, incomplete_only)
 
 
+def set_interface_mac(engine, sw_if_index: int, mac) -> None:
+    """An interface's new MAC, in the table and in the FIB's rewrites on it
+    (loop thread, or the engine stopped)."""
+    engine.interfaces.set_mac(sw_if_index, mac)
+    fib = sys.modules.get("graphnet.fib.ip4_fib")
+    if fib is not None and engine in fib._FIBS:
+        fib.ip4_fib(engine).interface_mac_changed(sw_if_index)
+
+
 class DefaultNext:
     """The next node of a device's input when none was given, resolved when
     the graph is built: ``ethernet-input`` if the graph has it, else
@@ -180,6 +189,27 @@ class Device:
     def hardware_info(self) -> dict:
         """Device details for ``show hardware`` (fd, offloads, queues...)."""
         return {}
+
+    def max_mtu(self) -> int:
+        """The largest MTU this device can take at run time."""
+        return 65535
+
+    def set_mtu(self, mtu: int) -> None:
+        """``set interface mtu``: the interface's MTU (68..max_mtu()); a
+        device whose kernel side graphnet owns (TAP) sets it there too."""
+        if not 68 <= mtu <= self.max_mtu():
+            raise DeviceError(f"{self.name}: MTU {mtu} is outside 68..{self.max_mtu()}")
+        self.engine.call(self.engine.interfaces.set_mtu, self.sw_if_index, mtu)
+        self.kernel_mtu_changed(mtu)
+
+    def kernel_mtu_changed(self, mtu: int) -> None:
+        """Make the kernel side follow a new MTU (nothing by default: an
+        AF_PACKET link is not graphnet's)."""
+
+    def set_mac(self, mac) -> None:
+        """``set interface mac address``: graphnet's MAC on this interface;
+        the FIB's rewrites on it follow (``Ip4Fib.interface_mac_changed``)."""
+        self.engine.call(set_interface_mac, self.engine, self.sw_if_index, mac)
 
     def cached_buffers(self) -> int:
         """Free buffers this device keeps allocated for its own use (rx

@@ -192,6 +192,21 @@ cdef class InterfaceTable:
         if hook is not None:
             hook(bool(up))
 
+    def set_mtu(self, name, int mtu):
+        """The interface's MTU (68..65535), read per packet by ip4-rewrite,
+        ip4-frag and the devices' rx checks. Loop thread or engine stopped."""
+        if not 68 <= mtu <= 65535:
+            raise ValueError(f"MTU {mtu} is outside 68..65535")
+        self.im.ifs[self.index(name)].mtu = mtu
+
+    def set_mac(self, name, mac):
+        """The interface's MAC (a unicast address): what ethernet-input
+        accepts and what is sent from. Loop thread or engine stopped."""
+        m = _parse_mac(mac)
+        if m[0] & 1:
+            raise ValueError(f"{format_mac(m)} is a multicast MAC: an interface needs a unicast one")
+        memcpy(self.im.ifs[self.index(name)].mac, <const uint8_t*>m, 6)
+
     def set_link_up(self, name, bint up):
         self.im.ifs[self.index(name)].link_up = up
 
