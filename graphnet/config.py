@@ -269,6 +269,8 @@ class Config:
     cli_max_clients: int = 16
     cli_idle_timeout: float = 60.0
     startup_exec: Optional[Path] = None                 # [startup] exec: CLI commands run once started
+    log_file: Optional[Path] = None                     # [logging] file: log lines appended there
+    log_level: Optional[str] = None                     # [logging] level: the graphnet logger's level
     modules: list = field(default_factory=list)
     chain: int = 0
     pg_name: str = "pg-input"
@@ -598,7 +600,8 @@ def loads(text: str, source: str = "<string>", base_dir: Optional[Path] = None) 
         raise ConfigError(f"{source}: TOML syntax error: {e}") from None
     ck = _Checker(source, _locate(text))
     base_dir = base_dir or Path.cwd()
-    ck.table(doc, (), ("engine", "cli", "startup", "graph", "pg", "node", "interface", "ip", "route", "neighbor"))
+    ck.table(doc, (), ("engine", "cli", "startup", "logging", "graph", "pg", "node", "interface", "ip", "route",
+                       "neighbor"))
     cfg = Config(source=source, lines=ck.lines)
 
     with ck.unit():
@@ -618,6 +621,17 @@ def loads(text: str, source: str = "<string>", base_dir: Optional[Path] = None) 
             if not p.is_file():
                 raise ck.error(("startup",), "exec", f"no such file: {p}")
             cfg.startup_exec = p
+
+    with ck.unit():
+        from graphnet.vlib.logring import LEVELS
+        lg = ck.table(doc.get("logging", {}), ("logging",), ("file", "level"))
+        cfg.log_level = ck.get(lg, ("logging",), "level", str, None, choices=LEVELS)
+        if "file" in lg:
+            p = Path(ck.get(lg, ("logging",), "file", str))
+            p = p if p.is_absolute() else base_dir / p
+            if not p.parent.is_dir():
+                raise ck.error(("logging",), "file", f"no such directory: {p.parent}")
+            cfg.log_file = p
 
     with ck.unit():
         graph = ck.table(doc.get("graph", {}), ("graph",), ("modules", "chain"))
