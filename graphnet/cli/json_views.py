@@ -13,6 +13,7 @@ import threading
 import time
 
 import graphnet.cli.commands  # noqa: F401  (the commands these views attach to)
+import graphnet.cli.ip4  # noqa: F401
 import graphnet.cli.packet_generator  # noqa: F401
 import graphnet.cli.system  # noqa: F401
 from graphnet.cli.registry import UsageError, json_view
