@@ -14,9 +14,10 @@ import uuid
 import pytest
 
 from graphnet.cli.registry import execute
-from graphnet.io import host, tap
+from graphnet.io import host
 from graphnet.io.af_packet import AfPacketDevice
 from graphnet.nodes import ip4_host
+from graphnet.testing.ip4 import tap_host
 from graphnet.testing import udp_packets
 from graphnet.testing.helpers import wait_for
 
@@ -44,11 +45,7 @@ def ping_and_settle(eng, ns, n=20):
 @pytest.mark.privileged(tools=("ping",))
 def test_tap_packets_back_to_idle_spares_apart(engine_factory):
     with host.temporary_netns("gn-buf") as ns:
-        eng = engine_factory([ip4_host.NODES])
-        dev = tap.TapDevice(eng, f"gnb{uuid.uuid4().hex[:7]}", netns=ns, host_address=f"{PEER}/24")
-        eng.add(dev)
-        eng.build()
-        ip4_host.set_interface_address(eng, dev.name, f"{GN}/24")
+        eng, dev = tap_host(engine_factory, ns, f"{GN}/24", f"{PEER}/24")
         eng.start()
         try:
             idle, after = ping_and_settle(eng, ns)

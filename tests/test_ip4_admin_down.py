@@ -3,13 +3,13 @@ against the kernel in a namespace over a TAP: the entry learned from the
 kernel's ping goes, a static entry stays, and after admin up the next ping
 resolves afresh.
 """
-import uuid
 
 import pytest
 
 from graphnet.cli.registry import execute
-from graphnet.io import host, tap
+from graphnet.io import host
 from graphnet.nodes import ip4_host
+from graphnet.testing.ip4 import tap_host
 
 GN, PEER, STATIC = "10.236.0.1", "10.236.0.2", "10.236.0.77"
 
@@ -22,11 +22,7 @@ def ping(ns, n=2):
 @pytest.mark.privileged(tools=("ping",))
 def test_admin_down_flushes_dynamic_neighbours_keeps_static(engine_factory):
     with host.temporary_netns("gn-ad") as ns:
-        eng = engine_factory([ip4_host.NODES])
-        dev = tap.TapDevice(eng, f"gnd{uuid.uuid4().hex[:7]}", netns=ns, host_address=f"{PEER}/24")
-        eng.add(dev)
-        eng.build()
-        ip4_host.set_interface_address(eng, dev.name, f"{GN}/24")
+        eng, dev = tap_host(engine_factory, ns, f"{GN}/24", f"{PEER}/24")
         eng.start()
         try:
             execute_ = lambda line: eng.call(execute, eng, line)       # noqa: E731

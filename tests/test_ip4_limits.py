@@ -5,16 +5,15 @@ kernel's own UDP socket in a namespace over a TAP.
 """
 import json
 import socket
-import uuid
 
 import pytest
 
 from graphnet.cli.registry import CommandError, execute
 from graphnet.config import build_engine, loads
-from graphnet.io import host, tap
+from graphnet.io import host
 from graphnet.nodes import ip4_host
 from graphnet.testing.helpers import ns_socket
-from graphnet.testing.ip4 import HostBench
+from graphnet.testing.ip4 import HostBench, tap_host
 
 
 @pytest.fixture
@@ -79,11 +78,7 @@ burst = 5.0
 @pytest.mark.privileged()
 def test_udp_echo_port_moves_for_the_kernel(engine_factory):
     with host.temporary_netns("gn-lim") as ns:
-        eng = engine_factory([ip4_host.NODES])
-        dev = tap.TapDevice(eng, f"gnl{uuid.uuid4().hex[:7]}", netns=ns, host_address="10.237.0.2/24")
-        eng.add(dev)
-        eng.build()
-        ip4_host.set_interface_address(eng, dev.name, "10.237.0.1/24")
+        eng, dev = tap_host(engine_factory, ns, "10.237.0.1/24", "10.237.0.2/24")
         execute(eng, "set ip udp-echo-port 7007")
         eng.start()
         try:
@@ -104,11 +99,7 @@ def test_udp_echo_port_moves_for_the_kernel(engine_factory):
 @pytest.mark.privileged(tools=("ping",))
 def test_set_interface_mtu_and_mac_on_a_tap(engine_factory):
     with host.temporary_netns("gn-lim") as ns:
-        eng = engine_factory([ip4_host.NODES])
-        dev = tap.TapDevice(eng, f"gnm{uuid.uuid4().hex[:7]}", netns=ns, host_address="10.238.0.2/24")
-        eng.add(dev)
-        eng.build()
-        ip4_host.set_interface_address(eng, dev.name, "10.238.0.1/24")
+        eng, dev = tap_host(engine_factory, ns, "10.238.0.1/24", "10.238.0.2/24")
         eng.start()
         try:
             eng.call(execute, eng, f"set interface mtu {dev.name} 1400")

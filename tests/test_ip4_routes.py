@@ -5,7 +5,6 @@ kernel's ping in a namespace over a TAP), drop silent; ``show ip fib``
 shows the paths and the route types.
 """
 import json
-import uuid
 
 import pytest
 from scapy.layers.inet import ICMP, IP, UDP
@@ -13,9 +12,9 @@ from scapy.layers.l2 import Ether
 
 from graphnet.cli.registry import CommandError, execute
 from graphnet.config import build_engine, loads
-from graphnet.io import host, tap
+from graphnet.io import host
 from graphnet.nodes import ip4_host
-from graphnet.testing.ip4 import HostBench, mac_of
+from graphnet.testing.ip4 import HostBench, mac_of, tap_host
 
 PEER = "02:aa:00:00:00:09"
 NH0, NH1 = "02:00:00:00:aa:00", "02:00:00:00:aa:01"
@@ -119,11 +118,7 @@ type = "prohibit"
 @pytest.mark.privileged(tools=("ping",))
 def test_kernel_ping_gets_unreachable_and_prohibited(engine_factory):
     with host.temporary_netns("gn-rt") as ns:
-        eng = engine_factory([ip4_host.NODES])
-        dev = tap.TapDevice(eng, f"gnr{uuid.uuid4().hex[:7]}", netns=ns, host_address="10.233.0.2/24")
-        eng.add(dev)
-        eng.build()
-        ip4_host.set_interface_address(eng, dev.name, "10.233.0.1/24")
+        eng, dev = tap_host(engine_factory, ns, "10.233.0.1/24", "10.233.0.2/24")
         host.add_route("10.90.0.0/16", via="10.233.0.1", netns=ns)
         for line in ("ip route add 10.90.1.0/24 unreachable", "ip route add 10.90.2.0/24 prohibit",
                      "ip route add 10.90.3.0/24 drop"):

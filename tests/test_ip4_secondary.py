@@ -4,13 +4,13 @@ answered to ARP and ping; deleting the primary promotes it (Linux's
 promote_secondaries). An overlap with another interface's subnet stays an
 error naming that interface.
 """
-import uuid
 
 import pytest
 
 from graphnet.cli.registry import execute
-from graphnet.io import host, tap
+from graphnet.io import host
 from graphnet.nodes import ip4_host
+from graphnet.testing.ip4 import tap_host
 from graphnet.testing.ip4 import HostBench
 
 GN1, GN2, PEER = "10.232.0.1", "10.232.0.3", "10.232.0.2"
@@ -27,11 +27,7 @@ def ping(ns, addr, n=2):
 @pytest.mark.privileged(tools=("ping",))
 def test_secondary_answers_arp_and_ping_and_is_promoted(engine_factory):
     with host.temporary_netns("gn-sec") as ns:
-        eng = engine_factory([ip4_host.NODES])
-        dev = tap.TapDevice(eng, f"gns{uuid.uuid4().hex[:7]}", netns=ns, host_address=f"{PEER}/24")
-        eng.add(dev)
-        eng.build()
-        ip4_host.set_interface_address(eng, dev.name, f"{GN1}/24")
+        eng, dev = tap_host(engine_factory, ns, f"{GN1}/24", f"{PEER}/24")
         eng.start()
         try:
             eng.call(execute, eng, f"set interface ip address {dev.name} {GN2}/24")
