@@ -92,6 +92,11 @@ Schema (every key optional unless marked; unknown keys are errors)::
     enabled = true          # bool: add it; default: added when an interface
                             # has an address or a [[route]] / [[neighbor]]
                             # exists (false with any of those is an error)
+    udp_echo_port = 7       # int 0..65535: the UDP echo service's port (0: none)
+
+    [ip.icmp_error]         # ICMP error rate limit, as `set ip icmp-error-rate`
+    rate  = 1000.0          # float > 0, <= 1e9: errors per second
+    burst = 100.0           # float 1..1e9: errors at once
 
     [ip.neighbor]           # neighbour (ARP) timers, as `set ip neighbor-config`;
                             # omitted keys keep ip4_neighbor.DEFAULTS (giving
@@ -120,6 +125,8 @@ Schema (every key optional unless marked; unknown keys are errors)::
                                 # interface whose address covers via.
                                 # interface without via: on-link (glean)
     drop      = true            # a blackhole instead (no via / interface)
+    # via     = ["10.10.0.1", "10.11.0.1"]  # a list: one ECMP path per next hop
+    # type    = "unreachable"   # or "prohibit" (ICMP 3/1, 3/13) or "drop"
 
     [[neighbor]]            # a neighbour (ARP) entry, as `set ip neighbor`
     interface = "gn0"       # required
@@ -242,9 +249,11 @@ class InterfaceConfig:
 class RouteConfig:
     prefix: str                   # "a.b.c.d/len", host bits clear
     path: tuple                   # ("route", i)
-    via: Optional[str] = None     # next hop address
+    via: Optional[str] = None     # next hop address (the first path's)
     interface: Optional[str] = None
     drop: bool = False
+    kind: Optional[str] = None    # "unreachable" | "prohibit" (drop: drop = True)
+    more: list = field(default_factory=list)   # further ECMP paths: [(via, interface)]
 
 
 @dataclass
@@ -281,6 +290,8 @@ class Config:
     cli_max_clients: int = 16
     cli_idle_timeout: float = 60.0
     startup_exec: Optional[Path] = None                 # [startup] exec: CLI commands run once started
+    log_file: Optional[Path] = None                     # [logging] file: log lines appended there
+    log_level: Optional[str] = None                     # [logging] level: the graphnet logger's level
     modules: list = field(default_factory=list)
     chain: int = 0
     pg_name: str = "pg-input"
@@ -295,6 +306,8 @@ class Config:
     neighbor_config: dict = field(default_factory=dict)  # [ip.neighbor]: configure() keyword -> value
     reassembly_config: dict = field(default_factory=dict)  # [ip.reassembly]: configure() keyword -> value
     apps: list = field(default_factory=list)            # AppConfig, in file order
+    icmp_error_config: dict = field(default_factory=dict)  # [ip.icmp_error]: rate, burst
+    udp_echo_port: Optional[int] = None                    # [ip] udp_echo_port (0: no echo service)
     builtin: Optional[str] = None                       # name in BUILTIN, or None for a file
     lines: dict = field(default_factory=dict, repr=False)
 
@@ -612,8 +625,8 @@ def loads(text: str, source: str = "<string>", base_dir: Optional[Path] = None) 
         raise ConfigError(f"{source}: TOML syntax error: {e}") from None
     ck = _Checker(source, _locate(text))
     base_dir = base_dir or Path.cwd()
-    ck.table(doc, (), ("engine", "cli", "startup", "graph", "pg", "node", "interface", "ip", "route", "neighbor",
-                       "app"))
+    ck.table(doc, (), ("engine", "cli", "startup", "logging", "graph", "pg", "node", "interface", "ip", "route",
+                       "neighbor", "app"))
     cfg = Config(source=source, lines=ck.lines)
 
     with ck.unit():
@@ -633,6 +646,17 @@ def loads(text: str, source: str = "<string>", base_dir: Optional[Path] = None) 
             if not p.is_file():
                 raise ck.error(("startup",), "exec", f"no such file: {p}")
             cfg.startup_exec = p
+
+    with ck.unit():
+        from graphnet.vlib.logring import LEVELS
+        lg = ck.table(doc.get("logging", {}), ("logging",), ("file", "level"))
+        cfg.log_level = ck.get(lg, ("logging",), "level", str, None, choices=LEVELS)
+        if "file" in lg:
+            p = Path(ck.get(lg, ("logging",), "file", str))
+            p = p if p.is_absolute() else base_dir / p
+            if not p.parent.is_dir():
+                raise ck.error(("logging",), "file", f"no such directory: {p.parent}")
+            cfg.log_file = p
 
     with ck.unit():
         graph = ck.table(doc.get("graph", {}), ("graph",), ("modules", "chain"))
@@ -948,8 +972,11 @@ def _interface_ref(ck: _Checker, cfg: Config, t: dict, path: tuple, key: str) ->
 
 def _ip(ck: _Checker, doc: dict, cfg: Config) -> None:
     import ipaddress
-    ip = ck.table(doc.get("ip", {}), ("ip",), ("enabled", "neighbor", "reassembly"))
+    ip = ck.table(doc.get("ip", {}), ("ip",), ("enabled", "neighbor", "reassembly", "icmp_error", "udp_echo_port"))
     enabled = ck.get(ip, ("ip",), "enabled", bool)
+    if "icmp_error" in ip:
+        cfg.icmp_error_config.update(_table_keys(ck, ip["icmp_error"], ("ip", "icmp_error"), _ICMP_ERROR_KEYS))
+    cfg.udp_echo_port = ck.get(ip, ("ip",), "udp_echo_port", int)
     if "neighbor" in ip:
         _neighbor_timers(ck, ip["neighbor"], cfg)
     if "reassembly" in ip:
@@ -982,15 +1009,21 @@ def _ip(ck: _Checker, doc: dict, cfg: Config) -> None:
     for i, rt in enumerate(_entries(ck, doc, "route")):
         with ck.unit():
             path = ("route", i)
-            ck.table(rt, path, ("prefix", "via", "interface", "drop"))
+            ck.table(rt, path, ("prefix", "via", "interface", "drop", "type"))
             if "prefix" not in rt:
                 raise ck.error(path, None, "a route needs prefix = a.b.c.d/len")
             r = RouteConfig(_ip4_prefix(ck, path, "prefix", rt["prefix"]), path,
                             drop=ck.get(rt, path, "drop", bool, False))
-            if r.drop:
+            if "type" in rt:
+                kind = ck.get(rt, path, "type", str, None, choices=("drop", "unreachable", "prohibit"))
+                if "drop" in rt:
+                    raise ck.error(path, "drop", "give type = ... or drop = true, not both")
+                r.drop = kind == "drop"
+                r.kind = None if r.drop else kind
+            if r.drop or r.kind:
                 for key in ("via", "interface"):
                     if key in rt:
-                        raise ck.error(path, key, f"a drop route has no {key}")
+                        raise ck.error(path, key, f"a {r.kind or 'drop'} route has no {key}")
             elif "drop" in rt and "via" not in rt and "interface" not in rt:
                 raise ck.error(path, "drop", "drop = false needs via and/or interface")
             else:
@@ -999,18 +1032,29 @@ def _ip(ck: _Checker, doc: dict, cfg: Config) -> None:
                 if "interface" in rt:
                     r.interface = _interface_ref(ck, cfg, rt, path, "interface")
                 if "via" in rt:
-                    r.via = _ip4_address(ck, path, "via", rt["via"])
-                    if r.interface is None:           # the interface whose connected prefix covers via
-                        hop = ipaddress.IPv4Address(r.via)
-                        for ic in cfg.interfaces:
-                            if any(hop in ipaddress.IPv4Interface(c).network for c in ic.addresses):
-                                r.interface = ic.display_name
-                                break
+                    vias = rt["via"] if isinstance(rt["via"], list) else [rt["via"]]
+                    if not vias:
+                        raise ck.error(path, "via", "via = [] names no next hop")
+                    given = r.interface
+                    for k, v in enumerate(vias):
+                        hop_text = _ip4_address(ck, path, "via", v)
+                        itf = given
+                        if itf is None:           # the interface whose connected prefix covers via
+                            hop = ipaddress.IPv4Address(hop_text)
+                            for ic in cfg.interfaces:
+                                if any(hop in ipaddress.IPv4Interface(c).network for c in ic.addresses):
+                                    itf = ic.display_name
+                                    break
+                            else:
+                                raise ck.error(path, "via", f"next hop {hop_text} is on no interface's address "
+                                                            f"prefix: give interface = ...")
+                        if hop_text in owner:
+                            raise ck.error(path, "via", f"next hop {hop_text} is graphnet's own address "
+                                                        f"({owner[hop_text]})")
+                        if k == 0:
+                            r.via, r.interface = hop_text, itf
                         else:
-                            raise ck.error(path, "via", f"next hop {r.via} is on no interface's address prefix: "
-                                                        f"give interface = ...")
-                    if r.via in owner:
-                        raise ck.error(path, "via", f"next hop {r.via} is graphnet's own address ({owner[r.via]})")
+                            r.more.append((hop_text, itf))
             for other in cfg.routes:
                 if other.prefix == r.prefix:
                     raise ck.error(path, "prefix", f"a route for {r.prefix} is already given "
@@ -1020,7 +1064,9 @@ def _ip(ck: _Checker, doc: dict, cfg: Config) -> None:
     needed = [what for what, present in (("an interface address", bool(owner)), ("[[route]]", bool(cfg.routes)),
                                          ("[[neighbor]]", bool(cfg.neighbors)),
                                          ("[ip.neighbor]", "neighbor" in ip),
-                                         ("[ip.reassembly]", "reassembly" in ip)) if present]
+                                         ("[ip.reassembly]", "reassembly" in ip),
+                                         ("[ip.icmp_error]", "icmp_error" in ip),
+                                         ("udp_echo_port", "udp_echo_port" in ip)) if present]
     if enabled is False and needed:
         raise ck.error(("ip",), "enabled", f"the IPv4 graph is needed by {' and '.join(needed)}; "
                                            f"remove enabled = false")
@@ -1037,6 +1083,10 @@ LIMITS.update(limits_from("ip.neighbor", _NEIGHBOR_TIMERS))
 # [ip.reassembly], as Reassembly.configure() takes them
 _REASSEMBLY_KEYS = {"pool_share": (float, 0, True, 1), "timeout": (float, 0, True, 1e9)}
 LIMITS.update(limits_from("ip.reassembly", _REASSEMBLY_KEYS))
+# [ip.icmp_error], as configure_icmp_errors() takes them (errors per second, burst)
+_ICMP_ERROR_KEYS = {"rate": (float, 0, True, 1e9), "burst": (float, 1, False, 1e9)}
+LIMITS.update(limits_from("ip.icmp_error", _ICMP_ERROR_KEYS))
+LIMITS[("ip", "udp_echo_port")] = Limit(0, 0xffff)           # 0: no UDP echo service
 
 
 def _neighbor_timers(ck: _Checker, t: Any, cfg: Config) -> None:
@@ -1382,6 +1432,10 @@ def _apply_ip(ck: _Checker, cfg: Config, engine) -> None:
         from graphnet.nodes.ip4_reassembly import reassembly
         for key, v in cfg.reassembly_config.items():
             do(("ip", "reassembly"), key, reassembly(engine).configure, **{key: v})
+    if cfg.icmp_error_config:
+        do(("ip", "icmp_error"), "rate", ip4_host.configure_icmp_errors, engine, **cfg.icmp_error_config)
+    if cfg.udp_echo_port is not None:
+        do(("ip",), "udp_echo_port", ip4_host.set_udp_echo_port, engine, cfg.udp_echo_port or None)
     for ic in cfg.interfaces:
         for c in ic.addresses:
             key = "addresses" if (ic.path, "addresses") in cfg.lines else "address"
@@ -1393,10 +1447,14 @@ def _apply_ip(ck: _Checker, cfg: Config, engine) -> None:
     for r in cfg.routes:
         if r.drop:
             do(r.path, "prefix", fib.add_route, r.prefix, drop=True)
+        elif r.kind:
+            do(r.path, "type", fib.add_route, r.prefix, kind=r.kind)
         elif r.via is None:
             do(r.path, "interface", fib.add_route, r.prefix, sw_if_index=r.interface)
         else:
             do(r.path, "via", fib.add_route, r.prefix, sw_if_index=r.interface, next_hop=r.via)
+            for via, itf in r.more:
+                do(r.path, "via", fib.add_path, r.prefix, itf, via)
 
 
 def _device_message(e: Exception) -> str:

@@ -239,10 +239,16 @@ def test_requests_are_rate_limited(bench):
 
 
 def test_no_source_address(engine_factory):
-    b = HostBench(engine_factory, ["if0", "if1"])
+    from graphnet.io.pg import PacketGenerator, Stream
+    local = PacketGenerator(name="pg-local", next_node="ip4-lookup")    # as a locally originated packet
+    b = HostBench(engine_factory, ["if0", "if1"], extra_nodes=[local])
     b.fib.add_route("10.5.0.0/16", sw_if_index="if1")          # on-link; no address anywhere yet
     assert b.send("if0", [udp_to("10.5.0.1")])["if1"] == []
-    assert b.count("ip4-arp", "no-source-address") == 1
+    assert b.count("ip4-input", "ip4-not-enabled") == 1          # if0 has no IPv4 address: not forwarded
+    local.add_stream(Stream("local", [bytes(udp_to("10.5.0.1")[IP])], count=1, fix_checksums=False))
+    b.run()
+    assert b.take()["if1"] == []
+    assert b.count("ip4-arp", "no-source-address") == 1, b.errors()
     assert b.neighbors.entries() == []
     b.address("if0", "10.0.0.1/24")                            # if1 still has none: ask from if0's
     out = b.send("if0", [udp_to("10.5.0.1")])["if1"]

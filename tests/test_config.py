@@ -596,8 +596,11 @@ def test_ip_engine_answers_ping_from_a_pcap_interface(tmp_path):
      "t.toml:5: interface[1].addresses", "not both"),
     ('[[interface]]\nkind = "pcap"\nname = "p0"\naddresses = "10.0.0.1/24"\n',
      "t.toml:4: interface[1].addresses", "expected a list"),
-    ('[[interface]]\nkind = "pcap"\nname = "p0"\naddresses = ["10.0.0.1/24", "10.0.0.2/24"]\n',
-     "t.toml:4: interface[1].addresses", "overlaps"),
+    ('[[interface]]\nkind = "pcap"\nname = "p0"\naddresses = ["10.0.0.1/24", "10.0.0.2/25"]\n',
+     "t.toml:4: interface[1].addresses", "overlaps"),      # 10.0.0.2/24 would be a secondary
+    ('[[interface]]\nkind = "pcap"\nname = "p0"\naddress = "10.0.0.1/24"\n'
+     '[[interface]]\nkind = "pcap"\nname = "p1"\naddress = "10.0.0.9/24"\n',
+     "t.toml:8: interface[2].address", "on p0: a subnet is on one interface only"),
     ('[[interface]]\nkind = "pcap"\nname = "p0"\naddress = "10.0.0.1/24"\n'
      '[[interface]]\nkind = "pcap"\nname = "p1"\naddress = "10.0.0.1/16"\n',
      "t.toml:8: interface[2].address", "already an address of p0"),

@@ -178,13 +178,15 @@ def test_show_graph(busy):
 def test_show_buffers(busy):
     e = busy.engine
     lines = e.show("buffers").splitlines()
-    assert lines[0].split() == ["Pool", "Size", "Total", "Free", "Cached", "In", "use", "Dbl", "free", "Waiters"]
+    assert lines[0].split() == ["Pool", "Size", "Total", "Free", "Loop", "cache", "Dev", "cache", "Packets",
+                                "Queued", "Dbl", "free", "Waiters"]
     vals = lines[1].split()
     s = e.buffer_stats()
     assert vals[0] == "default"
-    assert [int(v) for v in vals[2:]] == [s["total"], s["free"], s["cached"], s["in_use"],
-                                          s["double_frees"], s["waiters"]]
-    assert s["in_use"] == 0
+    assert [int(v) for v in vals[2:]] == [s["total"], s["free_shared"], s["cached"], s["device_cached"],
+                                          s["in_use_packets"], s["queued"], s["double_frees"], s["waiters"]]
+    assert s["in_use"] == 0 and s["in_use_packets"] == 0
+    assert s["free_shared"] + s["cached"] + s["device_cached"] + s["in_use_packets"] == s["total"]
     assert re.match(r"frames: \d+ allocated, \d+ free, 0 pending", lines[2])
 
 

@@ -67,7 +67,8 @@ def clear_errors(engine, args):
     return ""
 
 
-@command("show buffers", help="buffer pool: total, free, cached, in use; frames",
+@command("show buffers", help="buffer pool: free, loop caches, device caches (TAP rx spares), in use by "
+         "packets (back to its idle value when traffic stops: the leak check), queued in ARP/reassembly; frames",
          usage="show buffers")
 def show_buffers(engine, args):
     _no_args(args)
@@ -269,49 +270,6 @@ def show_interface_address(engine, args):
     return "\n".join(f"{name}: {', '.join(addrs)}" for name, addrs in table.items()) or "no IPv4 addresses"
 
 
-@command("ip route add", help="add an IPv4 route via a next hop (resolved with ARP), an interface "
-         "(on-link), or drop", usage="ip route add <prefix> via <a.b.c.d> [<interface>] | "
-         "ip route add <prefix> via <interface> | ip route add <prefix> drop")
-def ip_route_add(engine, args):
-    ip4 = _ip4_host("ip route add")
-    if len(args) == 2 and args[1] == "drop":
-        _value(lambda: ip4.fib(engine).add_route(args[0], drop=True))
-        return ""
-    if len(args) not in (3, 4) or args[1] != "via":
-        raise UsageError("give a prefix, 'via' and a next hop address and/or an interface")
-    prefix, target = args[0], args[2]
-    if target in engine.interfaces.names and len(args) == 3:
-        _value(lambda: ip4.fib(engine).add_route(prefix, sw_if_index=target))
-        return ""
-    if len(args) == 4:
-        sw, _ = _interface(engine, args[3])
-    else:
-        sw = _connected_interface(engine, ip4, target)
-    _value(lambda: ip4.fib(engine).add_route(prefix, sw_if_index=sw, next_hop=target))
-    return ""
-
-
-def _connected_interface(engine, ip4, address):
-    """The interface whose connected prefix holds a next hop address."""
-    fib = ip4.fib(engine)
-    try:
-        info = fib.lookup(address)
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-    if info["type"] in ("glean", "rewrite", "local") and "sw_if_index" in info:
-        return info["sw_if_index"]
-    raise UsageError(f"next hop {address} is on no interface's connected prefix: name the interface")
-
-
-@command("ip route del", help="delete an IPv4 route", usage="ip route del <prefix>")
-def ip_route_del(engine, args):
-    ip4 = _ip4_host("ip route del")
-    if len(args) < 1:
-        raise UsageError("give the prefix of the route to delete")
-    _value(ip4.fib(engine).del_route, args[0])
-    return ""
-
-
 @command("show ip neighbors", help="the IPv4 neighbour (ARP) table", usage="show ip neighbors")
 def show_ip_neighbors(engine, args):
     _no_args(args)
@@ -340,12 +298,15 @@ def set_ip_neighbor(engine, args):
 
 
 _NEIGHBOR_CONFIG_WORDS = {"reachable-time": ("reachable_time", float), "probes": ("unicast_probes", int),
-                          "probe-interval": ("probe_interval", float), "aging-time": ("aging_time", float)}
+                          "probe-interval": ("probe_interval", float), "aging-time": ("aging_time", float),
+                          "queue-limit": ("queue_limit", int), "queue-pool-share": ("queue_pool_share", float)}
 
 
 @command("set ip neighbor-config", help="neighbour timers: reachable time (then stale and probed), unicast "
-         "probes before a stale entry is deleted, probe interval, aging time (seconds; 0: never)",
-         usage="set ip neighbor-config [reachable-time <s>] [probes <n>] [probe-interval <s>] [aging-time <s>]")
+         "probes before a stale entry is deleted, probe interval, aging time (seconds; 0: never); packets queued "
+         "per unresolved neighbour and their share of the pool",
+         usage="set ip neighbor-config [reachable-time <s>] [probes <n>] [probe-interval <s>] [aging-time <s>] "
+               "[queue-limit <n>] [queue-pool-share <x>]")
 def set_ip_neighbor_config(engine, args):
     table = _ip4_host("set ip neighbor-config").ip4_neighbors(engine)
     if not args or len(args) % 2:

@@ -13,6 +13,7 @@ import threading
 import time
 
 import graphnet.cli.commands  # noqa: F401  (the commands these views attach to)
+import graphnet.cli.ip4  # noqa: F401
 import graphnet.cli.packet_generator  # noqa: F401
 import graphnet.cli.system  # noqa: F401
 from graphnet.cli.registry import UsageError, json_view
@@ -62,12 +63,13 @@ def errors_json(engine, args):
             if n or (show_all and sym != "none")]
 
 
-@json_view("show buffers", "{total, free, cached, in_use, double_frees, waiters, frames_allocated, "
-           "frames_free, pending_frames}")
+@json_view("show buffers", "{total, free_shared, cached, device_cached, in_use_packets, queued, devices: "
+           "{interface: cached}, free (shared + cached), in_use (total - free), double_frees, waiters, "
+           "frames_allocated, frames_free, pending_frames}")
 def buffers_json(engine, args):
     _no_args(args, "show buffers")
     loop = engine.main.loop_stats()
-    return dict(engine.pool.stats(), frames_allocated=loop["frames_allocated"],
+    return dict(engine.buffer_stats(), frames_allocated=loop["frames_allocated"],
                 frames_free=loop["frames_free"], pending_frames=loop["pending_frames"])
 
 
@@ -286,3 +288,12 @@ def session_input_json(engine, args):
     _no_args(args, "show session-input")
     from graphnet.session.show import input_stats
     return input_stats(engine)
+
+
+@json_view("show ip limits", "{reassembly: {timeout, max_fragments, max_datagrams, pool_share, max_buffers_held}, "
+           "icmp_error: {rate, burst}, udp_echo_port (null: none), neighbor: {queue_limit, queue_pool_share, "
+           "max_queued_total, max_incomplete}}")
+def ip_limits_json(engine, args):
+    _no_args(args, "show ip limits")
+    from graphnet.cli.ip4 import ip_limits
+    return ip_limits(engine)

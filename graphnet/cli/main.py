@@ -126,6 +126,12 @@ def cmd_run(args) -> int:
     cfg = _load_config(args.config, args.demo)
     if cfg.builtin == "default" and os.geteuid() != 0:
         raise UserError(NEEDS_ROOT_DEFAULT)
+    if cfg.log_file is not None or cfg.log_level is not None:
+        from graphnet.vlib import logring
+        try:
+            logring.configure(str(cfg.log_file) if cfg.log_file is not None else None, cfg.log_level)
+        except OSError as e:
+            raise UserError(f"{cfg.source}: [logging] file: cannot open {cfg.log_file}: {e}") from None
     engine = server = None
     stop = threading.Event()
     caught: list = []
@@ -150,6 +156,7 @@ def cmd_run(args) -> int:
         engine.start()
         print(f"graphnet {graphnet.__version__}: engine {engine.name!r} running "
               f"{len(engine.nodes)} nodes from {cfg.source}", flush=True)
+        log.info("engine %r running %d nodes from %s", engine.name, len(engine.nodes), cfg.source)
         if cfg.startup_exec is not None:
             from graphnet.cli.registry import execute
             out = execute(engine, f"exec {shlex.quote(str(cfg.startup_exec))}")   # CommandError: one line, exit 1
@@ -513,6 +520,8 @@ def main(argv: Optional[list] = None) -> int:
     args = _parse(list(sys.argv[1:] if argv is None else argv))
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="graphnet: %(levelname)s %(name)s: %(message)s")
+    for h in logging.getLogger().handlers:        # stderr keeps --log-level whatever [logging] level is
+        h.setLevel(args.log_level.upper())
     try:
         user_errors = _user_errors()
     except ImportError as e:

@@ -18,9 +18,18 @@ source address for a request), ICMP (source of an error), through the
 inline helpers of ``ip4_address.pxd``. Calls run in the loop thread
 (through ``Engine.call`` when the loop runs in another thread).
 
+Secondary addresses: a second address in a subnet the interface has
+already (same prefix length) installs only its ``A/32`` local route; the
+subnet's routes stay with the first address (the primary). Deleting the
+primary promotes the oldest secondary, which takes over those routes
+(Linux's ``promote_secondaries``); neighbours of the subnet are flushed only
+when its last address goes. The address table keeps the order of addition,
+so the source address towards a subnet is its primary.
+
 Invariant: an address is on at most one interface (as in VPP: adding an
-address that another interface has is an error), and each interface's
-prefixes do not overlap.
+address that another interface has is an error), a subnet is on at most
+one interface (an overlap with another interface's prefix is an error that
+names it), and one interface's overlapping prefixes have the same length.
 """
 import ipaddress
 
@@ -97,24 +106,31 @@ cdef class Ip4Addresses:
         cdef uint32_t k
         a, plen = _parse_cidr(cidr)
         mask = _mask(plen)
+        secondary = False
         for (osw, oa, oplen) in self._routes:
             if oa == a:
                 if osw == sw and oplen == plen:
                     return                      # already there: idempotent
                 raise ValueError(f"{ipaddress.IPv4Address(a)} is already an address of "
                                  f"{self.engine.interfaces.names[osw]}")
-            if osw == sw and (oa ^ a) & _mask(min(plen, oplen)) == 0:
-                raise ValueError(f"{cidr} overlaps {ipaddress.IPv4Address(oa)}/{oplen} on the same interface")
+            if (oa ^ a) & _mask(min(plen, oplen)) == 0:
+                if osw != sw:
+                    raise ValueError(f"{cidr} overlaps {ipaddress.IPv4Address(oa)}/{oplen} on "
+                                     f"{self.engine.interfaces.names[osw]}: a subnet is on one interface only")
+                if oplen != plen:
+                    raise ValueError(f"{cidr} overlaps {ipaddress.IPv4Address(oa)}/{oplen} on the same interface "
+                                     f"with another prefix length (a secondary address takes the same /{oplen})")
+                secondary = True                # same subnet, same interface: a secondary address
         if self.am.n[sw] >= GN_IP4_MAX_IF_ADDRESSES:
             raise ValueError(f"at most {GN_IP4_MAX_IF_ADDRESSES} IPv4 addresses per interface")
         fib = ip4_fib(self.engine)
         installed = [((a, 32), fib.add_route((a, 32), local=True, sw_if_index=sw))]
         net = a & mask
-        if plen < 32:
+        if plen < 32 and not secondary:         # the subnet's routes belong to its primary
             installed.append(((net, plen), fib.add_route((net, plen), sw_if_index=sw)))
-        if plen <= 30:
-            for x in (net, net | (~mask & 0xffffffff)):
-                installed.append(((x, 32), fib.add_route((x, 32), drop=True)))
+            if plen <= 30:
+                for x in (net, net | (~mask & 0xffffffff)):
+                    installed.append(((x, 32), fib.add_route((x, 32), drop=True)))
         k = self.am.n[sw]
         self.am.addrs[sw][k].address = a
         self.am.addrs[sw][k].mask = mask
@@ -122,8 +138,9 @@ cdef class Ip4Addresses:
         self.am.n[sw] += 1
         self.am.n_total += 1
         self._routes[(sw, a, plen)] = installed
-        for fn in list(self.listeners):
-            fn("add", sw, net, mask)
+        if not secondary:
+            for fn in list(self.listeners):
+                fn("add", sw, net, mask)
 
     def delete(self, interface, cidr):
         """Remove an address and the routes it installed."""
@@ -138,6 +155,14 @@ cdef class Ip4Addresses:
         if installed is None:
             raise KeyError(f"{cidr} is not an address of {self.engine.interfaces.names[sw]}")
         cdef Ip4Fib fib = ip4_fib(self.engine)
+        mask = _mask(plen)
+        heir = next((key for key in self._routes  # the oldest secondary of the subnet (dict order)
+                     if key[0] == sw and key[2] == plen and (key[1] ^ a) & mask == 0), None)
+        if heir is not None and len(installed) > 1:
+            # Deleting the primary promotes the oldest secondary (Linux's
+            # promote_secondaries): the subnet's routes pass to it.
+            self._routes[heir] = self._routes[heir] + installed[1:]
+            installed = installed[:1]
         for (net, pl), adj in installed:
             if fib._routes[pl].get(net) == adj:       # not replaced since
                 fib.del_route((net, pl))
@@ -148,8 +173,9 @@ cdef class Ip4Addresses:
                 self.am.n[sw] -= 1
                 self.am.n_total -= 1
                 break
-        for fn in list(self.listeners):
-            fn("del", sw, a & _mask(plen), _mask(plen))
+        if heir is None:                        # the subnet is gone from the interface
+            for fn in list(self.listeners):
+                fn("del", sw, a & mask, mask)
 
     def get(self, interface):
         """``["a.b.c.d/len", ...]`` of one interface."""

@@ -16,7 +16,9 @@ cdef enum:
     GN_ADJ_REWRITE = 4            # via a neighbour: push its L2 header, send on an interface
     GN_ADJ_ECMP = 5               # several paths: pick one by flow hash
     GN_ADJ_SPECIAL = 6            # a built-in never-forwarded destination (multicast, class E, ...)
-    GN_ADJ_N_TYPES = 7
+    GN_ADJ_UNREACHABLE = 7        # an unreachable route: ICMP host unreachable (3/1)
+    GN_ADJ_PROHIBIT = 8           # a prohibit route: ICMP administratively prohibited (3/13)
+    GN_ADJ_N_TYPES = 9
 
     GN_ADJ_INDEX_NO_ROUTE = 0     # fixed adjacencies
     GN_ADJ_INDEX_BLACKHOLE = 1

@@ -8,6 +8,9 @@ One FIB per engine (table 0), reached with ``ip4_fib(engine)``::
     fib.add_route("10.2.0.0/16", sw_if_index=1)          # on-link: glean (needs ARP)
     fib.add_route("192.0.2.1/32", local=True)            # for this host: ip4-local
     fib.add_route("198.51.100.0/24", drop=True)          # blackhole
+    fib.add_route("198.51.101.0/24", kind="unreachable") # ICMP 3/1 (or "prohibit": 3/13)
+    fib.add_path("10.1.0.0/16", "if1", "10.61.2.1")      # one more ECMP path
+    fib.del_path("10.1.0.0/16", "if1", "10.61.2.1")      # one path less (the others stay)
     fib.del_route("10.0.0.0/8")                          # 10/8 falls back to its cover
     fib.lookup("10.1.2.3")                               # what the data plane would do
     print(fib.show())                                    # ``show ip fib``
@@ -19,13 +22,20 @@ ECMP adjacencies hold a power-of-two bucket range (16 buckets per path,
 rounded up) filled round-robin with their paths' adjacencies; ip4-lookup
 picks ``buckets[base + (flow_hash & mask)]``.
 
-A route added again replaces the old one. Deleting a route makes the
+A route added again replaces the old one; ``add_path`` / ``del_path``
+change one path of a route via next hops (``ip route add/del P via A``),
+keeping the others: the route's paths are the glean keys (interface, next
+hop) of its adjacency, or of its ECMP adjacency's children, so a path is
+the same path before and after ARP resolves it. Flow-sticky: a flow's
+packets hash to one bucket and keep their path while the path set stays;
+changing the set refills the buckets round-robin (flows may move, as with
+Linux's hash without resilient groups). Deleting a route makes the
 addresses it covered fall back to the longest remaining route that covers
 it (its *cover*), found here from the per-length route tables and handed to
 the mtrie.
 
-Rewrites take the interface's MAC when the route is added (a later MAC
-change is not followed). Control calls run in the loop thread between
+Rewrites take the interface's MAC when the route is added; ``set
+interface mac address`` updates them (``interface_mac_changed``). Control calls run in the loop thread between
 iterations (through ``Engine.call`` when the loop runs in another thread):
 nodes never see a half-made change.
 """
@@ -42,8 +52,10 @@ from graphnet.wire.ethernet cimport GN_ETHERNET_HEADER_LEN, GN_ETHERTYPE_IP4
 
 from graphnet.wire.ethernet import format_mac, parse_mac
 
-ADJ_TYPES = ("drop", "blackhole", "local", "glean", "rewrite", "ecmp", "special")
-ADJ_DROP, ADJ_BLACKHOLE, ADJ_LOCAL, ADJ_GLEAN, ADJ_REWRITE, ADJ_ECMP, ADJ_SPECIAL = range(7)
+ADJ_TYPES = ("drop", "blackhole", "local", "glean", "rewrite", "ecmp", "special", "unreachable", "prohibit")
+(ADJ_DROP, ADJ_BLACKHOLE, ADJ_LOCAL, ADJ_GLEAN, ADJ_REWRITE, ADJ_ECMP, ADJ_SPECIAL, ADJ_UNREACHABLE,
+ ADJ_PROHIBIT) = range(9)
+ROUTE_TYPES = ("drop", "unreachable", "prohibit")   # routes with no path, as Linux's blackhole/unreachable/prohibit
 assert len(ADJ_TYPES) == GN_ADJ_N_TYPES
 ADJ_INDEX_NO_ROUTE = GN_ADJ_INDEX_NO_ROUTE
 ADJ_INDEX_BLACKHOLE = GN_ADJ_INDEX_BLACKHOLE
@@ -264,12 +276,30 @@ cdef class Ip4Fib:
             self._adj_refs[c] += 1
         return i
 
-    def _adj_for(self, next_hop_mac, sw_if_index, next_hop, paths, drop, local) -> int:
-        if sum(bool(x) for x in (drop, local, paths)) > 1 or (
-                (drop or local or paths) and (next_hop_mac is not None or next_hop is not None)):
-            raise ValueError("give one of: next_hop_mac/sw_if_index (or next_hop), paths, drop, local")
+    def _kind_adj(self, kind) -> int:
+        """The shared adjacency of an unreachable or prohibit route."""
+        if kind == "drop":
+            return GN_ADJ_INDEX_BLACKHOLE
+        if kind not in ROUTE_TYPES:
+            raise ValueError(f"route type {kind!r}: use one of {', '.join(ROUTE_TYPES)}")
+        key = (kind,)
+        i = self._adj_by_key.get(key)
+        if i is None:
+            i = self._alloc_adj()
+            self.fib.adjs[i].type = GN_ADJ_UNREACHABLE if kind == "unreachable" else GN_ADJ_PROHIBIT
+            self.fib.adjs[i].sw_if_index = ANY_INTERFACE
+            self._adj_keys[i] = key
+            self._adj_by_key[key] = i
+        return i
+
+    def _adj_for(self, next_hop_mac, sw_if_index, next_hop, paths, drop, local, kind=None) -> int:
+        if sum(bool(x) for x in (drop, local, paths, kind)) > 1 or (
+                (drop or local or paths or kind) and (next_hop_mac is not None or next_hop is not None)):
+            raise ValueError("give one of: next_hop_mac/sw_if_index (or next_hop), paths, drop, local, kind")
         if drop:
             return GN_ADJ_INDEX_BLACKHOLE
+        if kind:
+            return self._kind_adj(kind)
         if local:
             sw = self._interfaces().index(sw_if_index) if sw_if_index is not None else ANY_INTERFACE
             key = ("local", sw)
@@ -310,6 +340,22 @@ cdef class Ip4Fib:
         a.type = GN_ADJ_DROP                 # a stale index drops, never misroutes
         self._free_adjs.append(i)
 
+    def interface_mac_changed(self, sw_if_index):
+        """Rewrites on an interface take its new source MAC (``set
+        interface mac address``). Returns how many changed."""
+        return self._call(self._interface_mac_changed, sw_if_index)
+
+    def _interface_mac_changed(self, sw_if_index):
+        cdef uint32_t i, n = 0
+        sw = self._interfaces().index(sw_if_index)
+        src = parse_mac(self._interfaces().info(sw)["mac"])
+        for i in range(self.fib.n_adjs):
+            a = &self.fib.adjs[i]
+            if self._adj_keys[i] is not None and a.type == GN_ADJ_REWRITE and a.sw_if_index == sw:
+                memcpy(&a.rewrite[6], <const uint8_t*>src, 6)
+                n += 1
+        return n
+
     def set_neighbor(self, sw_if_index, next_hop, mac=None):
         """The neighbour ``next_hop`` on ``sw_if_index`` resolved to ``mac``
         (or, with None, unresolved again): the adjacency of routes via that
@@ -338,14 +384,14 @@ cdef class Ip4Fib:
     # --- routes -------------------------------------------------------------------
 
     def add_route(self, prefix, next_hop_mac=None, sw_if_index=None, *, next_hop=None, paths=None,
-                  drop=False, local=False):
+                  drop=False, local=False, kind=None):
         """Add or replace a route; returns its adjacency index. See the
-        module docstring for the forms."""
-        return self._call(self._add_route, prefix, next_hop_mac, sw_if_index, next_hop, paths, drop, local)
+        module docstring for the forms; ``kind`` is one of ROUTE_TYPES."""
+        return self._call(self._add_route, prefix, next_hop_mac, sw_if_index, next_hop, paths, drop, local, kind)
 
-    def _add_route(self, prefix, next_hop_mac, sw_if_index, next_hop, paths, drop, local):
+    def _add_route(self, prefix, next_hop_mac, sw_if_index, next_hop, paths, drop, local, kind=None):
         net, plen = parse_prefix(prefix)
-        adj = self._adj_for(next_hop_mac, sw_if_index, next_hop, paths, drop, local)
+        adj = self._adj_for(next_hop_mac, sw_if_index, next_hop, paths, drop, local, kind)
         self._adj_refs[adj] += 1             # before anything can fail below
         table = self._routes[plen]
         old = table.get(net)
@@ -395,6 +441,61 @@ cdef class Ip4Fib:
         finally:
             self._unref(adj)
         return adj
+
+    def route_paths(self, prefix):
+        """[(sw_if_index, next hop text or None)] of a route via next hops
+        or on-link interfaces; None if the prefix has no route or one of
+        another kind (local, drop, ...)."""
+        return self._call(self._route_paths, prefix)
+
+    def _route_paths(self, prefix):
+        net, plen = parse_prefix(prefix)
+        adj = self._routes[plen].get(net)
+        if adj is None:
+            return None
+        key = self._adj_keys[adj]
+        children = key[1] if key[0] == "ecmp" else (adj,)
+        out = []
+        for c in children:
+            ck = self._adj_keys[c]
+            if ck[0] != "glean":
+                return None              # a rewrite to a fixed MAC: not a path by next hop
+            out.append((ck[1], str(ipaddress.IPv4Address(ck[2])) if ck[2] else None))
+        return out
+
+    def add_path(self, prefix, sw_if_index, next_hop=None):
+        """Add one path (interface, next hop; no next hop: on-link) to the
+        route for prefix: a route via next hops gains it (ECMP), any other
+        route (or none) is replaced by a route via this path. Adding a path
+        the route has is a no-op. Returns the route's adjacency index."""
+        return self._call(self._add_path, prefix, sw_if_index, next_hop)
+
+    def _add_path(self, prefix, sw_if_index, next_hop):
+        sw = self._interfaces().index(sw_if_index)
+        nh = str(ipaddress.IPv4Address(parse_address(next_hop))) if next_hop is not None else None
+        paths = self._route_paths(prefix) or []
+        if (sw, nh) not in paths:
+            paths.append((sw, nh))
+        return self._add_route(prefix, None, None, None, [(None, s, h) for s, h in paths], False, False)
+
+    def del_path(self, prefix, sw_if_index, next_hop=None):
+        """Remove one path from a route via next hops; the others stay. The
+        last path's removal deletes the route. KeyError if the route has
+        no such path."""
+        return self._call(self._del_path, prefix, sw_if_index, next_hop)
+
+    def _del_path(self, prefix, sw_if_index, next_hop):
+        sw = self._interfaces().index(sw_if_index)
+        nh = str(ipaddress.IPv4Address(parse_address(next_hop))) if next_hop is not None else None
+        paths = self._route_paths(prefix)
+        if not paths or (sw, nh) not in paths:
+            net, plen = parse_prefix(prefix)
+            raise KeyError(f"the route for {format_prefix(net, plen)} has no path via "
+                           f"{nh or ''}{' ' if nh else ''}{self._interfaces().names[sw]}")
+        paths.remove((sw, nh))
+        if not paths:
+            return self._del_route(prefix)
+        self._add_route(prefix, None, None, None, [(None, s, h) for s, h in paths], False, False)
 
     def del_route(self, prefix):
         """Delete a route; KeyError if there is none for this prefix."""
@@ -494,6 +595,7 @@ cdef class Ip4Fib:
         elif a.type == GN_ADJ_ECMP:
             d["paths"] = list(self._adj_keys[i][1])
             d["buckets"] = a.ecmp_mask + 1
+            d["path_list"] = [self.adjacency(c) for c in d["paths"]]
         return d
 
     def format_adjacency(self, uint32_t i) -> str:
@@ -512,6 +614,10 @@ cdef class Ip4Fib:
             return f"[@{i}]: dpo-drop ip4: blackhole"
         if a.type == GN_ADJ_SPECIAL:
             return f"[@{i}]: dpo-drop ip4: special (never forwarded)"
+        if a.type == GN_ADJ_UNREACHABLE:
+            return f"[@{i}]: dpo-unreachable ip4: icmp host unreachable (3/1)"
+        if a.type == GN_ADJ_PROHIBIT:
+            return f"[@{i}]: dpo-prohibit ip4: icmp administratively prohibited (3/13)"
         if a.type == GN_ADJ_LOCAL:
             where = "" if a.sw_if_index == ANY_INTERFACE else " " + ifname(a.sw_if_index)
             return f"[@{i}]: dpo-receive{where}"

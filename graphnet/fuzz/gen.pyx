@@ -58,7 +58,7 @@ buffer go out as a chain whose first buffer is full (as a device writes
 them), and only in the ip4 family, from the resolved peer to our address
 or a routed destination, never mutated (so a packet held by reassembly or
 the ARP queue is always one buffer: graphnet.fuzz.runner's buffer check
-relies on it, with ``queued_buffers`` for the ARP queues, where an echo
+relies on it, with ``Ip4Neighbors.queued_buffers`` for the ARP queues, where an echo
 reply to a reassembled datagram may wait as a chain). When the pool runs
 dry the frames wait: the node stops asking the loop for more work (so
 run-until-idle returns) and generates them once buffers are back.
@@ -76,7 +76,6 @@ from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, g
                                  gn_main_free,
                                  gn_enqueue_to_single_next, gn_node_increment_error)
 from graphnet.wire.inet cimport gn_inet_sum, gn_inet_checksum
-from graphnet.nodes.ip4_neighbor cimport gn_ip4_nbr_main_t, gn_ip4_neighbor_t, GN_NBR_F_VALID
 from graphnet.vlib.node import Node
 
 cdef enum:
@@ -1010,25 +1009,3 @@ cdef class FuzzInput:
         return out
 
 
-def queued_buffers(size_t vm_address, size_t nbr_address) -> int:
-    """Buffers (chains counted whole) in the ARP queues of the neighbour
-    table at nbr_address (``ip4_neighbors(engine).address``): the runner's
-    exact buffer check (an echo reply to a reassembled datagram waits for
-    ARP as a chain)."""
-    cdef gn_main_t* vm = <gn_main_t*>vm_address
-    cdef gn_ip4_nbr_main_t* nm = <gn_ip4_nbr_main_t*>nbr_address
-    cdef gn_ip4_neighbor_t* e
-    cdef gn_buffer_t* b
-    cdef uint32_t k, q
-    cdef uint64_t n = 0
-    for k in range(nm.n_used):
-        e = &nm.entries[k]
-        if not (e.flags & GN_NBR_F_VALID):
-            continue
-        for q in range(e.n_queued):
-            b = gn_main_buffer(vm, e.queue[q])
-            n += 1
-            while b.flags & GN_BUFFER_F_NEXT_PRESENT:
-                b = gn_main_buffer(vm, b.next_buffer)
-                n += 1
-    return n

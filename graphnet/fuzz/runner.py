@@ -81,7 +81,7 @@ import struct
 import time
 from typing import Optional
 
-from graphnet.fuzz.gen import FAMILIES, FuzzInput, queued_buffers
+from graphnet.fuzz.gen import FAMILIES, FuzzInput
 
 ADDRESSES = ("10.10.0.2/16", "10.20.0.1/24", "10.60.0.1/24")
 MACS = ("02:00:00:00:00:01", "02:00:00:00:00:02", "02:00:00:00:00:03")
@@ -169,7 +169,7 @@ class FuzzGraph:
         return {"vectors": {n: c["vectors"] for n, c in zip(self.names, counters)},
                 "errors": errors,
                 "held": self.neighbors.stats()["queued"] + reass["buffers_held"],
-                "held_buffers": (queued_buffers(self.engine.main.address, self.neighbors.address)
+                "held_buffers": (self.neighbors.queued_buffers()
                                  + reass["buffers_held"]),
                 "merged": reass["fragments_reassembled"]}
 
@@ -303,7 +303,7 @@ def check_batch(g: FuzzGraph, a: dict, b: dict) -> list:
 
 def _pool_detail(g: FuzzGraph) -> str:
     reass = g.reassembly.stats()["buffers_held"]
-    queued = queued_buffers(g.engine.main.address, g.neighbors.address)
+    queued = g.neighbors.queued_buffers()
     stats = g.engine.buffer_stats()
     return (f"{stats['in_use']} of {stats['total']} buffers in use: reassembly holds {reass}, "
             f"ARP queues {queued}")

@@ -27,6 +27,26 @@ RX_MODES = ("polling", "interrupt", "adaptive")
 RESOLVE_AGAIN_AFTER_UP = 0.05      # seconds after a link came up: unresolved neighbours asked for again
 
 
+def flush_neighbours(engine, sw_if_index: int, incomplete_only: bool = False) -> int:
+    """Flush an interface's dynamic IPv4 neighbours (static ones stay):
+    on link down, and on admin down (the interface table calls it). Only
+    if the IPv4 graph is loaded and has a neighbour table. Returns how many
+    entries went."""
+    neighbours = sys.modules.get("graphnet.nodes.ip4_neighbor")
+    if neighbours is None or engine not in neighbours._TABLES:
+        return 0
+    return neighbours.ip4_neighbors(engine).flush_interface(sw_if_index, incomplete_only)
+
+
+def set_interface_mac(engine, sw_if_index: int, mac) -> None:
+    """An interface's new MAC, in the table and in the FIB's rewrites on it
+    (loop thread, or the engine stopped)."""
+    engine.interfaces.set_mac(sw_if_index, mac)
+    fib = sys.modules.get("graphnet.fib.ip4_fib")
+    if fib is not None and engine in fib._FIBS:
+        fib.ip4_fib(engine).interface_mac_changed(sw_if_index)
+
+
 class DefaultNext:
     """The next node of a device's input when none was given, resolved when
     the graph is built: ``ethernet-input`` if the graph has it, else
@@ -119,11 +139,8 @@ class Device:
             link_watcher(self.engine).call_later(RESOLVE_AGAIN_AFTER_UP, self._flush_neighbours, True)
 
     def _flush_neighbours(self, incomplete_only: bool) -> None:
-        neighbours = sys.modules.get("graphnet.nodes.ip4_neighbor")     # only if the IPv4 graph is loaded
-        if neighbours is None or self.engine not in neighbours._TABLES:
-            return
         if self.engine.interfaces.devices[self.sw_if_index] is self:
-            neighbours.ip4_neighbors(self.engine).flush_interface(self.sw_if_index, incomplete_only)
+            flush_neighbours(self.engine, self.sw_if_index, incomplete_only)
 
     def delete(self) -> None:
         """Remove this interface from a running engine (``delete tap``,
@@ -172,3 +189,33 @@ class Device:
     def hardware_info(self) -> dict:
         """Device details for ``show hardware`` (fd, offloads, queues...)."""
         return {}
+
+    def max_mtu(self) -> int:
+        """The largest MTU this device can take at run time."""
+        return 65535
+
+    def set_mtu(self, mtu: int) -> None:
+        """``set interface mtu``: the interface's MTU (68..max_mtu()); a
+        device whose kernel side graphnet owns (TAP) sets it there too."""
+        if not 68 <= mtu <= self.max_mtu():
+            raise DeviceError(f"{self.name}: MTU {mtu} is outside 68..{self.max_mtu()}")
+        self.engine.call(self.engine.interfaces.set_mtu, self.sw_if_index, mtu)
+        self.kernel_mtu_changed(mtu)
+
+    def kernel_mtu_changed(self, mtu: int) -> None:
+        """Make the kernel side follow a new MTU (nothing by default: an
+        AF_PACKET link is not graphnet's)."""
+
+    def set_mac(self, mac) -> None:
+        """``set interface mac address``: graphnet's MAC on this interface;
+        the FIB's rewrites on it follow (``Ip4Fib.interface_mac_changed``)."""
+        self.engine.call(set_interface_mac, self.engine, self.sw_if_index, mac)
+
+    def cached_buffers(self) -> int:
+        """Free buffers this device keeps allocated for its own use (rx
+        spares), not held by any packet: ``show buffers`` reports them as
+        "device cache", apart from buffers in use by packets. Call it in
+        the loop's thread (``engine.call``) or with the loop stopped.
+        Devices that cache nothing (AF_PACKET copies from its ring into
+        buffers it allocates per frame) keep this default."""
+        return 0

@@ -168,12 +168,34 @@ cdef class InterfaceTable:
         """Set the admin state, then tell the device if it wants to know
         (``device.admin_state_changed(up)``: a TAP turns its kernel side's
         carrier on or off). Call it in the loop's thread or while the
-        engine is stopped (``Device.set_admin_up`` does)."""
+        engine is stopped (``Device.set_admin_up`` does). Going down
+        flushes the interface's dynamic IPv4 neighbours, their queued
+        packets dropped and counted; static entries stay (as Linux does
+        for NUD_PERMANENT on link down)."""
         i = self.index(name)
+        was_up = self.im.ifs[i].admin_up
         self.im.ifs[i].admin_up = up
+        if was_up and not up and self.engine is not None:
+            from graphnet.io.device import flush_neighbours
+            flush_neighbours(self.engine, i)
         hook = getattr(self.devices[i], "admin_state_changed", None)
         if hook is not None:
             hook(bool(up))
+
+    def set_mtu(self, name, int mtu):
+        """The interface's MTU (68..65535), read per packet by ip4-rewrite,
+        ip4-frag and the devices' rx checks. Loop thread or engine stopped."""
+        if not 68 <= mtu <= 65535:
+            raise ValueError(f"MTU {mtu} is outside 68..65535")
+        self.im.ifs[self.index(name)].mtu = mtu
+
+    def set_mac(self, name, mac):
+        """The interface's MAC (a unicast address): what ethernet-input
+        accepts and what is sent from. Loop thread or engine stopped."""
+        m = parse_mac(mac)
+        if m[0] & 1:
+            raise ValueError(f"{format_mac(m)} is a multicast MAC: an interface needs a unicast one")
+        memcpy(self.im.ifs[self.index(name)].mac, <const uint8_t*>m, 6)
 
     def set_link_up(self, name, bint up):
         self.im.ifs[self.index(name)].link_up = up

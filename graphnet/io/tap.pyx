@@ -1480,6 +1480,20 @@ class TapDevice(Device):
         if first and not self.adopted_fd:
             log.warning("TAP %s: carrier %s", self.name, self.carrier_error)
 
+    def max_mtu(self) -> int:
+        """Reads take 64 KB frames with GSO offloads; without them, the
+        frame size the TAP was made for (its MTU at creation)."""
+        return 65535 if self.offloads & GSO_OFFLOADS else self.mtu
+
+    def kernel_mtu_changed(self, mtu: int) -> None:
+        """The kernel side's MTU follows graphnet's."""
+        host.set_link(self.name, self.netns, mtu=mtu)
+
+    def cached_buffers(self) -> int:
+        """The rx spare buffers (allocated ahead of reads, up to 128, not
+        packets): ``show buffers``' device cache."""
+        return self.state.stats()["spare_buffers"]
+
     def stats(self) -> dict:
         """Device statistics (reads, GSO frames, retry queue...)."""
         if self.engine.main is None:

@@ -15,12 +15,15 @@ of their own error table); the reason picks the message:
   ip4-reassembly timeout        fragment reassembly time exceeded (11/1),
                                 for the first fragment of a datagram that
                                 timed out (sent by ip4-reassembly-expire)
+  ip4-lookup unreachable        host unreachable (3/1): an unreachable route
+  ip4-lookup prohibited         administratively prohibited (3/13): a
+                                prohibit route
   ============================  ==========================================
 
 (more with ``register_icmp_error(node, symbol, type, code)`` before the
 graph is built; ``ip4_reassembly.nodes()`` registers its ``timeout`` row
 for each reassembly node it makes). It attaches itself to ip4-rewrite (keys ``ttl-expired``,
-``mtu-exceeded``); ip4-local and udp4-input name it as an optional next
+``mtu-exceeded``) and ip4-lookup (``unreachable``, ``prohibit``); ip4-local and udp4-input name it as an optional next
 node (``("ip4-icmp-error", "error-drop")``), so all of them send such
 packets here only when it is in the graph.
 
@@ -107,6 +110,8 @@ REASONS = {
     ("ip4-local", "unknown-protocol"): (3, 2),
     ("udp4-input", "no-listener"): (3, 3),
     ("ip4-reassembly", "timeout"): (11, 1),
+    ("ip4-lookup", "unreachable"): (3, 1),
+    ("ip4-lookup", "prohibited"): (3, 13),
 }
 
 
@@ -328,7 +333,8 @@ def configure_icmp_errors(engine, rate=None, burst=None):
 
 NODES = (
     node("ip4-icmp-error", gn_node_fn(icmp_error_fn), nexts=NEXTS, Next=Next, errors=ERRORS, Error=Error,
-         attach_to=(("ip4-rewrite", "ttl-expired"), ("ip4-rewrite", "mtu-exceeded")),
+         attach_to=(("ip4-rewrite", "ttl-expired"), ("ip4-rewrite", "mtu-exceeded"),
+                    ("ip4-lookup", "unreachable"), ("ip4-lookup", "prohibit")),
          data_size=sizeof(icmp_error_t), setup=_setup, doc=__doc__),
 )
 FEATURE = "ip4-host"

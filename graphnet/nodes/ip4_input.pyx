@@ -29,6 +29,15 @@ addresses, or a connected subnet's broadcast) are ip4-local's: only
 packets for us pay them, and locally originated packets to ourselves
 (which never pass ip4-input) must not be caught there.
 
+Interfaces without IPv4 (VPP's ip4-not-enabled; Linux with forwarding
+off there): in a graph with ip4-local (the host and router graph,
+``ip4_host.NODES``), a packet received on an interface that has no IPv4
+address is dropped as ``ip4-not-enabled``, never looked up nor forwarded.
+One byte load per packet (the interface's address count in the address
+table, which the node's state points at). Packets with no rx interface (a
+pg stream without one) pass; the bare forwarding graph (``ip4.NODES``
+without ip4-local) has no address table and checks nothing.
+
 Both variants are one inline worker with a constant flag (VPP's
 ip4_input_inline). ``ip4-input`` claims ethertype 0x0800 of
 ``ethernet-input``.
@@ -41,12 +50,13 @@ header (``format_ip4_header``).
 """
 from libc.stdint cimport uint8_t, uint16_t, uint32_t
 from graphnet.includes.platform cimport gn_prefetch
-from graphnet.vlib.buffer cimport gn_buffer_t, gn_frame_t, GN_FRAME_SIZE, GN_BUFFER_F_NEXT_PRESENT, gn_buffer_current
+from graphnet.vlib.buffer cimport gn_buffer_t, gn_frame_t, GN_FRAME_SIZE, GN_BUFFER_F_NEXT_PRESENT, gn_buffer_current, GN_RX
 from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_enqueue_to_next, gn_buffer_set_error
-from graphnet.vlib.kit cimport gn_node_fn
+from graphnet.vlib.kit cimport gn_node_fn, gn_node_data
 from graphnet.wire.ip4 cimport (gn_ip4_sum, gn_ip4_validate, gn_ip4_total_length, gn_ip4_header_bytes, GN_IP4_OK,
                                 GN_IP4_HEADER_LEN, GN_IP4_TOO_SHORT, GN_IP4_TRUNCATED, GN_IP4_N_VALIDATE)
 from graphnet.includes.byteorder cimport gn_net32
+from graphnet.fib.ip4_address cimport gn_ip4_address_main_t, GN_IP4_ADDR_MAX_INTERFACES, Ip4Addresses
 from graphnet.vlib.node import GraphError
 from graphnet.vlib.kit import node, trace_bytes
 from graphnet.wire.ethernet import ETHERTYPE_IP4
@@ -55,10 +65,10 @@ from graphnet.wire.ip4 import VALIDATE_ERRORS, format_ip4_header
 cpdef enum Next:
     NEXT_LOOKUP, N_NEXT
 cpdef enum Error:
-    # the first rows are gn_ip4_validate's codes (checked below), then the martians
+    # the first rows are gn_ip4_validate's codes (checked below), then the martians, then ip4-not-enabled
     ERROR_NONE, ERROR_TOO_SHORT, ERROR_BAD_VERSION, ERROR_BAD_IHL, ERROR_BAD_LENGTH, ERROR_TRUNCATED
     ERROR_BAD_CHECKSUM, ERROR_TTL_ZERO, ERROR_OPTIONS, ERROR_MARTIAN_SOURCE_ZERONET, ERROR_MARTIAN_SOURCE_LOOPBACK
-    ERROR_MARTIAN_SOURCE_MULTICAST, ERROR_MARTIAN_SOURCE_BROADCAST, N_ERROR
+    ERROR_MARTIAN_SOURCE_MULTICAST, ERROR_MARTIAN_SOURCE_BROADCAST, ERROR_IP4_NOT_ENABLED, N_ERROR
 
 cdef enum:
     PREFETCH_AHEAD = 4
@@ -66,11 +76,15 @@ cdef enum:
 
 NEXTS = (("lookup", "ip4-lookup"),)
 
+ctypedef struct ip4_input_t:
+    const gn_ip4_address_main_t* am   # the address table in the host graph (ip4-local present), else NULL
+
 ERRORS = VALIDATE_ERRORS + (
     ("martian-source-zeronet", "warn", "source address in 0.0.0.0/8 from an interface (martian): dropped"),
     ("martian-source-loopback", "warn", "source address in 127.0.0.0/8 from an interface (martian): dropped"),
     ("martian-source-multicast", "warn", "multicast source address (224.0.0.0/4; martian): dropped"),
     ("martian-source-broadcast", "warn", "source address 255.255.255.255 (martian): dropped"),
+    ("ip4-not-enabled", "warn", "received on an interface with no IPv4 address: dropped"),
 )
 if ERROR_MARTIAN_SOURCE_ZERONET != GN_IP4_N_VALIDATE or ERROR_TOO_SHORT != GN_IP4_TOO_SHORT:
     raise GraphError("ip4-input: its Error enum does not follow gn_ip4_validate's codes (graphnet/wire/ip4.pxd)")
@@ -109,8 +123,9 @@ ctypedef fused checksum_mode_t:
 cdef uint32_t ip4_input_inline(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame,
                                checksum_mode_t mode) noexcept nogil:
     cdef bint verify_checksum = checksum_mode_t is checksum_verified_t
+    cdef const gn_ip4_address_main_t* am = (<ip4_input_t*>node.runtime_data).am
     cdef uint16_t nexts[GN_FRAME_SIZE]
-    cdef uint32_t i, n = frame.n_vectors, code, avail, total
+    cdef uint32_t i, n = frame.n_vectors, code, avail, total, sw
     cdef gn_buffer_t* b
     cdef gn_buffer_t* pb
     cdef const uint8_t* ip
@@ -122,6 +137,11 @@ cdef uint32_t ip4_input_inline(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_
         b = gn_main_buffer(vm, frame.buffers[i])
         ip = gn_buffer_current(b)
         avail = b.current_length
+        sw = b.sw_if_index[GN_RX]
+        if am != NULL and sw < GN_IP4_ADDR_MAX_INTERFACES and am.n[sw] == 0:
+            gn_buffer_set_error(node, b, ERROR_IP4_NOT_ENABLED)
+            nexts[i] = node.drop_next
+            continue
         # fast path: one buffer, version 4 with no options, lengths right,
         # checksum right, TTL not 0 (gn_ip4_validate's checks, in fewer
         # steps), a source whose first octet is not flagged as maybe martian
@@ -166,13 +186,31 @@ cdef uint32_t ip4_input_no_checksum_fn(gn_main_t* vm, gn_node_runtime_t* node, g
     return ip4_input_inline[checksum_trusted_t](vm, node, frame, 0)
 
 
+def _setup_for(name):
+    """The setup of ``name``: in the host graph (ip4-local present), its
+    state points at the address table, so interfaces with no address are
+    not enabled for IPv4; elsewhere it stays NULL and nothing is checked."""
+    def setup(engine, node_index):
+        from graphnet.fib.ip4_address import ip4_addresses
+        cdef ip4_input_t* st = <ip4_input_t*>gn_node_data(engine, name)
+        cdef Ip4Addresses addresses
+        st.am = NULL
+        if "ip4-local" not in engine.registrations:
+            return
+        addresses = ip4_addresses(engine)
+        engine.node_data[name].keep = addresses
+        st.am = addresses.am
+    return setup
+
+
 _TRACE = trace_bytes(TRACE_BYTES, format_ip4_header, names=False)
 
 NODES = (
     node("ip4-input", gn_node_fn(ip4_input_fn), nexts=NEXTS, Next=Next, errors=ERRORS, Error=Error,
-         attach_to=(("ethernet-input", ETHERTYPE_IP4),), trace=_TRACE, doc=__doc__),
+         attach_to=(("ethernet-input", ETHERTYPE_IP4),), data_size=sizeof(ip4_input_t),
+         setup=_setup_for("ip4-input"), trace=_TRACE, doc=__doc__),
     node("ip4-input-no-checksum", gn_node_fn(ip4_input_no_checksum_fn), nexts=NEXTS, Next=Next, errors=ERRORS,
-         Error=Error, trace=_TRACE,
+         Error=Error, data_size=sizeof(ip4_input_t), setup=_setup_for("ip4-input-no-checksum"), trace=_TRACE,
          doc="ip4-input without the header checksum check (checksum verified by the device)."),
 )
 FEATURE = "ip4"

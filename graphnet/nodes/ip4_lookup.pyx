@@ -18,7 +18,10 @@ attached with key ``"glean"`` (ARP). Drops: ``no-route`` (the built-in
 default route), ``blackhole`` (a drop route), ``special-destination``
 (0.0.0.0/32, 224.0.0.0/4, 240.0.0.0/4, 255.255.255.255/32: built-in, as in
 VPP), ``no-local-node`` and ``glean-unresolved`` (local / glean adjacency
-while no node attached for it), ``bad-adjacency``.
+while no node attached for it), ``bad-adjacency``. An unreachable or
+prohibit route sends its packets, counted as ``unreachable`` /
+``prohibited``, to the node that attached with that key (ip4-icmp-error:
+ICMP 3/1, 3/13), else drops them under that count.
 
 Trace record: the lookup redone for the traced packet at entry (adjacency,
 flow hash) and the first 40 bytes of its header.
@@ -32,7 +35,8 @@ from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t, gn_main_buffer, gn
 from graphnet.fib.mtrie cimport gn_mtrie_t, gn_mtrie_ply_t
 from graphnet.fib.ip4_fib cimport (Ip4Fib, gn_ip4_fib_t, gn_ip4_adj_t, gn_ip4_opaque_t, gn_ip4_opaque,
                                    gn_ip4_fib_lookup, GN_ADJ_DROP, GN_ADJ_BLACKHOLE, GN_ADJ_LOCAL, GN_ADJ_GLEAN,
-                                   GN_ADJ_REWRITE, GN_ADJ_ECMP, GN_ADJ_SPECIAL, GN_ADJ_N_TYPES)
+                                   GN_ADJ_REWRITE, GN_ADJ_ECMP, GN_ADJ_SPECIAL, GN_ADJ_UNREACHABLE,
+                                   GN_ADJ_PROHIBIT, GN_ADJ_N_TYPES)
 from graphnet.wire.ip4 cimport gn_ip4_dst, gn_ip4_flow_hash
 from graphnet.vlib.kit cimport gn_node_fn, gn_trace_fn, gn_node_data, gn_trace_bytes_fill, GN_TRACE_BYTES_HEADER
 from graphnet.vlib.kit import node, trace_record, parse_trace_bytes
@@ -43,7 +47,7 @@ cpdef enum Next:
     NEXT_REWRITE, N_NEXT
 cpdef enum Error:
     ERROR_NONE, ERROR_NO_ROUTE, ERROR_BLACKHOLE, ERROR_NO_LOCAL_NODE, ERROR_GLEAN_UNRESOLVED
-    ERROR_BAD_ADJACENCY, ERROR_SPECIAL_DESTINATION, N_ERROR
+    ERROR_BAD_ADJACENCY, ERROR_SPECIAL_DESTINATION, ERROR_UNREACHABLE, ERROR_PROHIBITED, N_ERROR
 
 cdef enum:
     TRACE_BYTES = 40
@@ -57,12 +61,14 @@ ERRORS = (
     ("glean-unresolved", "warn", "next hop MAC unknown and no ARP node in the graph"),
     ("bad-adjacency", "error", "adjacency of an unexpected type"),
     ("special-destination", "info", "destination never forwarded (0.0.0.0, multicast, class E, broadcast)"),
+    ("unreachable", "info", "destination is an unreachable route (ICMP host unreachable)"),
+    ("prohibited", "info", "destination is a prohibit route (ICMP administratively prohibited)"),
 )
 
 ctypedef struct ip4_lookup_t:
     gn_ip4_fib_t* fib
-    uint16_t next_by_type[8]          # GN_ADJ_* -> next index
-    uint16_t error_by_type[8]         # GN_ADJ_* -> global error index (0 when forwarded)
+    uint16_t next_by_type[16]         # GN_ADJ_* -> next index
+    uint16_t error_by_type[16]        # GN_ADJ_* -> global error index (0 when forwarded)
 
 ctypedef struct ip4_lookup_trace_t:
     uint32_t adj_index                # from the mtrie
@@ -158,7 +164,8 @@ def format_ip4_lookup_trace(bytes record, engine=None):
     return "\n".join(lines)
 
 
-ATTACH_KEYS = {"local": GN_ADJ_LOCAL, "glean": GN_ADJ_GLEAN}
+ATTACH_KEYS = {"local": GN_ADJ_LOCAL, "glean": GN_ADJ_GLEAN, "unreachable": GN_ADJ_UNREACHABLE,
+               "prohibit": GN_ADJ_PROHIBIT}
 
 
 def _setup(engine, node_index):
@@ -168,7 +175,7 @@ def _setup(engine, node_index):
     cdef Ip4Fib fib = ip4_fib(engine)
     engine.node_data["ip4-lookup"].keep = fib
     lm.fib = fib.fib
-    for t in range(8):
+    for t in range(16):
         lm.next_by_type[t] = drop_next
         lm.error_by_type[t] = base + ERROR_BAD_ADJACENCY
     lm.error_by_type[GN_ADJ_DROP] = base + ERROR_NO_ROUTE
@@ -176,6 +183,8 @@ def _setup(engine, node_index):
     lm.error_by_type[GN_ADJ_LOCAL] = base + ERROR_NO_LOCAL_NODE
     lm.error_by_type[GN_ADJ_GLEAN] = base + ERROR_GLEAN_UNRESOLVED
     lm.error_by_type[GN_ADJ_SPECIAL] = base + ERROR_SPECIAL_DESTINATION
+    lm.error_by_type[GN_ADJ_UNREACHABLE] = base + ERROR_UNREACHABLE
+    lm.error_by_type[GN_ADJ_PROHIBIT] = base + ERROR_PROHIBITED
     lm.next_by_type[GN_ADJ_REWRITE] = NEXT_REWRITE
     lm.error_by_type[GN_ADJ_REWRITE] = 0
 
@@ -185,7 +194,8 @@ def _on_attach(engine, key, next_index):
     if key not in ATTACH_KEYS:
         raise ValueError(f"ip4-lookup: attach key {key!r} is not one of {', '.join(ATTACH_KEYS)}")
     lm.next_by_type[ATTACH_KEYS[key]] = next_index
-    lm.error_by_type[ATTACH_KEYS[key]] = 0
+    if key == "local" or key == "glean":
+        lm.error_by_type[ATTACH_KEYS[key]] = 0      # the others keep their reason for ip4-icmp-error
 
 
 NODES = (

@@ -93,6 +93,7 @@ import ipaddress
 import time
 
 from graphnet.vlib.per_engine import per_engine
+from graphnet.vlib import buffer_usage
 
 from cpython.pycapsule cimport PyCapsule_New
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
@@ -103,7 +104,8 @@ from graphnet.includes.platform cimport gn_time_ns
 from graphnet.io.interface cimport InterfaceTable, gn_interface_t, gn_interface
 from graphnet.fib.ip4_address cimport Ip4Addresses, gn_ip4_source_address
 from graphnet.fib.ip4_fib cimport Ip4Fib
-from graphnet.vlib.buffer cimport gn_buffer_t, gn_frame_t, GN_RX, GN_TX, GN_BUFFER_F_LOCALLY_ORIGINATED, gn_buffer_current
+from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_RX, GN_TX, GN_BUFFER_F_LOCALLY_ORIGINATED,
+                                   GN_BUFFER_F_NEXT_PRESENT, gn_buffer_current)
 from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_main_alloc, gn_main_free,
                                  gn_enqueue_to_single_next, gn_node_increment_error, gn_node_set_interrupt_pending,
                                  gn_node_schedule_interrupt)
@@ -546,6 +548,15 @@ def ip4_neighbors(engine, capacity=None):
     return t
 
 
+def _queued_buffers(engine) -> int:
+    """Buffers in the engine's ARP queues (``show buffers``' Queued)."""
+    t = _TABLES.get(engine)
+    return t.queued_buffers() if t is not None and engine.main is not None else 0
+
+
+buffer_usage.register_queue(_queued_buffers)
+
+
 def _addr(a):
     try:
         return int(ipaddress.IPv4Address(a if not isinstance(a, str) else a.strip()))
@@ -601,6 +612,30 @@ cdef class Ip4Neighbors:
     def address(self):
         """The gn_ip4_nbr_main_t* as an integer."""
         return <size_t>self.nm
+
+    def queued_buffers(self) -> int:
+        """Buffers (chains counted whole) waiting in the ARP queues (in the
+        loop's thread or with it stopped): part of ``show buffers``'
+        packets, and the fuzz runner's exact buffer check."""
+        cdef gn_main_t* vm
+        cdef gn_buffer_t* b
+        cdef gn_ip4_neighbor_t* e
+        cdef uint32_t k, q
+        cdef uint64_t n = 0
+        if self.engine is None or self.engine.main is None:
+            return 0
+        vm = <gn_main_t*><size_t>self.engine.main.address
+        for k in range(self.nm.n_used):
+            e = &self.nm.entries[k]
+            if not (e.flags & GN_NBR_F_VALID):
+                continue
+            for q in range(e.n_queued):
+                b = gn_main_buffer(vm, e.queue[q])
+                n += 1
+                while b.flags & GN_BUFFER_F_NEXT_PRESENT:
+                    b = gn_main_buffer(vm, b.next_buffer)
+                    n += 1
+        return n
 
     def configure(self, *, max_incomplete=None, queue_limit=None, max_queued_total=None, queue_pool_share=None,
                   max_probes=None, probe_interval=None, request_rate=None, request_burst=None, aging_time=None,

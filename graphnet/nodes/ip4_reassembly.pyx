@@ -72,6 +72,7 @@ import os
 import struct
 
 from graphnet.vlib.per_engine import per_engine
+from graphnet.vlib import buffer_usage
 
 from cpython.pycapsule cimport PyCapsule_New
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
@@ -673,6 +674,14 @@ cdef class Reassembly:
 
 
 _STATES = per_engine()     # engine -> {node name: Reassembly} (lives as long as the engine)
+
+
+def _queued_buffers(engine) -> int:
+    """Buffers the engine's reassembly nodes hold (``show buffers``' Queued)."""
+    return sum(st.stats()["buffers_held"] for st in _STATES.get(engine, {}).values())
+
+
+buffer_usage.register_queue(_queued_buffers)
 
 
 def reassembly(engine, name="ip4-reassembly") -> Reassembly:

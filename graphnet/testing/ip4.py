@@ -118,3 +118,18 @@ class HostBench:
         stats = self.engine.buffer_stats()
         assert stats["in_use"] == self.held(), (stats, self.neighbors.stats())
         assert stats["double_frees"] == 0
+
+
+def tap_host(engine_factory, netns, address, host_address, *, prefix="gnt"):
+    """An engine with the IPv4 host graph and one TAP whose kernel side is
+    in ``netns`` with ``host_address``; graphnet's own ``address`` set after
+    the build (not started). Returns (engine, device). Privileged."""
+    import uuid
+    from graphnet.io import tap
+    from graphnet.nodes import ip4_host
+    eng = engine_factory([ip4_host.NODES])
+    dev = tap.TapDevice(eng, f"{prefix}{uuid.uuid4().hex[:7]}", netns=netns, host_address=host_address)
+    eng.add(dev)
+    eng.build()
+    ip4_host.set_interface_address(eng, dev.name, address)
+    return eng, dev

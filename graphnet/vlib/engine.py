@@ -499,8 +499,17 @@ class Engine:
         raise KeyError(f"node {node!r} has no error {symbol!r}")
 
     def buffer_stats(self) -> dict:
+        """Where the pool's buffers are (``graphnet.vlib.buffer_usage``):
+        ``total``, ``free`` (shared list + loop caches, as the pool counts),
+        ``cached`` (per-loop caches), ``device_cached`` (devices' rx
+        spares), ``in_use`` (total - free: packets and device caches),
+        ``in_use_packets`` (held by packets only: back to its idle value
+        when traffic stops), ``queued`` (of those, packets waiting in ARP
+        queues and reassembly), ``devices`` ({interface: cached}),
+        ``double_frees``, ``waiters``. Taken between loop iterations."""
+        from graphnet.vlib import buffer_usage
         self.build()
-        return self.pool.stats()
+        return self.call(buffer_usage.snapshot, self)
 
     def show(self, what: str, *args) -> str:
         """Text of a show command: runtime, errors, trace, buffers, graph, node NAME."""

@@ -76,13 +76,21 @@ def errors(engine, *args) -> str:
 
 
 def buffers(engine, *args) -> str:
-    """``show buffers``: total, free (shared + cached), in use."""
-    s = engine.pool.stats()
+    """``show buffers``: where the pool's buffers are (graphnet.vlib.buffer_usage):
+    free on the shared list, in loop caches, in device caches (a TAP's rx
+    spares), in use by packets (the leak check: back to its idle value
+    when traffic stops), of which waiting in ARP queues and reassembly."""
+    s = engine.buffer_stats()
     loop = engine.main.loop_stats()
-    return (f"{'Pool':<10}{'Size':>8}{'Total':>10}{'Free':>10}{'Cached':>10}{'In use':>10}{'Dbl free':>10}{'Waiters':>9}\n"
-            f"{'default':<10}{2048:>8}{s['total']:>10}{s['free']:>10}{s['cached']:>10}{s['in_use']:>10}"
-            f"{s['double_frees']:>10}{s['waiters']:>9}\n"
-            f"frames: {loop['frames_allocated']} allocated, {loop['frames_free']} free, {loop['pending_frames']} pending")
+    lines = [f"{'Pool':<10}{'Size':>6}{'Total':>9}{'Free':>9}{'Loop cache':>12}{'Dev cache':>11}"
+             f"{'Packets':>9}{'Queued':>8}{'Dbl free':>10}{'Waiters':>9}",
+             f"{'default':<10}{2048:>6}{s['total']:>9}{s['free_shared']:>9}{s['cached']:>12}{s['device_cached']:>11}"
+             f"{s['in_use_packets']:>9}{s['queued']:>8}{s['double_frees']:>10}{s['waiters']:>9}"]
+    if s["devices"]:
+        lines.append("device caches: " + ", ".join(f"{n} {k}" for n, k in s["devices"].items()))
+    lines.append(f"frames: {loop['frames_allocated']} allocated, {loop['frames_free']} free, "
+                 f"{loop['pending_frames']} pending")
+    return "\n".join(lines)
 
 
 def format_default_record(record: bytes, engine=None) -> str:

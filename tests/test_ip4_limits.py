@@ -1,0 +1,136 @@
+"""Limits operators set (issue 10 item 6), from the CLI and the startup
+file, shown by ``show ip limits`` (and --json); checked against
+config.LIMITS with a one-line error. The UDP echo port is checked with the
+kernel's own UDP socket in a namespace over a TAP.
+"""
+import json
+import socket
+
+import pytest
+
+from graphnet.cli.registry import CommandError, execute
+from graphnet.config import build_engine, loads
+from graphnet.io import host
+from graphnet.nodes import ip4_host
+from graphnet.testing.helpers import ns_socket
+from graphnet.testing.ip4 import HostBench, tap_host
+
+
+@pytest.fixture
+def bench(engine_factory):
+    b = HostBench(engine_factory, ["if0"])
+    b.address("if0", "10.0.0.1/24")
+    yield b
+
+
+def test_cli_sets_and_show_ip_limits_shows(bench):
+    e = bench.engine
+    execute(e, "set ip reassembly timeout 5 pool-share 0.5")
+    execute(e, "set ip icmp-error-rate 10 burst 3")
+    execute(e, "set ip udp-echo-port 7007")
+    execute(e, "set ip neighbor-config queue-limit 4")
+    j = json.loads(execute(e, "show ip limits --json"))
+    assert j["reassembly"]["timeout"] == 5 and j["reassembly"]["pool_share"] == 0.5
+    assert j["icmp_error"] == {"rate": 10, "burst": 3}
+    assert j["udp_echo_port"] == 7007 and j["neighbor"]["queue_limit"] == 4
+    text = execute(e, "show ip limits")
+    assert "timeout 5 s" in text and "10/s, burst 3" in text and "udp echo port: 7007" in text
+    execute(e, "set ip udp-echo-port none")
+    assert "udp echo port: none" in execute(e, "show ip limits")
+
+
+@pytest.mark.parametrize("line, message", [
+    ("set ip reassembly timeout 0", "timeout must be > 0"),
+    ("set ip reassembly pool-share 2", "pool-share must be > 0 and <= 1"),
+    ("set ip reassembly fragments 3", "unexpected argument 'fragments'"),
+    ("set ip icmp-error-rate 0", "rate must be > 0"),
+    ("set ip icmp-error-rate 10 burst 0.5", "burst must be 1..1e"),
+    ("set ip udp-echo-port 70000", "port must be 0..65535"),
+    ("set ip neighbor-config queue-limit 99", "queue_limit"),
+])
+def test_bad_limits_are_one_line_errors(bench, line, message):
+    with pytest.raises(CommandError, match=message):
+        execute(bench.engine, line)
+
+
+def test_startup_file_limits():
+    cfg = loads('''
+[[interface]]
+kind = "pcap"
+name = "p0"
+address = "10.1.0.1/24"
+
+[ip]
+udp_echo_port = 0
+
+[ip.icmp_error]
+rate = 50.0
+burst = 5.0
+''', "t.toml")
+    e = build_engine(cfg, create_devices=False)
+    try:
+        j = json.loads(execute(e, "show ip limits --json"))
+        assert j["icmp_error"] == {"rate": 50, "burst": 5} and j["udp_echo_port"] is None
+    finally:
+        e.close()
+
+
+@pytest.mark.privileged()
+def test_udp_echo_port_moves_for_the_kernel(engine_factory):
+    with host.temporary_netns("gn-lim") as ns:
+        eng, dev = tap_host(engine_factory, ns, "10.237.0.1/24", "10.237.0.2/24")
+        execute(eng, "set ip udp-echo-port 7007")
+        eng.start()
+        try:
+            s = ns_socket(ns, socket.AF_INET, socket.SOCK_DGRAM)
+            s.settimeout(3)
+            s.bind(("10.237.0.2", 4000))
+            s.sendto(b"hello", ("10.237.0.1", 7007))
+            assert s.recvfrom(100) == (b"hello", ("10.237.0.1", 7007))
+            s.sendto(b"hello", ("10.237.0.1", 7))                 # the old port: nobody (port unreachable)
+            s.settimeout(1)
+            with pytest.raises((socket.timeout, ConnectionRefusedError)):
+                s.recvfrom(100)
+            s.close()
+        finally:
+            eng.stop()
+
+
+@pytest.mark.privileged(tools=("ping",))
+def test_set_interface_mtu_and_mac_on_a_tap(engine_factory):
+    with host.temporary_netns("gn-lim") as ns:
+        eng, dev = tap_host(engine_factory, ns, "10.238.0.1/24", "10.238.0.2/24")
+        eng.start()
+        try:
+            eng.call(execute, eng, f"set interface mtu {dev.name} 1400")
+            assert eng.interfaces.info(dev.name)["mtu"] == 1400
+            link = host.run_in_netns(ns, ["ip", "link", "show", dev.name], capture_output=True, text=True).stdout
+            assert "mtu 1400" in link                                   # the kernel side followed
+            eng.call(execute, eng, f"set interface mac address {dev.name} 02:bb:00:00:00:01")
+            r = host.run_in_netns(ns, ["ping", "-c", "2", "-i", "0.2", "-W", "2", "10.238.0.1"],
+                                  capture_output=True, text=True, timeout=20)
+            assert "2 received" in r.stdout, r.stdout + r.stderr
+            neigh = host.run_in_netns(ns, ["ip", "neigh", "show", "10.238.0.1"], capture_output=True,
+                                      text=True).stdout
+            assert "02:bb:00:00:00:01" in neigh                          # ARP answered from the new MAC
+            with pytest.raises(CommandError, match="multicast MAC"):
+                eng.call(execute, eng, f"set interface mac address {dev.name} 01:00:5e:00:00:01")
+            with pytest.raises(CommandError, match="mtu must be 68..65535"):
+                eng.call(execute, eng, f"set interface mtu {dev.name} 70000")
+        finally:
+            eng.stop()
+
+
+def test_mac_change_reaches_the_rewrites(engine_factory):
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+    from graphnet.testing.ip4 import mac_of
+    b = HostBench(engine_factory, ["if0", "if1"])
+    b.address("if0", "10.0.0.1/24")
+    b.address("if1", "10.1.0.1/24")
+    execute(b.engine, "set ip neighbor if1 10.1.0.9 02:00:00:00:aa:09 static")
+    execute(b.engine, "ip route add 10.90.0.0/24 via 10.1.0.9")
+    execute(b.engine, "set interface mac address if1 02:cc:00:00:00:01")
+    pkt = Ether(src="02:aa:00:00:00:09", dst=mac_of(0)) / IP(src="10.0.0.2", dst="10.90.0.5") / UDP()
+    (out,) = b.send("if0", [pkt])["if1"]
+    assert out.src == "02:cc:00:00:00:01" and out.dst == "02:00:00:00:aa:09"
