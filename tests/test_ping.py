@@ -225,3 +225,24 @@ def test_ping_the_kernel(engine_factory):
             assert (data["sent"], data["received"], data["loss_percent"], data["timeouts"]) == (2, 0, 100, [1, 2])
         finally:
             eng.stop()
+
+
+def test_graphnet_ctl_waits_for_a_ping_longer_than_its_timeout(running, tmp_path, capsys):
+    """``graphnet ctl --timeout 1 ping ...`` of about 1.5 s: the answer
+    comes (the client waits the ping's run), not 'did not answer'."""
+    import os
+    from graphnet.cli.control import ControlServer
+    from graphnet.cli.main import main
+    eng, _ = running
+    d = tmp_path / "ctl"
+    d.mkdir(mode=0o700)
+    os.chmod(d, 0o700)
+    srv = ControlServer(eng, str(d / "cli.sock")).start()
+    try:
+        rc = main(["ctl", "--socket", str(d / "cli.sock"), "--timeout", "1",
+                   "ping", GN, "repeat", "6", "interval", "0.25"])
+    finally:
+        srv.close()
+    out = capsys.readouterr()
+    assert rc == 0, out.err
+    assert out.out.splitlines()[-1] == "Statistics: 6 sent, 6 received, 0% packet loss"
