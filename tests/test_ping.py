@@ -246,3 +246,14 @@ def test_graphnet_ctl_waits_for_a_ping_longer_than_its_timeout(running, tmp_path
     out = capsys.readouterr()
     assert rc == 0, out.err
     assert out.out.splitlines()[-1] == "Statistics: 6 sent, 6 received, 0% packet loss"
+
+
+def test_a_ping_can_be_traced(running):
+    """``trace add ip4-ping 1``: the request is traced from ip4-ping
+    through ip4-local and ip4-icmp-input, and its reply to ip4-ping-reply."""
+    eng, _ = running
+    eng.trace_add("ip4-ping", 1)
+    default_registry().execute(eng, f"ping {GN} repeat 1")
+    text = eng.call(eng.show, "trace")
+    for node in ("ip4-ping", "ip4-lookup", "ip4-local", "ip4-icmp-input", "ip4-ping-reply"):
+        assert node in text, text
