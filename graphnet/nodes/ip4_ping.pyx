@@ -23,6 +23,12 @@ graphnet.cli.ping).
   so it is still counted as ip4-icmp-input's ``echo-reply-received``; a
   full ring drops (``ring-full``).
 
+Metadata used (ip4-ping-reply): current_data (the IPv4 header),
+current_length. Set (ip4-ping): current_length, chains, sw_if_index,
+flags. Next nodes: ``ip4-lookup`` (ip4-ping); error-drop. Counters:
+``sent``, ``no-buffers`` (ip4-ping); ``replies``, ``ring-full``
+(ip4-ping-reply).
+
 The ring and the queue are touched only in the loop's thread (nodes, and
 control-plane calls through engine.call), so they need no lock. Trace: the
 default record.
@@ -44,7 +50,7 @@ from graphnet.nodes.ip4_csum cimport gn_chain_sum
 from graphnet.wire.inet cimport gn_inet_checksum
 from graphnet.wire.ip4 cimport GN_IP4_HEADER_LEN, GN_IP4_PROTO_ICMP, gn_ip4_header_bytes, gn_ip4_total_length, gn_ip4_set_checksum
 from graphnet.wire.icmp4 cimport GN_ICMP4_HEADER_LEN, GN_ICMP4_ECHO_REQUEST
-from graphnet.vlib.node import Node
+from graphnet.vlib.kit import node
 
 cdef enum:
     PING_MAX_REQUESTS = 64          # queued by the control plane, not yet built
@@ -53,11 +59,15 @@ cdef enum:
     PING_MAX_CHAIN = 40             # buffers of the largest request (65535 bytes / 2048, rounded up)
     PING_TTL = 64
     PING_STAMP = 8                  # bytes of send time at the start of the data
-    NEXT_LOOKUP = 0
-    ERROR_SENT = 1
-    ERROR_NO_BUFFERS = 2
-    ERROR_REPLIES = 1
-    ERROR_RING_FULL = 2
+
+cpdef enum Next:
+    NEXT_LOOKUP, N_NEXT
+cpdef enum Error:
+    ERROR_NONE, ERROR_SENT, ERROR_NO_BUFFERS, N_ERROR
+cpdef enum ReplyError:
+    REPLY_ERROR_NONE, REPLY_ERROR_REPLIES, REPLY_ERROR_RING_FULL, REPLY_N_ERROR
+
+NEXTS = (("lookup", "ip4-lookup"),)
 
 MAX_SIZE = 65535 - GN_IP4_HEADER_LEN - GN_ICMP4_HEADER_LEN     # 65507 bytes of data
 MAX_REQUESTS = PING_MAX_REQUESTS
@@ -227,7 +237,7 @@ cdef uint32_t ip4_ping_reply_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame
             gn_next_buffers_put(vm, node, &out, frame.buffers[i], node.drop_next)     # echo-reply-received
             continue
         if pm.n_rep == PING_MAX_REPLIES:
-            b.error = <uint16_t>(node.error_base + ERROR_RING_FULL)
+            b.error = <uint16_t>(node.error_base + REPLY_ERROR_RING_FULL)
             gn_next_buffers_put(vm, node, &out, frame.buffers[i], node.drop_next)
             continue
         r = &pm.replies[(pm.rep_head + pm.n_rep) % PING_MAX_REPLIES]
@@ -246,7 +256,7 @@ cdef uint32_t ip4_ping_reply_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame
     gn_next_buffers_flush(vm, node, &out)
     if n_done:
         gn_main_free(vm, done, n_done)
-        gn_node_increment_error(vm, node, ERROR_REPLIES, n_done)
+        gn_node_increment_error(vm, node, REPLY_ERROR_REPLIES, n_done)
     return n
 
 
@@ -355,11 +365,12 @@ def _setup_reply(engine, node_index):
 
 
 NODES = (
-    Node("ip4-ping", type="input", state="interrupt", fn=PyCapsule_New(<void*>ip4_ping_fn, "gn_node_fn", NULL),
-         next_nodes=("ip4-lookup",), errors=ERRORS, setup=_setup,
+    node("ip4-ping", PyCapsule_New(<void*>ip4_ping_fn, "gn_node_fn", NULL), nexts=NEXTS, Next=Next, errors=ERRORS,
+         Error=Error, type="input", state="interrupt", setup=_setup,
          doc="Builds the ICMP echo requests the ping command asks for and sends them to ip4-lookup."),
-    Node("ip4-ping-reply", fn=PyCapsule_New(<void*>ip4_ping_reply_fn, "gn_node_fn", NULL), errors=REPLY_ERRORS,
-         setup=_setup_reply, doc="Records echo replies for the pings in progress; others are dropped as "
-                                 "ip4-icmp-input's echo-reply-received."),
+    node("ip4-ping-reply", PyCapsule_New(<void*>ip4_ping_reply_fn, "gn_node_fn", NULL), errors=REPLY_ERRORS,
+         Error=ReplyError, setup=_setup_reply,
+         doc="Records echo replies for the pings in progress; others are dropped as "
+             "ip4-icmp-input's echo-reply-received."),
 )
 FEATURE = "ip4-host"
