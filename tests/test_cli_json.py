@@ -51,5 +51,5 @@ def test_json_of_host_tables(host_engine):
     with pytest.raises(CommandError, match="has no --json output"):
         execute(e, "show graph dot --json")
     for c in default_registry().commands.values():       # each view runs without an error
-        if c.json is not None and c.path not in {("show", "node")}:
+        if c.json is not None and c.path not in {("show", "node"), ("ping",)}:     # these need arguments
             json.loads(execute(e, c.name + " --json"))

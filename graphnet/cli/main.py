@@ -203,6 +203,7 @@ class _Stopped(Exception):
 
 def cmd_ctl(args) -> int:
     from graphnet.cli.control import send_command
+    from graphnet.cli.ping import client_timeout
     words = list(args.words)
     if words and words[0] == "--":
         words = words[1:]
@@ -215,7 +216,7 @@ def cmd_ctl(args) -> int:
         return _ctl_graph_svg(words, args)
     # one argument is a whole line (graphnet ctl "show runtime"); several are words
     line = words[0] if len(words) == 1 else shlex.join(words)
-    ok, text = send_command(args.socket, line, timeout=args.timeout)
+    ok, text = send_command(args.socket, line, timeout=client_timeout(line, args.timeout))
     if not ok:
         print(text, file=sys.stderr)
         return 1
@@ -247,6 +248,7 @@ def _completer(registry, names=()):
 def interactive(socket: Optional[str], timeout: float) -> int:
     """A prompt that sends each line to the engine; quit, exit or EOF ends it."""
     from graphnet.cli.control import ControlError, NoEngineError, default_socket_path, send_command
+    from graphnet.cli.ping import client_timeout
     from graphnet.cli.registry import default_registry
     path = socket or default_socket_path()
     send_command(path, "", timeout=timeout)      # fail now, not at the first command
@@ -282,7 +284,7 @@ def interactive(socket: Optional[str], timeout: float) -> int:
             if line in ("quit", "exit", "q"):
                 break
             try:
-                ok, text = send_command(path, line, timeout=timeout)
+                ok, text = send_command(path, line, timeout=client_timeout(line, timeout))
             except NoEngineError:
                 print(f"graphnet: the engine on {path} has gone away", file=sys.stderr)
                 status = 1

@@ -8,13 +8,15 @@ was pinged), type 0, the ICMP checksum updated incrementally (RFC 1624;
 recomputed in the one case where eqn. 3 gives 0x0000 for 0xffff), TTL
 64, a fresh IPv4 header checksum, GN_BUFFER_F_LOCALLY_ORIGINATED (so
 ip4-rewrite keeps the TTL); it goes to ``ip4-lookup`` and out like any
-packet (``echo-replies`` counts them). Echo replies, errors and other
-types are counted and consumed (``echo-reply-received``,
+packet (``echo-replies`` counts them). Echo replies go to
+``ip4-ping-reply`` when the graph has it (graphnet.nodes.ip4_ping), marked
+``echo-reply-received``, which it keeps on those no ping waits for; errors
+and other types are counted and consumed (``echo-reply-received``,
 ``error-received``, ``unhandled-type``): nothing here listens for them yet.
 
 Metadata used: current_data (the IPv4 header, per ip4-local's
 convention), current_length, chains. Set on a reply: sw_if_index[TX] ~0,
-flags. Next nodes: ``ip4-lookup``. Trace: the default record.
+flags. Next nodes: ``ip4-lookup``, ``ip4-ping-reply`` (or error-drop). Trace: the default record.
 """
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from graphnet.includes.byteorder cimport gn_net16, gn_put_net16, gn_read_u32, gn_write_u32
@@ -30,7 +32,7 @@ from graphnet.wire.icmp4 cimport GN_ICMP4_HEADER_LEN, GN_ICMP4_ECHO_REQUEST, GN_
 from graphnet.vlib.kit import node
 
 cpdef enum Next:
-    NEXT_LOOKUP, N_NEXT
+    NEXT_LOOKUP, NEXT_PING_REPLY, N_NEXT
 cpdef enum Error:
     ERROR_NONE, ERROR_TOO_SHORT, ERROR_BAD_CHECKSUM, ERROR_ECHO_REPLIES, ERROR_ECHO_REPLY_RECEIVED
     ERROR_ERROR_RECEIVED, ERROR_UNHANDLED_TYPE, N_ERROR
@@ -38,7 +40,7 @@ cpdef enum Error:
 cdef enum:
     REPLY_TTL = 64
 
-NEXTS = (("lookup", "ip4-lookup"),)
+NEXTS = (("lookup", "ip4-lookup"), ("ping-reply", ("ip4-ping-reply", "error-drop")))
 
 ERRORS = (
     ("none", "info", "no error"),
@@ -103,7 +105,7 @@ cdef uint32_t icmp4_input_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t*
             n_replies += 1
         else:
             gn_buffer_set_error(node, b, err)
-            nexts[i] = node.drop_next
+            nexts[i] = NEXT_PING_REPLY if err == ERROR_ECHO_REPLY_RECEIVED else node.drop_next
     if n_replies:
         gn_node_increment_error(vm, node, ERROR_ECHO_REPLIES, n_replies)
     gn_enqueue_to_next(vm, node, frame.buffers, nexts, n)

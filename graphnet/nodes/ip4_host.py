@@ -14,7 +14,9 @@ interface-output (graphnet.nodes.ip4), and
   - ethernet-input (0x0806) -> ``arp-input`` (answers, learns);
   - ip4-lookup (glean) -> ``ip4-arp`` (resolves, queues), with the
     ``ip4-neighbor`` service and ``ip4-neighbor-process`` control plane;
-  - ip4-lookup (local) -> ``ip4-local`` -> ``ip4-icmp-input`` (1: echo),
+  - ip4-lookup (local) -> ``ip4-local`` -> ``ip4-icmp-input`` (1: echo;
+    echo replies -> ``ip4-ping-reply``; ``ip4-ping`` -> ip4-lookup sends
+    the ``ping`` command's requests),
     ``udp4-input`` (17) -> ``udp4-echo`` (port 7) and registered ports;
   - ip4-rewrite (TTL expired, MTU with DF), ip4-local (unknown protocol),
     udp4-input (no listener) -> ``ip4-icmp-error`` -> ip4-lookup.
