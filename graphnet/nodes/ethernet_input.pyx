@@ -17,7 +17,10 @@ l2_hdr_offset (the Ethernet header), l3_hdr_offset, and current_data /
 current_length advanced past the Ethernet header (and a priority tag).
 Next nodes: whoever attached, per ethertype. Drops: ``too-short``,
 ``no-interface`` (unknown rx sw_if_index), ``not-for-us``,
-``unknown-ethertype``, ``vlan-tagged``, ``llc`` (802.3 length field).
+``unknown-ethertype`` (the first 16 such types are remembered with their
+counts for ``show errors verbose``), ``vlan-tagged``, ``llc`` (802.3 length
+field). Counted as info, not warn: ``ipv6`` and ``lldp`` (the kernel's own
+chatter on a TAP; graphnet has no IPv6), ``priority-tagged``.
 
 Invariant: no byte beyond current_length is read; a dropped frame keeps
 its current_data. Trace record: rx sw_if_index and the first 22 bytes
@@ -39,12 +42,15 @@ from graphnet.wire.ethernet import format_ethernet_header
 
 cpdef enum Error:
     ERROR_NONE, ERROR_TOO_SHORT, ERROR_NO_INTERFACE, ERROR_NOT_FOR_US, ERROR_UNKNOWN_ETHERTYPE
-    ERROR_VLAN_TAGGED, ERROR_LLC, ERROR_PRIORITY_TAGGED, N_ERROR
+    ERROR_VLAN_TAGGED, ERROR_LLC, ERROR_PRIORITY_TAGGED, ERROR_IPV6, ERROR_LLDP, N_ERROR
 
 cdef enum:
     PREFETCH_AHEAD = 4
     NEXT_UNCLAIMED = 0xffff
     TRACE_BYTES = 22
+    UNKNOWN_SLOTS = 16                  # distinct unclaimed ethertypes remembered for show errors
+    ETHERTYPE_IPV6 = 0x86dd
+    ETHERTYPE_LLDP = 0x88cc
 
 ERRORS = (
     ("none", "info", "no error"),
@@ -55,11 +61,35 @@ ERRORS = (
     ("vlan-tagged", "warn", "802.1Q/802.1ad tagged frame (no VLAN sub-interfaces)"),
     ("llc", "info", "802.3 length field (LLC/SNAP not supported)"),
     ("priority-tagged", "info", "802.1Q priority tag (VID 0) stripped"),
+    ("ipv6", "info", "IPv6 frame (no IPv6 support: the kernel's chatter)"),
+    ("lldp", "info", "LLDP frame (not handled)"),
 )
 
 ctypedef struct ethernet_input_t:
     gn_interface_main_t* im
     uint16_t next_by_type[65536]        # NEXT_UNCLAIMED unless a node attached
+    uint16_t unknown_type[UNKNOWN_SLOTS]    # unclaimed ethertypes seen, first come
+    uint64_t unknown_count[UNKNOWN_SLOTS]   # frames of each; the last slot also takes any later type
+    uint32_t n_unknown
+
+
+cdef inline uint32_t _unclaimed(ethernet_input_t* em, uint16_t t) noexcept nogil:
+    """The error row of an unclaimed ethertype t; other types are remembered
+    (the first UNKNOWN_SLOTS of them) for `show errors verbose`."""
+    cdef uint32_t k
+    if t == ETHERTYPE_IPV6:
+        return ERROR_IPV6
+    if t == ETHERTYPE_LLDP:
+        return ERROR_LLDP
+    for k in range(em.n_unknown):
+        if em.unknown_type[k] == t:
+            em.unknown_count[k] += 1
+            return ERROR_UNKNOWN_ETHERTYPE
+    if em.n_unknown < UNKNOWN_SLOTS:
+        em.unknown_type[em.n_unknown] = t
+        em.unknown_count[em.n_unknown] = 1
+        em.n_unknown += 1
+    return ERROR_UNKNOWN_ETHERTYPE
 
 
 cdef uint16_t _ethernet_slow(ethernet_input_t* em, gn_node_runtime_t* node, gn_buffer_t* b,
@@ -95,7 +125,7 @@ cdef uint16_t _ethernet_slow(ethernet_input_t* em, gn_node_runtime_t* node, gn_b
             else:
                 nx = em.next_by_type[t]
                 if nx == NEXT_UNCLAIMED:
-                    err = ERROR_UNKNOWN_ETHERTYPE
+                    err = _unclaimed(em, t)
     if err != ERROR_NONE:
         gn_buffer_set_error(node, b, err)
         return node.drop_next
@@ -163,6 +193,14 @@ def _setup(engine, node_index):
         em.next_by_type[t] = NEXT_UNCLAIMED
 
 
+def _error_details(engine):
+    """unknown-ethertype: the types seen (show errors verbose)."""
+    cdef ethernet_input_t* em = <ethernet_input_t*>gn_node_data(engine, "ethernet-input")
+    cdef uint32_t k
+    lines = [f"ethertype 0x{em.unknown_type[k]:04x}: {em.unknown_count[k]} frames" for k in range(em.n_unknown)]
+    return {"unknown-ethertype": lines}
+
+
 def _on_attach(engine, key, next_index):
     if not isinstance(key, int) or not GN_ETHERTYPE_MIN <= key <= 0xffff or gn_ethertype_is_vlan(key):
         raise ValueError(f"ethernet-input: cannot attach to ethertype {key!r} "
@@ -172,7 +210,7 @@ def _on_attach(engine, key, next_index):
 
 NODES = (
     node("ethernet-input", gn_node_fn(ethernet_input_fn), errors=ERRORS, Error=Error,
-         data_size=sizeof(ethernet_input_t), setup=_setup, on_attach=_on_attach,
+         data_size=sizeof(ethernet_input_t), setup=_setup, on_attach=_on_attach, error_details=_error_details,
          trace=trace_bytes(TRACE_BYTES, format_ethernet_header), doc=__doc__),
 )
 FEATURE = "ip4"

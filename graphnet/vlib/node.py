@@ -50,6 +50,8 @@ class Node:
     data_size:   bytes of zeroed C state the engine allocates for the node
                  before setup (runtime_data; ``engine.node_data[name]``)
     kit:         declared with graphnet.vlib.kit.node (tables checked)
+    error_details: ``f(engine) -> {symbol: [lines]}``: what ``show errors
+                 verbose`` prints under a row (e.g. which ethertypes)
     """
     name: str
     type: str = "internal"
@@ -71,6 +73,7 @@ class Node:
     doc: str = ""
     data_size: int = 0
     kit: bool = False
+    error_details: Optional[Callable] = None
 
     def error_table(self) -> list:
         rows = [tuple(r) for r in self.errors]

@@ -63,16 +63,33 @@ def runtime(engine, *args) -> str:
 
 
 def errors(engine, *args) -> str:
-    """``show errors [all]``: counters of error rows that are not zero."""
+    """``show errors [all] [verbose]``: counters of error rows that are not
+    zero; verbose adds each node's details under its rows (which ethertypes
+    ethernet-input had no node for, ...)."""
     show_all = "all" in args or "verbose" in args
     counts = engine.main.error_counters()
-    rows = [(n, node, desc, sev) for (node, sym, sev, desc), n in zip(engine.errors, counts)
+    kept = [(n, node, desc, sev, sym) for (node, sym, sev, desc), n in zip(engine.errors, counts)
             if n or (show_all and sym != "none")]
+    rows = [r[:4] for r in kept]
+    syms = [r[4] for r in kept]
     wn = max([30] + [len(r[1]) + 2 for r in rows])
     wr = max([48] + [len(r[2]) + 2 for r in rows])
     lines = [f"{'Count':>12}  {'Node':<{wn}}{'Reason':<{wr}}{'Severity'}"]
-    lines += [f"{n:>12}  {node:<{wn}}{desc:<{wr}}{sev}" for n, node, desc, sev in rows]
+    details = _error_details(engine) if "verbose" in args or "detail" in args else {}
+    for (n, node, desc, sev), sym in zip(rows, syms):
+        lines.append(f"{n:>12}  {node:<{wn}}{desc:<{wr}}{sev}")
+        lines += [f"{'':>14}  {d}" for d in details.get((node, sym), ())]
     return "\n".join(lines)
+
+
+def _error_details(engine) -> dict:
+    """{(node, symbol): [lines]} from the nodes' error_details hooks."""
+    out = {}
+    for n in engine.nodes:
+        if n.error_details is not None:
+            for sym, lines in n.error_details(engine).items():
+                out[(n.name, sym)] = list(lines)
+    return out
 
 
 def buffers(engine, *args) -> str:
