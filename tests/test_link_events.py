@@ -217,17 +217,11 @@ class Pinger:
 
 
 def _settled_in_use(eng):
-    """Buffers in use once the loop has nothing left to do, but for the
-    spare stacks TAPs keep for their next reads (their size varies with the
-    traffic seen): what stays is held in a ring, a tx queue or a neighbour
-    queue."""
-    from graphnet.io.tap import TapDevice
+    """Buffers held by packets once the loop has nothing left to do (not the
+    spare stacks TAPs keep for their next reads): what stays is held in a
+    ring, a tx queue or a neighbour queue."""
     time.sleep(0.3)
-
-    def count():
-        spares = sum(d.state.stats()["spare_buffers"] for d in eng.interfaces.devices if isinstance(d, TapDevice))
-        return eng.buffer_stats()["in_use"] - spares
-    return eng.call(count)
+    return eng.buffer_stats()["in_use_packets"]
 
 
 def _fds():

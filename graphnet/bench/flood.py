@@ -173,14 +173,9 @@ def _rss_bytes() -> int:
 
 
 def _in_use(eng) -> int:
-    """Buffers held by packets: in use minus the TAPs' rx spare stacks (whose
-    size follows the traffic: a TAP keeps up to 128 for its next reads)."""
-    from graphnet.io.tap import TapDevice
-
-    def count():
-        spares = sum(d.state.stats()["spare_buffers"] for d in eng.interfaces.devices if isinstance(d, TapDevice))
-        return eng.buffer_stats()["in_use"] - spares
-    return eng.call(count)
+    """Buffers held by packets (not the devices' rx spares, whose number
+    follows the traffic): engine.buffer_stats()'s in_use_packets."""
+    return eng.buffer_stats()["in_use_packets"]
 
 
 def run_flood(env: dict, seconds: float, max_frames: int = DEFAULT_FRAMES, interval: float = 0.05,
