@@ -57,10 +57,8 @@ def runtime_json(engine, args):
 @json_view("show errors", "[{node, symbol, severity, reason, count}]: the rows with a count ('all': "
            "every row but 'none')")
 def errors_json(engine, args):
-    show_all = "all" in args or "verbose" in args
-    return [{"node": node, "symbol": sym, "severity": sev, "reason": desc, "count": n}
-            for (node, sym, sev, desc), n in zip(engine.errors, engine.main.error_counters())
-            if n or (show_all and sym != "none")]
+    from graphnet.vlib.show import error_rows
+    return error_rows(engine, "all" in args or "verbose" in args)
 
 
 @json_view("show buffers", "{total, free_shared, cached, device_cached, in_use_packets, queued, devices: "

@@ -66,20 +66,23 @@ def errors(engine, *args) -> str:
     """``show errors [all] [verbose]``: counters of error rows that are not
     zero; verbose adds each node's details under its rows (which ethertypes
     ethernet-input had no node for, ...)."""
-    show_all = "all" in args or "verbose" in args
-    counts = engine.main.error_counters()
-    kept = [(n, node, desc, sev, sym) for (node, sym, sev, desc), n in zip(engine.errors, counts)
-            if n or (show_all and sym != "none")]
-    rows = [r[:4] for r in kept]
-    syms = [r[4] for r in kept]
-    wn = max([30] + [len(r[1]) + 2 for r in rows])
-    wr = max([48] + [len(r[2]) + 2 for r in rows])
+    rows = error_rows(engine, "all" in args or "verbose" in args)
+    wn = max([30] + [len(r["node"]) + 2 for r in rows])
+    wr = max([48] + [len(r["reason"]) + 2 for r in rows])
     lines = [f"{'Count':>12}  {'Node':<{wn}}{'Reason':<{wr}}{'Severity'}"]
-    details = _error_details(engine) if "verbose" in args or "detail" in args else {}
-    for (n, node, desc, sev), sym in zip(rows, syms):
-        lines.append(f"{n:>12}  {node:<{wn}}{desc:<{wr}}{sev}")
-        lines += [f"{'':>14}  {d}" for d in details.get((node, sym), ())]
+    details = _error_details(engine) if "verbose" in args else {}
+    for r in rows:
+        lines.append(f"{r['count']:>12}  {r['node']:<{wn}}{r['reason']:<{wr}}{r['severity']}")
+        lines += [f"{'':>14}  {d}" for d in details.get((r["node"], r["symbol"]), ())]
     return "\n".join(lines)
+
+
+def error_rows(engine, show_all: bool = False) -> list:
+    """[{node, symbol, severity, reason, count}] of the rows with a count
+    (show_all: every row but 'none'); what show errors prints, and its --json."""
+    return [{"node": node, "symbol": sym, "severity": sev, "reason": desc, "count": n}
+            for (node, sym, sev, desc), n in zip(engine.errors, engine.main.error_counters())
+            if n or (show_all and sym != "none")]
 
 
 def _error_details(engine) -> dict:
