@@ -20,6 +20,7 @@ import uuid
 
 import pytest
 
+from graphnet.bench.link_flap import Pinger
 from graphnet.cli.registry import CommandError, execute
 from graphnet.io import host
 from graphnet.io.link_events import (LinkWatcher, parse_link_messages, RTM_NEWLINK, RTM_DELLINK, IFLA_IFNAME,
@@ -190,32 +191,6 @@ def _ping(ns, dst, count=3, interval=0.2, wait=1):
     return int(m.group(1)) if m else 0
 
 
-class Pinger:
-    """ping -D every 20 ms in the background; reply times by the wall clock."""
-
-    def __init__(self, ns, dst, seconds):
-        self.proc = host.popen_in_netns(ns, ["ping", "-n", "-D", "-i", "0.02", "-W", "1", "-w", str(seconds), dst],
-                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        self.replies = []
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            m = re.match(r"\[(\d+\.\d+)\] \d+ bytes from", line)
-            if m:
-                self.replies.append(float(m.group(1)))
-
-    def first_after(self, t):
-        return next((r for r in list(self.replies) if r > t), None)
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(5)
-        self.thread.join(5)
-        self.proc.stdout.close()
-
-
 def _settled_in_use(eng):
     """Buffers held by packets once the loop has nothing left to do (not the
     spare stacks TAPs keep for their next reads): what stays is held in a
@@ -246,7 +221,7 @@ def test_flap_under_traffic_resumes_at_once(engine_factory, net, rx_mode, caplog
     eng, tap, afp = _router(engine_factory, net, rx_mode)
     assert _ping(net.a, HOST_B) == 3
     baseline, fd, fds = _settled_in_use(eng), afp._st.fd, _fds()
-    pinger = Pinger(net.a, HOST_B, 12)
+    pinger = Pinger(net.a, HOST_B, 12, interval=0.02)
     try:
         assert wait_for(lambda: len(pinger.replies) >= 5, timeout=5)
         drops0 = (eng.error_count("ip4-arp", "interface-down") + eng.error_count("interface-output", "link-down"))

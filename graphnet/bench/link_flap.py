@@ -40,14 +40,18 @@ def _ip(ns, *args):
     subprocess.run(["ip", "-n", ns, *args], check=True, timeout=10)
 
 
-class _Pinger:
-    def __init__(self, ns, dst, seconds):
+class Pinger:
+    """The kernel's ``ping -D`` in namespace `ns` every `interval` s in the
+    background; ``replies`` are their wall-clock times (used by the bench
+    and by tests/test_link_events.py)."""
+
+    def __init__(self, ns, dst, seconds, interval=0.01):
         # No -w: with a deadline, ping exits at the first ICMP error (the
         # kernel router answers "net unreachable" while its link is down).
-        # Stopped by stop(); `seconds` bounds it should the bench fail.
-        self.proc = host.popen_in_netns(ns, ["timeout", str(int(seconds) + 1), "ping", "-n", "-D", "-i", "0.01",
-                                             "-W", "1", dst], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                        text=True)
+        # Stopped by stop(); `seconds` bounds it should the caller fail.
+        self.proc = host.popen_in_netns(ns, ["timeout", str(int(seconds) + 1), "ping", "-n", "-D", "-i",
+                                             str(interval), "-W", "1", dst],
+                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         self.replies = []
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
@@ -58,14 +62,14 @@ class _Pinger:
             if m:
                 self.replies.append(float(m.group(1)))
 
-    def first_after(self, t, timeout=5.0):
+    def first_after(self, t, timeout=0.0):
+        """The first reply later than wall time t, waiting up to `timeout` s; or None."""
         end = time.monotonic() + timeout
-        while time.monotonic() < end:
+        while True:
             r = next((x for x in list(self.replies) if x > t), None)
-            if r is not None:
+            if r is not None or time.monotonic() >= end:
                 return r
             time.sleep(0.002)
-        return None
 
     def stop(self):
         self.proc.terminate()
@@ -81,7 +85,7 @@ def _flaps(pinger, ns, ifname, n) -> list:
         time.sleep(0.3)
         _ip(ns, "link", "set", ifname, "up")
         t_up = time.time()
-        r = pinger.first_after(t_up)
+        r = pinger.first_after(t_up, timeout=5.0)
         out.append(r - t_up if r is not None else float("inf"))
         time.sleep(0.1)
     return out
@@ -113,9 +117,9 @@ def _graphnet(n) -> list:
         ip4_host.set_interface_address(eng, afp.name, f"{GN_B}/24")
         _ip(a, "route", "add", "default", "via", GN_A)
         eng.start()
-        pinger = _Pinger(a, HOST_B, n * 6 + 5)
+        pinger = Pinger(a, HOST_B, n * 6 + 5)
         try:
-            if pinger.first_after(0) is None:
+            if pinger.first_after(0, timeout=5.0) is None:
                 raise RuntimeError("link-flap: no reply through graphnet before the first flap")
             return _flaps(pinger, r, vr, n)
         finally:
@@ -144,9 +148,9 @@ def _kernel(n) -> list:
             _ip(k, "link", "set", dev, "up")
             _ip(k, "addr", "add", f"{addr}/24", "dev", dev)
         host.run_in_netns(k, ["sysctl", "-qw", "net.ipv4.ip_forward=1"], check=True, timeout=10)
-        pinger = _Pinger(a, HOST_B, n * 6 + 5)
+        pinger = Pinger(a, HOST_B, n * 6 + 5)
         try:
-            if pinger.first_after(0) is None:
+            if pinger.first_after(0, timeout=5.0) is None:
                 raise RuntimeError("link-flap: no reply through the kernel router before the first flap")
             return _flaps(pinger, k, kb, n)
         finally:
