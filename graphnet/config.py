@@ -117,6 +117,10 @@ Schema (every key optional unless marked; unknown keys are errors)::
     pool_share = 0.25       # float, 0 < x <= 1: share of the buffer pool held
                             # fragments may take; beyond it the oldest datagram goes
     timeout    = 2.0        # float > 0, <= 1e9: seconds a datagram may stay incomplete
+    max_fragments = 64      # int 1..1024: fragments per datagram; one more drops
+                            # the datagram (too-many-fragments)
+    max_datagrams = 1024    # int 1..4194304: datagrams in progress at once; a new
+                            # one evicts the oldest (too-many-datagrams)
 
     [[route]]               # one per route, added after the addresses
     prefix    = "10.20.0.0/16"  # required, a.b.c.d/len with no host bits set
@@ -1081,7 +1085,8 @@ _NEIGHBOR_TIMERS = {"reachable_time": (float, 0, False, 1e9), "unicast_probes": 
 # 1e9 s: ip4_neighbor.MAX_TIMER_SECONDS (its nanoseconds still fit a uint64)
 LIMITS.update(limits_from("ip.neighbor", _NEIGHBOR_TIMERS))
 # [ip.reassembly], as Reassembly.configure() takes them
-_REASSEMBLY_KEYS = {"pool_share": (float, 0, True, 1), "timeout": (float, 0, True, 1e9)}
+_REASSEMBLY_KEYS = {"pool_share": (float, 0, True, 1), "timeout": (float, 0, True, 1e9),
+                    "max_fragments": (int, 1, False, 1024), "max_datagrams": (int, 1, False, 1 << 22)}
 LIMITS.update(limits_from("ip.reassembly", _REASSEMBLY_KEYS))
 # [ip.icmp_error], as configure_icmp_errors() takes them (errors per second, burst)
 _ICMP_ERROR_KEYS = {"rate": (float, 0, True, 1e9), "burst": (float, 1, False, 1e9)}

@@ -39,10 +39,88 @@ def test_cli_sets_and_show_ip_limits_shows(bench):
     assert "udp echo port: none" in execute(e, "show ip limits")
 
 
+def _fragments(ident, n, size=64):
+    """The n fragments (size payload bytes each) of one UDP datagram from
+    10.0.0.2 to the bench's 10.0.0.1, received on if0."""
+    from scapy.layers.inet import IP, UDP, fragment
+    from scapy.layers.l2 import Ether
+    from graphnet.testing.ip4 import mac_of
+    dgram = IP(src="10.0.0.2", dst="10.0.0.1", id=ident) / UDP(sport=4000, dport=9) / (b"x" * (n * size - 8))
+    frags = fragment(dgram, fragsize=size)
+    assert len(frags) == n
+    return [Ether(src="02:aa:00:00:00:02", dst=mac_of(0)) / f for f in frags]
+
+
+def test_reassembly_fragment_and_datagram_limits_from_the_cli(bench):
+    """``set ip reassembly max-fragments 3 max-datagrams 2``: shown, the 4th
+    fragment of a datagram drops it (each of its fragments counted
+    ``too-many-fragments``), a 3rd datagram in progress evicts the oldest
+    (``too-many-datagrams``), and lowering max-datagrams while datagrams
+    are held drops the oldest at once, every buffer back in the pool."""
+    from graphnet.nodes.ip4_reassembly import reassembly
+    e = bench.engine
+    execute(e, "set ip reassembly max-fragments 3 max-datagrams 2")
+    assert "3 fragments per datagram, 2 datagrams at once" in execute(e, "show ip limits")
+    r = json.loads(execute(e, "show ip limits --json"))["reassembly"]
+    assert (r["max_fragments"], r["max_datagrams"]) == (3, 2)
+    count = lambda sym: e.error_count("ip4-reassembly", sym)            # noqa: E731
+    bench.send("if0", _fragments(1, 3))
+    assert count("reassembled") == 1                                     # 3 fragments: within the limit
+    bench.send("if0", _fragments(2, 4))
+    assert count("too-many-fragments") == 4 and count("reassembled") == 1   # 3 held + the 4th
+    firsts = [_fragments(10 + i, 2) for i in range(3)]
+    bench.send("if0", [f[0] for f in firsts])                            # 3 datagrams, room for 2
+    assert count("too-many-datagrams") == 1
+    assert reassembly(e).stats()["in_progress"] == 2
+    bench.send("if0", [firsts[2][1]])                                    # the newest completes
+    assert count("reassembled") == 2
+    bench.send("if0", [_fragments(20, 2)[0]])                            # datagrams 11 and 20 held
+    execute(e, "set ip reassembly max-datagrams 1")                      # 11 is the oldest: dropped now
+    assert count("too-many-datagrams") == 2
+    st = reassembly(e).stats()
+    assert st["in_progress"] == 1 and st["buffers_held"] == 1 and st["max_datagrams"] == 1
+    bench.send("if0", [_fragments(20, 2)[1]])                            # 20 kept its fragment: completes
+    assert count("reassembled") == 3
+    assert reassembly(e).stats()["buffers_held"] == 0
+    bench.check_accounting()                  # the rest wait for ARP (port unreachable to 10.0.0.2)
+
+
+def test_reassembly_limits_from_the_startup_file():
+    cfg = loads('''
+[[interface]]
+kind = "pcap"
+name = "p0"
+address = "10.1.0.1/24"
+
+[ip.reassembly]
+max_fragments = 5
+max_datagrams = 7
+''', "t.toml")
+    e = build_engine(cfg, create_devices=False)
+    try:
+        r = json.loads(execute(e, "show ip limits --json"))["reassembly"]
+        assert (r["max_fragments"], r["max_datagrams"]) == (5, 7)
+    finally:
+        e.close()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("max_fragments = 0", "t.toml:3: ip.reassembly.max_fragments: must be 1..1024, not 0"),
+    ("max_datagrams = 5000000", r"t.toml:3: ip.reassembly.max_datagrams: must be 1\.\.4\.1943e\+06, not 5000000"),
+    ("max_fragments = 2.5", r"t.toml:3: ip.reassembly.max_fragments: expected an integer, got a number \(2.5\)"),
+])
+def test_bad_reassembly_limits_in_the_startup_file(text, message):
+    from graphnet.config import ConfigError
+    with pytest.raises(ConfigError, match=message):
+        loads(f"[ip.reassembly]\n\n{text}\n", "t.toml")
+
+
 @pytest.mark.parametrize("line, message", [
     ("set ip reassembly timeout 0", "timeout must be > 0"),
     ("set ip reassembly pool-share 2", "pool-share must be > 0 and <= 1"),
     ("set ip reassembly fragments 3", "unexpected argument 'fragments'"),
+    ("set ip reassembly max-fragments 0", "max-fragments must be 1..1024"),
+    ("set ip reassembly max-datagrams 1.5", "max-datagrams: '1.5' is not a whole number"),
     ("set ip icmp-error-rate 0", "rate must be > 0"),
     ("set ip icmp-error-rate 10 burst 0.5", "burst must be 1..1e"),
     ("set ip udp-echo-port 70000", "port must be 0..65535"),

@@ -117,12 +117,17 @@ def _pairs(args: list, words: dict, what: str) -> dict:
 
 
 _REASSEMBLY_WORDS = {"timeout": ("timeout", float, "ip.reassembly"),
-                     "pool-share": ("pool_share", float, "ip.reassembly")}
+                     "pool-share": ("pool_share", float, "ip.reassembly"),
+                     "max-fragments": ("max_fragments", int, "ip.reassembly"),
+                     "max-datagrams": ("max_datagrams", int, "ip.reassembly")}
 
 
 @command("set ip reassembly", help="IPv4 reassembly: seconds a datagram may stay incomplete (datagrams started "
-         "from now on), share of the buffer pool held fragments may take",
-         usage="set ip reassembly [timeout <s>] [pool-share <x>]")
+         "from now on), share of the buffer pool held fragments may take, fragments per datagram (one more "
+         "drops the datagram), datagrams in progress at once (a new one evicts the oldest; lowered: the "
+         "oldest beyond it are dropped at once)",
+         usage="set ip reassembly [timeout <s>] [pool-share <x>] [max-fragments <1..1024>] "
+               "[max-datagrams <1..4194304>]")
 def set_ip_reassembly(engine, args):
     kw = _pairs(args, _REASSEMBLY_WORDS, "set ip reassembly")
     from graphnet.nodes.ip4_reassembly import reassembly

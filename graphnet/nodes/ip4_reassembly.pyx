@@ -34,6 +34,10 @@ fragment it held, counted per buffer):
   (ipfrag_high_thresh) evicts; when the fragment's own datagram is the
   only one left it goes too. A flood of incomplete fragments thus never
   takes more than that share of the pool: inputs always find buffers;
+- the limits change at run time (``configure``, ``set ip reassembly``,
+  ``[ip.reassembly]``): a lowered ``max_datagrams`` drops the oldest
+  datagrams beyond it at once (``too-many-datagrams``), a lowered
+  ``max_fragments`` those holding more fragments (``too-many-fragments``);
 - incomplete ``timeout`` seconds after its first fragment: ``timeout``.
   Expiry runs in ``ip4-reassembly-expire``, an input node in interrupt mode
   woken by the engine's timer wheel for the oldest datagram: no polling, no
@@ -65,51 +69,62 @@ Metadata used: current_data (the IPv4 header), current_length, chains
 (the header must lie in the first buffer). Set on the reassembled head:
 the chain (next_buffer, NEXT_PRESENT, total_length_not_including_first_buffer),
 l3_hdr_offset. Next nodes: ``ip4-local`` when the graph has it, else
-``null`` (``nodes(next_node=...)`` picks another). Trace record: rx
-sw_if_index and the first 40 bytes of the header.
+``null`` (``nodes(next_node=...)`` picks another); the expire node's:
+``ip4-icmp-error`` (else error-drop). Trace record: the kit's common one
+(rx sw_if_index and the first 40 bytes of the header). State: the kit's
+per-node ``reass_t`` (the expire node points at the same), whose tables
+the ``Reassembly`` object in ``engine.node_data[name].keep`` owns.
 """
 import os
-import struct
 
-from graphnet.vlib.per_engine import per_engine
 from graphnet.vlib import buffer_usage
 
-from cpython.pycapsule cimport PyCapsule_New
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy, memmove
 from graphnet.includes.byteorder cimport gn_net16, gn_put_net16, gn_read_u32
 from graphnet.includes.platform cimport gn_time_ns
-from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_RX, GN_BUFFER_F_NEXT_PRESENT, gn_buffer_current)
-from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_main_free, gn_enqueue_to_next,
+from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_BUFFER_F_NEXT_PRESENT, gn_buffer_current)
+from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_main_free,
                                  gn_next_buffers_t, gn_next_buffers_flush, gn_next_buffers_put,
                                  gn_node_increment_error, gn_node_schedule_interrupt)
+from graphnet.vlib.kit cimport NodeData, gn_node_fn, gn_node_data
 from graphnet.wire.ip4 cimport (gn_ip4_header_bytes, gn_ip4_total_length, gn_ip4_set_checksum, GN_IP4_HEADER_LEN,
                                 GN_IP4_FLAG_MF, GN_IP4_FRAG_OFFSET_MASK)
 from graphnet.io.bufcopy cimport gn_chain_length
-from graphnet.vlib.node import Node
+from graphnet.vlib.kit import node, trace_bytes
 from graphnet.wire.ip4 import format_ip4_header
 
+cpdef enum Next:
+    NEXT_OUTPUT, N_NEXT
+cpdef enum Error:
+    ERROR_NONE
+    ERROR_REASSEMBLED
+    ERROR_DUPLICATE
+    ERROR_OVERLAP
+    ERROR_INCONSISTENT
+    ERROR_TOO_LONG
+    ERROR_TOO_MANY_FRAGMENTS
+    ERROR_TOO_MANY_DATAGRAMS
+    ERROR_TIMEOUT
+    ERROR_MALFORMED
+    ERROR_TIME_EXCEEDED
+    ERROR_EVICTED
+    N_ERROR
+cpdef enum ExpireNext:        # ip4-reassembly-expire's arc: ip4-icmp-error (or error-drop)
+    EXPIRE_NEXT_ICMP_ERROR, EXPIRE_N_NEXT
+cpdef enum ExpireError:
+    EXPIRE_ERROR_NONE, EXPIRE_N_ERROR
+
 cdef enum:
-    NEXT_OUTPUT = 0
-    ERROR_NONE = 0
-    ERROR_REASSEMBLED = 1
-    ERROR_DUPLICATE = 2
-    ERROR_OVERLAP = 3
-    ERROR_INCONSISTENT = 4
-    ERROR_TOO_LONG = 5
-    ERROR_TOO_MANY_FRAGMENTS = 6
-    ERROR_TOO_MANY_DATAGRAMS = 7
-    ERROR_TIMEOUT = 8
-    ERROR_MALFORMED = 9
-    ERROR_TIME_EXCEEDED = 10
-    ERROR_EVICTED = 11
-    NEXT_EXPIRE_ICMP_ERROR = 0    # ip4-reassembly-expire's arc 0: ip4-icmp-error (or error-drop)
     NONE = 0xffffffff
     MAX_FRAGMENTS_LIMIT = 1024
+    MAX_DATAGRAMS_LIMIT = 1 << 22
     IP4_MAX_LENGTH = 65535
     TRACE_BYTES = 40
 
+NEXTS = (("output", ("ip4-local", "null")),)
+EXPIRE_NEXTS = (("icmp-error", ("ip4-icmp-error", "error-drop")),)
 ERRORS = (
     ("none", "info", "no error"),
     ("reassembled", "info", "datagrams reassembled"),
@@ -125,6 +140,7 @@ ERRORS = (
     ("evicted", "warn", "held fragments over the buffer pool share: oldest datagram dropped"),
 )
 EXPIRE_ERRORS = (("none", "info", "no error"),)
+FEATURE = "ip4"
 
 DEFAULT_POOL_SHARE = 0.25
 MAX_TIMEOUT = 1e9          # seconds: its nanoseconds still fit a uint64
@@ -184,12 +200,6 @@ ctypedef struct reass_t:
     uint64_t max_held             # pool_share of the engine's pool: evict the oldest beyond it
     uint64_t n_frags_reassembled  # fragments that went into reassembled datagrams
     uint64_t n_evicted            # datagrams evicted (max_held or max_datagrams)
-
-
-ctypedef struct reass_trace_t:
-    uint32_t sw_if_index
-    uint16_t n_bytes
-    uint8_t bytes[TRACE_BYTES]
 
 
 # --- output --------------------------------------------------------------------
@@ -523,7 +533,7 @@ cdef bint _ctx_expire(gn_main_t* vm, gn_node_runtime_t* node, reass_t* r, gn_nex
     cdef bint icmp = r.icmp_error and r.ctxs[ci].n_frags > 0 and fr[0].first == 0
     if icmp:
         gn_main_buffer(vm, fr[0].bi).error = <uint16_t>(r.error_base + ERROR_TIMEOUT)
-        gn_next_buffers_put(vm, node, out, fr[0].bi, NEXT_EXPIRE_ICMP_ERROR)
+        gn_next_buffers_put(vm, node, out, fr[0].bi, EXPIRE_NEXT_ICMP_ERROR)
         k = 1
     while k < r.ctxs[ci].n_frags:
         _out_drop(vm, node, r, out, fr[k].bi, ERROR_TIMEOUT)
@@ -552,78 +562,94 @@ cdef uint32_t ip4_reassembly_expire_fn(gn_main_t* vm, gn_node_runtime_t* node, g
     return n_dropped
 
 
-cdef uint16_t ip4_reassembly_trace_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_buffer_t* b,
-                                      uint8_t* record) noexcept nogil:
-    cdef reass_trace_t* t = <reass_trace_t*>record
-    t.sw_if_index = b.sw_if_index[GN_RX]
-    t.n_bytes = b.current_length if b.current_length < TRACE_BYTES else TRACE_BYTES
-    memcpy(t.bytes, gn_buffer_current(b), t.n_bytes)
-    return sizeof(reass_trace_t)
-
-
-def format_ip4_reassembly_trace(bytes record, engine=None):
-    sw, n = struct.unpack_from("<IH", record)
-    return f"  rx sw_if_index {sw}\n" + format_ip4_header(record[6:6 + n], indent=2)
-
-
 # --- control -------------------------------------------------------------------
 
-cdef class Reassembly:
-    """The C state of one engine's ip4-reassembly (``reassembly(engine)``).
+cdef int _alloc_tables(reass_t* r, uint32_t max_fragments, uint32_t max_datagrams) except -1:
+    """Empty tables for these limits into r (r's old tables untouched on
+    MemoryError); the free list holds every context."""
+    cdef uint32_t i, nb = 1
+    while nb < 2 * max_datagrams:
+        nb <<= 1
+    cdef reass_ctx_t* ctxs = <reass_ctx_t*>calloc(max_datagrams, sizeof(reass_ctx_t))
+    cdef reass_frag_t* frags = <reass_frag_t*>calloc(<size_t>max_datagrams * max_fragments, sizeof(reass_frag_t))
+    cdef uint32_t* buckets = <uint32_t*>calloc(nb, sizeof(uint32_t))
+    if ctxs == NULL or frags == NULL or buckets == NULL:
+        free(ctxs)
+        free(frags)
+        free(buckets)
+        raise MemoryError(f"reassembly tables for {max_datagrams} datagrams of {max_fragments} fragments")
+    for i in range(nb):
+        buckets[i] = NONE
+    for i in range(max_datagrams):
+        ctxs[i].hash_next = i + 1 if i + 1 < max_datagrams else NONE
+    r.ctxs, r.frags, r.buckets = ctxs, frags, buckets
+    r.bucket_mask = nb - 1
+    r.max_datagrams = max_datagrams
+    r.max_fragments = max_fragments
+    r.free_head = 0
+    r.age_head = NONE
+    r.age_tail = NONE
+    r.n_active = 0
+    r.n_held = 0
+    return 0
 
-    ``stats()``: datagrams in progress, buffers held, limits."""
+
+cdef void _free_tables(reass_t* r) noexcept nogil:
+    free(r.ctxs)
+    free(r.frags)
+    free(r.buckets)
+    r.ctxs, r.frags, r.buckets = NULL, NULL, NULL
+
+
+def check_limits(max_fragments, max_datagrams):
+    """ValueError unless 1 <= max_fragments <= 1024 and 1 <= max_datagrams <= 4194304."""
+    for name, v, hi in (("max_fragments", max_fragments, MAX_FRAGMENTS_LIMIT),
+                        ("max_datagrams", max_datagrams, MAX_DATAGRAMS_LIMIT)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= hi):
+            raise ValueError(f"{name} must be a whole number 1..{hi}, not {v!r}")
+
+
+cdef class Reassembly:
+    """One engine's ip4-reassembly state (``reassembly(engine)``): the
+    node's ``reass_t`` (kit state, shared with the expire node) and the
+    tables it points to, which this object owns.
+
+    ``stats()``: datagrams in progress, buffers held, limits;
+    ``configure(...)``: every limit, at run time."""
     cdef reass_t* r
+    cdef reass_t own            # the state when not bound to an engine's node (a check, a test)
     cdef double pool_share
     cdef uint64_t pool_buffers
+    cdef size_t vm_address
+    cdef reass_ctx_t* t_ctxs    # the tables owned, as last allocated: freed by __dealloc__ without
+    cdef reass_frag_t* t_frags  # reading r (a NodeData may be freed before this object)
+    cdef uint32_t* t_buckets
 
-    def __cinit__(self, uint32_t max_fragments, uint32_t max_datagrams, double timeout):
-        cdef uint32_t i, nb = 1
-        if not 1 <= max_fragments <= MAX_FRAGMENTS_LIMIT:
-            raise ValueError(f"max_fragments must be 1..{MAX_FRAGMENTS_LIMIT}")
-        if not 1 <= max_datagrams <= (1 << 22):
-            raise ValueError("max_datagrams must be 1..4194304")
-        if not timeout > 0:
-            raise ValueError("timeout must be > 0 seconds")
-        while nb < 2 * max_datagrams:
-            nb <<= 1
-        self.r = <reass_t*>calloc(1, sizeof(reass_t))
-        if self.r == NULL:
-            raise MemoryError()
-        self.r.ctxs = <reass_ctx_t*>calloc(max_datagrams, sizeof(reass_ctx_t))
-        self.r.frags = <reass_frag_t*>calloc(<size_t>max_datagrams * max_fragments, sizeof(reass_frag_t))
-        self.r.buckets = <uint32_t*>calloc(nb, sizeof(uint32_t))
-        if self.r.ctxs == NULL or self.r.frags == NULL or self.r.buckets == NULL:
-            raise MemoryError()
-        self.r.bucket_mask = nb - 1
-        self.r.max_datagrams = max_datagrams
-        self.r.max_fragments = max_fragments
+    def __cinit__(self, uint32_t max_fragments, uint32_t max_datagrams, double timeout, size_t state=0):
+        check_limits(max_fragments, max_datagrams)
+        check_seconds("timeout", timeout)
+        self.r = <reass_t*>state if state else &self.own
+        _alloc_tables(self.r, max_fragments, max_datagrams)
+        self._own_tables()
         self.r.timeout_ns = <uint64_t>(timeout * 1e9)
         self.r.hash_seed = int.from_bytes(os.urandom(5), "little")
-        for i in range(nb):
-            self.r.buckets[i] = NONE
-        for i in range(max_datagrams):
-            self.r.ctxs[i].hash_next = i + 1 if i + 1 < max_datagrams else NONE
-        self.r.free_head = 0
-        self.r.age_head = NONE
-        self.r.age_tail = NONE
         self.r.max_held = <uint64_t>-1          # until _bind tells the pool's size
         self.pool_share = DEFAULT_POOL_SHARE
 
+    cdef _own_tables(self):
+        self.t_ctxs, self.t_frags, self.t_buckets = self.r.ctxs, self.r.frags, self.r.buckets
+
     def __dealloc__(self):
-        if self.r != NULL:
-            free(self.r.ctxs)
-            free(self.r.frags)
-            free(self.r.buckets)
-            free(self.r)
+        free(self.t_ctxs)
+        free(self.t_frags)
+        free(self.t_buckets)
 
-    def capsule(self):
-        return PyCapsule_New(<void*>self.r, "gn_runtime_data", NULL)
-
-    def _bind(self, uint32_t error_base, uint32_t expire_node_index, bint icmp_error=False,
-              uint64_t pool_buffers=0):
+    def _bind(self, uint32_t error_base, uint32_t expire_node_index, bint icmp_error, uint64_t pool_buffers,
+              size_t vm_address):
         self.r.error_base = error_base
         self.r.expire_node_index = expire_node_index
         self.r.icmp_error = icmp_error
+        self.vm_address = vm_address
         if pool_buffers:
             self.pool_buffers = pool_buffers
             self._set_max_held()
@@ -632,16 +658,76 @@ cdef class Reassembly:
         if self.pool_buffers:
             self.r.max_held = max(1, <uint64_t>(self.pool_share * self.pool_buffers))
 
-    def configure(self, timeout=None, pool_share=None):
-        """Change the timeout (seconds) of datagrams started from now on
-        (those in progress keep theirs) and the share of the engine's
-        buffer pool that held fragments may take (0 < share <= 1; datagrams
+    cdef uint32_t _drop_held(self, reass_t* old, uint32_t ci, uint32_t code):
+        """Free the fragments context ci of ``old`` holds, counted under
+        ``code`` (as error-drop counts a dropped packet); returns how many."""
+        cdef gn_main_t* vm = <gn_main_t*>self.vm_address
+        cdef reass_frag_t* fr = &old.frags[<uint64_t>ci * old.max_fragments]
+        cdef uint32_t k, n = old.ctxs[ci].n_frags
+        for k in range(n):
+            gn_main_free(vm, &fr[k].bi, 1)
+        vm.error_counters[old.error_base + code] += n
+        return n
+
+    cdef _resize(self, uint32_t max_fragments, uint32_t max_datagrams):
+        """New tables for new limits, the datagrams in progress moved in
+        age order. What no longer fits is dropped and counted, as the data
+        plane would at the next fragment: the oldest beyond max_datagrams
+        (``too-many-datagrams``, the newest stay), then those holding more
+        than max_fragments fragments (``too-many-fragments``). Their
+        buffers go back to the pool at once (this runs between loop
+        iterations, never beside the data plane)."""
+        cdef reass_t old = self.r[0]
+        cdef reass_t* r = self.r
+        cdef reass_ctx_t* c
+        cdef reass_ctx_t* nc
+        cdef uint32_t ci, nci, nxt, skip
+        _alloc_tables(r, max_fragments, max_datagrams)      # MemoryError: nothing changed
+        self._own_tables()
+        skip = old.n_active - max_datagrams if old.n_active > max_datagrams else 0
+        ci = old.age_head
+        while ci != NONE:
+            c = &old.ctxs[ci]
+            nxt = c.age_next
+            if skip:
+                self._drop_held(&old, ci, ERROR_TOO_MANY_DATAGRAMS)
+                r.n_evicted += 1
+                skip -= 1
+            elif c.n_frags > max_fragments:
+                self._drop_held(&old, ci, ERROR_TOO_MANY_FRAGMENTS)
+            else:
+                nci = _ctx_new(r, _hash(r, c.src, c.dst, c.id, c.proto), c.src, c.dst, c.id, c.proto, 0)
+                nc = &r.ctxs[nci]
+                nc.has_last, nc.expires_ns, nc.data_len = c.has_last, c.expires_ns, c.data_len
+                nc.max_end, nc.received, nc.n_frags, nc.n_buffers = c.max_end, c.received, c.n_frags, c.n_buffers
+                memcpy(&r.frags[<uint64_t>nci * max_fragments], &old.frags[<uint64_t>ci * old.max_fragments],
+                       c.n_frags * sizeof(reass_frag_t))
+                r.n_held += c.n_buffers
+            ci = nxt
+        _free_tables(&old)
+
+    def configure(self, timeout=None, pool_share=None, max_fragments=None, max_datagrams=None):
+        """Change the limits at run time; returns stats().
+
+        timeout: seconds, for datagrams started from now on (those in
+        progress keep theirs). pool_share: the share of the engine's
+        buffer pool held fragments may take (0 < share <= 1; datagrams
         held beyond a lowered share go as the next fragments arrive).
-        Returns stats()."""
+        max_fragments (1..1024) and max_datagrams (1..4194304): the
+        datagrams in progress are kept, except the oldest beyond a lowered
+        max_datagrams and those holding more fragments than a lowered
+        max_fragments, dropped at once and counted (see _resize). Every
+        value is checked before any is applied."""
         if timeout is not None:
             check_seconds("timeout", timeout)
         if pool_share is not None:
             check_share("pool_share", pool_share)
+        check_limits(max_fragments, max_datagrams)
+        if max_fragments is not None or max_datagrams is not None:
+            mf = self.r.max_fragments if max_fragments is None else max_fragments
+            md = self.r.max_datagrams if max_datagrams is None else max_datagrams
+            if mf != self.r.max_fragments or md != self.r.max_datagrams:
+                self._resize(mf, md)
         if timeout is not None:
             self.r.timeout_ns = <uint64_t>(timeout * 1e9)
         if pool_share is not None:
@@ -673,12 +759,14 @@ cdef class Reassembly:
         r.timer_armed = 0
 
 
-_STATES = per_engine()     # engine -> {node name: Reassembly} (lives as long as the engine)
+def _states(engine):
+    """The engine's Reassembly objects (its reassembly nodes' kept state)."""
+    return [d.keep for d in getattr(engine, "node_data", {}).values() if isinstance(d.keep, Reassembly)]
 
 
 def _queued_buffers(engine) -> int:
     """Buffers the engine's reassembly nodes hold (``show buffers``' Queued)."""
-    return sum(st.stats()["buffers_held"] for st in _STATES.get(engine, {}).values())
+    return sum(st.stats()["buffers_held"] for st in _states(engine))
 
 
 buffer_usage.register_queue(_queued_buffers)
@@ -687,7 +775,10 @@ buffer_usage.register_queue(_queued_buffers)
 def reassembly(engine, name="ip4-reassembly") -> Reassembly:
     """The state of the engine's reassembly node `name` (after build)."""
     engine.build()
-    return _STATES[engine][name]
+    st = engine.node_data[name].keep
+    if not isinstance(st, Reassembly):
+        raise KeyError(f"{name!r} is not a reassembly node")
+    return st
 
 
 def nodes(next_node=None, *, name="ip4-reassembly", max_fragments=64, max_datagrams=1024, timeout=2.0):
@@ -696,34 +787,35 @@ def nodes(next_node=None, *, name="ip4-reassembly", max_fragments=64, max_datagr
     next_node: where reassembled datagrams and non-fragments go (default:
     ``ip4-local`` when the graph has it, else ``null``). The expire node
     sends time exceeded through ``ip4-icmp-error`` when the graph has it
-    (its reason: this node's ``timeout`` row, registered here)."""
+    (its reason: this node's ``timeout`` row, registered here). The limits
+    are the initial ones; ``reassembly(engine).configure(...)``, ``set ip
+    reassembly`` and ``[ip.reassembly]`` change them."""
     from graphnet.nodes.ip4_icmp_error import register_icmp_error
     expire_name = name + "-expire"
-    Reassembly(max_fragments, max_datagrams, timeout)      # check the limits now
+    check_limits(max_fragments, max_datagrams)
+    check_seconds("timeout", timeout)
     register_icmp_error(name, "timeout", 11, 1)            # time exceeded: fragment reassembly time exceeded
 
     def setup(engine, node_index):
-        st = _STATES.setdefault(engine, {})[name] = Reassembly(max_fragments, max_datagrams, timeout)
+        data = engine.node_data[name]
+        st = data.keep = Reassembly(max_fragments, max_datagrams, timeout, data.address)
         st._bind(engine.error_base[name], engine.index[expire_name],
-                 engine.next_names[expire_name][NEXT_EXPIRE_ICMP_ERROR] == "ip4-icmp-error",
-                 engine.pool.stats()["total"])
-        engine.main.set_runtime_data(node_index, st.capsule())
-        engine.main.set_runtime_data(engine.index[expire_name], st.capsule())
+                 engine.next_names[expire_name][EXPIRE_NEXT_ICMP_ERROR] == "ip4-icmp-error",
+                 engine.pool.stats()["total"], engine.main.address)
+        engine.main.set_runtime_data(engine.index[expire_name], data.capsule())
 
     def teardown(engine, node_index):
-        st = _STATES.get(engine, {}).get(name)
-        if st is not None and engine.main is not None:
-            st.release_all(engine.main.address)
+        data = engine.node_data.get(name)
+        if data is not None and isinstance(data.keep, Reassembly) and engine.main is not None:
+            data.keep.release_all(engine.main.address)
 
+    nexts = NEXTS if next_node is None else (("output", next_node),)
     return (
-        Node(name, fn=PyCapsule_New(<void*>ip4_reassembly_fn, "gn_node_fn", NULL),
-             next_nodes=(next_node or ("ip4-local", "null"),), errors=ERRORS, setup=setup, teardown=teardown,
-             trace_fn=PyCapsule_New(<void*>ip4_reassembly_trace_fn, "gn_trace_fn", NULL),
-             trace_size=sizeof(reass_trace_t), format_trace=format_ip4_reassembly_trace,
-             doc="Reassembles IPv4 fragments for local delivery; non-fragments pass through."),
-        Node(expire_name, type="input", state="interrupt",
-             fn=PyCapsule_New(<void*>ip4_reassembly_expire_fn, "gn_node_fn", NULL), errors=EXPIRE_ERRORS,
-             next_nodes=(("ip4-icmp-error", "error-drop"),),
+        node(name, gn_node_fn(ip4_reassembly_fn), nexts=nexts, Next=Next, errors=ERRORS, Error=Error,
+             data_size=sizeof(reass_t), setup=setup, teardown=teardown,
+             trace=trace_bytes(TRACE_BYTES, format_ip4_header), doc=__doc__),
+        node(expire_name, gn_node_fn(ip4_reassembly_expire_fn), type="input", state="interrupt",
+             nexts=EXPIRE_NEXTS, Next=ExpireNext, errors=EXPIRE_ERRORS, Error=ExpireError,
              doc=f"Drops {name} datagrams incomplete at the timeout (woken by the timer wheel); "
                  f"ICMP time exceeded for those with their first fragment."),
     )

@@ -42,7 +42,6 @@ FEATURES = {"ip4": (), "ip4-host": ("ip4",)}
 # Modules not yet converted to the kit (they say no FEATURE themselves);
 # removed as each is converted. See graphnet.vlib.kit for the conversion.
 UNCONVERTED_FEATURES = {
-    "graphnet.nodes.ip4_reassembly": "ip4",
     "graphnet.nodes.ip4_neighbor": "ip4-host",
 }
 # Modules not yet converted that belong to no feature: the session layer's
