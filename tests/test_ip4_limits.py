@@ -210,5 +210,57 @@ def test_mac_change_reaches_the_rewrites(engine_factory):
     execute(b.engine, "ip route add 10.90.0.0/24 via 10.1.0.9")
     execute(b.engine, "set interface mac address if1 02:cc:00:00:00:01")
     pkt = Ether(src="02:aa:00:00:00:09", dst=mac_of(0)) / IP(src="10.0.0.2", dst="10.90.0.5") / UDP()
-    (out,) = b.send("if0", [pkt])["if1"]
+    (out,) = [p for p in b.send("if0", [pkt])["if1"] if IP in p]       # beside the gratuitous ARP
     assert out.src == "02:cc:00:00:00:01" and out.dst == "02:00:00:00:aa:09"
+
+
+def test_mac_change_sends_a_gratuitous_arp_per_address(engine_factory):
+    """``set interface mac address`` announces each address of the
+    interface with a gratuitous ARP (broadcast request, sender = target =
+    the address) from the new MAC; counted ``announced``."""
+    from scapy.layers.l2 import ARP
+    b = HostBench(engine_factory, ["if0", "if1"])
+    b.address("if1", "10.1.0.1/24")
+    b.address("if1", "10.1.0.7/24")
+    execute(b.engine, "set interface mac address if1 02:cc:00:00:00:01")
+    b.run()
+    out = b.take()
+    assert out["if0"] == []
+    garps = sorted((p[ARP].psrc, p[ARP].pdst, p[ARP].hwsrc, p[ARP].op, p.src, p.dst) for p in out["if1"])
+    assert garps == [(a, a, "02:cc:00:00:00:01", 1, "02:cc:00:00:00:01", "ff:ff:ff:ff:ff:ff")
+                     for a in ("10.1.0.1", "10.1.0.7")]
+    assert b.count("ip4-neighbor", "announced") == 2
+    execute(b.engine, "set interface mac address if0 02:cc:00:00:00:02")   # no address: nothing to announce
+    b.run()
+    assert b.take() == {"if0": [], "if1": []}
+
+
+@pytest.mark.privileged(tools=("ping",))
+def test_kernel_neighbour_follows_a_mac_change_without_traffic(engine_factory):
+    """The kernel's neighbour entry for graphnet's address changes to the
+    new MAC after ``set interface mac address``, with no packet from the
+    kernel in between: the gratuitous ARP updated it (Linux accepts one
+    for an existing entry once its locktime, 1 s, has passed)."""
+    import time
+    with host.temporary_netns("gn-lim") as ns:
+        eng, dev = tap_host(engine_factory, ns, "10.239.0.1/24", "10.239.0.2/24")
+        eng.start()
+        try:
+            r = host.run_in_netns(ns, ["ping", "-c", "1", "-W", "2", "10.239.0.1"], capture_output=True,
+                                  text=True, timeout=20)
+            assert "1 received" in r.stdout, r.stdout + r.stderr
+            old = eng.interfaces.info(dev.name)["mac"]
+
+            def neigh():
+                return host.run_in_netns(ns, ["ip", "neigh", "show", "10.239.0.1", "dev", dev.name],
+                                         capture_output=True, text=True).stdout
+            assert old in neigh()
+            time.sleep(1.2)                                              # past the kernel's locktime
+            eng.call(execute, eng, f"set interface mac address {dev.name} 02:bb:00:00:00:02")
+            deadline = time.monotonic() + 3
+            while "02:bb:00:00:00:02" not in neigh() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert "02:bb:00:00:00:02" in neigh(), neigh()
+            assert eng.error_count("ip4-neighbor", "announced") == 1
+        finally:
+            eng.stop()

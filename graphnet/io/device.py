@@ -39,12 +39,17 @@ def flush_neighbours(engine, sw_if_index: int, incomplete_only: bool = False) ->
 
 
 def set_interface_mac(engine, sw_if_index: int, mac) -> None:
-    """An interface's new MAC, in the table and in the FIB's rewrites on it
-    (loop thread, or the engine stopped)."""
+    """An interface's new MAC, in the table and in the FIB's rewrites on it,
+    then announced by a gratuitous ARP for each of its IPv4 addresses so
+    that neighbours update their entry at once (as Linux does on a MAC
+    change) (loop thread, or the engine stopped)."""
     engine.interfaces.set_mac(sw_if_index, mac)
     fib = sys.modules.get("graphnet.fib.ip4_fib")
     if fib is not None and engine in fib._FIBS:
         fib.ip4_fib(engine).interface_mac_changed(sw_if_index)
+    neighbours = sys.modules.get("graphnet.nodes.ip4_neighbor")
+    if neighbours is not None and engine in neighbours._TABLES:
+        neighbours.ip4_neighbors(engine).announce(sw_if_index)
 
 
 class DefaultNext:

@@ -44,6 +44,7 @@ cdef enum:
     GN_NBR_EVICT_PENDING_MAX = 256        # evictions the control plane has not unsynced yet
     GN_NBR_LRU_SCAN = 64                  # entries in use skipped at most, per eviction
     GN_NBR_ARP_LEN = 42                   # Ethernet + ARP request, unpadded
+    GN_NBR_ANNOUNCE_MAX = 256             # interfaces with a gratuitous ARP pending (= GN_MAX_INTERFACES)
 
 ctypedef struct gn_ip4_neighbor_t:
     uint32_t ip                           # host order
@@ -76,6 +77,8 @@ ctypedef struct gn_ip4_nbr_main_t:
     uint32_t n_evict_pending              # evicted_sw/_ip entries the control plane has to unsync
     uint32_t evicted_sw[256]
     uint32_t evicted_ip[256]
+    uint32_t n_announce                   # interfaces whose addresses ip4-neighbor announces (gratuitous
+    uint32_t announce_sw[256]             # ARP) at its next run: their MAC changed
     # configuration
     uint32_t max_incomplete
     uint32_t queue_limit                  # per neighbour, <= GN_NBR_QUEUE_MAX
@@ -103,6 +106,7 @@ ctypedef struct gn_ip4_nbr_main_t:
     uint64_t n_unicast_probes             # probes of stale entries sent
     uint64_t n_probe_failed               # entries deleted after unanswered probes
     uint64_t n_evicted                    # entries evicted to make room (table full)
+    uint64_t n_announced                  # gratuitous ARP sent (MAC changes)
 
 cdef inline uint32_t gn_nbr_hash(const gn_ip4_nbr_main_t* nm, uint32_t sw_if_index, uint32_t ip) noexcept nogil:
     cdef uint64_t h = (<uint64_t>ip * 0x9e3779b97f4a7c15ULL) ^ (<uint64_t>sw_if_index * 0xc2b2ae3d27d4eb4fULL)

@@ -45,7 +45,9 @@ Who does what:
     queue of a resolved one to ip4-lookup. It also probes stale entries
     (``probes-sent``; the same token bucket, a throttled probe is tried
     again and not counted as unanswered) and marks those that never answer
-    for deletion.
+    for deletion. After ``set interface mac address`` it sends a gratuitous
+    ARP for each address of the interface from the new MAC
+    (``announce()``; ``announced``), as Linux's arp_notify does.
   - ``ip4-neighbor-process`` (a Python process; woken by the data plane
     through its interrupt, and for aging) makes the FIB follow the table:
     the adjacency of routes via a resolved next hop becomes a rewrite
@@ -102,7 +104,7 @@ from libc.string cimport memcpy, memset
 from graphnet.includes.byteorder cimport gn_put_net16
 from graphnet.includes.platform cimport gn_time_ns
 from graphnet.io.interface cimport InterfaceTable, gn_interface_t, gn_interface
-from graphnet.fib.ip4_address cimport Ip4Addresses, gn_ip4_source_address
+from graphnet.fib.ip4_address cimport Ip4Addresses, gn_ip4_source_address, GN_IP4_ADDR_MAX_INTERFACES
 from graphnet.fib.ip4_fib cimport Ip4Fib
 from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_RX, GN_TX, GN_BUFFER_F_LOCALLY_ORIGINATED,
                                    GN_BUFFER_F_NEXT_PRESENT, gn_buffer_current)
@@ -129,6 +131,7 @@ cdef enum:
     ERROR_PROBES = 7
     ERROR_PROBE_FAILED = 8
     ERROR_EVICTED = 9
+    ERROR_ANNOUNCED = 10
     BATCH = 256
 
 ERRORS = (
@@ -142,6 +145,7 @@ ERRORS = (
     ("probes-sent", "info", "unicast ARP probes sent to stale neighbours"),
     ("probe-failed", "warn", "stale neighbour did not answer its unicast probes: entry deleted"),
     ("evicted", "warn", "table full: least recently confirmed dynamic entry removed to make room"),
+    ("announced", "info", "gratuitous ARP sent for an address of an interface whose MAC changed"),
 )
 
 # Linux's defaults: base_reachable_time 30 s, retrans_time 1 s, ucast_solicit / mcast_solicit 3
@@ -351,14 +355,19 @@ cdef uint32_t gn_nbr_build_request(gn_main_t* vm, gn_interface_main_t* im, gn_ip
     the target hardware address is zero either way (as Linux sends both).
     Ready for interface-output; GN_NBR_NONE when no buffer (or no such
     interface, or no address) is available."""
-    cdef uint32_t bi, src
+    return _build_arp_request(vm, im, sw_if_index, gn_ip4_source_address(am, sw_if_index, target), target,
+                              dst_mac)
+
+
+cdef uint32_t _build_arp_request(gn_main_t* vm, gn_interface_main_t* im, uint32_t sw_if_index, uint32_t src,
+                                 uint32_t target, const uint8_t* dst_mac) noexcept nogil:
+    """gn_nbr_build_request with the sender address given (src = target:
+    a gratuitous ARP); GN_NBR_NONE when src is 0 or no buffer."""
+    cdef uint32_t bi
     cdef gn_buffer_t* b
     cdef uint8_t* p
     cdef gn_interface_t* hw = gn_interface(im, sw_if_index)
-    if hw == NULL:
-        return GN_NBR_NONE
-    src = gn_ip4_source_address(am, sw_if_index, target)
-    if src == 0 or gn_main_alloc(vm, &bi, 1) != 1:
+    if hw == NULL or src == 0 or gn_main_alloc(vm, &bi, 1) != 1:
         return GN_NBR_NONE
     b = gn_main_buffer(vm, bi)
     p = gn_buffer_current(b)
@@ -422,6 +431,35 @@ cdef inline void _out_put(gn_main_t* vm, gn_node_runtime_t* node, out_t* o, uint
     o.n_output += 1
 
 
+cdef uint32_t _announce(gn_main_t* vm, gn_node_runtime_t* node, nbr_service_t* sv, out_t* o) noexcept nogil:
+    """A gratuitous ARP (a broadcast request from and for the address) for
+    every address of each interface in announce_sw, from its current MAC,
+    as Linux's arp_notify on a MAC change: neighbours that know the
+    address update their entry. Not rate limited (an operator's action, at
+    most 8 per interface). Returns how many were sent."""
+    cdef gn_ip4_nbr_main_t* nm = sv.nm
+    cdef uint32_t j, k, sw, bi, n = 0
+    cdef uint64_t n_nobuf = 0
+    for j in range(nm.n_announce):
+        sw = nm.announce_sw[j]
+        if sw >= GN_IP4_ADDR_MAX_INTERFACES:
+            continue
+        for k in range(sv.am.n[sw]):
+            bi = _build_arp_request(vm, sv.im, sw, sv.am.addrs[sw][k].address, sv.am.addrs[sw][k].address, NULL)
+            if bi == GN_NBR_NONE:
+                n_nobuf += 1
+            else:
+                _out_put(vm, node, o, bi)
+                n += 1
+    nm.n_announce = 0
+    if n:
+        nm.n_announced += n
+        gn_node_increment_error(vm, node, ERROR_ANNOUNCED, n)
+    if n_nobuf:
+        gn_node_increment_error(vm, node, ERROR_NO_BUFFERS, n_nobuf)
+    return n
+
+
 cdef uint32_t ip4_neighbor_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame) noexcept nogil:
     """One pass over the table: flush resolved queues, retry or give up
     incomplete entries, probe stale ones (see the module docstring), then
@@ -438,6 +476,7 @@ cdef uint32_t ip4_neighbor_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t
     cdef out_t o
     o.n_lookup = o.n_output = o.n_drop = 0
     nm.service_due_ns = 0
+    n_out += _announce(vm, node, sv, &o)
     for k in range(nm.n_used):
         e = &nm.entries[k]
         if not (e.flags & GN_NBR_F_VALID):
@@ -728,7 +767,8 @@ cdef class Ip4Neighbors:
                 "queued": self.nm.n_queued_total, "requests": self.nm.n_requests,
                 "throttled": self.nm.n_throttled, "learned": self.nm.n_learned, "updated": self.nm.n_updated,
                 "table_full": self.nm.n_table_full, "probes": self.nm.n_unicast_probes,
-                "probe_failed": self.nm.n_probe_failed, "evicted": self.nm.n_evicted}
+                "probe_failed": self.nm.n_probe_failed, "evicted": self.nm.n_evicted,
+                "announced": self.nm.n_announced}
 
     def _call(self, fn, *args):
         eng = self.engine
@@ -751,6 +791,22 @@ cdef class Ip4Neighbors:
         eng = self.engine
         if eng is not None and eng.main is not None and self.nm.attached:
             eng.main.set_interrupt_pending(self.nm.service_node_index)
+
+    def announce(self, uint32_t sw_if_index):
+        """Send a gratuitous ARP for each address of the interface from its
+        current MAC (``set interface mac address`` calls it), at
+        ip4-neighbor's next run; counted ``announced``. Loop thread or
+        engine stopped (the ARP then goes at the next run)."""
+        cdef uint32_t j
+        if sw_if_index >= GN_NBR_ANNOUNCE_MAX:
+            raise ValueError(f"no interface {sw_if_index}")
+        for j in range(self.nm.n_announce):
+            if self.nm.announce_sw[j] == sw_if_index:
+                break
+        else:
+            self.nm.announce_sw[self.nm.n_announce] = sw_if_index
+            self.nm.n_announce += 1
+        self._wake_service()
 
     # --- entries ------------------------------------------------------------
 
