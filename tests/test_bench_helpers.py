@@ -137,6 +137,35 @@ def test_table_ratio_has_two_decimals_below_ten():
     assert "107.4x" in format_line({**line, "ratio": 107.44, "against": "plain-python"})
 
 
+def test_ip4_forward_not_enabled_check_case():
+    """``--not-enabled-check`` adds the 1-route case with ip4-input's
+    interface check on (every packet checked, none dropped: the bench
+    raises on a lost packet) and its cost against the case without."""
+    import types
+    from graphnet.bench.ip4 import bench_ip4_forward
+    opts = types.SimpleNamespace(packets=2560, seconds=0.05, repeat=2, routes=100, ref_packets=100,
+                                 not_enabled_check=True)
+    lines = {l["case"]: l for l in bench_ip4_forward(opts)}
+    c = lines["graphnet-1-route-check"]
+    assert c["against"] == "graphnet-1-route"
+    assert c["check_ns"] == pytest.approx(c["ns_per_packet"] - lines["graphnet-1-route"]["ns_per_packet"], abs=0.01)
+
+
+def test_check_interfaces_turns_the_check_on_in_the_bare_graph():
+    """ip4_input.check_interfaces: an interface with no address is then
+    not enabled for IPv4 (every packet dropped, counted)."""
+    from graphnet.bench.ip4 import Ip4Forward, STREAM
+    from graphnet.nodes.ip4_input import check_interfaces
+    c = Ip4Forward(256, [])
+    try:
+        check_interfaces(c.engine)
+        c.pg.enable(STREAM)
+        c.engine.run_until_idle()
+        assert c.engine.error_count("ip4-input", "ip4-not-enabled") == 256
+    finally:
+        c.close()
+
+
 def test_ip4_forward_path_is_measured_wall_minus_pg_alone():
     """The headline path figure is a measured rate: the graphnet case's wall
     time minus pg-null's (the same stream into null) from the same

@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ref-packets", type=int, metavar="N",
                    help="dispatch, ip4-forward: packets per plain-Python run (default min(packets, 2000))")
     p.add_argument("--routes", type=int, metavar="N", help="ip4-forward: routes in the FIB (default 1000000)")
+    p.add_argument("--not-enabled-check", action="store_true",
+                   help="ip4-forward: also the 1-route case with ip4-input's ip4-not-enabled check on "
+                        "(case graphnet-1-route-check; check_ns: its cost per packet)")
     p.add_argument("--timers", type=int, metavar="N", help="timers: timers per run (default 100000)")
     p.add_argument("--plot", metavar="FILE", help="also draw each case beside its reference into FILE "
                                                   "(PNG, SVG or PDF by its suffix; needs matplotlib)")

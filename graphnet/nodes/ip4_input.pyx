@@ -186,20 +186,26 @@ cdef uint32_t ip4_input_no_checksum_fn(gn_main_t* vm, gn_node_runtime_t* node, g
     return ip4_input_inline[checksum_trusted_t](vm, node, frame, 0)
 
 
+def check_interfaces(engine, name="ip4-input"):
+    """Point ``name``'s state at the engine's address table: from now on
+    interfaces with no address are not enabled for IPv4. The host graph's
+    setup does it; ``graphnet bench ip4-forward --not-enabled-check`` calls
+    it on the bare forwarding graph to measure the check."""
+    from graphnet.fib.ip4_address import ip4_addresses
+    cdef ip4_input_t* st = <ip4_input_t*>gn_node_data(engine, name)
+    cdef Ip4Addresses addresses = ip4_addresses(engine)
+    engine.node_data[name].keep = addresses
+    st.am = addresses.am
+
+
 def _setup_for(name):
     """The setup of ``name``: in the host graph (ip4-local present), its
     state points at the address table, so interfaces with no address are
     not enabled for IPv4; elsewhere it stays NULL and nothing is checked."""
     def setup(engine, node_index):
-        from graphnet.fib.ip4_address import ip4_addresses
-        cdef ip4_input_t* st = <ip4_input_t*>gn_node_data(engine, name)
-        cdef Ip4Addresses addresses
-        st.am = NULL
-        if "ip4-local" not in engine.registrations:
-            return
-        addresses = ip4_addresses(engine)
-        engine.node_data[name].keep = addresses
-        st.am = addresses.am
+        (<ip4_input_t*>gn_node_data(engine, name)).am = NULL
+        if "ip4-local" in engine.registrations:
+            check_interfaces(engine, name)
     return setup
 
 
