@@ -361,7 +361,7 @@ cdef class Ip4Fib:
         (or, with None, unresolved again): the adjacency of routes via that
         next hop (key glean/sw/next_hop) becomes a rewrite to mac, or back a
         glean. Returns its index, or None when no route uses that next hop.
-        Called by the neighbour table (graphnet.nodes.ip4_neighbor)."""
+        Called by the neighbour table (graphnet.fib.ip4_neighbor_table)."""
         return self._call(self._set_neighbor, sw_if_index, next_hop, mac)
 
     def _set_neighbor(self, sw_if_index, next_hop, mac):

@@ -32,7 +32,7 @@ def flush_neighbours(engine, sw_if_index: int, incomplete_only: bool = False) ->
     on link down, and on admin down (the interface table calls it). Only
     if the IPv4 graph is loaded and has a neighbour table. Returns how many
     entries went."""
-    neighbours = sys.modules.get("graphnet.nodes.ip4_neighbor")
+    neighbours = sys.modules.get("graphnet.fib.ip4_neighbor_table")
     if neighbours is None or engine not in neighbours._TABLES:
         return 0
     return neighbours.ip4_neighbors(engine).flush_interface(sw_if_index, incomplete_only)
@@ -47,7 +47,7 @@ def set_interface_mac(engine, sw_if_index: int, mac) -> None:
     fib = sys.modules.get("graphnet.fib.ip4_fib")
     if fib is not None and engine in fib._FIBS:
         fib.ip4_fib(engine).interface_mac_changed(sw_if_index)
-    neighbours = sys.modules.get("graphnet.nodes.ip4_neighbor")
+    neighbours = sys.modules.get("graphnet.fib.ip4_neighbor_table")
     if neighbours is not None and engine in neighbours._TABLES:
         neighbours.ip4_neighbors(engine).announce(sw_if_index)
 

@@ -26,7 +26,7 @@ multicast/broadcast sender address):
 
 An ARP probe (sender address 0, RFC 5227) for our address is answered and
 teaches nothing. Learning that completes or changes an entry wakes the
-neighbour table's control plane (graphnet.nodes.ip4_neighbor), which
+neighbour table's control plane (graphnet.fib.ip4_neighbor_table), which
 updates the FIB and sends queued packets on.
 
 Also counted: ``table-full`` (the neighbour table is full: the sender is
@@ -46,7 +46,7 @@ from graphnet.includes.byteorder cimport gn_put_net16
 from graphnet.io.interface cimport InterfaceTable, gn_interface_main_t, gn_interface_t, gn_interface
 from graphnet.fib.ip4_address cimport (Ip4Addresses, gn_ip4_address_main_t, gn_ip4_is_interface_address,
                                        gn_ip4_is_on_link)
-from graphnet.nodes.ip4_neighbor cimport Ip4Neighbors, gn_ip4_nbr_main_t, gn_nbr_learn
+from graphnet.fib.ip4_neighbor_table cimport Ip4Neighbors, gn_ip4_nbr_main_t, gn_nbr_learn
 from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_RX, GN_TX, GN_FRAME_SIZE, GN_BUFFER_F_LOCALLY_ORIGINATED,
                                    gn_buffer_current)
 from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_enqueue_to_next,
@@ -59,7 +59,7 @@ from graphnet.wire.ethernet cimport GN_ETHERNET_HEADER_LEN, GN_ETHERTYPE_ARP, gn
 from graphnet.vlib.kit import node, trace_bytes
 from graphnet.vlib.node import GraphError
 from graphnet.fib.ip4_address import ip4_addresses
-from graphnet.nodes.ip4_neighbor import ip4_neighbors
+from graphnet.fib.ip4_neighbor_table import ip4_neighbors
 from graphnet.wire.arp import VALIDATE_ERRORS, format_arp
 from graphnet.wire.ethernet import ETHERTYPE_ARP
 

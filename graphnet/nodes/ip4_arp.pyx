@@ -4,7 +4,7 @@ glean adjacencies): resolve it with ARP and hold the packets meanwhile.
 Attaches to ``ip4-lookup`` with key ``"glean"``. The next hop is the
 adjacency's ``next_hop`` (a route via an address) or, for a connected
 prefix, the packet's destination. Per packet, in the neighbour table
-(graphnet.nodes.ip4_neighbor):
+(graphnet.fib.ip4_neighbor_table):
 
   - no entry: an incomplete one is made, a broadcast ARP request is sent at
     once (subject to the table's request rate limit: ``throttled``) and the
@@ -45,10 +45,10 @@ from graphnet.includes.platform cimport gn_time_ns
 from graphnet.io.interface cimport InterfaceTable, gn_interface_main_t, gn_interface_t, gn_interface
 from graphnet.fib.ip4_address cimport Ip4Addresses, gn_ip4_address_main_t, gn_ip4_source_address
 from graphnet.fib.ip4_fib cimport Ip4Fib, gn_ip4_fib_t, gn_ip4_adj_t, gn_ip4_opaque, GN_ADJ_GLEAN
-from graphnet.nodes.ip4_neighbor cimport (Ip4Neighbors, gn_ip4_nbr_main_t, gn_ip4_neighbor_t, gn_nbr_find,
-                                          gn_nbr_create, gn_nbr_request_token, gn_nbr_build_request,
-                                          gn_nbr_arm_service, gn_nbr_wake_control, GN_NBR_NONE,
-                                          GN_NBR_F_COMPLETE, GN_NBR_F_NO_FIB, GN_NBR_F_FIB_PENDING, GN_NBR_F_WANTED)
+from graphnet.fib.ip4_neighbor_table cimport (Ip4Neighbors, gn_ip4_nbr_main_t, gn_ip4_neighbor_t, gn_nbr_find,
+                                              gn_nbr_create, gn_nbr_request_token, gn_nbr_build_request,
+                                              gn_nbr_arm_service, gn_nbr_wake_control, GN_NBR_NONE, GN_NBR_F_COMPLETE,
+                                              GN_NBR_F_NO_FIB, GN_NBR_F_FIB_PENDING, GN_NBR_F_WANTED)
 from graphnet.vlib.buffer cimport gn_buffer_t, gn_frame_t, gn_buffer_current
 from graphnet.vlib.main cimport (gn_buffer_set_error, gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_enqueue_to_single_next,
                                  gn_node_increment_error)
@@ -57,7 +57,7 @@ from graphnet.vlib.kit cimport gn_node_fn, gn_node_data
 from graphnet.vlib.kit import node
 from graphnet.fib.ip4_address import ip4_addresses
 from graphnet.fib.ip4_fib import ip4_fib
-from graphnet.nodes.ip4_neighbor import ip4_neighbors
+from graphnet.fib.ip4_neighbor_table import ip4_neighbors
 
 cpdef enum Next:
     NEXT_OUTPUT, N_NEXT

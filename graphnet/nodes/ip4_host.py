@@ -31,7 +31,7 @@ from graphnet.fib.ip4_address import (ip4_addresses, set_interface_address, del_
                                       interface_addresses)
 from graphnet.fib.ip4_fib import ip4_fib as fib, show_ip_fib
 from graphnet.nodes.ip4_icmp_error import configure_icmp_errors, register_icmp_error
-from graphnet.nodes.ip4_neighbor import ip4_neighbors
+from graphnet.fib.ip4_neighbor_table import ip4_neighbors
 from graphnet.nodes.udp4 import udp_register_port, udp_unregister_port, udp_ports
 from graphnet.nodes.udp4_echo import set_udp_echo_port
 

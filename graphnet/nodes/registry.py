@@ -41,9 +41,7 @@ PACKAGES = ["graphnet.nodes"]
 FEATURES = {"ip4": (), "ip4-host": ("ip4",)}
 # Modules not yet converted to the kit (they say no FEATURE themselves);
 # removed as each is converted. See graphnet.vlib.kit for the conversion.
-UNCONVERTED_FEATURES = {
-    "graphnet.nodes.ip4_neighbor": "ip4-host",
-}
+UNCONVERTED_FEATURES: dict = {}
 # Modules not yet converted that belong to no feature: the session layer's
 # nodes, which graphnet.nodes.session_host adds to a graph itself.
 UNCONVERTED_NO_FEATURE = ("graphnet.nodes.session_input", "graphnet.nodes.session_queue",

@@ -1,6 +1,6 @@
 # The IPv4 neighbour table (ARP cache): C state shared by arp-input,
-# ip4-arp and the ip4-neighbor service node; Python (Ip4Neighbors) owns the
-# FIB side. Everything here runs in the loop's thread.
+# ip4-arp and the ip4-neighbor service node (graphnet.nodes.ip4_neighbor);
+# Python (Ip4Neighbors) owns the FIB side. Everything here runs in the loop's thread.
 #
 # Entries live in a fixed array (capacity set at creation) chained from a
 # power-of-two bucket array by hash of (sw_if_index, address); a free list
@@ -45,6 +45,12 @@ cdef enum:
     GN_NBR_LRU_SCAN = 64                  # entries in use skipped at most, per eviction
     GN_NBR_ARP_LEN = 42                   # Ethernet + ARP request, unpadded
     GN_NBR_ANNOUNCE_MAX = 256             # interfaces with a gratuitous ARP pending (= GN_MAX_INTERFACES)
+
+cdef enum:                                # what the control plane counts, under rows the service node gives
+    GN_NBR_COUNT_DELETED                  # queued packets dropped: their entry was deleted
+    GN_NBR_COUNT_PROBE_FAILED             # entries deleted after unanswered unicast probes
+    GN_NBR_COUNT_EVICTED                  # entries evicted (table full)
+    GN_NBR_N_COUNT
 
 ctypedef struct gn_ip4_neighbor_t:
     uint32_t ip                           # host order
@@ -131,6 +137,8 @@ cdef int gn_nbr_learn(gn_ip4_nbr_main_t* nm, gn_main_t* vm, uint32_t sw_if_index
 cdef bint gn_nbr_request_token(gn_ip4_nbr_main_t* nm, uint64_t now) noexcept nogil
 cdef uint32_t gn_nbr_build_request(gn_main_t* vm, gn_interface_main_t* im, gn_ip4_address_main_t* am,
                                    uint32_t sw_if_index, uint32_t target, const uint8_t* dst_mac) noexcept nogil
+cdef uint32_t gn_nbr_build_arp_request(gn_main_t* vm, gn_interface_main_t* im, uint32_t sw_if_index, uint32_t src,
+                                       uint32_t target, const uint8_t* dst_mac) noexcept nogil
 cdef void gn_nbr_arm_service(gn_ip4_nbr_main_t* nm, gn_main_t* vm, uint64_t due_ns) noexcept nogil
 cdef void gn_nbr_wake_control(gn_ip4_nbr_main_t* nm, gn_main_t* vm) noexcept nogil
 
@@ -142,3 +150,5 @@ cdef class Ip4Neighbors:
     cdef public double aging_time         # seconds; 0: never
     cdef readonly double queue_pool_share # packets waiting for ARP: at most this share of the pool
     cdef uint32_t queued_cap              # max_queued_total as configured (nm's is the effective limit)
+    cdef uint32_t counter_rows[3]         # GN_NBR_COUNT_* -> error row (absolute), given by _attach
+    cdef _count(self, uint32_t which, uint64_t n)
