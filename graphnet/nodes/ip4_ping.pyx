@@ -35,23 +35,20 @@ default record.
 """
 import weakref
 
-from graphnet.vlib.per_engine import per_engine
-
-from cpython.pycapsule cimport PyCapsule_New
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
-from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy
 from graphnet.includes.byteorder cimport gn_net16, gn_put_net16, gn_net32
 from graphnet.includes.platform cimport gn_time_ns
-from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_RX, GN_TX, GN_INVALID_INDEX, GN_BUFFER_DATA_SIZE,
+from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_FRAME_SIZE, GN_RX, GN_TX, GN_INVALID_INDEX, GN_BUFFER_DATA_SIZE,
                                    GN_BUFFER_F_NEXT_PRESENT, GN_BUFFER_F_LOCALLY_ORIGINATED, gn_buffer_current)
 from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_main_alloc, gn_main_free,
                                  gn_enqueue_to_single_next, gn_node_increment_error, gn_next_buffers_t,
-                                 gn_next_buffers_put, gn_next_buffers_flush)
+                                 gn_next_buffers_put, gn_next_buffers_flush, gn_buffer_set_error)
 from graphnet.nodes.ip4_csum cimport gn_chain_sum
 from graphnet.wire.inet cimport gn_inet_checksum
 from graphnet.wire.ip4 cimport GN_IP4_HEADER_LEN, GN_IP4_PROTO_ICMP, gn_ip4_header_bytes, gn_ip4_total_length, gn_ip4_set_checksum
 from graphnet.wire.icmp4 cimport GN_ICMP4_HEADER_LEN, GN_ICMP4_ECHO_REQUEST
+from graphnet.vlib.kit cimport NodeData, gn_node_fn
 from graphnet.vlib.kit import node
 
 cdef enum:
@@ -224,7 +221,7 @@ cdef uint32_t ip4_ping_reply_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame
     at least 8 bytes of ICMP in the first buffer, checksum good)."""
     cdef ping_main_t* pm = <ping_main_t*>node.runtime_data
     cdef uint32_t i, n = frame.n_vectors, hlen, n_done = 0
-    cdef uint32_t done[256]
+    cdef uint32_t done[GN_FRAME_SIZE]
     cdef uint64_t now = gn_time_ns()
     cdef gn_buffer_t* b
     cdef uint8_t* ip
@@ -239,7 +236,7 @@ cdef uint32_t ip4_ping_reply_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame
             gn_next_buffers_put(vm, node, &out, frame.buffers[i], node.drop_next)     # echo-reply-received
             continue
         if pm.n_rep == PING_MAX_REPLIES:
-            b.error = <uint16_t>(node.error_base + REPLY_ERROR_RING_FULL)
+            gn_buffer_set_error(node, b, REPLY_ERROR_RING_FULL)
             gn_next_buffers_put(vm, node, &out, frame.buffers[i], node.drop_next)
             continue
         r = &pm.replies[(pm.rep_head + pm.n_rep) % PING_MAX_REPLIES]
@@ -264,23 +261,20 @@ cdef uint32_t ip4_ping_reply_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame
 
 cdef class PingMain:
     """One engine's ping state: the request queue, the ids in progress and
-    the reply ring. Every method runs in the loop's thread (call it
-    through engine.call while the engine runs)."""
+    the reply ring, in ip4-ping's kit state (``ping_main_t``, which
+    ip4-ping-reply shares). Every method runs in the loop's thread (call
+    it through engine.call while the engine runs)."""
     cdef ping_main_t* pm
+    cdef object data                # the NodeData holding *pm: alive as long as this object
     cdef public object engine_ref
     cdef public uint32_t node_index
 
-    def __cinit__(self):
-        self.pm = <ping_main_t*>calloc(1, sizeof(ping_main_t))
-        if self.pm == NULL:
-            raise MemoryError()
+    def __cinit__(self, NodeData data not None):
+        if data.size < sizeof(ping_main_t):
+            raise ValueError("ip4-ping's state is too small for ping_main_t")
+        self.data = data
+        self.pm = <ping_main_t*>data.data
         self.node_index = GN_INVALID_INDEX
-
-    def __dealloc__(self):
-        free(self.pm)
-
-    def capsule(self):
-        return PyCapsule_New(<void*>self.pm, "gn_runtime_data", NULL)
 
     def open_id(self, uint16_t id):
         """Wait for replies with this id; False when PING_MAX_IDS pings are
@@ -344,34 +338,28 @@ cdef class PingMain:
         return {"queued": self.pm.n_req, "replies_held": self.pm.n_rep, "pings": self.pm.n_ids}
 
 
-_PING = per_engine()
-
-
 def ping_main(engine) -> PingMain:
-    """The engine's PingMain (made on first use)."""
-    pm = _PING.get(engine)
-    if pm is None:
-        pm = _PING[engine] = PingMain()
-        pm.engine_ref = weakref.ref(engine)
-    return pm
+    """The engine's PingMain (the graph is built first; KeyError when it
+    has no ip4-ping)."""
+    engine.build()
+    if "ip4-ping" not in engine.node_data:
+        raise KeyError("the graph has no ip4-ping (add the IPv4 host nodes)")
+    return engine.node_data["ip4-ping"].keep
 
 
 def _setup(engine, node_index):
-    pm = ping_main(engine)
+    data = engine.node_data["ip4-ping"]
+    pm = data.keep = PingMain(data)
+    pm.engine_ref = weakref.ref(engine)
     pm.node_index = node_index
-    engine.main.set_runtime_data(node_index, pm.capsule())
-
-
-def _setup_reply(engine, node_index):
-    engine.main.set_runtime_data(node_index, ping_main(engine).capsule())
+    engine.main.set_runtime_data(engine.index["ip4-ping-reply"], data.capsule())
 
 
 NODES = (
-    node("ip4-ping", PyCapsule_New(<void*>ip4_ping_fn, "gn_node_fn", NULL), nexts=NEXTS, Next=Next, errors=ERRORS,
-         Error=Error, type="input", state="interrupt", setup=_setup,
+    node("ip4-ping", gn_node_fn(ip4_ping_fn), nexts=NEXTS, Next=Next, errors=ERRORS, Error=Error, type="input",
+         state="interrupt", data_size=sizeof(ping_main_t), setup=_setup,
          doc="Builds the ICMP echo requests the ping command asks for and sends them to ip4-lookup."),
-    node("ip4-ping-reply", PyCapsule_New(<void*>ip4_ping_reply_fn, "gn_node_fn", NULL), errors=REPLY_ERRORS,
-         Error=ReplyError, setup=_setup_reply,
+    node("ip4-ping-reply", gn_node_fn(ip4_ping_reply_fn), errors=REPLY_ERRORS, Error=ReplyError,
          doc="Records echo replies for the pings in progress; others are dropped as "
              "ip4-icmp-input's echo-reply-received."),
 )

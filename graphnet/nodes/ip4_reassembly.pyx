@@ -618,6 +618,7 @@ cdef class Reassembly:
     ``configure(...)``: every limit, at run time."""
     cdef reass_t* r
     cdef reass_t own            # the state when not bound to an engine's node (a check, a test)
+    cdef object data            # the NodeData holding *r when bound: alive as long as this object
     cdef double pool_share
     cdef uint64_t pool_buffers
     cdef size_t vm_address
@@ -625,10 +626,13 @@ cdef class Reassembly:
     cdef reass_frag_t* t_frags  # reading r (a NodeData may be freed before this object)
     cdef uint32_t* t_buckets
 
-    def __cinit__(self, uint32_t max_fragments, uint32_t max_datagrams, double timeout, size_t state=0):
+    def __cinit__(self, uint32_t max_fragments, uint32_t max_datagrams, double timeout, NodeData data=None):
         check_limits(max_fragments, max_datagrams)
         check_seconds("timeout", timeout)
-        self.r = <reass_t*>state if state else &self.own
+        if data is not None and data.size < sizeof(reass_t):
+            raise ValueError("the node's state is too small for reass_t")
+        self.data = data
+        self.r = <reass_t*>data.data if data is not None else &self.own
         _alloc_tables(self.r, max_fragments, max_datagrams)
         self._own_tables()
         self.r.timeout_ns = <uint64_t>(timeout * 1e9)
@@ -798,7 +802,7 @@ def nodes(next_node=None, *, name="ip4-reassembly", max_fragments=64, max_datagr
 
     def setup(engine, node_index):
         data = engine.node_data[name]
-        st = data.keep = Reassembly(max_fragments, max_datagrams, timeout, data.address)
+        st = data.keep = Reassembly(max_fragments, max_datagrams, timeout, data)
         st._bind(engine.error_base[name], engine.index[expire_name],
                  engine.next_names[expire_name][EXPIRE_NEXT_ICMP_ERROR] == "ip4-icmp-error",
                  engine.pool.stats()["total"], engine.main.address)
