@@ -85,25 +85,6 @@ def test_reassembly_fragment_and_datagram_limits_from_the_cli(bench):
     bench.check_accounting()                  # the rest wait for ARP (port unreachable to 10.0.0.2)
 
 
-def test_reassembly_limits_from_the_startup_file():
-    cfg = loads('''
-[[interface]]
-kind = "pcap"
-name = "p0"
-address = "10.1.0.1/24"
-
-[ip.reassembly]
-max_fragments = 5
-max_datagrams = 7
-''', "t.toml")
-    e = build_engine(cfg, create_devices=False)
-    try:
-        r = json.loads(execute(e, "show ip limits --json"))["reassembly"]
-        assert (r["max_fragments"], r["max_datagrams"]) == (5, 7)
-    finally:
-        e.close()
-
-
 @pytest.mark.parametrize("text, message", [
     ("max_fragments = 0", "t.toml:3: ip.reassembly.max_fragments: must be 1..1024, not 0"),
     ("max_datagrams = 5000000", r"t.toml:3: ip.reassembly.max_datagrams: must be 1\.\.4\.1943e\+06, not 5000000"),
@@ -144,11 +125,16 @@ udp_echo_port = 0
 [ip.icmp_error]
 rate = 50.0
 burst = 5.0
+
+[ip.reassembly]
+max_fragments = 5
+max_datagrams = 7
 ''', "t.toml")
     e = build_engine(cfg, create_devices=False)
     try:
         j = json.loads(execute(e, "show ip limits --json"))
         assert j["icmp_error"] == {"rate": 50, "burst": 5} and j["udp_echo_port"] is None
+        assert (j["reassembly"]["max_fragments"], j["reassembly"]["max_datagrams"]) == (5, 7)
     finally:
         e.close()
 

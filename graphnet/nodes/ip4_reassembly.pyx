@@ -817,7 +817,7 @@ def nodes(next_node=None, *, name="ip4-reassembly", max_fragments=64, max_datagr
     return (
         node(name, gn_node_fn(ip4_reassembly_fn), nexts=nexts, Next=Next, errors=ERRORS, Error=Error,
              data_size=sizeof(reass_t), setup=setup, teardown=teardown,
-             trace=trace_bytes(TRACE_BYTES, format_ip4_header), doc=__doc__),
+             trace=trace_bytes(TRACE_BYTES, format_ip4_header, names=False), doc=__doc__),
         node(expire_name, gn_node_fn(ip4_reassembly_expire_fn), type="input", state="interrupt",
              nexts=EXPIRE_NEXTS, Next=ExpireNext, errors=EXPIRE_ERRORS, Error=ExpireError,
              doc=f"Drops {name} datagrams incomplete at the timeout (woken by the timer wheel); "
