@@ -81,6 +81,14 @@ def test_reassembly_fragment_and_datagram_limits_from_the_cli(bench):
     assert st["in_progress"] == 1 and st["buffers_held"] == 1 and st["max_datagrams"] == 1
     bench.send("if0", [_fragments(20, 2)[1]])                            # 20 kept its fragment: completes
     assert count("reassembled") == 3
+    execute(e, "set ip reassembly max-datagrams 4")
+    two, one = _fragments(30, 3), _fragments(31, 2)
+    bench.send("if0", two[:2] + one[:1])                                 # 30 holds 2 fragments, 31 holds 1
+    execute(e, "set ip reassembly max-fragments 1")                      # 30 no longer fits: dropped now
+    assert count("too-many-fragments") == 4 + 2
+    assert reassembly(e).stats()["in_progress"] == 1
+    bench.send("if0", one[1:])                                           # 31 kept: its 2nd fragment is
+    assert count("too-many-fragments") == 4 + 2 + 2 and count("reassembled") == 3   # one too many now
     assert reassembly(e).stats()["buffers_held"] == 0
     bench.check_accounting()                  # the rest wait for ARP (port unreachable to 10.0.0.2)
 
