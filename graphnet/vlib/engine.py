@@ -206,6 +206,9 @@ class Engine:
         for n in regs:
             if n.type == "process":
                 self.processes[index[n.name]] = ProcessState(n.name, index[n.name])
+            if n.data_size:                       # kit nodes' C state, as build() makes it
+                data = self.node_data[n.name] = NodeData(n.data_size)
+                self.main.set_runtime_data(index[n.name], data.capsule())
         for n in regs:
             if n.setup is not None:
                 n.setup(self, index[n.name])
@@ -321,6 +324,17 @@ class Engine:
         if next_node == "error-drop" and next_node not in names:
             return len(names)
         return names.index(next_node)
+
+    def redirect(self, node: str, next_node: str, new_next: str) -> None:
+        """Point node's arc to next_node at new_next instead (a node
+        inserted on an arc: new_next goes on to next_node itself). In the
+        loop's thread, between iterations."""
+        names = self.next_names[node]
+        if next_node not in names:
+            raise GraphError(f"node {node!r} has no arc to {next_node!r}")
+        arc = names.index(next_node)
+        self.call(self.main.set_next, self.index[node], arc, self.node_index(new_next))
+        names[arc] = new_next
 
     # --- running -----------------------------------------------------------------
 
