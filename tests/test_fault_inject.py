@@ -320,3 +320,47 @@ def test_kernel_pings_through_a_lossy_graphnet(engine_factory):
             assert "5 received" in out
         finally:
             eng.stop()
+
+
+@pytest.mark.privileged(tools=("ping",))
+def test_faults_stay_when_the_tap_is_deleted_and_made_again(engine_factory):
+    """``delete tap`` / ``create tap`` of the same name takes its nodes back
+    (Engine.grow reuse): the redirected arcs stay, so the faults still
+    apply (tx: replies dropped), and 'off' restores the path."""
+    import uuid
+    from graphnet.io import host
+    from graphnet.nodes import ip4_host
+    u = uuid.uuid4().hex[:7]
+    ns, name, gn, peer = f"gn-fir-{u}", f"gnf{u}", "10.238.0.1", "10.238.0.2"
+    eng = engine_factory([ip4_host.NODES])
+    eng.start()
+
+    def make():
+        assert execute(eng, f"create tap host-if-name {name} host-ns {ns} host-ip4-addr {peer}/24") == name
+        execute(eng, f"set interface state {name} up")
+        execute(eng, f"set interface ip address {name} {gn}/24")
+
+    def ping(n=3):
+        out = host.run_in_netns(ns, ["ping", "-c", str(n), "-i", "0.1", "-W", "1", gn], capture_output=True,
+                                text=True, timeout=20).stdout
+        return int(out.split(" received")[0].rsplit(" ", 1)[1])
+    try:
+        make()
+        assert ping() == 3
+        execute(eng, f"set fault-inject {name} tx drop 100%")
+        execute(eng, f"set fault-inject {name} rx delay 1ms")
+        assert ping() == 0
+        counts = lambda: (eng.error_count(f"fault-inject-tx-{name}", "dropped"),      # noqa: E731
+                          eng.error_count(f"fault-inject-rx-{name}", "delayed"))
+        before = counts()
+        execute(eng, f"delete tap {name}")
+        make()                                        # refused before: the input's arc was redirected
+        assert ping() == 0
+        after = counts()
+        assert after[0] > before[0] and after[1] > before[1], (before, after)      # both still in the path
+        execute(eng, f"set fault-inject {name} tx off")
+        assert ping() == 3
+    finally:
+        if name in list(eng.interfaces):
+            execute(eng, f"delete tap {name}")
+        host.delete_netns(ns)

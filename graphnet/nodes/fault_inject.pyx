@@ -489,14 +489,13 @@ cdef class FaultInject:
             return None
 
 
-def fault_inject(name="fault-inject", next_node="null", direction="rx", *, pool_share=DEFAULT_POOL_SHARE,
-                 attach_to=()):
+def fault_inject(name="fault-inject", next_node="null", direction="rx", *, pool_share=DEFAULT_POOL_SHARE):
     """((the node, its ``<name>-delay`` companion), FaultInject controller)
     for a node on the arc to ``next_node``."""
     ctl = FaultInject(name, direction, pool_share)
     nexts = (("next", next_node),)
     regs = (node(name, FAULT_INJECT_FN, nexts=nexts, Next=Next, errors=ERRORS, Error=Error,
-                 data_size=sizeof(fi_t), setup=ctl._setup, teardown=ctl._teardown, attach_to=attach_to,
+                 data_size=sizeof(fi_t), setup=ctl._setup, teardown=ctl._teardown,
                  instance=ctl, trace=trace_bytes(32, format_ethernet_header, direction), doc=__doc__),
             node(name + "-delay", DELAY_FN, nexts=nexts, Next=Next, type="input", state="interrupt",
                  setup=ctl._setup_delay, instance=ctl,
@@ -513,9 +512,10 @@ def attach(engine, interface, str direction, pool_share=DEFAULT_POOL_SHARE) -> F
     """The fault-inject node of one interface and direction, put in the
     graph the first time: ``fault-inject-rx-<if>`` between the interface's
     input node and what it feeds, ``fault-inject-tx-<if>`` between
-    interface-output and the interface's tx node. It stays once there
-    (``off`` sets its rates to 0). Keyed on the interface: its rates are
-    set with ``set(sw_if_index, ...)``."""
+    interface-output and the interface's tx node (the arc is redirected:
+    Engine.redirect). It stays once there, also when the interface is
+    deleted and made again (``off`` sets its rates to 0). Keyed on the
+    interface: its rates are set with ``set(sw_if_index, ...)``."""
     if direction not in ("rx", "tx"):
         raise ValueError(f"direction {direction!r}: rx or tx")
     engine.build()
@@ -527,18 +527,19 @@ def attach(engine, interface, str direction, pool_share=DEFAULT_POOL_SHARE) -> F
         return have
     dev = engine.interfaces.devices[sw]
     if direction == "rx":
-        src = dev.input_node
+        src = getattr(dev, "input_node", None)
+        if src is None:
+            raise ValueError(f"interface {ifname!r} has no input node")
         target = engine.next_names[src][0]
-        regs, ctl = fault_inject(name, target, "rx", pool_share=pool_share)
-        engine.grow(regs)
-        engine.redirect(src, target, name)
     else:
+        src = "interface-output"
         tx = [n.name for n in engine.registrations.values() if ("interface-output", sw) in tuple(n.attach_to)]
         if not tx:
             raise ValueError(f"interface {ifname!r} has no tx node")
-        regs, ctl = fault_inject(name, tx[0], "tx", pool_share=pool_share,
-                                 attach_to=(("interface-output", sw),))
-        engine.grow(regs)
+        target = tx[0]
+    regs, ctl = fault_inject(name, target, direction, pool_share=pool_share)
+    engine.grow(regs)
+    engine.redirect(src, target, name)
     ctl.interface = ifname
     return ctl
 
