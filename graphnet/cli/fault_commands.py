@@ -32,7 +32,8 @@ def apply(engine, interface: str, direction: str, faults: dict):
 
 
 @command("set fault-inject", help="drop, duplicate (dup), reorder, corrupt at rates and delay packets on an "
-         "interface's rx or tx path, seeded; 'off' stops it (held packets still leave on time)", usage=USAGE)
+         "interface's rx or tx path, seeded; rates in % (0-100), delay as 10ms, 500us or 0.2s (at most 10s); "
+         "'off' stops it (held packets still leave on time)", usage=USAGE)
 def set_fault_inject(engine, args):
     if len(args) < 3:
         raise UsageError("give an interface, rx or tx, and faults (drop 5% ...) or off")
