@@ -54,6 +54,7 @@ from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, g
                                  gn_node_increment_error, gn_buffer_set_error, gn_node_schedule_interrupt)
 from graphnet.vlib.kit cimport gn_node_fn, gn_node_data
 from graphnet.io.interface cimport GN_MAX_INTERFACES
+from graphnet.vlib.timer cimport GN_TIMER_NONE
 from graphnet.vlib import buffer_usage
 from graphnet.vlib.kit import node, trace_bytes
 from graphnet.vlib.per_engine import per_engine
@@ -208,8 +209,8 @@ cdef inline void _arm(gn_main_t* vm, fi_t* f, uint64_t now) noexcept nogil:
         return
     due = f.ring[f.head].due_ns
     ticks = (due - now) // vm.timers.tick_ns + 1 if due > now else 1
-    gn_node_schedule_interrupt(vm, f.delay_node_index, ticks)
-    f.timer_armed = 1
+    # no timer (out of memory): not armed, so the next dispatch tries again
+    f.timer_armed = gn_node_schedule_interrupt(vm, f.delay_node_index, ticks) != GN_TIMER_NONE
 
 
 cdef uint32_t fault_inject_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame) noexcept nogil:
