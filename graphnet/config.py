@@ -138,6 +138,19 @@ Schema (every key optional unless marked; unknown keys are errors)::
     mac       = "02:00:00:00:00:09"   # required, unicast
     static    = false       # true: never aged nor changed by ARP
 
+    [[fault_inject]]        # faults on one interface's rx or tx path, as
+                            # `set fault-inject` (graphnet.nodes.fault_inject)
+    interface = "gn0"       # required: an [[interface]] of this file
+    direction = "rx"        # required: rx | tx
+    drop      = 5.0         # float 0..100: percent of packets dropped
+    duplicate = 1.0         # float 0..100: percent duplicated
+    reorder   = 2.0         # float 0..100: percent sent after the next packet
+    corrupt   = 0.1         # float 0..100: percent with one bit flipped
+    delay     = 0.010       # float 0..10: seconds every packet is held
+    seed      = 7           # int 0..2**62: the same seed, the same faults
+    pool_share = 0.125      # float, 0 < x <= 1: share of the buffer pool the
+                            # delayed packets may hold (beyond it: dropped)
+
     [[app]]                 # a builtin application on the session layer (adds
                             # the session nodes; needs the IPv4 host)
     type = "echo-server"    # the builtin: echo-server
@@ -270,6 +283,15 @@ class NeighborConfig:
 
 
 @dataclass
+class FaultConfig:
+    interface: str
+    direction: str                # rx | tx
+    faults: dict                  # parse_faults form: fractions, delay (s), seed
+    pool_share: float
+    path: tuple                   # ("fault_inject", i)
+
+
+@dataclass
 class AppConfig:
     kind: str
     uri: str
@@ -310,6 +332,7 @@ class Config:
     neighbor_config: dict = field(default_factory=dict)  # [ip.neighbor]: configure() keyword -> value
     reassembly_config: dict = field(default_factory=dict)  # [ip.reassembly]: configure() keyword -> value
     apps: list = field(default_factory=list)            # AppConfig, in file order
+    faults: list = field(default_factory=list)          # FaultConfig, in file order
     icmp_error_config: dict = field(default_factory=dict)  # [ip.icmp_error]: rate, burst
     udp_echo_port: Optional[int] = None                    # [ip] udp_echo_port (0: no echo service)
     builtin: Optional[str] = None                       # name in BUILTIN, or None for a file
@@ -503,6 +526,13 @@ LIMITS: dict = {
     ("app", "rx_fifo_size"): Limit(64, 1 << 30),          # graphnet.session.application.AppOptions
     ("app", "tx_fifo_size"): Limit(64, 1 << 30),
     ("app", "segment_size"): Limit(1 << 16, (1 << 32) - 64),
+    ("fault_inject", "drop"): Limit(0.0, 100.0),               # percent
+    ("fault_inject", "duplicate"): Limit(0.0, 100.0),
+    ("fault_inject", "reorder"): Limit(0.0, 100.0),
+    ("fault_inject", "corrupt"): Limit(0.0, 100.0),
+    ("fault_inject", "delay"): Limit(0.0, 10.0),               # seconds: fault_inject.MAX_DELAY
+    ("fault_inject", "seed"): Limit(0, 1 << 62),
+    ("fault_inject", "pool_share"): Limit(0.0, 1.0, True),
 }
 
 
@@ -630,7 +660,7 @@ def loads(text: str, source: str = "<string>", base_dir: Optional[Path] = None) 
     ck = _Checker(source, _locate(text))
     base_dir = base_dir or Path.cwd()
     ck.table(doc, (), ("engine", "cli", "startup", "logging", "graph", "pg", "node", "interface", "ip", "route",
-                       "neighbor", "app"))
+                       "neighbor", "app", "fault_inject"))
     cfg = Config(source=source, lines=ck.lines)
 
     with ck.unit():
@@ -710,6 +740,8 @@ def loads(text: str, source: str = "<string>", base_dir: Optional[Path] = None) 
     if not ck.errors:               # [[app]] needs to know whether the IPv4 host is there
         with ck.unit():
             _apps(ck, doc, cfg)
+    if not ck.errors:               # [[fault_inject]] names the interfaces
+        _faults(ck, doc, cfg)
     ck.raise_collected()
     return cfg
 
@@ -719,6 +751,40 @@ def _entries(ck: _Checker, doc: dict, key: str) -> list:
     with ck.unit():
         return ck.array_of_tables(doc, (), key)
     return []
+
+
+_FAULT_PERCENT = ("drop", "duplicate", "reorder", "corrupt")
+_FAULT_KEYS = ("interface", "direction") + _FAULT_PERCENT + ("delay", "seed", "pool_share")
+
+
+def _faults(ck: _Checker, doc: dict, cfg: Config) -> None:
+    """[[fault_inject]]: one table per interface and direction."""
+    names = [ic.display_name for ic in cfg.interfaces]
+    seen: dict = {}
+    for i, t in enumerate(_entries(ck, doc, "fault_inject")):
+        path = ("fault_inject", i)
+        with ck.unit():
+            ck.table(t, path, _FAULT_KEYS)
+            for key in ("interface", "direction"):
+                if key not in t:
+                    raise ck.error(path, None, f"needs {key}")
+            itf = ck.get(t, path, "interface", str)
+            if itf not in names:
+                hint = difflib.get_close_matches(itf, names, n=1)
+                raise ck.error(path, "interface", f"no [[interface]] named {itf!r}"
+                                                  + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+            direction = ck.get(t, path, "direction", str, choices=("rx", "tx"))
+            if (itf, direction) in seen:
+                raise ck.error(path, "direction", f"{itf} {direction} is already given "
+                                                  f"(fault_inject[{seen[(itf, direction)] + 1}])")
+            seen[(itf, direction)] = i
+            faults = {k: ck.get(t, path, k, float) / 100 for k in _FAULT_PERCENT if k in t}
+            if "delay" in t:
+                faults["delay"] = ck.get(t, path, "delay", float)
+            if "seed" in t:
+                faults["seed"] = ck.get(t, path, "seed", int)
+            cfg.faults.append(FaultConfig(itf, direction, faults, ck.get(t, path, "pool_share", float, 0.125),
+                                          path))
 
 
 def _cli(ck: _Checker, doc: dict, cfg: Config) -> None:
@@ -1407,6 +1473,15 @@ def build_engine(cfg: Config, *, create_devices: bool = True):
                 start_echo_server(engine, ac.uri, ac.name, **ac.options)
             except (SessionError, ValueError) as e:
                 raise ck.error(ac.path, "uri", str(e)) from None
+        for fc in cfg.faults:
+            from graphnet.nodes.fault_inject import attach
+            faults = dict(fc.faults)
+            seed = faults.pop("seed", None)
+            try:
+                attach(engine, fc.interface, fc.direction, fc.pool_share).set(
+                    engine.interfaces.index(fc.interface), seed=seed, **faults)
+            except (ValueError, KeyError, GraphError) as e:
+                raise ck.error(fc.path, None, _device_message(e)) from None
         if pg is not None and cfg.pg_mode == "adaptive":
             engine.set_node_state(cfg.pg_name, "adaptive")
         for name, state, path in cfg.node_states:

@@ -732,6 +732,8 @@ _LIMIT_CONTEXT = {
     "pg.stream.edit": '[pg]\nnext = "null"\n\n[[pg.stream]]\nname = "s"\ntemplate = "udp"\n\n[[pg.stream.edit]]\n',
     "interface": '[[interface]]\nkind = "{kind}"\nname = "t0"\n',
     "app": '[ip]\nenabled = true\n\n[[app]]\ntype = "echo-server"\nuri = "udp://0.0.0.0/1234"\n',
+    "fault_inject": '[[interface]]\nkind = "pcap"\nname = "p0"\n\n[[fault_inject]]\ninterface = "p0"\n'
+                    'direction = "rx"\n',
 }
 _EDIT_PARTNER = {"offset": "size = 2\n", "size": "offset = 34\n", "min": 'field = "udp.sport"\n',
                  "max": 'field = "udp.sport"\n'}
@@ -771,7 +773,8 @@ def test_every_numeric_key_refuses_absurd_values_with_key_and_line(table, key):
     limit = LIMITS[(table, key)]
     kind = float if isinstance(limit.hi, float) else int        # float keys have float bounds
     label = {"pg.stream": r"pg\.stream\[1\]", "pg.stream.edit": r"pg\.stream\[1\]\.edit\[1\]",
-             "interface": r"interface\[1\]", "app": r"app\[1\]"}.get(table, re.escape(table))
+             "interface": r"interface\[1\]", "app": r"app\[1\]",
+             "fault_inject": r"fault_inject\[1\]"}.get(table, re.escape(table))
     for literal in _absurd(limit, kind):
         text, line = _limit_file(table, key, literal)
         with pytest.raises(ConfigError) as ei:

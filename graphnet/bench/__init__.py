@@ -9,10 +9,13 @@ per line and per measured case::
      "ns_per_node": ..., "ratio": 65.0, "against": "plain-python-8",
      "machine": {"cpu": ..., "cpus": 2, "python": "3.11.7", "load": 0.3}, ...}
 
-Every line has ``bench``, ``case``, ``pps``, ``ns_per_packet`` and
-``machine``; ``ns_per_node`` where a per-node cost applies; a case compared
-with a reference has ``ratio`` (times faster) and ``against`` (the
-reference's case name). To add a bench, write a module in this package
+Every line has ``bench``, ``case`` and ``machine``; the packet benches'
+lines ``pps`` and ``ns_per_packet`` (the TCP benches' ``gbps`` or
+``connections_per_s`` instead); ``ns_per_node`` where a per-node cost
+applies; a case compared with a reference has ``ratio`` (times faster) and
+``against`` (the reference's case name); a case not measured because
+graphnet's side does not exist yet has ``built: false`` and a ``note``,
+never figures. To add a bench, write a module in this package
 with a ``@register("name")`` generator: every module here is imported to
 find them (``MODULES`` first, in that order, then the other ``.py``
 modules by name; compiled helpers are left to the benches that use them).
@@ -156,5 +159,6 @@ def format_line(line: dict) -> str:
     if "against" in line:
         details = f"vs {line['against']}  " + details
     node = f"{line['ns_per_node']:.2f}" if line.get("ns_per_node") is not None else ""
-    return _ROW.format(line["bench"], line["case"], f"{line['pps'] / 1e6:.3f}", f"{line['ns_per_packet']:.2f}",
-                       node, ratio, details)
+    mpps = f"{line['pps'] / 1e6:.3f}" if "pps" in line else ""
+    ns = f"{line['ns_per_packet']:.2f}" if "ns_per_packet" in line else ""
+    return _ROW.format(line["bench"], line["case"], mpps, ns, node, ratio, details)

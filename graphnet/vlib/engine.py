@@ -97,6 +97,7 @@ class Engine:
         self.error_base: dict[str, int] = {}
         self.processes: dict[int, ProcessState] = {}
         self.node_data: dict[str, NodeData] = {}   # node name -> its C state (Node.data_size)
+        self.redirected: dict[tuple, str] = {}     # (node, arc) -> its registered next node (redirect())
         self._calls: collections.deque = collections.deque()
         self._loop_thread: Optional[int] = None
         self._thread: Optional[threading.Thread] = None
@@ -152,8 +153,9 @@ class Engine:
     def _check_reusable(self, n: Node) -> None:
         was = self.registrations[n.name]
         nexts = [self._pick_next(n.name, x) for x in n.next_nodes]
+        have = [self.redirected.get((n.name, i), x) for i, x in enumerate(self.next_names[n.name])]
         if (was.type != n.type or list(was.error_table()) != list(n.error_table())
-                or nexts != self.next_names[n.name] or was.attach_to != n.attach_to):
+                or nexts != have or was.attach_to != n.attach_to):
             raise GraphError(f"node {n.name!r} is in the graph with other next nodes, errors or type; "
                              f"use another name")
 
@@ -169,7 +171,7 @@ class Engine:
         for parent, key in n.attach_to:
             on_attach = self.registrations[parent].on_attach
             if on_attach is not None:
-                on_attach(self, key, self.next_names[parent].index(n.name))
+                on_attach(self, key, self._arc_of(parent, n.name))
         if n.type == "process":
             ps = self.processes[i] = ProcessState(n.name, i)
             if self._started_processes:
@@ -206,6 +208,9 @@ class Engine:
         for n in regs:
             if n.type == "process":
                 self.processes[index[n.name]] = ProcessState(n.name, index[n.name])
+            if n.data_size:                       # kit nodes' C state, as build() makes it
+                data = self.node_data[n.name] = NodeData(n.data_size)
+                self.main.set_runtime_data(index[n.name], data.capsule())
         for n in regs:
             if n.setup is not None:
                 n.setup(self, index[n.name])
@@ -321,6 +326,24 @@ class Engine:
         if next_node == "error-drop" and next_node not in names:
             return len(names)
         return names.index(next_node)
+
+    def _arc_of(self, node: str, next_node: str) -> int:
+        """The arc of node registered to next_node (redirected or not)."""
+        names = self.next_names[node]
+        return next(i for i, x in enumerate(names) if self.redirected.get((node, i), x) == next_node)
+
+    def redirect(self, node: str, next_node: str, new_next: str) -> None:
+        """Point node's arc to next_node at new_next instead (a node
+        inserted on an arc: new_next goes on to next_node itself). In the
+        loop's thread, between iterations. The arc stays redirected when
+        the node is reused (a device made again under its name)."""
+        names = self.next_names[node]
+        if next_node not in names:
+            raise GraphError(f"node {node!r} has no arc to {next_node!r}")
+        arc = names.index(next_node)
+        self.call(self.main.set_next, self.index[node], arc, self.node_index(new_next))
+        self.redirected.setdefault((node, arc), next_node)
+        names[arc] = new_next
 
     # --- running -----------------------------------------------------------------
 

@@ -650,6 +650,17 @@ cdef class Main:
         rt.drop_next = rt.n_next - 1
         return rt.n_next - 2
 
+    def set_next(self, uint32_t node_index, uint32_t arc, uint32_t target):
+        """Point an existing arc of node_index (not its error-drop arc) at
+        another node: a node inserted on an arc (fault-inject behind an
+        input). Between iterations only (no arc slot holds a frame then)."""
+        cdef gn_node_runtime_t* rt = self._rt(node_index)
+        self._rt(target)
+        if arc >= rt.drop_next:
+            raise IndexError(f"node {node_index} has no arc {arc} to move (arcs 0..{rt.drop_next - 1})")
+        rt.next_node[arc] = target
+        rt.next_frame[arc] = NULL
+
     def __dealloc__(self):
         cdef uint32_t i
         cdef gn_main_t* vm = self.vm
