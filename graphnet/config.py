@@ -301,7 +301,7 @@ class AppConfig:
 
 
 APP_KINDS = ("echo-server",)
-APP_OPTIONS = ("rx_fifo_size", "tx_fifo_size", "segment_size")
+APP_OPTIONS = ("rx_fifo_size", "tx_fifo_size", "segment_size", "max_segments")
 
 
 @dataclass
@@ -526,6 +526,7 @@ LIMITS: dict = {
     ("app", "rx_fifo_size"): Limit(64, 1 << 30),          # graphnet.session.application.AppOptions
     ("app", "tx_fifo_size"): Limit(64, 1 << 30),
     ("app", "segment_size"): Limit(1 << 16, (1 << 32) - 64),
+    ("app", "max_segments"): Limit(1, 64),
     ("fault_inject", "drop"): Limit(0.0, 100.0),               # percent
     ("fault_inject", "duplicate"): Limit(0.0, 100.0),
     ("fault_inject", "reorder"): Limit(0.0, 100.0),

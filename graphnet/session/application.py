@@ -8,9 +8,12 @@ Workers are added and removed; removing one closes (or, if its owner
 vanished, resets) only its sessions and cleans up only its half-opens; the
 app is freed with its last worker, and its segment with it.
 
-Each app has a segment (``segment_size``) that holds its workers' queues and
-its sessions' fifos; everything in it is addressed by offset, so an app in
-another process can map it (issue 14).
+Each app has segments (``segment_size`` bytes, at most ``max_segments``;
+graphnet.session.segment_manager) that hold its workers' queues and its
+sessions' fifos: the first made at attach, more added when one has no room
+for a new session's fifos, an added one freed when its last fifo is gone.
+Everything in them is addressed by offset, so an app in another process
+maps them (graphnet.session.attach, graphnet.app).
 
     from graphnet.session.application import session_manager
     sm = session_manager(engine)
@@ -28,8 +31,8 @@ import weakref
 from graphnet.vlib.per_engine import per_engine
 from typing import Callable, Optional
 
-from graphnet.session.segment import Segment
 from graphnet.session.msg_queue import MessageQueue
+from graphnet.session.segment_manager import SegmentManager, SegmentLimitError
 from graphnet.session.session import SessionLayer, SessionError, PROTOS, PROTO_NAMES, ip_int
 
 SCOPES = ("global", "local", "both")
@@ -43,6 +46,7 @@ class AppOptions:
     segment_size: int = 32 << 20
     scope: str = "global"           # global: reachable through transports; local: cut-through only
     mq_slots: int = 1024
+    max_segments: int = 8           # segments of segment_size the app may have
 
     def check(self):
         for name in ("rx_fifo_size", "tx_fifo_size"):
@@ -55,6 +59,8 @@ class AppOptions:
             raise ValueError(f"scope {self.scope!r}: use one of {', '.join(SCOPES)}")
         if not isinstance(self.mq_slots, int) or self.mq_slots < 4 or self.mq_slots & (self.mq_slots - 1):
             raise ValueError(f"mq_slots {self.mq_slots!r}: a power of two, at least 4")
+        if not isinstance(self.max_segments, int) or not 1 <= self.max_segments <= 64:
+            raise ValueError(f"max_segments {self.max_segments!r}: use 1..64")
 
 
 def parse_uri(uri: str):
@@ -76,11 +82,16 @@ def parse_uri(uri: str):
 class AppWorker:
     """One worker of an app: its C worker index, queue, listeners, half-opens."""
 
-    def __init__(self, app: "Application", number: int, index: int, mq: Optional[MessageQueue]):
+    def __init__(self, app: "Application", number: int, index: int, mq: Optional[MessageQueue],
+                 mq_segment: int = 0):
         self.app = app
         self.number = number            # 0 for the first worker of the app
         self.index = index              # the session layer's worker index
         self.mq = mq
+        self.mq_segment = mq_segment    # the segment its queue lives in
+        self.ctrl_mq: Optional[MessageQueue] = None   # app -> engine (apps in other processes)
+        self.ctrl_segment = 0
+        self.pid = None                 # its process (apps in other processes)
         self.listeners: dict[int, str] = {}   # listener handle -> uri
 
     @property
@@ -149,8 +160,9 @@ class Application:
         self.name = name
         self.options = options
         self.callback = callback
-        self.segment = Segment(options.segment_size, f"app-{name}")
-        self.segment_index = manager.layer.add_segment(self.segment)
+        self.segments = SegmentManager(manager.layer, name, options.segment_size, options.max_segments)
+        self.segment_index = self.segments.first
+        self.segment = self.segments.segment(self.segment_index)
         self.workers: dict[int, AppWorker] = {}          # number -> worker
         self._numbers = itertools.count()
 
@@ -159,15 +171,44 @@ class Application:
         here or at attach, gets its events instead)."""
         cb = callback or self.callback
         number = next(self._numbers)
-        mq = MessageQueue.alloc(self.segment, self.options.mq_slots, 64)
+        mq_seg, mq = self.segments.alloc_mq(self.options.mq_slots, 64)
         try:
             idx = self.manager.layer.add_worker(self.index, number, self.segment_index, self.options.rx_fifo_size,
                                                 self.options.tx_fifo_size, mq=mq, callback=cb)
         except BaseException:
             mq.free()
             raise
-        w = self.workers[number] = AppWorker(self, number, idx, mq)
+        w = self.workers[number] = AppWorker(self, number, idx, mq, mq_seg)
+        if self.workers and self.current_segment != self.segment_index:
+            self.manager.layer.set_worker_segment(idx, self.current_segment)
         return w
+
+    @property
+    def current_segment(self) -> int:
+        """Where new sessions' fifos go (the segment manager moves it)."""
+        for w in self.workers.values():
+            return self.manager.layer.worker_stats(w.index)["segment"]
+        return self.segment_index
+
+    def collect_segments(self) -> list:
+        """Free the added segments that hold nothing; workers that put new
+        fifos there go back to the first segment."""
+        cur = self.current_segment
+        if cur != self.segment_index and not self.segments.segment(cur).stats()["used_blocks"]:
+            for w in self.workers.values():
+                self.manager.layer.set_worker_segment(w.index, self.segment_index)
+        return self.segments.collect()
+
+    def segment_full(self, need: int) -> bool:
+        """The session layer found no room for `need` bytes of fifos in the
+        current segment: move the app's workers to a segment with room."""
+        try:
+            idx = self.segments.with_room(need, exclude=self.current_segment)
+        except SegmentLimitError:
+            return False
+        for w in self.workers.values():
+            self.manager.layer.set_worker_segment(w.index, idx)
+        return True
 
     def del_worker(self, number: int, vanished: bool = False) -> None:
         """Remove a worker: only its sessions go (reset if it vanished), its
@@ -180,8 +221,9 @@ class Application:
             w.unlisten(h)
         self.manager.layer.del_worker(w.index, reset=vanished)
         self.manager.layer.run_ctrl()
-        if w.mq is not None:
-            w.mq.free()
+        for q in (w.mq, w.ctrl_mq):
+            if q is not None:
+                q.free()
         if not self.workers:
             self.manager._free_app(self)
 
@@ -191,7 +233,8 @@ class Application:
 
     def stats(self) -> dict:
         return {"name": self.name, "index": self.index, "workers": sorted(self.workers),
-                "segment": self.segment.stats(), "scope": self.options.scope}
+                "segment": self.segment.stats(), "segments": len(self.segments.segments),
+                "scope": self.options.scope}
 
 
 class SessionManager:
@@ -207,7 +250,12 @@ class SessionManager:
         self.by_name: dict[str, int] = {}
         self._app_index = itertools.count()
         self.transports: dict = {}       # proto number -> transport object (kept alive)
-        self._dead: list = []            # detached apps whose segment still holds fifos
+        self._dead: list = []            # detached apps whose segments still hold fifos
+        self.layer.set_segment_full_handler(self._segment_full)
+
+    def _segment_full(self, app_index: int, wrk_index: int, need: int) -> bool:
+        app = self.apps.get(app_index)
+        return app is not None and app.segment_full(need)
 
     def attach(self, name: str, callback: Optional[Callable] = None, **options) -> Application:
         """Attach an app; worker 0 is made at once."""
@@ -242,13 +290,15 @@ class SessionManager:
 
     def collect(self) -> int:
         """Free the segments of detached apps whose last session is gone
-        (sessions still closing hold their fifos); returns how many remain."""
+        (sessions still closing hold their fifos), and the added segments
+        of live apps that hold nothing; returns how many dead apps remain."""
         live = {s["segment"] for h in self.layer.handles() if (s := self.layer.session(h))}
         for app in list(self._dead):
-            if app.segment_index not in live:
-                self.layer.del_segment(app.segment_index)
-                app.segment.close()
+            if not live & set(app.segments.segments):
+                app.segments.close()
                 self._dead.remove(app)
+        for app in self.apps.values():
+            app.collect_segments()
         return len(self._dead)
 
     @property
@@ -259,10 +309,10 @@ class SessionManager:
         """Detach every app and free the segments (the engine is closing)."""
         for app in list(self.apps.values()) + self._dead:
             for w in app.workers.values():
-                if w.mq is not None:
-                    w.mq.close()
-            self.layer.del_segment(app.segment_index)
-            app.segment.close()
+                for q in (w.mq, w.ctrl_mq):
+                    if q is not None:
+                        q.close()
+            app.segments.close()
         self.apps.clear()
         self.by_name.clear()
         self._dead.clear()

@@ -75,6 +75,11 @@ ctypedef struct gn_hash_t:
     uint32_t n
     uint32_t n_tomb
 
+# A worker's segment had no room for a session's fifos: the segment
+# manager (graphnet.session.segment_manager) may point the worker at another
+# segment (returns 0) or refuse (-1). Runs with the GIL (control path).
+ctypedef int (*gn_segment_full_fn)(void* ctx, gn_app_wrk_t* wrk, uint64_t need) noexcept nogil
+
 ctypedef struct gn_session_main_t:
     gn_session_pool_t pools[GN_SESSION_MAX_THREADS]
     uint32_t n_threads
@@ -106,6 +111,9 @@ ctypedef struct gn_session_main_t:
     uint64_t n_accept_fail
     uint64_t n_events_lost_nomem       # an event list could not grow (out of memory)
     uint64_t n_buffer_waits            # sessions subscribed to the buffer pool's waiters
+    gn_segment_full_fn segment_full    # NULL: a full segment fails the allocation
+    void* segment_full_ctx
+    uint64_t n_segment_switches        # fifos placed in another segment by the manager
 
 cdef inline uint64_t gn_session_handle(gn_session_t* s) noexcept nogil:
     return (<uint64_t>s.thread_index << 32) | s.session_index

@@ -283,17 +283,24 @@ cdef void _fifo_free(gn_session_main_t* sm, gn_fifo_t* f) noexcept nogil:
 
 
 cdef int gn_session_alloc_fifos(gn_session_main_t* sm, gn_session_t* s, gn_app_wrk_t* wrk) noexcept nogil:
-    """rx and tx fifos from the worker's segment; -1 (counted) if none fit."""
-    if wrk.segment_index >= GN_MAX_SEGMENTS or sm.segments[wrk.segment_index] == NULL:
-        sm.n_fifo_alloc_fail += 1
-        return -1
-    s.rx_fifo = _fifo_alloc(sm, wrk.segment_index, wrk.rx_fifo_size, s)
-    s.tx_fifo = _fifo_alloc(sm, wrk.segment_index, wrk.tx_fifo_size, s)
-    if s.rx_fifo == NULL or s.tx_fifo == NULL:
-        gn_session_free_fifos(sm, s)
-        sm.n_fifo_alloc_fail += 1
-        return -1
-    return 0
+    """rx and tx fifos from the worker's segment; when they do not fit, the
+    segment manager (if set) is asked once for another segment of the app;
+    -1 (counted) if none fit."""
+    cdef int attempt
+    cdef uint64_t need = gn_fifo_bytes_for(wrk.rx_fifo_size) + gn_fifo_bytes_for(wrk.tx_fifo_size) + 4 * 64
+    for attempt in range(2):
+        if wrk.segment_index < GN_MAX_SEGMENTS and sm.segments[wrk.segment_index] != NULL:
+            s.rx_fifo = _fifo_alloc(sm, wrk.segment_index, wrk.rx_fifo_size, s)
+            s.tx_fifo = _fifo_alloc(sm, wrk.segment_index, wrk.tx_fifo_size, s)
+            if s.rx_fifo != NULL and s.tx_fifo != NULL:
+                return 0
+            gn_session_free_fifos(sm, s)
+        # no room: the segment manager may add a segment (once per allocation)
+        if attempt or sm.segment_full == NULL or sm.segment_full(sm.segment_full_ctx, wrk, need) != 0:
+            break
+        sm.n_segment_switches += 1
+    sm.n_fifo_alloc_fail += 1
+    return -1
 
 
 cdef void gn_session_free_fifos(gn_session_main_t* sm, gn_session_t* s) noexcept nogil:
@@ -964,6 +971,16 @@ cdef void gn_session_transport_cleanup(gn_session_main_t* sm, gn_session_t* s) n
 
 # --- builtin apps in Python: batches through a callable ----------------------------------
 
+cdef int _segment_full_tramp(void* ctx, gn_app_wrk_t* wrk, uint64_t need) noexcept nogil:
+    """The C hook for SessionLayer.set_segment_full_handler."""
+    with gil:
+        try:
+            return 0 if (<object>ctx)(wrk.app_index, wrk.wrk_index, need) else -1
+        except BaseException:
+            log.exception("the segment manager failed")
+            return -1
+
+
 cdef void _py_wrk_cb(void* ctx, gn_app_wrk_t* wrk, const gn_app_msg_t* msgs, uint32_t n) noexcept nogil:
     with gil:
         try:
@@ -1092,6 +1109,28 @@ cdef class SessionLayer:
                 self.segments[i] = seg
                 return i
         raise SessionError(f"more than {GN_MAX_SEGMENTS} segments")
+
+    def set_segment_full_handler(self, handler):
+        """``handler(app_index, wrk_index, bytes_needed) -> bool``: called
+        (with the GIL, from the data path) when a worker's segment has no
+        room for a session's fifos; it may point the app's workers at
+        another segment (set_worker_segment) and return True. None: unset."""
+        if handler is None:
+            self.sm.segment_full = NULL
+            self.sm.segment_full_ctx = NULL
+            return
+        self.keep_alive.append(handler)
+        self.sm.segment_full_ctx = <void*>handler
+        self.sm.segment_full = _segment_full_tramp
+
+    def set_worker_segment(self, uint32_t wrk_index, uint32_t segment_index):
+        """New sessions of the worker get their fifos from this segment."""
+        cdef gn_app_wrk_t* w = gn_app_wrk_get_if_valid(self.sm, wrk_index)
+        if w == NULL:
+            raise SessionError(f"no app worker {wrk_index}")
+        if segment_index >= GN_MAX_SEGMENTS or self.sm.segments[segment_index] == NULL:
+            raise SessionError(f"no segment {segment_index}")
+        w.segment_index = segment_index
 
     def del_segment(self, uint32_t index):
         self.sm.segments[index] = NULL
@@ -1460,7 +1499,8 @@ cdef class SessionLayer:
         return {"interrupts": sm.n_interrupts, "flushes": sm.n_flushes, "delivered": sm.n_events_delivered,
                 "full_backoffs": sm.n_full_backoffs, "stale": sm.n_stale, "coalesced": sm.n_coalesced,
                 "fifo_alloc_fail": sm.n_fifo_alloc_fail, "accept_fail": sm.n_accept_fail,
-                "lost_nomem": sm.n_events_lost_nomem, "buffer_waits": sm.n_buffer_waits, "pending_workers": sm.n_pending,
+                "lost_nomem": sm.n_events_lost_nomem, "buffer_waits": sm.n_buffer_waits,
+                "segment_switches": sm.n_segment_switches, "pending_workers": sm.n_pending,
                 "sessions": sum(sm.pools[t].n_live for t in range(sm.n_threads)),
                 "ctrl_pending": sum(sm.pools[t].n_ctrl for t in range(sm.n_threads))}
 
