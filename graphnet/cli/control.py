@@ -135,6 +135,83 @@ def _prepare_dir(directory: Path, gid: Optional[int]) -> None:
             os.chmod(directory, 0o710)
 
 
+def listen_unix(path: str, gid: Optional[int], backlog: int = 16) -> tuple:
+    """Bind and listen on a Unix stream socket at path with the invariants
+    of the module docstring (directory checked or made, a stale socket
+    replaced, a live one refused, mode 0600 or 0660 with group gid set
+    before listen()); returns (socket, (dev, inode), made_dir)."""
+    if len(os.fsencode(path)) >= 108:
+        raise ControlError(f"socket path too long for a Unix socket (max 107 bytes): {path}")
+    p = Path(path)
+    made_dir = not p.parent.exists()     # removed again on close when left empty
+    _prepare_dir(p.parent, gid)
+    _replace_stale(p)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    inode = None
+    try:
+        try:
+            sock.bind(path)
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:       # lost a race with another engine
+                raise ControlError(f"an engine is already running on {path}") from None
+            if e.errno in (errno.EACCES, errno.EPERM):
+                raise ControlError(f"cannot create {path}: permission denied "
+                                   f"(run as root, or choose another path with --socket)") from None
+            raise ControlError(f"cannot bind {path}: {e.strerror}") from None
+        if gid is not None:
+            os.chown(path, -1, gid)
+        os.chmod(path, 0o600 if gid is None else 0o660)   # before listen(): see invariants
+        st = os.stat(path)
+        inode = (st.st_dev, st.st_ino)
+        sock.listen(backlog)
+    except BaseException:
+        sock.close()
+        unlink_own(path, inode, made_dir)
+        raise
+    return sock, inode, made_dir
+
+
+def _replace_stale(p: Path) -> None:
+    try:
+        st = os.lstat(p)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(st.st_mode):
+        raise ControlError(f"{p} exists and is not a socket; remove it or choose another path")
+    if _probe(str(p)):
+        raise ControlError(f"an engine is already running on {p}")
+    log.info("removing stale socket %s", p)
+    try:
+        p.unlink()
+    except FileNotFoundError:
+        pass
+    except PermissionError:
+        raise ControlError(f"cannot remove the stale socket {p}: permission denied") from None
+
+
+def unlink_own(path: str, inode: Optional[tuple], made_dir: bool) -> None:
+    """Remove the socket file if it is still the one we bound (same inode),
+    and its directory if we made it and it is empty."""
+    if inode is None:
+        return
+    try:
+        st = os.lstat(path)
+        if (st.st_dev, st.st_ino) == inode:
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
+    if made_dir:
+        try:
+            os.rmdir(Path(path).parent)   # only if empty (a pcap directory inside stays)
+        except OSError:
+            pass
+
+
+def peer_credentials(conn: socket.socket) -> tuple:
+    """(pid, uid, gid) of the peer, from the kernel (SO_PEERCRED)."""
+    return _UCRED.unpack(conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size))
+
+
 class ControlServer:
     """Serves command lines on a Unix socket (see module docstring)."""
 
@@ -167,57 +244,13 @@ class ControlServer:
     def start(self) -> "ControlServer":
         if self._sock is not None:
             raise ControlError("the control server is already started")
-        if len(os.fsencode(self.path)) >= 108:
-            raise ControlError(f"socket path too long for a Unix socket (max 107 bytes): {self.path}")
-        p = Path(self.path)
-        self._made_dir = not p.parent.exists()     # removed again on close when left empty
-        _prepare_dir(p.parent, self.gid)
-        self._replace_stale(p)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            try:
-                sock.bind(self.path)
-            except OSError as e:
-                if e.errno == errno.EADDRINUSE:       # lost a race with another engine
-                    raise ControlError(f"an engine is already running on {self.path}") from None
-                if e.errno in (errno.EACCES, errno.EPERM):
-                    raise ControlError(f"cannot create {self.path}: permission denied "
-                                       f"(run as root, or choose another path with --socket)") from None
-                raise ControlError(f"cannot bind {self.path}: {e.strerror}") from None
-            if self.gid is not None:
-                os.chown(self.path, -1, self.gid)
-            os.chmod(self.path, 0o600 if self.gid is None else 0o660)   # before listen(): see invariants
-            st = os.stat(self.path)
-            self._inode = (st.st_dev, st.st_ino)
-            sock.listen(16)
-        except BaseException:
-            sock.close()
-            self._unlink_own()
-            raise
-        self._sock = sock
+        self._sock, self._inode, self._made_dir = listen_unix(self.path, self.gid)
         self._wake_r, self._wake_w = socket.socketpair()
         self._closing.clear()
         self._thread = threading.Thread(target=self._serve, name="graphnet-cli", daemon=True)
         self._thread.start()
         log.info("control socket listening on %s", self.path)
         return self
-
-    def _replace_stale(self, p: Path) -> None:
-        try:
-            st = os.lstat(p)
-        except FileNotFoundError:
-            return
-        if not stat.S_ISSOCK(st.st_mode):
-            raise ControlError(f"{p} exists and is not a socket; remove it or choose another path")
-        if _probe(str(p)):
-            raise ControlError(f"an engine is already running on {p}")
-        log.info("removing stale control socket %s", p)
-        try:
-            p.unlink()
-        except FileNotFoundError:
-            pass
-        except PermissionError:
-            raise ControlError(f"cannot remove the stale socket {p}: permission denied") from None
 
     def close(self) -> None:
         """Stop serving, drop client connections, remove the socket file."""
@@ -246,20 +279,8 @@ class ControlServer:
         log.info("control socket %s closed", self.path)
 
     def _unlink_own(self) -> None:
-        if self._inode is None:
-            return
-        try:
-            st = os.lstat(self.path)
-            if (st.st_dev, st.st_ino) == self._inode:
-                os.unlink(self.path)
-        except FileNotFoundError:
-            pass
+        unlink_own(self.path, self._inode, self._made_dir)
         self._inode = None
-        if self._made_dir:
-            try:
-                os.rmdir(Path(self.path).parent)   # only if empty (a pcap directory inside stays)
-            except OSError:
-                pass
 
     def __enter__(self):
         return self.start()
@@ -293,7 +314,7 @@ class ControlServer:
 
     def _admit(self, conn: socket.socket) -> None:
         """Check the peer and the client count; serve in a thread, or refuse."""
-        _, uid, gid = _UCRED.unpack(conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size))
+        _, uid, gid = peer_credentials(conn)
         if not self.peer_allowed(uid, gid):
             log.warning("control socket %s: refused a client with uid %d", self.path, uid)
             who = "root or uid %d" % os.geteuid() + (f" or group {self.group}" if self.group is not None else "")

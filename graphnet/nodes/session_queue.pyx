@@ -5,7 +5,8 @@ engine's message queue, by a tx or control event from a builtin app, or
 polled if set so). Each run:
 
   1. reads up to ``max_msgs`` app messages from the engine's queue: TX
-     (data in my tx fifo), CLOSE, RESET, ACCEPTED_REPLY. Each names its
+     (data in my tx fifo), CLOSE, RESET, ACCEPTED_REPLY, RX_DONE
+     (graphnet.session.app_msg). Each names its
      worker and session; a message whose worker is unknown, whose session
      is not that worker's, or whose type is unknown is refused (an ERROR
      event naming the type goes back to the worker) and counted;
@@ -36,6 +37,7 @@ from graphnet.session.session cimport (gn_session_main_t, gn_session_t, gn_sessi
                                        gn_session_close, gn_session_reset, gn_session_accept_reply,
                                        gn_session_tx_schedule, gn_session_dequeue_notify, gn_app_wrk_add_event,
                                        gn_app_wrk_get_if_valid)
+from graphnet.session.app_msg cimport gn_app_msg_handle
 from graphnet.vlib.node import Node
 
 cdef enum:
@@ -60,27 +62,6 @@ ctypedef struct session_queue_t:
     uint32_t max_msgs
     uint32_t tx_budget
     uint32_t max_units
-
-
-cdef bint _handle_msg(gn_session_main_t* sm, gn_app_msg_t* m) noexcept nogil:
-    """Act on one app message; false if refused."""
-    cdef gn_session_t* s
-    if gn_app_wrk_get_if_valid(sm, m.wrk_index) == NULL:
-        return False
-    s = gn_session_from_handle(sm, m.handle)
-    if s == NULL or s.app_wrk_index != m.wrk_index or m.type < GN_APP_MSG_TX or m.type > GN_APP_MSG_ACCEPTED_REPLY:
-        gn_app_wrk_add_event(sm, m.wrk_index, GN_EVT_ERROR, m.type, GN_NO_HANDLE if s == NULL else m.handle)
-        return False
-    if m.type == GN_APP_MSG_TX:
-        if s.tx_fifo != NULL:
-            gn_session_tx_schedule(sm, s)
-    elif m.type == GN_APP_MSG_CLOSE:
-        gn_session_close(sm, s)
-    elif m.type == GN_APP_MSG_RESET:
-        gn_session_reset(sm, s)
-    else:
-        gn_session_accept_reply(sm, s, m.retval)
-    return True
 
 
 cdef uint32_t _push_tx(gn_main_t* vm, gn_node_runtime_t* node, session_queue_t* q) noexcept nogil:
@@ -140,7 +121,7 @@ cdef uint32_t session_queue_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_
             if k == 0:
                 break
             for i in range(k):
-                if not _handle_msg(sm, &msgs[i]):
+                if not gn_app_msg_handle(sm, &msgs[i]):
                     bad += 1
             n_msgs += k
         gn_node_increment_error(vm, node, ERROR_APP_MSGS, n_msgs)

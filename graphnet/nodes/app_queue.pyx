@@ -1,0 +1,163 @@
+"""``app-queue``: the requests of applications in other processes.
+
+Each worker of an app attached over the attach socket
+(graphnet.session.attach) has its own app -> engine message queue in its
+app's segment; all of them signal one eventfd, this node's. An input
+node, INTERRUPT mode (woken by that eventfd). Each run it clears the
+eventfd, then reads every registered queue, at most ``max_msgs`` messages
+per queue per run, and acts on them as session-queue does on the engine's
+queue (graphnet.session.app_msg: TX, CLOSE, RESET, ACCEPTED_REPLY,
+RX_DONE). The queue, not the message, says which worker is talking: the
+``wrk_index`` a message carries is overwritten with the queue's own, so a
+process can only name its own workers' sessions; anything else is refused
+with an ERROR event to the worker and counted (``bad-msg``). A queue left
+non-empty (budget spent) keeps the node pending.
+
+Queues are registered and removed by the attach server in the loop
+thread (``register(mq, wrk_index)`` -> slot, ``unregister(slot)``).
+Counters: ``app-msgs``, ``bad-msg``.
+"""
+import os
+
+from cpython.pycapsule cimport PyCapsule_New, PyCapsule_GetPointer
+from libc.stdint cimport uint8_t, uint32_t
+from libc.stdlib cimport calloc, free
+from graphnet.vlib.buffer cimport gn_frame_t
+from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t, gn_node_increment_error, gn_node_set_interrupt_pending
+from graphnet.session.types cimport gn_app_msg_t
+from graphnet.session.msg_queue cimport (gn_mq_t, gn_mq_handle_t, gn_mq_dequeue_batch, gn_mq_clear_signal, gn_mq_count,
+                                         MessageQueue)
+from graphnet.session.session cimport gn_session_main_t
+from graphnet.session.app_msg cimport gn_app_msg_handle
+from graphnet.vlib.node import Node
+
+cdef enum:
+    ERROR_APP_MSGS = 1
+    ERROR_BAD_MSG = 2
+    MSG_BATCH = 64
+    MAX_QUEUES = 1024
+
+ERRORS = (
+    ("none", "info", "no error"),
+    ("app-msgs", "info", "messages read from the queues of apps in other processes"),
+    ("bad-msg", "error", "app message refused (unknown type, or a session not the worker's)"),
+)
+
+ctypedef struct app_queue_slot_t:
+    gn_mq_t* mq                        # in the app's segment (this process's mapping)
+    uint32_t wrk_index
+    uint32_t valid
+
+ctypedef struct app_queue_t:
+    gn_session_main_t* sm
+    gn_mq_handle_t sig                 # mq NULL; efd: the eventfd every app queue signals
+    app_queue_slot_t slots[MAX_QUEUES]
+    uint32_t high                      # slots below this may be valid
+    uint32_t max_msgs                  # per queue per run
+
+
+cdef uint32_t app_queue_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame) noexcept nogil:
+    cdef app_queue_t* q = <app_queue_t*>node.runtime_data
+    cdef gn_app_msg_t msgs[MSG_BATCH]
+    cdef uint32_t i, j, k, n, total = 0, bad = 0
+    cdef bint more = False
+    if q == NULL or q.sm == NULL:
+        return 0
+    gn_mq_clear_signal(&q.sig)
+    for i in range(q.high):
+        if not q.slots[i].valid:
+            continue
+        n = 0
+        while n < q.max_msgs:
+            k = gn_mq_dequeue_batch(q.slots[i].mq, <uint8_t*>msgs, sizeof(gn_app_msg_t), MSG_BATCH)
+            if k == 0:
+                break
+            for j in range(k):
+                msgs[j].wrk_index = q.slots[i].wrk_index
+                if not gn_app_msg_handle(q.sm, &msgs[j]):
+                    bad += 1
+            n += k
+        total += n
+        if gn_mq_count(q.slots[i].mq):
+            more = True
+    gn_node_increment_error(vm, node, ERROR_APP_MSGS, total)
+    gn_node_increment_error(vm, node, ERROR_BAD_MSG, bad)
+    node.has_more_work = more
+    if more:
+        gn_node_set_interrupt_pending(vm, node.node_index)
+    return total
+
+
+cdef class AppQueues:
+    """The node's state: the registered queues and the shared eventfd."""
+    cdef app_queue_t* q
+    cdef dict mqs                      # slot -> MessageQueue (kept alive while registered)
+    cdef readonly int efd
+
+    def __cinit__(self, layer, uint32_t max_msgs=1024):
+        self.q = <app_queue_t*>calloc(1, sizeof(app_queue_t))
+        if self.q == NULL:
+            raise MemoryError()
+        self.q.sm = <gn_session_main_t*>PyCapsule_GetPointer(layer.capsule(), "gn_session_main")
+        self.q.max_msgs = max_msgs
+        self.efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self.q.sig.efd = self.efd
+        self.q.sig.mq = NULL
+        self.mqs = {}
+
+    def __dealloc__(self):
+        free(self.q)
+        if self.efd >= 0:
+            os.close(self.efd)
+
+    def capsule(self):
+        return PyCapsule_New(<void*>self.q, "gn_runtime_data", NULL)
+
+    def register(self, MessageQueue mq, uint32_t wrk_index):
+        """Read `mq` for worker `wrk_index`; returns its slot."""
+        cdef uint32_t i
+        for i in range(MAX_QUEUES):
+            if not self.q.slots[i].valid:
+                self.q.slots[i].mq = (<gn_mq_handle_t*><size_t>mq.handle_address()).mq
+                self.q.slots[i].wrk_index = wrk_index
+                self.q.slots[i].valid = 1
+                if i >= self.q.high:
+                    self.q.high = i + 1
+                self.mqs[i] = mq
+                return i
+        raise RuntimeError(f"more than {MAX_QUEUES} app queues")
+
+    def unregister(self, uint32_t slot):
+        if slot < MAX_QUEUES and self.q.slots[slot].valid:
+            self.q.slots[slot].valid = 0
+            self.q.slots[slot].mq = NULL
+            self.mqs.pop(slot, None)
+            while self.q.high and not self.q.slots[self.q.high - 1].valid:
+                self.q.high -= 1
+
+    def __len__(self):
+        return len(self.mqs)
+
+
+def _setup(engine, node_index):
+    from graphnet.session.application import session_manager
+    mgr = session_manager(engine)
+    st = AppQueues(mgr.layer)
+    engine.main.set_runtime_data(node_index, st.capsule())
+    engine.main.register_fd(node_index, st.efd)
+    mgr.app_queues = st
+
+
+def _teardown(engine, node_index):
+    from graphnet.session.application import _MANAGERS
+    engine.main.unregister_fd(node_index)
+    mgr = _MANAGERS.get(engine)
+    if mgr is not None:
+        mgr.app_queues = None
+
+
+NODES = (
+    Node("app-queue", type="input", state="interrupt",
+         fn=PyCapsule_New(<void*>app_queue_fn, "gn_node_fn", NULL), errors=ERRORS,
+         setup=_setup, teardown=_teardown, doc=__doc__.split("\n\n")[0]),
+)
