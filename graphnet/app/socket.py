@@ -1,0 +1,421 @@
+"""Blocking sockets over graphnet sessions, mirroring the ``socket`` module.
+
+    from graphnet import app
+    with app.socket(app.AF_INET, app.SOCK_STREAM) as s:
+        s.connect(("127.0.0.1", 5000))          # a cut-through session if an app of the engine listens there
+        s.sendall(b"ping")
+        print(s.recv(100))
+
+    u = app.socket(app.AF_INET, app.SOCK_DGRAM)
+    u.connect(("10.0.0.1", 7))                  # a UDP session through the engine's graph
+    u.send(b"hello"); u.recv(2048)
+
+SOCK_STREAM sockets are sessions of the ``tcp`` transport (cut-through when
+an app of the engine listens on the address, TCP through the graph when
+the engine has a TCP transport); SOCK_DGRAM sockets are ``udp`` sessions:
+``connect`` makes a connected session, ``bind`` a listener that
+``recvfrom``/``sendto`` any peer. Only the session layer's generic requests
+are used, so the same program runs over UDP, cut-through and TCP.
+
+Semantics and limits, plainly:
+  - ``send`` writes what fits in the tx fifo (at least one byte, blocking
+    until there is room); ``sendall`` writes everything; a datagram is
+    written whole or not at all; ``recv`` returns what is in the rx fifo
+    (a whole datagram for UDP through the graph; over cut-through a stream
+    of bytes, datagram boundaries are not kept);
+  - ``shutdown`` (any how) and ``close`` close the session: the peer sees
+    end of file; what had already arrived can still be read until close;
+  - errors are the stdlib's: ConnectionRefusedError, ConnectionResetError,
+    BrokenPipeError, TimeoutError (``settimeout``), BlockingIOError with
+    timeout 0, each naming the session;
+  - ``fileno()`` is the process's worker eventfd (shared by its sockets):
+    readable when events arrived for any of them; with ``selectors``,
+    register it and try every socket's non-blocking recv when it fires.
+"""
+from __future__ import annotations
+
+import errno
+import ipaddress
+import struct
+from typing import Optional
+
+from graphnet.session.fifo import DEQ_NTF
+
+AF_INET = 2
+SOCK_STREAM = 1
+SOCK_DGRAM = 2
+SHUT_RD, SHUT_WR, SHUT_RDWR = 0, 1, 2
+DGRAM_HDR = struct.Struct("<IIIHH")        # graphnet.transport.udp: length, rmt_ip, lcl_ip, rmt_port, lcl_port
+_default_timeout: Optional[float] = None
+
+
+def _ip(host: str) -> int:
+    try:
+        return int(ipaddress.IPv4Address("127.0.0.1" if host in ("localhost", "") else host))
+    except ValueError:
+        raise OSError(errno.EINVAL, f"graphnet sockets take IPv4 addresses, not {host!r}") from None
+
+
+def setdefaulttimeout(t: Optional[float]) -> None:
+    global _default_timeout
+    _default_timeout = t
+
+
+def getdefaulttimeout() -> Optional[float]:
+    return _default_timeout
+
+
+class socket:
+    """A graphnet session with the socket module's methods (see module docstring)."""
+
+    def __init__(self, family: int = AF_INET, type: int = SOCK_STREAM, proto: int = 0, *, attachment=None,
+                 _session=None):
+        from graphnet import app
+        if family != AF_INET:
+            raise OSError(errno.EAFNOSUPPORT, "graphnet sockets are AF_INET only")
+        if type not in (SOCK_STREAM, SOCK_DGRAM):
+            raise OSError(errno.ESOCKTNOSUPPORT, "graphnet sockets are SOCK_STREAM or SOCK_DGRAM")
+        self.family = family
+        self.type = type
+        self.proto = proto
+        self._att = attachment or app.current()
+        self._w = self._att.worker
+        self._s = _session                 # graphnet.app.Session once connected / accepted / bound (UDP)
+        self._listener: Optional[int] = None
+        self._bound: Optional[tuple] = None
+        self._timeout = _default_timeout
+        self._closed = False
+
+    # --- the basics ----------------------------------------------------------------
+
+    @property
+    def _uri_proto(self) -> str:
+        return "tcp" if self.type == SOCK_STREAM else "udp"
+
+    def _uri(self, address) -> str:
+        host, port = address
+        if not isinstance(port, int) or not 0 < port <= 0xffff:
+            raise OverflowError(f"port must be 1-65535, not {port!r}")
+        return f"{self._uri_proto}://{ipaddress.IPv4Address(_ip(host))}/{port}"
+
+    def _what(self) -> str:
+        return self._s.name() if self._s is not None else f"graphnet {self._uri_proto} socket"
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise OSError(errno.EBADF, "Bad file descriptor (the graphnet socket is closed)")
+
+    def fileno(self) -> int:
+        self._check_open()
+        return self._w.fileno()
+
+    def settimeout(self, t: Optional[float]) -> None:
+        if t is not None and t < 0:
+            raise ValueError("Timeout value out of range")
+        self._timeout = t
+
+    def gettimeout(self) -> Optional[float]:
+        return self._timeout
+
+    def setblocking(self, flag: bool) -> None:
+        self._timeout = None if flag else 0.0
+
+    def getblocking(self) -> bool:
+        return self._timeout != 0.0
+
+    def setsockopt(self, *args) -> None:
+        """Accepted and ignored (SO_REUSEADDR and friends have no meaning here)."""
+
+    def getsockname(self):
+        if self._s is not None:
+            return self._s.lcl
+        return self._bound or ("0.0.0.0", 0)
+
+    def getpeername(self):
+        if self._s is None or self._listener is not None and self.type == SOCK_STREAM:
+            raise OSError(errno.ENOTCONN, "Transport endpoint is not connected")
+        return self._s.rmt
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        return f"<graphnet.app.socket {'closed' if self._closed else self._what()}>"
+
+    def _wait(self, cond, what: str):
+        """Process events until cond() is true, honouring the timeout."""
+        r = cond()
+        if r:
+            return r
+        if self._timeout == 0.0:
+            raise BlockingIOError(errno.EAGAIN, f"{self._what()}: {what} would block")
+        try:
+            return self._w.wait_for(cond, self._timeout, what)
+        except TimeoutError:
+            raise TimeoutError(errno.ETIMEDOUT, f"{self._what()}: timed out ({self._timeout} s) waiting for {what}") \
+                from None
+
+    # --- connect / bind / listen / accept ------------------------------------------
+
+    def connect(self, address) -> None:
+        self._check_open()
+        if self._s is not None:
+            raise OSError(errno.EISCONN, f"{self._what()} is already connected")
+        uri = self._uri(address)
+        opaque = self._w.next_opaque()
+        self._w.connects[opaque] = None
+        try:
+            self._att.connect(uri, opaque)
+            ev = self._wait(lambda: self._w.connects.get(opaque), f"connect to {uri}")
+        finally:
+            self._w.connects.pop(opaque, None)
+        if ev["retval"] != 0:
+            raise ConnectionRefusedError(errno.ECONNREFUSED, f"graphnet connect to {uri} refused ({ev['retval']})")
+        self._s = self._w.sessions[ev["handle"]]
+
+    def connect_ex(self, address) -> int:
+        try:
+            self.connect(address)
+            return 0
+        except OSError as e:
+            return e.errno or errno.EIO
+
+    def bind(self, address) -> None:
+        """Remember the address; a SOCK_DGRAM socket listens at once (a UDP
+        listener session: recvfrom/sendto)."""
+        self._check_open()
+        self._bound = (str(ipaddress.IPv4Address(_ip(address[0] or "0.0.0.0"))), address[1])
+        if self.type == SOCK_DGRAM:
+            self._listen()
+
+    def listen(self, backlog: int = 128) -> None:
+        self._check_open()
+        if self._bound is None:
+            raise OSError(errno.EDESTADDRREQ, "graphnet sockets need bind() before listen() (no ephemeral listeners)")
+        if self._listener is None:
+            self._listen()
+
+    def _listen(self) -> None:
+        uri = self._uri(self._bound)
+        h = self._att.listen(uri)
+        self._listener = h
+        self._w.listeners[h] = []
+        ev = self._w.wait_for(lambda: next((e for e in self._w.bound if e["handle"] == h), None), 5.0,
+                              f"the listen reply for {uri}")
+        self._w.bound.remove(ev)
+        if ev["rx_fifo"]:                               # a datagram listener: its own fifos
+            from graphnet.app import Session
+            self._s = self._w.sessions[h] = Session(self._w, ev)
+            self._s.lcl = self._bound
+
+    def accept(self):
+        self._check_open()
+        if self._listener is None or self.type != SOCK_STREAM:
+            raise OSError(errno.EINVAL, "accept() needs a listening SOCK_STREAM socket")
+        q = self._w.listeners[self._listener]
+        s = self._wait(lambda: q.pop(0) if q else None, "a connection")
+        conn = socket(self.family, self.type, attachment=self._att, _session=s)
+        conn._timeout = self._timeout if self._timeout != 0.0 else None
+        return conn, s.rmt
+
+    # --- sending ---------------------------------------------------------------------
+
+    def _writable(self):
+        s = self._s
+        if s is None:
+            raise OSError(errno.ENOTCONN, f"{self._what()} is not connected")
+        if s.reset or s.gone:
+            raise ConnectionResetError(errno.ECONNRESET, f"{s.name()}: reset by peer")
+        if s.closed or s.peer_closed:
+            raise BrokenPipeError(errno.EPIPE, f"{s.name()}: closed" + (" by peer" if s.peer_closed else ""))
+        return s
+
+    def _notify_tx(self, s) -> None:
+        if s.tx.set_event():
+            self._w.send(64, s.handle)                 # GN_APP_MSG_TX: data in my fifo
+
+    def _room(self, s, need: int):
+        """At least `need` bytes free in the tx fifo (waiting for the reader)."""
+        def ok():
+            self._writable()
+            if s.tx.max_enqueue >= need:
+                return True
+            s.tx.want_deq_ntf(DEQ_NTF)                  # the reader (or the transport) tells us
+            return s.tx.max_enqueue >= need
+        self._wait(ok, f"room in the tx fifo ({need} bytes)")
+
+    def send(self, data, flags: int = 0) -> int:
+        self._check_open()
+        s = self._writable()
+        mv = memoryview(data).cast("B")
+        if s.datagrams:
+            return self._send_dgram(s, mv, None)
+        if not len(mv):
+            return 0
+        self._room(s, 1)
+        n = s.tx.enqueue(mv)
+        self._notify_tx(s)
+        return n
+
+    def sendall(self, data, flags: int = 0) -> None:
+        self._check_open()
+        s = self._writable()
+        mv = memoryview(data).cast("B")
+        if s.datagrams:
+            self._send_dgram(s, mv, None)
+            return
+        off = 0
+        while off < len(mv):
+            self._room(s, 1)
+            n = s.tx.enqueue(mv[off:])
+            off += n
+            self._notify_tx(s)
+
+    def sendto(self, data, address) -> int:
+        self._check_open()
+        s = self._writable()
+        if not s.datagrams:
+            return self.send(data)
+        return self._send_dgram(s, memoryview(data).cast("B"), address)
+
+    def _send_dgram(self, s, mv, address) -> int:
+        if len(mv) > 65507:
+            raise OSError(errno.EMSGSIZE, f"{s.name()}: datagram of {len(mv)} bytes (at most 65507)")
+        if address is None and s.rmt == ("0.0.0.0", 0):
+            raise OSError(errno.EDESTADDRREQ, f"{s.name()}: sendto() needs an address on an unconnected socket")
+        rip, rport = (_ip(address[0]), address[1]) if address is not None else (_ip(s.rmt[0]), s.rmt[1])
+        hdr = DGRAM_HDR.pack(len(mv), rip, _ip(s.lcl[0]) if s.lcl[0] != "0.0.0.0" else 0, rport, s.lcl[1])
+        self._room(s, len(hdr) + len(mv))
+        if s.tx.enqueue_segments([hdr, mv]) < 0:
+            raise BlockingIOError(errno.EAGAIN, f"{s.name()}: the tx fifo filled up")
+        self._notify_tx(s)
+        return len(mv)
+
+    # --- receiving -------------------------------------------------------------------
+
+    def _readable(self, s) -> bool:
+        if s.rx.max_dequeue:
+            return True
+        s.rx.unset_event()                              # we read all: the next byte raises an event
+        if s.rx.max_dequeue:
+            return True
+        if s.reset:
+            raise ConnectionResetError(errno.ECONNRESET, f"{s.name()}: reset by peer")
+        return s.peer_closed or s.gone or s.closed
+
+    def _rx_done(self, s, n: int) -> None:
+        if n and s.rx.needs_deq_ntf(n):
+            self._w.send(68, s.handle)                  # GN_APP_MSG_RX_DONE: the writer may go on
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        self._check_open()
+        s = self._s
+        if s is None:
+            raise OSError(errno.ENOTCONN, f"{self._what()} is not connected")
+        self._wait(lambda: self._readable(s), "data")
+        if s.datagrams:
+            return self._recv_dgram(s, bufsize)[0]
+        data = s.rx.dequeue(bufsize)
+        self._rx_done(s, len(data))
+        return data
+
+    def recv_into(self, buffer, nbytes: int = 0, flags: int = 0) -> int:
+        self._check_open()
+        mv = memoryview(buffer).cast("B")
+        n = nbytes or len(mv)
+        s = self._s
+        if s is None:
+            raise OSError(errno.ENOTCONN, f"{self._what()} is not connected")
+        self._wait(lambda: self._readable(s), "data")
+        if s.datagrams:
+            data = self._recv_dgram(s, n)[0]
+            mv[:len(data)] = data
+            return len(data)
+        got = 0
+        for piece in s.rx.readable():                   # straight from the fifo: one copy
+            k = min(len(piece), n - got)
+            mv[got:got + k] = piece[:k]
+            got += k
+            if got == n:
+                break
+        s.rx.dequeue_drop(got)
+        self._rx_done(s, got)
+        return got
+
+    def recvfrom(self, bufsize: int, flags: int = 0):
+        self._check_open()
+        s = self._s
+        if s is None:
+            raise OSError(errno.ENOTCONN, f"{self._what()} is not bound or connected")
+        self._wait(lambda: self._readable(s), "a datagram")
+        if s.datagrams:
+            return self._recv_dgram(s, bufsize)
+        return self.recv(bufsize), s.rmt
+
+    def _recv_dgram(self, s, bufsize: int):
+        """One whole datagram: (payload cut to bufsize, (ip, port)); b'' at end."""
+        if s.rx.max_dequeue < DGRAM_HDR.size:
+            return b"", s.rmt
+        n, rip, _, rport, _ = DGRAM_HDR.unpack(s.rx.peek(0, DGRAM_HDR.size))
+        if n > s.rx.max_dequeue - DGRAM_HDR.size:
+            s.rx.dequeue_drop_all()                     # a header the engine would never write
+            raise OSError(errno.EPROTO, f"{s.name()}: corrupt datagram header in the rx fifo")
+        s.rx.dequeue_drop(DGRAM_HDR.size)
+        data = s.rx.dequeue(n)
+        if len(data) > bufsize:
+            data = data[:bufsize]
+        self._rx_done(s, DGRAM_HDR.size + n)
+        from graphnet.session.session import ip_str
+        return data, (ip_str(rip), rport)
+
+    # --- closing ---------------------------------------------------------------------
+
+    def shutdown(self, how: int) -> None:
+        """Any direction closes the session (the peer sees end of file)."""
+        self._check_open()
+        if how not in (SHUT_RD, SHUT_WR, SHUT_RDWR):
+            raise ValueError(f"shutdown: how must be SHUT_RD, SHUT_WR or SHUT_RDWR, not {how!r}")
+        self._close_session()
+
+    def _close_session(self) -> None:
+        s = self._s
+        if s is not None and not s.closed and not s.gone and self._listener is None:
+            s.closed = True
+            try:
+                self._w.send(65, s.handle)              # GN_APP_MSG_CLOSE
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._listener is not None:
+            self._w.listeners.pop(self._listener, None)
+            self._w.sessions.pop(self._listener, None)
+            try:
+                self._att.unlisten(self._listener)
+            except OSError:
+                pass
+            self._listener = None
+            self._s = None
+            return
+        self._close_session()
+
+    def detach(self) -> int:
+        raise OSError(errno.EOPNOTSUPP, "a graphnet socket has no file descriptor of its own")
+
+
+def create_connection(address, timeout: Optional[float] = None, source_address=None) -> socket:
+    """As socket.create_connection (IPv4, stream)."""
+    s = socket(AF_INET, SOCK_STREAM)
+    s.settimeout(timeout if timeout is not None else _default_timeout)
+    try:
+        s.connect(address)
+    except BaseException:
+        s.close()
+        raise
+    return s
