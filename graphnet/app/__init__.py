@@ -236,6 +236,7 @@ class Attachment:
         self.sock = None
         self.worker: Optional[Worker] = None
         self.secret = None
+        options.setdefault("scope", "both")              # cut-through to the engine's apps, else transports
         self._connect()
         reply, fds = self.request({"op": "attach", "name": self.name, "options": options})
         self.secret = reply["secret"]

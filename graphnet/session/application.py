@@ -98,11 +98,13 @@ class AppWorker:
     def layer(self) -> SessionLayer:
         return self.app.manager.layer
 
-    def listen(self, uri: str) -> int:
-        """Listen on the URI; the reply (BOUND) is delivered at once."""
+    def listen(self, uri: str, scope: Optional[str] = None) -> int:
+        """Listen on the URI (with the app's scope, or `scope`); the reply
+        (BOUND) is delivered at once."""
         proto, ip, port = parse_uri(uri)
         try:
-            h = self.layer.listen(self.index, self.app.index, proto, ip, port, SCOPES.index(self.app.options.scope))
+            h = self.layer.listen(self.index, self.app.index, proto, ip, port,
+                                  SCOPES.index(scope or self.app.options.scope))
         except SessionError as e:
             self.layer.send_now(self.index, "bound", arg=-1)
             raise SessionError(f"app {self.app.name!r}: {e}") from None

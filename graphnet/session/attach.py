@@ -384,8 +384,15 @@ class AttachServer:
 
     def _op_listen(self, c: _Client, msg: dict):
         w = self._worker(c, msg)
+        uri = self._field(msg, "uri", str)
         try:
-            return {"handle": w.listen(self._field(msg, "uri", str))}, ()
+            try:
+                return {"handle": w.listen(uri)}, ()
+            except SessionError as e:
+                if c.app.options.scope != "both" or "no transport registered" not in str(e):
+                    raise
+                # no such transport in this engine (yet): listen for cut-through only
+                return {"handle": w.listen(uri, scope="local"), "note": f"{e}: cut-through only"}, ()
         except SessionError as e:
             raise AttachError(str(e), errno.EADDRINUSE if "in use" in str(e) else errno.EINVAL) from None
 
