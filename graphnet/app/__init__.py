@@ -264,7 +264,10 @@ class Attachment:
         raises the stdlib's error for its errno."""
         if self.sock is None:
             raise OSError(_errno.ENOTCONN, f"app {self.name!r} is detached")
-        send_msg(self.sock, msg)
+        try:
+            send_msg(self.sock, msg)
+        except (BrokenPipeError, ConnectionResetError):
+            pass                                         # refused at once: its reason is waiting to be read
         reply, fds = self._recv()
         if not reply.get("ok"):
             for fd in fds:

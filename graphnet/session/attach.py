@@ -73,6 +73,7 @@ log = logging.getLogger("graphnet.attach")
 MAX_MSG = 4096                # bytes of JSON in one message
 MAX_FDS = 64                  # descriptors in one reply
 DEFAULT_MAX_CLIENTS = 64
+COLLECT_INTERVAL = 1.0        # seconds idle between looks for segments to free
 LEN = struct.Struct("<I")
 OPTION_KEYS = ("rx_fifo_size", "tx_fifo_size", "segment_size", "max_segments", "mq_slots", "scope")
 REFUSALS = ("peer", "busy", "oversized", "bad-message", "secret")
@@ -154,6 +155,7 @@ class AttachServer:
         self._wake_r, self._wake_w = socket.socketpair()
         self._closing.clear()
         self.manager.attach_server = self
+        self.engine.on_close.append(self.close)
         self._thread = threading.Thread(target=self._serve, name="graphnet-attach", daemon=True)
         self._thread.start()
         log.info("attach socket listening on %s", self.path)
@@ -195,7 +197,10 @@ class AttachServer:
         self._sel = sel
         try:
             while not self._closing.is_set():
-                for key, _ in sel.select():
+                events = sel.select(COLLECT_INTERVAL)
+                if not events:
+                    self._collect()
+                for key, _ in events:
                     if key.fileobj is self._wake_r or self._closing.is_set():
                         return
                     if key.fileobj is self._sock:
@@ -206,6 +211,16 @@ class AttachServer:
             log.exception("the attach server failed")
         finally:
             sel.close()
+
+    def _collect(self) -> None:
+        """When idle: free the segments whose last fifo went meanwhile (sessions
+        of vanished workers close as their peers and transports finish)."""
+        mgr = self.manager
+        if mgr._dead or any(len(a.segments.segments) > 1 for a in mgr.apps.values()):
+            try:
+                self.engine.call(mgr.collect)
+            except Exception:
+                log.exception("collecting segments failed")
 
     def peer_allowed(self, uid: int, gid: int) -> bool:
         """Root, the engine's own user, or a member of the configured group."""
