@@ -417,3 +417,112 @@ def test_a_user_the_socket_does_not_allow_is_refused(engine):
     assert out.startswith("refused") and "uid 65534 may not attach" in out
     assert srv.stats()["refused"]["peer"] == 1
     assert "intruder" not in eng.call(lambda: dict(session_manager(eng).by_name))
+
+
+ASYNC_SERVER = """
+    import asyncio
+    from graphnet import app
+    from graphnet.app import asyncio as gnasyncio
+    app.attach("aio-server")
+
+    async def handle(reader, writer):
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+        done.set()
+
+    async def main():
+        global done
+        done = asyncio.Event()
+        async with await gnasyncio.start_server(handle, "127.0.0.1", 5001):
+            print("listening", flush=True)
+            await asyncio.wait_for(done.wait(), 15)
+        print("served")
+    asyncio.run(main())
+"""
+
+ASYNC_CLIENT = """
+    import asyncio, hashlib, os
+    from graphnet import app
+    from graphnet.app import asyncio as gnasyncio
+    app.attach("aio-client")
+
+    async def main():
+        reader, writer = await gnasyncio.open_connection("127.0.0.1", 5001)
+        data = os.urandom(1 << 20)
+
+        async def send():
+            for i in range(0, len(data), 65536):
+                writer.write(data[i:i + 65536])
+                await writer.drain()
+        t = asyncio.create_task(send())
+        got = await asyncio.wait_for(reader.readexactly(len(data)), 15)
+        await t
+        writer.close()
+        await writer.wait_closed()
+        print(got == data)
+        try:
+            await gnasyncio.open_connection("127.0.0.1", 5999)
+        except ConnectionRefusedError as e:
+            print("refused", e)
+    asyncio.run(main())
+"""
+
+
+def test_asyncio_streams_between_two_processes(engine):
+    eng, srv = engine
+    before = counts(eng)
+    server = run(srv, ASYNC_SERVER)
+    assert server.stdout.readline().strip() == "listening"
+    rc, out, err = finish(run(srv, ASYNC_CLIENT))
+    assert rc == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "True"
+    assert lines[1].startswith("refused") and "127.0.0.1/5999" in lines[1]
+    rc, out, err = finish(server)
+    assert rc == 0, err
+    assert out.strip() == "served"
+    wait_counts(eng, before)
+
+
+SELECTORS = """
+    import selectors, sys
+    from graphnet import app
+    app.attach("sel")
+    socks = []
+    for i in range(3):
+        u = app.socket(app.AF_INET, app.SOCK_DGRAM)
+        u.connect((sys.argv[1], 7))
+        u.setblocking(False)
+        socks.append(u)
+    sel = selectors.DefaultSelector()
+    sel.register(socks[0], selectors.EVENT_READ)          # one eventfd for the worker: fileno() is shared
+    for i, u in enumerate(socks):
+        u.send(b"n%d" % i)
+    got = set()
+    while len(got) < 3 and sel.select(5):
+        for u in socks:
+            try:
+                got.add(u.recv(100))
+            except BlockingIOError:
+                pass
+    print(sorted(got))
+    try:
+        socks[0].recv(100)
+    except BlockingIOError:
+        print("would block")
+    socks[0].settimeout(0.2)
+    try:
+        socks[0].recv(100)
+    except TimeoutError as e:
+        print("timeout", "session" in str(e))
+"""
+
+
+def test_selectors_and_timeouts(engine):
+    eng, srv = engine
+    rc, out, err = finish(run(srv, SELECTORS, ENGINE_IP))
+    assert rc == 0, err
+    assert out.splitlines() == ["[b'n0', b'n1', b'n2']", "would block", "timeout True"]

@@ -424,7 +424,7 @@ class AttachServer:
         try:
             return {"handle": w.connect(uri, opaque=opaque, lcl_ip=source_address(self.engine, uri))}, ()
         except SessionError as e:
-            raise AttachError(str(e), _errno_of(e)) from None
+            raise AttachError(f"connect to {uri}: {e}", _errno_of(e)) from None
 
     def _op_segment(self, c: _Client, msg: dict):
         idx = self._field(msg, "index", int)
