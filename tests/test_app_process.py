@@ -526,3 +526,39 @@ def test_selectors_and_timeouts(engine):
     rc, out, err = finish(run(srv, SELECTORS, ENGINE_IP))
     assert rc == 0, err
     assert out.splitlines() == ["[b'n0', b'n1', b'n2']", "would block", "timeout True"]
+
+
+SLEEPER = """
+    import sys
+    from graphnet import app
+    app.attach("sleeper")
+    print("ready", flush=True)
+    sys.stdin.readline()
+"""
+
+
+def test_show_app_lists_processes_workers_segments_and_attach_clients(engine):
+    from graphnet.cli.registry import execute
+    eng, srv = engine
+    p = run(srv, SLEEPER, stdin=subprocess.PIPE)
+    try:
+        assert p.stdout.readline().strip() == "ready"
+        text = execute(eng, "show app")
+        line = next(x for x in text.splitlines() if "sleeper" in x)
+        assert line.split()[-1] == str(p.pid) and "(in the engine)" in text      # the echo app
+        assert str(p.pid) in next(x for x in execute(eng, "show app workers").splitlines() if "sleeper" in x)
+        rows = json.loads(execute(eng, "show app --json"))
+        assert next(r for r in rows if r["name"] == "sleeper")["pids"] == [p.pid]
+        segs = json.loads(execute(eng, "show app segments --json"))
+        mine = [r for r in segs if r["app"] == "sleeper"]
+        assert len(mine) == 1 and mine[0]["queues"] == 2 and mine[0]["fifos"] == 0   # events + requests
+        assert "sleeper" in execute(eng, "show app segments")
+        info = json.loads(execute(eng, "show app attach --json"))
+        assert info["clients"] == [{"pid": p.pid, "uid": os.getuid(), "app": "sleeper", "workers": [0]}]
+        assert info["refused"]["peer"] == 0 and info["path"] == srv.path
+        assert f"{p.pid}" in execute(eng, "show app attach") and "refused: peer 0" in execute(eng, "show app attach")
+    finally:
+        p.stdin.write("\n")
+        p.stdin.flush()
+        finish(p)
+    wait_for(lambda: json.loads(execute(eng, "show app attach --json"))["clients"] == [], what="the client to go")

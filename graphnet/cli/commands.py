@@ -431,7 +431,7 @@ def show_session(engine, args):
     return show.show_session(engine, verbose, thread)
 
 
-@command("show app", help="attached apps (or one by name)", usage="show app [<name>]")
+@command("show app", help="attached apps (or one by name): workers, segments, processes", usage="show app [<name>]")
 def show_app(engine, args):
     show = _sessions(engine, "show app")
     from graphnet.session.session import SessionError
@@ -441,10 +441,24 @@ def show_app(engine, args):
         raise UsageError(str(e)) from None
 
 
-@command("show app workers", help="app workers: sessions and event counters", usage="show app workers")
+@command("show app workers", help="app workers: process, sessions and event counters", usage="show app workers")
 def show_app_workers(engine, args):
     _no_args(args)
     return _sessions(engine, "show app workers").show_app_workers(engine)
+
+
+@command("show app segments", help="apps' shared-memory segments: size, free bytes, fifos, queues",
+         usage="show app segments")
+def show_app_segments(engine, args):
+    _no_args(args)
+    return _sessions(engine, "show app segments").show_app_segments(engine)
+
+
+@command("show app attach", help="the attach socket: client processes, refusals by reason",
+         usage="show app attach")
+def show_app_attach(engine, args):
+    _no_args(args)
+    return _sessions(engine, "show app attach").show_app_attach(engine)
 
 
 @command("show app mq", help="app workers' message queues", usage="show app mq")

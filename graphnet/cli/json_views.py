@@ -258,18 +258,33 @@ def session_json(engine, args):
     return session_rows(engine, int(rest[1]) if len(rest) == 2 and rest[0] == "thread" else None)
 
 
-@json_view("show app", "[{index, name, workers, scope, segment_size, segment_free}]")
+@json_view("show app", "[{index, name, workers, pids, scope, segments, segment_size, segment_free}]")
 def app_json(engine, args):
     from graphnet.session.show import app_rows
     return app_rows(engine, " ".join(args) or None)
 
 
-@json_view("show app workers", "[{app, worker, index, sessions, pending, queued, coalesced, delivered, full, "
+@json_view("show app workers", "[{app, worker, index, pid, sessions, pending, queued, coalesced, delivered, full, "
            "stale, builtin}]")
 def app_workers_json(engine, args):
     _no_args(args, "show app workers")
     from graphnet.session.show import worker_rows
     return worker_rows(engine)
+
+
+@json_view("show app segments", "[{app, index, name, size, bytes_free, fifos, queues, alloc_failures, first}]")
+def app_segments_json(engine, args):
+    _no_args(args, "show app segments")
+    from graphnet.session.show import segment_rows
+    return segment_rows(engine)
+
+
+@json_view("show app attach", "{path, group, max_clients, clients: [{pid, uid, app, workers}], attached, vanished, "
+           "refused: {peer, busy, oversized, bad-message, secret}}; {} without an attach socket")
+def app_attach_json(engine, args):
+    _no_args(args, "show app attach")
+    from graphnet.session.show import attach_info
+    return attach_info(engine)
 
 
 @json_view("show app mq", "[{app, worker, slots, slot_size, queued, enqueued, full, busy, locks, signals}]; "

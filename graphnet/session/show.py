@@ -1,6 +1,7 @@
 """The session layer's views for the CLI: data first (the ``--json``
 forms), then text from the same data. ``show session``, ``show app``,
-``show app workers``, ``show app mq``, ``show session-input``."""
+``show app workers``, ``show app segments``, ``show app attach``,
+``show app mq``, ``show session-input``."""
 from __future__ import annotations
 
 from graphnet.session.application import session_manager
@@ -56,28 +57,82 @@ def show_session(engine, verbose: bool = False, thread=None) -> str:
 
 
 def app_rows(engine, name=None) -> list:
-    """[{index, name, workers, scope, segment_size, segment_free}]"""
+    """[{index, name, workers, pids, scope, segments, segment_size, segment_free}]; pids: the
+    processes of its workers (apps attached over the attach socket), free: of all its segments"""
     if not has_sessions(engine):
         return []
     mgr = session_manager(engine)
     apps = [mgr.app(name)] if name else list(mgr.apps.values())
-    return [{"index": a.index, "name": a.name, "workers": len(a.workers), "scope": a.options.scope,
-             "segment_size": a.segment.stats()["size"], "segment_free": a.segment.stats()["bytes_free"]}
-            for a in apps]
+    out = []
+    for a in apps:
+        segs = a.segments.stats()
+        out.append({"index": a.index, "name": a.name, "workers": len(a.workers),
+                    "pids": sorted({w.pid for w in a.workers.values() if w.pid is not None}),
+                    "scope": a.options.scope, "segments": len(segs), "segment_size": a.options.segment_size,
+                    "segment_free": sum(g["bytes_free"] for g in segs)})
+    return out
 
 
 def show_app(engine, name=None) -> str:
     rows = app_rows(engine, name)
     if not rows:
         return "no apps attached"
-    lines = [f"{'index':<7}{'name':<32}{'workers':<9}{'scope':<8}segment (free/size)"]
-    lines += [f"{r['index']:<7}{r['name']:<32}{r['workers']:<9}{r['scope']:<8}{r['segment_free']}/{r['segment_size']}"
+    lines = [f"{'index':<7}{'name':<32}{'workers':<9}{'scope':<8}{'segments':<10}{'free bytes':<12}processes"]
+    lines += [f"{r['index']:<7}{r['name']:<32}{r['workers']:<9}{r['scope']:<8}{r['segments']:<10}"
+              f"{r['segment_free']:<12}{' '.join(map(str, r['pids'])) or '(in the engine)'}"
               for r in rows]
     return "\n".join(lines)
 
 
+def segment_rows(engine) -> list:
+    """[{app, index, name, size, bytes_free, fifos, queues, alloc_failures, first}] per app segment"""
+    if not has_sessions(engine):
+        return []
+    mgr = session_manager(engine)
+    return [{"app": a.name, **g} for a in mgr.apps.values() for g in a.segments.stats()]
+
+
+def show_app_segments(engine) -> str:
+    rows = segment_rows(engine)
+    if not rows:
+        return "no apps attached"
+    lines = [f"{'app':<32}{'segment':<9}{'size':<12}{'free':<12}{'fifos':<7}{'queues':<8}alloc failures"]
+    lines += [f"{r['app']:<32}{r['index']:<9}{r['size']:<12}{r['bytes_free']:<12}{r['fifos']:<7}{r['queues']:<8}"
+              f"{r['alloc_failures']}" for r in rows]
+    return "\n".join(lines)
+
+
+def attach_info(engine) -> dict:
+    """{path, group, max_clients, clients: [{pid, uid, app, workers}], attached, vanished,
+    refused: {reason: n}}; {} when the engine serves no attach socket"""
+    if not has_sessions(engine):
+        return {}
+    srv = getattr(session_manager(engine), "attach_server", None)
+    if srv is None:
+        return {}
+    st = srv.stats()
+    return {**{k: st[k] for k in ("path", "group", "max_clients", "attached", "vanished", "refused")},
+            "clients": srv.client_rows()}
+
+
+def show_app_attach(engine) -> str:
+    info = attach_info(engine)
+    if not info:
+        return "no attach socket (graphnet run serves one; [app_socket] in the startup file)"
+    lines = [f"attach socket {info['path']}" + (f" (group {info['group']})" if info["group"] else "") +
+             f": {len(info['clients'])} clients of at most {info['max_clients']}; {info['attached']} attached "
+             f"so far, {info['vanished']} vanished (closed without detach)"]
+    lines.append("refused: " + ", ".join(f"{k} {v}" for k, v in info["refused"].items()))
+    if info["clients"]:
+        lines.append(f"{'pid':<9}{'uid':<7}{'app':<32}workers")
+        lines += [f"{c['pid']:<9}{c['uid']:<7}{c['app'] or '-':<32}{' '.join(map(str, c['workers'])) or '-'}"
+                  for c in info["clients"]]
+    return "\n".join(lines)
+
+
 def worker_rows(engine) -> list:
-    """[{app, worker, index, sessions, pending, queued, coalesced, delivered, full, stale, builtin}]"""
+    """[{app, worker, index, pid, sessions, pending, queued, coalesced, delivered, full, stale, builtin}];
+    pid: the worker's process (null: in the engine)"""
     if not has_sessions(engine):
         return []
     mgr = session_manager(engine)
@@ -85,7 +140,8 @@ def worker_rows(engine) -> list:
     for a in mgr.apps.values():
         for w in a.workers.values():
             st = w.stats()
-            out.append({"app": a.name, "worker": w.number, "index": w.index, "sessions": len(w.sessions()),
+            out.append({"app": a.name, "worker": w.number, "index": w.index, "pid": w.pid,
+                        "sessions": len(w.sessions()),
                         **{k: st[k] for k in ("pending", "queued", "coalesced", "delivered", "full", "stale",
                                               "builtin")}})
     return out
@@ -95,10 +151,10 @@ def show_app_workers(engine) -> str:
     rows = worker_rows(engine)
     if not rows:
         return "no apps attached"
-    lines = [f"{'app':<32}{'worker':<8}{'index':<7}{'sessions':<10}{'pending':<9}{'queued':<9}"
+    lines = [f"{'app':<32}{'worker':<8}{'index':<7}{'pid':<9}{'sessions':<10}{'pending':<9}{'queued':<9}"
              f"{'coalesced':<11}{'delivered':<11}{'full':<6}stale"]
-    lines += [f"{r['app']:<32}{r['worker']:<8}{r['index']:<7}{r['sessions']:<10}{r['pending']:<9}{r['queued']:<9}"
-              f"{r['coalesced']:<11}{r['delivered']:<11}{r['full']:<6}{r['stale']}" for r in rows]
+    lines += [f"{r['app']:<32}{r['worker']:<8}{r['index']:<7}{r['pid'] or '-':<9}{r['sessions']:<10}{r['pending']:<9}"
+              f"{r['queued']:<9}{r['coalesced']:<11}{r['delivered']:<11}{r['full']:<6}{r['stale']}" for r in rows]
     return "\n".join(lines)
 
 
