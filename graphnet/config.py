@@ -22,6 +22,14 @@ Schema (every key optional unless marked; unknown keys are errors)::
     idle_timeout = 60.0     # float 0.1..86400: seconds before a silent
                             # connection is closed
 
+    [app_socket]            # the attach socket: apps in other processes
+                            # (graphnet.app) attach to the engine's session
+                            # layer; served when the graph has session nodes
+    socket  = "/path/app.sock"  # str: default app.sock beside the control socket
+    enabled = true          # bool: serve it at all
+    group   = "apps"        # str: members of this group may attach too
+    max_clients = 64        # int 1..4096: processes attached at once
+
     [graph]
     modules = ["pkg.mod"]   # [str]: modules whose NODES tuple is added
     chain   = 2             # int 0..256: pass-through demo nodes demo-0 ->
@@ -315,6 +323,11 @@ class Config:
     cli_group: Optional[str] = None
     cli_max_clients: int = 16
     cli_idle_timeout: float = 60.0
+    app_socket: Optional[str] = None                    # [app_socket]: graphnet.session.attach
+    app_socket_enabled: bool = True
+    app_socket_group: Optional[str] = None
+    app_socket_max_clients: int = 64
+    app_socket_given: bool = False                      # an [app_socket] table: the session layer is added
     startup_exec: Optional[Path] = None                 # [startup] exec: CLI commands run once started
     log_file: Optional[Path] = None                     # [logging] file: log lines appended there
     log_level: Optional[str] = None                     # [logging] level: the graphnet logger's level
@@ -509,6 +522,7 @@ LIMITS: dict = {
     ("graph", "chain"): Limit(0, 256),
     ("cli", "max_clients"): Limit(1, 1024),
     ("cli", "idle_timeout"): Limit(0.1, 86400.0),
+    ("app_socket", "max_clients"): Limit(1, 4096),
     ("pg.stream", "count"): Limit(0, 1 << 48),
     ("pg.stream", "rate"): Limit(0.001, 1e9),
     ("pg.stream", "sport"): Limit(0, 0xffff),
@@ -660,8 +674,8 @@ def loads(text: str, source: str = "<string>", base_dir: Optional[Path] = None) 
         raise ConfigError(f"{source}: TOML syntax error: {e}") from None
     ck = _Checker(source, _locate(text))
     base_dir = base_dir or Path.cwd()
-    ck.table(doc, (), ("engine", "cli", "startup", "logging", "graph", "pg", "node", "interface", "ip", "route",
-                       "neighbor", "app", "fault_inject"))
+    ck.table(doc, (), ("engine", "cli", "app_socket", "startup", "logging", "graph", "pg", "node", "interface", "ip",
+                       "route", "neighbor", "app", "fault_inject"))
     cfg = Config(source=source, lines=ck.lines)
 
     with ck.unit():
@@ -672,6 +686,9 @@ def loads(text: str, source: str = "<string>", base_dir: Optional[Path] = None) 
 
     with ck.unit():
         _cli(ck, doc, cfg)
+
+    with ck.unit():
+        _app_socket(ck, doc, cfg)
 
     with ck.unit():
         st = ck.table(doc.get("startup", {}), ("startup",), ("exec",))
@@ -792,15 +809,30 @@ def _cli(ck: _Checker, doc: dict, cfg: Config) -> None:
     cli = ck.table(doc.get("cli", {}), ("cli",), ("socket", "enabled", "group", "max_clients", "idle_timeout"))
     cfg.cli_socket = ck.get(cli, ("cli",), "socket", str)
     cfg.cli_enabled = ck.get(cli, ("cli",), "enabled", bool, True)
-    cfg.cli_group = ck.get(cli, ("cli",), "group", str)
-    if cfg.cli_group is not None:
-        import grp
-        try:
-            grp.getgrnam(cfg.cli_group)
-        except KeyError:
-            raise ck.error(("cli",), "group", f"no group named {cfg.cli_group!r} on this machine") from None
+    cfg.cli_group = _group(ck, cli, ("cli",))
     cfg.cli_max_clients = ck.get(cli, ("cli",), "max_clients", int, cfg.cli_max_clients)
     cfg.cli_idle_timeout = ck.get(cli, ("cli",), "idle_timeout", float, cfg.cli_idle_timeout)
+
+
+def _group(ck: _Checker, table: dict, path: tuple) -> Optional[str]:
+    """A table's ``group`` key: a group that exists on this machine, or None."""
+    group = ck.get(table, path, "group", str)
+    if group is not None:
+        import grp
+        try:
+            grp.getgrnam(group)
+        except KeyError:
+            raise ck.error(path, "group", f"no group named {group!r} on this machine") from None
+    return group
+
+
+def _app_socket(ck: _Checker, doc: dict, cfg: Config) -> None:
+    t = ck.table(doc.get("app_socket", {}), ("app_socket",), ("socket", "enabled", "group", "max_clients"))
+    cfg.app_socket = ck.get(t, ("app_socket",), "socket", str)
+    cfg.app_socket_enabled = ck.get(t, ("app_socket",), "enabled", bool, True)
+    cfg.app_socket_group = _group(ck, t, ("app_socket",))
+    cfg.app_socket_max_clients = ck.get(t, ("app_socket",), "max_clients", int, cfg.app_socket_max_clients)
+    cfg.app_socket_given = "app_socket" in doc
 
 
 def _apps(ck: _Checker, doc: dict, cfg: Config) -> None:
@@ -834,6 +866,9 @@ def _apps(ck: _Checker, doc: dict, cfg: Config) -> None:
     if cfg.apps and not cfg.ip_enabled:
         raise ck.error(cfg.apps[0].path, None, "apps run on the IPv4 host: give an interface an address "
                                                "or set [ip] enabled = true")
+    if cfg.app_socket_given and cfg.app_socket_enabled and not cfg.ip_enabled:
+        raise ck.error(("app_socket",), None, "the attach socket serves the session layer, which runs on the "
+                                              "IPv4 host: give an interface an address or set [ip] enabled = true")
 
 
 # --- [[interface]] -----------------------------------------------------------------
@@ -1425,7 +1460,7 @@ def build_engine(cfg: Config, *, create_devices: bool = True):
             from graphnet.nodes import ip4_host
             # a [graph] module may have brought some of them (ip4.NODES) already
             engine.add(tuple(n for n in ip4_host.NODES if n.name not in engine.registrations))
-        if cfg.apps:
+        if cfg.apps or (cfg.app_socket_given and cfg.app_socket_enabled):
             from graphnet.nodes import session_host
             engine.add(tuple(n for n in session_host.NODES if n.name not in engine.registrations))
         pg = None

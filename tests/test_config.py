@@ -899,3 +899,25 @@ def test_pool_share_errors_name_key_and_line(text, where, message):
     err = error_of(text)
     assert err.startswith(where + ":"), err
     assert message in err, err
+
+
+def test_app_socket_table_is_checked_and_adds_the_session_layer():
+    cfg = config.loads('[ip]\nenabled = true\n[app_socket]\nsocket = "/tmp/x/app.sock"\ngroup = "root"\nmax_clients = 8\n')
+    assert (cfg.app_socket, cfg.app_socket_group, cfg.app_socket_max_clients) == ("/tmp/x/app.sock", "root", 8)
+    assert cfg.app_socket_given and cfg.app_socket_enabled
+    eng = config.build_engine(cfg)
+    try:
+        assert "app-queue" in eng.registrations
+    finally:
+        eng.close()
+    with pytest.raises(config.ConfigError, match="max_clients"):
+        config.loads("[ip]\nenabled = true\n[app_socket]\nmax_clients = 0\n")
+    with pytest.raises(config.ConfigError, match="no group named"):
+        config.loads('[ip]\nenabled = true\n[app_socket]\ngroup = "no-such-group-xyz"\n')
+    with pytest.raises(config.ConfigError, match="IPv4 host"):
+        config.loads("[app_socket]\n")
+    eng = config.build_engine(config.loads("[ip]\nenabled = true\n"))
+    try:
+        assert "app-queue" not in eng.registrations              # no [app_socket], no [[app]]: no session layer
+    finally:
+        eng.close()

@@ -116,6 +116,17 @@ NEEDS_ROOT_DEFAULT = ("the default configuration creates TAP gn0 (kernel side in
                       "(the packet generator demo, no interfaces)")
 
 
+def start_attach_server(engine, cfg, control_path: str):
+    """Serve the attach socket ([app_socket]) when the graph has the session
+    layer's app-queue node; the server, or None. Default path: app.sock in
+    the control socket's directory."""
+    from graphnet.session.attach import AttachServer
+    if not cfg.app_socket_enabled or "app-queue" not in engine.registrations:
+        return None
+    path = cfg.app_socket or os.path.join(os.path.dirname(str(control_path)), "app.sock")
+    return AttachServer(engine, path, group=cfg.app_socket_group, max_clients=cfg.app_socket_max_clients).start()
+
+
 def cmd_run(args) -> int:
     import graphnet
     from graphnet.cli.control import ControlServer, default_socket_path
@@ -154,6 +165,7 @@ def cmd_run(args) -> int:
             server = ControlServer(engine, socket_path(cfg, args.socket), group=cfg.cli_group,
                                    max_clients=cfg.cli_max_clients, idle_timeout=cfg.cli_idle_timeout).start()
         engine.start()
+        attach = start_attach_server(engine, cfg, server.path if server is not None else socket_path(cfg, args.socket))
         print(f"graphnet {graphnet.__version__}: engine {engine.name!r} running "
               f"{len(engine.nodes)} nodes from {cfg.source}", flush=True)
         log.info("engine %r running %d nodes from %s", engine.name, len(engine.nodes), cfg.source)
@@ -171,6 +183,9 @@ def cmd_run(args) -> int:
                 cmds[1:1] = ["show ip neighbors", "show ip fib"]
             print(f"control socket {server.path}; try:\n" + "\n".join(f"  graphnet ctl{hint} {c}" for c in cmds),
                   flush=True)
+        if attach is not None:
+            print(f"attach socket {attach.path}: apps in other processes use graphnet.app "
+                  f"(GRAPHNET_APP_SOCKET={shlex.quote(attach.path)})", flush=True)
         print("stop with Ctrl-C" + (f" (or wait {args.seconds:g} s)" if args.seconds is not None else ""),
               flush=True)
         deadline = None if args.seconds is None else time.monotonic() + args.seconds
