@@ -562,3 +562,125 @@ def test_show_app_lists_processes_workers_segments_and_attach_clients(engine):
         p.stdin.flush()
         finish(p)
     wait_for(lambda: json.loads(execute(eng, "show app attach --json"))["clients"] == [], what="the client to go")
+
+
+SMALL_SERVER = """
+    import sys
+    from graphnet import app
+    a = app.attach("small-server", segment_size=64 << 10, rx_fifo_size=8 << 10, tx_fifo_size=8 << 10, mq_slots=64)
+    ls = app.socket(app.AF_INET, app.SOCK_STREAM)
+    ls.bind(("127.0.0.1", 5002))
+    ls.listen()
+    ls.settimeout(10)
+    print("listening", *sorted(a.segments), flush=True)
+    conns = [ls.accept()[0] for _ in range(5)]
+    for c in conns:
+        c.settimeout(10)
+        assert c.recv(10) == b"hi"
+    print("mapped", *sorted(a.segments), flush=True)
+    sys.stdin.readline()
+    for c in conns:
+        c.close()
+    a.worker.wait_for(lambda: len(a.segments) == 1, 10, "the freed segment's notice")
+    print("after", *sorted(a.segments), flush=True)
+"""
+
+MANY_CLIENT = """
+    import sys
+    from graphnet import app
+    a = app.attach("many-client")
+    socks = [app.create_connection(("127.0.0.1", 5002), timeout=10) for _ in range(5)]
+    for s in socks:
+        s.sendall(b"hi")
+    print("mapped", *sorted(a.segments), flush=True)
+    sys.stdin.readline()
+    for s in socks:
+        s.close()
+    a.worker.wait_for(lambda: len(a.segments) == 1, 10, "the freed segment's notice")
+    print("after", *sorted(a.segments), flush=True)
+"""
+
+
+def test_segments_grow_across_processes_and_are_unmapped_when_freed(engine):
+    from graphnet.cli.registry import execute
+    eng, srv = engine
+    before = counts(eng)
+    server = run(srv, SMALL_SERVER, stdin=subprocess.PIPE)
+    client = None
+    try:
+        first = server.stdout.readline().split()
+        assert first[0] == "listening" and len(first) == 2
+        client = run(srv, MANY_CLIENT, stdin=subprocess.PIPE)
+        smapped = server.stdout.readline().split()
+        cmapped = client.stdout.readline().split()
+        segs = [r for r in json.loads(execute(eng, "show app segments --json")) if r["app"] == "small-server"]
+        assert len(segs) == 2 and sum(r["fifos"] for r in segs) == 10           # 5 sessions, 2 fifos each
+        assert len(smapped) == 3 and smapped[1] == first[1]                     # the server maps both
+        assert len(cmapped) == 4                                                # the client: its own + both of the server's
+        for p in (server, client):
+            p.stdin.write("\n")
+            p.stdin.flush()
+        assert server.stdout.readline().split() == ["after", first[1]]
+        assert client.stdout.readline().split()[0] == "after"
+        for p in (server, client):
+            rc, out, err = finish(p)
+            assert rc == 0, err
+    finally:
+        for p in (server, client):
+            if p is not None and p.poll() is None:
+                os.kill(p.pid, signal.SIGKILL)
+                p.communicate()
+    wait_counts(eng, before)
+
+
+SHARED_SERVER = """
+    import os
+    from graphnet import app
+    app.attach("shared")
+    child = os.fork()                                   # two processes, two workers of one app
+    ls = app.socket(app.AF_INET, app.SOCK_STREAM)
+    ls.bind(("127.0.0.1", 5003))
+    ls.listen()                                         # the second worker joins the same listener
+    print("listening", os.getpid(), flush=True)
+    ls.settimeout(10)
+    for _ in range(2):
+        c, _ = ls.accept()
+        c.settimeout(5)
+        c.recv(10)
+        c.sendall(str(os.getpid()).encode())
+        c.close()
+    ls.close()
+    if child:
+        os.waitpid(child, 0)
+    else:
+        os._exit(0)
+"""
+
+WHO = """
+    from graphnet import app
+    app.attach("who")
+    pids = []
+    for i in range(4):
+        with app.create_connection(("127.0.0.1", 5003), timeout=10) as s:
+            s.sendall(b"who")
+            pids.append(s.recv(20).decode())
+    print(*pids)
+"""
+
+
+def test_a_listener_shared_by_workers_in_two_processes_spreads_connections(engine):
+    eng, srv = engine
+    server = run(srv, SHARED_SERVER)
+    try:
+        pids = {server.stdout.readline().split()[1] for _ in range(2)}
+        assert len(pids) == 2
+        rc, out, err = finish(run(srv, WHO))
+        assert rc == 0, err
+        got = out.split()
+        assert sorted(got) == sorted(list(pids) * 2)                   # two connections each
+        rc, out, err = finish(server)
+        assert rc == 0, err
+    finally:
+        if server.poll() is None:
+            os.kill(server.pid, signal.SIGKILL)
+            server.communicate()

@@ -46,7 +46,7 @@ from graphnet.session.segment import Segment
 from graphnet.session.msg_queue import MessageQueue
 from graphnet.session.fifo import Fifo, DEQ_NTF_IF_FULL
 from graphnet.session.session import MSG_FORMAT, MSG_FIELDS, parse_msgs, PROTOS, ip_str
-from graphnet.session.attach import LEN, MAX_MSG, MAX_FDS, send_msg, default_attach_path
+from graphnet.session.attach import LEN, MAX_MSG, MAX_FDS, EVT_SEGMENT_DEL, send_msg, default_attach_path
 
 ENV_SOCKET = "GRAPHNET_APP_SOCKET"
 AF_INET = _socket.AF_INET
@@ -171,6 +171,8 @@ class Worker:
             self.bound.append(ev)
         elif kind == "error":
             self.errors.append(ev)
+        elif kind == EVT_SEGMENT_DEL:
+            self.attachment.unmap(ev["segment_index"])
         elif s is None:
             return                                       # an event for a session already gone
         elif kind == "disconnected":
@@ -316,6 +318,13 @@ class Attachment:
         finally:
             os.close(fd)                                 # Segment.attach keeps its own dup
         return self.segments[index]
+
+    def unmap(self, index: int) -> None:
+        """The engine freed segment `index`: drop our mapping (no session of
+        ours is in it: the engine frees a segment with its last fifo)."""
+        seg = self.segments.pop(index, None)
+        if seg is not None:
+            seg.close()
 
     def segment(self, index: int) -> Segment:
         """The segment (mapped here on first use; asked for on the socket)."""

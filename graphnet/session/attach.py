@@ -26,6 +26,8 @@ descriptors (SCM_RIGHTS), listed in its ``fds`` key in order.
     {"op": "detach"}                             -> {"ok": true}; this process's workers go
     W = {"number", "index", "mq": [segment, offset], "ctrl": [segment, offset]}
     S = {"index", "size"}
+    A segment freed by the segment manager is announced in the workers'
+    event queues (type EVT_SEGMENT_DEL, its index in segment_index).
     errors: {"ok": false, "error": "<text>", "errno": <int, when there is one>}
 
 Invariants:
@@ -66,7 +68,7 @@ import threading
 from typing import Optional, Union
 
 from graphnet.cli.control import (ControlError, group_id, in_group, listen_unix, unlink_own, peer_credentials)
-from graphnet.session.session import SessionError
+from graphnet.session.session import SessionError, MSG_FORMAT, NO_HANDLE
 
 log = logging.getLogger("graphnet.attach")
 
@@ -77,6 +79,7 @@ COLLECT_INTERVAL = 1.0        # seconds idle between looks for segments to free
 LEN = struct.Struct("<I")
 OPTION_KEYS = ("rx_fifo_size", "tx_fifo_size", "segment_size", "max_segments", "mq_slots", "scope")
 REFUSALS = ("peer", "busy", "oversized", "bad-message", "secret")
+EVT_SEGMENT_DEL = 32          # engine -> app: segment_index is freed (not a session event; graphnet.app)
 
 
 def default_attach_path() -> str:
@@ -131,6 +134,7 @@ class AttachServer:
         self.refused = {r: 0 for r in REFUSALS}
         self.n_attached = 0
         self.n_vanished = 0
+        self.n_segment_notices_lost = 0
         self.clients: dict[int, _Client] = {}   # fd -> client (served by the thread)
         self._sock = None
         self._inode = None
@@ -374,6 +378,7 @@ class AttachServer:
             raise AttachError(f"attach options: a table of {', '.join(OPTION_KEYS)}", errno.EINVAL)
         app = self.manager.attach(name, **opts)
         app.attach_secret = os.urandom(16).hex()
+        app.segments.on_free.append(self._segment_freed)
         out, fds = self._new_worker(c, app, app.workers[0])
         out["secret"] = app.attach_secret
         self.n_attached += 1
@@ -444,6 +449,17 @@ class AttachServer:
         c.detached = True
         return {}, ()
 
+    def _segment_freed(self, index: int) -> None:
+        """Tell every worker in another process that segment `index` is gone
+        (a SEGMENT_DEL event; the app unmaps it if it mapped it). A full
+        queue drops the notice (counted): that process keeps a dead mapping."""
+        msg = struct.pack(MSG_FORMAT, EVT_SEGMENT_DEL, 0, 0, 0, NO_HANDLE, 0, 0, 0, index, 0, 0, 0, 0, 0, 0, 0)
+        for app in self.manager.apps.values():
+            for w in app.workers.values():
+                if w.pid is not None and w.mq is not None:
+                    if not w.mq.enqueue(msg):
+                        self.n_segment_notices_lost += 1
+
     def _del_worker(self, c: _Client, number: int, vanished: bool) -> None:
         slot = c.workers.pop(number)
         self.manager.app_queues.unregister(slot)
@@ -461,7 +477,7 @@ class AttachServer:
     def stats(self) -> dict:
         return {"path": self.path, "group": self.group, "clients": len(self.clients),
                 "max_clients": self.max_clients, "attached": self.n_attached, "vanished": self.n_vanished,
-                "refused": dict(self.refused)}
+                "segment_notices_lost": self.n_segment_notices_lost, "refused": dict(self.refused)}
 
     def client_rows(self) -> list[dict]:
         return [{"pid": c.pid, "uid": c.uid, "app": c.app.name if c.app else None, "workers": sorted(c.workers)}
