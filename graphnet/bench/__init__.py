@@ -140,7 +140,7 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-_ROW = "{:<10}{:<16}{:>9}{:>10}{:>9}{:>8}  {}"
+_ROW = "{:<18}{:<16}{:>9}{:>10}{:>9}{:>8}  {}"
 _MAIN_KEYS = {"bench", "case", "pps", "ns_per_packet", "ns_per_node", "ratio", "against", "machine"}
 
 
