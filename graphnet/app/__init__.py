@@ -54,6 +54,7 @@ SOCK_STREAM = _socket.SOCK_STREAM
 SOCK_DGRAM = _socket.SOCK_DGRAM
 MSG_TX, MSG_CLOSE, MSG_RESET, MSG_ACCEPTED_REPLY, MSG_RX_DONE = 64, 65, 66, 67, 68
 _MSG = struct.Struct(MSG_FORMAT)
+SPIN_NS = int(os.environ.get("GRAPHNET_APP_SPIN_US", "20")) * 1000   # cut-through: look before sleeping (0: never)
 
 _ERRORS = {_errno.ECONNREFUSED: ConnectionRefusedError, _errno.ECONNRESET: ConnectionResetError,
            _errno.EPIPE: BrokenPipeError, _errno.EACCES: PermissionError, _errno.EPERM: PermissionError,
@@ -193,17 +194,37 @@ class Worker:
         p.poll(None if timeout is None else max(0, int(timeout * 1000 + 0.999)))
         return self.process_events() > 0
 
-    def wait_for(self, cond, timeout: Optional[float], what: str):
-        """Process events until cond() is true; TimeoutError naming `what`."""
+    def wait_for(self, cond, timeout: Optional[float], what: str, before_sleep=None, spin: bool = False):
+        """Until cond() is true: look at it (and at arriving events) for
+        SPIN_NS if `spin`, then call before_sleep() (e.g. clear a fifo's
+        event flag so the next byte raises an event), look once more, and
+        sleep on the eventfd; TimeoutError naming `what`. The short spin
+        lets a cut-through peer's bytes be taken without a wakeup through
+        the engine (not worth it when the engine itself must run first: it
+        would only take the engine's core on a small machine)."""
         end = None if timeout is None else time.monotonic() + timeout
+        clock = time.perf_counter_ns
+        budget = SPIN_NS if spin else 0
+        spin_end = clock() + budget
         while True:
             r = cond()
             if r:
                 return r
+            if len(self.events):
+                self.process_events()
+                continue
+            if clock() < spin_end:
+                continue
+            if before_sleep is not None:
+                before_sleep()
+                r = cond()
+                if r:
+                    return r
             left = None if end is None else end - time.monotonic()
             if left is not None and left <= 0:
                 raise TimeoutError(_errno.ETIMEDOUT, f"timed out waiting for {what}")
             self.wait(None if left is None else min(left, 1.0))
+            spin_end = clock() + budget
 
     def close_fds(self) -> None:
         for fd in (self.mq_fd, self.sig_fd):

@@ -145,15 +145,21 @@ class socket:
     def __repr__(self):
         return f"<graphnet.app.socket {'closed' if self._closed else self._what()}>"
 
-    def _wait(self, cond, what: str):
+    def _wait(self, cond, what: str, before_sleep=None):
         """Process events until cond() is true, honouring the timeout."""
         r = cond()
         if r:
             return r
         if self._timeout == 0.0:
+            if before_sleep is not None:
+                before_sleep()
+                r = cond()
+                if r:
+                    return r
             raise BlockingIOError(errno.EAGAIN, f"{self._what()}: {what} would block")
         try:
-            return self._w.wait_for(cond, self._timeout, what)
+            return self._w.wait_for(cond, self._timeout, what, before_sleep,
+                                    spin=self._s is not None and self._s.cut_through)
         except TimeoutError:
             raise TimeoutError(errno.ETIMEDOUT, f"{self._what()}: timed out ({self._timeout} s) waiting for {what}") \
                 from None
@@ -238,14 +244,13 @@ class socket:
             self._w.send(64, s.handle)                 # GN_APP_MSG_TX: data in my fifo
 
     def _room(self, s, need: int):
-        """At least `need` bytes free in the tx fifo (waiting for the reader)."""
+        """At least `need` bytes free in the tx fifo (waiting for the reader,
+        who is asked for a dequeue notification before we sleep)."""
         def ok():
             self._writable()
-            if s.tx.max_enqueue >= need:
-                return True
-            s.tx.want_deq_ntf(DEQ_NTF)                  # the reader (or the transport) tells us
             return s.tx.max_enqueue >= need
-        self._wait(ok, f"room in the tx fifo ({need} bytes)")
+        if s.tx.max_enqueue < need:
+            self._wait(ok, f"room in the tx fifo ({need} bytes)", lambda: s.tx.want_deq_ntf(DEQ_NTF))
 
     def send(self, data, flags: int = 0) -> int:
         self._check_open()
@@ -297,14 +302,23 @@ class socket:
     # --- receiving -------------------------------------------------------------------
 
     def _readable(self, s) -> bool:
-        if s.rx.max_dequeue:
-            return True
-        s.rx.unset_event()                              # we read all: the next byte raises an event
+        """Data, or an end (reset raises). Before sleeping, _wait clears the
+        fifo's event flag (the next byte raises an event) and looks again."""
         if s.rx.max_dequeue:
             return True
         if s.reset:
             raise ConnectionResetError(errno.ECONNRESET, f"{s.name()}: reset by peer")
         return s.peer_closed or s.gone or s.closed
+
+    def _wait_readable(self, s, what: str = "data") -> None:
+        self._wait(lambda: self._readable(s), what, s.rx.unset_event)
+
+    def _read_done(self, s, n: int) -> None:
+        """After a read: clear the event flag once the fifo is empty (so a
+        selector hears of the next byte), tell a waiting writer."""
+        if not s.rx.max_dequeue:
+            s.rx.unset_event()
+        self._rx_done(s, n)
 
     def _rx_done(self, s, n: int) -> None:
         if n and s.rx.needs_deq_ntf(n):
@@ -315,11 +329,11 @@ class socket:
         s = self._s
         if s is None:
             raise OSError(errno.ENOTCONN, f"{self._what()} is not connected")
-        self._wait(lambda: self._readable(s), "data")
+        self._wait_readable(s)
         if s.datagrams:
             return self._recv_dgram(s, bufsize)[0]
         data = s.rx.dequeue(bufsize)
-        self._rx_done(s, len(data))
+        self._read_done(s, len(data))
         return data
 
     def recv_into(self, buffer, nbytes: int = 0, flags: int = 0) -> int:
@@ -329,7 +343,7 @@ class socket:
         s = self._s
         if s is None:
             raise OSError(errno.ENOTCONN, f"{self._what()} is not connected")
-        self._wait(lambda: self._readable(s), "data")
+        self._wait_readable(s)
         if s.datagrams:
             data = self._recv_dgram(s, n)[0]
             mv[:len(data)] = data
@@ -342,7 +356,7 @@ class socket:
             if got == n:
                 break
         s.rx.dequeue_drop(got)
-        self._rx_done(s, got)
+        self._read_done(s, got)
         return got
 
     def recvfrom(self, bufsize: int, flags: int = 0):
@@ -350,7 +364,7 @@ class socket:
         s = self._s
         if s is None:
             raise OSError(errno.ENOTCONN, f"{self._what()} is not bound or connected")
-        self._wait(lambda: self._readable(s), "a datagram")
+        self._wait_readable(s, "a datagram")
         if s.datagrams:
             return self._recv_dgram(s, bufsize)
         return self.recv(bufsize), s.rmt
@@ -367,7 +381,7 @@ class socket:
         data = s.rx.dequeue(n)
         if len(data) > bufsize:
             data = data[:bufsize]
-        self._rx_done(s, DGRAM_HDR.size + n)
+        self._read_done(s, DGRAM_HDR.size + n)
         from graphnet.session.session import ip_str
         return data, (ip_str(rip), rport)
 
