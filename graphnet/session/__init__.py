@@ -37,6 +37,19 @@ work yet" for the gaps):
   - buffer wait queue: a transport with no buffers subscribes the session
     to the pool's FIFO waiters (gn_session_wait_buffers); woken sessions
     go back on the tx ring; freed sessions leave the queue (done, UDP)
+  - segment_manager: per app, first segment at attach, another added when
+    a session's fifos do not fit (the session layer's segment-full hook),
+    up to max_segments; an added one freed by collect() when empty (done)
+  - attach: the attach socket (issue 14): length-prefixed JSON, memfds
+    and eventfds by SCM_RIGHTS, SO_PEERCRED, workers per connection
+    (vanished when it closes: sessions reset, queues and segments freed),
+    fork's worker-add with the app's secret, segment hand-out checked,
+    SEGMENT_DEL notices (done)
+  - nodes/app_queue.pyx: one app -> engine queue per worker of an app in
+    another process, one eventfd; the queue names the worker (done);
+    app_msg.pxd: message handling shared with session-queue, RX_DONE on
+    cut-through sends the writer its dequeue notification
+  - graphnet/app: the app side (attach, fork hook, sockets, asyncio) (done)
 
 NEXT (in this order):
   - session-events is 1.2-1.3x its baseline (target 2x): profile the
@@ -52,7 +65,10 @@ NEXT (in this order):
   - TCP (issue 13) fills types.pxd's gn_transport_vft_t; the app's
     "I read" message (GN_APP_MSG_RX_DONE, rx dequeue notification to the
     transport for window updates) is defined but not handled yet;
-  - apps in other processes (issue 14): segments and queues are ready
-    (offsets only, Segment.attach(fd)); a segment manager adding segments
-    when one is full, and the attach socket, are not there.
+  - apps in other processes (issue 14): app-ct-throughput is 0.4-0.8x a
+    Unix socket (target 3x) and app-udp-rr 0.4-0.8x the kernel (target
+    1x): move the app side's per-call path to Cython (a cdef socket over
+    gn_fifo_t and the queues) and let a cut-through writer signal the
+    peer's queue directly (its segment mapped) instead of through
+    session-queue; the idle-CPU figure (< 1% of a core) is not measured.
 """
