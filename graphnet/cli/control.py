@@ -207,6 +207,18 @@ def unlink_own(path: str, inode: Optional[tuple], made_dir: bool) -> None:
             pass
 
 
+def stop_serving(closing: threading.Event, wake_w: socket.socket, thread: Optional[threading.Thread]) -> None:
+    """Tell a serving thread to stop (the flag, a byte on its wake socket)
+    and wait for it (not when called from that thread itself)."""
+    closing.set()
+    try:
+        wake_w.send(b"x")
+    except OSError:
+        pass
+    if thread is not None and thread is not threading.current_thread():
+        thread.join(5)
+
+
 def peer_credentials(conn: socket.socket) -> tuple:
     """(pid, uid, gid) of the peer, from the kernel (SO_PEERCRED)."""
     return _UCRED.unpack(conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size))
@@ -256,13 +268,7 @@ class ControlServer:
         """Stop serving, drop client connections, remove the socket file."""
         if self._sock is None:
             return
-        self._closing.set()
-        try:
-            self._wake_w.send(b"x")
-        except OSError:
-            pass
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(5)
+        stop_serving(self._closing, self._wake_w, self._thread)
         self._thread = None
         with self._lock:
             clients = list(self._clients)

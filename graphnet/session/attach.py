@@ -67,7 +67,8 @@ import struct
 import threading
 from typing import Optional, Union
 
-from graphnet.cli.control import (ControlError, group_id, in_group, listen_unix, unlink_own, peer_credentials)
+from graphnet.cli.control import (ControlError, group_id, in_group, listen_unix, unlink_own, peer_credentials,
+                                  stop_serving)
 from graphnet.session.session import SessionError, MSG_FORMAT, NO_HANDLE
 
 log = logging.getLogger("graphnet.attach")
@@ -169,13 +170,7 @@ class AttachServer:
         """Stop serving; every client's workers go (as detached)."""
         if self._sock is None:
             return
-        self._closing.set()
-        try:
-            self._wake_w.send(b"x")
-        except OSError:
-            pass
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(5)
+        stop_serving(self._closing, self._wake_w, self._thread)
         self._thread = None
         for c in list(self.clients.values()):
             self._drop(c, vanished=False)
