@@ -80,10 +80,10 @@ class _Pump:
 
 
 def _pump(loop=None) -> _Pump:
-    from graphnet import app
+    from graphnet.app.core import current
     loop = loop or asyncio.get_running_loop()
     p = _PUMPS.get(loop)
-    w = app.current().worker
+    w = current().worker
     if p is None or p.worker is not w:            # a fork made a new worker
         if p is not None:
             p.close()
@@ -315,7 +315,7 @@ class Server:
 
 async def create_connection(protocol_factory, host: str, port: int):
     """(transport, protocol) for a stream session to host:port."""
-    from graphnet import app
+    from graphnet.app.core import current
     from graphnet.app.socket import socket as gsocket
     loop = asyncio.get_running_loop()
     pump = _pump(loop)
@@ -325,7 +325,7 @@ async def create_connection(protocol_factory, host: str, port: int):
     w.connects[opaque] = None
     uri = sock._uri((host, port))
     try:
-        app.current().connect(uri, opaque)
+        current().connect(uri, opaque)
         ev = await pump.wait_for(lambda: w.connects.get(opaque))
     finally:
         w.connects.pop(opaque, None)

@@ -70,7 +70,7 @@ class socket:
 
     def __init__(self, family: int = AF_INET, type: int = SOCK_STREAM, proto: int = 0, *, attachment=None,
                  _session=None):
-        from graphnet import app
+        from graphnet.app.core import current
         if family != AF_INET:
             raise OSError(errno.EAFNOSUPPORT, "graphnet sockets are AF_INET only")
         if type not in (SOCK_STREAM, SOCK_DGRAM):
@@ -78,7 +78,7 @@ class socket:
         self.family = family
         self.type = type
         self.proto = proto
-        self._att = attachment or app.current()
+        self._att = attachment or current()
         self._w = self._att.worker
         self._s = _session                 # graphnet.app.Session once connected / accepted / bound (UDP)
         self._listener: Optional[int] = None
@@ -213,7 +213,7 @@ class socket:
                               f"the listen reply for {uri}")
         self._w.bound.remove(ev)
         if ev["rx_fifo"]:                               # a datagram listener: its own fifos
-            from graphnet.app import Session
+            from graphnet.app.core import Session
             self._s = self._w.sessions[h] = Session(self._w, ev)
             self._s.lcl = self._bound
 

@@ -120,11 +120,17 @@ def start_attach_server(engine, cfg, control_path: str):
     """Serve the attach socket ([app_socket]) when the graph has the session
     layer's app-queue node; the server, or None. Default path: app.sock in
     the control socket's directory."""
+    from graphnet.cli.control import ControlError
     from graphnet.session.attach import AttachServer
+    from graphnet.unix_socket import SocketSetupError
     if not cfg.app_socket_enabled or "app-queue" not in engine.registrations:
         return None
     path = cfg.app_socket or os.path.join(os.path.dirname(str(control_path)), "app.sock")
-    return AttachServer(engine, path, group=cfg.app_socket_group, max_clients=cfg.app_socket_max_clients).start()
+    try:
+        return AttachServer(engine, path, group=cfg.app_socket_group,
+                            max_clients=cfg.app_socket_max_clients).start()
+    except SocketSetupError as e:
+        raise ControlError(f"attach socket: {e}") from None
 
 
 def cmd_run(args) -> int:

@@ -45,7 +45,7 @@ UNCONVERTED_FEATURES: dict = {}
 # Modules not yet converted that belong to no feature: the session layer's
 # nodes, which graphnet.nodes.session_host adds to a graph itself.
 UNCONVERTED_NO_FEATURE = ("graphnet.nodes.session_input", "graphnet.nodes.session_queue",
-                          "graphnet.nodes.session_host")
+                          "graphnet.nodes.app_queue", "graphnet.nodes.session_host")
 
 _scanned: Optional[list] = None
 _added: list = []

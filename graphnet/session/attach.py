@@ -31,7 +31,7 @@ descriptors (SCM_RIGHTS), listed in its ``fds`` key in order.
     errors: {"ok": false, "error": "<text>", "errno": <int, when there is one>}
 
 Invariants:
-  - who may connect: as the control socket (graphnet.cli.control): mode
+  - who may connect: as the control socket (graphnet.unix_socket): mode
     0600, or 0660 with ``group``; the peer's SO_PEERCRED must be root, the
     engine's user or a member of the group, else one error and close
     (``refused["peer"]``); at most ``max_clients`` connections;
@@ -67,7 +67,7 @@ import struct
 import threading
 from typing import Optional, Union
 
-from graphnet.cli.control import (ControlError, group_id, in_group, listen_unix, unlink_own, peer_credentials,
+from graphnet.unix_socket import (SocketSetupError, group_id, in_group, listen_unix, unlink_own, peer_credentials,
                                   stop_serving)
 from graphnet.session.session import SessionError, MSG_FORMAT, NO_HANDLE
 
@@ -126,7 +126,7 @@ class AttachServer:
     def __init__(self, engine, path: Optional[str] = None, *, group: Union[str, int, None] = None,
                  max_clients: int = DEFAULT_MAX_CLIENTS):
         if not 1 <= max_clients <= 4096:
-            raise ControlError(f"max_clients must be 1..4096, not {max_clients}")
+            raise SocketSetupError(f"max_clients must be 1..4096, not {max_clients}")
         self.engine = engine
         self.path = str(path or default_attach_path())
         self.group = group
@@ -153,9 +153,9 @@ class AttachServer:
 
     def start(self) -> "AttachServer":
         if self._sock is not None:
-            raise ControlError("the attach server is already started")
+            raise SocketSetupError("the attach server is already started")
         if getattr(self.manager, "app_queues", None) is None:
-            raise ControlError("the engine has no app-queue node (add graphnet.nodes.session_host.NODES)")
+            raise SocketSetupError("the engine has no app-queue node (add graphnet.nodes.session_host.NODES)")
         self._sock, self._inode, self._made_dir = listen_unix(self.path, self.gid, backlog=64)
         self._wake_r, self._wake_w = socket.socketpair()
         self._closing.clear()

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import graphnet
 
-LAYERS = {"includes": 0, "wire": 0, "paths": 0, "vlib": 1, "fib": 2, "io": 2, "nodes": 2, "session": 2, "transport": 2,
-          "apps": 3, "bench": 3, "fuzz": 3, "testing": 3, "tools": 3, "config": 3, "__init__": 3, "cli": 4, "__main__": 4}
+LAYERS = {"includes": 0, "wire": 0, "paths": 0, "unix_socket": 0, "vlib": 1, "fib": 2, "io": 2, "nodes": 2, "session": 2, "transport": 2,
+          "apps": 3, "app": 3, "bench": 3, "fuzz": 3, "testing": 3, "tools": 3, "config": 3, "__init__": 3, "cli": 4, "__main__": 4}
 FORBIDDEN = {("config", "cli")}          # (importer, imported) besides the ranks
 
 _CY_IMPORT = re.compile(r"^\s*(?:from\s+([\w.]+)\s+c?import\s+(.+)|c?import\s+([\w., ]+))", re.M)
