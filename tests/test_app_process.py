@@ -323,6 +323,12 @@ CORRUPT = """
     print(sorted(e["retval"] for e in w.errors))
     u.send(b"still fine")
     print(u.recv(100).decode())
+    # a header rewritten to claim a huge ring: both sides keep the geometry
+    # they checked when they opened the queue, nobody reads or writes outside
+    for q in (w.ctrl, w.events):
+        q.segment.view(q.offset + 4, 8)[:] = struct.pack("<II", 1 << 20, 4096)
+    u.send(b"and after the rewrite")
+    print(u.recv(100).decode())
 """
 
 
@@ -330,7 +336,7 @@ def test_corrupt_messages_are_refused_with_an_error_event_and_the_engine_goes_on
     eng, srv = engine
     rc, out, err = finish(run(srv, CORRUPT, ENGINE_IP))
     assert rc == 0, err
-    assert out.splitlines() == ["[64, 99]", "still fine"]
+    assert out.splitlines() == ["[64, 99]", "still fine", "and after the rewrite"]
     assert eng.error_count("app-queue", "bad-msg") == 2
 
 

@@ -25,7 +25,7 @@ from libc.stdlib cimport calloc, free
 from graphnet.vlib.buffer cimport gn_frame_t
 from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t, gn_node_increment_error, gn_node_set_interrupt_pending
 from graphnet.session.types cimport gn_app_msg_t
-from graphnet.session.msg_queue cimport (gn_mq_t, gn_mq_handle_t, gn_mq_dequeue_batch, gn_mq_clear_signal, gn_mq_count,
+from graphnet.session.msg_queue cimport (gn_mq_handle_t, gn_mq_dequeue_batch_h, gn_mq_clear_signal, gn_mq_count,
                                          MessageQueue)
 from graphnet.session.session cimport gn_session_main_t
 from graphnet.session.app_msg cimport gn_app_msg_handle
@@ -44,7 +44,7 @@ ERRORS = (
 )
 
 ctypedef struct app_queue_slot_t:
-    gn_mq_t* mq                        # in the app's segment (this process's mapping)
+    gn_mq_handle_t mq                  # in the app's segment, with the geometry checked at open
     uint32_t wrk_index
     uint32_t valid
 
@@ -69,7 +69,7 @@ cdef uint32_t app_queue_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* f
             continue
         n = 0
         while n < q.max_msgs:
-            k = gn_mq_dequeue_batch(q.slots[i].mq, <uint8_t*>msgs, sizeof(gn_app_msg_t), MSG_BATCH)
+            k = gn_mq_dequeue_batch_h(&q.slots[i].mq, <uint8_t*>msgs, sizeof(gn_app_msg_t), MSG_BATCH)
             if k == 0:
                 break
             for j in range(k):
@@ -78,7 +78,7 @@ cdef uint32_t app_queue_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* f
                     bad += 1
             n += k
         total += n
-        if gn_mq_count(q.slots[i].mq):
+        if gn_mq_count(q.slots[i].mq.mq):
             more = True
     gn_node_increment_error(vm, node, ERROR_APP_MSGS, total)
     gn_node_increment_error(vm, node, ERROR_BAD_MSG, bad)
@@ -118,7 +118,7 @@ cdef class AppQueues:
         cdef uint32_t i
         for i in range(MAX_QUEUES):
             if not self.q.slots[i].valid:
-                self.q.slots[i].mq = (<gn_mq_handle_t*><size_t>mq.handle_address()).mq
+                self.q.slots[i].mq = (<gn_mq_handle_t*><size_t>mq.handle_address())[0]
                 self.q.slots[i].wrk_index = wrk_index
                 self.q.slots[i].valid = 1
                 if i >= self.q.high:
@@ -130,7 +130,7 @@ cdef class AppQueues:
     def unregister(self, uint32_t slot):
         if slot < MAX_QUEUES and self.q.slots[slot].valid:
             self.q.slots[slot].valid = 0
-            self.q.slots[slot].mq = NULL
+            self.q.slots[slot].mq.mq = NULL
             self.mqs.pop(slot, None)
             while self.q.high and not self.q.slots[self.q.high - 1].valid:
                 self.q.high -= 1

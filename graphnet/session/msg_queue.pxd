@@ -32,11 +32,14 @@ ctypedef struct gn_mq_handle_t:
     # This process's view: the queue in its mapping and the consumer's eventfd.
     gn_mq_t* mq
     int efd                            # -1: nobody is signalled (polled)
+    uint32_t n_slots                   # the geometry checked when the queue was opened: used
+    uint32_t slot_size                 # instead of the header's (another process may rewrite it)
 
 cdef uint64_t gn_mq_bytes_for(uint32_t n_slots, uint32_t slot_size) noexcept nogil
 cdef void gn_mq_init(gn_mq_t* mq, uint32_t n_slots, uint32_t slot_size) noexcept nogil
 cdef uint32_t gn_mq_enqueue_batch(gn_mq_handle_t* h, const uint8_t* msgs, uint32_t msg_size, uint32_t n) noexcept nogil
 cdef uint32_t gn_mq_dequeue_batch(gn_mq_t* mq, uint8_t* out, uint32_t out_size, uint32_t n) noexcept nogil
+cdef uint32_t gn_mq_dequeue_batch_h(gn_mq_handle_t* h, uint8_t* out, uint32_t out_size, uint32_t n) noexcept nogil
 cdef uint32_t gn_mq_count(gn_mq_t* mq) noexcept nogil
 cdef void gn_mq_clear_signal(gn_mq_handle_t* h) noexcept nogil
 

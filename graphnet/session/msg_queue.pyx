@@ -18,8 +18,10 @@ Invariants:
     cannot stall the engine; the caller keeps what was not taken and
     retries later: nothing is lost;
   - positions read from the other side are clamped (tail - head > n_slots
-    counts as full) and slot indices are masked: junk written by another
-    process cannot make this one read or write outside the ring.
+    counts as full) and slot indices are masked with the geometry checked
+    when this process opened the queue (kept in its handle, not re-read
+    from the header): junk written by another process, in the positions or
+    in the header, cannot make this one read or write outside the ring.
 """
 import os
 import select
@@ -37,8 +39,8 @@ HEADER_BYTES = sizeof(gn_mq_t)
 assert sizeof(gn_mq_t) % 64 == 0
 
 
-cdef inline uint8_t* _slot(gn_mq_t* mq, uint32_t pos) noexcept nogil:
-    return <uint8_t*>mq + sizeof(gn_mq_t) + <uint64_t>(pos & (mq.n_slots - 1)) * mq.slot_size
+cdef inline uint8_t* _slot(gn_mq_t* mq, uint32_t n_slots, uint32_t slot_size, uint32_t pos) noexcept nogil:
+    return <uint8_t*>mq + sizeof(gn_mq_t) + <uint64_t>(pos & (n_slots - 1)) * slot_size
 
 
 cdef uint64_t gn_mq_bytes_for(uint32_t n_slots, uint32_t slot_size) noexcept nogil:
@@ -52,13 +54,13 @@ cdef void gn_mq_init(gn_mq_t* mq, uint32_t n_slots, uint32_t slot_size) noexcept
     mq.magic = GN_MQ_MAGIC
 
 
-cdef inline uint32_t _used(gn_mq_t* mq, uint32_t head, uint32_t tail) noexcept nogil:
+cdef inline uint32_t _used(uint32_t n_slots, uint32_t head, uint32_t tail) noexcept nogil:
     cdef uint32_t n = tail - head
-    return n if n <= mq.n_slots else mq.n_slots
+    return n if n <= n_slots else n_slots
 
 
 cdef uint32_t gn_mq_count(gn_mq_t* mq) noexcept nogil:
-    return _used(mq, gn_atomic_load_u32(&mq.head), gn_atomic_load_u32(&mq.tail))
+    return _used(mq.n_slots, gn_atomic_load_u32(&mq.head), gn_atomic_load_u32(&mq.tail))
 
 
 cdef uint32_t gn_mq_enqueue_batch(gn_mq_handle_t* h, const uint8_t* msgs, uint32_t msg_size, uint32_t n) noexcept nogil:
@@ -66,9 +68,11 @@ cdef uint32_t gn_mq_enqueue_batch(gn_mq_handle_t* h, const uint8_t* msgs, uint32
     out back to back; returns how many were taken (the rest: retry later)."""
     cdef gn_mq_t* mq = h.mq
     cdef uint32_t spins = 0, tail, used, k, i
+    cdef uint32_t n_slots = h.n_slots if h.n_slots else mq.n_slots
+    cdef uint32_t slot_size = h.slot_size if h.slot_size else mq.slot_size
     cdef uint64_t one = 1
     cdef bint was_empty
-    if n == 0 or msg_size > mq.slot_size:
+    if n == 0 or msg_size > slot_size:
         return 0
     while not gn_spin_trylock(&mq.lock):
         spins += 1
@@ -77,15 +81,15 @@ cdef uint32_t gn_mq_enqueue_batch(gn_mq_handle_t* h, const uint8_t* msgs, uint32
             return 0
     mq.n_lock += 1
     tail = mq.tail
-    used = _used(mq, gn_atomic_load_u32(&mq.head), tail)
+    used = _used(n_slots, gn_atomic_load_u32(&mq.head), tail)
     was_empty = used == 0
-    k = mq.n_slots - used
+    k = n_slots - used
     if k > n:
         k = n
     for i in range(k):
-        memcpy(_slot(mq, tail + i), msgs + <uint64_t>i * msg_size, msg_size)
-        if msg_size < mq.slot_size:
-            memset(_slot(mq, tail + i) + msg_size, 0, mq.slot_size - msg_size)
+        memcpy(_slot(mq, n_slots, slot_size, tail + i), msgs + <uint64_t>i * msg_size, msg_size)
+        if msg_size < slot_size:
+            memset(_slot(mq, n_slots, slot_size, tail + i) + msg_size, 0, slot_size - msg_size)
     gn_atomic_store_u32(&mq.tail, tail + k)
     mq.n_enqueued += k
     if k < n:
@@ -98,18 +102,30 @@ cdef uint32_t gn_mq_enqueue_batch(gn_mq_handle_t* h, const uint8_t* msgs, uint32
     return k
 
 
-cdef uint32_t gn_mq_dequeue_batch(gn_mq_t* mq, uint8_t* out, uint32_t out_size, uint32_t n) noexcept nogil:
-    """Consumer: copy up to n messages (out_size bytes each, at most
-    slot_size) into out; returns how many."""
-    cdef uint32_t head = mq.head, used = _used(mq, head, gn_atomic_load_u32(&mq.tail)), i
-    if out_size > mq.slot_size:
-        out_size = mq.slot_size
+cdef inline uint32_t _dequeue(gn_mq_t* mq, uint32_t n_slots, uint32_t slot_size, uint8_t* out, uint32_t out_size,
+                              uint32_t n) noexcept nogil:
+    cdef uint32_t head = mq.head, used = _used(n_slots, head, gn_atomic_load_u32(&mq.tail)), i
+    if out_size > slot_size:
+        out_size = slot_size
     if n > used:
         n = used
     for i in range(n):
-        memcpy(out + <uint64_t>i * out_size, _slot(mq, head + i), out_size)
+        memcpy(out + <uint64_t>i * out_size, _slot(mq, n_slots, slot_size, head + i), out_size)
     gn_atomic_store_u32(&mq.head, head + n)
     return n
+
+
+cdef uint32_t gn_mq_dequeue_batch(gn_mq_t* mq, uint8_t* out, uint32_t out_size, uint32_t n) noexcept nogil:
+    """Consumer: copy up to n messages (out_size bytes each, at most
+    slot_size) into out; returns how many. Trusts the header's geometry:
+    for a queue no other process can write, else gn_mq_dequeue_batch_h."""
+    return _dequeue(mq, mq.n_slots, mq.slot_size, out, out_size, n)
+
+
+cdef uint32_t gn_mq_dequeue_batch_h(gn_mq_handle_t* h, uint8_t* out, uint32_t out_size, uint32_t n) noexcept nogil:
+    """As gn_mq_dequeue_batch, with the geometry checked at open (a queue
+    in another process's segment: its header may have been rewritten)."""
+    return _dequeue(h.mq, h.n_slots, h.slot_size, out, out_size, n)
 
 
 cdef void gn_mq_clear_signal(gn_mq_handle_t* h) noexcept nogil:
@@ -139,6 +155,8 @@ cdef class MessageQueue:
                 or not gn_segment_contains(&segment.seg, offset, gn_mq_bytes_for(mq.n_slots, mq.slot_size))):
             raise ValueError(f"no message queue at offset {offset} of segment {segment.name!r}")
         self.h.mq = mq
+        self.h.n_slots = mq.n_slots
+        self.h.slot_size = mq.slot_size
         self.offset = offset
 
     @staticmethod
@@ -200,8 +218,8 @@ cdef class MessageQueue:
     def enqueue_batch(self, msgs):
         """Enqueue byte strings (each at most slot_size); returns how many
         were taken, in order (the rest: the ring was full)."""
-        cdef gn_mq_t* mq = self._q()
-        cdef uint32_t size = mq.slot_size
+        self._q()
+        cdef uint32_t size = self.h.slot_size
         cdef bytearray buf = bytearray(len(msgs) * size)
         cdef uint8_t[::1] mv
         for i, m in enumerate(msgs):
@@ -220,14 +238,15 @@ cdef class MessageQueue:
     def dequeue_batch(self, uint32_t n=0xffffffff):
         """Up to n messages (each slot_size bytes), oldest first."""
         cdef gn_mq_t* mq = self._q()
-        cdef uint32_t k = min(n, gn_mq_count(mq))
-        cdef bytearray buf = bytearray(k * mq.slot_size)
+        cdef uint32_t size = self.h.slot_size
+        cdef uint32_t k = min(n, gn_mq_count(mq), self.h.n_slots)
+        cdef bytearray buf = bytearray(k * size)
         cdef uint8_t[::1] mv
         if k == 0:
             return []
         mv = buf
-        k = gn_mq_dequeue_batch(mq, &mv[0], mq.slot_size, k)
-        return [bytes(buf[i * mq.slot_size:(i + 1) * mq.slot_size]) for i in range(k)]
+        k = gn_mq_dequeue_batch_h(&self.h, &mv[0], size, k)
+        return [bytes(buf[i * size:(i + 1) * size]) for i in range(k)]
 
     def wait(self, timeout=None):
         """Block (Python side only) until the eventfd is signalled or the
