@@ -71,5 +71,7 @@ NEXT (in this order):
     gn_fifo_t and the queues) and let a cut-through writer signal the
     peer's queue directly (its segment mapped) instead of through
     session-queue; the idle figure (0.2% of a core) is measured by hand,
-    not by a bench.
+    not by a bench; the engine's fifo operations read the fifo's size from
+    its header in the app's segment: keep an engine-local geometry per
+    session fifo (as gn_mq_handle_t does for queues) before hostile apps.
 """
