@@ -56,13 +56,14 @@ def show_session(engine, verbose: bool = False, thread=None) -> str:
 
 
 def app_rows(engine, name=None) -> list:
-    """[{index, name, workers, scope, segment_size, segment_free}]"""
+    """[{index, name, workers, scope, segment_size, segment_free[, builtin: the builtin app's counters]}]"""
     if not has_sessions(engine):
         return []
     mgr = session_manager(engine)
     apps = [mgr.app(name)] if name else list(mgr.apps.values())
     return [{"index": a.index, "name": a.name, "workers": len(a.workers), "scope": a.options.scope,
-             "segment_size": a.segment.stats()["size"], "segment_free": a.segment.stats()["bytes_free"]}
+             "segment_size": a.segment.stats()["size"], "segment_free": a.segment.stats()["bytes_free"],
+             **({"builtin": a.builtin.stats()} if hasattr(a, "builtin") else {})}
             for a in apps]
 
 
@@ -71,8 +72,12 @@ def show_app(engine, name=None) -> str:
     if not rows:
         return "no apps attached"
     lines = [f"{'index':<7}{'name':<32}{'workers':<9}{'scope':<8}segment (free/size)"]
-    lines += [f"{r['index']:<7}{r['name']:<32}{r['workers']:<9}{r['scope']:<8}{r['segment_free']}/{r['segment_size']}"
-              for r in rows]
+    for r in rows:
+        lines.append(f"{r['index']:<7}{r['name']:<32}{r['workers']:<9}{r['scope']:<8}"
+                     f"{r['segment_free']}/{r['segment_size']}")
+        if "builtin" in r:
+            lines.append("       " + " ".join(f"{k} {v:.6g}" if isinstance(v, float) else f"{k} {v}"
+                                             for k, v in r["builtin"].items()))
     return "\n".join(lines)
 
 
