@@ -29,6 +29,11 @@ TRANSPORT_CLOSED, CLOSED, TRANSPORT_DELETED. Transitions (VPP's):
     app has been told);
   - session reset (by the app): the tx fifo dropped, CLOSING, a transport
     reset programmed;
+  - app close or reset of a half-open (CONNECTING): only marked; the
+    transport is not called (it has no connection yet); when the connect
+    completes, no session is made (the transport drops the connection)
+    and the app is not told; the half-open goes with the transport's
+    half-open delete;
   - a failed accept or connect notification frees the fifos and the
     session without a cleanup notification.
 "Programmed" means appended to the thread's control list, which
@@ -733,7 +738,10 @@ cdef int gn_session_stream_connect_notify(gn_session_main_t* sm, gn_transport_co
                                           int err) noexcept nogil:
     """The transport connected (err 0, tc the connection) or failed (err < 0)
     for half-open ho_handle. The half-open stays until the transport calls
-    gn_session_half_open_delete_notify."""
+    gn_session_half_open_delete_notify. Returns 0 when the app was told;
+    -1 when it was not or no session was made for a connection (the
+    transport drops it): out of memory, or the app closed the half-open
+    meanwhile (it is not told then)."""
     cdef gn_session_t* ho = gn_session_from_handle(sm, ho_handle)
     cdef gn_session_t* s
     cdef gn_app_wrk_t* wrk
@@ -743,7 +751,7 @@ cdef int gn_session_stream_connect_notify(gn_session_main_t* sm, gn_transport_co
     _set_state(ho, GN_SESSION_STATE_TRANSPORT_CLOSED)
     opaque = ho.opaque
     wrk = gn_app_wrk_get_if_valid(sm, ho.app_wrk_index)
-    if wrk == NULL:
+    if wrk == NULL or ho.flags & GN_SESSION_F_APP_CLOSED:
         return -1
     if err != 0 or tc == NULL:
         return _connect_event(sm, wrk, GN_NO_HANDLE, err if err != 0 else -1, opaque)
@@ -864,6 +872,8 @@ cdef void gn_session_close(gn_session_main_t* sm, gn_session_t* s) noexcept nogi
     if s.flags & GN_SESSION_F_APP_CLOSED:
         return
     s.flags |= GN_SESSION_F_APP_CLOSED
+    if s.flags & GN_SESSION_F_HALF_OPEN:
+        return                                   # abandoned: the connect's outcome frees it, unannounced
     if s.state >= GN_SESSION_STATE_CLOSING:
         if s.state == GN_SESSION_STATE_TRANSPORT_CLOSED or s.state == GN_SESSION_STATE_TRANSPORT_DELETED:
             _program_ctrl(sm, s, GN_APP_MSG_CLOSE)
@@ -878,6 +888,8 @@ cdef void gn_session_reset(gn_session_main_t* sm, gn_session_t* s) noexcept nogi
     if s.flags & GN_SESSION_F_APP_CLOSED:
         return
     s.flags |= GN_SESSION_F_APP_CLOSED
+    if s.flags & GN_SESSION_F_HALF_OPEN:
+        return                                   # as close: nothing to reset yet
     _drop_tx(s)
     if s.state >= GN_SESSION_STATE_CLOSING:
         if s.state == GN_SESSION_STATE_TRANSPORT_CLOSED or s.state == GN_SESSION_STATE_TRANSPORT_DELETED:
