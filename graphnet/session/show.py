@@ -149,3 +149,37 @@ def input_stats(engine) -> dict:
 def show_session_input(engine) -> str:
     st = input_stats(engine)
     return "\n".join(f"{text:<26}{st[k]:>14}" for k, text in INPUT_ROWS)
+
+
+TRACE_RECORD = "<QIiIIB7x"          # graphnet/nodes/session_trace.pxd gn_session_trace_t
+TRACE_PUSH, TRACE_PACKET = 200, 201
+
+
+def format_session_trace(record: bytes, engine=None) -> str:
+    """A session-input / session-queue trace record as text: the event, app
+    message or tx push, its session, worker (and app) and fifo levels; a
+    packet session-queue sent as interface and IPv4 header."""
+    import struct
+    from graphnet.session.session import EVENT_NAMES
+    size = struct.calcsize(TRACE_RECORD)
+    handle, wrk, arg, rx, tx, kind = struct.unpack_from(TRACE_RECORD, record.ljust(size, b"\0"))
+    if kind == TRACE_PACKET:
+        from graphnet.vlib.kit import format_trace_bytes
+        from graphnet.wire.ip4 import format_ip4_header
+        return format_trace_bytes(bytes(record), engine, format_ip4_header, "tx", size)
+    who = f"worker {wrk}"
+    if engine is not None and has_sessions(engine):
+        owner = _owners(session_manager(engine)).get(wrk)
+        if owner is not None:
+            who = f"app {owner[0]!r} worker {owner[1]} (index {wrk})"
+    session = "no session" if handle == (1 << 64) - 1 else f"session {handle:#x}"
+    fifos = f"rx fifo {rx} B, tx fifo {tx} B"
+    if kind == TRACE_PUSH:
+        return f"  tx push {session}: {arg} sent, {fifos} left"
+    if kind in APP_MSG_NAMES:
+        return f"  app msg {APP_MSG_NAMES[kind]} {session} from {who}{', refused' if arg else ''}; {fifos}"
+    name = EVENT_NAMES.get(kind, f"type {kind}")
+    return f"  event {name} {session} to {who}{f', retval {arg}' if arg else ''}; {fifos}"
+
+
+APP_MSG_NAMES = {64: "tx", 65: "close", 66: "reset", 67: "accepted-reply", 68: "rx-done"}   # types.pxd GN_APP_MSG_*
