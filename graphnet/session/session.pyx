@@ -55,11 +55,13 @@ from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t
 from libc.stdlib cimport calloc, malloc, realloc, free
 from libc.string cimport memset, memmove, memcpy
 from graphnet.session.types cimport *
-from graphnet.session.segment cimport Segment, gn_segment_t, gn_segment_alloc, gn_segment_free, GN_SEGMENT_KIND_FIFO
+from graphnet.session.segment cimport (Segment, gn_segment_t, gn_segment_alloc, gn_segment_free, gn_segment_contains,
+                                       GN_SEGMENT_KIND_FIFO)
 from graphnet.session.fifo cimport (gn_fifo_t, gn_fifo_init, gn_fifo_bytes_for, gn_fifo_set_event,
                                     gn_fifo_dequeue_drop_all, gn_fifo_clear_deq_ntf)
 from graphnet.session.msg_queue cimport gn_mq_enqueue_batch, gn_mq_handle_t, MessageQueue
 from graphnet.vlib.main cimport gn_main_t, gn_node_set_interrupt_pending
+from graphnet.includes.platform cimport gn_atomic_store_u32
 from graphnet.vlib.buffer cimport gn_buffer_waiter_t, gn_buffer_waiter_add, gn_buffer_waiter_remove
 
 import logging
@@ -423,14 +425,12 @@ cdef int gn_app_wrk_add_event(gn_session_main_t* sm, uint32_t wrk_index, uint8_t
 
 
 cdef void gn_session_enqueue_notify_slow(gn_session_main_t* sm, gn_session_t* s) noexcept nogil:
-    """gn_session_enqueue_notify when the flag looked clear: set it
-    atomically (the app may clear it meanwhile) and add the event."""
-    if gn_fifo_set_event(s.rx_fifo):
-        gn_app_wrk_add_event(sm, s.app_wrk_index, GN_EVT_RX, 0, gn_session_handle(s))
-    else:
-        sm.n_coalesced += 1
-        if s.app_wrk_index < sm.cap_wrks:
-            sm.wrks[s.app_wrk_index].n_coalesced += 1
+    """gn_session_enqueue_notify when the flag looked clear: set it and add
+    the event. A plain store, no atomic exchange: the transport is the rx
+    fifo's only producer and the app only ever clears the flag, so the
+    flag seen clear stays clear until this store."""
+    gn_atomic_store_u32(&s.rx_fifo.has_event, 1)
+    gn_app_wrk_add_event(sm, s.app_wrk_index, GN_EVT_RX, 0, gn_session_handle(s))
 
 
 cdef void gn_session_dequeue_notify(gn_session_main_t* sm, gn_session_t* s) noexcept nogil:
@@ -443,6 +443,19 @@ cdef inline uint32_t _fifo_offset(gn_session_main_t* sm, gn_fifo_t* f) noexcept 
     if f == NULL or sm.segments[f.segment_index] == NULL:
         return 0
     return <uint32_t>(<uint8_t*>f - sm.segments[f.segment_index].base)
+
+
+cdef inline uint32_t _tx_fifo_offset(gn_session_main_t* sm, gn_session_t* s, uint32_t seg_index) noexcept nogil:
+    """The tx fifo's offset without reading its header (a cache line nothing
+    else touches on the rx path) when it lies in the rx fifo's segment, as
+    a session's fifo pair does."""
+    cdef gn_segment_t* seg = sm.segments[seg_index] if s.rx_fifo != NULL else NULL
+    cdef uint64_t off
+    if seg != NULL:
+        off = <uint64_t>(<uint8_t*>s.tx_fifo - seg.base)
+        if <uint8_t*>s.tx_fifo >= seg.base and gn_segment_contains(seg, off, sizeof(gn_fifo_t)):
+            return <uint32_t>off
+    return _fifo_offset(sm, s.tx_fifo)
 
 
 cdef bint _build_msg(gn_session_main_t* sm, gn_app_wrk_t* wrk, gn_session_event_t* e, gn_app_msg_t* m) noexcept nogil:
@@ -466,9 +479,11 @@ cdef bint _build_msg(gn_session_main_t* sm, gn_app_wrk_t* wrk, gn_session_event_
     m.proto = s.proto
     m.state = s.state
     m.listener_handle = s.listener_handle
-    m.rx_fifo = _fifo_offset(sm, s.rx_fifo)
-    m.tx_fifo = _fifo_offset(sm, s.tx_fifo)
-    m.segment_index = s.rx_fifo.segment_index if s.rx_fifo != NULL else 0
+    if s.rx_fifo != NULL:
+        m.segment_index = s.rx_fifo.segment_index
+        m.rx_fifo = _fifo_offset(sm, s.rx_fifo)
+    if s.tx_fifo != NULL:
+        m.tx_fifo = _tx_fifo_offset(sm, s, m.segment_index)
     if e.type != GN_EVT_CONNECTED:
         m.opaque = s.opaque
     if e.type == GN_EVT_ACCEPTED or e.type == GN_EVT_CONNECTED:
@@ -488,7 +503,10 @@ cdef bint _build_msg(gn_session_main_t* sm, gn_app_wrk_t* wrk, gn_session_event_
 
 
 cdef void _after_delivery(gn_session_main_t* sm, gn_app_wrk_t* wrk, gn_app_msg_t* m) noexcept nogil:
-    cdef gn_session_t* s = gn_session_from_handle(sm, m.handle)
+    cdef gn_session_t* s
+    if m.type != GN_EVT_ACCEPTED and m.type != GN_EVT_CLEANUP:
+        return                                     # (the rx path: no session lookup)
+    s = gn_session_from_handle(sm, m.handle)
     if s == NULL:
         return
     if m.type == GN_EVT_ACCEPTED and wrk.cb != NULL and s.state == GN_SESSION_STATE_ACCEPTING:
