@@ -161,12 +161,19 @@ Schema (every key optional unless marked; unknown keys are errors)::
 
     [[app]]                 # a builtin application on the session layer (adds
                             # the session nodes; needs the IPv4 host)
-    type = "echo-server"    # the builtin: echo-server
-    uri = "udp://0.0.0.0/1234"
-    name = "..."            # optional; default "echo-server <uri>"
+    type = "echo-server"    # the builtin: echo-server, echo-client, echo-pair (a
+                            # cut-through server and client), throughput-source,
+                            # throughput-sink (graphnet.apps)
+    uri = "udp://0.0.0.0/1234"   # listen on (servers, sink) or connect to (clients, source)
+    name = "..."            # optional; default "<type> <uri>"
+    scope = "global"        # optional: global, local (cut-through only), both
     rx_fifo_size = 65536    # optional: bytes per session fifo, segment bytes
     tx_fifo_size = 65536
     segment_size = 33554432
+    count = 1               # echo-client/pair: messages, of size bytes, window in flight
+    size = 64               #   (throughput-source: datagram payload bytes)
+    window = 1
+    bytes = 1048576         # throughput-source: bytes to send
 
 No value is ever evaluated as code: packets come from templates, hex or
 pcap files, and modules are only imported by name.
@@ -308,8 +315,8 @@ class AppConfig:
     path: tuple
 
 
-APP_KINDS = ("echo-server",)
 APP_OPTIONS = ("rx_fifo_size", "tx_fifo_size", "segment_size", "max_segments")
+APP_EXTRA = ("count", "size", "window", "bytes")      # per kind: graphnet.apps.KINDS
 
 
 @dataclass
@@ -548,6 +555,10 @@ LIMITS: dict = {
     ("fault_inject", "delay"): Limit(0.0, 10.0),               # seconds: fault_inject.MAX_DELAY
     ("fault_inject", "seed"): Limit(0, 1 << 62),
     ("fault_inject", "pool_share"): Limit(0.0, 1.0, True),
+    ("app", "count"): Limit(1, 1 << 40),                  # graphnet.apps.echo / throughput
+    ("app", "size"): Limit(1, 1 << 24),
+    ("app", "window"): Limit(1, 1 << 20),
+    ("app", "bytes"): Limit(1, 1 << 50),
 }
 
 
@@ -837,23 +848,30 @@ def _app_socket(ck: _Checker, doc: dict, cfg: Config) -> None:
 
 def _apps(ck: _Checker, doc: dict, cfg: Config) -> None:
     """[[app]]: builtin session-layer apps, checked here (type, URI, sizes)."""
-    from graphnet.session.application import AppOptions, parse_uri
+    from graphnet.apps import KINDS
+    from graphnet.session.application import AppOptions, parse_uri, SCOPES
     names = set()
     for i, at in enumerate(ck.array_of_tables(doc, (), "app")):
         path = ("app", i)
-        ck.table(at, path, ("type", "uri", "name") + APP_OPTIONS)
+        ck.table(at, path, ("type", "uri", "name", "scope") + APP_OPTIONS + APP_EXTRA)
         for key in ("type", "uri"):
             if key not in at:
                 raise ck.error(path, None, f"an app needs type and uri (no {key})")
-        kind = ck.get(at, path, "type", str, choices=APP_KINDS)
+        kind = ck.get(at, path, "type", str, choices=tuple(KINDS))
         uri = ck.get(at, path, "uri", str)
         try:
             parse_uri(uri)
         except ValueError as e:
             raise ck.error(path, "uri", str(e)) from None
-        opts = {k: ck.get(at, path, k, int) for k in APP_OPTIONS if k in at}
+        opts = {k: ck.get(at, path, k, int) for k in APP_OPTIONS + APP_EXTRA if k in at}
+        for key in APP_EXTRA:
+            if key in at and key not in KINDS[kind][2]:
+                raise ck.error(path, key, f"a {kind} app takes no {key} (it takes: "
+                                          f"{', '.join(KINDS[kind][2]) or 'none of them'})")
+        if "scope" in at:
+            opts["scope"] = ck.get(at, path, "scope", str, choices=SCOPES)
         try:
-            AppOptions(**opts).check()
+            AppOptions(**{k: v for k, v in opts.items() if k not in APP_EXTRA}).check()
         except ValueError as e:
             key = str(e).split()[0]
             raise ck.error(path, key if key in opts else None, str(e)) from None
@@ -1503,10 +1521,10 @@ def build_engine(cfg: Config, *, create_devices: bool = True):
         if cfg.ip_enabled:
             _apply_ip(ck, cfg, engine)
         for ac in cfg.apps:
-            from graphnet.apps.echo import start_echo_server
+            from graphnet.apps import start as start_app
             from graphnet.session.session import SessionError
             try:
-                start_echo_server(engine, ac.uri, ac.name, **ac.options)
+                start_app(engine, ac.kind, ac.uri, ac.name, **ac.options)
             except (SessionError, ValueError) as e:
                 raise ck.error(ac.path, "uri", str(e)) from None
         for fc in cfg.faults:

@@ -22,7 +22,7 @@ def test_feature_graphs_are_the_former_hand_lists():
 
 
 def test_unknown_feature_is_a_clear_error():
-    with pytest.raises(registry.RegistryError, match="unknown feature 'ip5' \\(known: ip4, ip4-host\\)"):
+    with pytest.raises(registry.RegistryError, match="unknown feature 'ip5' \\(known: ip4, ip4-host, session\\)"):
         registry.nodes("ip5")
 
 

@@ -9,7 +9,8 @@ import pytest
 from graphnet.vlib.engine import Engine
 from graphnet.nodes import session_input, session_queue
 from graphnet.session.application import session_manager
-from graphnet.session.session import PROTOS, ip_int, parse_msgs, MSG_FORMAT, MSG_FIELDS
+from graphnet.session.session import PROTOS, ip_int, parse_msgs
+from graphnet.testing.helpers import app_msg
 from graphnet.session.mock_transport import MockTransport
 
 SRV, CLI = ip_int("10.0.0.1"), ip_int("10.0.0.2")
@@ -24,12 +25,6 @@ def env():
     mt = mgr.transports[PROTOS["test"]] = MockTransport(mgr.layer)
     yield eng, mgr, mt
     eng.close()
-
-
-def app_msg(**kw):
-    d = dict.fromkeys(MSG_FIELDS, 0)
-    d.update(kw)
-    return struct.pack(MSG_FORMAT, *(d[f] for f in MSG_FIELDS))
 
 
 def accept_n(mt, lh, n, port0=6000):

@@ -86,3 +86,49 @@ def test_500_clients_at_once(echo):
     finally:
         for s in socks:
             s.close()
+
+
+def test_nc_u_gets_its_line_back(echo):
+    """The kernel's own ``nc -u`` (OpenBSD netcat) as the client."""
+    import shutil
+    import subprocess
+    if shutil.which("nc") is None:
+        pytest.fail("nc (netcat-openbsd) is needed for this test")
+    eng, ns, app = echo
+    p = host.popen_in_netns(ns, ["nc", "-u", "-W", "1", "-w", "5", GN, "7777"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        p.stdin.write(b"hello graphnet\n")                  # stdin stays open: nc reads the network
+        p.stdin.flush()
+        out, _ = p.communicate(timeout=10)              # -W 1: nc ends after one datagram back
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert out == b"hello graphnet\n", (app.echo.stats(), _, eng.show("errors"))
+
+
+def test_builtin_echo_client_against_a_kernel_udp_server(echo):
+    """graphnet's echo client (connected UDP session, source address from
+    the FIB) against a kernel UDP echo in the namespace: byte-exact,
+    including datagrams fragmented both ways."""
+    import threading
+    from graphnet.apps.echo import start_echo_client
+    from graphnet.bench.udp_sockets import echo_loop
+    eng, ns, app = echo
+    srv = ns_socket(ns, socket.AF_INET, socket.SOCK_DGRAM)
+    srv.bind((PEER, 9007))
+    t = threading.Thread(target=echo_loop, args=(srv.fileno(), 20.0, 1500), daemon=True)
+    t.start()
+    try:
+        clients = [start_echo_client(eng, f"udp://{PEER}/9007", f"cli-{size}", count=20, size=size, window=4)
+                   for size in (64, 9000)]
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and any(c.echo.stats()["state"] != "done" for c in clients):
+            time.sleep(0.05)
+        for c in clients:
+            st = c.echo.stats()
+            assert (st["state"], st["rx_msgs"], st["mismatches"]) == ("done", 20, 0), st
+    finally:
+        t.join(timeout=5)
+        srv.close()

@@ -164,6 +164,65 @@ def test_table_covers_every_state_and_event():
     assert len(T) == len(starts) * len(EVENTS)
 
 
+# The handshake transitions (the states the table above does not start
+# from: LISTENING, CONNECTING, and ACCEPTING's reply). Each row: the steps
+# from a fresh half-open / accepted session / listener -> (state after, or
+# "freed"; events the app got; transport calls; what the transport's
+# connect notify returned).
+def _connect(env, err=0):
+    c = env.mt.new_connection(CLI, 40000, SRV, 9000)
+    return env.mt.connected(c, env.ho, err=err)
+
+
+HANDSHAKE = {
+    "connected": ([lambda env: _connect(env)], "READY", [("connected", 0)], [], 0),
+    "connect-failed": ([lambda env: _connect(env, -111)], "freed", [("connected", -111)], [], 0),
+    "app-close, then connected": ([lambda env: env.layer.close(env.ho), lambda env: env.layer.run_ctrl(),
+                                   lambda env: _connect(env)], "freed", [], [], -1),
+    "app-reset, then connected": ([lambda env: env.layer.reset(env.ho), lambda env: env.layer.run_ctrl(),
+                                   lambda env: _connect(env)], "freed", [], [], -1),
+    "app-close, then failed": ([lambda env: env.layer.close(env.ho), lambda env: _connect(env, -111)],
+                               "freed", [], [], -1),
+    "accepted": ([lambda env: env.layer.accept_reply(env.h)], "READY", [], [], None),
+    "refused": ([lambda env: env.layer.accept_reply(env.h, -1), lambda env: env.layer.run_ctrl()],
+                "APP_CLOSED", [], [("reset", None)], None),
+    "unlisten": ([lambda env: env.layer.unlisten(env.lh, env.wrk)], "freed", [], [("unlisten", None)], None),
+}
+
+
+@pytest.mark.parametrize("row", sorted(HANDSHAKE))
+def test_handshake_transition(row):
+    steps, after, told, calls, notify_ret = HANDSHAKE[row]
+    env = Env()
+    env.mt.set_connect_result(3)
+    if row in ("accepted", "refused"):
+        c, env.h = env.accept()
+        env.drain()
+        target = env.h
+    elif row == "unlisten":
+        target = env.lh
+    else:
+        env.ho = env.layer.connect(env.wrk, TEST, CLI, 9000, opaque=5)
+        assert env.layer.session(env.ho)["state"] == "CONNECTING"
+        target = env.ho
+    env.mt.clear_calls()
+    results = [step(env) for step in steps]
+    if notify_ret is not None:
+        assert results[-1] == notify_ret
+        env.mt.half_open_deleted(env.ho)                 # the transport is done with the half-open
+        made = [h for h in env.layer.handles() if h not in (env.lh,)]
+        target = made[0] if made else target
+    got = env.drain()
+    assert [(e, r) for e, r in got if e != "unlisten-reply"] == told
+    assert [(name, None) for name, *_ in env.mt.calls()] == calls
+    if after == "freed":
+        assert env.layer.session(target) is None or "half-open" not in env.layer.session(target)["flags"] and \
+            target not in env.layer.handles()
+        assert env.layer.stats()["sessions"] == (0 if row == "unlisten" else 1)    # the listener only
+    else:
+        assert env.layer.session(target)["state"] == after
+
+
 def test_accept_reply_after_transport_closing_tells_the_app():
     env = Env()
     c, h = to_state(env, "ACCEPTING")

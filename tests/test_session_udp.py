@@ -224,3 +224,40 @@ def test_buffer_wait_queue_64_buffers_200_sessions(engine_factory):
     assert mgr.layer.stats()["buffer_waits"] > 0
     assert all(mgr.layer.fifo(h, "tx").max_dequeue == 0 for h in handles)
     b.check_accounting()
+
+
+def test_closed_connected_session_releases_its_port(bench):
+    """A closed UDP session's port goes back: udp4-input stops delivering it
+    (a datagram for it gets port unreachable) and the port can be reused."""
+    from graphnet.nodes.udp4 import udp_ports
+    from scapy.layers.inet import ICMP
+    mgr = session_manager(bench.engine)
+    app = bench.engine.call(lambda: mgr.attach("client"))
+    w = app.workers[0]
+    bench.engine.call(w.connect, "udp://10.0.0.2/53", 0, ip_int("10.0.0.1"))
+    bench.run()
+    (m,) = [m for m in parse_msgs(b"".join(w.mq.dequeue_batch())) if m["event"] == "connected"]
+    lport = m["lcl_port"]
+    assert udp_ports(bench.engine)[lport] == "udp4-session"
+    bench.engine.call(mgr.layer.close, m["handle"])
+    bench.run()
+    assert lport not in udp_ports(bench.engine)
+    out = bench.out("if0", [dgram(b"late", dport=lport, sport=53)])
+    assert len(out) == 1 and out[0][ICMP].type == 3 and out[0][ICMP].code == 3
+    assert bench.count("udp4-session", "no-session") == 0
+    bench.engine.call(w.connect, "udp://10.0.0.2/53", 0, ip_int("10.0.0.1"))
+    bench.run()
+    assert list(udp_ports(bench.engine).values()).count("udp4-session") == 1
+
+
+def test_removed_worker_releases_its_connected_ports(bench):
+    from graphnet.nodes.udp4 import udp_ports
+    mgr = session_manager(bench.engine)
+    app = bench.engine.call(lambda: mgr.attach("client"))
+    for _ in range(3):
+        bench.engine.call(app.workers[0].connect, "udp://10.0.0.2/53", 0, ip_int("10.0.0.1"))
+    bench.run()
+    assert list(udp_ports(bench.engine).values()).count("udp4-session") == 3
+    bench.engine.call(app.detach)
+    bench.run()
+    assert "udp4-session" not in udp_ports(bench.engine).values()

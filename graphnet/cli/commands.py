@@ -401,21 +401,60 @@ def _sessions(engine, what: str):
     return _optional("graphnet.session.show", what)
 
 
-@command("test echo server", help="start the builtin echo server app on a URI",
-         usage="test echo server uri <proto://a.b.c.d/port>")
-def test_echo_server(engine, args):
-    _sessions(engine, "test echo server")
-    if len(args) != 2 or args[0] != "uri":
-        raise UsageError("give uri <proto://a.b.c.d/port>, e.g. uri udp://0.0.0.0/1234")
-    from graphnet.apps.echo import start_echo_server
+def _start_app(engine, what, kind, args, usage):
+    """``<what> uri <uri> [option value]...``: start builtin app `kind`
+    (graphnet.apps.KINDS) with its integer options (and ``scope``)."""
+    _sessions(engine, what)
+    from graphnet.apps import KINDS, start
     from graphnet.session.session import SessionError
+    if len(args) < 2 or args[0] != "uri" or len(args) % 2:
+        raise UsageError(f"give {usage}")
+    allowed = KINDS[kind][2] + ("scope",)
+    options = {}
+    for key, value in zip(args[2::2], args[3::2]):
+        if key not in allowed:
+            raise UsageError(f"unknown option {key!r} (options: {', '.join(allowed)})")
+        try:
+            options[key] = value if key == "scope" else int(value, 0)
+        except ValueError:
+            raise UsageError(f"{key} {value!r}: give a number") from None
     try:
-        app = start_echo_server(engine, args[1])
+        return start(engine, kind, args[1], **options)
     except SessionError as e:
         raise CommandError(str(e)) from None
     except ValueError as e:
         raise UsageError(str(e)) from None
+
+
+@command("test echo server", help="start the builtin echo server app on a URI",
+         usage="test echo server uri <proto://a.b.c.d/port> [scope global|local|both]")
+def test_echo_server(engine, args):
+    app = _start_app(engine, "test echo server", "echo-server", args, "uri <proto://a.b.c.d/port>, e.g. uri udp://0.0.0.0/1234")
     return f"app {app.name!r} listening on {args[1]}"
+
+
+@command("test echo client", help="start the builtin echo client: sends, checks the echo byte-exact (show app <name>)",
+         usage="test echo client uri <proto://a.b.c.d/port> [count <n>] [size <bytes>] [window <n>] [scope <s>]")
+def test_echo_client(engine, args):
+    app = _start_app(engine, "test echo client", "echo-client", args, "uri <proto://a.b.c.d/port> [count <n>] ...")
+    return f"app {app.name!r} connecting to {args[1]} (show app {app.name})"
+
+
+@command("test echo pair", help="a cut-through echo server and client in this engine (local scope)",
+         usage="test echo pair uri <proto://a.b.c.d/port> [count <n>] [size <bytes>] [window <n>]")
+def test_echo_pair(engine, args):
+    srv, cli = _start_app(engine, "test echo pair", "echo-pair", args, "uri <proto://a.b.c.d/port> [count <n>] ...")
+    return f"apps {srv.name!r} and {cli.name!r} (show app {cli.name})"
+
+
+@command("test throughput", help="start a throughput source (sends bytes) or sink (counts them)",
+         usage="test throughput source|sink uri <proto://a.b.c.d/port> [bytes <n>] [size <bytes>] [scope <s>]")
+def test_throughput(engine, args):
+    if not args or args[0] not in ("source", "sink"):
+        raise UsageError("give source or sink, then uri <proto://a.b.c.d/port>")
+    app = _start_app(engine, f"test throughput {args[0]}", f"throughput-{args[0]}", args[1:],
+                     "uri <proto://a.b.c.d/port> [bytes <n>] [size <bytes>]")
+    return f"app {app.name!r} on {args[2]} (show app {app.name})"
 
 
 @command("show session", help="sessions: state, endpoints, fifo bytes, app", usage="show session [verbose] [thread <n>]")

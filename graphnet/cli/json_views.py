@@ -258,7 +258,7 @@ def session_json(engine, args):
     return session_rows(engine, int(rest[1]) if len(rest) == 2 and rest[0] == "thread" else None)
 
 
-@json_view("show app", "[{index, name, workers, pids, scope, segments, segment_size, segment_free}]")
+@json_view("show app", "[{index, name, workers, pids, scope, segments, segment_size, segment_free[, builtin: {counters}]}]")
 def app_json(engine, args):
     from graphnet.session.show import app_rows
     return app_rows(engine, " ".join(args) or None)

@@ -74,7 +74,7 @@ cdef uint32_t app_queue_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* f
                 break
             for j in range(k):
                 msgs[j].wrk_index = q.slots[i].wrk_index
-                if not gn_app_msg_handle(q.sm, &msgs[j]):
+                if not gn_app_msg_handle(vm, node, q.sm, &msgs[j]):
                     bad += 1
             n += k
         total += n

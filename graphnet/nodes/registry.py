@@ -16,8 +16,9 @@ Where modules come from, all joining the same way:
 
 Features: ``ip4`` (the forwarding path: ethernet-input, ip4-input,
 ip4-lookup, ip4-rewrite, ip4-frag, ip4-reassembly), ``ip4-host`` (ip4 plus
-ARP, neighbours, ip4-local, ICMP, UDP). The session layer will add
-``session``.
+ARP, neighbours, ip4-local, ICMP, UDP), ``session`` (session-input and
+session-queue; graphnet.nodes.session_host adds the UDP transport's
+udp4-session and goes with ip4-host).
 
 Invariant: scanning imports modules and reads their ``NODES`` and
 ``FEATURE`` only; a module with ``NODES`` in its namespace is registered
@@ -38,14 +39,13 @@ log = logging.getLogger("graphnet.registry")
 ENTRY_POINT_GROUP = "graphnet.nodes"
 PACKAGES = ["graphnet.nodes"]
 # feature -> the features it includes
-FEATURES = {"ip4": (), "ip4-host": ("ip4",)}
+FEATURES = {"ip4": (), "ip4-host": ("ip4",), "session": ()}
 # Modules not yet converted to the kit (they say no FEATURE themselves);
 # removed as each is converted. See graphnet.vlib.kit for the conversion.
 UNCONVERTED_FEATURES: dict = {}
-# Modules not yet converted that belong to no feature: the session layer's
-# nodes, which graphnet.nodes.session_host adds to a graph itself.
-UNCONVERTED_NO_FEATURE = ("graphnet.nodes.session_input", "graphnet.nodes.session_queue",
-                          "graphnet.nodes.app_queue", "graphnet.nodes.session_host")
+# Modules not yet converted that belong to no feature: app-queue, which
+# graphnet.nodes.session_host adds to a graph itself.
+UNCONVERTED_NO_FEATURE = ("graphnet.nodes.app_queue",)
 
 _scanned: Optional[list] = None
 _added: list = []

@@ -20,33 +20,49 @@ polled if set so). Each run:
      notification is sent when its threshold is reached.
 
 Transports send what they build to this node's next ``ip4-lookup``.
-Counters: ``app-msgs``, ``bad-msg``, ``tx-pushed`` (sessions), ``tx-requeued``.
-"""
-import os
+Metadata used: none of the buffers the transports build (they set
+current_data, current_length, chains, sw_if_index[TX] = ~0 and
+LOCALLY_ORIGINATED). Set: nothing. Next nodes: ``ip4-lookup`` (or
+error-drop without it). Counters (error table, info): ``app-msgs`` read,
+``bad-msg`` refused (error), ``tx-pushed`` sessions pushed,
+``tx-requeued`` sessions sent to the back with data left.
 
-from cpython.pycapsule cimport PyCapsule_New, PyCapsule_GetPointer
-from libc.stdint cimport uint8_t, uint32_t, uint64_t
-from libc.stdlib cimport calloc, free
-from graphnet.vlib.buffer cimport gn_frame_t
+Trace (``trace add session-queue <n>``): a buffer-less record per app
+message (type, session, worker, refused) and per tx push (units sent,
+fifo levels) (gn_trace_event), and the packets the pushes send (interface
+and IPv4 header); all take from the same count.
+"""
+
+from cpython.pycapsule cimport PyCapsule_GetPointer
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+from libc.string cimport memset
+from graphnet.vlib.buffer cimport gn_frame_t, gn_buffer_t, gn_buffer_current, GN_TX
 from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t, gn_node_increment_error, gn_node_set_interrupt_pending
+from graphnet.vlib.kit cimport gn_node_fn, gn_node_data, gn_trace_fn, gn_trace_bytes_fill
+from graphnet.session.trace cimport (gn_session_trace_t, gn_session_trace, GN_SESSION_TRACE_PUSH,
+                                           GN_SESSION_TRACE_PACKET, GN_SESSION_TRACE_BYTES)
+from graphnet.vlib.kit cimport GN_TRACE_BYTES_HEADER
 from graphnet.session.types cimport *
 from graphnet.session.fifo cimport (gn_fifo_max_dequeue, gn_fifo_unset_event, gn_fifo_set_event,
                                     gn_fifo_needs_deq_ntf)
 from graphnet.session.msg_queue cimport gn_mq_handle_t, gn_mq_dequeue_batch, gn_mq_clear_signal, gn_mq_count, MessageQueue
 from graphnet.session.session cimport (gn_session_main_t, gn_session_t, gn_session_from_handle, gn_session_run_ctrl,
+                                       gn_session_handle,
                                        gn_session_close, gn_session_reset, gn_session_accept_reply,
                                        gn_session_tx_schedule, gn_session_dequeue_notify, gn_app_wrk_add_event,
                                        gn_app_wrk_get_if_valid)
 from graphnet.session.app_msg cimport gn_app_msg_handle
-from graphnet.vlib.node import Node
+from graphnet.vlib.kit import node, trace_record
+
+cpdef enum Next:
+    NEXT_IP4_LOOKUP, N_NEXT
+cpdef enum Error:
+    ERROR_NONE, ERROR_APP_MSGS, ERROR_BAD_MSG, ERROR_TX_PUSHED, ERROR_TX_REQUEUED, N_ERROR
 
 cdef enum:
-    ERROR_APP_MSGS = 1
-    ERROR_BAD_MSG = 2
-    ERROR_TX_PUSHED = 3
-    ERROR_TX_REQUEUED = 4
-    NEXT_IP4_LOOKUP = 0
     MSG_BATCH = 64
+
+NEXTS = (("ip4-lookup", ("ip4-lookup", "error-drop")),)
 
 ERRORS = (
     ("none", "info", "no error"),
@@ -85,6 +101,7 @@ cdef uint32_t _push_tx(gn_main_t* vm, gn_node_runtime_t* node, session_queue_t* 
         if tp.push_tx == NULL:
             continue
         sent = tp.push_tx(tp.ctx, vm, node, s, q.max_units)
+        gn_session_trace(vm, node, GN_SESSION_TRACE_PUSH, gn_session_handle(s), s, s.app_wrk_index, sent)
         if s.flags & GN_SESSION_F_CUT_THROUGH:
             pushed += 1                              # the peer reads and clears the event
             continue
@@ -110,10 +127,9 @@ cdef uint32_t session_queue_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_
     cdef session_queue_t* q = <session_queue_t*>node.runtime_data
     cdef gn_app_msg_t msgs[MSG_BATCH]
     cdef uint32_t k, i, n_msgs = 0, bad = 0, pushed
-    cdef gn_session_main_t* sm
-    if q == NULL or q.sm == NULL:
+    cdef gn_session_main_t* sm = q.sm
+    if sm == NULL:
         return 0
-    sm = q.sm
     if q.mq.mq != NULL:
         gn_mq_clear_signal(&q.mq)
         while n_msgs < q.max_msgs:
@@ -121,7 +137,7 @@ cdef uint32_t session_queue_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_
             if k == 0:
                 break
             for i in range(k):
-                if not gn_app_msg_handle(sm, &msgs[i]):
+                if not gn_app_msg_handle(vm, node, sm, &msgs[i]):
                     bad += 1
             n_msgs += k
         gn_node_increment_error(vm, node, ERROR_APP_MSGS, n_msgs)
@@ -135,39 +151,35 @@ cdef uint32_t session_queue_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_
     return n_msgs + pushed
 
 
-cdef class _State:
-    cdef session_queue_t* q
-    cdef object mq
+cdef uint16_t _trace_packet(gn_main_t* vm, gn_node_runtime_t* node, gn_buffer_t* b, uint8_t* record) noexcept nogil:
+    """A packet a push sent: the session record (type PACKET) and its first bytes."""
+    cdef gn_session_trace_t* t = <gn_session_trace_t*>record
+    memset(t, 0, sizeof(gn_session_trace_t))
+    t.type = GN_SESSION_TRACE_PACKET
+    t.handle = GN_NO_HANDLE
+    return sizeof(gn_session_trace_t) + gn_trace_bytes_fill(record + sizeof(gn_session_trace_t), b.sw_if_index[GN_TX],
+                                                             gn_buffer_current(b), b.current_length,
+                                                             GN_SESSION_TRACE_BYTES)
 
-    def __cinit__(self, layer, MessageQueue mq, uint32_t max_msgs, uint32_t tx_budget, uint32_t max_units):
-        self.q = <session_queue_t*>calloc(1, sizeof(session_queue_t))
-        if self.q == NULL:
-            raise MemoryError()
-        self.q.sm = <gn_session_main_t*>PyCapsule_GetPointer(layer.capsule(), "gn_session_main")
-        self.q.mq = (<gn_mq_handle_t*><size_t>mq.handle_address())[0]
-        self.mq = mq
-        self.q.max_msgs = max_msgs
-        self.q.tx_budget = tx_budget
-        self.q.max_units = max_units
 
-    def __dealloc__(self):
-        free(self.q)
-
-    def capsule(self):
-        return PyCapsule_New(<void*>self.q, "gn_runtime_data", NULL)
+def _format(bytes record, engine=None):
+    from graphnet.session.show import format_session_trace
+    return format_session_trace(record, engine)
 
 
 def _setup(engine, node_index):
+    cdef session_queue_t* q = <session_queue_t*>gn_node_data(engine, "session-queue")
     from graphnet.session.application import session_manager
     from graphnet.session.segment import Segment
     mgr = session_manager(engine)
     mgr.engine_segment = Segment(1 << 20, "engine-mq")
     mgr.engine_mq = MessageQueue.alloc(mgr.engine_segment, 1024, 64)
-    st = _State(mgr.layer, mgr.engine_mq, 4096, getattr(engine, "session_tx_budget", 256),
-                getattr(engine, "session_tx_max_units", 32))
-    engine.main.set_runtime_data(node_index, st.capsule())
+    q.sm = <gn_session_main_t*>PyCapsule_GetPointer(mgr.layer.capsule(), "gn_session_main")
+    q.mq = (<gn_mq_handle_t*><size_t>mgr.engine_mq.handle_address())[0]
+    q.max_msgs = 4096
+    q.tx_budget = getattr(engine, "session_tx_budget", 256)
+    q.max_units = getattr(engine, "session_tx_max_units", 32)
     mgr.layer.set_queue_node(node_index)
-    mgr.queue_state = st
     engine.main.register_fd(node_index, mgr.engine_mq.fd)
 
 
@@ -184,7 +196,10 @@ def _teardown(engine, node_index):
 
 
 NODES = (
-    Node("session-queue", type="input", state="interrupt",
-         fn=PyCapsule_New(<void*>session_queue_fn, "gn_node_fn", NULL), next_nodes=(("ip4-lookup", "error-drop"),),
-         errors=ERRORS, setup=_setup, teardown=_teardown, doc=__doc__.split("\n\n")[0]),
+    node("session-queue", gn_node_fn(session_queue_fn), type="input", state="interrupt", nexts=NEXTS, Next=Next,
+         errors=ERRORS, Error=Error, data_size=sizeof(session_queue_t), setup=_setup, teardown=_teardown,
+         trace=trace_record(gn_trace_fn(_trace_packet),
+                            sizeof(gn_session_trace_t) + GN_TRACE_BYTES_HEADER + GN_SESSION_TRACE_BYTES, _format),
+         doc=__doc__),
 )
+FEATURE = "session"

@@ -56,7 +56,7 @@ cpdef enum Error:
     N_ERROR
 
 cdef enum:
-    NEXT_UNCLAIMED = 0xffff
+    NEXT_UNCLAIMED = UDP4_NEXT_UNCLAIMED
 
 NEXTS = (("icmp-error", ("ip4-icmp-error", "error-drop")),)
 
@@ -68,10 +68,6 @@ ERRORS = (
     ("no-listener", "info", "no node for this UDP port (ICMP port unreachable)"),
     ("gso-not-supported", "warn", "UDP GSO super-frame for this host dropped"),
 )
-
-ctypedef struct udp4_input_t:
-    uint16_t next_by_port[65536]
-
 
 cdef inline uint32_t _udp_check(gn_main_t* vm, gn_buffer_t* b) noexcept nogil:
     cdef const uint8_t* ip = gn_buffer_current(b)

@@ -26,11 +26,17 @@ work yet" for the gaps):
     with a per-run budget, requeue to the back (done)
   - transport/udp.pyx: UDP sessions (datagram listeners, connected
     sessions), udp4-session rx node, tx through ip4-lookup (done)
-  - apps/echo.pyx: builtin UDP echo server (C callback) (done)
-  - nodes/session_host.py: the session nodes as one set; CLI (test echo
-    server, show session/app/app workers/app mq/session-input, clear
-    session) in cli/commands.py + session/show.py; [[app]] in the startup
-    file (done)
+  - apps/: builtin apps on the transport-generic session API only
+    (apps/app_io.pxd): echo server and client (datagrams and streams),
+    the cut-through echo pair, throughput source and sink; CLI (test echo
+    server|client|pair, test throughput source|sink) and [[app]] (done)
+  - nodes/session_host.py: the session nodes as one set (session-input and
+    session-queue on the node kit, feature "session", + udp4-session); CLI
+    (show session/app/app workers/app mq/session-input, clear session) in
+    cli/commands.py + session/show.py (done)
+  - trace: session-input records each event it flushes, session-queue each
+    app message, tx push and sent packet (vlib's buffer-less
+    gn_trace_event; session/trace.pxd) (done)
   - transport/cut_through.pyx: local sessions between apps of the engine
     (shared fifos, peer queues in the events, close/reset to the peer);
     app scope global/local/both (done)
@@ -50,21 +56,24 @@ work yet" for the gaps):
     app_msg.pxd: message handling shared with session-queue, RX_DONE on
     cut-through sends the writer its dequeue notification
   - graphnet/app: the app side (attach, fork hook, sockets, asyncio) (done)
+  - a closed connected UDP session releases its port on udp4-input; an
+    app's close of a half-open waits for the connect's outcome (done)
+  - benches: session-events, udp-echo (in memory), udp-echo-tap (kernel
+    client over a TAP vs a kernel echo over veth), ct-throughput (two
+    copies, and zero-copy), session-idle (perf/RESULTS.md)
 
-NEXT (in this order):
-  - session-events is 1.2-1.3x its baseline (target 2x): profile the
-    per-datagram path (fifo enqueue into 1000 cold fifos dominates both);
-  - ct-throughput 0.43 of memcpy (target 0.5): two copies per byte; a
-    zero-copy write (gn_fifo_writable + enqueue_nocopy) by the app;
-  - builtin apps still missing: UDP echo client, cut-through echo pair,
-    throughput source/sink (graphnet/apps/);
-  - udp-echo over a TAP against the kernel's UDP echo (bench), the idle
-    measurement (1000 idle sessions, getrusage over 10 s);
-  - trace records for session-input / session-queue (they carry no
-    buffers: a per-event record would need a trace API without buffers);
+NEXT:
+  - session-events is 1.6x, below its 2x target (perf/RESULTS.md): the rest is
+    the fifo enqueue into 1000 cold fifos and the event flag on its own
+    cache line of the fifo header; a transport-side prefetch of the next
+    packets' fifo headers is the next thing to try;
+  - ct-throughput meets 0.5 of memcpy only with the zero-copy write/read
+    (two copies: 0.44);
   - TCP (issue 13) fills types.pxd's gn_transport_vft_t; the app's
     "I read" message (GN_APP_MSG_RX_DONE, rx dequeue notification to the
-    transport for window updates) is defined but not handled yet;
+    transport for window updates) is defined but not handled yet
+    (builtin apps call apps/app_io.pxd gn_app_rx_done, which serves
+    cut-through);
   - apps in other processes (issue 14): app-ct-throughput is 0.4-0.8x a
     Unix socket (target 3x) and app-udp-rr 0.4-0.8x the kernel (target
     1x): move the app side's per-call path to Cython (a cdef socket over

@@ -1,26 +1,33 @@
 # One app -> engine message acted on: shared by session-queue (the engine's
 # queue) and app-queue (the queues of apps in other processes).
 from graphnet.session.types cimport *
+from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t
+from graphnet.session.trace cimport gn_session_trace
 from graphnet.session.session cimport (gn_session_main_t, gn_session_t, gn_session_from_handle, gn_session_close,
                                        gn_session_reset, gn_session_accept_reply, gn_session_tx_schedule,
                                        gn_session_dequeue_notify, gn_app_wrk_add_event, gn_app_wrk_get_if_valid)
 
 
-cdef inline bint gn_app_msg_handle(gn_session_main_t* sm, gn_app_msg_t* m) noexcept nogil:
+cdef inline bint gn_app_msg_handle(gn_main_t* vm, gn_node_runtime_t* node, gn_session_main_t* sm,
+                                   gn_app_msg_t* m) noexcept nogil:
     """Act on one app message; false if refused: unknown worker, a session
     that is not that worker's, or an unknown type (the worker gets an ERROR
     event whose arg is the type). Only ``type``, ``wrk_index``, ``handle``
-    and ``retval`` are read. RX_DONE (the app read its rx fifo) on a
+    and ``retval`` are read. Traced by ``node`` (a buffer-less record: the
+    message, the session's fifo levels as it found them, refused or not). RX_DONE (the app read its rx fifo) on a
     cut-through session tells the writer its fifo has room (a TX event),
     the dequeue notification it asked for."""
     cdef gn_session_t* s
     cdef gn_session_t* peer
     if gn_app_wrk_get_if_valid(sm, m.wrk_index) == NULL:
+        gn_session_trace(vm, node, m.type, m.handle, NULL, m.wrk_index, 1)
         return False
     s = gn_session_from_handle(sm, m.handle)
     if s == NULL or s.app_wrk_index != m.wrk_index or m.type < GN_APP_MSG_TX or m.type > GN_APP_MSG_RX_DONE:
+        gn_session_trace(vm, node, m.type, m.handle, NULL, m.wrk_index, 1)
         gn_app_wrk_add_event(sm, m.wrk_index, GN_EVT_ERROR, m.type, GN_NO_HANDLE if s == NULL else m.handle)
         return False
+    gn_session_trace(vm, node, m.type, m.handle, s, m.wrk_index, 0)
     if m.type == GN_APP_MSG_TX:
         if s.tx_fifo != NULL:
             gn_session_tx_schedule(sm, s)

@@ -131,13 +131,7 @@ class AppWorker:
         """Start a connect (from lcl_ip, host order; 0: unspecified); the
         CONNECTED event follows. Returns the half-open handle."""
         proto, ip, port = parse_uri(uri)
-        t = self.app.manager.transports.get(proto)
-        scope = SCOPES.index(self.app.options.scope)
-        ct = scope != 0 and self.layer.lookup_local_listener(proto, ip, port) is not None
-        h = self.layer.connect(self.index, proto, ip, port, opaque, lcl_ip, 0, scope)
-        if not ct and hasattr(t, "last_connect_port"):
-            self._transport_hook(proto, "claim_port", t.last_connect_port())
-        return h
+        return self.layer.connect(self.index, proto, ip, port, opaque, lcl_ip, 0, SCOPES.index(self.app.options.scope))
 
     def half_opens(self) -> list:
         return [h for h in self.layer.handles()

@@ -29,6 +29,11 @@ TRANSPORT_CLOSED, CLOSED, TRANSPORT_DELETED. Transitions (VPP's):
     app has been told);
   - session reset (by the app): the tx fifo dropped, CLOSING, a transport
     reset programmed;
+  - app close or reset of a half-open (CONNECTING): only marked; the
+    transport is not called (it has no connection yet); when the connect
+    completes, no session is made (the transport drops the connection)
+    and the app is not told; the half-open goes with the transport's
+    half-open delete;
   - a failed accept or connect notification frees the fifos and the
     session without a cleanup notification.
 "Programmed" means appended to the thread's control list, which
@@ -50,11 +55,13 @@ from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t
 from libc.stdlib cimport calloc, malloc, realloc, free
 from libc.string cimport memset, memmove, memcpy
 from graphnet.session.types cimport *
-from graphnet.session.segment cimport Segment, gn_segment_t, gn_segment_alloc, gn_segment_free, GN_SEGMENT_KIND_FIFO
+from graphnet.session.segment cimport (Segment, gn_segment_t, gn_segment_alloc, gn_segment_free, gn_segment_contains,
+                                       GN_SEGMENT_KIND_FIFO)
 from graphnet.session.fifo cimport (gn_fifo_t, gn_fifo_init, gn_fifo_bytes_for, gn_fifo_set_event,
                                     gn_fifo_dequeue_drop_all, gn_fifo_clear_deq_ntf)
 from graphnet.session.msg_queue cimport gn_mq_enqueue_batch, gn_mq_handle_t, MessageQueue
 from graphnet.vlib.main cimport gn_main_t, gn_node_set_interrupt_pending
+from graphnet.includes.platform cimport gn_atomic_store_u32
 from graphnet.vlib.buffer cimport gn_buffer_waiter_t, gn_buffer_waiter_add, gn_buffer_waiter_remove
 
 import logging
@@ -425,14 +432,12 @@ cdef int gn_app_wrk_add_event(gn_session_main_t* sm, uint32_t wrk_index, uint8_t
 
 
 cdef void gn_session_enqueue_notify_slow(gn_session_main_t* sm, gn_session_t* s) noexcept nogil:
-    """gn_session_enqueue_notify when the flag looked clear: set it
-    atomically (the app may clear it meanwhile) and add the event."""
-    if gn_fifo_set_event(s.rx_fifo):
-        gn_app_wrk_add_event(sm, s.app_wrk_index, GN_EVT_RX, 0, gn_session_handle(s))
-    else:
-        sm.n_coalesced += 1
-        if s.app_wrk_index < sm.cap_wrks:
-            sm.wrks[s.app_wrk_index].n_coalesced += 1
+    """gn_session_enqueue_notify when the flag looked clear: set it and add
+    the event. A plain store, no atomic exchange: the transport is the rx
+    fifo's only producer and the app only ever clears the flag, so the
+    flag seen clear stays clear until this store."""
+    gn_atomic_store_u32(&s.rx_fifo.has_event, 1)
+    gn_app_wrk_add_event(sm, s.app_wrk_index, GN_EVT_RX, 0, gn_session_handle(s))
 
 
 cdef void gn_session_dequeue_notify(gn_session_main_t* sm, gn_session_t* s) noexcept nogil:
@@ -445,6 +450,19 @@ cdef inline uint32_t _fifo_offset(gn_session_main_t* sm, gn_fifo_t* f) noexcept 
     if f == NULL or sm.segments[f.segment_index] == NULL:
         return 0
     return <uint32_t>(<uint8_t*>f - sm.segments[f.segment_index].base)
+
+
+cdef inline uint32_t _tx_fifo_offset(gn_session_main_t* sm, gn_session_t* s, uint32_t seg_index) noexcept nogil:
+    """The tx fifo's offset without reading its header (a cache line nothing
+    else touches on the rx path) when it lies in the rx fifo's segment, as
+    a session's fifo pair does."""
+    cdef gn_segment_t* seg = sm.segments[seg_index] if s.rx_fifo != NULL else NULL
+    cdef uint64_t off
+    if seg != NULL:
+        off = <uint64_t>(<uint8_t*>s.tx_fifo - seg.base)
+        if <uint8_t*>s.tx_fifo >= seg.base and gn_segment_contains(seg, off, sizeof(gn_fifo_t)):
+            return <uint32_t>off
+    return _fifo_offset(sm, s.tx_fifo)
 
 
 cdef bint _build_msg(gn_session_main_t* sm, gn_app_wrk_t* wrk, gn_session_event_t* e, gn_app_msg_t* m) noexcept nogil:
@@ -468,9 +486,11 @@ cdef bint _build_msg(gn_session_main_t* sm, gn_app_wrk_t* wrk, gn_session_event_
     m.proto = s.proto
     m.state = s.state
     m.listener_handle = s.listener_handle
-    m.rx_fifo = _fifo_offset(sm, s.rx_fifo)
-    m.tx_fifo = _fifo_offset(sm, s.tx_fifo)
-    m.segment_index = s.rx_fifo.segment_index if s.rx_fifo != NULL else 0
+    if s.rx_fifo != NULL:
+        m.segment_index = s.rx_fifo.segment_index
+        m.rx_fifo = _fifo_offset(sm, s.rx_fifo)
+    if s.tx_fifo != NULL:
+        m.tx_fifo = _tx_fifo_offset(sm, s, m.segment_index)
     if e.type != GN_EVT_CONNECTED:
         m.opaque = s.opaque
     if e.type == GN_EVT_ACCEPTED or e.type == GN_EVT_CONNECTED:
@@ -490,7 +510,10 @@ cdef bint _build_msg(gn_session_main_t* sm, gn_app_wrk_t* wrk, gn_session_event_
 
 
 cdef void _after_delivery(gn_session_main_t* sm, gn_app_wrk_t* wrk, gn_app_msg_t* m) noexcept nogil:
-    cdef gn_session_t* s = gn_session_from_handle(sm, m.handle)
+    cdef gn_session_t* s
+    if m.type != GN_EVT_ACCEPTED and m.type != GN_EVT_CLEANUP:
+        return                                     # (the rx path: no session lookup)
+    s = gn_session_from_handle(sm, m.handle)
     if s == NULL:
         return
     if m.type == GN_EVT_ACCEPTED and wrk.cb != NULL and s.state == GN_SESSION_STATE_ACCEPTING:
@@ -740,7 +763,10 @@ cdef int gn_session_stream_connect_notify(gn_session_main_t* sm, gn_transport_co
                                           int err) noexcept nogil:
     """The transport connected (err 0, tc the connection) or failed (err < 0)
     for half-open ho_handle. The half-open stays until the transport calls
-    gn_session_half_open_delete_notify."""
+    gn_session_half_open_delete_notify. Returns 0 when the app was told;
+    -1 when it was not or no session was made for a connection (the
+    transport drops it): out of memory, or the app closed the half-open
+    meanwhile (it is not told then)."""
     cdef gn_session_t* ho = gn_session_from_handle(sm, ho_handle)
     cdef gn_session_t* s
     cdef gn_app_wrk_t* wrk
@@ -750,7 +776,7 @@ cdef int gn_session_stream_connect_notify(gn_session_main_t* sm, gn_transport_co
     _set_state(ho, GN_SESSION_STATE_TRANSPORT_CLOSED)
     opaque = ho.opaque
     wrk = gn_app_wrk_get_if_valid(sm, ho.app_wrk_index)
-    if wrk == NULL:
+    if wrk == NULL or ho.flags & GN_SESSION_F_APP_CLOSED:
         return -1
     if err != 0 or tc == NULL:
         return _connect_event(sm, wrk, GN_NO_HANDLE, err if err != 0 else -1, opaque)
@@ -871,6 +897,8 @@ cdef void gn_session_close(gn_session_main_t* sm, gn_session_t* s) noexcept nogi
     if s.flags & GN_SESSION_F_APP_CLOSED:
         return
     s.flags |= GN_SESSION_F_APP_CLOSED
+    if s.flags & GN_SESSION_F_HALF_OPEN:
+        return                                   # abandoned: the connect's outcome frees it, unannounced
     if s.state >= GN_SESSION_STATE_CLOSING:
         if s.state == GN_SESSION_STATE_TRANSPORT_CLOSED or s.state == GN_SESSION_STATE_TRANSPORT_DELETED:
             _program_ctrl(sm, s, GN_APP_MSG_CLOSE)
@@ -885,6 +913,8 @@ cdef void gn_session_reset(gn_session_main_t* sm, gn_session_t* s) noexcept nogi
     if s.flags & GN_SESSION_F_APP_CLOSED:
         return
     s.flags |= GN_SESSION_F_APP_CLOSED
+    if s.flags & GN_SESSION_F_HALF_OPEN:
+        return                                   # as close: nothing to reset yet
     _drop_tx(s)
     if s.state >= GN_SESSION_STATE_CLOSING:
         if s.state == GN_SESSION_STATE_TRANSPORT_CLOSED or s.state == GN_SESSION_STATE_TRANSPORT_DELETED:

@@ -57,8 +57,9 @@ def show_session(engine, verbose: bool = False, thread=None) -> str:
 
 
 def app_rows(engine, name=None) -> list:
-    """[{index, name, workers, pids, scope, segments, segment_size, segment_free}]; pids: the
-    processes of its workers (apps attached over the attach socket), free: of all its segments"""
+    """[{index, name, workers, pids, scope, segments, segment_size, segment_free[, builtin]}]; pids: the
+    processes of its workers (apps attached over the attach socket), free: of all its segments,
+    builtin: the builtin app's counters"""
     if not has_sessions(engine):
         return []
     mgr = session_manager(engine)
@@ -69,7 +70,8 @@ def app_rows(engine, name=None) -> list:
         out.append({"index": a.index, "name": a.name, "workers": len(a.workers),
                     "pids": sorted({w.pid for w in a.workers.values() if w.pid is not None}),
                     "scope": a.options.scope, "segments": len(segs), "segment_size": a.options.segment_size,
-                    "segment_free": sum(g["bytes_free"] for g in segs)})
+                    "segment_free": sum(g["bytes_free"] for g in segs),
+                    **({"builtin": a.builtin.stats()} if hasattr(a, "builtin") else {})})
     return out
 
 
@@ -78,9 +80,12 @@ def show_app(engine, name=None) -> str:
     if not rows:
         return "no apps attached"
     lines = [f"{'index':<7}{'name':<32}{'workers':<9}{'scope':<8}{'segments':<10}{'free bytes':<12}processes"]
-    lines += [f"{r['index']:<7}{r['name']:<32}{r['workers']:<9}{r['scope']:<8}{r['segments']:<10}"
-              f"{r['segment_free']:<12}{' '.join(map(str, r['pids'])) or '(in the engine)'}"
-              for r in rows]
+    for r in rows:
+        lines.append(f"{r['index']:<7}{r['name']:<32}{r['workers']:<9}{r['scope']:<8}{r['segments']:<10}"
+                     f"{r['segment_free']:<12}{' '.join(map(str, r['pids'])) or '(in the engine)'}")
+        if "builtin" in r:
+            lines.append("       " + " ".join(f"{k} {v:.6g}" if isinstance(v, float) else f"{k} {v}"
+                                             for k, v in r["builtin"].items()))
     return "\n".join(lines)
 
 
@@ -200,3 +205,37 @@ def input_stats(engine) -> dict:
 def show_session_input(engine) -> str:
     st = input_stats(engine)
     return "\n".join(f"{text:<26}{st[k]:>14}" for k, text in INPUT_ROWS)
+
+
+TRACE_RECORD = "<QIiIIB7x"          # graphnet/session/trace.pxd gn_session_trace_t
+TRACE_PUSH, TRACE_PACKET = 200, 201
+
+
+def format_session_trace(record: bytes, engine=None) -> str:
+    """A session-input / session-queue trace record as text: the event, app
+    message or tx push, its session, worker (and app) and fifo levels; a
+    packet session-queue sent as interface and IPv4 header."""
+    import struct
+    from graphnet.session.session import EVENT_NAMES
+    size = struct.calcsize(TRACE_RECORD)
+    handle, wrk, arg, rx, tx, kind = struct.unpack_from(TRACE_RECORD, record.ljust(size, b"\0"))
+    if kind == TRACE_PACKET:
+        from graphnet.vlib.kit import format_trace_bytes
+        from graphnet.wire.ip4 import format_ip4_header
+        return format_trace_bytes(bytes(record), engine, format_ip4_header, "tx", size)
+    who = f"worker {wrk}"
+    if engine is not None and has_sessions(engine):
+        owner = _owners(session_manager(engine)).get(wrk)
+        if owner is not None:
+            who = f"app {owner[0]!r} worker {owner[1]} (index {wrk})"
+    session = "no session" if handle == (1 << 64) - 1 else f"session {handle:#x}"
+    fifos = f"rx fifo {rx} B, tx fifo {tx} B"
+    if kind == TRACE_PUSH:
+        return f"  tx push {session}: {arg} sent, {fifos} left"
+    if kind in APP_MSG_NAMES:
+        return f"  app msg {APP_MSG_NAMES[kind]} {session} from {who}{', refused' if arg else ''}; {fifos}"
+    name = EVENT_NAMES.get(kind, f"type {kind}")
+    return f"  event {name} {session} to {who}{f', retval {arg}' if arg else ''}; {fifos}"
+
+
+APP_MSG_NAMES = {64: "tx", 65: "close", 66: "reset", 67: "accepted-reply", 68: "rx-done"}   # types.pxd GN_APP_MSG_*

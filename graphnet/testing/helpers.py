@@ -75,3 +75,13 @@ def examples(n: int) -> int:
     ``make fuzz`` sets)."""
     import os
     return n * FUZZ_SCALE if os.environ.get(HYPOTHESIS_PROFILE_ENV) == "fuzz" else n
+
+
+def app_msg(**fields) -> bytes:
+    """One app -> engine message (graphnet.session.session MSG_FORMAT) with
+    the given fields, the others 0: what an app writes to the engine's queue."""
+    import struct
+    from graphnet.session.session import MSG_FIELDS, MSG_FORMAT
+    d = dict.fromkeys(MSG_FIELDS, 0)
+    d.update(fields)
+    return struct.pack(MSG_FORMAT, *(d[f] for f in MSG_FIELDS))

@@ -50,6 +50,8 @@ from graphnet.session.session cimport (gn_session_main_t, SessionLayer, gn_sessi
                                        gn_session_half_open_delete_notify, gn_session_transport_delete_notify,
                                        gn_session_get_if_valid, gn_session_wait_buffers)
 from graphnet.vlib.node import Node
+from graphnet.vlib.kit cimport gn_node_data
+from graphnet.nodes.udp4 cimport udp4_input_t, UDP4_NEXT_UNCLAIMED
 
 cdef enum:
     MAX_CONNS = 65536
@@ -101,7 +103,8 @@ ctypedef struct udp_main_t:
     uint64_t tx_datagrams
     uint64_t tx_no_buffers
     uint64_t tx_bad_header
-    uint32_t last_connect_port
+    uint16_t* ports                    # udp4-input's next node by port (NULL: not in a graph)
+    uint16_t port_next                 # udp4-input's arc to udp4-session
 
 
 # --- the transport table ------------------------------------------------------------
@@ -146,11 +149,23 @@ cdef udp_conn_t* _conn_alloc(udp_main_t* um) noexcept nogil:
     return &um.conns[i]
 
 
+cdef bint _listening_on(udp_main_t* um, uint16_t port) noexcept nogil:
+    cdef uint32_t i
+    for i in range(MAX_LISTENERS):
+        if um.listeners[i].valid and um.listeners[i].c.lcl.port == port:
+            return True
+    return False
+
+
 cdef void _conn_free(udp_main_t* um, udp_conn_t* uc) noexcept nogil:
+    """The connection goes; its local port is free again, and udp4-input
+    stops delivering it here (port unreachable) unless a listener has it."""
     if not uc.valid:
         return
     uc.valid = 0
     um.port_used[uc.c.lcl.port] = 0
+    if um.ports != NULL and not _listening_on(um, uc.c.lcl.port):
+        um.ports[uc.c.lcl.port] = UDP4_NEXT_UNCLAIMED
     um.free_conns[um.n_free_conns] = uc.c.c_index
     um.n_free_conns += 1
 
@@ -180,7 +195,8 @@ cdef int _connect(void* ctx, const gn_endpoint_t* rmt, const gn_endpoint_t* lcl,
     uc.c.lcl.port = port
     uc.c.rmt = rmt[0]
     um.port_used[port] = 1
-    um.last_connect_port = port
+    if um.ports != NULL:
+        um.ports[port] = um.port_next                 # udp4-input delivers the port to udp4-session
     if gn_session_stream_connect_notify(um.sm, &uc.c, ho, 0) != 0:
         _conn_free(um, uc)
         gn_session_half_open_delete_notify(um.sm, ho)
@@ -448,14 +464,17 @@ cdef class UdpTransport:
     def set_next_lookup(self, uint16_t next_index):
         self.um.next_lookup = next_index
 
-    def last_connect_port(self):
-        return self.um.last_connect_port
+    def set_port_table(self, engine):
+        """Connected sessions claim and release their ports in udp4-input's
+        table directly (C, as they connect and close)."""
+        self.um.ports = (<udp4_input_t*>gn_node_data(engine, "udp4-input")).next_by_port
+        self.um.port_next = engine.next_index("udp4-input", "udp4-session")
 
     def stats(self):
         return {"tx_datagrams": self.um.tx_datagrams, "tx_no_buffers": self.um.tx_no_buffers,
                 "tx_bad_header": self.um.tx_bad_header}
 
-    # hooks the application layer calls after listen / connect / unlisten
+    # hooks the application layer calls after listen / unlisten (connects claim theirs in C)
     def claim_port(self, port):
         engine = self.engine() if self.engine is not None else None
         if engine is not None:
@@ -492,6 +511,7 @@ def _setup(engine, node_index):
     mgr.transports[PROTOS["udp"]] = t
     engine.main.set_runtime_data(node_index, t.capsule())
     t.set_next_lookup(0)            # session-queue's first arc: ip4-lookup (or error-drop without it)
+    t.set_port_table(engine)
 
 
 NODES = (

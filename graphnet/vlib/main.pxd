@@ -26,6 +26,9 @@ cdef enum:
     GN_TRACE_DEFAULT_BYTES = 64
     GN_LAZY_FD_LOOPS = 1024         # polling: process nodes' fds are checked once per this many iterations
 
+cdef extern from *:
+    const uint32_t GN_TRACE_EVENT "0x80000000u"   # handle bit: a buffer-less record (gn_trace_event)
+
 cdef struct gn_main_t
 cdef struct gn_node_runtime_t
 
@@ -144,6 +147,23 @@ cdef void gn_node_set_interrupt_pending_threadsafe(gn_main_t* vm, uint32_t node_
 cdef void gn_node_fd_rearm(gn_main_t* vm, gn_node_runtime_t* rt) noexcept nogil
 cdef uint32_t gn_node_schedule_interrupt(gn_main_t* vm, uint32_t node_index, uint64_t delay_ticks) noexcept nogil
 cdef uint8_t* gn_trace_add(gn_main_t* vm, gn_node_runtime_t* node, uint32_t handle, uint32_t size) noexcept nogil
+
+
+cdef inline uint8_t* gn_trace_event(gn_main_t* vm, gn_node_runtime_t* node, uint32_t size) noexcept nogil:
+    """A trace record of no packet: one event a buffer-less node handled
+    (session-input's app events, session-queue's app messages). While the
+    node's ``trace add`` count lasts, each call takes one from it and
+    returns where to write ``size`` bytes (the node's formatter reads
+    them); NULL when not tracing (one load: free on the hot path) or the
+    arena is full. The record's handle has GN_TRACE_EVENT set: ``show
+    trace`` lists it as an event of its own, not as a packet."""
+    cdef uint32_t handle
+    if node.trace_remaining == 0:
+        return NULL
+    node.trace_remaining -= 1
+    handle = GN_TRACE_EVENT | (vm.trace.next_handle & ~GN_TRACE_EVENT)
+    vm.trace.next_handle += 1
+    return gn_trace_add(vm, node, handle, size)
 
 
 ctypedef struct gn_next_buffers_t:

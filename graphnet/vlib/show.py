@@ -139,8 +139,18 @@ def _stamp(engine, t_ns: int) -> str:
     return f"{h:02d}:{m:02d}:{s:02d}:{us:06d}"
 
 
+TRACE_EVENT = 0x80000000      # a buffer-less record's handle bit (main.pxd gn_trace_event)
+
+
 def trace_packets(engine) -> list[list[tuple]]:
-    """Records grouped per traced packet: [[(time_ns, node name, text)...]...]."""
+    """Records grouped per traced packet (or buffer-less event):
+    [[(time_ns, node name, text)...]...]."""
+    return [recs for _, recs in trace_groups(engine)]
+
+
+def trace_groups(engine) -> list[tuple]:
+    """[(handle, [(time_ns, node name, text)...])] per traced packet and per
+    buffer-less event (handle & TRACE_EVENT), packets first in handle order."""
     packets: dict[int, list] = {}
     for handle, ni, t_ns, rec in engine.main.trace_records():
         node = engine.nodes[ni]
@@ -150,7 +160,7 @@ def trace_packets(engine) -> list[list[tuple]]:
         except Exception as e:  # a formatter bug must not hide the trace
             text = f"  (trace formatter failed: {e}) {rec.hex()}"
         packets.setdefault(handle, []).append((t_ns, node.name, text))
-    return [packets[h] for h in sorted(packets)]
+    return [(h, packets[h]) for h in sorted(packets)]
 
 
 def trace(engine, *args) -> str:
@@ -158,12 +168,18 @@ def trace(engine, *args) -> str:
     limit = None
     if len(args) >= 2 and args[0] == "max":
         limit = int(args[1])
-    pkts = trace_packets(engine)
+    pkts = trace_groups(engine)
     if not pkts:
         return "No packets in trace buffer"
     out = [f"------------------- Start of thread 0 {engine.name} -------------------"]
-    for k, recs in enumerate(pkts[:limit] if limit else pkts, 1):
-        out.append(f"Packet {k}\n")
+    n_pkt = n_evt = 0
+    for handle, recs in pkts[:limit] if limit else pkts:
+        if handle & TRACE_EVENT:
+            n_evt += 1
+            out.append(f"Event {n_evt}\n")
+        else:
+            n_pkt += 1
+            out.append(f"Packet {n_pkt}\n")
         for t_ns, name, text in recs:
             out.append(f"{_stamp(engine, t_ns)}: {name}")
             out.append(text)
