@@ -37,7 +37,7 @@ for an ARP request: the packet stays queued).
 
 Metadata used: current_data (the IPv4 header), opaque adj_index. Set:
 nothing (queued packets are not modified). Next nodes: ``interface-output`` (the requests).
-Trace: the default record.
+Trace: the rx interface and the IPv4 packet, decoded (kit.trace_ip4).
 """
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memmove
@@ -54,7 +54,7 @@ from graphnet.vlib.main cimport (gn_buffer_set_error, gn_main_t, gn_node_runtime
                                  gn_node_increment_error)
 from graphnet.wire.ip4 cimport gn_ip4_dst
 from graphnet.vlib.kit cimport gn_node_fn, gn_node_data
-from graphnet.vlib.kit import node
+from graphnet.vlib.kit import node, trace_ip4
 from graphnet.fib.ip4_address import ip4_addresses
 from graphnet.fib.ip4_fib import ip4_fib
 from graphnet.fib.ip4_neighbor_table import ip4_neighbors
@@ -198,6 +198,7 @@ def _setup(engine, node_index):
 
 NODES = (
     node("ip4-arp", gn_node_fn(ip4_arp_fn), nexts=(("output", "interface-output"),), Next=Next, errors=ERRORS,
-         Error=Error, attach_to=(("ip4-lookup", "glean"),), data_size=sizeof(ip4_arp_t), setup=_setup, doc=__doc__),
+         Error=Error, attach_to=(("ip4-lookup", "glean"),), data_size=sizeof(ip4_arp_t), setup=_setup,
+         trace=trace_ip4(), doc=__doc__),
 )
 FEATURE = "ip4-host"

@@ -20,7 +20,7 @@ from graphnet.vlib.buffer cimport gn_frame_t, GN_INVALID_INDEX
 from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_main_free
 from graphnet.vlib.pcap_hook cimport gn_pcap_main_t, gn_pcap_capture, GN_PCAP_DROP
 from graphnet.vlib.kit cimport gn_node_fn, gn_node_data
-from graphnet.vlib.kit import node
+from graphnet.vlib.kit import node, trace_error
 
 cpdef enum Error:
     ERROR_NONE, ERROR_BAD_NEXT, N_ERROR
@@ -61,7 +61,7 @@ def set_drop_capture(engine, size_t pcap_main_address):
 ERROR_DROP_ERRORS = ERRORS          # (the former name)
 
 NODES = (
-    node("error-drop", gn_node_fn(error_drop_fn), errors=ERRORS, Error=Error, data_size=sizeof(error_drop_t),
+    node("error-drop", gn_node_fn(error_drop_fn), errors=ERRORS, Error=Error, data_size=sizeof(error_drop_t), trace=trace_error(),
          doc="Counts each packet under its error code and frees it."),
     node("null", gn_node_fn(null_fn), doc="Frees every packet; a sink for tests and benchmarks."),
 )

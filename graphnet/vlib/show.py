@@ -124,10 +124,9 @@ def format_default_record(record: bytes, engine=None) -> str:
     if err and engine is not None and err < len(engine.errors):
         node, sym, _sev, desc = engine.errors[err]
         out.append(f"  error {sym} ({node}): {desc}")
-    data = data[:nb]
-    for off in range(0, len(data), 16):
-        chunk = data[off:off + 16]
-        out.append(f"  {off:04x}: " + " ".join(f"{b:02x}" for b in chunk))
+    if nb:
+        from graphnet.wire.ethernet import format_hex
+        out.append(format_hex(data[:nb], 2))
     return "\n".join(out)
 
 
