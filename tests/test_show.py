@@ -7,14 +7,14 @@ from graphnet import process_node, python_node, Sleep
 from graphnet.nodes.passthrough import passthrough
 from graphnet.testing import udp_packets
 
-RUNTIME_COLUMNS = ["Name", "State", "Calls", "Vectors", "Suspends", "Clocks", "Vectors/Call"]
+RUNTIME_COLUMNS = ["Name", "State", "Calls", "Vectors", "Suspends", "Clocks", "Vectors/Call", "Drops"]
 
 
 @pytest.fixture
 def busy(pg_capture):
     """pg -> cy-pass -> py-split -> capture | error-drop, after 600 packets."""
     @python_node("py-split", next_nodes=["capture"],
-                 errors=[("too-odd", "warn", "odd packet number"), ("unused", "info", "never counted")])
+                 errors=[("too-odd", "error", "odd packet number"), ("unused", "info", "never counted")])
     def split(frame):
         for i in range(len(frame)):
             if frame.packet(i)[-1] % 2:
@@ -31,11 +31,11 @@ def parse_runtime(text):
     assert header.split() == RUNTIME_COLUMNS
     rows = {}
     for line in lines[2:]:
-        m = re.match(r"^(\S+)\s+(.+?)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\S+)\s+(\S+)$", line)
+        m = re.match(r"^(\S+)\s+(.+?)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\S+)\s+(\S+)\s+(\d+)$", line)
         assert m, line
-        name, state, calls, vectors, suspends, clocks, vpc = m.groups()
+        name, state, calls, vectors, suspends, clocks, vpc, drops = m.groups()
         rows[name] = dict(state=state, calls=int(calls), vectors=int(vectors), suspends=int(suspends),
-                          clocks=float(clocks), vpc=float(vpc))
+                          clocks=float(clocks), vpc=float(vpc), drops=int(drops))
     return lines[0], rows
 
 
@@ -56,6 +56,12 @@ def test_runtime_matches_node_counters(busy):
     assert rows["capture"]["vectors"] == 300 and rows["error-drop"]["vectors"] == 300
     assert rows["pg-input"]["state"] == "polling"
     assert rows["cy-pass"]["state"] == "active"
+    # the node that dropped them, once each, as show errors counts them
+    assert {n: r["drops"] for n, r in rows.items() if r["drops"]} == {"py-split": 300}
+    assert e.error_count("py-split", "too-odd") == 300
+    e.clear_errors()                                  # resets both
+    _, rows = parse_runtime(e.show("runtime"))
+    assert all(r["drops"] == 0 for r in rows.values()) and e.error_count("py-split", "too-odd") == 0
 
 
 def test_runtime_all_lists_idle_nodes_and_clear(busy):

@@ -35,8 +35,8 @@ cpdef enum Error:
 
 ERRORS = (("none", "info", "no error"),
           ("invalid-interface", "error", "no interface with this tx sw_if_index"),
-          ("interface-down", "warn", "tx interface is admin down"),
-          ("link-down", "warn", "tx interface's kernel link is down, deleted or lost"))
+          ("interface-down", "error", "tx interface is admin down"),
+          ("link-down", "error", "tx interface's kernel link is down, deleted or lost"))
 
 RX_MODES = ("polling", "interrupt", "adaptive")
 

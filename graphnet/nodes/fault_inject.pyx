@@ -73,7 +73,7 @@ cdef enum:
 
 ERRORS = (
     ("none", "info", "no error"),
-    ("dropped", "warn", "dropped by fault injection"),
+    ("dropped", "error", "dropped by fault injection"),
     ("corrupted", "info", "a bit flipped by fault injection"),
     ("duplicated", "info", "duplicated by fault injection"),
     ("reordered", "info", "sent after the next packet by fault injection"),

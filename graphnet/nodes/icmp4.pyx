@@ -51,7 +51,7 @@ ERRORS = (
     ("echo-replies", "info", "echo requests answered"),
     ("echo-reply-received", "info", "echo reply received (no listener)"),
     ("error-received", "info", "ICMP error received (not delivered yet)"),
-    ("unhandled-type", "info", "ICMP type not handled"),
+    ("unhandled-type", "error", "ICMP type not handled"),
 )
 
 

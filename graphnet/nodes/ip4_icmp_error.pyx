@@ -65,7 +65,7 @@ from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_RX, GN_TX, GN_FRA
                                    GN_BUFFER_F_NEXT_PRESENT, GN_BUFFER_F_LOCALLY_ORIGINATED, GN_BUFFER_F_GSO,
                                    GN_BUFFER_F_L4_CSUM_OFFLOAD, gn_buffer_current)
 from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_main_free, gn_enqueue_to_next,
-                                 gn_node_increment_error, gn_buffer_set_error)
+                                 gn_node_increment_error, gn_buffer_set_error, gn_count_drops)
 from graphnet.vlib.kit cimport gn_node_fn, gn_node_data
 from graphnet.nodes.ip4_csum cimport gn_chain_sum
 from graphnet.wire.inet cimport gn_inet_sum, gn_inet_checksum, gn_ip4_pseudo_sum
@@ -101,7 +101,7 @@ ERRORS = (
     ("broadcast", "info", "ICMP error not sent: to a broadcast or multicast destination"),
     ("bad-source", "info", "ICMP error not sent: source is not one host"),
     ("no-source-address", "warn", "ICMP error not sent: no IPv4 address to send it from"),
-    ("no-headroom", "error", "ICMP error not sent: no headroom"),
+    ("no-headroom", "warn", "ICMP error not sent: no headroom"),
     ("unknown-reason", "error", "packet sent to ip4-icmp-error without a known reason"),
 )
 
@@ -271,7 +271,7 @@ cdef uint32_t icmp_error_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* 
         b = gn_main_buffer(vm, frame.buffers[i])
         why = _error_one(vm, st, b)
         if why == 0:
-            vm.error_counters[b.error] += 1        # the reason, as if dropped
+            gn_count_drops(vm, b.error, 1)        # the original is consumed: a drop for its reason
             b.error = 0
             nexts[i] = NEXT_LOOKUP
             n_sent += 1

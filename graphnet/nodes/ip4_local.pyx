@@ -61,10 +61,10 @@ NEXTS = (("icmp-error", ("ip4-icmp-error", "error-drop")), ("reassembly", ("ip4-
 
 ERRORS = (
     ("none", "info", "no error"),
-    ("unknown-protocol", "warn", "no node for this IP protocol (ICMP protocol unreachable)"),
-    ("fragment", "warn", "fragment for this host dropped (no reassembly yet)"),
-    ("martian-source-local", "warn", "from an interface with one of our own addresses as source (martian): dropped"),
-    ("martian-source-broadcast", "warn", "source is the broadcast address of the receiving interface's subnet "
+    ("unknown-protocol", "error", "no node for this IP protocol (ICMP protocol unreachable)"),
+    ("fragment", "error", "fragment for this host dropped (no reassembly yet)"),
+    ("martian-source-local", "error", "from an interface with one of our own addresses as source (martian): dropped"),
+    ("martian-source-broadcast", "error", "source is the broadcast address of the receiving interface's subnet "
                                          "(martian): dropped"),
 )
 

@@ -75,12 +75,12 @@ MAX_IDS = PING_MAX_IDS
 ERRORS = (
     ("none", "info", "no error"),
     ("sent", "info", "echo requests sent"),
-    ("no-buffers", "error", "echo request not sent: no buffers"),
+    ("no-buffers", "warn", "echo request not sent: no buffers"),
 )
 REPLY_ERRORS = (
     ("none", "info", "no error"),
     ("replies", "info", "echo replies recorded for a ping in progress"),
-    ("ring-full", "warn", "echo reply dropped: the reply ring is full (not read)"),
+    ("ring-full", "error", "echo reply dropped: the reply ring is full (not read)"),
 )
 
 

@@ -60,8 +60,8 @@ NEXTS = (("interface-output", "interface-output"),)
 
 ERRORS = (
     ("none", "info", "no error"),
-    ("ttl-expired", "warn", "TTL expired in transit"),
-    ("mtu-exceeded", "warn", "packet larger than the tx MTU (fragmentation: not yet)"),
+    ("ttl-expired", "error", "TTL expired in transit"),
+    ("mtu-exceeded", "error", "packet larger than the tx MTU (fragmentation: not yet)"),
     ("no-headroom", "error", "no headroom left for the L2 header"),
     ("bad-adjacency", "error", "adjacency is not a rewrite"),
 )

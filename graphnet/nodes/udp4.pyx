@@ -66,8 +66,8 @@ ERRORS = (
     ("too-short", "error", "UDP datagram shorter than its 8-byte header"),
     ("bad-length", "error", "UDP length below 8 or beyond the IP payload"),
     ("bad-checksum", "error", "UDP checksum wrong"),
-    ("no-listener", "info", "no node for this UDP port (ICMP port unreachable)"),
-    ("gso-not-supported", "warn", "UDP GSO super-frame for this host dropped"),
+    ("no-listener", "error", "no node for this UDP port (ICMP port unreachable)"),
+    ("gso-not-supported", "error", "UDP GSO super-frame for this host dropped"),
 )
 
 ctypedef struct udp4_input_t:

@@ -55,7 +55,7 @@ cdef enum:
 ERRORS = (
     ("none", "info", "no error"),
     ("echoed", "info", "datagrams echoed"),
-    ("reflective-source-port", "warn", "not echoed: source port below 1024 or the echo port itself "
+    ("reflective-source-port", "error", "not echoed: source port below 1024 or the echo port itself "
                                        "(a reflecting service; would loop)"),
 )
 

@@ -92,8 +92,8 @@ cdef enum:
 from libc.stdint cimport uint8_t, uint16_t, uint32_t
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy
-from graphnet.vlib.buffer cimport gn_buffer_t, gn_buffer_current, GN_RX, GN_TX
-from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t
+from graphnet.vlib.buffer cimport gn_buffer_t, gn_buffer_current, GN_RX, GN_TX, GN_BUFFER_F_NEXT_PRESENT
+from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t, gn_main_buffer
 
 from graphnet.vlib.node import Node, GraphError, NONE_ERROR, SEVERITIES
 
@@ -121,24 +121,38 @@ cdef class NodeData:
 
 # --- the shared trace record -------------------------------------------------------
 
+cdef uint16_t _fill_chain(gn_main_t* vm, uint8_t* record, uint32_t sw_if_index, gn_buffer_t* b,
+                          uint32_t max_bytes) noexcept nogil:
+    """The shared record of a packet that may be a chain: its first
+    max_bytes across the buffers (a reassembled datagram's header and
+    payload, so its checksum can be checked from the record)."""
+    cdef uint16_t n = gn_trace_bytes_fill(record, sw_if_index, gn_buffer_current(b), b.current_length, max_bytes)
+    cdef uint32_t have = n - GN_TRACE_BYTES_HEADER, k, hops = 0
+    while have < max_bytes and (b.flags & GN_BUFFER_F_NEXT_PRESENT) and hops < 64:
+        b = gn_main_buffer(vm, b.next_buffer)
+        k = b.current_length if b.current_length < max_bytes - have else max_bytes - have
+        memcpy(record + GN_TRACE_BYTES_HEADER + have, gn_buffer_current(b), k)
+        have += k
+        hops += 1
+    memcpy(record + 4, &have, 2)                   # the record's n_bytes (u16, little-endian host)
+    return <uint16_t>(GN_TRACE_BYTES_HEADER + have)
+
+
 cdef uint16_t gn_trace_rx_bytes_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_buffer_t* b,
                                    uint8_t* record) noexcept nogil:
-    return gn_trace_bytes_fill(record, b.sw_if_index[GN_RX], gn_buffer_current(b), b.current_length,
-                               node.trace_size - GN_TRACE_BYTES_HEADER)
+    return _fill_chain(vm, record, b.sw_if_index[GN_RX], b, node.trace_size - GN_TRACE_BYTES_HEADER)
 
 
 cdef uint16_t gn_trace_tx_bytes_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_buffer_t* b,
                                    uint8_t* record) noexcept nogil:
-    return gn_trace_bytes_fill(record, b.sw_if_index[GN_TX], gn_buffer_current(b), b.current_length,
-                               node.trace_size - GN_TRACE_BYTES_HEADER)
+    return _fill_chain(vm, record, b.sw_if_index[GN_TX], b, node.trace_size - GN_TRACE_BYTES_HEADER)
 
 
 cdef uint16_t gn_trace_error_rx_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_buffer_t* b,
                                    uint8_t* record) noexcept nogil:
     memcpy(record, &b.error, 2)
-    return TRACE_ERROR_HEADER + gn_trace_bytes_fill(record + TRACE_ERROR_HEADER, b.sw_if_index[GN_RX],
-                                                    gn_buffer_current(b), b.current_length,
-                                                    node.trace_size - TRACE_ERROR_HEADER - GN_TRACE_BYTES_HEADER)
+    return TRACE_ERROR_HEADER + _fill_chain(vm, record + TRACE_ERROR_HEADER, b.sw_if_index[GN_RX], b,
+                                            node.trace_size - TRACE_ERROR_HEADER - GN_TRACE_BYTES_HEADER)
 
 
 _TRACE_FNS = {"rx": gn_trace_fn(gn_trace_rx_bytes_fn), "tx": gn_trace_fn(gn_trace_tx_bytes_fn)}

@@ -27,7 +27,7 @@ VALIDATE_ERRORS = (
     ("truncated", "error", "ip4 total length beyond the frame"),
     ("bad-checksum", "error", "ip4 header checksum wrong"),
     ("ttl-zero", "error", "ip4 TTL 0 on input"),
-    ("options", "warn", "ip4 options present (not supported: dropped)"),
+    ("options", "error", "ip4 options present (not supported: dropped)"),
 )
 assert len(VALIDATE_ERRORS) == GN_IP4_N_VALIDATE
 
