@@ -96,7 +96,7 @@ def test_errors_lists_counted_drops_by_reason(busy):
     lines = text.splitlines()
     assert lines[0].split() == ["Count", "Node", "Reason", "Severity"]
     rows = [re.match(r"^\s*(\d+)\s+(\S+)\s+(.+?)\s+(info|warn|error)\s*$", l).groups() for l in lines[1:]]
-    assert rows == [("300", "py-split", "odd packet number", "warn")]
+    assert rows == [("300", "py-split", "odd packet number", "error")]
     assert e.error_count("py-split", "too-odd") == 300
     everything = e.show("errors", "all")
     assert "never counted" in everything and "python-exception" not in everything.split()
@@ -156,7 +156,7 @@ def test_show_node(busy):
     assert [l.strip() for l in nexts] == ["[0] capture", "[1] error-drop"]
     errs = {l.split()[0]: l.split() for l in lines[lines.index("  errors:") + 1:] if l.startswith("    ")}
     assert list(errs) == ["none", "too-odd", "unused", "python-exception"]
-    assert errs["too-odd"][1:3] == ["warn", "300"]
+    assert errs["too-odd"][1:3] == ["error", "300"]
     assert errs["python-exception"][1:3] == ["error", "0"]
 
 

@@ -39,7 +39,7 @@ Metadata used: current_data (IPv4 header), chains, sw_if_index[TX],
 opaque. Next nodes: ``ip4-rewrite`` when the graph has it, else
 ``interface-output`` (``nodes(next_node=...)`` picks another);
 ``ip4-icmp-error`` when the graph has it, else error-drop. Trace record: tx
-sw_if_index and the first 40 bytes of the header.
+sw_if_index and the first 64 bytes of the packet.
 """
 from libc.stdint cimport uint8_t, uint16_t, uint32_t
 from libc.string cimport memcpy
@@ -68,7 +68,7 @@ cpdef enum Error:
 
 cdef enum:
     MAX_BUFFERS_PER_FRAGMENT = 40         # 65535 / 2048 + 1, rounded up
-    TRACE_BYTES = 40
+    TRACE_BYTES = 64
 
 ERRORS = (
     ("none", "info", "no error"),

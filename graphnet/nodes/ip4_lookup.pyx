@@ -24,7 +24,7 @@ prohibit route sends its packets, counted as ``unreachable`` /
 ICMP 3/1, 3/13), else drops them under that count.
 
 Trace record: the lookup redone for the traced packet at entry (adjacency,
-flow hash) and the first 40 bytes of its header.
+flow hash) and the first 64 bytes of the packet (an ICMP error's quote included).
 """
 import struct
 
@@ -50,7 +50,7 @@ cpdef enum Error:
     ERROR_BAD_ADJACENCY, ERROR_SPECIAL_DESTINATION, ERROR_UNREACHABLE, ERROR_PROHIBITED, N_ERROR
 
 cdef enum:
-    TRACE_BYTES = 40
+    TRACE_BYTES = 64
 
 NEXTS = (("rewrite", "ip4-rewrite"),)
 ERRORS = (

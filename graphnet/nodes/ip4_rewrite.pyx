@@ -25,7 +25,7 @@ sw_if_index[TX]. Next nodes: ``interface-output``. Drops: ``ttl-expired``,
 ``mtu-exceeded``, ``no-headroom``, ``bad-adjacency`` (not a rewrite).
 
 Trace record: adjacency, tx sw_if_index, the rewrite to be pushed and the
-first 40 bytes of the header as received.
+first 64 bytes of the packet as received.
 """
 import struct
 
@@ -54,7 +54,7 @@ cpdef enum Error:
 
 cdef enum:
     PREFETCH_AHEAD = 4
-    TRACE_BYTES = 40
+    TRACE_BYTES = 64
 
 NEXTS = (("interface-output", "interface-output"),)
 

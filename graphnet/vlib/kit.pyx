@@ -183,7 +183,7 @@ def format_trace_bytes(bytes record, engine=None, header=None, direction="rx", i
         from graphnet.wire.ethernet import format_hex
         header = format_hex
     text = header(data, indent=2)
-    return f"  {direction} sw_if_index {sw}{name}\n" + text
+    return f"  {direction} sw_if_index {sw}{name}" + (f"\n{text}" if text else "")
 
 
 def trace_bytes(int n_bytes, header=None, direction="rx", names=True):
@@ -230,9 +230,8 @@ def trace_error(int n_bytes=0, header=None):
     n_bytes shown through ``header``."""
     def format_trace(bytes record, engine=None):
         error, = struct.unpack_from("<H", record)
-        text = f"  {format_error(engine, error)}\n" + format_trace_bytes(record, engine, header, "rx",
+        return f"  {format_error(engine, error)}\n" + format_trace_bytes(record, engine, header, "rx",
                                                                          TRACE_ERROR_HEADER)
-        return text if n_bytes else text.rstrip()
     format_trace.__doc__ = f"the packet's error, rx sw_if_index and the first {n_bytes} bytes"
     return {"trace_fn": gn_trace_fn(gn_trace_error_rx_fn),
             "trace_size": TRACE_ERROR_HEADER + GN_TRACE_BYTES_HEADER + n_bytes, "format_trace": format_trace}

@@ -65,9 +65,11 @@ def decode(data) -> dict:
     return out
 
 
-def format_icmp4(data, int indent=0, total=None) -> str:
-    """See the module docstring."""
-    from graphnet.wire.ip4 import format_ip4_header, checksum_state
+def format_icmp4(data, int indent=0, total=None, quoted_header=None) -> str:
+    """See the module docstring. ``quoted_header``: the formatter of the
+    header an error quotes (graphnet.wire.ip4 passes format_ip4_header;
+    without it the quote's length is shown)."""
+    from graphnet.wire.inet import checksum_state
     data = bytes(data)
     pad = " " * indent
     f = decode(data)
@@ -84,9 +86,9 @@ def format_icmp4(data, int indent=0, total=None) -> str:
         out.append(f"{pad}  pointer {f['pointer']}")
     if "quoted" in f:
         q = f["quoted"]
-        if q:
-            inner = format_ip4_header(q, indent + 2, quoted=True).lstrip()
+        if len(q) >= 20 and quoted_header is not None:
+            inner = quoted_header(q, indent + 2, quoted=True).lstrip()
             out.append(f"{pad}  quoted: {inner}")
         else:
-            out.append(f"{pad}  quoted: nothing")
+            out.append(f"{pad}  quoted: an IPv4 header ({len(q)} of its bytes recorded)")
     return "\n".join(out)

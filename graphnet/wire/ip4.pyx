@@ -13,9 +13,8 @@ Formatters never raise: truncated or bad headers are shown as such.
 import ipaddress
 import struct
 
-from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from libc.stdint cimport uint8_t, uint32_t
 from libc.string cimport memcpy
-from graphnet.wire.inet cimport gn_inet_sum, gn_inet_fold, gn_ip4_pseudo_sum
 
 VALIDATE_ERRORS = (
     # gn_ip4_validate codes, in order: these are ip4-input's error rows
@@ -103,35 +102,17 @@ def format_options(opts) -> str:
     return ", ".join(names)
 
 
-def checksum_state(data, need, ip=None, int protocol=0) -> str:
-    """``ok`` or ``bad`` for the internet checksum of the first ``need``
-    bytes of data (plus the pseudo header of the IPv4 header ``ip`` for
-    UDP/TCP), or ``not checked: ...`` when data holds fewer (a trace
-    record keeps only the first bytes of a packet)."""
-    cdef bytes b = bytes(data)
-    cdef bytes h
-    cdef uint64_t s = 0
-    if need > len(b):
-        return f"not checked: {len(b)} of {need} bytes recorded"
-    if ip is not None:
-        h = bytes(ip)
-        if len(h) < GN_IP4_HEADER_LEN:
-            return "not checked: no IP header"
-        s = gn_ip4_pseudo_sum(<const uint8_t*>h, protocol, need)
-    s = gn_inet_sum(<const uint8_t*>b, need, s)
-    return "ok" if gn_inet_fold(s) == 0xffff else "bad"
-
-
 def _format_l4(proto, data, ip, int indent, bint quoted):
     """The L4 lines under an IPv4 header: the protocol's own formatter."""
     if proto == GN_IP4_PROTO_UDP:
         from graphnet.wire.udp import format_udp
-        return format_udp(data, indent, None if quoted else ip)
+        return format_udp(data, indent, ip, quoted)
     if proto == GN_IP4_PROTO_ICMP:
         from graphnet.wire.icmp4 import format_icmp4
         if quoted:
             return format_icmp4(data[:8], indent, total=0x10000)   # a quote: 8 bytes, no checksum check
-        return format_icmp4(data, indent, total=max(0, struct.unpack_from("!H", ip, 2)[0] - len(ip)))
+        return format_icmp4(data, indent, total=max(0, struct.unpack_from("!H", ip, 2)[0] - len(ip)),
+                            quoted_header=format_ip4_header)
     if proto == GN_IP4_PROTO_TCP and len(data) >= 4:
         sport, dport = struct.unpack_from("!HH", data)
         extra = ""

@@ -8,7 +8,8 @@ datagram's header for trace text::
 header (as much as the trace record holds), ``ip`` the IPv4 header in
 front of it, for the pseudo header: the checksum is checked only when the
 whole datagram and its IP header are there; otherwise the state says why
-not (``none`` when the sender sent 0, RFC 768). Never raises.
+not (``none`` when the sender sent 0, RFC 768; ``quoted`` for the 8 bytes
+an ICMP error quotes). Never raises.
 """
 import struct
 
@@ -24,9 +25,9 @@ def decode(data) -> dict:
     return {"sport": sport, "dport": dport, "length": length, "checksum": csum}
 
 
-def format_udp(data, int indent=0, ip=None) -> str:
+def format_udp(data, int indent=0, ip=None, bint quoted=False) -> str:
     """See the module docstring."""
-    from graphnet.wire.ip4 import checksum_state
+    from graphnet.wire.inet import checksum_state
     data = bytes(data)
     pad = " " * indent
     f = decode(data)
@@ -34,6 +35,8 @@ def format_udp(data, int indent=0, ip=None) -> str:
         return f"{pad}UDP: truncated ({len(data)} bytes): {data.hex()}"
     if f["checksum"] == 0:
         state = "none"
+    elif quoted:
+        state = "quoted: not checked"
     elif ip is None:
         state = "not checked: no IP header"
     elif f["length"] < GN_UDP_HEADER_LEN:
