@@ -264,7 +264,7 @@ def test_trace_add_any_input_node_by_name_prefix_or_glob(engine_factory):
     assert names == ["af-packet-input-a"] * 2 + ["af-packet-input-b"] * 3
     with pytest.raises(CommandError, match=r"^trace add: no input node named 'bogus'; input nodes: "):
         execute(e, "trace add bogus 5")
-    with pytest.raises(CommandError, match=r"trace add takes an input node; 'null' is a internal node"):
+    with pytest.raises(CommandError, match=r"trace add takes an input node; 'null' is an internal node"):
         execute(e, "trace add null 5")
 
 

@@ -512,7 +512,9 @@ class Engine:
                            + f"; input nodes: {names}")
         for i in targets:
             if self.nodes[i].type != "input":
-                raise ValueError(f"trace add takes an input node; {name!r} is a {self.nodes[i].type} node")
+                kind = self.nodes[i].type
+                raise ValueError(f"trace add takes an input node; {name!r} is {'an' if kind[0] in 'aeiou' else 'a'} "
+                                 f"{kind} node")
         for i in targets:
             self.call(self.main.trace_add, i, n)
         return [self.nodes[i].name for i in targets]

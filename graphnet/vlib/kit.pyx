@@ -134,8 +134,9 @@ cdef uint16_t _fill_chain(gn_main_t* vm, uint8_t* record, uint32_t sw_if_index, 
         memcpy(record + GN_TRACE_BYTES_HEADER + have, gn_buffer_current(b), k)
         have += k
         hops += 1
-    memcpy(record + 4, &have, 2)                   # the record's n_bytes (u16, little-endian host)
-    return <uint16_t>(GN_TRACE_BYTES_HEADER + have)
+    n = <uint16_t>have
+    memcpy(record + 4, &n, 2)                      # the record's n_bytes, now with the chain's
+    return GN_TRACE_BYTES_HEADER + n
 
 
 cdef uint16_t gn_trace_rx_bytes_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_buffer_t* b,

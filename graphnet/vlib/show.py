@@ -140,8 +140,8 @@ def format_default_record(record: bytes, engine=None) -> str:
         return "-" if x == 0xffffffff else str(x)
     out = [f"  buffer 0x{bi:x}: current data {cd}, length {ln}, rx {ifname(rx)}, tx {ifname(tx)}, flags 0x{flags:x}"]
     if err and engine is not None and err < len(engine.errors):
-        node, sym, _sev, desc = engine.errors[err]
-        out.append(f"  error {sym} ({node}): {desc}")
+        from graphnet.vlib.kit import format_error
+        out.append(f"  {format_error(engine, err)}")
     if nb:
         from graphnet.wire.ethernet import format_hex
         out.append(format_hex(data[:nb], 2))
