@@ -353,14 +353,18 @@ def test_drop_counts_equal_packets_sent_per_class(bench):
     martian = [Ether(src=PEER, dst=IF0) / IP(src="127.0.0.9", dst="10.0.0.1") / UDP() for _ in range(2)]
     proto = [Ether(src=PEER, dst=IF0) / IP(src="10.0.0.2", dst="10.0.0.1", proto=99) / Raw(b"p" * 8) for _ in range(6)]
     no_route = udp("192.0.2.1", 7)
+    first = fragment(IP(src="10.0.0.2", dst="10.0.0.1", id=500) / UDP(sport=1, dport=7) / Raw(b"f" * 100), fragsize=64)[0]
+    dup = [Ether(src=PEER, dst=IF0) / first] * 3                    # held once, then 2 duplicates
     sent = {("ip4-rewrite", "ttl-expired"): udp("10.1.0.5", 3, ttl=1),
             ("udp4-input", "no-listener"): udp("10.0.0.1", 2),
             ("ip4-input", "bad-checksum"): bad_sum,
             ("ip4-frag", "df-set-too-big"): big_df,
             ("ip4-input", "martian-source-loopback"): martian,
             ("ip4-local", "unknown-protocol"): proto,
-            ("ip4-lookup", "no-route"): no_route}
+            ("ip4-lookup", "no-route"): no_route,
+            ("ip4-reassembly", "duplicate"): dup[1:]}
     e.clear_errors()
+    bench.inject("if0", dup[:1])
     for frames in sent.values():
         bench.inject("if0", frames)
     bench.run()
