@@ -734,7 +734,7 @@ def test_set_interface_errors_name_the_problem(tmp_path):
     e, dev = pcap_engine(tmp_path)
     for line, text in [("set interface state pcap1 up", "no interface named 'pcap1' (did you mean 'pcap0'?)"),
                        ("set interface state zzz up", "no interface named 'zzz'; interfaces: pcap0"),
-                       ("set interface state pcap0 on", "'on': use up or down\nusage: set interface state"),
+                       ("set interface state pcap0 on", "'on': use up or down; usage: set interface state"),
                        ("set interface state pcap0", "give an interface name and a state (up|down)"),
                        ("set interface rx-mode pcap0 fast", "'fast': use polling or interrupt or adaptive"),
                        ("set interface promiscuous pcap0 yes", "'yes': use on or off"),

@@ -21,7 +21,7 @@ def test_ipv6_and_lldp_are_info_and_unknown_types_are_named(engine_factory):
     assert e.error_count("ethernet-input", "lldp") == 1
     assert e.error_count("ethernet-input", "unknown-ethertype") == 4
     rows = {r[1]: r[2] for r in e.errors if r[0] == "ethernet-input"}
-    assert rows["ipv6"] == "info" and rows["lldp"] == "info" and rows["unknown-ethertype"] == "warn"
+    assert rows["ipv6"] == "info" and rows["lldp"] == "info" and rows["unknown-ethertype"] == "error"
     text = execute(e, "show errors verbose")
     assert re.search(r"^\s+ethertype 0x88b5: 3 frames$", text, re.M), text
     assert re.search(r"^\s+ethertype 0x1234: 1 frames$", text, re.M), text

@@ -80,9 +80,9 @@ def test_engine_allocates_zeroed_node_data(engine_factory):
 def test_shared_trace_record_format():
     fmt = kit.trace_bytes(4, None, "tx")["format_trace"]
     rec = (7).to_bytes(4, "little") + (3).to_bytes(2, "little") + b"\x01\x02\x03"
-    assert fmt(rec) == "  tx sw_if_index 7\n  010203"
+    assert fmt(rec) == "  tx sw_if_index 7\n  0000: 01 02 03"      # no formatter: a hex dump
     rec = (0xffffffff).to_bytes(4, "little") + (0).to_bytes(2, "little")
-    assert fmt(rec) == "  tx sw_if_index -\n  "
+    assert fmt(rec) == "  tx sw_if_index -"
 
 
 def _build(workdir: Path, modules):

@@ -240,12 +240,13 @@ def test_no_buffers_counted_and_retried(pg_capture):
     t.engine.main.cache.free(held)
 
 
-def test_trace_summary_uses_scapy(pg_capture):
+def test_trace_record_names_stream_and_decodes(pg_capture):
     t = pg_capture()
     t.engine.trace_add("pg-input", 1)
-    t.send([udp_packet(src="10.9.9.9", dst="10.8.8.8", sport=11, dport=22)], count=1)
+    t.send([udp_packet(src="10.9.9.9", dst="10.8.8.8", sport=11, dport=22)], count=1, name="probe")
     text = t.engine.show("trace")
-    assert "UDP 10.9.9.9:11 > 10.8.8.8:22" in text
+    assert "stream probe, " in text
+    assert "UDP: 10.9.9.9 -> 10.8.8.8" in text and "UDP: 11 -> 22" in text
 
 
 # --- argument checking ------------------------------------------------------------

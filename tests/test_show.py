@@ -7,14 +7,14 @@ from graphnet import process_node, python_node, Sleep
 from graphnet.nodes.passthrough import passthrough
 from graphnet.testing import udp_packets
 
-RUNTIME_COLUMNS = ["Name", "State", "Calls", "Vectors", "Suspends", "Clocks", "Vectors/Call"]
+RUNTIME_COLUMNS = ["Name", "State", "Calls", "Vectors", "Suspends", "Clocks", "Vectors/Call", "Drops"]
 
 
 @pytest.fixture
 def busy(pg_capture):
     """pg -> cy-pass -> py-split -> capture | error-drop, after 600 packets."""
     @python_node("py-split", next_nodes=["capture"],
-                 errors=[("too-odd", "warn", "odd packet number"), ("unused", "info", "never counted")])
+                 errors=[("too-odd", "error", "odd packet number"), ("unused", "info", "never counted")])
     def split(frame):
         for i in range(len(frame)):
             if frame.packet(i)[-1] % 2:
@@ -31,11 +31,11 @@ def parse_runtime(text):
     assert header.split() == RUNTIME_COLUMNS
     rows = {}
     for line in lines[2:]:
-        m = re.match(r"^(\S+)\s+(.+?)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\S+)\s+(\S+)$", line)
+        m = re.match(r"^(\S+)\s+(.+?)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\S+)\s+(\S+)\s+(\d+)$", line)
         assert m, line
-        name, state, calls, vectors, suspends, clocks, vpc = m.groups()
+        name, state, calls, vectors, suspends, clocks, vpc, drops = m.groups()
         rows[name] = dict(state=state, calls=int(calls), vectors=int(vectors), suspends=int(suspends),
-                          clocks=float(clocks), vpc=float(vpc))
+                          clocks=float(clocks), vpc=float(vpc), drops=int(drops))
     return lines[0], rows
 
 
@@ -56,6 +56,12 @@ def test_runtime_matches_node_counters(busy):
     assert rows["capture"]["vectors"] == 300 and rows["error-drop"]["vectors"] == 300
     assert rows["pg-input"]["state"] == "polling"
     assert rows["cy-pass"]["state"] == "active"
+    # the node that dropped them, once each, as show errors counts them
+    assert {n: r["drops"] for n, r in rows.items() if r["drops"]} == {"py-split": 300}
+    assert e.error_count("py-split", "too-odd") == 300
+    e.clear_errors()                                  # resets both
+    _, rows = parse_runtime(e.show("runtime"))
+    assert all(r["drops"] == 0 for r in rows.values()) and e.error_count("py-split", "too-odd") == 0
 
 
 def test_runtime_all_lists_idle_nodes_and_clear(busy):
@@ -90,7 +96,7 @@ def test_errors_lists_counted_drops_by_reason(busy):
     lines = text.splitlines()
     assert lines[0].split() == ["Count", "Node", "Reason", "Severity"]
     rows = [re.match(r"^\s*(\d+)\s+(\S+)\s+(.+?)\s+(info|warn|error)\s*$", l).groups() for l in lines[1:]]
-    assert rows == [("300", "py-split", "odd packet number", "warn")]
+    assert rows == [("300", "py-split", "odd packet number", "error")]
     assert e.error_count("py-split", "too-odd") == 300
     everything = e.show("errors", "all")
     assert "never counted" in everything and "python-exception" not in everything.split()
@@ -150,7 +156,7 @@ def test_show_node(busy):
     assert [l.strip() for l in nexts] == ["[0] capture", "[1] error-drop"]
     errs = {l.split()[0]: l.split() for l in lines[lines.index("  errors:") + 1:] if l.startswith("    ")}
     assert list(errs) == ["none", "too-odd", "unused", "python-exception"]
-    assert errs["too-odd"][1:3] == ["warn", "300"]
+    assert errs["too-odd"][1:3] == ["error", "300"]
     assert errs["python-exception"][1:3] == ["error", "0"]
 
 

@@ -75,13 +75,33 @@ def show_buffers(engine, args):
     return engine.show("buffers")
 
 
-@command("trace add", help="trace the next <n> packets from an input node",
+@command("trace add", help="trace the next <n> packets (that pass the trace filter) from an input node: "
+         "pg-input, tap-input-<if>, af-packet-input-<if>, ...; a prefix (tap-input) or a glob "
+         "(af-packet-input-*) traces all the nodes it names",
          usage="trace add <input-node> <n>")
 def trace_add(engine, args):
     if len(args) != 2:
         raise UsageError("trace add takes an input node and a packet count")
     n = _count(args[1], "the packet count")
     engine.trace_add(args[0], n)
+    return ""
+
+
+@command("trace filter", help="trace only matching packets (VPP's classify filter): bytes at an offset "
+         "under a mask, or an IPv4 5-tuple; 'off' removes it, no argument shows it and its counts "
+         "(graphnet.vlib.trace_filter)",
+         usage="trace filter bytes <offset> <hex> [mask <hex>] | trace filter ip4 [src <addr>[/<len>]] "
+               "[dst <addr>[/<len>]] [proto udp|tcp|icmp|<n>] [sport <n>] [dport <n>] | trace filter off "
+               "| trace filter")
+def trace_filter(engine, args):
+    from graphnet.vlib import trace_filter as tf
+    if not args:
+        return engine.trace_filter_status()
+    try:
+        spec = tf.parse(args)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    engine.trace_filter(spec)
     return ""
 
 

@@ -260,7 +260,8 @@ class ControlServer:
         except CommandError as e:
             return {"ok": False, "error": str(e)}
         except Exception as e:  # registry.execute should not raise anything else
-            log.exception("command %r failed", line)
+            log.error("command %r failed: %s: %s", line, type(e).__name__, e,
+                      exc_info=log.isEnabledFor(logging.DEBUG))
             return {"ok": False, "error": f"internal error: {type(e).__name__}: {e}"}
 
 

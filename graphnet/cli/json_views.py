@@ -34,11 +34,12 @@ def _interface_names(engine, args, path):
 
 
 @json_view("show runtime", "{thread, name, time_s, loops, sleeps, nodes: [{name, type, state, calls, "
-           "vectors, suspends, clocks, clocks_per_vector, vectors_per_call, interrupts}]}; nodes that "
+           "vectors, suspends, clocks, clocks_per_vector, vectors_per_call, interrupts, drops}]}; nodes that "
            "never ran are left out unless 'all' is given")
 def runtime_json(engine, args):
-    from graphnet.vlib.show import node_state_text
+    from graphnet.vlib.show import node_state_text, node_drops
     show_all = "all" in args or "verbose" in args
+    drops = node_drops(engine)
     loop = engine.main.loop_stats()
     nodes = []
     for i, c in enumerate(engine.main.node_counters()):
@@ -49,7 +50,8 @@ def runtime_json(engine, args):
                       "calls": c["calls"], "vectors": c["vectors"], "suspends": c["suspends"],
                       "clocks": c["clocks"], "interrupts": c["interrupts"],
                       "clocks_per_vector": c["clocks"] / c["vectors"] if c["vectors"] else 0.0,
-                      "vectors_per_call": c["vectors"] / c["calls"] if c["calls"] else 0.0})
+                      "vectors_per_call": c["vectors"] / c["calls"] if c["calls"] else 0.0,
+                      "drops": drops.get(n.name, 0)})
     return {"thread": 0, "name": engine.name, "time_s": time.monotonic() - engine.start_time,
             "loops": loop["loops"], "sleeps": loop["sleeps"], "nodes": nodes}
 

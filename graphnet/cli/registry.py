@@ -18,8 +18,10 @@ Invariants:
 
 - ``execute`` either returns the command's text or raises ``CommandError``
   (an unknown or ambiguous command, bad arguments, or an error from the
-  engine); no other exception escapes it. An unexpected exception inside a
-  command is logged with its traceback and reported as a CommandError.
+  engine); no other exception escapes it. Its message is one line: what
+  was wrong (and the usage, for bad arguments). An unexpected exception
+  inside a command is logged in one line (with its traceback only at
+  debug level) and reported as a CommandError.
 - Commands run in the engine's loop thread, through ``engine.call``, so the
   state they read and change is consistent with the data plane. When no
   engine is given (``help``), they run in the caller's thread.
@@ -226,7 +228,7 @@ class Registry:
                 out = engine.call(fn, engine, args)
         except UsageError as e:
             text = str(e)
-            raise UsageError((text + "\n" if text else "") + f"usage: {cmd.usage}") from None
+            raise UsageError((text + "; " if text else "") + f"usage: {cmd.usage}") from None
         except CommandError:
             raise
         except (ValueError, KeyError, LookupError) as e:
@@ -236,7 +238,9 @@ class Registry:
         except TimeoutError as e:
             raise CommandError(f"{cmd.name}: {e}") from None
         except Exception as e:
-            log.exception("command %r failed", line)
+            # one line in the log; its traceback only when debugging (--log-level debug)
+            log.error("command %r failed: %s: %s", line, type(e).__name__, e,
+                      exc_info=log.isEnabledFor(logging.DEBUG))
             raise CommandError(f"{cmd.name}: internal error: {type(e).__name__}: {e}") from None
         return "" if out is None else str(out)
 

@@ -17,6 +17,7 @@ interface-output: sends each buffer to the tx node of interface
 interface's tx node (attached by the devices). Errors: ``invalid-interface``,
 ``interface-down`` (admin down), ``link-down`` (the kernel link is down,
 deleted or lost: set by the devices from netlink link events); all drops.
+Trace: the tx interface and the frame, decoded (kit.trace_ethernet).
 """
 from cpython.pycapsule cimport PyCapsule_New
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
@@ -25,7 +26,7 @@ from libc.string cimport memcpy, memset
 from graphnet.vlib.buffer cimport gn_buffer_t, gn_frame_t, GN_TX, GN_FRAME_SIZE
 from graphnet.vlib.kit cimport gn_node_fn
 from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_enqueue_to_next, gn_buffer_set_error
-from graphnet.vlib.kit import node
+from graphnet.vlib.kit import node, trace_ethernet
 from graphnet.wire.ethernet import format_mac, parse_mac  # one MAC syntax (format_mac: here for old imports)
 from graphnet.vlib.engine import register_extension
 
@@ -34,8 +35,8 @@ cpdef enum Error:
 
 ERRORS = (("none", "info", "no error"),
           ("invalid-interface", "error", "no interface with this tx sw_if_index"),
-          ("interface-down", "warn", "tx interface is admin down"),
-          ("link-down", "warn", "tx interface's kernel link is down, deleted or lost"))
+          ("interface-down", "error", "tx interface is admin down"),
+          ("link-down", "error", "tx interface's kernel link is down, deleted or lost"))
 
 RX_MODES = ("polling", "interrupt", "adaptive")
 
@@ -81,7 +82,7 @@ cdef class InterfaceTable:
 
     def nodes(self):
         return (node("interface-output", gn_node_fn(interface_output_fn), errors=ERRORS, Error=Error,
-                     setup=self._setup, on_attach=self._on_attach, instance=self, doc=__doc__.split("\n\n")[2]),)
+                     setup=self._setup, on_attach=self._on_attach, instance=self, trace=trace_ethernet("tx"), doc=__doc__.split("\n\n")[2]),)
 
     def _setup(self, engine, node_index):
         self.engine = engine

@@ -14,8 +14,9 @@ sw_if_index[RX] (the stream's), l2_hdr_offset 0, the rest fresh: buffers
 are allocated uninitialised and each gets the stream's 40-byte metadata
 template as its packet is copied. Next nodes: the one given (``next``).
 Errors: ``no-buffers`` (a packet could not be allocated: counted, retried
-on the next call). Trace record: packet length, then the kit's record (rx
-sw_if_index, first bytes; decoded with Scapy by the formatter).
+on the next call). Trace record: packet length, stream index, then the
+kit's record (rx sw_if_index, first bytes); shown as the stream's name,
+length and interface and the packet decoded by the wire/ formatters.
 
 Invariants: at most 256 packets per stream per call; a stream never sends
 more than ``count``; a rated stream never runs ahead of ``rate`` x elapsed.
@@ -98,9 +99,11 @@ ctypedef struct pg_t:
     pg_stream_t* streams
     uint32_t n_streams
     uint16_t next_index
+    uint32_t sending            # the stream whose packets are being enqueued (their trace names it)
 
 ctypedef struct pg_trace_t:
     uint32_t length
+    uint32_t stream
     uint8_t bytes[GN_TRACE_BYTES_HEADER + TRACE_BYTES]   # the kit's record: rx sw_if_index, the frame
 
 
@@ -285,6 +288,7 @@ cdef uint32_t pg_input_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* fr
             s.sent += got
             total += got
             if got:
+                pg.sending = k
                 gn_enqueue_to_single_next(vm, node, bis, pg.next_index, got)
         if s.limit and s.sent >= s.limit:
             continue
@@ -311,22 +315,29 @@ cdef uint32_t pg_input_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* fr
 cdef uint16_t pg_trace_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_buffer_t* b, uint8_t* record) noexcept nogil:
     cdef pg_trace_t* t = <pg_trace_t*>record
     t.length = b.current_length
-    return 4 + gn_trace_bytes_fill(t.bytes, b.sw_if_index[GN_RX], gn_buffer_current(b), b.current_length, TRACE_BYTES)
+    t.stream = (<pg_t*>node.runtime_data).sending
+    return 8 + gn_trace_bytes_fill(t.bytes, b.sw_if_index[GN_RX], gn_buffer_current(b), b.current_length, TRACE_BYTES)
 
 
-def format_pg_trace(bytes record, engine=None):
-    """Trace text: length, interface, and the bytes decoded by Scapy."""
-    length, = struct.unpack_from("<I", record)
-    sw_if, data = parse_trace_bytes(record, 4)
-    n = len(data)
-    try:
-        import scapy.layers.inet  # noqa: F401 - binds IP, UDP, TCP, ICMP under Ether
-        from scapy.layers.l2 import Ether
-        summary = Ether(data).summary()
-    except Exception:
-        summary = data.hex()
-    more = "" if n >= length else f" (first {n} bytes)"
-    return f"  {length} bytes on sw_if_index {sw_if}{more}: {summary}"
+def format_pg_trace(bytes record, engine=None, streams=()):
+    """Trace text, as VPP's pg-input: the stream's name, the length and the
+    interface the packet enters on, then the packet decoded from its first
+    bytes (an Ethernet frame, or an IPv4 packet for a stream whose
+    l3_offset is 0). ``streams``: (name, l3_offset) by stream index."""
+    from graphnet.wire.ethernet import format_ethernet_frame
+    from graphnet.wire.ip4 import format_ip4_header
+    length, k = struct.unpack_from("<II", record)
+    name, l3 = streams[k] if k < len(streams) else (f"#{k}", 14)
+    sw_if, data = parse_trace_bytes(record, 8)
+    ifname = ""
+    if engine is not None:
+        try:
+            ifname = f" ({engine.interfaces.names[sw_if]})"
+        except (AttributeError, IndexError, KeyError):
+            pass
+    more = "" if len(data) >= length else f" (first {len(data)} recorded)"
+    decode = format_ip4_header if l3 == 0 else format_ethernet_frame
+    return f"  stream {name}, {length} bytes{more}, sw_if_index {sw_if}{ifname}\n" + decode(data, 2)
 
 
 ETHERNET_IP4_FIELDS = {
@@ -433,6 +444,7 @@ cdef class PacketGenerator:
     cdef readonly str state
     cdef readonly bint adaptive
     cdef readonly list stream_names
+    cdef list stream_l3             # (name, l3_offset) by stream index, for the trace
     cdef object engine
     cdef int node_index
 
@@ -445,6 +457,7 @@ cdef class PacketGenerator:
         self.state = state
         self.adaptive = bool(adaptive)
         self.stream_names = []
+        self.stream_l3 = []
         self.node_index = -1
 
     def __dealloc__(self):
@@ -458,8 +471,11 @@ cdef class PacketGenerator:
     def nodes(self):
         return (node(self.name, gn_node_fn(pg_input_fn), type="input", state=self.state, adaptive=self.adaptive,
                      nexts=(("next", self.next_node),), Next=Next, errors=ERRORS, Error=Error,
-                     trace=trace_record(gn_trace_fn(pg_trace_fn), sizeof(pg_trace_t), format_pg_trace),
+                     trace=trace_record(gn_trace_fn(pg_trace_fn), sizeof(pg_trace_t), self._format_trace),
                      setup=self._setup, instance=self, doc=__doc__),)
+
+    def _format_trace(self, bytes record, engine=None):
+        return format_pg_trace(record, engine, self.stream_l3)
 
     def _setup(self, engine, node_index):
         self.engine = engine
@@ -523,6 +539,7 @@ cdef class PacketGenerator:
         s.rng = stream.seed or 1
         self.pg.n_streams += 1
         self.stream_names.append(stream.name)
+        self.stream_l3.append((stream.name, stream.l3_offset))
         if self.engine is not None:
             self.engine.main.set_interrupt_pending(self.node_index)
 

@@ -73,12 +73,12 @@ cdef enum:
 
 ERRORS = (
     ("none", "info", "no error"),
-    ("dropped", "warn", "dropped by fault injection"),
+    ("dropped", "error", "dropped by fault injection"),
     ("corrupted", "info", "a bit flipped by fault injection"),
     ("duplicated", "info", "duplicated by fault injection"),
     ("reordered", "info", "sent after the next packet by fault injection"),
     ("delayed", "info", "held for the delay by fault injection"),
-    ("delay-full", "warn", "dropped: the delay queue's share of the buffer pool is full"),
+    ("delay-full", "error", "dropped: the delay queue's share of the buffer pool is full"),
     ("no-buffer", "warn", "duplicate not made: no free buffer (or a chain too long)"),
 )
 FAULTS = ("drop", "corrupt", "duplicate", "reorder")     # rates, in ppm[] order

@@ -16,7 +16,9 @@ and other types are counted and consumed (``echo-reply-received``,
 
 Metadata used: current_data (the IPv4 header, per ip4-local's
 convention), current_length, chains. Set on a reply: sw_if_index[TX] ~0,
-flags. Next nodes: ``ip4-lookup``, ``ip4-ping-reply`` (or error-drop). Trace: the default record.
+flags. Next nodes: ``ip4-lookup``, ``ip4-ping-reply`` (or error-drop). Trace: the rx interface and the
+IPv4 packet with its ICMP type, code, id and seq, or the header an error
+quotes (kit.trace_ip4).
 """
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from graphnet.includes.byteorder cimport gn_net16, gn_put_net16, gn_read_u32, gn_write_u32
@@ -29,7 +31,7 @@ from graphnet.nodes.ip4_csum cimport gn_chain_sum
 from graphnet.wire.inet cimport gn_inet_fold, gn_inet_checksum, gn_csum_update16
 from graphnet.wire.ip4 cimport gn_ip4_header_bytes, gn_ip4_total_length, gn_ip4_set_checksum
 from graphnet.wire.icmp4 cimport GN_ICMP4_HEADER_LEN, GN_ICMP4_ECHO_REQUEST, GN_ICMP4_ECHO_REPLY, gn_icmp4_is_error
-from graphnet.vlib.kit import node
+from graphnet.vlib.kit import node, trace_ip4
 
 cpdef enum Next:
     NEXT_LOOKUP, NEXT_PING_REPLY, N_NEXT
@@ -49,7 +51,7 @@ ERRORS = (
     ("echo-replies", "info", "echo requests answered"),
     ("echo-reply-received", "info", "echo reply received (no listener)"),
     ("error-received", "info", "ICMP error received (not delivered yet)"),
-    ("unhandled-type", "info", "ICMP type not handled"),
+    ("unhandled-type", "error", "ICMP type not handled"),
 )
 
 
@@ -114,6 +116,6 @@ cdef uint32_t icmp4_input_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t*
 
 NODES = (
     node("ip4-icmp-input", gn_node_fn(icmp4_input_fn), nexts=NEXTS, Next=Next, errors=ERRORS, Error=Error,
-         attach_to=(("ip4-local", 1),), doc=__doc__),
+         attach_to=(("ip4-local", 1),), trace=trace_ip4(), doc=__doc__),
 )
 FEATURE = "ip4-host"

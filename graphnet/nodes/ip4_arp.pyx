@@ -37,7 +37,7 @@ for an ARP request: the packet stays queued).
 
 Metadata used: current_data (the IPv4 header), opaque adj_index. Set:
 nothing (queued packets are not modified). Next nodes: ``interface-output`` (the requests).
-Trace: the default record.
+Trace: the rx interface and the IPv4 packet, decoded (kit.trace_ip4).
 """
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memmove
@@ -49,12 +49,12 @@ from graphnet.fib.ip4_neighbor_table cimport (Ip4Neighbors, gn_ip4_nbr_main_t, g
                                               gn_nbr_create, gn_nbr_request_token, gn_nbr_build_request,
                                               gn_nbr_arm_service, gn_nbr_wake_control, GN_NBR_NONE, GN_NBR_F_COMPLETE,
                                               GN_NBR_F_NO_FIB, GN_NBR_F_FIB_PENDING, GN_NBR_F_WANTED)
-from graphnet.vlib.buffer cimport gn_buffer_t, gn_frame_t, gn_buffer_current
+from graphnet.vlib.buffer cimport gn_buffer_t, gn_frame_t, gn_buffer_current, GN_BUFFER_F_TRACED
 from graphnet.vlib.main cimport (gn_buffer_set_error, gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_enqueue_to_single_next,
                                  gn_node_increment_error)
 from graphnet.wire.ip4 cimport gn_ip4_dst
 from graphnet.vlib.kit cimport gn_node_fn, gn_node_data
-from graphnet.vlib.kit import node
+from graphnet.vlib.kit import node, trace_ip4
 from graphnet.fib.ip4_address import ip4_addresses
 from graphnet.fib.ip4_fib import ip4_fib
 from graphnet.fib.ip4_neighbor_table import ip4_neighbors
@@ -68,17 +68,17 @@ cpdef enum Error:
 
 ERRORS = (
     ("none", "info", "no error"),
-    ("queue-full", "warn", "oldest packet waiting for ARP dropped: its neighbour's queue was full (unres_qlen)"),
-    ("table-full", "warn", "packet dropped: too many unresolved neighbours"),
-    ("no-source-address", "warn", "no IPv4 address on the interface to send ARP from"),
-    ("no-adjacency", "warn", "neighbour resolved but no route to make a rewrite of"),
+    ("queue-full", "error", "oldest packet waiting for ARP dropped: its neighbour's queue was full (unres_qlen)"),
+    ("table-full", "error", "packet dropped: too many unresolved neighbours"),
+    ("no-source-address", "error", "no IPv4 address on the interface to send ARP from"),
+    ("no-adjacency", "error", "neighbour resolved but no route to make a rewrite of"),
     ("bad-adjacency", "error", "adjacency is not a glean"),
     ("requests-sent", "info", "ARP requests sent"),
     ("throttled", "info", "ARP request not sent: request rate limit"),
     ("queued", "info", "packets queued until their next hop is resolved"),
     ("no-buffers", "warn", "no buffer for an ARP request"),
-    ("queues-full", "warn", "packet dropped: packets waiting for ARP hold their share of the buffer pool"),
-    ("interface-down", "warn", "packet dropped: its interface is down or its link lost (nothing queued)"),
+    ("queues-full", "error", "packet dropped: packets waiting for ARP hold their share of the buffer pool"),
+    ("interface-down", "error", "packet dropped: its interface is down or its link lost (nothing queued)"),
 )
 
 ctypedef struct ip4_arp_t:
@@ -99,6 +99,7 @@ cdef uint32_t ip4_arp_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* fra
     cdef uint64_t now = gn_time_ns(), n_queued = 0, n_throttled = 0, n_nobuf = 0
     cdef bint wake = False
     cdef gn_buffer_t* b
+    cdef gn_buffer_t* rb
     cdef gn_interface_t* hw
     for i in range(n):
         bi = frame.buffers[i]
@@ -134,6 +135,11 @@ cdef uint32_t ip4_arp_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* fra
                             if requests[n_requests] == GN_NBR_NONE:
                                 n_nobuf += 1
                             else:
+                                if b.flags & GN_BUFFER_F_TRACED:
+                                    # the request shows in the trace of the packet that asked for it
+                                    rb = gn_main_buffer(vm, requests[n_requests])
+                                    rb.flags = rb.flags | GN_BUFFER_F_TRACED
+                                    rb.trace_handle = b.trace_handle
                                 n_requests += 1
                         else:
                             n_throttled += 1
@@ -198,6 +204,7 @@ def _setup(engine, node_index):
 
 NODES = (
     node("ip4-arp", gn_node_fn(ip4_arp_fn), nexts=(("output", "interface-output"),), Next=Next, errors=ERRORS,
-         Error=Error, attach_to=(("ip4-lookup", "glean"),), data_size=sizeof(ip4_arp_t), setup=_setup, doc=__doc__),
+         Error=Error, attach_to=(("ip4-lookup", "glean"),), data_size=sizeof(ip4_arp_t), setup=_setup,
+         trace=trace_ip4(), doc=__doc__),
 )
 FEATURE = "ip4-host"

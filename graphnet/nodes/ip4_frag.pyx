@@ -12,12 +12,12 @@ interface: standalone use, tests).
 
 - Total length within the MTU: passes through unchanged.
 - DF set: to ``ip4-icmp-error`` when the graph has that node, else
-  dropped; counted ``df-set-too-big`` either way. The packet is left as
-  received, for the ICMP error to quote, with the reason it came with
-  (``b.error``: ip4-rewrite's ``mtu-exceeded``, which ip4-icmp-error turns
-  into destination unreachable / fragmentation needed (3/4) with the
-  adjacency's interface MTU, RFC 1191), or ``df-set-too-big`` when it came
-  with none.
+  dropped; counted once, as ``df-set-too-big`` (the reason it came with,
+  ip4-rewrite's ``mtu-exceeded``, is replaced: one packet, one reason).
+  The packet is left as received, for the ICMP error to quote;
+  ip4-icmp-error turns ``df-set-too-big`` into destination unreachable /
+  fragmentation needed (3/4) with the adjacency's interface MTU, RFC
+  1191, and counts the reason when it consumes the packet.
 - Otherwise it is cut at 8-byte boundaries into fragments of at most MTU
   bytes, each in new buffers (chained when a fragment exceeds a buffer),
   sent in order: the first carries the whole original header (options
@@ -28,7 +28,7 @@ interface: standalone use, tests).
   (sw_if_index, opaque, trace) are copied. The original is freed.
 
 Counters: ``fragmented`` (packets) and ``fragments`` (fragments made) are
-events; drops: ``df-set-too-big`` (when no ip4-icmp-error), ``mtu-too-small``
+events; drops: ``df-set-too-big`` (answered by ip4-icmp-error or not), ``mtu-too-small``
 (the MTU leaves no room for a header and 8 bytes of data), ``bad-options``
 (malformed options), ``malformed`` (header not in the first buffer, total
 length beyond the packet), ``no-buffers`` (the packet is dropped; its
@@ -39,7 +39,7 @@ Metadata used: current_data (IPv4 header), chains, sw_if_index[TX],
 opaque. Next nodes: ``ip4-rewrite`` when the graph has it, else
 ``interface-output`` (``nodes(next_node=...)`` picks another);
 ``ip4-icmp-error`` when the graph has it, else error-drop. Trace record: tx
-sw_if_index and the first 40 bytes of the header.
+sw_if_index and the first 64 bytes of the packet.
 """
 from libc.stdint cimport uint8_t, uint16_t, uint32_t
 from libc.string cimport memcpy
@@ -68,13 +68,13 @@ cpdef enum Error:
 
 cdef enum:
     MAX_BUFFERS_PER_FRAGMENT = 40         # 65535 / 2048 + 1, rounded up
-    TRACE_BYTES = 40
+    TRACE_BYTES = 64
 
 ERRORS = (
     ("none", "info", "no error"),
     ("fragmented", "info", "packets fragmented"),
     ("fragments", "info", "fragments sent"),
-    ("df-set-too-big", "warn", "larger than the MTU with DF set (ICMP fragmentation needed, or dropped without ip4-icmp-error)"),
+    ("df-set-too-big", "error", "larger than the MTU with DF set (ICMP fragmentation needed, or dropped without ip4-icmp-error)"),
     ("mtu-too-small", "error", "MTU leaves no room for a header and 8 bytes of data"),
     ("bad-options", "error", "malformed IPv4 options"),
     ("malformed", "error", "header not in the first buffer or total length beyond the packet"),
@@ -202,9 +202,9 @@ cdef uint32_t ip4_frag_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* fr
         frag = gn_net16(ip + 6)
         if frag & GN_IP4_FLAG_DF:
             if fm.icmp_error:
-                if b.error == 0:
-                    gn_buffer_set_error(node, b, ERROR_DF_SET_TOO_BIG)
-                gn_node_increment_error(vm, node, ERROR_DF_SET_TOO_BIG, 1)
+                # one packet, one reason: this node's (ip4-rewrite's mtu-exceeded,
+                # which sent it here, is replaced, not counted as well)
+                gn_buffer_set_error(node, b, ERROR_DF_SET_TOO_BIG)
                 gn_next_buffers_put(vm, node, &out, bi, NEXT_ICMP_ERROR)
             else:
                 _out_drop(vm, node, &out, bi, ERROR_DF_SET_TOO_BIG)

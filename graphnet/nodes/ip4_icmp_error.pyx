@@ -50,6 +50,8 @@ Set: current_data/current_length (the pushed headers), l3/l4 header
 offsets, sw_if_index[TX] ~0, flags, error 0. Next nodes: ``ip4-lookup``.
 Drops: the reasons above, ``no-source-address`` (no IPv4 address
 anywhere), ``no-headroom``, ``unknown-reason``. Counted: ``sent``.
+Trace: the error being answered (the row that sent the packet here), the
+rx interface and the offending packet decoded (kit.trace_error).
 """
 from libc.stdint cimport int16_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memset
@@ -63,7 +65,7 @@ from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_RX, GN_TX, GN_FRA
                                    GN_BUFFER_F_NEXT_PRESENT, GN_BUFFER_F_LOCALLY_ORIGINATED, GN_BUFFER_F_GSO,
                                    GN_BUFFER_F_L4_CSUM_OFFLOAD, gn_buffer_current)
 from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_main_free, gn_enqueue_to_next,
-                                 gn_node_increment_error, gn_buffer_set_error)
+                                 gn_node_increment_error, gn_buffer_set_error, gn_count_drops)
 from graphnet.vlib.kit cimport gn_node_fn, gn_node_data
 from graphnet.nodes.ip4_csum cimport gn_chain_sum
 from graphnet.wire.inet cimport gn_inet_sum, gn_inet_checksum, gn_ip4_pseudo_sum
@@ -71,7 +73,8 @@ from graphnet.wire.ip4 cimport (gn_ip4_header_bytes, gn_ip4_total_length, gn_ip4
                                 GN_IP4_FRAG_OFFSET_MASK, GN_IP4_FLAG_DF, GN_IP4_FLAG_MF, GN_IP4_PROTO_ICMP,
                                 GN_IP4_PROTO_UDP, GN_IP4_PROTO_TCP)
 from graphnet.wire.icmp4 cimport GN_ICMP4_ERROR_MAX_LEN, GN_ICMP4_DEST_UNREACH, GN_ICMP4_FRAG_NEEDED, gn_icmp4_is_error
-from graphnet.vlib.kit import node
+from graphnet.vlib.kit import node, trace_error, TRACE_PACKET_BYTES
+from graphnet.wire.ip4 import format_ip4_header
 from graphnet.fib.ip4_address import ip4_addresses
 from graphnet.fib.ip4_fib import ip4_fib
 
@@ -98,7 +101,7 @@ ERRORS = (
     ("broadcast", "info", "ICMP error not sent: to a broadcast or multicast destination"),
     ("bad-source", "info", "ICMP error not sent: source is not one host"),
     ("no-source-address", "warn", "ICMP error not sent: no IPv4 address to send it from"),
-    ("no-headroom", "error", "ICMP error not sent: no headroom"),
+    ("no-headroom", "warn", "ICMP error not sent: no headroom"),
     ("unknown-reason", "error", "packet sent to ip4-icmp-error without a known reason"),
 )
 
@@ -268,7 +271,7 @@ cdef uint32_t icmp_error_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* 
         b = gn_main_buffer(vm, frame.buffers[i])
         why = _error_one(vm, st, b)
         if why == 0:
-            vm.error_counters[b.error] += 1        # the reason, as if dropped
+            gn_count_drops(vm, b.error, 1)        # the original is consumed: a drop for its reason
             b.error = 0
             nexts[i] = NEXT_LOOKUP
             n_sent += 1
@@ -335,6 +338,7 @@ NODES = (
     node("ip4-icmp-error", gn_node_fn(icmp_error_fn), nexts=NEXTS, Next=Next, errors=ERRORS, Error=Error,
          attach_to=(("ip4-rewrite", "ttl-expired"), ("ip4-rewrite", "mtu-exceeded"),
                     ("ip4-lookup", "unreachable"), ("ip4-lookup", "prohibit")),
-         data_size=sizeof(icmp_error_t), setup=_setup, doc=__doc__),
+         data_size=sizeof(icmp_error_t), setup=_setup,
+         trace=trace_error(TRACE_PACKET_BYTES, format_ip4_header), doc=__doc__),
 )
 FEATURE = "ip4-host"

@@ -80,11 +80,11 @@ ctypedef struct ip4_input_t:
     const gn_ip4_address_main_t* am   # the address table in the host graph (ip4-local present), else NULL
 
 ERRORS = VALIDATE_ERRORS + (
-    ("martian-source-zeronet", "warn", "source address in 0.0.0.0/8 from an interface (martian): dropped"),
-    ("martian-source-loopback", "warn", "source address in 127.0.0.0/8 from an interface (martian): dropped"),
-    ("martian-source-multicast", "warn", "multicast source address (224.0.0.0/4; martian): dropped"),
-    ("martian-source-broadcast", "warn", "source address 255.255.255.255 (martian): dropped"),
-    ("ip4-not-enabled", "warn", "received on an interface with no IPv4 address: dropped"),
+    ("martian-source-zeronet", "error", "source address in 0.0.0.0/8 from an interface (martian): dropped"),
+    ("martian-source-loopback", "error", "source address in 127.0.0.0/8 from an interface (martian): dropped"),
+    ("martian-source-multicast", "error", "multicast source address (224.0.0.0/4; martian): dropped"),
+    ("martian-source-broadcast", "error", "source address 255.255.255.255 (martian): dropped"),
+    ("ip4-not-enabled", "error", "received on an interface with no IPv4 address: dropped"),
 )
 if ERROR_MARTIAN_SOURCE_ZERONET != GN_IP4_N_VALIDATE or ERROR_TOO_SHORT != GN_IP4_TOO_SHORT:
     raise GraphError("ip4-input: its Error enum does not follow gn_ip4_validate's codes (graphnet/wire/ip4.pxd)")

@@ -35,7 +35,7 @@ IPv4 header and l4_hdr_offset at the protocol header.
 Metadata used: current_data, current_length. Set: l3_hdr_offset,
 l4_hdr_offset. Next nodes: ``ip4-icmp-error``, ``ip4-reassembly`` (each or
 error-drop), the protocol nodes.
-Trace: the default record.
+Trace: the rx interface and the IPv4 packet, decoded (kit.trace_ip4).
 """
 from libc.stdint cimport int16_t, uint8_t, uint16_t, uint32_t
 from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_RX, GN_FRAME_SIZE, GN_BUFFER_F_LOCALLY_ORIGINATED,
@@ -46,7 +46,7 @@ from graphnet.fib.ip4_address cimport Ip4Addresses, gn_ip4_address_main_t, gn_ip
 from graphnet.fib.ip4_fib cimport Ip4Fib, gn_ip4_fib_t, gn_ip4_fib_lookup, GN_ADJ_LOCAL
 from graphnet.includes.byteorder cimport gn_net32
 from graphnet.wire.ip4 cimport gn_ip4_header_bytes, gn_ip4_is_fragment
-from graphnet.vlib.kit import node
+from graphnet.vlib.kit import node, trace_ip4
 
 cpdef enum Next:
     NEXT_ICMP_ERROR, NEXT_REASSEMBLY, N_NEXT
@@ -61,10 +61,10 @@ NEXTS = (("icmp-error", ("ip4-icmp-error", "error-drop")), ("reassembly", ("ip4-
 
 ERRORS = (
     ("none", "info", "no error"),
-    ("unknown-protocol", "warn", "no node for this IP protocol (ICMP protocol unreachable)"),
-    ("fragment", "warn", "fragment for this host dropped (no reassembly yet)"),
-    ("martian-source-local", "warn", "from an interface with one of our own addresses as source (martian): dropped"),
-    ("martian-source-broadcast", "warn", "source is the broadcast address of the receiving interface's subnet "
+    ("unknown-protocol", "error", "no node for this IP protocol (ICMP protocol unreachable)"),
+    ("fragment", "error", "fragment for this host dropped (no reassembly yet)"),
+    ("martian-source-local", "error", "from an interface with one of our own addresses as source (martian): dropped"),
+    ("martian-source-broadcast", "error", "source is the broadcast address of the receiving interface's subnet "
                                          "(martian): dropped"),
 )
 
@@ -147,6 +147,6 @@ def _on_attach(engine, key, next_index):
 NODES = (
     node("ip4-local", gn_node_fn(ip4_local_fn), nexts=NEXTS, Next=Next, errors=ERRORS, Error=Error,
          attach_to=(("ip4-lookup", "local"),), data_size=sizeof(ip4_local_t), setup=_setup, on_attach=_on_attach,
-         doc=__doc__),
+         trace=trace_ip4(), doc=__doc__),
 )
 FEATURE = "ip4-host"

@@ -24,7 +24,7 @@ prohibit route sends its packets, counted as ``unreachable`` /
 ICMP 3/1, 3/13), else drops them under that count.
 
 Trace record: the lookup redone for the traced packet at entry (adjacency,
-flow hash) and the first 40 bytes of its header.
+flow hash) and the first 64 bytes of the packet (an ICMP error's quote included).
 """
 import struct
 
@@ -50,19 +50,19 @@ cpdef enum Error:
     ERROR_BAD_ADJACENCY, ERROR_SPECIAL_DESTINATION, ERROR_UNREACHABLE, ERROR_PROHIBITED, N_ERROR
 
 cdef enum:
-    TRACE_BYTES = 40
+    TRACE_BYTES = 64
 
 NEXTS = (("rewrite", "ip4-rewrite"),)
 ERRORS = (
     ("none", "info", "no error"),
-    ("no-route", "warn", "no route to the destination"),
-    ("blackhole", "info", "destination is a drop route"),
-    ("no-local-node", "warn", "for this host but no ip4-local node in the graph"),
-    ("glean-unresolved", "warn", "next hop MAC unknown and no ARP node in the graph"),
+    ("no-route", "error", "no route to the destination"),
+    ("blackhole", "error", "destination is a drop route"),
+    ("no-local-node", "error", "for this host but no ip4-local node in the graph"),
+    ("glean-unresolved", "error", "next hop MAC unknown and no ARP node in the graph"),
     ("bad-adjacency", "error", "adjacency of an unexpected type"),
     ("special-destination", "info", "destination never forwarded (0.0.0.0, multicast, class E, broadcast)"),
-    ("unreachable", "info", "destination is an unreachable route (ICMP host unreachable)"),
-    ("prohibited", "info", "destination is a prohibit route (ICMP administratively prohibited)"),
+    ("unreachable", "error", "destination is an unreachable route (ICMP host unreachable)"),
+    ("prohibited", "error", "destination is a prohibit route (ICMP administratively prohibited)"),
 )
 
 ctypedef struct ip4_lookup_t:

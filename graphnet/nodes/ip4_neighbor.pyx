@@ -68,7 +68,7 @@ NEXTS = (("lookup", "ip4-lookup"), ("output", "interface-output"))
 
 ERRORS = (
     ("none", "info", "no error"),
-    ("resolution-failed", "warn", "neighbour never answered: queued packet dropped"),
+    ("resolution-failed", "error", "neighbour never answered: queued packet dropped"),
     ("no-buffers", "warn", "no buffer for an ARP request"),
     ("deleted", "info", "queued packet dropped: its neighbour entry was deleted"),
     ("requests-sent", "info", "ARP requests retransmitted"),

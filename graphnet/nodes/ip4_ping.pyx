@@ -31,7 +31,7 @@ flags. Next nodes: ``ip4-lookup`` (ip4-ping); error-drop. Counters:
 
 The ring and the queue are touched only in the loop's thread (nodes, and
 control-plane calls through engine.call), so they need no lock. Trace: the
-default record.
+IPv4 packet, decoded (kit.trace_ip4: ICMP id and seq).
 """
 import weakref
 
@@ -49,7 +49,7 @@ from graphnet.wire.inet cimport gn_inet_checksum
 from graphnet.wire.ip4 cimport GN_IP4_HEADER_LEN, GN_IP4_PROTO_ICMP, gn_ip4_header_bytes, gn_ip4_total_length, gn_ip4_set_checksum
 from graphnet.wire.icmp4 cimport GN_ICMP4_HEADER_LEN, GN_ICMP4_ECHO_REQUEST
 from graphnet.vlib.kit cimport NodeData, gn_node_fn
-from graphnet.vlib.kit import node
+from graphnet.vlib.kit import node, trace_ip4
 
 cdef enum:
     PING_MAX_REQUESTS = 64          # queued by the control plane, not yet built
@@ -75,12 +75,12 @@ MAX_IDS = PING_MAX_IDS
 ERRORS = (
     ("none", "info", "no error"),
     ("sent", "info", "echo requests sent"),
-    ("no-buffers", "error", "echo request not sent: no buffers"),
+    ("no-buffers", "warn", "echo request not sent: no buffers"),
 )
 REPLY_ERRORS = (
     ("none", "info", "no error"),
     ("replies", "info", "echo replies recorded for a ping in progress"),
-    ("ring-full", "warn", "echo reply dropped: the reply ring is full (not read)"),
+    ("ring-full", "error", "echo reply dropped: the reply ring is full (not read)"),
 )
 
 
@@ -357,9 +357,9 @@ def _setup(engine, node_index):
 
 NODES = (
     node("ip4-ping", gn_node_fn(ip4_ping_fn), nexts=NEXTS, Next=Next, errors=ERRORS, Error=Error, type="input",
-         state="interrupt", data_size=sizeof(ping_main_t), setup=_setup,
+         state="interrupt", data_size=sizeof(ping_main_t), setup=_setup, trace=trace_ip4("tx"),
          doc="Builds the ICMP echo requests the ping command asks for and sends them to ip4-lookup."),
-    node("ip4-ping-reply", gn_node_fn(ip4_ping_reply_fn), errors=REPLY_ERRORS, Error=ReplyError,
+    node("ip4-ping-reply", gn_node_fn(ip4_ping_reply_fn), errors=REPLY_ERRORS, Error=ReplyError, trace=trace_ip4(),
          doc="Records echo replies for the pings in progress; others are dropped as "
              "ip4-icmp-input's echo-reply-received."),
 )

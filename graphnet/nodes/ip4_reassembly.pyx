@@ -87,7 +87,7 @@ from graphnet.includes.platform cimport gn_time_ns
 from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_BUFFER_F_NEXT_PRESENT, gn_buffer_current)
 from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_main_free,
                                  gn_next_buffers_t, gn_next_buffers_flush, gn_next_buffers_put,
-                                 gn_node_increment_error, gn_node_schedule_interrupt)
+                                 gn_node_increment_error, gn_node_schedule_interrupt, gn_count_drops)
 from graphnet.vlib.kit cimport NodeData, gn_node_fn, gn_node_data
 from graphnet.wire.ip4 cimport (gn_ip4_header_bytes, gn_ip4_total_length, gn_ip4_set_checksum, GN_IP4_HEADER_LEN,
                                 GN_IP4_FLAG_MF, GN_IP4_FRAG_OFFSET_MASK)
@@ -128,16 +128,16 @@ EXPIRE_NEXTS = (("icmp-error", ("ip4-icmp-error", "error-drop")),)
 ERRORS = (
     ("none", "info", "no error"),
     ("reassembled", "info", "datagrams reassembled"),
-    ("duplicate", "warn", "duplicate fragment dropped"),
-    ("overlap", "warn", "overlapping fragments: datagram dropped"),
-    ("inconsistent", "warn", "fragments disagree on the datagram length: datagram dropped"),
-    ("too-long", "warn", "reassembled datagram longer than 65535 bytes: dropped"),
-    ("too-many-fragments", "warn", "more fragments than the limit per datagram: datagram dropped"),
-    ("too-many-datagrams", "warn", "reassembly table full (max_datagrams): oldest datagram dropped"),
-    ("timeout", "warn", "datagram incomplete at the timeout: dropped"),
+    ("duplicate", "error", "duplicate fragment dropped"),
+    ("overlap", "error", "overlapping fragments: datagram dropped"),
+    ("inconsistent", "error", "fragments disagree on the datagram length: datagram dropped"),
+    ("too-long", "error", "reassembled datagram longer than 65535 bytes: dropped"),
+    ("too-many-fragments", "error", "more fragments than the limit per datagram: datagram dropped"),
+    ("too-many-datagrams", "error", "reassembly table full (max_datagrams): oldest datagram dropped"),
+    ("timeout", "error", "datagram incomplete at the timeout: dropped"),
     ("malformed", "error", "fragment without data, MF with data not a multiple of 8, or bad header"),
     ("time-exceeded", "info", "timed-out datagrams whose first fragment went to ip4-icmp-error (time exceeded 11/1)"),
-    ("evicted", "warn", "held fragments over the buffer pool share: oldest datagram dropped"),
+    ("evicted", "error", "held fragments over the buffer pool share: oldest datagram dropped"),
 )
 EXPIRE_ERRORS = (("none", "info", "no error"),)
 FEATURE = "ip4"
@@ -670,7 +670,7 @@ cdef class Reassembly:
         cdef uint32_t k, n = old.ctxs[ci].n_frags
         for k in range(n):
             gn_main_free(vm, &fr[k].bi, 1)
-        vm.error_counters[old.error_base + code] += n
+        gn_count_drops(vm, old.error_base + code, n)
         return n
 
     cdef _resize(self, uint32_t max_fragments, uint32_t max_datagrams):

@@ -25,7 +25,7 @@ sw_if_index[TX]. Next nodes: ``interface-output``. Drops: ``ttl-expired``,
 ``mtu-exceeded``, ``no-headroom``, ``bad-adjacency`` (not a rewrite).
 
 Trace record: adjacency, tx sw_if_index, the rewrite to be pushed and the
-first 40 bytes of the header as received.
+first 64 bytes of the packet as received.
 """
 import struct
 
@@ -54,14 +54,14 @@ cpdef enum Error:
 
 cdef enum:
     PREFETCH_AHEAD = 4
-    TRACE_BYTES = 40
+    TRACE_BYTES = 64
 
 NEXTS = (("interface-output", "interface-output"),)
 
 ERRORS = (
     ("none", "info", "no error"),
-    ("ttl-expired", "warn", "TTL expired in transit"),
-    ("mtu-exceeded", "warn", "packet larger than the tx MTU (fragmentation: not yet)"),
+    ("ttl-expired", "error", "TTL expired in transit"),
+    ("mtu-exceeded", "error", "packet larger than the tx MTU (fragmentation: not yet)"),
     ("no-headroom", "error", "no headroom left for the L2 header"),
     ("bad-adjacency", "error", "adjacency is not a rewrite"),
 )

@@ -67,7 +67,7 @@ NEXTS = (("ip4-lookup", ("ip4-lookup", "error-drop")),)
 ERRORS = (
     ("none", "info", "no error"),
     ("app-msgs", "info", "app messages read from the engine's queue"),
-    ("bad-msg", "error", "app message refused (unknown type, worker or session)"),
+    ("bad-msg", "warn", "app message refused (unknown type, worker or session)"),
     ("tx-pushed", "info", "sessions pushed to their transport"),
     ("tx-requeued", "info", "sessions with data left after their push (sent to the back)"),
 )

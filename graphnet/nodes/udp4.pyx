@@ -31,7 +31,8 @@ nothing; hand-off convention (as ip4-local's): current_data at the IPv4
 header, l3_hdr_offset at the IPv4 header, l4_hdr_offset at the UDP
 header. Next nodes: ``ip4-icmp-error`` (or error-drop), then the claimed
 nodes.
-Trace: the default record.
+Trace: the rx interface and the IPv4 packet with its ports, UDP length and
+checksum state (kit.trace_ip4).
 """
 import dataclasses
 
@@ -47,7 +48,7 @@ from graphnet.nodes.ip4_csum cimport gn_chain_sum
 from graphnet.wire.inet cimport gn_inet_fold, gn_ip4_pseudo_sum
 from graphnet.wire.ip4 cimport gn_ip4_header_bytes, gn_ip4_total_length, GN_IP4_PROTO_UDP
 from graphnet.wire.udp cimport GN_UDP_HEADER_LEN, gn_udp_dst_port, gn_udp_length
-from graphnet.vlib.kit import node
+from graphnet.vlib.kit import node, trace_ip4
 
 cpdef enum Next:
     NEXT_ICMP_ERROR, N_NEXT
@@ -65,8 +66,8 @@ ERRORS = (
     ("too-short", "error", "UDP datagram shorter than its 8-byte header"),
     ("bad-length", "error", "UDP length below 8 or beyond the IP payload"),
     ("bad-checksum", "error", "UDP checksum wrong"),
-    ("no-listener", "info", "no node for this UDP port (ICMP port unreachable)"),
-    ("gso-not-supported", "warn", "UDP GSO super-frame for this host dropped"),
+    ("no-listener", "error", "no node for this UDP port (ICMP port unreachable)"),
+    ("gso-not-supported", "error", "UDP GSO super-frame for this host dropped"),
 )
 
 cdef inline uint32_t _udp_check(gn_main_t* vm, gn_buffer_t* b) noexcept nogil:
@@ -193,6 +194,6 @@ def _on_attach(engine, key, next_index):
 NODES = (
     node("udp4-input", gn_node_fn(udp4_input_fn), nexts=NEXTS, Next=Next, errors=ERRORS, Error=Error,
          attach_to=(("ip4-local", 17),), data_size=sizeof(udp4_input_t), setup=_setup, on_attach=_on_attach,
-         doc=__doc__),
+         trace=trace_ip4(), doc=__doc__),
 )
 FEATURE = "ip4-host"

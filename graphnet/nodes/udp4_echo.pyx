@@ -39,7 +39,7 @@ from graphnet.nodes.ip4_csum cimport gn_chain_sum
 from graphnet.wire.inet cimport gn_inet_checksum, gn_ip4_pseudo_sum
 from graphnet.wire.ip4 cimport gn_ip4_header_bytes, gn_ip4_set_checksum, GN_IP4_PROTO_UDP
 from graphnet.wire.udp cimport gn_udp_length
-from graphnet.vlib.kit import node
+from graphnet.vlib.kit import node, trace_ip4
 
 DEFAULT_PORT = 7
 
@@ -55,7 +55,7 @@ cdef enum:
 ERRORS = (
     ("none", "info", "no error"),
     ("echoed", "info", "datagrams echoed"),
-    ("reflective-source-port", "warn", "not echoed: source port below 1024 or the echo port itself "
+    ("reflective-source-port", "error", "not echoed: source port below 1024 or the echo port itself "
                                        "(a reflecting service; would loop)"),
 )
 
@@ -120,6 +120,7 @@ def set_udp_echo_port(engine, port, old=None):
 
 NODES = (
     node("udp4-echo", gn_node_fn(udp4_echo_fn), nexts=(("lookup", "ip4-lookup"),), Next=Next, errors=ERRORS,
-         Error=Error, attach_to=(("udp4-input", DEFAULT_PORT),), doc=__doc__),
+         Error=Error, attach_to=(("udp4-input", DEFAULT_PORT),), trace=trace_ip4(),
+         doc=__doc__),
 )
 FEATURE = "ip4-host"

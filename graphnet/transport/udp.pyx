@@ -70,8 +70,8 @@ cdef enum:
 ERRORS = (
     ("none", "info", "no error"),
     ("enqueued", "info", "datagrams enqueued into session rx fifos"),
-    ("rx-fifo-full", "warn", "datagram dropped: the session's rx fifo is full (app not reading)"),
-    ("no-session", "info", "datagram dropped: no session or listener for it"),
+    ("rx-fifo-full", "error", "datagram dropped: the session's rx fifo is full (app not reading)"),
+    ("no-session", "error", "datagram dropped: no session or listener for it"),
     ("too-many-buffers", "error", "datagram dropped: chain longer than a 64 KB datagram"),
 )
 

@@ -17,10 +17,10 @@ Both are in every engine (graphnet.vlib.engine adds them first).
 """
 from libc.stdint cimport uint32_t
 from graphnet.vlib.buffer cimport gn_frame_t, GN_INVALID_INDEX
-from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_main_free
+from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_main_free, gn_count_drops
 from graphnet.vlib.pcap_hook cimport gn_pcap_main_t, gn_pcap_capture, GN_PCAP_DROP
 from graphnet.vlib.kit cimport gn_node_fn, gn_node_data
-from graphnet.vlib.kit import node
+from graphnet.vlib.kit import node, trace_error
 
 cpdef enum Error:
     ERROR_NONE, ERROR_BAD_NEXT, N_ERROR
@@ -42,7 +42,7 @@ cdef uint32_t error_drop_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* 
         e = gn_main_buffer(vm, frame.buffers[i]).error
         if e >= vm.n_error_counters:
             e = vm.bad_next_error
-        vm.error_counters[e] += 1
+        gn_count_drops(vm, e, 1)
     gn_main_free(vm, frame.buffers, frame.n_vectors)
     return frame.n_vectors
 
@@ -61,7 +61,7 @@ def set_drop_capture(engine, size_t pcap_main_address):
 ERROR_DROP_ERRORS = ERRORS          # (the former name)
 
 NODES = (
-    node("error-drop", gn_node_fn(error_drop_fn), errors=ERRORS, Error=Error, data_size=sizeof(error_drop_t),
+    node("error-drop", gn_node_fn(error_drop_fn), errors=ERRORS, Error=Error, data_size=sizeof(error_drop_t), trace=trace_error(),
          doc="Counts each packet under its error code and frees it."),
     node("null", gn_node_fn(null_fn), doc="Frees every packet; a sink for tests and benchmarks."),
 )

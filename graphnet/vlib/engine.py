@@ -107,6 +107,7 @@ class Engine:
         self.on_close: list = []
         logring.install()                      # recent log lines for `show logging`
         self.interfaces = None                 # the interface table (graphnet.io.interface's extension)
+        self._trace_filter = None              # the trace filter spec (graphnet.vlib.trace_filter), or None
         self.add(drop.NODES)
         for extension in _EXTENSIONS:
             extension(self)
@@ -489,20 +490,50 @@ class Engine:
             self.main.set_interrupt_pending(i)
         self.call(deliver)
 
-    def trace_add(self, name: str, n: int) -> None:
-        """Trace the next n packets from an input node. A device kind's
-        prefix (``tap-input``) names all its nodes (``tap-input-*``)."""
+    def trace_add(self, name: str, n: int) -> list:
+        """Trace the next n packets (that pass the trace filter, if one is
+        set) from an input node: any input (``pg-input``,
+        ``af-packet-input-eth0``, ``tap-input-tap0``...). A device kind's
+        prefix (``tap-input``) or a glob (``af-packet-input-*``) names all
+        its input nodes. Returns the names of the nodes traced."""
+        import fnmatch
         self.build()
+        inputs = [i for i, nd in enumerate(self.nodes) if nd.type == "input"]
         if name in self.index:
             targets = [self.index[name]]
+        elif any(c in name for c in "*?["):
+            targets = [i for i in inputs if fnmatch.fnmatchcase(self.nodes[i].name, name)]
         else:
-            targets = [i for i, nd in enumerate(self.nodes) if nd.type == "input" and nd.name.startswith(name + "-")]
-            if not targets:
-                self.node_index(name)          # raises with a suggestion
+            targets = [i for i in inputs if self.nodes[i].name.startswith(name + "-")]
+        if not targets:
+            names = ", ".join(self.nodes[i].name for i in inputs) or "none"
+            hint = difflib.get_close_matches(name, [self.nodes[i].name for i in inputs], n=1)
+            raise KeyError(f"no input node named {name!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                           + f"; input nodes: {names}")
         for i in targets:
             if self.nodes[i].type != "input":
-                raise ValueError(f"trace add takes an input node; {name!r} is {self.nodes[i].type}")
+                kind = self.nodes[i].type
+                raise ValueError(f"trace add takes an input node; {name!r} is {'an' if kind[0] in 'aeiou' else 'a'} "
+                                 f"{kind} node")
+        for i in targets:
             self.call(self.main.trace_add, i, n)
+        return [self.nodes[i].name for i in targets]
+
+    def trace_filter(self, spec) -> None:
+        """Trace only packets that match ``spec`` (graphnet.vlib.trace_filter:
+        ``parse(["ip4", "dst", "10.0.0.1"])``); None removes the filter."""
+        self.build()
+        self.call(self.main.set_trace_filter, spec)
+        self._trace_filter = spec
+
+    def trace_filter_status(self) -> str:
+        """``trace filter: <filter> (<seen> packets looked at, <matched> matched)``."""
+        from graphnet.vlib.trace_filter import describe
+        spec = self._trace_filter
+        if spec is None:
+            return "trace filter: off"
+        seen, matched = self.call(self.main.trace_filter_stats)
+        return f"trace filter: {describe(spec)} ({seen} packets looked at, {matched} matched)"
 
     def clear_trace(self) -> None:
         self.call(self.main.clear_trace)

@@ -55,8 +55,12 @@ name)`` returns it to the node's setup and control functions. No copied
 
 Trace: ``trace_bytes(n, header_formatter, "rx"|"tx")`` is the common record
 (an interface and the first n bytes, formatted by a ``wire/`` header
-formatter); ``trace_record(fn, size, formatter)`` is a node's own record;
-no ``trace=`` leaves the engine's default record (metadata + first bytes).
+formatter); ``trace_ip4()`` and ``trace_ethernet()`` are it with the IPv4
+packet and whole-frame decoders; ``trace_error(n, header)`` adds the error
+code the packet carries (error-drop, ip4-icmp-error);
+``trace_record(fn, size, formatter)`` is a node's own record; no
+``trace=`` leaves the engine's default record (metadata and a hex dump of
+the first 64 bytes), for nodes with nothing to decode.
 
 Converting an old-style node (mechanical; the session nodes written before
 the kit follow the same steps):
@@ -82,10 +86,14 @@ engine treats both the same; only the checks above are the kit's.
 """
 import struct
 
+cdef enum:
+    TRACE_ERROR_HEADER = 4       # trace_error: the error (u16), padding, then the shared record
+
 from libc.stdint cimport uint8_t, uint16_t, uint32_t
 from libc.stdlib cimport calloc, free
-from graphnet.vlib.buffer cimport gn_buffer_t, gn_buffer_current, GN_RX, GN_TX
-from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t
+from libc.string cimport memcpy
+from graphnet.vlib.buffer cimport gn_buffer_t, gn_buffer_current, GN_RX, GN_TX, GN_BUFFER_F_NEXT_PRESENT
+from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t, gn_main_buffer
 
 from graphnet.vlib.node import Node, GraphError, NONE_ERROR, SEVERITIES
 
@@ -113,20 +121,44 @@ cdef class NodeData:
 
 # --- the shared trace record -------------------------------------------------------
 
+cdef uint16_t _fill_chain(gn_main_t* vm, uint8_t* record, uint32_t sw_if_index, gn_buffer_t* b,
+                          uint32_t max_bytes) noexcept nogil:
+    """The shared record of a packet that may be a chain: its first
+    max_bytes across the buffers (a reassembled datagram's header and
+    payload, so its checksum can be checked from the record)."""
+    cdef uint16_t n = gn_trace_bytes_fill(record, sw_if_index, gn_buffer_current(b), b.current_length, max_bytes)
+    cdef uint32_t have = n - GN_TRACE_BYTES_HEADER, k, hops = 0
+    while have < max_bytes and (b.flags & GN_BUFFER_F_NEXT_PRESENT) and hops < 64:
+        b = gn_main_buffer(vm, b.next_buffer)
+        k = b.current_length if b.current_length < max_bytes - have else max_bytes - have
+        memcpy(record + GN_TRACE_BYTES_HEADER + have, gn_buffer_current(b), k)
+        have += k
+        hops += 1
+    n = <uint16_t>have
+    memcpy(record + 4, &n, 2)                      # the record's n_bytes, now with the chain's
+    return GN_TRACE_BYTES_HEADER + n
+
+
 cdef uint16_t gn_trace_rx_bytes_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_buffer_t* b,
                                    uint8_t* record) noexcept nogil:
-    return gn_trace_bytes_fill(record, b.sw_if_index[GN_RX], gn_buffer_current(b), b.current_length,
-                               node.trace_size - GN_TRACE_BYTES_HEADER)
+    return _fill_chain(vm, record, b.sw_if_index[GN_RX], b, node.trace_size - GN_TRACE_BYTES_HEADER)
 
 
 cdef uint16_t gn_trace_tx_bytes_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_buffer_t* b,
                                    uint8_t* record) noexcept nogil:
-    return gn_trace_bytes_fill(record, b.sw_if_index[GN_TX], gn_buffer_current(b), b.current_length,
-                               node.trace_size - GN_TRACE_BYTES_HEADER)
+    return _fill_chain(vm, record, b.sw_if_index[GN_TX], b, node.trace_size - GN_TRACE_BYTES_HEADER)
+
+
+cdef uint16_t gn_trace_error_rx_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_buffer_t* b,
+                                   uint8_t* record) noexcept nogil:
+    memcpy(record, &b.error, 2)
+    return TRACE_ERROR_HEADER + _fill_chain(vm, record + TRACE_ERROR_HEADER, b.sw_if_index[GN_RX], b,
+                                            node.trace_size - TRACE_ERROR_HEADER - GN_TRACE_BYTES_HEADER)
 
 
 _TRACE_FNS = {"rx": gn_trace_fn(gn_trace_rx_bytes_fn), "tx": gn_trace_fn(gn_trace_tx_bytes_fn)}
 TRACE_BYTES_HEADER = GN_TRACE_BYTES_HEADER
+TRACE_PACKET_BYTES = 128         # enough for a default ping (84 bytes) to be checked whole
 
 
 def parse_trace_bytes(bytes record, int offset=0):
@@ -148,8 +180,11 @@ def format_trace_bytes(bytes record, engine=None, header=None, direction="rx", i
             name = f" ({engine.interfaces.names[sw]})"
         except (AttributeError, IndexError, KeyError):
             pass
-    text = header(data, indent=2) if header is not None else "  " + data.hex()
-    return f"  {direction} sw_if_index {sw}{name}\n" + text
+    if header is None:
+        from graphnet.wire.ethernet import format_hex
+        header = format_hex
+    text = header(data, indent=2)
+    return f"  {direction} sw_if_index {sw}{name}" + (f"\n{text}" if text else "")
 
 
 def trace_bytes(int n_bytes, header=None, direction="rx", names=True):
@@ -164,6 +199,43 @@ def trace_bytes(int n_bytes, header=None, direction="rx", names=True):
     format_trace.__doc__ = f"{direction} sw_if_index and the first {n_bytes} bytes"
     return {"trace_fn": _TRACE_FNS[direction], "trace_size": GN_TRACE_BYTES_HEADER + n_bytes,
             "format_trace": format_trace}
+
+
+def trace_ip4(direction="rx", int n_bytes=TRACE_PACKET_BYTES):
+    """trace_bytes of a packet at its IPv4 header, decoded by
+    graphnet.wire.ip4.format_ip4_header (options, fragment fields and the
+    L4 header: ICMP, UDP, TCP)."""
+    from graphnet.wire.ip4 import format_ip4_header
+    return trace_bytes(n_bytes, format_ip4_header, direction)
+
+
+def trace_ethernet(direction="rx", int n_bytes=TRACE_PACKET_BYTES):
+    """trace_bytes of a frame at its Ethernet header, decoded whole by
+    graphnet.wire.ethernet.format_ethernet_frame (IPv4, ARP inside)."""
+    from graphnet.wire.ethernet import format_ethernet_frame
+    return trace_bytes(n_bytes, format_ethernet_frame, direction)
+
+
+def format_error(engine, int error) -> str:
+    """``error <symbol> (<node>): <description>`` of a global error index."""
+    try:
+        node_name, sym, _sev, desc = engine.errors[error]
+    except (AttributeError, IndexError, TypeError):
+        return f"error {error}"
+    return f"error {sym} ({node_name}): {desc}"
+
+
+def trace_error(int n_bytes=0, header=None):
+    """A record of the error code the packet carries (the drop reason, or
+    the error an ICMP error answers), the rx interface and the first
+    n_bytes shown through ``header``."""
+    def format_trace(bytes record, engine=None):
+        error, = struct.unpack_from("<H", record)
+        return f"  {format_error(engine, error)}\n" + format_trace_bytes(record, engine, header, "rx",
+                                                                         TRACE_ERROR_HEADER)
+    format_trace.__doc__ = f"the packet's error, rx sw_if_index and the first {n_bytes} bytes"
+    return {"trace_fn": gn_trace_fn(gn_trace_error_rx_fn),
+            "trace_size": TRACE_ERROR_HEADER + GN_TRACE_BYTES_HEADER + n_bytes, "format_trace": format_trace}
 
 
 def trace_record(fn, int size, format_trace):

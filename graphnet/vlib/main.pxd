@@ -5,7 +5,7 @@
 # Input nodes get frame == NULL. The function owns the frame's buffers: it
 # must hand each one on with gn_enqueue_to_next (or _single_next) or free it.
 # It returns the number of vectors it processed. The engine frees the frame.
-from libc.stdint cimport int16_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport int16_t, int32_t, uint8_t, uint16_t, uint32_t, uint64_t
 from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, gn_buffer_pool_t, gn_buffer_cache_t, GN_FRAME_SIZE,
                                    gn_buffer_at, gn_buffer_alloc, gn_buffer_alloc_uninit, gn_buffer_free)
 from graphnet.vlib.timer cimport gn_timer_wheel_t
@@ -89,7 +89,32 @@ ctypedef struct gn_trace_default_t:
     uint16_t n_bytes
     uint8_t bytes[64]
 
+cdef enum:
+    GN_TRACE_FILTER_NONE = 0
+    GN_TRACE_FILTER_BYTES = 1       # (packet[offset + i] & mask[i]) == value[i] for i < n
+    GN_TRACE_FILTER_IP4 = 2         # an IPv4 5-tuple (graphnet.vlib.trace_filter)
+    GN_TRACE_FILTER_MAX_BYTES = 64
+
+ctypedef struct gn_trace_filter_t:
+    # which packets `trace add` marks (VPP's classify filter): checked by
+    # _trace_filter_match against the first buffer from current_data
+    uint8_t kind
+    uint8_t n_bytes
+    uint16_t offset
+    uint8_t value[64]
+    uint8_t mask[64]
+    uint32_t src                  # IPv4: host order, compared under src_mask
+    uint32_t src_mask
+    uint32_t dst
+    uint32_t dst_mask
+    int32_t proto                 # -1: any
+    int32_t sport                 # -1: any (else needs a UDP/TCP first fragment)
+    int32_t dport
+    uint64_t seen                 # packets looked at while tracing
+    uint64_t matched
+
 ctypedef struct gn_trace_t:
+    gn_trace_filter_t filter
     uint8_t* data
     size_t cap
     size_t used
@@ -116,6 +141,7 @@ cdef struct gn_main_t:
     uint32_t free_frames_cap
     uint32_t n_frames_alloc
     uint64_t* error_counters
+    uint64_t* drop_counters       # per error row: of its count, the packets dropped (gn_count_drops)
     uint32_t n_error_counters
     uint32_t drop_node_index
     uint32_t n_interrupts_pending # atomic
@@ -206,6 +232,14 @@ cdef inline void gn_main_free(gn_main_t* vm, const uint32_t* bis, uint32_t n) no
 cdef inline void gn_node_increment_error(gn_main_t* vm, gn_node_runtime_t* node, uint32_t code, uint64_t n) noexcept nogil:
     """Count n non-drop events for row `code` of the node's error table."""
     vm.error_counters[node.error_base + code] += n
+
+cdef inline void gn_count_drops(gn_main_t* vm, uint32_t error_index, uint64_t n) noexcept nogil:
+    """Count n packets dropped (freed, or consumed into an ICMP error)
+    under a global error row: its counter and its drop counter, which
+    ``show runtime`` sums per node. error-drop counts every packet it
+    frees this way; a node that frees packets itself calls it too."""
+    vm.error_counters[error_index] += n
+    vm.drop_counters[error_index] += n
 
 cdef inline void gn_buffer_set_error(gn_node_runtime_t* node, gn_buffer_t* b, uint32_t code) noexcept nogil:
     """Mark b with row `code` of the node's table; error-drop counts it."""

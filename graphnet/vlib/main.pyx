@@ -53,6 +53,7 @@ from graphnet.includes.linux cimport (epoll_create1, epoll_ctl, epoll_wait, epol
                                       EPOLL_CLOEXEC, EFD_NONBLOCK, EFD_CLOEXEC, errno)
 from graphnet.includes.platform cimport (gn_clock_cycles, gn_time_ns, gn_thread_cpu_ns, gn_atomic_load_u32,
                                          gn_atomic_store_u32, gn_atomic_exchange_u32, gn_atomic_fetch_add_u32)
+from graphnet.includes.byteorder cimport gn_net16, gn_net32
 from graphnet.vlib.buffer cimport (BufferPool, BufferCache, gn_buffer_t, gn_frame_t, GN_FRAME_SIZE,
                                    GN_BUFFER_F_TRACED, GN_FRAME_F_TRACE, GN_RX, GN_TX, GN_BUFFER_F_NEXT_PRESENT,
                                    gn_buffer_current, gn_buffer_flush_cache)
@@ -174,18 +175,66 @@ cdef void _trace_frame(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* f) no
             _trace_buffer(vm, node, f.buffers[i])
 
 
+cdef bint _trace_filter_match(gn_trace_filter_t* f, gn_buffer_t* b) noexcept nogil:
+    """Whether b (its first buffer, from current_data) passes the trace
+    filter; every read is inside current_length."""
+    cdef const uint8_t* p = gn_buffer_current(b)
+    cdef uint32_t n = b.current_length, i, l3 = 0, ihl, t
+    if f.kind == GN_TRACE_FILTER_BYTES:
+        if <uint32_t>f.offset + f.n_bytes > n:
+            return False
+        for i in range(f.n_bytes):
+            if (p[f.offset + i] & f.mask[i]) != f.value[i]:
+                return False
+        return True
+    # IPv4: an Ethernet frame (one VLAN tag skipped) or a packet at its IPv4 header
+    if n >= 14 and gn_net16(p + 12) == 0x0800:
+        l3 = 14
+    elif n >= 18 and gn_net16(p + 12) == 0x8100 and gn_net16(p + 16) == 0x0800:
+        l3 = 18
+    elif n >= 20 and (p[0] >> 4) == 4:
+        l3 = 0
+    else:
+        return False
+    if n < l3 + 20 or (p[l3] >> 4) != 4:
+        return False
+    ihl = (p[l3] & 0xf) * 4
+    if ihl < 20 or (gn_net32(p + l3 + 12) & f.src_mask) != f.src or (gn_net32(p + l3 + 16) & f.dst_mask) != f.dst:
+        return False
+    if f.proto >= 0 and p[l3 + 9] != f.proto:
+        return False
+    if f.sport >= 0 or f.dport >= 0:
+        t = l3 + ihl
+        if (p[l3 + 9] != 6 and p[l3 + 9] != 17) or (gn_net16(p + l3 + 6) & 0x1fff) or n < t + 4:
+            return False
+        if f.sport >= 0 and gn_net16(p + t) != f.sport:
+            return False
+        if f.dport >= 0 and gn_net16(p + t + 2) != f.dport:
+            return False
+    return True
+
+
 cdef void _trace_mark_input(gn_main_t* vm, gn_node_runtime_t* node, const uint32_t* bis, uint32_t n) noexcept nogil:
-    """Mark the first packets an input node enqueues for `trace add`."""
-    cdef uint32_t i, k = n if n < node.trace_remaining else node.trace_remaining
+    """Mark the first packets an input node enqueues for `trace add` (with a
+    trace filter: the first that match it)."""
+    cdef uint32_t i
     cdef gn_buffer_t* b
-    for i in range(k):
+    cdef gn_trace_filter_t* f = &vm.trace.filter
+    for i in range(n):
+        if node.trace_remaining == 0:
+            break
         b = gn_main_buffer(vm, bis[i])
+        if f.kind != GN_TRACE_FILTER_NONE:
+            f.seen += 1
+            if not _trace_filter_match(f, b):
+                continue
+            f.matched += 1
         b.flags = b.flags | GN_BUFFER_F_TRACED
         b.trace_handle = vm.trace.next_handle
         vm.trace.next_handle += 1
         _trace_buffer(vm, node, bis[i])
-    node.trace_remaining -= k
-    vm.current_frame_flags = vm.current_frame_flags | GN_FRAME_F_TRACE
+        node.trace_remaining -= 1
+        vm.current_frame_flags = vm.current_frame_flags | GN_FRAME_F_TRACE
 
 
 # --- enqueue -------------------------------------------------------------------
@@ -208,7 +257,7 @@ cdef void _copy_to_arc(gn_main_t* vm, gn_node_runtime_t* node, uint16_t arc, con
                 # Out of memory: nothing can carry these buffers; free them.
                 if f != NULL:
                     _frame_free(vm, f)
-                vm.error_counters[vm.bad_next_error] += n
+                gn_count_drops(vm, vm.bad_next_error, n)
                 gn_main_free(vm, bis, n)
                 return
             slot[0] = f
@@ -526,9 +575,10 @@ cdef class Main:
         vm.process_nodes = <uint32_t*>calloc(max(1, vm.n_nodes), sizeof(uint32_t))
         vm.n_error_counters = n_error_counters
         vm.error_counters = <uint64_t*>calloc(max(1, n_error_counters), sizeof(uint64_t))
+        vm.drop_counters = <uint64_t*>calloc(max(1, n_error_counters), sizeof(uint64_t))
         vm.trace.cap = trace_bytes
         vm.trace.data = <uint8_t*>malloc(trace_bytes)
-        if (vm.nodes == NULL or vm.input_nodes == NULL or vm.process_nodes == NULL or vm.error_counters == NULL
+        if (vm.nodes == NULL or vm.input_nodes == NULL or vm.process_nodes == NULL or vm.error_counters == NULL or vm.drop_counters == NULL
                 or vm.trace.data == NULL):
             raise MemoryError()
         vm.drop_node_index = drop_node_index
@@ -621,6 +671,12 @@ cdef class Main:
         vm.error_counters = <uint64_t*>p
         memset(&vm.error_counters[vm.n_error_counters], 0,
                (n_error_counters - vm.n_error_counters) * sizeof(uint64_t))
+        p = realloc(vm.drop_counters, max(1, n_error_counters) * sizeof(uint64_t))
+        if p == NULL:
+            raise MemoryError()
+        vm.drop_counters = <uint64_t*>p
+        memset(&vm.drop_counters[vm.n_error_counters], 0,
+               (n_error_counters - vm.n_error_counters) * sizeof(uint64_t))
         vm.n_error_counters = n_error_counters
         for i in range(first, n):
             vm.n_nodes = i + 1             # so a failure leaves only filled runtimes counted
@@ -679,6 +735,7 @@ cdef class Main:
         free(vm.pending)
         free(vm.free_frames)
         free(vm.error_counters)
+        free(vm.drop_counters)
         free(vm.trace.data)
         gn_timer_wheel_free(&vm.timers)
         if vm.epoll_fd >= 0:
@@ -853,6 +910,37 @@ cdef class Main:
             raise ValueError("trace add takes an input node")
         rt.trace_remaining += n
 
+    def set_trace_filter(self, spec):
+        """Mark only packets that match (graphnet.vlib.trace_filter
+        checks and builds the spec); None removes the filter."""
+        cdef gn_trace_filter_t* f = &self.vm.trace.filter
+        cdef bytes value, mask
+        cdef uint32_t i
+        memset(f, 0, sizeof(gn_trace_filter_t))
+        if spec is None:
+            return
+        if spec["kind"] == "bytes":
+            value, mask = spec["value"], spec["mask"]
+            if not 0 < len(value) == len(mask) <= GN_TRACE_FILTER_MAX_BYTES or not 0 <= spec["offset"] <= 0xffff:
+                raise ValueError("a byte filter has 1..64 bytes (and as many mask bytes) at offset 0..65535")
+            for i in range(len(value)):
+                f.value[i] = value[i] & mask[i]
+                f.mask[i] = mask[i]
+            f.n_bytes = len(value)
+            f.offset = spec["offset"]
+            f.kind = GN_TRACE_FILTER_BYTES
+        else:
+            f.src, f.src_mask = spec["src"]
+            f.dst, f.dst_mask = spec["dst"]
+            f.src &= f.src_mask
+            f.dst &= f.dst_mask
+            f.proto, f.sport, f.dport = spec["proto"], spec["sport"], spec["dport"]
+            f.kind = GN_TRACE_FILTER_IP4
+
+    def trace_filter_stats(self):
+        """(packets looked at, packets that matched) since the filter was set."""
+        return self.vm.trace.filter.seen, self.vm.trace.filter.matched
+
     def clear_trace(self):
         cdef uint32_t i
         self.vm.trace.used = 0
@@ -894,8 +982,13 @@ cdef class Main:
     def error_counters(self):
         return [self.vm.error_counters[i] for i in range(self.vm.n_error_counters)]
 
+    def drop_counters(self):
+        """Per error row, the packets dropped under it (gn_count_drops)."""
+        return [self.vm.drop_counters[i] for i in range(self.vm.n_error_counters)]
+
     def clear_errors(self):
         memset(self.vm.error_counters, 0, self.vm.n_error_counters * sizeof(uint64_t))
+        memset(self.vm.drop_counters, 0, self.vm.n_error_counters * sizeof(uint64_t))
 
     def add_error(self, uint32_t error_index, uint64_t n=1):
         """Count n events against a global error row (Python nodes)."""

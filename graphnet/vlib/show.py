@@ -41,24 +41,42 @@ def node_state_text(engine, i: int, c: dict) -> str:
     return "active"
 
 
+def node_drops(engine) -> dict:
+    """{node name: packets dropped}: the packets error-drop freed (or
+    ip4-icmp-error consumed) under the node's ``error`` rows, counted as
+    they were dropped (gn_count_drops), not from the error counters. So
+    it equals the node's total of ``error`` rows in ``show errors`` exactly
+    when every such row counts drops and nothing else; expected events
+    (``info``) that end a packet are not drops."""
+    out = {}
+    for (node, _sym, sev, _desc), n in zip(engine.errors, engine.main.drop_counters()):
+        if sev == "error" and n:
+            out[node] = out.get(node, 0) + n
+    return out
+
+
 def runtime(engine, *args) -> str:
-    """``show runtime [all]``: per node calls, vectors, suspends, clocks."""
+    """``show runtime [all]``: per node calls, vectors, suspends, clocks,
+    and the packets it dropped (node_drops)."""
     show_all = "all" in args or "verbose" in args
     counters = engine.main.node_counters()
+    drops = node_drops(engine)
     loop = engine.main.loop_stats()
     elapsed = time.monotonic() - engine.start_time
     total_v = sum(c["vectors"] for c, n in zip(counters, engine.nodes) if n.type == "internal")
     total_c = sum(c["calls"] for c, n in zip(counters, engine.nodes) if n.type == "internal")
     lines = [f"Thread 0 {engine.name}: time {elapsed:.1f}s, {loop['loops']} main loops, "
              f"{loop['sleeps']} sleeps, average vectors/node {total_v / total_c if total_c else 0:.2f}",
-             f"{'Name':<32}{'State':<26}{'Calls':>14}{'Vectors':>14}{'Suspends':>11}{'Clocks':>12}{'Vectors/Call':>14}"]
+             f"{'Name':<32}{'State':<26}{'Calls':>14}{'Vectors':>14}{'Suspends':>11}{'Clocks':>12}{'Vectors/Call':>14}"
+             f"{'Drops':>10}"]
     for i, c in enumerate(counters):
         if not show_all and c["calls"] == 0 and c["vectors"] == 0:
             continue
         per = c["clocks"] / c["vectors"] if c["vectors"] else (c["clocks"] / c["calls"] if c["calls"] else 0)
         vpc = c["vectors"] / c["calls"] if c["calls"] else 0
         lines.append(f"{engine.nodes[i].name:<32}{node_state_text(engine, i, c):<26}{c['calls']:>14}"
-                     f"{c['vectors']:>14}{c['suspends']:>11}{per:>12.2e}{vpc:>14.2f}")
+                     f"{c['vectors']:>14}{c['suspends']:>11}{per:>12.2e}{vpc:>14.2f}"
+                     f"{drops.get(engine.nodes[i].name, 0):>10}")
     return "\n".join(lines)
 
 
@@ -122,12 +140,11 @@ def format_default_record(record: bytes, engine=None) -> str:
         return "-" if x == 0xffffffff else str(x)
     out = [f"  buffer 0x{bi:x}: current data {cd}, length {ln}, rx {ifname(rx)}, tx {ifname(tx)}, flags 0x{flags:x}"]
     if err and engine is not None and err < len(engine.errors):
-        node, sym, _sev, desc = engine.errors[err]
-        out.append(f"  error {sym} ({node}): {desc}")
-    data = data[:nb]
-    for off in range(0, len(data), 16):
-        chunk = data[off:off + 16]
-        out.append(f"  {off:04x}: " + " ".join(f"{b:02x}" for b in chunk))
+        from graphnet.vlib.kit import format_error
+        out.append(f"  {format_error(engine, err)}")
+    if nb:
+        from graphnet.wire.ethernet import format_hex
+        out.append(format_hex(data[:nb], 2))
     return "\n".join(out)
 
 

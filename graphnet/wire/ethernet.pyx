@@ -68,3 +68,41 @@ def format_ethernet_header(data, int indent=0) -> str:
                    f"inner type {format_ethertype(t)}")
         off += GN_ETHERNET_VLAN_TAG_LEN
     return "\n".join(out)
+
+
+def format_ethernet_frame(data, int indent=0) -> str:
+    """The whole frame: the Ethernet header (and VLAN tags), then what it
+    carries through that protocol's wire/ formatter (IPv4, ARP); a hex
+    dump of at most 64 bytes for a payload nothing here decodes."""
+    data = bytes(data)
+    text = format_ethernet_header(data, indent)
+    if len(data) < GN_ETHERNET_HEADER_LEN:
+        return text
+    t = struct.unpack_from("!H", data, 12)[0]
+    off = GN_ETHERNET_HEADER_LEN
+    while t in (GN_ETHERTYPE_VLAN, GN_ETHERTYPE_QINQ, GN_ETHERTYPE_QINQ_OLD) \
+            and len(data) >= off + GN_ETHERNET_VLAN_TAG_LEN:
+        t = struct.unpack_from("!H", data, off + 2)[0]
+        off += GN_ETHERNET_VLAN_TAG_LEN
+    payload = data[off:]
+    if t == GN_ETHERTYPE_IP4:
+        from graphnet.wire.ip4 import format_ip4_header
+        return text + "\n" + format_ip4_header(payload, indent + 2)
+    if t == GN_ETHERTYPE_ARP:
+        from graphnet.wire.arp import format_arp
+        return text + "\n" + format_arp(payload, indent + 2)
+    if payload:
+        return text + "\n" + format_hex(payload, indent + 2)
+    return text
+
+
+def format_hex(data, int indent=0, int limit=64) -> str:
+    """At most the first ``limit`` bytes, 16 a line (``0000: 45 00 ...``),
+    for what no formatter decodes."""
+    data = bytes(data)
+    pad = " " * indent
+    lines = [f"{pad}{off:04x}: " + " ".join(f"{b:02x}" for b in data[off:off + 16])
+             for off in range(0, min(len(data), limit), 16)]
+    if len(data) > limit:
+        lines.append(f"{pad}({len(data) - limit} more bytes)")
+    return "\n".join(lines)

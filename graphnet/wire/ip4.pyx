@@ -26,7 +26,7 @@ VALIDATE_ERRORS = (
     ("truncated", "error", "ip4 total length beyond the frame"),
     ("bad-checksum", "error", "ip4 header checksum wrong"),
     ("ttl-zero", "error", "ip4 TTL 0 on input"),
-    ("options", "warn", "ip4 options present (not supported: dropped)"),
+    ("options", "error", "ip4 options present (not supported: dropped)"),
 )
 assert len(VALIDATE_ERRORS) == GN_IP4_N_VALIDATE
 
@@ -76,26 +76,59 @@ def format_address(a) -> str:
     return str(ipaddress.IPv4Address(bytes(a)))
 
 
-def _format_l4(proto, data):
-    if proto in (GN_IP4_PROTO_UDP, GN_IP4_PROTO_TCP) and len(data) >= 4:
+OPTION_NAMES = {0: "eol", 1: "nop", 7: "record-route", 68: "timestamp", 130: "security", 131: "loose-source-route",
+                136: "stream-id", 137: "strict-source-route", 148: "router-alert"}
+
+
+def format_options(opts) -> str:
+    """``nop, record-route (7 bytes), eol`` for the option bytes of a
+    header; a length below 2 or past the end is shown as malformed."""
+    opts = bytes(opts)
+    names, i = [], 0
+    while i < len(opts):
+        t = opts[i]
+        name = OPTION_NAMES.get(t, f"option {t}")
+        if t in (0, 1):
+            names.append(name)
+            i += 1
+            if t == 0:
+                break
+            continue
+        if i + 1 >= len(opts) or opts[i + 1] < 2 or i + opts[i + 1] > len(opts):
+            names.append(f"{name} (malformed)")
+            break
+        names.append(f"{name} ({opts[i + 1]} bytes)")
+        i += opts[i + 1]
+    return ", ".join(names)
+
+
+def _format_l4(proto, data, ip, int indent, bint quoted):
+    """The L4 lines under an IPv4 header: the protocol's own formatter."""
+    if proto == GN_IP4_PROTO_UDP:
+        from graphnet.wire.udp import format_udp
+        return format_udp(data, indent, ip, quoted)
+    if proto == GN_IP4_PROTO_ICMP:
+        from graphnet.wire.icmp4 import format_icmp4
+        if quoted:
+            return format_icmp4(data[:8], indent, total=0x10000)   # a quote: 8 bytes, no checksum check
+        return format_icmp4(data, indent, total=max(0, struct.unpack_from("!H", ip, 2)[0] - len(ip)),
+                            quoted_header=format_ip4_header)
+    if proto == GN_IP4_PROTO_TCP and len(data) >= 4:
         sport, dport = struct.unpack_from("!HH", data)
         extra = ""
-        if proto == GN_IP4_PROTO_TCP and len(data) >= 14:
+        if len(data) >= 14:
             flags = data[13]
             names = "".join(c for bit, c in zip(range(8), "FSRPAUEC") if flags >> bit & 1)
             extra = f" flags [{names or '.'}]"
-        return f"{PROTOCOL_NAMES[proto]}: {sport} -> {dport}{extra}"
-    if proto == GN_IP4_PROTO_ICMP and len(data) >= 2:
-        try:
-            from scapy.layers.inet import ICMP
-            return "ICMP: " + ICMP(bytes(data)).sprintf("%ICMP.type% code %ICMP.code%")
-        except Exception:
-            return f"ICMP: type {data[0]} code {data[1]}"
+        return f"{' ' * indent}TCP: {sport} -> {dport}{extra}"
     return None
 
 
-def format_ip4_header(data, int indent=0) -> str:
-    """A header (and its L4 ports when present) as text; see module doc."""
+def format_ip4_header(data, int indent=0, bint quoted=False) -> str:
+    """A header, its options and fragment fields, and the L4 header (UDP,
+    ICMP through their wire/ formatters; TCP ports and flags) as text; see
+    the module doc. ``quoted``: the header an ICMP error quotes (its L4
+    part is only 8 bytes, checksums not checked)."""
     data = bytes(data)
     pad = " " * indent
     if len(data) < GN_IP4_HEADER_LEN:
@@ -118,9 +151,10 @@ def format_ip4_header(data, int indent=0) -> str:
         line += f"{', flags ' + flags if flags else ''}{f' offset {off * 8}' if off else ''}"
     out.append(line)
     if hlen > 20:
-        out.append(f"{pad}  options {hlen - 20} bytes")
+        opts = f": {format_options(data[20:hlen])}" if hlen <= len(data) else " (not recorded)"
+        out.append(f"{pad}  options {hlen - 20} bytes{opts}")
     if 20 <= hlen <= len(data) and not (frag & GN_IP4_FRAG_OFFSET_MASK):
-        l4 = _format_l4(proto, data[hlen:])
+        l4 = _format_l4(proto, data[hlen:], data[:hlen], indent + 2, quoted)
         if l4:
-            out.append(f"{pad}  {l4}")
+            out.append(l4)
     return "\n".join(out)
