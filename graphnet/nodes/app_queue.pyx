@@ -40,7 +40,7 @@ cdef enum:
 ERRORS = (
     ("none", "info", "no error"),
     ("app-msgs", "info", "messages read from the queues of apps in other processes"),
-    ("bad-msg", "error", "app message refused (unknown type, or a session not the worker's)"),
+    ("bad-msg", "warn", "app message refused (unknown type, or a session not the worker's)"),
 )
 
 ctypedef struct app_queue_slot_t:

@@ -24,7 +24,7 @@ Metadata used: none of the buffers the transports build (they set
 current_data, current_length, chains, sw_if_index[TX] = ~0 and
 LOCALLY_ORIGINATED). Set: nothing. Next nodes: ``ip4-lookup`` (or
 error-drop without it). Counters (error table, info): ``app-msgs`` read,
-``bad-msg`` refused (error), ``tx-pushed`` sessions pushed,
+``bad-msg`` refused (warn: nothing is dropped), ``tx-pushed`` sessions pushed,
 ``tx-requeued`` sessions sent to the back with data left.
 
 Trace (``trace add session-queue <n>``): a buffer-less record per app
