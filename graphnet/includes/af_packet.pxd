@@ -1,5 +1,5 @@
 # Linux AF_PACKET sockets, TPACKET_V3 rings, interface ioctls and setns:
-# the C declarations of graphnet.io.af_packet (and its bench reader).
+# the C declarations of graphnet.io.af_packet_* (and the bench reader graphnet.bench.af_packet_raw).
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 
 cdef extern from "<errno.h>" nogil:
