@@ -42,11 +42,13 @@ class TapDevice(Device):
     """A TAP interface (see the module docstring).
 
     ``TapDevice(engine, name="gn0", *, mac=None, mtu=1500, rx_mode="interrupt",
-    host_address=None, netns=None, host_mac=None, vnet_hdr=True, offloads=True,
-    queues=1, multi_queue=None, next_node=None, admin_up=True, fd=None)``
+    host_address=None, netns=None, host_mac=None, host_name=None, vnet_hdr=True,
+    offloads=True, queues=1, multi_queue=None, next_node=None, admin_up=True, fd=None)``
 
     mac is graphnet's side (the interface table); host_mac the kernel side's
-    (None: the kernel's random one). netns: move the kernel side into this
+    (None: the kernel's random one). host_name: the kernel side's name
+    (None: ``name``; VPP's host-if-name), 1 to 15 bytes of letters, digits,
+    ``-_.``. netns: move the kernel side into this
     namespace, created if missing (and then removed by close()).
     host_address ``a.b.c.d/len`` goes on the kernel side. queues: 1 to 16
     fds on the TAP (IFF_MULTI_QUEUE when more than one); multi_queue: set
@@ -66,12 +68,17 @@ class TapDevice(Device):
     kind = "tap"
 
     def __init__(self, engine, name: str = "gn0", *, mac=None, mtu: int = 1500, rx_mode: str = "interrupt",
-                 host_address=None, netns=None, host_mac=None, vnet_hdr: bool = True, offloads: bool = True,
-                 queues=None, multi_queue=None, next_node=None, admin_up: bool = True, fd=None):
+                 host_address=None, netns=None, host_mac=None, host_name=None, vnet_hdr: bool = True,
+                 offloads: bool = True, queues=None, multi_queue=None, next_node=None, admin_up: bool = True,
+                 fd=None):
         if not 68 <= mtu <= 65535:
             raise DeviceError(f"TAP {name}: MTU {mtu} is outside 68..65535")
-        if fd is None and not 0 < len(name.encode()) < 16:
-            raise DeviceError(f"TAP name {name!r}: an interface name has 1 to 15 bytes")
+        if host_name is not None and fd is not None:
+            raise DeviceError(f"TAP {name}: host_name names a TAP graphnet creates, not an adopted fd")
+        err = host.ifname_error(name if host_name is None else host_name) if fd is None else None
+        if err:
+            raise DeviceError(f"TAP name {name!r}: {err}" if host_name is None else
+                              f"TAP {name}: kernel-side name {host_name!r}: {err}")
         adopted = None if fd is None else ([int(f) for f in fd] if isinstance(fd, (list, tuple)) else [int(fd)])
         if queues is None:
             queues = len(adopted) if adopted else 1
@@ -82,6 +89,7 @@ class TapDevice(Device):
         if multi_queue is False and queues > 1:
             raise DeviceError(f"TAP {name}: {queues} queues need IFF_MULTI_QUEUE (multi_queue=False given)")
         self.netns = netns
+        self.host_name = name if host_name is None else host_name     # the kernel side's
         self.host_address = host_address
         self.host_mac = host_mac
         self.vnet_hdr = bool(vnet_hdr)
@@ -103,7 +111,7 @@ class TapDevice(Device):
             self._fds = adopted
             self.offloads = ADOPTED_OFFLOADS if (offloads and vnet_hdr) else 0
         else:
-            self._create(name, mtu, offloads)
+            self._create(self.host_name, mtu, offloads)
         self.fd = self._fds[0]
         try:
             self.state.configure(self._fds, VNET_HDR_SIZE if self.vnet_hdr else 0,
@@ -168,8 +176,8 @@ class TapDevice(Device):
         self.state.set_monitor(engine.index[self.monitor_node])
         if not self.adopted_fd:
             w = link_watcher(engine)
-            self._watch = w.watch(self.netns, self.name, self._on_link_event)
-            w.set_known(self._watch, host.link_index(self.name, self.netns) or 0, True)
+            self._watch = w.watch(self.netns, self.host_name, self._on_link_event)
+            w.set_known(self._watch, host.link_index(self.host_name, self.netns) or 0, True)
 
     def _setup_output(self, engine, node_index):
         self.state.set_tx_error_base(engine.error_base[self.output_node])
@@ -196,7 +204,7 @@ class TapDevice(Device):
             up = what == "up" or ev.reason == "no carrier"
             if up != bool(self.engine.interfaces.info(self.sw_if_index)["link_up"]):
                 self.kernel_link_changed(up)
-                log.warning("TAP %s: %s: %s", self.name, f"kernel side {self.name} is admin {'up' if up else 'down'}",
+                log.warning("TAP %s: %s: %s", self.name, f"kernel side {self.host_name} is admin {'up' if up else 'down'}",
                             "link up, traffic resumed" if up else
                             "link down, neighbours flushed, traffic to it dropped (link-down)")
         else:
@@ -286,7 +294,7 @@ class TapDevice(Device):
 
     def kernel_mtu_changed(self, mtu: int) -> None:
         """The kernel side's MTU follows graphnet's."""
-        host.set_link(self.name, self.netns, mtu=mtu)
+        host.set_link(self.host_name, self.netns, mtu=mtu)
 
     def cached_buffers(self) -> int:
         """The rx spare buffers (allocated ahead of reads, up to 128, not
@@ -312,7 +320,7 @@ class TapDevice(Device):
             info["device"] = f"adopted fd{'s' if self.queues > 1 else ''} {fds}"
         else:
             info["device"] = f"/dev/net/tun fd{'s' if self.queues > 1 else ''} {fds}, {'|'.join(flags)}"
-            info["kernel side"] = (f"{self.name}" + (f" in namespace {self.netns}" if self.netns else "")
+            info["kernel side"] = (f"{self.host_name}" + (f" in namespace {self.netns}" if self.netns else "")
                                    + (" (namespace created by graphnet)" if self.created_netns else "")
                                    + (f", address {self.host_address}" if self.host_address else ""))
         info["vnet header"] = f"{VNET_HDR_SIZE} bytes" if self.vnet_hdr else "none"
