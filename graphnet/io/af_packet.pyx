@@ -95,8 +95,12 @@ class AfPacketDevice(Device):
         return (Node(self.input_node, type="input", state=state, adaptive=adaptive, fn=AFP_INPUT_FN,
                      next_nodes=(self.next_node,) if self.next_node else DefaultNext(self.engine),
                      errors=INPUT_ERRORS, setup=self._setup_input, instance=self,
-                     doc=af_packet_input.__doc__),
+                     trace_fn=af_packet_input.AFP_INPUT_TRACE_FN, trace_size=af_packet_input.AFP_INPUT_TRACE_SIZE,
+                     format_trace=af_packet_input.format_afp_input_trace, doc=af_packet_input.__doc__),
                 Node(self.output_node, fn=AFP_OUTPUT_FN, errors=OUTPUT_ERRORS, setup=self._setup_output,
+                     trace_fn=af_packet_output.AFP_OUTPUT_TRACE_FN,
+                     trace_size=af_packet_output.AFP_OUTPUT_TRACE_SIZE,
+                     format_trace=af_packet_output.format_afp_output_trace,
                      attach_to=(("interface-output", self.sw_if_index),), instance=self,
                      doc=af_packet_output.__doc__))
 

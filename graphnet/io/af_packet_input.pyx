@@ -20,19 +20,32 @@ interface-down (admin down: frames consumed and counted). It also retries
 af-packet-output's backlog, reads the socket's pending error after
 EPOLLERR (marking the link down at once when it is not up), and hands
 what it enqueues to the pcap rx capture.
+
+Trace record: the interface, queue (0: one ring) and ring block, the
+frame's length and buffers, the VLAN tag put back and the checksum state
+the kernel reported (tp_status), its first bytes. While the node traces,
+a variant of the loop notes each frame's ring block and status (the
+ring's header is gone once the block is handed back); otherwise the loop
+is the untraced one.
 """
+import struct
+
+from graphnet.io.frame_trace import format_frame, interface_name
+from graphnet.vlib.kit import TRACE_BYTES_HEADER, parse_trace_bytes
+
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
 from graphnet.includes.af_packet cimport (tpacket_block_desc, tpacket3_hdr, sockaddr_ll, PACKET_OUTGOING,
                                           TP_STATUS_VLAN_VALID, TP_STATUS_VLAN_TPID_VALID)
 from graphnet.includes.platform cimport gn_unlikely, gn_likely, gn_prefetch_store
-from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_BUFFER_DATA_SIZE, GN_FRAME_SIZE,
-                                   GN_BUFFER_INIT_BYTES, gn_buffer_init_meta)
+from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_RX, GN_BUFFER_DATA_SIZE, GN_FRAME_SIZE,
+                                   GN_BUFFER_F_NEXT_PRESENT, GN_BUFFER_INIT_BYTES, gn_buffer_current,
+                                   gn_buffer_init_meta)
 from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_main_alloc_uninit, gn_main_free,
                                  gn_enqueue_to_next, gn_enqueue_to_single_next, gn_buffer_set_error,
                                  gn_node_increment_error, gn_node_set_interrupt_pending, gn_node_fd_rearm,
                                  GN_NODE_INTERRUPT)
-from graphnet.vlib.kit cimport gn_node_fn
+from graphnet.vlib.kit cimport gn_node_fn, gn_trace_fn, gn_trace_bytes_fill, GN_TRACE_BYTES_HEADER
 from graphnet.io.pcap cimport gn_pcap_capture, GN_PCAP_RX
 from graphnet.io.bufcopy cimport gn_copy_to_chain
 from graphnet.io.af_packet_socket cimport *
@@ -142,6 +155,16 @@ cdef int _rx_slow(gn_main_t* vm, afp_t* st, tpacket3_hdr* h, uint32_t bi) noexce
     return <int>total
 
 
+cdef inline void _trace_note(afp_t* st, uint32_t n, uint32_t bi, tpacket3_hdr* h) noexcept nogil:
+    cdef afp_trace_note_t* note = &st.trace_note[n]
+    note.bi = bi
+    note.block = st.cur_block
+    note.status = h.tp_status
+    note.vlan_tci = <uint16_t>h.hv1.tp_vlan_tci if h.tp_status & TP_STATUS_VLAN_VALID else 0
+    note.vlan_tpid = (<uint16_t>h.hv1.tp_vlan_tpid if h.tp_status & TP_STATUS_VLAN_TPID_VALID else 0x8100) \
+        if h.tp_status & TP_STATUS_VLAN_VALID else 0
+
+
 cdef uint32_t _rx_discard(afp_t* st, uint32_t limit) noexcept nogil:
     """Admin down: step over up to limit frames (returns how many) and hand
     their blocks back; outgoing copies are skipped without being counted."""
@@ -169,7 +192,18 @@ cdef uint32_t _rx_discard(afp_t* st, uint32_t limit) noexcept nogil:
     return n
 
 
-cdef uint32_t _rx(gn_main_t* vm, gn_node_runtime_t* node, afp_t* st) noexcept nogil:
+# _rx's two variants, as fused-type specializations (see tap_input): the
+# untraced one is the loop as it was; the traced one also notes each frame's
+# ring block and status for the trace record (tracing: a call whose vector
+# has packets to mark for ``trace add``).
+ctypedef uint8_t untraced_t
+ctypedef uint16_t traced_t
+ctypedef fused tracing_t:
+    untraced_t
+    traced_t
+
+
+cdef uint32_t _rx(gn_main_t* vm, gn_node_runtime_t* node, afp_t* st, tracing_t variant) noexcept nogil:
     """af-packet-input's body. The per-frame loop holds only the common
     case (one buffer, nothing to fix, copied from the ring); everything else
     goes through _rx_slow, and the few frames it rejects are remembered in
@@ -229,6 +263,8 @@ cdef uint32_t _rx(gn_main_t* vm, gn_node_runtime_t* node, afp_t* st) noexcept no
                     last += 1
                 continue
             length = h.tp_snaplen
+            if tracing_t is traced_t:
+                _trace_note(st, n, bis[n], h)
             b = gn_main_buffer(vm, bis[n])
             if n + RX_PREFETCH < got:
                 gn_prefetch_store(gn_main_buffer(vm, bis[n + RX_PREFETCH]).data)
@@ -258,6 +294,8 @@ cdef uint32_t _rx(gn_main_t* vm, gn_node_runtime_t* node, afp_t* st) noexcept no
         st.cur_off = cur_off
         if cur_pkt >= num:
             afp_release_block(st)
+    if tracing_t is traced_t:
+        st.trace_n = n                        # before the enqueue, which makes the records
     if n < got:                               # frames skipped (outgoing): buffers left over
         for i in range(n, got):
             gn_buffer_init_meta(gn_main_buffer(vm, bis[i]))
@@ -302,7 +340,90 @@ cdef uint32_t afp_input_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* f
     if st.n_backlog:
         afp_tx_retry(vm, node, st)          # link down: drops them, counted as link-down
     # Link down or not, frames already in the ring are valid: take them.
-    return _rx(vm, node, st)
+    if gn_unlikely(node.trace_remaining != 0):
+        return _rx[traced_t](vm, node, st, 0)
+    return _rx[untraced_t](vm, node, st, 0)
+
+
+# The record: these fields, then the kit's shared record (sw_if_index and
+# the first TRACE_BYTES bytes of the frame, VLAN tag restored).
+ctypedef packed struct afp_rx_trace_t:
+    uint32_t length               # the whole frame (all buffers)
+    uint32_t flags                # the buffer's
+    uint16_t n_buffers
+    uint16_t queue                # 0: one ring per socket
+    uint32_t block                # the ring block it came from
+    uint32_t status               # its tp_status; 0xffffffff: not noted
+    uint16_t vlan_tci             # a tag the kernel had taken off (status VLAN_VALID)
+    uint16_t vlan_tpid
+
+cdef enum:
+    TRACE_BYTES = 96
+
+
+cdef uint16_t afp_input_trace_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_buffer_t* b,
+                                 uint8_t* record) noexcept nogil:
+    cdef afp_rx_trace_t* tr = <afp_rx_trace_t*>record
+    cdef afp_t* st = <afp_t*>node.runtime_data
+    cdef gn_buffer_t* s = b
+    cdef uint32_t k
+    tr.length = b.current_length
+    tr.n_buffers = 1
+    while s.flags & GN_BUFFER_F_NEXT_PRESENT and tr.n_buffers < 0xffff:
+        s = gn_main_buffer(vm, s.next_buffer)
+        tr.length += s.current_length
+        tr.n_buffers += 1
+    tr.flags = b.flags
+    tr.queue = 0
+    tr.block = 0
+    tr.status = 0xffffffff
+    tr.vlan_tci = 0
+    tr.vlan_tpid = 0
+    if st != NULL:
+        for k in range(st.trace_n):
+            if gn_main_buffer(vm, st.trace_note[k].bi) == b:
+                tr.block = st.trace_note[k].block
+                tr.status = st.trace_note[k].status
+                tr.vlan_tci = st.trace_note[k].vlan_tci
+                tr.vlan_tpid = st.trace_note[k].vlan_tpid
+                break
+    return sizeof(afp_rx_trace_t) + gn_trace_bytes_fill(record + sizeof(afp_rx_trace_t), b.sw_if_index[GN_RX],
+                                                        gn_buffer_current(b), b.current_length, TRACE_BYTES)
+
+
+_TRACE = struct.Struct("<IIHHIIHH")
+# tp_status bits worth showing (linux/if_packet.h)
+_STATUS_NAMES = ((0x2, "copy"), (0x4, "losing"), (0x8, "csum-not-ready"), (0x80, "csum-valid"))
+
+
+def parse_trace(bytes record):
+    """An af-packet-input trace record as a dict (tests and tools)."""
+    record = record.ljust(_TRACE.size + TRACE_BYTES_HEADER, b"\0")
+    length, flags, nbuf, queue, block, status, tci, tpid = _TRACE.unpack_from(record)
+    sw, data = parse_trace_bytes(record, _TRACE.size)
+    noted = status != 0xffffffff
+    return {"sw_if_index": sw, "queue": queue, "length": length, "flags": flags, "n_buffers": nbuf,
+            "block": block if noted else None, "status": status if noted else None,
+            "vlan": ({"tci": tci, "vid": tci & 0xfff, "tpid": tpid} if noted and status & 0x10 else None),
+            "status_flags": [n for bit, n in _STATUS_NAMES if noted and status & bit], "bytes": data}
+
+
+def format_afp_input_trace(bytes record, engine=None):
+    """``AF_PACKET host-veth0: 98 bytes in 1 buffer, queue 0 (ring block
+    3)``, the VLAN tag put back and checksum state, the frame's summary."""
+    d = parse_trace(record)
+    where = f" (ring block {d['block']})" if d["block"] is not None else ""
+    text = [f"  AF_PACKET {interface_name(engine, d['sw_if_index'])}: {d['length']} bytes in {d['n_buffers']} "
+            f"buffer{'s' if d['n_buffers'] > 1 else ''}, queue {d['queue']}{where}"]
+    notes = list(d["status_flags"])
+    if d["vlan"] is not None:
+        notes.insert(0, f"vlan {d['vlan']['vid']} tag put back (tpid 0x{d['vlan']['tpid']:04x})")
+    if notes:
+        text.append("    ring: " + ", ".join(notes))
+    text.append(format_frame(d["bytes"], d["length"]))
+    return "\n".join(text)
 
 
 AFP_INPUT_FN = gn_node_fn(afp_input_fn)
+AFP_INPUT_TRACE_FN = gn_trace_fn(afp_input_trace_fn)
+AFP_INPUT_TRACE_SIZE = sizeof(afp_rx_trace_t) + GN_TRACE_BYTES_HEADER + TRACE_BYTES

@@ -18,15 +18,23 @@ Metadata used: current_data, current_length, chains. Next nodes: none
 (frees what was sent; drops go to error-drop). Drops: short-frame,
 too-big, tx-queue-full, send-error, link-down, interface-down. Info:
 tx-deferred. Each frame it is given goes to the pcap tx capture first.
+
+Trace record: the interface, what is sent (send() or sendmsg(), bytes,
+buffers, qdisc bypass, behind the backlog), the frame's first bytes.
 """
+import struct
+
+from graphnet.io.frame_trace import format_frame, interface_name
+from graphnet.vlib.kit import TRACE_BYTES_HEADER, parse_trace_bytes
+
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
 from graphnet.includes.af_packet cimport (iovec, msghdr, send, sendmsg, errno, MSG_DONTWAIT, EINTR, EAGAIN,
                                           ENOBUFS, ENXIO, ENETDOWN, ENODEV, EMSGSIZE)
-from graphnet.vlib.buffer cimport gn_buffer_t, gn_frame_t, GN_BUFFER_F_NEXT_PRESENT, gn_buffer_current
+from graphnet.vlib.buffer cimport gn_buffer_t, gn_frame_t, GN_TX, GN_BUFFER_F_NEXT_PRESENT, gn_buffer_current
 from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_main_free,
                                  gn_enqueue_to_single_next, gn_node_set_interrupt_pending)
-from graphnet.vlib.kit cimport gn_node_fn
+from graphnet.vlib.kit cimport gn_node_fn, gn_trace_fn, gn_trace_bytes_fill, GN_TRACE_BYTES_HEADER
 from graphnet.io.pcap cimport gn_pcap_capture, GN_PCAP_TX
 from graphnet.io.bufcopy cimport gn_chain_length
 from graphnet.io.af_packet_socket cimport *
@@ -197,4 +205,62 @@ cdef uint32_t afp_output_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* 
     return n
 
 
+# The record: these fields, then the kit's shared record (the device's
+# sw_if_index and the first TRACE_BYTES bytes of the frame).
+ctypedef packed struct afp_tx_trace_t:
+    uint32_t length               # frame bytes (all buffers)
+    uint32_t flags
+    uint16_t n_buffers
+    uint8_t qdisc_bypass
+    uint8_t backlog               # 1: frames wait in the tx backlog, this one queues behind them
+
+cdef enum:
+    TRACE_BYTES = 96
+
+
+cdef uint16_t afp_output_trace_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_buffer_t* b,
+                                  uint8_t* record) noexcept nogil:
+    cdef afp_tx_trace_t* tr = <afp_tx_trace_t*>record
+    cdef afp_t* st = <afp_t*>node.runtime_data
+    cdef gn_buffer_t* s = b
+    tr.length = b.current_length
+    tr.n_buffers = 1
+    while s.flags & GN_BUFFER_F_NEXT_PRESENT and tr.n_buffers < 0xffff:
+        s = gn_main_buffer(vm, s.next_buffer)
+        tr.length += s.current_length
+        tr.n_buffers += 1
+    tr.flags = b.flags
+    tr.qdisc_bypass = st.qdisc_bypass if st != NULL else 0
+    tr.backlog = 1 if st != NULL and st.n_backlog else 0
+    return sizeof(afp_tx_trace_t) + gn_trace_bytes_fill(record + sizeof(afp_tx_trace_t),
+                                                        st.sw_if_index if st != NULL else b.sw_if_index[GN_TX],
+                                                        gn_buffer_current(b), b.current_length, TRACE_BYTES)
+
+
+_TRACE = struct.Struct("<IIHBB")
+
+
+def parse_trace(bytes record):
+    """An af-packet-output trace record as a dict (tests and tools)."""
+    record = record.ljust(_TRACE.size + TRACE_BYTES_HEADER, b"\0")
+    length, flags, nbuf, bypass, backlog = _TRACE.unpack_from(record)
+    sw, data = parse_trace_bytes(record, _TRACE.size)
+    return {"sw_if_index": sw, "length": length, "flags": flags, "n_buffers": nbuf, "qdisc_bypass": bool(bypass),
+            "behind_backlog": bool(backlog), "bytes": data}
+
+
+def format_afp_output_trace(bytes record, engine=None):
+    """``AF_PACKET host-veth0: send 98 bytes (qdisc bypass)``, the frame's summary."""
+    d = parse_trace(record)
+    call = "sendmsg" if d["n_buffers"] > 1 else "send"
+    notes = (["qdisc bypass"] if d["qdisc_bypass"] else []) + (["behind the tx backlog"] if d["behind_backlog"] else [])
+    text = [f"  AF_PACKET {interface_name(engine, d['sw_if_index'])}: {call} {d['length']} bytes"
+            + (f" in {d['n_buffers']} buffers" if d["n_buffers"] > 1 else "")
+            + (f" ({', '.join(notes)})" if notes else "")]
+    text.append(format_frame(d["bytes"], d["length"]))
+    return "\n".join(text)
+
+
 AFP_OUTPUT_FN = gn_node_fn(afp_output_fn)
+AFP_OUTPUT_TRACE_FN = gn_trace_fn(afp_output_trace_fn)
+AFP_OUTPUT_TRACE_SIZE = sizeof(afp_tx_trace_t) + GN_TRACE_BYTES_HEADER + TRACE_BYTES

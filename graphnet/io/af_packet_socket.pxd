@@ -16,7 +16,7 @@
 # n_backlog <= backlog_cap <= 512; fd < 0 exactly when detached (the nodes
 # then leave the state alone).
 from cpython.ref cimport PyObject
-from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from graphnet.includes.af_packet cimport tpacket_block_desc, TP_STATUS_USER, TP_STATUS_KERNEL
 from graphnet.includes.platform cimport gn_atomic_load_u32, gn_atomic_store_u32
 from graphnet.io.interface cimport gn_interface_t
@@ -47,6 +47,15 @@ cdef enum:
     TX_ERROR_DOWN = 6
     TX_DEFERRED = 7
 
+
+# What af-packet-input notes of a frame while it traces (the ring's header
+# is gone once the block is handed back; the record is made at enqueue).
+ctypedef struct afp_trace_note_t:
+    uint32_t bi
+    uint32_t block                # the ring block it came from
+    uint32_t status               # its tp_status (VLAN valid, checksum not ready / valid ...)
+    uint16_t vlan_tci
+    uint16_t vlan_tpid
 
 ctypedef struct afp_t:
     int fd
@@ -86,6 +95,9 @@ ctypedef struct afp_t:
     uint8_t* scratch              # a VLAN-tagged frame over one buffer is assembled here
     uint64_t rx_meta[5]           # a received buffer's first GN_BUFFER_INIT_BYTES: fresh, sw_if_index[RX] set
     uint64_t link_events
+    # while af-packet-input traces: notes on the frames of its last vector
+    uint32_t trace_n
+    afp_trace_note_t trace_note[256]
 
 
 # --- the ring walk (inline: af-packet-input and the bench reader) ------------------

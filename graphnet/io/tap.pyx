@@ -26,7 +26,7 @@ from graphnet.io.device import DefaultNext, Device, DeviceError
 from graphnet.io.link_events import link_watcher
 from graphnet.io.tap_host import create_tap, remove_netns
 from graphnet.io.tap_input import RX_ERRORS, format_tap_trace, parse_trace
-from graphnet.io.tap_output import TX_ERRORS
+from graphnet.io.tap_output import TX_ERRORS, format_tap_output_trace, parse_output_trace
 from graphnet.io.tap_tun import (TapState, tap_open, tap_set_vnet_hdr_size, tap_set_offload, tap_features,
                                  offload_names, OFFLOAD_NAMES, OFFLOAD_CHOICES, GSO_OFFLOADS, VNET_HDR_SIZE,
                                  ADOPTED_OFFLOADS)
@@ -160,6 +160,8 @@ class TapDevice(Device):
                  trace_size=tap_input.TAP_TRACE_SIZE, format_trace=format_tap_trace,
                  setup=self._setup_input, instance=self, doc=tap_input.__doc__),
             Node(self.output_node, fn=tap_output.TAP_OUTPUT_FN, errors=TX_ERRORS,
+                 trace_fn=tap_output.TAP_OUTPUT_TRACE_FN, trace_size=tap_output.TAP_OUTPUT_TRACE_SIZE,
+                 format_trace=format_tap_output_trace,
                  attach_to=(("interface-output", self.sw_if_index),), setup=self._setup_output, instance=self,
                  doc=tap_output.__doc__),
             Node(self.monitor_node, type="process", process=self._monitor, instance=self,

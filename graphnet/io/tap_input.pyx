@@ -24,10 +24,20 @@ interface-down. Errors: no-buffers (read deferred), read-error, link-lost
 (the device is then marked dead, see tap_tun). It also flushes
 tap-output's retry queue, and hands each vector to the pcap rx capture.
 
+Trace record: the interface and queue, the frame's length and buffers,
+its buffer flags and virtio-net header (offload flags: NEEDS_CSUM with
+csum start/offset, GSO type, size and header length), and its first 96
+bytes, summarised in one line (graphnet.io.frame_trace). The
+queue of a frame read from one of several queues is noted only while the
+node traces.
+
 Invariant: every frame read from any queue is counted exactly once:
 rx_packets, or rx_drops under its reason.
 """
 import struct
+
+from graphnet.io.frame_trace import format_frame, format_vnet, interface_name, parse_vnet
+from graphnet.vlib.kit import TRACE_BYTES_HEADER, parse_trace_bytes
 
 from libc.stdint cimport int16_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
@@ -41,7 +51,7 @@ from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_RX, GN_TX, GN_BUF
 from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_main_alloc,
                                  gn_enqueue_to_single_next, gn_node_increment_error, gn_node_set_interrupt_pending,
                                  GN_NODE_INTERRUPT)
-from graphnet.vlib.kit cimport gn_node_fn, gn_trace_fn
+from graphnet.vlib.kit cimport gn_node_fn, gn_trace_fn, gn_trace_bytes_fill, GN_TRACE_BYTES_HEADER
 from graphnet.io.interface cimport gn_interface_t
 from graphnet.io.pcap cimport gn_pcap_capture, GN_PCAP_RX
 from graphnet.io.tap_tun cimport *
@@ -59,16 +69,19 @@ RX_ERRORS = (
 )
 
 
-ctypedef struct tap_trace_t:
-    uint32_t sw_if_index
+# The record: these fields, then the kit's shared record (sw_if_index and
+# the first TRACE_BYTES bytes of the frame).
+ctypedef packed struct tap_trace_t:
     uint32_t length               # the whole frame (all buffers)
-    uint32_t flags
+    uint32_t flags                # the buffer's (GSO, L4_CSUM_OFFLOAD, NEXT_PRESENT)
     uint16_t n_buffers
+    uint16_t queue                # the TAP queue it was read from
     uint16_t gso_size
-    uint16_t hdr_size
-    uint8_t vnet[12]
-    uint16_t n_bytes
-    uint8_t bytes[96]
+    uint16_t hdr_size             # virtio-net header bytes (0: none)
+    uint8_t vnet[12]              # the virtio-net header as read
+
+cdef enum:
+    TRACE_BYTES = 96              # enough for Ethernet + VLAN + IPv4 with options + L4 ports
 
 
 cdef inline uint32_t _plain_max(const uint8_t* frame, uint32_t length, uint32_t mtu) noexcept nogil:
@@ -145,6 +158,8 @@ cdef uint32_t _tap_input(gn_main_t* vm, gn_node_runtime_t* node, tap_dev_t* t, q
     cdef ssize_t r
     cdef int e, fatal = 0, fd = t.fd
     cdef uint32_t q = 0, live = 0        # several queues: the one to read next; those not yet found empty
+    cdef uint32_t rq = 0                 # several queues: the one the frame in hand came from
+    cdef bint tracing = node.trace_remaining != 0
     cdef gn_interface_t* hw
     if t.retry_n:
         tap_tx_flush_retry(vm, t)
@@ -215,6 +230,7 @@ cdef uint32_t _tap_input(gn_main_t* vm, gn_node_runtime_t* node, tap_dev_t* t, q
         if queues_t is many_queues_t:
             # One frame per queue in turn; the frame just read is handled below.
             t.rx_queue_frames[q] += 1
+            rq = q
             q = _next_queue(q, live, t.n_queues)
             fd = t.qfd[q]
         if r < hs:
@@ -291,12 +307,17 @@ cdef uint32_t _tap_input(gn_main_t* vm, gn_node_runtime_t* node, tap_dev_t* t, q
         if length > t.rx_max_frame:
             t.rx_max_frame = length
         out[n] = t.spare[top]
+        if queues_t is many_queues_t:
+            if tracing:
+                t.trace_bi[n] = out[n]
+                t.trace_q[n] = <uint8_t>rq
         n += 1
         t.n_spare -= nb
         used += nb
         nbytes += length
     if queues_t is many_queues_t:
         t.rx_queue_next = q
+        t.trace_n = n if tracing else 0
     for k in range(1, RX_N_ERRORS):
         if drops[k]:
             gn_node_increment_error(vm, node, k, drops[k])
@@ -333,8 +354,7 @@ cdef uint16_t tap_trace_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_buffer_t* 
     cdef tap_trace_t* tr = <tap_trace_t*>record
     cdef tap_dev_t* t = <tap_dev_t*>node.runtime_data
     cdef gn_buffer_t* s = b
-    cdef uint32_t hs = t.hdr_size if t != NULL else 0
-    tr.sw_if_index = b.sw_if_index[GN_RX]
+    cdef uint32_t hs = t.hdr_size if t != NULL else 0, k
     tr.length = b.current_length + (b.total_length_not_including_first_buffer
                                     if b.flags & GN_BUFFER_F_NEXT_PRESENT else 0)
     tr.flags = b.flags
@@ -342,58 +362,45 @@ cdef uint16_t tap_trace_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_buffer_t* 
     while s.flags & GN_BUFFER_F_NEXT_PRESENT and tr.n_buffers < 0xffff:
         s = gn_main_buffer(vm, s.next_buffer)
         tr.n_buffers += 1
+    tr.queue = 0
+    if t != NULL and t.n_queues > 1:
+        for k in range(t.trace_n):
+            if gn_main_buffer(vm, t.trace_bi[k]) == b:
+                tr.queue = t.trace_q[k]
+                break
     tr.gso_size = b.gso_size
     tr.hdr_size = <uint16_t>hs
     memset(tr.vnet, 0, 12)
     if hs and b.current_data == 0:
         memcpy(tr.vnet, <uint8_t*>b.data - hs, 12)      # the header read() left in the headroom
-    tr.n_bytes = b.current_length if b.current_length < 96 else 96
-    memcpy(tr.bytes, gn_buffer_current(b), tr.n_bytes)
-    return sizeof(tap_trace_t)
+    return sizeof(tap_trace_t) + gn_trace_bytes_fill(record + sizeof(tap_trace_t), b.sw_if_index[GN_RX],
+                                                     gn_buffer_current(b), b.current_length, TRACE_BYTES)
 
 
-_TRACE = struct.Struct("<IIIHHH12sH96s")
-_GSO_NAMES = {0: "none", 1: "tcpv4", 3: "udp", 4: "tcpv6", 5: "udp-l4"}
+_TRACE = struct.Struct("<IIHHHH12s")
 
 
 def parse_trace(bytes record):
     """A tap-input trace record as a dict (tests and tools)."""
-    sw, length, flags, nbuf, gso_size, hs, vnet, n, data = _TRACE.unpack_from(record.ljust(_TRACE.size, b"\0"))
-    vflags, gso_type, hdr_len, vgso, cstart, coff = struct.unpack_from("<BBHHHH", vnet)
-    return {"sw_if_index": sw, "length": length, "flags": flags, "n_buffers": nbuf, "gso_size": gso_size,
-            "vnet_hdr": hs > 0, "vnet_flags": vflags, "gso_type": gso_type, "hdr_len": hdr_len,
-            "csum_start": cstart, "csum_offset": coff, "bytes": data[:n]}
+    record = record.ljust(_TRACE.size + TRACE_BYTES_HEADER, b"\0")
+    length, flags, nbuf, queue, gso_size, hs, vnet = _TRACE.unpack_from(record)
+    sw, data = parse_trace_bytes(record, _TRACE.size)
+    return {"sw_if_index": sw, "queue": queue, "length": length, "flags": flags, "n_buffers": nbuf,
+            "gso_size": gso_size, "vnet_hdr": hs > 0, **parse_vnet(vnet), "bytes": data}
 
 
 def format_tap_trace(bytes record, engine=None):
-    """Trace text: interface, length, buffers, virtio-net header, Scapy summary."""
+    """``TAP gn0: 98 bytes in 1 buffer, queue 0``, the virtio-net header
+    (offload flags: checksum, GSO type and size), the frame's summary."""
     d = parse_trace(record)
-    name = str(d["sw_if_index"])
-    if engine is not None:
-        try:
-            name = engine.interfaces.names[d["sw_if_index"]]
-        except (IndexError, AttributeError):
-            pass
-    text = [f"  TAP {name}: {d['length']} bytes in {d['n_buffers']} buffer{'s' if d['n_buffers'] > 1 else ''}"]
+    text = [f"  TAP {interface_name(engine, d['sw_if_index'])}: {d['length']} bytes in "
+            f"{d['n_buffers']} buffer{'s' if d['n_buffers'] > 1 else ''}, queue {d['queue']}"]
     if d["vnet_hdr"]:
-        parts = []
-        if d["vnet_flags"] & 1:
-            parts.append(f"needs-csum start {d['csum_start']} offset {d['csum_offset']}")
-        if d["gso_type"]:
-            g = d["gso_type"] & 0x7f
-            parts.append(f"gso {_GSO_NAMES.get(g, g)}{' ecn' if d['gso_type'] & 0x80 else ''} "
-                         f"size {d['gso_size']} hdr_len {d['hdr_len']}")
-        text.append("    virtio-net: " + (", ".join(parts) if parts else "plain frame"))
-    try:
-        from scapy.layers.l2 import Ether
-        summary = Ether(d["bytes"]).summary()
-    except Exception:
-        summary = d["bytes"].hex()
-    more = "" if len(d["bytes"]) >= d["length"] else f" (first {len(d['bytes'])} bytes)"
-    text.append(f"    {summary}{more}")
+        text.append("    virtio-net: " + format_vnet(d, d["gso_size"]))
+    text.append(format_frame(d["bytes"], d["length"]))
     return "\n".join(text)
 
 
 TAP_INPUT_FN = gn_node_fn(tap_input_fn)
 TAP_INPUT_TRACE_FN = gn_trace_fn(tap_trace_fn)
-TAP_TRACE_SIZE = sizeof(tap_trace_t)
+TAP_TRACE_SIZE = sizeof(tap_trace_t) + GN_TRACE_BYTES_HEADER + TRACE_BYTES

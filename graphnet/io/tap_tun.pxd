@@ -113,6 +113,10 @@ ctypedef struct tap_dev_t:
     uint64_t tx_eagain
     uint64_t tx_retry_max
     uint64_t rx_queue_frames[16]  # frames read per queue (several queues only)
+    # several queues, while tap-input traces: the queue of each frame of its last vector
+    uint32_t trace_n
+    uint32_t trace_bi[256]
+    uint8_t trace_q[256]
 
 
 cdef inline bint tap_fatal_errno(int e) noexcept nogil:
