@@ -224,6 +224,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from graphnet.io import templates
+from graphnet.wire.ethernet import format_mac, parse_mac      # the one MAC syntax
 
 NODE_STATES = ("polling", "interrupt", "adaptive", "disabled")
 
@@ -891,13 +892,13 @@ def _mac(ck: _Checker, t: dict, path: tuple, key: str, *, unicast: bool) -> Opti
     v = ck.get(t, path, key, str)
     if v is None:
         return None
-    parts = v.split(":")
-    if len(parts) != 6 or not all(len(x) in (1, 2) and all(c in "0123456789abcdefABCDEF" for c in x)
-                                  for x in parts):
-        raise ck.error(path, key, f"{v!r} is not a MAC address (like 02:00:00:00:00:01)")
-    if unicast and int(parts[0], 16) & 1:
+    try:
+        mac = parse_mac(v)
+    except ValueError:
+        raise ck.error(path, key, f"{v!r} is not a MAC address (like 02:00:00:00:00:01)") from None
+    if unicast and mac[0] & 1:
         raise ck.error(path, key, f"{v!r} is a multicast address; an interface needs a unicast one")
-    return ":".join(f"{int(x, 16):02x}" for x in parts)
+    return format_mac(mac)
 
 
 def _ifname(ck: _Checker, t: dict, path: tuple, key: str, kernel: bool, new: bool = False) -> Optional[str]:

@@ -29,8 +29,8 @@ from graphnet.vlib.kit import TRACE_BYTES_HEADER, parse_trace_bytes
 
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
-from graphnet.includes.af_packet cimport (iovec, msghdr, send, sendmsg, errno, MSG_DONTWAIT, EINTR, EAGAIN,
-                                          ENOBUFS, ENXIO, ENETDOWN, ENODEV, EMSGSIZE)
+from graphnet.includes.af_packet cimport msghdr, send, sendmsg, MSG_DONTWAIT
+from graphnet.includes.linux cimport iovec, errno, EINTR, EAGAIN, ENOBUFS, ENXIO, ENETDOWN, ENODEV, EMSGSIZE
 from graphnet.vlib.buffer cimport gn_buffer_t, gn_frame_t, GN_TX, GN_BUFFER_F_NEXT_PRESENT, gn_buffer_current
 from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_main_free,
                                  gn_enqueue_to_single_next, gn_node_set_interrupt_pending)

@@ -26,7 +26,8 @@ from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memcpy, memset, strncpy
 from graphnet.includes.af_packet cimport *
-from graphnet.includes.linux cimport mmap, munmap, PROT_READ, PROT_WRITE, MAP_SHARED, MAP_LOCKED, MAP_POPULATE, MAP_FAILED
+from graphnet.includes.linux cimport (open, close, ioctl, errno, O_RDONLY, O_CLOEXEC, EPERM, EACCES, mmap, munmap,
+                                      PROT_READ, PROT_WRITE, MAP_SHARED, MAP_LOCKED, MAP_POPULATE, MAP_FAILED)
 from graphnet.vlib.buffer cimport gn_buffer_meta_template
 from graphnet.vlib.main cimport gn_main_t, gn_main_buffer, gn_main_free
 from graphnet.io.interface cimport gn_interface_t

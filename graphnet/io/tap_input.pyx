@@ -41,8 +41,8 @@ from graphnet.vlib.kit import TRACE_BYTES_HEADER, parse_trace_bytes
 
 from libc.stdint cimport int16_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
-from graphnet.includes.tun cimport (read, readv, iovec, errno, EAGAIN, EINTR, EIO, EBADFD,
-                                    VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_NONE, VIRTIO_NET_HDR_GSO_TCPV4,
+from graphnet.includes.linux cimport read, readv, iovec, errno, EAGAIN, EINTR, EIO, EBADFD
+from graphnet.includes.tun cimport (VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_NONE, VIRTIO_NET_HDR_GSO_TCPV4,
                                     VIRTIO_NET_HDR_GSO_TCPV6, VIRTIO_NET_HDR_GSO_ECN, GN_VIRTIO_NET_HDR_GSO_UDP_L4,
                                     gn_virtio_net_hdr_t)
 from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_RX, GN_TX, GN_BUFFER_DATA_SIZE,

@@ -32,8 +32,8 @@ from graphnet.vlib.kit import TRACE_BYTES_HEADER, parse_trace_bytes
 
 from libc.stdint cimport int8_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
-from graphnet.includes.tun cimport (write, writev, iovec, errno, EAGAIN, EINTR, EIO,
-                                    VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4,
+from graphnet.includes.linux cimport write, writev, iovec, errno, EAGAIN, EINTR, EIO
+from graphnet.includes.tun cimport (VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4,
                                     VIRTIO_NET_HDR_GSO_TCPV6, GN_VIRTIO_NET_HDR_GSO_UDP_L4,
                                     GN_VIRTIO_NET_HDR_SIZE, gn_virtio_net_hdr_t)
 from graphnet.includes.platform cimport gn_time_ns

@@ -16,7 +16,7 @@
 # is qfd[k], fd is qfd[0]; epoll_fd >= 0 exactly when n_queues > 1; once
 # ``dead`` is set no fd of the device is touched by a node again.
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
-from graphnet.includes.tun cimport EBADF, EBADFD, ENODEV, ENXIO
+from graphnet.includes.linux cimport EBADF, EBADFD, ENODEV, ENXIO
 from graphnet.vlib.main cimport gn_main_t
 from graphnet.io.interface cimport gn_interface_t
 from graphnet.io.pcap cimport gn_pcap_main_t

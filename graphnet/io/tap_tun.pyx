@@ -20,12 +20,12 @@ from cpython.pycapsule cimport PyCapsule_New
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc
 from libc.string cimport memset, strncpy
-from graphnet.includes.tun cimport (open, read, close, ioctl, errno, ifreq, O_RDWR, O_NONBLOCK, O_CLOEXEC, EINVAL,
-                                    TUNSETIFF, TUNSETOFFLOAD, TUNSETVNETHDRSZ, TUNGETFEATURES, TUNSETCARRIER,
+from graphnet.includes.tun cimport (ifreq, TUNSETIFF, TUNSETOFFLOAD, TUNSETVNETHDRSZ, TUNGETFEATURES, TUNSETCARRIER,
                                     IFF_TAP, IFF_NO_PI, IFF_VNET_HDR, IFF_MULTI_QUEUE, IFF_TUN_EXCL,
                                     TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6, GN_TUN_F_USO4, GN_TUN_F_USO6,
                                     GN_VIRTIO_NET_HDR_SIZE)
-from graphnet.includes.linux cimport (epoll_create1, epoll_ctl, epoll_wait, epoll_event, EPOLL_CTL_ADD,
+from graphnet.includes.linux cimport (open, read, close, ioctl, errno, O_RDWR, O_NONBLOCK, O_CLOEXEC, EINVAL,
+                                      epoll_create1, epoll_ctl, epoll_wait, epoll_event, EPOLL_CTL_ADD,
                                       EPOLL_CTL_DEL, EPOLL_CLOEXEC, EPOLLIN, EPOLLERR, EPOLLHUP)
 from graphnet.vlib.buffer cimport GN_BUFFER_DATA_SIZE
 from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_free, gn_node_increment_error,
