@@ -144,7 +144,8 @@ def test_tap_output_record_says_what_is_written(engine_factory, flags, gso_size,
     written = peers[0].recv(65536)
     peers[0].close()
     (rec,) = [tap_output.parse_output_trace(r) for r in records(eng, dev.output_node)]
-    assert (rec["sw_if_index"], rec["length"], rec["n_buffers"], rec["hdr_size"]) == (dev.sw_if_index, len(frame), 1, 12)
+    assert (rec["sw_if_index"], rec["length"], rec["n_buffers"], rec["hdr_size"]) == \
+        (dev.sw_if_index, len(frame), 1, 12)
     assert rec["offload"] == offload
     # the header the record shows is the one the kernel got
     assert vnet(rec["vnet_flags"], rec["gso_type"], rec["hdr_len"], rec["vnet_gso_size"], rec["csum_start"],

@@ -30,8 +30,7 @@ is the untraced one.
 """
 import struct
 
-from graphnet.io.frame_trace import format_frame, interface_name
-from graphnet.vlib.kit import TRACE_BYTES_HEADER, parse_trace_bytes
+from graphnet.io.frame_trace import buffers, format_record, parse_record
 
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
@@ -50,6 +49,7 @@ from graphnet.io.pcap cimport gn_pcap_capture, GN_PCAP_RX
 from graphnet.io.bufcopy cimport gn_copy_to_chain
 from graphnet.io.af_packet_socket cimport *
 from graphnet.io.af_packet_output cimport afp_tx_retry
+from graphnet.io.trace_record cimport gn_device_trace_t, gn_device_trace_fill, GN_DEVICE_TRACE_BYTES
 
 INPUT_ERRORS = (
     ("none", "info", "no error"),
@@ -345,36 +345,24 @@ cdef uint32_t afp_input_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* f
     return _rx[untraced_t](vm, node, st, 0)
 
 
-# The record: these fields, then the kit's shared record (sw_if_index and
-# the first TRACE_BYTES bytes of the frame, VLAN tag restored).
+# The record: the common device part (trace_record.pxd; queue 0: one
+# ring), these fields, then the kit's shared record (sw_if_index and the
+# first GN_DEVICE_TRACE_BYTES bytes of the frame, VLAN tag restored).
 ctypedef packed struct afp_rx_trace_t:
-    uint32_t length               # the whole frame (all buffers)
-    uint32_t flags                # the buffer's
-    uint16_t n_buffers
-    uint16_t queue                # 0: one ring per socket
+    gn_device_trace_t dev
     uint32_t block                # the ring block it came from
     uint32_t status               # its tp_status; 0xffffffff: not noted
     uint16_t vlan_tci             # a tag the kernel had taken off (status VLAN_VALID)
     uint16_t vlan_tpid
 
-cdef enum:
-    TRACE_BYTES = 96
 
 
 cdef uint16_t afp_input_trace_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_buffer_t* b,
                                  uint8_t* record) noexcept nogil:
     cdef afp_rx_trace_t* tr = <afp_rx_trace_t*>record
     cdef afp_t* st = <afp_t*>node.runtime_data
-    cdef gn_buffer_t* s = b
     cdef uint32_t k
-    tr.length = b.current_length
-    tr.n_buffers = 1
-    while s.flags & GN_BUFFER_F_NEXT_PRESENT and tr.n_buffers < 0xffff:
-        s = gn_main_buffer(vm, s.next_buffer)
-        tr.length += s.current_length
-        tr.n_buffers += 1
-    tr.flags = b.flags
-    tr.queue = 0
+    gn_device_trace_fill(vm, &tr.dev, b, 0)
     tr.block = 0
     tr.status = 0xffffffff
     tr.vlan_tci = 0
@@ -388,24 +376,21 @@ cdef uint16_t afp_input_trace_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_buff
                 tr.vlan_tpid = st.trace_note[k].vlan_tpid
                 break
     return sizeof(afp_rx_trace_t) + gn_trace_bytes_fill(record + sizeof(afp_rx_trace_t), b.sw_if_index[GN_RX],
-                                                        gn_buffer_current(b), b.current_length, TRACE_BYTES)
+                                                        gn_buffer_current(b), b.current_length, GN_DEVICE_TRACE_BYTES)
 
 
-_TRACE = struct.Struct("<IIHHIIHH")
+_TRACE = struct.Struct("<IIHH")
 # tp_status bits worth showing (linux/if_packet.h)
 _STATUS_NAMES = ((0x2, "copy"), (0x4, "losing"), (0x8, "csum-not-ready"), (0x80, "csum-valid"))
 
 
 def parse_trace(bytes record):
     """An af-packet-input trace record as a dict (tests and tools)."""
-    record = record.ljust(_TRACE.size + TRACE_BYTES_HEADER, b"\0")
-    length, flags, nbuf, queue, block, status, tci, tpid = _TRACE.unpack_from(record)
-    sw, data = parse_trace_bytes(record, _TRACE.size)
+    d, (block, status, tci, tpid) = parse_record(record, _TRACE)
     noted = status != 0xffffffff
-    return {"sw_if_index": sw, "queue": queue, "length": length, "flags": flags, "n_buffers": nbuf,
-            "block": block if noted else None, "status": status if noted else None,
-            "vlan": ({"tci": tci, "vid": tci & 0xfff, "tpid": tpid} if noted and status & 0x10 else None),
-            "status_flags": [n for bit, n in _STATUS_NAMES if noted and status & bit], "bytes": data}
+    return d | {"block": block if noted else None, "status": status if noted else None,
+                "vlan": ({"tci": tci, "vid": tci & 0xfff, "tpid": tpid} if noted and status & 0x10 else None),
+                "status_flags": [n for bit, n in _STATUS_NAMES if noted and status & bit]}
 
 
 def format_afp_input_trace(bytes record, engine=None):
@@ -413,17 +398,14 @@ def format_afp_input_trace(bytes record, engine=None):
     3)``, the VLAN tag put back and checksum state, the frame's summary."""
     d = parse_trace(record)
     where = f" (ring block {d['block']})" if d["block"] is not None else ""
-    text = [f"  AF_PACKET {interface_name(engine, d['sw_if_index'])}: {d['length']} bytes in {d['n_buffers']} "
-            f"buffer{'s' if d['n_buffers'] > 1 else ''}, queue {d['queue']}{where}"]
     notes = list(d["status_flags"])
     if d["vlan"] is not None:
         notes.insert(0, f"vlan {d['vlan']['vid']} tag put back (tpid 0x{d['vlan']['tpid']:04x})")
-    if notes:
-        text.append("    ring: " + ", ".join(notes))
-    text.append(format_frame(d["bytes"], d["length"]))
-    return "\n".join(text)
+    return format_record("AF_PACKET", engine, d,
+                         f"{d['length']} bytes in {buffers(d['n_buffers'])}, queue {d['queue']}{where}",
+                         ["    ring: " + ", ".join(notes)] if notes else [])
 
 
 AFP_INPUT_FN = gn_node_fn(afp_input_fn)
 AFP_INPUT_TRACE_FN = gn_trace_fn(afp_input_trace_fn)
-AFP_INPUT_TRACE_SIZE = sizeof(afp_rx_trace_t) + GN_TRACE_BYTES_HEADER + TRACE_BYTES
+AFP_INPUT_TRACE_SIZE = sizeof(afp_rx_trace_t) + GN_TRACE_BYTES_HEADER + GN_DEVICE_TRACE_BYTES

@@ -24,8 +24,7 @@ buffers, qdisc bypass, behind the backlog), the frame's first bytes.
 """
 import struct
 
-from graphnet.io.frame_trace import format_frame, interface_name
-from graphnet.vlib.kit import TRACE_BYTES_HEADER, parse_trace_bytes
+from graphnet.io.frame_trace import buffers, format_record, parse_record
 
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
@@ -38,6 +37,7 @@ from graphnet.vlib.kit cimport gn_node_fn, gn_trace_fn, gn_trace_bytes_fill, GN_
 from graphnet.io.pcap cimport gn_pcap_capture, GN_PCAP_TX
 from graphnet.io.bufcopy cimport gn_chain_length
 from graphnet.io.af_packet_socket cimport *
+from graphnet.io.trace_record cimport gn_device_trace_t, gn_device_trace_fill, GN_DEVICE_TRACE_BYTES
 
 OUTPUT_ERRORS = (
     ("none", "info", "no error"),
@@ -205,48 +205,35 @@ cdef uint32_t afp_output_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* 
     return n
 
 
-# The record: these fields, then the kit's shared record (the device's
-# sw_if_index and the first TRACE_BYTES bytes of the frame).
+# The record: the common device part (trace_record.pxd), these fields,
+# then the kit's shared record (the device's sw_if_index and the first
+# GN_DEVICE_TRACE_BYTES bytes of the frame).
 ctypedef packed struct afp_tx_trace_t:
-    uint32_t length               # frame bytes (all buffers)
-    uint32_t flags
-    uint16_t n_buffers
+    gn_device_trace_t dev
     uint8_t qdisc_bypass
     uint8_t backlog               # 1: frames wait in the tx backlog, this one queues behind them
 
-cdef enum:
-    TRACE_BYTES = 96
 
 
 cdef uint16_t afp_output_trace_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_buffer_t* b,
                                   uint8_t* record) noexcept nogil:
     cdef afp_tx_trace_t* tr = <afp_tx_trace_t*>record
     cdef afp_t* st = <afp_t*>node.runtime_data
-    cdef gn_buffer_t* s = b
-    tr.length = b.current_length
-    tr.n_buffers = 1
-    while s.flags & GN_BUFFER_F_NEXT_PRESENT and tr.n_buffers < 0xffff:
-        s = gn_main_buffer(vm, s.next_buffer)
-        tr.length += s.current_length
-        tr.n_buffers += 1
-    tr.flags = b.flags
+    gn_device_trace_fill(vm, &tr.dev, b, 0)
     tr.qdisc_bypass = st.qdisc_bypass if st != NULL else 0
     tr.backlog = 1 if st != NULL and st.n_backlog else 0
     return sizeof(afp_tx_trace_t) + gn_trace_bytes_fill(record + sizeof(afp_tx_trace_t),
                                                         st.sw_if_index if st != NULL else b.sw_if_index[GN_TX],
-                                                        gn_buffer_current(b), b.current_length, TRACE_BYTES)
+                                                        gn_buffer_current(b), b.current_length, GN_DEVICE_TRACE_BYTES)
 
 
-_TRACE = struct.Struct("<IIHBB")
+_TRACE = struct.Struct("<BB")
 
 
 def parse_trace(bytes record):
     """An af-packet-output trace record as a dict (tests and tools)."""
-    record = record.ljust(_TRACE.size + TRACE_BYTES_HEADER, b"\0")
-    length, flags, nbuf, bypass, backlog = _TRACE.unpack_from(record)
-    sw, data = parse_trace_bytes(record, _TRACE.size)
-    return {"sw_if_index": sw, "length": length, "flags": flags, "n_buffers": nbuf, "qdisc_bypass": bool(bypass),
-            "behind_backlog": bool(backlog), "bytes": data}
+    d, (bypass, backlog) = parse_record(record, _TRACE)
+    return d | {"qdisc_bypass": bool(bypass), "behind_backlog": bool(backlog)}
 
 
 def format_afp_output_trace(bytes record, engine=None):
@@ -254,13 +241,11 @@ def format_afp_output_trace(bytes record, engine=None):
     d = parse_trace(record)
     call = "sendmsg" if d["n_buffers"] > 1 else "send"
     notes = (["qdisc bypass"] if d["qdisc_bypass"] else []) + (["behind the tx backlog"] if d["behind_backlog"] else [])
-    text = [f"  AF_PACKET {interface_name(engine, d['sw_if_index'])}: {call} {d['length']} bytes"
-            + (f" in {d['n_buffers']} buffers" if d["n_buffers"] > 1 else "")
-            + (f" ({', '.join(notes)})" if notes else "")]
-    text.append(format_frame(d["bytes"], d["length"]))
-    return "\n".join(text)
+    return format_record("AF_PACKET", engine, d, f"{call} {d['length']} bytes"
+                         + (f" in {buffers(d['n_buffers'])}" if d["n_buffers"] > 1 else "")
+                         + (f" ({', '.join(notes)})" if notes else ""))
 
 
 AFP_OUTPUT_FN = gn_node_fn(afp_output_fn)
 AFP_OUTPUT_TRACE_FN = gn_trace_fn(afp_output_trace_fn)
-AFP_OUTPUT_TRACE_SIZE = sizeof(afp_tx_trace_t) + GN_TRACE_BYTES_HEADER + TRACE_BYTES
+AFP_OUTPUT_TRACE_SIZE = sizeof(afp_tx_trace_t) + GN_TRACE_BYTES_HEADER + GN_DEVICE_TRACE_BYTES

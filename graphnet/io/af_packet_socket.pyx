@@ -102,7 +102,7 @@ cdef int afp_open(afp_t* st, str host_if, object netns, uint32_t ring_frames, ui
             err = errno
             raise DeviceError(f"af-packet: cannot bind to {host_if!r}{where}: {os.strerror(err)}")
         if promisc:
-            if _add_promisc(st) != 0:
+            if _promisc(st, True) != 0:
                 err = errno
                 raise DeviceError(f"af-packet: cannot set {host_if!r} promiscuous: {os.strerror(err)}")
             st.promisc = 1
@@ -184,20 +184,13 @@ cdef int afp_bind(afp_t* st) noexcept nogil:
     return bind(st.fd, <sockaddr*>&sll, sizeof(sll))
 
 
-cdef int _add_promisc(afp_t* st) noexcept nogil:
+cdef int _promisc(afp_t* st, bint on) noexcept nogil:
+    """Join (on) or leave PACKET_MR_PROMISC on the bound interface."""
     cdef packet_mreq mr
     memset(&mr, 0, sizeof(mr))
     mr.mr_ifindex = st.ifindex
     mr.mr_type = PACKET_MR_PROMISC
-    return setsockopt(st.fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &mr, sizeof(mr))
-
-
-cdef int _drop_promisc(afp_t* st) noexcept nogil:
-    cdef packet_mreq mr
-    memset(&mr, 0, sizeof(mr))
-    mr.mr_ifindex = st.ifindex
-    mr.mr_type = PACKET_MR_PROMISC
-    return setsockopt(st.fd, SOL_PACKET, PACKET_DROP_MEMBERSHIP, &mr, sizeof(mr))
+    return setsockopt(st.fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP if on else PACKET_DROP_MEMBERSHIP, &mr, sizeof(mr))
 
 
 cdef void afp_close(afp_t* st) noexcept nogil:
@@ -225,7 +218,7 @@ cdef int afp_probe_link(afp_t* st) noexcept nogil:
         if afp_bind(st) != 0:
             return LINK_GONE
         if st.promisc:
-            _add_promisc(st)
+            _promisc(st, True)
     if ioctl(st.fd, SIOCGIFFLAGS, &ifr) != 0:
         return LINK_GONE
     if (ifr.ifr_flags & IFF_UP) and (ifr.ifr_flags & IFF_RUNNING):
@@ -375,7 +368,7 @@ cdef class AfpState:
             raise DeviceError("af-packet: the socket is closed")
         if bool(on) == bool(self.st.promisc):
             return
-        r = _add_promisc(self.st) if on else _drop_promisc(self.st)
+        r = _promisc(self.st, on)
         if r != 0:
             raise DeviceError(f"af-packet: cannot {'set' if on else 'clear'} promiscuous mode: "
                               f"{os.strerror(errno)}")

@@ -11,10 +11,36 @@ from __future__ import annotations
 
 import struct
 
+from graphnet.vlib.kit import TRACE_BYTES_HEADER, parse_trace_bytes
+
 HEX_MAX = 64
 
 GSO_NAMES = {0: "none", 1: "tcpv4", 3: "udp", 4: "tcpv6", 5: "udp-l4"}
 VNET_HDR = struct.Struct("<BBHHHH")          # flags, gso_type, hdr_len, gso_size, csum_start, csum_offset
+
+
+DEVICE = struct.Struct("<IIHH")               # trace_record.pxd's gn_device_trace_t
+
+
+def parse_record(record: bytes, own: struct.Struct) -> tuple:
+    """A device node's record: (dict of the common part: sw_if_index,
+    length, flags, n_buffers, queue and the frame's first bytes, the
+    node's ``own`` fields as a tuple)."""
+    record = record.ljust(DEVICE.size + own.size + TRACE_BYTES_HEADER, b"\0")
+    length, flags, n_buffers, queue = DEVICE.unpack_from(record)
+    sw, data = parse_trace_bytes(record, DEVICE.size + own.size)
+    return ({"sw_if_index": sw, "length": length, "flags": flags, "n_buffers": n_buffers, "queue": queue,
+             "bytes": data}, own.unpack_from(record, DEVICE.size))
+
+
+def buffers(n: int) -> str:
+    return f"{n} buffer{'s' if n != 1 else ''}"
+
+
+def format_record(kind: str, engine, d: dict, head: str, lines=()) -> str:
+    """``  TAP gn0: <head>``, the node's own ``lines``, the frame's summary."""
+    return "\n".join([f"  {kind} {interface_name(engine, d['sw_if_index'])}: {head}", *lines,
+                      format_frame(d["bytes"], d["length"])])
 
 
 def interface_name(engine, sw_if_index: int) -> str:

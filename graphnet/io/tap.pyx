@@ -206,7 +206,8 @@ class TapDevice(Device):
             up = what == "up" or ev.reason == "no carrier"
             if up != bool(self.engine.interfaces.info(self.sw_if_index)["link_up"]):
                 self.kernel_link_changed(up)
-                log.warning("TAP %s: %s: %s", self.name, f"kernel side {self.host_name} is admin {'up' if up else 'down'}",
+                log.warning("TAP %s: %s: %s", self.name,
+                            f"kernel side {self.host_name} is admin {'up' if up else 'down'}",
                             "link up, traffic resumed" if up else
                             "link down, neighbours flushed, traffic to it dropped (link-down)")
         else:

@@ -36,8 +36,7 @@ rx_packets, or rx_drops under its reason.
 """
 import struct
 
-from graphnet.io.frame_trace import format_frame, format_vnet, interface_name, parse_vnet
-from graphnet.vlib.kit import TRACE_BYTES_HEADER, parse_trace_bytes
+from graphnet.io.frame_trace import buffers, format_record, format_vnet, parse_record, parse_vnet
 
 from libc.stdint cimport int16_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
@@ -56,6 +55,7 @@ from graphnet.io.interface cimport gn_interface_t
 from graphnet.io.pcap cimport gn_pcap_capture, GN_PCAP_RX
 from graphnet.io.tap_tun cimport *
 from graphnet.io.tap_output cimport tap_tx_flush_retry
+from graphnet.io.trace_record cimport gn_device_trace_t, gn_device_trace_fill, GN_DEVICE_TRACE_BYTES
 
 RX_ERRORS = (
     ("none", "info", "no error"),
@@ -69,19 +69,15 @@ RX_ERRORS = (
 )
 
 
-# The record: these fields, then the kit's shared record (sw_if_index and
-# the first TRACE_BYTES bytes of the frame).
+# The record: the common device part (trace_record.pxd: length, flags,
+# buffers, queue), these fields, then the kit's shared record
+# (sw_if_index and the first GN_DEVICE_TRACE_BYTES bytes of the frame).
 ctypedef packed struct tap_trace_t:
-    uint32_t length               # the whole frame (all buffers)
-    uint32_t flags                # the buffer's (GSO, L4_CSUM_OFFLOAD, NEXT_PRESENT)
-    uint16_t n_buffers
-    uint16_t queue                # the TAP queue it was read from
+    gn_device_trace_t dev
     uint16_t gso_size
     uint16_t hdr_size             # virtio-net header bytes (0: none)
     uint8_t vnet[12]              # the virtio-net header as read
 
-cdef enum:
-    TRACE_BYTES = 96              # enough for Ethernet + VLAN + IPv4 with options + L4 ports
 
 
 cdef inline uint32_t _plain_max(const uint8_t* frame, uint32_t length, uint32_t mtu) noexcept nogil:
@@ -353,54 +349,40 @@ cdef uint32_t tap_input_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* f
 cdef uint16_t tap_trace_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_buffer_t* b, uint8_t* record) noexcept nogil:
     cdef tap_trace_t* tr = <tap_trace_t*>record
     cdef tap_dev_t* t = <tap_dev_t*>node.runtime_data
-    cdef gn_buffer_t* s = b
     cdef uint32_t hs = t.hdr_size if t != NULL else 0, k
-    tr.length = b.current_length + (b.total_length_not_including_first_buffer
-                                    if b.flags & GN_BUFFER_F_NEXT_PRESENT else 0)
-    tr.flags = b.flags
-    tr.n_buffers = 1
-    while s.flags & GN_BUFFER_F_NEXT_PRESENT and tr.n_buffers < 0xffff:
-        s = gn_main_buffer(vm, s.next_buffer)
-        tr.n_buffers += 1
-    tr.queue = 0
+    cdef uint16_t queue = 0
     if t != NULL and t.n_queues > 1:
         for k in range(t.trace_n):
             if gn_main_buffer(vm, t.trace_bi[k]) == b:
-                tr.queue = t.trace_q[k]
+                queue = t.trace_q[k]
                 break
+    gn_device_trace_fill(vm, &tr.dev, b, queue)
     tr.gso_size = b.gso_size
     tr.hdr_size = <uint16_t>hs
     memset(tr.vnet, 0, 12)
     if hs and b.current_data == 0:
         memcpy(tr.vnet, <uint8_t*>b.data - hs, 12)      # the header read() left in the headroom
     return sizeof(tap_trace_t) + gn_trace_bytes_fill(record + sizeof(tap_trace_t), b.sw_if_index[GN_RX],
-                                                     gn_buffer_current(b), b.current_length, TRACE_BYTES)
+                                                     gn_buffer_current(b), b.current_length, GN_DEVICE_TRACE_BYTES)
 
 
-_TRACE = struct.Struct("<IIHHHH12s")
+_TRACE = struct.Struct("<HH12s")
 
 
 def parse_trace(bytes record):
     """A tap-input trace record as a dict (tests and tools)."""
-    record = record.ljust(_TRACE.size + TRACE_BYTES_HEADER, b"\0")
-    length, flags, nbuf, queue, gso_size, hs, vnet = _TRACE.unpack_from(record)
-    sw, data = parse_trace_bytes(record, _TRACE.size)
-    return {"sw_if_index": sw, "queue": queue, "length": length, "flags": flags, "n_buffers": nbuf,
-            "gso_size": gso_size, "vnet_hdr": hs > 0, **parse_vnet(vnet), "bytes": data}
+    d, (gso_size, hs, vnet) = parse_record(record, _TRACE)
+    return d | {"gso_size": gso_size, "vnet_hdr": hs > 0} | parse_vnet(vnet)
 
 
 def format_tap_trace(bytes record, engine=None):
     """``TAP gn0: 98 bytes in 1 buffer, queue 0``, the virtio-net header
     (offload flags: checksum, GSO type and size), the frame's summary."""
     d = parse_trace(record)
-    text = [f"  TAP {interface_name(engine, d['sw_if_index'])}: {d['length']} bytes in "
-            f"{d['n_buffers']} buffer{'s' if d['n_buffers'] > 1 else ''}, queue {d['queue']}"]
-    if d["vnet_hdr"]:
-        text.append("    virtio-net: " + format_vnet(d, d["gso_size"]))
-    text.append(format_frame(d["bytes"], d["length"]))
-    return "\n".join(text)
+    return format_record("TAP", engine, d, f"{d['length']} bytes in {buffers(d['n_buffers'])}, queue {d['queue']}",
+                         ["    virtio-net: " + format_vnet(d, d["gso_size"])] if d["vnet_hdr"] else [])
 
 
 TAP_INPUT_FN = gn_node_fn(tap_input_fn)
 TAP_INPUT_TRACE_FN = gn_trace_fn(tap_trace_fn)
-TAP_TRACE_SIZE = sizeof(tap_trace_t) + GN_TRACE_BYTES_HEADER + TRACE_BYTES
+TAP_TRACE_SIZE = sizeof(tap_trace_t) + GN_TRACE_BYTES_HEADER + GN_DEVICE_TRACE_BYTES

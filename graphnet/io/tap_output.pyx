@@ -27,8 +27,7 @@ derived for an offload buffer (or bad-offload), the frame's first bytes.
 """
 import struct
 
-from graphnet.io.frame_trace import format_frame, format_vnet, interface_name, parse_vnet
-from graphnet.vlib.kit import TRACE_BYTES_HEADER, parse_trace_bytes
+from graphnet.io.frame_trace import buffers, format_record, format_vnet, parse_record, parse_vnet
 
 from libc.stdint cimport int8_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
@@ -44,6 +43,7 @@ from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, g
 from graphnet.vlib.kit cimport gn_node_fn, gn_trace_fn, gn_trace_bytes_fill, GN_TRACE_BYTES_HEADER
 from graphnet.io.pcap cimport gn_pcap_capture, GN_PCAP_TX
 from graphnet.io.tap_tun cimport *
+from graphnet.io.trace_record cimport gn_device_trace_t, gn_device_trace_fill, GN_DEVICE_TRACE_BYTES
 
 TX_ERRORS = (
     ("none", "info", "no error"),
@@ -305,36 +305,24 @@ cdef uint32_t tap_output_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* 
     return n
 
 
-# The record: these fields, then the kit's shared record (the device's
-# sw_if_index and the first TRACE_BYTES bytes of the frame).
+# The record: the common device part (trace_record.pxd; queue 0, where
+# tap-output writes), these fields, then the kit's shared record (the
+# device's sw_if_index and the first GN_DEVICE_TRACE_BYTES bytes of the frame).
 ctypedef packed struct tap_tx_trace_t:
-    uint32_t length               # frame bytes (all buffers), without the virtio-net header
-    uint32_t flags                # the buffer's (GSO, L4_CSUM_OFFLOAD, NEXT_PRESENT)
-    uint16_t n_buffers
+    gn_device_trace_t dev
     uint16_t hdr_size             # virtio-net header bytes written before the frame (0: none)
-    uint16_t gso_size
     int8_t offload                # 0: plain frame; 1: header derived from the frame; -1: bad-offload
     uint8_t vnet[12]              # the virtio-net header tap-output writes
 
-cdef enum:
-    TRACE_BYTES = 96
 
 
 cdef uint16_t tap_output_trace_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_buffer_t* b,
                                   uint8_t* record) noexcept nogil:
     cdef tap_tx_trace_t* tr = <tap_tx_trace_t*>record
     cdef tap_dev_t* t = <tap_dev_t*>node.runtime_data
-    cdef gn_buffer_t* s = b
     cdef gn_virtio_net_hdr_t h
-    tr.length = b.current_length
-    tr.n_buffers = 1
-    while s.flags & GN_BUFFER_F_NEXT_PRESENT and tr.n_buffers < 0xffff:
-        s = gn_main_buffer(vm, s.next_buffer)
-        tr.length += s.current_length
-        tr.n_buffers += 1
-    tr.flags = b.flags
+    gn_device_trace_fill(vm, &tr.dev, b, 0)
     tr.hdr_size = t.hdr_size if t != NULL else 0
-    tr.gso_size = b.gso_size
     tr.offload = 0
     memset(&h, 0, sizeof(h))
     if tr.hdr_size and b.flags & (GN_BUFFER_F_GSO | GN_BUFFER_F_L4_CSUM_OFFLOAD):
@@ -342,20 +330,17 @@ cdef uint16_t tap_output_trace_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_buf
     memcpy(tr.vnet, &h, 12)
     return sizeof(tap_tx_trace_t) + gn_trace_bytes_fill(record + sizeof(tap_tx_trace_t),
                                                         t.sw_if_index if t != NULL else b.sw_if_index[GN_TX],
-                                                        gn_buffer_current(b), b.current_length, TRACE_BYTES)
+                                                        gn_buffer_current(b), b.current_length, GN_DEVICE_TRACE_BYTES)
 
 
-_TRACE = struct.Struct("<IIHHHb12s")
+_TRACE = struct.Struct("<Hb12s")
+_OFFLOAD = {0: "none", 1: "derived", -1: "bad"}
 
 
 def parse_output_trace(bytes record):
     """A tap-output trace record as a dict (tests and tools)."""
-    record = record.ljust(_TRACE.size + TRACE_BYTES_HEADER, b"\0")
-    length, flags, nbuf, hs, gso_size, offload, vnet = _TRACE.unpack_from(record)
-    sw, data = parse_trace_bytes(record, _TRACE.size)
-    return {"sw_if_index": sw, "length": length, "flags": flags, "n_buffers": nbuf, "hdr_size": hs,
-            "gso_size": gso_size, "offload": {0: "none", 1: "derived", -1: "bad"}[offload], **parse_vnet(vnet),
-            "bytes": data}
+    d, (hs, offload, vnet) = parse_record(record, _TRACE)
+    return d | {"hdr_size": hs, "offload": _OFFLOAD[offload]} | parse_vnet(vnet)
 
 
 def format_tap_output_trace(bytes record, engine=None):
@@ -364,16 +349,13 @@ def format_tap_output_trace(bytes record, engine=None):
     d = parse_output_trace(record)
     call = "writev" if d["n_buffers"] > 1 else "write"
     size = f"{d['hdr_size']} + {d['length']}" if d["hdr_size"] else f"{d['length']}"
-    text = [f"  TAP {interface_name(engine, d['sw_if_index'])}: {call} {size} bytes, {d['n_buffers']} "
-            f"buffer{'s' if d['n_buffers'] > 1 else ''}, queue 0"]
     if d["offload"] == "bad":
-        text.append("    virtio-net: bad-offload (headers cannot be parsed): dropped, not written")
-    elif d["hdr_size"]:
-        text.append("    virtio-net: " + format_vnet(d, d["vnet_gso_size"]))
-    text.append(format_frame(d["bytes"], d["length"]))
-    return "\n".join(text)
+        lines = ["    virtio-net: bad-offload (headers cannot be parsed): dropped, not written"]
+    else:
+        lines = ["    virtio-net: " + format_vnet(d, d["vnet_gso_size"])] if d["hdr_size"] else []
+    return format_record("TAP", engine, d, f"{call} {size} bytes, {buffers(d['n_buffers'])}, queue 0", lines)
 
 
 TAP_OUTPUT_FN = gn_node_fn(tap_output_fn)
 TAP_OUTPUT_TRACE_FN = gn_trace_fn(tap_output_trace_fn)
-TAP_OUTPUT_TRACE_SIZE = sizeof(tap_tx_trace_t) + GN_TRACE_BYTES_HEADER + TRACE_BYTES
+TAP_OUTPUT_TRACE_SIZE = sizeof(tap_tx_trace_t) + GN_TRACE_BYTES_HEADER + GN_DEVICE_TRACE_BYTES
