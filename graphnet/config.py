@@ -66,7 +66,7 @@ Schema (every key optional unless marked; unknown keys are errors)::
     kind    = "tap"         # required: tap | af-packet | pcap
     name    = "gn0"         # str: the interface's name (required for tap and
                             # pcap; af-packet: "host-<host_if>"); tap: the
-                            # kernel's name too (1..15 bytes)
+                            # kernel's name too (1..15 bytes) unless host_name
     next    = "null"        # str: the node its input feeds; omitted:
                             # ethernet-input if the graph has it, else null
     rx_mode = "interrupt"   # polling | interrupt | adaptive (also "rx-mode");
@@ -79,6 +79,8 @@ Schema (every key optional unless marked; unknown keys are errors)::
                                     # (created if missing, then removed on exit)
     host_address = "10.10.0.1/24"   # an address on the kernel side
     host_mac     = "02:..."         # the kernel side's MAC (default: the kernel's)
+    host_name    = "vpp-tap0"       # the kernel side's name (default: name; also
+                                    # "host-if-name"): 1..15 bytes, letters, digits, -_.
     offloads     = true             # negotiate checksum/TSO/USO (GSO super-frames)
     queues       = 1                # int 1..16: fds on the TAP, read round-robin
                                     # by one loop; > 1 sets IFF_MULTI_QUEUE (the
@@ -229,6 +231,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from graphnet.io import templates
+from graphnet.wire.ethernet import format_mac, parse_mac      # the one MAC syntax
 
 NODE_STATES = ("polling", "interrupt", "adaptive", "disabled")
 
@@ -895,28 +898,30 @@ INTERFACE_KINDS = ("tap", "af-packet", "pcap")
 RX_MODES = ("polling", "interrupt", "adaptive")
 _IF_COMMON = ("kind", "name", "next", "rx_mode", "state", "mtu", "mac", "address", "addresses")
 _IF_KEYS = {
-    "tap": _IF_COMMON + ("netns", "host_address", "host_mac", "offloads", "multi_queue", "queues"),
+    "tap": _IF_COMMON + ("netns", "host_address", "host_mac", "host_name", "offloads", "multi_queue", "queues"),
     "af-packet": _IF_COMMON + ("host_if", "netns", "promiscuous"),
     "pcap": _IF_COMMON + ("input", "output", "repeat"),
 }
 _ALIASES = {"rx-mode": "rx_mode", "host-if": "host_if", "host-address": "host_address",
-            "host-mac": "host_mac", "multi-queue": "multi_queue"}
+            "host-mac": "host_mac", "multi-queue": "multi_queue", "host-if-name": "host_name"}
 
 
 def _mac(ck: _Checker, t: dict, path: tuple, key: str, *, unicast: bool) -> Optional[str]:
     v = ck.get(t, path, key, str)
     if v is None:
         return None
-    parts = v.split(":")
-    if len(parts) != 6 or not all(len(x) in (1, 2) and all(c in "0123456789abcdefABCDEF" for c in x)
-                                  for x in parts):
-        raise ck.error(path, key, f"{v!r} is not a MAC address (like 02:00:00:00:00:01)")
-    if unicast and int(parts[0], 16) & 1:
+    try:
+        mac = parse_mac(v)
+    except ValueError:
+        raise ck.error(path, key, f"{v!r} is not a MAC address (like 02:00:00:00:00:01)") from None
+    if unicast and mac[0] & 1:
         raise ck.error(path, key, f"{v!r} is a multicast address; an interface needs a unicast one")
-    return ":".join(f"{int(x, 16):02x}" for x in parts)
+    return format_mac(mac)
 
 
-def _ifname(ck: _Checker, t: dict, path: tuple, key: str, kernel: bool) -> Optional[str]:
+def _ifname(ck: _Checker, t: dict, path: tuple, key: str, kernel: bool, new: bool = False) -> Optional[str]:
+    """A name; ``kernel``: a kernel interface's; ``new``: one graphnet
+    creates (a TAP's kernel side: graphnet.io.host.ifname_error's rule)."""
     v = ck.get(t, path, key, str)
     if v is None:
         return None
@@ -924,6 +929,11 @@ def _ifname(ck: _Checker, t: dict, path: tuple, key: str, kernel: bool) -> Optio
         raise ck.error(path, key, f"{v!r}: a name needs at least one character and no spaces")
     if kernel and (len(v.encode()) > 15 or "/" in v or v in (".", "..")):
         raise ck.error(path, key, f"{v!r} is not a kernel interface name (1..15 bytes, no '/')")
+    if kernel and new:
+        from graphnet.io.host import ifname_error
+        err = ifname_error(v)
+        if err:
+            raise ck.error(path, key, f"{v!r} is not a kernel interface name: {err}")
     return v
 
 
@@ -952,7 +962,7 @@ def _interface(ck: _Checker, it: dict, path: tuple, base_dir: Path) -> Interface
                 raise ck.error(path, key, f"{key!r} is not an option of a {kind} interface "
                                           f"(it is one of {' and '.join(other)})")
             ck.table(it, path, allowed)           # unknown key: did-you-mean
-    name = _ifname(ck, it, path, "name", kernel=(kind == "tap"))
+    name = _ifname(ck, it, path, "name", kernel=(kind == "tap" and "host_name" not in it), new=True)
     if name is None and kind != "af-packet":
         raise ck.error(path, None, f"a {kind} interface needs a name")
     ic = InterfaceConfig(kind, name, path,
@@ -983,6 +993,8 @@ def _interface(ck: _Checker, it: dict, path: tuple, base_dir: Path) -> Interface
             o["host_address"] = str(iface)
         if "host_mac" in it:
             o["host_mac"] = _mac(ck, it, path, "host_mac", unicast=True)
+        if "host_name" in it:
+            o["host_name"] = _ifname(ck, it, path, "host_name", kernel=True, new=True)
         for key in ("offloads", "multi_queue"):
             if key in it:
                 o[key] = ck.get(it, path, key, bool)
@@ -1612,7 +1624,8 @@ def reach_hints(engine) -> list:
             where = f" in network namespace {ns}" if ns else ""
             addr = getattr(dev, "host_address", None)
             own = _own_addresses(engine, name)
-            lines.append(f"TAP {name}: kernel side {name}{where}" + (f", address {addr}" if addr else "")
+            kname = getattr(dev, "host_name", name)
+            lines.append(f"TAP {name}: kernel side {kname}{where}" + (f", address {addr}" if addr else "")
                          + (f"; graphnet {', '.join(own)}" if own else ""))
             if addr:
                 iface = ipaddress.IPv4Interface(addr)
@@ -1626,7 +1639,7 @@ def reach_hints(engine) -> list:
                     if peer is not None:
                         lines.append(f"  {exec_}ping -c 3 {peer}        # the kernel's ARP requests reach "
                                      f"{dev.input_node}" + ("" if mine else " (graphnet has no address on it)"))
-            lines.append(f"  {exec_}tcpdump -ni {name}")
+            lines.append(f"  {exec_}tcpdump -ni {kname}")
         elif kind == "af-packet":
             lines.append(f"AF_PACKET {name}: attached to kernel interface {dev.host_if}"
                          + (f" in network namespace {dev.netns}" if getattr(dev, "netns", None) else ""))

@@ -373,6 +373,15 @@ def test_pcap_interfaces_replay_and_write_offline(tmp_path):
     assert [p for _, p in read_pcap(tmp_path / "out.pcap")] == frames
 
 
+def test_mac_takes_the_interface_table_s_syntax():
+    """One MAC parser (graphnet.wire.ethernet.parse_mac) for the startup
+    file and the interface table: dash-separated and one-digit groups too."""
+    e = build_engine(loads(iface('mac = "02-aa-00-00-00-0f"\n', kind="pcap")))
+    assert e.interfaces.info("t0")["mac"] == "02:aa:00:00:00:0f"
+    assert finish(e) == 0
+    assert loads(iface('mac = "2:0:0:0:0:1"\n', kind="pcap")).interfaces[0].mac == "02:00:00:00:00:01"
+
+
 def test_state_down_and_mac_reach_the_interface_table(tmp_path):
     e = build_engine(loads(iface('state = "down"\nmac = "02:AA:00:00:00:0F"\nmtu = 1400\n', kind="pcap")))
     info = e.interfaces.info("t0")

@@ -9,7 +9,7 @@ are 64-byte Ethernet/IPv4/UDP frames to a MAC nobody has (promiscuous
 readers take them).
 
 ``raw-busy`` / ``raw-poll`` (the references)
-    ``graphnet.io.af_packet.RawRingReader``: a nogil loop over the same kind
+    ``graphnet.bench.af_packet_raw.RawRingReader``: a nogil loop over the same kind
     of ring (same block size and count), touching each frame's first byte
     and handing blocks back; no buffers, no graph. ``raw-busy`` spins on the
     next block's status, ``raw-poll`` sleeps in poll() until a block is
@@ -141,7 +141,7 @@ def _graphnet_stream(ns, ifname, mode, seconds):
 
 
 def _raw_stream(ns, ifname, seconds, wait):
-    from graphnet.io.af_packet import RawRingReader
+    from graphnet.bench.af_packet_raw import RawRingReader
     r = RawRingReader(ifname, netns=ns, ring_frames=RING_FRAMES, block_size=BLOCK_SIZE)
     try:
         r.run(0.05, 0, wait)
@@ -154,7 +154,7 @@ def _raw_stream(ns, ifname, seconds, wait):
 
 
 def _prefill(ns_b, if_b, n):
-    from graphnet.io.af_packet import raw_send_loop
+    from graphnet.bench.af_packet_raw import raw_send_loop
     sent, _ = raw_send_loop(if_b, frame64(), 30.0, netns=ns_b, count=n)
     time.sleep(0.05)                                    # the last block retires after 1 ms
     return sent
@@ -173,7 +173,7 @@ def _graphnet_drain(eng, dev, ns_b, if_b, n):
 
 
 def _raw_drain(ns, ifname, ns_b, if_b, n, copy):
-    from graphnet.io.af_packet import RawRingReader
+    from graphnet.bench.af_packet_raw import RawRingReader
     r = RawRingReader(ifname, netns=ns, ring_frames=RING_FRAMES, block_size=BLOCK_SIZE)
     try:
         r.run(0.01)
@@ -203,7 +203,7 @@ def bench_af_packet_rx(opts) -> Iterator[dict]:
         duration = rounds * len(stream_cases) * (seconds + 1.0) + 5.0
         code = ("import os,sys\n"
                 + (f"os.sched_setaffinity(0, {{{gen_cpu}}})\n" if gen_cpu is not None else "")
-                + "from graphnet.io.af_packet import raw_send_loop\n"
+                + "from graphnet.bench.af_packet_raw import raw_send_loop\n"
                 + f"print(*raw_send_loop({ib!r}, bytes.fromhex({frame.hex()!r}), {duration}))\n")
         gen = host.popen_in_netns(b, [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   text=True)

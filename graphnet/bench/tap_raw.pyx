@@ -6,7 +6,7 @@ is the physical limit the ``tap-*`` benches compare graphnet against.
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy
-from graphnet.includes.tun cimport read, write, readv, writev, iovec, errno, EAGAIN, EINTR
+from graphnet.includes.linux cimport read, write, readv, writev, iovec, errno, EAGAIN, EINTR
 from graphnet.includes.platform cimport gn_time_ns
 
 

@@ -10,7 +10,7 @@ from libc.string cimport memset
 from graphnet.includes.af_packet cimport sockaddr, socklen_t, socket, setsockopt, send, recv, SOCK_CLOEXEC
 from graphnet.includes.inet cimport (sockaddr_in, connect, accept4, AF_INET, SOCK_STREAM, MSG_NOSIGNAL,
                                      IPPROTO_TCP, TCP_NODELAY)
-from graphnet.includes.tun cimport close, errno, EINTR
+from graphnet.includes.linux cimport close, errno, EINTR
 from graphnet.includes.platform cimport gn_time_ns
 
 cdef enum:

@@ -7,7 +7,10 @@
     delete host-interface name <kernel-if> [netns <ns>]
 
 The graph grows the new interface's nodes (``tap-input-<name>`` ...)
-without a restart (``Engine.grow``). A deleted interface's nodes stay in
+without a restart (``Engine.grow``). ``create tap`` names the interface
+``tap<id>`` (the first free one without ``id``) and its kernel side
+``host-if-name`` (default: the same name); with ``host-if-name`` and no
+``id`` both sides take that name. A deleted interface's nodes stay in
 the graph, idle, and the same name made again takes them and its
 sw_if_index back, so create/delete cycles do not grow the graph.
 ``create host-interface`` on an interface that is attached already is
@@ -96,13 +99,13 @@ def create_tap(engine, args):
     from graphnet.io.tap import TapDevice
     o = _options(args, {"id": _tap_id, "host-if-name": _text, "host-ns": _text, "host-ip4-addr": _cidr,
                         "host-mac-addr": _text, "hw-addr": _text, "rx-mode": _rx_mode}, "create tap")
-    if "host-if-name" in o and "id" in o:
-        raise UsageError("create tap: give id or host-if-name, not both")
-    name = o.get("host-if-name") or (f"tap{o['id']}" if "id" in o else _free_tap_name(engine))
+    # VPP: tap<id> in graphnet, host-if-name in the kernel; host-if-name alone names both.
+    name = f"tap{o['id']}" if "id" in o else (o.get("host-if-name") or _free_tap_name(engine))
     if name in engine.interfaces.names and not engine.interfaces.deleted(name):
         raise CommandError(f"create tap: an interface named {name!r} exists")
     with _refusals(f"create tap {name}"):
-        dev = TapDevice(engine, name, netns=o.get("host-ns"), host_address=o.get("host-ip4-addr"),
+        dev = TapDevice(engine, name, host_name=o.get("host-if-name"), netns=o.get("host-ns"),
+                        host_address=o.get("host-ip4-addr"),
                         host_mac=o.get("host-mac-addr"), mac=o.get("hw-addr"), rx_mode=o.get("rx-mode", "interrupt"))
         try:
             dev.add_to_engine()

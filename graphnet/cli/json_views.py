@@ -74,13 +74,20 @@ def buffers_json(engine, args):
 
 
 @json_view("show interface", "[{name, sw_if_index, kind, mac, mtu, admin_up, link_up, promiscuous, "
-           "rx_packets, rx_bytes, tx_packets, tx_bytes, rx_drops, tx_drops, rx_errors, tx_errors, tx_retries}]")
+           "rx_packets, rx_bytes, tx_packets, tx_bytes, rx_drops, tx_drops, rx_errors, tx_errors, tx_retries, "
+           "host_name (TAP: the kernel side's name)}]")
 def interface_json(engine, args):
-    return [engine.interfaces.info(n) for n in _interface_names(engine, args, "show interface")]
+    return [_with_host_name(engine, engine.interfaces.info(n))
+            for n in _interface_names(engine, args, "show interface")]
+
+
+def _with_host_name(engine, info: dict) -> dict:
+    host = getattr(engine.interfaces.devices[info["sw_if_index"]], "host_name", None)
+    return info if host is None else info | {"host_name": host}
 
 
 @json_view("show hardware", "[{name, sw_if_index, kind, mac, mtu, admin_up, link_up, promiscuous, rx_mode, "
-           "device: {device-specific details}}]")
+           "device: {device-specific details}, host_name (TAP)}]")
 def hardware_json(engine, args):
     out = []
     for name in _interface_names(engine, args, "show hardware"):
@@ -89,7 +96,8 @@ def hardware_json(engine, args):
         details = dev.hardware_info() if hasattr(dev, "hardware_info") else {}
         out.append({k: info[k] for k in ("name", "sw_if_index", "kind", "mac", "mtu", "admin_up", "link_up",
                                          "promiscuous")}
-                   | {"rx_mode": getattr(dev, "rx_mode", None), "device": details})
+                   | {"rx_mode": getattr(dev, "rx_mode", None), "device": details}
+                   | ({"host_name": dev.host_name} if getattr(dev, "host_name", None) is not None else {}))
     return out
 
 

@@ -1,34 +1,11 @@
 # Linux AF_PACKET sockets, TPACKET_V3 rings, interface ioctls and setns:
-# the C declarations of graphnet.io.af_packet (and its bench reader).
+# the C declarations of graphnet.io.af_packet_* (and the bench reader graphnet.bench.af_packet_raw).
+# errno, open/close, iovec and ioctl are in linux.pxd.
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
-
-cdef extern from "<errno.h>" nogil:
-    int errno
-    enum:
-        EAGAIN
-        EWOULDBLOCK
-        EINTR
-        ENOBUFS
-        ENXIO
-        ENODEV
-        ENETDOWN
-        EPERM
-        EACCES
-        EMSGSIZE
-        EBADF
-        EBADFD
+from graphnet.includes.linux cimport iovec
 
 cdef extern from "<string.h>" nogil:
     char* strerror(int errnum)
-
-cdef extern from "<unistd.h>" nogil:
-    int close(int fd)
-
-cdef extern from "<fcntl.h>" nogil:
-    int open(const char* path, int flags)
-    enum:
-        O_RDONLY
-        O_CLOEXEC
 
 cdef extern from "<sched.h>" nogil:
     int setns(int fd, int nstype)
@@ -47,11 +24,6 @@ cdef extern from "<poll.h>" nogil:
         POLLERR
         POLLHUP
         POLLNVAL
-
-cdef extern from "<sys/uio.h>" nogil:
-    struct iovec:
-        void* iov_base
-        size_t iov_len
 
 cdef extern from "<sys/socket.h>" nogil:
     ctypedef unsigned int socklen_t
@@ -83,9 +55,6 @@ cdef extern from "<sys/socket.h>" nogil:
         SO_SNDBUF
         SO_RCVBUF
         MSG_DONTWAIT
-
-cdef extern from "<sys/ioctl.h>" nogil:
-    int ioctl(int fd, unsigned long request, void* arg)
 
 cdef extern from "<arpa/inet.h>" nogil:
     uint16_t htons(uint16_t)

@@ -1,18 +1,57 @@
-# Linux system interfaces used by the engine: epoll, eventfd, mmap, errno.
+# Linux system interfaces: errno and its values, the fd syscalls (unistd,
+# fcntl, readv/writev, ioctl), epoll, eventfd, mmap. The one place these are
+# declared: tun.pxd and af_packet.pxd hold only their own devices' parts.
 from libc.stdint cimport uint32_t, uint64_t
 
 cdef extern from "<errno.h>" nogil:
     int errno
     enum:
         EAGAIN
+        EWOULDBLOCK
         EINTR
         EBADF
+        EBADFD
+        EIO
+        ENODEV
+        ENXIO
+        EFAULT
+        EINVAL
+        EPERM
+        EACCES
+        EBUSY
+        EEXIST
         ENOENT
+        EMSGSIZE
+        ENOBUFS
+        ENOMEM
+        EPIPE
+        ENETDOWN
 
 cdef extern from "<unistd.h>" nogil:
     ssize_t read(int fd, void* buf, size_t count)
     ssize_t write(int fd, const void* buf, size_t count)
     int close(int fd)
+
+cdef extern from "<fcntl.h>" nogil:
+    int open(const char* path, int flags)
+    int fcntl(int fd, int cmd, ...)
+    enum:
+        O_RDONLY
+        O_RDWR
+        O_NONBLOCK
+        O_CLOEXEC
+        F_GETFL
+        F_SETFL
+
+cdef extern from "<sys/uio.h>" nogil:
+    struct iovec:
+        void* iov_base
+        size_t iov_len
+    ssize_t readv(int fd, const iovec* iov, int iovcnt)
+    ssize_t writev(int fd, const iovec* iov, int iovcnt)
+
+cdef extern from "<sys/ioctl.h>" nogil:
+    int ioctl(int fd, unsigned long request, ...)
 
 cdef extern from "<sys/eventfd.h>" nogil:
     int eventfd(unsigned int initval, int flags)

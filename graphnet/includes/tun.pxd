@@ -1,61 +1,12 @@
 # Linux TUN/TAP (/dev/net/tun ioctls) and the virtio-net header a TAP fd
-# carries with IFF_VNET_HDR, plus the syscalls a TAP device needs
-# (open, ioctl, readv/writev, fcntl) and its errno values.
+# carries with IFF_VNET_HDR. The syscalls a TAP needs (open, ioctl,
+# read/readv/write/writev) and errno are in linux.pxd.
 #
 # The virtio-net header is in the host's byte order (little endian here: we
 # never call TUNSETVNETBE). With TUNSETVNETHDRSZ 12 every read and write
 # starts with a gn_virtio_net_hdr_t (the virtio_net_hdr_mrg_rxbuf layout,
 # num_buffers unused); without IFF_VNET_HDR frames carry no header at all.
 from libc.stdint cimport uint8_t, uint16_t
-
-cdef extern from "<fcntl.h>" nogil:
-    int open(const char* path, int flags)
-    int fcntl(int fd, int cmd, ...)
-    enum:
-        O_RDWR
-        O_NONBLOCK
-        O_CLOEXEC
-        F_GETFL
-        F_SETFL
-
-cdef extern from "<unistd.h>" nogil:
-    ssize_t read(int fd, void* buf, size_t count)
-    ssize_t write(int fd, const void* buf, size_t count)
-    int close(int fd)
-
-cdef extern from "<sys/uio.h>" nogil:
-    struct iovec:
-        void* iov_base
-        size_t iov_len
-    ssize_t readv(int fd, const iovec* iov, int iovcnt)
-    ssize_t writev(int fd, const iovec* iov, int iovcnt)
-
-cdef extern from "<sys/ioctl.h>" nogil:
-    int ioctl(int fd, unsigned long request, ...)
-
-cdef extern from "<errno.h>" nogil:
-    int errno
-    enum:
-        EAGAIN
-        EWOULDBLOCK
-        EINTR
-        EBADF
-        EBADFD
-        EIO
-        ENODEV
-        ENXIO
-        EFAULT
-        EINVAL
-        EPERM
-        EACCES
-        EBUSY
-        EEXIST
-        ENOENT
-        EMSGSIZE
-        ENOBUFS
-        ENOMEM
-        EPIPE
-        ENETDOWN
 
 cdef extern from "<net/if.h>" nogil:
     enum:

@@ -22,6 +22,27 @@ class HostError(RuntimeError):
     """A host (kernel) operation failed; the message names it."""
 
 
+IFNAMSIZ = 16
+_IFNAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+
+
+def ifname_error(name: str) -> Optional[str]:
+    """None if ``name`` may name a kernel interface graphnet creates (a
+    TAP), else why not, in one phrase: 1 to 15 bytes (IFNAMSIZ less the
+    NUL) of ASCII letters, digits, ``-``, ``_`` and ``.``, not ``.`` or
+    ``..``. Stricter than the kernel, which takes any byte but ``/``,
+    ``:`` and white space: a ``%`` would make TUNSETIFF pick the name
+    itself, and other bytes make names no shell or tool quotes well."""
+    if not 0 < len(name.encode()) < IFNAMSIZ:
+        return f"an interface name has 1 to {IFNAMSIZ - 1} bytes (IFNAMSIZ), not {len(name.encode())}"
+    bad = sorted(set(name) - _IFNAME_CHARS)
+    if bad:
+        return f"{''.join(bad)!r} not allowed: an interface name takes letters, digits, '-', '_' and '.'"
+    if name in (".", ".."):
+        return f"{name!r} cannot name an interface"
+    return None
+
+
 def _fail(what: str, e: Exception) -> HostError:
     if isinstance(e, PermissionError) or getattr(e, "code", None) == 1:
         return HostError(f"{what}: permission denied (needs root / CAP_NET_ADMIN)")

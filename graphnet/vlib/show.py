@@ -260,16 +260,24 @@ def interface_state(table, info: dict) -> str:
     return "up" if info["admin_up"] and info["link_up"] else "down"
 
 
+def interface_label(table, name) -> str:
+    """The name, and the kernel side's when it differs (a TAP's host_name):
+    ``tap0 (host vpp0)``."""
+    host = getattr(table.devices[table.index(name)], "host_name", None)
+    return name if host is None or host == name else f"{name} (host {host})"
+
+
 def interfaces(engine, *args) -> str:
     """``show interface [NAME]``: state and counters of each interface."""
     table = engine.interfaces
     names = [args[0]] if args else list(table)
-    w = max([20] + [len(n) + 2 for n in names])
+    labels = {n: interface_label(table, n) for n in names}
+    w = max([20] + [len(x) + 2 for x in labels.values()])
     lines = [f"{'Name':<{w}}{'Idx':>4}  {'State':<8}{'MTU':>6}  {'Counter':<12}{'Count':>14}"]
     for name in names:
         info = table.info(name)
         state = interface_state(table, info)
-        head = f"{name:<{w}}{info['sw_if_index']:>4}  {state:<8}{info['mtu']:>6}  "
+        head = f"{labels[name]:<{w}}{info['sw_if_index']:>4}  {state:<8}{info['mtu']:>6}  "
         for key in ("rx_packets", "rx_bytes", "tx_packets", "tx_bytes", "rx_drops", "tx_drops",
                     "rx_errors", "tx_errors", "tx_retries"):
             if info[key] or key in ("rx_packets", "tx_packets"):
@@ -286,7 +294,8 @@ def hardware(engine, *args) -> str:
     for name in names:
         info = table.info(name)
         dev = table.devices[info["sw_if_index"]]
-        lines.append(f"{name} ({info['sw_if_index']}): {info['kind']}, {'up' if info['admin_up'] else 'down'}"
+        lines.append(f"{interface_label(table, name)} ({info['sw_if_index']}): {info['kind']}, "
+                     f"{'up' if info['admin_up'] else 'down'}"
                      f"{'' if info['link_up'] else ' (link lost)'}")
         lines.append(f"  Ethernet address {info['mac']}, MTU {info['mtu']}, rx-mode {getattr(dev, 'rx_mode', '-')}"
                      f"{', promiscuous' if info['promiscuous'] else ''}")
