@@ -1,7 +1,8 @@
-"""The session layer's nodes as one set: session-input, session-queue (the
-registry's feature ``session``), app-queue (apps in other processes) and
-UDP sessions (udp4-session on udp4-input, graphnet.transport.udp). Add them
-to a graph that has the IPv4 host (graphnet.nodes.ip4_host.NODES):
+"""The session layer's nodes as one set: session-input, session-queue and
+TCP's tcp4-* nodes (tcp4-input on protocol 6 of ip4-local) (the registry's
+feature ``session``), app-queue (apps in other processes) and UDP sessions
+(udp4-session on udp4-input, graphnet.transport.udp). Add them to a graph
+that has the IPv4 host (graphnet.nodes.ip4_host.NODES):
 
     eng = Engine([devices..., ip4_host.NODES, session_host.NODES])
     from graphnet.apps.echo import start_echo_server

@@ -6,7 +6,8 @@ polled if set so). Each run:
 
   1. reads up to ``max_msgs`` app messages from the engine's queue: TX
      (data in my tx fifo), CLOSE, RESET, ACCEPTED_REPLY, RX_DONE
-     (graphnet.session.app_msg). Each names its
+     (graphnet.session.app_msg: I read; the transport's push runs, so a
+     stream transport can open its receive window). Each names its
      worker and session; a message whose worker is unknown, whose session
      is not that worker's, or whose type is unknown is refused (an ERROR
      event naming the type goes back to the worker) and counted;
@@ -17,7 +18,10 @@ polled if set so). Each run:
      the ring (old after new), so one busy session cannot starve the rest;
      a drained session's tx event flag is cleared (and checked again, so
      data written meanwhile is not stranded); the app's dequeue
-     notification is sent when its threshold is reached.
+     notification is sent when its threshold is reached. A stream
+     transport (``stream_tx``: TCP keeps unacked data in the tx fifo)
+     clears the event itself and is requeued only when it used all its
+     units; ACKs and timers send the rest.
 
 Transports send what they build to this node's next ``ip4-lookup``.
 Metadata used: none of the buffers the transports build (they set
@@ -109,6 +113,11 @@ cdef uint32_t _push_tx(gn_main_t* vm, gn_node_runtime_t* node, session_queue_t* 
             pushed += 1                              # back on the ring when buffers are freed
             continue
         pushed += 1
+        if tp.stream_tx:
+            if sent >= q.max_units:
+                gn_session_tx_schedule(sm, s)        # more to send: to the back
+                requeued += 1
+            continue                                 # the rest goes as ACKs open the windows
         if sent and gn_fifo_needs_deq_ntf(s.tx_fifo, sent):
             gn_session_dequeue_notify(sm, s)
         if gn_fifo_max_dequeue(s.tx_fifo):

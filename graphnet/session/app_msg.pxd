@@ -16,7 +16,8 @@ cdef inline bint gn_app_msg_handle(gn_main_t* vm, gn_node_runtime_t* node, gn_se
     and ``retval`` are read. Traced by ``node`` (a buffer-less record: the
     message, the session's fifo levels as it found them, refused or not). RX_DONE (the app read its rx fifo) on a
     cut-through session tells the writer its fifo has room (a TX event),
-    the dequeue notification it asked for."""
+    the dequeue notification it asked for; on another session it runs the
+    transport's push (TCP sends its window update there)."""
     cdef gn_session_t* s
     cdef gn_session_t* peer
     if gn_app_wrk_get_if_valid(sm, m.wrk_index) == NULL:
@@ -40,6 +41,8 @@ cdef inline bint gn_app_msg_handle(gn_main_t* vm, gn_node_runtime_t* node, gn_se
             peer = gn_session_from_handle(sm, s.peer_handle)
             if peer != NULL and peer.tx_fifo != NULL and peer.app_wrk_index != GN_SESSION_INVALID_INDEX:
                 gn_session_dequeue_notify(sm, peer)
+        elif s.tx_fifo != NULL:
+            gn_session_tx_schedule(sm, s)      # the transport's push runs: TCP opens its window there
     else:
         gn_session_accept_reply(sm, s, m.retval)
     return True

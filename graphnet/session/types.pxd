@@ -169,3 +169,5 @@ ctypedef struct gn_transport_vft_t:
     void* ctx
     uint8_t service                    # GN_TRANSPORT_SERVICE_*
     uint8_t registered
+    uint8_t stream_tx                  # push_tx owns the tx event and keeps unacked data in the fifo:
+                                       # session-queue requeues only a push that used all its units
