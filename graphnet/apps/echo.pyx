@@ -109,6 +109,14 @@ cdef void _echo_session(echo_t* e, gn_session_t* s) noexcept nogil:
     e.bytes += take - n * GN_APP_DGRAM_HDR
 
 
+cdef inline void _close_when_drained(echo_t* e, gn_session_t* s) noexcept nogil:
+    """A stream whose peer closed its side is closed once every byte the
+    peer sent has been moved to tx (what is in tx goes before our FIN; a
+    close with unread data would be a RST)."""
+    if s.state == GN_SESSION_STATE_TRANSPORT_CLOSING and s.rx_fifo != NULL and gn_fifo_max_dequeue(s.rx_fifo) == 0:
+        gn_session_close(e.sm, s)
+
+
 cdef void echo_cb(void* ctx, gn_app_wrk_t* wrk, const gn_app_msg_t* msgs, uint32_t n) noexcept nogil:
     cdef echo_t* e = <echo_t*>ctx
     cdef gn_session_t* s
@@ -120,8 +128,13 @@ cdef void echo_cb(void* ctx, gn_app_wrk_t* wrk, const gn_app_msg_t* msgs, uint32
         if msgs[i].type == GN_EVT_RX:
             e.rx_events += 1
             _echo_session(e, s)
+            _close_when_drained(e, s)
         elif msgs[i].type == GN_EVT_TX:
             _echo_session(e, s)
+            _close_when_drained(e, s)
+        elif msgs[i].type == GN_EVT_DISCONNECTED and not gn_app_is_dgram(e.sm, s):
+            _echo_session(e, s)
+            _close_when_drained(e, s)
         elif msgs[i].type == GN_EVT_DISCONNECTED or msgs[i].type == GN_EVT_RESET:
             gn_session_close(e.sm, s)
 
