@@ -35,7 +35,8 @@ def echo(engine_factory):
         eng.add(dev)
         eng.build()
         ip4_host.set_interface_address(eng, name, f"{GN}/24")
-        app = start_echo_server(eng, f"tcp://{GN}/{PORT}", rx_fifo_size=1 << 20, tx_fifo_size=1 << 20)
+        app = start_echo_server(eng, f"tcp://{GN}/{PORT}", rx_fifo_size=1 << 18, tx_fifo_size=1 << 18,
+                                segment_size=512 << 20)
         eng.start()
         try:
             yield eng, ns, app
@@ -147,7 +148,7 @@ def test_graphnet_closes_first(echo):
 
 def test_many_concurrent_connections(echo):
     eng, ns, app = echo
-    n = 150
+    n = 300
     socks = []
     try:
         for i in range(n):
