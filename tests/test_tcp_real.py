@@ -77,7 +77,7 @@ def stats(eng):
     return eng.call(lambda: tcp4.transport(eng).stats())
 
 
-@pytest.mark.parametrize("size", [1, 64 << 10, 8 << 20])
+@pytest.mark.parametrize("size", [1, 64 << 10, 8 << 20, 200 << 20])
 def test_kernel_client_echo_byte_exact(echo, size):
     eng, ns, app = echo
     payload = os.urandom(size)
