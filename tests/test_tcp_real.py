@@ -168,3 +168,39 @@ def test_many_concurrent_connections(echo):
         for s in socks:
             s.close()
     assert _wait(lambda: stats(eng)["connections"] == 0, 20), stats(eng)
+
+
+def test_cli_shows_the_connection_and_sets_cc(echo):
+    """show tcp stats / connections, show session verbose (per-connection
+    fields) and --json while a kernel client's connection is open; set tcp
+    cc applies to the connections opened afterwards."""
+    import json
+    from graphnet.cli.registry import execute, UsageError
+    eng, ns, app = echo
+    s = connect(ns)
+    try:
+        assert echo_through(s, b"a" * 5000) == b"a" * 5000
+        text = execute(eng, "show session verbose")
+        assert "tcp ESTABLISHED snd_una" in text and "cwnd" in text and "rto" in text and "(cubic)" in text
+        conns = json.loads(execute(eng, "show tcp connections --json"))
+        (c,) = conns["connections"]
+        assert c["state"] == "ESTABLISHED" and c["remote"].startswith(PEER) and c["bytes_received"] == 5000
+        assert c["bytes_acked"] == 5000 and c["bytes_in_flight"] == 0 and c["srtt_us"] > 0
+        assert set(c["options"]) == {"ts", "sack", "wscale"}            # what the kernel negotiated
+        assert conns["listeners"][0]["local"] == f"{GN}:{PORT}"
+        assert "ESTABLISHED" in execute(eng, "show tcp connections")
+        st = json.loads(execute(eng, "show tcp stats --json"))
+        assert st["bytes_in"] >= 5000 and st["connections"] == 1
+        assert "bytes in" in execute(eng, "show tcp stats")
+        with pytest.raises(UsageError):
+            execute(eng, "set tcp cc vegas")
+        execute(eng, "set tcp cc newreno")
+        s2 = connect(ns)
+        try:
+            assert echo_through(s2, b"b") == b"b"
+            ccs = sorted(c["cc"] for c in json.loads(execute(eng, "show tcp connections --json"))["connections"])
+            assert ccs == ["cubic", "newreno"]
+        finally:
+            s2.close()
+    finally:
+        s.close()

@@ -261,6 +261,7 @@ def hardware_interfaces_json(engine, args):
 # --- the session layer: empty when the graph has none ------------------------------------
 
 @json_view("show session", "[{handle, thread, index, proto, state, flags, lcl, rmt, rx_bytes, tx_bytes, rx_drops, "
+           "tcp (TCP sessions: show tcp connections' fields), "
            "segment, rx_fifo, tx_fifo, listener, app, worker}]; [] without the session layer")
 def session_json(engine, args):
     from graphnet.session.show import session_rows

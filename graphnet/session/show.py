@@ -18,7 +18,9 @@ def _owners(mgr) -> dict:
 
 def session_rows(engine, thread=None) -> list:
     """[{handle, thread, index, proto, state, flags, lcl, rmt, rx_bytes,
-    tx_bytes, rx_drops, segment, rx_fifo, tx_fifo, listener, app, worker}]"""
+    tx_bytes, rx_drops, segment, rx_fifo, tx_fifo, listener, app, worker}],
+    and for a TCP connection's session ``tcp``: its connection's fields
+    (graphnet.transport.tcp4.TcpTransport.connection)"""
     if not has_sessions(engine):
         return []
     mgr = session_manager(engine)
@@ -34,7 +36,15 @@ def session_rows(engine, thread=None) -> list:
                      "rx_bytes": s.get("rx_bytes", 0), "tx_bytes": s.get("tx_bytes", 0),
                      "rx_drops": s["rx_drops"], "segment": s["segment"], "rx_fifo": s["rx_fifo"],
                      "tx_fifo": s["tx_fifo"], "listener": s["listener"], "app": owner[0], "worker": owner[1]})
+        if s["proto"] == "tcp" and "listener" not in s["flags"] and s["connection"] is not None:
+            rows[-1]["tcp"] = _tcp_fields(engine, s["connection"])
     return rows
+
+
+def _tcp_fields(engine, index):
+    """A TCP session's connection fields (state, windows, cwnd, RTT, SACK)."""
+    from graphnet.transport import tcp4
+    return tcp4.transport(engine).connection(index)
 
 
 def show_session(engine, verbose: bool = False, thread=None) -> str:
@@ -50,6 +60,9 @@ def show_session(engine, verbose: bool = False, thread=None) -> str:
             lines.append(f"    flags [{', '.join(r['flags'])}] segment {r['segment']} rx fifo {r['rx_fifo']} "
                          f"tx fifo {r['tx_fifo']} rx drops {r['rx_drops']}"
                          + (f" listener {r['listener']:#x}" if r["listener"] is not None else ""))
+            if r.get("tcp"):
+                from graphnet.cli.tcp import connection_line
+                lines.append(connection_line(r["tcp"]))
     st = session_manager(engine).layer.stats()
     lines.append(f"{len(rows)} sessions; accept failures {st['accept_fail']}, fifo allocation failures "
                  f"{st['fifo_alloc_fail']}")
