@@ -1,7 +1,7 @@
 """TCP transport (issue 13): the connection and its RFC 9293 state machine,
 timers, congestion control and SACK scoreboard, as C (nogil) code with no
 graph knowledge. The wire format is graphnet/wire/tcp.pxd; the graph glue
-(tcp4-* nodes) and the session-layer hookup come later.
+is graphnet/transport/tcp4 (session layer) and graphnet/nodes/tcp4_*.
 
 STATUS (keep current: another session continues from here)
 - built+tested: graphnet/wire/tcp.pxd/.pyx (header, options parse/write,
@@ -30,11 +30,29 @@ STATUS (keep current: another session continues from here)
   counted) -- tests/test_fault_inject.py. Not yet: delay, the CLI command
   `set fault-inject <if> rx|tx drop 5% ...` (parse_faults is ready) and
   the startup key (both need graphnet/cli and graphnet/config edits)
-- next:
-  later (needs the session layer): tcp4-* nodes, timers on the wheel
-  (retransmit/persist = rto.rto_us, delayed ACK, keepalive, TIME_WAIT
-  2MSL; SYN-RCVD retries are the retransmit timer), TSO/GRO
-  super-segments, CLI (show tcp stats / connections, set tcp cc)
+- built+tested (h-tcp2): the graph glue. graphnet/transport/tcp4.pyx/.pxd
+  (gn_tcp4_conn_t = {gn_transport_connection_t, gn_tcp_conn_t, ...}, one
+  pool, 5-tuple open-addressing table, listeners with backlog/cookies,
+  the per-action logic below in C, the transport table with stream_tx,
+  its own 1 ms timer wheel: RTX/persist/SYN retries, DELACK, KEEPALIVE
+  (lazy, off by default), TIME_WAIT; deferred actions for session-layer
+  calls made outside a node); nodes graphnet/nodes/tcp4_input, _listen,
+  _syn_sent, _rcv_process, _established, _reset, _output, _timer (in
+  session_host.NODES); builtin echo serves streams; CLI graphnet/cli/tcp.py
+  (show tcp stats / connections, set tcp cc / time-wait; show session
+  verbose) -- tests/test_tcp_real.py (kernel client over a TAP: 1 B..200 MB
+  byte-exact, RST, close either side, 300 connections, CLI),
+  tests/test_tcp_session.py
+  Generic session-layer hooks added for TCP: gn_transport_vft_t.stream_tx
+  (session-queue requeues a stream push only when it used all its units;
+  the transport owns the tx event) and GN_APP_MSG_RX_DONE accepted by
+  session-queue (runs the push: window update).
+- next: graphnet client -> kernel server test (connect is written:
+  needs configure(src_ip=...) or a local address in the URI), loss tests
+  with fault-inject/nftables, zero window, SYN flood, Scapy/pg edge
+  cases, TSO super-segments on tx (tap.pyx is being split by h-io), bench
+  tcp-crr / tcp-bulk (h-fault writes the kernel reference halves in
+  graphnet/bench/tcp_ref.py), fault-inject CLI/startup key, delay
 
 What the glue will call (tcp4-* nodes, session layer), per segment:
   parse:   gn_tcp_seg_parse(tcp, len, &seg) -> wire error row or OK
