@@ -5,29 +5,24 @@ appear under each TCP session in ``show session verbose``."""
 from __future__ import annotations
 
 from graphnet.cli.registry import CommandError, UsageError, command, json_view
+from graphnet.transport.tcp4 import connection_line
 
 
 def _tcp(engine, what):
-    if engine is None or "tcp4-input" not in engine.registrations:
+    if not _has_tcp(engine):
         raise CommandError(f"{what}: TCP is not in this graph (add graphnet.nodes.session_host.NODES, or an "
                            f"[[app]] in the startup file)")
     from graphnet.transport import tcp4
     return tcp4.transport(engine)
 
 
+def _has_tcp(engine) -> bool:
+    return engine is not None and "tcp4-input" in engine.registrations
+
+
 def _no_args(args, path):
     if args:
         raise UsageError(f"{path} takes no arguments")
-
-
-def connection_line(c: dict) -> str:
-    """One connection's state and windows as one indented line."""
-    sacks = " ".join(f"{a}-{b}" for a, b in c["sack_blocks"]) or "none"
-    return (f"    tcp {c['state']} snd_una {c['snd_una']} snd_nxt {c['snd_nxt']} rcv_nxt {c['rcv_nxt']} "
-            f"snd_wnd {c['snd_wnd']} rcv_wnd {c['rcv_wnd']} cwnd {c['cwnd']} ssthresh {c['ssthresh']} "
-            f"({c['cc']}) srtt {c['srtt_us'] / 1000:.1f} ms rttvar {c['rttvar_us'] / 1000:.1f} ms "
-            f"rto {c['rto_us'] / 1000:.0f} ms in flight {c['bytes_in_flight']} retransmits {c['retransmits']} "
-            f"timeouts {c['timeouts']} sack [{sacks}] options [{', '.join(c['options'])}]")
 
 
 @command("show tcp stats", help="TCP totals: segments, bytes, opens, resets, retransmits, timers",
@@ -42,10 +37,10 @@ def show_tcp_stats(engine, args):
 @json_view("show tcp stats", "{segs_in, segs_out, bytes_in, bytes_out, retransmits, timeouts, fast_retransmits, "
            "active_opens, passive_opens, established, resets_sent, resets_received, closed, time_wait_expired, "
            "delacks, window_updates, keepalive_probes, cookies_sent, no_buffers, conn_alloc_fail, connections, "
-           "timers_active}")
+           "timers_active}; {} without TCP in the graph")
 def tcp_stats_json(engine, args):
     _no_args(args, "show tcp stats")
-    return _tcp(engine, "show tcp stats").stats()
+    return _tcp(engine, "show tcp stats").stats() if _has_tcp(engine) else {}
 
 
 @command("show tcp connections", help="TCP connections and listeners with their state and windows",
@@ -67,9 +62,12 @@ def show_tcp_connections(engine, args):
 @json_view("show tcp connections", "{listeners: [{index, local, half_open, backlog, syns, cookies_sent, cookies_ok, "
            "syn_dropped}], connections: [{index, state, local, remote, session, snd_una, snd_nxt, snd_max, snd_wnd, "
            "rcv_nxt, rcv_wnd, snd_mss, cc, cwnd, ssthresh, srtt_us, rttvar_us, rto_us, sack_blocks, retransmits, "
-           "timeouts, fast_retransmits, bytes_in_flight, bytes_acked, bytes_received, options}]}")
+           "timeouts, fast_retransmits, bytes_in_flight, bytes_acked, bytes_received, options}]}; empty lists "
+           "without TCP in the graph")
 def tcp_connections_json(engine, args):
     _no_args(args, "show tcp connections")
+    if not _has_tcp(engine):
+        return {"listeners": [], "connections": []}
     t = _tcp(engine, "show tcp connections")
     return {"listeners": t.listeners(), "connections": t.connections()}
 

@@ -61,7 +61,7 @@ def show_session(engine, verbose: bool = False, thread=None) -> str:
                          f"tx fifo {r['tx_fifo']} rx drops {r['rx_drops']}"
                          + (f" listener {r['listener']:#x}" if r["listener"] is not None else ""))
             if r.get("tcp"):
-                from graphnet.cli.tcp import connection_line
+                from graphnet.transport.tcp4 import connection_line
                 lines.append(connection_line(r["tcp"]))
     st = session_manager(engine).layer.stats()
     lines.append(f"{len(rows)} sessions; accept failures {st['accept_fail']}, fifo allocation failures "

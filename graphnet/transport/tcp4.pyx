@@ -787,7 +787,9 @@ cdef uint32_t gn_tcp4_run_timers(gn_tcp4_main_t* tm, uint64_t now_ns) noexcept n
                 gn_tcp_rto_expired(&tc.t, now, &a)
                 _actions(tm, tc, &a, NULL, 0, 0, now)
             elif kind == GN_TCP4_T_DELACK:
-                if tc.gflags & GN_TCP4_F_DELACK:
+                tc.gflags &= ~GN_TCP4_F_DELACK
+                gn_tcp_delack_expired(&tc.t, &a)          # an ACK only if one is still owed
+                if a.flags & GN_TCP_A_SEND_ACK:
                     tm.st.delacks += 1
                     _send_ack(tm, tc, now)
             elif kind == GN_TCP4_T_KEEPALIVE:
@@ -970,6 +972,16 @@ assert len(STAT_NAMES) * 8 == sizeof(gn_tcp4_stats_t)
 
 def _ip(v):
     return str(ipaddress.IPv4Address(v))
+
+
+def connection_line(c: dict) -> str:
+    """One connection's state and windows as one indented line."""
+    sacks = " ".join(f"{a}-{b}" for a, b in c["sack_blocks"]) or "none"
+    return (f"    tcp {c['state']} snd_una {c['snd_una']} snd_nxt {c['snd_nxt']} rcv_nxt {c['rcv_nxt']} "
+            f"snd_wnd {c['snd_wnd']} rcv_wnd {c['rcv_wnd']} cwnd {c['cwnd']} ssthresh {c['ssthresh']} "
+            f"({c['cc']}) srtt {c['srtt_us'] / 1000:.1f} ms rttvar {c['rttvar_us'] / 1000:.1f} ms "
+            f"rto {c['rto_us'] / 1000:.0f} ms in flight {c['bytes_in_flight']} retransmits {c['retransmits']} "
+            f"timeouts {c['timeouts']} sack [{sacks}] options [{', '.join(c['options'])}]")
 
 
 cdef class TcpTransport:
