@@ -706,6 +706,7 @@ cdef uint32_t gn_tcp4_rx_listen(gn_tcp4_main_t* tm, gn_buffer_t* b) noexcept nog
     if (seg.flags & GN_TCP_FLAG_ACK) and not (seg.flags & (GN_TCP_FLAG_SYN | GN_TCP_FLAG_RST)) and l.l.n_cookies_sent:
         if gn_tcp_syncookie_check(&tm.secret, lip, lport, rip, rport, &seg, now,
                                   gn_tcp_ts_offset(&tm.secret, lip, lport, rip, rport), &ck):
+            l.l.n_cookies_ok += 1
             tc = _conn_alloc(tm, lip, lport, rip, rport, seg.ack - 1)
             if tc == NULL:
                 return GN_TCP4_E_NO_CONN_MEMORY
@@ -716,6 +717,7 @@ cdef uint32_t gn_tcp4_rx_listen(gn_tcp4_main_t* tm, gn_buffer_t* b) noexcept nog
             gn_tcp_syncookie_open(&tc.t, &seg, &ck, now, tc.rx_hint, &a)
             return _actions(tm, tc, &a, b, <uint32_t>(t - gn_buffer_current(b)) + gn_tcp_header_bytes(t),
                             seg.len, now)
+        l.l.n_cookies_bad += 1
         if a.flags & GN_TCP_A_SEND_RST:
             _send_rst_for(tm, &a, ip, t)
         return GN_TCP4_E_BAD_COOKIE
