@@ -129,3 +129,83 @@ def test_syn_flood_gets_cookies_and_a_cookie_opens_a_connection(bench):
     assert [r for r in out if r[TCP].dport == 20000 + n - 1] == []            # no RST: the cookie was good
     assert bench.engine.call(t.listeners)[0]["cookies_ok"] == 1
     assert bench.engine.call(t.stats)["established"] == 1
+
+
+@pytest.fixture
+def holder(bench):
+    """An app on port 2222 that accepts and never reads: its sessions' handles."""
+    from graphnet.session.application import session_manager
+    from graphnet.session.session import parse_msgs
+    mgr = session_manager(bench.engine)
+    handles = []
+
+    def on_events(data):
+        for m in parse_msgs(data):
+            if m["event"] == "accepted":
+                handles.append(m["handle"])
+                mgr.layer.accept_reply(m["handle"], 0)
+    app = mgr.attach("holder", callback=on_events)
+    app.workers[0].listen("tcp://0.0.0.0/2222")
+    return mgr, handles
+
+
+TS = [("NOP", None), ("NOP", None), ("Timestamp", (200, 0))]
+
+
+def test_close_with_unread_data_sends_rst(bench, holder):
+    mgr, handles = holder
+    sa = handshake(bench, sport=41000)
+    del sa
+    (sa,) = bench.out("if0", [seg("S", 1000, dport=2222)])
+    bench.out("if0", [seg("A", 1001, sa[TCP].seq + 1, dport=2222, options=TS)])
+    bench.out("if0", [seg("PA", 1001, sa[TCP].seq + 1, dport=2222, payload=b"never read", options=TS)])
+    (h,) = handles
+    mgr.layer.close(h)
+    bench.run()
+    (r,) = bench.take()["if0"]
+    assert r[TCP].flags.R and r[TCP].seq == sa[TCP].seq + 1
+    assert bench.engine.call(tcp4.transport(bench.engine).stats)["unread_resets"] == 1
+
+
+def test_simultaneous_close_goes_through_closing_to_time_wait(bench, holder):
+    mgr, handles = holder
+    t = tcp4.transport(bench.engine)
+    t.configure(time_wait_ms=100)
+    (sa,) = bench.out("if0", [seg("S", 1000, dport=2222)])
+    iss = sa[TCP].seq
+    bench.out("if0", [seg("A", 1001, iss + 1, dport=2222, options=TS)])
+    (h,) = handles
+    mgr.layer.close(h)
+    bench.run()
+    (fin,) = bench.take()["if0"]
+    assert fin[TCP].flags.F and fin[TCP].seq == iss + 1
+    # our FIN crosses theirs: theirs does not ack ours
+    (a,) = bench.out("if0", [seg("FA", 1001, iss + 1, dport=2222, options=TS)])
+    assert a[TCP].ack == 1002
+    assert [c["state"] for c in bench.engine.call(t.connections)] == ["CLOSING"]
+    assert bench.out("if0", [seg("A", 1002, iss + 2, dport=2222, options=TS)]) == []
+    assert [c["state"] for c in bench.engine.call(t.connections)] == ["TIME_WAIT"]
+    bench.run(0.3)                                          # 2MSL = 100 ms here
+    assert bench.engine.call(t.connections) == []
+    assert bench.engine.call(t.stats)["time_wait_expired"] == 1
+
+
+def test_unacked_data_is_retransmitted_on_timeout(bench):
+    sa = handshake(bench)
+    out = bench.out("if0", [seg("PA", 1001, sa[TCP].seq + 1, payload=b"ping", options=TS)])
+    assert [bytes(r[TCP].payload) for r in out if len(r[TCP].payload)] == [b"ping"]
+    bench.run(1.5)                                          # no ACK from us: the RTO (1 s at first) fires
+    again = [r for r in bench.take()["if0"] if len(r[TCP].payload)]
+    assert again and bytes(again[0][TCP].payload) == b"ping" and again[0][TCP].seq == sa[TCP].seq + 1
+    st = bench.engine.call(tcp4.transport(bench.engine).stats)
+    assert st["timeouts"] >= 1 and st["retransmits"] >= 1
+
+
+def test_keepalive_probes_an_idle_connection(bench):
+    t = tcp4.transport(bench.engine)
+    t.configure(keepalive_ms=100, keepalive_intvl_ms=100)
+    sa = handshake(bench)
+    bench.run(0.35)
+    probes = [r for r in bench.take()["if0"] if r[TCP].flags == "A" and r[TCP].seq == sa[TCP].seq]
+    assert probes, "no keepalive probe (an ACK at SND.UNA - 1)"
+    assert bench.engine.call(t.stats)["keepalive_probes"] >= 1

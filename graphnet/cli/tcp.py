@@ -36,7 +36,8 @@ def show_tcp_stats(engine, args):
 
 @json_view("show tcp stats", "{segs_in, segs_out, bytes_in, bytes_out, retransmits, timeouts, fast_retransmits, "
            "active_opens, passive_opens, established, resets_sent, resets_received, closed, time_wait_expired, "
-           "delacks, window_updates, keepalive_probes, cookies_sent, no_buffers, conn_alloc_fail, connections, "
+           "delacks, window_updates, keepalive_probes, cookies_sent, no_buffers, conn_alloc_fail, unread_resets, "
+           "connections, "
            "timers_active}; {} without TCP in the graph")
 def tcp_stats_json(engine, args):
     _no_args(args, "show tcp stats")

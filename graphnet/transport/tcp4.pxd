@@ -98,6 +98,7 @@ ctypedef struct gn_tcp4_stats_t:
     uint64_t cookies_sent
     uint64_t no_buffers
     uint64_t conn_alloc_fail
+    uint64_t unread_resets                # app closes with unread rx data: RST instead of FIN
 
 ctypedef struct gn_tcp4_main_t:
     gn_session_main_t* sm

@@ -893,13 +893,21 @@ cdef int _connect(void* ctx, const gn_endpoint_t* rmt, const gn_endpoint_t* lcl,
 
 
 cdef void _close(void* ctx, uint32_t c, uint32_t thread) noexcept nogil:
-    """Graceful close: the FIN goes after the tx data (tcp4-timer sends)."""
+    """Graceful close: the FIN goes after the tx data (tcp4-timer sends).
+    A close with received data the app never read is an abort (RFC 2525
+    s.2.17, as Linux does): a RST tells the peer its data was lost."""
     cdef gn_tcp4_main_t* tm = <gn_tcp4_main_t*>ctx
     cdef gn_tcp4_conn_t* tc = gn_tcp4_conn_at(tm, c)
+    cdef gn_session_t* s
     cdef gn_tcp_act_t a
     if tc == NULL:
         return
-    gn_tcp_app_close(&tc.t, &a)
+    s = _session(tm, tc)
+    if s != NULL and s.rx_fifo != NULL and gn_fifo_max_dequeue(s.rx_fifo):
+        tm.st.unread_resets += 1
+        gn_tcp_app_reset(&tc.t, &a)
+    else:
+        gn_tcp_app_close(&tc.t, &a)
     _defer(tm, tc, &a)
 
 
@@ -968,7 +976,7 @@ cdef int _format(void* ctx, uint32_t c, uint32_t thread, int verbose, char* buf,
 STAT_NAMES = ("segs_in", "segs_out", "bytes_in", "bytes_out", "retransmits", "timeouts", "fast_retransmits",
               "active_opens", "passive_opens", "established", "resets_sent", "resets_received", "closed",
               "time_wait_expired", "delacks", "window_updates", "keepalive_probes", "cookies_sent", "no_buffers",
-              "conn_alloc_fail")
+              "conn_alloc_fail", "unread_resets")
 assert len(STAT_NAMES) * 8 == sizeof(gn_tcp4_stats_t)
 
 
