@@ -40,17 +40,19 @@ STATUS (keep current: another session continues from here)
   _syn_sent, _rcv_process, _established, _reset, _output, _timer (in
   session_host.NODES); builtin echo serves streams; CLI graphnet/cli/tcp.py
   (show tcp stats / connections, set tcp cc / time-wait; show session
-  verbose) -- tests/test_tcp_real.py (kernel client over a TAP: 1 B..200 MB
-  byte-exact, RST, close either side, 300 connections, CLI),
-  tests/test_tcp_session.py
+  verbose) -- tests/test_tcp_real.py (kernel over a TAP: 1 B..200 MB
+  byte-exact, 1/5/10% loss each way with nftables, zero window, graphnet
+  client -> kernel server, RST, close either side, 1000 connections,
+  tshark, CLI), tests/test_tcp_pg.py (Scapy via pg: options, RST,
+  checksum, challenge ACKs, out of window, simultaneous close, unread
+  data RST, RTO, keepalive, SYN flood -> cookies), tests/test_tcp_session.py
   Generic session-layer hooks added for TCP: gn_transport_vft_t.stream_tx
   (session-queue requeues a stream push only when it used all its units;
   the transport owns the tx event) and GN_APP_MSG_RX_DONE accepted by
   session-queue (runs the push: window update).
-- next: graphnet client -> kernel server test (connect is written:
-  needs configure(src_ip=...) or a local address in the URI), loss tests
-  with fault-inject/nftables, zero window, SYN flood, Scapy/pg edge
-  cases, TSO super-segments on tx (tap.pyx is being split by h-io), bench
+- next: source address selection for connect (now: lcl_ip or
+  configure(src_ip=...)), loss tests through fault-inject, a 100 k SYN
+  flood, TSO super-segments on tx (tap.pyx is being split by h-io), bench
   tcp-crr / tcp-bulk (h-fault writes the kernel reference halves in
   graphnet/bench/tcp_ref.py), fault-inject CLI/startup key, delay
 
