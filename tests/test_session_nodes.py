@@ -144,3 +144,21 @@ def test_another_workers_session_is_refused(env):
     assert mt.calls() == []
     assert mgr.layer.session(h)["state"] == "ACCEPTING"
     assert eng.error_count("session-queue", "bad-msg") == 1
+
+
+def test_rx_done_runs_the_transports_push(env):
+    """The app's "I read" (RX_DONE) puts the session on the tx ring: its
+    transport's push runs (TCP sends its window update there)."""
+    eng, mgr, mt = env
+    app = mgr.attach("srv")
+    w = app.workers[0]
+    lh = w.listen("test://0.0.0.0/80")
+    (c1,) = accept_n(mt, lh, 1)
+    eng.run_until_idle()
+    (acc,) = [m for m in parse_msgs(b"".join(w.mq.dequeue_batch())) if m["event"] == "accepted"]
+    mgr.layer.accept_reply(acc["handle"])
+    mt.clear_calls()
+    assert mgr.engine_mq.enqueue(app_msg(type=68, handle=acc["handle"], wrk_index=w.index))     # GN_APP_MSG_RX_DONE
+    eng.run(0.05)
+    assert mt.calls().count(("push", c1)) == 1
+    assert eng.error_count("session-queue", "bad-msg") == 0

@@ -69,11 +69,11 @@ NEXT:
     packets' fifo headers is the next thing to try;
   - ct-throughput meets 0.5 of memcpy only with the zero-copy write/read
     (two copies: 0.44);
-  - TCP (issue 13) fills types.pxd's gn_transport_vft_t; the app's
-    "I read" message (GN_APP_MSG_RX_DONE, rx dequeue notification to the
-    transport for window updates) is defined but not handled yet
-    (builtin apps call apps/app_io.pxd gn_app_rx_done, which serves
-    cut-through);
+  - TCP (issue 13) fills gn_transport_vft_t (graphnet/transport/tcp4:
+    stream_tx, its push owns the tx event); the app's "I read" message
+    (GN_APP_MSG_RX_DONE) on a non-cut-through session runs its push
+    (graphnet/session/app_msg.pxd), where TCP sends its window update
+    (builtin apps' gn_app_rx_done serves cut-through only: they kick tx);
   - apps in other processes (issue 14): app-ct-throughput is 0.4-0.8x a
     Unix socket (target 3x) and app-udp-rr 0.4-0.8x the kernel (target
     1x): move the app side's per-call path to Cython (a cdef socket over
