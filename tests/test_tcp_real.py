@@ -429,3 +429,33 @@ def test_tshark_decodes_the_handshake_and_data(echo, tmp_path):
     (synack,) = fields("tcp.flags.syn == 1 && tcp.flags.ack == 1", "tcp.options.mss_val", "tcp.options.wscale.shift",
                        "tcp.options.sack_perm", "tcp.options.timestamp.tsval")
     assert synack[0] == "1460" and synack[1] == "7" and synack[2] != "" and int(synack[3]) > 0
+
+
+def test_half_close_with_a_backlog_echoes_everything(echo):
+    """The client sends 1 MB and shuts its side while much of it still
+    waits in graphnet's fifos: the echo finishes every byte before its
+    FIN (no RST for unread data), and the client reads all, then EOF."""
+    eng, ns, app = echo
+    payload = os.urandom(1 << 20)
+    s = connect(ns, timeout=30)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+
+    def send():
+        s.sendall(payload)
+        s.shutdown(socket.SHUT_WR)
+    th = threading.Thread(target=send)
+    th.start()
+    th.join(2.0)                                 # all sent and shut before we read: graphnet's fifos are full
+    time.sleep(0.3)
+    got = bytearray()
+    try:
+        while True:
+            b = s.recv(1 << 16)
+            if not b:
+                break
+            got += b
+    finally:
+        th.join()
+        s.close()
+    assert hashlib.sha256(got).digest() == hashlib.sha256(payload).digest()
+    assert stats(eng)["unread_resets"] == 0

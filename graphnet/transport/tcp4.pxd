@@ -40,6 +40,7 @@ cdef enum:
     GN_TCP4_E_ACCEPT_FAILED = GN_TCP_N_ERRORS + 4 # no session for an established connection (RST sent)
     GN_TCP4_E_RX_FIFO = GN_TCP_N_ERRORS + 5       # in-window data not stored: the fifo refused it
     GN_TCP4_E_STATE_N = GN_TCP_N_ERRORS + 6
+    GN_TCP4_COUNT_ONLY = 0x10000                  # or'ed into a row: count it, the segment was used
 
 cdef enum:
     GN_TCP4_KIND_CONN = 0                 # gn_tcp4_state_dispatch: segments of a connection

@@ -52,7 +52,7 @@ from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_FRAME_SIZE, GN_TX
                                    GN_BUFFER_F_NEXT_PRESENT, gn_buffer_current)
 from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_main_alloc, gn_main_free,
                                  gn_enqueue_to_single_next, gn_node_set_interrupt_pending,
-                                 gn_node_schedule_interrupt)
+                                 gn_node_schedule_interrupt, gn_node_increment_error)
 from graphnet.vlib.timer cimport (gn_timer_wheel_init, gn_timer_wheel_free, gn_timer_sync, gn_timer_start,
                                   gn_timer_stop, gn_timer_expire, gn_timer_ns_until_next, GN_TIMER_NONE)
 from graphnet.wire.ip4 cimport gn_ip4_header_bytes, gn_ip4_total_length, gn_ip4_src, gn_ip4_dst
@@ -618,6 +618,8 @@ cdef uint32_t gn_tcp4_rx(gn_tcp4_main_t* tm, gn_buffer_t* b, uint32_t conn_index
     err = _actions(tm, tc, &a, b, hl, seg.len, now)
     if err:
         return err
+    if a.error and not (a.flags & GN_TCP_A_DROP):
+        return a.error | GN_TCP4_COUNT_ONLY          # used, but trimmed or not answered: counted
     return a.error if (a.flags & GN_TCP_A_DROP) else 0
 
 
@@ -733,7 +735,9 @@ cdef uint32_t gn_tcp4_state_dispatch(gn_main_t* vm, gn_node_runtime_t* node, gn_
     """tcp4-established / -syn-sent / -rcv-process (kind CONN), tcp4-listen
     (LISTEN), tcp4-reset (CLOSED): each segment through the state machine;
     segments out to the node's arc 0 (tcp4-output); the received buffers
-    freed (data copied) or dropped with the reason."""
+    freed (data copied) or dropped with the reason; a segment used but
+    trimmed (rx-window) or not answered (challenge-limit) is counted
+    under its reason and freed."""
     cdef gn_tcp4_main_t* tm = <gn_tcp4_main_t*>node.runtime_data
     cdef uint32_t drops[GN_FRAME_SIZE]
     cdef uint32_t done[GN_FRAME_SIZE]
@@ -748,7 +752,11 @@ cdef uint32_t gn_tcp4_state_dispatch(gn_main_t* vm, gn_node_runtime_t* node, gn_
             err = gn_tcp4_rx_listen(tm, b)
         else:
             err = gn_tcp4_rx_closed(tm, b)
-        if err:
+        if err & GN_TCP4_COUNT_ONLY:
+            gn_node_increment_error(vm, node, err & ~GN_TCP4_COUNT_ONLY, 1)
+            done[n_done] = frame.buffers[i]
+            n_done += 1
+        elif err:
             b.error = <uint16_t>(node.error_base + err)
             drops[n_drop] = frame.buffers[i]
             n_drop += 1
