@@ -128,10 +128,15 @@ class AppWorker:
         self.layer.send_now(self.index, "unlisten-reply", arg=0)
 
     def connect(self, uri: str, opaque: int = 0, lcl_ip: int = 0) -> int:
-        """Start a connect (from lcl_ip, host order; 0: unspecified); the
-        CONNECTED event follows. Returns the half-open handle."""
+        """Start a connect (from lcl_ip, host order; 0: the address of the
+        interface the FIB routes the peer through, as the kernel picks
+        it); the CONNECTED event follows. Returns the half-open handle."""
         proto, ip, port = parse_uri(uri)
-        return self.layer.connect(self.index, proto, ip, port, opaque, lcl_ip, 0, SCOPES.index(self.app.options.scope))
+        scope = SCOPES.index(self.app.options.scope)
+        ct = scope != 0 and self.layer.lookup_local_listener(proto, ip, port) is not None
+        if not lcl_ip and not ct:
+            lcl_ip = self.app.manager.source_for(ip)
+        return self.layer.connect(self.index, proto, ip, port, opaque, lcl_ip, 0, scope)
 
     def half_opens(self) -> list:
         return [h for h in self.layer.handles()
@@ -252,6 +257,24 @@ class SessionManager:
     def _segment_full(self, app_index: int, wrk_index: int, need: int) -> bool:
         app = self.apps.get(app_index)
         return app is not None and app.segment_full(need)
+
+    def source_for(self, dst: int) -> int:
+        """The local address (host order) for talking to dst: the address
+        of the interface the FIB's route to dst leaves by that suits dst
+        best (graphnet.fib.ip4_address.source_for); 0 when the graph has
+        no FIB, no route or no address."""
+        engine = self._engine() if self._engine is not None else None
+        if engine is None or "ip4-lookup" not in getattr(engine, "registrations", {}):
+            return 0
+        from graphnet.fib.ip4_address import ip4_addresses
+        from graphnet.fib.ip4_fib import ip4_fib
+        import ipaddress
+        peer = str(ipaddress.IPv4Address(dst))
+        sw = ip4_fib(engine).lookup(peer).get("sw_if_index")
+        if sw is None:
+            return 0
+        src = ip4_addresses(engine).source_for(sw, peer)
+        return int(ipaddress.IPv4Address(src)) if src else 0
 
     def attach(self, name: str, callback: Optional[Callable] = None, **options) -> Application:
         """Attach an app; worker 0 is made at once."""
