@@ -50,9 +50,10 @@ STATUS (keep current: another session continues from here)
   (session-queue requeues a stream push only when it used all its units;
   the transport owns the tx event) and GN_APP_MSG_RX_DONE accepted by
   session-queue (runs the push: window update).
-- next: source address selection for connect (now: lcl_ip or
-  configure(src_ip=...)), loss tests through fault-inject, a 100 k SYN
-  flood, TSO super-segments on tx (tap.pyx is being split by h-io), bench
+  A connect with no local address takes the one of the interface the
+  FIB routes the peer through (SessionManager.source_for).
+- next: loss tests through fault-inject, a 100 k SYN flood, TSO
+  super-segments on tx (tap.pyx is being split by h-io), bench
   tcp-crr / tcp-bulk (h-fault writes the kernel reference halves in
   graphnet/bench/tcp_ref.py), fault-inject CLI/startup key, delay
 
