@@ -25,11 +25,10 @@ STATUS (keep current: another session continues from here)
   SipHash in the ISN, window scale and SACK in the TSval's low 5 bits;
   validation, the connection opened from the final ACK; listener backlog
   policy accept/cookie/drop) -- tests/test_tcp_syncookie.py
-- partly built+tested: graphnet/nodes/fault_inject.pyx (drop, corrupt,
-  duplicate incl. chains, reorder; per interface and direction; seeded;
-  counted) -- tests/test_fault_inject.py. Not yet: delay, the CLI command
-  `set fault-inject <if> rx|tx drop 5% ...` (parse_faults is ready) and
-  the startup key (both need graphnet/cli and graphnet/config edits)
+- built+tested (h-fault): graphnet/nodes/fault_inject.pyx (drop, corrupt,
+  duplicate incl. chains, reorder, delay; per interface and direction;
+  seeded; counted; CLI `set fault-inject`, startup key) --
+  tests/test_fault_inject.py
 - built+tested (h-tcp2): the graph glue. graphnet/transport/tcp4.pyx/.pxd
   (gn_tcp4_conn_t = {gn_transport_connection_t, gn_tcp_conn_t, ...}, one
   pool, 5-tuple open-addressing table, listeners with backlog/cookies,
@@ -52,10 +51,11 @@ STATUS (keep current: another session continues from here)
   session-queue (runs the push: window update).
   A connect with no local address takes the one of the interface the
   FIB routes the peer through (SessionManager.source_for).
-- next: loss tests through fault-inject, a 100 k SYN flood, TSO
-  super-segments on tx (tap.pyx is being split by h-io), bench
-  tcp-crr / tcp-bulk (h-fault writes the kernel reference halves in
-  graphnet/bench/tcp_ref.py), fault-inject CLI/startup key, delay
+- next: loss tests through fault-inject (the kernel tests use nftables),
+  a 100 k SYN flood, TSO super-segments on tx (io/tap.pyx is being split
+  by h-io), graphnet's rows of bench tcp-bulk / tcp-crr / tcp-lossy (the
+  kernel references are in graphnet/bench/tcp_ref.py: plug graphnet's
+  side in there)
 
 What the glue will call (tcp4-* nodes, session layer), per segment:
   parse:   gn_tcp_seg_parse(tcp, len, &seg) -> wire error row or OK
