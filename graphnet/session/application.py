@@ -134,6 +134,9 @@ class AppWorker:
         proto, ip, port = parse_uri(uri)
         scope = SCOPES.index(self.app.options.scope)
         ct = scope != 0 and self.layer.lookup_local_listener(proto, ip, port) is not None
+        if not ct and t is not None and proto == PROTOS["tcp"] and ip >> 24 == 127:
+            # loopback never leaves the engine: with no local listener the kernel's answer is a RST
+            raise SessionError(f"tcp connect to {ipaddress.IPv4Address(ip)}:{port} refused: no local listener")
         if not lcl_ip and not ct:
             lcl_ip = self.app.manager.source_for(ip)
         return self.layer.connect(self.index, proto, ip, port, opaque, lcl_ip, 0, scope)
