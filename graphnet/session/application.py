@@ -134,7 +134,8 @@ class AppWorker:
         proto, ip, port = parse_uri(uri)
         scope = SCOPES.index(self.app.options.scope)
         ct = scope != 0 and self.layer.lookup_local_listener(proto, ip, port) is not None
-        if not ct and t is not None and proto == PROTOS["tcp"] and ip >> 24 == 127:
+        if not ct and self.app.manager.transports.get(proto) is not None and proto == PROTOS["tcp"] \
+                and ip >> 24 == 127:
             # loopback never leaves the engine: with no local listener the kernel's answer is a RST
             raise SessionError(f"tcp connect to {ipaddress.IPv4Address(ip)}:{port} refused: no local listener")
         if not lcl_ip and not ct:
