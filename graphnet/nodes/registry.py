@@ -157,19 +157,5 @@ def nodes(*features: str) -> tuple:
 
 
 def all_nodes() -> list:
-    """[(module, registration)] of every registered module's NODES. A
-    registration that an aggregate module re-exports (session_host lists
-    the tcp4-* modules' nodes) appears once, with the most specific module
-    (the one listing the fewest nodes): its docstring describes the node."""
-    best = {}
-    for m in modules():
-        for n in m.NODES:
-            if id(n) not in best or len(m.NODES) < len(best[id(n)][0].NODES):
-                best[id(n)] = (m, n)
-    seen, out = set(), []
-    for m in modules():
-        for n in m.NODES:
-            if id(n) not in seen and best[id(n)][0] is m:
-                seen.add(id(n))
-                out.append((m, n))
-    return out
+    """[(module, registration)] of every registered module's NODES."""
+    return [(m, n) for m in modules() for n in m.NODES]
