@@ -28,28 +28,11 @@ def start(engine, kind, uri, name=None, **options):
     return getattr(importlib.import_module(module), fn)(engine, uri, name, **options)
 
 
-def source_ip(engine, ip: int) -> int:
-    """The local address a connect to ip (host order) sends from: the
-    address of the interface the FIB picks (0 if none)."""
-    import ipaddress
-    from graphnet.fib.ip4_address import ip4_addresses
-    from graphnet.fib.ip4_fib import ip4_fib
-    peer = str(ipaddress.IPv4Address(ip))
-    try:
-        r = ip4_fib(engine).lookup(peer)
-        if r.get("type") == "local":
-            return ip
-        src = ip4_addresses(engine).source_for(engine.interfaces.names[r["sw_if_index"]], peer)
-    except (KeyError, IndexError, ValueError, LookupError):
-        return 0
-    return int(ipaddress.IPv4Address(src)) if src else 0
-
-
 def start_builtin(engine, uri, name, make, action, options):
     """Attach app `name` whose callback is make(layer).callback(); listen on
     or connect to `uri` (action); returns the app. Runs in the engine's loop."""
-    from graphnet.session.application import session_manager, parse_uri, SCOPES
-    proto, ip, port = parse_uri(uri)                 # a clear error before anything is made
+    from graphnet.session.application import session_manager, parse_uri
+    parse_uri(uri)                                   # a clear error before anything is made
     engine.build()
 
     def go():
@@ -61,8 +44,7 @@ def start_builtin(engine, uri, name, make, action, options):
             if action == "listen":
                 w.listen(uri)
             else:
-                local = app.options.scope != "global" and mgr.layer.lookup_local_listener(proto, ip, port) is not None
-                w.connect(uri, 0, 0 if local else source_ip(engine, ip))
+                w.connect(uri, 0)                    # the source address as the kernel picks it
         except BaseException:
             app.detach()
             raise

@@ -263,10 +263,11 @@ class SessionManager:
         return app is not None and app.segment_full(need)
 
     def source_for(self, dst: int) -> int:
-        """The local address (host order) for talking to dst: the address
-        of the interface the FIB's route to dst leaves by that suits dst
-        best (graphnet.fib.ip4_address.source_for); 0 when the graph has
-        no FIB, no route or no address."""
+        """The local address (host order) for talking to dst, as the kernel
+        picks it: dst itself when it is one of ours (a local route), else
+        the address of the interface the FIB's route to dst leaves by that
+        suits dst best (graphnet.fib.ip4_address.source_for); 0 when the
+        graph has no FIB, no route or no address."""
         engine = self._engine() if self._engine is not None else None
         if engine is None or "ip4-lookup" not in getattr(engine, "registrations", {}):
             return 0
@@ -274,7 +275,10 @@ class SessionManager:
         from graphnet.fib.ip4_fib import ip4_fib
         import ipaddress
         peer = str(ipaddress.IPv4Address(dst))
-        sw = ip4_fib(engine).lookup(peer).get("sw_if_index")
+        route = ip4_fib(engine).lookup(peer)
+        if route.get("type") == "local":
+            return dst
+        sw = route.get("sw_if_index")
         if sw is None:
             return 0
         src = ip4_addresses(engine).source_for(sw, peer)

@@ -422,7 +422,7 @@ class AttachServer:
             raise AttachError("connect: opaque must be a u32", errno.EINVAL)
         uri = self._field(msg, "uri", str)
         try:
-            return {"handle": w.connect(uri, opaque=opaque, lcl_ip=source_address(self.engine, uri))}, ()
+            return {"handle": w.connect(uri, opaque=opaque)}, ()
         except SessionError as e:
             raise AttachError(f"connect to {uri}: {e}", _errno_of(e)) from None
 
@@ -477,27 +477,6 @@ class AttachServer:
     def client_rows(self) -> list[dict]:
         return [{"pid": c.pid, "uid": c.uid, "app": c.app.name if c.app else None, "workers": sorted(c.workers)}
                 for c in list(self.clients.values())]
-
-
-def source_address(engine, uri: str) -> int:
-    """The local address for a connect to uri (host order): the
-    destination itself when it is one of the engine's addresses, else the
-    engine's address on the destination's subnet, else its first address,
-    else 0 (unspecified)."""
-    import ipaddress
-    from graphnet.session.application import parse_uri
-    try:
-        from graphnet.fib.ip4_address import ip4_addresses
-        table = ip4_addresses(engine).all()
-    except Exception:
-        return 0
-    _, dst, _ = parse_uri(uri)
-    ifs = [ipaddress.IPv4Interface(c) for cidrs in table.values() for c in cidrs]
-    for want in (lambda i: int(i.ip) == dst, lambda i: ipaddress.IPv4Address(dst) in i.network, lambda i: True):
-        for i in ifs:
-            if want(i):
-                return int(i.ip)
-    return 0
 
 
 def _errno_of(e: Exception) -> int:
