@@ -22,6 +22,7 @@ from scapy.packet import Raw
 
 from graphnet.testing.helpers import examples
 from graphnet.testing.ip4 import CaptureInterface
+from graphnet.testing.packets import inet_checksum
 from graphnet.fib.ip4_fib import ADJ_INDEX_SPECIAL, SPECIAL_PREFIXES, Ip4Fib, ip4_fib, parse_prefix
 from graphnet.fib.mtrie import Mtrie
 from graphnet.io.capture import Capture
@@ -589,10 +590,7 @@ def _good_ip(**kw):
 def _set_csum(h: bytearray) -> bytes:
     h[10:12] = b"\x00\x00"
     hl = (h[0] & 0xf) * 4
-    s = sum(struct.unpack(f"!{hl // 2}H", bytes(h[:hl])))
-    while s >> 16:
-        s = (s & 0xffff) + (s >> 16)
-    h[10:12] = struct.pack("!H", ~s & 0xffff)
+    h[10:12] = struct.pack("!H", inet_checksum(bytes(h[:hl])))
     return bytes(h)
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from graphnet.fuzz import runner
 from graphnet.fuzz.gen import FAMILIES
+from graphnet.wire.inet import inet_sum
 from graphnet.vlib.buffer import BufferCache
 
 SHORT = int(os.environ.get("GRAPHNET_FUZZ_FRAMES", "20000"))
@@ -75,7 +76,7 @@ def _ip_checksum_ok(frame):
     hlen = (ip[0] & 15) * 4
     if hlen < 20 or len(ip) < hlen:
         return None
-    return runner._csum(ip[:hlen]) == 0xffff
+    return inet_sum(ip[:hlen]) == 0xffff
 
 
 @pytest.mark.parametrize("family", ["ip4", "icmp", "udp", "frag"])

@@ -8,6 +8,7 @@ from scapy.packet import Raw
 
 from graphnet.nodes import ip4_host
 from graphnet.testing.ip4 import HostBench, mac_of
+from graphnet.testing.packets import checksums_ok
 
 PEER = "02:00:00:00:aa:01"
 PEER1 = "02:00:00:00:bb:01"
@@ -23,18 +24,6 @@ def bench(engine_factory):
     b.neighbors.add("if1", "10.1.0.2", PEER1, static=True)
     yield b
     b.check_accounting()
-
-
-def checksums_ok(p):
-    """Scapy recomputes IP and ICMP/UDP checksums: they must match."""
-    raw = bytes(p[IP])
-    q = IP(raw)
-    del q.chksum
-    if ICMP in q:
-        del q[ICMP].chksum
-    if UDP in q and q[UDP].chksum != 0:
-        del q[UDP].chksum
-    return bytes(IP(bytes(q))) == raw
 
 
 def ping(dst, src="10.0.0.2", ttl=64, payload=b"abcdefgh" * 4, ident=7, seq=1, dmac=IF0, smac=PEER, **ipkw):

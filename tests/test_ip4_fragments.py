@@ -21,6 +21,7 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
 from graphnet.testing.helpers import examples
+from graphnet.testing.packets import checksums_ok
 from graphnet.nodes import ip4_reassembly
 
 HSETTINGS = settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow,
@@ -327,13 +328,6 @@ def host(engine_factory):
 
 def to_host(frags, dst_mac="02:00:00:00:00:01"):
     return [Ether(src=PEER_MAC, dst=dst_mac) / f for f in frags]
-
-
-def checksums_ok(ip_bytes):
-    q = IP(ip_bytes)
-    del q.chksum
-    del q[ICMP].chksum
-    return bytes(IP(bytes(q))) == ip_bytes
 
 
 @pytest.mark.parametrize("size,fragsize", [(1000, 400), (3000, 1480)])

@@ -330,12 +330,6 @@ class GsoBuilder(PythonNode):
         return 0
 
 
-def _csum_fold(s):
-    while s >> 16:
-        s = (s & 0xffff) + (s >> 16)
-    return s
-
-
 def test_udp_super_frame_from_graphnet_is_segmented_by_the_kernel(engine_factory, netns):
     from scapy.layers.inet import IP, UDP
     from scapy.layers.l2 import Ether
@@ -347,9 +341,10 @@ def test_udp_super_frame_from_graphnet_is_segmented_by_the_kernel(engine_factory
     udp_len = 8 + len(payload)
     # CHECKSUM_PARTIAL convention: the UDP checksum field holds the folded
     # pseudo-header sum; the kernel completes it per segment.
-    ph = sum(struct.unpack(">HHHH", bytes([10, 213, 0, 2, 10, 213, 0, 1]))) + 17 + udp_len
+    from scapy.utils import checksum
+    partial = ~checksum(bytes([10, 213, 0, 2, 10, 213, 0, 1]) + struct.pack(">HH", 17, udp_len)) & 0xffff
     frame = bytes(Ether(dst="02:aa:00:00:00:02", src="02:bb:00:00:00:02") /
-                  IP(src="10.213.0.2", dst="10.213.0.1", id=1) / UDP(sport=4000, dport=9999, chksum=_csum_fold(ph)) /
+                  IP(src="10.213.0.2", dst="10.213.0.1", id=1) / UDP(sport=4000, dport=9999, chksum=partial) /
                   payload)
     pg = PacketGenerator(next_node="gso-builder")
     pg.add_stream(Stream("one", [b"\0" * 60], count=1, fix_checksums=False))

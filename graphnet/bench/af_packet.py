@@ -52,43 +52,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-import struct
 import subprocess
 import sys
 import time
-import uuid
 from typing import Iterator
 
-from graphnet.bench.core import register
+from graphnet.bench.core import frame64, register
 from graphnet.io import host
 
 RING_FRAMES = 16384          # 32 MiB of ring: 256 blocks of 128 KiB, ~220k 64-byte frames
 BLOCK_SIZE = 1 << 17
 DEFAULT_DRAIN = 100_000     # the ring above holds ~126k 64-byte frames (~264 bytes each)
-
-
-def frame64() -> bytes:
-    """A 64-byte Ethernet/IPv4/UDP frame to an address nobody has."""
-    ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 50, 1, 0, 64, 17, 0, bytes([10, 254, 0, 1]), bytes([10, 254, 0, 2]))
-    s = sum(struct.unpack(">10H", ip))
-    s = (s & 0xffff) + (s >> 16)
-    ip = ip[:10] + struct.pack(">H", ~s & 0xffff) + ip[12:]
-    udp = struct.pack(">HHHH", 1024, 1024, 30, 0) + bytes(22)
-    return bytes.fromhex("02fe00000002") + bytes.fromhex("02fe00000001") + b"\x08\x00" + ip + udp
-
-
-@contextlib.contextmanager
-def veth_pair() -> Iterator[tuple]:
-    """(ns_a, if_a, ns_b, if_b): a veth pair between two fresh namespaces."""
-    tag = uuid.uuid4().hex[:6]
-    with host.temporary_netns("gn-bench") as a, host.temporary_netns("gn-bench") as b:
-        ia, ib = f"gnba{tag}", f"gnbb{tag}"
-        host.create_veth(ia, ib, netns=a, peer_netns=b)
-        for ns, i in ((a, ia), (b, ib)):
-            host.set_link(i, ns, up=True)
-            subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-qw", f"net.ipv6.conf.{i}.disable_ipv6=1"],
-                           capture_output=True)
-        yield a, ia, b, ib
 
 
 def _tx_packets(ns, ifname) -> int:
@@ -198,7 +172,8 @@ def bench_af_packet_rx(opts) -> Iterator[dict]:
     stream_cases = ("raw-busy", "graphnet-polling", "raw-poll", "graphnet-interrupt")
     against = {"graphnet-polling": "raw-busy", "graphnet-interrupt": "raw-poll"}
     best: dict = {}
-    with veth_pair() as (a, ia, b, ib):
+    with host.veth_pair("gn-bench") as p:
+        a, ia, b, ib = p.ns_a, p.veth_a, p.ns_b, p.veth_b
         # --- stream: a generator on the other CPU, flat out, for the whole phase
         duration = rounds * len(stream_cases) * (seconds + 1.0) + 5.0
         code = ("import os,sys\n"

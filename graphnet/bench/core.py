@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterator, Optional
 
+from graphnet.io.templates import build
 from graphnet.vlib.clock import cycles
 
 
@@ -137,3 +138,12 @@ def best_of(cases: dict[str, Callable[[], object]], clock: Clock, repeat: int, s
                 if on_best is not None:
                     on_best(name)
     return best, runs
+
+
+def frame64() -> bytes:
+    """The benches' 64-byte Ethernet/IPv4/UDP frame (02:fe:00:00:00:01 ->
+    02:fe:00:00:00:02, 10.254.0.1:1024 -> 10.254.0.2:1024, an address
+    nobody has), built by the pg's ``udp`` template: one frame builder for
+    benches and pg streams."""
+    return build("udp", src_mac="02:fe:00:00:00:01", dst_mac="02:fe:00:00:00:02",
+                 src="10.254.0.1", dst="10.254.0.2", sport=1024, dport=1024, size=64)

@@ -58,6 +58,7 @@ from typing import Iterator
 from graphnet.bench.core import register
 from graphnet.bench.tap import _kernel_stats
 from graphnet.io import host
+from graphnet.wire.inet import inet_checksum
 
 GN, HOST = "10.251.0.2", "10.251.0.1"
 PREFIX = 16
@@ -74,19 +75,10 @@ def _mac(m: str) -> bytes:
     return bytes.fromhex(m.replace(":", ""))
 
 
-def _csum(data: bytes) -> int:
-    if len(data) & 1:
-        data += b"\0"
-    s = sum(struct.unpack(f">{len(data) // 2}H", data))
-    while s >> 16:
-        s = (s & 0xffff) + (s >> 16)
-    return ~s & 0xffff
-
-
 def _ip(src: str, dst: str, proto: int, payload: bytes, ident: int = 0, frag: int = 0) -> bytes:
     h = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), ident & 0xffff, frag, 64, proto, 0,
                     socket.inet_aton(src), socket.inet_aton(dst))
-    return h[:10] + struct.pack(">H", _csum(h)) + h[12:] + payload
+    return h[:10] + struct.pack(">H", inet_checksum(h)) + h[12:] + payload
 
 
 def _eth(dst: str, src: str, ethertype: int, body: bytes) -> bytes:
@@ -95,7 +87,7 @@ def _eth(dst: str, src: str, ethertype: int, body: bytes) -> bytes:
 
 def _icmp_echo(seq: int, size: int = 56) -> bytes:
     body = struct.pack(">BBHHH", 8, 0, 0, ECHO_ID, seq & 0xffff) + bytes(size)
-    return body[:2] + struct.pack(">H", _csum(body)) + body[4:]
+    return body[:2] + struct.pack(">H", inet_checksum(body)) + body[4:]
 
 
 def _arp_request(sha: str, spa: str, tpa: str) -> bytes:

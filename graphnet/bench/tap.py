@@ -72,23 +72,14 @@ import threading
 import time
 from typing import Iterator
 
-from graphnet.bench.core import Clock, register
+from graphnet.bench.core import Clock, frame64, register
 from graphnet.io import host
+from graphnet.wire.inet import inet_checksum, inet_sum
 
 ETH_P_ALL = 0x0003
 SOL_PACKET = 263
 PACKET_QDISC_BYPASS = 20
 SO_RCVBUFFORCE = 33
-
-
-def _frame64() -> bytes:
-    """A 64-byte Ethernet/IPv4/UDP frame to an address nobody has."""
-    ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 50, 1, 0, 64, 17, 0, bytes([10, 254, 0, 1]), bytes([10, 254, 0, 2]))
-    s = sum(struct.unpack(">10H", ip))
-    s = (s & 0xffff) + (s >> 16)
-    ip = ip[:10] + struct.pack(">H", ~s & 0xffff) + ip[12:]
-    udp = struct.pack(">HHHH", 1024, 1024, 30, 0) + bytes(22)
-    return bytes.fromhex("02fe00000002") + bytes.fromhex("02fe00000001") + b"\x08\x00" + ip + udp
 
 
 def _ns_socket(ns, family, type_, proto=0):
@@ -163,7 +154,7 @@ def tap_rx(opts) -> Iterator[dict]:
     from graphnet.io.tap import TapDevice
     from graphnet.vlib.engine import Engine
     q = opts.packets or 20000
-    frame = _frame64()
+    frame = frame64()
     for setup, offloads in (("plain", False), ("gso", True)):
         with host.temporary_netns("gn-bench") as ns:
             name = f"gnbr{_uid()}"
@@ -220,7 +211,7 @@ def tap_tx(opts) -> Iterator[dict]:
     from graphnet.io.tap import TapDevice
     from graphnet.vlib.engine import Engine
     n = opts.packets or 100000
-    frame = _frame64()
+    frame = frame64()
     with host.temporary_netns("gn-bench") as ns:
         name = f"gnbt{_uid()}"
         eng = Engine(buffers=16384)
@@ -285,7 +276,7 @@ def tap_xconnect(opts) -> Iterator[dict]:
 def _xconnect_64(opts, setup, offloads) -> Iterator[dict]:
     from graphnet.bench import tap_raw
     q = opts.packets or 20000
-    frame = _frame64()
+    frame = frame64()
     bufsize = 12 + (65550 if offloads else 2048)     # what a raw reader of this fd must offer
     with _xconnect(offloads=offloads) as (eng, (ns_a, a, dev_a), (ns_b, b, dev_b)):
         _set_txqlen(ns_a, a, q + 4096)
@@ -460,13 +451,6 @@ def _gso_64k(opts, clock) -> Iterator[dict]:
             yield line
 
 
-def _csum16(data: bytes) -> int:
-    s = sum(struct.unpack(f">{len(data) // 2}H", data))
-    while s >> 16:
-        s = (s & 0xffff) + (s >> 16)
-    return s
-
-
 def _udp_gso_frame(dst_mac: str, src_mac: str, src: str, dst: str, dport: int, payload: int) -> bytes:
     """An Ethernet/IPv4/UDP super-frame with `payload` bytes, laid out for
     checksum offload: the UDP checksum field holds the folded pseudo-header
@@ -474,8 +458,8 @@ def _udp_gso_frame(dst_mac: str, src_mac: str, src: str, dst: str, dport: int, p
     s_ip, d_ip = socket.inet_aton(src), socket.inet_aton(dst)
     udp_len = 8 + payload
     ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + udp_len, 1, 0, 64, 17, 0, s_ip, d_ip)
-    ip = ip[:10] + struct.pack(">H", ~_csum16(ip) & 0xffff) + ip[12:]
-    pseudo = _csum16(s_ip + d_ip + struct.pack(">HH", 17, udp_len))
+    ip = ip[:10] + struct.pack(">H", inet_checksum(ip)) + ip[12:]
+    pseudo = inet_sum(s_ip + d_ip + struct.pack(">HH", 17, udp_len))
     udp = struct.pack(">HHHH", 4000, dport, udp_len, pseudo)
     mac = lambda m: bytes.fromhex(m.replace(":", ""))
     return mac(dst_mac) + mac(src_mac) + b"\x08\x00" + ip + udp + bytes(payload)

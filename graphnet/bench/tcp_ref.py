@@ -48,8 +48,6 @@ import struct
 import subprocess
 import sys
 import time
-import uuid
-from dataclasses import dataclass
 from typing import Callable, Iterator, Optional
 
 from graphnet.bench.core import register
@@ -69,16 +67,6 @@ class NotBuilt(RuntimeError):
 
 # --- the namespaces ---------------------------------------------------------------------------
 
-@dataclass
-class Pair:
-    ns_a: str           # the sender / client side
-    ns_b: str           # the receiver / server side
-    veth_a: str
-    veth_b: str
-    addr_a: str = ADDR_A
-    addr_b: str = ADDR_B
-
-
 def _sh(ns: str, script: str) -> None:
     from graphnet.io import host
     r = host.run_in_netns(ns, ["sh", "-c", script], capture_output=True, text=True, timeout=10)
@@ -87,27 +75,17 @@ def _sh(ns: str, script: str) -> None:
 
 
 @contextlib.contextmanager
-def veth_pair(prefix: str = "gn-tref") -> Iterator[Pair]:
-    """Two fresh namespaces joined by a veth pair, addressed, up; removed
-    (with the veth) on exit, also on error or interrupt."""
+def veth_pair(prefix: str = "gn-tref"):
+    """``host.veth_pair`` addressed ADDR_A (ns_a: the sender / client side)
+    and ADDR_B (ns_b: the receiver / server side), tuned for many short
+    connections from one client; removed on exit, also on error or
+    interrupt."""
     from graphnet.io import host
-    u = uuid.uuid4().hex[:8]
-    p = Pair(f"{prefix}-a-{u}", f"{prefix}-b-{u}", f"gtr{u}a", f"gtr{u}b")
-    try:
-        host.create_netns(p.ns_a)
-        host.create_netns(p.ns_b)
-        host.create_veth(p.veth_a, p.veth_b, netns=p.ns_a, peer_netns=p.ns_b)
-        for ns, veth, addr in ((p.ns_a, p.veth_a, p.addr_a), (p.ns_b, p.veth_b, p.addr_b)):
-            host.add_address(veth, f"{addr}/{PREFIX}", netns=ns)
-            host.set_link(veth, netns=ns, up=True)
-            host.set_link("lo", netns=ns, up=True)
+    with host.veth_pair(prefix, (f"{ADDR_A}/{PREFIX}", f"{ADDR_B}/{PREFIX}")) as p:
         # many short connections from one client: TIME_WAIT ports reused, a wide port range
         _sh(p.ns_a, "echo 1 > /proc/sys/net/ipv4/tcp_tw_reuse; "
                     "echo '1024 65535' > /proc/sys/net/ipv4/ip_local_port_range")
         yield p
-    finally:
-        host.delete_netns(p.ns_a)
-        host.delete_netns(p.ns_b)
 
 
 def need_nft() -> str:

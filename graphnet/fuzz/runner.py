@@ -82,6 +82,7 @@ import time
 from typing import Optional
 
 from graphnet.fuzz.gen import FAMILIES, FuzzInput
+from graphnet.wire.inet import inet_sum
 
 ADDRESSES = ("10.10.0.2/16", "10.20.0.1/24", "10.60.0.1/24")
 MACS = ("02:00:00:00:00:01", "02:00:00:00:00:02", "02:00:00:00:00:03")
@@ -197,15 +198,6 @@ def ledger(g: FuzzGraph, a: dict, b: dict) -> dict:
 
 # --- what goes out -------------------------------------------------------------------
 
-def _csum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while s >> 16:
-        s = (s & 0xffff) + (s >> 16)
-    return s
-
-
 OURS = tuple(ipaddress.IPv4Interface(a).ip.packed for a in ADDRESSES)
 
 
@@ -233,16 +225,16 @@ def check_output(frame: bytes, mac: bytes, mtu: int = 1500) -> Optional[str]:
         return f"{total}-byte datagram on a {mtu}-byte MTU"
     if body[8] == 0:
         return "TTL 0"
-    if _csum(body[:hlen]) != 0xffff:
+    if inet_sum(body[:hlen]) != 0xffff:
         return "IPv4 header checksum"
     if struct.unpack_from("!H", body, 6)[0] & 0x3fff or body[8] != 64 or body[12:16] not in OURS:
         return None                                 # forwarded, or a fragment (its L4 checksum spans the datagram)
     l4 = body[hlen:total]
-    if body[9] == 1 and len(l4) >= 4 and _csum(l4) != 0xffff:
+    if body[9] == 1 and len(l4) >= 4 and inet_sum(l4) != 0xffff:
         return f"ICMP checksum (type {l4[0]})"
     if body[9] == 17 and len(l4) >= 8 and struct.unpack_from("!H", l4, 6)[0]:
         pseudo = body[12:20] + struct.pack("!HH", 17, len(l4))
-        if _csum(pseudo + l4) != 0xffff:
+        if inet_sum(pseudo + l4) != 0xffff:
             return "UDP checksum"
     return None
 

@@ -5,7 +5,8 @@ Everything here acts on the kernel and needs CAP_NET_ADMIN (root). Names
 are checked by the kernel; errors come back as HostError with the
 operation and the kernel's message. ``Namespace`` objects created with
 ``create_netns`` are removed by ``delete_netns`` (or by the context manager
-``temporary_netns``), taking their links with them.
+``temporary_netns``), taking their links with them; ``veth_pair`` makes
+two such namespaces joined by a veth pair (benches, tests).
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import contextlib
 import os
 import subprocess
 import uuid
+from dataclasses import dataclass
 from typing import Iterator, Optional
 
 from pyroute2 import IPRoute, NetNS, netns as _netns
@@ -97,6 +99,39 @@ def temporary_netns(prefix: str = "gn-test") -> Iterator[str]:
         yield name
     finally:
         delete_netns(name)
+
+
+@dataclass(frozen=True)
+class VethPair:
+    """Two namespaces joined by a veth pair: end veth_a in ns_a, veth_b in
+    ns_b; addr_a/addr_b their IPv4 addresses (no prefix length), or None."""
+    ns_a: str
+    veth_a: str
+    ns_b: str
+    veth_b: str
+    addr_a: Optional[str] = None
+    addr_b: Optional[str] = None
+
+
+@contextlib.contextmanager
+def veth_pair(prefix: str = "gn-veth", addresses: Optional[tuple[str, str]] = None) -> Iterator[VethPair]:
+    """Two fresh namespaces (unique names from prefix) joined by a veth
+    pair, both ends and lo up, IPv6 off on the veth (no router
+    solicitations in a measurement); ``addresses``, two CIDRs, go on the
+    ends a and b. Both namespaces (and so the veth) are removed on exit,
+    also on error or interrupt."""
+    tag = uuid.uuid4().hex[:8]
+    ifs = (f"gnv{tag}a", f"gnv{tag}b")
+    with temporary_netns(prefix) as a, temporary_netns(prefix) as b:
+        create_veth(ifs[0], ifs[1], netns=a, peer_netns=b)
+        for i, (ns, ifname) in enumerate(((a, ifs[0]), (b, ifs[1]))):
+            if addresses is not None:
+                add_address(ifname, addresses[i], netns=ns)
+            set_link(ifname, netns=ns, up=True)
+            set_link("lo", netns=ns, up=True)
+            run_in_netns(ns, ["sysctl", "-qw", f"net.ipv6.conf.{ifname}.disable_ipv6=1"], capture_output=True)
+        addr = [c.split("/")[0] for c in addresses] if addresses is not None else [None, None]
+        yield VethPair(a, ifs[0], b, ifs[1], addr[0], addr[1])
 
 
 def link_index(ifname: str, netns: Optional[str] = None) -> Optional[int]:

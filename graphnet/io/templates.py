@@ -5,12 +5,15 @@ correct IPv4 and L4 checksums, so the field offsets of
 ``graphnet.io.pg.ETHERNET_IP4_FIELDS`` (``ip4.src`` at 26, ``udp.sport`` at
 34, ...) hold for every template. ``size`` is the frame length without the
 FCS (as in VPP's pg); the payload is zero bytes up to it. Plain bytes, no
-Scapy, so a config can be checked without importing it.
+Scapy, so a config can be checked without importing it; benches build
+their frames here too (``graphnet.bench.core.frame64``).
 """
 from __future__ import annotations
 
 import ipaddress
 import struct
+
+from graphnet.wire.inet import inet_checksum as _csum
 
 TEMPLATES = ("udp", "tcp", "icmp")
 FIELDS = ("src_mac", "dst_mac", "src", "dst", "sport", "dport", "ttl", "size")
@@ -18,15 +21,6 @@ DEFAULTS = {"src_mac": "02:00:00:00:00:01", "dst_mac": "02:00:00:00:00:02",
             "src": "10.0.0.1", "dst": "10.0.0.2", "sport": 1024, "dport": 9, "ttl": 64, "size": 64}
 HEADER_BYTES = {"udp": 14 + 20 + 8, "tcp": 14 + 20 + 20, "icmp": 14 + 20 + 8}
 MAX_SIZE = 2048
-
-
-def _csum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while s >> 16:
-        s = (s & 0xffff) + (s >> 16)
-    return ~s & 0xffff
 
 
 def mac_bytes(text: str) -> bytes:

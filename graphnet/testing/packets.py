@@ -16,14 +16,25 @@ def udp_packet(src: str = "10.0.0.1", dst: str = "10.0.0.2", sport: int = 1234, 
             / UDP(sport=sport, dport=dport) / Raw(payload))
 
 
-def inet_checksum(data: bytes, initial: int = 0) -> int:
-    """RFC 1071 ones-complement checksum of data (plus a partial sum)."""
-    if len(data) % 2:
-        data += b"\0"
-    total = initial + sum(int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2))
-    while total >> 16:
-        total = (total & 0xffff) + (total >> 16)
-    return ~total & 0xffff
+def inet_checksum(data: bytes) -> int:
+    """RFC 1071 checksum of data, by Scapy (an oracle independent of
+    graphnet's own ``graphnet.wire.inet``)."""
+    from scapy.utils import checksum
+    return checksum(bytes(data))
+
+
+def checksums_ok(p) -> bool:
+    """Scapy recomputes the IPv4 header checksum and the ICMP/UDP one (a
+    zero UDP checksum means none) of p's IP layer: they must match."""
+    from scapy.layers.inet import ICMP, IP, UDP
+    raw = bytes(p[IP]) if not isinstance(p, (bytes, bytearray)) else bytes(p)
+    q = IP(raw)
+    del q.chksum
+    if ICMP in q:
+        del q[ICMP].chksum
+    if UDP in q and q[UDP].chksum != 0:
+        del q[UDP].chksum
+    return bytes(IP(bytes(q))) == raw
 
 
 def udp_packets(n: int, **kw) -> list:
