@@ -16,7 +16,6 @@ Every engine is closed and leak-checked by the engine_factory fixture.
 """
 import socket
 import struct
-import uuid
 
 import pytest
 
@@ -25,7 +24,7 @@ from graphnet.io import host
 from graphnet.io.capture import Capture
 from graphnet.io.pg import PacketGenerator, Stream
 from graphnet.testing import helpers
-from graphnet.testing.helpers import SetTx, wait_for
+from graphnet.testing.helpers import SetTx, wait_for, unique_ifname as ifname
 
 pytestmark = pytest.mark.privileged
 
@@ -33,26 +32,10 @@ MARK_TYPE = 0x88b5
 IFF_LOWER_UP = 0x10000
 
 
-def ifname(prefix="gns"):
-    return f"{prefix}{uuid.uuid4().hex[:7]}"
-
-
-def quiet_netns(prefix="gn-adm"):
-    """A namespace in which the kernel sends nothing unasked (no IPv6)."""
-    ns = host.temporary_netns(prefix)
-    name = ns.__enter__()
-    for conf in ("all", "default"):
-        host.run_in_netns(name, ["sysctl", "-qw", f"net.ipv6.conf.{conf}.disable_ipv6=1"], check=True)
-    return ns, name
-
-
 @pytest.fixture
-def netns():
-    cm, name = quiet_netns()
-    try:
-        yield name
-    finally:
-        cm.__exit__(None, None, None)
+def netns(quiet_netns):
+    """The plugin's quiet_netns: these tests count what the kernel sends."""
+    return quiet_netns
 
 
 def packet_socket(ns, name):
@@ -245,51 +228,42 @@ def test_retry_queue_is_dropped_when_the_interface_goes_down(engine_factory):
 
 # --- AF_PACKET: graphnet leaves the kernel link alone ------------------------------------------
 
-def test_af_packet_down_stops_rx_and_tx_and_leaves_the_kernel_link_up(engine_factory):
+def test_af_packet_down_stops_rx_and_tx_and_leaves_the_kernel_link_up(engine_factory, veth):
     from graphnet.io.af_packet import AfPacketDevice
-    cm_a, a = quiet_netns("gn-adm")
-    cm_b, b = quiet_netns("gn-adm")
+    a, a_if, b, b_if = veth.ns_a, veth.veth_a, veth.ns_b, veth.veth_b
+    eng = engine_factory()
+    cap = Capture()
+    dev = AfPacketDevice(eng, a_if, netns=a, next_node="capture")
+    direct = PacketGenerator(name="pg-direct", next_node=dev.output_node)
+    routed = PacketGenerator(name="pg-routed", next_node="set-tx")
+    eng.add([cap, dev, direct, routed, SetTx(eng, dev.sw_if_index)])
+    eng.start()
+    peer = packet_socket(b, b_if)
     try:
-        a_if, b_if = ifname("gnva"), ifname("gnvb")
-        host.create_veth(a_if, b_if, netns=a, peer_netns=b)
-        host.set_link(a_if, a, up=True)
-        host.set_link(b_if, b, up=True)
-        eng = engine_factory()
-        cap = Capture()
-        dev = AfPacketDevice(eng, a_if, netns=a, next_node="capture")
-        direct = PacketGenerator(name="pg-direct", next_node=dev.output_node)
-        routed = PacketGenerator(name="pg-routed", next_node="set-tx")
-        eng.add([cap, dev, direct, routed, SetTx(eng, dev.sw_if_index)])
-        eng.start()
-        peer = packet_socket(b, b_if)
-        try:
-            assert wait_for(lambda: carrier_is(a, a_if, True), timeout=3)
-            execute(eng, f"set interface state {dev.name} down")
-            for i in range(10):
-                peer.send(marked_frame(i))
-            assert wait_for(lambda: eng.error_count(dev.input_node, "interface-down") >= 10)
-            direct.add_stream(Stream("d", [marked_frame(50)], count=5, fix_checksums=False))
-            routed.add_stream(Stream("r", [marked_frame(60)], count=4, fix_checksums=False))
-            assert wait_for(lambda: eng.error_count(dev.output_node, "interface-down") >= 5)
-            assert wait_for(lambda: eng.error_count("interface-output", "interface-down") >= 4)
-            c, oper, lower, _ = link_state(a, a_if)
-            assert (c, oper, lower) == (1, "UP", True)              # the kernel link is untouched
-            info = eng.interfaces.info(dev.name)
-            assert info["rx_drops"] == 10 and info["rx_packets"] == 0
-            assert info["tx_drops"] == 9 and info["tx_packets"] == 0
-            assert marked(cap.packets()) == [] and marked(received(peer)) == []
-            execute(eng, f"set interface state {dev.name} up")
-            for i in range(10):
-                peer.send(marked_frame(100 + i))
-            assert wait_for(lambda: len(marked(cap.packets())) >= 10)
-            assert marked(cap.packets()) == [marked_frame(100 + i) for i in range(10)]
-            direct.add_stream(Stream("d2", [marked_frame(70)], count=3, fix_checksums=False))
-            got = []
-            assert wait_for(lambda: (got.extend(received(peer)), len(marked(got)) >= 3)[1])
-            assert marked(got) == [marked_frame(70)] * 3
-        finally:
-            peer.close()
-            eng.stop()
+        assert wait_for(lambda: carrier_is(a, a_if, True), timeout=3)
+        execute(eng, f"set interface state {dev.name} down")
+        for i in range(10):
+            peer.send(marked_frame(i))
+        assert wait_for(lambda: eng.error_count(dev.input_node, "interface-down") >= 10)
+        direct.add_stream(Stream("d", [marked_frame(50)], count=5, fix_checksums=False))
+        routed.add_stream(Stream("r", [marked_frame(60)], count=4, fix_checksums=False))
+        assert wait_for(lambda: eng.error_count(dev.output_node, "interface-down") >= 5)
+        assert wait_for(lambda: eng.error_count("interface-output", "interface-down") >= 4)
+        c, oper, lower, _ = link_state(a, a_if)
+        assert (c, oper, lower) == (1, "UP", True)              # the kernel link is untouched
+        info = eng.interfaces.info(dev.name)
+        assert info["rx_drops"] == 10 and info["rx_packets"] == 0
+        assert info["tx_drops"] == 9 and info["tx_packets"] == 0
+        assert marked(cap.packets()) == [] and marked(received(peer)) == []
+        execute(eng, f"set interface state {dev.name} up")
+        for i in range(10):
+            peer.send(marked_frame(100 + i))
+        assert wait_for(lambda: len(marked(cap.packets())) >= 10)
+        assert marked(cap.packets()) == [marked_frame(100 + i) for i in range(10)]
+        direct.add_stream(Stream("d2", [marked_frame(70)], count=3, fix_checksums=False))
+        got = []
+        assert wait_for(lambda: (got.extend(received(peer)), len(marked(got)) >= 3)[1])
+        assert marked(got) == [marked_frame(70)] * 3
     finally:
-        cm_a.__exit__(None, None, None)
-        cm_b.__exit__(None, None, None)
+        peer.close()
+        eng.stop()

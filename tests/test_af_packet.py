@@ -12,7 +12,6 @@ is told apart. Every engine is closed and leak-checked by engine_factory.
 import socket
 import struct
 import time
-import uuid
 
 import pytest
 
@@ -30,27 +29,6 @@ AfPacketDevice = af_packet.AfPacketDevice
 pytestmark = pytest.mark.privileged(tun=False)
 
 MARK_TYPE = 0x88b5
-
-
-def ifname(prefix):
-    return f"{prefix}{uuid.uuid4().hex[:8]}"
-
-
-class Veth:
-    """Namespaces a and b with a veth pair a_if (in a) <-> b_if (in b)."""
-
-    def __init__(self, a, b, a_if, b_if):
-        self.a, self.b, self.a_if, self.b_if = a, b, a_if, b_if
-
-
-@pytest.fixture
-def veth():
-    with host.temporary_netns("gn-afp") as a, host.temporary_netns("gn-afp") as b:
-        v = Veth(a, b, ifname("gna"), ifname("gnb"))
-        host.create_veth(v.a_if, v.b_if, netns=a, peer_netns=b)
-        host.set_link(v.a_if, a, up=True)
-        host.set_link(v.b_if, b, up=True)
-        yield v
 
 
 def marked_frame(i, size=64, dst="02:00:00:00:00:01", src="02:00:00:00:00:02"):
@@ -87,7 +65,7 @@ def recv_marked(sock, n, timeout=5.0):
 def rx_engine(engine_factory, veth, rx_mode="interrupt", **kw):
     eng = engine_factory()
     cap = Capture("capture")
-    dev = AfPacketDevice(eng, veth.a_if, netns=veth.a, next_node="capture", rx_mode=rx_mode, **kw)
+    dev = AfPacketDevice(eng, veth.veth_a, netns=veth.ns_a, next_node="capture", rx_mode=rx_mode, **kw)
     eng.add([cap, dev])
     eng.build()
     return eng, dev, cap
@@ -97,29 +75,29 @@ def rx_engine(engine_factory, veth, rx_mode="interrupt", **kw):
 
 def test_attach_names_nodes_and_reads_kernel_link(engine_factory, veth):
     eng = engine_factory()
-    dev = AfPacketDevice(eng, veth.a_if, netns=veth.a, next_node="null")
+    dev = AfPacketDevice(eng, veth.veth_a, netns=veth.ns_a, next_node="null")
     eng.add(dev)
     eng.build()
-    assert dev.name == f"host-{veth.a_if}"
-    assert dev.input_node == f"af-packet-input-host-{veth.a_if}" in eng.index
-    assert dev.output_node == f"af-packet-output-host-{veth.a_if}" in eng.index
+    assert dev.name == f"host-{veth.veth_a}"
+    assert dev.input_node == f"af-packet-input-host-{veth.veth_a}" in eng.index
+    assert dev.output_node == f"af-packet-output-host-{veth.veth_a}" in eng.index
     info = eng.interfaces.info(dev.name)
     assert info["kind"] == "af-packet" and info["mtu"] == 1500 and info["admin_up"] and info["promiscuous"]
     hw = eng.show("hardware")
-    assert veth.a_if in hw and "TPACKET_V3" in hw and "PACKET_QDISC_BYPASS" in hw and veth.a in hw
-    with host.ipr(veth.a) as ipr:
-        link = ipr.get_links(ipr.link_lookup(ifname=veth.a_if)[0])[0]
+    assert veth.veth_a in hw and "TPACKET_V3" in hw and "PACKET_QDISC_BYPASS" in hw and veth.ns_a in hw
+    with host.ipr(veth.ns_a) as ipr:
+        link = ipr.get_links(ipr.link_lookup(ifname=veth.veth_a)[0])[0]
         assert link.get_attr("IFLA_PROMISCUITY") >= 1, "promiscuous mode is on in the kernel"
 
 
 def test_missing_interface_and_namespace_are_clear_errors(engine_factory, veth):
     eng = engine_factory()
     with pytest.raises(DeviceError, match="no interface named 'nosuchif0'"):
-        AfPacketDevice(eng, "nosuchif0", netns=veth.a)
+        AfPacketDevice(eng, "nosuchif0", netns=veth.ns_a)
     with pytest.raises(DeviceError, match="no interface named"):
-        AfPacketDevice(eng, veth.a_if)                  # it lives in namespace a, not here
+        AfPacketDevice(eng, veth.veth_a)                  # it lives in namespace a, not here
     with pytest.raises(DeviceError, match="no network namespace 'gn-afp-nonexistent'"):
-        AfPacketDevice(eng, veth.a_if, netns="gn-afp-nonexistent")
+        AfPacketDevice(eng, veth.veth_a, netns="gn-afp-nonexistent")
     assert len(eng.interfaces) == 0
 
 
@@ -128,7 +106,7 @@ def test_no_privilege_is_a_clear_error(veth):
     import sys
     code = ("import graphnet\nfrom graphnet.io.af_packet import AfPacketDevice\n"
             "from graphnet.io.device import DeviceError\n"
-            f"try:\n    AfPacketDevice(graphnet.Engine(buffers=64), {veth.a_if!r}, netns={veth.a!r})\n"
+            f"try:\n    AfPacketDevice(graphnet.Engine(buffers=64), {veth.veth_a!r}, netns={veth.ns_a!r})\n"
             "except DeviceError as e:\n    print('DeviceError', e)\n")
     r = subprocess.run(["setpriv", "--bounding-set=-net_raw", "--inh-caps=-net_raw", sys.executable, "-c", code],
                        capture_output=True, text=True, timeout=60)
@@ -142,7 +120,7 @@ def test_no_privilege_is_a_clear_error(veth):
 def test_rx_byte_exact_and_counted(engine_factory, veth, rx_mode):
     eng, dev, cap = rx_engine(engine_factory, veth, rx_mode)
     frames = [marked_frame(i, size=60 + (i * 97) % 1455) for i in range(300)]
-    kernel = packet_socket(veth.b, veth.b_if)
+    kernel = packet_socket(veth.ns_b, veth.veth_b)
     eng.start()
     for f in frames:
         kernel.send(f)
@@ -159,7 +137,7 @@ def test_rx_byte_exact_and_counted(engine_factory, veth, rx_mode):
 
 def test_rx_mode_switch_under_traffic_loses_nothing(engine_factory, veth):
     eng, dev, cap = rx_engine(engine_factory, veth, "interrupt")
-    kernel = packet_socket(veth.b, veth.b_if)
+    kernel = packet_socket(veth.ns_b, veth.veth_b)
     eng.start()
     frames = [marked_frame(i) for i in range(3000)]
     modes = ["polling", "interrupt", "adaptive", "polling", "interrupt"]
@@ -181,7 +159,7 @@ def test_rx_vlan_tag_stripped_by_kernel_is_put_back(engine_factory, veth):
     frames = [bytes(Ether(dst="02:00:00:00:00:01", src="02:00:00:00:00:02") / Dot1Q(vlan=100 + i, prio=i % 8)
                     / Raw(struct.pack(">H", MARK_TYPE) + bytes(range(i, i + 50)))) for i in range(5)]
     frames = [f[:16] + MARK_TYPE.to_bytes(2, "big") + f[18:] for f in frames]
-    kernel = packet_socket(veth.b, veth.b_if)
+    kernel = packet_socket(veth.ns_b, veth.veth_b)
     eng.start()
     for f in frames:
         kernel.send(f)
@@ -192,8 +170,8 @@ def test_rx_vlan_tag_stripped_by_kernel_is_put_back(engine_factory, veth):
 
 
 def test_rx_jumbo_frame_arrives_as_chain(engine_factory, veth):
-    host.set_link(veth.a_if, veth.a, mtu=9000)
-    host.set_link(veth.b_if, veth.b, mtu=9000)
+    host.set_link(veth.veth_a, veth.ns_a, mtu=9000)
+    host.set_link(veth.veth_b, veth.ns_b, mtu=9000)
     eng = engine_factory()
     cap = Capture("capture")
     chains = []
@@ -208,12 +186,12 @@ def test_rx_jumbo_frame_arrives_as_chain(engine_factory, veth):
                 chains.append(struct.unpack_from("<I", arena, bi * BUFFER_STRIDE + 4)[0] & 1)
             return 0
 
-    dev = AfPacketDevice(eng, veth.a_if, netns=veth.a, next_node="chains")
+    dev = AfPacketDevice(eng, veth.veth_a, netns=veth.ns_a, next_node="chains")
     eng.add([cap, Chains(), dev])
     eng.build()
     assert eng.interfaces.info(dev.name)["mtu"] == 9000
     frames = [marked_frame(i, size=s) for i, s in enumerate((8000, 2048, 2049, 4096, 9014))]
-    kernel = packet_socket(veth.b, veth.b_if)
+    kernel = packet_socket(veth.ns_b, veth.veth_b)
     eng.start()
     for f in frames:
         kernel.send(f)
@@ -226,12 +204,12 @@ def test_rx_jumbo_frame_arrives_as_chain(engine_factory, veth):
 
 def test_rx_over_mtu_is_dropped_and_counted(engine_factory, veth, tmp_path):
     from graphnet.io.pcap import PcapTrace, read_pcap
-    host.set_link(veth.a_if, veth.a, mtu=9000)
-    host.set_link(veth.b_if, veth.b, mtu=9000)
+    host.set_link(veth.veth_a, veth.ns_a, mtu=9000)
+    host.set_link(veth.veth_b, veth.ns_b, mtu=9000)
     eng, dev, cap = rx_engine(engine_factory, veth, mtu=1500)
     trace = PcapTrace(eng)
     path = trace.start(rx=True, tx=False, drop=False, path=tmp_path / "rx.pcap")
-    kernel = packet_socket(veth.b, veth.b_if)
+    kernel = packet_socket(veth.ns_b, veth.veth_b)
     eng.start()
     kernel.send(marked_frame(1, size=3000))
     kernel.send(marked_frame(2, size=1518))           # 1500 + Ethernet + a VLAN tag's room: kept
@@ -251,7 +229,7 @@ def test_rx_over_mtu_is_dropped_and_counted(engine_factory, veth, tmp_path):
 
 def test_rx_admin_down_consumes_and_counts(engine_factory, veth):
     eng, dev, cap = rx_engine(engine_factory, veth, admin_up=False)
-    kernel = packet_socket(veth.b, veth.b_if)
+    kernel = packet_socket(veth.ns_b, veth.veth_b)
     eng.start()
     for i in range(10):
         kernel.send(marked_frame(i))
@@ -267,11 +245,11 @@ def test_rx_admin_down_consumes_and_counts(engine_factory, veth):
 def test_tx_byte_exact_seen_by_kernel(engine_factory, veth):
     eng = engine_factory()
     frames = [marked_frame(i, size=60 + (i * 131) % 1455) for i in range(200)]
-    dev = AfPacketDevice(eng, veth.a_if, netns=veth.a, next_node="null")
+    dev = AfPacketDevice(eng, veth.veth_a, netns=veth.ns_a, next_node="null")
     pg = PacketGenerator(next_node="set-tx", state="interrupt")
     eng.add([dev, pg, SetTx(eng, dev.sw_if_index)])
     eng.build()
-    kernel = packet_socket(veth.b, veth.b_if)
+    kernel = packet_socket(veth.ns_b, veth.veth_b)
     pg.add_stream(Stream("s", frames, count=len(frames), fix_checksums=False))
     eng.run_until_idle()
     got = recv_marked(kernel, len(frames))
@@ -284,17 +262,17 @@ def test_tx_byte_exact_seen_by_kernel(engine_factory, veth):
 
 def test_tx_chain_and_bad_sizes(engine_factory, veth, tmp_path):
     from graphnet.io.pcap import PcapDevice, write_pcap
-    host.set_link(veth.a_if, veth.a, mtu=9000)
-    host.set_link(veth.b_if, veth.b, mtu=9000)
+    host.set_link(veth.veth_a, veth.ns_a, mtu=9000)
+    host.set_link(veth.veth_b, veth.ns_b, mtu=9000)
     eng = engine_factory()
-    dev = AfPacketDevice(eng, veth.a_if, netns=veth.a, next_node="null", mtu=4000)
+    dev = AfPacketDevice(eng, veth.veth_a, netns=veth.ns_a, next_node="null", mtu=4000)
     good = [marked_frame(i, size=s) for i, s in enumerate((4018, 2500, 64))]
     bad = [marked_frame(9, size=5000), b"\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a"]
     write_pcap(tmp_path / "in.pcap", good + bad)
     src = PcapDevice(eng, "src", input_path=tmp_path / "in.pcap", next_node=dev.output_node, mtu=9000)
     eng.add([dev, src])
     eng.build()
-    kernel = packet_socket(veth.b, veth.b_if)
+    kernel = packet_socket(veth.ns_b, veth.veth_b)
     eng.run_until_idle()
     got = recv_marked(kernel, len(good))
     kernel.close()
@@ -311,8 +289,8 @@ def test_tx_full_kernel_queue_retries_then_drops_without_blocking(engine_factory
     # iterations, then dropped with a counter; the loop never blocks.
     import subprocess
     eng = engine_factory()
-    dev = AfPacketDevice(eng, veth.a_if, netns=veth.a, next_node="null", qdisc_bypass=False, tx_retry_limit=8)
-    subprocess.run(["ip", "netns", "exec", veth.a, "tc", "qdisc", "add", "dev", veth.a_if, "root", "tbf",
+    dev = AfPacketDevice(eng, veth.veth_a, netns=veth.ns_a, next_node="null", qdisc_bypass=False, tx_retry_limit=8)
+    subprocess.run(["ip", "netns", "exec", veth.ns_a, "tc", "qdisc", "add", "dev", veth.veth_a, "root", "tbf",
                     "rate", "8kbit", "burst", "1600", "limit", "3000"], check=True)
     frames = [marked_frame(i, size=1000) for i in range(300)]
     pg = PacketGenerator(next_node=dev.output_node, state="interrupt")
@@ -333,13 +311,13 @@ def test_tx_full_kernel_queue_retries_then_drops_without_blocking(engine_factory
 
 def test_deleted_link_marks_interface_down_engine_keeps_running(engine_factory, veth):
     eng, dev, cap = rx_engine(engine_factory, veth)
-    kernel = packet_socket(veth.b, veth.b_if)
+    kernel = packet_socket(veth.ns_b, veth.veth_b)
     eng.start()
     kernel.send(marked_frame(1))
     assert wait_for(lambda: len(marked(cap.packets())) == 1)
     kernel.close()
     assert eng.interfaces.info(dev.name)["link_up"]
-    host.delete_link(veth.b_if, veth.b)               # takes the pair with it
+    host.delete_link(veth.veth_b, veth.ns_b)               # takes the pair with it
     assert wait_for(lambda: not eng.interfaces.info(dev.name)["link_up"], timeout=3)
     assert eng.running
     assert loop_cpu(eng, 1.0) < 0.05                  # not spinning on a dead fd
@@ -347,35 +325,26 @@ def test_deleted_link_marks_interface_down_engine_keeps_running(engine_factory, 
     assert "deleted" in eng.show("interface")          # detached until it comes back
 
 
-def test_peer_namespace_removed_marks_interface_down(engine_factory):
-    with host.temporary_netns("gn-afp") as a:
-        b = f"gn-afp-{uuid.uuid4().hex[:8]}"
-        host.create_netns(b)
-        try:
-            v = Veth(a, b, ifname("gna"), ifname("gnb"))
-            host.create_veth(v.a_if, v.b_if, netns=a, peer_netns=b)
-            host.set_link(v.a_if, a, up=True)
-            host.set_link(v.b_if, b, up=True)
-            eng, dev, cap = rx_engine(engine_factory, v, rx_mode="polling")
-            eng.start()
-            assert wait_for(lambda: eng.interfaces.info(dev.name)["link_up"])
-        finally:
-            host.delete_netns(b)
-        assert wait_for(lambda: not eng.interfaces.info(dev.name)["link_up"], timeout=5)
-        assert eng.running
-        eng.set_node_state(dev.input_node, "interrupt")
-        assert loop_cpu(eng, 1.0) < 0.05
-        eng.stop()
+def test_peer_namespace_removed_marks_interface_down(engine_factory, veth):
+    eng, dev, cap = rx_engine(engine_factory, veth, rx_mode="polling")
+    eng.start()
+    assert wait_for(lambda: eng.interfaces.info(dev.name)["link_up"])
+    host.delete_netns(veth.ns_b)
+    assert wait_for(lambda: not eng.interfaces.info(dev.name)["link_up"], timeout=5)
+    assert eng.running
+    eng.set_node_state(dev.input_node, "interrupt")
+    assert loop_cpu(eng, 1.0) < 0.05
+    eng.stop()
 
 
 def test_link_down_then_up_recovers(engine_factory, veth):
     eng, dev, cap = rx_engine(engine_factory, veth)
-    kernel = packet_socket(veth.b, veth.b_if)
+    kernel = packet_socket(veth.ns_b, veth.veth_b)
     eng.start()
-    host.set_link(veth.a_if, veth.a, up=False)
+    host.set_link(veth.veth_a, veth.ns_a, up=False)
     assert wait_for(lambda: not eng.interfaces.info(dev.name)["link_up"], timeout=3)
     assert loop_cpu(eng, 0.5) < 0.05
-    host.set_link(veth.a_if, veth.a, up=True)
+    host.set_link(veth.veth_a, veth.ns_a, up=True)
     assert wait_for(lambda: eng.interfaces.info(dev.name)["link_up"], timeout=3)
     frames = [marked_frame(i) for i in range(20)]
     for f in frames:
@@ -399,13 +368,13 @@ def test_pcap_trace_of_af_packet_rx_and_tx(engine_factory, veth, tmp_path):
     from graphnet.io.pcap import PcapTrace, read_pcap
     eng = engine_factory()
     cap = Capture("capture")
-    dev = AfPacketDevice(eng, veth.a_if, netns=veth.a, next_node="capture")
+    dev = AfPacketDevice(eng, veth.veth_a, netns=veth.ns_a, next_node="capture")
     pg = PacketGenerator(next_node=dev.output_node, state="interrupt")
     eng.add([cap, dev, pg])
     eng.build()
     trace = PcapTrace(eng)
     path = trace.start(rx=True, tx=True, drop=False, path=tmp_path / "t.pcap")
-    kernel = packet_socket(veth.b, veth.b_if)
+    kernel = packet_socket(veth.ns_b, veth.veth_b)
     rx_frames = [marked_frame(i, size=100) for i in range(10)]
     tx_frames = [marked_frame(100 + i, size=200) for i in range(10)]
     eng.start()
@@ -430,13 +399,13 @@ def test_outgoing_copies_are_skipped_without_the_kernel_option(engine_factory, v
     sees every buffer back)."""
     eng = engine_factory()
     cap = Capture("capture")
-    dev = AfPacketDevice(eng, veth.a_if, netns=veth.a, next_node="capture", rx_mode="polling")
+    dev = AfPacketDevice(eng, veth.veth_a, netns=veth.ns_a, next_node="capture", rx_mode="polling")
     pg = PacketGenerator(next_node=dev.output_node, state="interrupt")
     eng.add([cap, dev, pg])
     eng.build()
     dev._st.filter_outgoing_in_userspace()
     assert dev._st.flags()["ignore_outgoing"] is False
-    kernel = packet_socket(veth.b, veth.b_if)
+    kernel = packet_socket(veth.ns_b, veth.veth_b)
     tx_frames = [marked_frame(100 + i, size=80) for i in range(40)]
     rx_frames = [marked_frame(i, size=70) for i in range(40)]
     eng.start()

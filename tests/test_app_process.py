@@ -409,7 +409,7 @@ REFUSED = """
 """
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run a client as another user")
+@pytest.mark.privileged(tun=False)                   # root: to run a client as another user
 def test_a_user_the_socket_does_not_allow_is_refused(engine):
     eng, srv = engine
     nobody = 65534

@@ -9,7 +9,6 @@ The privileged tests run the kernel's ping inside namespaces they create
 """
 import json
 import time
-import uuid
 
 import pytest
 
@@ -64,12 +63,8 @@ def test_tap_packets_back_to_idle_spares_apart(engine_factory):
 
 @pytest.mark.privileged(tun=False, tools=("ping",))
 def test_af_packet_packets_back_to_idle(engine_factory):
-    with host.temporary_netns("gn-buf") as a, host.temporary_netns("gn-buf") as b:
-        a_if, b_if = f"gnx{uuid.uuid4().hex[:7]}", f"gny{uuid.uuid4().hex[:7]}"
-        host.create_veth(a_if, b_if, netns=a, peer_netns=b)
-        host.set_link(a_if, a, up=True)
-        host.set_link(b_if, b, up=True)
-        host.add_address(b_if, f"{PEER}/24", netns=b)
+    with host.veth_pair("gn-buf", (None, f"{PEER}/24")) as v:
+        a, a_if, b, b_if = v.ns_a, v.veth_a, v.ns_b, v.veth_b
         eng = engine_factory([ip4_host.NODES])
         dev = AfPacketDevice(eng, a_if, netns=a)
         eng.add(dev)

@@ -10,7 +10,6 @@ AF_PACKET test needs root and a veth pair between two namespaces it makes.
 """
 import socket
 import struct
-import uuid
 
 import pytest
 
@@ -193,12 +192,8 @@ def test_undecodable_bytes_are_a_hex_dump_of_at_most_64_bytes():
 def test_af_packet_records(engine_factory):
     from graphnet.io.af_packet import AfPacketDevice
     from graphnet.testing.helpers import packet_socket
-    u = uuid.uuid4().hex[:7]
-    a_if, b_if = f"gtra{u}", f"gtrb{u}"
-    with host.temporary_netns("gn-tr") as a, host.temporary_netns("gn-tr") as b:
-        host.create_veth(a_if, b_if, netns=a, peer_netns=b)
-        host.set_link(a_if, a, up=True)
-        host.set_link(b_if, b, up=True)
+    with host.veth_pair("gn-tr") as v:
+        a, a_if, b, b_if = v.ns_a, v.veth_a, v.ns_b, v.veth_b
         eng = engine_factory()
         cap = Capture()
         dev = AfPacketDevice(eng, a_if, netns=a, next_node="capture", rx_mode="polling")

@@ -37,18 +37,6 @@ def tapname():
     return f"gnr{uuid.uuid4().hex[:7]}"
 
 
-@pytest.fixture
-def ns_a():
-    with host.temporary_netns("gn-ip4") as ns:
-        yield ns
-
-
-@pytest.fixture
-def ns_b():
-    with host.temporary_netns("gn-ip4") as ns:
-        yield ns
-
-
 def run_ns(ns, *argv, timeout=20):
     return host.run_in_netns(ns, list(argv), capture_output=True, text=True, timeout=timeout)
 
@@ -95,17 +83,17 @@ def make_host(engine_factory, ns, *, extra_nodes=(), name=None, gn=GN_A, peer=HO
     return eng, dev
 
 
-def test_kernel_ping_gets_replies(engine_factory, ns_a, tmp_path):
-    eng, dev = make_host(engine_factory, ns_a)
+def test_kernel_ping_gets_replies(engine_factory, netns, tmp_path):
+    eng, dev = make_host(engine_factory, netns)
     eng.start()
     try:
-        cap = Capture(ns_a, dev.name, str(tmp_path / "ping.pcap"))
-        r = run_ns(ns_a, "ping", "-c", "3", "-i", "0.2", "-W", "2", "-s", "100", GN_A)
+        cap = Capture(netns, dev.name, str(tmp_path / "ping.pcap"))
+        r = run_ns(netns, "ping", "-c", "3", "-i", "0.2", "-W", "2", "-s", "100", GN_A)
         cap.stop()
         assert r.returncode == 0, r.stdout + r.stderr
         assert "3 received" in r.stdout and "ttl=64" in r.stdout
         # ARP both ways: the kernel resolved graphnet's MAC, graphnet learned the kernel's
-        neigh = run_ns(ns_a, "ip", "neigh", "show", GN_A).stdout
+        neigh = run_ns(netns, "ip", "neigh", "show", GN_A).stdout
         assert eng.interfaces.info(dev.name)["mac"] in neigh.lower()
         entry = ip4_host.ip4_neighbors(eng).lookup(dev.name, HOST_A)
         assert entry["mac"] == HOST_MAC_A and entry["state"] == "reachable"
@@ -117,16 +105,16 @@ def test_kernel_ping_gets_replies(engine_factory, ns_a, tmp_path):
         eng.stop()
 
 
-def test_fragmented_ping(engine_factory, ns_a, tmp_path):
+def test_fragmented_ping(engine_factory, netns, tmp_path):
     """``ping -s 4000``: the request arrives in fragments (ip4-reassembly),
     the reply leaves in fragments (ip4-frag)."""
-    eng, dev = make_host(engine_factory, ns_a)
+    eng, dev = make_host(engine_factory, netns)
     if "ip4-reassembly" not in eng.registrations or "ip4-frag" not in eng.registrations:
         pytest.skip("the graph has no reassembly / fragmentation")
     eng.start()
     try:
-        cap = Capture(ns_a, dev.name, str(tmp_path / "frag.pcap"))
-        r = run_ns(ns_a, "ping", "-c", "2", "-i", "0.2", "-W", "2", "-s", "4000", GN_A)
+        cap = Capture(netns, dev.name, str(tmp_path / "frag.pcap"))
+        r = run_ns(netns, "ping", "-c", "2", "-i", "0.2", "-W", "2", "-s", "4000", GN_A)
         cap.stop()
         assert r.returncode == 0, r.stdout + r.stderr
         assert "2 received" in r.stdout and "4008 bytes from" in r.stdout
@@ -136,20 +124,20 @@ def test_fragmented_ping(engine_factory, ns_a, tmp_path):
         eng.stop()
 
 
-def test_graphnet_resolves_the_kernel_and_udp_both_ways(engine_factory, ns_a, tmp_path):
+def test_graphnet_resolves_the_kernel_and_udp_both_ways(engine_factory, netns, tmp_path):
     """graphnet sends first (pg -> ip4-lookup): it has to ARP for the
     kernel, queue the datagram and send it once the kernel answers."""
     from scapy.layers.inet import IP, UDP
     from scapy.packet import Raw
     from graphnet.io.pg import PacketGenerator, Stream
     pg = PacketGenerator(next_node="ip4-lookup", state="interrupt")
-    eng, dev = make_host(engine_factory, ns_a, extra_nodes=[pg])
-    sock = ns_socket(ns_a, socket.AF_INET, socket.SOCK_DGRAM)
+    eng, dev = make_host(engine_factory, netns, extra_nodes=[pg])
+    sock = ns_socket(netns, socket.AF_INET, socket.SOCK_DGRAM)
     try:
         sock.bind((HOST_A, 5555))
         sock.settimeout(5)
         eng.start()
-        cap = Capture(ns_a, dev.name, str(tmp_path / "udp.pcap"))
+        cap = Capture(netns, dev.name, str(tmp_path / "udp.pcap"))
         pkt = bytes(IP(src=GN_A, dst=HOST_A, ttl=64) / UDP(sport=4444, dport=5555) / Raw(b"from graphnet"))
         eng.call(pg.add_stream, Stream("to-kernel", [pkt], count=1, l3_offset=0, fix_checksums=False,
                                        sw_if_index=dev.sw_if_index))
@@ -161,7 +149,7 @@ def test_graphnet_resolves_the_kernel_and_udp_both_ways(engine_factory, ns_a, tm
         assert eng.error_count("ip4-arp", "requests-sent") == 1
         assert eng.error_count("ip4-neighbor", "flushed") == 1
         # the kernel to graphnet's UDP echo, and to a closed port
-        c = ns_socket(ns_a, socket.AF_INET, socket.SOCK_DGRAM)
+        c = ns_socket(netns, socket.AF_INET, socket.SOCK_DGRAM)
         try:
             c.settimeout(5)
             c.connect((GN_A, 7))
@@ -183,32 +171,32 @@ def test_graphnet_resolves_the_kernel_and_udp_both_ways(engine_factory, ns_a, tm
 
 
 @pytest.fixture
-def router(engine_factory, ns_a, ns_b):
+def router(engine_factory, netns, netns2):
     """graphnet routing between two namespaces over two TAPs."""
     eng = engine_factory([ip4_host.NODES])
     a, b = tapname(), tapname()
-    dev_a = tap.TapDevice(eng, a, netns=ns_a, host_address=f"{HOST_A}/24", host_mac=HOST_MAC_A)
-    dev_b = tap.TapDevice(eng, b, netns=ns_b, host_address=f"{HOST_B}/24", host_mac=HOST_MAC_B)
+    dev_a = tap.TapDevice(eng, a, netns=netns, host_address=f"{HOST_A}/24", host_mac=HOST_MAC_A)
+    dev_b = tap.TapDevice(eng, b, netns=netns2, host_address=f"{HOST_B}/24", host_mac=HOST_MAC_B)
     eng.add([dev_a, dev_b])
     eng.build()
     ip4_host.set_interface_address(eng, a, f"{GN_A}/24")
     ip4_host.set_interface_address(eng, b, f"{GN_B}/24")
-    host.add_route("default", via=GN_A, netns=ns_a)
-    host.add_route("default", via=GN_B, netns=ns_b)
+    host.add_route("default", via=GN_A, netns=netns)
+    host.add_route("default", via=GN_B, netns=netns2)
     eng.start()
     yield eng, dev_a, dev_b
     eng.stop()
 
 
-def test_router_ping_udp_and_ttl(router, ns_a, ns_b, tmp_path):
+def test_router_ping_udp_and_ttl(router, netns, netns2, tmp_path):
     eng, dev_a, dev_b = router
-    cap = Capture(ns_b, dev_b.name, str(tmp_path / "b.pcap"))
-    r = run_ns(ns_a, "ping", "-c", "3", "-i", "0.2", "-W", "2", HOST_B)
+    cap = Capture(netns2, dev_b.name, str(tmp_path / "b.pcap"))
+    r = run_ns(netns, "ping", "-c", "3", "-i", "0.2", "-W", "2", HOST_B)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "3 received" in r.stdout and "ttl=63" in r.stdout           # one hop: graphnet
     # UDP across, with the TTL the receiver sees
-    rx = ns_socket(ns_b, socket.AF_INET, socket.SOCK_DGRAM)
-    tx = ns_socket(ns_a, socket.AF_INET, socket.SOCK_DGRAM)
+    rx = ns_socket(netns2, socket.AF_INET, socket.SOCK_DGRAM)
+    tx = ns_socket(netns, socket.AF_INET, socket.SOCK_DGRAM)
     try:
         rx.bind((HOST_B, 6000))
         rx.setsockopt(socket.IPPROTO_IP, getattr(socket, "IP_RECVTTL", 12), 1)
@@ -231,13 +219,13 @@ def test_router_ping_udp_and_ttl(router, ns_a, ns_b, tmp_path):
     assert ip4_host.ip4_neighbors(eng).lookup(dev_b.name, HOST_B)["mac"] == HOST_MAC_B
 
 
-def test_router_ttl_exceeded(router, ns_a, tmp_path):
+def test_router_ttl_exceeded(router, netns, tmp_path):
     eng, dev_a, dev_b = router
-    cap = Capture(ns_a, dev_a.name, str(tmp_path / "a.pcap"))
-    r = run_ns(ns_a, "ping", "-c", "1", "-t", "1", "-W", "2", HOST_B)
+    cap = Capture(netns, dev_a.name, str(tmp_path / "a.pcap"))
+    r = run_ns(netns, "ping", "-c", "1", "-t", "1", "-W", "2", HOST_B)
     assert f"From {GN_A} icmp_seq=1 Time to live exceeded" in r.stdout, r.stdout + r.stderr
     if shutil.which("traceroute"):
-        r = run_ns(ns_a, "traceroute", "-n", "-q", "1", "-w", "2", "-m", "4", HOST_B, timeout=30)
+        r = run_ns(netns, "traceroute", "-n", "-q", "1", "-w", "2", "-m", "4", HOST_B, timeout=30)
         lines = [l.split() for l in r.stdout.splitlines()[1:]]
         assert lines[0][1] == GN_A and lines[1][1] == HOST_B, r.stdout
     cap.stop()
@@ -246,7 +234,7 @@ def test_router_ttl_exceeded(router, ns_a, tmp_path):
     assert eng.error_count("ip4-rewrite", "ttl-expired") >= 1
 
 
-def test_reassembly_timeout_time_exceeded_reaches_the_kernel(engine_factory, ns_a, tmp_path):
+def test_reassembly_timeout_time_exceeded_reaches_the_kernel(engine_factory, netns, tmp_path):
     """A lone first fragment sent by a kernel raw socket: graphnet holds
     it, times the datagram out and sends ICMP time exceeded, code 1, which
     the kernel delivers to a raw ICMP socket, quoting the fragment; a lone
@@ -254,16 +242,16 @@ def test_reassembly_timeout_time_exceeded_reaches_the_kernel(engine_factory, ns_
     from scapy.layers.inet import IP, UDP
     from scapy.packet import Raw
     from graphnet.nodes import ip4_reassembly
-    eng, dev = make_host(engine_factory, ns_a)
+    eng, dev = make_host(engine_factory, netns)
     ip4_reassembly.reassembly(eng).configure(timeout=0.3)
     first = bytes(IP(src=HOST_A, dst=GN_A, id=0x5151, flags="MF", ttl=64) / UDP(sport=4000, dport=7, len=1008)
                   / Raw(bytes(range(256)) * 2))                 # 512 + 8 of a 1000-byte UDP datagram
     later = bytes(IP(src=HOST_A, dst=GN_A, id=0x5252, frag=65, ttl=64, proto=17) / Raw(bytes(100)))
-    tx = ns_socket(ns_a, socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-    rx = ns_socket(ns_a, socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+    tx = ns_socket(netns, socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    rx = ns_socket(netns, socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
     eng.start()
     try:
-        cap = Capture(ns_a, dev.name, str(tmp_path / "reass.pcap"))
+        cap = Capture(netns, dev.name, str(tmp_path / "reass.pcap"))
         rx.settimeout(0.1)
         tx.sendto(later, (GN_A, 0))
         tx.sendto(first, (GN_A, 0))
@@ -293,18 +281,18 @@ def test_reassembly_timeout_time_exceeded_reaches_the_kernel(engine_factory, ns_
         eng.stop()
 
 
-def test_stale_neighbour_is_probed_unicast_against_the_kernel(engine_factory, ns_a, tmp_path):
+def test_stale_neighbour_is_probed_unicast_against_the_kernel(engine_factory, netns, tmp_path):
     """graphnet's entry for the kernel goes stale and is probed with
     unicast ARP requests (Ethernet destination: the kernel's MAC): the
     kernel answers and the entry stays; once the kernel stops answering ARP
     (arp_ignore = 8) the entry is deleted after the probes."""
     from graphnet.testing.helpers import wait_for
-    eng, dev = make_host(engine_factory, ns_a)
+    eng, dev = make_host(engine_factory, netns)
     nbrs = ip4_host.ip4_neighbors(eng)
     eng.start()
     try:
-        cap = Capture(ns_a, dev.name, str(tmp_path / "probe.pcap"))
-        r = run_ns(ns_a, "ping", "-c", "1", "-W", "2", GN_A)
+        cap = Capture(netns, dev.name, str(tmp_path / "probe.pcap"))
+        r = run_ns(netns, "ping", "-c", "1", "-W", "2", GN_A)
         assert r.returncode == 0, r.stdout + r.stderr
         assert nbrs.lookup(dev.name, HOST_A)["mac"] == HOST_MAC_A
         nbrs.configure(reachable_time=0.2, probe_interval=0.2, unicast_probes=3)
@@ -312,7 +300,7 @@ def test_stale_neighbour_is_probed_unicast_against_the_kernel(engine_factory, ns
         entry = nbrs.lookup(dev.name, HOST_A)
         assert entry is not None and entry["mac"] == HOST_MAC_A           # answered every time
         assert eng.error_count("ip4-neighbor", "probe-failed") == 0
-        run_ns(ns_a, "sysctl", "-qw", f"net.ipv4.conf.{dev.name}.arp_ignore=8", timeout=10).check_returncode()
+        run_ns(netns, "sysctl", "-qw", f"net.ipv4.conf.{dev.name}.arp_ignore=8", timeout=10).check_returncode()
         assert wait_for(lambda: nbrs.lookup(dev.name, HOST_A) is None, timeout=5)
         assert eng.error_count("ip4-neighbor", "probe-failed") == 1
         cap.stop()

@@ -7,38 +7,33 @@ import os
 import select
 import socket
 import time
-import uuid
 
 import pytest
 
-from graphnet.io import host
+from graphnet.io import host, tap
 from graphnet.nodes import ip4_host, session_host
 from graphnet.apps.echo import start_echo_server
-from graphnet.testing.helpers import ns_socket
+from graphnet.testing.helpers import ns_socket, unique_ifname
 
-tap = pytest.importorskip("graphnet.io.tap")
-
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists("/dev/net/tun"),
-                                reason="needs root and /dev/net/tun")
+pytestmark = pytest.mark.privileged
 
 GN, PEER = "10.231.0.1", "10.231.0.2"
 
 
 @pytest.fixture
-def echo(engine_factory):
-    with host.temporary_netns("gn-sess") as ns:
-        name = f"gns{uuid.uuid4().hex[:7]}"
-        eng = engine_factory([ip4_host.NODES, session_host.NODES])
-        dev = tap.TapDevice(eng, name, netns=ns, host_address=f"{PEER}/24")
-        eng.add(dev)
-        eng.build()
-        ip4_host.set_interface_address(eng, name, f"{GN}/24")
-        app = start_echo_server(eng, f"udp://{GN}/7777", rx_fifo_size=1 << 20, tx_fifo_size=1 << 20)
-        eng.start()
-        try:
-            yield eng, ns, app
-        finally:
-            eng.stop()
+def echo(engine_factory, netns):
+    name = unique_ifname("gns")
+    eng = engine_factory([ip4_host.NODES, session_host.NODES])
+    dev = tap.TapDevice(eng, name, netns=netns, host_address=f"{PEER}/24")
+    eng.add(dev)
+    eng.build()
+    ip4_host.set_interface_address(eng, name, f"{GN}/24")
+    app = start_echo_server(eng, f"udp://{GN}/7777", rx_fifo_size=1 << 20, tx_fifo_size=1 << 20)
+    eng.start()
+    try:
+        yield eng, netns, app
+    finally:
+        eng.stop()
 
 
 def recv_all(socks, n_each, timeout=10.0):

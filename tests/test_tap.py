@@ -29,7 +29,7 @@ from graphnet.io.device import DeviceError
 from graphnet.io.pg import PacketGenerator, Stream
 from graphnet.vlib.buffer import BUFFER_STRIDE
 from graphnet.vlib.node import PythonNode
-from graphnet.testing.helpers import ns_socket, packet_socket, SetTx, loop_cpu, wait_for
+from graphnet.testing.helpers import ns_socket, packet_socket, SetTx, loop_cpu, wait_for, unique_ifname as ifname
 
 from graphnet.io import tap
 TapDevice = tap.TapDevice
@@ -38,22 +38,6 @@ pytestmark = pytest.mark.privileged
 
 MARK_TYPE = 0x88b5           # IEEE local experimental ethertype: our test frames
 F_NEXT_PRESENT, F_GSO, F_L4_CSUM = 1, 1 << 3, 1 << 4
-
-
-def ifname(prefix="gnt"):
-    return f"{prefix}{uuid.uuid4().hex[:7]}"
-
-
-@pytest.fixture
-def netns():
-    with host.temporary_netns("gn-tap") as ns:
-        yield ns
-
-
-@pytest.fixture
-def netns2():
-    with host.temporary_netns("gn-tap") as ns:
-        yield ns
 
 
 def _mac(text):

@@ -24,7 +24,7 @@ from graphnet.io import host
 from graphnet.io.capture import Capture
 from graphnet.io.device import DeviceError
 from graphnet.io.pg import PacketGenerator, Stream
-from graphnet.testing.helpers import packet_socket, loop_cpu, wait_for
+from graphnet.testing.helpers import packet_socket, loop_cpu, wait_for, unique_ifname as ifname
 
 from graphnet.io import tap
 TapDevice = tap.TapDevice
@@ -33,16 +33,6 @@ needs_root = pytest.mark.privileged
 
 HOST_MAC = "02:aa:00:00:00:41"       # the kernel side
 GN_MAC = "02:bb:00:00:00:41"         # graphnet's side
-
-
-def ifname(prefix="gnq"):
-    return f"{prefix}{uuid.uuid4().hex[:7]}"
-
-
-@pytest.fixture
-def netns():
-    with host.temporary_netns("gn-tapq") as ns:
-        yield ns
 
 
 @functools.lru_cache(maxsize=None)

@@ -53,3 +53,35 @@ def test_without_root_privileged_tests_skip_with_the_reason(pytester, monkeypatc
 def test_under_root_with_everything_present_privileged_tests_run(pytester, monkeypatch):
     r = _run(pytester, monkeypatch, euid=0, tun=True)
     r.assert_outcomes(passed=1, failed=1, errors=1, skipped=1)   # the inner skip(), the missing tool
+
+
+NS_INNER = '''
+import pytest
+from graphnet.io import host
+
+@pytest.mark.privileged(tun=False)
+def test_marked(netns, netns2, quiet_netns, veth):
+    names = {netns, netns2, quiet_netns, veth.ns_a, veth.ns_b}
+    assert len(names) == 5 and names <= set(host.list_netns())
+    assert host.link_exists(veth.veth_a, veth.ns_a) and host.link_exists(veth.veth_b, veth.ns_b)
+    with open("names", "w") as f:              # in pytester's directory
+        f.write(" ".join(sorted(names)))
+
+def test_unmarked(netns):
+    pass
+'''
+
+
+@pytest.mark.privileged(tun=False)
+def test_namespace_fixtures_make_fresh_namespaces_and_need_the_marker(pytester):
+    """netns, netns2, quiet_netns and veth: fresh, distinct, gone after the
+    test; a test that uses one without the privileged marker is an error
+    (so it cannot silently skip in CI or run unmarked)."""
+    from graphnet.io import host
+    pytester.makeconftest('pytest_plugins = ["graphnet.testing.plugin"]')
+    pytester.makepyfile(test_ns=NS_INNER)
+    r = pytester.runpytest_inprocess("-rA", "-p", "no:cacheprovider")
+    r.assert_outcomes(passed=1, errors=1)
+    assert "the netns fixture needs @pytest.mark.privileged" in r.stdout.str()
+    names = set((pytester.path / "names").read_text().split())
+    assert len(names) == 5 and not names & set(host.list_netns())

@@ -114,23 +114,23 @@ class VethPair:
 
 
 @contextlib.contextmanager
-def veth_pair(prefix: str = "gn-veth", addresses: Optional[tuple[str, str]] = None) -> Iterator[VethPair]:
+def veth_pair(prefix: str = "gn-veth", addresses: tuple[Optional[str], Optional[str]] = (None, None)) -> Iterator[VethPair]:
     """Two fresh namespaces (unique names from prefix) joined by a veth
     pair, both ends and lo up, IPv6 off on the veth (no router
-    solicitations in a measurement); ``addresses``, two CIDRs, go on the
-    ends a and b. Both namespaces (and so the veth) are removed on exit,
+    solicitations in a measurement); ``addresses``, two CIDRs (or None),
+    go on the ends a and b. Both namespaces (and so the veth) are removed on exit,
     also on error or interrupt."""
     tag = uuid.uuid4().hex[:8]
     ifs = (f"gnv{tag}a", f"gnv{tag}b")
     with temporary_netns(prefix) as a, temporary_netns(prefix) as b:
         create_veth(ifs[0], ifs[1], netns=a, peer_netns=b)
         for i, (ns, ifname) in enumerate(((a, ifs[0]), (b, ifs[1]))):
-            if addresses is not None:
+            run_in_netns(ns, ["sysctl", "-qw", f"net.ipv6.conf.{ifname}.disable_ipv6=1"], capture_output=True)
+            if addresses[i] is not None:
                 add_address(ifname, addresses[i], netns=ns)
             set_link(ifname, netns=ns, up=True)
             set_link("lo", netns=ns, up=True)
-            run_in_netns(ns, ["sysctl", "-qw", f"net.ipv6.conf.{ifname}.disable_ipv6=1"], capture_output=True)
-        addr = [c.split("/")[0] for c in addresses] if addresses is not None else [None, None]
+        addr = [c.split("/")[0] if c is not None else None for c in addresses]
         yield VethPair(a, ifs[0], b, ifs[1], addr[0], addr[1])
 
 

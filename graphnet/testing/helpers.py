@@ -1,8 +1,11 @@
 """Small helpers shared by the test suites (and handy in scripts)."""
 from __future__ import annotations
 
+import contextlib
 import struct
 import time
+import uuid
+from typing import Iterator
 
 from graphnet.vlib.buffer import BUFFER_STRIDE
 from graphnet.vlib.node import PythonNode
@@ -16,6 +19,23 @@ def wait_for(cond, timeout: float = 5.0, step: float = 0.01) -> bool:
             return True
         time.sleep(step)
     return bool(cond())
+
+
+def unique_ifname(prefix: str = "gnt") -> str:
+    """An interface name nobody else uses: prefix + 7 hex digits (keep the
+    prefix to 8 characters: IFNAMSIZ is 16 with the NUL)."""
+    return f"{prefix}{uuid.uuid4().hex[:7]}"
+
+
+@contextlib.contextmanager
+def quiet_netns(prefix: str = "gn-test") -> Iterator[str]:
+    """A fresh namespace in which the kernel sends nothing unasked (IPv6
+    off for every interface), removed afterwards."""
+    from graphnet.io import host
+    with host.temporary_netns(prefix) as name:
+        for conf in ("all", "default"):
+            host.run_in_netns(name, ["sysctl", "-qw", f"net.ipv6.conf.{conf}.disable_ipv6=1"], check=True)
+        yield name
 
 
 def loop_cpu(engine, seconds: float = 1.0) -> float:

@@ -18,6 +18,16 @@ Privileged tests (markers, registered here):
   (``tun=False`` for AF_PACKET-only tests), and the named programs.
 - ``@pytest.mark.tools("tshark")``: the test needs these programs (not root).
 
+Namespace fixtures (each needs the ``privileged`` marker on its test;
+names are unique, everything is removed after the test, also on failure):
+
+- ``netns``, ``netns2``: a fresh network namespace (two for two).
+- ``quiet_netns``: one with IPv6 off, so the kernel sends nothing unasked.
+- ``veth``: ``graphnet.io.host.VethPair``, two fresh namespaces joined by
+  a veth pair, both ends up (``ns_a``/``veth_a``, ``ns_b``/``veth_b``).
+
+Use ``graphnet.testing.helpers.unique_ifname`` for TAP and veth names.
+
 When a requirement is missing the test is skipped with the reason, except
 when the suite runs as root (CI, ``.ci/run``): then a skip of a test that
 carries either marker, whether from the marker's own check or from a
@@ -80,6 +90,49 @@ def pytest_runtest_makereport(item, call):
         rep.outcome = "failed"
         rep.longrepr = (f"{item.nodeid}: a privileged test was skipped while the suite runs as root "
                         f"({reason}); CI must run it: install what it needs (see .ci/run)")
+
+
+def _needs_privileged(request, fixture: str) -> None:
+    if request.node.get_closest_marker("privileged") is None:
+        raise pytest.UsageError(f"{request.node.nodeid}: the {fixture} fixture needs @pytest.mark.privileged "
+                                f"on the test (root, and a failure instead of a skip under root)")
+
+
+@pytest.fixture
+def netns(request):
+    """A fresh network namespace (``gn-test-<8 hex>``), removed after the test."""
+    _needs_privileged(request, "netns")
+    from graphnet.io import host
+    with host.temporary_netns("gn-test") as ns:
+        yield ns
+
+
+@pytest.fixture
+def netns2(request):
+    """A second fresh namespace, for tests that need two."""
+    _needs_privileged(request, "netns2")
+    from graphnet.io import host
+    with host.temporary_netns("gn-test") as ns:
+        yield ns
+
+
+@pytest.fixture
+def quiet_netns(request):
+    """A fresh namespace with IPv6 off (no router solicitations, no MLD)."""
+    _needs_privileged(request, "quiet_netns")
+    from graphnet.testing.helpers import quiet_netns as make
+    with make("gn-test") as ns:
+        yield ns
+
+
+@pytest.fixture
+def veth(request):
+    """Two fresh namespaces joined by a veth pair, both ends up:
+    ``graphnet.io.host.VethPair`` (ns_a, veth_a, ns_b, veth_b)."""
+    _needs_privileged(request, "veth")
+    from graphnet.io import host
+    with host.veth_pair("gn-test") as p:
+        yield p
 
 
 class LeakError(AssertionError):
