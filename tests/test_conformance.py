@@ -82,7 +82,8 @@ KIT_MODULES = sorted({m.__name__ for m, n in NODES if n.kit})
 
 
 def test_every_graphnet_node_module_is_on_the_kit_but_the_unconverted():
-    old = {m.__name__ for m, n in registry.all_nodes() if not n.kit and m.__name__.startswith("graphnet.nodes.")}
+    ours = tuple(p + "." for p in registry.PACKAGES)          # graphnet.nodes, graphnet.transport
+    old = {m.__name__ for m, n in registry.all_nodes() if not n.kit and m.__name__.startswith(ours)}
     assert old <= set(registry.UNCONVERTED_FEATURES) | set(registry.UNCONVERTED_NO_FEATURE), old
 
 
@@ -94,3 +95,24 @@ def test_kit_node_docstring_lists_metadata_nexts_and_errors(module, node):
     assert re.search(r"Next nodes?", doc), "no 'Next nodes:'"
     missing = [sym for sym, _, _ in node.error_table()[1:] if sym not in doc]
     assert not missing, f"error rows not described in the module docstring: {missing}"
+
+
+DEVICE_TABLES = [("graphnet.io.tap_input", "graphnet.io.tap_tun", "RX_ERRORS", "RxError"),
+                 ("graphnet.io.tap_output", "graphnet.io.tap_tun", "TX_ERRORS", "TxError"),
+                 ("graphnet.io.af_packet_input", "graphnet.io.af_packet_socket", "INPUT_ERRORS", "RxError"),
+                 ("graphnet.io.af_packet_output", "graphnet.io.af_packet_socket", "OUTPUT_ERRORS", "TxError")]
+
+
+@pytest.mark.parametrize("module, enum_module, table, enum", DEVICE_TABLES, ids=[t[0] for t in DEVICE_TABLES])
+def test_device_error_enums_are_the_kits_checked_ones(module, enum_module, table, enum):
+    """The device nodes' C error codes are cpdef enums checked against
+    their tables when the module imports: a row out of order is refused."""
+    import importlib
+    from graphnet.vlib.kit import check_enum
+    from graphnet.vlib.node import GraphError
+    rows = [r[0] for r in getattr(importlib.import_module(module), table)]
+    Enum = getattr(importlib.import_module(enum_module), enum)
+    assert len(Enum.__members__) == len(rows) + 1               # the rows and N_ERROR
+    check_enum(module, Enum, "ERROR_", rows, "N_ERROR")
+    with pytest.raises(GraphError, match="does not match its table"):
+        check_enum(module, Enum, "ERROR_", rows[:1] + rows[2:3] + rows[1:2] + rows[3:], "N_ERROR")

@@ -261,3 +261,14 @@ def test_removed_worker_releases_its_connected_ports(bench):
     bench.engine.call(app.detach)
     bench.run()
     assert "udp4-session" not in udp_ports(bench.engine).values()
+
+
+def test_udp4_session_traces_the_interface_and_the_ip4_header(bench):
+    """udp4-session on the kit: its trace record is the shared
+    interface + IPv4 header one, decoded down to the UDP ports."""
+    start_echo_server(bench.engine, "udp://0.0.0.0/1234")
+    bench.engine.trace_add("pg-input", 5)
+    assert len(bench.out("if0", [dgram(b"traced", sport=4321)])) == 1
+    text = bench.engine.show("trace")
+    part = text[text.index("udp4-session"):]
+    assert "10.0.0.2 -> 10.0.0.1" in part and "4321 -> 1234" in part, part

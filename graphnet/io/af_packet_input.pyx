@@ -47,6 +47,8 @@ from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, g
 from graphnet.vlib.kit cimport gn_node_fn, gn_trace_fn, gn_trace_bytes_fill, GN_TRACE_BYTES_HEADER
 from graphnet.io.pcap cimport gn_pcap_capture, GN_PCAP_RX
 from graphnet.io.bufcopy cimport gn_copy_to_chain
+from graphnet.io.af_packet_socket import RxError
+from graphnet.vlib.kit import check_enum
 from graphnet.io.af_packet_socket cimport *
 from graphnet.io.af_packet_output cimport afp_tx_retry
 from graphnet.io.trace_record cimport gn_device_trace_t, gn_device_trace_fill, GN_DEVICE_TRACE_BYTES
@@ -59,6 +61,7 @@ INPUT_ERRORS = (
     ("no-buffers", "warn", "no buffers (frames left in the ring, or a chain tail dropped)"),
     ("interface-down", "warn", "frame received while the interface is admin down"),
 )
+check_enum("af-packet-input", RxError, "ERROR_", [r[0] for r in INPUT_ERRORS], "N_ERROR")
 
 
 cdef bint _link_slow_path(gn_main_t* vm, gn_node_runtime_t* node, afp_t* st) noexcept nogil:
@@ -147,7 +150,7 @@ cdef int _rx_slow(gn_main_t* vm, afp_t* st, tpacket3_hdr* h, uint32_t bi) noexce
     if h.tp_snaplen < h.tp_len:
         return -RX_ERROR_TRUNCATED
     if total < 14 or length < 12:
-        return -RX_ERROR_SHORT
+        return -RX_ERROR_SHORT_FRAME
     if total > st.max_frame:
         return -RX_ERROR_TOO_BIG
     if _copy_frame(vm, st, bi, h, length, vlan) != 0:
@@ -230,7 +233,7 @@ cdef uint32_t _rx(gn_main_t* vm, gn_node_runtime_t* node, afp_t* st, tracing_t v
     if not st.hw.admin_up:
         n = _rx_discard(st, avail)
         if n:
-            gn_node_increment_error(vm, node, RX_ERROR_DOWN, n)
+            gn_node_increment_error(vm, node, RX_ERROR_INTERFACE_DOWN, n)
             st.hw.counters.rx_drops += n
         node.has_more_work = afp_user_owned(afp_block(st, st.cur_block))
         if node.has_more_work and node.state == GN_NODE_INTERRUPT:

@@ -36,6 +36,8 @@ from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, g
 from graphnet.vlib.kit cimport gn_node_fn, gn_trace_fn, gn_trace_bytes_fill, GN_TRACE_BYTES_HEADER
 from graphnet.io.pcap cimport gn_pcap_capture, GN_PCAP_TX
 from graphnet.io.bufcopy cimport gn_chain_length
+from graphnet.io.af_packet_socket import TxError
+from graphnet.vlib.kit import check_enum
 from graphnet.io.af_packet_socket cimport *
 from graphnet.io.trace_record cimport gn_device_trace_t, gn_device_trace_fill, GN_DEVICE_TRACE_BYTES
 
@@ -49,6 +51,7 @@ OUTPUT_ERRORS = (
     ("interface-down", "warn", "interface admin down"),
     ("tx-deferred", "info", "kernel queue full; frame kept for a later retry"),
 )
+check_enum("af-packet-output", TxError, "ERROR_", [r[0] for r in OUTPUT_ERRORS], "N_ERROR")
 
 
 cdef int _send_one(afp_t* st, gn_main_t* vm, uint32_t bi) noexcept nogil:
@@ -106,9 +109,9 @@ cdef uint32_t _tx_burst(gn_main_t* vm, gn_node_runtime_t* node, afp_t* st, const
         b = gn_main_buffer(vm, bis[i])
         length = b.current_length if not (b.flags & GN_BUFFER_F_NEXT_PRESENT) else gn_chain_length(vm, bis[i])
         if down:
-            _tx_drop(st, vm, bis[i], TX_ERROR_DOWN if not st.hw.admin_up else TX_ERROR_LINK_DOWN, drops, &nd)
+            _tx_drop(st, vm, bis[i], TX_ERROR_INTERFACE_DOWN if not st.hw.admin_up else TX_ERROR_LINK_DOWN, drops, &nd)
         elif length < 14:
-            _tx_drop(st, vm, bis[i], TX_ERROR_SHORT, drops, &nd)
+            _tx_drop(st, vm, bis[i], TX_ERROR_SHORT_FRAME, drops, &nd)
         elif length > st.max_frame:
             _tx_drop(st, vm, bis[i], TX_ERROR_TOO_BIG, drops, &nd)
         else:
@@ -124,10 +127,10 @@ cdef uint32_t _tx_burst(gn_main_t* vm, gn_node_runtime_t* node, afp_t* st, const
                 memcpy(st.backlog + st.n_backlog, bis + i, k * sizeof(uint32_t))
                 st.n_backlog += k
                 if not retry:
-                    vm.error_counters[st.tx_error_base + TX_DEFERRED] += k
+                    vm.error_counters[st.tx_error_base + TX_ERROR_TX_DEFERRED] += k
                     st.hw.counters.tx_retries += k
                 for j in range(i + k, n):
-                    _tx_drop(st, vm, bis[j], TX_ERROR_QUEUE_FULL, drops, &nd)
+                    _tx_drop(st, vm, bis[j], TX_ERROR_TX_QUEUE_FULL, drops, &nd)
                 break
             elif err == ENXIO or err == ENETDOWN or err == ENODEV:
                 _tx_drop(st, vm, bis[i], TX_ERROR_LINK_DOWN, drops, &nd)
@@ -136,7 +139,7 @@ cdef uint32_t _tx_burst(gn_main_t* vm, gn_node_runtime_t* node, afp_t* st, const
             elif err == EMSGSIZE:
                 _tx_drop(st, vm, bis[i], TX_ERROR_TOO_BIG, drops, &nd)
             else:
-                _tx_drop(st, vm, bis[i], TX_ERROR_SEND, drops, &nd)
+                _tx_drop(st, vm, bis[i], TX_ERROR_SEND_ERROR, drops, &nd)
                 st.hw.counters.tx_errors += 1
         i += 1
     if ns:
@@ -169,7 +172,7 @@ cdef void afp_tx_retry(gn_main_t* vm, gn_node_runtime_t* node, afp_t* st) noexce
     if st.backlog_tries > st.tx_retry_limit:
         nb = st.n_backlog
         for i in range(nb):
-            gn_main_buffer(vm, st.backlog[i]).error = <uint16_t>(st.tx_error_base + TX_ERROR_QUEUE_FULL)
+            gn_main_buffer(vm, st.backlog[i]).error = <uint16_t>(st.tx_error_base + TX_ERROR_TX_QUEUE_FULL)
         st.n_backlog = 0
         st.backlog_tries = 0
         gn_enqueue_to_single_next(vm, node, st.backlog, node.drop_next, nb)
@@ -193,10 +196,10 @@ cdef uint32_t afp_output_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* 
     k = n if n < room else room
     memcpy(st.backlog + st.n_backlog, frame.buffers, k * sizeof(uint32_t))
     st.n_backlog += k
-    vm.error_counters[st.tx_error_base + TX_DEFERRED] += k
+    vm.error_counters[st.tx_error_base + TX_ERROR_TX_DEFERRED] += k
     st.hw.counters.tx_retries += k
     for j in range(k, n):
-        gn_main_buffer(vm, frame.buffers[j]).error = <uint16_t>(st.tx_error_base + TX_ERROR_QUEUE_FULL)
+        gn_main_buffer(vm, frame.buffers[j]).error = <uint16_t>(st.tx_error_base + TX_ERROR_TX_QUEUE_FULL)
         drops[j - k] = frame.buffers[j]
     if n > k:
         gn_enqueue_to_single_next(vm, node, drops, node.drop_next, n - k)

@@ -33,19 +33,28 @@ cdef enum:
     ETH_VLAN_FRAME_EXTRA = 18     # Ethernet header + one VLAN tag
     RX_PREFETCH = 8               # af-packet-input prefetches (for writing) the data line this many buffers ahead
 
-    RX_ERROR_SHORT = 1
-    RX_ERROR_TOO_BIG = 2
-    RX_ERROR_TRUNCATED = 3
-    RX_ERROR_NO_BUFFERS = 4
-    RX_ERROR_DOWN = 5
+# af-packet-input's error rows, in the order of af_packet_input.INPUT_ERRORS
+# (checked against it by the kit when af_packet_input is imported)
+cpdef enum RxError:
+    RX_ERROR_NONE
+    RX_ERROR_SHORT_FRAME
+    RX_ERROR_TOO_BIG
+    RX_ERROR_TRUNCATED
+    RX_ERROR_NO_BUFFERS
+    RX_ERROR_INTERFACE_DOWN
+    RX_N_ERROR
 
-    TX_ERROR_SHORT = 1
-    TX_ERROR_TOO_BIG = 2
-    TX_ERROR_QUEUE_FULL = 3
-    TX_ERROR_SEND = 4
-    TX_ERROR_LINK_DOWN = 5
-    TX_ERROR_DOWN = 6
-    TX_DEFERRED = 7
+# af-packet-output's error rows, in the order of af_packet_output.OUTPUT_ERRORS (checked)
+cpdef enum TxError:
+    TX_ERROR_NONE
+    TX_ERROR_SHORT_FRAME
+    TX_ERROR_TOO_BIG
+    TX_ERROR_TX_QUEUE_FULL
+    TX_ERROR_SEND_ERROR
+    TX_ERROR_LINK_DOWN
+    TX_ERROR_INTERFACE_DOWN
+    TX_ERROR_TX_DEFERRED
+    TX_N_ERROR
 
 
 # What af-packet-input notes of a frame while it traces (the ring's header

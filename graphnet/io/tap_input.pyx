@@ -53,6 +53,8 @@ from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, g
 from graphnet.vlib.kit cimport gn_node_fn, gn_trace_fn, gn_trace_bytes_fill, GN_TRACE_BYTES_HEADER
 from graphnet.io.interface cimport gn_interface_t
 from graphnet.io.pcap cimport gn_pcap_capture, GN_PCAP_RX
+from graphnet.io.tap_tun import RxError
+from graphnet.vlib.kit import check_enum
 from graphnet.io.tap_tun cimport *
 from graphnet.io.tap_output cimport tap_tx_flush_retry
 from graphnet.io.trace_record cimport gn_device_trace_t, gn_device_trace_fill, GN_DEVICE_TRACE_BYTES
@@ -67,6 +69,7 @@ RX_ERRORS = (
     ("read-error", "error", "read() failed (frame lost)"),
     ("link-lost", "error", "the kernel side of the TAP is gone (fd error)"),
 )
+check_enum("tap-input", RxError, "ERROR_", [r[0] for r in RX_ERRORS], "N_ERROR")
 
 
 # The record: the common device part (trace_record.pxd: length, flags,
@@ -98,23 +101,23 @@ cdef inline int _rx_check(const gn_virtio_net_hdr_t* h, const uint8_t* frame, ui
     """0, or the tap-input error row that drops this frame."""
     cdef uint8_t gso
     if length < ETH_HLEN:
-        return RX_TOO_SHORT
+        return RX_ERROR_FRAME_TOO_SHORT
     if h != NULL:
         gso = h.gso_type & ~VIRTIO_NET_HDR_GSO_ECN
         if gso != VIRTIO_NET_HDR_GSO_NONE:
             if gso != VIRTIO_NET_HDR_GSO_TCPV4 and gso != VIRTIO_NET_HDR_GSO_TCPV6 and gso != GN_VIRTIO_NET_HDR_GSO_UDP_L4:
-                return RX_BAD_VNET
+                return RX_ERROR_BAD_VNET_HEADER
             if h.gso_size == 0 or h.gso_size >= length or h.hdr_len > length:
-                return RX_BAD_VNET
+                return RX_ERROR_BAD_VNET_HEADER
             if not (h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM):
-                return RX_BAD_VNET
+                return RX_ERROR_BAD_VNET_HEADER
         if h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM:
             if h.csum_start < ETH_HLEN or <uint32_t>h.csum_start + h.csum_offset + 2 > length:
-                return RX_BAD_VNET
+                return RX_ERROR_BAD_VNET_HEADER
         if gso != VIRTIO_NET_HDR_GSO_NONE:
             return 0
     if length > _plain_max(frame, length, mtu):
-        return RX_TOO_LONG
+        return RX_ERROR_FRAME_TOO_LONG
     return 0
 
 
@@ -143,7 +146,7 @@ cdef uint32_t _tap_input(gn_main_t* vm, gn_node_runtime_t* node, tap_dev_t* t, q
     """tap-input's worker (see the module docstring). one_queue_t: read
     t.fd; many_queues_t: round-robin over t.qfd[0:n_queues]."""
     cdef uint32_t out[FRAME_MAX]
-    cdef uint64_t drops[RX_N_ERRORS]
+    cdef uint64_t drops[RX_N_ERROR]
     cdef iovec iov[RX_MAX_IOV]
     cdef uint32_t n = 0, used = 0, nb, k, top, length, rest, room, code, n_soft = 0
     cdef uint64_t nbytes = 0, n_drops = 0
@@ -173,7 +176,7 @@ cdef uint32_t _tap_input(gn_main_t* vm, gn_node_runtime_t* node, tap_dev_t* t, q
         if t.n_spare < t.n_rx_bufs:
             t.n_spare += gn_main_alloc(vm, &t.spare[t.n_spare], SPARE_CAP - t.n_spare)
             if t.n_spare < t.n_rx_bufs:
-                gn_node_increment_error(vm, node, RX_NO_BUFFERS, 1)
+                gn_node_increment_error(vm, node, RX_ERROR_NO_BUFFERS, 1)
                 break
         top = t.n_spare - 1
         b0 = gn_main_buffer(vm, t.spare[top])
@@ -215,7 +218,7 @@ cdef uint32_t _tap_input(gn_main_t* vm, gn_node_runtime_t* node, tap_dev_t* t, q
                 fatal = e
                 break
             # EFAULT/EINVAL: the kernel dropped a frame it could not hand over.
-            gn_node_increment_error(vm, node, RX_READ_ERROR, 1)
+            gn_node_increment_error(vm, node, RX_ERROR_READ_ERROR, 1)
             n_soft += 1
             if n_soft >= SOFT_ERRORS_PER_CALL:
                 break
@@ -230,18 +233,18 @@ cdef uint32_t _tap_input(gn_main_t* vm, gn_node_runtime_t* node, tap_dev_t* t, q
             q = _next_queue(q, live, t.n_queues)
             fd = t.qfd[q]
         if r < hs:
-            drops[RX_TOO_SHORT] += 1
+            drops[<int>RX_ERROR_FRAME_TOO_SHORT] += 1
             continue
         length = <uint32_t>(r - hs)
         if length > t.n_rx_bufs * GN_BUFFER_DATA_SIZE:
             # The kernel reports a frame's full length even when it had to
             # truncate it to the buffers offered.
-            drops[RX_TOO_LONG] += 1
+            drops[<int>RX_ERROR_FRAME_TOO_LONG] += 1
             continue
         h = <gn_virtio_net_hdr_t*>(<uint8_t*>b0.data - hs) if hs else NULL
         code = _rx_check(h, b0.data, length, hw.mtu)
         if code == 0 and not hw.admin_up:
-            code = RX_ADMIN_DOWN
+            code = RX_ERROR_INTERFACE_DOWN
         if code:
             drops[code] += 1
             continue
@@ -314,7 +317,7 @@ cdef uint32_t _tap_input(gn_main_t* vm, gn_node_runtime_t* node, tap_dev_t* t, q
     if queues_t is many_queues_t:
         t.rx_queue_next = q
         t.trace_n = n if tracing else 0
-    for k in range(1, RX_N_ERRORS):
+    for k in range(1, RX_N_ERROR):
         if drops[k]:
             gn_node_increment_error(vm, node, k, drops[k])
             n_drops += drops[k]

@@ -42,6 +42,8 @@ from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, g
                                  gn_node_schedule_interrupt, GN_NODE_POLLING)
 from graphnet.vlib.kit cimport gn_node_fn, gn_trace_fn, gn_trace_bytes_fill, GN_TRACE_BYTES_HEADER
 from graphnet.io.pcap cimport gn_pcap_capture, GN_PCAP_TX
+from graphnet.io.tap_tun import TxError
+from graphnet.vlib.kit import check_enum
 from graphnet.io.tap_tun cimport *
 from graphnet.io.trace_record cimport gn_device_trace_t, gn_device_trace_fill, GN_DEVICE_TRACE_BYTES
 
@@ -56,6 +58,7 @@ TX_ERRORS = (
     ("link-lost", "error", "the kernel side of the TAP is gone: frame dropped"),
     ("interface-down", "warn", "interface is admin down: frame dropped"),
 )
+check_enum("tap-output", TxError, "ERROR_", [r[0] for r in TX_ERRORS], "N_ERROR")
 
 
 cdef inline int _tx_offload_hdr(gn_buffer_t* b, gn_virtio_net_hdr_t* h) noexcept nogil:
@@ -145,7 +148,7 @@ cdef uint32_t _tx_burst(gn_main_t* vm, tap_dev_t* t, const uint32_t* bis, uint32
             memset(h, 0, GN_VIRTIO_NET_HDR_SIZE)
             if b.flags & (GN_BUFFER_F_GSO | GN_BUFFER_F_L4_CSUM_OFFLOAD):
                 if _tx_offload_hdr(b, h) != 0:
-                    code = TX_BAD_OFFLOAD
+                    code = TX_ERROR_BAD_OFFLOAD
                 elif b.flags & GN_BUFFER_F_GSO:
                     t.tx_gso_frames += 1
         total = b.current_length
@@ -166,7 +169,7 @@ cdef uint32_t _tx_burst(gn_main_t* vm, tap_dev_t* t, const uint32_t* bis, uint32
             s = b
             while s.flags & GN_BUFFER_F_NEXT_PRESENT:
                 if n_seg == TX_MAX_IOV:
-                    code = TX_CHAIN_TOO_LONG
+                    code = TX_ERROR_CHAIN_TOO_LONG
                     break
                 s = gn_main_buffer(vm, s.next_buffer)
                 iov[n_seg].iov_base = gn_buffer_current(s)
@@ -187,11 +190,11 @@ cdef uint32_t _tx_burst(gn_main_t* vm, tap_dev_t* t, const uint32_t* bis, uint32
             t.hw.counters.tx_errors += 1
             if tap_fatal_errno(e):
                 tap_mark_dead(vm, t, e, DEAD_WRITE)
-                code = TX_LINK_LOST
+                code = TX_ERROR_LINK_LOST
             elif e == EIO:
-                code = TX_HOST_DOWN
+                code = TX_ERROR_HOST_DOWN
             else:
-                code = TX_WRITE_ERROR
+                code = TX_ERROR_WRITE_ERROR
         if code:
             tap_count_tx_drop(vm, t, code, 1)
         else:
@@ -205,7 +208,7 @@ cdef uint32_t _tx_burst(gn_main_t* vm, tap_dev_t* t, const uint32_t* bis, uint32
         i += 1
     if t.dead and i < n:
         # Lost the device mid-burst: nothing after this can be written.
-        tap_count_tx_drop(vm, t, TX_LINK_LOST, n - i)
+        tap_count_tx_drop(vm, t, TX_ERROR_LINK_LOST, n - i)
         gn_main_free(vm, bis + i, n - i)
         i = n
     if n_free:
@@ -232,7 +235,7 @@ cdef void tap_tx_flush_retry(gn_main_t* vm, tap_dev_t* t) noexcept nogil:
     cdef uint64_t now
     t.retry_armed = 0
     if not t.hw.admin_up:
-        tap_retry_drop_all(vm, t, TX_ADMIN_DOWN)     # nothing is written while admin down
+        tap_retry_drop_all(vm, t, TX_ERROR_INTERFACE_DOWN)     # nothing is written while admin down
         return
     while t.retry_n and not t.dead:
         seg = t.retry_n if t.retry_n < RETRY_CAP - t.retry_head else RETRY_CAP - t.retry_head
@@ -248,7 +251,7 @@ cdef void tap_tx_flush_retry(gn_main_t* vm, tap_dev_t* t) noexcept nogil:
     if t.retry_n < before:
         t.retry_since_ns = now           # progress: restart the clock
     elif now - t.retry_since_ns > t.retry_timeout_ns:
-        tap_retry_drop_all(vm, t, TX_QUEUE_FULL)
+        tap_retry_drop_all(vm, t, TX_ERROR_TX_QUEUE_FULL)
         return
     _tx_arm_retry(vm, t)
 
@@ -265,12 +268,12 @@ cdef void _tx_defer(gn_main_t* vm, tap_dev_t* t, const uint32_t* bis, uint32_t n
         t.retry[tail] = bis[i]
         t.retry_n += 1
     if k:
-        vm.error_counters[t.tx_error_base + TX_DEFERRED] += k
+        vm.error_counters[t.tx_error_base + TX_ERROR_TX_DEFERRED] += k
         t.hw.counters.tx_retries += k
         if t.retry_n > t.tx_retry_max:
             t.tx_retry_max = t.retry_n
     if k < n:
-        tap_count_tx_drop(vm, t, TX_QUEUE_FULL, n - k)
+        tap_count_tx_drop(vm, t, TX_ERROR_TX_QUEUE_FULL, n - k)
         gn_main_free(vm, bis + k, n - k)
     _tx_arm_retry(vm, t)
 
@@ -280,17 +283,17 @@ cdef uint32_t tap_output_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* 
     cdef uint32_t n = frame.n_vectors, k = 0
     if t == NULL or t.dead:
         if t != NULL:
-            tap_count_tx_drop(vm, t, TX_LINK_LOST, n)
+            tap_count_tx_drop(vm, t, TX_ERROR_LINK_LOST, n)
         gn_main_free(vm, frame.buffers, n)
         return n
     gn_pcap_capture(t.pcap, vm, frame.buffers, n, GN_PCAP_TX, t.sw_if_index)
     if not t.hw.admin_up:
         # Reached directly (not through interface-output, which checks too):
         # the kernel would take the frame even with its carrier off.
-        tap_count_tx_drop(vm, t, TX_ADMIN_DOWN, n)
+        tap_count_tx_drop(vm, t, TX_ERROR_INTERFACE_DOWN, n)
         gn_main_free(vm, frame.buffers, n)
         if t.retry_n:
-            tap_retry_drop_all(vm, t, TX_ADMIN_DOWN)
+            tap_retry_drop_all(vm, t, TX_ERROR_INTERFACE_DOWN)
         return n
     if t.retry_n:
         tap_tx_flush_retry(vm, t)
@@ -298,7 +301,7 @@ cdef uint32_t tap_output_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* 
         k = _tx_burst(vm, t, frame.buffers, n)
     if k < n:
         if t.dead:
-            tap_count_tx_drop(vm, t, TX_LINK_LOST, n - k)
+            tap_count_tx_drop(vm, t, TX_ERROR_LINK_LOST, n - k)
             gn_main_free(vm, frame.buffers + k, n - k)
         else:
             _tx_defer(vm, t, frame.buffers + k, n - k)

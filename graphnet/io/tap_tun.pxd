@@ -35,27 +35,31 @@ cdef enum:
     ETH_HLEN = 14
     MAX_QUEUES = 16                # IFF_MULTI_QUEUE fds per TAP (the kernel allows 256)
 
-# tap-input error rows (tap_input.RX_ERRORS)
-cdef enum:
-    RX_TOO_SHORT = 1
-    RX_TOO_LONG = 2
-    RX_BAD_VNET = 3
-    RX_ADMIN_DOWN = 4
-    RX_NO_BUFFERS = 5
-    RX_READ_ERROR = 6
-    RX_LINK_LOST = 7
-    RX_N_ERRORS = 8
+# tap-input's error rows, in the order of tap_input.RX_ERRORS (checked
+# against it by the kit when tap_input is imported)
+cpdef enum RxError:
+    RX_ERROR_NONE
+    RX_ERROR_FRAME_TOO_SHORT
+    RX_ERROR_FRAME_TOO_LONG
+    RX_ERROR_BAD_VNET_HEADER
+    RX_ERROR_INTERFACE_DOWN
+    RX_ERROR_NO_BUFFERS
+    RX_ERROR_READ_ERROR
+    RX_ERROR_LINK_LOST
+    RX_N_ERROR
 
-# tap-output error rows (tap_output.TX_ERRORS)
-cdef enum:
-    TX_DEFERRED = 1
-    TX_QUEUE_FULL = 2
-    TX_WRITE_ERROR = 3
-    TX_HOST_DOWN = 4
-    TX_BAD_OFFLOAD = 5
-    TX_CHAIN_TOO_LONG = 6
-    TX_LINK_LOST = 7
-    TX_ADMIN_DOWN = 8
+# tap-output's error rows, in the order of tap_output.TX_ERRORS (checked)
+cpdef enum TxError:
+    TX_ERROR_NONE
+    TX_ERROR_TX_DEFERRED
+    TX_ERROR_TX_QUEUE_FULL
+    TX_ERROR_WRITE_ERROR
+    TX_ERROR_HOST_DOWN
+    TX_ERROR_BAD_OFFLOAD
+    TX_ERROR_CHAIN_TOO_LONG
+    TX_ERROR_LINK_LOST
+    TX_ERROR_INTERFACE_DOWN
+    TX_N_ERROR
 
 # where the device died (tap_dev_t.dead)
 cdef enum:

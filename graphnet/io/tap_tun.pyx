@@ -134,9 +134,9 @@ cdef void tap_mark_dead(gn_main_t* vm, tap_dev_t* t, int err, uint8_t where) noe
         if rt.state == GN_NODE_INTERRUPT:
             vm.n_fd_interrupt -= 1
         rt.fd_error = 1
-    gn_node_increment_error(vm, rt, RX_LINK_LOST, 1)
+    gn_node_increment_error(vm, rt, RX_ERROR_LINK_LOST, 1)
     if t.retry_n:
-        tap_retry_drop_all(vm, t, TX_LINK_LOST)
+        tap_retry_drop_all(vm, t, TX_ERROR_LINK_LOST)
     if t.has_monitor:
         gn_node_set_interrupt_pending(vm, t.monitor_node_index)     # it logs, closes the fd, stops the input
 
@@ -307,7 +307,7 @@ cdef class TapState:
             gn_main_free(vm, self.t.spare, self.t.n_spare)
             self.t.n_spare = 0
         if self.t.retry_n and self.t.hw != NULL and self.t.tx_error_base:
-            tap_retry_drop_all(vm, self.t, TX_LINK_LOST)
+            tap_retry_drop_all(vm, self.t, TX_ERROR_LINK_LOST)
         elif self.t.retry_n:
             while self.t.retry_n:
                 gn_main_free(vm, &self.t.retry[self.t.retry_head], 1)

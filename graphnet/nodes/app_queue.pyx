@@ -15,25 +15,35 @@ non-empty (budget spent) keeps the node pending.
 
 Queues are registered and removed by the attach server in the loop
 thread (``register(mq, wrk_index)`` -> slot, ``unregister(slot)``).
-Counters: ``app-msgs``, ``bad-msg``.
+
+Metadata used: none (no buffers; what the messages make the transports
+send leaves through session-queue). Set: nothing. Next nodes: none.
+Counters (error table): ``app-msgs`` read (info), ``bad-msg`` refused
+(warn: nothing is dropped).
+
+Trace (``trace add app-queue <n>``): a buffer-less record per app message
+(type, session, worker, refused), as session-queue's
+(graphnet/session/trace.pxd).
 """
 import os
 
-from cpython.pycapsule cimport PyCapsule_New, PyCapsule_GetPointer
+from cpython.pycapsule cimport PyCapsule_GetPointer
 from libc.stdint cimport uint8_t, uint32_t
-from libc.stdlib cimport calloc, free
 from graphnet.vlib.buffer cimport gn_frame_t
+from graphnet.vlib.kit cimport gn_node_fn, gn_node_data, gn_trace_fn
 from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t, gn_node_increment_error, gn_node_set_interrupt_pending
 from graphnet.session.types cimport gn_app_msg_t
 from graphnet.session.msg_queue cimport (gn_mq_handle_t, gn_mq_dequeue_batch_h, gn_mq_clear_signal, gn_mq_count,
                                          MessageQueue)
 from graphnet.session.session cimport gn_session_main_t
 from graphnet.session.app_msg cimport gn_app_msg_handle
-from graphnet.vlib.node import Node
+from graphnet.session.trace cimport gn_session_trace_t, gn_session_trace_no_buffer
+from graphnet.vlib.kit import node, trace_record
+
+cpdef enum Error:
+    ERROR_NONE, ERROR_APP_MSGS, ERROR_BAD_MSG, N_ERROR
 
 cdef enum:
-    ERROR_APP_MSGS = 1
-    ERROR_BAD_MSG = 2
     MSG_BATCH = 64
     MAX_QUEUES = 1024
 
@@ -89,15 +99,15 @@ cdef uint32_t app_queue_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* f
 
 
 cdef class AppQueues:
-    """The node's state: the registered queues and the shared eventfd."""
+    """The control side of the node's state (the engine's NodeData for
+    app-queue, kept alive by it): registers queues, owns the eventfd."""
     cdef app_queue_t* q
     cdef dict mqs                      # slot -> MessageQueue (kept alive while registered)
     cdef readonly int efd
 
-    def __cinit__(self, layer, uint32_t max_msgs=1024):
-        self.q = <app_queue_t*>calloc(1, sizeof(app_queue_t))
-        if self.q == NULL:
-            raise MemoryError()
+    def __cinit__(self, engine, layer, uint32_t max_msgs=1024):
+        self.efd = -1
+        self.q = <app_queue_t*>gn_node_data(engine, "app-queue")
         self.q.sm = <gn_session_main_t*>PyCapsule_GetPointer(layer.capsule(), "gn_session_main")
         self.q.max_msgs = max_msgs
         self.efd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
@@ -106,16 +116,19 @@ cdef class AppQueues:
         self.mqs = {}
 
     def __dealloc__(self):
-        free(self.q)
         if self.efd >= 0:
             os.close(self.efd)
 
-    def capsule(self):
-        return PyCapsule_New(<void*>self.q, "gn_runtime_data", NULL)
+    def detach(self):
+        """The engine closes (its NodeData goes): no more registering."""
+        self.q = NULL
+        self.mqs.clear()
 
     def register(self, MessageQueue mq, uint32_t wrk_index):
         """Read `mq` for worker `wrk_index`; returns its slot."""
         cdef uint32_t i
+        if self.q == NULL:
+            raise RuntimeError("app-queue: the engine is closed")
         for i in range(MAX_QUEUES):
             if not self.q.slots[i].valid:
                 self.q.slots[i].mq = (<gn_mq_handle_t*><size_t>mq.handle_address())[0]
@@ -128,7 +141,7 @@ cdef class AppQueues:
         raise RuntimeError(f"more than {MAX_QUEUES} app queues")
 
     def unregister(self, uint32_t slot):
-        if slot < MAX_QUEUES and self.q.slots[slot].valid:
+        if self.q != NULL and slot < MAX_QUEUES and self.q.slots[slot].valid:
             self.q.slots[slot].valid = 0
             self.q.slots[slot].mq.mq = NULL
             self.mqs.pop(slot, None)
@@ -142,8 +155,8 @@ cdef class AppQueues:
 def _setup(engine, node_index):
     from graphnet.session.application import session_manager
     mgr = session_manager(engine)
-    st = AppQueues(mgr.layer)
-    engine.main.set_runtime_data(node_index, st.capsule())
+    st = AppQueues(engine, mgr.layer)
+    engine.node_data["app-queue"].keep = st
     engine.main.register_fd(node_index, st.efd)
     mgr.app_queues = st
 
@@ -152,12 +165,20 @@ def _teardown(engine, node_index):
     from graphnet.session.application import _MANAGERS
     engine.main.unregister_fd(node_index)
     mgr = _MANAGERS.get(engine)
-    if mgr is not None:
+    if mgr is not None and mgr.app_queues is not None:
+        mgr.app_queues.detach()
         mgr.app_queues = None
 
 
+def _format(bytes record, engine=None):
+    from graphnet.session.show import format_session_trace
+    return format_session_trace(record, engine)
+
+
 NODES = (
-    Node("app-queue", type="input", state="interrupt",
-         fn=PyCapsule_New(<void*>app_queue_fn, "gn_node_fn", NULL), errors=ERRORS,
-         setup=_setup, teardown=_teardown, doc=__doc__.split("\n\n")[0]),
+    node("app-queue", gn_node_fn(app_queue_fn), type="input", state="interrupt", errors=ERRORS, Error=Error,
+         data_size=sizeof(app_queue_t), setup=_setup, teardown=_teardown,
+         trace=trace_record(gn_trace_fn(gn_session_trace_no_buffer), sizeof(gn_session_trace_t), _format),
+         doc=__doc__),
 )
+FEATURE = "session"                # with session-input and session-queue: graphnet.nodes.session_host

@@ -9,16 +9,18 @@ protocol is writing its module, nothing else.
 
 Where modules come from, all joining the same way:
 
-- the packages in ``PACKAGES`` (``graphnet.nodes``), scanned once;
+- the packages in ``PACKAGES`` (``graphnet.nodes``, ``graphnet.transport``),
+  scanned once (their modules, not subpackages' modules);
 - the ``graphnet.nodes`` entry-point group: an installed package declares
   ``[project.entry-points."graphnet.nodes"] mine = "mypkg.nodes"``;
 - ``add_module("mypkg.nodes")``: the startup file's ``[graph] modules``.
 
 Features: ``ip4`` (the forwarding path: ethernet-input, ip4-input,
 ip4-lookup, ip4-rewrite, ip4-frag, ip4-reassembly), ``ip4-host`` (ip4 plus
-ARP, neighbours, ip4-local, ICMP, UDP), ``session`` (session-input and
-session-queue; graphnet.nodes.session_host adds the UDP transport's
-udp4-session and goes with ip4-host).
+ARP, neighbours, ip4-local, ICMP, UDP), ``session`` (session-input,
+session-queue, app-queue and the UDP transport's udp4-session, which
+attaches to udp4-input: the feature goes with ip4-host, as
+graphnet.nodes.session_host says).
 
 Invariant: scanning imports modules and reads their ``NODES`` and
 ``FEATURE`` only; a module with ``NODES`` in its namespace is registered
@@ -37,15 +39,15 @@ from typing import Iterable, Optional
 log = logging.getLogger("graphnet.registry")
 
 ENTRY_POINT_GROUP = "graphnet.nodes"
-PACKAGES = ["graphnet.nodes"]
+PACKAGES = ["graphnet.nodes", "graphnet.transport"]
 # feature -> the features it includes
 FEATURES = {"ip4": (), "ip4-host": ("ip4",), "session": ()}
 # Modules not yet converted to the kit (they say no FEATURE themselves);
 # removed as each is converted. See graphnet.vlib.kit for the conversion.
 UNCONVERTED_FEATURES: dict = {}
-# Modules not yet converted that belong to no feature: app-queue, which
-# graphnet.nodes.session_host adds to a graph itself.
-UNCONVERTED_NO_FEATURE = ("graphnet.nodes.app_queue",)
+# Modules not yet converted that belong to no feature (none left: app-queue,
+# which graphnet.nodes.session_host adds to a graph itself, is on the kit).
+UNCONVERTED_NO_FEATURE: tuple = ()
 
 _scanned: Optional[list] = None
 _added: list = []

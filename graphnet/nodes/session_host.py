@@ -1,6 +1,6 @@
-"""The session layer's nodes as one set: session-input, session-queue and
-TCP's tcp4-* nodes (tcp4-input on protocol 6 of ip4-local) (the registry's
-feature ``session``), app-queue (apps in other processes) and UDP sessions
+"""The session layer's nodes as one set, the registry's feature ``session``:
+session-input, session-queue, TCP's tcp4-* nodes (tcp4-input on protocol 6
+of ip4-local), app-queue (apps in other processes) and UDP sessions
 (udp4-session on udp4-input, graphnet.transport.udp). Add them to a graph
 that has the IPv4 host (graphnet.nodes.ip4_host.NODES):
 
@@ -15,7 +15,6 @@ scan does not register these nodes twice.)
 
 def __getattr__(name):
     if name == "NODES":
-        from graphnet.nodes import registry, app_queue
-        from graphnet.transport import udp
-        return registry.nodes("session") + tuple(app_queue.NODES) + tuple(udp.NODES)
+        from graphnet.nodes import registry
+        return registry.nodes("session")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

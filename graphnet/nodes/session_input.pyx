@@ -28,7 +28,7 @@ from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_node_increment
                                  gn_node_schedule_interrupt)
 from graphnet.vlib.kit cimport gn_node_fn, gn_node_data, gn_trace_fn
 from graphnet.session.session cimport gn_session_main_t, gn_session_flush, gn_app_wrk_t, gn_session_from_handle
-from graphnet.session.trace cimport gn_session_trace_t, gn_session_trace
+from graphnet.session.trace cimport gn_session_trace_t, gn_session_trace, gn_session_trace_no_buffer
 from graphnet.vlib.kit import node, trace_record
 
 DEFAULT_MAX_EVENTS = 4096
@@ -87,10 +87,6 @@ cdef uint32_t session_input_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_
     return n
 
 
-cdef uint16_t _trace_buffer(gn_main_t* vm, gn_node_runtime_t* node, gn_buffer_t* b, uint8_t* record) noexcept nogil:
-    return 0                                       # session-input sends no packets
-
-
 def _format(bytes record, engine=None):
     from graphnet.session.show import format_session_trace
     return format_session_trace(record, engine)
@@ -109,6 +105,6 @@ def _setup(engine, node_index):
 NODES = (
     node("session-input", gn_node_fn(session_input_fn), type="input", state="interrupt", errors=ERRORS, Error=Error,
          data_size=sizeof(session_input_t), setup=_setup,
-         trace=trace_record(gn_trace_fn(_trace_buffer), sizeof(gn_session_trace_t), _format), doc=__doc__),
+         trace=trace_record(gn_trace_fn(gn_session_trace_no_buffer), sizeof(gn_session_trace_t), _format), doc=__doc__),
 )
 FEATURE = "session"

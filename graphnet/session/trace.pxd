@@ -7,6 +7,8 @@ from libc.stdint cimport uint8_t, uint32_t, uint64_t, int32_t
 from libc.string cimport memset
 from graphnet.session.types cimport gn_session_t, GN_NO_HANDLE
 from graphnet.session.fifo cimport gn_fifo_max_dequeue
+from libc.stdint cimport uint16_t
+from graphnet.vlib.buffer cimport gn_buffer_t
 from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t, gn_trace_event
 
 cdef enum:
@@ -38,3 +40,10 @@ cdef inline void gn_session_trace(gn_main_t* vm, gn_node_runtime_t* node, uint8_
     if s != NULL:
         t.rx_fifo = gn_fifo_max_dequeue(s.rx_fifo) if s.rx_fifo != NULL else 0
         t.tx_fifo = gn_fifo_max_dequeue(s.tx_fifo) if s.tx_fifo != NULL else 0
+
+
+cdef inline uint16_t gn_session_trace_no_buffer(gn_main_t* vm, gn_node_runtime_t* node, gn_buffer_t* b,
+                                                uint8_t* record) noexcept nogil:
+    """The per-buffer trace function of a node that sends no packets (its
+    records are all buffer-less, gn_session_trace)."""
+    return 0

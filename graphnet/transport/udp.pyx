@@ -18,13 +18,17 @@ or the connection's peer (connected), from the header's local address (or
 the connection's); a header claiming more than 65507 bytes, or more than
 the fifo holds, is refused (``tx-bad-header``: the fifo is flushed).
 
-``udp4-session`` (internal node): claims the ports of listeners and
-connected sessions on ``udp4-input``; metadata used: current_data at the
-IPv4 header (udp4-input checked the UDP length and checksum), chains.
-Next nodes: error-drop only (delivered buffers are freed once copied).
-Counters: ``enqueued``, ``rx-fifo-full``, ``no-session``,
-``too-many-buffers``. tx runs inside session-queue (its ``ip4-lookup``
-arc); its counters are in ``show session`` (udp tx).
+``udp4-session`` (internal node, on the kit; registry feature
+``session``): claims the ports of listeners and connected sessions on
+``udp4-input``. Metadata used: current_data at the IPv4 header (udp4-input
+checked the UDP length and checksum), current_length, chains. Set: the
+error of a dropped buffer. Next nodes: error-drop only (delivered buffers
+are freed once copied). Counters: ``enqueued`` (info); drops
+``rx-fifo-full``, ``no-session``, ``too-many-buffers``. Trace: the
+interface and the IPv4 header (``trace_ip4``). Its state is the
+transport's (``UdpTransport``, which the session layer calls for tx too).
+tx runs inside session-queue (its ``ip4-lookup`` arc); its counters are in
+``show session`` (udp tx).
 """
 import struct
 import weakref
@@ -35,9 +39,9 @@ from libc.stdlib cimport calloc, free
 from libc.string cimport memset, memcpy
 from graphnet.includes.byteorder cimport gn_put_net16, gn_put_net32, gn_net16
 from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_TX, GN_INVALID_INDEX, GN_BUFFER_F_NEXT_PRESENT,
-                                   GN_BUFFER_F_LOCALLY_ORIGINATED, gn_buffer_current)
+                                   GN_BUFFER_F_LOCALLY_ORIGINATED, gn_buffer_current, GN_FRAME_SIZE)
 from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_main_alloc, gn_main_free,
-                                 gn_enqueue_to_single_next, gn_node_increment_error)
+                                 gn_enqueue_to_single_next, gn_node_increment_error, gn_buffer_set_error)
 from graphnet.nodes.ip4_csum cimport gn_chain_sum
 from graphnet.wire.inet cimport gn_inet_checksum, gn_ip4_pseudo_sum
 from graphnet.wire.ip4 cimport gn_ip4_header_bytes, gn_ip4_src, gn_ip4_dst, gn_ip4_set_checksum, GN_IP4_PROTO_UDP
@@ -49,8 +53,8 @@ from graphnet.session.session cimport (gn_session_main_t, SessionLayer, gn_sessi
                                        gn_session_enqueue_notify, gn_session_stream_connect_notify,
                                        gn_session_half_open_delete_notify, gn_session_transport_delete_notify,
                                        gn_session_get_if_valid, gn_session_wait_buffers)
-from graphnet.vlib.node import Node
-from graphnet.vlib.kit cimport gn_node_data
+from graphnet.vlib.kit cimport gn_node_data, gn_node_fn
+from graphnet.vlib.kit import node, trace_ip4
 from graphnet.nodes.udp4 cimport udp4_input_t, UDP4_NEXT_UNCLAIMED
 
 cdef enum:
@@ -61,11 +65,10 @@ cdef enum:
     EPHEMERAL_LO = 49152
     HDR_LEN = 16
     IP_UDP_LEN = 28
-    ERROR_ENQUEUED = 1
-    ERROR_RX_FULL = 2
-    ERROR_NO_SESSION = 3
-    ERROR_TOO_MANY_BUFFERS = 4
     BUF_DATA = 2048
+
+cpdef enum Error:
+    ERROR_NONE, ERROR_ENQUEUED, ERROR_RX_FIFO_FULL, ERROR_NO_SESSION, ERROR_TOO_MANY_BUFFERS, N_ERROR
 
 ERRORS = (
     ("none", "info", "no error"),
@@ -345,8 +348,8 @@ cdef uint32_t udp4_session_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t
     cdef gn_session_main_t* sm = um.sm
     cdef gn_fifo_slice_t pieces[MAX_PIECES]
     cdef gn_udp_dgram_hdr_t h
-    cdef uint32_t done[256]
-    cdef uint32_t drops[256]
+    cdef uint32_t done[GN_FRAME_SIZE]
+    cdef uint32_t drops[GN_FRAME_SIZE]
     cdef uint32_t i, n = frame.n_vectors, n_done = 0, n_drop = 0, hlen, left, k, np
     cdef uint32_t n_ok = 0, n_full = 0, n_nos = 0, n_many = 0
     cdef gn_buffer_t* b
@@ -369,7 +372,7 @@ cdef uint32_t udp4_session_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t
             s = gn_session_lookup_listener4(sm, GN_TRANSPORT_PROTO_UDP, h.lcl_ip, h.lcl_port)
         if s == NULL or s.rx_fifo == NULL:
             n_nos += 1
-            b.error = <uint16_t>(node.error_base + ERROR_NO_SESSION)
+            gn_buffer_set_error(node, b, ERROR_NO_SESSION)
             drops[n_drop] = frame.buffers[i]
             n_drop += 1
             continue
@@ -391,14 +394,14 @@ cdef uint32_t udp4_session_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t
             np += 1
         if left:
             n_many += 1
-            b.error = <uint16_t>(node.error_base + ERROR_TOO_MANY_BUFFERS)
+            gn_buffer_set_error(node, b, ERROR_TOO_MANY_BUFFERS)
             drops[n_drop] = frame.buffers[i]
             n_drop += 1
             continue
         if gn_fifo_enqueue_segments(s.rx_fifo, pieces, np, False) < 0:
             n_full += 1
             s.rx_drops += 1
-            b.error = <uint16_t>(node.error_base + ERROR_RX_FULL)
+            gn_buffer_set_error(node, b, ERROR_RX_FIFO_FULL)
             drops[n_drop] = frame.buffers[i]
             n_drop += 1
             continue
@@ -515,6 +518,7 @@ def _setup(engine, node_index):
 
 
 NODES = (
-    Node("udp4-session", fn=PyCapsule_New(<void*>udp4_session_fn, "gn_node_fn", NULL), errors=ERRORS,
-         attach_to=(("udp4-input", None),), setup=_setup, doc=__doc__.split("\n\n")[0]),
+    node("udp4-session", gn_node_fn(udp4_session_fn), errors=ERRORS, Error=Error, attach_to=(("udp4-input", None),),
+         setup=_setup, trace=trace_ip4(), doc=__doc__),
 )
+FEATURE = "session"                # with the IPv4 host (udp4-input): graphnet.nodes.session_host
