@@ -1,6 +1,6 @@
 """Issue 18: `trace add af-packet-input-*` and `trace filter` on a real
 AF_PACKET interface (privileged: a veth pair between two namespaces made
-by test_af_packet's fixture, removed afterwards)."""
+by the plugin's veth fixture, removed afterwards)."""
 import re
 
 import pytest
@@ -8,7 +8,7 @@ import pytest
 from graphnet.cli.registry import execute
 from graphnet.testing.helpers import packet_socket, wait_for
 from graphnet.vlib.show import trace_packets
-from test_af_packet import marked, marked_frame, rx_engine, veth  # noqa: F401  (veth: the fixture)
+from test_af_packet import marked, marked_frame, rx_engine
 
 pytestmark = pytest.mark.privileged(tun=False)
 
@@ -19,7 +19,7 @@ def test_trace_add_glob_and_filter_on_af_packet_input(engine_factory, veth):
     # filter keeps our frames with an odd mark (not the kernel's chatter)
     execute(eng, "trace filter bytes 12 88b500000001 mask ffff00000001")
     assert execute(eng, "trace add af-packet-input-* 3") == ""
-    kernel = packet_socket(veth.b, veth.b_if)
+    kernel = packet_socket(veth.ns_b, veth.veth_b)
     eng.start()
     frames = [marked_frame(i) for i in range(10)]
     for f in frames:
