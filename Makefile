@@ -39,7 +39,7 @@ run: install                        ## set up and run the built-in default confi
 test: install                       ## set up and run the test suite
 	$(PYTHON) -m pytest -q
 
-bench: install                      ## run every `graphnet bench` scenario (JSON lines)
+bench: install                      ## run every `graphnet bench` scenario (JSON lines only on stdout; root for the device ones)
 	$(VENV)/bin/graphnet bench all --json
 
 # The long fuzz profile: 1,000,000 frames per family (FUZZ_ARGS to change,

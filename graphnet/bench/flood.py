@@ -177,7 +177,7 @@ def run_flood(env: dict, seconds: float, max_frames: int = DEFAULT_FRAMES, inter
     from graphnet.bench import tap_raw
     eng = env["engine"]
     # the legitimate peer is known before the flood (its first ping resolves it)
-    host.run_in_netns(env["ns"], ["ping", "-n", "-q", "-c", "1", "-W", "2", GN], timeout=10)
+    host.run_in_netns(env["ns"], ["ping", "-n", "-q", "-c", "1", "-W", "2", GN], timeout=10, capture_output=True)
     time.sleep(0.3)                                 # the TAP's rx spares allocated, nothing in flight
     pre = _in_use(eng)
     tap = eng.node_index(_tap_input(eng))
