@@ -49,8 +49,8 @@ bench: install                      ## run every `graphnet bench` scenario (JSON
 FUZZ_ARGS ?= all --frames 1000000
 fuzz: install                       ## 1 M fuzz frames per node family, Hypothesis properties x25
 	@$(PYTHON) -m graphnet fuzz $(FUZZ_ARGS); status=$$?; \
-	GRAPHNET_HYPOTHESIS=fuzz $(PYTHON) -m pytest -q tests/test_ip4_fragments.py tests/test_ethernet_ip4.py \
-	    tests/test_ip4_host.py && exit $$status
+	GRAPHNET_HYPOTHESIS=fuzz $(PYTHON) -m pytest -q tests/nodes/test_ip4_fragments.py tests/nodes/test_ethernet_ip4.py \
+	    tests/nodes/test_ip4_host.py && exit $$status
 
 clean:
 	rm -rf build *.egg-info

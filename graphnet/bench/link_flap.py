@@ -43,7 +43,7 @@ def _ip(ns, *args):
 class Pinger:
     """The kernel's ``ping -D`` in namespace `ns` every `interval` s in the
     background; ``replies`` are their wall-clock times (used by the bench
-    and by tests/test_link_events.py)."""
+    and by tests/io/test_link_events.py)."""
 
     def __init__(self, ns, dst, seconds, interval=0.01):
         # No -w: with a deadline, ping exits at the first ICMP error (the

@@ -14,7 +14,7 @@ Registration: a module in ``graphnet/nodes/`` is discovered through its
 through the startup file (``[graph] modules = ["pkg.mod"]``) or an entry
 point in the ``graphnet.nodes`` group (both printed at the end).
 
-    python -m graphnet.tools.new_node my-counter                 # into graphnet/nodes, tests/
+    python -m graphnet.tools.new_node my-counter                 # into graphnet/nodes, tests/nodes
     python -m graphnet.tools.new_node my-counter --dir src/mypkg --tests tests --feature ip4
 
 Then build (``make build``, or ``cythonize -i`` for a module outside
@@ -88,7 +88,8 @@ def main(argv=None) -> int:
                                 epilog="See the module docstring (pydoc graphnet.tools.new_node) for the details.")
     p.add_argument("name", help="node name, VPP style: lower case words joined by '-' (e.g. my-counter)")
     p.add_argument("--dir", type=Path, default=root / "nodes", help="where the module goes (default graphnet/nodes)")
-    p.add_argument("--tests", type=Path, default=root.parent / "tests", help="where its test goes (default tests/)")
+    p.add_argument("--tests", type=Path, default=root.parent / "tests" / "nodes",
+                   help="where its test goes (default tests/nodes, as tests mirror the package)")
     p.add_argument("--package", default=None,
                    help="the module's package for the test's import (default: graphnet.nodes for graphnet/nodes, "
                         "none elsewhere)")

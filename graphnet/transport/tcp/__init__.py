@@ -5,30 +5,30 @@ is graphnet/transport/tcp4 (session layer) and graphnet/nodes/tcp4_*.
 
 STATUS (keep current: another session continues from here)
 - built+tested: graphnet/wire/tcp.pxd/.pyx (header, options parse/write,
-  checksum, formatter) -- tests/test_tcp_wire.py
+  checksum, formatter) -- tests/wire/test_tcp_wire.py
 - built+tested: conn.pxd/.pyx (gn_tcp_conn_t, RFC 9293 state machine with
   RFC 7323 wscale/timestamps/PAWS/RTTM, RFC 5961 challenge ACKs (rate
   limited), MSS negotiation+clamping, SACK blocks for ACKs, Nagle, send
   within min(snd_wnd, cwnd)); isn.pxd (RFC 6528 ISN, SipHash-2-4) --
-  tests/test_tcp_conn.py (one row per transition + two connections over a
+  tests/transport/test_tcp_conn.py (one row per transition + two connections over a
   fifo model: transfer, reordering+SACK, simultaneous open/close, RST)
 - built+tested: rto.pxd (RFC 6298), cc.pxd/.pyx (table of C function
   pointers: newreno, cubic (default)), sack.pxd/.pyx (scoreboard, RFC 6675
-  IsLost/SetPipe/NextSeg) -- tests/test_tcp_cc.py; wired into the
+  IsLost/SetPipe/NextSeg) -- tests/transport/test_tcp_cc.py; wired into the
   connection: dup-ACK / SACK loss detection, NewReno partial ACKs (RFC
   6582), SACK recovery, RTO with backoff, Karn, go-back-N, give-up after
-  retries, zero-window probes -- tests/test_tcp_recovery.py (scripted ACK
+  retries, zero-window probes -- tests/transport/test_tcp_recovery.py (scripted ACK
   sequences; lossy/reordering/duplicating transfers byte-exact, 1/5/10%)
 - testing.py: two connections over a Python rx-fifo model (the glue's
   per-action logic in Python: read it before writing the nodes)
 - built+tested: syncookie.pxd/.pyx (RFC 4987 cookies: period + MSS index +
   SipHash in the ISN, window scale and SACK in the TSval's low 5 bits;
   validation, the connection opened from the final ACK; listener backlog
-  policy accept/cookie/drop) -- tests/test_tcp_syncookie.py
+  policy accept/cookie/drop) -- tests/transport/test_tcp_syncookie.py
 - built+tested (h-fault): graphnet/nodes/fault_inject.pyx (drop, corrupt,
   duplicate incl. chains, reorder, delay; per interface and direction;
   seeded; counted; CLI `set fault-inject`, startup key) --
-  tests/test_fault_inject.py
+  tests/nodes/test_fault_inject.py
 - built+tested (h-tcp2): the graph glue. graphnet/transport/tcp4.pyx/.pxd
   (gn_tcp4_conn_t = {gn_transport_connection_t, gn_tcp_conn_t, ...}, one
   pool, 5-tuple open-addressing table, listeners with backlog/cookies,
@@ -39,12 +39,12 @@ STATUS (keep current: another session continues from here)
   _syn_sent, _rcv_process, _established, _reset, _output, _timer (in
   session_host.NODES); builtin echo serves streams; CLI graphnet/cli/tcp.py
   (show tcp stats / connections, set tcp cc / time-wait; show session
-  verbose) -- tests/test_tcp_real.py (kernel over a TAP: 1 B..200 MB
+  verbose) -- tests/transport/test_tcp_real.py (kernel over a TAP: 1 B..200 MB
   byte-exact, 1/5/10% loss each way with nftables, zero window, graphnet
   client -> kernel server, RST, close either side, 1000 connections,
-  tshark, CLI), tests/test_tcp_pg.py (Scapy via pg: options, RST,
+  tshark, CLI), tests/transport/test_tcp_pg.py (Scapy via pg: options, RST,
   checksum, challenge ACKs, out of window, simultaneous close, unread
-  data RST, RTO, keepalive, SYN flood -> cookies), tests/test_tcp_session.py
+  data RST, RTO, keepalive, SYN flood -> cookies), tests/transport/test_tcp_session.py
   Generic session-layer hooks added for TCP: gn_transport_vft_t.stream_tx
   (session-queue requeues a stream push only when it used all its units;
   the transport owns the tx event) and GN_APP_MSG_RX_DONE accepted by

@@ -12,7 +12,7 @@ import pytest
 from graphnet.cli.control import send_command
 from graphnet.testing.helpers import wait_for
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from graphnet.apps.echo import start_echo_server
 from graphnet.session.application import session_manager
 from graphnet.session.attach import AttachServer, LEN, MAX_MSG
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ENGINE_IP = "10.0.0.1"
 
 

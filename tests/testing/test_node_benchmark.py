@@ -12,7 +12,7 @@ import pytest
 from graphnet.nodes.passthrough import chain, passthrough
 from graphnet.testing.packets import udp_packet
 
-README = Path(__file__).parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def test_readme_example_runs(node_benchmark):

@@ -18,7 +18,7 @@ import pytest
 from graphnet.io import host
 from graphnet.testing.helpers import wait_for
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SIGNALS = [signal.SIGTERM, signal.SIGINT]
 
 

@@ -19,7 +19,7 @@ from graphnet.config import (BUILTIN, DEFAULT_TOML, PG_DEMO_TOML, ConfigError, b
                              default_config, load, loads, socket_path)
 from graphnet.io.capture import Capture
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def stream(extra="", edits=""):

@@ -30,7 +30,7 @@ from graphnet.io.pg import PacketGenerator, Stream
 from graphnet.cli import templates
 from graphnet.testing.helpers import wait_for
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def make_engine(count=20, rate=None, state="polling"):

@@ -6,6 +6,7 @@ reflecting source ports, the main loop's drain bound; and the original
 packet end to end, in a child process (on the code before the fix it
 wedged the loop and grew by hundreds of MB/s)."""
 import os
+from pathlib import Path
 import subprocess
 import sys
 import textwrap
@@ -228,7 +229,7 @@ def _run_child(script: str, timeout: float = 60) -> subprocess.CompletedProcess:
     """Run a script in a child Python limited to 3 GB and `timeout` s (on
     code without the fixes these loops wedged and grew by hundreds of MB/s)."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[2]),
                                          env.get("PYTHONPATH", "")])
 
     def limit():

@@ -20,7 +20,7 @@ from graphnet.cli.control import MAX_LINE, ControlError, ControlServer, send_com
 from graphnet.cli.registry import Registry
 from graphnet.testing.helpers import wait_for
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
