@@ -42,7 +42,7 @@ from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_RX, GN_BUFFER_DAT
                                    gn_buffer_init_meta)
 from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_main_alloc_uninit, gn_main_free,
                                  gn_enqueue_to_next, gn_enqueue_to_single_next, gn_buffer_set_error,
-                                 gn_node_increment_error, gn_node_set_interrupt_pending, gn_node_fd_rearm,
+                                 gn_node_increment_error, gn_node_set_interrupt_pending, gn_node_fd_rearm, gn_count_drops,
                                  GN_NODE_INTERRUPT)
 from graphnet.vlib.kit cimport gn_node_fn, gn_trace_fn, gn_trace_bytes_fill, GN_TRACE_BYTES_HEADER
 from graphnet.io.pcap cimport gn_pcap_capture, GN_PCAP_RX
@@ -59,7 +59,7 @@ INPUT_ERRORS = (
     ("too-big", "error", "frame longer than the interface MTU"),
     ("truncated", "error", "frame cut by the rx ring (larger than a ring block)"),
     ("no-buffers", "warn", "no buffers (frames left in the ring, or a chain tail dropped)"),
-    ("interface-down", "warn", "frame received while the interface is admin down"),
+    ("interface-down", "error", "frame received while the interface is admin down: dropped"),
 )
 check_enum("af-packet-input", RxError, "ERROR_", [r[0] for r in INPUT_ERRORS], "N_ERROR")
 
@@ -233,7 +233,7 @@ cdef uint32_t _rx(gn_main_t* vm, gn_node_runtime_t* node, afp_t* st, tracing_t v
     if not st.hw.admin_up:
         n = _rx_discard(st, avail)
         if n:
-            gn_node_increment_error(vm, node, RX_ERROR_INTERFACE_DOWN, n)
+            gn_count_drops(vm, node.error_base + RX_ERROR_INTERFACE_DOWN, n)
             st.hw.counters.rx_drops += n
         node.has_more_work = afp_user_owned(afp_block(st, st.cur_block))
         if node.has_more_work and node.state == GN_NODE_INTERRUPT:

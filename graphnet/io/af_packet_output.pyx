@@ -48,7 +48,7 @@ OUTPUT_ERRORS = (
     ("tx-queue-full", "error", "kernel tx queue full past the retry limit"),
     ("send-error", "error", "send() failed"),
     ("link-down", "error", "kernel interface down or deleted"),
-    ("interface-down", "warn", "interface admin down"),
+    ("interface-down", "error", "interface admin down: frame dropped"),
     ("tx-deferred", "info", "kernel queue full; frame kept for a later retry"),
 )
 check_enum("af-packet-output", TxError, "ERROR_", [r[0] for r in OUTPUT_ERRORS], "N_ERROR")

@@ -29,7 +29,7 @@ from graphnet.includes.af_packet cimport *
 from graphnet.includes.linux cimport (open, close, ioctl, errno, O_RDONLY, O_CLOEXEC, EPERM, EACCES, mmap, munmap,
                                       PROT_READ, PROT_WRITE, MAP_SHARED, MAP_LOCKED, MAP_POPULATE, MAP_FAILED)
 from graphnet.vlib.buffer cimport gn_buffer_meta_template
-from graphnet.vlib.main cimport gn_main_t, gn_main_buffer, gn_main_free
+from graphnet.vlib.main cimport gn_main_t, gn_main_buffer, gn_main_free, gn_count_drops
 from graphnet.io.interface cimport gn_interface_t
 from graphnet.io.pcap cimport gn_pcap_main_t
 from graphnet.io.af_packet_socket cimport *
@@ -327,7 +327,7 @@ cdef class AfpState:
             return
         for i in range(nb):
             gn_main_buffer(vm, self.st.backlog[i]).error = <uint16_t>(self.st.tx_error_base + code)
-        vm.error_counters[self.st.tx_error_base + code] += nb
+        gn_count_drops(vm, self.st.tx_error_base + code, nb)
         if self.st.hw != NULL:
             self.st.hw.counters.tx_drops += nb
         gn_main_free(vm, self.st.backlog, nb)

@@ -49,7 +49,7 @@ from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_RX, GN_TX, GN_BUF
                                    GN_INVALID_INDEX, gn_buffer_current)
 from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_main_alloc,
                                  gn_enqueue_to_single_next, gn_node_increment_error, gn_node_set_interrupt_pending,
-                                 GN_NODE_INTERRUPT)
+                                 gn_count_drops, GN_NODE_INTERRUPT)
 from graphnet.vlib.kit cimport gn_node_fn, gn_trace_fn, gn_trace_bytes_fill, GN_TRACE_BYTES_HEADER
 from graphnet.io.interface cimport gn_interface_t
 from graphnet.io.pcap cimport gn_pcap_capture, GN_PCAP_RX
@@ -64,10 +64,10 @@ RX_ERRORS = (
     ("frame-too-short", "error", "frame shorter than an Ethernet header (14 bytes)"),
     ("frame-too-long", "error", "frame longer than MTU + Ethernet header without GSO metadata"),
     ("bad-vnet-header", "error", "inconsistent virtio-net header (GSO type, sizes or checksum offsets)"),
-    ("interface-down", "warn", "interface is admin down: frame dropped"),
+    ("interface-down", "error", "interface is admin down: frame dropped"),
     ("no-buffers", "warn", "no buffers to read into; read deferred"),
     ("read-error", "error", "read() failed (frame lost)"),
-    ("link-lost", "error", "the kernel side of the TAP is gone (fd error)"),
+    ("link-lost", "warn", "the kernel side of the TAP is gone (fd error; detached)"),
 )
 check_enum("tap-input", RxError, "ERROR_", [r[0] for r in RX_ERRORS], "N_ERROR")
 
@@ -218,7 +218,7 @@ cdef uint32_t _tap_input(gn_main_t* vm, gn_node_runtime_t* node, tap_dev_t* t, q
                 fatal = e
                 break
             # EFAULT/EINVAL: the kernel dropped a frame it could not hand over.
-            gn_node_increment_error(vm, node, RX_ERROR_READ_ERROR, 1)
+            gn_count_drops(vm, node.error_base + RX_ERROR_READ_ERROR, 1)
             n_soft += 1
             if n_soft >= SOFT_ERRORS_PER_CALL:
                 break
@@ -319,7 +319,7 @@ cdef uint32_t _tap_input(gn_main_t* vm, gn_node_runtime_t* node, tap_dev_t* t, q
         t.trace_n = n if tracing else 0
     for k in range(1, RX_N_ERROR):
         if drops[k]:
-            gn_node_increment_error(vm, node, k, drops[k])
+            gn_count_drops(vm, node.error_base + k, drops[k])
             n_drops += drops[k]
     hw.counters.rx_drops += n_drops
     if n:

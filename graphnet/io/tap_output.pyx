@@ -52,11 +52,11 @@ TX_ERRORS = (
     ("tx-deferred", "info", "kernel queue full (EAGAIN): frame queued for retry"),
     ("tx-queue-full", "error", "kernel queue full: frame dropped (retry queue full or timed out)"),
     ("write-error", "error", "write() failed: frame dropped"),
-    ("host-down", "warn", "kernel side of the TAP is down (EIO): frame dropped"),
+    ("host-down", "error", "kernel side of the TAP is down (EIO): frame dropped"),
     ("bad-offload", "error", "GSO/checksum offload on a frame whose headers cannot be parsed"),
     ("chain-too-long", "error", "buffer chain longer than 64 segments"),
     ("link-lost", "error", "the kernel side of the TAP is gone: frame dropped"),
-    ("interface-down", "warn", "interface is admin down: frame dropped"),
+    ("interface-down", "error", "interface is admin down: frame dropped"),
 )
 check_enum("tap-output", TxError, "ERROR_", [r[0] for r in TX_ERRORS], "N_ERROR")
 

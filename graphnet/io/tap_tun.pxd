@@ -17,7 +17,7 @@
 # ``dead`` is set no fd of the device is touched by a node again.
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from graphnet.includes.linux cimport EBADF, EBADFD, ENODEV, ENXIO
-from graphnet.vlib.main cimport gn_main_t
+from graphnet.vlib.main cimport gn_main_t, gn_count_drops
 from graphnet.io.interface cimport gn_interface_t
 from graphnet.io.pcap cimport gn_pcap_main_t
 
@@ -133,7 +133,7 @@ cdef inline uint16_t tap_rd16(const uint8_t* p) noexcept nogil:
 
 
 cdef inline void tap_count_tx_drop(gn_main_t* vm, tap_dev_t* t, uint32_t code, uint64_t n) noexcept nogil:
-    vm.error_counters[t.tx_error_base + code] += n
+    gn_count_drops(vm, t.tx_error_base + code, n)       # freed here: a drop under its reason
     t.hw.counters.tx_drops += n
 
 

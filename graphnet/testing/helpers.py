@@ -105,3 +105,15 @@ def app_msg(**fields) -> bytes:
     d = dict.fromkeys(MSG_FIELDS, 0)
     d.update(fields)
     return struct.pack(MSG_FORMAT, *(d[f] for f in MSG_FIELDS))
+
+
+def error_rows_per_node(engine) -> dict:
+    """{node name: total of its ``error`` rows in show errors} (rows with a
+    count only): what graphnet.vlib.show.node_drops (show runtime's drops)
+    must equal when every drop is counted once, at the node that drops."""
+    from graphnet.vlib.show import error_rows
+    out = {}
+    for r in error_rows(engine):
+        if r["severity"] == "error":
+            out[r["node"]] = out.get(r["node"], 0) + r["count"]
+    return out

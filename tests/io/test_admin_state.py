@@ -24,7 +24,8 @@ from graphnet.io import host
 from graphnet.io.capture import Capture
 from graphnet.io.pg import PacketGenerator, Stream
 from graphnet.testing import helpers
-from graphnet.testing.helpers import SetTx, wait_for, unique_ifname as ifname
+from graphnet.testing.helpers import SetTx, wait_for, error_rows_per_node, unique_ifname as ifname
+from graphnet.vlib.show import node_drops
 
 pytestmark = pytest.mark.privileged
 
@@ -173,6 +174,7 @@ def test_frames_in_flight_while_down_are_all_accounted_for(engine_factory, netns
         info = eng.interfaces.info(name)
         assert (info["rx_packets"], info["rx_drops"], info["tx_packets"], info["tx_drops"]) == (0, down, 0, 7)
         assert st1["rx_packets"] == st0["rx_packets"]                    # graphnet wrote nothing
+        assert node_drops(eng) == error_rows_per_node(eng) == {dev.input_node: down, dev.output_node: 7}
         assert marked(received(kernel)) == []
         dev.set_admin_up(True)
         assert wait_for(lambda: carrier_is(netns, name, True), timeout=3)
@@ -224,6 +226,7 @@ def test_retry_queue_is_dropped_when_the_interface_goes_down(engine_factory):
     info = eng.interfaces.info("spdn1")
     assert eng.error_count(dev.output_node, "interface-down") == waiting
     assert info["tx_packets"] + info["tx_drops"] == 300 and dev.stats()["tx_retry_queue"] == 0
+    assert node_drops(eng) == error_rows_per_node(eng) == {dev.output_node: waiting}
 
 
 # --- AF_PACKET: graphnet leaves the kernel link alone ------------------------------------------
@@ -254,6 +257,8 @@ def test_af_packet_down_stops_rx_and_tx_and_leaves_the_kernel_link_up(engine_fac
         info = eng.interfaces.info(dev.name)
         assert info["rx_drops"] == 10 and info["rx_packets"] == 0
         assert info["tx_drops"] == 9 and info["tx_packets"] == 0
+        assert node_drops(eng) == error_rows_per_node(eng) == {dev.input_node: 10, dev.output_node: 5,
+                                                               "interface-output": 4}
         assert marked(cap.packets()) == [] and marked(received(peer)) == []
         execute(eng, f"set interface state {dev.name} up")
         for i in range(10):
