@@ -30,6 +30,7 @@ import os
 from cpython.pycapsule cimport PyCapsule_GetPointer
 from libc.stdint cimport uint8_t, uint32_t
 from graphnet.vlib.buffer cimport gn_frame_t
+from graphnet.includes.linux cimport close
 from graphnet.vlib.kit cimport gn_node_fn, gn_node_data, gn_trace_fn
 from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t, gn_node_increment_error, gn_node_set_interrupt_pending
 from graphnet.session.types cimport gn_app_msg_t
@@ -116,8 +117,9 @@ cdef class AppQueues:
         self.mqs = {}
 
     def __dealloc__(self):
+        # libc's close: at interpreter exit the os module may be gone already
         if self.efd >= 0:
-            os.close(self.efd)
+            close(self.efd)
 
     def detach(self):
         """The engine closes (its NodeData goes): no more registering."""
