@@ -52,19 +52,19 @@ def _setup():
 @register("session-events")
 def bench_session_events(opts) -> Iterator[dict]:
     """1000 sessions x 8 datagrams: coalesced rx events vs one notification per enqueue."""
-    from graphnet.bench.session_helper import run_rounds
+    from graphnet.bench.session_helper import RxRounds
     mgr, w, handles = _setup()
+    rx = RxRounds(mgr.layer, handles, w.index)
     n = len(handles) * PER_SESSION
     locks: dict = {}
 
     def case(coalesce):
         def run():
-            before = w.mq.stats()["locks"]
-            read = run_rounds(mgr.layer, handles, w.index, PER_SESSION, 1, coalesce)
+            read = rx.run(PER_SESSION, 1, coalesce)
             want = len(handles) if coalesce else n
             if read != want:
                 raise RuntimeError(f"session-events: the app read {read} messages, expected {want}")
-            locks[coalesce] = w.mq.stats()["locks"] - before
+            locks[coalesce] = rx.locks
         return run
 
     cases = {"sync-per-enqueue": case(False), "session-layer": case(True)}

@@ -36,42 +36,63 @@ cdef uint64_t _app_drain(gn_session_main_t* sm, gn_mq_handle_t* h) noexcept nogi
         n += k
 
 
-def run_rounds(SessionLayer layer, list handles, uint32_t wrk_index, uint32_t per_session, uint32_t rounds,
-               bint coalesce):
-    """rounds x (per_session datagrams of 64 bytes into every session's rx
-    fifo, each notified), then the app drains. coalesce: the session
+cdef class RxRounds:
+    """The sessions' records resolved once (outside the timed runs), then
+    rounds of per_session datagrams of 64 bytes into every session's rx
+    fifo, each notified, then the app drains. coalesce: the session
     layer's path (pending events, one flush); else one message-queue
-    enqueue (one lock) per datagram. Returns messages the app read."""
-    cdef gn_session_main_t* sm = layer.sm
-    cdef gn_app_wrk_t* wrk = &sm.wrks[wrk_index]
-    cdef uint8_t payload[64]
-    cdef gn_app_msg_t m
-    cdef uint32_t r, i, k, n = len(handles)
-    cdef uint64_t read = 0
-    cdef gn_session_t** ss = <gn_session_t**>NULL
-    cdef list keep = handles
-    ss = <gn_session_t**>PyMem_Malloc(n * sizeof(gn_session_t*))
-    for i in range(n):
-        ss[i] = gn_session_from_handle(sm, <uint64_t>keep[i])
-    memset(payload, 7, 64)
-    memset(&m, 0, sizeof(m))
-    m.type = GN_EVT_RX
-    with nogil:
-        for r in range(rounds):
-            for i in range(n):
-                for k in range(per_session):
-                    gn_fifo_enqueue(ss[i].rx_fifo, payload, 64)
-                    if coalesce:
-                        gn_session_enqueue_notify(sm, ss[i])
-                    else:
-                        m.handle = gn_session_handle(ss[i])
-                        gn_mq_enqueue_batch(&wrk.mq, <uint8_t*>&m, sizeof(m), 1)
-            if coalesce:
-                while sm.n_pending:
-                    gn_session_flush(sm, 0xffffffff)
-            read += _app_drain(sm, &wrk.mq)
-    PyMem_Free(ss)
-    return read
+    enqueue (one lock) per datagram. The transport's loop is the same in
+    both cases: only the notification differs."""
+    cdef SessionLayer layer
+    cdef gn_session_t** ss
+    cdef uint32_t n
+    cdef uint32_t wrk_index
+    cdef readonly uint64_t locks       # lock acquisitions of the last run
+
+    def __cinit__(self, SessionLayer layer, list handles, uint32_t wrk_index):
+        cdef uint32_t i
+        self.layer = layer
+        self.n = len(handles)
+        self.wrk_index = wrk_index
+        self.ss = <gn_session_t**>PyMem_Malloc(self.n * sizeof(gn_session_t*))
+        if self.ss == NULL:
+            raise MemoryError()
+        for i in range(self.n):
+            self.ss[i] = gn_session_from_handle(layer.sm, <uint64_t>handles[i])
+            if self.ss[i] == NULL:
+                raise ValueError(f"no session {handles[i]:#x}")
+
+    def __dealloc__(self):
+        PyMem_Free(self.ss)
+
+    def run(self, uint32_t per_session, uint32_t rounds, bint coalesce):
+        """Returns the messages the app read; self.locks: lock acquisitions."""
+        cdef gn_session_main_t* sm = self.layer.sm
+        cdef gn_app_wrk_t* wrk = &sm.wrks[self.wrk_index]
+        cdef gn_session_t** ss = self.ss
+        cdef uint8_t payload[64]
+        cdef gn_app_msg_t m
+        cdef uint32_t r, i, k, n = self.n
+        cdef uint64_t read = 0, locks0 = wrk.mq.mq.n_lock
+        memset(payload, 7, 64)
+        memset(&m, 0, sizeof(m))
+        m.type = GN_EVT_RX
+        with nogil:
+            for r in range(rounds):
+                for i in range(n):
+                    for k in range(per_session):
+                        gn_fifo_enqueue(ss[i].rx_fifo, payload, 64)
+                        if coalesce:
+                            gn_session_enqueue_notify(sm, ss[i])
+                        else:
+                            m.handle = gn_session_handle(ss[i])
+                            gn_mq_enqueue_batch(&wrk.mq, <uint8_t*>&m, sizeof(m), 1)
+                if coalesce:
+                    while sm.n_pending:
+                        gn_session_flush(sm, 0xffffffff)
+                read += _app_drain(sm, &wrk.mq)
+        self.locks = wrk.mq.mq.n_lock - locks0
+        return read
 
 
 cdef uint64_t _read_words(const uint8_t* p, uint32_t n) noexcept nogil:
@@ -161,3 +182,4 @@ def memcpy_rounds(uint32_t chunk, uint32_t rounds):
     PyMem_Free(src)
     PyMem_Free(dst)
     return got
+

@@ -63,10 +63,17 @@ work yet" for the gaps):
     copies, and zero-copy), session-idle (perf/RESULTS.md)
 
 NEXT:
-  - session-events is 1.6x, below its 2x target (perf/RESULTS.md): the rest is
-    the fifo enqueue into 1000 cold fifos and the event flag on its own
-    cache line of the fifo header; a transport-side prefetch of the next
-    packets' fifo headers is the next thing to try;
+  - session-events is 1.5-2.0x (median 1.74), below its 2x target
+    (perf/RESULTS.md). The event flags now sit beside the fifo's tail and
+    the enqueue is inline; what is left is the enqueue itself, 8 x 64
+    bytes into 1000 cold fifos, which both cases pay and which is about
+    3/4 of graphnet's time (no notification at all would give about
+    2.2x). Prefetching the next session's fifo header lines gave nothing;
+    prefetching the ring lines at its tail cut 80-100 ns per session in
+    both cases (the reference's more). udp4-session does not prefetch
+    yet: it would need the frame's session lookups first, then the
+    enqueues with the ring lines of packet i+1 prefetched. The bench
+    drives the fifos and the notify directly, not udp4-session;
   - ct-throughput meets 0.5 of memcpy only with the zero-copy write/read
     (two copies: 0.44);
   - TCP (issue 13) fills gn_transport_vft_t (graphnet/transport/tcp4:

@@ -1,5 +1,6 @@
 # Single-producer single-consumer byte fifo in a segment (see fifo.pyx).
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from libc.string cimport memcpy
 from graphnet.includes.platform cimport gn_atomic_load_u32, gn_atomic_store_u32, gn_atomic_exchange_u32
 
 cdef enum:
@@ -35,17 +36,17 @@ ctypedef struct gn_fifo_t:
     # line 1: written by the consumer only
     uint32_t head                      # free-running
     uint8_t pad1[60]
-    # line 2-4: written by the producer only
-    uint32_t tail                      # free-running
-    uint32_t n_ooo
-    uint32_t deq_thresh
+    # line 2-4: the producer's. The event flags sit beside tail (line 2):
+    # every enqueue writes tail and every rx notify reads has_event, so one
+    # header line per datagram instead of two; the consumer only clears them
+    uint32_t tail                      # free-running (producer only)
+    uint32_t has_event                 # 1: an event for this fifo is outstanding (atomic)
+    uint32_t want_deq_ntf              # GN_FIFO_DEQ_NTF_* (producer sets, consumer clears; atomic)
+    uint32_t deq_thresh                # producer only
+    uint32_t n_ooo                     # producer only
     uint32_t pad2
-    gn_fifo_ooo_t ooo[GN_FIFO_MAX_OOO] # sorted by position, merged, none at tail
-    uint8_t pad3[48]
-    # line 5: shared flags (atomics)
-    uint32_t has_event                 # 1: an event for this fifo is outstanding
-    uint32_t want_deq_ntf              # GN_FIFO_DEQ_NTF_* (producer sets, consumer clears)
-    uint8_t pad4[56]
+    gn_fifo_ooo_t ooo[GN_FIFO_MAX_OOO] # sorted by position, merged, none at tail (producer only)
+    uint8_t pad3[40]
 
 ctypedef struct gn_fifo_slice_t:
     uint8_t* data
@@ -74,9 +75,6 @@ cdef inline bint gn_fifo_has_event(gn_fifo_t* f) noexcept nogil:
 
 cdef void gn_fifo_init(gn_fifo_t* f, uint32_t size) noexcept nogil
 cdef uint64_t gn_fifo_bytes_for(uint32_t size) noexcept nogil
-cdef int gn_fifo_enqueue(gn_fifo_t* f, const uint8_t* src, uint32_t n) noexcept nogil
-cdef int gn_fifo_enqueue_segments(gn_fifo_t* f, const gn_fifo_slice_t* pieces, uint32_t n_pieces,
-                                  bint allow_partial) noexcept nogil
 cdef int gn_fifo_enqueue_with_offset(gn_fifo_t* f, uint32_t offset, const uint8_t* src, uint32_t n) noexcept nogil
 cdef int gn_fifo_enqueue_nocopy(gn_fifo_t* f, uint32_t n) noexcept nogil
 cdef int gn_fifo_dequeue(gn_fifo_t* f, uint8_t* dst, uint32_t n) noexcept nogil
@@ -88,3 +86,60 @@ cdef uint32_t gn_fifo_writable(gn_fifo_t* f, gn_fifo_slice_t* out) noexcept nogi
 cdef void gn_fifo_want_deq_ntf(gn_fifo_t* f, uint32_t flags, uint32_t thresh) noexcept nogil
 cdef bint gn_fifo_needs_deq_ntf(gn_fifo_t* f, uint32_t n_last_deq) noexcept nogil
 cdef void gn_fifo_clear_deq_ntf(gn_fifo_t* f) noexcept nogil
+cdef uint32_t gn_fifo_ooo_collect(gn_fifo_t* f, uint32_t tail, uint32_t n) noexcept nogil
+
+# The producer's in-order enqueue: inline here (every transport's per-packet
+# path calls it), the rest of the fifo in fifo.pyx.
+
+cdef inline uint32_t gn_fifo_used(gn_fifo_t* f, uint32_t head, uint32_t tail) noexcept nogil:
+    cdef uint32_t n = tail - head
+    return n if n <= f.size else f.size
+
+cdef inline void gn_fifo_copy_in(gn_fifo_t* f, uint32_t pos, const uint8_t* src, uint32_t n) noexcept nogil:
+    cdef uint32_t i = pos & (f.size - 1), first = f.size - i
+    if first > n:
+        first = n
+    memcpy(gn_fifo_data(f) + i, src, first)
+    if n > first:
+        memcpy(gn_fifo_data(f), src + first, n - first)
+
+cdef inline int gn_fifo_publish(gn_fifo_t* f, uint32_t tail, uint32_t n) noexcept nogil:
+    if f.n_ooo:
+        n = gn_fifo_ooo_collect(f, tail, n)
+    gn_atomic_store_u32(&f.tail, tail + n)
+    return <int>n
+
+cdef inline int gn_fifo_enqueue(gn_fifo_t* f, const uint8_t* src, uint32_t n) noexcept nogil:
+    """Append up to n bytes (as many as fit)."""
+    cdef uint32_t tail = f.tail, free = f.size - gn_fifo_used(f, gn_atomic_load_u32(&f.head), tail)
+    if n > free:
+        n = free
+    if n == 0:
+        return 0
+    gn_fifo_copy_in(f, tail, src, n)
+    return gn_fifo_publish(f, tail, n)
+
+cdef inline int gn_fifo_enqueue_segments(gn_fifo_t* f, const gn_fifo_slice_t* pieces, uint32_t n_pieces,
+                                         bint allow_partial) noexcept nogil:
+    """Append the pieces back to back and publish them with one tail store:
+    the consumer sees all of them or none. Without allow_partial, nothing is
+    written unless all fit (GN_FIFO_E_FULL)."""
+    cdef uint32_t tail = f.tail, free = f.size - gn_fifo_used(f, gn_atomic_load_u32(&f.head), tail)
+    cdef uint32_t i, n = 0, len
+    cdef uint64_t total = 0
+    if not allow_partial:
+        for i in range(n_pieces):
+            total += pieces[i].len
+        if total > free:
+            return GN_FIFO_E_FULL
+    for i in range(n_pieces):
+        len = pieces[i].len
+        if len > free - n:
+            len = free - n
+        gn_fifo_copy_in(f, tail + n, pieces[i].data, len)
+        n += len
+        if n == free:
+            break
+    if n == 0:
+        return 0
+    return gn_fifo_publish(f, tail, n)

@@ -1,9 +1,10 @@
 """Single-producer single-consumer byte fifo in a shared-memory segment.
 
-A fifo is one segment block: a ``gn_fifo_t`` header (384 bytes, the
-consumer's, the producer's and the shared fields on separate cache lines)
-followed by ``size`` bytes of ring, size a power of two. It holds no
-pointer, so a process that maps the segment anywhere can use it.
+A fifo is one segment block: a ``gn_fifo_t`` header (320 bytes: the
+fields set at init, the consumer's head, and the producer's tail with the
+event flags beside it, on separate cache lines) followed by ``size``
+bytes of ring, size a power of two. It holds no pointer, so a process
+that maps the segment anywhere can use it.
 
 Invariants:
   - ``head`` and ``tail`` are free-running u32 positions; the consumer alone
@@ -62,20 +63,6 @@ cdef void gn_fifo_init(gn_fifo_t* f, uint32_t size) noexcept nogil:
     f.magic = GN_FIFO_MAGIC
 
 
-cdef inline uint32_t _used(gn_fifo_t* f, uint32_t head, uint32_t tail) noexcept nogil:
-    cdef uint32_t n = tail - head
-    return n if n <= f.size else f.size
-
-
-cdef inline void _copy_in(gn_fifo_t* f, uint32_t pos, const uint8_t* src, uint32_t n) noexcept nogil:
-    cdef uint32_t i = pos & (f.size - 1), first = f.size - i
-    if first > n:
-        first = n
-    memcpy(gn_fifo_data(f) + i, src, first)
-    if n > first:
-        memcpy(gn_fifo_data(f), src + first, n - first)
-
-
 cdef inline void _copy_out(gn_fifo_t* f, uint32_t pos, uint8_t* dst, uint32_t n) noexcept nogil:
     cdef uint32_t i = pos & (f.size - 1), first = f.size - i
     if first > n:
@@ -85,7 +72,7 @@ cdef inline void _copy_out(gn_fifo_t* f, uint32_t pos, uint8_t* dst, uint32_t n)
         memcpy(dst + first, gn_fifo_data(f), n - first)
 
 
-cdef inline uint32_t _ooo_collect(gn_fifo_t* f, uint32_t tail, uint32_t n) noexcept nogil:
+cdef uint32_t gn_fifo_ooo_collect(gn_fifo_t* f, uint32_t tail, uint32_t n) noexcept nogil:
     """In-order data now reaches tail + n: join the ranges it touches."""
     cdef uint32_t rel, end_rel, k = 0, i
     while k < f.n_ooo:
@@ -103,55 +90,11 @@ cdef inline uint32_t _ooo_collect(gn_fifo_t* f, uint32_t tail, uint32_t n) noexc
     return n
 
 
-cdef inline int _publish(gn_fifo_t* f, uint32_t tail, uint32_t n) noexcept nogil:
-    if f.n_ooo:
-        n = _ooo_collect(f, tail, n)
-    gn_atomic_store_u32(&f.tail, tail + n)
-    return <int>n
-
-
-cdef int gn_fifo_enqueue(gn_fifo_t* f, const uint8_t* src, uint32_t n) noexcept nogil:
-    """Append up to n bytes (as many as fit)."""
-    cdef uint32_t tail = f.tail, free = f.size - _used(f, gn_atomic_load_u32(&f.head), tail)
-    if n > free:
-        n = free
-    if n == 0:
-        return 0
-    _copy_in(f, tail, src, n)
-    return _publish(f, tail, n)
-
-
-cdef int gn_fifo_enqueue_segments(gn_fifo_t* f, const gn_fifo_slice_t* pieces, uint32_t n_pieces,
-                                  bint allow_partial) noexcept nogil:
-    """Append the pieces back to back and publish them with one tail store:
-    the consumer sees all of them or none. Without allow_partial, nothing is
-    written unless all fit (GN_FIFO_E_FULL)."""
-    cdef uint32_t tail = f.tail, free = f.size - _used(f, gn_atomic_load_u32(&f.head), tail)
-    cdef uint32_t i, n = 0, len
-    cdef uint64_t total = 0
-    if not allow_partial:
-        for i in range(n_pieces):
-            total += pieces[i].len
-        if total > free:
-            return GN_FIFO_E_FULL
-    for i in range(n_pieces):
-        len = pieces[i].len
-        if len > free - n:
-            len = free - n
-        _copy_in(f, tail + n, pieces[i].data, len)
-        n += len
-        if n == free:
-            break
-    if n == 0:
-        return 0
-    return _publish(f, tail, n)
-
-
 cdef int gn_fifo_enqueue_with_offset(gn_fifo_t* f, uint32_t offset, const uint8_t* src, uint32_t n) noexcept nogil:
     """Write n bytes at tail + offset (out of order). offset 0 is a plain
     enqueue. GN_FIFO_E_RANGE if they would not fit in the free space,
     GN_FIFO_E_OOO_FULL if a new range is needed and all slots are taken."""
-    cdef uint32_t tail = f.tail, free = f.size - _used(f, gn_atomic_load_u32(&f.head), tail)
+    cdef uint32_t tail = f.tail, free = f.size - gn_fifo_used(f, gn_atomic_load_u32(&f.head), tail)
     cdef gn_fifo_ooo_t merged[GN_FIFO_MAX_OOO + 1]
     cdef uint32_t i, m = 0, a, b, s, e
     cdef bint placed = False
@@ -192,7 +135,7 @@ cdef int gn_fifo_enqueue_with_offset(gn_fifo_t* f, uint32_t offset, const uint8_
         m += 1
     if m > GN_FIFO_MAX_OOO:
         return GN_FIFO_E_OOO_FULL
-    _copy_in(f, tail + offset, src, n)
+    gn_fifo_copy_in(f, tail + offset, src, n)
     for i in range(m):
         f.ooo[i].start = tail + merged[i].start
         f.ooo[i].length = merged[i].length
@@ -202,16 +145,16 @@ cdef int gn_fifo_enqueue_with_offset(gn_fifo_t* f, uint32_t offset, const uint8_
 
 cdef int gn_fifo_enqueue_nocopy(gn_fifo_t* f, uint32_t n) noexcept nogil:
     """Publish n bytes the producer wrote in place (see gn_fifo_writable)."""
-    cdef uint32_t tail = f.tail, free = f.size - _used(f, gn_atomic_load_u32(&f.head), tail)
+    cdef uint32_t tail = f.tail, free = f.size - gn_fifo_used(f, gn_atomic_load_u32(&f.head), tail)
     if n > free:
         n = free
     if n == 0:
         return 0
-    return _publish(f, tail, n)
+    return gn_fifo_publish(f, tail, n)
 
 
 cdef int gn_fifo_dequeue(gn_fifo_t* f, uint8_t* dst, uint32_t n) noexcept nogil:
-    cdef uint32_t head = f.head, used = _used(f, head, gn_atomic_load_u32(&f.tail))
+    cdef uint32_t head = f.head, used = gn_fifo_used(f, head, gn_atomic_load_u32(&f.tail))
     if n > used:
         n = used
     if n:
@@ -222,7 +165,7 @@ cdef int gn_fifo_dequeue(gn_fifo_t* f, uint8_t* dst, uint32_t n) noexcept nogil:
 
 cdef int gn_fifo_peek(gn_fifo_t* f, uint32_t offset, uint8_t* dst, uint32_t n) noexcept nogil:
     """Copy up to n bytes from head + offset without consuming them."""
-    cdef uint32_t head = f.head, used = _used(f, head, gn_atomic_load_u32(&f.tail))
+    cdef uint32_t head = f.head, used = gn_fifo_used(f, head, gn_atomic_load_u32(&f.tail))
     if offset >= used:
         return 0
     if n > used - offset:
@@ -232,7 +175,7 @@ cdef int gn_fifo_peek(gn_fifo_t* f, uint32_t offset, uint8_t* dst, uint32_t n) n
 
 
 cdef int gn_fifo_dequeue_drop(gn_fifo_t* f, uint32_t n) noexcept nogil:
-    cdef uint32_t head = f.head, used = _used(f, head, gn_atomic_load_u32(&f.tail))
+    cdef uint32_t head = f.head, used = gn_fifo_used(f, head, gn_atomic_load_u32(&f.tail))
     if n > used:
         n = used
     gn_atomic_store_u32(&f.head, head + n)
@@ -262,14 +205,14 @@ cdef uint32_t gn_fifo_readable(gn_fifo_t* f, gn_fifo_slice_t* out) noexcept nogi
     """The readable bytes in place, as 0, 1 or 2 slices (two at the wrap);
     consume them with gn_fifo_dequeue_drop."""
     cdef uint32_t head = f.head
-    return _slices(f, head, _used(f, head, gn_atomic_load_u32(&f.tail)), out)
+    return _slices(f, head, gn_fifo_used(f, head, gn_atomic_load_u32(&f.tail)), out)
 
 
 cdef uint32_t gn_fifo_writable(gn_fifo_t* f, gn_fifo_slice_t* out) noexcept nogil:
     """The free space in place, as 0, 1 or 2 slices; publish what was
     written with gn_fifo_enqueue_nocopy."""
     cdef uint32_t tail = f.tail
-    return _slices(f, tail, f.size - _used(f, gn_atomic_load_u32(&f.head), tail), out)
+    return _slices(f, tail, f.size - gn_fifo_used(f, gn_atomic_load_u32(&f.head), tail), out)
 
 
 cdef void gn_fifo_want_deq_ntf(gn_fifo_t* f, uint32_t flags, uint32_t thresh) noexcept nogil:

@@ -106,7 +106,7 @@ ctypedef struct gn_session_main_t:
     uint64_t n_events_delivered
     uint64_t n_full_backoffs
     uint64_t n_stale
-    uint64_t n_coalesced
+    uint64_t n_coalesced               # of removed workers and detached sessions (stats adds the live workers')
     uint64_t n_fifo_alloc_fail
     uint64_t n_accept_fail
     uint64_t n_events_lost_nomem       # an event list could not grow (out of memory)
@@ -148,12 +148,16 @@ cdef void gn_session_enqueue_notify_slow(gn_session_main_t* sm, gn_session_t* s)
 
 cdef inline void gn_session_enqueue_notify(gn_session_main_t* sm, gn_session_t* s) noexcept nogil:
     """The transport enqueued rx data: one rx event unless one is
-    outstanding (then only counted as coalesced: a plain load, no atomic
-    read-modify-write, on this per-packet path)."""
+    outstanding (then only counted as coalesced, once: in the worker's
+    counter, or the layer's when the worker is gone; a plain load, no
+    atomic read-modify-write, on this per-packet path)."""
+    cdef gn_app_wrk_t* w
     if gn_fifo_has_event(s.rx_fifo):
-        sm.n_coalesced += 1
-        if s.app_wrk_index < sm.cap_wrks:
-            sm.wrks[s.app_wrk_index].n_coalesced += 1
+        w = &sm.wrks[s.app_wrk_index] if s.app_wrk_index < sm.cap_wrks else NULL
+        if w != NULL and w.valid:
+            w.n_coalesced += 1
+        else:
+            sm.n_coalesced += 1
         return
     gn_session_enqueue_notify_slow(sm, s)
 cdef void gn_session_dequeue_notify(gn_session_main_t* sm, gn_session_t* s) noexcept nogil

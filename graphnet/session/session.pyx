@@ -1232,6 +1232,7 @@ cdef class SessionLayer:
                     s.app_wrk_index = GN_SESSION_INVALID_INDEX
                 else:
                     gn_session_detach_app(self.sm, s)
+        self.sm.n_coalesced += w.n_coalesced        # the layer's total keeps the removed worker's
         w.valid = 0
         w.n_events = 0
         w.cb = NULL
@@ -1526,8 +1527,13 @@ cdef class SessionLayer:
 
     def stats(self):
         cdef gn_session_main_t* sm = self.sm
+        cdef uint64_t coalesced = sm.n_coalesced           # removed workers' and detached sessions'
+        cdef uint32_t i
+        for i in range(sm.cap_wrks):
+            if sm.wrks[i].valid:
+                coalesced += sm.wrks[i].n_coalesced
         return {"interrupts": sm.n_interrupts, "flushes": sm.n_flushes, "delivered": sm.n_events_delivered,
-                "full_backoffs": sm.n_full_backoffs, "stale": sm.n_stale, "coalesced": sm.n_coalesced,
+                "full_backoffs": sm.n_full_backoffs, "stale": sm.n_stale, "coalesced": coalesced,
                 "fifo_alloc_fail": sm.n_fifo_alloc_fail, "accept_fail": sm.n_accept_fail,
                 "lost_nomem": sm.n_events_lost_nomem, "buffer_waits": sm.n_buffer_waits,
                 "segment_switches": sm.n_segment_switches, "pending_workers": sm.n_pending,
