@@ -31,11 +31,32 @@ graphnet's. Each prints ``ready`` once it listens and one JSON line at the
 end; every run is bounded in time and count, and the bench ends the
 programs it started by their PIDs when they overrun.
 
-The graphnet side plugs in as one function per case (``GRAPHNET``): ``fn(opts)
--> {figure: value, ...}``, compared with the kernel row by its main figure
-(``ratio``, ``against``). graphnet has no TCP nodes yet, so each of them
-raises NotBuilt and its row says so plainly (``built: false``, a note; no
-figures, no ratio). Needs root and, for tcp-lossy, nft (apt nftables).
+graphnet's side (``GRAPHNET``, one function per case: ``fn(opts) ->
+{figure: value, ...}``, compared with the kernel row by its main figure:
+``ratio``, ``against``) runs an engine with ``ip4_host`` + ``session_host``
+and a TAP (vnet header, GSO both ways) into a fresh namespace
+(``graphnet_tap``: kernel side ADDR_A, graphnet ADDR_B); the same programs
+run in that namespace:
+
+``tcp-bulk`` ``rx``
+    the kernel's source program -> graphnet's throughput sink
+    (``tcp://ADDR_B/5201``); every byte sent must arrive; ``gbps`` from the
+    sink's first byte to its last; ``tcp4_established``: ``show runtime``'s
+    calls, vectors and clocks per packet of that node over the run (a
+    packet there is a GSO super-segment of up to 64 KB).
+``tcp-bulk`` ``tx``
+    graphnet's throughput source -> the kernel's sink program, which reads
+    for ``--seconds`` (its deadline ends the run); ``gbps`` as the
+    receiver measures it; ``tcp4_output``'s runtime figures.
+``tcp-crr`` ``graphnet``
+    the kernel's CRR client -> graphnet's echo server (``tcp://ADDR_B/5202``).
+``tcp-lossy`` ``rx``
+    ``rx`` with the same nftables rule on the TAP's kernel side, on its
+    egress hook (the data direction towards graphnet, GSO super-packets as
+    on the veth): ``egress_packets``, ``dropped``.
+
+A function that raises NotBuilt makes its row say so plainly (``built:
+false``, a note; no figures, no ratio). Needs root and, for tcp-lossy, nft (apt nftables).
 """
 from __future__ import annotations
 
@@ -58,7 +79,6 @@ CHUNK = 1 << 20                    # bytes per send()/recv() of the bulk program
 MAX_CONNECTIONS = 1_000_000        # per CRR run
 STARTUP = 10.0                     # seconds a program may take to start listening
 GRACE = 10.0                       # seconds past its run a program may take to report
-NOT_BUILT = "graphnet's side is not built yet: graphnet has no TCP nodes (issue 13)"
 
 
 class NotBuilt(RuntimeError):
@@ -96,16 +116,19 @@ def need_nft() -> str:
 
 
 @contextlib.contextmanager
-def ingress_loss(ns: str, ifname: str, percent: int) -> Iterator[Callable[[], tuple]]:
+def ingress_loss(ns: str, ifname: str, percent: int, hook: str = "ingress") -> Iterator[Callable[[], tuple]]:
     """Drop `percent`% of the packets entering ifname in ns (nftables,
-    netdev ingress); yields a function returning (packets seen, dropped).
+    netdev ingress; hook="egress": of those it sends, the TAP's kernel side
+    towards graphnet); yields a function returning (packets seen, dropped).
     The table goes on exit (and with the namespace anyway)."""
     from graphnet.io import host
     if not 0 < percent < 100:
         raise ValueError(f"loss {percent}%: 1..99")
+    if hook not in ("ingress", "egress"):
+        raise ValueError(f"hook {hook!r}: ingress or egress")
     nft = need_nft()
-    table = (f"table netdev gnloss {{\n  chain ingress {{\n"
-             f"    type filter hook ingress device \"{ifname}\" priority 0; policy accept;\n"
+    table = (f"table netdev gnloss {{\n  chain {hook} {{\n"
+             f"    type filter hook {hook} device \"{ifname}\" priority 0; policy accept;\n"
              f"    counter\n    numgen random mod 100 < {percent} counter drop\n  }}\n}}\n")
     r = host.run_in_netns(ns, [nft, "-f", "-"], input=table, capture_output=True, text=True, timeout=10)
     if r.returncode:
@@ -213,24 +236,160 @@ def kernel_crr(seconds: float, max_connections: int = MAX_CONNECTIONS) -> dict:
 
 # --- graphnet's side: one function per case -----------------------------------------------------
 
+TAP_BUFFERS = 32768                # the engine's buffer pool (as the TCP tests over a TAP)
+FIFO = 4 << 20                     # bytes of each session fifo of the bulk apps
+CRR_FIFO = 1 << 14                 # bytes of each session fifo of the CRR echo server
+SOURCE_BYTES = 1 << 44             # graphnet's source: more than any run moves (the receiver's deadline ends it)
+
+
+@dataclass
+class GraphnetTap:
+    engine: object
+    ns: str             # the kernel's namespace (its programs run there)
+    ifname: str         # the TAP's kernel side, in ns
+
+
+@contextlib.contextmanager
+def graphnet_tap(prefix: str = "gn-tref") -> Iterator[GraphnetTap]:
+    """A graphnet engine (ip4_host + session_host, TCP in the graph) with a
+    TAP (vnet header, offloads: GSO both ways) into a fresh namespace: the
+    kernel side is ADDR_A, graphnet ADDR_B, as the veth pair's B. The
+    engine is built, not started; stopped and closed, and the namespace
+    removed, on exit."""
+    from graphnet.io import host
+    from graphnet.io.tap import TapDevice
+    from graphnet.nodes import ip4_host, session_host
+    from graphnet.vlib.engine import Engine
+    u = uuid.uuid4().hex[:8]
+    ns = f"{prefix}-g-{u}"
+    host.create_netns(ns)
+    try:
+        eng = Engine([ip4_host.NODES, session_host.NODES], buffers=TAP_BUFFERS)
+        try:
+            dev = TapDevice(eng, f"gtr{u}t", netns=ns, host_address=f"{ADDR_A}/{PREFIX}")
+            eng.add(dev)
+            eng.build()
+            ip4_host.set_interface_address(eng, dev.name, f"{ADDR_B}/{PREFIX}")
+            host.set_link("lo", netns=ns, up=True)
+            _sh(ns, "echo 1 > /proc/sys/net/ipv4/tcp_tw_reuse; "
+                    "echo '1024 65535' > /proc/sys/net/ipv4/ip_local_port_range")
+            yield GraphnetTap(eng, ns, dev.host_name)
+        finally:
+            eng.close()
+    finally:
+        host.delete_netns(ns)
+
+
+def node_clocks(engine, node: str) -> dict:
+    """``show runtime``'s figures of one node: {calls, vectors, clocks per
+    packet (vector), packets per call}."""
+    counters = engine.call(engine.main.node_counters)
+    i = [n.name for n in engine.nodes].index(node)
+    c = counters[i]
+    return {"calls": c["calls"], "vectors": c["vectors"],
+            "clocks_per_packet": c["clocks"] / c["vectors"] if c["vectors"] else None,
+            "packets_per_call": c["vectors"] / c["calls"] if c["calls"] else None}
+
+
+def _wait_for(pred, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.02)
+    return pred()
+
+
+def _bulk_rx(seconds: float, loss_percent: int = 0) -> dict:
+    """The kernel's source program in the namespace -> graphnet's throughput
+    sink (tcp://ADDR_B/BULK_PORT) for `seconds`; every byte sent must
+    arrive. gbps: the sink's bytes from its first byte to its last."""
+    from graphnet.apps.throughput import start_sink
+    with graphnet_tap() as g, contextlib.ExitStack() as stack:
+        counts = (stack.enter_context(ingress_loss(g.ns, g.ifname, loss_percent, hook="egress"))
+                  if loss_percent else None)
+        app = start_sink(g.engine, f"tcp://{ADDR_B}/{BULK_PORT}", rx_fifo_size=FIFO, tx_fifo_size=FIFO)
+        g.engine.start()
+        g.engine.clear_runtime()
+        source = stack.enter_context(contextlib.closing(
+            Program(g.ns, "source", ADDR_B, str(BULK_PORT), str(seconds), str(CHUNK))))
+        sent = source.result(seconds + GRACE + STARTUP)
+        sink = lambda: g.engine.call(app.builtin.stats)
+        _wait_for(lambda: sink()["bytes"] >= sent["bytes"], GRACE)
+        got = sink()
+        if got["bytes"] != sent["bytes"]:
+            raise RuntimeError(f"tcp-bulk rx: the kernel sent {sent['bytes']} bytes, graphnet's sink read "
+                               f"{got['bytes']}")
+        ns = got.get("seconds", 0.0)
+        out = {"gbps": got["bytes"] * 8 / ns / 1e9 if ns else 0.0, "bytes": got["bytes"], "seconds": ns,
+               "write_bytes": CHUNK, "tcp4_established": node_clocks(g.engine, "tcp4-established"),
+               "tcp": g.engine.call(lambda: _tcp_stats(g.engine))}
+        if counts is not None:
+            seen, dropped = counts()
+            out.update(loss_percent=loss_percent, egress_packets=seen, dropped=dropped)
+        g.engine.stop()
+        return out
+
+
+def _tcp_stats(engine) -> dict:
+    from graphnet.transport import tcp4
+    return {k: v for k, v in tcp4.transport(engine).stats().items() if v}
+
+
 def graphnet_bulk_rx(opts) -> dict:
     """Kernel sender in a namespace -> graphnet's sink over a TAP with GSO."""
-    raise NotBuilt(NOT_BUILT)
+    return _bulk_rx(opts.seconds)
 
 
 def graphnet_bulk_tx(opts) -> dict:
-    """graphnet's source over a TAP -> the kernel receiver in a namespace."""
-    raise NotBuilt(NOT_BUILT)
+    """graphnet's source over a TAP -> the kernel receiver in a namespace:
+    the receiver reads for `seconds` (its deadline ends the run; graphnet's
+    source has more to send). gbps: the receiver's bytes from its first
+    byte to its last."""
+    from graphnet.apps.throughput import start_source
+    with graphnet_tap() as g, contextlib.closing(
+            Program(g.ns, "sink", ADDR_A, str(BULK_PORT), str(opts.seconds), str(CHUNK))) as sink:
+        sink.ready()
+        g.engine.start()
+        g.engine.clear_runtime()
+        app = start_source(g.engine, f"tcp://{ADDR_A}/{BULK_PORT}", bytes=SOURCE_BYTES,
+                           rx_fifo_size=FIFO, tx_fifo_size=FIFO)
+        got = sink.result(opts.seconds + GRACE + STARTUP)
+        src = g.engine.call(app.builtin.stats)
+        if got["bytes"] == 0:
+            raise RuntimeError(f"tcp-bulk tx: the kernel's receiver read nothing (graphnet's source: {src})")
+        out = {"gbps": got["bytes"] * 8 / got["ns"] if got["ns"] else 0.0, "bytes": got["bytes"],
+               "seconds": got["ns"] / 1e9, "source_bytes": src["bytes"],
+               "tcp4_output": node_clocks(g.engine, "tcp4-output"),
+               "tcp": g.engine.call(lambda: _tcp_stats(g.engine))}
+        g.engine.stop()
+        return out
 
 
 def graphnet_crr(opts) -> dict:
     """The kernel CRR client over a TAP -> graphnet's echo server."""
-    raise NotBuilt(NOT_BUILT)
+    from graphnet.apps.echo import start_echo_server
+    limit = min(opts.packets or MAX_CONNECTIONS, MAX_CONNECTIONS)
+    with graphnet_tap() as g:
+        app = start_echo_server(g.engine, f"tcp://{ADDR_B}/{CRR_PORT}", rx_fifo_size=CRR_FIFO,
+                                tx_fifo_size=CRR_FIFO)
+        g.engine.start()
+        with contextlib.closing(Program(g.ns, "crr", ADDR_B, str(CRR_PORT), str(opts.seconds), str(limit))) as cl:
+            c = cl.result(opts.seconds + GRACE + STARTUP)
+        echoed = g.engine.call(app.echo.stats)
+        if c["connections"] == 0:
+            raise RuntimeError(f"tcp-crr: no connection completed ({c['errors']} errors)")
+        out = {"connections_per_s": c["connections"] / (c["ns"] / 1e9), "connections": c["connections"],
+               "seconds": c["ns"] / 1e9, "errors": c["errors"], "echoed_bytes": echoed["bytes"],
+               "tcp": g.engine.call(lambda: _tcp_stats(g.engine))}
+        g.engine.stop()
+        return out
 
 
 def graphnet_lossy_rx(opts) -> dict:
-    """tcp-bulk rx with the same 1% nftables loss on the TAP's kernel side."""
-    raise NotBuilt(NOT_BUILT)
+    """tcp-bulk rx with the same 1% nftables loss on the TAP's kernel side
+    (its egress: the data direction, GSO super-packets as on the veth)."""
+    return _bulk_rx(opts.seconds, loss_percent=1)
 
 
 # case -> (graphnet function, main figure, targets: {name: f(graphnet figure, ratio) -> bool})
@@ -268,7 +427,7 @@ def _need_root(bench: str) -> None:
 
 @register("tcp-bulk", seconds=10.0)
 def bench_tcp_bulk(opts) -> Iterator[dict]:
-    """one TCP stream, 1 MiB writes: kernel <-> kernel over veth (graphnet's side: not built yet)."""
+    """one TCP stream, 1 MiB writes: kernel <-> kernel over veth, kernel <-> graphnet over a TAP (rx, tx)."""
     _need_root("tcp-bulk")
     k = kernel_bulk(opts.seconds)
     yield {"case": "kernel-veth", **k}
@@ -277,7 +436,7 @@ def bench_tcp_bulk(opts) -> Iterator[dict]:
 
 @register("tcp-crr", seconds=10.0)
 def bench_tcp_crr(opts) -> Iterator[dict]:
-    """connect, 8 B, reply, close: kernel client -> kernel echo server over veth (graphnet's: not built yet)."""
+    """connect, 8 B, reply, close: kernel client -> kernel echo server over veth, -> graphnet's over a TAP."""
     _need_root("tcp-crr")
     k = kernel_crr(opts.seconds, min(opts.packets or MAX_CONNECTIONS, MAX_CONNECTIONS))
     yield {"case": "kernel-veth", **k}
@@ -286,7 +445,7 @@ def bench_tcp_crr(opts) -> Iterator[dict]:
 
 @register("tcp-lossy", seconds=10.0)
 def bench_tcp_lossy(opts) -> Iterator[dict]:
-    """tcp-bulk with 1% nftables loss on the data direction (graphnet's side: not built yet)."""
+    """tcp-bulk rx with 1% nftables loss on the data direction: kernel over veth, graphnet over a TAP."""
     _need_root("tcp-lossy")
     need_nft()
     k = kernel_bulk(opts.seconds, loss_percent=1)
