@@ -287,8 +287,8 @@ def node_clocks(engine, node: str) -> dict:
     i = [n.name for n in engine.nodes].index(node)
     c = counters[i]
     return {"calls": c["calls"], "vectors": c["vectors"],
-            "clocks_per_packet": c["clocks"] / c["vectors"] if c["vectors"] else None,
-            "packets_per_call": c["vectors"] / c["calls"] if c["calls"] else None}
+            "clocks_per_packet": round(c["clocks"] / c["vectors"], 1) if c["vectors"] else None,
+            "packets_per_call": round(c["vectors"] / c["calls"], 2) if c["calls"] else None}
 
 
 def _wait_for(pred, seconds: float) -> bool:
