@@ -69,6 +69,7 @@ import struct
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from typing import Callable, Iterator, Optional
 
 from graphnet.bench.core import register
@@ -102,10 +103,15 @@ def veth_pair(prefix: str = "gn-tref"):
     interrupt."""
     from graphnet.io import host
     with host.veth_pair(prefix, (f"{ADDR_A}/{PREFIX}", f"{ADDR_B}/{PREFIX}")) as p:
-        # many short connections from one client: TIME_WAIT ports reused, a wide port range
-        _sh(p.ns_a, "echo 1 > /proc/sys/net/ipv4/tcp_tw_reuse; "
-                    "echo '1024 65535' > /proc/sys/net/ipv4/ip_local_port_range")
+        _client_side(p.ns_a)
         yield p
+
+
+def _client_side(ns: str) -> None:
+    """Many short connections from one client in ns: TIME_WAIT ports
+    reused, a wide port range."""
+    _sh(ns, "echo 1 > /proc/sys/net/ipv4/tcp_tw_reuse; "
+            "echo '1024 65535' > /proc/sys/net/ipv4/ip_local_port_range")
 
 
 def need_nft() -> str:
@@ -260,24 +266,18 @@ def graphnet_tap(prefix: str = "gn-tref") -> Iterator[GraphnetTap]:
     from graphnet.io.tap import TapDevice
     from graphnet.nodes import ip4_host, session_host
     from graphnet.vlib.engine import Engine
-    u = uuid.uuid4().hex[:8]
-    ns = f"{prefix}-g-{u}"
-    host.create_netns(ns)
-    try:
+    with host.temporary_netns(f"{prefix}-g") as ns:
         eng = Engine([ip4_host.NODES, session_host.NODES], buffers=TAP_BUFFERS)
         try:
-            dev = TapDevice(eng, f"gtr{u}t", netns=ns, host_address=f"{ADDR_A}/{PREFIX}")
+            dev = TapDevice(eng, f"gtr{ns[-8:]}t", netns=ns, host_address=f"{ADDR_A}/{PREFIX}")
             eng.add(dev)
             eng.build()
             ip4_host.set_interface_address(eng, dev.name, f"{ADDR_B}/{PREFIX}")
             host.set_link("lo", netns=ns, up=True)
-            _sh(ns, "echo 1 > /proc/sys/net/ipv4/tcp_tw_reuse; "
-                    "echo '1024 65535' > /proc/sys/net/ipv4/ip_local_port_range")
+            _client_side(ns)
             yield GraphnetTap(eng, ns, dev.host_name)
         finally:
             eng.close()
-    finally:
-        host.delete_netns(ns)
 
 
 def node_clocks(engine, node: str) -> dict:
