@@ -109,7 +109,7 @@ Schema (every key optional unless marked; unknown keys are errors)::
     burst = 100.0           # float 1..1e9: errors at once
 
     [ip.neighbor]           # neighbour (ARP) timers, as `set ip neighbor-config`;
-                            # omitted keys keep ip4_neighbor.DEFAULTS (giving
+                            # omitted keys keep fib.ip4_neighbor_table.DEFAULTS (giving
                             # the table adds the IPv4 graph)
     reachable_time = 30.0   # float 0..1e9: seconds a confirmed entry stays
                             # reachable, then stale and probed (0: never stale)
@@ -1214,7 +1214,7 @@ def _ip(ck: _Checker, doc: dict, cfg: Config) -> None:
 _NEIGHBOR_TIMERS = {"reachable_time": (float, 0, False, 1e9), "unicast_probes": (int, 1, False, 255),
                     "probe_interval": (float, 0, True, 1e9), "aging_time": (float, 0, False, 1e9),
                     "queue_limit": (int, 0, False, 32), "queue_pool_share": (float, 0, True, 1)}
-# 1e9 s: ip4_neighbor.MAX_TIMER_SECONDS (its nanoseconds still fit a uint64)
+# 1e9 s: fib.ip4_neighbor_table.MAX_TIMER_SECONDS (its nanoseconds still fit a uint64)
 LIMITS.update(limits_from("ip.neighbor", _NEIGHBOR_TIMERS))
 # [ip.reassembly], as Reassembly.configure() takes them
 _REASSEMBLY_KEYS = {"pool_share": (float, 0, True, 1), "timeout": (float, 0, True, 1e9),

@@ -46,7 +46,7 @@ from graphnet.vlib.kit import node
 from graphnet.vlib.process import WaitEvent
 from graphnet.fib.ip4_address import ip4_addresses
 # the table's API, here too for the modules that imported it from the node
-from graphnet.fib.ip4_neighbor_table import ip4_neighbors, Ip4Neighbors, DEFAULTS, MAX_TIMER_SECONDS  # noqa: F401
+from graphnet.fib.ip4_neighbor_table import ip4_neighbors
 
 cpdef enum Next:
     NEXT_LOOKUP, NEXT_OUTPUT, N_NEXT

@@ -672,7 +672,7 @@ def test_ip_neighbor_timers_reach_the_neighbor_table():
     finally:
         e.close()
     # keys left out keep the defaults; 0 is "never", as in set ip neighbor-config
-    from graphnet.nodes.ip4_neighbor import DEFAULTS
+    from graphnet.fib.ip4_neighbor_table import DEFAULTS
     e = build_engine(loads('[ip.neighbor]\nreachable_time = 0\naging_time = 0\n', "t.toml"), create_devices=False)
     try:
         c = ip4_host.ip4_neighbors(e).config()
