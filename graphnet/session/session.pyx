@@ -964,7 +964,10 @@ cdef void gn_session_detach_app(gn_session_main_t* sm, gn_session_t* s) noexcept
     s.app_wrk_index = GN_SESSION_INVALID_INDEX
 
 
-cdef void gn_session_transport_close(gn_session_main_t* sm, gn_session_t* s) noexcept nogil:
+cdef void _transport_shut(gn_session_main_t* sm, gn_session_t* s, bint reset) noexcept nogil:
+    """The programmed close (or reset) of the transport: APP_CLOSED, then the
+    transport's close (reset); a session already past it only moves on
+    (TRANSPORT_CLOSED -> CLOSED, or cleanup once the transport is deleted)."""
     cdef gn_transport_vft_t* tp = &sm.transports[s.proto]
     if s.state >= GN_SESSION_STATE_APP_CLOSED:
         if s.state == GN_SESSION_STATE_TRANSPORT_CLOSED:
@@ -973,21 +976,18 @@ cdef void gn_session_transport_close(gn_session_main_t* sm, gn_session_t* s) noe
             _cleanup_notify(sm, s, GN_CLEANUP_SESSION)
         return
     _set_state(s, GN_SESSION_STATE_APP_CLOSED)
-    if tp.close != NULL:
+    if reset and tp.reset != NULL:
+        tp.reset(tp.ctx, s.connection_index, s.thread_index)
+    elif not reset and tp.close != NULL:
         tp.close(tp.ctx, s.connection_index, s.thread_index)
 
 
+cdef void gn_session_transport_close(gn_session_main_t* sm, gn_session_t* s) noexcept nogil:
+    _transport_shut(sm, s, False)
+
+
 cdef void gn_session_transport_reset(gn_session_main_t* sm, gn_session_t* s) noexcept nogil:
-    cdef gn_transport_vft_t* tp = &sm.transports[s.proto]
-    if s.state >= GN_SESSION_STATE_APP_CLOSED:
-        if s.state == GN_SESSION_STATE_TRANSPORT_CLOSED:
-            _set_state(s, GN_SESSION_STATE_CLOSED)
-        elif s.state >= GN_SESSION_STATE_TRANSPORT_DELETED and not (s.flags & GN_SESSION_F_HALF_OPEN):
-            _cleanup_notify(sm, s, GN_CLEANUP_SESSION)
-        return
-    _set_state(s, GN_SESSION_STATE_APP_CLOSED)
-    if tp.reset != NULL:
-        tp.reset(tp.ctx, s.connection_index, s.thread_index)
+    _transport_shut(sm, s, True)
 
 
 cdef void gn_session_transport_cleanup(gn_session_main_t* sm, gn_session_t* s) noexcept nogil:
