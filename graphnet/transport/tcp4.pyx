@@ -694,6 +694,7 @@ cdef uint32_t gn_tcp4_rx_listen(gn_tcp4_main_t* tm, gn_buffer_t* b) noexcept nog
             tc.listener = li
             tc.gflags |= GN_TCP4_F_HALF_OPEN_COUNTED
             tc.rx_hint = _wrk_rx_size(tm, ls.app_wrk_index) if ls != NULL else 65535
+            tc.t.rcv_buf = tc.rx_hint
             tc.last_rx_ms = now
             tm.st.passive_opens += 1
             gn_tcp_passive_open(&tc.t, &seg, now, &a)
@@ -714,6 +715,7 @@ cdef uint32_t gn_tcp4_rx_listen(gn_tcp4_main_t* tm, gn_buffer_t* b) noexcept nog
                 return GN_TCP4_E_NO_CONN_MEMORY
             tc.listener = li
             tc.rx_hint = _wrk_rx_size(tm, ls.app_wrk_index) if ls != NULL else 65535
+            tc.t.rcv_buf = tc.rx_hint
             tc.last_rx_ms = now
             tm.st.passive_opens += 1
             gn_tcp_syncookie_open(&tc.t, &seg, &ck, now, tc.rx_hint, &a)
@@ -894,6 +896,7 @@ cdef int _connect(void* ctx, const gn_endpoint_t* rmt, const gn_endpoint_t* lcl,
     tc.gflags |= F_OWNS_PORT
     tc.ho_handle = ho
     tc.rx_hint = _wrk_rx_size(tm, hs.app_wrk_index) if hs != NULL else 65535
+    tc.t.rcv_buf = tc.rx_hint
     tm.st.active_opens += 1
     gn_tcp_active_open(&tc.t, _now_ms(), &a)
     _defer(tm, tc, &a)
@@ -939,20 +942,18 @@ cdef void _cleanup(void* ctx, uint32_t c, uint32_t thread) noexcept nogil:
 cdef uint32_t _push_tx(void* ctx, void* vmp, void* nodep, gn_session_t* s, uint32_t max_units) noexcept nogil:
     """session-queue: the app wrote (or read: RX_DONE). Sends what the
     windows allow, and a window update when the app's reads opened the
-    receive window by at least one MSS. The tx event is cleared first: the
+    receive window by the SWS step (gn_tcp_window_opens). The tx event is cleared first: the
     rest is sent as ACKs open the windows (tcp4-* nodes) or by the timers."""
     cdef gn_tcp4_main_t* tm = <gn_tcp4_main_t*>ctx
     cdef gn_tcp4_conn_t* tc = gn_tcp4_conn_at(tm, s.connection_index)
-    cdef uint32_t n, now = _now_ms(), space, promised
+    cdef uint32_t n, now = _now_ms()
     if tc == NULL or tc.c.s_index != s.session_index:
         return 0
     gn_fifo_unset_event(s.tx_fifo)
     gn_tcp4_out_begin(tm, <gn_main_t*>vmp, <gn_node_runtime_t*>nodep, tm.sq_next)
     n = _push(tm, tc, now, max_units)
     if n == 0 and tc.t.state >= GN_TCP_ESTABLISHED and tc.t.state != GN_TCP_TIME_WAIT:
-        space = _rx_space(tm, tc)
-        promised = tc.t.rcv_adv - tc.t.rcv_nxt
-        if space >= promised + tc.t.rcv_mss and gn_tcp_rcv_window(&tc.t, space) > promised:
+        if gn_tcp_window_opens(&tc.t, _rx_space(tm, tc)):
             tm.st.window_updates += 1
             _send_ack(tm, tc, now)
     if gn_tcp_timer_wanted(&tc.t) and tc.timers[GN_TCP4_T_RTX] == GN_TIMER_NONE:

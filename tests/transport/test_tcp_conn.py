@@ -286,6 +286,39 @@ def test_send_respects_mss_window_and_cwnd():
     assert sum(len(parse(s).payload) for s in iter(lambda: c.send_next(b"d" * 6800, now_ms=41), None)) == 4000
 
 
+def test_pure_ack_stays_inside_a_window_the_peer_shrank():
+    """A peer short of memory (Linux) drops data sent into the window it
+    offered and then offers 0 at the same RCV.NXT: an ACK at SND.MAX would be
+    out of its window and dropped unread, with the window update it carries,
+    so the ACK goes out at the right edge the peer now offers."""
+    c = established(nagle=False)
+    c.input(seg("A", IRS + 1, ISS + 1, win=16, ts=TS), now_ms=30)          # 16 << 6 = 1024 bytes
+    assert len(parse(c.send_next(b"d" * 5000, now_ms=31)).payload) == 1024
+    assert parse(c.make_ack(now_ms=32)).seq == ISS + 1 + 1024               # SND.MAX, inside
+    c.input(seg("A", IRS + 1, ISS + 1, win=0, ts=TS), now_ms=33)            # the 1024 bytes dropped
+    assert c.fields()["snd_max"] == ISS + 1 + 1024
+    assert parse(c.make_ack(now_ms=34)).seq == ISS + 1                      # the peer's RCV.NXT
+    c.input(seg("A", IRS + 1, ISS + 1 + 512, win=0, ts=TS), now_ms=35)      # it took half after all
+    assert parse(c.make_ack(now_ms=36)).seq == ISS + 1 + 512
+
+
+def test_receiver_sws_avoidance_opens_the_window_a_step_at_a_time():
+    """RFC 9293 s.3.8.6.2.2: the right edge moves by min(RCV.BUFF / 2, MSS)
+    or more, so reads of a few bytes do not reopen slivers; it never moves
+    left."""
+    c = tc.Connection(lcl=US, rmt=PEER, iss=ISS, ts_offset=0, rcv_buf=4096)    # MSS 1460, wscale 7
+    c.passive_open(seg("S", IRS, options=SYN_OPTS), now_ms=10)
+    assert parse(c.make_syn(now_ms=10, rx_space=4096)).window == 4096
+    c.input(seg("A", IRS + 1, ISS + 1, ts=(101, 10)), now_ms=20)
+    c.input(seg("PA", IRS + 1, ISS + 1, payload=b"z" * 4000, ts=TS), now_ms=30, rx_space=4096)
+    windows = [parse(c.make_ack(now_ms=31 + i, rx_space=space)).window << 7
+               for i, space in enumerate([96, 1096, 1700, 3096, 3200])]
+    # 96 left of the promise (kept, rounded up to the scale); 1000 bytes read: less than
+    # a step (1460) past the edge; 1700 (1664 in the scale): past it; 3096 is not a step past
+    # that new edge, 3200 is
+    assert windows == [128, 128, 1664, 1664, 3200]
+
+
 def test_sack_blocks_latest_first_and_limited():
     c = established()
     c.input(seg("PA", IRS + 301, ISS + 1, payload=b"x" * 100, ts=TS), now_ms=30)

@@ -158,6 +158,7 @@ ctypedef struct gn_tcp_conn_t:
     uint32_t snd_fin                      # sequence number of our FIN (GN_TCP_CF_FIN_SENT)
     uint16_t snd_mss                      # segment payload limit (peer's MSS, clamped, less TS option)
     uint16_t rcv_mss                      # the MSS we offer (interface MTU - 40)
+    uint32_t rcv_buf                      # RCV.BUFF, the rx fifo's size (receiver SWS avoidance; 0: unknown)
     # receive sequence space
     uint32_t irs
     uint32_t rcv_nxt
@@ -245,6 +246,7 @@ cdef uint32_t gn_tcp_write_out(const gn_tcp_out_t* o, uint16_t sport, uint16_t d
 cdef uint32_t gn_tcp_seg_parse(const uint8_t* t, uint32_t n, gn_tcp_seg_t* s) noexcept nogil
 cdef bint gn_tcp_timer_wanted(const gn_tcp_conn_t* c) noexcept nogil
 cdef uint32_t gn_tcp_rcv_window(gn_tcp_conn_t* c, uint32_t rx_space) noexcept nogil
+cdef bint gn_tcp_window_opens(gn_tcp_conn_t* c, uint32_t rx_space) noexcept nogil
 
 
 cdef class Connection:

@@ -688,24 +688,47 @@ cdef void gn_tcp_time_wait_expired(gn_tcp_conn_t* c, gn_tcp_act_t* a) noexcept n
 
 # -- segments to send ----------------------------------------------------------
 
+cdef inline uint32_t _sws_step(gn_tcp_conn_t* c) noexcept nogil:
+    """How far the right edge moves at least (receiver SWS avoidance, RFC
+    9293 s.3.8.6.2.2): min(RCV.BUFF / 2, MSS); 1 while RCV.BUFF is unknown."""
+    cdef uint32_t half = c.rcv_buf >> 1
+    if c.rcv_buf == 0:
+        return 1
+    return half if half < c.rcv_mss else c.rcv_mss
+
+
+cdef inline uint32_t _fifo_window(gn_tcp_conn_t* c, uint32_t rx_space) noexcept nogil:
+    """rx_space as a window: at most 65535 << rcv_wscale, a multiple of the scale."""
+    cdef uint32_t top = (<uint32_t>0xffff) << c.rcv_wscale, g = (<uint32_t>1) << c.rcv_wscale
+    return (rx_space if rx_space < top else top) & ~(g - 1)
+
+
 cdef uint32_t gn_tcp_rcv_window(gn_tcp_conn_t* c, uint32_t rx_space) noexcept nogil:
     """The window to advertise (bytes, a multiple of the scale) for
-    rx_space free fifo bytes, at most 65535 << rcv_wscale. The right edge
-    never moves left (RFC 9293 s.3.8.6.2.2): when the fifo has less room
-    than the last advertisement still promises, the promise is kept,
-    rounded up to the scale (as Linux does); the few bytes that may then
-    not fit are trimmed on arrival and sent again. A peer that sent up to
-    the edge would otherwise see even its pure ACKs fall outside a window
-    shrunk to zero (RFC 7323 s.2.4)."""
-    cdef uint32_t w = rx_space, top = (<uint32_t>0xffff) << c.rcv_wscale, g = (<uint32_t>1) << c.rcv_wscale
-    if w > top:
-        w = top
-    w &= ~(g - 1)
-    if gn_seq_lt(c.rcv_nxt + w, c.rcv_adv):
-        w = (c.rcv_adv - c.rcv_nxt + g - 1) & ~(g - 1)
+    rx_space free fifo bytes, at most 65535 << rcv_wscale.
+
+    The right edge moves right only by a step of min(RCV.BUFF / 2, MSS) or
+    more (receiver SWS avoidance, RFC 9293 s.3.8.6.2.2): an app that reads a
+    few bytes at a time would otherwise reopen slivers the peer fills with
+    tiny segments. The right edge never moves left (s.3.8.6.2.2 too): when
+    the fifo has less room than the last advertisement still promises, the
+    promise is kept, rounded up to the scale (as Linux does); the few bytes
+    that may then not fit are trimmed on arrival and sent again. A peer
+    that sent up to the edge would otherwise see even its pure ACKs fall
+    outside a window shrunk to zero (RFC 7323 s.2.4)."""
+    cdef uint32_t w = _fifo_window(c, rx_space), promised = _rcv_wnd(c)
+    cdef uint32_t top = (<uint32_t>0xffff) << c.rcv_wscale, g = (<uint32_t>1) << c.rcv_wscale
+    if w < promised + _sws_step(c):
+        w = (promised + g - 1) & ~(g - 1)
         if w > top:
             w = top
     return w
+
+
+cdef bint gn_tcp_window_opens(gn_tcp_conn_t* c, uint32_t rx_space) noexcept nogil:
+    """Would an ACK now move the right edge (by the SWS step at least)? The
+    glue sends a window update when the app's reads make it so."""
+    return _fifo_window(c, rx_space) >= _rcv_wnd(c) + _sws_step(c)
 
 
 cdef inline void _ack_fields(gn_tcp_conn_t* c, uint32_t now_ms, uint32_t rx_space, gn_tcp_out_t* o) noexcept nogil:
@@ -723,15 +746,31 @@ cdef inline void _ack_fields(gn_tcp_conn_t* c, uint32_t now_ms, uint32_t rx_spac
         o.opts.tsecr = c.ts_recent
 
 
+cdef inline uint32_t _ack_seq(gn_tcp_conn_t* c) noexcept nogil:
+    """The sequence number of a pure ACK: one the peer accepts, or it drops
+    the segment unread, window update and all (RFC 9293 s.3.10.7.4). Not
+    SND.NXT: after a timeout it is rewound below what the peer may already
+    have. SND.MAX, unless that is past the right edge of the window the peer
+    last offered: a peer short of memory drops data sent into its window
+    and then offers less (Linux does); the edge is what it accepts then
+    (Linux's own ACKs make the same choice, tcp_acceptable_seq)."""
+    cdef uint32_t edge = c.snd_wl2 + c.snd_wnd
+    if gn_seq_leq(c.snd_max, edge):
+        return c.snd_max
+    return edge if gn_seq_geq(edge, c.snd_una) else c.snd_una
+
+
 cdef void gn_tcp_make_ack(gn_tcp_conn_t* c, uint32_t now_ms, uint32_t rx_space, const gn_tcp_range_t* ooo,
                           uint32_t n_ooo, gn_tcp_out_t* o) noexcept nogil:
-    """A pure ACK (also the challenge and duplicate ACKs), at SND.MAX. With SACK, the
-    n_ooo out-of-order ranges of the rx fifo (ascending) become SACK blocks,
-    the one holding the latest out-of-order segment first (RFC 2018 s.4)."""
+    """A pure ACK (also the challenge and duplicate ACKs), at SND.MAX, or at
+    the right edge of the peer's window when SND.MAX is past it (see
+    _ack_seq). With SACK, the n_ooo out-of-order ranges of the rx fifo
+    (ascending) become SACK blocks, the one holding the latest out-of-order
+    segment first (RFC 2018 s.4)."""
     cdef uint32_t i, first = n_ooo, n = 0, rel = c.rcv_last_ooo - c.rcv_nxt
     memset(o, 0, sizeof(gn_tcp_out_t))
-    o.seq = c.snd_max                     # not SND.NXT: after a timeout it is rewound below what the
-    o.flags = GN_TCP_FLAG_ACK             # peer already has, and the ACK would fall out of its window
+    o.seq = _ack_seq(c)
+    o.flags = GN_TCP_FLAG_ACK
     _ack_fields(c, now_ms, rx_space, o)
     if not (c.flags & GN_TCP_CF_SACK) or n_ooo == 0:
         return
@@ -1065,7 +1104,7 @@ cdef class Connection:
     def __init__(self, lcl=(0x0A000001, 1000), rmt=(0x0A000002, 2000), uint32_t iss=1000, uint32_t ts_offset=0,
                  uint16_t mss=1460, uint8_t wscale=7, bint ts=True, bint sack=True, bint window_scale=True,
                  bint nagle=True, uint32_t challenge_acks_per_s=10, str cc="cubic", uint32_t rto_min_us=0,
-                 uint8_t syn_retries=0, uint8_t data_retries=0, uint8_t keepalive_probes=0):
+                 uint8_t syn_retries=0, uint8_t data_retries=0, uint8_t keepalive_probes=0, uint32_t rcv_buf=0):
         memset(&self.cfg, 0, sizeof(gn_tcp_config_t))
         self.cfg.mss = mss
         self.cfg.wscale = wscale
@@ -1078,6 +1117,7 @@ cdef class Connection:
         self.cfg.data_retries = data_retries
         self.cfg.keepalive_probes = keepalive_probes
         gn_tcp_conn_init(&self.c, &self.cfg, lcl[0], lcl[1], rmt[0], rmt[1], iss, ts_offset)
+        self.c.rcv_buf = rcv_buf
 
     @property
     def state(self):
