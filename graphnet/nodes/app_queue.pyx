@@ -28,7 +28,7 @@ Trace (``trace add app-queue <n>``): a buffer-less record per app message
 import os
 
 from cpython.pycapsule cimport PyCapsule_GetPointer
-from libc.stdint cimport uint8_t, uint32_t
+from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from graphnet.vlib.buffer cimport gn_frame_t
 from graphnet.includes.linux cimport close
 from graphnet.vlib.kit cimport gn_node_fn, gn_node_data, gn_trace_fn
@@ -105,6 +105,8 @@ cdef class AppQueues:
     cdef app_queue_t* q
     cdef dict mqs                      # slot -> MessageQueue (kept alive while registered)
     cdef readonly int efd
+    cdef readonly uint64_t drained     # messages acted on as their queue was unregistered
+    cdef readonly uint64_t drained_refused
 
     def __cinit__(self, engine, layer, uint32_t max_msgs=1024):
         self.efd = -1
@@ -143,7 +145,26 @@ cdef class AppQueues:
         raise RuntimeError(f"more than {MAX_QUEUES} app queues")
 
     def unregister(self, uint32_t slot):
+        """Stop reading the slot's queue. What the worker queued before it
+        went is acted on first, as the node would have: a close that its
+        process sent just before it exited stays a close (the peer reads
+        the last bytes, then EOF) instead of becoming the reset of a
+        vanished worker's sessions. At most the queue's capacity is read
+        (a process still writing cannot keep this going)."""
+        cdef gn_app_msg_t msgs[MSG_BATCH]
+        cdef uint32_t j, k, n = 0, bad = 0
         if self.q != NULL and slot < MAX_QUEUES and self.q.slots[slot].valid:
+            while n < self.q.slots[slot].mq.n_slots:
+                k = gn_mq_dequeue_batch_h(&self.q.slots[slot].mq, <uint8_t*>msgs, sizeof(gn_app_msg_t), MSG_BATCH)
+                if k == 0:
+                    break
+                for j in range(k):
+                    msgs[j].wrk_index = self.q.slots[slot].wrk_index
+                    if not gn_app_msg_handle(NULL, NULL, self.q.sm, &msgs[j]):
+                        bad += 1
+                n += k
+            self.drained += n
+            self.drained_refused += bad
             self.q.slots[slot].valid = 0
             self.q.slots[slot].mq.mq = NULL
             self.mqs.pop(slot, None)

@@ -472,6 +472,7 @@ class AttachServer:
     def stats(self) -> dict:
         return {"path": self.path, "group": self.group, "clients": len(self.clients),
                 "max_clients": self.max_clients, "attached": self.n_attached, "vanished": self.n_vanished,
+                "late_msgs": self.manager.app_queues.drained,
                 "segment_notices_lost": self.n_segment_notices_lost, "refused": dict(self.refused)}
 
     def client_rows(self) -> list[dict]:

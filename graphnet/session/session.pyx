@@ -940,9 +940,15 @@ cdef void gn_session_accept_reply(gn_session_main_t* sm, gn_session_t* s, int re
 
 cdef void gn_session_detach_app(gn_session_main_t* sm, gn_session_t* s) noexcept nogil:
     """The app worker goes: close what is open, let the transport finish,
-    free the session when it does (no one is told)."""
+    free the session when it does (no one is told). A session the app
+    closed (or reset) already is only disowned: its programmed close runs
+    as for a live app, so what it wrote is still sent (for a cut-through
+    session: left in the peer's rx fifo) instead of dropped."""
     cdef gn_transport_vft_t* tp = &sm.transports[s.proto]
     cdef gn_transport_connection_t* tc
+    if s.flags & GN_SESSION_F_APP_CLOSED and s.state < GN_SESSION_STATE_TRANSPORT_DELETED:
+        s.app_wrk_index = GN_SESSION_INVALID_INDEX
+        return
     if s.state < GN_SESSION_STATE_TRANSPORT_CLOSING:
         gn_session_close(sm, s)
     elif s.state < GN_SESSION_STATE_TRANSPORT_DELETED:

@@ -121,7 +121,7 @@ def show_app_segments(engine) -> str:
 
 
 def attach_info(engine) -> dict:
-    """{path, group, max_clients, clients: [{pid, uid, app, workers}], attached, vanished,
+    """{path, group, max_clients, clients: [{pid, uid, app, workers}], attached, vanished, late_msgs,
     refused: {reason: n}}; {} when the engine serves no attach socket"""
     if not has_sessions(engine):
         return {}
@@ -129,7 +129,7 @@ def attach_info(engine) -> dict:
     if srv is None:
         return {}
     st = srv.stats()
-    return {**{k: st[k] for k in ("path", "group", "max_clients", "attached", "vanished", "refused")},
+    return {**{k: st[k] for k in ("path", "group", "max_clients", "attached", "vanished", "late_msgs", "refused")},
             "clients": srv.client_rows()}
 
 
@@ -139,7 +139,8 @@ def show_app_attach(engine) -> str:
         return "no attach socket (graphnet run serves one; [app_socket] in the startup file)"
     lines = [f"attach socket {info['path']}" + (f" (group {info['group']})" if info["group"] else "") +
              f": {len(info['clients'])} clients of at most {info['max_clients']}; {info['attached']} attached "
-             f"so far, {info['vanished']} vanished (closed without detach)"]
+             f"so far, {info['vanished']} vanished (closed without detach); {info['late_msgs']} messages "
+             f"left in the queues of removed workers, acted on"]
     lines.append("refused: " + ", ".join(f"{k} {v}" for k, v in info["refused"].items()))
     if info["clients"]:
         lines.append(f"{'pid':<9}{'uid':<7}{'app':<32}workers")

@@ -28,8 +28,12 @@ ctypedef struct gn_session_trace_t:
 
 cdef inline void gn_session_trace(gn_main_t* vm, gn_node_runtime_t* node, uint8_t type, uint64_t handle,
                                   gn_session_t* s, uint32_t wrk_index, int32_t arg) noexcept nogil:
-    """One buffer-less record, when the node is being traced (else one load)."""
-    cdef gn_session_trace_t* t = <gn_session_trace_t*>gn_trace_event(vm, node, sizeof(gn_session_trace_t))
+    """One buffer-less record, when the node is being traced (else one load).
+    node NULL: not from a node's run (the control side acting on messages)."""
+    cdef gn_session_trace_t* t
+    if node == NULL:
+        return
+    t = <gn_session_trace_t*>gn_trace_event(vm, node, sizeof(gn_session_trace_t))
     if t == NULL:
         return
     memset(t, 0, sizeof(gn_session_trace_t))

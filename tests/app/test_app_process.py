@@ -690,3 +690,66 @@ def test_a_listener_shared_by_workers_in_two_processes_spreads_connections(engin
         if server.poll() is None:
             os.kill(server.pid, signal.SIGKILL)
             server.communicate()
+
+
+CLOSE_AND_EXIT = """
+    import os, sys
+    from graphnet import app
+    app.attach("closer")
+    ls = app.socket(app.AF_INET, app.SOCK_STREAM)
+    ls.bind(("127.0.0.1", 5004))
+    ls.listen()
+    print("listening", flush=True)
+    c, _ = ls.accept()
+    print("accepted", flush=True)
+    sys.stdin.readline()
+    c.sendall(b"last words")
+    c.close()
+    os._exit(0)                         # as a forked worker ends: no detach, the close still queued
+"""
+
+READER = """
+    from graphnet import app
+    app.attach("reader")
+    s = app.create_connection(("127.0.0.1", 5004), timeout=10)
+    print("connected", flush=True)
+    got = b""
+    while (b := s.recv(100)):
+        got += b
+    print(got.decode())
+"""
+
+
+def test_a_close_queued_just_before_the_process_exits_stays_a_close(engine):
+    """The engine's loop is held while the server process writes, closes
+    and exits: its close waits in its queue when the attach thread sees its
+    socket close and queues the removal of its workers, which runs first.
+    The close must still be a close (the reader gets the last bytes, then
+    EOF), not the reset of a vanished process's live sessions."""
+    eng, srv = engine
+    server = run(srv, CLOSE_AND_EXIT, stdin=subprocess.PIPE)
+    reader = None
+    try:
+        assert server.stdout.readline().split() == ["listening"]
+        reader = run(srv, READER)
+        assert reader.stdout.readline().strip() == "connected"
+        assert server.stdout.readline().strip() == "accepted"
+
+        def hold_the_loop():
+            server.stdin.write("go\n")
+            server.stdin.flush()
+            server.wait(10)
+            end = time.monotonic() + 5
+            while not eng._calls and time.monotonic() < end:    # the attach thread's removal
+                time.sleep(0.01)
+            return len(eng._calls)
+        assert eng.call(hold_the_loop, timeout=20) == 1
+        rc, out, err = finish(reader)
+        assert rc == 0, err
+        assert out.strip() == "last words"
+        assert srv.stats()["late_msgs"] >= 2                        # its TX and CLOSE, acted on at removal
+    finally:
+        for p in (server, reader):
+            if p is not None and p.poll() is None:
+                os.kill(p.pid, signal.SIGKILL)
+                p.communicate()
