@@ -29,4 +29,4 @@ Invariants:
 """
 from graphnet.app.core import (AF_INET, SOCK_STREAM, SOCK_DGRAM, ENV_SOCKET, Attachment, Worker, Session,  # noqa: F401
                                attach, current, detach, os_error)
-from graphnet.app.socket import socket, create_connection  # noqa: F401
+from graphnet.app.socket import socket, create_connection, SHUT_RD, SHUT_WR, SHUT_RDWR  # noqa: F401

@@ -20,8 +20,10 @@ A transport reads straight from the rx fifo: a ``BufferedProtocol`` gets
 the bytes copied once into its own buffer; a plain ``Protocol`` gets them
 as ``bytes``. ``write`` puts what fits into the tx fifo and keeps the rest
 (flow control: ``pause_writing`` above the high-water mark, resumed when
-the reader's dequeue notification frees room). End of file from the peer
-calls ``eof_received``; a reset, ``connection_lost(ConnectionResetError)``.
+the reader's dequeue notification frees room); ``write_eof`` half-closes
+(``StreamWriter.write_eof()``: the peer reads end of file, we go on
+reading). End of file from the peer calls ``eof_received``; a reset,
+``connection_lost(ConnectionResetError)``.
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ import weakref
 from typing import Optional
 
 from graphnet.session.fifo import DEQ_NTF
+from graphnet.app.socket import writable
 
 _PUMPS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()     # loop -> _Pump
 
@@ -104,7 +107,8 @@ class Transport(asyncio.Transport):
         self._out = bytearray()                  # written, not yet in the fifo
         self._closing = False
         self._lost = False
-        self._eof_sent = False
+        self._eof_sent = False                   # the protocol was told of the peer's end of stream
+        self._eof_pending = False                # write_eof(): half-close once _out is in the fifo
         self._reading = True
         self._paused = False
         self._high, self._low = 64 << 10, 16 << 10
@@ -124,7 +128,7 @@ class Transport(asyncio.Transport):
             self._read()
         if s.reset or s.gone and not self._closing:
             self._lose(ConnectionResetError(errno.ECONNRESET, f"{s.name()}: reset by peer"))
-        elif s.peer_closed and not s.rx.max_dequeue and not self._eof_sent and self._reading:
+        elif (s.peer_closed or s.transport_closed) and not s.rx.max_dequeue and not self._eof_sent and self._reading:
             self._eof_sent = True
             keep_open = self._protocol.eof_received() if hasattr(self._protocol, "eof_received") else False
             if not keep_open:
@@ -170,13 +174,11 @@ class Transport(asyncio.Transport):
     # --- writing ---------------------------------------------------------------------
 
     def write(self, data) -> None:
+        if self._eof_pending:
+            raise RuntimeError("Cannot call write() after write_eof()")
         if self._lost or self._closing:
             raise BrokenPipeError(errno.EPIPE, f"{self._s.name()}: the transport is closing")
-        s = self._s
-        if s.reset:
-            raise ConnectionResetError(errno.ECONNRESET, f"{s.name()}: reset by peer")
-        if s.peer_closed or s.closed:
-            raise BrokenPipeError(errno.EPIPE, f"{s.name()}: closed by peer")
+        s = writable(self._s)
         if not data:
             return
         if not self._out:
@@ -204,9 +206,13 @@ class Transport(asyncio.Transport):
             if not s.tx.max_enqueue:
                 break
         self._check_pause()
-        if not self._out and self._closing and not self._lost:
+        if self._out or self._lost:
+            return
+        if self._closing:
             self._sock._close_session()
             self._lose(None)
+        elif self._eof_pending:
+            self._sock._shut_write(s)
 
     def _check_pause(self) -> None:
         size = len(self._out)
@@ -232,9 +238,12 @@ class Transport(asyncio.Transport):
         return True
 
     def write_eof(self) -> None:
-        """The session closes once the buffered bytes are in the fifo
-        (graphnet sessions have no half-close)."""
-        self.close()
+        """Half-close once the buffered bytes are in the fifo (the socket's
+        SHUT_WR: the peer reads end of file); reading goes on."""
+        if self._eof_pending or self._closing or self._lost:
+            return
+        self._eof_pending = True
+        self._flush()
 
     # --- closing ---------------------------------------------------------------------
 
