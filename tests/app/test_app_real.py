@@ -1,0 +1,162 @@
+"""Apps in their own processes against the kernel's own stack (issue 14):
+the engine (its loop in a thread, the attach socket served) reaches a
+network namespace this test creates through a TAP; the app is a separate
+Python process; its peer is a kernel socket in the namespace. TCP
+half-close both ways (privileged: root and /dev/net/tun)."""
+import os
+import socket
+import subprocess
+import threading
+import uuid
+
+import pytest
+
+from graphnet.io import host
+from graphnet.nodes import ip4_host, session_host
+from graphnet.apps.echo import start_echo_server
+from graphnet.session.attach import AttachServer
+from graphnet.testing.helpers import ns_socket
+from test_app_process import run, finish
+
+tap = pytest.importorskip("graphnet.io.tap")
+
+pytestmark = pytest.mark.privileged(tun=True)
+
+GN, PEER = "10.233.0.1", "10.233.0.2"
+
+
+@pytest.fixture
+def real(engine_factory):
+    with host.temporary_netns("gn-app") as ns:
+        name = f"gna{os.urandom(3).hex()}"
+        eng = engine_factory([ip4_host.NODES, session_host.NODES], buffers=16384)
+        eng.add(tap.TapDevice(eng, name, netns=ns, host_address=f"{PEER}/24"))
+        eng.build()
+        ip4_host.set_interface_address(eng, name, f"{GN}/24")
+        start_echo_server(eng, "udp://0.0.0.0/7")
+        eng.start()
+        srv = AttachServer(eng, f"/tmp/gn-app-{uuid.uuid4().hex[:8]}/app.sock").start()
+        try:
+            yield eng, ns, srv
+        finally:
+            srv.close()
+            eng.stop()
+
+
+def kernel_thread(fn):
+    """fn() in a thread; join() returns its result or raises its error."""
+    box = {}
+
+    def body():
+        try:
+            box["r"] = fn()
+        except BaseException as e:          # handed to the test
+            box["e"] = e
+    th = threading.Thread(target=body, daemon=True)
+    th.start()
+
+    def join(timeout=20.0):
+        th.join(timeout)
+        assert not th.is_alive(), "the kernel side did not finish"
+        if "e" in box:
+            raise box["e"]
+        return box["r"]
+    return join
+
+
+def read_to_eof(s) -> bytes:
+    got = bytearray()
+    while d := s.recv(65536):
+        got += d
+    return bytes(got)
+
+
+APP_CLIENT = """
+    import os, sys
+    from graphnet import app
+    app.attach("tcp-half-client")
+    data = bytes(range(256)) * 800
+    s = app.create_connection((sys.argv[1], int(sys.argv[2])), timeout=15)
+    s.sendall(data)
+    s.shutdown(app.SHUT_WR)                         # our FIN after the data
+    got = bytearray()
+    while d := s.recv(65536):                       # FIN_WAIT_2: the kernel still sends
+        got += d
+    print(bytes(got) == b"%d:" % len(data) + data[::-1])
+    s.close()
+"""
+
+
+def test_app_shut_wr_the_kernel_reads_eof_and_answers_after_it(real):
+    eng, ns, srv = real
+    ls = ns_socket(ns, socket.AF_INET, socket.SOCK_STREAM)
+    ls.bind((PEER, 0))
+    ls.listen()
+    ls.settimeout(15)
+    port = ls.getsockname()[1]
+
+    def kernel_server():
+        c, _ = ls.accept()
+        with c:
+            c.settimeout(15)
+            data = read_to_eof(c)               # the app's FIN
+            c.sendall(b"%d:" % len(data) + data[::-1])
+        return len(data)
+    join = kernel_thread(kernel_server)
+    try:
+        rc, out, err = finish(run(srv, APP_CLIENT, PEER, port))
+        assert rc == 0, err
+        assert out.strip() == "True"
+        assert join() == 256 * 800
+    finally:
+        ls.close()
+
+
+APP_SERVER = """
+    import sys
+    from graphnet import app
+    app.attach("tcp-half-server")
+    ls = app.socket(app.AF_INET, app.SOCK_STREAM)
+    ls.bind((sys.argv[1], int(sys.argv[2])))
+    ls.listen()
+    print("listening", flush=True)
+    ls.settimeout(15)
+    c, _ = ls.accept()
+    c.settimeout(15)
+    got = bytearray()
+    while d := c.recv(65536):                       # until the kernel's FIN
+        got += d
+    c.sendall(b"%d:" % len(got) + bytes(got).upper())   # CLOSE_WAIT: we still send
+    c.shutdown(app.SHUT_WR)                         # our FIN, before any close
+    print("shut", flush=True)
+    sys.stdin.readline()                            # the test saw the kernel read our FIN
+    c.close()
+    ls.close()
+    print("closed")
+"""
+
+
+def test_kernel_shut_wr_the_app_answers_then_its_shutdown_sends_the_fin(real):
+    eng, ns, srv = real
+    port = 5300
+    app = run(srv, APP_SERVER, GN, port, stdin=subprocess.PIPE)
+    try:
+        assert app.stdout.readline().strip() == "listening"
+        c = ns_socket(ns, socket.AF_INET, socket.SOCK_STREAM)
+        with c:
+            c.settimeout(15)
+            c.connect((GN, port))
+            c.sendall(b"kernel data " * 10000)
+            c.shutdown(socket.SHUT_WR)
+            reply = read_to_eof(c)              # ends with the app's shutdown, not its close
+            assert app.stdout.readline().strip() == "shut"
+        assert reply == b"120000:" + b"KERNEL DATA " * 10000
+        app.stdin.write("close\n")
+        app.stdin.flush()
+        rc, out, err = finish(app)
+        assert rc == 0, err
+        assert out.strip() == "closed"
+    finally:
+        if app.poll() is None:
+            app.kill()
+            app.communicate()
