@@ -160,3 +160,86 @@ def test_kernel_shut_wr_the_app_answers_then_its_shutdown_sends_the_fin(real):
         if app.poll() is None:
             app.kill()
             app.communicate()
+
+
+APP_UDP = """
+    import asyncio, sys
+    from graphnet import app
+    from graphnet.app import asyncio as gnasyncio
+    app.attach("aio-udp-real")
+    gn, peer, kport, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+
+    class Upper(asyncio.DatagramProtocol):          # a server: answers whoever sent
+        def __init__(self):
+            self.n = 0
+            self.done = asyncio.Event()
+        def connection_made(self, transport):
+            self.t = transport
+        def datagram_received(self, data, addr):
+            self.t.sendto(data.upper(), addr)
+            self.n += 1
+            if self.n == n:
+                self.done.set()
+
+    class Client(asyncio.DatagramProtocol):         # a connected client of the kernel's echo
+        def __init__(self):
+            self.got = []
+            self.done = asyncio.Event()
+        def connection_made(self, transport):
+            self.t = transport
+        def datagram_received(self, data, addr):
+            self.got.append((data, addr))
+            if len(self.got) == n:
+                self.done.set()
+
+    async def main():
+        srv, up = await gnasyncio.create_datagram_endpoint(Upper, local_addr=(gn, 6000))
+        print("ready", flush=True)
+        cli, c = await gnasyncio.create_datagram_endpoint(Client, remote_addr=(peer, kport))
+        sent = [b"from the app %d" % i * (1 + i % 50) for i in range(n)]
+        for d in sent:
+            cli.sendto(d)
+        await asyncio.wait_for(c.done.wait(), 15)
+        print([d for d, _ in c.got] == sent, {a for _, a in c.got} == {(peer, kport)})
+        await asyncio.wait_for(up.done.wait(), 15)
+        print("answered", up.n)
+        cli.close()
+        srv.close()
+    asyncio.run(main())
+"""
+
+
+def test_asyncio_datagram_endpoints_against_kernel_udp_sockets(real):
+    eng, ns, srv = real
+    n = 30
+    echo = ns_socket(ns, socket.AF_INET, socket.SOCK_DGRAM)    # the kernel's echo for the app's client
+    echo.bind((PEER, 0))
+    echo.settimeout(15)
+    peer = ns_socket(ns, socket.AF_INET, socket.SOCK_DGRAM)    # a kernel client of the app's server
+    peer.bind((PEER, 0))
+    peer.settimeout(15)
+
+    def kernel_echo():
+        for _ in range(n):
+            d, a = echo.recvfrom(65536)
+            echo.sendto(d, a)
+        return a
+    join = kernel_thread(kernel_echo)
+    app = run(srv, APP_UDP, GN, PEER, echo.getsockname()[1], n)
+    try:
+        assert app.stdout.readline().strip() == "ready"
+        replies = []
+        for i in range(n):
+            peer.sendto(b"kernel %d" % i, (GN, 6000))
+            replies.append(peer.recvfrom(65536))
+        assert replies == [(b"KERNEL %d" % i, (GN, 6000)) for i in range(n)]
+        assert join()[0] == GN                           # the app's datagrams came from the engine's address
+        rc, out, err = finish(app)
+        assert rc == 0, err
+        assert out.splitlines() == ["True True", f"answered {n}"]
+    finally:
+        echo.close()
+        peer.close()
+        if app.poll() is None:
+            app.kill()
+            app.communicate()
