@@ -243,3 +243,50 @@ def test_asyncio_datagram_endpoints_against_kernel_udp_sockets(real):
         if app.poll() is None:
             app.kill()
             app.communicate()
+
+
+APP_UDP_BOTH = """
+    import asyncio, sys
+    from graphnet import app
+    from graphnet.app import asyncio as gnasyncio
+    app.attach("aio-udp-both")
+    gn, peer, kport = sys.argv[1], sys.argv[2], int(sys.argv[3])
+
+    class Only(asyncio.DatagramProtocol):
+        def __init__(self):
+            self.got = asyncio.get_running_loop().create_future()
+        def datagram_received(self, data, addr):
+            if not self.got.done():
+                self.got.set_result((data, addr))
+
+    async def main():
+        t, p = await gnasyncio.create_datagram_endpoint(Only, local_addr=(gn, 6001), remote_addr=(peer, kport))
+        t.sendto(b"hello")                              # to remote_addr, from gn:6001
+        print(await asyncio.wait_for(p.got, 15))
+        t.close()
+    asyncio.run(main())
+"""
+
+
+def test_asyncio_datagram_endpoint_bound_and_connected_hears_only_its_peer(real):
+    eng, ns, srv = real
+    mine = ns_socket(ns, socket.AF_INET, socket.SOCK_DGRAM)
+    other = ns_socket(ns, socket.AF_INET, socket.SOCK_DGRAM)
+    for s in (mine, other):
+        s.bind((PEER, 0))
+        s.settimeout(15)
+    app = run(srv, APP_UDP_BOTH, GN, PEER, mine.getsockname()[1])
+    try:
+        d, a = mine.recvfrom(100)
+        assert (d, a) == (b"hello", (GN, 6001))
+        other.sendto(b"not for you", (GN, 6001))          # another sender: not heard
+        mine.sendto(b"for you", (GN, 6001))
+        rc, out, err = finish(app)
+        assert rc == 0, err
+        assert out.strip() == f"(b'for you', ('{PEER}', {mine.getsockname()[1]}))"
+    finally:
+        mine.close()
+        other.close()
+        if app.poll() is None:
+            app.kill()
+            app.communicate()
