@@ -11,7 +11,7 @@ What a process holds (``Attachment``): its connection to the attach
 socket, the app's segments mapped at whatever address mmap chose (fifos and
 queues are named by offset), and its worker (``Worker``): the event queue
 the engine fills (eventfd: ``Worker.fileno()``) and the queue it sends its
-requests on (tx, close, reset, accepted-reply, rx-done). Listen and connect
+requests on (tx, close, reset, accepted-reply, rx-done, shutdown). Listen and connect
 are requests on the attach socket; their results come as events.
 
 Invariants:
