@@ -4,8 +4,9 @@ from graphnet.session.types cimport *
 from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t
 from graphnet.session.trace cimport gn_session_trace
 from graphnet.session.session cimport (gn_session_main_t, gn_session_t, gn_session_from_handle, gn_session_close,
-                                       gn_session_reset, gn_session_shutdown, gn_session_accept_reply, gn_session_tx_schedule,
-                                       gn_session_dequeue_notify, gn_app_wrk_add_event, gn_app_wrk_get_if_valid)
+                                       gn_session_reset, gn_session_shutdown, gn_session_accept_reply,
+                                       gn_session_tx_schedule, gn_session_dequeue_notify, gn_app_wrk_add_event,
+                                       gn_app_wrk_get_if_valid)
 
 
 cdef inline bint gn_app_msg_handle(gn_main_t* vm, gn_node_runtime_t* node, gn_session_main_t* sm,
