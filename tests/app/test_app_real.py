@@ -290,3 +290,43 @@ def test_asyncio_datagram_endpoint_bound_and_connected_hears_only_its_peer(real)
         if app.poll() is None:
             app.kill()
             app.communicate()
+
+
+AIO_TCP_CLIENT = """
+    import asyncio, sys
+    from graphnet import app
+    from graphnet.app import asyncio as gnasyncio
+    app.attach("aio-tcp-half")
+
+    async def main():
+        reader, writer = await gnasyncio.open_connection(sys.argv[1], int(sys.argv[2]))
+        writer.write(b"question " * 5000)
+        writer.write_eof()                              # our FIN after the bytes
+        print((await asyncio.wait_for(reader.read(), 15)).decode())    # the kernel answers after it
+        writer.close()
+        await writer.wait_closed()
+    asyncio.run(main())
+"""
+
+
+def test_asyncio_write_eof_against_a_kernel_tcp_server(real):
+    eng, ns, srv = real
+    ls = ns_socket(ns, socket.AF_INET, socket.SOCK_STREAM)
+    ls.bind((PEER, 0))
+    ls.listen()
+    ls.settimeout(15)
+
+    def kernel_server():
+        c, _ = ls.accept()
+        with c:
+            c.settimeout(15)
+            data = read_to_eof(c)
+            c.sendall(b"got %d bytes" % len(data))
+    join = kernel_thread(kernel_server)
+    try:
+        rc, out, err = finish(run(srv, AIO_TCP_CLIENT, PEER, ls.getsockname()[1]))
+        assert rc == 0, err
+        assert out.strip() == "got 45000 bytes"
+        join()
+    finally:
+        ls.close()
