@@ -60,3 +60,74 @@ def test_asyncio_datagram_endpoint_with_the_builtin_echo(engine):
         "lost None",
     ]
     wait_counts(eng, before)
+
+
+FLOW_CLIENT = """
+    import asyncio, sys
+    from graphnet import app
+    from graphnet.app import asyncio as gnasyncio
+    app.attach("aio-udp-flow", tx_fifo_size=4096, rx_fifo_size=1 << 20)
+    N = 200
+
+    class Client(asyncio.DatagramProtocol):
+        def __init__(self):
+            self.got, self.pauses, self.resumes = [], 0, 0
+            self.done = asyncio.Event()
+        def connection_made(self, transport):
+            self.t = transport
+        def pause_writing(self):
+            self.pauses += 1
+        def resume_writing(self):
+            self.resumes += 1
+        def datagram_received(self, data, addr):
+            self.got.append(data)
+            if len(self.got) == N:
+                self.done.set()
+
+    async def main():
+        t, p = await gnasyncio.create_datagram_endpoint(Client, remote_addr=(sys.argv[1], 7))
+        t.set_write_buffer_limits(high=8192)
+        print("ready", flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)   # the engine is stalled now
+        sent = [b"%04d" % i + bytes(196) for i in range(N)]          # 40 KB into a 4 KB tx fifo
+        for d in sent:
+            t.sendto(d)
+        kept = t.get_write_buffer_size()
+        await asyncio.wait_for(p.done.wait(), 15)
+        print(kept > 8192, p.pauses, p.resumes, p.got == sent, t.get_write_buffer_size())
+        t.close()
+    asyncio.run(main())
+"""
+
+
+def test_asyncio_datagram_endpoint_keeps_what_the_full_fifo_cannot_take_in_order(engine):
+    """The engine's loop is held while the app sends 40 KB into a 4 KB tx
+    fifo: the transport keeps the rest and pauses the protocol, then
+    sends it in order (resuming) as the engine drains the fifo."""
+    import subprocess
+    import threading
+    import time
+    eng, srv = engine
+    before = counts(eng)
+    app = run(srv, FLOW_CLIENT, ENGINE_IP, stdin=subprocess.PIPE)
+    try:
+        assert app.stdout.readline().strip() == "ready"
+        stalled = threading.Event()
+
+        def stall():
+            stalled.set()
+            time.sleep(1.0)
+        th = threading.Thread(target=lambda: eng.call(stall))
+        th.start()
+        assert stalled.wait(10)
+        app.stdin.write("go\n")
+        app.stdin.flush()
+        th.join(15)
+        rc, out, err = finish(app)
+        assert rc == 0, err
+        assert out.split() == ["True", "1", "1", "True", "0"]
+    finally:
+        if app.poll() is None:
+            app.kill()
+            app.communicate()
+    wait_counts(eng, before)

@@ -37,10 +37,30 @@ def real(engine_factory):
         eng.start()
         srv = AttachServer(eng, f"/tmp/gn-app-{uuid.uuid4().hex[:8]}/app.sock").start()
         try:
+            warm_neighbours(ns)
             yield eng, ns, srv
         finally:
             srv.close()
             eng.stop()
+
+
+def warm_neighbours(ns, tries=5):
+    """Both sides know each other's MAC before a test starts (a datagram
+    sent while ARP resolves may be dropped, and UDP would not resend it):
+    the kernel asks the engine's builtin echo until it answers."""
+    s = ns_socket(ns, socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(1.0)
+    try:
+        for _ in range(tries):
+            s.sendto(b"warm", (GN, 7))
+            try:
+                if s.recvfrom(100)[0] == b"warm":
+                    return
+            except TimeoutError:
+                pass
+        raise AssertionError("the engine's echo never answered the kernel")
+    finally:
+        s.close()
 
 
 def kernel_thread(fn):
