@@ -215,6 +215,7 @@ APP_UDP = """
     async def main():
         srv, up = await gnasyncio.create_datagram_endpoint(Upper, local_addr=(gn, 6000))
         print("ready", flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)   # nothing printed meanwhile
         cli, c = await gnasyncio.create_datagram_endpoint(Client, remote_addr=(peer, kport))
         sent = [b"from the app %d" % i * (1 + i % 50) for i in range(n)]
         for d in sent:
@@ -245,9 +246,11 @@ def test_asyncio_datagram_endpoints_against_kernel_udp_sockets(real):
             echo.sendto(d, a)
         return a
     join = kernel_thread(kernel_echo)
-    app = run(srv, APP_UDP, GN, PEER, echo.getsockname()[1], n)
+    app = run(srv, APP_UDP, GN, PEER, echo.getsockname()[1], n, stdin=subprocess.PIPE)
     try:
         assert app.stdout.readline().strip() == "ready"
+        app.stdin.write("go\n")
+        app.stdin.flush()
         replies = []
         for i in range(n):
             peer.sendto(b"kernel %d" % i, (GN, 6000))
