@@ -11,7 +11,7 @@ What a process holds (``Attachment``): its connection to the attach
 socket, the app's segments mapped at whatever address mmap chose (fifos and
 queues are named by offset), and its worker (``Worker``): the event queue
 the engine fills (eventfd: ``Worker.fileno()``) and the queue it sends its
-requests on (tx, close, reset, accepted-reply, rx-done). Listen and connect
+requests on (tx, close, reset, accepted-reply, rx-done, shutdown). Listen and connect
 are requests on the attach socket; their results come as events.
 
 Invariants:
@@ -29,4 +29,4 @@ Invariants:
 """
 from graphnet.app.core import (AF_INET, SOCK_STREAM, SOCK_DGRAM, ENV_SOCKET, Attachment, Worker, Session,  # noqa: F401
                                attach, current, detach, os_error)
-from graphnet.app.socket import socket, create_connection  # noqa: F401
+from graphnet.app.socket import socket, create_connection, SHUT_RD, SHUT_WR, SHUT_RDWR  # noqa: F401

@@ -25,7 +25,7 @@ ENV_SOCKET = "GRAPHNET_APP_SOCKET"
 AF_INET = _socket.AF_INET
 SOCK_STREAM = _socket.SOCK_STREAM
 SOCK_DGRAM = _socket.SOCK_DGRAM
-MSG_TX, MSG_CLOSE, MSG_RESET, MSG_ACCEPTED_REPLY, MSG_RX_DONE = 64, 65, 66, 67, 68
+MSG_TX, MSG_CLOSE, MSG_RESET, MSG_ACCEPTED_REPLY, MSG_RX_DONE, MSG_SHUTDOWN = 64, 65, 66, 67, 68, 69
 _MSG = struct.Struct(MSG_FORMAT)
 SPIN_NS = int(os.environ.get("GRAPHNET_APP_SPIN_US", "20")) * 1000   # cut-through: look before sleeping (0: never)
 
@@ -52,10 +52,13 @@ class Session:
         self.tx = Fifo(seg, ev["tx_fifo"])
         self.lcl = (ip_str(ev["lcl_ip"]), ev["lcl_port"])
         self.rmt = (ip_str(ev["rmt_ip"]), ev["rmt_port"])
-        self.peer_closed = False        # DISCONNECTED: the peer will send no more
+        self.peer_closed = False        # DISCONNECTED: the peer will send no more (it may still read)
         self.reset = False
+        self.transport_closed = False   # TRANSPORT_CLOSED or the transport's cleanup: nothing more goes out
         self.gone = False               # CLEANUP: the engine freed it
         self.closed = False             # we sent CLOSE or RESET
+        self.shut_wr = False            # we sent SHUTDOWN (half-close): the peer sees end of stream
+        self.shut_rd = False            # shutdown(SHUT_RD): reads no longer wait
 
     @property
     def datagrams(self) -> bool:
@@ -153,6 +156,8 @@ class Worker:
             s.peer_closed = True
         elif kind == "reset":
             s.reset = True
+        elif kind == "transport-closed" or kind == "cleanup" and ev["retval"] == 0:
+            s.transport_closed = True
         elif kind == "cleanup" and ev["retval"] == 1:
             s.gone = True
             self.sessions.pop(h, None)

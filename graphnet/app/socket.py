@@ -23,8 +23,17 @@ Semantics and limits, plainly:
     written whole or not at all; ``recv`` returns what is in the rx fifo
     (a whole datagram for UDP through the graph; over cut-through a stream
     of bytes, datagram boundaries are not kept);
-  - ``shutdown`` (any how) and ``close`` close the session: the peer sees
-    end of file; what had already arrived can still be read until close;
+  - ``shutdown`` as the socket module's: SHUT_WR is a half-close (the
+    peer reads end of file after the bytes already written: TCP's FIN,
+    the cut-through peer's end of stream) while this socket still
+    receives until the peer closes; ``send`` then raises BrokenPipeError;
+    SHUT_RD makes ``recv`` return what is buffered, then b"" without
+    waiting; SHUT_RDWR both. The session lives until ``close``. A peer's
+    end of stream does not stop our sending (the peer may only have
+    half-closed); writing to a peer that closed fully ends the session's
+    transport (as TCP's RST does): the next send raises BrokenPipeError.
+    UDP sessions only mark the socket (nothing is sent);
+  - ``close`` closes the session: the peer sees end of file;
   - errors are the stdlib's: ConnectionRefusedError, ConnectionResetError,
     BrokenPipeError, TimeoutError (``settimeout``), BlockingIOError with
     timeout 0, each naming the session;
@@ -233,11 +242,7 @@ class socket:
         s = self._s
         if s is None:
             raise OSError(errno.ENOTCONN, f"{self._what()} is not connected")
-        if s.reset or s.gone:
-            raise ConnectionResetError(errno.ECONNRESET, f"{s.name()}: reset by peer")
-        if s.closed or s.peer_closed:
-            raise BrokenPipeError(errno.EPIPE, f"{s.name()}: closed" + (" by peer" if s.peer_closed else ""))
-        return s
+        return writable(s)
 
     def _notify_tx(self, s) -> None:
         if s.tx.set_event():
@@ -308,7 +313,7 @@ class socket:
             return True
         if s.reset:
             raise ConnectionResetError(errno.ECONNRESET, f"{s.name()}: reset by peer")
-        return s.peer_closed or s.gone or s.closed
+        return s.peer_closed or s.transport_closed or s.gone or s.closed or s.shut_rd
 
     def _wait_readable(self, s, what: str = "data") -> None:
         self._wait(lambda: self._readable(s), what, s.rx.unset_event)
@@ -388,11 +393,28 @@ class socket:
     # --- closing ---------------------------------------------------------------------
 
     def shutdown(self, how: int) -> None:
-        """Any direction closes the session (the peer sees end of file)."""
+        """As socket.shutdown (see the module docstring): SHUT_WR half-closes
+        the session, SHUT_RD stops recv from waiting; close() still ends it."""
         self._check_open()
         if how not in (SHUT_RD, SHUT_WR, SHUT_RDWR):
-            raise ValueError(f"shutdown: how must be SHUT_RD, SHUT_WR or SHUT_RDWR, not {how!r}")
-        self._close_session()
+            raise OSError(errno.EINVAL, f"{self._what()}: shutdown how must be SHUT_RD, SHUT_WR or SHUT_RDWR, "
+                                        f"not {how!r}")
+        s = self._s
+        if s is None or self._listener is not None and self.type == SOCK_STREAM:
+            raise OSError(errno.ENOTCONN, f"{self._what()}: shutdown of a socket that is not connected")
+        if how != SHUT_WR:
+            s.shut_rd = True
+        if how != SHUT_RD:
+            self._shut_write(s)
+
+    def _shut_write(self, s) -> None:
+        """The half-close: once; a datagram session through the graph has
+        nothing to tell its peer (only sends are refused from now on)."""
+        if s.shut_wr or s.closed or s.gone:
+            return
+        s.shut_wr = True
+        if not s.datagrams:
+            self._w.send(69, s.handle)                 # GN_APP_MSG_SHUTDOWN: end of stream after my tx fifo
 
     def _close_session(self) -> None:
         s = self._s
@@ -421,6 +443,19 @@ class socket:
 
     def detach(self) -> int:
         raise OSError(errno.EOPNOTSUPP, "a graphnet socket has no file descriptor of its own")
+
+
+def writable(s):
+    """Session s if it may still send, else the stdlib's error naming it."""
+    if s.reset or s.gone:
+        raise ConnectionResetError(errno.ECONNRESET, f"{s.name()}: reset by peer")
+    if s.closed:
+        raise BrokenPipeError(errno.EPIPE, f"{s.name()}: closed")
+    if s.shut_wr:
+        raise BrokenPipeError(errno.EPIPE, f"{s.name()}: shut down for writing")
+    if s.transport_closed:
+        raise BrokenPipeError(errno.EPIPE, f"{s.name()}: closed by peer")
+    return s
 
 
 def create_connection(address, timeout: Optional[float] = None, source_address=None) -> socket:

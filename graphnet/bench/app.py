@@ -29,6 +29,21 @@ requests): one process sends a datagram and waits for the answer.
   - ``graphnet-udp``: the client on a graphnet UDP session, answered by
     the engine's builtin echo app (C) through the graph.
   ``ratio`` against kernel-udp (target >= 1.0), transactions per second.
+
+``app-idle`` (``--seconds`` of wall time per case, default 10): the CPU
+time (utime + stime from ``/proc/<pid>/stat``, all threads) of the engine
+process (this one: its loop and the attach server) and of the app
+process, per wall second, as % of one core (each process's CPU clock,
+nanoseconds; utime + stime from ``/proc/<pid>/stat`` where that clock
+cannot be read).
+  - ``engine-alone``: the engine with its attach socket, no app attached
+    (the in-run reference: what the engine costs by itself);
+  - ``attached-idle``: an app process attached with a stream listener and
+    one open session (cut-through to its own listener: both ends are its
+    own), blocked in ``recv()`` on it. ``cpu_percent`` is engine + app;
+    ``ratio`` is the issue's budget (1% of a core) over it, ``against``
+    names the budget (> 1: within it); ``vs_engine_alone`` the difference
+    from the reference in percentage points.
 """
 from __future__ import annotations
 
@@ -135,6 +150,19 @@ RR = """
             if len(s.recv(2048)) != 64:
                 raise SystemExit("rr: short answer")
         print(time.perf_counter_ns() - t0, flush=True)
+"""
+
+
+IDLE = """
+    from graphnet import app
+    app.attach("bench-idle")
+    ls = app.socket(app.AF_INET, app.SOCK_STREAM)
+    ls.bind(("127.0.0.1", 5101))
+    ls.listen()
+    c = app.create_connection(("127.0.0.1", 5101))
+    a, _ = ls.accept()
+    print("ready", flush=True)
+    a.recv(1)                                   # nothing comes: blocked until the bench ends us
 """
 
 
@@ -273,3 +301,55 @@ def bench_app_udp_rr(opts) -> Iterator[dict]:
         if case == "graphnet-udp":
             line.update(ratio=results["kernel-udp"] / ns, against="kernel-udp")
         yield line
+
+
+IDLE_BUDGET = 0.01               # the issue's target: an idle attached app and engine < 1% of a core
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU time of process pid (all its threads), in seconds: its process
+    CPU clock (clock_getcpuclockid's id, nanoseconds), else utime + stime
+    from /proc/<pid>/stat (clock ticks)."""
+    import time
+    try:
+        return time.clock_gettime_ns(((~pid) << 3) | 2) / 1e9      # MAKE_PROCESS_CPUCLOCK(pid, CPUCLOCK_SCHED)
+    except OSError:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _idle_cpu(pids, seconds: float) -> list:
+    """Each pid's CPU time per wall second over `seconds`."""
+    import time
+    c0 = [_cpu_s(p) for p in pids]
+    t0 = time.monotonic()
+    time.sleep(seconds)
+    c1 = [_cpu_s(p) for p in pids]
+    wall = time.monotonic() - t0
+    return [(b - a) / wall for a, b in zip(c0, c1)]
+
+
+@register("app-idle", seconds=10.0)
+def bench_app_idle(opts) -> Iterator[dict]:
+    """CPU of the engine and an attached app idle with a listener and a session vs the engine alone (< 1% of a core)."""
+    import time
+    eng = _Engine()
+    procs = _Procs(eng.env)
+    try:
+        time.sleep(0.5)                                  # the engine's start settles
+        (alone,) = _idle_cpu([os.getpid()], opts.seconds)
+        app = procs.start(IDLE)
+        _line(app, "idle app")
+        time.sleep(0.5)                                  # its attach and connect settle
+        engine, app_cpu = _idle_cpu([os.getpid(), app.pid], opts.seconds)
+    finally:
+        procs.close()
+        eng.close()
+    yield {"case": "engine-alone", "unit": "core", "seconds": opts.seconds, "cpu_percent": 100 * alone}
+    total = engine + app_cpu
+    yield {"case": "attached-idle", "unit": "core", "seconds": opts.seconds, "cpu_percent": 100 * total,
+           "engine_cpu_percent": 100 * engine, "app_cpu_percent": 100 * app_cpu,
+           "vs_engine_alone": 100 * (engine + app_cpu - alone),
+           "ratio": IDLE_BUDGET / total if total else None, "against": "1%-of-a-core",
+           "targets": {"<1% of a core": total < IDLE_BUDGET}}

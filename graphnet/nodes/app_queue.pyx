@@ -7,7 +7,7 @@ node, INTERRUPT mode (woken by that eventfd). Each run it clears the
 eventfd, then reads every registered queue, at most ``max_msgs`` messages
 per queue per run, and acts on them as session-queue does on the engine's
 queue (graphnet.session.app_msg: TX, CLOSE, RESET, ACCEPTED_REPLY,
-RX_DONE). The queue, not the message, says which worker is talking: the
+RX_DONE, SHUTDOWN). The queue, not the message, says which worker is talking: the
 ``wrk_index`` a message carries is overwritten with the queue's own, so a
 process can only name its own workers' sessions; anything else is refused
 with an ERROR event to the worker and counted (``bad-msg``). A queue left

@@ -5,7 +5,7 @@ engine's message queue, by a tx or control event from a builtin app, or
 polled if set so). Each run:
 
   1. reads up to ``max_msgs`` app messages from the engine's queue: TX
-     (data in my tx fifo), CLOSE, RESET, ACCEPTED_REPLY, RX_DONE
+     (data in my tx fifo), CLOSE, RESET, ACCEPTED_REPLY, RX_DONE, SHUTDOWN (half-close)
      (graphnet.session.app_msg: I read; the transport's push runs, so a
      stream transport can open its receive window). Each names its
      worker and session; a message whose worker is unknown, whose session

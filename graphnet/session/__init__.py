@@ -54,7 +54,9 @@ work yet" for the gaps):
   - nodes/app_queue.pyx: one app -> engine queue per worker of an app in
     another process, one eventfd; the queue names the worker (done);
     app_msg.pxd: message handling shared with session-queue, RX_DONE on
-    cut-through sends the writer its dequeue notification
+    cut-through sends the writer its dequeue notification, SHUTDOWN the
+    app's half-close (the transports' ``shutdown``: TCP's FIN, the
+    cut-through peer's end of stream)
   - graphnet/app: the app side (attach, fork hook, sockets, asyncio) (done)
   - a closed connected UDP session releases its port on udp4-input; an
     app's close of a half-open waits for the connect's outcome (done)

@@ -4,8 +4,9 @@ from graphnet.session.types cimport *
 from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t
 from graphnet.session.trace cimport gn_session_trace
 from graphnet.session.session cimport (gn_session_main_t, gn_session_t, gn_session_from_handle, gn_session_close,
-                                       gn_session_reset, gn_session_accept_reply, gn_session_tx_schedule,
-                                       gn_session_dequeue_notify, gn_app_wrk_add_event, gn_app_wrk_get_if_valid)
+                                       gn_session_reset, gn_session_shutdown, gn_session_accept_reply,
+                                       gn_session_tx_schedule, gn_session_dequeue_notify, gn_app_wrk_add_event,
+                                       gn_app_wrk_get_if_valid)
 
 
 cdef inline bint gn_app_msg_handle(gn_main_t* vm, gn_node_runtime_t* node, gn_session_main_t* sm,
@@ -17,14 +18,15 @@ cdef inline bint gn_app_msg_handle(gn_main_t* vm, gn_node_runtime_t* node, gn_se
     message, the session's fifo levels as it found them, refused or not). RX_DONE (the app read its rx fifo) on a
     cut-through session tells the writer its fifo has room (a TX event),
     the dequeue notification it asked for; on another session it runs the
-    transport's push (TCP sends its window update there)."""
+    transport's push (TCP sends its window update there). SHUTDOWN is the
+    app's half-close (gn_session_shutdown)."""
     cdef gn_session_t* s
     cdef gn_session_t* peer
     if gn_app_wrk_get_if_valid(sm, m.wrk_index) == NULL:
         gn_session_trace(vm, node, m.type, m.handle, NULL, m.wrk_index, 1)
         return False
     s = gn_session_from_handle(sm, m.handle)
-    if s == NULL or s.app_wrk_index != m.wrk_index or m.type < GN_APP_MSG_TX or m.type > GN_APP_MSG_RX_DONE:
+    if s == NULL or s.app_wrk_index != m.wrk_index or m.type < GN_APP_MSG_TX or m.type > GN_APP_MSG_SHUTDOWN:
         gn_session_trace(vm, node, m.type, m.handle, NULL, m.wrk_index, 1)
         gn_app_wrk_add_event(sm, m.wrk_index, GN_EVT_ERROR, m.type, GN_NO_HANDLE if s == NULL else m.handle)
         return False
@@ -36,6 +38,8 @@ cdef inline bint gn_app_msg_handle(gn_main_t* vm, gn_node_runtime_t* node, gn_se
         gn_session_close(sm, s)
     elif m.type == GN_APP_MSG_RESET:
         gn_session_reset(sm, s)
+    elif m.type == GN_APP_MSG_SHUTDOWN:
+        gn_session_shutdown(sm, s)
     elif m.type == GN_APP_MSG_RX_DONE:
         if s.flags & GN_SESSION_F_CUT_THROUGH:
             peer = gn_session_from_handle(sm, s.peer_handle)
@@ -43,6 +47,6 @@ cdef inline bint gn_app_msg_handle(gn_main_t* vm, gn_node_runtime_t* node, gn_se
                 gn_session_dequeue_notify(sm, peer)
         elif s.tx_fifo != NULL:
             gn_session_tx_schedule(sm, s)      # the transport's push runs: TCP opens its window there
-    else:
+    else:                                      # ACCEPTED_REPLY
         gn_session_accept_reply(sm, s, m.retval)
     return True

@@ -49,7 +49,7 @@ Invariants:
     reset, half-opens cleaned up, their queues freed; the app goes with
     its last worker, its segments when their last fifo is gone
     (SessionManager.collect);
-  - each worker's requests (tx, close, reset, rx-done) come through its
+  - each worker's requests (tx, close, reset, rx-done, shutdown) come through its
     own app -> engine queue in its app's segment, read by the ``app-queue``
     node, which trusts the queue, not the message, for the worker.
 """

@@ -1,6 +1,7 @@
 """A transport for the session layer's tests: it fills the transport table
 (proto ``test``) with C functions that record each call the session layer
-makes down (listen, unlisten, connect, close, reset, cleanup, push), and
+makes down (listen, unlisten, connect, close, reset, shutdown, cleanup,
+push), and
 lets a test make the calls a real transport makes up (accept, connected,
 closing, closed, reset, delete). It moves no bytes. It is also the
 smallest example of how a transport plugs in: fill a gn_transport_vft_t,
@@ -42,9 +43,10 @@ cdef enum:
     OP_RESET = 5
     OP_CLEANUP = 6
     OP_PUSH = 7
+    OP_SHUTDOWN = 8
 
 OP_NAMES = {OP_LISTEN: "listen", OP_UNLISTEN: "unlisten", OP_CONNECT: "connect", OP_CLOSE: "close",
-            OP_RESET: "reset", OP_CLEANUP: "cleanup", OP_PUSH: "push"}
+            OP_RESET: "reset", OP_CLEANUP: "cleanup", OP_PUSH: "push", OP_SHUTDOWN: "shutdown"}
 
 
 cdef inline void _log(mock_t* m, uint32_t op, uint32_t arg) noexcept nogil:
@@ -90,6 +92,10 @@ cdef void _reset(void* ctx, uint32_t c, uint32_t t) noexcept nogil:
     _log(<mock_t*>ctx, OP_RESET, c)
 
 
+cdef void _shutdown(void* ctx, uint32_t c, uint32_t t) noexcept nogil:
+    _log(<mock_t*>ctx, OP_SHUTDOWN, c)
+
+
 cdef void _cleanup(void* ctx, uint32_t c, uint32_t t) noexcept nogil:
     _log(<mock_t*>ctx, OP_CLEANUP, c)
 
@@ -130,6 +136,7 @@ cdef class MockTransport:
         tp.connect = _connect
         tp.close = _close
         tp.reset = _reset
+        tp.shutdown = _shutdown
         tp.cleanup = _cleanup
         tp.push_tx = _push
         tp.get_connection = _get

@@ -182,6 +182,7 @@ cdef void gn_session_transport_delete_notify(gn_session_main_t* sm, gn_transport
 # app -> session
 cdef void gn_session_close(gn_session_main_t* sm, gn_session_t* s) noexcept nogil
 cdef void gn_session_reset(gn_session_main_t* sm, gn_session_t* s) noexcept nogil
+cdef void gn_session_shutdown(gn_session_main_t* sm, gn_session_t* s) noexcept nogil
 cdef void gn_session_accept_reply(gn_session_main_t* sm, gn_session_t* s, int retval) noexcept nogil
 cdef void gn_session_detach_app(gn_session_main_t* sm, gn_session_t* s) noexcept nogil
 cdef void gn_session_transport_close(gn_session_main_t* sm, gn_session_t* s) noexcept nogil

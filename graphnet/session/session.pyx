@@ -29,6 +29,12 @@ TRANSPORT_CLOSED, CLOSED, TRANSPORT_DELETED. Transitions (VPP's):
     app has been told);
   - session reset (by the app): the tx fifo dropped, CLOSING, a transport
     reset programmed;
+  - app shutdown (half-close, SHUT_WR) in READY or TRANSPORT_CLOSING: the
+    state stays, the flag APP_SHUT_WR is set (once) and the transport's
+    shutdown programmed (the end of stream follows the tx data: TCP's
+    FIN, the cut-through peer's DISCONNECTED); rx goes on; a close or
+    reset before it runs makes it moot; the app's close later is an
+    ordinary close;
   - app close or reset of a half-open (CONNECTING): only marked; the
     transport is not called (it has no connection yet); when the connect
     completes, no session is made (the transport drops the connection)
@@ -82,7 +88,8 @@ PROTO_NAMES = {GN_TRANSPORT_PROTO_UDP: "udp", GN_TRANSPORT_PROTO_TCP: "tcp", GN_
 PROTOS = {v: k for k, v in PROTO_NAMES.items()}
 FLAG_NAMES = {GN_SESSION_F_APP_CLOSED: "app-closed", GN_SESSION_F_HALF_OPEN: "half-open",
               GN_SESSION_F_LISTENER: "listener", GN_SESSION_F_CUT_THROUGH: "ct", GN_SESSION_F_DGRAM: "dgram",
-              GN_SESSION_F_TX_QUEUED: "tx-queued", GN_SESSION_F_WAIT_BUFFERS: "wait-buffers"}
+              GN_SESSION_F_TX_QUEUED: "tx-queued", GN_SESSION_F_WAIT_BUFFERS: "wait-buffers",
+              GN_SESSION_F_APP_SHUT_WR: "shut-wr"}
 CLEANUP_TRANSPORT = GN_CLEANUP_TRANSPORT
 CLEANUP_SESSION = GN_CLEANUP_SESSION
 NO_HANDLE = GN_NO_HANDLE
@@ -650,8 +657,8 @@ cdef void _program_ctrl(gn_session_main_t* sm, gn_session_t* s, uint8_t type) no
 
 
 cdef uint32_t gn_session_run_ctrl(gn_session_main_t* sm, uint32_t thread) noexcept nogil:
-    """Run the thread's programmed transport closes and resets (those they
-    program in turn wait for the next run)."""
+    """Run the thread's programmed transport closes, resets and shutdowns
+    (those they program in turn wait for the next run)."""
     cdef gn_session_pool_t* p = &sm.pools[thread]
     cdef uint32_t n = p.n_ctrl, i
     cdef gn_session_event_t e
@@ -665,6 +672,8 @@ cdef uint32_t gn_session_run_ctrl(gn_session_main_t* sm, uint32_t thread) noexce
             gn_session_transport_close(sm, s)
         elif e.type == GN_APP_MSG_RESET:
             gn_session_transport_reset(sm, s)
+        elif e.type == GN_APP_MSG_SHUTDOWN:
+            _transport_shutdown(sm, s)
     memmove(p.ctrl, p.ctrl + n, (p.n_ctrl - n) * sizeof(gn_session_event_t))
     p.n_ctrl -= n
     return n
@@ -924,6 +933,30 @@ cdef void gn_session_reset(gn_session_main_t* sm, gn_session_t* s) noexcept nogi
         gn_fifo_clear_deq_ntf(s.tx_fifo)
     _set_state(s, GN_SESSION_STATE_CLOSING)
     _program_ctrl(sm, s, GN_APP_MSG_RESET)
+
+
+cdef void gn_session_shutdown(gn_session_main_t* sm, gn_session_t* s) noexcept nogil:
+    """The app half-closes (see the module docstring): ignored for a
+    listener, a half-open, a session its app closed or shut already, and
+    one the transport has closed (nothing is left to end)."""
+    if s.flags & (GN_SESSION_F_APP_CLOSED | GN_SESSION_F_APP_SHUT_WR | GN_SESSION_F_HALF_OPEN
+                  | GN_SESSION_F_LISTENER):
+        return
+    if s.state != GN_SESSION_STATE_READY and s.state != GN_SESSION_STATE_TRANSPORT_CLOSING:
+        return
+    s.flags |= GN_SESSION_F_APP_SHUT_WR
+    _program_ctrl(sm, s, GN_APP_MSG_SHUTDOWN)
+
+
+cdef void _transport_shutdown(gn_session_main_t* sm, gn_session_t* s) noexcept nogil:
+    """The programmed shutdown: the transport's, unless the app closed (or
+    the transport went) meanwhile; a transport without one has nothing to
+    tell its peer (UDP)."""
+    cdef gn_transport_vft_t* tp = &sm.transports[s.proto]
+    if s.flags & GN_SESSION_F_APP_CLOSED or s.state > GN_SESSION_STATE_TRANSPORT_CLOSING:
+        return
+    if tp.shutdown != NULL:
+        tp.shutdown(tp.ctx, s.connection_index, s.thread_index)
 
 
 cdef void gn_session_accept_reply(gn_session_main_t* sm, gn_session_t* s, int retval) noexcept nogil:
@@ -1420,6 +1453,11 @@ cdef class SessionLayer:
 
     def reset(self, uint64_t handle):
         gn_session_reset(self.sm, self._get(handle))
+
+    def shutdown(self, uint64_t handle):
+        """Half-close (the socket module's SHUT_WR): end of stream after the
+        tx data; the session still receives."""
+        gn_session_shutdown(self.sm, self._get(handle))
 
     def transport_cleanup(self, uint64_t handle):
         """Free the session and its transport connection now (a transport

@@ -252,4 +252,5 @@ def format_session_trace(record: bytes, engine=None) -> str:
     return f"  event {name} {session} to {who}{f', retval {arg}' if arg else ''}; {fifos}"
 
 
-APP_MSG_NAMES = {64: "tx", 65: "close", 66: "reset", 67: "accepted-reply", 68: "rx-done"}   # types.pxd GN_APP_MSG_*
+APP_MSG_NAMES = {64: "tx", 65: "close", 66: "reset", 67: "accepted-reply", 68: "rx-done",   # types.pxd GN_APP_MSG_*
+                 69: "shutdown"}

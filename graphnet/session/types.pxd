@@ -34,6 +34,7 @@ cdef enum:
     GN_SESSION_F_DGRAM = 16            # unconnected datagram session (one per listener)
     GN_SESSION_F_TX_QUEUED = 32        # on the tx ring (at most once)
     GN_SESSION_F_WAIT_BUFFERS = 64     # its transport waits for buffers (pool's waiter queue)
+    GN_SESSION_F_APP_SHUT_WR = 128     # the app shut its sending side (once): the peer sees end of stream
 
 cdef enum:
     GN_TRANSPORT_PROTO_UDP = 0
@@ -73,6 +74,7 @@ cdef enum:
     GN_APP_MSG_RESET = 66
     GN_APP_MSG_ACCEPTED_REPLY = 67     # retval 0: accept, else reject
     GN_APP_MSG_RX_DONE = 68            # I read; deq notification may be due
+    GN_APP_MSG_SHUTDOWN = 69           # half-close: no more data from me after my tx fifo (FIN); I still read
 
 ctypedef struct gn_endpoint_t:
     uint32_t ip                        # IPv4, host byte order; 0 = any
@@ -161,6 +163,7 @@ ctypedef struct gn_transport_vft_t:
     gn_tp_conn_fn close                # graceful: the transport calls closed/delete notify later
     gn_tp_conn_fn reset
     gn_tp_conn_fn cleanup              # free the connection now, no more notifications
+    gn_tp_conn_fn shutdown             # half-close: end of stream after the tx data, rx goes on (NULL: none)
     gn_tp_push_fn push_tx              # send from s.tx_fifo, at most max_units; -> units sent
     gn_tp_get_fn get_connection
     gn_tp_get_fn get_listener

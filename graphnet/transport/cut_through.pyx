@@ -13,7 +13,12 @@ event flag from clear, the tx event (the app's message, or
 this transport's push: an rx event for the peer worker. The reader clears
 the flag when it has read. Either side's close reaches the other as a
 transport closing (DISCONNECTED), a reset as RESET; the fifos are freed
-with the second session to go. ``show session`` shows them as ``ct``.
+with the second session to go. A shutdown (half-close) reaches the peer
+as DISCONNECTED too, but the pair stays linked: the peer still writes to
+the end that shut. Writing to a peer that closed fully is what TCP
+answers with a RST: the writer's transport is closed (TRANSPORT_CLOSED,
+then its cleanup), its bytes dropped. ``show session`` shows them as
+``ct``.
 """
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free
@@ -24,6 +29,7 @@ from graphnet.session.session cimport (gn_session_main_t, SessionLayer, gn_sessi
                                        gn_session_get_if_valid, gn_session_lookup_local_listener4,
                                        gn_session_half_open_delete_notify, gn_session_transport_closing_notify,
                                        gn_session_transport_reset_notify, gn_session_transport_delete_notify,
+                                       gn_session_transport_closed_notify,
                                        gn_app_wrk_add_event, gn_app_wrk_connect_event)
 
 cdef enum:
@@ -161,6 +167,18 @@ cdef void _reset(void* ctx, uint32_t c, uint32_t thread) noexcept nogil:
     _end(<ct_main_t*>ctx, c, True)
 
 
+cdef void _shutdown(void* ctx, uint32_t c, uint32_t thread) noexcept nogil:
+    """Half-close: the peer hears end of stream (a transport closing) after
+    the bytes already in the shared fifo; the pair stays linked."""
+    cdef ct_main_t* ct = <ct_main_t*>ctx
+    cdef uint32_t p
+    if c >= ct.high or not ct.conns[c].valid:
+        return
+    p = ct.conns[c].peer
+    if p != GN_SESSION_INVALID_INDEX and ct.conns[p].valid:
+        gn_session_transport_closing_notify(ct.sm, &ct.conns[p].c)
+
+
 cdef void _cleanup(void* ctx, uint32_t c, uint32_t thread) noexcept nogil:
     cdef ct_main_t* ct = <ct_main_t*>ctx
     if c < ct.high and ct.conns[c].valid and ct.conns[c].peer != GN_SESSION_INVALID_INDEX:
@@ -169,9 +187,18 @@ cdef void _cleanup(void* ctx, uint32_t c, uint32_t thread) noexcept nogil:
 
 
 cdef uint32_t _push(void* ctx, void* vm, void* node, gn_session_t* s, uint32_t max_units) noexcept nogil:
-    """The app wrote to its tx fifo, the peer's rx fifo: an rx event for the peer."""
+    """The app wrote to its tx fifo, the peer's rx fifo: an rx event for the
+    peer; if the peer closed fully, this end's transport closes (see the
+    module docstring)."""
     cdef ct_main_t* ct = <ct_main_t*>ctx
-    cdef gn_session_t* peer = gn_session_from_handle(ct.sm, s.peer_handle)
+    cdef uint32_t c = s.connection_index
+    cdef gn_session_t* peer
+    if c < ct.high and ct.conns[c].valid and ct.conns[c].peer == GN_SESSION_INVALID_INDEX:
+        gn_session_transport_closed_notify(ct.sm, &ct.conns[c].c)
+        gn_session_transport_delete_notify(ct.sm, &ct.conns[c].c)
+        _free(ct, c)
+        return 0
+    peer = gn_session_from_handle(ct.sm, s.peer_handle)
     if peer == NULL:
         return 0
     gn_app_wrk_add_event(ct.sm, peer.app_wrk_index, GN_EVT_RX, 0, gn_session_handle(peer))
@@ -204,6 +231,7 @@ cdef class CutThrough:
         tp.connect = _connect
         tp.close = _close
         tp.reset = _reset
+        tp.shutdown = _shutdown
         tp.cleanup = _cleanup
         tp.push_tx = _push
         tp.get_connection = _get

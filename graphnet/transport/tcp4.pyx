@@ -917,8 +917,21 @@ cdef void _close(void* ctx, uint32_t c, uint32_t thread) noexcept nogil:
     if s != NULL and s.rx_fifo != NULL and gn_fifo_max_dequeue(s.rx_fifo):
         tm.st.unread_resets += 1
         gn_tcp_app_reset(&tc.t, &a)
+        _defer(tm, tc, &a)
     else:
-        gn_tcp_app_close(&tc.t, &a)
+        _shutdown(ctx, c, thread)
+
+
+cdef void _shutdown(void* ctx, uint32_t c, uint32_t thread) noexcept nogil:
+    """Half-close (the app's SHUT_WR): the FIN goes after the tx data and
+    the receive side stays open (FIN_WAIT_1/2 still deliver; from
+    CLOSE_WAIT, LAST_ACK). The app's close later finds nothing to add."""
+    cdef gn_tcp4_main_t* tm = <gn_tcp4_main_t*>ctx
+    cdef gn_tcp4_conn_t* tc = gn_tcp4_conn_at(tm, c)
+    cdef gn_tcp_act_t a
+    if tc == NULL:
+        return
+    gn_tcp_app_close(&tc.t, &a)
     _defer(tm, tc, &a)
 
 
@@ -1049,6 +1062,7 @@ cdef class TcpTransport:
         tp.connect = _connect
         tp.close = _close
         tp.reset = _reset
+        tp.shutdown = _shutdown
         tp.cleanup = _cleanup
         tp.push_tx = _push_tx
         tp.get_connection = _get
