@@ -604,7 +604,7 @@ cdef uint32_t gn_tcp4_rx(gn_tcp4_main_t* tm, gn_buffer_t* b, uint32_t conn_index
     cdef gn_tcp4_conn_t* tc = gn_tcp4_conn_at(tm, conn_index)
     cdef uint8_t* ip
     cdef uint8_t* t
-    cdef uint32_t tcp_len, now = _now_ms(), hl, err
+    cdef uint32_t tcp_len, now = _now_ms(), hl, err, fast_before
     cdef gn_tcp_seg_t seg
     cdef gn_tcp_act_t a
     if tc == NULL:
@@ -613,7 +613,9 @@ cdef uint32_t gn_tcp4_rx(gn_tcp4_main_t* tm, gn_buffer_t* b, uint32_t conn_index
         return GN_TCP_E_BAD_OPTIONS
     tm.st.segs_in += 1
     tc.last_rx_ms = now
+    fast_before = tc.t.n_fast_retransmits
     gn_tcp_input(&tc.t, &seg, now, _rx_space(tm, tc), &a)
+    tm.st.fast_retransmits += tc.t.n_fast_retransmits - fast_before
     hl = <uint32_t>(t - gn_buffer_current(b)) + gn_tcp_header_bytes(t)
     err = _actions(tm, tc, &a, b, hl, seg.len, now)
     if err:

@@ -209,3 +209,33 @@ def test_keepalive_probes_an_idle_connection(bench):
     probes = [r for r in bench.take()["if0"] if r[TCP].flags == "A" and r[TCP].seq == sa[TCP].seq]
     assert probes, "no keepalive probe (an ACK at SND.UNA - 1)"
     assert bench.engine.call(t.stats)["keepalive_probes"] >= 1
+
+
+def test_dup_acks_with_sack_enter_recovery_and_show_tcp_stats_counts_it(bench):
+    """Three duplicate ACKs whose SACK blocks cover all but graphnet's
+    first segment: the first is resent at once (fast retransmit, no
+    timeout), and ``show tcp stats``' fast_retransmits counts the recovery
+    (it stayed 0 when only the connection counted it: a fault-inject run
+    against the kernel saw 48 recoveries and the total said 0)."""
+    sa = handshake(bench)
+    una = sa[TCP].seq + 1
+    ts = [("NOP", None), ("NOP", None), ("Timestamp", (110, 0))]
+    seq = 1001
+    out = []
+    for _ in range(4):
+        out += bench.out("if0", [seg("PA", seq, una, payload=b"x" * 1448, options=ts)])
+        seq += 1448
+    data = sorted((r[TCP].seq, len(r[TCP].payload)) for r in out if len(r[TCP].payload))
+    assert data[0][0] == una and sum(n for _, n in data) == 4 * 1448 and len(data) >= 4
+    first_end = una + data[0][1]
+    end = una + 4 * 1448
+    t = tcp4.transport(bench.engine)
+    resent = []
+    for k in range(3):                    # the same ACK, the SACKed range growing
+        right = first_end + (k + 1) * (end - first_end) // 3
+        r = bench.out("if0", [seg("A", seq, una, options=ts + [("NOP", None), ("NOP", None),
+                                                                ("SAck", (first_end, right))])])
+        resent += [p for p in r if len(p[TCP].payload)]
+    assert [(p[TCP].seq, len(p[TCP].payload)) for p in resent] == [data[0]]
+    st = bench.engine.call(t.stats)
+    assert st["fast_retransmits"] == 1 and st["timeouts"] == 0 and st["retransmits"] == 1
