@@ -660,10 +660,12 @@ cdef uint32_t gn_tcp4_rx_closed(gn_tcp4_main_t* tm, gn_buffer_t* b) noexcept nog
 
 cdef uint32_t gn_tcp4_rx_listen(gn_tcp4_main_t* tm, gn_buffer_t* b) noexcept nogil:
     """A segment to a listener: a SYN makes a half-open connection (or a
-    SYN cookie when the backlog is full); an ACK may carry a valid cookie."""
+    SYN cookie when the backlog is full); an ACK may carry a valid cookie.
+    A segment whose connection an earlier one of its frame made goes to
+    that connection."""
     cdef uint8_t* ip
     cdef uint8_t* t
-    cdef uint32_t tcp_len, now = _now_ms(), lip, rip, pol, li
+    cdef uint32_t tcp_len, now = _now_ms(), lip, rip, pol, li, ci
     cdef uint16_t lport, rport
     cdef gn_tcp_seg_t seg
     cdef gn_tcp_act_t a
@@ -678,6 +680,14 @@ cdef uint32_t gn_tcp4_rx_listen(gn_tcp4_main_t* tm, gn_buffer_t* b) noexcept nog
     rip = gn_ip4_src(ip)
     lport = (t[2] << 8) | t[3]
     rport = (t[0] << 8) | t[1]
+    # tcp4-input looked the 4-tuple up for the whole frame before tcp4-listen ran: an
+    # earlier segment of this frame (a cookie's ACK, a SYN) may have made the connection
+    # since, and the segments after it are the connection's (a kernel client's first
+    # data right behind the ACK that opened it on a cookie)
+    ci = gn_tcp4_lookup(tm, lip, lport, rip, rport)
+    if ci != GN_SESSION_INVALID_INDEX:
+        gn_tcp4_opaque(b).conn = ci
+        return gn_tcp4_rx(tm, b, ci)
     l = gn_tcp4_find_listener(tm, lip, lport)
     if l == NULL:
         return gn_tcp4_rx_closed(tm, b)
