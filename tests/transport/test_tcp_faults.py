@@ -27,13 +27,14 @@ SERVER_PORT = 5555
 # big enough for many losses (dozens of drops each way, more at 1%), small
 # enough that 10% each way, where small windows leave most losses to the
 # RTO (200 ms at least, backed off), still ends in seconds
-SIZE = {1: 8 << 20, 5: 2 << 20, 10: 512 << 10}
+SIZE = {1: 8 << 20, 5: 1 << 20, 10: 512 << 10}
 
 
-def set_faults(eng, ifname, spec, seed):
-    """The same faults on the TAP's rx and tx paths (the CLI's command)."""
-    for direction in ("rx", "tx"):
-        execute(eng, f"set fault-inject {ifname} {direction} {spec} seed {seed}")
+def set_faults(eng, ifname, spec, seed, rx_spec=None):
+    """Faults on the TAP's tx path and (rx_spec, or the same) its rx path,
+    by the CLI's command."""
+    execute(eng, f"set fault-inject {ifname} tx {spec} seed {seed}")
+    execute(eng, f"set fault-inject {ifname} rx {rx_spec or spec} seed {seed}")
 
 
 def fault_counters(eng) -> dict:
@@ -76,17 +77,20 @@ def report(name, t0, eng, extra=None):
 @pytest.mark.parametrize("loss", [1, 5, 10])
 @pytest.mark.parametrize("who", ["kernel-client", "graphnet-client"])
 def test_transfer_byte_exact_through_fault_inject(echo, who, loss):
-    """loss% dropped, 1% duplicated and 1% reordered on the TAP's rx and
-    tx: the echo comes back byte-exact; fault-inject dropped, duplicated
-    and reordered segments each way and graphnet retransmitted."""
+    """loss% dropped, 2% duplicated and 2% reordered on the TAP's rx and
+    tx: the echo comes back byte-exact; fault-inject dropped segments each
+    way, duplicated and reordered some, and graphnet retransmitted."""
     eng = echo.engine
-    set_faults(eng, echo.ifname, f"drop {loss}% dup 1% reorder 1%", seed=loss)
+    set_faults(eng, echo.ifname, f"drop {loss}% dup 2% reorder 2%", seed=loss)
     t0 = time.monotonic()
     transfer(echo, who, SIZE[loss])
     st = report(f"{who} loss {loss}%", t0, eng)
     fi = fault_counters(eng)
-    for d in ("rx", "tx"):
-        assert fi[d]["dropped"] > 0 and fi[d]["duplicated"] > 0 and fi[d]["reordered"] > 0, fi
+    assert fi["rx"]["dropped"] > 0 and fi["tx"]["dropped"] > 0, fi
+    # a few hundred frames each way at 10%: some are duplicated and reordered (a packet
+    # picked last in its frame has no next one to swap with: not counted)
+    assert fi["rx"]["duplicated"] + fi["tx"]["duplicated"] > 0, fi
+    assert fi["rx"]["reordered"] + fi["tx"]["reordered"] > 0, fi
     # graphnet lost its own segments (tx drops): it resent them, by SACK/dupack recovery or its RTO
     assert st["retransmits"] > 0, st
     assert st["fast_retransmits"] + st["timeouts"] > 0, st
@@ -102,18 +106,18 @@ def _kernel_csum_errors(ns) -> int:
 
 @pytest.mark.parametrize("who", ["kernel-client", "graphnet-client"])
 def test_corrupted_segments_are_dropped_by_the_checksum(echo, who):
-    """One bit flipped in 0.5% of the frames each way: graphnet's
-    tcp4-input drops those from the kernel as bad-checksum, the kernel
-    those from graphnet (InCsumErrors), and the transfer completes
-    byte-exact."""
+    """One bit flipped in 0.5% of graphnet's frames and 2% of the kernel's
+    (fewer: GSO super-frames): graphnet's tcp4-input drops those from the
+    kernel as bad-checksum, the kernel those from graphnet (InCsumErrors),
+    and the transfer completes byte-exact."""
     eng = echo.engine
     csum0 = _kernel_csum_errors(echo.ns)
-    set_faults(eng, echo.ifname, "corrupt 0.5%", seed=3)
+    set_faults(eng, echo.ifname, "corrupt 0.5%", seed=3, rx_spec="corrupt 2%")
     t0 = time.monotonic()
     transfer(echo, who, 4 << 20)
     bad = eng.error_count("tcp4-input", "bad-checksum")
     kernel_bad = _kernel_csum_errors(echo.ns) - csum0
-    report(f"{who} corrupt 0.5%", t0, eng, {"tcp4-input bad-checksum": bad, "kernel InCsumErrors": kernel_bad})
+    report(f"{who} corrupt 0.5% tx, 2% rx", t0, eng, {"tcp4-input bad-checksum": bad, "kernel InCsumErrors": kernel_bad})
     fi = fault_counters(eng)
     assert fi["rx"]["corrupted"] > 0 and fi["tx"]["corrupted"] > 0, fi
     assert bad > 0 and kernel_bad > 0
