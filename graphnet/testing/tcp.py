@@ -62,17 +62,27 @@ def connect(ns: str, port: int = PORT, timeout: float = 10.0) -> socket.socket:
     return s
 
 
+class Sender(threading.Thread):
+    """Sends payload on socket s from its own thread (started at once),
+    then shuts the write side if shut; ``error``: the OSError it met."""
+
+    def __init__(self, s: socket.socket, payload: bytes, shut: bool = False):
+        super().__init__(daemon=True)
+        self.s, self.payload, self.shut, self.error = s, payload, shut, None
+        self.start()
+
+    def run(self):
+        try:
+            self.s.sendall(self.payload)
+            if self.shut:
+                self.s.shutdown(socket.SHUT_WR)
+        except OSError as e:
+            self.error = e
+
+
 def echo_through(s: socket.socket, payload: bytes, chunk: int = 1 << 16) -> bytes:
     """Send payload from a thread while reading the echo; the bytes back."""
-    err = []
-
-    def send():
-        try:
-            s.sendall(payload)
-        except OSError as e:
-            err.append(e)
-    th = threading.Thread(target=send)
-    th.start()
+    th = Sender(s, payload)
     got = bytearray()
     while len(got) < len(payload):
         b = s.recv(chunk)
@@ -80,8 +90,18 @@ def echo_through(s: socket.socket, payload: bytes, chunk: int = 1 << 16) -> byte
             break
         got += b
     th.join()
-    assert not err, err
+    assert th.error is None, th.error
     return bytes(got)
+
+
+def kernel_echo(ns: str, payload: bytes, timeout: float = 10.0) -> bytes:
+    """One kernel connection from ns to graphnet's echo: payload through
+    it (echo_through), then closed; the bytes back."""
+    s = connect(ns, timeout=timeout)
+    try:
+        return echo_through(s, payload)
+    finally:
+        s.close()
 
 
 def stats(eng) -> dict:

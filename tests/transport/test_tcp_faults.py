@@ -19,7 +19,7 @@ import time
 import pytest
 
 from graphnet.cli.registry import execute
-from graphnet.testing.tcp import GraphnetClient, connect, echo_through, kernel_echo_server, stats
+from graphnet.testing.tcp import GraphnetClient, kernel_echo, kernel_echo_server, stats
 
 pytestmark = pytest.mark.privileged(tun=True)
 
@@ -48,11 +48,7 @@ def transfer(t, who, size, timeout=60.0) -> bytes:
     also have received every byte exactly). The bytes back."""
     payload = os.urandom(size)
     if who == "kernel-client":
-        s = connect(t.ns, timeout=timeout)
-        try:
-            got = echo_through(s, payload)
-        finally:
-            s.close()
+        got = kernel_echo(t.ns, payload, timeout=timeout)
     else:
         with kernel_echo_server(t.ns, SERVER_PORT) as srv:
             cli = GraphnetClient(t.engine, SERVER_PORT, payload)

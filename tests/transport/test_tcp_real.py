@@ -6,7 +6,6 @@ counters show the traffic."""
 import hashlib
 import os
 import socket
-import threading
 import time
 
 import pytest
@@ -14,7 +13,8 @@ import pytest
 from graphnet.apps.echo import start_echo_server
 from graphnet.session.application import session_manager
 from graphnet.testing.helpers import ns_socket
-from graphnet.testing.tcp import GN, PEER, PORT, GraphnetClient, connect, echo_through, kernel_echo_server, stats
+from graphnet.testing.tcp import (GN, PEER, PORT, GraphnetClient, Sender, connect, echo_through, kernel_echo,
+                                  kernel_echo_server, stats)
 from graphnet.transport import tcp4
 
 pytestmark = pytest.mark.privileged(tun=True)
@@ -24,11 +24,7 @@ pytestmark = pytest.mark.privileged(tun=True)
 def test_kernel_client_echo_byte_exact(echo, size):
     eng, ns, app, _ = echo
     payload = os.urandom(size)
-    s = connect(ns, timeout=30)
-    try:
-        got = echo_through(s, payload)
-    finally:
-        s.close()
+    got = kernel_echo(ns, payload, timeout=30)
     assert hashlib.sha256(got).hexdigest() == hashlib.sha256(payload).hexdigest()
     st = stats(eng)
     assert st["bytes_in"] >= size and st["bytes_out"] >= size
@@ -177,15 +173,7 @@ def test_zero_window_then_resume(echo):
     payload = os.urandom(4 << 20)
     s = connect(ns, timeout=30)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 16)
-    err = []
-
-    def send():
-        try:
-            s.sendall(payload)
-        except OSError as e:
-            err.append(e)
-    th = threading.Thread(target=send)
-    th.start()
+    th = Sender(s, payload)
     # shut: less than one full segment left of what graphnet advertised (receiver SWS
     # avoidance holds the edge until a whole segment's room is free; the edge is rounded
     # up to the window scale, so a few bytes may remain)
@@ -205,7 +193,7 @@ def test_zero_window_then_resume(echo):
     finally:
         th.join()
         s.close()
-    assert not err, err
+    assert th.error is None, th.error
     assert hashlib.sha256(got).digest() == hashlib.sha256(payload).digest()
     assert stats(eng)["window_updates"] >= 1
 
@@ -282,11 +270,7 @@ def test_echo_byte_exact_under_loss(echo, loss):
   chain in {{ type filter hook input priority 0; tcp sport {PORT} numgen random mod 100 < {loss} drop; }}
 }}""")
     payload = os.urandom(1 << 20)
-    s = connect(ns, timeout=60)
-    try:
-        got = echo_through(s, payload)
-    finally:
-        s.close()
+    got = kernel_echo(ns, payload, timeout=60)
     assert hashlib.sha256(got).digest() == hashlib.sha256(payload).digest()
     st = stats(eng)
     assert st["retransmits"] > 0, st
@@ -337,12 +321,7 @@ def test_half_close_with_a_backlog_echoes_everything(echo):
     payload = os.urandom(1 << 20)
     s = connect(ns, timeout=30)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
-
-    def send():
-        s.sendall(payload)
-        s.shutdown(socket.SHUT_WR)
-    th = threading.Thread(target=send)
-    th.start()
+    th = Sender(s, payload, shut=True)
     th.join(2.0)                                 # all sent and shut before we read: graphnet's fifos are full
     time.sleep(0.3)
     got = bytearray()
@@ -355,5 +334,6 @@ def test_half_close_with_a_backlog_echoes_everything(echo):
     finally:
         th.join()
         s.close()
+    assert th.error is None, th.error
     assert hashlib.sha256(got).digest() == hashlib.sha256(payload).digest()
     assert stats(eng)["unread_resets"] == 0
