@@ -87,9 +87,10 @@ def test_transfer_byte_exact_through_fault_inject(echo, who, loss):
     # picked last in its frame has no next one to swap with: not counted)
     assert fi["rx"]["duplicated"] + fi["tx"]["duplicated"] > 0, fi
     assert fi["rx"]["reordered"] + fi["tx"]["reordered"] > 0, fi
-    # graphnet lost its own segments (tx drops): it resent them, by SACK/dupack recovery or its RTO
-    assert st["retransmits"] > 0, st
-    assert st["fast_retransmits"] + st["timeouts"] > 0, st
+    # graphnet lost its own segments (tx drops): it resent them, entering SACK recovery
+    # on duplicate ACKs (fast_retransmits: recoveries entered) and, where too little
+    # was in flight for those, on its RTO
+    assert st["retransmits"] > 0 and st["fast_retransmits"] > 0, st
 
 
 def _kernel_csum_errors(ns) -> int:
