@@ -14,7 +14,13 @@ The rates are per interface: the packet's ``sw_if_index[RX]`` for
 direction ``rx``, ``sw_if_index[TX]`` for ``tx``, with a default for
 interfaces without their own. Per packet, in order: drop (to error-drop,
 ``dropped``), corrupt (one random bit of its first buffer's bytes flipped,
-``corrupted``), duplicate (a copy of the whole chain follows it,
+``corrupted``; the flip stands for the wire, after the sender's checksum,
+so an IPv4 TCP or UDP frame whose L4 checksum was left to offload (a TAP
+frame from the kernel: GN_BUFFER_F_L4_CSUM_OFFLOAD) first gets its full
+checksum and loses the flag, and the receiver's check catches the flip;
+a GSO super-frame on tx still goes out with NEEDS_CSUM, the kernel
+computing checksums per segment after the flip, so that flip is not
+caught), duplicate (a copy of the whole chain follows it,
 ``duplicated``; ``no-buffer`` when the pool is empty), reorder (held back
 and sent after the next packet of the frame that is not held,
 ``reordered``; a packet picked at the end of a frame has no next one and
@@ -35,8 +41,9 @@ engine closes.
 The random numbers come from one xorshift64* state per node, seeded by
 ``set(seed=...)``: the same seed and the same input give the same faults.
 
-Metadata used: sw_if_index, current_data/current_length, chains. Set:
-nothing (corrupt changes a byte). Next nodes: the one given. Errors:
+Metadata used: sw_if_index, current_data/current_length, chains, flags
+(L4_CSUM_OFFLOAD). Set: flags (a corrupted frame's L4_CSUM_OFFLOAD
+cleared; corrupt changes a byte, and the L4 checksum of such a frame). Next nodes: the one given. Errors:
 ``dropped``, ``delay-full`` (drops); ``corrupted``, ``duplicated``,
 ``reordered``, ``delayed`` (counts, not drops); ``no-buffer`` (a duplicate
 not made). Trace: the interface and the first bytes (ethernet header).
@@ -48,7 +55,9 @@ from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy, memset
 from graphnet.includes.platform cimport gn_time_ns
 from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_BUFFER_F_NEXT_PRESENT, GN_BUFFER_F_TRACED, GN_FRAME_F_TRACE,
-                                   GN_INVALID_INDEX, GN_RX, GN_TX, gn_buffer_current)
+                                   GN_BUFFER_F_L4_CSUM_OFFLOAD, GN_INVALID_INDEX, GN_RX, GN_TX, gn_buffer_current)
+from graphnet.includes.byteorder cimport gn_net16
+from graphnet.nodes.ip4_csum cimport gn_ip4_fill_l4_checksum
 from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_main_alloc, gn_main_free,
                                  gn_next_buffers_t, gn_next_buffers_put, gn_next_buffers_flush,
                                  gn_node_increment_error, gn_buffer_set_error, gn_node_schedule_interrupt)
@@ -151,6 +160,30 @@ cdef uint32_t _clone_chain(gn_main_t* vm, uint32_t bi) noexcept nogil:
         cur = src.next_buffer
 
 
+cdef inline void _checksum_before_flip(gn_main_t* vm, gn_buffer_t* b) noexcept nogil:
+    """b's L4 checksum was left to offload: fill in an IPv4 TCP/UDP
+    frame's full checksum, as a sender's NIC would before the wire, and
+    clear the flag so that the receiver checks it. Frames of other kinds
+    keep their flag."""
+    cdef uint8_t* p = gn_buffer_current(b)
+    cdef uint8_t* ip
+    cdef uint32_t l3 = 14, hlen, et
+    if b.current_length < 18:
+        return
+    et = gn_net16(p + 12)
+    if et == 0x8100 or et == 0x88a8:              # one VLAN tag
+        l3 = 18
+        et = gn_net16(p + 16)
+    if et != 0x0800 or b.current_length < l3 + 20:
+        return
+    ip = p + l3
+    hlen = (ip[0] & 15) * 4
+    if ip[0] >> 4 != 4 or hlen < 20 or b.current_length < l3 + hlen:
+        return
+    gn_ip4_fill_l4_checksum(vm, b, ip, hlen, gn_net16(ip + 2))
+    b.flags &= ~GN_BUFFER_F_L4_CSUM_OFFLOAD
+
+
 cdef inline uint32_t _n_buffers(gn_main_t* vm, uint32_t bi) noexcept nogil:
     cdef uint32_t n = 1
     cdef gn_buffer_t* b = gn_main_buffer(vm, bi)
@@ -235,6 +268,8 @@ cdef uint32_t fault_inject_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t
             gn_next_buffers_put(vm, node, &out, bi, node.drop_next)
             continue
         if b.current_length and _hit(f, r.ppm[1]):
+            if b.flags & GN_BUFFER_F_L4_CSUM_OFFLOAD:
+                _checksum_before_flip(vm, b)
             off = _rand_ppm(f) % (b.current_length * 8)
             gn_buffer_current(b)[off >> 3] ^= <uint8_t>(1 << (off & 7))
             counts[<int>ERROR_CORRUPTED] += 1

@@ -67,8 +67,8 @@ from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_RX, GN_TX, GN_FRA
 from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_main_free, gn_enqueue_to_next,
                                  gn_node_increment_error, gn_buffer_set_error, gn_count_drops)
 from graphnet.vlib.kit cimport gn_node_fn, gn_node_data
-from graphnet.nodes.ip4_csum cimport gn_chain_sum
-from graphnet.wire.inet cimport gn_inet_sum, gn_inet_checksum, gn_ip4_pseudo_sum
+from graphnet.nodes.ip4_csum cimport gn_ip4_fill_l4_checksum
+from graphnet.wire.inet cimport gn_inet_sum, gn_inet_checksum
 from graphnet.wire.ip4 cimport (gn_ip4_header_bytes, gn_ip4_total_length, gn_ip4_src, gn_ip4_dst, gn_ip4_set_checksum,
                                 GN_IP4_FRAG_OFFSET_MASK, GN_IP4_FLAG_DF, GN_IP4_FLAG_MF, GN_IP4_PROTO_ICMP,
                                 GN_IP4_PROTO_UDP, GN_IP4_PROTO_TCP)
@@ -156,30 +156,6 @@ cdef inline bint _token(icmp_error_t* st) noexcept nogil:
     return True
 
 
-cdef inline void _complete_l4_checksum(gn_main_t* vm, gn_buffer_t* b, uint8_t* ip, uint32_t hlen,
-                                      uint32_t total) noexcept nogil:
-    """The datagram carries only the kernel's partial L4 checksum (offload):
-    fill it in, so the quote inside the ICMP error is a correct packet."""
-    cdef uint32_t off, l4len = total - hlen
-    cdef uint16_t c
-    cdef bint complete
-    if gn_net16(ip + 6) & (GN_IP4_FLAG_MF | GN_IP4_FRAG_OFFSET_MASK):
-        return
-    if ip[9] == GN_IP4_PROTO_UDP and l4len >= 8:
-        off = 6
-    elif ip[9] == GN_IP4_PROTO_TCP and l4len >= 20:
-        off = 16
-    else:
-        return
-    if b.current_length < hlen + off + 2:
-        return
-    gn_put_net16(ip + hlen + off, 0)
-    c = gn_inet_checksum(gn_chain_sum(vm, b, hlen, l4len, gn_ip4_pseudo_sum(ip, ip[9], l4len), &complete))
-    if ip[9] == GN_IP4_PROTO_UDP and c == 0:
-        c = 0xffff
-    gn_put_net16(ip + hlen + off, c)
-
-
 cdef inline uint32_t _error_one(gn_main_t* vm, icmp_error_t* st, gn_buffer_t* b) noexcept nogil:
     """0 when b became an ICMP error, else the row that says why not."""
     cdef uint8_t* ip = gn_buffer_current(b)
@@ -223,7 +199,7 @@ cdef inline uint32_t _error_one(gn_main_t* vm, icmp_error_t* st, gn_buffer_t* b)
     if not _token(st):
         return ERROR_RATE_LIMITED
     if b.flags & GN_BUFFER_F_L4_CSUM_OFFLOAD:
-        _complete_l4_checksum(vm, b, ip, hlen, total)
+        gn_ip4_fill_l4_checksum(vm, b, ip, hlen, total)   # the quote is a correct packet
     # quote the datagram: as much as fits in 576 bytes and in this buffer
     quote = total
     if quote > GN_ICMP4_ERROR_MAX_LEN - PUSH:

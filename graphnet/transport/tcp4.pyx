@@ -604,7 +604,7 @@ cdef uint32_t gn_tcp4_rx(gn_tcp4_main_t* tm, gn_buffer_t* b, uint32_t conn_index
     cdef gn_tcp4_conn_t* tc = gn_tcp4_conn_at(tm, conn_index)
     cdef uint8_t* ip
     cdef uint8_t* t
-    cdef uint32_t tcp_len, now = _now_ms(), hl, err
+    cdef uint32_t tcp_len, now = _now_ms(), hl, err, fast_before
     cdef gn_tcp_seg_t seg
     cdef gn_tcp_act_t a
     if tc == NULL:
@@ -613,7 +613,9 @@ cdef uint32_t gn_tcp4_rx(gn_tcp4_main_t* tm, gn_buffer_t* b, uint32_t conn_index
         return GN_TCP_E_BAD_OPTIONS
     tm.st.segs_in += 1
     tc.last_rx_ms = now
+    fast_before = tc.t.n_fast_retransmits
     gn_tcp_input(&tc.t, &seg, now, _rx_space(tm, tc), &a)
+    tm.st.fast_retransmits += tc.t.n_fast_retransmits - fast_before
     hl = <uint32_t>(t - gn_buffer_current(b)) + gn_tcp_header_bytes(t)
     err = _actions(tm, tc, &a, b, hl, seg.len, now)
     if err:
@@ -658,10 +660,12 @@ cdef uint32_t gn_tcp4_rx_closed(gn_tcp4_main_t* tm, gn_buffer_t* b) noexcept nog
 
 cdef uint32_t gn_tcp4_rx_listen(gn_tcp4_main_t* tm, gn_buffer_t* b) noexcept nogil:
     """A segment to a listener: a SYN makes a half-open connection (or a
-    SYN cookie when the backlog is full); an ACK may carry a valid cookie."""
+    SYN cookie when the backlog is full); an ACK may carry a valid cookie.
+    A segment whose connection an earlier one of its frame made goes to
+    that connection."""
     cdef uint8_t* ip
     cdef uint8_t* t
-    cdef uint32_t tcp_len, now = _now_ms(), lip, rip, pol, li
+    cdef uint32_t tcp_len, now = _now_ms(), lip, rip, pol, li, ci
     cdef uint16_t lport, rport
     cdef gn_tcp_seg_t seg
     cdef gn_tcp_act_t a
@@ -676,6 +680,14 @@ cdef uint32_t gn_tcp4_rx_listen(gn_tcp4_main_t* tm, gn_buffer_t* b) noexcept nog
     rip = gn_ip4_src(ip)
     lport = (t[2] << 8) | t[3]
     rport = (t[0] << 8) | t[1]
+    # tcp4-input looked the 4-tuple up for the whole frame before tcp4-listen ran: an
+    # earlier segment of this frame (a cookie's ACK, a SYN) may have made the connection
+    # since, and the segments after it are the connection's (a kernel client's first
+    # data right behind the ACK that opened it on a cookie)
+    ci = gn_tcp4_lookup(tm, lip, lport, rip, rport)
+    if ci != GN_SESSION_INVALID_INDEX:
+        gn_tcp4_opaque(b).conn = ci
+        return gn_tcp4_rx(tm, b, ci)
     l = gn_tcp4_find_listener(tm, lip, lport)
     if l == NULL:
         return gn_tcp4_rx_closed(tm, b)

@@ -35,6 +35,7 @@ BUFFER_STRIDE = GN_BUFFER_STRIDE
 FRAME_SIZE = GN_FRAME_SIZE
 F_NEXT_PRESENT = GN_BUFFER_F_NEXT_PRESENT
 F_TRACED = GN_BUFFER_F_TRACED
+F_L4_CSUM_OFFLOAD = GN_BUFFER_F_L4_CSUM_OFFLOAD
 
 
 cdef uint32_t _pool_take(gn_buffer_pool_t* p, uint32_t* out, uint32_t n) noexcept nogil:

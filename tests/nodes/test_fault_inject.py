@@ -17,6 +17,8 @@ from graphnet.io.pg import Edit
 from graphnet.nodes.fault_inject import ERRORS, attach, fault_inject, parse_faults
 from graphnet.testing.helpers import wait_for
 from graphnet.testing.ip4 import HostBench
+from graphnet.vlib.buffer import BUFFER_STRIDE, F_L4_CSUM_OFFLOAD
+from graphnet.vlib.node import PythonNode
 
 N = 20000
 
@@ -106,6 +108,45 @@ def test_corrupt_every_packet(pg_capture, udp_packet):
     for b, ref in zip(got, clean):
         assert sum(bin(x ^ y).count("1") for x, y in zip(b, ref)) == 1
     assert errors(t).get("corrupted") == 50
+
+
+class MarkOffload(PythonNode):
+    """Flags every packet GN_BUFFER_F_L4_CSUM_OFFLOAD, as tap-input does
+    for a frame whose checksum the kernel left to offload."""
+    name = "mark-offload"
+    next_nodes = ("fault-inject",)
+    engine = None
+
+    def process(self, frame):
+        arena = self.engine.pool.arena
+        for bi in frame.buffer_indices:
+            flags, = struct.unpack_from("<I", arena, bi * BUFFER_STRIDE + 4)     # gn_buffer_t.flags
+            struct.pack_into("<I", arena, bi * BUFFER_STRIDE + 4, flags | F_L4_CSUM_OFFLOAD)
+        return 0
+
+
+@pytest.mark.parametrize("corrupt", [0.0, 1.0])
+def test_corrupt_fills_an_offloaded_checksum_before_the_flip(pg_capture, udp_packet, corrupt):
+    """A datagram whose L4 checksum was left to offload (not the full sum
+    in its field, as the kernel hands it over a TAP): a flipped one comes
+    out exactly one bit away from the datagram with its correct checksum,
+    so the receiver's check catches the flip (the partial sum used to
+    stay, with the flag that tells the receiver not to check: a TCP test
+    against the kernel took corrupted segments). Unflipped: untouched."""
+    good = bytes(udp_packet())
+    partial = bytearray(good)
+    partial[40:42] = (~struct.unpack_from("!H", good, 40)[0] & 0xffff).to_bytes(2, "big")   # 16 bits off
+    mark = MarkOffload()
+    nodes, ctl = fault_inject("fault-inject", "capture", "rx")
+    t = pg_capture(mark, nodes, first="mark-offload")
+    mark.engine = t.engine
+    ctl.set(corrupt=corrupt, seed=5)
+    got = t.send_bytes([bytes(partial)], count=50, fix_checksums=False)
+    assert len(got) == 50
+    if corrupt:
+        assert [sum(bin(x ^ y).count("1") for x, y in zip(p, good)) for p in got] == [1] * 50
+    else:
+        assert got == [bytes(partial)] * 50
 
 
 def test_all_faults_at_once_are_deterministic_by_seed(pg_capture, udp_packet):

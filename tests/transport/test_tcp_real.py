@@ -6,86 +6,25 @@ counters show the traffic."""
 import hashlib
 import os
 import socket
-import threading
 import time
 
 import pytest
 
-from graphnet.io import host
-from graphnet.nodes import ip4_host, session_host
 from graphnet.apps.echo import start_echo_server
 from graphnet.session.application import session_manager
 from graphnet.testing.helpers import ns_socket
+from graphnet.testing.tcp import (GN, PEER, PORT, GraphnetClient, Sender, connect, echo_through, kernel_echo,
+                                  kernel_echo_server, stats)
 from graphnet.transport import tcp4
 
-tap = pytest.importorskip("graphnet.io.tap")
-
 pytestmark = pytest.mark.privileged(tun=True)
-
-GN, PEER = "10.232.0.1", "10.232.0.2"
-PORT = 1234
-
-
-@pytest.fixture
-def echo(engine_factory):
-    with host.temporary_netns("gn-tcp") as ns:
-        name = f"gnt{os.urandom(3).hex()}"
-        eng = engine_factory([ip4_host.NODES, session_host.NODES], buffers=32768)
-        dev = tap.TapDevice(eng, name, netns=ns, host_address=f"{PEER}/24")
-        eng.add(dev)
-        eng.build()
-        ip4_host.set_interface_address(eng, name, f"{GN}/24")
-        app = start_echo_server(eng, f"tcp://{GN}/{PORT}", rx_fifo_size=1 << 18, tx_fifo_size=1 << 18,
-                                segment_size=512 << 20)
-        eng.start()
-        try:
-            yield eng, ns, app
-        finally:
-            eng.stop()
-
-
-def connect(ns, timeout=10.0):
-    s = ns_socket(ns, socket.AF_INET, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    s.connect((GN, PORT))
-    return s
-
-
-def echo_through(s, payload, chunk=1 << 16):
-    """Send payload from a thread while reading the echo; the bytes back."""
-    err = []
-
-    def send():
-        try:
-            s.sendall(payload)
-        except OSError as e:
-            err.append(e)
-    th = threading.Thread(target=send)
-    th.start()
-    got = bytearray()
-    while len(got) < len(payload):
-        b = s.recv(chunk)
-        if not b:
-            break
-        got += b
-    th.join()
-    assert not err, err
-    return bytes(got)
-
-
-def stats(eng):
-    return eng.call(lambda: tcp4.transport(eng).stats())
 
 
 @pytest.mark.parametrize("size", [1, 64 << 10, 8 << 20, 200 << 20])
 def test_kernel_client_echo_byte_exact(echo, size):
-    eng, ns, app = echo
+    eng, ns, app, _ = echo
     payload = os.urandom(size)
-    s = connect(ns, timeout=30)
-    try:
-        got = echo_through(s, payload)
-    finally:
-        s.close()
+    got = kernel_echo(ns, payload, timeout=30)
     assert hashlib.sha256(got).hexdigest() == hashlib.sha256(payload).hexdigest()
     st = stats(eng)
     assert st["bytes_in"] >= size and st["bytes_out"] >= size
@@ -93,7 +32,7 @@ def test_kernel_client_echo_byte_exact(echo, size):
 
 
 def test_rst_to_a_closed_port(echo):
-    eng, ns, app = echo
+    eng, ns, app, _ = echo
     s = ns_socket(ns, socket.AF_INET, socket.SOCK_STREAM)
     s.settimeout(5)
     try:
@@ -116,7 +55,7 @@ def _wait(pred, timeout=10.0):
 def test_client_closes_first(echo):
     """The kernel closes; graphnet's echo closes in turn: the kernel reads
     EOF and graphnet's connection goes away (LAST_ACK -> CLOSED)."""
-    eng, ns, app = echo
+    eng, ns, app, _ = echo
     s = connect(ns)
     assert echo_through(s, b"bye") == b"bye"
     s.shutdown(socket.SHUT_WR)
@@ -128,7 +67,7 @@ def test_client_closes_first(echo):
 def test_graphnet_closes_first(echo):
     """The echo app's session is closed by graphnet (session close): the
     kernel reads EOF, graphnet waits in TIME_WAIT."""
-    eng, ns, app = echo
+    eng, ns, app, _ = echo
     eng.call(lambda: tcp4.transport(eng).configure(time_wait_ms=200))
     s = connect(ns)
     assert echo_through(s, b"x") == b"x"
@@ -147,7 +86,7 @@ def test_graphnet_closes_first(echo):
 
 
 def test_many_concurrent_connections(echo):
-    eng, ns, app = echo
+    eng, ns, app, _ = echo
     n = 100
     socks = []
     try:
@@ -176,7 +115,7 @@ def test_cli_shows_the_connection_and_sets_cc(echo):
     cc applies to the connections opened afterwards."""
     import json
     from graphnet.cli.registry import execute, UsageError
-    eng, ns, app = echo
+    eng, ns, app, _ = echo
     s = connect(ns)
     try:
         assert echo_through(s, b"a" * 5000) == b"a" * 5000
@@ -230,19 +169,11 @@ def test_zero_window_then_resume(echo):
     fifo fills, the echo stops reading, graphnet's rx fifo fills and its
     window shuts (the kernel probes it); then the client reads and every
     byte arrives, in order."""
-    eng, ns, app = echo
+    eng, ns, app, _ = echo
     payload = os.urandom(4 << 20)
     s = connect(ns, timeout=30)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 16)
-    err = []
-
-    def send():
-        try:
-            s.sendall(payload)
-        except OSError as e:
-            err.append(e)
-    th = threading.Thread(target=send)
-    th.start()
+    th = Sender(s, payload)
     # shut: less than one full segment left of what graphnet advertised (receiver SWS
     # avoidance holds the edge until a whole segment's room is free; the edge is rounded
     # up to the window scale, so a few bytes may remain)
@@ -262,83 +193,24 @@ def test_zero_window_then_resume(echo):
     finally:
         th.join()
         s.close()
-    assert not err, err
+    assert th.error is None, th.error
     assert hashlib.sha256(got).digest() == hashlib.sha256(payload).digest()
     assert stats(eng)["window_updates"] >= 1
-
-
-SERVER = r"""
-import socket, sys, hashlib
-ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-ls.bind((sys.argv[1], int(sys.argv[2]))); ls.listen(8)
-print("ready", flush=True)
-c, _ = ls.accept()
-h, n = hashlib.sha256(), 0
-while True:
-    b = c.recv(1 << 16)
-    if not b:
-        break
-    h.update(b); n += len(b)
-    c.sendall(b)
-c.close()
-print(n, h.hexdigest(), flush=True)
-"""
 
 
 def test_graphnet_client_to_kernel_server(echo):
     """A graphnet app connects out to a kernel server in the namespace,
     sends 2 MB and reads the server's echo: both ends byte-exact."""
-    import subprocess
-    import sys
-    from graphnet.session.session import parse_msgs
-    eng, ns, app = echo
-    srv = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", SERVER, PEER, "5555"],
-                           stdout=subprocess.PIPE, text=True)
-    try:
-        assert srv.stdout.readline().strip() == "ready"
-        payload = os.urandom(2 << 20)
-        st = {"h": None, "got": bytearray(), "events": [], "sent": 0}
-        mgr = session_manager(eng)
-
-        def pump():
-            layer = mgr.layer
-            h = st["h"]
-            if st["sent"] < len(payload):
-                tx = layer.fifo(h, "tx")
-                n = tx.enqueue(payload[st["sent"]:st["sent"] + tx.max_enqueue])
-                st["sent"] += n
-                tx.want_deq_ntf(1)               # tell me when it drains
-                layer.tx_schedule(h)
-            rx = layer.fifo(h, "rx")
-            rx.unset_event()
-            if rx.max_dequeue:
-                st["got"] += rx.dequeue(rx.max_dequeue)
-                layer.tx_schedule(h)             # the push opens the window
-            if len(st["got"]) == len(payload):
-                layer.close(h)
-
-        def on_events(data):
-            for m in parse_msgs(data):
-                st["events"].append(m["event"])
-                if m["event"] == "connected" and m["retval"] == 0:
-                    st["h"] = m["handle"]
-                if st["h"] is not None and m["event"] in ("connected", "rx", "tx"):
-                    pump()
-
-        def start():
-            cli = mgr.attach("tcp-client", callback=on_events, rx_fifo_size=1 << 18, tx_fifo_size=1 << 18)
-            cli.workers[0].connect(f"tcp://{PEER}/5555")        # from the address of the route's interface
-        eng.call(start)
+    eng, ns, app, _ = echo
+    payload = os.urandom(2 << 20)
+    with kernel_echo_server(ns, 5555) as srv:
+        cli = GraphnetClient(eng, 5555, payload)
         out, _ = srv.communicate(timeout=60)
         n, digest = out.split()
         assert int(n) == len(payload) and digest == hashlib.sha256(payload).hexdigest()
-        assert _wait(lambda: len(st["got"]) == len(payload), 20), len(st["got"])
-        assert hashlib.sha256(st["got"]).digest() == hashlib.sha256(payload).digest()
-        assert "connected" in st["events"] and stats(eng)["active_opens"] == 1
-    finally:
-        if srv.poll() is None:
-            srv.kill()
-            srv.wait()
+        assert cli.wait(20), len(cli.got)
+        assert hashlib.sha256(cli.got).digest() == hashlib.sha256(payload).digest()
+        assert "connected" in cli.events and stats(eng)["active_opens"] == 1
 
 
 CLIENTS = r"""
@@ -371,7 +243,7 @@ def test_1000_concurrent_connections(echo):
     namespace), each echoed its own bytes; all closed afterwards."""
     import subprocess
     import sys
-    eng, ns, app = echo
+    eng, ns, app, _ = echo
     start_echo_server(eng, f"tcp://{GN}/2000", rx_fifo_size=1 << 14, tx_fifo_size=1 << 14, segment_size=256 << 20)
     out = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", CLIENTS, GN, "2000", "1000"],
                          capture_output=True, text=True, timeout=120)
@@ -392,17 +264,13 @@ def test_echo_byte_exact_under_loss(echo, loss):
     """nftables in the namespace drops loss% of the TCP segments each way
     (the kernel's to graphnet and graphnet's to the kernel): 1 MB still
     echo byte-exact, and graphnet's counters show its retransmissions."""
-    eng, ns, app = echo
+    eng, ns, app, _ = echo
     _nft(ns, f"""table inet gnloss {{
   chain out {{ type filter hook output priority 0; tcp dport {PORT} numgen random mod 100 < {loss} drop; }}
   chain in {{ type filter hook input priority 0; tcp sport {PORT} numgen random mod 100 < {loss} drop; }}
 }}""")
     payload = os.urandom(1 << 20)
-    s = connect(ns, timeout=60)
-    try:
-        got = echo_through(s, payload)
-    finally:
-        s.close()
+    got = kernel_echo(ns, payload, timeout=60)
     assert hashlib.sha256(got).digest() == hashlib.sha256(payload).digest()
     st = stats(eng)
     assert st["retransmits"] > 0, st
@@ -415,7 +283,7 @@ def test_tshark_decodes_the_handshake_and_data(echo, tmp_path):
     packet and no bad checksum from graphnet, and graphnet's SYN-ACK answers
     the kernel's MSS, window scale, SACK-permitted and timestamps."""
     import subprocess
-    eng, ns, app = echo
+    eng, ns, app, _ = echo
     links = subprocess.run(["ip", "netns", "exec", ns, "ip", "-o", "link", "show"], capture_output=True, text=True,
                            check=True).stdout
     ifname = [l.split(":")[1].strip().split("@")[0] for l in links.splitlines() if "LOOPBACK" not in l][0]
@@ -449,16 +317,11 @@ def test_half_close_with_a_backlog_echoes_everything(echo):
     """The client sends 1 MB and shuts its side while much of it still
     waits in graphnet's fifos: the echo finishes every byte before its
     FIN (no RST for unread data), and the client reads all, then EOF."""
-    eng, ns, app = echo
+    eng, ns, app, _ = echo
     payload = os.urandom(1 << 20)
     s = connect(ns, timeout=30)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
-
-    def send():
-        s.sendall(payload)
-        s.shutdown(socket.SHUT_WR)
-    th = threading.Thread(target=send)
-    th.start()
+    th = Sender(s, payload, shut=True)
     th.join(2.0)                                 # all sent and shut before we read: graphnet's fifos are full
     time.sleep(0.3)
     got = bytearray()
@@ -471,5 +334,6 @@ def test_half_close_with_a_backlog_echoes_everything(echo):
     finally:
         th.join()
         s.close()
+    assert th.error is None, th.error
     assert hashlib.sha256(got).digest() == hashlib.sha256(payload).digest()
     assert stats(eng)["unread_resets"] == 0

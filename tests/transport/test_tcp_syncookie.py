@@ -123,3 +123,20 @@ def test_syn_flood_keeps_no_state_and_legitimate_connects_succeed():
     synack, _, ack_opts = handshake(lst, FULL, now=NOW + 2000)
     conn, actions, _ = lst.open(PEER, from_peer("A", 778, synack.seq + 1, ack_opts), NOW + 2010)
     assert conn.state == "ESTABLISHED" and "established" in actions
+
+
+def test_the_cookie_tsval_is_not_ahead_of_the_connection_s_clock():
+    """The cookie SYN-ACK's TSval carries the options in its low 5 bits; it
+    must not be ahead of the TSvals the connection made from it sends
+    next: the peer's PAWS drops segments whose TSval is below TS.Recent
+    (a kernel client during a 100 k SYN flood discarded graphnet's data,
+    acking nothing, until graphnet's clock passed the SYN-ACK's stamp, up
+    to 31 ms; with its RTO, a second per connection)."""
+    lst = Listener(KEY, lcl=US, wscale=7)
+    for now in range(NOW, NOW + 64):                 # every phase of the 32 ms the bits span
+        synack, opts, ack_opts = handshake(lst, FULL, now=now)
+        conn, _, _ = lst.open(PEER, from_peer("A", 778, synack.seq + 1, ack_opts), now)
+        p = TCP(conn.make_ack(now_ms=now, rx_space=1 << 20))
+        ahead = (opts["Timestamp"][0] - dict(p.options)["Timestamp"][0]) & 0xffffffff
+        assert ahead == 0 or ahead > 1 << 31, (now, opts["Timestamp"][0], dict(p.options)["Timestamp"][0])
+        assert lst.check(PEER, from_peer("A", 778, synack.seq + 1, ack_opts), now)["wscale"] == 9

@@ -22,7 +22,7 @@ backlog is full, or always), or DROP (full, cookies off). The glue calls
 ``gn_tcp_syncookie_check`` on an ACK that finds no connection at a
 listener that sent cookies, before answering it with a RST.
 """
-from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport int32_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
 from graphnet.wire.tcp cimport *
 from graphnet.transport.tcp.isn cimport gn_tcp_tuple_hash, gn_tcp_ts_offset
@@ -88,7 +88,11 @@ cdef void gn_tcp_syncookie_synack(const gn_tcp_secret_t* key, const gn_tcp_confi
             bits |= 0x10
             o.opts.flags |= GN_TCP_OPTF_SACK_PERMITTED
         o.opts.flags |= GN_TCP_OPTF_TIMESTAMP
+        # the bits in the low 5 of the stamp, never ahead of the clock the connection
+        # made from it stamps on with (the peer's PAWS would drop its first segments)
         o.opts.tsval = ((now_ms + ts_offset) & ~(<uint32_t>TS_BITS)) | bits
+        if <int32_t>(o.opts.tsval - (now_ms + ts_offset)) > 0:
+            o.opts.tsval -= TS_BITS + 1
         o.opts.tsecr = syn.opts.tsval
 
 
