@@ -76,6 +76,17 @@ import struct
 
 log = logging.getLogger("graphnet.session")
 
+# The error-table rows of refused app messages, GN_APP_MSG_E_* - 1 indexing
+# them (graphnet/session/app_msg.pxd); session-queue and app-queue add them
+# after their own rows.
+APP_MSG_REFUSALS = (
+    ("bad-worker", "warn", "app message refused: no such worker"),
+    ("bad-session", "warn", "app message refused: no such session (a bad or stale handle)"),
+    ("not-owner", "warn", "app message refused: the session is another worker's"),
+    ("bad-type", "warn", "app message refused: unknown type"),
+    ("listener", "warn", "app message refused: close, reset, shutdown or accept reply naming a listener"),
+)
+
 STATE_NAMES = ("CREATED", "LISTENING", "CONNECTING", "ACCEPTING", "READY", "TRANSPORT_CLOSING", "CLOSING",
                "APP_CLOSED", "TRANSPORT_CLOSED", "CLOSED", "TRANSPORT_DELETED")
 STATES = {n: i for i, n in enumerate(STATE_NAMES)}

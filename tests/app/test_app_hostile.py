@@ -143,3 +143,55 @@ def test_scribbled_fifo_headers_touch_nothing_outside_the_session(engine, mode):
     wait_counts(eng, before)
     if mode == "header":
         assert eng.call(mgr.layer.stats)["fifo_tampered"] == tampered_before + 2
+
+
+CANARY = """
+    import os, sys
+    from graphnet import app
+    app.attach("canary")
+    socks = []
+    for i in range(2):                      # UDP connections 0 and 1 of the engine
+        u = app.socket(app.AF_INET, app.SOCK_DGRAM)
+        u.settimeout(3)
+        u.connect((sys.argv[1], 7))
+        socks.append(u)
+    print("ready", flush=True)
+    sys.stdin.readline()
+    for u in socks:
+        msg = os.urandom(500)
+        u.send(msg)
+        print(u.recv(1000) == msg, flush=True)
+"""
+
+LISTENER_CLOSE = """
+    import sys
+    from graphnet import app
+    a = app.attach("closer")
+    w = a.worker
+    u = app.socket(app.AF_INET, app.SOCK_DGRAM)
+    u.bind(("0.0.0.0", 9999))               # UDP listener 1 (the echo's is 0)
+    h = u._s.handle
+    # close and reset naming our own listener: the transport's close takes a
+    # connection index, and the listener's is another app's connection's
+    w.send(65, h)
+    w.send(66, h)
+    w.wait_for(lambda: len(w.errors) >= 2, 5, "error events")
+    print(sorted(e["retval"] for e in w.errors))
+    u.close()
+"""
+
+
+def test_close_or_reset_naming_a_listener_is_refused_and_counted(engine):
+    eng, srv = engine
+    canary = run(srv, CANARY, ENGINE_IP, stdin=subprocess.PIPE)
+    assert canary.stdout.readline().strip() == "ready"
+    rc, out, err = finish(run(srv, LISTENER_CLOSE))
+    assert rc == 0, err
+    assert out.split("\n")[0] == "[65, 66]"
+    canary.stdin.write("\n")
+    canary.stdin.flush()
+    rc, out, err = finish(canary)
+    assert rc == 0, err
+    assert out.split() == ["True", "True"]                       # another app's sessions untouched
+    assert eng.error_count("app-queue", "listener") == 2
+    assert eng.error_count("app-queue", "bad-msg") == 2
