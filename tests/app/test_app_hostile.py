@@ -195,3 +195,40 @@ def test_close_or_reset_naming_a_listener_is_refused_and_counted(engine):
     assert out.split() == ["True", "True"]                       # another app's sessions untouched
     assert eng.error_count("app-queue", "listener") == 2
     assert eng.error_count("app-queue", "bad-msg") == 2
+
+
+SNOOP = """
+    import sys
+    from graphnet import app
+    a = app.attach("snoop")
+    n = a.worker.number
+    asks = [{"op": "segment", "index": int(sys.argv[1])},                 # the echo app's segment
+            {"op": "unlisten", "worker": n, "handle": int(sys.argv[2])},  # the echo app's listener
+            {"op": "listen", "worker": n + 5, "uri": "udp://0.0.0.0/5555"},  # a worker not ours
+            {"op": "connect", "worker": n, "uri": "udp://10.0.0.1/7", "opaque": -1}]
+    for m in asks:
+        try:
+            a.request(m)
+            print("granted", m["op"])
+        except PermissionError:
+            print("refused", m["op"], "EPERM")
+        except OSError as e:
+            print("refused", m["op"], e.errno)
+"""
+
+
+def test_naming_another_apps_segment_listener_or_worker_is_refused_and_counted(engine):
+    eng, srv = engine
+    mgr = session_manager(eng)
+    echo = next(a for a in mgr.apps.values() if a.name != "snoop")
+    seg = next(iter(echo.segments.segments))
+    listener = next(h for h in eng.call(mgr.layer.handles) if "listener" in eng.call(mgr.layer.session, h)["flags"])
+    before = dict(srv.stats()["refused"])
+    rc, out, err = finish(run(srv, SNOOP, seg, listener))
+    assert rc == 0, err
+    assert out.splitlines() == ["refused segment EPERM", "refused unlisten EPERM", "refused listen EPERM",
+                                "refused connect 22"]
+    after = srv.stats()["refused"]
+    assert after["not-owner"] - before.get("not-owner", 0) == 3
+    assert after["bad-field"] - before.get("bad-field", 0) == 1
+    assert eng.call(mgr.layer.session, listener) is not None                # the echo's listener is still there
