@@ -59,6 +59,9 @@ from cpython.pycapsule cimport PyCapsule_New, PyCapsule_GetPointer
 from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t
 from libc.stdlib cimport calloc, malloc, realloc, free
+
+cdef extern from "<stdlib.h>" nogil:
+    void* aligned_alloc(size_t alignment, size_t size)     # C11: the handle's hot fields on one cache line
 from libc.string cimport memset, memmove, memcpy
 from graphnet.session.types cimport *
 from graphnet.session.segment cimport (Segment, gn_segment_t, gn_segment_alloc, gn_segment_free, gn_segment_contains,
@@ -289,7 +292,7 @@ cdef gn_fifo_t* _fifo_alloc(gn_session_main_t* sm, uint32_t seg_index, uint32_t 
     """A fifo in the segment and the engine's private handle on it (engine
     memory: the geometry every engine-side operation trusts)."""
     cdef gn_segment_t* seg = sm.segments[seg_index]
-    cdef gn_fifo_t* f = <gn_fifo_t*>malloc(sizeof(gn_fifo_t))
+    cdef gn_fifo_t* f = <gn_fifo_t*>aligned_alloc(64, (sizeof(gn_fifo_t) + 63) & ~(<size_t>63))
     cdef uint64_t off
     if f == NULL:
         return NULL
@@ -329,6 +332,7 @@ cdef int gn_session_alloc_fifos(gn_session_main_t* sm, gn_session_t* s, gn_app_w
             s.rx_fifo = _fifo_alloc(sm, wrk.segment_index, wrk.rx_fifo_size, s)
             s.tx_fifo = _fifo_alloc(sm, wrk.segment_index, wrk.tx_fifo_size, s)
             if s.rx_fifo != NULL and s.tx_fifo != NULL:
+                s.tx_fifo_offset = <uint32_t>s.tx_fifo.offset
                 return 0
             gn_session_free_fifos(sm, s)
         # no room: the segment manager may add a segment (once per allocation)
@@ -350,11 +354,13 @@ cdef void gn_session_free_fifos(gn_session_main_t* sm, gn_session_t* s) noexcept
             peer.peer_handle = GN_NO_HANDLE
             s.rx_fifo = NULL
             s.tx_fifo = NULL
+            s.tx_fifo_offset = 0
             return
     _fifo_free(sm, s.rx_fifo)
     _fifo_free(sm, s.tx_fifo)
     s.rx_fifo = NULL
     s.tx_fifo = NULL
+    s.tx_fifo_offset = 0
 
 
 cdef void gn_session_cleanup(gn_session_main_t* sm, gn_session_t* s) noexcept nogil:
@@ -503,8 +509,7 @@ cdef bint _build_msg(gn_session_main_t* sm, gn_app_wrk_t* wrk, gn_session_event_
     if s.rx_fifo != NULL:
         m.segment_index = s.rx_fifo.segment_index
         m.rx_fifo = _fifo_offset(sm, s.rx_fifo)
-    if s.tx_fifo != NULL:
-        m.tx_fifo = _fifo_offset(sm, s.tx_fifo)
+    m.tx_fifo = s.tx_fifo_offset
     if e.type != GN_EVT_CONNECTED:
         m.opaque = s.opaque
     if e.type == GN_EVT_ACCEPTED or e.type == GN_EVT_CONNECTED:

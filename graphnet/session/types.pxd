@@ -101,6 +101,9 @@ ctypedef struct gn_session_t:
     uint8_t pad
     uint64_t rx_drops                  # datagrams/bytes refused: rx fifo full
     uint64_t peer_handle               # cut-through: the peer session
+    uint32_t tx_fifo_offset            # tx_fifo.offset, kept here for the event messages: the
+                                       # tx fifo's handle stays out of the cache on the rx path
+    uint32_t pad2
 
 cdef extern from *:
     # an event with no session (listen reply, failed connect)

@@ -129,6 +129,7 @@ cdef int _connect(void* ctx, const gn_endpoint_t* rmt, const gn_endpoint_t* lcl,
     cs.opaque = opaque
     cs.rx_fifo = ss.tx_fifo
     cs.tx_fifo = ss.rx_fifo
+    cs.tx_fifo_offset = ss.rx_fifo.offset
     cs.state = GN_SESSION_STATE_READY
     cli.c.s_index = cs.session_index
     cs.peer_handle = gn_session_handle(ss)
