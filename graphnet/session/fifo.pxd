@@ -52,15 +52,24 @@ ctypedef struct gn_fifo_t:
     # A process's private handle on a fifo (VPP's svm_fifo split): the
     # geometry every operation uses, fixed when the fifo was made (engine)
     # or opened and checked (app), never read back from the segment; the
-    # out-of-order ranges (only the producer's, so kept here).
+    # out-of-order ranges (only the producer's, so kept here), and the
+    # producer's own tail: a producer never reads the shared tail back, so
+    # the other side rewriting it moves nothing. 56 bytes:
+    # the engine keeps a session's two inside the session (gn_session_t),
+    # so the per-packet path reaches the shared header with no extra line.
     gn_fifo_shared_t* shr
     uint8_t* data                      # shr + sizeof(gn_fifo_shared_t)
     uint32_t size                      # trusted capacity, a power of two
     uint32_t segment_index             # trusted: the segment it was allocated in
     uint64_t offset                    # of shr in that segment
+    uint32_t tail                      # producer: its own tail (published to shr.tail, never read back)
+    uint32_t head_seen                 # producer: the consumer's head as last read (free space without
+                                       # a load from the segment until it runs short)
     uint32_t n_ooo
     uint32_t n_clamped                 # head/tail read from the segment that made used > size
-    gn_fifo_ooo_t ooo[GN_FIFO_MAX_OOO] # sorted by position, merged, none at tail
+    gn_fifo_ooo_t* ooo                 # GN_FIFO_MAX_OOO slots, sorted by position, merged, none at
+                                       # tail; NULL until the first out-of-order write (malloc'd then,
+                                       # freed by gn_fifo_release) unless the owner gave storage
 
 ctypedef struct gn_fifo_slice_t:
     uint8_t* data
@@ -102,6 +111,7 @@ cdef void gn_fifo_init(gn_fifo_t* f, gn_fifo_shared_t* shr, uint32_t size, uint3
 cdef int gn_fifo_open(gn_fifo_t* f, uint8_t* base, uint64_t seg_size, uint32_t segment_index,
                       uint64_t offset) noexcept nogil
 cdef bint gn_fifo_tampered(gn_fifo_t* f) noexcept nogil
+cdef void gn_fifo_release(gn_fifo_t* f) noexcept nogil
 cdef object gn_fifo_borrow(object segment, gn_fifo_t* f)
 cdef uint64_t gn_fifo_bytes_for(uint32_t size) noexcept nogil
 cdef int gn_fifo_enqueue_with_offset(gn_fifo_t* f, uint32_t offset, const uint8_t* src, uint32_t n) noexcept nogil
@@ -128,15 +138,29 @@ cdef inline void gn_fifo_copy_in(gn_fifo_t* f, uint32_t pos, const uint8_t* src,
     if n > first:
         memcpy(f.data, src + first, n - first)
 
+cdef inline uint32_t gn_fifo_free_for(gn_fifo_t* f, uint32_t need) noexcept nogil:
+    """Producer: free bytes, from its own tail and the head it last saw;
+    only when they are fewer than `need` is the head read again from the
+    segment (once, acquire; junk that would make used > size is clamped
+    and counted)."""
+    cdef uint32_t free = f.size - (f.tail - f.head_seen), head, used
+    if free >= need:
+        return free
+    head = gn_atomic_load_u32(&f.shr.head)
+    used = gn_fifo_used(f, head, f.tail)
+    f.head_seen = f.tail - used
+    return f.size - used
+
 cdef inline int gn_fifo_publish(gn_fifo_t* f, uint32_t tail, uint32_t n) noexcept nogil:
     if f.n_ooo:
         n = gn_fifo_ooo_collect(f, tail, n)
+    f.tail = tail + n
     gn_atomic_store_u32(&f.shr.tail, tail + n)
     return <int>n
 
 cdef inline int gn_fifo_enqueue(gn_fifo_t* f, const uint8_t* src, uint32_t n) noexcept nogil:
     """Append up to n bytes (as many as fit)."""
-    cdef uint32_t tail = f.shr.tail, free = f.size - gn_fifo_used(f, gn_atomic_load_u32(&f.shr.head), tail)
+    cdef uint32_t tail = f.tail, free = gn_fifo_free_for(f, n)
     if n > free:
         n = free
     if n == 0:
@@ -149,14 +173,14 @@ cdef inline int gn_fifo_enqueue_segments(gn_fifo_t* f, const gn_fifo_slice_t* pi
     """Append the pieces back to back and publish them with one tail store:
     the consumer sees all of them or none. Without allow_partial, nothing is
     written unless all fit (GN_FIFO_E_FULL)."""
-    cdef uint32_t tail = f.shr.tail, free = f.size - gn_fifo_used(f, gn_atomic_load_u32(&f.shr.head), tail)
+    cdef uint32_t tail = f.tail, free
     cdef uint32_t i, n = 0, len
     cdef uint64_t total = 0
-    if not allow_partial:
-        for i in range(n_pieces):
-            total += pieces[i].len
-        if total > free:
-            return GN_FIFO_E_FULL
+    for i in range(n_pieces):
+        total += pieces[i].len
+    free = gn_fifo_free_for(f, <uint32_t>total if total < f.size else f.size)
+    if not allow_partial and total > free:
+        return GN_FIFO_E_FULL
     for i in range(n_pieces):
         len = pieces[i].len
         if len > free - n:

@@ -42,11 +42,17 @@ Invariants:
     ``needs_deq_ntf`` and, when true, tells the producer and clears the
     request.
 
+A producer keeps its own tail and the head it last saw in its handle:
+the enqueues read the shared head only when the space they know of runs
+short, and never read the shared tail (one producer per fifo, through one
+handle: a second handle opened on the same fifo must not produce too).
+
 Enqueue functions return the bytes by which tail advanced (which includes
 out-of-order data joined), or a negative GN_FIFO_E_* code. Dequeue, peek
 and drop return the bytes read or dropped.
 """
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
 from graphnet.includes.platform cimport gn_atomic_load_u32, gn_atomic_store_u32, gn_atomic_fetch_or_u32
 from graphnet.session.segment cimport Segment, gn_segment_alloc, gn_segment_free, gn_segment_contains, GN_SEGMENT_KIND_FIFO
@@ -106,7 +112,17 @@ cdef int gn_fifo_open(gn_fifo_t* f, uint8_t* base, uint64_t seg_size, uint32_t s
             or gn_fifo_bytes_for(size) > seg_size - offset):
         return -1
     _handle(f, shr, size, segment_index, offset)
+    f.tail = shr.tail                  # if this process produces, it goes on from here
+    f.head_seen = f.tail - gn_fifo_used(f, shr.head, f.tail)
     return 0
+
+
+cdef void gn_fifo_release(gn_fifo_t* f) noexcept nogil:
+    """Free what the handle allocated (its out-of-order slots)."""
+    if f.ooo != NULL:
+        free(f.ooo)
+        f.ooo = NULL
+    f.n_ooo = 0
 
 
 cdef bint gn_fifo_tampered(gn_fifo_t* f) noexcept nogil:
@@ -147,7 +163,7 @@ cdef int gn_fifo_enqueue_with_offset(gn_fifo_t* f, uint32_t offset, const uint8_
     """Write n bytes at tail + offset (out of order). offset 0 is a plain
     enqueue. GN_FIFO_E_RANGE if they would not fit in the free space,
     GN_FIFO_E_OOO_FULL if a new range is needed and all slots are taken."""
-    cdef uint32_t tail = f.shr.tail, free = f.size - gn_fifo_used(f, gn_atomic_load_u32(&f.shr.head), tail)
+    cdef uint32_t tail = f.tail, free = gn_fifo_free_for(f, offset + n if <uint64_t>offset + n < f.size else f.size)
     cdef gn_fifo_ooo_t merged[GN_FIFO_MAX_OOO + 1]
     cdef uint32_t i, m = 0, a, b, s, e
     cdef bint placed = False
@@ -188,6 +204,10 @@ cdef int gn_fifo_enqueue_with_offset(gn_fifo_t* f, uint32_t offset, const uint8_
         m += 1
     if m > GN_FIFO_MAX_OOO:
         return GN_FIFO_E_OOO_FULL
+    if f.ooo == NULL:
+        f.ooo = <gn_fifo_ooo_t*>malloc(GN_FIFO_MAX_OOO * sizeof(gn_fifo_ooo_t))
+        if f.ooo == NULL:
+            return GN_FIFO_E_OOO_FULL
     gn_fifo_copy_in(f, tail + offset, src, n)
     for i in range(m):
         f.ooo[i].start = tail + merged[i].start
@@ -198,7 +218,7 @@ cdef int gn_fifo_enqueue_with_offset(gn_fifo_t* f, uint32_t offset, const uint8_
 
 cdef int gn_fifo_enqueue_nocopy(gn_fifo_t* f, uint32_t n) noexcept nogil:
     """Publish n bytes the producer wrote in place (see gn_fifo_writable)."""
-    cdef uint32_t tail = f.shr.tail, free = f.size - gn_fifo_used(f, gn_atomic_load_u32(&f.shr.head), tail)
+    cdef uint32_t tail = f.tail, free = gn_fifo_free_for(f, n)
     if n > free:
         n = free
     if n == 0:
@@ -264,8 +284,7 @@ cdef uint32_t gn_fifo_readable(gn_fifo_t* f, gn_fifo_slice_t* out) noexcept nogi
 cdef uint32_t gn_fifo_writable(gn_fifo_t* f, gn_fifo_slice_t* out) noexcept nogil:
     """The free space in place, as 0, 1 or 2 slices; publish what was
     written with gn_fifo_enqueue_nocopy."""
-    cdef uint32_t tail = f.shr.tail
-    return _slices(f, tail, f.size - gn_fifo_used(f, gn_atomic_load_u32(&f.shr.head), tail), out)
+    return _slices(f, f.tail, gn_fifo_free_for(f, f.size), out)
 
 
 cdef void gn_fifo_want_deq_ntf(gn_fifo_t* f, uint32_t flags, uint32_t thresh) noexcept nogil:
@@ -314,6 +333,7 @@ cdef class Fifo:
     private handle; ``gn_fifo_borrow`` wraps the engine's handle of a
     session's fifo (the same out-of-order ranges and counters)."""
     cdef gn_fifo_t own
+    cdef gn_fifo_ooo_t own_ooo[GN_FIFO_MAX_OOO]
     cdef gn_fifo_t* f
     cdef readonly Segment segment
     cdef readonly uint64_t offset
@@ -323,6 +343,7 @@ cdef class Fifo:
         if segment.seg.base == NULL or gn_fifo_open(&self.own, segment.seg.base, segment.seg.size,
                                                     segment.seg.index, offset) != 0:
             raise ValueError(f"no fifo at offset {offset} of segment {segment.name!r}")
+        self.own.ooo = self.own_ooo
         self.f = &self.own
         self.offset = offset
 
@@ -371,7 +392,7 @@ cdef class Fifo:
         cdef gn_fifo_t* f = self._f()
         if f.shr.head != f.shr.tail or f.n_ooo:
             raise ValueError("fifo not empty")
-        f.shr.head = f.shr.tail = pos
+        f.shr.head = f.shr.tail = f.tail = f.head_seen = pos
 
     @property
     def head(self):
@@ -449,7 +470,7 @@ cdef class Fifo:
     def ooo_segments(self):
         """``[(offset from tail, length)]`` of the out-of-order ranges."""
         cdef gn_fifo_t* f = self._f()
-        return [(f.ooo[i].start - f.shr.tail, f.ooo[i].length) for i in range(f.n_ooo)]
+        return [(f.ooo[i].start - f.tail, f.ooo[i].length) for i in range(f.n_ooo)]
 
     @property
     def has_event(self):

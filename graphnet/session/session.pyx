@@ -59,14 +59,11 @@ from cpython.pycapsule cimport PyCapsule_New, PyCapsule_GetPointer
 from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t
 from libc.stdlib cimport calloc, malloc, realloc, free
-
-cdef extern from "<stdlib.h>" nogil:
-    void* aligned_alloc(size_t alignment, size_t size)     # C11: the handle's hot fields on one cache line
 from libc.string cimport memset, memmove, memcpy
 from graphnet.session.types cimport *
 from graphnet.session.segment cimport (Segment, gn_segment_t, gn_segment_alloc, gn_segment_free, gn_segment_contains,
                                        GN_SEGMENT_KIND_FIFO)
-from graphnet.session.fifo cimport (gn_fifo_t, gn_fifo_shared_t, gn_fifo_init, gn_fifo_bytes_for, gn_fifo_set_event,
+from graphnet.session.fifo cimport (gn_fifo_t, gn_fifo_shared_t, gn_fifo_init, gn_fifo_release, gn_fifo_bytes_for, gn_fifo_set_event,
                                     gn_fifo_dequeue_drop_all, gn_fifo_clear_deq_ntf, gn_fifo_tampered, gn_fifo_borrow,
                                     gn_fifo_max_dequeue)
 from graphnet.session.msg_queue cimport gn_mq_enqueue_batch, gn_mq_handle_t, MessageQueue
@@ -288,17 +285,13 @@ cdef void gn_session_free(gn_session_main_t* sm, gn_session_t* s) noexcept nogil
     p.n_live -= 1
 
 
-cdef gn_fifo_t* _fifo_alloc(gn_session_main_t* sm, uint32_t seg_index, uint32_t size, gn_session_t* s) noexcept nogil:
-    """A fifo in the segment and the engine's private handle on it (engine
-    memory: the geometry every engine-side operation trusts)."""
+cdef gn_fifo_t* _fifo_alloc(gn_session_main_t* sm, uint32_t seg_index, uint32_t size, gn_session_t* s,
+                            gn_fifo_t* f) noexcept nogil:
+    """A fifo in the segment, with f (one of the session's handles, engine
+    memory) set to its geometry; f, or NULL if the segment has no room."""
     cdef gn_segment_t* seg = sm.segments[seg_index]
-    cdef gn_fifo_t* f = <gn_fifo_t*>aligned_alloc(64, (sizeof(gn_fifo_t) + 63) & ~(<size_t>63))
-    cdef uint64_t off
-    if f == NULL:
-        return NULL
-    off = gn_segment_alloc(seg, gn_fifo_bytes_for(size), GN_SEGMENT_KIND_FIFO)
+    cdef uint64_t off = gn_segment_alloc(seg, gn_fifo_bytes_for(size), GN_SEGMENT_KIND_FIFO)
     if off == 0:
-        free(f)
         return NULL
     gn_fifo_init(f, <gn_fifo_shared_t*>(seg.base + off), size, seg_index, off)
     f.shr.master_session_index = s.session_index
@@ -308,8 +301,8 @@ cdef gn_fifo_t* _fifo_alloc(gn_session_main_t* sm, uint32_t seg_index, uint32_t 
 
 cdef void _fifo_free(gn_session_main_t* sm, gn_fifo_t* f) noexcept nogil:
     """Free the fifo's block (by the handle's trusted segment and offset,
-    nothing read from the segment) and the handle; the junk it saw is
-    added to the layer's counters."""
+    nothing read from the segment) and what the handle holds; the junk it
+    saw is added to the layer's counters."""
     if f == NULL:
         return
     sm.n_fifo_clamped += f.n_clamped
@@ -318,7 +311,7 @@ cdef void _fifo_free(gn_session_main_t* sm, gn_fifo_t* f) noexcept nogil:
     f.shr.magic = 0
     if sm.segments[f.segment_index] != NULL:
         gn_segment_free(sm.segments[f.segment_index], f.offset)
-    free(f)
+    gn_fifo_release(f)
 
 
 cdef int gn_session_alloc_fifos(gn_session_main_t* sm, gn_session_t* s, gn_app_wrk_t* wrk) noexcept nogil:
@@ -329,10 +322,9 @@ cdef int gn_session_alloc_fifos(gn_session_main_t* sm, gn_session_t* s, gn_app_w
     cdef uint64_t need = gn_fifo_bytes_for(wrk.rx_fifo_size) + gn_fifo_bytes_for(wrk.tx_fifo_size) + 4 * 64
     for attempt in range(2):
         if wrk.segment_index < GN_MAX_SEGMENTS and sm.segments[wrk.segment_index] != NULL:
-            s.rx_fifo = _fifo_alloc(sm, wrk.segment_index, wrk.rx_fifo_size, s)
-            s.tx_fifo = _fifo_alloc(sm, wrk.segment_index, wrk.tx_fifo_size, s)
+            s.rx_fifo = _fifo_alloc(sm, wrk.segment_index, wrk.rx_fifo_size, s, &s.rx_h)
+            s.tx_fifo = _fifo_alloc(sm, wrk.segment_index, wrk.tx_fifo_size, s, &s.tx_h)
             if s.rx_fifo != NULL and s.tx_fifo != NULL:
-                s.tx_fifo_offset = <uint32_t>s.tx_fifo.offset
                 return 0
             gn_session_free_fifos(sm, s)
         # no room: the segment manager may add a segment (once per allocation)
@@ -354,13 +346,11 @@ cdef void gn_session_free_fifos(gn_session_main_t* sm, gn_session_t* s) noexcept
             peer.peer_handle = GN_NO_HANDLE
             s.rx_fifo = NULL
             s.tx_fifo = NULL
-            s.tx_fifo_offset = 0
             return
     _fifo_free(sm, s.rx_fifo)
     _fifo_free(sm, s.tx_fifo)
     s.rx_fifo = NULL
     s.tx_fifo = NULL
-    s.tx_fifo_offset = 0
 
 
 cdef void gn_session_cleanup(gn_session_main_t* sm, gn_session_t* s) noexcept nogil:
@@ -509,7 +499,8 @@ cdef bint _build_msg(gn_session_main_t* sm, gn_app_wrk_t* wrk, gn_session_event_
     if s.rx_fifo != NULL:
         m.segment_index = s.rx_fifo.segment_index
         m.rx_fifo = _fifo_offset(sm, s.rx_fifo)
-    m.tx_fifo = s.tx_fifo_offset
+    if s.tx_fifo != NULL:
+        m.tx_fifo = <uint32_t>s.tx_fifo.offset
     if e.type != GN_EVT_CONNECTED:
         m.opaque = s.opaque
     if e.type == GN_EVT_ACCEPTED or e.type == GN_EVT_CONNECTED:

@@ -85,8 +85,11 @@ ctypedef struct gn_endpoint_t:
 ctypedef struct gn_session_t:
     # Engine-local (not in a segment): may hold pointers.
     gn_buffer_waiter_t buf_waiter      # first member: the wake callback casts it back
-    gn_fifo_t* rx_fifo
-    gn_fifo_t* tx_fifo
+    gn_fifo_t* rx_fifo                 # &rx_h once the fifos are allocated, else NULL
+    gn_fifo_t* tx_fifo                 # &tx_h, or NULL
+    gn_fifo_t rx_h                     # the engine's private handles on the fifos: the geometry
+                                       # every engine-side operation uses (never read back from the
+                                       # segment; a cut-through pair has a copy each)
     uint64_t listener_handle           # accepted sessions: their listener
     uint32_t session_index
     uint32_t thread_index
@@ -101,9 +104,7 @@ ctypedef struct gn_session_t:
     uint8_t pad
     uint64_t rx_drops                  # datagrams/bytes refused: rx fifo full
     uint64_t peer_handle               # cut-through: the peer session
-    uint32_t tx_fifo_offset            # tx_fifo.offset, kept here for the event messages: the
-                                       # tx fifo's handle stays out of the cache on the rx path
-    uint32_t pad2
+    gn_fifo_t tx_h                     # (last: cold on the rx path)
 
 cdef extern from *:
     # an event with no session (listen reply, failed connect)

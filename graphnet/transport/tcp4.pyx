@@ -387,7 +387,7 @@ cdef void _send_ack(gn_tcp4_main_t* tm, gn_tcp4_conn_t* tc, uint32_t now) noexce
     cdef gn_session_t* s = _session(tm, tc)
     if s != NULL and s.rx_fifo != NULL:
         for i in range(s.rx_fifo.n_ooo):
-            ooo[n].offset = s.rx_fifo.ooo[i].start - s.rx_fifo.shr.tail
+            ooo[n].offset = s.rx_fifo.ooo[i].start - s.rx_fifo.tail
             ooo[n].length = s.rx_fifo.ooo[i].length
             n += 1
     gn_tcp_make_ack(&tc.t, now, _rx_space(tm, tc), ooo, n, &o)
@@ -1159,8 +1159,8 @@ cdef class TcpTransport:
         s = _session(self.tm, tc)
         sacks = []
         if s != NULL and s.rx_fifo != NULL:
-            sacks = [(c.rcv_nxt + s.rx_fifo.ooo[i].start - s.rx_fifo.shr.tail,
-                      c.rcv_nxt + s.rx_fifo.ooo[i].start - s.rx_fifo.shr.tail + s.rx_fifo.ooo[i].length)
+            sacks = [(c.rcv_nxt + s.rx_fifo.ooo[i].start - s.rx_fifo.tail,
+                      c.rcv_nxt + s.rx_fifo.ooo[i].start - s.rx_fifo.tail + s.rx_fifo.ooo[i].length)
                      for i in range(s.rx_fifo.n_ooo)]
         return {
             "index": index, "state": STATE_NAMES[c.state],
