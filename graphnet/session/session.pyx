@@ -59,6 +59,9 @@ from cpython.pycapsule cimport PyCapsule_New, PyCapsule_GetPointer
 from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t
 from libc.stdlib cimport calloc, malloc, realloc, free
+
+cdef extern from "<stdlib.h>" nogil:
+    void* aligned_alloc(size_t alignment, size_t size)     # C11 (session pools: one line per part)
 from libc.string cimport memset, memmove, memcpy
 from graphnet.session.types cimport *
 from graphnet.session.segment cimport (Segment, gn_segment_t, gn_segment_alloc, gn_segment_free, gn_segment_contains,
@@ -75,6 +78,7 @@ import logging
 import struct
 
 log = logging.getLogger("graphnet.session")
+assert sizeof(gn_session_t) == 256 and sizeof(gn_fifo_t) == 56
 
 # The error-table rows of refused app messages, GN_APP_MSG_E_* - 1 indexing
 # them (graphnet/session/app_msg.pxd); session-queue and app-queue add them
@@ -325,6 +329,7 @@ cdef int gn_session_alloc_fifos(gn_session_main_t* sm, gn_session_t* s, gn_app_w
             s.rx_fifo = _fifo_alloc(sm, wrk.segment_index, wrk.rx_fifo_size, s, &s.rx_h)
             s.tx_fifo = _fifo_alloc(sm, wrk.segment_index, wrk.tx_fifo_size, s, &s.tx_h)
             if s.rx_fifo != NULL and s.tx_fifo != NULL:
+                s.tx_fifo_offset = <uint32_t>s.tx_h.offset
                 return 0
             gn_session_free_fifos(sm, s)
         # no room: the segment manager may add a segment (once per allocation)
@@ -346,11 +351,13 @@ cdef void gn_session_free_fifos(gn_session_main_t* sm, gn_session_t* s) noexcept
             peer.peer_handle = GN_NO_HANDLE
             s.rx_fifo = NULL
             s.tx_fifo = NULL
+            s.tx_fifo_offset = 0
             return
     _fifo_free(sm, s.rx_fifo)
     _fifo_free(sm, s.tx_fifo)
     s.rx_fifo = NULL
     s.tx_fifo = NULL
+    s.tx_fifo_offset = 0
 
 
 cdef void gn_session_cleanup(gn_session_main_t* sm, gn_session_t* s) noexcept nogil:
@@ -499,8 +506,7 @@ cdef bint _build_msg(gn_session_main_t* sm, gn_app_wrk_t* wrk, gn_session_event_
     if s.rx_fifo != NULL:
         m.segment_index = s.rx_fifo.segment_index
         m.rx_fifo = _fifo_offset(sm, s.rx_fifo)
-    if s.tx_fifo != NULL:
-        m.tx_fifo = <uint32_t>s.tx_fifo.offset
+    m.tx_fifo = s.tx_fifo_offset
     if e.type != GN_EVT_CONNECTED:
         m.opaque = s.opaque
     if e.type == GN_EVT_ACCEPTED or e.type == GN_EVT_CONNECTED:
@@ -1115,7 +1121,9 @@ cdef class SessionLayer:
             raise MemoryError()
         for t in range(n_threads):
             self.sm.pools[t].cap = max_sessions
-            self.sm.pools[t].items = <gn_session_t*>calloc(max_sessions, sizeof(gn_session_t))
+            self.sm.pools[t].items = <gn_session_t*>aligned_alloc(64, max_sessions * sizeof(gn_session_t))
+            if self.sm.pools[t].items != NULL:
+                memset(self.sm.pools[t].items, 0, max_sessions * sizeof(gn_session_t))
             self.sm.pools[t].free_idx = <uint32_t*>malloc(max_sessions * sizeof(uint32_t))
             if self.sm.pools[t].items == NULL or self.sm.pools[t].free_idx == NULL:
                 raise MemoryError()

@@ -135,6 +135,7 @@ cdef int _connect(void* ctx, const gn_endpoint_t* rmt, const gn_endpoint_t* lcl,
     cs.rx_h.n_ooo = cs.tx_h.n_ooo = 0
     cs.rx_fifo = &cs.rx_h
     cs.tx_fifo = &cs.tx_h
+    cs.tx_fifo_offset = <uint32_t>cs.tx_h.offset
     cs.state = GN_SESSION_STATE_READY
     cli.c.s_index = cs.session_index
     cs.peer_handle = gn_session_handle(ss)
