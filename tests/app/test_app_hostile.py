@@ -171,11 +171,13 @@ LISTENER_CLOSE = """
     u = app.socket(app.AF_INET, app.SOCK_DGRAM)
     u.bind(("0.0.0.0", 9999))               # UDP listener 1 (the echo's is 0)
     h = u._s.handle
-    # close and reset naming our own listener: the transport's close takes a
-    # connection index, and the listener's is another app's connection's
+    # close, reset and shutdown naming our own listener: the transport's
+    # close takes a connection index, and the listener's is another app's
+    # connection's
     w.send(65, h)
     w.send(66, h)
-    w.wait_for(lambda: len(w.errors) >= 2, 5, "error events")
+    w.send(69, h)
+    w.wait_for(lambda: len(w.errors) >= 3, 5, "error events")
     print(sorted(e["retval"] for e in w.errors))
     u.close()
 """
@@ -187,14 +189,14 @@ def test_close_or_reset_naming_a_listener_is_refused_and_counted(engine):
     assert canary.stdout.readline().strip() == "ready"
     rc, out, err = finish(run(srv, LISTENER_CLOSE))
     assert rc == 0, err
-    assert out.split("\n")[0] == "[65, 66]"
+    assert out.split("\n")[0] == "[65, 66, 69]"
     canary.stdin.write("\n")
     canary.stdin.flush()
     rc, out, err = finish(canary)
     assert rc == 0, err
     assert out.split() == ["True", "True"]                       # another app's sessions untouched
-    assert eng.error_count("app-queue", "listener") == 2
-    assert eng.error_count("app-queue", "bad-msg") == 2
+    assert eng.error_count("app-queue", "listener") == 3
+    assert eng.error_count("app-queue", "bad-msg") == 3
 
 
 SNOOP = """

@@ -252,10 +252,11 @@ def test_a_rewritten_header_moves_nothing_outside_the_ring(seg):
     struct.pack_into("<I", hdr, 4, 1 << 15)                    # size: a ring reaching over g
     struct.pack_into("<I", hdr, 64, 300)                       # head and tail past f's ring
     struct.pack_into("<I", hdr, 128, 300)
-    assert f.enqueue(b"F" * 256) == 256                        # as much as f holds, no more
+    f.enqueue(b"F" * 256)
+    assert g.dequeue(200) == b"G" * 200                        # the next fifo untouched
     assert f.size == 256 and f.tampered
-    assert g.dequeue(200) == b"G" * 200
-    struct.pack_into("<I", hdr, 128, 1 << 20)                  # tail - head > size
+    assert f.dequeue(300) == b"F" * 256                        # as much as f holds, no more
+    struct.pack_into("<I", hdr, 128, f.head + (1 << 20))       # tail - head > size
     assert f.max_dequeue == 256 and f.clamped >= 1
     assert f.dequeue_drop(1 << 20) == 256                      # head moves by at most the size
 
