@@ -66,7 +66,7 @@ cdef inline void gn_app_rx_done(gn_session_main_t* sm, gn_session_t* s, uint32_t
     cdef gn_session_t* peer
     if n and s.flags & GN_SESSION_F_CUT_THROUGH and gn_fifo_needs_deq_ntf(s.rx_fifo, n):
         peer = gn_session_from_handle(sm, s.peer_handle)
-        if peer != NULL and peer.tx_fifo == s.rx_fifo:
+        if peer != NULL and peer.tx_fifo != NULL and s.rx_fifo != NULL and peer.tx_fifo.shr == s.rx_fifo.shr:
             gn_session_dequeue_notify(sm, peer)
 
 

@@ -10,7 +10,9 @@ queue (graphnet.session.app_msg: TX, CLOSE, RESET, ACCEPTED_REPLY,
 RX_DONE, SHUTDOWN). The queue, not the message, says which worker is talking: the
 ``wrk_index`` a message carries is overwritten with the queue's own, so a
 process can only name its own workers' sessions; anything else is refused
-with an ERROR event to the worker and counted (``bad-msg``). A queue left
+with an ERROR event to the worker and counted (``bad-msg``, and by
+reason: ``bad-worker``, ``bad-session``, ``not-owner``, ``bad-type``,
+``listener``: a close or reset naming a listener). A queue left
 non-empty (budget spent) keeps the node pending.
 
 Queues are registered and removed by the attach server in the loop
@@ -18,7 +20,8 @@ thread (``register(mq, wrk_index)`` -> slot, ``unregister(slot)``).
 
 Metadata used: none (no buffers; what the messages make the transports
 send leaves through session-queue). Set: nothing. Next nodes: none.
-Counters (error table): ``app-msgs`` read (info), ``bad-msg`` refused
+Counters (error table): ``app-msgs`` read (info), ``bad-msg`` refused, and
+each reason
 (warn: nothing is dropped).
 
 Trace (``trace add app-queue <n>``): a buffer-less record per app message
@@ -29,6 +32,7 @@ import os
 
 from cpython.pycapsule cimport PyCapsule_GetPointer
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from libc.string cimport memset
 from graphnet.vlib.buffer cimport gn_frame_t
 from graphnet.includes.linux cimport close
 from graphnet.vlib.kit cimport gn_node_fn, gn_node_data, gn_trace_fn
@@ -37,12 +41,14 @@ from graphnet.session.types cimport gn_app_msg_t
 from graphnet.session.msg_queue cimport (gn_mq_handle_t, gn_mq_dequeue_batch_h, gn_mq_clear_signal, gn_mq_count,
                                          MessageQueue)
 from graphnet.session.session cimport gn_session_main_t
-from graphnet.session.app_msg cimport gn_app_msg_handle
+from graphnet.session.app_msg cimport gn_app_msg_handle, gn_app_msg_count_refused, GN_APP_MSG_N_E
 from graphnet.session.trace cimport gn_session_trace_t, gn_session_trace_no_buffer
 from graphnet.vlib.kit import node, trace_record
+from graphnet.session.session import APP_MSG_REFUSALS
 
 cpdef enum Error:
-    ERROR_NONE, ERROR_APP_MSGS, ERROR_BAD_MSG, N_ERROR
+    ERROR_NONE, ERROR_APP_MSGS, ERROR_BAD_MSG, ERROR_BAD_WORKER, ERROR_BAD_SESSION, ERROR_NOT_OWNER, ERROR_BAD_TYPE,
+    ERROR_LISTENER, N_ERROR
 
 cdef enum:
     MSG_BATCH = 64
@@ -51,8 +57,8 @@ cdef enum:
 ERRORS = (
     ("none", "info", "no error"),
     ("app-msgs", "info", "messages read from the queues of apps in other processes"),
-    ("bad-msg", "warn", "app message refused (unknown type, or a session not the worker's)"),
-)
+    ("bad-msg", "warn", "app messages refused (all reasons: the rows below)"),
+) + APP_MSG_REFUSALS
 
 ctypedef struct app_queue_slot_t:
     gn_mq_handle_t mq                  # in the app's segment, with the geometry checked at open
@@ -70,11 +76,13 @@ ctypedef struct app_queue_t:
 cdef uint32_t app_queue_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame) noexcept nogil:
     cdef app_queue_t* q = <app_queue_t*>node.runtime_data
     cdef gn_app_msg_t msgs[MSG_BATCH]
-    cdef uint32_t i, j, k, n, total = 0, bad = 0
+    cdef uint32_t i, j, k, n, total = 0, bad = 0, why
+    cdef uint32_t refused[GN_APP_MSG_N_E]
     cdef bint more = False
     if q == NULL or q.sm == NULL:
         return 0
     gn_mq_clear_signal(&q.sig)
+    memset(refused, 0, sizeof(refused))
     for i in range(q.high):
         if not q.slots[i].valid:
             continue
@@ -85,14 +93,17 @@ cdef uint32_t app_queue_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* f
                 break
             for j in range(k):
                 msgs[j].wrk_index = q.slots[i].wrk_index
-                if not gn_app_msg_handle(vm, node, q.sm, &msgs[j]):
+                why = gn_app_msg_handle(vm, node, q.sm, &msgs[j])
+                if why:
                     bad += 1
+                    refused[why] += 1
             n += k
         total += n
         if gn_mq_count(q.slots[i].mq.mq):
             more = True
     gn_node_increment_error(vm, node, ERROR_APP_MSGS, total)
     gn_node_increment_error(vm, node, ERROR_BAD_MSG, bad)
+    gn_app_msg_count_refused(vm, node, ERROR_BAD_WORKER, refused)
     node.has_more_work = more
     if more:
         gn_node_set_interrupt_pending(vm, node.node_index)
@@ -160,7 +171,7 @@ cdef class AppQueues:
                     break
                 for j in range(k):
                     msgs[j].wrk_index = self.q.slots[slot].wrk_index
-                    if not gn_app_msg_handle(NULL, NULL, self.q.sm, &msgs[j]):
+                    if gn_app_msg_handle(NULL, NULL, self.q.sm, &msgs[j]) != 0:
                         bad += 1
                 n += k
             self.drained += n

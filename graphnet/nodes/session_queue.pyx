@@ -28,7 +28,8 @@ Metadata used: none of the buffers the transports build (they set
 current_data, current_length, chains, sw_if_index[TX] = ~0 and
 LOCALLY_ORIGINATED). Set: nothing. Next nodes: ``ip4-lookup`` (or
 error-drop without it). Counters (error table, info): ``app-msgs`` read,
-``bad-msg`` refused (warn: nothing is dropped), ``tx-pushed`` sessions pushed,
+``bad-msg`` refused (warn: nothing is dropped; by reason in the rows
+``bad-worker``, ``bad-session``, ``not-owner``, ``bad-type``, ``listener``), ``tx-pushed`` sessions pushed,
 ``tx-requeued`` sessions sent to the back with data left.
 
 Trace (``trace add session-queue <n>``): a buffer-less record per app
@@ -55,13 +56,15 @@ from graphnet.session.session cimport (gn_session_main_t, gn_session_t, gn_sessi
                                        gn_session_close, gn_session_reset, gn_session_accept_reply,
                                        gn_session_tx_schedule, gn_session_dequeue_notify, gn_app_wrk_add_event,
                                        gn_app_wrk_get_if_valid)
-from graphnet.session.app_msg cimport gn_app_msg_handle
+from graphnet.session.app_msg cimport gn_app_msg_handle, gn_app_msg_count_refused, GN_APP_MSG_N_E
 from graphnet.vlib.kit import node, trace_record
+from graphnet.session.session import APP_MSG_REFUSALS
 
 cpdef enum Next:
     NEXT_IP4_LOOKUP, N_NEXT
 cpdef enum Error:
-    ERROR_NONE, ERROR_APP_MSGS, ERROR_BAD_MSG, ERROR_TX_PUSHED, ERROR_TX_REQUEUED, N_ERROR
+    ERROR_NONE, ERROR_APP_MSGS, ERROR_BAD_MSG, ERROR_TX_PUSHED, ERROR_TX_REQUEUED, ERROR_BAD_WORKER,
+    ERROR_BAD_SESSION, ERROR_NOT_OWNER, ERROR_BAD_TYPE, ERROR_LISTENER, N_ERROR
 
 cdef enum:
     MSG_BATCH = 64
@@ -71,10 +74,10 @@ NEXTS = (("ip4-lookup", ("ip4-lookup", "error-drop")),)
 ERRORS = (
     ("none", "info", "no error"),
     ("app-msgs", "info", "app messages read from the engine's queue"),
-    ("bad-msg", "warn", "app message refused (unknown type, worker or session)"),
+    ("bad-msg", "warn", "app messages refused (all reasons: the rows after tx-requeued)"),
     ("tx-pushed", "info", "sessions pushed to their transport"),
     ("tx-requeued", "info", "sessions with data left after their push (sent to the back)"),
-)
+) + APP_MSG_REFUSALS
 
 ctypedef struct session_queue_t:
     gn_session_main_t* sm
@@ -135,22 +138,27 @@ cdef uint32_t _push_tx(gn_main_t* vm, gn_node_runtime_t* node, session_queue_t* 
 cdef uint32_t session_queue_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame) noexcept nogil:
     cdef session_queue_t* q = <session_queue_t*>node.runtime_data
     cdef gn_app_msg_t msgs[MSG_BATCH]
-    cdef uint32_t k, i, n_msgs = 0, bad = 0, pushed
+    cdef uint32_t k, i, n_msgs = 0, bad = 0, pushed, why
+    cdef uint32_t refused[GN_APP_MSG_N_E]
     cdef gn_session_main_t* sm = q.sm
     if sm == NULL:
         return 0
     if q.mq.mq != NULL:
         gn_mq_clear_signal(&q.mq)
+        memset(refused, 0, sizeof(refused))
         while n_msgs < q.max_msgs:
             k = gn_mq_dequeue_batch(q.mq.mq, <uint8_t*>msgs, sizeof(gn_app_msg_t), MSG_BATCH)
             if k == 0:
                 break
             for i in range(k):
-                if not gn_app_msg_handle(vm, node, sm, &msgs[i]):
+                why = gn_app_msg_handle(vm, node, sm, &msgs[i])
+                if why:
                     bad += 1
+                    refused[why] += 1
             n_msgs += k
         gn_node_increment_error(vm, node, ERROR_APP_MSGS, n_msgs)
         gn_node_increment_error(vm, node, ERROR_BAD_MSG, bad)
+        gn_app_msg_count_refused(vm, node, ERROR_BAD_WORKER, refused)
     gn_session_run_ctrl(sm, 0)
     pushed = _push_tx(vm, node, q)
     node.has_more_work = sm.tx_tail != sm.tx_head or sm.pools[0].n_ctrl != 0 or (

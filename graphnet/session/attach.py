@@ -43,7 +43,9 @@ Invariants:
     name its own workers; ``worker-add`` needs the app's secret (given at
     attach, inherited by fork); ``segment`` gives only the app's own
     segments or one that holds the fifos of a session of this
-    connection's workers (a cut-through peer's); anything else is refused;
+    connection's workers (a cut-through peer's); ``unlisten`` only the
+    worker's own listeners; anything else is refused, counted by reason
+    (``refused``: ``bad-field``, ``not-owner``, ``secret``);
   - when the connection closes without ``detach`` (the process exited or
     was killed), its workers are removed as vanished: their sessions are
     reset, half-opens cleaned up, their queues freed; the app goes with
@@ -79,7 +81,7 @@ DEFAULT_MAX_CLIENTS = 64
 COLLECT_INTERVAL = 1.0        # seconds idle between looks for segments to free
 LEN = struct.Struct("<I")
 OPTION_KEYS = ("rx_fifo_size", "tx_fifo_size", "segment_size", "max_segments", "mq_slots", "scope")
-REFUSALS = ("peer", "busy", "oversized", "bad-message", "secret")
+REFUSALS = ("peer", "busy", "oversized", "bad-message", "secret", "bad-field", "not-owner")
 EVT_SEGMENT_DEL = 32          # engine -> app: segment_index is freed (not a session event; graphnet.app)
 
 
@@ -100,11 +102,13 @@ def send_msg(sock: socket.socket, obj: dict, fds=()) -> None:
 
 
 class AttachError(Exception):
-    """A request refused; the text is for users."""
+    """A request refused; the text is for users; ``reason`` (one of
+    REFUSALS) counts it in ``refused``."""
 
-    def __init__(self, message: str, err: Optional[int] = None):
+    def __init__(self, message: str, err: Optional[int] = None, reason: Optional[str] = None):
         super().__init__(message)
         self.errno = err
+        self.reason = reason
 
 
 class _Client:
@@ -325,6 +329,8 @@ class AttachServer:
         try:
             out, fds = self.engine.call(fn, c, msg)
         except AttachError as e:
+            if e.reason:
+                self.refused[e.reason] += 1
             return {"ok": False, "error": str(e), "errno": e.errno}, ()
         except (SessionError, ValueError, TypeError, KeyError, MemoryError) as e:
             return {"ok": False, "error": str(e), "errno": _errno_of(e)}, ()
@@ -335,13 +341,13 @@ class AttachServer:
     def _field(msg: dict, key: str, kind):
         v = msg.get(key)
         if not isinstance(v, kind) or isinstance(v, bool):
-            raise AttachError(f"{msg['op']}: {key} must be {kind.__name__}", errno.EINVAL)
+            raise AttachError(f"{msg['op']}: {key} must be {kind.__name__}", errno.EINVAL, "bad-field")
         return v
 
     def _worker(self, c: _Client, msg: dict):
         n = self._field(msg, "worker", int)
         if c.app is None or n not in c.workers:
-            raise AttachError(f"worker {n} is not one of this process's workers", errno.EPERM)
+            raise AttachError(f"worker {n} is not one of this process's workers", errno.EPERM, "not-owner")
         return c.app.workers[n]
 
     def _new_worker(self, c: _Client, app, w=None):
@@ -370,7 +376,7 @@ class AttachServer:
         name = self._field(msg, "name", str)
         opts = msg.get("options") or {}
         if not isinstance(opts, dict) or set(opts) - set(OPTION_KEYS):
-            raise AttachError(f"attach options: a table of {', '.join(OPTION_KEYS)}", errno.EINVAL)
+            raise AttachError(f"attach options: a table of {', '.join(OPTION_KEYS)}", errno.EINVAL, "bad-field")
         app = self.manager.attach(name, **opts)
         app.attach_secret = os.urandom(16).hex()
         app.segments.on_free.append(self._segment_freed)
@@ -412,14 +418,19 @@ class AttachServer:
             raise AttachError(str(e), errno.EADDRINUSE if "in use" in str(e) else errno.EINVAL) from None
 
     def _op_unlisten(self, c: _Client, msg: dict):
-        self._worker(c, msg).unlisten(self._field(msg, "handle", int))
+        w = self._worker(c, msg)
+        handle = self._field(msg, "handle", int)
+        if handle not in w.listeners:
+            raise AttachError(f"unlisten: {handle:#x} is not a listener of worker {w.number}", errno.EPERM,
+                              "not-owner")
+        w.unlisten(handle)
         return {}, ()
 
     def _op_connect(self, c: _Client, msg: dict):
         w = self._worker(c, msg)
         opaque = msg.get("opaque", 0)
         if not isinstance(opaque, int) or not 0 <= opaque <= 0xffffffff:
-            raise AttachError("connect: opaque must be a u32", errno.EINVAL)
+            raise AttachError("connect: opaque must be a u32", errno.EINVAL, "bad-field")
         uri = self._field(msg, "uri", str)
         try:
             return {"handle": w.connect(uri, opaque=opaque)}, ()
@@ -437,7 +448,8 @@ class AttachServer:
             if any((s := layer.session(h)) and s["wrk"] in wrks and s["segment"] == idx for h in layer.handles()):
                 seg = layer.segments.get(idx)
         if seg is None:
-            raise AttachError(f"segment {idx} is not this app's and holds none of its sessions", errno.EPERM)
+            raise AttachError(f"segment {idx} is not this app's and holds none of its sessions", errno.EPERM,
+                              "not-owner")
         return {"segment": {"index": idx, "size": seg.size}, "fds": ["segment"]}, [seg.fd]
 
     def _op_detach(self, c: _Client, msg: dict):

@@ -1,10 +1,23 @@
 """Single-producer single-consumer byte fifo in a shared-memory segment.
 
-A fifo is one segment block: a ``gn_fifo_t`` header (320 bytes: the
-fields set at init, the consumer's head, and the producer's tail with the
-event flags beside it, on separate cache lines) followed by ``size``
+A fifo is one segment block: a ``gn_fifo_shared_t`` header (192 bytes:
+the fields set at init, the consumer's head, and the producer's tail with
+the event flags beside it, on separate cache lines) followed by ``size``
 bytes of ring, size a power of two. It holds no pointer, so a process
 that maps the segment anywhere can use it.
+
+Each process works on a fifo through its own private ``gn_fifo_t``
+handle (VPP's split of svm_fifo into a shared and a private part): the
+capacity, the data pointer, the segment and the out-of-order ranges live
+there, set when the engine makes the fifo (``gn_fifo_init``) or when a
+process opens one and checks it (``gn_fifo_open``), and are never read
+back from the segment. An app process can write anything into the shared
+header at any time; the engine only reads head, tail and the event/
+notification flags from it, each once into a local, clamped to the
+trusted size, positions masked: a hostile value can at worst scramble
+that fifo's own bytes, never memory outside it. ``n_clamped`` counts the
+junk positions seen, ``gn_fifo_tampered`` tells whether the header's
+fixed fields still say what the engine wrote.
 
 Invariants:
   - ``head`` and ``tail`` are free-running u32 positions; the consumer alone
@@ -17,10 +30,10 @@ Invariants:
     (tail - head > size) clamps it and never reads or writes outside the
     ring;
   - out-of-order data (``enqueue_with_offset``) is written in place beyond
-    tail and remembered as at most GN_FIFO_MAX_OOO ranges, sorted, merged
-    when they overlap or touch, none starting at tail; when in-order data
-    reaches a range, the range joins it and tail jumps past it. Only the
-    producer touches the ranges (TCP's SACK blocks are read from them);
+    tail and remembered as at most GN_FIFO_MAX_OOO ranges in the
+    producer's private handle, sorted, merged when they overlap or touch,
+    none starting at tail; when in-order data reaches a range, the range
+    joins it and tail jumps past it (TCP's SACK blocks are read from them);
   - ``has_event``: the producer raises an event only when it set the flag
     from 0 (``set_event`` returns true), the consumer clears it when it has
     read; at most one event per fifo is outstanding;
@@ -29,11 +42,17 @@ Invariants:
     ``needs_deq_ntf`` and, when true, tells the producer and clears the
     request.
 
+A producer keeps its own tail and the head it last saw in its handle:
+the enqueues read the shared head only when the space they know of runs
+short, and never read the shared tail (one producer per fifo, through one
+handle: a second handle opened on the same fifo must not produce too).
+
 Enqueue functions return the bytes by which tail advanced (which includes
 out-of-order data joined), or a negative GN_FIFO_E_* code. Dequeue, peek
 and drop return the bytes read or dropped.
 """
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
 from graphnet.includes.platform cimport gn_atomic_load_u32, gn_atomic_store_u32, gn_atomic_fetch_or_u32
 from graphnet.session.segment cimport Segment, gn_segment_alloc, gn_segment_free, gn_segment_contains, GN_SEGMENT_KIND_FIFO
@@ -41,7 +60,7 @@ from graphnet.session.segment cimport Segment, gn_segment_alloc, gn_segment_free
 MAX_OOO = GN_FIFO_MAX_OOO
 MIN_SIZE = GN_FIFO_MIN_SIZE
 MAX_SIZE = GN_FIFO_MAX_SIZE
-HEADER_BYTES = sizeof(gn_fifo_t)
+HEADER_BYTES = sizeof(gn_fifo_shared_t)
 E_FULL = GN_FIFO_E_FULL
 E_OOO_FULL = GN_FIFO_E_OOO_FULL
 E_RANGE = GN_FIFO_E_RANGE
@@ -49,27 +68,77 @@ DEQ_NTF = GN_FIFO_DEQ_NTF
 DEQ_NTF_IF_FULL = GN_FIFO_DEQ_NTF_IF_FULL
 DEQ_NTF_IF_EMPTY = GN_FIFO_DEQ_NTF_IF_EMPTY
 DEQ_NTF_THRESH = GN_FIFO_DEQ_NTF_THRESH
-assert sizeof(gn_fifo_t) % 64 == 0
+assert sizeof(gn_fifo_shared_t) % 64 == 0
 
 
 cdef uint64_t gn_fifo_bytes_for(uint32_t size) noexcept nogil:
-    return sizeof(gn_fifo_t) + size
+    return sizeof(gn_fifo_shared_t) + size
 
 
-cdef void gn_fifo_init(gn_fifo_t* f, uint32_t size) noexcept nogil:
-    """size must be a power of two in MIN_SIZE..MAX_SIZE (callers check)."""
+cdef void _handle(gn_fifo_t* f, gn_fifo_shared_t* shr, uint32_t size, uint32_t segment_index,
+                  uint64_t offset) noexcept nogil:
     memset(f, 0, sizeof(gn_fifo_t))
+    f.shr = shr
+    f.data = <uint8_t*>shr + sizeof(gn_fifo_shared_t)
     f.size = size
-    f.magic = GN_FIFO_MAGIC
+    f.segment_index = segment_index
+    f.offset = offset
+
+
+cdef void gn_fifo_init(gn_fifo_t* f, gn_fifo_shared_t* shr, uint32_t size, uint32_t segment_index,
+                       uint64_t offset) noexcept nogil:
+    """Make a fifo at shr (offset in segment segment_index) and its private
+    handle f. size must be a power of two in MIN_SIZE..MAX_SIZE and the
+    block big enough (callers check)."""
+    memset(shr, 0, sizeof(gn_fifo_shared_t))
+    shr.size = size
+    shr.segment_index = segment_index
+    shr.magic = GN_FIFO_MAGIC
+    _handle(f, shr, size, segment_index, offset)
+
+
+cdef int gn_fifo_open(gn_fifo_t* f, uint8_t* base, uint64_t seg_size, uint32_t segment_index,
+                      uint64_t offset) noexcept nogil:
+    """A private handle on the fifo at offset of a mapped segment (base,
+    seg_size bytes), its header checked once (magic, size a power of two in
+    range, header and ring inside the segment): -1 if it is not a fifo."""
+    cdef gn_fifo_shared_t* shr
+    cdef uint32_t size
+    if offset > seg_size or sizeof(gn_fifo_shared_t) > seg_size - offset:
+        return -1
+    shr = <gn_fifo_shared_t*>(base + offset)
+    size = shr.size
+    if (shr.magic != GN_FIFO_MAGIC or size < GN_FIFO_MIN_SIZE or size > GN_FIFO_MAX_SIZE or (size & (size - 1))
+            or gn_fifo_bytes_for(size) > seg_size - offset):
+        return -1
+    _handle(f, shr, size, segment_index, offset)
+    f.tail = shr.tail                  # if this process produces, it goes on from here
+    f.head_seen = f.tail - gn_fifo_used(f, shr.head, f.tail)
+    return 0
+
+
+cdef void gn_fifo_release(gn_fifo_t* f) noexcept nogil:
+    """Free what the handle allocated (its out-of-order slots)."""
+    if f.ooo != NULL:
+        free(f.ooo)
+        f.ooo = NULL
+    f.n_ooo = 0
+
+
+cdef bint gn_fifo_tampered(gn_fifo_t* f) noexcept nogil:
+    """Do the header's fixed fields no longer say what was written at
+    init (the other side scribbled on them)? Nothing reads them but the
+    app; this only tells."""
+    return f.shr.magic != GN_FIFO_MAGIC or f.shr.size != f.size or f.shr.segment_index != f.segment_index
 
 
 cdef inline void _copy_out(gn_fifo_t* f, uint32_t pos, uint8_t* dst, uint32_t n) noexcept nogil:
     cdef uint32_t i = pos & (f.size - 1), first = f.size - i
     if first > n:
         first = n
-    memcpy(dst, gn_fifo_data(f) + i, first)
+    memcpy(dst, f.data + i, first)
     if n > first:
-        memcpy(dst + first, gn_fifo_data(f), n - first)
+        memcpy(dst + first, f.data, n - first)
 
 
 cdef uint32_t gn_fifo_ooo_collect(gn_fifo_t* f, uint32_t tail, uint32_t n) noexcept nogil:
@@ -94,7 +163,7 @@ cdef int gn_fifo_enqueue_with_offset(gn_fifo_t* f, uint32_t offset, const uint8_
     """Write n bytes at tail + offset (out of order). offset 0 is a plain
     enqueue. GN_FIFO_E_RANGE if they would not fit in the free space,
     GN_FIFO_E_OOO_FULL if a new range is needed and all slots are taken."""
-    cdef uint32_t tail = f.tail, free = f.size - gn_fifo_used(f, gn_atomic_load_u32(&f.head), tail)
+    cdef uint32_t tail = f.tail, free = gn_fifo_free_for(f, offset + n if <uint64_t>offset + n < f.size else f.size)
     cdef gn_fifo_ooo_t merged[GN_FIFO_MAX_OOO + 1]
     cdef uint32_t i, m = 0, a, b, s, e
     cdef bint placed = False
@@ -135,6 +204,10 @@ cdef int gn_fifo_enqueue_with_offset(gn_fifo_t* f, uint32_t offset, const uint8_
         m += 1
     if m > GN_FIFO_MAX_OOO:
         return GN_FIFO_E_OOO_FULL
+    if f.ooo == NULL:
+        f.ooo = <gn_fifo_ooo_t*>malloc(GN_FIFO_MAX_OOO * sizeof(gn_fifo_ooo_t))
+        if f.ooo == NULL:
+            return GN_FIFO_E_OOO_FULL
     gn_fifo_copy_in(f, tail + offset, src, n)
     for i in range(m):
         f.ooo[i].start = tail + merged[i].start
@@ -145,7 +218,7 @@ cdef int gn_fifo_enqueue_with_offset(gn_fifo_t* f, uint32_t offset, const uint8_
 
 cdef int gn_fifo_enqueue_nocopy(gn_fifo_t* f, uint32_t n) noexcept nogil:
     """Publish n bytes the producer wrote in place (see gn_fifo_writable)."""
-    cdef uint32_t tail = f.tail, free = f.size - gn_fifo_used(f, gn_atomic_load_u32(&f.head), tail)
+    cdef uint32_t tail = f.tail, free = gn_fifo_free_for(f, n)
     if n > free:
         n = free
     if n == 0:
@@ -154,18 +227,18 @@ cdef int gn_fifo_enqueue_nocopy(gn_fifo_t* f, uint32_t n) noexcept nogil:
 
 
 cdef int gn_fifo_dequeue(gn_fifo_t* f, uint8_t* dst, uint32_t n) noexcept nogil:
-    cdef uint32_t head = f.head, used = gn_fifo_used(f, head, gn_atomic_load_u32(&f.tail))
+    cdef uint32_t head = f.shr.head, used = gn_fifo_used(f, head, gn_atomic_load_u32(&f.shr.tail))
     if n > used:
         n = used
     if n:
         _copy_out(f, head, dst, n)
-        gn_atomic_store_u32(&f.head, head + n)
+        gn_atomic_store_u32(&f.shr.head, head + n)
     return <int>n
 
 
 cdef int gn_fifo_peek(gn_fifo_t* f, uint32_t offset, uint8_t* dst, uint32_t n) noexcept nogil:
     """Copy up to n bytes from head + offset without consuming them."""
-    cdef uint32_t head = f.head, used = gn_fifo_used(f, head, gn_atomic_load_u32(&f.tail))
+    cdef uint32_t head = f.shr.head, used = gn_fifo_used(f, head, gn_atomic_load_u32(&f.shr.tail))
     if offset >= used:
         return 0
     if n > used - offset:
@@ -175,10 +248,10 @@ cdef int gn_fifo_peek(gn_fifo_t* f, uint32_t offset, uint8_t* dst, uint32_t n) n
 
 
 cdef int gn_fifo_dequeue_drop(gn_fifo_t* f, uint32_t n) noexcept nogil:
-    cdef uint32_t head = f.head, used = gn_fifo_used(f, head, gn_atomic_load_u32(&f.tail))
+    cdef uint32_t head = f.shr.head, used = gn_fifo_used(f, head, gn_atomic_load_u32(&f.shr.tail))
     if n > used:
         n = used
-    gn_atomic_store_u32(&f.head, head + n)
+    gn_atomic_store_u32(&f.shr.head, head + n)
     return <int>n
 
 
@@ -192,11 +265,11 @@ cdef inline uint32_t _slices(gn_fifo_t* f, uint32_t pos, uint32_t n, gn_fifo_sli
         return 0
     if first > n:
         first = n
-    out[0].data = gn_fifo_data(f) + i
+    out[0].data = f.data + i
     out[0].len = first
     if n == first:
         return 1
-    out[1].data = gn_fifo_data(f)
+    out[1].data = f.data
     out[1].len = n - first
     return 2
 
@@ -204,27 +277,26 @@ cdef inline uint32_t _slices(gn_fifo_t* f, uint32_t pos, uint32_t n, gn_fifo_sli
 cdef uint32_t gn_fifo_readable(gn_fifo_t* f, gn_fifo_slice_t* out) noexcept nogil:
     """The readable bytes in place, as 0, 1 or 2 slices (two at the wrap);
     consume them with gn_fifo_dequeue_drop."""
-    cdef uint32_t head = f.head
-    return _slices(f, head, gn_fifo_used(f, head, gn_atomic_load_u32(&f.tail)), out)
+    cdef uint32_t head = f.shr.head
+    return _slices(f, head, gn_fifo_used(f, head, gn_atomic_load_u32(&f.shr.tail)), out)
 
 
 cdef uint32_t gn_fifo_writable(gn_fifo_t* f, gn_fifo_slice_t* out) noexcept nogil:
     """The free space in place, as 0, 1 or 2 slices; publish what was
     written with gn_fifo_enqueue_nocopy."""
-    cdef uint32_t tail = f.tail
-    return _slices(f, tail, f.size - gn_fifo_used(f, gn_atomic_load_u32(&f.head), tail), out)
+    return _slices(f, f.tail, gn_fifo_free_for(f, f.size), out)
 
 
 cdef void gn_fifo_want_deq_ntf(gn_fifo_t* f, uint32_t flags, uint32_t thresh) noexcept nogil:
     """Producer: ask for a notification (GN_FIFO_DEQ_NTF_* flags; thresh is
     the free space GN_FIFO_DEQ_NTF_THRESH waits for)."""
-    f.deq_thresh = thresh
-    gn_atomic_fetch_or_u32(&f.want_deq_ntf, flags)
+    f.shr.deq_thresh = thresh
+    gn_atomic_fetch_or_u32(&f.shr.want_deq_ntf, flags)
 
 
 cdef bint gn_fifo_needs_deq_ntf(gn_fifo_t* f, uint32_t n_last_deq) noexcept nogil:
     """Consumer, after dequeuing n_last_deq bytes: must the producer be told?"""
-    cdef uint32_t w = gn_atomic_load_u32(&f.want_deq_ntf), used
+    cdef uint32_t w = gn_atomic_load_u32(&f.shr.want_deq_ntf), used
     if w == 0:
         return False
     if w & GN_FIFO_DEQ_NTF:
@@ -234,13 +306,13 @@ cdef bint gn_fifo_needs_deq_ntf(gn_fifo_t* f, uint32_t n_last_deq) noexcept nogi
         return True
     if (w & GN_FIFO_DEQ_NTF_IF_EMPTY) and used == 0:
         return True
-    if (w & GN_FIFO_DEQ_NTF_THRESH) and f.size - used >= f.deq_thresh:
+    if (w & GN_FIFO_DEQ_NTF_THRESH) and f.size - used >= f.shr.deq_thresh:
         return True
     return False
 
 
 cdef void gn_fifo_clear_deq_ntf(gn_fifo_t* f) noexcept nogil:
-    gn_atomic_store_u32(&f.want_deq_ntf, 0)
+    gn_atomic_store_u32(&f.shr.want_deq_ntf, 0)
 
 
 def round_size(uint64_t size):
@@ -257,36 +329,37 @@ cdef class Fifo:
     """A fifo in a segment, for the control plane, tests and Python apps.
 
     ``Fifo.alloc(segment, size)`` makes one; ``Fifo(segment, offset)``
-    opens one that exists (checked: magic, size, bounds)."""
+    opens one that exists (checked once: magic, size, bounds) with its own
+    private handle; ``gn_fifo_borrow`` wraps the engine's handle of a
+    session's fifo (the same out-of-order ranges and counters)."""
+    cdef gn_fifo_t own
+    cdef gn_fifo_ooo_t own_ooo[GN_FIFO_MAX_OOO]
     cdef gn_fifo_t* f
     cdef readonly Segment segment
     cdef readonly uint64_t offset
 
     def __cinit__(self, Segment segment, uint64_t offset):
-        cdef gn_fifo_t* f
         self.segment = segment
-        if segment.seg.base == NULL or not gn_segment_contains(&segment.seg, offset, sizeof(gn_fifo_t)):
-            raise ValueError(f"fifo offset {offset} outside segment {segment.name!r}")
-        f = <gn_fifo_t*>(segment.seg.base + offset)
-        if (f.magic != GN_FIFO_MAGIC or f.size < GN_FIFO_MIN_SIZE or f.size > GN_FIFO_MAX_SIZE
-                or (f.size & (f.size - 1)) or not gn_segment_contains(&segment.seg, offset, gn_fifo_bytes_for(f.size))):
+        if segment.seg.base == NULL or gn_fifo_open(&self.own, segment.seg.base, segment.seg.size,
+                                                    segment.seg.index, offset) != 0:
             raise ValueError(f"no fifo at offset {offset} of segment {segment.name!r}")
-        self.f = f
+        self.own.ooo = self.own_ooo
+        self.f = &self.own
         self.offset = offset
 
     @staticmethod
     def alloc(Segment segment, uint64_t size):
         cdef uint32_t s = round_size(size)
         cdef uint64_t off = gn_segment_alloc(&segment.seg, gn_fifo_bytes_for(s), GN_SEGMENT_KIND_FIFO)
+        cdef gn_fifo_t h
         if off == 0:
             raise MemoryError(f"segment {segment.name!r}: no room for a {s}-byte fifo")
-        gn_fifo_init(<gn_fifo_t*>(segment.seg.base + off), s)
-        (<gn_fifo_t*>(segment.seg.base + off)).segment_index = segment.seg.index
+        gn_fifo_init(&h, <gn_fifo_shared_t*>(segment.seg.base + off), s, segment.seg.index, off)
         return Fifo(segment, off)
 
     def free(self):
         """Give the fifo's block back to its segment (this object is then dead)."""
-        self._f().magic = 0
+        self._f().shr.magic = 0
         gn_segment_free(&self.segment.seg, self.offset)
         self.f = NULL
 
@@ -296,27 +369,38 @@ cdef class Fifo:
         return self.f
 
     def address(self):
-        return <size_t>self._f()
+        """Address of the shared header in this process."""
+        return <size_t>self._f().shr
 
     @property
     def size(self):
         return self._f().size
 
+    @property
+    def clamped(self):
+        """Times head/tail read from the segment made used > size (junk)."""
+        return self._f().n_clamped
+
+    @property
+    def tampered(self):
+        """True if the header's fixed fields no longer say what init wrote."""
+        return gn_fifo_tampered(self._f())
+
     def _set_position(self, uint32_t pos):
         """Tests only: move an empty fifo's head and tail to pos (to cross
         the u32 wrap). Refused unless the fifo is empty with no ranges."""
         cdef gn_fifo_t* f = self._f()
-        if f.head != f.tail or f.n_ooo:
+        if f.shr.head != f.shr.tail or f.n_ooo:
             raise ValueError("fifo not empty")
-        f.head = f.tail = pos
+        f.shr.head = f.shr.tail = f.tail = f.head_seen = pos
 
     @property
     def head(self):
-        return self._f().head
+        return self._f().shr.head
 
     @property
     def tail(self):
-        return self._f().tail
+        return self._f().shr.tail
 
     @property
     def max_dequeue(self):
@@ -407,3 +491,11 @@ cdef class Fifo:
 
     def clear_deq_ntf(self):
         gn_fifo_clear_deq_ntf(self._f())
+
+
+cdef object gn_fifo_borrow(object segment, gn_fifo_t* f):
+    """A Fifo working on the engine's own handle f (tests and the CLI: the
+    caller keeps the session, hence f, alive while it uses the object)."""
+    cdef Fifo o = Fifo(segment, f.offset)
+    o.f = f
+    return o

@@ -114,6 +114,8 @@ ctypedef struct gn_session_main_t:
     gn_segment_full_fn segment_full    # NULL: a full segment fails the allocation
     void* segment_full_ctx
     uint64_t n_segment_switches        # fifos placed in another segment by the manager
+    uint64_t n_fifo_clamped            # junk head/tail seen in the fifos freed so far (gn_fifo_t.n_clamped)
+    uint64_t n_fifo_tampered           # fifos freed whose shared header had been rewritten
 
 cdef inline uint64_t gn_session_handle(gn_session_t* s) noexcept nogil:
     return (<uint64_t>s.thread_index << 32) | s.session_index

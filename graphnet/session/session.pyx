@@ -59,12 +59,16 @@ from cpython.pycapsule cimport PyCapsule_New, PyCapsule_GetPointer
 from cpython.ref cimport PyObject, Py_INCREF, Py_DECREF
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t, int32_t, int64_t
 from libc.stdlib cimport calloc, malloc, realloc, free
+
+cdef extern from "<stdlib.h>" nogil:
+    void* aligned_alloc(size_t alignment, size_t size)     # C11 (session pools: one line per part)
 from libc.string cimport memset, memmove, memcpy
 from graphnet.session.types cimport *
 from graphnet.session.segment cimport (Segment, gn_segment_t, gn_segment_alloc, gn_segment_free, gn_segment_contains,
                                        GN_SEGMENT_KIND_FIFO)
-from graphnet.session.fifo cimport (gn_fifo_t, gn_fifo_init, gn_fifo_bytes_for, gn_fifo_set_event,
-                                    gn_fifo_dequeue_drop_all, gn_fifo_clear_deq_ntf)
+from graphnet.session.fifo cimport (gn_fifo_t, gn_fifo_shared_t, gn_fifo_init, gn_fifo_release, gn_fifo_bytes_for, gn_fifo_set_event,
+                                    gn_fifo_dequeue_drop_all, gn_fifo_clear_deq_ntf, gn_fifo_tampered, gn_fifo_borrow,
+                                    gn_fifo_max_dequeue)
 from graphnet.session.msg_queue cimport gn_mq_enqueue_batch, gn_mq_handle_t, MessageQueue
 from graphnet.vlib.main cimport gn_main_t, gn_node_set_interrupt_pending
 from graphnet.includes.platform cimport gn_atomic_store_u32
@@ -74,6 +78,18 @@ import logging
 import struct
 
 log = logging.getLogger("graphnet.session")
+assert sizeof(gn_session_t) == 256 and sizeof(gn_fifo_t) == 56
+
+# The error-table rows of refused app messages, GN_APP_MSG_E_* - 1 indexing
+# them (graphnet/session/app_msg.pxd); session-queue and app-queue add them
+# after their own rows.
+APP_MSG_REFUSALS = (
+    ("bad-worker", "warn", "app message refused: no such worker"),
+    ("bad-session", "warn", "app message refused: no such session (a bad or stale handle)"),
+    ("not-owner", "warn", "app message refused: the session is another worker's"),
+    ("bad-type", "warn", "app message refused: unknown type"),
+    ("listener", "warn", "app message refused: close, reset, shutdown or accept reply naming a listener"),
+)
 
 STATE_NAMES = ("CREATED", "LISTENING", "CONNECTING", "ACCEPTING", "READY", "TRANSPORT_CLOSING", "CLOSING",
                "APP_CLOSED", "TRANSPORT_CLOSED", "CLOSED", "TRANSPORT_DELETED")
@@ -273,27 +289,33 @@ cdef void gn_session_free(gn_session_main_t* sm, gn_session_t* s) noexcept nogil
     p.n_live -= 1
 
 
-cdef gn_fifo_t* _fifo_alloc(gn_session_main_t* sm, uint32_t seg_index, uint32_t size, gn_session_t* s) noexcept nogil:
+cdef gn_fifo_t* _fifo_alloc(gn_session_main_t* sm, uint32_t seg_index, uint32_t size, gn_session_t* s,
+                            gn_fifo_t* f) noexcept nogil:
+    """A fifo in the segment, with f (one of the session's handles, engine
+    memory) set to its geometry; f, or NULL if the segment has no room."""
     cdef gn_segment_t* seg = sm.segments[seg_index]
     cdef uint64_t off = gn_segment_alloc(seg, gn_fifo_bytes_for(size), GN_SEGMENT_KIND_FIFO)
-    cdef gn_fifo_t* f
     if off == 0:
         return NULL
-    f = <gn_fifo_t*>(seg.base + off)
-    gn_fifo_init(f, size)
-    f.segment_index = seg_index
-    f.master_session_index = s.session_index
-    f.master_thread_index = s.thread_index
+    gn_fifo_init(f, <gn_fifo_shared_t*>(seg.base + off), size, seg_index, off)
+    f.shr.master_session_index = s.session_index
+    f.shr.master_thread_index = s.thread_index
     return f
 
 
 cdef void _fifo_free(gn_session_main_t* sm, gn_fifo_t* f) noexcept nogil:
-    cdef gn_segment_t* seg
-    if f == NULL or f.segment_index >= GN_MAX_SEGMENTS or sm.segments[f.segment_index] == NULL:
+    """Free the fifo's block (by the handle's trusted segment and offset,
+    nothing read from the segment) and what the handle holds; the junk it
+    saw is added to the layer's counters."""
+    if f == NULL:
         return
-    seg = sm.segments[f.segment_index]
-    f.magic = 0
-    gn_segment_free(seg, <uint64_t>(<uint8_t*>f - seg.base))
+    sm.n_fifo_clamped += f.n_clamped
+    if gn_fifo_tampered(f):
+        sm.n_fifo_tampered += 1
+    f.shr.magic = 0
+    if sm.segments[f.segment_index] != NULL:
+        gn_segment_free(sm.segments[f.segment_index], f.offset)
+    gn_fifo_release(f)
 
 
 cdef int gn_session_alloc_fifos(gn_session_main_t* sm, gn_session_t* s, gn_app_wrk_t* wrk) noexcept nogil:
@@ -304,9 +326,10 @@ cdef int gn_session_alloc_fifos(gn_session_main_t* sm, gn_session_t* s, gn_app_w
     cdef uint64_t need = gn_fifo_bytes_for(wrk.rx_fifo_size) + gn_fifo_bytes_for(wrk.tx_fifo_size) + 4 * 64
     for attempt in range(2):
         if wrk.segment_index < GN_MAX_SEGMENTS and sm.segments[wrk.segment_index] != NULL:
-            s.rx_fifo = _fifo_alloc(sm, wrk.segment_index, wrk.rx_fifo_size, s)
-            s.tx_fifo = _fifo_alloc(sm, wrk.segment_index, wrk.tx_fifo_size, s)
+            s.rx_fifo = _fifo_alloc(sm, wrk.segment_index, wrk.rx_fifo_size, s, &s.rx_h)
+            s.tx_fifo = _fifo_alloc(sm, wrk.segment_index, wrk.tx_fifo_size, s, &s.tx_h)
             if s.rx_fifo != NULL and s.tx_fifo != NULL:
+                s.tx_fifo_offset = <uint32_t>s.tx_h.offset
                 return 0
             gn_session_free_fifos(sm, s)
         # no room: the segment manager may add a segment (once per allocation)
@@ -328,11 +351,13 @@ cdef void gn_session_free_fifos(gn_session_main_t* sm, gn_session_t* s) noexcept
             peer.peer_handle = GN_NO_HANDLE
             s.rx_fifo = NULL
             s.tx_fifo = NULL
+            s.tx_fifo_offset = 0
             return
     _fifo_free(sm, s.rx_fifo)
     _fifo_free(sm, s.tx_fifo)
     s.rx_fifo = NULL
     s.tx_fifo = NULL
+    s.tx_fifo_offset = 0
 
 
 cdef void gn_session_cleanup(gn_session_main_t* sm, gn_session_t* s) noexcept nogil:
@@ -443,7 +468,7 @@ cdef void gn_session_enqueue_notify_slow(gn_session_main_t* sm, gn_session_t* s)
     the event. A plain store, no atomic exchange: the transport is the rx
     fifo's only producer and the app only ever clears the flag, so the
     flag seen clear stays clear until this store."""
-    gn_atomic_store_u32(&s.rx_fifo.has_event, 1)
+    gn_atomic_store_u32(&s.rx_fifo.shr.has_event, 1)
     gn_app_wrk_add_event(sm, s.app_wrk_index, GN_EVT_RX, 0, gn_session_handle(s))
 
 
@@ -454,22 +479,7 @@ cdef void gn_session_dequeue_notify(gn_session_main_t* sm, gn_session_t* s) noex
 
 
 cdef inline uint32_t _fifo_offset(gn_session_main_t* sm, gn_fifo_t* f) noexcept nogil:
-    if f == NULL or sm.segments[f.segment_index] == NULL:
-        return 0
-    return <uint32_t>(<uint8_t*>f - sm.segments[f.segment_index].base)
-
-
-cdef inline uint32_t _tx_fifo_offset(gn_session_main_t* sm, gn_session_t* s, uint32_t seg_index) noexcept nogil:
-    """The tx fifo's offset without reading its header (a cache line nothing
-    else touches on the rx path) when it lies in the rx fifo's segment, as
-    a session's fifo pair does."""
-    cdef gn_segment_t* seg = sm.segments[seg_index] if s.rx_fifo != NULL else NULL
-    cdef uint64_t off
-    if seg != NULL:
-        off = <uint64_t>(<uint8_t*>s.tx_fifo - seg.base)
-        if <uint8_t*>s.tx_fifo >= seg.base and gn_segment_contains(seg, off, sizeof(gn_fifo_t)):
-            return <uint32_t>off
-    return _fifo_offset(sm, s.tx_fifo)
+    return <uint32_t>f.offset if f != NULL else 0
 
 
 cdef bint _build_msg(gn_session_main_t* sm, gn_app_wrk_t* wrk, gn_session_event_t* e, gn_app_msg_t* m) noexcept nogil:
@@ -496,8 +506,7 @@ cdef bint _build_msg(gn_session_main_t* sm, gn_app_wrk_t* wrk, gn_session_event_
     if s.rx_fifo != NULL:
         m.segment_index = s.rx_fifo.segment_index
         m.rx_fifo = _fifo_offset(sm, s.rx_fifo)
-    if s.tx_fifo != NULL:
-        m.tx_fifo = _tx_fifo_offset(sm, s, m.segment_index)
+    m.tx_fifo = s.tx_fifo_offset
     if e.type != GN_EVT_CONNECTED:
         m.opaque = s.opaque
     if e.type == GN_EVT_ACCEPTED or e.type == GN_EVT_CONNECTED:
@@ -1112,7 +1121,9 @@ cdef class SessionLayer:
             raise MemoryError()
         for t in range(n_threads):
             self.sm.pools[t].cap = max_sessions
-            self.sm.pools[t].items = <gn_session_t*>calloc(max_sessions, sizeof(gn_session_t))
+            self.sm.pools[t].items = <gn_session_t*>aligned_alloc(64, max_sessions * sizeof(gn_session_t))
+            if self.sm.pools[t].items != NULL:
+                memset(self.sm.pools[t].items, 0, max_sessions * sizeof(gn_session_t))
             self.sm.pools[t].free_idx = <uint32_t*>malloc(max_sessions * sizeof(uint32_t))
             if self.sm.pools[t].items == NULL or self.sm.pools[t].free_idx == NULL:
                 raise MemoryError()
@@ -1526,8 +1537,11 @@ cdef class SessionLayer:
             d["lcl"] = (ip_str(tc.lcl.ip), tc.lcl.port)
             d["rmt"] = (ip_str(tc.rmt.ip), tc.rmt.port)
         if s.rx_fifo != NULL:
-            d["rx_bytes"] = s.rx_fifo.tail - s.rx_fifo.head
-            d["tx_bytes"] = s.tx_fifo.tail - s.tx_fifo.head
+            d["rx_bytes"] = gn_fifo_max_dequeue(s.rx_fifo)
+            d["tx_bytes"] = gn_fifo_max_dequeue(s.tx_fifo)
+            d["fifo_clamped"] = s.rx_fifo.n_clamped + s.tx_fifo.n_clamped
+            d["fifo_tampered"] = ((["rx"] if gn_fifo_tampered(s.rx_fifo) else [])
+                                  + (["tx"] if gn_fifo_tampered(s.tx_fifo) else []))
         return d
 
     def handles(self, thread=None):
@@ -1581,14 +1595,15 @@ cdef class SessionLayer:
                 "fifo_alloc_fail": sm.n_fifo_alloc_fail, "accept_fail": sm.n_accept_fail,
                 "lost_nomem": sm.n_events_lost_nomem, "buffer_waits": sm.n_buffer_waits,
                 "segment_switches": sm.n_segment_switches, "pending_workers": sm.n_pending,
+                "fifo_clamped": sm.n_fifo_clamped, "fifo_tampered": sm.n_fifo_tampered,
                 "sessions": sum(sm.pools[t].n_live for t in range(sm.n_threads)),
                 "ctrl_pending": sum(sm.pools[t].n_ctrl for t in range(sm.n_threads))}
 
     def fifo(self, uint64_t handle, which):
-        """The session's rx or tx fifo as a graphnet.session.fifo.Fifo."""
-        from graphnet.session.fifo import Fifo
+        """The session's rx or tx fifo as a graphnet.session.fifo.Fifo (on
+        the engine's own handle)."""
         cdef gn_session_t* s = self._get(handle)
         cdef gn_fifo_t* f = s.rx_fifo if which == "rx" else s.tx_fifo
         if f == NULL:
             raise SessionError(f"session {handle:#x} has no {which} fifo")
-        return Fifo(self.segments[f.segment_index], _fifo_offset(self.sm, f))
+        return gn_fifo_borrow(self.segments[f.segment_index], f)

@@ -18,7 +18,9 @@ def _owners(mgr) -> dict:
 
 def session_rows(engine, thread=None) -> list:
     """[{handle, thread, index, proto, state, flags, lcl, rmt, rx_bytes,
-    tx_bytes, rx_drops, segment, rx_fifo, tx_fifo, listener, app, worker}],
+    tx_bytes, rx_drops, segment, rx_fifo, tx_fifo, listener, app, worker, fifo_clamped,
+    fifo_tampered}] (fifo_clamped: junk head/tail the engine clamped in its fifos; fifo_tampered:
+    ["rx"|"tx"] whose shared header the app rewrote),
     and for a TCP connection's session ``tcp``: its connection's fields
     (graphnet.transport.tcp4.TcpTransport.connection)"""
     if not has_sessions(engine):
@@ -35,7 +37,8 @@ def session_rows(engine, thread=None) -> list:
                      "rmt": "%s:%d" % s["rmt"] if "rmt" in s and "listener" not in s["flags"] else None,
                      "rx_bytes": s.get("rx_bytes", 0), "tx_bytes": s.get("tx_bytes", 0),
                      "rx_drops": s["rx_drops"], "segment": s["segment"], "rx_fifo": s["rx_fifo"],
-                     "tx_fifo": s["tx_fifo"], "listener": s["listener"], "app": owner[0], "worker": owner[1]})
+                     "tx_fifo": s["tx_fifo"], "listener": s["listener"], "app": owner[0], "worker": owner[1],
+                     "fifo_clamped": s.get("fifo_clamped", 0), "fifo_tampered": s.get("fifo_tampered", [])})
         if s["proto"] == "tcp" and "listener" not in s["flags"] and s["connection"] is not None:
             rows[-1]["tcp"] = _tcp_fields(engine, s["connection"])
     return rows
@@ -56,6 +59,9 @@ def show_session(engine, verbose: bool = False, thread=None) -> str:
         app = f"{r['app']} (worker {r['worker']})" if r["app"] is not None else "-"
         lines.append(f"{r['handle']:<#12x}{r['proto']:<6}{r['state']:<19}{r['lcl'] or '-':<22}{r['rmt'] or '-':<22}"
                      f"{str(r['rx_bytes']) + '/' + str(r['tx_bytes']):<14}{app}")
+        if r["fifo_clamped"] or r["fifo_tampered"]:
+            lines.append(f"    fifo faults: {r['fifo_clamped']} junk head/tail clamped, header rewritten "
+                         f"[{', '.join(r['fifo_tampered'])}] (the engine keeps its own geometry)")
         if verbose:
             lines.append(f"    flags [{', '.join(r['flags'])}] segment {r['segment']} rx fifo {r['rx_fifo']} "
                          f"tx fifo {r['tx_fifo']} rx drops {r['rx_drops']}"
@@ -65,25 +71,31 @@ def show_session(engine, verbose: bool = False, thread=None) -> str:
                 lines.append(connection_line(r["tcp"]))
     st = session_manager(engine).layer.stats()
     lines.append(f"{len(rows)} sessions; accept failures {st['accept_fail']}, fifo allocation failures "
-                 f"{st['fifo_alloc_fail']}")
+                 f"{st['fifo_alloc_fail']}; freed fifos: {st['fifo_clamped']} junk head/tail clamped, "
+                 f"{st['fifo_tampered']} headers rewritten")
     return "\n".join(lines)
 
 
 def app_rows(engine, name=None) -> list:
-    """[{index, name, workers, pids, scope, segments, segment_size, segment_free[, builtin]}]; pids: the
-    processes of its workers (apps attached over the attach socket), free: of all its segments,
-    builtin: the builtin app's counters"""
+    """[{index, name, workers, pids, scope, segments, segment_size, segment_free, fifo_faults[, builtin]}];
+    pids: the processes of its workers (apps attached over the attach socket), free: of all its segments,
+    fifo_faults: its live sessions' fifos with junk clamped or a rewritten header, builtin: the builtin
+    app's counters"""
     if not has_sessions(engine):
         return []
     mgr = session_manager(engine)
     apps = [mgr.app(name)] if name else list(mgr.apps.values())
+    faults = {}
+    for r in session_rows(engine):
+        if r["app"] is not None and (r["fifo_clamped"] or r["fifo_tampered"]):
+            faults[r["app"]] = faults.get(r["app"], 0) + 1
     out = []
     for a in apps:
         segs = a.segments.stats()
         out.append({"index": a.index, "name": a.name, "workers": len(a.workers),
                     "pids": sorted({w.pid for w in a.workers.values() if w.pid is not None}),
                     "scope": a.options.scope, "segments": len(segs), "segment_size": a.options.segment_size,
-                    "segment_free": sum(g["bytes_free"] for g in segs),
+                    "segment_free": sum(g["bytes_free"] for g in segs), "fifo_faults": faults.get(a.name, 0),
                     **({"builtin": a.builtin.stats()} if hasattr(a, "builtin") else {})})
     return out
 
@@ -96,6 +108,8 @@ def show_app(engine, name=None) -> str:
     for r in rows:
         lines.append(f"{r['index']:<7}{r['name']:<32}{r['workers']:<9}{r['scope']:<8}{r['segments']:<10}"
                      f"{r['segment_free']:<12}{' '.join(map(str, r['pids'])) or '(in the engine)'}")
+        if r["fifo_faults"]:
+            lines.append(f"       {r['fifo_faults']} sessions whose fifos the app scribbled on (see show session)")
         if "builtin" in r:
             lines.append("       " + " ".join(f"{k} {v:.6g}" if isinstance(v, float) else f"{k} {v}"
                                              for k, v in r["builtin"].items()))

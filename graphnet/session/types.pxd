@@ -83,10 +83,18 @@ ctypedef struct gn_endpoint_t:
     uint8_t pad
 
 ctypedef struct gn_session_t:
-    # Engine-local (not in a segment): may hold pointers.
+    # Engine-local (not in a segment): may hold pointers. 256 bytes, pools
+    # 64-byte aligned, laid out by line for the rx path (which touches
+    # lines 1 and 2, and the shared header's tail line):
+    # line 0: the buffer waiter (cold) and the tx fifo pointer
     gn_buffer_waiter_t buf_waiter      # first member: the wake callback casts it back
-    gn_fifo_t* rx_fifo
-    gn_fifo_t* tx_fifo
+    gn_fifo_t* tx_fifo                 # &tx_h, or NULL
+    # line 1: the rx fifo, its pointer and the engine's private handle
+    gn_fifo_t* rx_fifo                 # &rx_h once the fifos are allocated, else NULL
+    gn_fifo_t rx_h                     # the engine's private handles on the fifos: the geometry
+                                       # every engine-side operation uses (never read back from the
+                                       # segment; a cut-through pair has a copy each)
+    # line 2: what notifications and their messages read
     uint64_t listener_handle           # accepted sessions: their listener
     uint32_t session_index
     uint32_t thread_index
@@ -95,12 +103,17 @@ ctypedef struct gn_session_t:
     uint32_t opaque                    # the app's context for connects
     uint32_t al_index                  # listeners: index in the app-listener table
     uint32_t flags                     # GN_SESSION_F_*
+    uint32_t tx_fifo_offset            # tx_h.offset, for the messages (line 3 stays cold on rx)
     uint8_t state
     uint8_t proto
     uint8_t valid
     uint8_t pad
+    uint32_t pad1
     uint64_t rx_drops                  # datagrams/bytes refused: rx fifo full
     uint64_t peer_handle               # cut-through: the peer session
+    # line 3
+    gn_fifo_t tx_h
+    uint64_t pad3
 
 cdef extern from *:
     # an event with no session (listen reply, failed connect)

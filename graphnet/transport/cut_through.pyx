@@ -127,8 +127,15 @@ cdef int _connect(void* ctx, const gn_endpoint_t* rmt, const gn_endpoint_t* lcl,
     cs.connection_index = cli.c.c_index
     cs.app_wrk_index = wrk
     cs.opaque = opaque
-    cs.rx_fifo = ss.tx_fifo
-    cs.tx_fifo = ss.rx_fifo
+    # the same two fifos, crossed; each session has its own copy of the
+    # handles (no out-of-order ranges on cut-through: the apps write in order)
+    cs.rx_h = ss.tx_h
+    cs.tx_h = ss.rx_h
+    cs.rx_h.ooo = cs.tx_h.ooo = NULL
+    cs.rx_h.n_ooo = cs.tx_h.n_ooo = 0
+    cs.rx_fifo = &cs.rx_h
+    cs.tx_fifo = &cs.tx_h
+    cs.tx_fifo_offset = <uint32_t>cs.tx_h.offset
     cs.state = GN_SESSION_STATE_READY
     cli.c.s_index = cs.session_index
     cs.peer_handle = gn_session_handle(ss)

@@ -301,14 +301,19 @@ cdef uint32_t _push(void* ctx, void* vmp, void* nodep, gn_session_t* s, uint32_t
         gn_fifo_dequeue_drop_all(f)
         return 0
     while n < max_units:
+        # Apps publish each record (header and payload) with one tail
+        # store, so the readable bytes are whole records: less than a
+        # header, or a length past them, is junk from the app (its tail or
+        # head rewritten, or its bytes): flushed, counted, never retried
+        # (a retry would requeue the session forever)
         avail = gn_fifo_max_dequeue(f)
-        if avail < HDR_LEN:
+        if avail == 0:
             break
-        gn_fifo_peek(f, 0, <uint8_t*>&h, HDR_LEN)
-        if h.data_length > MAX_DGRAM or h.data_length > avail - HDR_LEN:
-            if h.data_length > MAX_DGRAM or avail == f.size:
-                um.tx_bad_header += 1                    # junk from the app: flush it
-                gn_fifo_dequeue_drop_all(f)
+        if avail >= HDR_LEN:
+            gn_fifo_peek(f, 0, <uint8_t*>&h, HDR_LEN)
+        if avail < HDR_LEN or h.data_length > MAX_DGRAM or h.data_length > avail - HDR_LEN:
+            um.tx_bad_header += 1
+            gn_fifo_dequeue_drop_all(f)
             break
         nb = 1 if h.data_length <= BUF_DATA - IP_UDP_LEN else 1 + (h.data_length - (BUF_DATA - IP_UDP_LEN) + BUF_DATA - 1) // BUF_DATA
         got = gn_main_alloc(vm, bis, nb)

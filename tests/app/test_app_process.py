@@ -338,6 +338,7 @@ def test_corrupt_messages_are_refused_with_an_error_event_and_the_engine_goes_on
     assert rc == 0, err
     assert out.splitlines() == ["[64, 99]", "still fine", "and after the rewrite"]
     assert eng.error_count("app-queue", "bad-msg") == 2
+    assert eng.error_count("app-queue", "bad-type") == 1 and eng.error_count("app-queue", "not-owner") == 1
 
 
 def raw(srv):

@@ -240,6 +240,27 @@ def test_open_refuses_garbage(seg):
         Fifo(seg, 1 << 30)
 
 
+def test_a_rewritten_header_moves_nothing_outside_the_ring(seg):
+    """The other side rewrites the shared header (size, head, tail): this
+    side's handle keeps the geometry it checked at open, so the fifo
+    right after in the segment is untouched, and the junk is told."""
+    import struct
+    f = Fifo.alloc(seg, 256)
+    g = Fifo.alloc(seg, 256)                                   # the next block
+    g.enqueue(b"G" * 200)
+    hdr = seg.view(f.offset, 192)
+    struct.pack_into("<I", hdr, 4, 1 << 15)                    # size: a ring reaching over g
+    struct.pack_into("<I", hdr, 64, 300)                       # head and tail past f's ring
+    struct.pack_into("<I", hdr, 128, 300)
+    f.enqueue(b"F" * 256)
+    assert g.dequeue(200) == b"G" * 200                        # the next fifo untouched
+    assert f.size == 256 and f.tampered
+    assert f.dequeue(300) == b"F" * 256                        # as much as f holds, no more
+    struct.pack_into("<I", hdr, 128, f.head + (1 << 20))       # tail - head > size
+    assert f.max_dequeue == 256 and f.clamped >= 1
+    assert f.dequeue_drop(1 << 20) == 256                      # head moves by at most the size
+
+
 def test_free_gives_the_block_back(seg):
     before = seg.stats()["bytes_free"]
     f = Fifo.alloc(seg, 1000)
