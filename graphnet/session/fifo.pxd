@@ -101,7 +101,14 @@ cdef inline bint gn_fifo_set_event(gn_fifo_t* f) noexcept nogil:
     return gn_atomic_exchange_u32(&f.shr.has_event, 1) == 0
 
 cdef inline void gn_fifo_unset_event(gn_fifo_t* f) noexcept nogil:
-    gn_atomic_store_u32(&f.shr.has_event, 0)
+    """The consumer clears the flag, then looks at the fifo again. An
+    exchange, not a store: a store may pass the consumer's next load of
+    the tail (x86 reorders a store after a later load), so the producer
+    could still see the flag set, send no event, and the consumer miss the
+    bytes it enqueued: a lost wakeup. With both sides exchanging, the
+    producer that reads 1 was ordered before this exchange, and its tail
+    is visible to the consumer's re-check."""
+    gn_atomic_exchange_u32(&f.shr.has_event, 0)
 
 cdef inline bint gn_fifo_has_event(gn_fifo_t* f) noexcept nogil:
     return gn_atomic_load_u32(&f.shr.has_event) != 0
