@@ -83,8 +83,10 @@ What the glue will call (tcp4-* nodes, session layer), per segment:
     SEND_SYN  gn_tcp_make_syn; SEND_RST gn_tcp_make_rst (ports swapped
               from the segment when there is no conn)
     TX_MORE   loop gn_tcp_send_next(conn, now, gn_fifo_max_dequeue(tx),
-              rx space, &out) -> copy tx bytes [data_off, +data_len)
-              (gn_fifo_peek) behind gn_tcp_write_out(&out, ports, hdr)
+              rx space, max_seg, &out) -> copy tx bytes [data_off,
+              +data_len) (gn_fifo_peek) behind gn_tcp_write_out(&out,
+              ports, hdr); max_seg > snd_mss where the egress does TSO
+              (a GSO super-segment: a buffer chain, gso_size snd_mss)
     SEND_ACK/CHALLENGE_ACK (if nothing was sent) gn_tcp_make_ack with the
               rx fifo's ooo ranges (start - tail, length); DELACK: arm
               the delayed-ACK timer, whose expiry sends gn_tcp_make_ack
