@@ -264,6 +264,7 @@ def test_data_behind_the_ack_that_opens_a_cookie_connection_in_one_frame(bench):
     conns = [c for c in bench.engine.call(t.connections) if c["remote"].endswith(":41000")]
     assert [c["state"] for c in conns] == ["ESTABLISHED"] and conns[0]["bytes_received"] == 5
 
+
 def test_super_segment_to_an_interface_with_tso(bench):
     """if0 claims TSO (as a TAP with tso4 does): the echo of 8 segments
     leaves as one GSO super-segment of 8 x 1448 bytes (MSS 1460 less the

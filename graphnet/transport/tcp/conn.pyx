@@ -866,12 +866,14 @@ cdef bint gn_tcp_send_next(gn_tcp_conn_t* c, uint32_t now_ms, uint32_t tx_bytes,
     returns False. In order: a pending fast retransmission of SND.UNA; in
     SACK recovery, RFC 6675 NextSeg while cwnd - pipe >= 1 SMSS; else new
     data (and/or the FIN) from SND.NXT: within SND.WND and cwnd of SND.UNA,
-    at most one MSS, or out of recovery at most max_seg bytes (a TSO
-    super-segment: the glue's egress can segment it; max_seg <= snd_mss
-    means one MSS). A super-segment is a whole number of MSS but for the
-    tail of the data: the window's sub-MSS remainder goes out later as a
-    segment of its own (or is held by Nagle, as it would be one MSS at a
-    time). Retransmissions are one MSS. Nagle (RFC 9293 s.3.7.4) holds
+    at most one MSS, or max_seg bytes (a TSO super-segment: the glue's
+    egress can segment it; max_seg <= snd_mss means one MSS). A
+    super-segment is a whole number of MSS but for the tail of the data:
+    the window's sub-MSS remainder goes out later as a segment of its own
+    (or is held by Nagle, as it would be one MSS at a time). A SACK
+    recovery retransmission may be a super-segment too (a hole, within
+    cwnd - pipe: one packet to lose instead of many); the fast
+    retransmission of SND.UNA is one MSS. Nagle (RFC 9293 s.3.7.4) holds
     back a short segment while data is unacknowledged unless switched off.
     tx fifo bytes [data_off, data_off + data_len) go out. tx_bytes: bytes
     in the tx fifo."""
@@ -890,11 +892,14 @@ cdef bint gn_tcp_send_next(gn_tcp_conn_t* c, uint32_t now_ms, uint32_t tx_bytes,
     flight = c.snd_nxt - c.snd_una
     # the peer's window counts from the ACK that carried it (SND.WL2)
     wnd_avail = edge - c.snd_nxt if gn_seq_gt(edge, c.snd_nxt) else 0
+    seg = max_seg if max_seg > mss else mss
     if c.recovery == GN_TCP_RECOVERY_SACK:
         pipe = gn_tcp_sb_pipe(&c.sb, c.snd_una, c.snd_max, mss)
         if pipe + mss > c.cc.cwnd:
             return False
+        usable = c.cc.cwnd - pipe
         kind = gn_tcp_sb_next_seg(&c.sb, c.snd_una, c.snd_max, mss,
+                                  (seg if seg < usable else usable) // mss * mss,
                                   (avail > 0 or (c.flags & GN_TCP_CF_FIN_QUEUED and not (c.flags & GN_TCP_CF_FIN_SENT)))
                                   and wnd_avail > 0, &rstart, &rlen)
         if kind == GN_TCP_NEXT_NONE:
@@ -908,7 +913,6 @@ cdef bint gn_tcp_send_next(gn_tcp_conn_t* c, uint32_t now_ms, uint32_t tx_bytes,
         usable = wnd_avail
     if c.flags & GN_TCP_CF_FIN_SENT and gn_seq_gt(c.snd_nxt, c.snd_fin):
         return False                      # all sent, the FIN too
-    seg = max_seg if max_seg > mss and c.recovery == GN_TCP_RECOVERY_NONE else mss
     n = avail
     if n > seg:
         n = seg
