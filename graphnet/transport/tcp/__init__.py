@@ -51,9 +51,11 @@ STATUS (keep current: another session continues from here)
   session-queue (runs the push: window update).
   A connect with no local address takes the one of the interface the
   FIB routes the peer through (SessionManager.source_for).
+- h-tso: TSO super-segments on tx where the egress interface does TSO
+  (gn_tcp_send_next's max_seg, tcp4.pyx _max_seg / _send, tcp4-output's
+  partial checksum; tests in test_tcp_conn, test_tcp_pg, test_tcp_real).
 - next: loss tests through fault-inject (the kernel tests use nftables),
-  a 100 k SYN flood, TSO super-segments on tx (io/tap.pyx is being split
-  by h-io), graphnet's rows of bench tcp-bulk / tcp-crr / tcp-lossy (the
+  a 100 k SYN flood, graphnet's rows of bench tcp-bulk / tcp-crr / tcp-lossy (the
   kernel references are in graphnet/bench/tcp_ref.py: plug graphnet's
   side in there)
 
