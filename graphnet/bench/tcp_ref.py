@@ -47,7 +47,9 @@ run in that namespace:
 ``tcp-bulk`` ``tx``
     graphnet's throughput source -> the kernel's sink program, which reads
     for ``--seconds`` (its deadline ends the run); ``gbps`` as the
-    receiver measures it; ``tcp4_output``'s runtime figures.
+    receiver measures it; ``tcp4_output``'s and ``tap_output``'s runtime
+    figures (a packet there is a TSO super-segment of up to 64 KB where the
+    TAP negotiated tso4: ``tcp`` counts them, ``tso_segs_out``).
 ``tcp-crr`` ``graphnet``
     the kernel's CRR client -> graphnet's echo server (``tcp://ADDR_B/5202``).
 ``tcp-lossy`` ``rx``
@@ -361,6 +363,8 @@ def graphnet_bulk_tx(opts) -> dict:
         out = {"gbps": got["bytes"] * 8 / got["ns"] if got["ns"] else 0.0, "bytes": got["bytes"],
                "seconds": got["ns"] / 1e9, "source_bytes": src["bytes"],
                "tcp4_output": node_clocks(g.engine, "tcp4-output"),
+               "tap_output": node_clocks(g.engine, next(n.name for n in g.engine.nodes
+                                                        if n.name.startswith("tap-output-"))),
                "tcp": g.engine.call(lambda: _tcp_stats(g.engine))}
         g.engine.stop()
         return out

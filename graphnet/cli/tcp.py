@@ -25,7 +25,7 @@ def _no_args(args, path):
         raise UsageError(f"{path} takes no arguments")
 
 
-@command("show tcp stats", help="TCP totals: segments, bytes, opens, resets, retransmits, timers",
+@command("show tcp stats", help="TCP totals: segments (TSO super-segments apart), bytes, opens, resets, retransmits, timers",
          usage="show tcp stats")
 def show_tcp_stats(engine, args):
     _no_args(args, "show tcp stats")
@@ -37,7 +37,7 @@ def show_tcp_stats(engine, args):
 @json_view("show tcp stats", "{segs_in, segs_out, bytes_in, bytes_out, retransmits, timeouts, fast_retransmits, "
            "active_opens, passive_opens, established, resets_sent, resets_received, closed, time_wait_expired, "
            "delacks, window_updates, keepalive_probes, cookies_sent, no_buffers, conn_alloc_fail, unread_resets, "
-           "connections, "
+           "tso_segs_out, tso_bytes_out, connections, "
            "timers_active}; {} without TCP in the graph")
 def tcp_stats_json(engine, args):
     _no_args(args, "show tcp stats")

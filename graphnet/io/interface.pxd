@@ -4,6 +4,12 @@ from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 cdef enum:
     GN_MAX_INTERFACES = 256
 
+# gn_interface_t.tx_offloads: what the device does to a frame on tx (set
+# by the device when it is made; senders read it to shape what they send)
+cdef enum:
+    GN_IF_TX_CSUM = 1            # L4 checksum offload (GN_BUFFER_F_L4_CSUM_OFFLOAD frames)
+    GN_IF_TX_TSO4 = 2            # TCP/IPv4 segmentation offload (GN_BUFFER_F_GSO frames, up to 64 KB)
+
 ctypedef struct gn_if_counters_t:
     uint64_t rx_packets
     uint64_t rx_bytes
@@ -24,6 +30,7 @@ ctypedef struct gn_interface_t:
     uint16_t mtu
     uint8_t mac[6]
     uint16_t tx_next             # arc of interface-output to this interface's tx node
+    uint8_t tx_offloads          # GN_IF_TX_* (0: every frame must be sent as it is)
     gn_if_counters_t counters
 
 ctypedef struct gn_interface_main_t:

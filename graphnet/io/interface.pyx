@@ -30,6 +30,9 @@ from graphnet.vlib.kit import node, trace_ethernet
 from graphnet.wire.ethernet import format_mac, parse_mac  # one MAC syntax (format_mac: here for old imports)
 from graphnet.vlib.engine import register_extension
 
+TX_CSUM = GN_IF_TX_CSUM          # InterfaceTable.set_tx_offloads flags (interface.pxd)
+TX_TSO4 = GN_IF_TX_TSO4
+
 cpdef enum Error:
     ERROR_NONE, ERROR_INVALID_INTERFACE, ERROR_INTERFACE_DOWN, ERROR_LINK_DOWN, N_ERROR
 
@@ -204,6 +207,10 @@ cdef class InterfaceTable:
     def set_promiscuous(self, name, bint on):
         self.im.ifs[self.index(name)].promiscuous = on
 
+    def set_tx_offloads(self, name, uint8_t flags):
+        """What the device does on tx: GN_IF_TX_* (``tx_offloads`` in info)."""
+        self.im.ifs[self.index(name)].tx_offloads = flags
+
     def info(self, name):
         """A dict of one interface's state and counters."""
         cdef gn_interface_t* hw = &self.im.ifs[self.index(name)]
@@ -212,6 +219,7 @@ cdef class InterfaceTable:
         return {"name": self.names[i], "sw_if_index": i, "kind": self.kinds[i], "mac": format_mac(hw.mac[:6]),
                 "mtu": hw.mtu, "admin_up": bool(hw.admin_up), "link_up": bool(hw.link_up),
                 "promiscuous": bool(hw.promiscuous),
+                "tx_offloads": [n for n, f in (("csum", GN_IF_TX_CSUM), ("tso4", GN_IF_TX_TSO4)) if hw.tx_offloads & f],
                 "rx_packets": c.rx_packets, "rx_bytes": c.rx_bytes, "tx_packets": c.tx_packets,
                 "tx_bytes": c.tx_bytes, "rx_drops": c.rx_drops, "tx_drops": c.tx_drops,
                 "rx_errors": c.rx_errors, "tx_errors": c.tx_errors, "tx_retries": c.tx_retries}

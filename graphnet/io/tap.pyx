@@ -29,7 +29,7 @@ from graphnet.io.tap_input import RX_ERRORS, format_tap_trace, parse_trace
 from graphnet.io.tap_output import TX_ERRORS, format_tap_output_trace, parse_output_trace
 from graphnet.io.tap_tun import (TapState, tap_open, tap_set_vnet_hdr_size, tap_set_offload, tap_features,
                                  offload_names, OFFLOAD_NAMES, OFFLOAD_CHOICES, GSO_OFFLOADS, VNET_HDR_SIZE,
-                                 ADOPTED_OFFLOADS)
+                                 ADOPTED_OFFLOADS, tx_offload_flags)
 from graphnet.vlib.node import Node
 from graphnet.vlib.process import WaitEvent
 
@@ -117,6 +117,7 @@ class TapDevice(Device):
             self.state.configure(self._fds, VNET_HDR_SIZE if self.vnet_hdr else 0,
                                  bool(self.offloads & GSO_OFFLOADS), mtu)
             super().__init__(engine, name, mac=mac, mtu=mtu, rx_mode=rx_mode)
+            engine.interfaces.set_tx_offloads(self.sw_if_index, tx_offload_flags(self.offloads, self.vnet_hdr))
         except BaseException:
             self._undo()
             raise

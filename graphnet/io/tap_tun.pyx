@@ -104,6 +104,18 @@ def offload_names(flags):
     return [n for f, n in OFFLOAD_NAMES.items() if flags & f]
 
 
+def tx_offload_flags(offloads, vnet_hdr):
+    """The interface table's tx_offloads (graphnet.io.interface.TX_*) of a
+    TAP: what graphnet hands it with a virtio-net header. The kernel takes a
+    GSO or partial-checksum frame on write() whenever the vnet header is on;
+    graphnet uses that only on a TAP that negotiated the same offloads for
+    rx (TUNSETOFFLOAD), so ``offloads=False`` means plain frames both ways."""
+    from graphnet.io.interface import TX_CSUM, TX_TSO4
+    if not vnet_hdr or not offloads & TUN_F_CSUM:
+        return 0
+    return TX_CSUM | (TX_TSO4 if offloads & TUN_F_TSO4 else 0)
+
+
 # --- losing the device (called by both nodes and the TapDevice) ---------------------
 
 cdef void tap_retry_drop_all(gn_main_t* vm, tap_dev_t* t, uint32_t code) noexcept nogil:

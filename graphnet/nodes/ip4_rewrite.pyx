@@ -2,7 +2,9 @@
 
 For the packet's rewrite adjacency (``gn_ip4_opaque(b).adj_index``, set by
 ip4-lookup): TTL 1 or less is dropped as ``ttl-expired``; a packet whose
-total length exceeds the tx interface's MTU is dropped as ``mtu-exceeded``;
+total length exceeds the tx interface's MTU is dropped as ``mtu-exceeded``
+(a TCP GSO super-segment to an interface with TSO: its largest segment,
+headers + gso_size, is what must fit);
 otherwise the TTL is decremented with the RFC 1624 incremental checksum
 update, the adjacency's L2 header (next-hop MAC, interface MAC, 0x0800) is
 pushed into the headroom and the packet goes to ``interface-output`` on the
@@ -33,10 +35,10 @@ from graphnet.vlib.per_engine import per_engine
 
 from libc.stdint cimport int16_t, uint8_t, uint16_t, uint32_t
 from libc.string cimport memcpy
-from graphnet.io.interface cimport InterfaceTable, gn_interface_main_t, gn_interface_t, gn_interface
+from graphnet.io.interface cimport InterfaceTable, gn_interface_main_t, gn_interface_t, gn_interface, GN_IF_TX_TSO4
 from graphnet.includes.platform cimport gn_prefetch
 from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_TX, GN_FRAME_SIZE, GN_BUFFER_HEADROOM,
-                                   GN_BUFFER_F_LOCALLY_ORIGINATED, gn_buffer_current)
+                                   GN_BUFFER_F_LOCALLY_ORIGINATED, GN_BUFFER_F_GSO, gn_buffer_current)
 from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_enqueue_to_next, gn_buffer_set_error
 from graphnet.fib.ip4_fib cimport Ip4Fib, gn_ip4_fib_t, gn_ip4_adj_t, gn_ip4_opaque, GN_ADJ_REWRITE
 from graphnet.wire.ethernet cimport GN_ETHERNET_HEADER_LEN
@@ -78,6 +80,19 @@ ctypedef struct ip4_rewrite_trace_t:
     uint8_t bytes[GN_TRACE_BYTES_HEADER + TRACE_BYTES]   # the kit's record: tx sw_if_index, the header
 
 
+cdef inline uint32_t _wire_length(gn_buffer_t* b, const uint8_t* ip, uint8_t tx_offloads) noexcept nogil:
+    """The largest IPv4 packet the interface puts on the wire for b: its
+    total length, or for a TCP GSO super-segment to an interface with TSO,
+    one segment (IPv4 + TCP headers + gso_size; headers in the first
+    buffer, else the total length counts)."""
+    cdef uint32_t ihl
+    if b.flags & GN_BUFFER_F_GSO and tx_offloads & GN_IF_TX_TSO4 and ip[9] == 6:
+        ihl = (ip[0] & 15) * 4
+        if b.current_length >= ihl + 13:
+            return ihl + (ip[ihl + 12] >> 4) * 4 + b.gso_size
+    return gn_ip4_total_length(ip)
+
+
 cdef uint32_t ip4_rewrite_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame) noexcept nogil:
     cdef ip4_rewrite_t* rm = <ip4_rewrite_t*>node.runtime_data
     cdef const gn_ip4_adj_t* adjs = rm.fib.adjs
@@ -85,6 +100,7 @@ cdef uint32_t ip4_rewrite_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t*
     cdef const gn_ip4_adj_t* adj
     cdef uint16_t nexts[GN_FRAME_SIZE]
     cdef uint32_t i, n = frame.n_vectors, ai, err, rl, sw, last_sw = 0xffffffffU, mtu = 0xffff
+    cdef uint8_t tx_offloads = 0
     cdef gn_buffer_t* b
     cdef gn_buffer_t* pb
     cdef gn_interface_t* hw
@@ -114,7 +130,8 @@ cdef uint32_t ip4_rewrite_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t*
                 last_sw = sw
                 hw = gn_interface(rm.im, sw)
                 mtu = hw.mtu if hw != NULL else 0xffff
-            if gn_ip4_total_length(ip) > mtu:
+                tx_offloads = hw.tx_offloads if hw != NULL else 0
+            if _wire_length(b, ip, tx_offloads) > mtu:
                 err = ERROR_MTU_EXCEEDED          # to ip4-frag (or ip4-icmp-error)
                 b.sw_if_index[GN_TX] = sw         # whose MTU: ip4-frag reads it
             elif b.current_data - <int>rl < -GN_BUFFER_HEADROOM:

@@ -30,18 +30,20 @@ class TapEcho(NamedTuple):
 
 
 @contextlib.contextmanager
-def tap_echo(engine_factory, *, buffers: int = 32768, fifo_size: int = 1 << 18) -> Iterator[TapEcho]:
+def tap_echo(engine_factory, *, buffers: int = 32768, fifo_size: int = 1 << 18,
+             offloads: bool = True) -> Iterator[TapEcho]:
     """A running engine (IPv4 host + session layer) with a TAP at GN/24,
     its kernel side at PEER/24 in a fresh namespace, and the builtin echo
     server on tcp://GN/PORT. The engine is stopped afterwards
-    (engine_factory closes and leak-checks it)."""
+    (engine_factory closes and leak-checks it). offloads: the TAP's
+    checksum/GSO offloads (and so TCP's TSO super-segments) on or off."""
     from graphnet.apps.echo import start_echo_server
     from graphnet.io import host, tap
     from graphnet.nodes import ip4_host, session_host
     with host.temporary_netns("gn-tcp") as ns:
         name = f"gnt{os.urandom(3).hex()}"
         eng = engine_factory([ip4_host.NODES, session_host.NODES], buffers=buffers)
-        dev = tap.TapDevice(eng, name, netns=ns, host_address=f"{PEER}/24")
+        dev = tap.TapDevice(eng, name, netns=ns, host_address=f"{PEER}/24", offloads=offloads)
         eng.add(dev)
         eng.build()
         ip4_host.set_interface_address(eng, name, f"{GN}/24")

@@ -10,6 +10,8 @@ from graphnet.session.session cimport gn_session_main_t
 from graphnet.transport.tcp.conn cimport gn_tcp_conn_t, gn_tcp_config_t, gn_tcp_act_t, gn_tcp_seg_t, GN_TCP_N_ERRORS
 from graphnet.transport.tcp.isn cimport gn_tcp_secret_t
 from graphnet.transport.tcp.syncookie cimport gn_tcp_listener_t
+from graphnet.fib.ip4_fib cimport gn_ip4_fib_t
+from graphnet.io.interface cimport gn_interface_main_t
 
 cdef enum:
     GN_TCP4_MAX_CONNS = 65536
@@ -100,6 +102,8 @@ ctypedef struct gn_tcp4_stats_t:
     uint64_t no_buffers
     uint64_t conn_alloc_fail
     uint64_t unread_resets                # app closes with unread rx data: RST instead of FIN
+    uint64_t tso_segs_out                 # TSO super-segments sent (counted once each in segs_out)
+    uint64_t tso_bytes_out                # their payload bytes (also in bytes_out)
 
 ctypedef struct gn_tcp4_main_t:
     gn_session_main_t* sm
@@ -136,6 +140,10 @@ ctypedef struct gn_tcp4_main_t:
     uint32_t n_out
     uint32_t out[GN_FRAME_SIZE]
     gn_tcp4_stats_t st
+    # the egress of super-segments (_max_seg): the engine's FIB and interface table (NULL: one MSS)
+    const gn_ip4_fib_t* fib
+    gn_interface_main_t* im
+    uint8_t tso_off                       # configure(tso=False): one MSS whatever the egress
 
 
 cdef inline gn_tcp4_conn_t* gn_tcp4_conn_at(gn_tcp4_main_t* tm, uint32_t i) noexcept nogil:

@@ -24,7 +24,13 @@ the tx fifo) in one buffer, addresses in the buffer's opaque
 (``gn_tcp4_opaque_t``), and handed to the caller's arc to ``tcp4-output``
 (checksum, IPv4 header, on to ``ip4-lookup``). The caller names its node
 and arc with ``gn_tcp4_out_begin`` and flushes with ``gn_tcp4_out_end``.
-Segments are at most one MSS (no TSO yet: segmented in software).
+Segments are one MSS, except new data to a peer the FIB routes out of an
+interface with TSO (``_max_seg``: a TAP with tso4): there a segment is up
+to ~64 KB of whole MSS, a buffer chain flagged GSO with gso_size = the
+effective MSS, and tcp4-output leaves its checksum to the device. Where
+the egress has no TSO (AF_PACKET, pg, a TAP without offloads) segments
+stay one MSS: TCP itself is the software segmentation, so no second
+segmenter has to rewrite headers, sequence numbers and checksums.
 
 Timers: one hashed wheel of this transport (1 ms ticks; retransmit and
 persist, delayed ACK, keepalive, TIME_WAIT) driven by the ``tcp4-timer``
@@ -49,7 +55,9 @@ from libc.stdio cimport snprintf
 from graphnet.includes.platform cimport gn_time_ns
 from graphnet.includes.byteorder cimport gn_put_net16, gn_put_net32
 from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_FRAME_SIZE, GN_TX, GN_INVALID_INDEX,
-                                   GN_BUFFER_F_NEXT_PRESENT, gn_buffer_current)
+                                   GN_BUFFER_F_NEXT_PRESENT, GN_BUFFER_F_GSO, gn_buffer_current)
+from graphnet.fib.ip4_fib cimport Ip4Fib, gn_ip4_fib_t, gn_ip4_adj_t, gn_ip4_fib_lookup, GN_ADJ_REWRITE, GN_ADJ_GLEAN
+from graphnet.io.interface cimport InterfaceTable, gn_interface_t, gn_interface, GN_IF_TX_TSO4
 from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_main_alloc, gn_main_free,
                                  gn_enqueue_to_single_next, gn_node_set_interrupt_pending,
                                  gn_node_schedule_interrupt, gn_node_increment_error)
@@ -344,10 +352,48 @@ cdef void gn_tcp4_out_end(gn_tcp4_main_t* tm) noexcept nogil:
     tm.out_node = NULL
 
 
+cdef bint _chain_payload(gn_tcp4_main_t* tm, gn_buffer_t* b, gn_fifo_t* tx, uint32_t off, uint32_t n,
+                         uint32_t room) noexcept nogil:
+    """Peek tx bytes [off, off + n) into b (room bytes left after its
+    header) and, past that, a chain of fresh buffers hung from b. False:
+    not enough buffers (none kept: b's chain is left empty)."""
+    cdef uint32_t bis[GN_TCP4_MAX_PIECES]
+    cdef uint32_t k = room if room < n else n, rest = n - k, n_more, i, piece, got
+    cdef gn_buffer_t* c = b
+    cdef gn_buffer_t* d
+    n_more = (rest + BUF_DATA - 1) // BUF_DATA
+    if n_more > GN_TCP4_MAX_PIECES:
+        return False
+    if n_more:
+        got = gn_main_alloc(tm.vm, bis, n_more)
+        if got != n_more:
+            gn_main_free(tm.vm, bis, got)
+            return False
+    gn_fifo_peek(tx, off, gn_buffer_current(b) + b.current_length, k)
+    b.current_length += k
+    off += k
+    for i in range(n_more):
+        d = gn_main_buffer(tm.vm, bis[i])
+        piece = rest if rest < BUF_DATA else BUF_DATA
+        d.current_data = 0
+        d.current_length = piece
+        d.flags = 0
+        gn_fifo_peek(tx, off, gn_buffer_current(d), piece)
+        off += piece
+        rest -= piece
+        c.flags |= GN_BUFFER_F_NEXT_PRESENT
+        c.next_buffer = bis[i]
+        b.total_length_not_including_first_buffer += piece
+        c = d
+    return True
+
+
 cdef bint _send(gn_tcp4_main_t* tm, gn_tcp_out_t* o, uint32_t src, uint16_t sport, uint32_t dst, uint16_t dport,
-                gn_fifo_t* tx) noexcept nogil:
+                gn_fifo_t* tx, uint16_t mss) noexcept nogil:
     """Build one segment (header, options, o.data_len bytes peeked from tx
-    at o.data_off) and queue it for tcp4-output. False: no buffer."""
+    at o.data_off) and queue it for tcp4-output. More than mss bytes (a
+    TSO super-segment, see _max_seg): a buffer chain flagged GSO with
+    gso_size mss. False: no buffer."""
     cdef uint32_t bi, hlen
     cdef gn_buffer_t* b
     cdef uint8_t* t
@@ -360,10 +406,18 @@ cdef bint _send(gn_tcp4_main_t* tm, gn_tcp_out_t* o, uint32_t src, uint16_t spor
     b.total_length_not_including_first_buffer = 0
     t = gn_buffer_current(b)
     hlen = gn_tcp_write_out(o, sport, dport, t)
+    b.current_length = hlen
     if o.data_len:
-        gn_fifo_peek(tx, o.data_off, t + hlen, o.data_len)
+        if not _chain_payload(tm, b, tx, o.data_off, o.data_len, BUF_DATA - OUT_HEADROOM - hlen):
+            gn_main_free(tm.vm, &bi, 1)
+            tm.st.no_buffers += 1
+            return False
         tm.st.bytes_out += o.data_len
-    b.current_length = hlen + o.data_len
+    if mss and o.data_len > mss:
+        b.flags |= GN_BUFFER_F_GSO
+        b.gso_size = mss
+        tm.st.tso_segs_out += 1
+        tm.st.tso_bytes_out += o.data_len
     _op(b).src_ip = src
     _op(b).dst_ip = dst
     tm.st.segs_out += 1
@@ -376,7 +430,33 @@ cdef bint _send(gn_tcp4_main_t* tm, gn_tcp_out_t* o, uint32_t src, uint16_t spor
 
 
 cdef inline bint _send_conn(gn_tcp4_main_t* tm, gn_tcp4_conn_t* tc, gn_tcp_out_t* o, gn_fifo_t* tx) noexcept nogil:
-    return _send(tm, o, tc.t.lcl_ip, tc.t.lcl_port, tc.t.rmt_ip, tc.t.rmt_port, tx)
+    return _send(tm, o, tc.t.lcl_ip, tc.t.lcl_port, tc.t.rmt_ip, tc.t.rmt_port, tx, tc.t.snd_mss)
+
+
+cdef uint32_t _max_seg(gn_tcp4_main_t* tm, gn_tcp4_conn_t* tc) noexcept nogil:
+    """The largest segment payload tc may send now: a TSO super-segment
+    (whole MSS, IPv4 total length <= 65535 with the largest TCP header)
+    when the FIB routes its peer out of an interface that does TSO
+    (GN_IF_TX_TSO4: a TAP with tso4), else one MSS. Looked up per push,
+    so a route that moves to another interface is followed; an ECMP or
+    any other adjacency: one MSS. One MSS segments need nothing of the
+    device; the egress alone decides (no software segmentation)."""
+    cdef const gn_ip4_fib_t* fib = tm.fib
+    cdef const gn_ip4_adj_t* adj
+    cdef gn_interface_t* hw
+    cdef uint32_t ai, mss = tc.t.snd_mss
+    if fib == NULL or tm.im == NULL or mss == 0 or tm.tso_off:
+        return mss
+    ai = gn_ip4_fib_lookup(fib, tc.t.rmt_ip)
+    if ai >= fib.n_adjs:
+        return mss
+    adj = &fib.adjs[ai]
+    if adj.type != GN_ADJ_REWRITE and adj.type != GN_ADJ_GLEAN:
+        return mss
+    hw = gn_interface(tm.im, adj.sw_if_index)
+    if hw == NULL or not (hw.tx_offloads & GN_IF_TX_TSO4):
+        return mss
+    return (0xffff - IP_HLEN - GN_TCP_MAX_HEADER_LEN) // mss * mss
 
 
 cdef void _send_ack(gn_tcp4_main_t* tm, gn_tcp4_conn_t* tc, uint32_t now) noexcept nogil:
@@ -403,10 +483,11 @@ cdef uint32_t _push(gn_tcp4_main_t* tm, gn_tcp4_conn_t* tc, uint32_t now, uint32
     cdef gn_session_t* s = _session(tm, tc)
     cdef gn_fifo_t* tx = s.tx_fifo if s != NULL else NULL
     cdef uint32_t n = 0, tx_bytes = gn_fifo_max_dequeue(tx) if tx != NULL else 0, rx = _rx_space(tm, tc)
-    cdef uint32_t rtx_before = tc.t.n_retransmits
+    cdef uint32_t rtx_before = tc.t.n_retransmits, max_seg
     if tc.t.state < GN_TCP_ESTABLISHED or tc.t.state == GN_TCP_TIME_WAIT:
         return 0
-    while n < max_units and gn_tcp_send_next(&tc.t, now, tx_bytes, rx, &o):
+    max_seg = _max_seg(tm, tc)
+    while n < max_units and gn_tcp_send_next(&tc.t, now, tx_bytes, rx, max_seg, &o):
         if not _send_conn(tm, tc, &o, tx):
             if s != NULL:
                 gn_session_wait_buffers(tm.sm, s)
@@ -638,7 +719,7 @@ cdef void _send_rst_for(gn_tcp4_main_t* tm, gn_tcp_act_t* a, uint8_t* ip, uint8_
     """A RST answering the segment at t (ports and addresses swapped)."""
     cdef gn_tcp_out_t o
     gn_tcp_make_rst(a, &o)
-    _send(tm, &o, gn_ip4_dst(ip), (t[2] << 8) | t[3], gn_ip4_src(ip), (t[0] << 8) | t[1], NULL)
+    _send(tm, &o, gn_ip4_dst(ip), (t[2] << 8) | t[3], gn_ip4_src(ip), (t[0] << 8) | t[1], NULL, 0)
     tm.st.resets_sent += 1
 
 
@@ -714,7 +795,7 @@ cdef uint32_t gn_tcp4_rx_listen(gn_tcp4_main_t* tm, gn_buffer_t* b) noexcept nog
         if pol == GN_TCP_SYN_COOKIE:
             gn_tcp_syncookie_synack(&tm.secret, &tm.cfg, lip, lport, rip, rport, &seg, now,
                                     gn_tcp_ts_offset(&tm.secret, lip, lport, rip, rport), &o)
-            _send(tm, &o, lip, lport, rip, rport, NULL)
+            _send(tm, &o, lip, lport, rip, rport, NULL, 0)
             tm.st.cookies_sent += 1
             return 0
         return GN_TCP4_E_SYN_DROPPED
@@ -1010,7 +1091,7 @@ cdef int _format(void* ctx, uint32_t c, uint32_t thread, int verbose, char* buf,
 STAT_NAMES = ("segs_in", "segs_out", "bytes_in", "bytes_out", "retransmits", "timeouts", "fast_retransmits",
               "active_opens", "passive_opens", "established", "resets_sent", "resets_received", "closed",
               "time_wait_expired", "delacks", "window_updates", "keepalive_probes", "cookies_sent", "no_buffers",
-              "conn_alloc_fail", "unread_resets")
+              "conn_alloc_fail", "unread_resets", "tso_segs_out", "tso_bytes_out")
 assert len(STAT_NAMES) * 8 == sizeof(gn_tcp4_stats_t)
 
 
@@ -1034,6 +1115,7 @@ cdef class TcpTransport:
     cdef gn_tcp4_main_t* tm
     cdef SessionLayer layer
     cdef object engine
+    cdef Ip4Fib fib                       # kept alive: tm.fib points into it
 
     def __cinit__(self, SessionLayer layer, engine=None):
         cdef gn_transport_vft_t* tp
@@ -1106,6 +1188,14 @@ cdef class TcpTransport:
     def set_queue_next(self, uint16_t next_index):
         self.tm.sq_next = next_index
 
+    def set_egress(self, engine):
+        """Where super-segments may go (_max_seg): the engine's FIB and
+        interface table."""
+        from graphnet.fib.ip4_fib import ip4_fib
+        self.fib = ip4_fib(engine)
+        self.tm.fib = self.fib.fib
+        self.tm.im = (<InterfaceTable>engine.interfaces).im
+
     def stats(self):
         """Totals since the transport was made (``show tcp stats``)."""
         cdef uint64_t* v = <uint64_t*>&self.tm.st
@@ -1115,10 +1205,13 @@ cdef class TcpTransport:
         return d
 
     def configure(self, cc=None, time_wait_ms=None, delack_ms=None, keepalive_ms=None, keepalive_intvl_ms=None,
-                  mss=None, src_ip=None, nagle=None):
+                  mss=None, src_ip=None, nagle=None, tso=None):
         """Settings for connections made from now on (cc: cubic or
         newreno; time_wait_ms: 2MSL; keepalive_ms 0: off; src_ip: the
-        local address of connects that name none)."""
+        local address of connects that name none); tso False: one MSS per
+        segment even where the egress does TSO (from the next push on)."""
+        if tso is not None:
+            self.tm.tso_off = not tso
         if cc is not None:
             self.tm.cfg.cc_algo = cc_lookup(cc)
         if time_wait_ms is not None:
@@ -1146,7 +1239,7 @@ cdef class TcpTransport:
     def config(self):
         return {"cc": ALGORITHMS[self.tm.cfg.cc_algo], "time_wait_ms": self.tm.time_wait_ms,
                 "delack_ms": self.tm.delack_ms, "keepalive_ms": self.tm.keepalive_ms, "mss": self.tm.cfg.mss,
-                "nagle": not (self.tm.cfg.flags & GN_TCP_CF_NO_NAGLE)}
+                "nagle": not (self.tm.cfg.flags & GN_TCP_CF_NO_NAGLE), "tso": not self.tm.tso_off}
 
     def connection(self, uint32_t index):
         """One connection's fields (``show session verbose``), or None."""
@@ -1220,4 +1313,5 @@ def attach_node(engine, node_index):
     """A tcp4-* node's setup: its runtime data is the transport's state."""
     t = transport(engine)
     engine.main.set_runtime_data(node_index, t.capsule())
+    t.set_egress(engine)
     return t

@@ -299,6 +299,8 @@ def hardware(engine, *args) -> str:
                      f"{'' if info['link_up'] else ' (link lost)'}")
         lines.append(f"  Ethernet address {info['mac']}, MTU {info['mtu']}, rx-mode {getattr(dev, 'rx_mode', '-')}"
                      f"{', promiscuous' if info['promiscuous'] else ''}")
+        lines.append(f"  tx offloads: {' '.join(info['tx_offloads']) or 'none'} (what graphnet hands the device: "
+                     f"tso4 means TCP sends super-segments out of it)")
         for k, v in (dev.hardware_info() if hasattr(dev, "hardware_info") else {}).items():
             lines.append(f"  {k}: {v}")
     return "\n".join(lines) if lines else "no interfaces"

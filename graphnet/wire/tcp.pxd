@@ -322,6 +322,15 @@ cdef inline void gn_tcp4_set_checksum(uint32_t src, uint32_t dst, uint8_t* t, ui
     gn_put_net16(t + 16, gn_tcp4_checksum(src, dst, t, n))
 
 
+cdef inline void gn_tcp4_set_partial_checksum(uint32_t src, uint32_t dst, uint8_t* t, uint32_t n) noexcept nogil:
+    """The checksum field of a segment whose device finishes the checksum
+    (virtio-net NEEDS_CSUM: a TSO super-segment): the pseudo header's sum
+    over the whole TCP length n, folded and not complemented, as Linux's
+    __tcp_v4_send_check leaves it for CHECKSUM_PARTIAL (its segmentation
+    then swaps n for each segment's length and adds the segment's bytes)."""
+    gn_put_net16(t + 16, gn_inet_fold(gn_tcp4_pseudo_sum(src, dst, n)))
+
+
 cdef inline bint gn_tcp4_checksum_ok(uint32_t src, uint32_t dst, const uint8_t* t, uint32_t n) noexcept nogil:
     """A received flat segment's checksum (field included) verifies."""
     return gn_inet_fold(gn_inet_sum(t, n, gn_tcp4_pseudo_sum(src, dst, n))) == 0xffff

@@ -496,3 +496,35 @@ def test_random_segments_keep_the_invariants(start, segments):
         while (s := c.send_next(tx, now_ms=now, rx_space=space)) is not None:
             parse(s)                                                     # checksummed, well formed
         parse(c.make_ack(now_ms=now, rx_space=space))
+
+
+def test_super_segments_are_whole_mss_but_for_the_tail():
+    """max_seg > MSS (the egress does TSO): one segment carries up to
+    max_seg bytes, cut to whole MSS by the window or max_seg; only the tail
+    of the data may be short, and a window's sub-MSS remainder goes out
+    apart. After a timeout the resend is one MSS (cwnd), not a super-segment."""
+    c = established()
+    mss = 1388                                                      # MSS 1400 - 12 (timestamps)
+    c.input(seg("A", IRS + 1, ISS + 1, win=1000, ts=TS), now_ms=30)     # 64000 bytes
+    c.set_cwnd(20 * mss)
+    sizes = [len(parse(s).payload) for s in iter(lambda: c.send_next(b"d" * 30000, now_ms=31, max_seg=8 * mss),
+                                                   None)]
+    assert sizes == [8 * mss, 8 * mss, 4 * mss]                     # cwnd (20 MSS) cut the third
+    c.input(seg("A", IRS + 1, ISS + 1 + 20 * mss, win=1000, ts=TS), now_ms=40)
+    c.set_cwnd(100 * mss)
+    rest = 30000 - 20 * mss
+    out = [parse(s) for s in iter(lambda: c.send_next(b"d" * rest, now_ms=41, max_seg=8 * mss), None)]
+    assert [len(p.payload) for p in out] == [rest]                  # the tail: 2240 bytes, one segment
+    assert out[0].flags == "PA"
+    c.rewind()                                                      # as an RTO does: go back to SND.UNA
+    c.set_cwnd(mss)
+    assert len(parse(c.send_next(b"d" * rest, now_ms=42, max_seg=8 * mss)).payload) == mss
+
+
+def test_window_remainder_of_a_super_segment_is_not_sent_short():
+    c = established(nagle=False)
+    mss = 1388
+    c.input(seg("A", IRS + 1, ISS + 1, win=50, ts=TS), now_ms=30)   # 3200 bytes: 2 MSS + 424
+    sizes = [len(parse(s).payload) for s in iter(lambda: c.send_next(b"d" * 10000, now_ms=31, max_seg=40 * mss),
+                                                   None)]
+    assert sizes == [2 * mss, 424]                                  # as one MSS at a time would: 1388, 1388, 424

@@ -32,7 +32,14 @@ SIZE = {1: 8 << 20, 5: 1 << 20, 10: 512 << 10}
 
 def set_faults(eng, ifname, spec, seed, rx_spec=None):
     """Faults on the TAP's tx path and (rx_spec, or the same) its rx path,
-    by the CLI's command."""
+    by the CLI's command. graphnet's TCP sends one MSS per frame here (TSO
+    off): fault-inject acts on frames before the kernel segments them, so
+    with TSO a tx drop would take a whole 64 KB super-segment, and a bit
+    flipped in one would never be checked (the kernel takes a GSO frame
+    for local delivery on trust: CHECKSUM_PARTIAL); the faults are meant
+    for frames as they would be on a wire."""
+    from graphnet.transport import tcp4
+    eng.call(lambda: tcp4.transport(eng).configure(tso=False))
     execute(eng, f"set fault-inject {ifname} tx {spec} seed {seed}")
     execute(eng, f"set fault-inject {ifname} rx {rx_spec or spec} seed {seed}")
 

@@ -263,3 +263,47 @@ def test_data_behind_the_ack_that_opens_a_cookie_connection_in_one_frame(bench):
     assert bench.engine.error_count("tcp4-listen", "bad-cookie") == 0
     conns = [c for c in bench.engine.call(t.connections) if c["remote"].endswith(":41000")]
     assert [c["state"] for c in conns] == ["ESTABLISHED"] and conns[0]["bytes_received"] == 5
+
+
+def test_super_segment_to_an_interface_with_tso(bench):
+    """if0 claims TSO (as a TAP with tso4 does): the echo of 8 segments
+    leaves as one GSO super-segment of 8 x 1448 bytes (MSS 1460 less the
+    timestamps) whose IPv4 total length covers the whole chain and whose
+    TCP checksum field holds the pseudo header's partial sum for the
+    device; the trace of tcp4-output shows its gso_size. Without TSO the
+    same echo leaves as 8 segments, each with a full checksum."""
+    from graphnet.cli import execute
+    from graphnet.io.interface import TX_CSUM, TX_TSO4
+    bench.engine.interfaces.set_tx_offloads("if0", TX_CSUM | TX_TSO4)
+    sa = handshake(bench)
+    una = sa[TCP].seq + 1
+    ts = [("NOP", None), ("NOP", None), ("Timestamp", (110, 0))]
+    payload = b"".join(bytes([i]) * 1448 for i in range(8))
+    bench.engine.trace_add("session-queue", 10)
+    out = bench.out("if0", [seg("A", 1001 + i * 1448, una, payload=payload[i * 1448:(i + 1) * 1448], options=ts)
+                            for i in range(8)])
+    (sup,) = [r for r in out if len(r[TCP].payload)]
+    assert bytes(sup[TCP].payload) == payload and sup[TCP].seq == una
+    tcp_len = len(bytes(sup[TCP]))
+    assert sup[IP].len == 20 + tcp_len and tcp_len == 32 + len(payload)
+    s = sum(int.from_bytes(a, "big") for a in (bytes([10, 0]), bytes([0, 1]), bytes([10, 0]), bytes([0, 2]))) \
+        + 6 + tcp_len                                              # 10.0.0.1 -> 10.0.0.2, protocol, TCP length
+    while s >> 16:
+        s = (s & 0xffff) + (s >> 16)
+    assert sup[TCP].chksum == s                                    # folded, not complemented: the device finishes it
+    q = IP(bytes(sup[IP]))
+    del q.chksum
+    assert IP(bytes(q)).chksum == sup[IP].chksum                   # the IPv4 header's own checksum is whole
+    trace = execute(bench.engine, "show trace")
+    assert "TSO super-segment: 11584 payload bytes, 8 segments of gso_size 1448, checksum by the device" in trace
+    t = bench.engine.call(lambda: tcp4.transport(bench.engine).stats())
+    assert t["tso_segs_out"] == 1 and t["tso_bytes_out"] == len(payload)
+    assert bench.engine.error_count("tcp4-output", "tso-segments") == 1
+
+    bench.engine.interfaces.set_tx_offloads("if0", 0)             # no TSO: one MSS per segment
+    out = bench.out("if0", [seg("A", 1001 + len(payload) + i * 1448, una + len(payload), options=ts,
+                                payload=payload[i * 1448:(i + 1) * 1448]) for i in range(8)])
+    data = [r for r in out if len(r[TCP].payload)]
+    assert [len(r[TCP].payload) for r in data] == [1448] * 8 and all(checksums_ok(r) for r in data)
+    assert b"".join(bytes(r[TCP].payload) for r in data) == payload
+    assert bench.engine.call(lambda: tcp4.transport(bench.engine).stats())["tso_segs_out"] == 1

@@ -51,9 +51,11 @@ STATUS (keep current: another session continues from here)
   session-queue (runs the push: window update).
   A connect with no local address takes the one of the interface the
   FIB routes the peer through (SessionManager.source_for).
+- h-tso: TSO super-segments on tx where the egress interface does TSO
+  (gn_tcp_send_next's max_seg, tcp4.pyx _max_seg / _send, tcp4-output's
+  partial checksum; tests in test_tcp_conn, test_tcp_pg, test_tcp_real).
 - next: loss tests through fault-inject (the kernel tests use nftables),
-  a 100 k SYN flood, TSO super-segments on tx (io/tap.pyx is being split
-  by h-io), graphnet's rows of bench tcp-bulk / tcp-crr / tcp-lossy (the
+  a 100 k SYN flood, graphnet's rows of bench tcp-bulk / tcp-crr / tcp-lossy (the
   kernel references are in graphnet/bench/tcp_ref.py: plug graphnet's
   side in there)
 
@@ -83,8 +85,10 @@ What the glue will call (tcp4-* nodes, session layer), per segment:
     SEND_SYN  gn_tcp_make_syn; SEND_RST gn_tcp_make_rst (ports swapped
               from the segment when there is no conn)
     TX_MORE   loop gn_tcp_send_next(conn, now, gn_fifo_max_dequeue(tx),
-              rx space, &out) -> copy tx bytes [data_off, +data_len)
-              (gn_fifo_peek) behind gn_tcp_write_out(&out, ports, hdr)
+              rx space, max_seg, &out) -> copy tx bytes [data_off,
+              +data_len) (gn_fifo_peek) behind gn_tcp_write_out(&out,
+              ports, hdr); max_seg > snd_mss where the egress does TSO
+              (a GSO super-segment: a buffer chain, gso_size snd_mss)
     SEND_ACK/CHALLENGE_ACK (if nothing was sent) gn_tcp_make_ack with the
               rx fifo's ooo ranges (start - tail, length); DELACK: arm
               the delayed-ACK timer, whose expiry sends gn_tcp_make_ack

@@ -241,7 +241,7 @@ cdef void gn_tcp_make_syn(gn_tcp_conn_t* c, uint32_t now_ms, uint32_t rx_space, 
 cdef void gn_tcp_make_probe(gn_tcp_conn_t* c, uint32_t now_ms, uint32_t rx_space, gn_tcp_out_t* o) noexcept nogil
 cdef void gn_tcp_make_rst(const gn_tcp_act_t* a, gn_tcp_out_t* o) noexcept nogil
 cdef bint gn_tcp_send_next(gn_tcp_conn_t* c, uint32_t now_ms, uint32_t tx_bytes, uint32_t rx_space,
-                           gn_tcp_out_t* o) noexcept nogil
+                           uint32_t max_seg, gn_tcp_out_t* o) noexcept nogil
 cdef uint32_t gn_tcp_write_out(const gn_tcp_out_t* o, uint16_t sport, uint16_t dport, uint8_t* t) noexcept nogil
 cdef uint32_t gn_tcp_seg_parse(const uint8_t* t, uint32_t n, gn_tcp_seg_t* s) noexcept nogil
 cdef bint gn_tcp_timer_wanted(const gn_tcp_conn_t* c) noexcept nogil

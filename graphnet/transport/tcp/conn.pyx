@@ -861,16 +861,24 @@ cdef bint _retransmit(gn_tcp_conn_t* c, uint32_t now_ms, uint32_t tx_bytes, uint
 
 
 cdef bint gn_tcp_send_next(gn_tcp_conn_t* c, uint32_t now_ms, uint32_t tx_bytes, uint32_t rx_space,
-                           gn_tcp_out_t* o) noexcept nogil:
+                           uint32_t max_seg, gn_tcp_out_t* o) noexcept nogil:
     """The next segment to send, if the windows allow one; call until it
     returns False. In order: a pending fast retransmission of SND.UNA; in
     SACK recovery, RFC 6675 NextSeg while cwnd - pipe >= 1 SMSS; else new
-    data (and/or the FIN) from SND.NXT: at most one MSS, within SND.WND
-    and cwnd of SND.UNA. Nagle (RFC 9293 s.3.7.4) holds back a short
-    segment while data is unacknowledged unless switched off. tx fifo bytes
-    [data_off, data_off + data_len) go out. tx_bytes: bytes in the tx fifo."""
+    data (and/or the FIN) from SND.NXT: within SND.WND and cwnd of SND.UNA,
+    at most one MSS, or max_seg bytes (a TSO super-segment: the glue's
+    egress can segment it; max_seg <= snd_mss means one MSS). A
+    super-segment is a whole number of MSS but for the tail of the data:
+    the window's sub-MSS remainder goes out later as a segment of its own
+    (or is held by Nagle, as it would be one MSS at a time). A SACK
+    recovery retransmission may be a super-segment too (a hole, within
+    cwnd - pipe: one packet to lose instead of many); the fast
+    retransmission of SND.UNA is one MSS. Nagle (RFC 9293 s.3.7.4) holds
+    back a short segment while data is unacknowledged unless switched off.
+    tx fifo bytes [data_off, data_off + data_len) go out. tx_bytes: bytes
+    in the tx fifo."""
     cdef uint32_t off, avail, flight, usable, wnd_avail, n, pipe = 0, rstart = 0, rlen = 0, kind
-    cdef uint32_t mss = c.snd_mss, edge = c.snd_wl2 + c.snd_wnd
+    cdef uint32_t mss = c.snd_mss, edge = c.snd_wl2 + c.snd_wnd, seg
     cdef bint fin
     if not (c.state == GN_TCP_ESTABLISHED or c.state == GN_TCP_CLOSE_WAIT or c.state == GN_TCP_FIN_WAIT_1
             or c.state == GN_TCP_LAST_ACK or c.state == GN_TCP_CLOSING):
@@ -884,11 +892,14 @@ cdef bint gn_tcp_send_next(gn_tcp_conn_t* c, uint32_t now_ms, uint32_t tx_bytes,
     flight = c.snd_nxt - c.snd_una
     # the peer's window counts from the ACK that carried it (SND.WL2)
     wnd_avail = edge - c.snd_nxt if gn_seq_gt(edge, c.snd_nxt) else 0
+    seg = max_seg if max_seg > mss else mss
     if c.recovery == GN_TCP_RECOVERY_SACK:
         pipe = gn_tcp_sb_pipe(&c.sb, c.snd_una, c.snd_max, mss)
         if pipe + mss > c.cc.cwnd:
             return False
+        usable = c.cc.cwnd - pipe
         kind = gn_tcp_sb_next_seg(&c.sb, c.snd_una, c.snd_max, mss,
+                                  (seg if seg < usable else usable) // mss * mss,
                                   (avail > 0 or (c.flags & GN_TCP_CF_FIN_QUEUED and not (c.flags & GN_TCP_CF_FIN_SENT)))
                                   and wnd_avail > 0, &rstart, &rlen)
         if kind == GN_TCP_NEXT_NONE:
@@ -903,10 +914,12 @@ cdef bint gn_tcp_send_next(gn_tcp_conn_t* c, uint32_t now_ms, uint32_t tx_bytes,
     if c.flags & GN_TCP_CF_FIN_SENT and gn_seq_gt(c.snd_nxt, c.snd_fin):
         return False                      # all sent, the FIN too
     n = avail
-    if n > mss:
-        n = mss
+    if n > seg:
+        n = seg
     if n > usable:
         n = usable
+    if n > mss and n < avail:
+        n -= n % mss                      # a super-segment cut by a window or max_seg: whole MSS
     fin = (c.flags & GN_TCP_CF_FIN_QUEUED) != 0 and n == avail
     if wnd_avail == 0 and (avail or fin):
         c.flags |= GN_TCP_CF_PERSIST      # the peer's window is shut: the timer probes it
@@ -1272,12 +1285,13 @@ cdef class Connection:
         gn_tcp_make_syn(&self.c, now_ms, rx_space, &o)
         return self._bytes(&o)
 
-    def send_next(self, tx, uint32_t now_ms=0, uint32_t rx_space=1 << 20):
+    def send_next(self, tx, uint32_t now_ms=0, uint32_t rx_space=1 << 20, uint32_t max_seg=0):
         """The next data/FIN segment as bytes, its payload taken from tx
-        (the tx fifo's bytes, head first), or None."""
+        (the tx fifo's bytes, head first), or None. max_seg: the largest
+        super-segment the egress takes (0: one MSS)."""
         cdef gn_tcp_out_t o
         tx = bytes(tx)
-        if not gn_tcp_send_next(&self.c, now_ms, len(tx), rx_space, &o):
+        if not gn_tcp_send_next(&self.c, now_ms, len(tx), rx_space, max_seg, &o):
             return None
         return self._bytes(&o, tx[o.data_off:o.data_off + o.data_len])
 

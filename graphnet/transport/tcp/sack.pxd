@@ -25,4 +25,5 @@ cdef uint32_t gn_tcp_sb_update(gn_tcp_sb_t* sb, uint32_t una, uint32_t high_data
 cdef bint gn_tcp_sb_is_lost(const gn_tcp_sb_t* sb, uint32_t seq, uint32_t mss) noexcept nogil
 cdef uint32_t gn_tcp_sb_pipe(const gn_tcp_sb_t* sb, uint32_t una, uint32_t high_data, uint32_t mss) noexcept nogil
 cdef uint32_t gn_tcp_sb_next_seg(gn_tcp_sb_t* sb, uint32_t una, uint32_t high_data, uint32_t mss,
-                                 bint new_data_ok, uint32_t* start, uint32_t* length) noexcept nogil
+                                 uint32_t max_len, bint new_data_ok, uint32_t* start,
+                                 uint32_t* length) noexcept nogil

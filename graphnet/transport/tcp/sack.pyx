@@ -125,12 +125,18 @@ cdef uint32_t gn_tcp_sb_pipe(const gn_tcp_sb_t* sb, uint32_t una, uint32_t high_
 
 
 cdef uint32_t gn_tcp_sb_next_seg(gn_tcp_sb_t* sb, uint32_t una, uint32_t high_data, uint32_t mss,
-                                 bint new_data_ok, uint32_t* start, uint32_t* length) noexcept nogil:
+                                 uint32_t max_len, bint new_data_ok, uint32_t* start,
+                                 uint32_t* length) noexcept nogil:
     """RFC 6675 NextSeg: a GN_TCP_NEXT_* kind; for a retransmission, the
-    range [start, start + length) (at most one SMSS, inside one hole),
-    which is then counted as retransmitted (HighRxt moves to it).
-    new_data_ok: unsent data is waiting and the receive window takes it."""
+    range [start, start + length) (at most max_len bytes, at least one SMSS
+    allowed, inside one hole), which is then counted as retransmitted
+    (HighRxt moves to it). max_len above one SMSS (a TSO super-segment,
+    within cwnd - pipe) is NextSeg called max_len / SMSS times in a row on
+    one hole. new_data_ok: unsent data is waiting and the receive window
+    takes it."""
     cdef uint32_t i, cur = una, s, e, rule
+    if max_len < mss:
+        max_len = mss
     for rule in range(2):
         cur = una
         for i in range(sb.n):
@@ -138,7 +144,7 @@ cdef uint32_t gn_tcp_sb_next_seg(gn_tcp_sb_t* sb, uint32_t una, uint32_t high_da
             e = sb.blk[i].start
             if gn_seq_lt(s, e) and (rule == 1 or _lost_below(sb, i, mss)):
                 start[0] = s
-                length[0] = e - s if e - s < mss else mss
+                length[0] = e - s if e - s < max_len else max_len
                 sb.rxt_end = s + length[0]
                 return GN_TCP_NEXT_RTX_LOST if rule == 0 else GN_TCP_NEXT_RTX
             cur = sb.blk[i].end
@@ -191,10 +197,10 @@ cdef class Scoreboard:
     def pipe(self):
         return gn_tcp_sb_pipe(&self.sb, self.una, self.high_data, self.mss)
 
-    def next_seg(self, bint new_data_ok=False):
+    def next_seg(self, bint new_data_ok=False, uint32_t max_len=0):
         """('rtx-lost', start, len) | ('rtx', start, len) | ('new',) | None"""
         cdef uint32_t s = 0, n = 0
-        k = gn_tcp_sb_next_seg(&self.sb, self.una, self.high_data, self.mss, new_data_ok, &s, &n)
+        k = gn_tcp_sb_next_seg(&self.sb, self.una, self.high_data, self.mss, max_len, new_data_ok, &s, &n)
         return (None, ("rtx-lost", s, n), ("new",), ("rtx", s, n))[k]
 
     def reset(self):
