@@ -101,7 +101,24 @@ def _pump(loop=None) -> _Pump:
     return p
 
 
-class Transport(asyncio.Transport):
+class _Closing:
+    """is_closing/close for both transports: close flushes what is kept
+    (_flush sees _closing and closes the session once it is out)."""
+    _closing = False
+    _lost = False
+
+    def is_closing(self) -> bool:
+        return self._closing or self._lost
+
+    def close(self) -> None:
+        """What is kept goes out first, then the session closes."""
+        if self._closing or self._lost:
+            return
+        self._closing = True
+        self._flush()
+
+
+class Transport(_Closing, asyncio.Transport):
     """A graphnet stream session as an asyncio transport."""
 
     def __init__(self, loop, sock, protocol: asyncio.BaseProtocol):
@@ -254,15 +271,6 @@ class Transport(asyncio.Transport):
 
     # --- closing ---------------------------------------------------------------------
 
-    def is_closing(self) -> bool:
-        return self._closing or self._lost
-
-    def close(self) -> None:
-        if self._closing or self._lost:
-            return
-        self._closing = True
-        self._flush()
-
     def abort(self) -> None:
         if self._lost:
             return
@@ -383,7 +391,7 @@ async def start_server(client_connected_cb, host: str, port: int, *, limit: int 
     return await create_server(factory, host, port)
 
 
-class DatagramTransport(asyncio.DatagramTransport):
+class DatagramTransport(_Closing, asyncio.DatagramTransport):
     """A graphnet UDP session as asyncio's datagram transport (what
     ``loop.create_datagram_endpoint`` gives): ``sendto`` puts a datagram
     into the tx fifo, or keeps it (in order) while the fifo is full, with
@@ -501,16 +509,6 @@ class DatagramTransport(asyncio.DatagramTransport):
         self._high = 64 << 10 if high is None else high
         self._low = self._high // 4 if low is None else low
         self._check_pause()
-
-    def is_closing(self) -> bool:
-        return self._closing or self._lost
-
-    def close(self) -> None:
-        """What is kept goes out first, then the session closes."""
-        if self._closing or self._lost:
-            return
-        self._closing = True
-        self._flush()
 
     def abort(self) -> None:
         self._out.clear()
