@@ -73,10 +73,31 @@ ctypedef struct app_queue_t:
     uint32_t max_msgs                  # per queue per run
 
 
+cdef uint32_t _read_slot(gn_main_t* vm, gn_node_runtime_t* node, app_queue_t* q, uint32_t i, uint32_t limit,
+                         uint32_t* bad, uint32_t* refused) noexcept nogil:
+    """Act on up to about `limit` messages of slot i's queue (whole batches),
+    each as its worker's whatever wrk_index it carries; refusals add to
+    *bad and refused[reason]. vm/node NULL: not from a node run (no trace).
+    Returns the messages read."""
+    cdef gn_app_msg_t msgs[MSG_BATCH]
+    cdef uint32_t j, k, n = 0, why
+    while n < limit:
+        k = gn_mq_dequeue_batch_h(&q.slots[i].mq, <uint8_t*>msgs, sizeof(gn_app_msg_t), MSG_BATCH)
+        if k == 0:
+            break
+        for j in range(k):
+            msgs[j].wrk_index = q.slots[i].wrk_index
+            why = gn_app_msg_handle(vm, node, q.sm, &msgs[j])
+            if why:
+                bad[0] += 1
+                refused[why] += 1
+        n += k
+    return n
+
+
 cdef uint32_t app_queue_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame) noexcept nogil:
     cdef app_queue_t* q = <app_queue_t*>node.runtime_data
-    cdef gn_app_msg_t msgs[MSG_BATCH]
-    cdef uint32_t i, j, k, n, total = 0, bad = 0, why
+    cdef uint32_t i, total = 0, bad = 0
     cdef uint32_t refused[GN_APP_MSG_N_E]
     cdef bint more = False
     if q == NULL or q.sm == NULL:
@@ -86,19 +107,7 @@ cdef uint32_t app_queue_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* f
     for i in range(q.high):
         if not q.slots[i].valid:
             continue
-        n = 0
-        while n < q.max_msgs:
-            k = gn_mq_dequeue_batch_h(&q.slots[i].mq, <uint8_t*>msgs, sizeof(gn_app_msg_t), MSG_BATCH)
-            if k == 0:
-                break
-            for j in range(k):
-                msgs[j].wrk_index = q.slots[i].wrk_index
-                why = gn_app_msg_handle(vm, node, q.sm, &msgs[j])
-                if why:
-                    bad += 1
-                    refused[why] += 1
-            n += k
-        total += n
+        total += _read_slot(vm, node, q, i, q.max_msgs, &bad, refused)
         if gn_mq_count(q.slots[i].mq.mq):
             more = True
     gn_node_increment_error(vm, node, ERROR_APP_MSGS, total)
@@ -162,18 +171,11 @@ cdef class AppQueues:
         the last bytes, then EOF) instead of becoming the reset of a
         vanished worker's sessions. At most the queue's capacity is read
         (a process still writing cannot keep this going)."""
-        cdef gn_app_msg_t msgs[MSG_BATCH]
-        cdef uint32_t j, k, n = 0, bad = 0
+        cdef uint32_t n, bad = 0
+        cdef uint32_t refused[GN_APP_MSG_N_E]
+        memset(refused, 0, sizeof(refused))
         if self.q != NULL and slot < MAX_QUEUES and self.q.slots[slot].valid:
-            while n < self.q.slots[slot].mq.n_slots:
-                k = gn_mq_dequeue_batch_h(&self.q.slots[slot].mq, <uint8_t*>msgs, sizeof(gn_app_msg_t), MSG_BATCH)
-                if k == 0:
-                    break
-                for j in range(k):
-                    msgs[j].wrk_index = self.q.slots[slot].wrk_index
-                    if gn_app_msg_handle(NULL, NULL, self.q.sm, &msgs[j]) != 0:
-                        bad += 1
-                n += k
+            n = _read_slot(NULL, NULL, self.q, slot, self.q.slots[slot].mq.n_slots, &bad, refused)
             self.drained += n
             self.drained_refused += bad
             self.q.slots[slot].valid = 0
