@@ -486,7 +486,8 @@ cdef uint32_t _push(gn_tcp4_main_t* tm, gn_tcp4_conn_t* tc, uint32_t now, uint32
     cdef uint32_t rtx_before = tc.t.n_retransmits, max_seg
     if tc.t.state < GN_TCP_ESTABLISHED or tc.t.state == GN_TCP_TIME_WAIT:
         return 0
-    max_seg = _max_seg(tm, tc)
+    # the FIB lookup only when there are bytes to send: a receiver's push per segment needs none
+    max_seg = _max_seg(tm, tc) if tx_bytes else tc.t.snd_mss
     while n < max_units and gn_tcp_send_next(&tc.t, now, tx_bytes, rx, max_seg, &o):
         if not _send_conn(tm, tc, &o, tx):
             if s != NULL:
