@@ -17,6 +17,14 @@ queue and empties the fifos it is told about.
     reference; ``lock_ratio``: the reference's lock acquisitions per 1000
     notifications over graphnet's.
 ``pps``/``ns_per_packet`` count notifications (datagrams) here.
+
+A timed run is ROUNDS rounds: a sustained rate, as an engine under load
+sees it. The harness collects garbage before every run (Clock.timed),
+which walks the whole Python heap and evicts the caches, so a run of one
+round (8000 notifications, about 0.2 ms) mostly timed the refill of the
+sessions' cache lines after the harness, not the notification path.
+That cold figure is still printed: ``ns_cold``/``ratio_cold``, the best
+single round of each case, right after a collection.
 """
 from __future__ import annotations
 
@@ -26,6 +34,7 @@ from graphnet.bench.core import Clock, best_of, register
 
 SESSIONS = 1000
 PER_SESSION = 8
+ROUNDS = 16
 
 
 def _setup():
@@ -58,25 +67,29 @@ def bench_session_events(opts) -> Iterator[dict]:
     n = len(handles) * PER_SESSION
     locks: dict = {}
 
-    def case(coalesce):
+    def case(coalesce, rounds):
         def run():
-            read = rx.run(PER_SESSION, 1, coalesce)
-            want = len(handles) if coalesce else n
+            read = rx.run(PER_SESSION, rounds, coalesce)
+            want = rounds * (len(handles) if coalesce else n)
             if read != want:
                 raise RuntimeError(f"session-events: the app read {read} messages, expected {want}")
-            locks[coalesce] = rx.locks
+            locks[coalesce] = rx.locks / rounds
         return run
 
-    cases = {"sync-per-enqueue": case(False), "session-layer": case(True)}
-    best, runs = best_of(cases, Clock(), opts.repeat, opts.seconds)
-    per_k = {c: 1000 * locks[c == "session-layer"] / n for c in cases}
-    for c in cases:
-        ns = best[c] / n
+    names = ("sync-per-enqueue", "session-layer")
+    cold, _ = best_of({c: case(c == "session-layer", 1) for c in names}, Clock(), opts.repeat, opts.seconds / 4)
+    best, runs = best_of({c: case(c == "session-layer", ROUNDS) for c in names}, Clock(), opts.repeat,
+                         opts.seconds)
+    per_k = {c: 1000 * locks[c == "session-layer"] / n for c in names}
+    for c in names:
+        ns = best[c] / (n * ROUNDS)
         line = {"case": c, "unit": "notification", "sessions": len(handles), "per_session": PER_SESSION,
-                "runs": runs[c], "pps": 1e9 / ns, "ns_per_packet": ns, "notifications_per_s": 1e9 / ns,
-                "events_per_s": (len(handles) if c == "session-layer" else n) * 1e9 / best[c],
-                "locks_per_1000": per_k[c]}
+                "rounds": ROUNDS, "runs": runs[c], "pps": 1e9 / ns, "ns_per_packet": ns,
+                "notifications_per_s": 1e9 / ns,
+                "events_per_s": (len(handles) if c == "session-layer" else n) * 1e9 / (ns * n),
+                "locks_per_1000": per_k[c], "ns_cold": cold[c] / n}
         if c == "session-layer":
             line.update(ratio=best["sync-per-enqueue"] / best[c], against="sync-per-enqueue",
-                        lock_ratio=per_k["sync-per-enqueue"] / per_k[c])
+                        lock_ratio=per_k["sync-per-enqueue"] / per_k[c],
+                        ratio_cold=cold["sync-per-enqueue"] / cold[c])
         yield line

@@ -195,3 +195,20 @@ def test_ip4_forward_path_is_measured_wall_minus_pg_alone():
         assert g["path_ns_per_packet"] == pytest.approx(g["ns_per_packet"] - pg, abs=0.01)
         assert abs(g["path_pps"] * g["path_ns_per_packet"] / 1e9 - 1) < 1e-2
         assert g["nodes_sum_ns"] == pytest.approx(sum(v for k, v in g["nodes"].items() if k != "pg-input"), abs=0.05)
+
+
+def test_session_events_reports_sustained_and_cold_rates():
+    """``session-events``: a timed run is ROUNDS rounds (the app's reads are
+    checked inside: one message per session per round coalesced, one per
+    datagram in the reference), the one-round cold figures ride along, and
+    the lock counts are the mq's own: 1000 per 1000 notifications in the
+    reference, one batch per round (0.5 per 1000) through the session layer."""
+    import types
+    from graphnet.bench.session_events import ROUNDS, bench_session_events
+    lines = {l["case"]: l for l in bench_session_events(types.SimpleNamespace(seconds=0.05, repeat=2))}
+    ref, gn = lines["sync-per-enqueue"], lines["session-layer"]
+    assert ref["locks_per_1000"] == 1000 and gn["locks_per_1000"] == 0.5 and gn["lock_ratio"] == 2000
+    assert gn["rounds"] == ROUNDS > 1
+    assert gn["ratio"] == pytest.approx(ref["ns_per_packet"] / gn["ns_per_packet"], rel=1e-6)
+    assert gn["ratio_cold"] == pytest.approx(ref["ns_cold"] / gn["ns_cold"], rel=1e-6)
+    assert gn["events_per_s"] == pytest.approx(gn["notifications_per_s"] / gn["per_session"], rel=1e-6)
