@@ -176,3 +176,4 @@ cdef extern from "<linux/if_packet.h>" nogil:
         TP_STATUS_VLAN_VALID
         TP_STATUS_VLAN_TPID_VALID
         TP_STATUS_BLK_TMO
+        TP_STATUS_CSUMNOTREADY

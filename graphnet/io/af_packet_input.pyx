@@ -13,7 +13,9 @@ writing); every other frame goes through ``_rx_slow``, and the few it
 rejects are remembered by position, so the loop stores no per-frame next
 index. Admin down: the frames are stepped over and counted.
 
-Metadata set: current_data 0, current_length, chains, sw_if_index[RX].
+Metadata set: current_data 0, current_length, chains, sw_if_index[RX],
+flags (L4_CSUM_OFFLOAD when the kernel says the checksum is not ready:
+TP_STATUS_CSUMNOTREADY, a frame from a local sender over a veth).
 Next nodes: next_node (default ethernet-input, else null). Drops:
 short-frame, too-big (over MTU + 18), truncated, no-buffers (chain tail),
 interface-down (admin down: frames consumed and counted). It also retries
@@ -35,11 +37,11 @@ from graphnet.io.frame_trace import buffers, format_record, parse_record
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
 from graphnet.includes.af_packet cimport (tpacket_block_desc, tpacket3_hdr, sockaddr_ll, PACKET_OUTGOING,
-                                          TP_STATUS_VLAN_VALID, TP_STATUS_VLAN_TPID_VALID)
+                                          TP_STATUS_VLAN_VALID, TP_STATUS_VLAN_TPID_VALID, TP_STATUS_CSUMNOTREADY)
 from graphnet.includes.platform cimport gn_unlikely, gn_likely, gn_prefetch_store
 from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_RX, GN_BUFFER_DATA_SIZE, GN_FRAME_SIZE,
-                                   GN_BUFFER_F_NEXT_PRESENT, GN_BUFFER_INIT_BYTES, gn_buffer_current,
-                                   gn_buffer_init_meta)
+                                   GN_BUFFER_F_NEXT_PRESENT, GN_BUFFER_F_L4_CSUM_OFFLOAD, GN_BUFFER_INIT_BYTES,
+                                   gn_buffer_current, gn_buffer_init_meta)
 from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_main_alloc_uninit, gn_main_free,
                                  gn_enqueue_to_next, gn_enqueue_to_single_next, gn_buffer_set_error,
                                  gn_node_increment_error, gn_node_set_interrupt_pending, gn_node_fd_rearm, gn_count_drops,
@@ -292,6 +294,10 @@ cdef uint32_t _rx(gn_main_t* vm, gn_node_runtime_t* node, afp_t* st, tracing_t v
                     n_bad += 1
                 else:
                     rx_bytes += <uint32_t>r
+            if gn_unlikely(h.tp_status & TP_STATUS_CSUMNOTREADY):
+                # a local sender's frame (a veth peer): its L4 checksum is
+                # partial, left to an offload that never ran
+                b.flags |= GN_BUFFER_F_L4_CSUM_OFFLOAD
             n += 1
         st.cur_pkt = cur_pkt
         st.cur_off = cur_off

@@ -7,7 +7,8 @@
 ``NODES`` (the registry's feature ``ip4``, graphnet.nodes.registry) is ethernet-input -> ip4-input (claims 0x0800) -> ip4-lookup ->
 ip4-rewrite -> interface-output, plus ip4-input-no-checksum, ip4-frag
 (takes ip4-rewrite's packets above the MTU, sends their fragments back to
-it) and ip4-reassembly (for ip4-local; fed by nothing else). The FIB API is
+it), ip4-gso (cuts GSO super-segments for interfaces without TSO into
+segments, sent back to ip4-rewrite) and ip4-reassembly (for ip4-local; fed by nothing else). The FIB API is
 ``graphnet.fib.ip4_fib.Ip4Fib`` (``fib(engine)`` returns the engine's).
 
 Not there yet (issue 4): ARP (glean adjacencies drop as

@@ -45,8 +45,7 @@ from libc.stdint cimport uint8_t, uint16_t, uint32_t
 from libc.string cimport memcpy
 from graphnet.includes.byteorder cimport gn_net16, gn_put_net16
 from graphnet.io.interface cimport InterfaceTable, gn_interface_main_t, gn_interface_t, gn_interface
-from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_RX, GN_TX, GN_BUFFER_DATA_SIZE, GN_FRAME_SIZE,
-                                   GN_BUFFER_F_NEXT_PRESENT, GN_BUFFER_F_TRACED, GN_BUFFER_F_LOCALLY_ORIGINATED,
+from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_TX, GN_FRAME_SIZE, GN_BUFFER_F_NEXT_PRESENT,
                                    gn_buffer_current)
 from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_main_alloc, gn_main_free,
                                  gn_next_buffers_t, gn_next_buffers_flush, gn_next_buffers_put,
@@ -55,7 +54,7 @@ from graphnet.wire.ip4 cimport (gn_ip4_header_bytes, gn_ip4_total_length, gn_ip4
                                 GN_IP4_MAX_HEADER_LEN, GN_IP4_FLAG_DF, GN_IP4_FLAG_MF, GN_IP4_FLAG_RESERVED,
                                 GN_IP4_FRAG_OFFSET_MASK)
 from graphnet.wire.ip4_options cimport gn_ip4_options_for_fragments
-from graphnet.io.bufcopy cimport gn_chain_length
+from graphnet.io.bufcopy cimport gn_chain_length, gn_cursor_t, gn_packet_from_header
 from graphnet.vlib.kit cimport gn_node_fn, gn_node_data
 from graphnet.vlib.kit import node, trace_bytes
 from graphnet.wire.ip4 import format_ip4_header
@@ -67,7 +66,6 @@ cpdef enum Error:
     ERROR_MALFORMED, ERROR_NO_BUFFERS, N_ERROR
 
 cdef enum:
-    MAX_BUFFERS_PER_FRAGMENT = 40         # 65535 / 2048 + 1, rounded up
     TRACE_BYTES = 64
 
 ERRORS = (
@@ -87,80 +85,25 @@ ctypedef struct ip4_frag_t:
     uint32_t icmp_error           # arc NEXT_ICMP_ERROR is ip4-icmp-error (else error-drop)
 
 
-ctypedef struct cursor_t:         # a read position in a buffer chain
-    gn_buffer_t* b
-    uint32_t off                  # bytes of b's current data already read
-
-
 cdef inline void _out_drop(gn_main_t* vm, gn_node_runtime_t* node, gn_next_buffers_t* out, uint32_t bi,
                            uint32_t code) noexcept nogil:
     gn_buffer_set_error(node, gn_main_buffer(vm, bi), code)
     gn_next_buffers_put(vm, node, out, bi, node.drop_next)
 
 
-cdef inline void _cursor_read(gn_main_t* vm, cursor_t* c, uint8_t* dst, uint32_t n) noexcept nogil:
-    cdef uint32_t k
-    while n:
-        k = c.b.current_length - c.off
-        if k == 0:
-            if not (c.b.flags & GN_BUFFER_F_NEXT_PRESENT):
-                return
-            c.b = gn_main_buffer(vm, c.b.next_buffer)
-            c.off = 0
-            continue
-        if k > n:
-            k = n
-        memcpy(dst, gn_buffer_current(c.b) + c.off, k)
-        dst += k
-        c.off += k
-        n -= k
-
-
 cdef int _make_fragment(gn_main_t* vm, gn_buffer_t* orig, const uint8_t* hdr, uint32_t hlen, uint16_t frag_field,
-                        cursor_t* c, uint32_t plen, uint32_t* out_bi) noexcept nogil:
-    """One fragment: header `hdr` (hlen bytes; total length, flags/offset
-    and checksum set here) and the next plen payload bytes at cursor c, in
-    new buffers with orig's metadata. Returns 0, or -1 (nothing allocated)
-    when buffers ran out."""
-    cdef uint32_t bis[MAX_BUFFERS_PER_FRAGMENT]
-    cdef uint32_t total = hlen + plen
-    cdef uint32_t nb = (total + GN_BUFFER_DATA_SIZE - 1) // GN_BUFFER_DATA_SIZE, got, k, room, take
-    cdef gn_buffer_t* head
-    cdef gn_buffer_t* b
-    cdef gn_buffer_t* prev
+                        gn_cursor_t* c, uint32_t plen, uint32_t* out_bi) noexcept nogil:
+    """One fragment: header `hdr` (hlen bytes) and the next plen payload
+    bytes at cursor c, in new buffers with orig's metadata; total length,
+    flags/offset and checksum set here. Returns 0, or -1 (nothing
+    allocated) when buffers ran out."""
     cdef uint8_t* ip
-    got = gn_main_alloc(vm, bis, nb)
-    if got != nb:
-        if got:
-            gn_main_free(vm, bis, got)
+    if gn_packet_from_header(vm, orig, hdr, hlen, c, plen, out_bi) != 0:
         return -1
-    head = gn_main_buffer(vm, bis[0])
-    ip = head.data
-    memcpy(ip, hdr, hlen)
-    gn_put_net16(ip + 2, <uint16_t>total)
+    ip = gn_main_buffer(vm, out_bi[0]).data
+    gn_put_net16(ip + 2, <uint16_t>(hlen + plen))
     gn_put_net16(ip + 6, frag_field)
     gn_ip4_set_checksum(ip)
-    take = plen if plen < GN_BUFFER_DATA_SIZE - hlen else GN_BUFFER_DATA_SIZE - hlen
-    _cursor_read(vm, c, ip + hlen, take)
-    head.current_length = <uint16_t>(hlen + take)
-    plen -= take
-    prev = head
-    for k in range(1, nb):
-        b = gn_main_buffer(vm, bis[k])
-        take = plen if plen < GN_BUFFER_DATA_SIZE else GN_BUFFER_DATA_SIZE
-        _cursor_read(vm, c, b.data, take)
-        b.current_length = <uint16_t>take
-        plen -= take
-        prev.next_buffer = bis[k]
-        prev.flags |= GN_BUFFER_F_NEXT_PRESENT
-        prev = b
-    head.total_length_not_including_first_buffer = total - head.current_length
-    head.sw_if_index[GN_RX] = orig.sw_if_index[GN_RX]
-    head.sw_if_index[GN_TX] = orig.sw_if_index[GN_TX]
-    head.flags |= orig.flags & (GN_BUFFER_F_TRACED | GN_BUFFER_F_LOCALLY_ORIGINATED)
-    head.trace_handle = orig.trace_handle
-    memcpy(head.opaque, orig.opaque, sizeof(head.opaque))
-    out_bi[0] = bis[0]
     return 0
 
 
@@ -175,7 +118,7 @@ cdef uint32_t ip4_frag_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* fr
     cdef gn_buffer_t* b
     cdef gn_interface_t* hw
     cdef uint8_t* ip
-    cdef cursor_t c
+    cdef gn_cursor_t c
     cdef bint failed
     out.n = 0
     for i in range(n):

@@ -4,7 +4,13 @@ For the packet's rewrite adjacency (``gn_ip4_opaque(b).adj_index``, set by
 ip4-lookup): TTL 1 or less is dropped as ``ttl-expired``; a packet whose
 total length exceeds the tx interface's MTU is dropped as ``mtu-exceeded``
 (a TCP GSO super-segment to an interface with TSO: its largest segment,
-headers + gso_size, is what must fit);
+headers + gso_size, is what must fit; a GSO super-segment that does not
+fit goes to the node attached with key ``gso``, ``ip4-gso``, which cuts
+it into segments and sends them back here, as ``gso-segment``, not a
+drop; without such a node it is ``mtu-exceeded`` like any other);
+a packet whose L4 checksum was left to offload
+(``GN_BUFFER_F_L4_CSUM_OFFLOAD``, e.g. from a TAP) gets its full checksum
+here when the tx interface does not offload checksums (AF_PACKET, pg);
 otherwise the TTL is decremented with the RFC 1624 incremental checksum
 update, the adjacency's L2 header (next-hop MAC, interface MAC, 0x0800) is
 pushed into the headroom and the packet goes to ``interface-output`` on the
@@ -35,14 +41,17 @@ from graphnet.vlib.per_engine import per_engine
 
 from libc.stdint cimport int16_t, uint8_t, uint16_t, uint32_t
 from libc.string cimport memcpy
-from graphnet.io.interface cimport InterfaceTable, gn_interface_main_t, gn_interface_t, gn_interface, GN_IF_TX_TSO4
+from graphnet.io.interface cimport (InterfaceTable, gn_interface_main_t, gn_interface_t, gn_interface, GN_IF_TX_TSO4,
+                                    GN_IF_TX_CSUM)
 from graphnet.includes.platform cimport gn_prefetch
 from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_TX, GN_FRAME_SIZE, GN_BUFFER_HEADROOM,
-                                   GN_BUFFER_F_LOCALLY_ORIGINATED, GN_BUFFER_F_GSO, gn_buffer_current)
+                                   GN_BUFFER_F_LOCALLY_ORIGINATED, GN_BUFFER_F_GSO, GN_BUFFER_F_L4_CSUM_OFFLOAD,
+                                   gn_buffer_current)
 from graphnet.vlib.main cimport gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_enqueue_to_next, gn_buffer_set_error
 from graphnet.fib.ip4_fib cimport Ip4Fib, gn_ip4_fib_t, gn_ip4_adj_t, gn_ip4_opaque, GN_ADJ_REWRITE
 from graphnet.wire.ethernet cimport GN_ETHERNET_HEADER_LEN
-from graphnet.wire.ip4 cimport gn_ip4_ttl_decrement, gn_ip4_total_length
+from graphnet.wire.ip4 cimport gn_ip4_ttl_decrement, gn_ip4_total_length, gn_ip4_header_bytes
+from graphnet.nodes.ip4_csum cimport gn_ip4_fill_l4_checksum
 from graphnet.vlib.kit cimport gn_node_fn, gn_trace_fn, gn_node_data, gn_trace_bytes_fill, GN_TRACE_BYTES_HEADER
 from graphnet.vlib.kit import node, trace_record, parse_trace_bytes
 from graphnet.fib.ip4_fib import ip4_fib
@@ -52,7 +61,7 @@ from graphnet.wire.ip4 import format_ip4_header
 cpdef enum Next:
     NEXT_INTERFACE_OUTPUT, N_NEXT
 cpdef enum Error:
-    ERROR_NONE, ERROR_TTL_EXPIRED, ERROR_MTU_EXCEEDED, ERROR_NO_HEADROOM, ERROR_BAD_ADJACENCY, N_ERROR
+    ERROR_NONE, ERROR_TTL_EXPIRED, ERROR_MTU_EXCEEDED, ERROR_NO_HEADROOM, ERROR_BAD_ADJACENCY, ERROR_GSO_SEGMENT, N_ERROR
 
 cdef enum:
     PREFETCH_AHEAD = 4
@@ -66,12 +75,14 @@ ERRORS = (
     ("mtu-exceeded", "error", "packet larger than the tx MTU (fragmentation: not yet)"),
     ("no-headroom", "error", "no headroom left for the L2 header"),
     ("bad-adjacency", "error", "adjacency is not a rewrite"),
+    ("gso-segment", "info", "GSO super-segment larger than the tx MTU, to ip4-gso to be segmented"),
 )
 
 ctypedef struct ip4_rewrite_t:
     gn_ip4_fib_t* fib
     gn_interface_main_t* im
     uint16_t error_next[8]            # ERROR_* -> next (drop, or a node attached for it)
+    uint8_t gso_attached              # a node took key "gso": GSO super-segments too big go there
 
 ctypedef struct ip4_rewrite_trace_t:
     uint32_t adj_index
@@ -91,6 +102,15 @@ cdef inline uint32_t _wire_length(gn_buffer_t* b, const uint8_t* ip, uint8_t tx_
         if b.current_length >= ihl + 13:
             return ihl + (ip[ihl + 12] >> 4) * 4 + b.gso_size
     return gn_ip4_total_length(ip)
+
+
+cdef void _complete_l4_checksum(gn_main_t* vm, gn_buffer_t* b, uint8_t* ip) noexcept nogil:
+    """The interface will not fill the L4 checksum left to offload: fill it
+    now (headers inside the first buffer; else the packet goes as it is)."""
+    cdef uint32_t hlen = gn_ip4_header_bytes(ip)
+    if b.current_length >= hlen:
+        gn_ip4_fill_l4_checksum(vm, b, ip, hlen, gn_ip4_total_length(ip))
+    b.flags &= ~GN_BUFFER_F_L4_CSUM_OFFLOAD
 
 
 cdef uint32_t ip4_rewrite_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame) noexcept nogil:
@@ -132,11 +152,14 @@ cdef uint32_t ip4_rewrite_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t*
                 mtu = hw.mtu if hw != NULL else 0xffff
                 tx_offloads = hw.tx_offloads if hw != NULL else 0
             if _wire_length(b, ip, tx_offloads) > mtu:
-                err = ERROR_MTU_EXCEEDED          # to ip4-frag (or ip4-icmp-error)
-                b.sw_if_index[GN_TX] = sw         # whose MTU: ip4-frag reads it
+                # to ip4-gso (a super-segment), else ip4-frag (or ip4-icmp-error)
+                err = ERROR_GSO_SEGMENT if b.flags & GN_BUFFER_F_GSO and rm.gso_attached else ERROR_MTU_EXCEEDED
+                b.sw_if_index[GN_TX] = sw         # whose MTU: ip4-frag and ip4-gso read it
             elif b.current_data - <int>rl < -GN_BUFFER_HEADROOM:
                 err = ERROR_NO_HEADROOM
             else:
+                if b.flags & GN_BUFFER_F_L4_CSUM_OFFLOAD and not (tx_offloads & GN_IF_TX_CSUM):
+                    _complete_l4_checksum(vm, b, ip)
                 if not (b.flags & GN_BUFFER_F_LOCALLY_ORIGINATED):
                     gn_ip4_ttl_decrement(ip)
                 b.current_data -= <int16_t>rl
@@ -194,7 +217,8 @@ def _setup(engine, node_index):
     rm.im = (<InterfaceTable>engine.interfaces).im
 
 
-ATTACH_KEYS = {"ttl-expired": ERROR_TTL_EXPIRED, "mtu-exceeded": ERROR_MTU_EXCEEDED, "fragment": ERROR_MTU_EXCEEDED}
+ATTACH_KEYS = {"ttl-expired": ERROR_TTL_EXPIRED, "mtu-exceeded": ERROR_MTU_EXCEEDED, "fragment": ERROR_MTU_EXCEEDED,
+               "gso": ERROR_GSO_SEGMENT}
 _FRAGMENT_ATTACHED = per_engine()     # engine -> True once a "fragment" node attached
 
 
@@ -203,9 +227,12 @@ def _on_attach(engine, key, next_index):
         raise ValueError(f"ip4-rewrite: attach key {key!r} is not one of {', '.join(ATTACH_KEYS)}")
     if key == "mtu-exceeded" and _FRAGMENT_ATTACHED.get(engine):
         return                            # ip4-frag comes first; it sends DF packets on to ICMP
+    cdef ip4_rewrite_t* rm = <ip4_rewrite_t*>gn_node_data(engine, "ip4-rewrite")
     if key == "fragment":
         _FRAGMENT_ATTACHED[engine] = True
-    (<ip4_rewrite_t*>gn_node_data(engine, "ip4-rewrite")).error_next[<uint32_t>ATTACH_KEYS[key]] = next_index
+    if key == "gso":
+        rm.gso_attached = 1
+    rm.error_next[<uint32_t>ATTACH_KEYS[key]] = next_index
 
 
 NODES = (

@@ -7,7 +7,7 @@ import pytest
 
 from graphnet.nodes import registry
 
-IP4 = {"ethernet-input", "ip4-input", "ip4-input-no-checksum", "ip4-lookup", "ip4-rewrite", "ip4-frag",
+IP4 = {"ethernet-input", "ip4-input", "ip4-input-no-checksum", "ip4-lookup", "ip4-rewrite", "ip4-frag", "ip4-gso",
        "ip4-reassembly", "ip4-reassembly-expire"}
 IP4_HOST = IP4 | {"arp-input", "ip4-arp", "ip4-neighbor", "ip4-neighbor-process", "ip4-local", "ip4-icmp-input",
                   "ip4-icmp-error", "udp4-input", "udp4-echo", "ip4-ping", "ip4-ping-reply"}
