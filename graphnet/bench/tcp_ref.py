@@ -9,7 +9,9 @@ The kernel references (measured now):
     One stream: a sender in namespace A writes 1 MiB with each send() for
     ``--seconds`` (default 10), then closes; the receiver in B reads until
     the end of the stream. ``gbps``: bytes the receiver read, from its first
-    byte to its last.
+    byte to its last. ``sender_cpu``: the sender's CPU time (user + system,
+    with the kernel work it does in its own context) over its wall time:
+    near 1.0, the sender is what limits the stream (also in ``rx``).
 ``tcp-crr`` / ``kernel-veth``
     A client in A connects, sends 8 bytes, reads the 8-byte reply and
     closes, again and again for ``--seconds`` (at most MAX_CONNECTIONS);
@@ -218,7 +220,7 @@ def kernel_bulk(seconds: float, loss_percent: int = 0, chunk: int = CHUNK) -> di
             raise RuntimeError(f"tcp-bulk reference: sent {sent['bytes']} bytes, received {got['bytes']} "
                                f"(end of stream: {got['eof']})")
         out = {"gbps": got["bytes"] * 8 / got["ns"] if got["ns"] else 0.0, "bytes": got["bytes"],
-               "seconds": got["ns"] / 1e9, "write_bytes": chunk}
+               "seconds": got["ns"] / 1e9, "write_bytes": chunk, "sender_cpu": round(sent["cpu"], 3)}
         if counts is not None:
             seen, dropped = counts()
             out.update(loss_percent=loss_percent, ingress_packets=seen, dropped=dropped)
@@ -324,7 +326,8 @@ def _bulk_rx(seconds: float, loss_percent: int = 0) -> dict:
                                f"{got['bytes']}")
         ns = got.get("seconds", 0.0)
         out = {"gbps": got["bytes"] * 8 / ns / 1e9 if ns else 0.0, "bytes": got["bytes"], "seconds": ns,
-               "write_bytes": CHUNK, "tcp4_established": node_clocks(g.engine, "tcp4-established"),
+               "write_bytes": CHUNK, "sender_cpu": round(sent["cpu"], 3),
+               "tcp4_established": node_clocks(g.engine, "tcp4-established"),
                "tcp": g.engine.call(lambda: _tcp_stats(g.engine))}
         if counts is not None:
             seen, dropped = counts()
@@ -498,9 +501,11 @@ def _program(argv: list) -> dict:
     if a.role == "source":
         s = socket.create_connection((a.addr, a.port), timeout=STARTUP)
         s.settimeout(None)
+        cpu0 = time.process_time_ns()
         sent, ns = io.bulk_send(s.fileno(), a.n, a.seconds)
+        cpu = time.process_time_ns() - cpu0
         s.close()
-        return {"bytes": sent, "ns": ns}
+        return {"bytes": sent, "ns": ns, "cpu": cpu / ns if ns else 0.0}
     n, ns, errors = io.crr_client(struct.unpack("=I", socket.inet_aton(a.addr))[0], socket.htons(a.port),
                                   a.n, a.seconds)
     return {"connections": n, "ns": ns, "errors": errors}

@@ -25,6 +25,7 @@ def test_bulk_reference_delivers_every_byte_and_cleans_up():
     before = _tref_namespaces()
     r = tcp_ref.kernel_bulk(1.0)
     assert r["bytes"] > 0 and r["gbps"] > 0 and 0.5 < r["seconds"] < 5
+    assert 0 < r["sender_cpu"] <= 1.05              # one thread's CPU time over its wall time
     assert _tref_namespaces() == before
 
 
@@ -86,6 +87,7 @@ def test_graphnet_bulk_rx_reads_every_byte_the_kernel_sent(monkeypatch):
     monkeypatch.setattr(host, "create_netns", lambda name, *a, **k: (made.append(name), create(name, *a, **k))[1])
     r = tcp_ref.graphnet_bulk_rx(_opts())            # raises unless the sink read every byte sent
     assert r["bytes"] > 1 << 20 and r["tcp"]["bytes_in"] == r["bytes"]
+    assert 0 < r["sender_cpu"] <= 1.05
     est = r["tcp4_established"]
     assert est["vectors"] > 0 and est["clocks_per_packet"] > 0
     assert len(made) == 1 and made[0] not in host.list_netns()      # the bench's namespace is gone
