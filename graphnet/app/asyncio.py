@@ -398,8 +398,8 @@ class DatagramTransport(_Closing, asyncio.DatagramTransport):
     ``pause_writing`` / ``resume_writing`` around the high-water mark; each
     datagram in the rx fifo is one ``datagram_received(data, addr)``;
     errors of a send or a corrupt rx record go to ``error_received``, as
-    asyncio does with the kernel's. A cut-through session has no datagram
-    boundaries: what one read takes is one datagram."""
+    asyncio does with the kernel's. (UDP is never cut-through: a datagram
+    listener is reached through the UDP transport only.)"""
 
     def __init__(self, loop, sock, protocol: asyncio.DatagramProtocol, remote=None, only_remote=False):
         super().__init__()

@@ -21,8 +21,10 @@ Semantics and limits, plainly:
   - ``send`` writes what fits in the tx fifo (at least one byte, blocking
     until there is room); ``sendall`` writes everything; a datagram is
     written whole or not at all; ``recv`` returns what is in the rx fifo
-    (a whole datagram for UDP through the graph; over cut-through a stream
-    of bytes, datagram boundaries are not kept);
+    (a whole datagram for UDP; a stream of bytes for TCP and cut-through.
+    UDP between two apps of one engine goes through the UDP transport to
+    the engine's own address, never cut-through, so datagrams stay whole;
+    127.0.0.1 is not one of the engine's addresses);
   - ``shutdown`` as the socket module's: SHUT_WR is a half-close (the
     peer reads end of file after the bytes already written: TCP's FIN,
     the cut-through peer's end of stream) while this socket still

@@ -1316,6 +1316,13 @@ cdef class SessionLayer:
             raise SessionError(f"no app worker {wrk_index}")
         if proto >= GN_TRANSPORT_N_PROTOS:
             raise SessionError(f"no proto {proto}")
+        if self.sm.transports[proto].service == GN_TRANSPORT_SERVICE_DGRAM:
+            # A datagram listener reads its datagrams from its own fifo,
+            # whoever sends them: it is reached through its transport (the
+            # graph delivers to this engine's own addresses), never by a
+            # cut-through session, whatever the scope.
+            glob, local = True, False
+            tp = self._tp(proto)
         h = _hash_get(&self.sm.listen_table[proto], ip, port) if glob else HASH_EMPTY
         if h == HASH_EMPTY and local:
             h = _hash_get(&self.sm.listen_table[GN_TRANSPORT_PROTO_CT], ip, _local_k1(proto, port))

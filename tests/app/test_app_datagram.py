@@ -131,3 +131,53 @@ def test_asyncio_datagram_endpoint_keeps_what_the_full_fifo_cannot_take_in_order
             app.kill()
             app.communicate()
     wait_counts(eng, before)
+
+
+UDP_SERVER = """
+    import sys
+    from graphnet import app
+    app.attach("dg-server")
+    u = app.socket(app.AF_INET, app.SOCK_DGRAM)
+    u.bind((sys.argv[1], 5300))
+    print("bound", flush=True)
+    u.settimeout(10)
+    for i in range(3):
+        d, a = u.recvfrom(70000)
+        print("got", len(d), a[0], a[1] > 0, flush=True)
+        u.sendto(d[::-1], a)
+    u.close()
+"""
+
+UDP_CLIENT = """
+    import sys
+    from graphnet import app
+    app.attach("dg-client")
+    u = app.socket(app.AF_INET, app.SOCK_DGRAM)
+    u.settimeout(10)
+    u.connect((sys.argv[1], 5300))
+    print(u._s.name().split()[2], flush=True)
+    sent = [bytes(range(256)) * (n // 256) + bytes([n % 251]) * (n % 256) for n in (1, 1000, 60000)]
+    for d in sent:
+        u.send(d)
+    print([u.recv(70000) == d[::-1] for d in sent], flush=True)
+    u.close()
+"""
+
+
+def test_udp_between_two_processes_keeps_datagrams_whole(engine):
+    """A process's UDP socket bound on the engine's address and another's
+    connected to it (the default scope, local and global): the datagrams go
+    through the UDP transport, not a cut-through session (which carries a
+    stream), so each recvfrom is one whole datagram, up to 60,000 bytes,
+    with the sender's address, and the replies come back whole."""
+    eng, srv = engine
+    before = counts(eng)
+    server = run(srv, UDP_SERVER, ENGINE_IP)
+    assert server.stdout.readline().strip() == "bound"
+    rc, out, err = finish(run(srv, UDP_CLIENT, ENGINE_IP))
+    assert rc == 0, err
+    assert out.splitlines() == ["(udp", "[True, True, True]"]
+    rc, out, err = finish(server)
+    assert rc == 0, err
+    assert out.splitlines() == [f"got {n} {ENGINE_IP} True" for n in (1, 1000, 60000)]
+    wait_counts(eng, before)
