@@ -45,16 +45,16 @@ from libc.stdint cimport uint8_t, uint16_t, uint32_t
 from libc.string cimport memcpy
 from graphnet.includes.byteorder cimport gn_net16, gn_put_net16
 from graphnet.io.interface cimport InterfaceTable, gn_interface_main_t, gn_interface_t, gn_interface
-from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_TX, GN_FRAME_SIZE, GN_BUFFER_F_NEXT_PRESENT,
-                                   gn_buffer_current)
-from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_main_alloc, gn_main_free,
-                                 gn_next_buffers_t, gn_next_buffers_flush, gn_next_buffers_put,
-                                 gn_enqueue_to_next, gn_node_increment_error, gn_buffer_set_error)
-from graphnet.wire.ip4 cimport (gn_ip4_header_bytes, gn_ip4_total_length, gn_ip4_set_checksum, GN_IP4_HEADER_LEN,
+from graphnet.vlib.buffer cimport gn_buffer_t, gn_frame_t, GN_TX, gn_buffer_current
+from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_main_free, gn_next_buffers_t,
+                                 gn_next_buffers_flush, gn_next_buffers_put, gn_node_increment_error,
+                                 gn_buffer_set_error)
+from graphnet.wire.ip4 cimport (gn_ip4_set_checksum, GN_IP4_HEADER_LEN,
                                 GN_IP4_MAX_HEADER_LEN, GN_IP4_FLAG_DF, GN_IP4_FLAG_MF, GN_IP4_FLAG_RESERVED,
                                 GN_IP4_FRAG_OFFSET_MASK)
 from graphnet.wire.ip4_options cimport gn_ip4_options_for_fragments
-from graphnet.io.bufcopy cimport gn_chain_length, gn_cursor_t, gn_packet_from_header
+from graphnet.io.bufcopy cimport gn_cursor_t, gn_packet_from_header
+from graphnet.nodes.ip4_cut cimport gn_ip4_cut_t, gn_ip4_cuttable, gn_ip4_cut_begin, gn_ip4_cut_put, gn_ip4_cut_abort
 from graphnet.vlib.kit cimport gn_node_fn, gn_node_data
 from graphnet.vlib.kit import node, trace_bytes
 from graphnet.wire.ip4 import format_ip4_header
@@ -111,27 +111,22 @@ cdef uint32_t ip4_frag_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* fr
     cdef ip4_frag_t* fm = <ip4_frag_t*>node.runtime_data
     cdef gn_next_buffers_t out
     cdef uint8_t hdr2[GN_IP4_MAX_HEADER_LEN + 4]
-    cdef uint32_t i, n = frame.n_vectors, bi, fbi, hlen, hlen2, total, avail, mtu, sw, payload, done, plen
-    cdef uint32_t max1, max2, off8, pkt_start, n_packets = 0, n_frags = 0, k, k_gone
+    cdef uint32_t i, n = frame.n_vectors, bi, fbi, hlen, hlen2, total, mtu, sw, payload, done, plen
+    cdef uint32_t max1, max2, off8, n_packets = 0, n_frags = 0
     cdef uint16_t frag, mf_last
     cdef int w
     cdef gn_buffer_t* b
     cdef gn_interface_t* hw
     cdef uint8_t* ip
     cdef gn_cursor_t c
+    cdef gn_ip4_cut_t cut
     cdef bint failed
     out.n = 0
     for i in range(n):
         bi = frame.buffers[i]
         b = gn_main_buffer(vm, bi)
         ip = gn_buffer_current(b)
-        if b.current_length < GN_IP4_HEADER_LEN or (ip[0] >> 4) != 4:
-            _out_drop(vm, node, &out, bi, ERROR_MALFORMED)
-            continue
-        hlen = gn_ip4_header_bytes(ip)
-        total = gn_ip4_total_length(ip)
-        avail = gn_chain_length(vm, bi) if b.flags & GN_BUFFER_F_NEXT_PRESENT else b.current_length
-        if hlen < GN_IP4_HEADER_LEN or hlen > b.current_length or total < hlen or total > avail:
+        if not gn_ip4_cuttable(vm, bi, b, ip, &hlen, &total):
             _out_drop(vm, node, &out, bi, ERROR_MALFORMED)
             continue
         sw = b.sw_if_index[GN_TX]
@@ -171,11 +166,9 @@ cdef uint32_t ip4_frag_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* fr
         frag &= GN_IP4_FLAG_RESERVED          # keep the reserved bit as it was
         c.b = b
         c.off = hlen
-        pkt_start = out.n
+        gn_ip4_cut_begin(&cut, &out)
         done = 0
         failed = False
-        k = 0
-        k_gone = 0                          # fragments of this packet already handed on in a full frame
         while done < payload:
             if done == 0:
                 plen = max1 if max1 < payload else payload
@@ -187,26 +180,16 @@ cdef uint32_t ip4_frag_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* fr
                               &c, plen, &fbi) != 0:
                 failed = True
                 break
-            if out.n == GN_FRAME_SIZE:
-                gn_next_buffers_flush(vm, node, &out)
-                pkt_start = 0               # what was flushed is gone: keep the rest
-                k_gone = k
-            out.bis[out.n] = fbi
-            out.nexts[out.n] = NEXT_OUTPUT
-            out.n += 1
+            gn_ip4_cut_put(vm, node, &out, &cut, fbi, NEXT_OUTPUT)
             done += plen
-            k += 1
         if failed:
-            # free the fragments of this packet still in hand, drop the packet
-            if out.n > pkt_start:
-                gn_main_free(vm, &out.bis[pkt_start], out.n - pkt_start)
-                out.n = pkt_start
-            n_frags += k_gone               # those left: counted as sent (the packet as no-buffers)
+            # the fragments still in hand freed; those sent counted as sent (the packet as no-buffers)
+            n_frags += gn_ip4_cut_abort(vm, &out, &cut)
             _out_drop(vm, node, &out, bi, ERROR_NO_BUFFERS)
             continue
         gn_main_free(vm, &bi, 1)
         n_packets += 1
-        n_frags += k
+        n_frags += cut.made
     gn_next_buffers_flush(vm, node, &out)
     if n_packets:
         gn_node_increment_error(vm, node, ERROR_FRAGMENTED, n_packets)

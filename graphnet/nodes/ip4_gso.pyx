@@ -40,16 +40,15 @@ sw_if_index and the first 64 bytes of the super-segment.
 from libc.stdint cimport uint8_t, uint16_t, uint32_t
 from libc.string cimport memcpy
 from graphnet.includes.byteorder cimport gn_net16, gn_put_net16, gn_net32, gn_put_net32
-from graphnet.vlib.buffer cimport (gn_buffer_t, gn_frame_t, GN_FRAME_SIZE, GN_BUFFER_F_NEXT_PRESENT, GN_BUFFER_F_GSO,
-                                   GN_BUFFER_F_L4_CSUM_OFFLOAD, gn_buffer_current)
+from graphnet.vlib.buffer cimport gn_buffer_t, gn_frame_t, GN_BUFFER_F_GSO, GN_BUFFER_F_L4_CSUM_OFFLOAD, gn_buffer_current
 from graphnet.vlib.main cimport (gn_main_t, gn_node_runtime_t, gn_main_buffer, gn_main_free, gn_next_buffers_t,
                                  gn_next_buffers_flush, gn_next_buffers_put, gn_node_increment_error,
                                  gn_buffer_set_error)
-from graphnet.wire.ip4 cimport (gn_ip4_header_bytes, gn_ip4_total_length, gn_ip4_set_checksum, GN_IP4_HEADER_LEN,
-                                GN_IP4_MAX_HEADER_LEN, GN_IP4_FLAG_MF, GN_IP4_FRAG_OFFSET_MASK, GN_IP4_PROTO_TCP,
-                                GN_IP4_PROTO_UDP)
+from graphnet.wire.ip4 cimport (gn_ip4_set_checksum, GN_IP4_MAX_HEADER_LEN, GN_IP4_FLAG_MF, GN_IP4_FRAG_OFFSET_MASK,
+                                GN_IP4_PROTO_TCP, GN_IP4_PROTO_UDP)
 from graphnet.nodes.ip4_csum cimport gn_ip4_fill_l4_checksum
-from graphnet.io.bufcopy cimport gn_chain_length, gn_cursor_t, gn_packet_from_header
+from graphnet.io.bufcopy cimport gn_cursor_t, gn_packet_from_header
+from graphnet.nodes.ip4_cut cimport gn_ip4_cut_t, gn_ip4_cuttable, gn_ip4_cut_begin, gn_ip4_cut_put, gn_ip4_cut_abort
 from graphnet.vlib.kit cimport gn_node_fn
 from graphnet.vlib.kit import node, trace_bytes
 from graphnet.wire.ip4 import format_ip4_header
@@ -123,24 +122,19 @@ cdef void _fix_segment(gn_main_t* vm, uint32_t bi, uint32_t hlen, uint32_t l4h, 
 cdef uint32_t ip4_gso_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* frame) noexcept nogil:
     cdef gn_next_buffers_t out
     cdef uint8_t hdr[GN_IP4_MAX_HEADER_LEN + TCP_MAX_HEADER]
-    cdef uint32_t i, n = frame.n_vectors, bi, sbi, hlen, l4h, total, avail, payload, done, plen, gso
-    cdef uint32_t pkt_start, k, k_gone, n_packets = 0, n_segs = 0
+    cdef uint32_t i, n = frame.n_vectors, bi, sbi, hlen, l4h, total, payload, done, plen, gso
+    cdef uint32_t n_packets = 0, n_segs = 0
     cdef gn_buffer_t* b
     cdef uint8_t* ip
     cdef gn_cursor_t c
+    cdef gn_ip4_cut_t cut
     cdef bint failed
     out.n = 0
     for i in range(n):
         bi = frame.buffers[i]
         b = gn_main_buffer(vm, bi)
         ip = gn_buffer_current(b)
-        if b.current_length < GN_IP4_HEADER_LEN or (ip[0] >> 4) != 4:
-            _out_drop(vm, node, &out, bi, ERROR_MALFORMED)
-            continue
-        hlen = gn_ip4_header_bytes(ip)
-        total = gn_ip4_total_length(ip)
-        avail = gn_chain_length(vm, bi) if b.flags & GN_BUFFER_F_NEXT_PRESENT else b.current_length
-        if (hlen < GN_IP4_HEADER_LEN or hlen > b.current_length or total < hlen or total > avail
+        if (not gn_ip4_cuttable(vm, bi, b, ip, &hlen, &total)
                 or gn_net16(ip + 6) & (GN_IP4_FLAG_MF | GN_IP4_FRAG_OFFSET_MASK)):
             _out_drop(vm, node, &out, bi, ERROR_MALFORMED)
             continue
@@ -156,38 +150,26 @@ cdef uint32_t ip4_gso_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_t* fra
         memcpy(hdr, ip, hlen + l4h)
         c.b = b
         c.off = hlen + l4h
-        pkt_start = out.n
+        gn_ip4_cut_begin(&cut, &out)
         done = 0
-        k = 0
-        k_gone = 0                          # segments of this packet already handed on in a full frame
         failed = False
         while True:
             plen = gso if gso < payload - done else payload - done
             if gn_packet_from_header(vm, b, hdr, hlen + l4h, &c, plen, &sbi) != 0:
                 failed = True
                 break
-            _fix_segment(vm, sbi, hlen, l4h, plen, k, done, done + plen == payload)
-            if out.n == GN_FRAME_SIZE:
-                gn_next_buffers_flush(vm, node, &out)
-                pkt_start = 0               # what was flushed is gone: keep the rest
-                k_gone = k
-            out.bis[out.n] = sbi
-            out.nexts[out.n] = NEXT_REWRITE
-            out.n += 1
+            _fix_segment(vm, sbi, hlen, l4h, plen, cut.made, done, done + plen == payload)
+            gn_ip4_cut_put(vm, node, &out, &cut, sbi, NEXT_REWRITE)
             done += plen
-            k += 1
             if done == payload:
                 break
         if failed:
-            if out.n > pkt_start:
-                gn_main_free(vm, &out.bis[pkt_start], out.n - pkt_start)
-                out.n = pkt_start
-            n_segs += k_gone
+            n_segs += gn_ip4_cut_abort(vm, &out, &cut)
             _out_drop(vm, node, &out, bi, ERROR_NO_BUFFERS)
             continue
         gn_main_free(vm, &bi, 1)
         n_packets += 1
-        n_segs += k
+        n_segs += cut.made
     gn_next_buffers_flush(vm, node, &out)
     if n_packets:
         gn_node_increment_error(vm, node, ERROR_SEGMENTED, n_packets)

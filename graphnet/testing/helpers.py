@@ -74,6 +74,39 @@ def ns_socket(ns, family, type_, proto=0):
     return pnetns.create_socket(ns, family, type_, proto, flags=0)
 
 
+def kernel_tcp_transfer(client_ns, server_ns, server: tuple, data: bytes, timeout: float = 20.0) -> tuple:
+    """Kernel TCP from client_ns to server (ip, port) in server_ns: the
+    client sends data and closes, the server reads to the end. Returns
+    (bytes read, their sha256 digest)."""
+    import hashlib
+    import socket
+    import threading
+    srv = ns_socket(server_ns, socket.AF_INET, socket.SOCK_STREAM)
+    cli = ns_socket(client_ns, socket.AF_INET, socket.SOCK_STREAM)
+    h, n = hashlib.sha256(), 0
+    try:
+        srv.bind(server)
+        srv.listen(1)
+        srv.settimeout(timeout)
+        cli.settimeout(timeout)
+        t = threading.Thread(target=lambda: (cli.connect(server), cli.sendall(data), cli.close()))
+        t.start()
+        conn, _ = srv.accept()
+        conn.settimeout(timeout)
+        while n < len(data):
+            chunk = conn.recv(1 << 20)
+            if not chunk:
+                break
+            h.update(chunk)
+            n += len(chunk)
+        conn.close()
+        t.join(timeout)
+    finally:
+        srv.close()
+        cli.close()
+    return n, h.digest()
+
+
 def packet_socket(ns, ifname):
     """An AF_PACKET socket (all protocols) bound to interface ifname of
     namespace ns, with an 8 MB receive buffer (SO_RCVBUFFORCE, root) so

@@ -29,7 +29,7 @@ from graphnet.io.device import DeviceError
 from graphnet.io.pg import PacketGenerator, Stream
 from graphnet.vlib.buffer import BUFFER_STRIDE
 from graphnet.vlib.node import PythonNode
-from graphnet.testing.helpers import ns_socket, packet_socket, SetTx, loop_cpu, wait_for, unique_ifname as ifname
+from graphnet.testing.helpers import kernel_tcp_transfer, ns_socket, packet_socket, SetTx, loop_cpu, wait_for, unique_ifname as ifname
 
 from graphnet.io import tap
 TapDevice = tap.TapDevice
@@ -246,31 +246,11 @@ def test_tcp_super_frames_cross_graphnet_as_chains(engine_factory, netns, netns2
     eng.trace_add(f"tap-input-{a}", 400)
     eng.start()
     data = os.urandom(1 << 20) * 8                     # 8 MB
-    srv = ns_socket(netns2, socket.AF_INET, socket.SOCK_STREAM)
-    cli = ns_socket(netns, socket.AF_INET, socket.SOCK_STREAM)
     try:
-        srv.bind(("10.212.0.2", 5201))
-        srv.listen(1)
-        srv.settimeout(10)
-        cli.settimeout(10)
-        t = threading.Thread(target=lambda: (cli.connect(("10.212.0.2", 5201)), cli.sendall(data), cli.close()))
-        t.start()
-        conn, _ = srv.accept()
-        conn.settimeout(10)
-        h, n = hashlib.sha256(), 0
-        while n < len(data):
-            chunk = conn.recv(1 << 20)
-            if not chunk:
-                break
-            h.update(chunk)
-            n += len(chunk)
-        conn.close()
-        t.join(10)
+        n, digest = kernel_tcp_transfer(netns, netns2, ("10.212.0.2", 5201), data, timeout=10)
     finally:
-        srv.close()
-        cli.close()
         eng.stop()
-    assert n == len(data) and h.digest() == hashlib.sha256(data).digest()
+    assert n == len(data) and digest == hashlib.sha256(data).digest()
     sa, sb = dev_a.stats(), dev_b.stats()
     assert sa["rx_gso_frames"] > 0 and sa["rx_chained"] > 0 and sa["rx_max_frame"] > 16000, sa
     assert sb["tx_gso_frames"] > 0 and sb["tx_chained"] > 0, sb

@@ -17,7 +17,6 @@ import hashlib
 import os
 import socket
 import struct
-import threading
 
 import pytest
 from scapy.layers.inet import ICMP, IP, TCP, UDP
@@ -178,7 +177,7 @@ def test_kernel_tcp_through_a_tap_out_of_af_packet_is_segmented(engine_factory, 
     from graphnet.io.af_packet import AfPacketDevice
     from graphnet.io.tap import TapDevice
     from graphnet.nodes import ip4_host
-    from graphnet.testing.helpers import ns_socket
+    from graphnet.testing.helpers import kernel_tcp_transfer
     tap = f"gngso{os.getpid() % 10000}"
     with host.veth_pair("gn-gso", addresses=(None, "10.216.0.1/24")) as v:
         eng = engine_factory(ip4_host.NODES, buffers=8192)
@@ -192,31 +191,11 @@ def test_kernel_tcp_through_a_tap_out_of_af_packet_is_segmented(engine_factory, 
         host.run_in_netns(v.ns_b, ["ip", "route", "add", "10.215.0.0/24", "via", "10.216.0.2"], check=True)
         eng.start()
         data = os.urandom(1 << 20) * 8
-        srv = ns_socket(v.ns_b, socket.AF_INET, socket.SOCK_STREAM)
-        cli = ns_socket(netns, socket.AF_INET, socket.SOCK_STREAM)
         try:
-            srv.bind(("10.216.0.1", 5201))
-            srv.listen(1)
-            srv.settimeout(20)
-            cli.settimeout(20)
-            t = threading.Thread(target=lambda: (cli.connect(("10.216.0.1", 5201)), cli.sendall(data), cli.close()))
-            t.start()
-            conn, _ = srv.accept()
-            conn.settimeout(20)
-            h, n = hashlib.sha256(), 0
-            while n < len(data):
-                chunk = conn.recv(1 << 20)
-                if not chunk:
-                    break
-                h.update(chunk)
-                n += len(chunk)
-            conn.close()
-            t.join(20)
+            n, digest = kernel_tcp_transfer(netns, v.ns_b, ("10.216.0.1", 5201), data)
         finally:
-            srv.close()
-            cli.close()
             eng.stop()
-        assert n == len(data) and h.digest() == hashlib.sha256(data).digest()
+        assert n == len(data) and digest == hashlib.sha256(data).digest()
         assert dev_t.stats()["rx_gso_frames"] > 0
         assert eng.error_count("ip4-gso", "segmented") > 0
         assert eng.error_count("ip4-gso", "segments") > eng.error_count("ip4-gso", "segmented")
