@@ -1,5 +1,6 @@
 """TCP commands: ``show tcp stats``, ``show tcp connections``, ``set tcp
-cc``, ``set tcp time-wait`` (and their ``--json`` forms). The data comes
+cc``, ``set tcp time-wait``, ``set tcp tso``, ``show tcp config`` (and
+their ``--json`` forms). The data comes
 from graphnet.transport.tcp4.TcpTransport; the per-connection fields also
 appear under each TCP session in ``show session verbose``."""
 from __future__ import annotations
@@ -94,3 +95,30 @@ def set_tcp_time_wait(engine, args):
     except ValueError as e:
         raise UsageError(str(e)) from None
     return ""
+
+
+@command("set tcp tso", help="TSO super-segments out of interfaces that do TSO (on, the default), or one MSS per segment",
+         usage="set tcp tso on|off")
+def set_tcp_tso(engine, args):
+    if len(args) != 1 or args[0] not in ("on", "off"):
+        raise UsageError("give on or off, e.g. set tcp tso off (takes effect at each connection's next push)")
+    _tcp(engine, "set tcp tso").configure(tso=args[0] == "on")
+    return ""
+
+
+@command("show tcp config", help="the TCP settings connections are made with (set tcp ...)", usage="show tcp config")
+def show_tcp_config(engine, args):
+    _no_args(args, "show tcp config")
+    cfg = _tcp(engine, "show tcp config").config()
+    width = max(len(k) for k in cfg)
+    return "\n".join(f"{k.replace('_', ' '):<{width + 2}}{_on_off(v)}" for k, v in cfg.items())
+
+
+def _on_off(v):
+    return ("on" if v else "off") if isinstance(v, bool) else v
+
+
+@json_view("show tcp config", "{cc, time_wait_ms, delack_ms, keepalive_ms, mss, nagle, tso}; {} without TCP in the graph")
+def tcp_config_json(engine, args):
+    _no_args(args, "show tcp config")
+    return _tcp(engine, "show tcp config").config() if _has_tcp(engine) else {}

@@ -307,3 +307,37 @@ def test_super_segment_to_an_interface_with_tso(bench):
     assert [len(r[TCP].payload) for r in data] == [1448] * 8 and all(checksums_ok(r) for r in data)
     assert b"".join(bytes(r[TCP].payload) for r in data) == payload
     assert bench.engine.call(lambda: tcp4.transport(bench.engine).stats())["tso_segs_out"] == 1
+
+
+def test_set_tcp_tso_off_sends_one_mss_per_segment_out_of_a_tso_interface(bench):
+    """``set tcp tso off`` (CLI) keeps segments to one MSS even out of an
+    interface that does TSO, and ``show tcp config`` says so; ``on`` brings
+    the super-segments back; a bad argument is a usage error."""
+    import json
+    from graphnet.cli import execute
+    from graphnet.cli.registry import UsageError
+    from graphnet.io.interface import TX_CSUM, TX_TSO4
+    bench.engine.interfaces.set_tx_offloads("if0", TX_CSUM | TX_TSO4)
+    assert json.loads(execute(bench.engine, "show tcp config --json"))["tso"] is True
+    execute(bench.engine, "set tcp tso off")
+    assert json.loads(execute(bench.engine, "show tcp config --json"))["tso"] is False
+    assert "tso" in execute(bench.engine, "show tcp config") and "off" in execute(bench.engine, "show tcp config")
+    with pytest.raises(UsageError):
+        execute(bench.engine, "set tcp tso maybe")
+    sa = handshake(bench)
+    una = sa[TCP].seq + 1
+    ts = [("NOP", None), ("NOP", None), ("Timestamp", (110, 0))]
+    payload = b"".join(bytes([i]) * 1448 for i in range(4))
+
+    def echo(first_seq, first_una):
+        out = bench.out("if0", [seg("A", first_seq + i * 1448, first_una, options=ts,
+                                    payload=payload[i * 1448:(i + 1) * 1448]) for i in range(4)])
+        return [r for r in out if len(r[TCP].payload)]
+
+    data = echo(1001, una)
+    assert [len(r[TCP].payload) for r in data] == [1448] * 4 and all(checksums_ok(r) for r in data)
+    assert bench.engine.call(lambda: tcp4.transport(bench.engine).stats())["tso_segs_out"] == 0
+    execute(bench.engine, "set tcp tso on")
+    (sup,) = echo(1001 + len(payload), una + len(payload))
+    assert bytes(sup[TCP].payload) == payload
+    assert bench.engine.call(lambda: tcp4.transport(bench.engine).stats())["tso_segs_out"] == 1
