@@ -295,6 +295,14 @@ def node_clocks(engine, node: str) -> dict:
             "packets_per_call": round(c["vectors"] / c["calls"], 2) if c["calls"] else None}
 
 
+def _clocks_per_item(engine, n: int, top: int = 8) -> dict:
+    """``show runtime``'s clocks of the busiest nodes over the run, per item
+    (a connection for tcp-crr): where the engine's time goes."""
+    counters = engine.call(engine.main.node_counters)
+    per = {node.name: c["clocks"] / n for node, c in zip(engine.nodes, counters) if c["clocks"]}
+    return {k: round(v) for k, v in sorted(per.items(), key=lambda kv: -kv[1])[:top]}
+
+
 def _wait_for(pred, seconds: float) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -388,7 +396,8 @@ def graphnet_crr(opts) -> dict:
             raise RuntimeError(f"tcp-crr: no connection completed ({c['errors']} errors)")
         out = {"connections_per_s": c["connections"] / (c["ns"] / 1e9), "connections": c["connections"],
                "seconds": c["ns"] / 1e9, "errors": c["errors"], "echoed_bytes": echoed["bytes"],
-               "tcp": g.engine.call(lambda: _tcp_stats(g.engine))}
+               "tcp": g.engine.call(lambda: _tcp_stats(g.engine)),
+               "clocks_per_connection": _clocks_per_item(g.engine, c["connections"])}
         g.engine.stop()
         return out
 

@@ -144,7 +144,13 @@ cdef uint32_t session_queue_fn(gn_main_t* vm, gn_node_runtime_t* node, gn_frame_
     if sm == NULL:
         return 0
     if q.mq.mq != NULL:
-        gn_mq_clear_signal(&q.mq)
+        if node.fd_ready:
+            # Read the eventfd only when epoll reported it: a run raised
+            # otherwise (a builtin app's event, polling) saves the read()
+            # syscall. A signal not read yet stays readable (level-triggered),
+            # so epoll reports it and a later run reads it: none is lost.
+            node.fd_ready = 0
+            gn_mq_clear_signal(&q.mq)
         memset(refused, 0, sizeof(refused))
         while n_msgs < q.max_msgs:
             k = gn_mq_dequeue_batch(q.mq.mq, <uint8_t*>msgs, sizeof(gn_app_msg_t), MSG_BATCH)

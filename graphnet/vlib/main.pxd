@@ -48,6 +48,8 @@ cdef struct gn_node_runtime_t:
     uint8_t adaptive              # input: switch POLLING <-> INTERRUPT by load
     uint8_t has_more_work         # input: set by fn while it has work left
     uint8_t fd_error              # its fd reported EPOLLERR/HUP and was removed
+    uint8_t fd_ready              # epoll reported its fd since the node cleared this (the node
+                                  # may skip reading an eventfd epoll did not report: no syscall)
     uint16_t n_next
     uint16_t drop_next            # arc to error-drop; always the last arc
     uint32_t* next_node           # arc -> node index

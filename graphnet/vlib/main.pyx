@@ -42,6 +42,7 @@ Invariants:
 """
 import logging
 import os
+import threading
 
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.pycapsule cimport PyCapsule_GetPointer
@@ -433,6 +434,7 @@ cdef uint32_t _epoll_poll(gn_main_t* vm, int timeout_ms) noexcept nogil:
             epoll_ctl(vm.epoll_fd, EPOLL_CTL_DEL, rt.fd, &dummy)
             _fd_count(vm, rt, -1)
             rt.fd_error = 1
+        rt.fd_ready = 1
         gn_node_set_interrupt_pending(vm, tag)
     return n if n > 0 else 0
 
@@ -758,6 +760,9 @@ cdef class Main:
         cdef uint64_t sleeps_seen = vm.sleeps, limited_seen = vm.drain_limited
         cdef bint idle, quiet
         cdef int timeout_ms
+        # Python runs signal handlers in the main thread only: a loop in
+        # another thread (an engine thread) never takes the GIL for them.
+        cdef bint check_signals = threading.current_thread() is threading.main_thread()
         deadline = start + <uint64_t>(seconds * 1e9) if seconds >= 0 else <uint64_t>-1
         gn_atomic_store_u32(&vm.stop_requested, 0)
         with nogil:
@@ -768,7 +773,8 @@ cdef class Main:
                     with gil:
                         self._run_hook()
                     vectors += 1      # the hook may have queued work
-                if (vm.loop_count & 0xfff) == 0 or vm.sleeps != sleeps_seen or vm.drain_limited != limited_seen:
+                if check_signals and ((vm.loop_count & 0xfff) == 0 or vm.sleeps != sleeps_seen
+                                      or vm.drain_limited != limited_seen):
                     # Let Python run signal handlers (Ctrl-C) now and then:
                     # after every sleep, every 4096 busy iterations, and
                     # after each iteration cut by the drain bound (those

@@ -104,6 +104,8 @@ def test_graphnet_crr_echoes_every_connection():
     r = tcp_ref.graphnet_crr(_opts())
     assert r["connections"] > 0 and r["errors"] == 0
     assert r["echoed_bytes"] >= 8 * r["connections"] and r["tcp"]["passive_opens"] >= r["connections"]
+    nodes = r["clocks_per_connection"]
+    assert any(n.startswith("tap-output-") for n in nodes) and "tcp4-input" in nodes
 
 
 @pytest.mark.privileged(tun=True, tools=("nft",))

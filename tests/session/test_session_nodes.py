@@ -162,3 +162,27 @@ def test_rx_done_runs_the_transports_push(env):
     eng.run(0.05)
     assert mt.calls().count(("push", c1)) == 1
     assert eng.error_count("session-queue", "bad-msg") == 0
+
+
+def test_queue_signal_read_once_epoll_reports_it(env):
+    """session-queue reads the queue's eventfd only when epoll reported it
+    (no read() per run): a message whose signal comes while the node runs
+    for another reason is still handled, and the signal is read by a
+    later run, so the loop does not stay awake on a readable eventfd."""
+    import select
+    eng, mgr, mt = env
+    app = mgr.attach("srv")
+    w = app.workers[0]
+    lh = w.listen("test://0.0.0.0/80")
+    (c1,) = accept_n(mt, lh, 1)
+    eng.run_until_idle()
+    (acc,) = [m for m in parse_msgs(b"".join(w.mq.dequeue_batch())) if m["event"] == "accepted"]
+    mgr.layer.accept_reply(acc["handle"])
+    mt.clear_calls()
+    q = mgr.engine_mq
+    assert q.enqueue(app_msg(type=68, handle=acc["handle"], wrk_index=w.index))     # GN_APP_MSG_RX_DONE
+    assert select.select([q.fd], [], [], 0)[0] == [q.fd]
+    eng.set_interrupt_pending("session-queue")                       # raised without epoll
+    eng.run(0.05)
+    assert mt.calls().count(("push", c1)) == 1
+    assert select.select([q.fd], [], [], 0)[0] == []                 # read once epoll reported it

@@ -140,7 +140,7 @@ ROWS = [
     # ESTABLISHED
     ("ESTABLISHED", seg("PA", IRS + 1, ISS + 1, payload=b"x" * 10, ts=TS), "ESTABLISHED", {"deliver", "delack"}, "none"),
     ("ESTABLISHED", seg("PA", IRS + 11, ISS + 1, payload=b"x" * 10, ts=TS), "ESTABLISHED", {"deliver", "send-ack"}, "none"),
-    ("ESTABLISHED", seg("FA", IRS + 1, ISS + 1, ts=TS), "CLOSE_WAIT", {"peer-fin", "send-ack"}, "none"),
+    ("ESTABLISHED", seg("FA", IRS + 1, ISS + 1, ts=TS), "CLOSE_WAIT", {"peer-fin", "delack"}, "none"),
     ("ESTABLISHED", seg("R", IRS + 1), "CLOSED", {"reset", "closed"}, "none"),
     ("ESTABLISHED", seg("R", IRS + 2), "ESTABLISHED", {"challenge-ack", "send-ack", "drop"}, "rst-in-window"),
     ("ESTABLISHED", seg("R", IRS + 10 ** 6), "ESTABLISHED", {"drop"}, "rst-ignored"),
@@ -338,6 +338,35 @@ def test_data_trimmed_to_fifo_space_and_duplicate_acked():
     assert act["rx"] == (40, 60, 0)                                # the first 40 skipped
     act = c.input(seg("PA", IRS + 1, ISS + 1, payload=b"y" * 100, ts=TS), now_ms=32)
     assert act["actions"] >= {"send-ack"} and "deliver" not in act["actions"]
+
+
+def test_fin_to_close_wait_ack_rides_on_the_apps_fin():
+    """The FIN that moves to CLOSE_WAIT is ACKed with a delay: the app's
+    FIN, sent within it, carries the ACK (one segment, not two)."""
+    c = established()
+    act = c.input(seg("FA", IRS + 1, ISS + 1, ts=TS), now_ms=30)
+    assert c.state == "CLOSE_WAIT" and "delack" in act["actions"] and "send-ack" not in act["actions"]
+    c.app_close()
+    fin = parse(c.send_next(b"", now_ms=31))
+    assert fin.flags == "FA" and fin.seq == ISS + 1 and fin.ack == IRS + 2     # acknowledges their FIN
+    assert c.state == "LAST_ACK"
+    assert "send-ack" not in c.delack_expired()["actions"]                  # nothing is owed any more
+
+
+def test_fin_to_close_wait_acked_when_the_delay_ends():
+    """An app that stays open: the delayed-ACK timer ACKs the FIN."""
+    c = established()
+    c.input(seg("FA", IRS + 1, ISS + 1, ts=TS), now_ms=30)
+    assert "send-ack" in c.delack_expired()["actions"]
+    ack = parse(c.make_ack(now_ms=70, rx_space=1 << 16))
+    assert ack.flags == "A" and ack.ack == IRS + 2
+
+
+def test_fin_with_a_gap_before_it_is_acked_at_once():
+    """A FIN beyond a gap is ACKed at once (a duplicate ACK for the gap)."""
+    c = established()
+    act = c.input(seg("FA", IRS + 5, ISS + 1, ts=TS), now_ms=30)
+    assert c.state == "ESTABLISHED" and "send-ack" in act["actions"]
 
 
 def test_out_of_order_fin_taken_when_the_gap_fills():

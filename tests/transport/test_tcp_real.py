@@ -363,6 +363,44 @@ def test_tshark_decodes_the_handshake_and_data(echo, tmp_path):
     assert synack[0] == "1460" and synack[1] == "7" and synack[2] != "" and int(synack[3]) > 0
 
 
+def test_client_close_ack_rides_on_the_echos_fin(echo, tmp_path):
+    """Connect, send 8 bytes, read them back, close (the kernel closes
+    first): graphnet sends three segments, SYN-ACK, the echoed data and a
+    FIN that also ACKs the kernel's FIN (its ACK delayed until the echo app
+    closed), and no pure ACK of that FIN (tcpdump on the kernel's side)."""
+    import subprocess
+    eng, ns, app, _ = echo
+    links = subprocess.run(["ip", "netns", "exec", ns, "ip", "-o", "link", "show"], capture_output=True, text=True,
+                           check=True).stdout
+    ifname = [l.split(":")[1].strip().split("@")[0] for l in links.splitlines() if "LOOPBACK" not in l][0]
+    pcap = tmp_path / "crr.pcap"
+    dump = subprocess.Popen(["ip", "netns", "exec", ns, "tcpdump", "-Z", "root", "--immediate-mode", "-i", ifname,
+                             "-U", "-w", str(pcap), "tcp"], stderr=subprocess.PIPE)
+    try:
+        assert b"listening" in dump.stderr.readline()
+        s = connect(ns)
+        assert echo_through(s, b"12345678") == b"12345678"
+        s.close()
+        assert _wait(lambda: stats(eng)["connections"] == 0), stats(eng)
+        time.sleep(0.3)
+    finally:
+        dump.terminate()
+        dump.communicate()
+    out = subprocess.run(["tshark", "-r", str(pcap), "-T", "fields", "-e", "ip.src", "-e", "tcp.flags.syn",
+                          "-e", "tcp.flags.ack", "-e", "tcp.flags.fin", "-e", "tcp.flags.reset", "-e", "tcp.len",
+                          "-e", "tcp.seq_raw", "-e", "tcp.ack_raw"], capture_output=True, text=True, check=True).stdout
+    rows = [l.split("\t") for l in out.splitlines()]
+    ours = [r for r in rows if r[0] == GN]
+    (peer_fin,) = [r for r in rows if r[0] == PEER and r[3] == "1"]
+    assert [(r[1], r[2], r[3], r[4], r[5]) for r in ours] == [
+        ("1", "1", "0", "0", "0"),             # SYN-ACK
+        ("0", "1", "0", "0", "8"),             # the echo
+        ("0", "1", "1", "0", "0"),             # FIN, ACKing the kernel's FIN
+    ], rows
+    peer_fin_len = int(peer_fin[5])
+    assert int(ours[2][7]) == (int(peer_fin[6]) + peer_fin_len + 1) & 0xffffffff
+
+
 def test_half_close_with_a_backlog_echoes_everything(echo):
     """The client sends 1 MB and shuts its side while much of it still
     waits in graphnet's fifos: the echo finishes every byte before its

@@ -204,15 +204,27 @@ cdef inline void _rtt_sample(gn_tcp_conn_t* c, const gn_tcp_seg_t* s, uint32_t n
 
 cdef void _check_fin(gn_tcp_conn_t* c, gn_tcp_act_t* a) noexcept nogil:
     """Take the peer's FIN once all data before it is in (RFC 9293 eighth
-    step)."""
+    step).
+
+    A FIN that moves the connection to CLOSE_WAIT is ACKed with a delay
+    (GN_TCP_A_DELACK, unless an immediate ACK is owed anyway): an app that
+    closes at once (an echo server, HTTP/1.0) sends its FIN within the
+    delay and the ACK rides on it, one segment instead of two. RFC 9293
+    s.3.8.6.3 allows delaying any ACK up to 0.5 s; the delayed-ACK timer
+    (40 ms by default, far below the peer's retransmission timeout) still
+    sends it when the app stays open. Every other FIN is ACKed at once."""
     if not (c.flags & GN_TCP_CF_FIN_PENDING) or c.rcv_nxt != c.rcv_fin:
         return
     c.flags = (c.flags & ~GN_TCP_CF_FIN_PENDING) | GN_TCP_CF_FIN_RCVD
     c.rcv_nxt += 1
-    a.flags = (a.flags & ~GN_TCP_A_DELACK) | GN_TCP_A_SEND_ACK | GN_TCP_A_PEER_FIN
+    a.flags |= GN_TCP_A_PEER_FIN
     if c.state == GN_TCP_ESTABLISHED or c.state == GN_TCP_SYN_RCVD:
         c.state = GN_TCP_CLOSE_WAIT
-    elif c.state == GN_TCP_FIN_WAIT_1:
+        if not (a.flags & GN_TCP_A_SEND_ACK):
+            a.flags |= GN_TCP_A_DELACK
+        return
+    a.flags = (a.flags & ~GN_TCP_A_DELACK) | GN_TCP_A_SEND_ACK
+    if c.state == GN_TCP_FIN_WAIT_1:
         if _fin_acked(c):
             c.state = GN_TCP_TIME_WAIT
             a.flags |= GN_TCP_A_TIME_WAIT | GN_TCP_A_RTX_STOP
