@@ -28,6 +28,7 @@ SOCK_DGRAM = _socket.SOCK_DGRAM
 MSG_TX, MSG_CLOSE, MSG_RESET, MSG_ACCEPTED_REPLY, MSG_RX_DONE, MSG_SHUTDOWN = 64, 65, 66, 67, 68, 69
 _MSG = struct.Struct(MSG_FORMAT)
 SPIN_NS = int(os.environ.get("GRAPHNET_APP_SPIN_US", "20")) * 1000   # cut-through: look before sleeping (0: never)
+YIELD_NS = int(os.environ.get("GRAPHNET_APP_YIELD_US", "200")) * 1000  # then sched_yield at most this long (0: never)
 
 _ERRORS = {_errno.ECONNREFUSED: ConnectionRefusedError, _errno.ECONNRESET: ConnectionResetError,
            _errno.EPIPE: BrokenPipeError, _errno.EACCES: PermissionError, _errno.EPERM: PermissionError,
@@ -93,6 +94,7 @@ class Worker:
         self.errors: list = []                 # ERROR events (a request the engine refused)
         self.n_events = 0
         self._opaque = 0
+        self._yield_ns = YIELD_NS                # wait_for's adaptive sched_yield budget (0..YIELD_NS)
 
     def fileno(self) -> int:
         """The eventfd the engine signals when events arrive (for selectors)."""
@@ -173,26 +175,46 @@ class Worker:
         return self.process_events() > 0
 
     def wait_for(self, cond, timeout: Optional[float], what: str, before_sleep=None, spin: bool = False):
-        """Until cond() is true: look at it (and at arriving events) for
-        SPIN_NS if `spin`, then call before_sleep() (e.g. clear a fifo's
-        event flag so the next byte raises an event), look once more, and
-        sleep on the eventfd; TimeoutError naming `what`. The short spin
-        lets a cut-through peer's bytes be taken without a wakeup through
-        the engine (not worth it when the engine itself must run first: it
-        would only take the engine's core on a small machine)."""
+        """Until cond() is true: look at it (and at arriving events), then
+        call before_sleep() (e.g. clear a fifo's event flag so the next
+        byte raises an event), look once more, and sleep on the eventfd;
+        TimeoutError naming `what`.
+
+        With `spin` (a cut-through peer, whose bytes need no engine to
+        arrive), before sleeping: look for at most SPIN_NS, then between
+        ``sched_yield`` calls (the peer may be waiting for this core) for
+        at most the worker's yield budget, then sleep. The budget adapts:
+        doubled (up to YIELD_NS) when the peer answered within it, halved
+        (down to YIELD_NS/8) when this wait had to sleep anyway, so an idle or slow
+        peer costs at most one bounded spin per wakeup and a blocked
+        waiter no CPU at all. Not done when the engine itself must run
+        first: it would only take the engine's core on a small machine."""
         end = None if timeout is None else time.monotonic() + timeout
         clock = time.perf_counter_ns
-        budget = SPIN_NS if spin else 0
-        spin_end = clock() + budget
+        spin_ns = SPIN_NS if spin else 0
+        t0 = clock()
+        spin_end = t0 + spin_ns
+        yield_end = spin_end + (self._yield_ns if spin else 0)
+        yielded = False
         while True:
             r = cond()
             if r:
+                if yielded:                              # the yields paid off: allow more next time
+                    self._yield_ns = min(YIELD_NS, 2 * self._yield_ns)
                 return r
             if len(self.events):
                 self.process_events()
                 continue
-            if clock() < spin_end:
+            now = clock()
+            if now < spin_end:
                 continue
+            if now < yield_end:
+                os.sched_yield()
+                yielded = True
+                continue
+            if yielded:                                  # slept anyway: yield less next time
+                self._yield_ns = max(YIELD_NS // 8, self._yield_ns // 2)
+                yielded = False
             if before_sleep is not None:
                 before_sleep()
                 r = cond()
@@ -202,7 +224,9 @@ class Worker:
             if left is not None and left <= 0:
                 raise TimeoutError(_errno.ETIMEDOUT, f"timed out waiting for {what}")
             self.wait(None if left is None else min(left, 1.0))
-            spin_end = clock() + budget
+            t0 = clock()
+            spin_end = t0 + spin_ns
+            yield_end = spin_end + (self._yield_ns if spin else 0)
 
     def close_fds(self) -> None:
         for fd in (self.mq_fd, self.sig_fd):

@@ -42,6 +42,12 @@ Semantics and limits, plainly:
   - ``fileno()`` is the process's worker eventfd (shared by its sockets):
     readable when events arrived for any of them; with ``selectors``,
     register it and try every socket's non-blocking recv when it fires.
+    A blocking socket whose fileno() was never asked for keeps its rx
+    event flag set while it reads (the writer then posts no event per
+    write) and clears it only before it sleeps in recv;
+  - stream bytes are copied in C between the caller's buffer and the
+    fifo (``Fifo.enqueue_from`` / ``dequeue_into``): one copy each way,
+    no slice per call.
 """
 from __future__ import annotations
 
@@ -96,6 +102,7 @@ class socket:
         self._bound: Optional[tuple] = None
         self._timeout = _default_timeout
         self._closed = False
+        self._polled = False                # fileno() was asked for (see _read_done)
 
     # --- the basics ----------------------------------------------------------------
 
@@ -118,6 +125,7 @@ class socket:
 
     def fileno(self) -> int:
         self._check_open()
+        self._polled = True                 # may be waited on by a selector: reads clear the event flag
         return self._w.fileno()
 
     def settimeout(self, t: Optional[float]) -> None:
@@ -253,8 +261,17 @@ class socket:
     def _room(self, s, need: int):
         """At least `need` bytes free in the tx fifo (waiting for the reader,
         who is asked for a dequeue notification before we sleep)."""
+        poked = []
+
         def ok():
             self._writable()
+            if s.peer_closed and not poked:
+                # The peer ended its stream while our fifo is full: it may
+                # have closed fully, and only a tx event tells the engine to
+                # check (ending our transport, as TCP's RST would); the
+                # event flag may still be set from bytes it never read.
+                poked.append(1)
+                self._w.send(64, s.handle)             # GN_APP_MSG_TX
             return s.tx.max_enqueue >= need
         if s.tx.max_enqueue < need:
             self._wait(ok, f"room in the tx fifo ({need} bytes)", lambda: s.tx.want_deq_ntf(DEQ_NTF))
@@ -268,7 +285,7 @@ class socket:
         if not len(mv):
             return 0
         self._room(s, 1)
-        n = s.tx.enqueue(mv)
+        n = s.tx.enqueue_from(mv)
         self._notify_tx(s)
         return n
 
@@ -279,12 +296,14 @@ class socket:
         if s.datagrams:
             self._send_dgram(s, mv, None)
             return
-        off = 0
-        while off < len(mv):
-            self._room(s, 1)
-            n = s.tx.enqueue(mv[off:])
-            off += n
-            self._notify_tx(s)
+        off, end, tx = 0, len(mv), s.tx
+        while off < end:
+            n = tx.enqueue_from(mv, off)                # C copy from the caller's buffer, as much as fits
+            if n:
+                off += n
+                self._notify_tx(s)
+            else:
+                self._room(s, 1)
 
     def sendto(self, data, address) -> int:
         self._check_open()
@@ -321,9 +340,15 @@ class socket:
         self._wait(lambda: self._readable(s), what, s.rx.unset_event)
 
     def _read_done(self, s, n: int) -> None:
-        """After a read: clear the event flag once the fifo is empty (so a
-        selector hears of the next byte), tell a waiting writer."""
-        if not s.rx.max_dequeue:
+        """After a read: tell a waiting writer; clear the event flag once
+        the fifo is empty only for a socket that may be waited on outside
+        recv (non-blocking, or its fileno() was asked for: a selector must
+        hear of the next byte). A blocking socket read in a loop keeps the
+        flag set while it is awake, so the writer posts no event (no
+        system call) per write; the flag is cleared in _wait, just before
+        it sleeps, and the fifo looked at once more (no byte is missed:
+        see Fifo.unset_event)."""
+        if (self._timeout == 0.0 or self._polled) and not s.rx.max_dequeue:
             s.rx.unset_event()
         self._rx_done(s, n)
 
@@ -355,14 +380,7 @@ class socket:
             data = self._recv_dgram(s, n)[0]
             mv[:len(data)] = data
             return len(data)
-        got = 0
-        for piece in s.rx.readable():                   # straight from the fifo: one copy
-            k = min(len(piece), n - got)
-            mv[got:got + k] = piece[:k]
-            got += k
-            if got == n:
-                break
-        s.rx.dequeue_drop(got)
+        got = s.rx.dequeue_into(mv, 0, n)                # one C copy from the ring into the caller's buffer
         self._read_done(s, got)
         return got
 

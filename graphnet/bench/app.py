@@ -18,8 +18,14 @@ from its first write to the answer.
   - ``unix``: a Unix stream socket between the two processes;
   - ``tcp-loopback``: kernel TCP over 127.0.0.1;
   - ``cut-through``: a graphnet cut-through session (the two processes map
-    the same fifos, 4 MB each way). ``ratio`` against ``unix`` (target
-    >= 3x); ``vs_memcpy`` and ``vs_tcp`` beside it.
+    the same fifos, 4 MB each way: ``CT_FIFO``, the apps'
+    ``rx_fifo_size``/``tx_fifo_size`` attach options, whose default is
+    64 KB; ``GRAPHNET_BENCH_CT_FIFO=<bytes>`` runs another size. 512 KB,
+    tried on 2026-12-04 to keep the ring in the caches, measured slower
+    here: 0.30-0.33 of memcpy against 0.36-0.38 with 4 MB, see
+    perf/RESULTS.md). The Unix socket and TCP keep the kernel's defaults.
+    ``ratio`` against ``unix`` (target >= 3x); ``vs_memcpy`` (target
+    >= 0.5) and ``vs_tcp`` beside it.
 
 ``app-udp-rr`` (``--packets`` round trips per run, default 20000, 64-byte
 requests): one process sends a datagram and waits for the answer.
@@ -58,15 +64,17 @@ from typing import Iterator
 from graphnet.bench.core import register
 
 CHUNK = 64 << 10
+# app-ct-throughput's cut-through fifos, each way (the apps' attach options)
+CT_FIFO = int(os.environ.get("GRAPHNET_BENCH_CT_FIFO", 4 << 20))
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ENGINE_IP = "10.0.0.1"
 
 SINK = """
     import sys, time
-    kind, total = sys.argv[1], int(sys.argv[2])
+    kind, total, FIFO = sys.argv[1], int(sys.argv[2]), int(sys.argv[4])
     if kind == "graphnet":
         from graphnet import app
-        app.attach("bench-sink", rx_fifo_size=4 << 20, tx_fifo_size=4 << 20, segment_size=64 << 20)
+        app.attach("bench-sink", rx_fifo_size=FIFO, tx_fifo_size=FIFO, segment_size=64 << 20)
         ls = app.socket(app.AF_INET, app.SOCK_STREAM)
         ls.bind(("127.0.0.1", 5100))
     else:
@@ -95,11 +103,11 @@ SINK = """
 
 SOURCE = """
     import sys, time
-    kind, total, where = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    kind, total, where, FIFO = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
     chunk = memoryview(bytes(range(256)) * 256)
     if kind == "graphnet":
         from graphnet import app
-        app.attach("bench-source", rx_fifo_size=4 << 20, tx_fifo_size=4 << 20)
+        app.attach("bench-source", rx_fifo_size=FIFO, tx_fifo_size=FIFO)
         mk = lambda: app.create_connection(("127.0.0.1", 5100), timeout=30)
     else:
         import socket
@@ -250,11 +258,11 @@ def bench_app_ct_throughput(opts) -> Iterator[dict]:
         results["memcpy"] = mem["memcpy"]
         for case, kind in (("unix", "unix"), ("tcp-loopback", "tcp"), ("cut-through", "graphnet")):
             where = os.path.join(eng.dir, "bench.sock")
-            sink = procs.start(SINK, kind, total, where)
+            sink = procs.start(SINK, kind, total, where, CT_FIFO)
             ready = _line(sink, f"{case} sink").split()
             if kind == "tcp":
                 where = ready[1]
-            src = procs.start(SOURCE, kind, total, where)
+            src = procs.start(SOURCE, kind, total, where, CT_FIFO)
             best = None
             for _ in range(rounds):
                 sink.stdin.write("\n")

@@ -30,6 +30,8 @@ static inline void gn_atomic_store_u32(volatile uint32_t *p, uint32_t v) { __ato
 static inline uint32_t gn_atomic_exchange_u32(volatile uint32_t *p, uint32_t v) { return __atomic_exchange_n(p, v, __ATOMIC_ACQ_REL); }
 static inline uint32_t gn_atomic_fetch_add_u32(volatile uint32_t *p, uint32_t v) { return __atomic_fetch_add(p, v, __ATOMIC_ACQ_REL); }
 static inline uint32_t gn_atomic_fetch_or_u32(volatile uint32_t *p, uint32_t v) { return __atomic_fetch_or(p, v, __ATOMIC_ACQ_REL); }
+/* A full barrier (store-load too): a store before it is visible before any load after it. */
+static inline void gn_atomic_fence(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
 static inline uint32_t gn_spin_trylock(volatile uint32_t *p) { return __atomic_exchange_n(p, 1, __ATOMIC_ACQUIRE) == 0; }
 static inline void gn_spin_lock(volatile uint32_t *p) {
     while (__atomic_exchange_n(p, 1, __ATOMIC_ACQUIRE)) {

@@ -14,6 +14,7 @@ cdef extern from "gn_platform.h" nogil:
     uint32_t gn_atomic_exchange_u32(volatile uint32_t*, uint32_t)
     uint32_t gn_atomic_fetch_add_u32(volatile uint32_t*, uint32_t)
     uint32_t gn_atomic_fetch_or_u32(volatile uint32_t*, uint32_t)
+    void gn_atomic_fence()                     # full barrier: orders an earlier store before a later load
     bint gn_spin_trylock(volatile uint32_t*)
     void gn_spin_lock(volatile uint32_t*)
     void gn_spin_unlock(volatile uint32_t*)

@@ -40,7 +40,14 @@ Invariants:
   - dequeue notification: the producer asks (``want_deq_ntf`` with flags
     and a free-space threshold); the consumer, after a dequeue, asks
     ``needs_deq_ntf`` and, when true, tells the producer and clears the
-    request.
+    request. This is a store-then-load handshake on both sides (the
+    producer stores its request and then reads head to see whether it must
+    still sleep; the consumer stores head and then reads the request), so
+    each side has a full barrier between its store and its load
+    (``want_deq_ntf`` after setting the flags, ``needs_deq_ntf`` before
+    reading them): without it a CPU may let the load pass the store (x86
+    does), the producer see the old head and sleep while the consumer
+    sees no request and tells nobody -- a lost wakeup.
 
 A producer keeps its own tail and the head it last saw in its handle:
 the enqueues read the shared head only when the space they know of runs
@@ -54,7 +61,7 @@ and drop return the bytes read or dropped.
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport malloc, free
 from libc.string cimport memcpy, memset
-from graphnet.includes.platform cimport gn_atomic_load_u32, gn_atomic_store_u32, gn_atomic_fetch_or_u32
+from graphnet.includes.platform cimport gn_atomic_load_u32, gn_atomic_store_u32, gn_atomic_fetch_or_u32, gn_atomic_fence
 from graphnet.session.segment cimport Segment, gn_segment_alloc, gn_segment_free, gn_segment_contains, GN_SEGMENT_KIND_FIFO
 
 MAX_OOO = GN_FIFO_MAX_OOO
@@ -292,11 +299,15 @@ cdef void gn_fifo_want_deq_ntf(gn_fifo_t* f, uint32_t flags, uint32_t thresh) no
     the free space GN_FIFO_DEQ_NTF_THRESH waits for)."""
     f.shr.deq_thresh = thresh
     gn_atomic_fetch_or_u32(&f.shr.want_deq_ntf, flags)
+    gn_atomic_fence()                  # the request is visible before the caller reads head again
 
 
 cdef bint gn_fifo_needs_deq_ntf(gn_fifo_t* f, uint32_t n_last_deq) noexcept nogil:
-    """Consumer, after dequeuing n_last_deq bytes: must the producer be told?"""
-    cdef uint32_t w = gn_atomic_load_u32(&f.shr.want_deq_ntf), used
+    """Consumer, after dequeuing n_last_deq bytes: must the producer be told?
+    (The head it stored is made visible before the request is read.)"""
+    cdef uint32_t w, used
+    gn_atomic_fence()
+    w = gn_atomic_load_u32(&f.shr.want_deq_ntf)
     if w == 0:
         return False
     if w & GN_FIFO_DEQ_NTF:
@@ -444,6 +455,38 @@ cdef class Fifo:
         if len(out):
             gn_fifo_peek(self.f, offset, &mv[0], len(out))
         return bytes(out)
+
+    def enqueue_from(self, const uint8_t[::1] buf, size_t offset=0):
+        """Stream send: append as much of buf[offset:] as fits, copied in C
+        straight from the caller's buffer (no slice object); the bytes
+        written (0 when full)."""
+        cdef gn_fifo_t* f = self._f()
+        cdef size_t n
+        if offset >= <size_t>buf.shape[0]:
+            return 0
+        n = buf.shape[0] - offset
+        if n > f.size:
+            n = f.size
+        with nogil:
+            n = gn_fifo_enqueue(f, &buf[offset], <uint32_t>n)
+        return n
+
+    def dequeue_into(self, uint8_t[::1] buf, size_t offset=0, size_t n=0):
+        """Stream receive: move up to n (0: all of buf[offset:]) readable
+        bytes into buf[offset:], copied in C straight from the ring (both
+        pieces at the wrap); the bytes read (0 when empty)."""
+        cdef gn_fifo_t* f = self._f()
+        cdef size_t room
+        if offset >= <size_t>buf.shape[0]:
+            return 0
+        room = buf.shape[0] - offset
+        if n == 0 or n > room:
+            n = room
+        if n > f.size:
+            n = f.size
+        with nogil:
+            n = gn_fifo_dequeue(f, &buf[offset], <uint32_t>n)
+        return n
 
     def dequeue_drop(self, uint32_t n):
         return gn_fifo_dequeue_drop(self._f(), n)

@@ -293,3 +293,49 @@ def test_two_processes_stream_through_one_fifo(seg):
         got += f.dequeue(1 + len(got) % 2500)
     os.waitpid(pid, 0)
     assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
+
+
+def test_enqueue_from_and_dequeue_into_copy_in_c_across_the_wrap(seg):
+    """The stream copies of graphnet.app.socket: from an offset of the
+    caller's buffer as much as fits, into an offset of the caller's buffer
+    at most n; byte-exact across the ring's end and the u32 wrap."""
+    f = Fifo.alloc(seg, 256)
+    f._set_position(0xffffff00 + 200)                # the ring's end and the u32 wrap close together
+    src = bytes((i * 7 + 3) & 0xff for i in range(1000))
+    out = bytearray(1200)
+    sent = got = 0
+    while got < len(src):
+        free = f.max_enqueue
+        n = f.enqueue_from(src, sent)
+        assert n == min(len(src) - sent, free)            # as much as fitted
+        sent += n
+        k = f.dequeue_into(out, got, 77)                  # an odd size: pieces across the ring's end
+        assert 0 < k <= 77
+        got += k
+    assert f.dequeue_into(out, got) == 0                  # empty
+    assert bytes(out[:got]) == src
+    assert f.enqueue_from(src, len(src)) == 0             # nothing past the end
+    assert f.dequeue_into(out, len(out)) == 0
+
+
+def test_enqueue_from_is_a_partial_write_when_the_fifo_is_full(seg):
+    f = Fifo.alloc(seg, 4096)
+    data = bytes(range(256)) * 20                         # 5120 bytes
+    assert f.enqueue_from(data) == 4096
+    assert f.enqueue_from(data, 4096) == 0                # full: nothing written
+    buf = bytearray(8192)
+    assert f.dequeue_into(buf, 0, 1000) == 1000
+    assert f.enqueue_from(data, 4096) == 1000             # the room that was made, no more
+    assert f.dequeue_into(buf, 1000) == 4096
+    assert bytes(buf[:5096]) == data[:5096]
+
+
+def test_dequeue_notification_is_seen_after_the_consumer_dequeues(seg):
+    """The store-then-load handshake (fenced on both sides): a producer that
+    asked before the consumer's dequeue is told."""
+    f = Fifo.alloc(seg, 64)
+    assert f.enqueue(bytes(64)) == 64
+    f.want_deq_ntf(F.DEQ_NTF)
+    assert f.max_enqueue == 0                            # the producer looks once more: still full, it sleeps
+    assert f.dequeue_into(bytearray(10)) == 10
+    assert f.needs_deq_ntf(10)                            # the consumer tells it
