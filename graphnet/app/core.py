@@ -30,6 +30,8 @@ MSG_TX, MSG_CLOSE, MSG_RESET, MSG_ACCEPTED_REPLY, MSG_RX_DONE, MSG_SHUTDOWN = 64
 _MSG = struct.Struct(MSG_FORMAT)
 SPIN_NS = int(os.environ.get("GRAPHNET_APP_SPIN_US", "20")) * 1000   # cut-through: look before sleeping (0: never)
 
+DGRAM_SPIN_NS = int(os.environ.get("GRAPHNET_APP_DGRAM_SPIN_US", "0")) * 1000   # datagram recv: look before sleeping
+
 _ERRORS = {_errno.ECONNREFUSED: ConnectionRefusedError, _errno.ECONNRESET: ConnectionResetError,
            _errno.EPIPE: BrokenPipeError, _errno.EACCES: PermissionError, _errno.EPERM: PermissionError,
            _errno.ENOENT: FileNotFoundError, _errno.ETIMEDOUT: TimeoutError}
@@ -129,9 +131,13 @@ class Worker:
         n, others = _dgram.drain_events(self.events)    # rx/tx events dropped in C: they only wake us
         self.n_events += n
         if others:
-            for ev in parse_msgs(others):
-                self._dispatch(ev)
+            self.dispatch_batch(others)
         return n
+
+    def dispatch_batch(self, msgs: bytes) -> None:
+        """Dispatch 64-byte event messages (those graphnet.app.dgram kept)."""
+        for ev in parse_msgs(msgs):
+            self._dispatch(ev)
 
     def _dispatch(self, ev: dict) -> None:
         kind, h = ev["event"], ev["handle"]

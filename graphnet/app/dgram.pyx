@@ -22,7 +22,7 @@ Invariants:
   way (Worker.send retries).
 """
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
-from libc.stdint cimport uint8_t, uint16_t, uint32_t
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy
 from graphnet.session.fifo cimport (Fifo, gn_fifo_t, gn_fifo_slice_t, gn_fifo_enqueue_segments, gn_fifo_set_event,
                                     gn_fifo_max_dequeue, gn_fifo_peek, gn_fifo_dequeue_drop, gn_fifo_dequeue_drop_all,
@@ -168,3 +168,67 @@ cdef inline uint32_t ctrl_slot(MessageQueue mq) except 0:
     if mq.h.slot_size != MSG:
         raise ValueError(f"event queue slots of {mq.h.slot_size} bytes (64 expected)")
     return MSG
+
+
+cdef extern from "<poll.h>" nogil:
+    struct pollfd:
+        int fd
+        short events
+        short revents
+    int poll(pollfd* fds, unsigned long nfds, int timeout)
+    enum: POLLIN
+
+cdef extern from "<time.h>" nogil:
+    struct timespec:
+        long tv_sec
+        long tv_nsec
+    int clock_gettime(int clk, timespec* ts)
+    enum: CLOCK_MONOTONIC
+
+cdef extern from "<unistd.h>" nogil:
+    long c_read "read"(int fd, void* buf, size_t n)
+
+
+cdef inline long long _now_ns() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec * 1000000000LL + ts.tv_nsec
+
+
+def wait(Fifo rx, MessageQueue events, int timeout_ms, long spin_ns):
+    """Block until rx has bytes, events are queued, or timeout_ms (-1:
+    none); the GIL is released. First looks for spin_ns (0: no spin), then
+    clears rx's event flag (the engine's next enqueue raises an event) and
+    looks again, then sleeps on the worker's eventfd; after a wakeup the
+    eventfd is cleared before the queue is drained (so no signal is lost)
+    and the events drained like drain_events. (count, bytes of the others)."""
+    cdef gn_fifo_t* f = rx._f()
+    cdef int efd = events.h.efd
+    cdef pollfd p
+    cdef long long spin_end
+    cdef uint64_t v
+    cdef bint ready = False
+    cdef int woke = 0
+    if events.h.mq == NULL:
+        raise ValueError("message queue closed")
+    with nogil:
+        if gn_fifo_max_dequeue(f) or gn_mq_count(events.h.mq):
+            ready = True
+        elif spin_ns > 0:
+            spin_end = _now_ns() + spin_ns
+            while _now_ns() < spin_end:
+                if gn_fifo_max_dequeue(f) or gn_mq_count(events.h.mq):
+                    ready = True
+                    break
+        if not ready:
+            gn_fifo_unset_event(f)
+            if not gn_fifo_max_dequeue(f) and not gn_mq_count(events.h.mq) and efd >= 0:
+                p.fd = efd
+                p.events = POLLIN
+                p.revents = 0
+                woke = poll(&p, 1, timeout_ms)
+        if efd >= 0 and (woke > 0 or gn_mq_count(events.h.mq)):
+            c_read(efd, &v, 8)
+    if gn_mq_count(events.h.mq):
+        return drain_events(events)
+    return 0, b""

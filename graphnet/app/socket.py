@@ -48,9 +48,11 @@ from __future__ import annotations
 import errno
 import ipaddress
 import struct
+import time
 from typing import Optional
 
 from graphnet.app import dgram as _dgram
+from graphnet.app.core import DGRAM_SPIN_NS
 from graphnet.session.fifo import DEQ_NTF
 from graphnet.session.session import ip_str
 
@@ -372,8 +374,7 @@ class socket:
                 if r <= -3:                             # RX_DONE to post the slow way
                     self._w.send(68, s.handle)
                     return -3 - r
-                self._wait_readable(s, "a datagram")
-                if not s.rx.max_dequeue:
+                if not self._wait_dgram(s):
                     return 0                            # an end, not a datagram
         self._wait_readable(s)
         got = 0
@@ -397,6 +398,41 @@ class socket:
         self._wait_readable(s, "a datagram")
         return self.recv(bufsize), s.rmt
 
+    def _wait_dgram(self, s) -> bool:
+        """Until the rx fifo has a record: True; False at an end (a reset
+        raises); the timeout as _wait. The wait itself is graphnet.app.dgram.wait
+        (C, GIL released: an optional spin of DGRAM_SPIN_NS, the event flag
+        cleared, one poll on the eventfd, the rx/tx events dropped in C)."""
+        w = self._w
+        end = None if self._timeout is None else time.monotonic() + self._timeout
+        while True:
+            if s.rx.max_dequeue:
+                return True
+            if s.reset:
+                raise ConnectionResetError(errno.ECONNRESET, f"{s.name()}: reset by peer")
+            if s.peer_closed or s.transport_closed or s.gone or s.closed or s.shut_rd:
+                return False
+            if self._timeout == 0.0:
+                s.rx.unset_event()
+                if s.rx.max_dequeue:
+                    return True
+                w.process_events()
+                if s.rx.max_dequeue:
+                    return True
+                raise BlockingIOError(errno.EAGAIN, f"{self._what()}: a datagram would block")
+            if end is None:
+                ms = 1000
+            else:
+                left = end - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(errno.ETIMEDOUT,
+                                       f"{self._what()}: timed out ({self._timeout} s) waiting for a datagram")
+                ms = min(1000, int(left * 1000 + 0.999))
+            n, others = _dgram.wait(s.rx, w.events, ms, DGRAM_SPIN_NS)
+            w.n_events += n
+            if others:
+                w.dispatch_batch(others)
+
     def _recv_dgram(self, s, bufsize: int, with_addr: bool):
         """One whole datagram (graphnet.app.dgram.recv: the payload cut to
         bufsize, the record dropped): bytes, or (bytes, (ip, port)) with
@@ -404,8 +440,7 @@ class socket:
         while True:
             r = _dgram.recv(s.rx, self._w.ctrl, s.rx_done_msg, bufsize, with_addr)
             if r is None:
-                self._wait_readable(s, "a datagram")
-                if not s.rx.max_dequeue:                # an end, not a datagram
+                if not self._wait_dgram(s):             # an end, not a datagram
                     return (b"", s.rmt) if with_addr else b""
                 continue
             if r == -2:
