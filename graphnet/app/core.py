@@ -19,6 +19,7 @@ from graphnet.session.segment import Segment
 from graphnet.session.msg_queue import MessageQueue
 from graphnet.session.fifo import Fifo, DEQ_NTF_IF_FULL
 from graphnet.session.session import MSG_FORMAT, MSG_FIELDS, parse_msgs, PROTOS, ip_str
+from graphnet.app import dgram as _dgram
 from graphnet.session.attach import LEN, MAX_MSG, MAX_FDS, EVT_SEGMENT_DEL, send_msg, default_attach_path
 
 ENV_SOCKET = "GRAPHNET_APP_SOCKET"
@@ -29,6 +30,8 @@ MSG_TX, MSG_CLOSE, MSG_RESET, MSG_ACCEPTED_REPLY, MSG_RX_DONE, MSG_SHUTDOWN = 64
 _MSG = struct.Struct(MSG_FORMAT)
 SPIN_NS = int(os.environ.get("GRAPHNET_APP_SPIN_US", "20")) * 1000   # cut-through: look before sleeping (0: never)
 YIELD_NS = int(os.environ.get("GRAPHNET_APP_YIELD_US", "200")) * 1000  # then sched_yield at most this long (0: never)
+
+DGRAM_SPIN_NS = int(os.environ.get("GRAPHNET_APP_DGRAM_SPIN_US", "0")) * 1000   # datagram recv: look before sleeping
 
 _ERRORS = {_errno.ECONNREFUSED: ConnectionRefusedError, _errno.ECONNRESET: ConnectionResetError,
            _errno.EPIPE: BrokenPipeError, _errno.EACCES: PermissionError, _errno.EPERM: PermissionError,
@@ -60,6 +63,13 @@ class Session:
         self.closed = False             # we sent CLOSE or RESET
         self.shut_wr = False            # we sent SHUTDOWN (half-close): the peer sees end of stream
         self.shut_rd = False            # shutdown(SHUT_RD): reads no longer wait
+        # the datagram path (graphnet.app.dgram): prebuilt TX / RX_DONE requests,
+        # the addresses as the header's integers (no parse per datagram)
+        self.tx_msg = _MSG.pack(MSG_TX, 0, 0, 0, self.handle, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, worker.index)
+        self.rx_done_msg = _MSG.pack(MSG_RX_DONE, 0, 0, 0, self.handle, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                     worker.index)
+        self.lcl_ip = ev["lcl_ip"]
+        self.rmt_ip = ev["rmt_ip"]
 
     @property
     def datagrams(self) -> bool:
@@ -120,15 +130,16 @@ class Worker:
     def process_events(self) -> int:
         """Read and dispatch the events that arrived; how many."""
         os_read_nb(self.mq_fd)
-        n = 0
-        while True:
-            batch = self.events.dequeue_batch(256)
-            if not batch:
-                return n
-            for ev in parse_msgs(b"".join(batch)):
-                self._dispatch(ev)
-            n += len(batch)
-            self.n_events += len(batch)
+        n, others = _dgram.drain_events(self.events)    # rx/tx events dropped in C: they only wake us
+        self.n_events += n
+        if others:
+            self.dispatch_batch(others)
+        return n
+
+    def dispatch_batch(self, msgs: bytes) -> None:
+        """Dispatch 64-byte event messages (those graphnet.app.dgram kept)."""
+        for ev in parse_msgs(msgs):
+            self._dispatch(ev)
 
     def _dispatch(self, ev: dict) -> None:
         kind, h = ev["event"], ev["handle"]

@@ -54,9 +54,13 @@ from __future__ import annotations
 import errno
 import ipaddress
 import struct
+import time
 from typing import Optional
 
+from graphnet.app import dgram as _dgram
+from graphnet.app.core import DGRAM_SPIN_NS
 from graphnet.session.fifo import DEQ_NTF
+from graphnet.session.session import ip_str
 
 AF_INET = 2
 SOCK_STREAM = 1
@@ -235,6 +239,7 @@ class socket:
             from graphnet.app.core import Session
             self._s = self._w.sessions[h] = Session(self._w, ev)
             self._s.lcl = self._bound
+            self._s.lcl_ip = _ip(self._bound[0])
 
     def accept(self):
         self._check_open()
@@ -313,17 +318,26 @@ class socket:
         return self._send_dgram(s, memoryview(data).cast("B"), address)
 
     def _send_dgram(self, s, mv, address) -> int:
-        if len(mv) > 65507:
-            raise OSError(errno.EMSGSIZE, f"{s.name()}: datagram of {len(mv)} bytes (at most 65507)")
-        if address is None and s.rmt == ("0.0.0.0", 0):
-            raise OSError(errno.EDESTADDRREQ, f"{s.name()}: sendto() needs an address on an unconnected socket")
-        rip, rport = (_ip(address[0]), address[1]) if address is not None else (_ip(s.rmt[0]), s.rmt[1])
-        hdr = DGRAM_HDR.pack(len(mv), rip, _ip(s.lcl[0]) if s.lcl[0] != "0.0.0.0" else 0, rport, s.lcl[1])
-        self._room(s, len(hdr) + len(mv))
-        if s.tx.enqueue_segments([hdr, mv]) < 0:
-            raise BlockingIOError(errno.EAGAIN, f"{s.name()}: the tx fifo filled up")
-        self._notify_tx(s)
-        return len(mv)
+        """One whole datagram (graphnet.app.dgram.send: header + payload in
+        one enqueue, the TX event only if none is outstanding)."""
+        n = len(mv)
+        if n > 65507:
+            raise OSError(errno.EMSGSIZE, f"{s.name()}: datagram of {n} bytes (at most 65507)")
+        if address is None:
+            if s.rmt_ip == 0 and s.rmt[1] == 0:
+                raise OSError(errno.EDESTADDRREQ, f"{s.name()}: sendto() needs an address on an unconnected socket")
+            rip, rport = s.rmt_ip, s.rmt[1]
+        else:
+            rip, rport = _ip(address[0]), address[1]
+        r = _dgram.send(s.tx, self._w.ctrl, s.tx_msg, mv, rip, s.lcl_ip, rport, s.lcl[1])
+        if r == -1:                                     # no room for the record: wait, then once more
+            self._room(s, _dgram.HDR_SIZE + n)
+            r = _dgram.send(s.tx, self._w.ctrl, s.tx_msg, mv, rip, s.lcl_ip, rport, s.lcl[1])
+            if r == -1:
+                raise BlockingIOError(errno.EAGAIN, f"{s.name()}: the tx fifo filled up")
+        if r == -3:                                     # written; the engine's queue was full
+            self._w.send(64, s.handle)
+        return n
 
     # --- receiving -------------------------------------------------------------------
 
@@ -361,9 +375,9 @@ class socket:
         s = self._s
         if s is None:
             raise OSError(errno.ENOTCONN, f"{self._what()} is not connected")
-        self._wait_readable(s)
         if s.datagrams:
-            return self._recv_dgram(s, bufsize)[0]
+            return self._recv_dgram(s, bufsize, False)
+        self._wait_readable(s)
         data = s.rx.dequeue(bufsize)
         self._read_done(s, len(data))
         return data
@@ -375,11 +389,19 @@ class socket:
         s = self._s
         if s is None:
             raise OSError(errno.ENOTCONN, f"{self._what()} is not connected")
-        self._wait_readable(s)
         if s.datagrams:
-            data = self._recv_dgram(s, n)[0]
-            mv[:len(data)] = data
-            return len(data)
+            while True:
+                r = _dgram.recv_into(s.rx, self._w.ctrl, s.rx_done_msg, mv[:n])
+                if r >= 0:
+                    return r
+                if r == -2:
+                    raise OSError(errno.EPROTO, f"{s.name()}: corrupt datagram header in the rx fifo")
+                if r <= -3:                             # RX_DONE to post the slow way
+                    self._w.send(68, s.handle)
+                    return -3 - r
+                if not self._wait_dgram(s):
+                    return 0                            # an end, not a datagram
+        self._wait_readable(s)
         got = s.rx.dequeue_into(mv, 0, n)                # one C copy from the ring into the caller's buffer
         self._read_done(s, got)
         return got
@@ -389,26 +411,64 @@ class socket:
         s = self._s
         if s is None:
             raise OSError(errno.ENOTCONN, f"{self._what()} is not bound or connected")
-        self._wait_readable(s, "a datagram")
         if s.datagrams:
-            return self._recv_dgram(s, bufsize)
+            return self._recv_dgram(s, bufsize, True)
+        self._wait_readable(s, "a datagram")
         return self.recv(bufsize), s.rmt
 
-    def _recv_dgram(self, s, bufsize: int):
-        """One whole datagram: (payload cut to bufsize, (ip, port)); b'' at end."""
-        if s.rx.max_dequeue < DGRAM_HDR.size:
-            return b"", s.rmt
-        n, rip, _, rport, _ = DGRAM_HDR.unpack(s.rx.peek(0, DGRAM_HDR.size))
-        if n > s.rx.max_dequeue - DGRAM_HDR.size:
-            s.rx.dequeue_drop_all()                     # a header the engine would never write
-            raise OSError(errno.EPROTO, f"{s.name()}: corrupt datagram header in the rx fifo")
-        s.rx.dequeue_drop(DGRAM_HDR.size)
-        data = s.rx.dequeue(n)
-        if len(data) > bufsize:
-            data = data[:bufsize]
-        self._read_done(s, DGRAM_HDR.size + n)
-        from graphnet.session.session import ip_str
-        return data, (ip_str(rip), rport)
+    def _wait_dgram(self, s) -> bool:
+        """Until the rx fifo has a record: True; False at an end (a reset
+        raises); the timeout as _wait. The wait itself is graphnet.app.dgram.wait
+        (C, GIL released: an optional spin of DGRAM_SPIN_NS, the event flag
+        cleared, one poll on the eventfd, the rx/tx events dropped in C)."""
+        w = self._w
+        end = None if self._timeout is None else time.monotonic() + self._timeout
+        while True:
+            if s.rx.max_dequeue:
+                return True
+            if s.reset:
+                raise ConnectionResetError(errno.ECONNRESET, f"{s.name()}: reset by peer")
+            if s.peer_closed or s.transport_closed or s.gone or s.closed or s.shut_rd:
+                return False
+            if self._timeout == 0.0:
+                s.rx.unset_event()
+                if s.rx.max_dequeue:
+                    return True
+                w.process_events()
+                if s.rx.max_dequeue:
+                    return True
+                raise BlockingIOError(errno.EAGAIN, f"{self._what()}: a datagram would block")
+            if end is None:
+                ms = 1000
+            else:
+                left = end - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(errno.ETIMEDOUT,
+                                       f"{self._what()}: timed out ({self._timeout} s) waiting for a datagram")
+                ms = min(1000, int(left * 1000 + 0.999))
+            n, others = _dgram.wait(s.rx, w.events, ms, DGRAM_SPIN_NS)
+            w.n_events += n
+            if others:
+                w.dispatch_batch(others)
+
+    def _recv_dgram(self, s, bufsize: int, with_addr: bool):
+        """One whole datagram (graphnet.app.dgram.recv: the payload cut to
+        bufsize, the record dropped): bytes, or (bytes, (ip, port)) with
+        with_addr; b'' at an end. The fifo is looked at before any wait."""
+        while True:
+            r = _dgram.recv(s.rx, self._w.ctrl, s.rx_done_msg, bufsize, with_addr)
+            if r is None:
+                if not self._wait_dgram(s):             # an end, not a datagram
+                    return (b"", s.rmt) if with_addr else b""
+                continue
+            if r == -2:
+                raise OSError(errno.EPROTO, f"{s.name()}: corrupt datagram header in the rx fifo")
+            if type(r) is list:                         # RX_DONE to post the slow way
+                self._w.send(68, s.handle)
+                r = r[0]
+            if with_addr:
+                return r[0], (ip_str(r[1]), r[2])
+            return r
 
     # --- closing ---------------------------------------------------------------------
 

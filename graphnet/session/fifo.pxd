@@ -199,3 +199,17 @@ cdef inline int gn_fifo_enqueue_segments(gn_fifo_t* f, const gn_fifo_slice_t* pi
     if n == 0:
         return 0
     return gn_fifo_publish(f, tail, n)
+
+
+from graphnet.session.segment cimport Segment
+
+cdef class Fifo:
+    # Declared here so other modules (graphnet.app.dgram: the app's datagram
+    # path) reach the handle in C; see fifo.pyx for the methods.
+    cdef gn_fifo_t own
+    cdef gn_fifo_ooo_t own_ooo[GN_FIFO_MAX_OOO]
+    cdef gn_fifo_t* f
+    cdef readonly Segment segment
+    cdef readonly uint64_t offset
+    cdef gn_fifo_t* _f(self) except NULL
+    cdef list _views(self, gn_fifo_slice_t* sl, uint32_t k)

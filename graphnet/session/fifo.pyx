@@ -343,12 +343,6 @@ cdef class Fifo:
     opens one that exists (checked once: magic, size, bounds) with its own
     private handle; ``gn_fifo_borrow`` wraps the engine's handle of a
     session's fifo (the same out-of-order ranges and counters)."""
-    cdef gn_fifo_t own
-    cdef gn_fifo_ooo_t own_ooo[GN_FIFO_MAX_OOO]
-    cdef gn_fifo_t* f
-    cdef readonly Segment segment
-    cdef readonly uint64_t offset
-
     def __cinit__(self, Segment segment, uint64_t offset):
         self.segment = segment
         if segment.seg.base == NULL or gn_fifo_open(&self.own, segment.seg.base, segment.seg.size,
@@ -375,6 +369,7 @@ cdef class Fifo:
         self.f = NULL
 
     cdef gn_fifo_t* _f(self) except NULL:
+        """The handle; ValueError once the fifo was freed."""
         if self.f == NULL:
             raise ValueError("fifo freed")
         return self.f
