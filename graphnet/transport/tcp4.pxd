@@ -30,6 +30,7 @@ cdef enum:
     GN_TCP4_F_DEFERRED = 2                # on the deferred list (tcp4-timer sends for it)
     GN_TCP4_F_DELACK = 4                  # an ACK is owed (delayed-ACK timer armed)
     GN_TCP4_F_NOTIFIED = 8                # the session was told "transport closed"
+    GN_TCP4_F_ACK_PENDING = 32            # on the dispatch's ACK list (sent once, at the frame's end)
 
 # The state nodes' error rows (tcp4-listen, -syn-sent, -rcv-process,
 # -established): row = GN_TCP_E_* for the state machine's reasons, then
@@ -144,6 +145,11 @@ ctypedef struct gn_tcp4_main_t:
     const gn_ip4_fib_t* fib
     gn_interface_main_t* im
     uint8_t tso_off                       # configure(tso=False): one MSS whatever the egress
+    # ACKs owed for in-order data, sent once per connection at the end of a state node's frame
+    # (gn_tcp4_state_dispatch): a vector of 5 segments of one stream gets one ACK, not 5
+    uint8_t acks_batched                  # 1 while a state node's frame runs (else ACKs go at once)
+    uint32_t n_acks
+    uint32_t acks[GN_FRAME_SIZE]          # connection indices, each once (GN_TCP4_F_ACK_PENDING)
 
 
 cdef inline gn_tcp4_conn_t* gn_tcp4_conn_at(gn_tcp4_main_t* tm, uint32_t i) noexcept nogil:

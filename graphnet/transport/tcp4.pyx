@@ -476,6 +476,46 @@ cdef void _send_ack(gn_tcp4_main_t* tm, gn_tcp4_conn_t* tc, uint32_t now) noexce
     _timer_stop(tm, tc, GN_TCP4_T_DELACK)
 
 
+cdef bint _ack_later(gn_tcp4_main_t* tm, gn_tcp4_conn_t* tc, const gn_tcp_act_t* a, gn_session_t* s,
+                    bint had_ooo) noexcept nogil:
+    """Put tc's ACK on the frame's ACK list instead of sending it now
+    (True), so the segments of one stream in one frame (a TAP delivers
+    several 64 KB GSO frames per read burst) are acknowledged once, at the
+    frame's end (_send_batched_acks), as VPP's tcp does. Only the ACK of
+    in-order data into an rx fifo that held and holds no out-of-order
+    data (had_ooo: it held some before this segment): an ACK for
+    out-of-order data or for a segment that fills a hole (RFC 5681 s.4.2:
+    at once, they drive the peer's recovery), a challenge ACK, and any
+    ACK outside a state node's frame go at once."""
+    if not tm.acks_batched or a.flags & GN_TCP_A_CHALLENGE_ACK or not (a.flags & GN_TCP_A_DELIVER) or a.rx_offset:
+        return False
+    if s == NULL or s.rx_fifo == NULL or s.rx_fifo.n_ooo or had_ooo:
+        return False
+    if tc.gflags & GN_TCP4_F_ACK_PENDING:
+        return True
+    if tm.n_acks == GN_FRAME_SIZE:
+        return False
+    tc.gflags |= GN_TCP4_F_ACK_PENDING
+    tm.acks[tm.n_acks] = tc.c.c_index
+    tm.n_acks += 1
+    return True
+
+
+cdef void _send_batched_acks(gn_tcp4_main_t* tm, uint32_t now) noexcept nogil:
+    """The frame's ACK list: one ACK per connection still owing one (a
+    segment sent since carried it; a connection freed since is skipped)."""
+    cdef uint32_t i
+    cdef gn_tcp4_conn_t* tc
+    for i in range(tm.n_acks):
+        tc = gn_tcp4_conn_at(tm, tm.acks[i])
+        if tc == NULL or not (tc.gflags & GN_TCP4_F_ACK_PENDING):
+            continue
+        tc.gflags &= ~GN_TCP4_F_ACK_PENDING
+        if tc.t.last_ack_sent != tc.t.rcv_nxt:
+            _send_ack(tm, tc, now)
+    tm.n_acks = 0
+
+
 cdef uint32_t _push(gn_tcp4_main_t* tm, gn_tcp4_conn_t* tc, uint32_t now, uint32_t max_units) noexcept nogil:
     """Send what the windows allow (new data, retransmissions, the FIN):
     the gn_tcp_send_next loop over the session's tx fifo."""
@@ -600,6 +640,7 @@ cdef uint32_t _actions(gn_tcp4_main_t* tm, gn_tcp4_conn_t* tc, gn_tcp_act_t* a, 
     cdef gn_tcp_out_t o
     cdef gn_tcp_act_t ra
     cdef uint32_t err = 0, sent = 0
+    cdef bint had_ooo = False
     if a.flags & GN_TCP_A_ESTABLISHED:
         if not _established(tm, tc):
             gn_tcp_app_reset(&tc.t, &ra)
@@ -610,6 +651,7 @@ cdef uint32_t _actions(gn_tcp4_main_t* tm, gn_tcp4_conn_t* tc, gn_tcp_act_t* a, 
             return GN_TCP4_E_ACCEPT_FAILED
     s = _session(tm, tc)
     if (a.flags & GN_TCP_A_DELIVER) and a.rx_len and s != NULL and b != NULL:
+        had_ooo = s.rx_fifo != NULL and s.rx_fifo.n_ooo != 0
         err = _deliver(tm, tc, s, a, b, payload_off, seg_len)
         if s.rx_fifo != NULL and gn_fifo_max_dequeue(s.rx_fifo):
             gn_session_enqueue_notify(tm.sm, s)
@@ -638,7 +680,8 @@ cdef uint32_t _actions(gn_tcp4_main_t* tm, gn_tcp4_conn_t* tc, gn_tcp_act_t* a, 
         return err
     sent = _push(tm, tc, now, 64)
     if (a.flags & (GN_TCP_A_SEND_ACK | GN_TCP_A_CHALLENGE_ACK)) and not sent:
-        _send_ack(tm, tc, now)
+        if not _ack_later(tm, tc, a, s, had_ooo):
+            _send_ack(tm, tc, now)
     elif (a.flags & GN_TCP_A_DELACK) and not sent and not (tc.gflags & GN_TCP4_F_DELACK):
         tc.gflags |= GN_TCP4_F_DELACK
         _timer_set(tm, tc, GN_TCP4_T_DELACK, tm.delack_ms)
@@ -840,6 +883,7 @@ cdef uint32_t gn_tcp4_state_dispatch(gn_main_t* vm, gn_node_runtime_t* node, gn_
     cdef uint32_t i, n = frame.n_vectors, n_drop = 0, n_done = 0, err
     cdef gn_buffer_t* b
     gn_tcp4_out_begin(tm, vm, node, 0)
+    tm.acks_batched = kind == GN_TCP4_KIND_CONN
     for i in range(n):
         b = gn_main_buffer(vm, frame.buffers[i])
         if kind == GN_TCP4_KIND_CONN:
@@ -859,6 +903,9 @@ cdef uint32_t gn_tcp4_state_dispatch(gn_main_t* vm, gn_node_runtime_t* node, gn_
         else:
             done[n_done] = frame.buffers[i]
             n_done += 1
+    tm.acks_batched = 0
+    if tm.n_acks:
+        _send_batched_acks(tm, _now_ms())
     gn_tcp4_out_end(tm)
     if n_done:
         gn_main_free(vm, done, n_done)

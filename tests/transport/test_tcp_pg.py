@@ -341,3 +341,24 @@ def test_set_tcp_tso_off_sends_one_mss_per_segment_out_of_a_tso_interface(bench)
     (sup,) = echo(1001 + len(payload), una + len(payload))
     assert bytes(sup[TCP].payload) == payload
     assert bench.engine.call(lambda: tcp4.transport(bench.engine).stats())["tso_segs_out"] == 1
+
+
+def test_in_order_segments_of_one_frame_get_one_ack(bench):
+    """8 in-order segments of one connection in one frame: one pure ACK
+    for all of them at the frame's end (not one per two segments), then
+    the echo's data; an out-of-order segment is still answered at once with a
+    duplicate ACK."""
+    sa = handshake(bench)
+    una = sa[TCP].seq + 1
+    ts = [("NOP", None), ("NOP", None), ("Timestamp", (110, 0))]
+    payload = bytes(range(256)) * 45 + bytes(8)                    # 8 x 1448
+    out = bench.out("if0", [seg("A", 1001 + i * 1448, una, payload=payload[i * 1448:(i + 1) * 1448], options=ts)
+                            for i in range(8)])
+    acks = [r for r in out if not len(r[TCP].payload)]
+    assert [r[TCP].ack for r in acks] == [1001 + len(payload)]
+    assert out.index(acks[0]) == 0                                  # before the echo's data
+    una += len(payload)
+    base = 1001 + len(payload)
+    out = bench.out("if0", [seg("A", base + 1448, una, payload=b"x" * 1448, options=ts)])   # a hole before it
+    (dup,) = out
+    assert dup[TCP].ack == base and not len(dup[TCP].payload)
