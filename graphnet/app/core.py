@@ -19,7 +19,7 @@ from graphnet.session.segment import Segment
 from graphnet.session.msg_queue import MessageQueue
 from graphnet.session.fifo import Fifo, DEQ_NTF_IF_FULL
 from graphnet.session.session import MSG_FORMAT, MSG_FIELDS, parse_msgs, PROTOS, ip_str
-from graphnet.app import dgram as _dgram
+import graphnet.app.dgram as _dgram
 from graphnet.session.attach import LEN, MAX_MSG, MAX_FDS, EVT_SEGMENT_DEL, send_msg, default_attach_path
 
 ENV_SOCKET = "GRAPHNET_APP_SOCKET"

@@ -57,7 +57,7 @@ import struct
 import time
 from typing import Optional
 
-from graphnet.app import dgram as _dgram
+import graphnet.app.dgram as _dgram
 from graphnet.app.core import DGRAM_SPIN_NS
 from graphnet.session.fifo import DEQ_NTF
 from graphnet.session.session import ip_str
