@@ -170,20 +170,9 @@ cdef inline uint32_t ctrl_slot(MessageQueue mq) except 0:
     return MSG
 
 
-cdef extern from "<poll.h>" nogil:
-    struct pollfd:
-        int fd
-        short events
-        short revents
-    int poll(pollfd* fds, unsigned long nfds, int timeout)
-    enum: POLLIN
+from graphnet.includes.linux cimport pollfd, poll, POLLIN
 
-cdef extern from "<time.h>" nogil:
-    struct timespec:
-        long tv_sec
-        long tv_nsec
-    int clock_gettime(int clk, timespec* ts)
-    enum: CLOCK_MONOTONIC
+from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
 cdef extern from "<unistd.h>" nogil:
     long c_read "read"(int fd, void* buf, size_t n)

@@ -10,7 +10,8 @@ and count.
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memcpy, memset
-from graphnet.includes.af_packet cimport (tpacket_block_desc, tpacket3_hdr, tpacket_stats_v3, pollfd, poll, POLLIN,
+from graphnet.includes.linux cimport pollfd, poll, POLLIN
+from graphnet.includes.af_packet cimport (tpacket_block_desc, tpacket3_hdr, tpacket_stats_v3,
                                           send, getsockopt, socklen_t, MSG_DONTWAIT, SOL_PACKET, PACKET_STATISTICS)
 from graphnet.includes.platform cimport gn_time_ns, gn_thread_cpu_ns
 from graphnet.io.af_packet_socket cimport afp_t, afp_open, afp_close, afp_block, afp_user_owned, afp_release_block

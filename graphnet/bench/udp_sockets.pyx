@@ -8,13 +8,7 @@ from libc.stdlib cimport malloc, free
 from libc.string cimport memset
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 
-cdef extern from "<poll.h>" nogil:
-    struct pollfd:
-        int fd
-        short events
-        short revents
-    int poll(pollfd* fds, unsigned long nfds, int timeout)
-    enum: POLLIN
+from graphnet.includes.linux cimport pollfd, poll, POLLIN
 
 cdef extern from "<sys/socket.h>" nogil:
     ctypedef unsigned int socklen_t

@@ -12,18 +12,6 @@ cdef extern from "<sched.h>" nogil:
     enum:
         CLONE_NEWNET
 
-cdef extern from "<poll.h>" nogil:
-    struct pollfd:
-        int fd
-        short events
-        short revents
-    int poll(pollfd* fds, unsigned long nfds, int timeout)
-    enum:
-        POLLIN
-        POLLOUT
-        POLLERR
-        POLLHUP
-        POLLNVAL
 
 cdef extern from "<sys/socket.h>" nogil:
     ctypedef unsigned int socklen_t

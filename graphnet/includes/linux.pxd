@@ -1,5 +1,5 @@
 # Linux system interfaces: errno and its values, the fd syscalls (unistd,
-# fcntl, readv/writev, ioctl), epoll, eventfd, mmap. The one place these are
+# fcntl, readv/writev, ioctl), epoll, poll, eventfd, mmap. The one place these are
 # declared: tun.pxd and af_packet.pxd hold only their own devices' parts.
 from libc.stdint cimport uint32_t, uint64_t
 
@@ -93,3 +93,17 @@ cdef extern from "<sys/mman.h>" nogil:
         MAP_POPULATE
         MAP_LOCKED
     void* MAP_FAILED
+
+
+cdef extern from "<poll.h>" nogil:
+    struct pollfd:
+        int fd
+        short events
+        short revents
+    int poll(pollfd* fds, unsigned long nfds, int timeout)
+    enum:
+        POLLIN
+        POLLOUT
+        POLLERR
+        POLLHUP
+        POLLNVAL
