@@ -6,6 +6,10 @@ Schema (every key optional unless marked; unknown keys are errors)::
     name    = "main"        # str: the engine's name in show output
     buffers = 16384         # int 16..4194304: buffers in the pool (2368 bytes each)
     tick    = 0.001         # float 1e-6..1.0: timer wheel tick, seconds
+    busy_poll_us = 50       # int 0..100000: after work, microseconds the loop
+                            # keeps looking at its fds before it sleeps in
+                            # epoll (no wakeup latency between packets of a
+                            # flow; costs CPU only while traffic flows); 0: off
 
     [startup]
     exec = "setup.cli"      # str: a file of CLI commands run once the engine
@@ -231,6 +235,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from graphnet.io import templates
+from graphnet.vlib.main import DEFAULT_BUSY_POLL_US, MAX_BUSY_POLL_US
 from graphnet.wire.ethernet import format_mac, parse_mac      # the one MAC syntax
 
 NODE_STATES = ("polling", "interrupt", "adaptive", "disabled")
@@ -328,6 +333,7 @@ class Config:
     name: str = "main"
     buffers: int = 16384
     tick: float = 0.001
+    busy_poll_us: int = DEFAULT_BUSY_POLL_US
     cli_socket: Optional[str] = None
     cli_enabled: bool = True
     cli_group: Optional[str] = None
@@ -529,6 +535,7 @@ TAP_MAX_QUEUES = 16                # graphnet.io.tap's MAX_QUEUES
 LIMITS: dict = {
     ("engine", "buffers"): Limit(16, MAX_BUFFERS),
     ("engine", "tick"): Limit(1e-6, 1.0),
+    ("engine", "busy_poll_us"): Limit(0, MAX_BUSY_POLL_US),
     ("graph", "chain"): Limit(0, 256),
     ("cli", "max_clients"): Limit(1, 1024),
     ("cli", "idle_timeout"): Limit(0.1, 86400.0),
@@ -693,10 +700,11 @@ def loads(text: str, source: str = "<string>", base_dir: Optional[Path] = None) 
     cfg = Config(source=source, lines=ck.lines)
 
     with ck.unit():
-        eng = ck.table(doc.get("engine", {}), ("engine",), ("name", "buffers", "tick"))
+        eng = ck.table(doc.get("engine", {}), ("engine",), ("name", "buffers", "tick", "busy_poll_us"))
         cfg.name = ck.get(eng, ("engine",), "name", str, cfg.name)
         cfg.buffers = ck.get(eng, ("engine",), "buffers", int, cfg.buffers)
         cfg.tick = ck.get(eng, ("engine",), "tick", float, cfg.tick)
+        cfg.busy_poll_us = ck.get(eng, ("engine",), "busy_poll_us", int, cfg.busy_poll_us)
 
     with ck.unit():
         _cli(ck, doc, cfg)
@@ -1477,7 +1485,7 @@ def build_engine(cfg: Config, *, create_devices: bool = True):
     (PlannedDevice) instead of devices, for checking and drawing."""
     from graphnet import Engine, GraphError
     ck = _Checker(cfg.source, cfg.lines)
-    engine = Engine(buffers=cfg.buffers, tick=cfg.tick, name=cfg.name)
+    engine = Engine(buffers=cfg.buffers, tick=cfg.tick, name=cfg.name, busy_poll_us=cfg.busy_poll_us)
     try:
         for mod in cfg.modules:
             from graphnet.nodes import registry

@@ -194,12 +194,13 @@ def threads_json(engine, args):
             for t in threading.enumerate()]
 
 
-@json_view("show clock", "{time, uptime_s, loops, sleeps, tick_ns}")
+@json_view("show clock", "{time, uptime_s, loops, sleeps, busy_polls, busy_poll_us, tick_ns}")
 def clock_json(engine, args):
     _no_args(args, "show clock")
     loop = engine.main.loop_stats()
     return {"time": time.time(), "uptime_s": time.monotonic() - engine.start_time, "loops": loop["loops"],
-            "sleeps": loop["sleeps"], "tick_ns": engine.main.tick_ns}
+            "sleeps": loop["sleeps"], "busy_polls": loop["busy_polls"], "busy_poll_us": loop["busy_poll_us"],
+            "tick_ns": engine.main.tick_ns}
 
 
 @json_view("show logging", "[lines, oldest first]")

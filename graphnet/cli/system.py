@@ -89,7 +89,20 @@ def show_clock(engine, args):
     up = time.monotonic() - engine.start_time
     return (f"time {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, engine up {up:.3f} s\n"
             f"main loop: {loop['loops']} iterations, {loop['sleeps']} sleeps, "
+            f"{loop['busy_polls']} busy polls (window {loop['busy_poll_us']} us), "
             f"tick {engine.main.tick_ns} ns")
+
+
+@command("set engine busy-poll", help="after work, microseconds the main loop keeps looking for more "
+         "before it sleeps (0: sleep at once)", usage="set engine busy-poll <microseconds>")
+def set_busy_poll(engine, args):
+    if len(args) != 1 or not args[0].isdigit():
+        raise UsageError("set engine busy-poll takes a number of microseconds")
+    try:
+        engine.main.set_busy_poll(int(args[0]))
+    except ValueError as e:
+        raise CommandError(str(e)) from None
+    return ""
 
 
 @command("show interface rx-placement", help="which thread's loop reads each interface's input node, "

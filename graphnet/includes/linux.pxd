@@ -107,3 +107,7 @@ cdef extern from "<poll.h>" nogil:
         POLLERR
         POLLHUP
         POLLNVAL
+
+
+cdef extern from "<sched.h>" nogil:
+    int sched_yield()

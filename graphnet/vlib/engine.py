@@ -25,7 +25,7 @@ from typing import Any, Iterable, Optional
 from graphnet.vlib import drop
 from graphnet.vlib.buffer import BufferPool
 from graphnet.vlib.kit import NodeData
-from graphnet.vlib.main import Main, NODE_INPUT, NODE_INTERNAL, NODE_PROCESS, STATE_POLLING, STATE_INTERRUPT, STATE_DISABLED
+from graphnet.vlib.main import DEFAULT_BUSY_POLL_US, Main, NODE_INPUT, NODE_INTERNAL, NODE_PROCESS, STATE_POLLING, STATE_INTERRUPT, STATE_DISABLED
 from graphnet.vlib.node import Node, GraphError, PythonNode, NODE_TYPES, NODE_STATES
 from graphnet.vlib.process import ProcessState
 from graphnet.vlib.pynode import PythonNodeRuntime
@@ -82,13 +82,15 @@ class Engine:
     """A graph of nodes and the loop that runs it (see module docstring)."""
 
     def __init__(self, nodes: Iterable = (), *, buffers: int = 16384, tick: float = 0.001,
-                 timer_slots: int = 4096, trace_bytes: int = 4 << 20, name: str = "main"):
+                 timer_slots: int = 4096, trace_bytes: int = 4 << 20, name: str = "main",
+                 busy_poll_us: int = DEFAULT_BUSY_POLL_US):
         self.name = name
         self.registrations: dict[str, Node] = {}
         self._buffers = buffers
         self._tick_ns = max(1, int(tick * 1e9))
         self._timer_slots = timer_slots
         self._trace_bytes = trace_bytes
+        self._busy_poll_us = busy_poll_us
         self.main: Optional[Main] = None
         self.pool: Optional[BufferPool] = None
         self.nodes: list[Node] = []
@@ -284,6 +286,7 @@ class Engine:
         self.main = Main(self.pool, specs, len(self.errors), self.index["error-drop"],
                          self.error_base["error-drop"] + 1, self._hook, self._tick_ns,
                          self._timer_slots, self._trace_bytes)
+        self.main.set_busy_poll(self._busy_poll_us)
         for i, n in enumerate(regs):
             if n.type == "process":
                 self.processes[i] = ProcessState(n.name, i)

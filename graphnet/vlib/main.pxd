@@ -164,6 +164,9 @@ cdef struct gn_main_t:
     uint64_t discarded_buffers    # buffers of frames still pending at close (discard_pending)
     uint32_t n_fd_lazy            # of n_fd_interrupt: fds of process nodes (control plane), which
                                   # polling iterations check only every GN_LAZY_FD_LOOPS iterations
+    uint64_t busy_poll_ns         # after work, look at the fds without sleeping for this long (0: off)
+    uint64_t last_work_ns         # when the loop last did work (busy-poll window start)
+    uint64_t busy_polls           # quiet iterations that looked at the fds instead of sleeping
 
 # --- per-frame API for nodes -------------------------------------------------
 cdef void gn_enqueue_to_next(gn_main_t* vm, gn_node_runtime_t* node, const uint32_t* bis,

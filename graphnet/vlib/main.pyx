@@ -14,7 +14,9 @@ same iteration), until none is left or MAX_DISPATCHES_PER_ITERATION (4096)
 frames have been dispatched; (5) expired timers raise their nodes'
 interrupts. Between iterations the Python hook runs control-plane calls and
 ready processes. When nothing polls and nothing is pending, the loop sleeps
-in epoll until an fd, the wake eventfd or the next timer.
+in epoll until an fd, the wake eventfd or the next timer; but within the
+busy-poll window after an iteration that did data-plane work (see
+``Main.set_busy_poll``) it looks at the fds without waiting instead.
 
 The drain bound: a graph whose nodes feed each other in a cycle (a packet
 answered to ourselves, a node that re-enqueues its own work) would
@@ -51,7 +53,7 @@ from libc.stdlib cimport malloc, calloc, realloc, free
 from libc.string cimport memcpy, memmove, memset
 from graphnet.includes.linux cimport (epoll_create1, epoll_ctl, epoll_wait, epoll_event, eventfd, read, write, close,
                                       EPOLLIN, EPOLLERR, EPOLLHUP, EPOLL_CTL_ADD, EPOLL_CTL_MOD, EPOLL_CTL_DEL,
-                                      EPOLL_CLOEXEC, EFD_NONBLOCK, EFD_CLOEXEC, errno)
+                                      EPOLL_CLOEXEC, EFD_NONBLOCK, EFD_CLOEXEC, errno, sched_yield)
 from graphnet.includes.platform cimport (gn_clock_cycles, gn_time_ns, gn_thread_cpu_ns, gn_atomic_load_u32,
                                          gn_atomic_store_u32, gn_atomic_exchange_u32, gn_atomic_fetch_add_u32)
 from graphnet.includes.byteorder cimport gn_net16, gn_net32
@@ -72,6 +74,12 @@ cdef enum:
     MAX_TIMERS_PER_ITERATION = 1024
     MAX_DISPATCHES_PER_ITERATION = 4096     # frames; see "The drain bound" above
     TRACE_ALIGN = 8
+    BUSY_POLL_YIELD_EVERY = 8               # busy-poll looks between two sched_yield calls
+
+# The busy-poll window (see Main.set_busy_poll): 50 us is what Linux's
+# networking docs recommend for its own net.core.busy_poll.
+DEFAULT_BUSY_POLL_US = 50
+MAX_BUSY_POLL_US = 100000
 
 
 # --- frames --------------------------------------------------------------------
@@ -758,7 +766,7 @@ cdef class Main:
         cdef uint64_t start = gn_time_ns(), now, deadline, vectors, wait_ns, loops0 = vm.loop_count
         cdef uint64_t max_sleep_ns = <uint64_t>(max_sleep * 1e9)
         cdef uint64_t sleeps_seen = vm.sleeps, limited_seen = vm.drain_limited
-        cdef bint idle, quiet
+        cdef bint idle, quiet, worked
         cdef int timeout_ms
         # Python runs signal handlers in the main thread only: a loop in
         # another thread (an engine thread) never takes the GIL for them.
@@ -768,6 +776,7 @@ cdef class Main:
         with nogil:
             while not gn_atomic_load_u32(&vm.stop_requested):
                 vectors = _iteration(vm)
+                worked = vectors != 0     # the data plane's work, not the hook's
                 if gn_atomic_load_u32(&vm.python_work):
                     gn_atomic_store_u32(&vm.python_work, 0)
                     with gil:
@@ -784,6 +793,8 @@ cdef class Main:
                     with gil:
                         PyErr_CheckSignals()
                 now = gn_time_ns()
+                if worked:
+                    vm.last_work_ns = now
                 if now >= deadline:
                     break
                 # quiet: nothing to run right now. An input in interrupt
@@ -796,7 +807,17 @@ cdef class Main:
                 idle = quiet and not _input_has_more_work(vm)
                 if until_idle and idle:
                     break
-                if quiet and vm.n_polling == 0:
+                if quiet and vm.n_polling == 0 and now - vm.last_work_ns < vm.busy_poll_ns:
+                    # the busy-poll window: work was done a moment ago, more
+                    # is likely; look at the fds without sleeping (no wakeup
+                    # latency, no cross-CPU wakeup) until the window closes,
+                    # giving the CPU away between looks to whatever else is
+                    # runnable on it (the peer this loop waits for, maybe)
+                    vm.busy_polls += 1
+                    _epoll_poll(vm, 0)
+                    if vm.busy_polls % BUSY_POLL_YIELD_EVERY == 0:
+                        sched_yield()
+                elif quiet and vm.n_polling == 0:
                     wait_ns = gn_timer_ns_until_next(&vm.timers, now, max_sleep_ns)
                     if deadline - now < wait_ns:
                         wait_ns = deadline - now
@@ -1027,7 +1048,20 @@ cdef class Main:
                 "frames_allocated": self.vm.n_frames_alloc, "frames_free": self.vm.n_free_frames,
                 "timers_active": self.vm.timers.n_active, "trace_bytes": self.vm.trace.used,
                 "trace_lost_records": self.vm.trace.n_lost_records,
-                "polling_inputs": self.vm.n_polling}
+                "polling_inputs": self.vm.n_polling, "busy_poll_us": self.vm.busy_poll_ns // 1000,
+                "busy_polls": self.vm.busy_polls}
+
+    def set_busy_poll(self, microseconds):
+        """The busy-poll window: after an iteration that did data-plane
+        work, the loop keeps looking at its fds (epoll without waiting,
+        giving the CPU away every BUSY_POLL_YIELD_EVERY looks) for this many
+        microseconds before it sleeps in epoll. A flow's next packet then
+        finds the loop awake: no wakeup latency, no cross-CPU wakeup. CPU is
+        spent only while traffic flows (at most the window after each
+        burst); an idle engine sleeps as before. 0: off."""
+        if not isinstance(microseconds, int) or not 0 <= microseconds <= MAX_BUSY_POLL_US:
+            raise ValueError(f"busy-poll window must be 0..{MAX_BUSY_POLL_US} microseconds, not {microseconds!r}")
+        self.vm.busy_poll_ns = <uint64_t>microseconds * 1000
 
     def runtime_data_address(self, uint32_t node_index):
         """A node's runtime_data pointer as an integer (tests, debugging)."""

@@ -45,6 +45,16 @@ def test_show_threads_and_clock(host_engine):
     assert re.search(r"main loop: \d+ iterations", execute(host_engine, "show clock"))
 
 
+def test_set_engine_busy_poll(host_engine):
+    assert execute(host_engine, "set engine busy-poll 120") == ""
+    assert re.search(r"busy polls \(window 120 us\)", execute(host_engine, "show clock"))
+    assert host_engine.main.loop_stats()["busy_poll_us"] == 120
+    for bad in ("set engine busy-poll", "set engine busy-poll fast", "set engine busy-poll 200000"):
+        with pytest.raises(Exception, match="busy-poll"):
+            execute(host_engine, bad)
+    assert host_engine.main.loop_stats()["busy_poll_us"] == 120
+
+
 def test_exec_runs_a_file_and_names_the_failing_line(host_engine, tmp_path):
     f = tmp_path / "cmds.cli"
     f.write_text("# set up\nset interface ip address if0 10.0.1.1/24\n\nshow interface address\n")

@@ -793,6 +793,21 @@ def test_every_numeric_key_refuses_absurd_values_with_key_and_line(table, key):
         assert re.match(rf"^t\.toml:{line}: {label}\.{key}: must be ", msg), (literal, msg)
 
 
+def test_busy_poll_window_from_the_startup_file_reaches_the_loop():
+    e = build_engine(loads("[engine]\nbusy_poll_us = 200\n", "t.toml"), create_devices=False)
+    try:
+        assert e.main.loop_stats()["busy_poll_us"] == 200
+    finally:
+        e.close()
+    e = build_engine(loads("", "t.toml"), create_devices=False)
+    try:
+        assert e.main.loop_stats()["busy_poll_us"] == 50             # the default
+    finally:
+        e.close()
+    with pytest.raises(ConfigError, match=r"engine\.busy_poll_us: must be 0\.\.100000, not 200000"):
+        loads("[engine]\nbusy_poll_us = 200000\n", "t.toml")
+
+
 def test_a_value_inside_the_bounds_is_accepted():
     cfg = config.loads("[engine]\nbuffers = 16\ntick = 1e-6\n[graph]\nchain = 256\n", "t.toml")
     assert (cfg.buffers, cfg.tick, cfg.chain) == (16, 1e-6, 256)

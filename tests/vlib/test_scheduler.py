@@ -276,6 +276,47 @@ def test_idle_interrupt_engine_uses_almost_no_cpu(engine_factory):
     assert (cpu1 - cpu0) / 1e9 < 0.05 * wall, f"idle loop used {(cpu1 - cpu0) / 1e6:.1f} ms of CPU in {wall:.2f}s"
 
 
+# --- the busy-poll window ------------------------------------------------------
+
+def test_after_work_the_loop_busy_polls_for_the_window_then_sleeps(engine_factory):
+    pg = PacketGenerator(next_node="null", state="interrupt")
+    e = engine_factory([pg]).build()
+    e.main.set_busy_poll(20000)                              # 20 ms
+    e.run(0.05)                                              # the setup call: no packet, no window
+    assert e.main.loop_stats()["busy_polls"] == 0
+    pg.add_stream(Stream("s", [udp_packet()], count=100))
+    t0 = time.monotonic()
+    e.run(0.3)
+    assert time.monotonic() - t0 >= 0.29
+    loop = e.main.loop_stats()
+    assert pg.stats()["s"] == 100
+    assert loop["busy_polls"] > 0 and loop["busy_poll_us"] == 20000
+    # the window closed and the loop slept for the rest of the run; had it
+    # kept polling, 0.3 s would be far more looks than 20 ms allows
+    polls = loop["busy_polls"]
+    sleeps = loop["sleeps"]
+    e.run(0.2)
+    assert e.main.loop_stats()["busy_polls"] == polls
+    assert e.main.loop_stats()["sleeps"] > sleeps
+
+
+def test_busy_poll_off_sleeps_at_once_after_work(engine_factory):
+    pg = PacketGenerator(next_node="null", state="interrupt")
+    e = engine_factory([pg]).build()
+    e.main.set_busy_poll(0)
+    pg.add_stream(Stream("s", [udp_packet()], count=100))
+    e.run(0.1)
+    assert pg.stats()["s"] == 100
+    assert e.main.loop_stats()["busy_polls"] == 0 and e.main.loop_stats()["sleeps"] >= 1
+
+
+def test_busy_poll_window_is_bounded(engine_factory):
+    e = engine_factory([PacketGenerator(next_node="null", state="interrupt")]).build()
+    for bad in (-1, 100001, 1.5, "50"):
+        with pytest.raises(ValueError, match="busy-poll window"):
+            e.main.set_busy_poll(bad)
+
+
 def test_thread_cpu_clock_sees_a_busy_loop(engine_factory):
     # the measurement above is meaningful: a polling loop does burn its CPU
     pg = PacketGenerator(name="poll", next_node="null", state="polling")
