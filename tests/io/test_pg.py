@@ -191,6 +191,7 @@ def test_slow_stream_in_interrupt_mode_lets_the_loop_sleep(pg_capture):
     # rated stream waiting on its timer) kept the loop from sleeping, so it
     # spun millions of empty iterations between packets
     t = pg_capture(pg_state="interrupt")
+    t.engine.main.set_busy_poll(0)     # the wait between packets, not the window after one (test_scheduler)
     t.add_stream([udp_packet()], rate=50)
     loops0 = t.engine.main.loop_stats()["loops"]
     t.engine.run(0.2)
@@ -208,6 +209,7 @@ def test_fast_rated_stream_in_interrupt_mode_waits_on_timer(pg_capture, rate):
     # interrupt at once, so streams of ~1000 pps and more spun the loop
     # (hundreds of thousands of empty iterations) between packets
     t = pg_capture(pg_state="interrupt")
+    t.engine.main.set_busy_poll(0)     # the wait between packets, not the window after one (test_scheduler)
     t.add_stream([udp_packet()], rate=rate)
     loops0 = t.engine.main.loop_stats()["loops"]
     t.engine.run(0.2)
