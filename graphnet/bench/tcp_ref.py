@@ -389,14 +389,19 @@ def graphnet_crr(opts) -> dict:
         app = start_echo_server(g.engine, f"tcp://{ADDR_B}/{CRR_PORT}", rx_fifo_size=CRR_FIFO,
                                 tx_fifo_size=CRR_FIFO)
         g.engine.start()
+        cpu0 = g.engine.call(g.engine.main.thread_cpu_ns)
         with contextlib.closing(Program(g.ns, "crr", ADDR_B, str(CRR_PORT), str(opts.seconds), str(limit))) as cl:
             c = cl.result(opts.seconds + GRACE + STARTUP)
+        engine_cpu = (g.engine.call(g.engine.main.thread_cpu_ns) - cpu0) / c["ns"] if c["ns"] else None
         echoed = g.engine.call(app.echo.stats)
         if c["connections"] == 0:
             raise RuntimeError(f"tcp-crr: no connection completed ({c['errors']} errors)")
         out = {"connections_per_s": c["connections"] / (c["ns"] / 1e9), "connections": c["connections"],
                "seconds": c["ns"] / 1e9, "errors": c["errors"], "echoed_bytes": echoed["bytes"],
                "tcp": g.engine.call(lambda: _tcp_stats(g.engine)),
+               # the engine loop's CPU over the client's run, as a share of a
+               # core (it busy-polls between segments: docs/architecture.md)
+               "engine_cpu": round(engine_cpu, 3) if engine_cpu is not None else None,
                "clocks_per_connection": _clocks_per_item(g.engine, c["connections"])}
         g.engine.stop()
         return out
