@@ -58,6 +58,7 @@ import time
 from typing import Optional
 
 import graphnet.app.dgram as _dgram
+import graphnet.app.stream as _stream
 from graphnet.app.core import DGRAM_SPIN_NS
 from graphnet.session.fifo import DEQ_NTF
 from graphnet.session.session import ip_str
@@ -297,11 +298,18 @@ class socket:
     def sendall(self, data, flags: int = 0) -> None:
         self._check_open()
         s = self._writable()
-        mv = memoryview(data).cast("B")
         if s.datagrams:
-            self._send_dgram(s, mv, None)
+            self._send_dgram(s, memoryview(data).cast("B"), None)
             return
-        off, end, tx = 0, len(mv), s.tx
+        # the fast path: all of it into the fifo, in one C call
+        left = _stream.sendall(s.tx, self._w.ctrl, s.tx_msg, data)
+        if left < 0:                                    # written, but the TX event to post the slow way
+            self._w.send(64, s.handle)
+            left = -1 - left
+        if not left:
+            return
+        mv = memoryview(data).cast("B")
+        off, end, tx = len(mv) - left, len(mv), s.tx
         while off < end:
             n = tx.enqueue_from(mv, off)                # C copy from the caller's buffer, as much as fits
             if n:
@@ -384,9 +392,18 @@ class socket:
 
     def recv_into(self, buffer, nbytes: int = 0, flags: int = 0) -> int:
         self._check_open()
+        s = self._s
+        if s is not None and not s.datagrams:
+            # the fast path: bytes are there, one C call takes them
+            r = _stream.recv_into(s.rx, self._w.ctrl, s.rx_done_msg, buffer, nbytes,
+                                  self._timeout == 0.0 or self._polled)
+            if r < 0:                                   # read, but RX_DONE to post the slow way
+                self._w.send(68, s.handle)
+                return -1 - r
+            if r:
+                return r
         mv = memoryview(buffer).cast("B")
         n = nbytes or len(mv)
-        s = self._s
         if s is None:
             raise OSError(errno.ENOTCONN, f"{self._what()} is not connected")
         if s.datagrams:

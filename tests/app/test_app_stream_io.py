@@ -176,3 +176,55 @@ def test_a_writer_blocked_on_a_full_fifo_hears_the_peer_close(engine):
 def test_a_reader_blocked_on_an_empty_fifo_reads_end_of_stream_when_the_peer_closes(engine):
     eng, srv = engine
     assert _blocked_then_peer_closes(srv, "recv") == ["recv", "0"]
+
+
+BUFFERS = """
+    import array, sys
+    from graphnet import app
+    app.attach("stream-buffers", rx_fifo_size=1 << 16, tx_fifo_size=1 << 16)
+    ls = app.socket(app.AF_INET, app.SOCK_STREAM)
+    ls.bind(("127.0.0.1", 5201))
+    ls.listen()
+    c = app.create_connection(("127.0.0.1", 5201), timeout=10)
+    a, _ = ls.accept()
+    a.settimeout(10)
+    ints = array.array("i", range(100))
+    def take(n):
+        buf, got = bytearray(n), 0
+        while got < n:
+            got += a.recv_into(memoryview(buf)[got:])
+        return bytes(buf)
+    # any C-contiguous bytes-like object, whatever its item format
+    for obj in (b"bytes", bytearray(b"bytearray"), memoryview(b"xxview")[2:], ints, memoryview(ints)):
+        c.sendall(obj)
+        ok = take(memoryview(obj).nbytes) == memoryview(obj).tobytes()
+        print(type(obj).__name__, ok)
+    # recv_into: nbytes bounds the read, a larger nbytes is capped at the buffer
+    c.sendall(b"0123456789")
+    buf = bytearray(8)
+    print("nbytes", a.recv_into(buf, 3), bytes(buf[:3]), a.recv_into(buf, 100), bytes(buf[:7]))
+    for bad, what in ((lambda: a.recv_into(bytearray(4), -1), "negative"),
+                      (lambda: a.recv_into(b"readonly"), "read-only"),
+                      (lambda: c.sendall(memoryview(bytes(8))[::2]), "not contiguous")):
+        try:
+            bad()
+            print(what, "accepted")
+        except (ValueError, TypeError, BufferError):
+            print(what, "refused")
+    c.sendall(b"after")
+    print("still", take(5))
+"""
+
+
+def test_sendall_and_recv_into_take_any_contiguous_buffer_and_refuse_the_rest(engine):
+    """The C fast path of sendall / recv_into (graphnet.app.stream) takes
+    bytes, bytearray, memoryview slices and arrays of any item size byte-
+    exact; recv_into honours nbytes; a negative nbytes, a read-only buffer
+    and a non-contiguous view are refused as the socket module does, and
+    the session goes on."""
+    eng, srv = engine
+    rc, out, err = finish(run(srv, BUFFERS))
+    assert rc == 0, err
+    assert out.splitlines() == ["bytes True", "bytearray True", "memoryview True", "array True", "memoryview True",
+                                "nbytes 3 b'012' 7 b'3456789'", "negative refused", "read-only refused",
+                                "not contiguous refused", "still b'after'"]
