@@ -77,17 +77,22 @@ def test_stream_is_byte_exact_across_processes_through_many_fifo_wraps(engine):
     assert int(out.split()[-1]) == total
 
 
-FULL = """
-    import errno, sys
+# one app process, a cut-through pair to its own listener: c (client) and
+# a (accepted), fifos of argv[1] bytes each way, the app named argv[2]
+PAIR = """
+    import array, errno, sys
     from graphnet import app
     fifo = int(sys.argv[1])
-    app.attach("stream-full", rx_fifo_size=fifo, tx_fifo_size=fifo)
+    app.attach(sys.argv[2], rx_fifo_size=fifo, tx_fifo_size=fifo)
     ls = app.socket(app.AF_INET, app.SOCK_STREAM)
     ls.bind(("127.0.0.1", 5201))
     ls.listen()
     c = app.create_connection(("127.0.0.1", 5201), timeout=10)
     a, _ = ls.accept()
     a.settimeout(10)
+"""
+
+FULL = PAIR + """
     data = bytes(range(256)) * (3 * fifo // 256)
     c.setblocking(False)
     first = c.send(data)                                 # a partial write: what fits
@@ -109,7 +114,7 @@ FULL = """
 
 def test_a_full_fifo_takes_a_partial_write_then_would_block(engine):
     eng, srv = engine
-    rc, out, err = finish(run(srv, FULL, FIFO))
+    rc, out, err = finish(run(srv, FULL, FIFO, "stream-full"))
     assert rc == 0, err
     first, again, second, same = out.split()
     assert int(first) == FIFO and again == "would-block" and int(second) == 1000 and same == "True"
@@ -178,16 +183,7 @@ def test_a_reader_blocked_on_an_empty_fifo_reads_end_of_stream_when_the_peer_clo
     assert _blocked_then_peer_closes(srv, "recv") == ["recv", "0"]
 
 
-BUFFERS = """
-    import array, sys
-    from graphnet import app
-    app.attach("stream-buffers", rx_fifo_size=1 << 16, tx_fifo_size=1 << 16)
-    ls = app.socket(app.AF_INET, app.SOCK_STREAM)
-    ls.bind(("127.0.0.1", 5201))
-    ls.listen()
-    c = app.create_connection(("127.0.0.1", 5201), timeout=10)
-    a, _ = ls.accept()
-    a.settimeout(10)
+BUFFERS = PAIR + """
     ints = array.array("i", range(100))
     def take(n):
         buf, got = bytearray(n), 0
@@ -223,7 +219,7 @@ def test_sendall_and_recv_into_take_any_contiguous_buffer_and_refuse_the_rest(en
     and a non-contiguous view are refused as the socket module does, and
     the session goes on."""
     eng, srv = engine
-    rc, out, err = finish(run(srv, BUFFERS))
+    rc, out, err = finish(run(srv, BUFFERS, 1 << 16, "stream-buffers"))
     assert rc == 0, err
     assert out.splitlines() == ["bytes True", "bytearray True", "memoryview True", "array True", "memoryview True",
                                 "nbytes 3 b'012' 7 b'3456789'", "negative refused", "read-only refused",
