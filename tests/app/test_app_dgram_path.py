@@ -124,3 +124,49 @@ def test_full_rx_fifo_drops_whole_datagrams_and_counts_them(engine):
     rc, out, err = finish(p)
     assert rc == 0, err
     assert out.splitlines() == [str([(1000, True, i) for i in range(4)])]
+
+
+CORRUPT_CLIENT = """
+    import errno, sys, time
+    from graphnet import app
+    app.attach("dg-corrupt")
+    u = app.socket(app.AF_INET, app.SOCK_DGRAM)
+    u.settimeout(10)
+    u.connect((sys.argv[1], 7))
+    s = u._s
+    def corrupt_next_record():
+        # the echo's record arrives whole; then its header's length field is
+        # overwritten in the shared ring (as a hostile or broken writer of
+        # the segment could) to more than the fifo holds
+        end = time.monotonic() + 10
+        while s.rx.max_dequeue < 16 + 5 and time.monotonic() < end:
+            time.sleep(0.001)
+        first = s.rx.readable()[0]
+        first[0:4] = (1 << 20).to_bytes(4, "little")
+    for call in ("recv", "recvfrom", "recv_into"):
+        u.send(b"hello")
+        corrupt_next_record()
+        try:
+            if call == "recv_into":
+                u.recv_into(bytearray(100))
+            else:
+                getattr(u, call)(100)
+            print(call, "accepted the corrupt record")
+        except OSError as e:
+            print(call, errno.errorcode.get(e.errno), s.rx.max_dequeue)
+        u.send(call.encode())                                # the session goes on
+        print(call, "then", u.recv(100))
+    u.close()
+"""
+
+
+def test_a_corrupt_record_header_is_refused_with_eproto_and_the_socket_goes_on(engine):
+    """A datagram record whose header claims more bytes than the rx fifo
+    holds (only a hostile writer of the shared segment makes one) is never
+    read past the fifo: recv, recvfrom and recv_into raise EPROTO, the fifo
+    is emptied, and the next datagram arrives whole."""
+    eng, srv = engine
+    rc, out, err = finish(run(srv, CORRUPT_CLIENT, ENGINE_IP))
+    assert rc == 0, err
+    assert out.splitlines() == ["recv EPROTO 0", "recv then b'recv'", "recvfrom EPROTO 0",
+                                "recvfrom then b'recvfrom'", "recv_into EPROTO 0", "recv_into then b'recv_into'"]
