@@ -15,6 +15,10 @@ process connects, ``sendall``\\s 64 KB writes, waits for the byte: GB/s
 from its first write to the answer.
   - ``memcpy``: one C memcpy of 64 KB per write (session_helper), the
     ceiling (the issue's target: cut-through >= 50% of it);
+  - ``ring-c``: the same copies through a byte ring of the fifo's size
+    between two threads of one process, in C, spinning on head and tail
+    (session_helper.ring_rounds: no Python, no events, no wakeups): what
+    any copying ring between two cores reaches on this machine;
   - ``unix``: a Unix stream socket between the two processes;
   - ``tcp-loopback``: kernel TCP over 127.0.0.1;
   - ``cut-through``: a graphnet cut-through session (the two processes map
@@ -25,7 +29,7 @@ from its first write to the answer.
     here: 0.30-0.33 of memcpy against 0.36-0.38 with 4 MB, see
     perf/RESULTS.md). The Unix socket and TCP keep the kernel's defaults.
     ``ratio`` against ``unix`` (target >= 3x); ``vs_memcpy`` (target
-    >= 0.5) and ``vs_tcp`` beside it.
+    >= 0.5), ``vs_ring_c`` and ``vs_tcp`` beside it.
 
 ``app-udp-rr`` (``--packets`` round trips per run, default 20000, 64-byte
 requests): one process sends a datagram and waits for the answer.
@@ -67,6 +71,7 @@ from graphnet.bench.core import register
 CHUNK = 64 << 10
 # app-ct-throughput's cut-through fifos, each way (the apps' attach options)
 CT_FIFO = int(os.environ.get("GRAPHNET_BENCH_CT_FIFO", 4 << 20))
+SINK_BUFFER = 1 << 20            # the sink's recv_into buffer (and ring-c's read size)
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ENGINE_IP = "10.0.0.1"
 
@@ -91,7 +96,7 @@ SINK = """
     for line in sys.stdin:                      # one run per line from the bench
         c, _ = ls.accept()
         c.settimeout(30)
-        buf = bytearray(1 << 20)
+        buf = bytearray(int(sys.argv[5]))
         got = 0
         while got < total:
             n = c.recv_into(buf)
@@ -247,7 +252,7 @@ def _best(p_drive, rounds: int) -> int:
 def bench_app_ct_throughput(opts) -> Iterator[dict]:
     """Two processes over a cut-through session vs a Unix socket, kernel TCP and memcpy, 64 KB writes, GB/s."""
     from graphnet.bench.core import Clock, best_of
-    from graphnet.bench.session_helper import memcpy_rounds
+    from graphnet.bench.session_helper import memcpy_rounds, ring_rounds
     writes = opts.packets or 4096
     total = writes * CHUNK
     rounds = max(2, min(opts.repeat, 5))
@@ -257,9 +262,10 @@ def bench_app_ct_throughput(opts) -> Iterator[dict]:
     try:
         mem, _ = best_of({"memcpy": lambda: memcpy_rounds(CHUNK, writes)}, Clock(), rounds, opts.seconds)
         results["memcpy"] = mem["memcpy"]
+        results["ring-c"] = min(ring_rounds(CHUNK, writes, CT_FIFO, SINK_BUFFER) for _ in range(rounds))
         for case, kind in (("unix", "unix"), ("tcp-loopback", "tcp"), ("cut-through", "graphnet")):
             where = os.path.join(eng.dir, "bench.sock")
-            sink = procs.start(SINK, kind, total, where, CT_FIFO)
+            sink = procs.start(SINK, kind, total, where, CT_FIFO, SINK_BUFFER)
             ready = _line(sink, f"{case} sink").split()
             if kind == "tcp":
                 where = ready[1]
@@ -277,13 +283,13 @@ def bench_app_ct_throughput(opts) -> Iterator[dict]:
     finally:
         procs.close()
         eng.close()
-    for case in ("memcpy", "unix", "tcp-loopback", "cut-through"):
+    for case in ("memcpy", "ring-c", "unix", "tcp-loopback", "cut-through"):
         ns = results[case]
         line = {"case": case, "unit": "64KB-write", "bytes": total, "pps": writes * 1e9 / ns,
                 "ns_per_packet": ns / writes, "gbps": total / ns}
         if case == "cut-through":
             line.update(ratio=results["unix"] / ns, against="unix", vs_tcp=results["tcp-loopback"] / ns,
-                        vs_memcpy=results["memcpy"] / ns)
+                        vs_memcpy=results["memcpy"] / ns, vs_ring_c=results["ring-c"] / ns)
         yield line
 
 
