@@ -185,7 +185,6 @@ def memcpy_rounds(uint32_t chunk, uint32_t rounds):
     return got
 
 
-
 # --- the two-core ring ceiling (app-ct-throughput's ring-c row) ---------------------
 
 cdef extern from "<pthread.h>" nogil:
@@ -242,14 +241,20 @@ def ring_rounds(uint32_t chunk, uint32_t writes, uint32_t ring_bytes, uint32_t r
     reach with the same copies. Returns the nanoseconds to the last byte read."""
     cdef _ring_t r
     cdef pthread_t t
-    cdef uint8_t* src = <uint8_t*>PyMem_Malloc(chunk)
+    cdef uint8_t* src
     cdef uint32_t tail = 0, i
     cdef uint64_t t0, t1
-    if ring_bytes & (ring_bytes - 1) or ring_bytes < chunk:
-        raise ValueError("ring_bytes: a power of two >= chunk")
+    if ring_bytes & (ring_bytes - 1) or ring_bytes < chunk or chunk == 0 or read_bytes == 0:
+        raise ValueError("ring_bytes: a power of two >= chunk > 0; read_bytes > 0")
     memset(&r, 0, sizeof(r))
+    src = <uint8_t*>PyMem_Malloc(chunk)
     r.ring = <uint8_t*>PyMem_Malloc(ring_bytes)
     r.dst = <uint8_t*>PyMem_Malloc(read_bytes)
+    if src == NULL or r.ring == NULL or r.dst == NULL:
+        PyMem_Free(src)
+        PyMem_Free(r.ring)
+        PyMem_Free(r.dst)
+        raise MemoryError("ring_rounds: buffers")
     r.mask = ring_bytes - 1
     r.read_bytes = read_bytes
     r.total = <uint64_t>chunk * writes
