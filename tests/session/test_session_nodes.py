@@ -146,18 +146,26 @@ def test_another_workers_session_is_refused(env):
     assert eng.error_count("session-queue", "bad-msg") == 1
 
 
-def test_rx_done_runs_the_transports_push(env):
-    """The app's "I read" (RX_DONE) puts the session on the tx ring: its
-    transport's push runs (TCP sends its window update there)."""
+def _one_accepted_session(env):
+    """App "srv" listening on test://0.0.0.0/80 with one connection
+    accepted and its accept answered, the mock transport's calls cleared:
+    (worker, the transport's connection, the accepted event)."""
     eng, mgr, mt = env
-    app = mgr.attach("srv")
-    w = app.workers[0]
+    w = mgr.attach("srv").workers[0]
     lh = w.listen("test://0.0.0.0/80")
     (c1,) = accept_n(mt, lh, 1)
     eng.run_until_idle()
     (acc,) = [m for m in parse_msgs(b"".join(w.mq.dequeue_batch())) if m["event"] == "accepted"]
     mgr.layer.accept_reply(acc["handle"])
     mt.clear_calls()
+    return w, c1, acc
+
+
+def test_rx_done_runs_the_transports_push(env):
+    """The app's "I read" (RX_DONE) puts the session on the tx ring: its
+    transport's push runs (TCP sends its window update there)."""
+    eng, mgr, mt = env
+    w, c1, acc = _one_accepted_session(env)
     assert mgr.engine_mq.enqueue(app_msg(type=68, handle=acc["handle"], wrk_index=w.index))     # GN_APP_MSG_RX_DONE
     eng.run(0.05)
     assert mt.calls().count(("push", c1)) == 1
@@ -171,14 +179,7 @@ def test_queue_signal_read_once_epoll_reports_it(env):
     later run, so the loop does not stay awake on a readable eventfd."""
     import select
     eng, mgr, mt = env
-    app = mgr.attach("srv")
-    w = app.workers[0]
-    lh = w.listen("test://0.0.0.0/80")
-    (c1,) = accept_n(mt, lh, 1)
-    eng.run_until_idle()
-    (acc,) = [m for m in parse_msgs(b"".join(w.mq.dequeue_batch())) if m["event"] == "accepted"]
-    mgr.layer.accept_reply(acc["handle"])
-    mt.clear_calls()
+    w, c1, acc = _one_accepted_session(env)
     q = mgr.engine_mq
     assert q.enqueue(app_msg(type=68, handle=acc["handle"], wrk_index=w.index))     # GN_APP_MSG_RX_DONE
     assert select.select([q.fd], [], [], 0)[0] == [q.fd]

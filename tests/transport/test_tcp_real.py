@@ -326,6 +326,19 @@ def test_echo_byte_exact_under_loss(echo, loss):
     assert st["segs_out"] > 0
 
 
+def _kernel_side_capture(ns, pcap):
+    """tcpdump of TCP on the TAP's kernel side (the one link of ns but
+    lo) into pcap, started and listening; the caller terminates it."""
+    import subprocess
+    links = subprocess.run(["ip", "netns", "exec", ns, "ip", "-o", "link", "show"], capture_output=True, text=True,
+                           check=True).stdout
+    ifname = [l.split(":")[1].strip().split("@")[0] for l in links.splitlines() if "LOOPBACK" not in l][0]
+    dump = subprocess.Popen(["ip", "netns", "exec", ns, "tcpdump", "-Z", "root", "--immediate-mode", "-i", ifname,
+                             "-U", "-w", str(pcap), "tcp"], stderr=subprocess.PIPE)
+    assert b"listening" in dump.stderr.readline()
+    return dump
+
+
 @pytest.mark.privileged(tun=True, tools=("tcpdump", "tshark"))
 def test_tshark_decodes_the_handshake_and_data(echo, tmp_path):
     """A capture on the kernel's side of the TAP: tshark finds no malformed
@@ -334,14 +347,9 @@ def test_tshark_decodes_the_handshake_and_data(echo, tmp_path):
     super-segments, checksummed by the device, apart)."""
     import subprocess
     eng, ns, app, _ = echo
-    links = subprocess.run(["ip", "netns", "exec", ns, "ip", "-o", "link", "show"], capture_output=True, text=True,
-                           check=True).stdout
-    ifname = [l.split(":")[1].strip().split("@")[0] for l in links.splitlines() if "LOOPBACK" not in l][0]
     pcap = tmp_path / "tcp.pcap"
-    dump = subprocess.Popen(["ip", "netns", "exec", ns, "tcpdump", "-Z", "root", "--immediate-mode", "-i", ifname,
-                             "-U", "-w", str(pcap), "tcp"], stderr=subprocess.PIPE)
+    dump = _kernel_side_capture(ns, pcap)
     try:
-        assert b"listening" in dump.stderr.readline()
         s = connect(ns)
         assert echo_through(s, os.urandom(100000)) is not None
         s.close()
@@ -374,14 +382,9 @@ def test_client_close_ack_rides_on_the_echos_fin(echo, tmp_path):
     closed), and no pure ACK of that FIN (tcpdump on the kernel's side)."""
     import subprocess
     eng, ns, app, _ = echo
-    links = subprocess.run(["ip", "netns", "exec", ns, "ip", "-o", "link", "show"], capture_output=True, text=True,
-                           check=True).stdout
-    ifname = [l.split(":")[1].strip().split("@")[0] for l in links.splitlines() if "LOOPBACK" not in l][0]
     pcap = tmp_path / "crr.pcap"
-    dump = subprocess.Popen(["ip", "netns", "exec", ns, "tcpdump", "-Z", "root", "--immediate-mode", "-i", ifname,
-                             "-U", "-w", str(pcap), "tcp"], stderr=subprocess.PIPE)
+    dump = _kernel_side_capture(ns, pcap)
     try:
-        assert b"listening" in dump.stderr.readline()
         s = connect(ns)
         assert echo_through(s, b"12345678") == b"12345678"
         s.close()
