@@ -36,6 +36,7 @@ def show_tcp_stats(engine, args):
 
 
 @json_view("show tcp stats", "{segs_in, segs_out, bytes_in, bytes_out, retransmits, timeouts, fast_retransmits, "
+           "early_retransmits, tlp_probes, "
            "active_opens, passive_opens, established, resets_sent, resets_received, closed, time_wait_expired, "
            "delacks, window_updates, keepalive_probes, cookies_sent, no_buffers, conn_alloc_fail, unread_resets, "
            "tso_segs_out, tso_bytes_out, connections, "
@@ -64,7 +65,7 @@ def show_tcp_connections(engine, args):
 @json_view("show tcp connections", "{listeners: [{index, local, half_open, backlog, syns, cookies_sent, cookies_ok, "
            "syn_dropped}], connections: [{index, state, local, remote, session, snd_una, snd_nxt, snd_max, snd_wnd, "
            "rcv_nxt, rcv_wnd, snd_mss, cc, cwnd, ssthresh, srtt_us, rttvar_us, rto_us, sack_blocks, retransmits, "
-           "timeouts, fast_retransmits, bytes_in_flight, bytes_acked, bytes_received, options}]}; empty lists "
+           "timeouts, fast_retransmits, early_retransmits, tlp_probes, bytes_in_flight, bytes_acked, bytes_received, options}]}; empty lists "
            "without TCP in the graph")
 def tcp_connections_json(engine, args):
     _no_args(args, "show tcp connections")

@@ -89,6 +89,8 @@ ctypedef struct gn_tcp4_stats_t:
     uint64_t retransmits
     uint64_t timeouts
     uint64_t fast_retransmits
+    uint64_t early_retransmits            # of them, below DupThresh (RFC 5827)
+    uint64_t tlp_probes                   # tail loss probes (RFC 8985 s.7): PTO expiries
     uint64_t active_opens
     uint64_t passive_opens
     uint64_t established

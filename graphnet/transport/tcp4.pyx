@@ -692,10 +692,10 @@ cdef uint32_t _actions(gn_tcp4_main_t* tm, gn_tcp4_conn_t* tc, gn_tcp_act_t* a, 
         _timer_stop(tm, tc, GN_TCP4_T_RTX)
         _timer_set(tm, tc, GN_TCP4_T_TIME_WAIT, tm.time_wait_ms)
     elif a.flags & GN_TCP_A_RTX_ARM:
-        _timer_set(tm, tc, GN_TCP4_T_RTX, tc.t.rto.rto_us // 1000)
+        _timer_set(tm, tc, GN_TCP4_T_RTX, gn_tcp_rtx_timeout_ms(&tc.t))
     elif gn_tcp_timer_wanted(&tc.t):
         if tc.timers[GN_TCP4_T_RTX] == GN_TIMER_NONE:
-            _timer_set(tm, tc, GN_TCP4_T_RTX, tc.t.rto.rto_us // 1000)
+            _timer_set(tm, tc, GN_TCP4_T_RTX, gn_tcp_rtx_timeout_ms(&tc.t))
     elif tc.t.state != GN_TCP_SYN_SENT and tc.t.state != GN_TCP_SYN_RCVD:
         _timer_stop(tm, tc, GN_TCP4_T_RTX)
     return err
@@ -729,7 +729,7 @@ cdef uint32_t gn_tcp4_rx(gn_tcp4_main_t* tm, gn_buffer_t* b, uint32_t conn_index
     cdef gn_tcp4_conn_t* tc = gn_tcp4_conn_at(tm, conn_index)
     cdef uint8_t* ip
     cdef uint8_t* t
-    cdef uint32_t tcp_len, now = _now_ms(), hl, err, fast_before
+    cdef uint32_t tcp_len, now = _now_ms(), hl, err, fast_before, early_before
     cdef gn_tcp_seg_t seg
     cdef gn_tcp_act_t a
     if tc == NULL:
@@ -739,8 +739,10 @@ cdef uint32_t gn_tcp4_rx(gn_tcp4_main_t* tm, gn_buffer_t* b, uint32_t conn_index
     tm.st.segs_in += 1
     tc.last_rx_ms = now
     fast_before = tc.t.n_fast_retransmits
+    early_before = tc.t.n_early_retransmits
     gn_tcp_input(&tc.t, &seg, now, _rx_space(tm, tc), &a)
     tm.st.fast_retransmits += tc.t.n_fast_retransmits - fast_before
+    tm.st.early_retransmits += tc.t.n_early_retransmits - early_before
     hl = <uint32_t>(t - gn_buffer_current(b)) + gn_tcp_header_bytes(t)
     err = _actions(tm, tc, &a, b, hl, seg.len, now)
     if err:
@@ -920,7 +922,7 @@ cdef uint32_t gn_tcp4_run_timers(gn_tcp4_main_t* tm, uint64_t now_ns) noexcept n
     """Expired timers and deferred actions (the caller opened the output);
     schedules the next run. Returns the events handled."""
     cdef uint32_t users[MAX_EXPIRE]
-    cdef uint32_t n, i, kind, done = 0, now = <uint32_t>(now_ns // 1000000), idle
+    cdef uint32_t n, i, kind, done = 0, now = <uint32_t>(now_ns // 1000000), idle, probes
     cdef gn_tcp4_conn_t* tc
     cdef gn_tcp_act_t a
     tm.wake_ns = 0
@@ -936,8 +938,12 @@ cdef uint32_t gn_tcp4_run_timers(gn_tcp4_main_t* tm, uint64_t now_ns) noexcept n
             if kind == GN_TCP4_T_RTX:
                 if tc.t.snd_una == tc.t.snd_max and not (tc.t.flags & GN_TCP_CF_PERSIST):
                     continue
-                tm.st.timeouts += 1
+                probes = tc.t.n_tlp_probes
                 gn_tcp_rto_expired(&tc.t, now, &a)
+                if tc.t.n_tlp_probes != probes:
+                    tm.st.tlp_probes += 1
+                else:
+                    tm.st.timeouts += 1
                 _actions(tm, tc, &a, NULL, 0, 0, now)
             elif kind == GN_TCP4_T_DELACK:
                 tc.gflags &= ~GN_TCP4_F_DELACK
@@ -1111,7 +1117,7 @@ cdef uint32_t _push_tx(void* ctx, void* vmp, void* nodep, gn_session_t* s, uint3
             tm.st.window_updates += 1
             _send_ack(tm, tc, now)
     if gn_tcp_timer_wanted(&tc.t) and tc.timers[GN_TCP4_T_RTX] == GN_TIMER_NONE:
-        _timer_set(tm, tc, GN_TCP4_T_RTX, tc.t.rto.rto_us // 1000)
+        _timer_set(tm, tc, GN_TCP4_T_RTX, gn_tcp_rtx_timeout_ms(&tc.t))
     gn_tcp4_out_end(tm)
     return n
 
@@ -1137,6 +1143,7 @@ cdef int _format(void* ctx, uint32_t c, uint32_t thread, int verbose, char* buf,
 # --- control plane ------------------------------------------------------------------------
 
 STAT_NAMES = ("segs_in", "segs_out", "bytes_in", "bytes_out", "retransmits", "timeouts", "fast_retransmits",
+              "early_retransmits", "tlp_probes",
               "active_opens", "passive_opens", "established", "resets_sent", "resets_received", "closed",
               "time_wait_expired", "delacks", "window_updates", "keepalive_probes", "cookies_sent", "no_buffers",
               "conn_alloc_fail", "unread_resets", "tso_segs_out", "tso_bytes_out")
@@ -1154,7 +1161,7 @@ def connection_line(c: dict) -> str:
             f"snd_wnd {c['snd_wnd']} rcv_wnd {c['rcv_wnd']} cwnd {c['cwnd']} ssthresh {c['ssthresh']} "
             f"({c['cc']}) srtt {c['srtt_us'] / 1000:.1f} ms rttvar {c['rttvar_us'] / 1000:.1f} ms "
             f"rto {c['rto_us'] / 1000:.0f} ms in flight {c['bytes_in_flight']} retransmits {c['retransmits']} "
-            f"timeouts {c['timeouts']} sack [{sacks}] options [{', '.join(c['options'])}]")
+            f"timeouts {c['timeouts']} tlp {c['tlp_probes']} sack [{sacks}] options [{', '.join(c['options'])}]")
 
 
 cdef class TcpTransport:
@@ -1312,7 +1319,8 @@ cdef class TcpTransport:
             "cc": ALGORITHMS[c.cc_algo], "cwnd": c.cc.cwnd, "ssthresh": c.cc.ssthresh,
             "srtt_us": c.rto.srtt_us, "rttvar_us": c.rto.rttvar_us, "rto_us": c.rto.rto_us,
             "sack_blocks": sacks, "retransmits": c.n_retransmits, "timeouts": c.n_timeouts,
-            "fast_retransmits": c.n_fast_retransmits, "bytes_in_flight": c.snd_max - c.snd_una,
+            "fast_retransmits": c.n_fast_retransmits, "early_retransmits": c.n_early_retransmits,
+            "tlp_probes": c.n_tlp_probes, "bytes_in_flight": c.snd_max - c.snd_una,
             "bytes_acked": c.bytes_acked, "bytes_received": c.bytes_received,
             "options": [n for n, f in (("ts", GN_TCP_CF_TS), ("sack", GN_TCP_CF_SACK), ("wscale", GN_TCP_CF_WSCALE))
                         if c.flags & f],

@@ -42,37 +42,38 @@ def test_newreno_fast_retransmit_and_partial_acks():
     tx = bytearray(data)
     sent = send_all(c, tx)
     assert len(sent) == 10
-    # segments 0 and 5 are lost; 1-4 arrive: four duplicate ACKs
+    # segments 0 and 5 are lost; 1-4 arrive: four duplicate ACKs. The
+    # first two send a new segment each past cwnd (RFC 3042 limited transmit)
     for i in range(2):
         acked(c, tx, ack(0), 110)
-        assert send_all(c, tx) == []
+        assert [p.seq for p in send_all(c, tx)] == [ISS + 1 + (10 + i) * MSS]
     acked(c, tx, ack(0), 111)                                     # the third: fast retransmit
     f = c.fields()
-    assert f["recovery"] == 1 and f["ssthresh"] == 5 * MSS and f["cwnd"] == 8 * MSS
+    assert f["recovery"] == 1 and f["ssthresh"] == 6 * MSS and f["cwnd"] == 9 * MSS   # FlightSize 12
     rtx = send_all(c, tx)
     assert [p.seq for p in rtx] == [ISS + 1] and bytes(rtx[0].payload) == data[:MSS]
     acked(c, tx, ack(0), 112)                                     # inflation: one MSS per dup ACK
-    assert c.fields()["cwnd"] == 9 * MSS
+    assert c.fields()["cwnd"] == 10 * MSS
     for _ in range(4):                                            # segments 6-9 arrive
         acked(c, tx, ack(0), 113)
-    assert c.fields()["cwnd"] == 13 * MSS
+    assert c.fields()["cwnd"] == 14 * MSS
     new = send_all(c, tx)                                         # inflated past the flight: new data
-    assert [p.seq for p in new] == [ISS + 1 + 10 * MSS, ISS + 1 + 11 * MSS, ISS + 1 + 12 * MSS]
+    assert [p.seq for p in new] == [ISS + 1 + 12 * MSS]
     # the retransmission arrives: ACK up to the hole at segment 5 (partial)
     act = acked(c, tx, ack(5), 120)
     assert act["tx_acked"] == 5 * MSS
-    assert c.fields()["cwnd"] == 13 * MSS - 5 * MSS + MSS          # RFC 6582 step 5: deflate, add one back
+    assert c.fields()["cwnd"] == 14 * MSS - 5 * MSS + MSS          # RFC 6582 step 5: deflate, add one back
     rtx = send_all(c, tx)
     assert rtx[0].seq == ISS + 1 + 5 * MSS                        # resent at once, no timeout
     assert bytes(rtx[0].payload) == data[5 * MSS:6 * MSS]
     assert len(rtx) == 1                                          # all data is out already
     assert c.fields()["recovery"] == 1
-    acked(c, tx, ack(10), 130)                                    # full ACK (recover = 10 segments)
+    acked(c, tx, ack(12), 130)                                    # full ACK (recover = 12 segments)
     f = c.fields()
     # RFC 6582 step 3 option 1: min(ssthresh, max(FlightSize, SMSS) + SMSS)
     flight = f["snd_max"] - f["snd_una"]
-    assert flight == len(data) - 10 * MSS
-    assert f["recovery"] == 0 and f["cwnd"] == min(5 * MSS, max(flight, MSS) + MSS)
+    assert flight == len(data) - 12 * MSS
+    assert f["recovery"] == 0 and f["cwnd"] == min(6 * MSS, max(flight, MSS) + MSS)
     assert f["n_fast_retransmits"] == 1 and f["n_retransmits"] == 2
 
 

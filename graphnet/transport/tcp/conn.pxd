@@ -42,6 +42,13 @@ cdef enum:
     GN_TCP_CF_RTT_TIMING = 1 << 12        # rtt_seq is being timed (Karn: not retransmitted)
     GN_TCP_CF_RTX_PENDING = 1 << 13       # retransmit the segment at SND.UNA now (fast retransmit)
     GN_TCP_CF_PERSIST = 1 << 14           # data waits behind a shut window: the timer probes it
+    # RFC 8985 s.7 tail loss probe (TLP): the retransmit timer runs as the
+    # probe timeout (PTO) first, then as the RTO
+    GN_TCP_CF_TLP_ARMED = 1 << 15         # the timer was armed for the PTO (gn_tcp_rtx_timeout_ms)
+    GN_TCP_CF_TLP_PROBE = 1 << 16         # the PTO fired: gn_tcp_send_next sends the probe
+    GN_TCP_CF_TLP_SENT = 1 << 17          # a probe is out: none again until SND.UNA moves
+    GN_TCP_CF_TLP_RTX = 1 << 18           # that probe resent the last segment: it may repair a loss
+    GN_TCP_CF_RTX_TS = 1 << 19            # data was resent at TSval rtx_tsval: older echoes give no RTT
 
 # gn_tcp_conn_t.recovery
 cdef enum:
@@ -200,6 +207,10 @@ ctypedef struct gn_tcp_conn_t:
     uint32_t n_retransmits                # segments resent
     uint32_t n_fast_retransmits           # recoveries entered
     uint32_t n_timeouts                   # retransmission timer expiries
+    uint32_t n_tlp_probes                 # tail loss probes sent (RFC 8985 s.7)
+    uint32_t n_early_retransmits          # recoveries entered below DupThresh (RFC 5827)
+    uint32_t tlp_high                     # SND.MAX when a TLP retransmission went (TLPRxtOut's end)
+    uint32_t rtx_tsval                    # our TSval on the first retransmission since the last RTT sample
     const gn_tcp_cc_ops_t* cc_ops
     gn_tcp_rto_t rto
     gn_tcp_cc_t cc                        # cc.cwnd is the congestion window
@@ -232,6 +243,7 @@ cdef void gn_tcp_rcv_joined(gn_tcp_conn_t* c, uint32_t n, gn_tcp_act_t* a) noexc
 cdef void gn_tcp_app_close(gn_tcp_conn_t* c, gn_tcp_act_t* a) noexcept nogil
 cdef void gn_tcp_app_reset(gn_tcp_conn_t* c, gn_tcp_act_t* a) noexcept nogil
 cdef void gn_tcp_rto_expired(gn_tcp_conn_t* c, uint32_t now_ms, gn_tcp_act_t* a) noexcept nogil
+cdef uint32_t gn_tcp_rtx_timeout_ms(gn_tcp_conn_t* c) noexcept nogil
 cdef void gn_tcp_delack_expired(gn_tcp_conn_t* c, gn_tcp_act_t* a) noexcept nogil
 cdef void gn_tcp_keepalive_expired(gn_tcp_conn_t* c, gn_tcp_act_t* a) noexcept nogil
 cdef void gn_tcp_time_wait_expired(gn_tcp_conn_t* c, gn_tcp_act_t* a) noexcept nogil

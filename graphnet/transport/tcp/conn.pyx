@@ -52,6 +52,8 @@ cdef enum:
     DEFAULT_SYN_RETRIES = 6
     DEFAULT_DATA_RETRIES = 15
     DEFAULT_KEEPALIVE_PROBES = 9          # Linux's tcp_keepalive_probes
+    TLP_MIN_PTO_US = 10000                # RFC 8985 s.7.2: the PTO is at least 10 ms
+    TLP_MAX_ACK_DELAY_US = 200000         # RFC 8985 s.7.2 WCDelAckT: a lone segment's ACK may wait this long
 
 STATE_NAMES = ("CLOSED", "LISTEN", "SYN_SENT", "SYN_RCVD", "ESTABLISHED", "FIN_WAIT_1", "FIN_WAIT_2",
                "CLOSE_WAIT", "CLOSING", "LAST_ACK", "TIME_WAIT")
@@ -188,9 +190,18 @@ cdef inline void _take_syn(gn_tcp_conn_t* c, const gn_tcp_seg_t* s, uint32_t now
 
 cdef inline void _rtt_sample(gn_tcp_conn_t* c, const gn_tcp_seg_t* s, uint32_t now_ms, gn_tcp_act_t* a) noexcept nogil:
     """RTTM from the echoed timestamp (RFC 7323 s.4) or the timed sequence
-    number (Karn: the rto module clears the timing on a retransmission)."""
+    number (Karn: the rto module clears the timing on a retransmission).
+    Karn holds for echoes too: after a retransmission, an ACK echoing a
+    TSval from before it (a duplicate's ACK carries the peer's older
+    TS.Recent) may answer the retransmission, and would time the wait for
+    the RTO as well: no sample until an echo is at least rtx_tsval. Else
+    each timeout would feed itself, SRTT growing to seconds under loss."""
     cdef uint32_t rtt
     if c.flags & GN_TCP_CF_TS and s.opts.flags & GN_TCP_OPTF_TIMESTAMP and s.opts.tsecr != 0:
+        if c.flags & GN_TCP_CF_RTX_TS:
+            if gn_seq_lt(s.opts.tsecr, c.rtx_tsval):
+                return
+            c.flags &= ~GN_TCP_CF_RTX_TS  # the peer's TS.Recent never goes back: later echoes are safe
         rtt = now_ms + c.ts_offset - s.opts.tsecr
         if <int32_t>rtt >= 0:
             a.rtt_ms = rtt if rtt else 1
@@ -376,7 +387,7 @@ cdef void _enter_recovery(gn_tcp_conn_t* c, uint32_t now_ms, gn_tcp_act_t* a) no
     c.recover = c.snd_max
     c.cc_ops.on_congestion(&c.cc, c.snd_max - c.snd_una, now_ms / 1000.0)
     c.n_fast_retransmits += 1
-    c.flags = (c.flags & ~GN_TCP_CF_RTT_TIMING) | GN_TCP_CF_RTX_PENDING
+    c.flags = (c.flags & ~(GN_TCP_CF_RTT_TIMING | GN_TCP_CF_TLP_RTX)) | GN_TCP_CF_RTX_PENDING
     if c.flags & GN_TCP_CF_SACK:
         c.recovery = GN_TCP_RECOVERY_SACK
         c.sb.rxt_end = c.snd_una
@@ -384,6 +395,40 @@ cdef void _enter_recovery(gn_tcp_conn_t* c, uint32_t now_ms, gn_tcp_act_t* a) no
         c.recovery = GN_TCP_RECOVERY_NEWRENO
         c.cc.cwnd = c.cc.ssthresh + 3 * <uint32_t>c.snd_mss
     a.flags |= GN_TCP_A_TX_MORE
+
+
+cdef inline bint _early_retransmit(const gn_tcp_conn_t* c, uint32_t mss) noexcept nogil:
+    """RFC 5827 early retransmit: fewer than DupThresh + 1 segments out,
+    and all but one of them SACKed (or as many duplicate ACKs, without
+    SACK): too few for DupThresh ever to be met. RFC 5827 asks too that
+    no new segment may go; that test is left out: a sender that could
+    send would have, so fewer than four stay out only when the window or
+    the app holds new data back."""
+    cdef uint32_t out = (c.snd_max - c.snd_una + mss - 1) // mss, got
+    if out < 2 or out > GN_TCP_DUPTHRESH:
+        return False
+    got = (c.sb.sacked + mss - 1) // mss if c.flags & GN_TCP_CF_SACK else c.dup_acks
+    return got >= out - 1
+
+
+cdef inline bint _dsack(const gn_tcp_seg_t* s) noexcept nogil:
+    """The ACK reports a duplicate (RFC 2883): its first SACK block lies
+    below the cumulative ACK."""
+    return s.opts.flags & GN_TCP_OPTF_SACK and s.opts.n_sack and gn_seq_leq(s.opts.sack[0].end, s.ack)
+
+
+cdef inline void _tlp_acked(gn_tcp_conn_t* c, const gn_tcp_seg_t* s, uint32_t flight, uint32_t now_ms) noexcept nogil:
+    """SND.UNA moved: a new probe may go, but not while a probe's
+    retransmission is unanswered. When the ACK covers it with no DSACK,
+    it repaired a loss: the congestion response of RFC 8985 s.7.4.2."""
+    if not (c.flags & GN_TCP_CF_TLP_RTX):
+        c.flags &= ~GN_TCP_CF_TLP_SENT
+        return
+    if gn_seq_lt(s.ack, c.tlp_high):
+        return
+    c.flags &= ~(GN_TCP_CF_TLP_RTX | GN_TCP_CF_TLP_SENT)
+    if not _dsack(s) and c.recovery == GN_TCP_RECOVERY_NONE:
+        c.cc_ops.on_congestion(&c.cc, flight, now_ms / 1000.0)
 
 
 cdef void _ack_process(gn_tcp_conn_t* c, const gn_tcp_seg_t* s, uint32_t now_ms, gn_tcp_act_t* a) noexcept nogil:
@@ -405,6 +450,7 @@ cdef void _ack_process(gn_tcp_conn_t* c, const gn_tcp_seg_t* s, uint32_t now_ms,
             hi = c.snd_fin                # nor is the FIN
         data = hi - lo if gn_seq_gt(hi, lo) else 0
         acked = s.ack - c.snd_una
+        _tlp_acked(c, s, c.snd_max - c.snd_una, now_ms)
         c.snd_una = s.ack
         if gn_seq_lt(c.snd_nxt, c.snd_una):
             c.snd_nxt = c.snd_una
@@ -440,8 +486,15 @@ cdef void _ack_process(gn_tcp_conn_t* c, const gn_tcp_seg_t* s, uint32_t now_ms,
             if c.flags & GN_TCP_CF_SACK:
                 if c.dup_acks >= GN_TCP_DUPTHRESH or gn_tcp_sb_is_lost(&c.sb, c.snd_una, mss):
                     _enter_recovery(c, now_ms, a)
-            elif c.dup_acks >= GN_TCP_DUPTHRESH and gn_seq_gt(s.ack, c.recover):
-                _enter_recovery(c, now_ms, a)     # RFC 6582 s.3.2 step 2: not twice per window
+                elif _early_retransmit(c, mss):
+                    c.n_early_retransmits += 1
+                    _enter_recovery(c, now_ms, a)
+            elif gn_seq_gt(s.ack, c.recover):     # RFC 6582 s.3.2 step 2: not twice per window
+                if c.dup_acks >= GN_TCP_DUPTHRESH:
+                    _enter_recovery(c, now_ms, a)
+                elif _early_retransmit(c, mss):
+                    c.n_early_retransmits += 1
+                    _enter_recovery(c, now_ms, a)
         elif c.recovery == GN_TCP_RECOVERY_NEWRENO:
             c.cc.cwnd += mss              # RFC 5681 s.3.2 step 4: inflate per dup ACK
             a.flags |= GN_TCP_A_TX_MORE
@@ -693,6 +746,35 @@ cdef bint gn_tcp_timer_wanted(const gn_tcp_conn_t* c) noexcept nogil:
     return c.snd_una != c.snd_max or (c.flags & GN_TCP_CF_PERSIST) != 0
 
 
+cdef inline bint _sending_state(const gn_tcp_conn_t* c) noexcept nogil:
+    return (c.state == GN_TCP_ESTABLISHED or c.state == GN_TCP_CLOSE_WAIT or c.state == GN_TCP_FIN_WAIT_1
+            or c.state == GN_TCP_LAST_ACK or c.state == GN_TCP_CLOSING)
+
+
+cdef uint32_t gn_tcp_rtx_timeout_ms(gn_tcp_conn_t* c) noexcept nogil:
+    """What to arm the retransmit timer with, in ms: the RTO, or the tail
+    loss probe's PTO (RFC 8985 s.7.2) when a probe may go: data out in a
+    sending state, SACK on, no loss recovery, no probe out, the RTO not
+    backed off, an SRTT measured, nothing rewound (SND.NXT = SND.MAX), and
+    the PTO shorter than the RTO. PTO = 2 SRTT, at least 10 ms; with one
+    segment out, at least 1.5 SRTT + WCDelAckT (its ACK may be delayed).
+    Sets or clears GN_TCP_CF_TLP_ARMED: gn_tcp_rto_expired reads it."""
+    cdef unsigned long long pto = 2 * <unsigned long long>c.rto.srtt_us
+    c.flags &= ~GN_TCP_CF_TLP_ARMED
+    if (not _sending_state(c) or not (c.flags & GN_TCP_CF_SACK) or c.recovery != GN_TCP_RECOVERY_NONE
+            or c.flags & (GN_TCP_CF_TLP_SENT | GN_TCP_CF_PERSIST) or c.rto.n_backoff or c.rto.n_samples == 0
+            or c.snd_una == c.snd_max or c.snd_nxt != c.snd_max):
+        return c.rto.rto_us // 1000
+    if c.snd_max - c.snd_una <= c.snd_mss and pto < c.rto.srtt_us * 3 // 2 + TLP_MAX_ACK_DELAY_US:
+        pto = c.rto.srtt_us * 3 // 2 + TLP_MAX_ACK_DELAY_US
+    if pto < TLP_MIN_PTO_US:
+        pto = TLP_MIN_PTO_US
+    if pto >= c.rto.rto_us:
+        return c.rto.rto_us // 1000
+    c.flags |= GN_TCP_CF_TLP_ARMED
+    return <uint32_t>(pto // 1000)
+
+
 cdef void gn_tcp_time_wait_expired(gn_tcp_conn_t* c, gn_tcp_act_t* a) noexcept nogil:
     _act_clear(a)
     _closed(c, a)
@@ -847,6 +929,15 @@ cdef void gn_tcp_make_rst(const gn_tcp_act_t* a, gn_tcp_out_t* o) noexcept nogil
     o.flags = a.rst_flags
 
 
+cdef inline void _resent(gn_tcp_conn_t* c, uint32_t now_ms) noexcept nogil:
+    """Count a retransmission and keep RTT samples Karn-safe (_rtt_sample)."""
+    c.n_retransmits += 1
+    c.flags &= ~GN_TCP_CF_RTT_TIMING
+    if c.flags & GN_TCP_CF_TS and not (c.flags & GN_TCP_CF_RTX_TS):
+        c.flags |= GN_TCP_CF_RTX_TS
+        c.rtx_tsval = now_ms + c.ts_offset
+
+
 cdef bint _retransmit(gn_tcp_conn_t* c, uint32_t now_ms, uint32_t tx_bytes, uint32_t rx_space, uint32_t seq,
                       uint32_t maxlen, gn_tcp_out_t* o) noexcept nogil:
     """Resend up to maxlen bytes from seq (< SND.MAX), and the FIN if it
@@ -865,19 +956,36 @@ cdef bint _retransmit(gn_tcp_conn_t* c, uint32_t now_ms, uint32_t tx_bytes, uint
     o.data_len = n
     o.flags = GN_TCP_FLAG_ACK | (GN_TCP_FLAG_FIN if fin else 0)
     _ack_fields(c, now_ms, rx_space, o)
-    c.n_retransmits += 1
-    c.flags &= ~GN_TCP_CF_RTT_TIMING
+    _resent(c, now_ms)
     if c.recovery == GN_TCP_RECOVERY_SACK and gn_seq_lt(c.sb.rxt_end, seq + n + fin):
         c.sb.rxt_end = seq + n + fin
+    return True
+
+
+cdef bint _tlp_retransmit(gn_tcp_conn_t* c, uint32_t now_ms, uint32_t tx_bytes, uint32_t rx_space,
+                          gn_tcp_out_t* o) noexcept nogil:
+    """The probe when no new segment may go (RFC 8985 s.7.3): the last
+    segment sent, again (its last MSS of data, and the FIN if sent)."""
+    cdef uint32_t end = c.snd_fin if c.flags & GN_TCP_CF_FIN_SENT else c.snd_max
+    cdef uint32_t n = end - c.snd_una if gn_seq_gt(end, c.snd_una) else 0
+    if n > c.snd_mss:
+        n = c.snd_mss
+    if not _retransmit(c, now_ms, tx_bytes, rx_space, end - n, n, o):
+        return False
+    c.flags |= GN_TCP_CF_TLP_RTX
+    c.tlp_high = c.snd_max
     return True
 
 
 cdef bint gn_tcp_send_next(gn_tcp_conn_t* c, uint32_t now_ms, uint32_t tx_bytes, uint32_t rx_space,
                            uint32_t max_seg, gn_tcp_out_t* o) noexcept nogil:
     """The next segment to send, if the windows allow one; call until it
-    returns False. In order: a pending fast retransmission of SND.UNA; in
-    SACK recovery, RFC 6675 NextSeg while cwnd - pipe >= 1 SMSS; else new
-    data (and/or the FIN) from SND.NXT: within SND.WND and cwnd of SND.UNA,
+    returns False. In order: a pending fast retransmission of SND.UNA; a
+    tail loss probe whose PTO fired (one new MSS past cwnd, or the last
+    segment again: RFC 8985 s.7.3); in SACK recovery, RFC 6675 NextSeg
+    while cwnd - pipe >= 1 SMSS; else new data (and/or the FIN) from
+    SND.NXT: within SND.WND and cwnd of SND.UNA (cwnd plus an MSS per
+    duplicate ACK below DupThresh: RFC 3042 limited transmit),
     at most one MSS, or max_seg bytes (a TSO super-segment: the glue's
     egress can segment it; max_seg <= snd_mss means one MSS). A
     super-segment is a whole number of MSS but for the tail of the data:
@@ -889,12 +997,12 @@ cdef bint gn_tcp_send_next(gn_tcp_conn_t* c, uint32_t now_ms, uint32_t tx_bytes,
     back a short segment while data is unacknowledged unless switched off.
     tx fifo bytes [data_off, data_off + data_len) go out. tx_bytes: bytes
     in the tx fifo."""
-    cdef uint32_t off, avail, flight, usable, wnd_avail, n, pipe = 0, rstart = 0, rlen = 0, kind
+    cdef uint32_t off, avail, flight, usable, wnd_avail, n, pipe = 0, rstart = 0, rlen = 0, kind, limit
     cdef uint32_t mss = c.snd_mss, edge = c.snd_wl2 + c.snd_wnd, seg
-    cdef bint fin
-    if not (c.state == GN_TCP_ESTABLISHED or c.state == GN_TCP_CLOSE_WAIT or c.state == GN_TCP_FIN_WAIT_1
-            or c.state == GN_TCP_LAST_ACK or c.state == GN_TCP_CLOSING):
+    cdef bint fin, probe = (c.flags & GN_TCP_CF_TLP_PROBE) != 0
+    if not _sending_state(c):
         return False
+    c.flags &= ~GN_TCP_CF_TLP_PROBE
     if c.flags & GN_TCP_CF_RTX_PENDING:
         c.flags &= ~GN_TCP_CF_RTX_PENDING
         if gn_seq_lt(c.snd_una, c.snd_max) and _retransmit(c, now_ms, tx_bytes, rx_space, c.snd_una, mss, o):
@@ -905,6 +1013,10 @@ cdef bint gn_tcp_send_next(gn_tcp_conn_t* c, uint32_t now_ms, uint32_t tx_bytes,
     # the peer's window counts from the ACK that carried it (SND.WL2)
     wnd_avail = edge - c.snd_nxt if gn_seq_gt(edge, c.snd_nxt) else 0
     seg = max_seg if max_seg > mss else mss
+    if probe and c.recovery == GN_TCP_RECOVERY_NONE:
+        if not (avail and wnd_avail and not (c.flags & GN_TCP_CF_FIN_SENT)):
+            return _tlp_retransmit(c, now_ms, tx_bytes, rx_space, o)
+        seg = mss                         # the probe: one new segment, whatever cwnd says (RFC 8985 s.7.3)
     if c.recovery == GN_TCP_RECOVERY_SACK:
         pipe = gn_tcp_sb_pipe(&c.sb, c.snd_una, c.snd_max, mss)
         if pipe + mss > c.cc.cwnd:
@@ -919,8 +1031,13 @@ cdef bint gn_tcp_send_next(gn_tcp_conn_t* c, uint32_t now_ms, uint32_t tx_bytes,
         if kind != GN_TCP_NEXT_NEW:
             return _retransmit(c, now_ms, tx_bytes, rx_space, rstart, rlen, o)
         usable = c.cc.cwnd - pipe
+    elif probe:
+        usable = mss
     else:
-        usable = c.cc.cwnd - flight if c.cc.cwnd > flight else 0
+        limit = c.cc.cwnd
+        if c.recovery == GN_TCP_RECOVERY_NONE and c.dup_acks < GN_TCP_DUPTHRESH:
+            limit += c.dup_acks * <uint32_t>mss  # RFC 3042 limited transmit: a new segment per dup ACK
+        usable = limit - flight if limit > flight else 0
     if usable > wnd_avail:
         usable = wnd_avail
     if c.flags & GN_TCP_CF_FIN_SENT and gn_seq_gt(c.snd_nxt, c.snd_fin):
@@ -939,7 +1056,7 @@ cdef bint gn_tcp_send_next(gn_tcp_conn_t* c, uint32_t now_ms, uint32_t tx_bytes,
     c.flags &= ~GN_TCP_CF_PERSIST
     if n == 0 and not fin:
         return False
-    if not fin and n < mss and flight and not (c.flags & GN_TCP_CF_NO_NAGLE) \
+    if not fin and n < mss and flight and not (c.flags & GN_TCP_CF_NO_NAGLE) and not probe \
             and gn_seq_geq(c.snd_nxt, c.snd_max):
         return False                      # Nagle: wait for the ACK or a full segment
     memset(o, 0, sizeof(gn_tcp_out_t))
@@ -955,8 +1072,7 @@ cdef bint gn_tcp_send_next(gn_tcp_conn_t* c, uint32_t now_ms, uint32_t tx_bytes,
         c.snd_fin = o.seq + n
     _ack_fields(c, now_ms, rx_space, o)
     if gn_seq_lt(o.seq, c.snd_max):
-        c.n_retransmits += 1              # resent after a timeout (go-back-N from SND.UNA)
-        c.flags &= ~GN_TCP_CF_RTT_TIMING
+        _resent(c, now_ms)                # resent after a timeout (go-back-N from SND.UNA)
     c.snd_nxt += n + fin
     if gn_seq_gt(c.snd_nxt, c.snd_max):
         if not (c.flags & (GN_TCP_CF_RTT_TIMING | GN_TCP_CF_TS)) and o.seq == c.snd_max:
@@ -976,6 +1092,12 @@ cdef void gn_tcp_rto_expired(gn_tcp_conn_t* c, uint32_t now_ms, gn_tcp_act_t* a)
     max_data_retries the connection is reset."""
     _act_clear(a)
     if c.state == GN_TCP_CLOSED or c.state == GN_TCP_LISTEN or c.state == GN_TCP_TIME_WAIT:
+        return
+    if c.flags & GN_TCP_CF_TLP_ARMED:
+        # it ran as the PTO (RFC 8985 s.7.3): one probe, then the RTO
+        c.flags = (c.flags & ~GN_TCP_CF_TLP_ARMED) | GN_TCP_CF_TLP_PROBE | GN_TCP_CF_TLP_SENT
+        c.n_tlp_probes += 1
+        a.flags |= GN_TCP_A_TX_MORE | GN_TCP_A_RTX_ARM
         return
     c.n_timeouts += 1
     c.rto_retries += 1
@@ -1012,6 +1134,7 @@ cdef void gn_tcp_rto_expired(gn_tcp_conn_t* c, uint32_t now_ms, gn_tcp_act_t* a)
         return
     c.cc_ops.on_timeout(&c.cc, c.snd_max - c.snd_una, now_ms / 1000.0)
     gn_tcp_rto_backoff(&c.rto)
+    c.flags &= ~(GN_TCP_CF_TLP_SENT | GN_TCP_CF_TLP_RTX | GN_TCP_CF_TLP_PROBE)
     c.recovery = GN_TCP_RECOVERY_NONE
     c.recover = c.snd_max                 # RFC 6582 s.3.2 step 1 after a timeout
     c.dup_acks = 0
@@ -1200,6 +1323,8 @@ cdef class Connection:
             "n_retransmits": c.n_retransmits,
             "n_fast_retransmits": c.n_fast_retransmits,
             "n_timeouts": c.n_timeouts,
+            "n_tlp_probes": c.n_tlp_probes,
+            "n_early_retransmits": c.n_early_retransmits,
             "ka_probes": c.ka_probes,
             "cwnd": c.cc.cwnd, "ssthresh": c.cc.ssthresh, "cc": c.cc_ops.name.decode(),
             "srtt_us": c.rto.srtt_us, "rttvar_us": c.rto.rttvar_us, "rto_us": c.rto.rto_us,
@@ -1221,6 +1346,11 @@ cdef class Connection:
 
     def timer_wanted(self):
         return gn_tcp_timer_wanted(&self.c)
+
+    def rtx_timeout_ms(self):
+        """The retransmit timer's next timeout (the PTO or the RTO), as
+        the glue arms it (gn_tcp_rtx_timeout_ms)."""
+        return gn_tcp_rtx_timeout_ms(&self.c)
 
     def rto_expired(self, uint32_t now_ms=0):
         cdef gn_tcp_act_t a
