@@ -250,3 +250,105 @@ def test_keepalive_probes_then_reset():
         c.keepalive_expired()
     act = c.keepalive_expired()
     assert {"send-rst", "reset", "closed"} <= act["actions"] and c.state == "CLOSED"
+
+
+# -- RFC 8985 tail loss probes, RFC 5827 early retransmit, Karn for echoes -----
+
+def test_tail_loss_probe_sends_one_new_segment_then_the_rto_runs():
+    """The timer runs first as the PTO (2 SRTT, at least 10 ms): its expiry
+    sends one new segment past cwnd, without backoff or a cwnd cut; then
+    it runs as the RTO, and only one probe goes per tail."""
+    c = established(cc="newreno", nagle=False)
+    c.set_cwnd(2 * MSS)
+    tx = bytearray(b"t" * (4 * MSS))
+    assert len(send_all(c, tx)) == 2                              # cwnd-limited
+    f = c.fields()
+    pto = c.rtx_timeout_ms()
+    assert f["srtt_us"] > 0 and pto == max(2 * f["srtt_us"], 10000) // 1000 < f["rto_us"] // 1000
+    act = c.rto_expired(now_ms=100 + pto)
+    assert {"tx-more", "rtx-arm"} <= act["actions"]
+    g = c.fields()
+    assert g["n_tlp_probes"] == 1 and g["n_timeouts"] == 0
+    assert g["rto_us"] == f["rto_us"] and g["cwnd"] == 2 * MSS and g["snd_nxt"] == ISS + 1 + 2 * MSS
+    probe = send_all(c, tx, now=100 + pto)
+    assert [p.seq for p in probe] == [ISS + 1 + 2 * MSS] and len(probe[0].payload) == MSS
+    assert c.rtx_timeout_ms() == f["rto_us"] // 1000              # the probe is out: the RTO next
+    c.rto_expired(now_ms=400)
+    g = c.fields()
+    assert g["n_timeouts"] == 1 and g["n_tlp_probes"] == 1 and g["rto_us"] == 2 * f["rto_us"]
+
+
+def test_no_probe_without_sack_or_while_backed_off():
+    c = established(sack=False, nagle=False)
+    send_all(c, b"n" * MSS)
+    assert c.rtx_timeout_ms() == c.fields()["rto_us"] // 1000     # RFC 8985 needs SACK
+    c = established(nagle=False)
+    tx = b"n" * (3 * MSS)
+    send_all(c, tx)
+    c.rto_expired(now_ms=300)                                     # a plain RTO: backed off
+    send_all(c, tx, now=300)
+    assert c.rtx_timeout_ms() == c.fields()["rto_us"] // 1000
+
+
+@pytest.mark.parametrize("dsack", [False, True])
+def test_tail_loss_probe_resends_the_last_segment(dsack):
+    """No new data: the probe is the last segment again. When the ACK
+    covering it carries no DSACK, the probe repaired a loss: cwnd is cut
+    (RFC 8985 s.7.4.2); with a DSACK only an ACK was lost: no cut."""
+    c = established(cc="newreno", nagle=False)
+    c.set_cwnd(10 * MSS)
+    tx = bytearray(b"u" * (3 * MSS))
+    assert len(send_all(c, tx)) == 3
+    pto = c.rtx_timeout_ms()
+    c.rto_expired(now_ms=100 + pto)
+    probe = send_all(c, tx, now=100 + pto)
+    assert [p.seq for p in probe] == [ISS + 1 + 2 * MSS] and bytes(probe[0].payload) == bytes(tx[2 * MSS:])
+    cwnd = c.fields()["cwnd"]
+    sack = [(ISS + 1 + 2 * MSS, ISS + 1 + 3 * MSS)] if dsack else []
+    acked(c, tx, ack(3, sack, ts=(300, 100 + pto)), 100 + pto + 5)
+    f = c.fields()
+    if dsack:
+        assert f["cwnd"] >= cwnd and f["ssthresh"] > 10 * MSS
+    else:
+        assert f["ssthresh"] == 2 * MSS and f["cwnd"] < 3 * MSS   # half of 3 MSS in flight, at least 2 MSS
+    assert f["n_tlp_probes"] == 1 and f["n_retransmits"] == 1 and f["recovery"] == 0
+
+
+def test_early_retransmit_when_too_few_segments_are_out():
+    """Two segments out, the first lost: one SACK is all there can be, and
+    it starts recovery (RFC 5827); with five out, one SACK does not."""
+    c = established(nagle=False)
+    tx = bytearray(b"e" * (2 * MSS))
+    assert len(send_all(c, tx)) == 2
+    acked(c, tx, ack(0, [(ISS + 1 + MSS, ISS + 1 + 2 * MSS)]), 110)
+    f = c.fields()
+    assert f["recovery"] == 2 and f["n_early_retransmits"] == 1 and f["n_fast_retransmits"] == 1
+    rtx = send_all(c, tx)
+    assert [p.seq for p in rtx] == [ISS + 1] and bytes(rtx[0].payload) == bytes(tx[:MSS])
+    c = established(nagle=False)
+    tx = bytearray(b"f" * (5 * MSS))
+    assert len(send_all(c, tx)) == 5
+    acked(c, tx, ack(0, [(ISS + 1 + 4 * MSS, ISS + 1 + 5 * MSS)]), 110)
+    assert c.fields()["recovery"] == 0 and c.fields()["n_early_retransmits"] == 0
+
+
+def test_no_rtt_sample_from_an_echo_older_than_a_retransmission():
+    """Karn with timestamps: after a retransmission, an ACK that echoes
+    the original's TSval (the peer's TS.Recent, as a duplicate's ACK does)
+    would time the RTO's wait too; no sample until an echo is at least
+    the retransmission's TSval."""
+    c = established(nagle=False)
+    tx = bytearray(b"k" * MSS)
+    send_all(c, tx, now=100)                                      # TSval 100
+    c.rto_expired(now_ms=400)
+    assert [p.seq for p in send_all(c, tx, now=400)] == [ISS + 1]    # TSval 400
+    before = c.fields()
+    acked(c, tx, ack(1, ts=(300, 100)), 410)
+    f = c.fields()
+    assert f["snd_una"] == ISS + 1 + MSS
+    assert f["srtt_us"] == before["srtt_us"] and f["rto_us"] == before["rto_us"]   # still backed off
+    tx += b"k" * MSS
+    send_all(c, tx, now=420)
+    acked(c, tx, ack(2, ts=(301, 420)), 425)                      # echoes a TSval after it: 5 ms
+    f = c.fields()
+    assert f["srtt_us"] != before["srtt_us"] and f["rto_us"] < before["rto_us"]

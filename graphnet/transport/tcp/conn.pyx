@@ -450,7 +450,6 @@ cdef void _ack_process(gn_tcp_conn_t* c, const gn_tcp_seg_t* s, uint32_t now_ms,
             hi = c.snd_fin                # nor is the FIN
         data = hi - lo if gn_seq_gt(hi, lo) else 0
         acked = s.ack - c.snd_una
-        _tlp_acked(c, s, c.snd_max - c.snd_una, now_ms)
         c.snd_una = s.ack
         if gn_seq_lt(c.snd_nxt, c.snd_una):
             c.snd_nxt = c.snd_una
@@ -472,6 +471,7 @@ cdef void _ack_process(gn_tcp_conn_t* c, const gn_tcp_seg_t* s, uint32_t now_ms,
             c.cc.cwnd = (c.cc.cwnd - acked if c.cc.cwnd > acked else 0) + (mss if acked >= mss else 0)
             if c.cc.cwnd < mss:
                 c.cc.cwnd = mss
+        _tlp_acked(c, s, c.snd_max - c.snd_una + acked, now_ms)
         if data:
             a.tx_acked = data
             c.bytes_acked += data
