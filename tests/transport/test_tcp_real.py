@@ -290,13 +290,12 @@ def test_echo_byte_exact_under_loss(echo, loss):
     dropped, graphnet's counters show its retransmissions. Both sides send
     GSO super-segments over the TAP (a drop loses up to 64 KB), a few
     hundred per MB: the sizes make some drop all but certain. At 10%
-    graphnet sends one MSS per frame (TSO off): with super-segments,
-    recovery there is mostly by timeout and a 1 MB echo took 5-75 s
-    (README, limits); the TSO cases are 1% and 5%. At 10% the echo is
-    256 KB (still ~180 segments each way, ~18 of them dropped): a 1 MB echo
-    stalled with no byte for over 60 s in 2 of 14 runs on 2026-12-04, with
-    the busy-poll window on and off alike, a recovery stall not yet found
-    (README, limits; issue 13 stays open for it)."""
+    graphnet sends one MSS per frame (TSO off): a drop of a super-segment
+    loses up to 44 MSS, and at 10% that recovers mostly by timeouts
+    (README, limits); the TSO cases are 1% and 5%. The 10% echo of 1 MB
+    once stalled for over a minute: SRTT, sampled from echoed timestamps
+    that timed the RTO's wait too, grew to seconds and the RTO with it
+    (now Karn-safe, with tail loss probes and early retransmit)."""
     import re
     import subprocess
     eng, ns, app, _ = echo
@@ -310,7 +309,7 @@ def test_echo_byte_exact_under_loss(echo, loss):
     tcp sport {PORT} meta length > 100 numgen random mod 100 < {loss} counter name "data" drop;
     tcp sport {PORT} meta length <= 100 numgen random mod 100 < {loss} drop; }}
 }}""")
-    payload = os.urandom({1: 32 << 20, 5: 2 << 20, 10: 256 << 10}[loss])
+    payload = os.urandom({1: 32 << 20, 5: 2 << 20, 10: 1 << 20}[loss])
     got = kernel_echo(ns, payload, timeout=60)
     assert hashlib.sha256(got).digest() == hashlib.sha256(payload).digest()
 

@@ -1,8 +1,9 @@
 """Loss recovery in the connection: NewReno fast retransmit and partial
-ACKs (RFC 5681 s.3.2, RFC 6582), SACK-based recovery (RFC 6675), the
-retransmission timer (RFC 6298: backoff, Karn, go-back-N, giving up), and
-transfers through a lossy, reordering, duplicating wire that must end
-byte-exact."""
+ACKs (RFC 5681 s.3.2, RFC 6582) with limited transmit (RFC 3042),
+SACK-based recovery (RFC 6675), the retransmission timer (RFC 6298:
+backoff, Karn, go-back-N, giving up), tail loss probes (RFC 8985 s.7),
+early retransmit (RFC 5827), and transfers through a lossy, reordering,
+duplicating wire that must end byte-exact."""
 import random
 
 import pytest

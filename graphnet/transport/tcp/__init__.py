@@ -16,8 +16,12 @@ STATUS (keep current: another session continues from here)
   pointers: newreno, cubic (default)), sack.pxd/.pyx (scoreboard, RFC 6675
   IsLost/SetPipe/NextSeg) -- tests/transport/test_tcp_cc.py; wired into the
   connection: dup-ACK / SACK loss detection, NewReno partial ACKs (RFC
-  6582), SACK recovery, RTO with backoff, Karn, go-back-N, give-up after
-  retries, zero-window probes -- tests/transport/test_tcp_recovery.py (scripted ACK
+  6582), SACK recovery, RTO with backoff, Karn (for echoed timestamps
+  too), go-back-N, give-up after retries, zero-window probes, tail loss
+  probes (RFC 8985 s.7: gn_tcp_rtx_timeout_ms arms the timer as the PTO,
+  gn_tcp_rto_expired then sends the probe), early retransmit (RFC 5827),
+  limited transmit (RFC 3042); no RACK (s.6) --
+  tests/transport/test_tcp_recovery.py (scripted ACK
   sequences; lossy/reordering/duplicating transfers byte-exact, 1/5/10%)
 - testing.py: two connections over a Python rx-fifo model (the glue's
   per-action logic in Python: read it before writing the nodes)

@@ -69,7 +69,8 @@ class End:
 class Net:
     """Segments between two Ends. `mangle(batch)` may reorder, drop or
     duplicate a batch of (end, bytes); when the wire is empty and an end
-    has its retransmission timer armed, the timer fires."""
+    has its retransmission timer armed, the timer fires (after the tail
+    loss probe's PTO or the RTO, as gn_tcp_rtx_timeout_ms says)."""
 
     def __init__(self, fifo_size=1 << 16, **kw):
         self.now = 1000
@@ -157,7 +158,7 @@ class Net:
             if not timers or not armed:
                 return
             for e in armed:
-                self.now += e.c.fields()["rto_us"] // 1000
+                self.now += e.c.rtx_timeout_ms()        # the PTO or the RTO, as the glue arms it
                 self.act(e, e.c.rto_expired(self.now))
         raise AssertionError("no quiescence")
 
