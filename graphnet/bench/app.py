@@ -15,10 +15,11 @@ process connects, ``sendall``\\s 64 KB writes, waits for the byte: GB/s
 from its first write to the answer.
   - ``memcpy``: one C memcpy of 64 KB per write (session_helper), the
     ceiling (the issue's target: cut-through >= 50% of it);
-  - ``ring-c``: the same copies through a byte ring of the fifo's size
-    between two threads of one process, in C, spinning on head and tail
-    (session_helper.ring_rounds: no Python, no events, no wakeups): what
-    any copying ring between two cores reaches on this machine;
+  - ``ring-c``: the same copies through a session fifo of the same size
+    between two threads of one process, in C (gn_fifo_enqueue /
+    gn_fifo_dequeue spinning on head and tail; session_helper.ring_rounds:
+    no Python, no events, no wakeups): what a copying ring between two
+    cores reaches on this machine;
   - ``unix``: a Unix stream socket between the two processes;
   - ``tcp-loopback``: kernel TCP over 127.0.0.1;
   - ``cut-through``: a graphnet cut-through session (the two processes map

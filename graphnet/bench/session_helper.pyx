@@ -5,11 +5,12 @@ C on both sides."""
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.string cimport memset, memcpy
-from graphnet.includes.platform cimport gn_atomic_load_u32, gn_atomic_store_u32, gn_time_ns
+from graphnet.includes.platform cimport gn_time_ns
 from graphnet.session.types cimport *
 from graphnet.session.fifo cimport (gn_fifo_enqueue, gn_fifo_dequeue, gn_fifo_dequeue_drop, gn_fifo_unset_event,
                                     gn_fifo_set_event, gn_fifo_slice_t, gn_fifo_writable, gn_fifo_readable,
-                                    gn_fifo_enqueue_nocopy)
+                                    gn_fifo_enqueue_nocopy, gn_fifo_init, gn_fifo_bytes_for, gn_fifo_t,
+                                    gn_fifo_shared_t, GN_FIFO_MIN_SIZE, GN_FIFO_MAX_SIZE)
 from graphnet.session.msg_queue cimport gn_mq_handle_t, gn_mq_enqueue_batch, gn_mq_dequeue_batch
 from graphnet.session.session cimport (gn_session_main_t, SessionLayer, gn_session_from_handle,
                                        gn_session_enqueue_notify, gn_session_flush, gn_app_wrk_t, gn_session_handle,
@@ -185,94 +186,81 @@ def memcpy_rounds(uint32_t chunk, uint32_t rounds):
     return got
 
 
-# --- the two-core ring ceiling (app-ct-throughput's ring-c row) ---------------------
+# --- the two-core fifo ceiling (app-ct-throughput's ring-c row) ---------------------
 
 cdef extern from "<pthread.h>" nogil:
     ctypedef unsigned long pthread_t
     int pthread_create(pthread_t* t, const void* attr, void* (*fn)(void*) noexcept nogil, void* arg)
     int pthread_join(pthread_t t, void** ret)
 
-ctypedef struct _ring_t:
-    uint8_t* ring
-    uint32_t mask
-    uint32_t head                 # bytes read, free-running (the reader's)
-    uint8_t pad0[56]
-    uint32_t tail                 # bytes written, free-running (the writer's)
-    uint8_t pad1[60]
+cdef extern from "<stdlib.h>" nogil:
+    void* aligned_alloc(size_t alignment, size_t size)
+    void free(void* p)
+
+ctypedef struct _reader_t:
+    gn_fifo_t f                   # the consumer's own handle on the fifo
     uint8_t* dst
     uint32_t read_bytes
     uint64_t total
 
 
-cdef inline void _ring_copy(uint8_t* dst, const uint8_t* ring, uint32_t mask, uint32_t pos, uint32_t n,
-                            bint into_ring) noexcept nogil:
-    """n bytes between dst and the ring at pos (both pieces at the wrap)."""
-    cdef uint32_t at = pos & mask, first = min(n, mask + 1 - at)
-    if into_ring:
-        memcpy(<uint8_t*>ring + at, dst, first)
-        memcpy(<uint8_t*>ring, dst + first, n - first)
-    else:
-        memcpy(dst, ring + at, first)
-        memcpy(dst + first, ring, n - first)
-
-
-cdef void* _ring_reader(void* arg) noexcept nogil:
-    cdef _ring_t* r = <_ring_t*>arg
+cdef void* _fifo_reader(void* arg) noexcept nogil:
+    cdef _reader_t* r = <_reader_t*>arg
     cdef uint64_t got = 0
-    cdef uint32_t head = 0, avail, n
     while got < r.total:
-        avail = gn_atomic_load_u32(&r.tail) - head
-        if avail == 0:
-            continue
-        n = min(avail, r.read_bytes)
-        _ring_copy(r.dst, r.ring, r.mask, head, n, False)
-        head += n
-        gn_atomic_store_u32(&r.head, head)
-        got += n
+        got += <uint32_t>gn_fifo_dequeue(&r.f, r.dst, r.read_bytes)
     return NULL
 
 
 def ring_rounds(uint32_t chunk, uint32_t writes, uint32_t ring_bytes, uint32_t read_bytes):
-    """The ceiling of a two-core byte ring on this machine: this thread
-    copies `writes` chunks of `chunk` bytes from one buffer into a ring of
-    `ring_bytes` (a power of two), a second thread copies them out `read_bytes`
-    at a time, both spinning on the free-running head/tail (no Python, no
-    wakeups, no events): what two processes over a cut-through fifo could
-    reach with the same copies. Returns the nanoseconds to the last byte read."""
-    cdef _ring_t r
+    """The ceiling of a session fifo between two cores on this machine:
+    this thread gn_fifo_enqueues `writes` chunks of `chunk` bytes into a
+    fifo of `ring_bytes` (a power of two), a second thread gn_fifo_dequeues
+    them `read_bytes` at a time, both spinning on the fifo's head and tail
+    (no Python, no events, no wakeups): what two processes over a
+    cut-through fifo could reach with the same copies. Returns the
+    nanoseconds to the last byte read."""
+    cdef _reader_t r
+    cdef gn_fifo_t f
     cdef pthread_t t
     cdef uint8_t* src
-    cdef uint32_t tail = 0, i
+    cdef void* block
+    cdef uint32_t i, sent
     cdef uint64_t t0, t1
-    if ring_bytes & (ring_bytes - 1) or ring_bytes < chunk or chunk == 0 or read_bytes == 0:
-        raise ValueError("ring_bytes: a power of two >= chunk > 0; read_bytes > 0")
+    cdef int rc
+    if ring_bytes & (ring_bytes - 1) or ring_bytes < GN_FIFO_MIN_SIZE or ring_bytes > GN_FIFO_MAX_SIZE \
+            or chunk == 0 or read_bytes == 0:
+        raise ValueError(f"ring_bytes: a power of two in {GN_FIFO_MIN_SIZE}..{GN_FIFO_MAX_SIZE}; "
+                         "chunk and read_bytes > 0")
     memset(&r, 0, sizeof(r))
     src = <uint8_t*>PyMem_Malloc(chunk)
-    r.ring = <uint8_t*>PyMem_Malloc(ring_bytes)
     r.dst = <uint8_t*>PyMem_Malloc(read_bytes)
-    if src == NULL or r.ring == NULL or r.dst == NULL:
+    block = aligned_alloc(64, (gn_fifo_bytes_for(ring_bytes) + 63) & ~(<uint64_t>63))
+    if src == NULL or r.dst == NULL or block == NULL:
         PyMem_Free(src)
-        PyMem_Free(r.ring)
         PyMem_Free(r.dst)
+        free(block)
         raise MemoryError("ring_rounds: buffers")
-    r.mask = ring_bytes - 1
+    gn_fifo_init(&f, <gn_fifo_shared_t*>block, ring_bytes, 0, 0)
+    memcpy(&r.f, &f, sizeof(gn_fifo_t))
+    memset(f.data, 0, ring_bytes)
+    memset(src, 5, chunk)
+    memset(r.dst, 0, read_bytes)
     r.read_bytes = read_bytes
     r.total = <uint64_t>chunk * writes
-    memset(src, 5, chunk)
-    memset(r.ring, 0, ring_bytes)
-    memset(r.dst, 0, read_bytes)
     with nogil:
         t0 = gn_time_ns()
-        pthread_create(&t, NULL, _ring_reader, &r)
-        for i in range(writes):
-            while ring_bytes - (tail - gn_atomic_load_u32(&r.head)) < chunk:
-                pass
-            _ring_copy(src, r.ring, r.mask, tail, chunk, True)
-            tail += chunk
-            gn_atomic_store_u32(&r.tail, tail)
-        pthread_join(t, NULL)
+        rc = pthread_create(&t, NULL, _fifo_reader, &r)
+        if rc == 0:
+            for i in range(writes):
+                sent = 0
+                while sent < chunk:
+                    sent += <uint32_t>gn_fifo_enqueue(&f, src + sent, chunk - sent)
+            pthread_join(t, NULL)
         t1 = gn_time_ns()
     PyMem_Free(src)
-    PyMem_Free(r.ring)
     PyMem_Free(r.dst)
+    free(block)
+    if rc != 0:
+        raise OSError(rc, "ring_rounds: pthread_create")
     return t1 - t0
