@@ -483,14 +483,10 @@ cdef void _ack_process(gn_tcp_conn_t* c, const gn_tcp_seg_t* s, uint32_t now_ms,
         c.dup_acks += 1                   # RFC 5681 s.2 / RFC 6675 s.2 "duplicate acknowledgment"
         c.n_dup_acks += 1
         if c.recovery == GN_TCP_RECOVERY_NONE:
-            if c.flags & GN_TCP_CF_SACK:
-                if c.dup_acks >= GN_TCP_DUPTHRESH or gn_tcp_sb_is_lost(&c.sb, c.snd_una, mss):
-                    _enter_recovery(c, now_ms, a)
-                elif _early_retransmit(c, mss):
-                    c.n_early_retransmits += 1
-                    _enter_recovery(c, now_ms, a)
-            elif gn_seq_gt(s.ack, c.recover):     # RFC 6582 s.3.2 step 2: not twice per window
-                if c.dup_acks >= GN_TCP_DUPTHRESH:
+            # without SACK, RFC 6582 s.3.2 step 2: not twice per window
+            if c.flags & GN_TCP_CF_SACK or gn_seq_gt(s.ack, c.recover):
+                if c.dup_acks >= GN_TCP_DUPTHRESH or (c.flags & GN_TCP_CF_SACK
+                                                      and gn_tcp_sb_is_lost(&c.sb, c.snd_una, mss)):
                     _enter_recovery(c, now_ms, a)
                 elif _early_retransmit(c, mss):
                     c.n_early_retransmits += 1
@@ -1013,7 +1009,8 @@ cdef bint gn_tcp_send_next(gn_tcp_conn_t* c, uint32_t now_ms, uint32_t tx_bytes,
     # the peer's window counts from the ACK that carried it (SND.WL2)
     wnd_avail = edge - c.snd_nxt if gn_seq_gt(edge, c.snd_nxt) else 0
     seg = max_seg if max_seg > mss else mss
-    if probe and c.recovery == GN_TCP_RECOVERY_NONE:
+    probe = probe and c.recovery == GN_TCP_RECOVERY_NONE     # recovery began since the PTO fired: none
+    if probe:
         if not (avail and wnd_avail and not (c.flags & GN_TCP_CF_FIN_SENT)):
             return _tlp_retransmit(c, now_ms, tx_bytes, rx_space, o)
         seg = mss                         # the probe: one new segment, whatever cwnd says (RFC 8985 s.7.3)
