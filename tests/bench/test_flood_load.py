@@ -29,12 +29,12 @@ def test_mixed_flood_keeps_the_engine_responsive_and_bounded(capfd):
     # How many get through is the kernel queue's lottery: 3 to 20 of 25 in
     # 16 runs on 2026-12-04's faster machine (about 3.3 M flood frames in
     # 5 s), with the engine's busy-poll window on or off alike; so this
-    # asks for answers at all, and the gap below for answers throughout.
-    # (That the engine itself keeps answering is the control-call latency
-    # above, sampled through the whole flood.)
-    # The longest gap between answers is the same lottery (up to 4.6 s of
-    # the 5 s run seen here, every request of a burst dropped at the TAP's
-    # full kernel queue), so it is reported (ping_longest_gap_s), not checked.
+    # asks for answers at all. The longest gap between answers is the same
+    # lottery (up to 4.6 s of the 5 s run seen here, every request of a
+    # burst dropped at the TAP's full kernel queue), so it is reported
+    # (ping_longest_gap_s), not checked. That the engine itself keeps
+    # answering is the control-call latency above, sampled through the
+    # whole flood.
     assert r["ping_sent"] >= 20 and r["ping_received"] >= 2, r
     assert r["buffers_post"] <= r["buffers_pre"], r
     assert r["rss_change_pct"] < 10, r
